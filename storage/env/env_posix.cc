@@ -1,0 +1,325 @@
+// The POSIX Env: pread/write/fdatasync on file descriptors, flock for the
+// database lock.
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <set>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "strata/storage/env.h"
+#include "env/io_error.h"
+
+namespace strata::storage {
+
+absl::Status IOError(std::string_view context, const std::string& path,
+                     int err) {
+  std::string msg = absl::StrCat(context, " ", path, ": ", std::strerror(err));
+  switch (err) {
+    case ENOENT:
+      return absl::NotFoundError(msg);
+    case ENOSPC:
+    case EDQUOT:
+    case EIO:
+    case EAGAIN:
+    case EROFS:
+    case EMFILE:
+    case ENFILE:
+      return absl::UnavailableError(msg);
+    default:
+      return absl::InternalError(msg);
+  }
+}
+
+namespace {
+
+class PosixSequentialFile final : public SequentialFile {
+ public:
+  PosixSequentialFile(std::string path, int fd)
+      : path_(std::move(path)), fd_(fd) {}
+  ~PosixSequentialFile() override { ::close(fd_); }
+
+  absl::StatusOr<std::string_view> Read(size_t n, char* scratch) override {
+    size_t done = 0;
+    while (done < n) {
+      ssize_t r = ::read(fd_, scratch + done, n - done);
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        return IOError("read", path_, errno);
+      }
+      if (r == 0) break;
+      done += static_cast<size_t>(r);
+    }
+    return std::string_view(scratch, done);
+  }
+
+  absl::Status Skip(uint64_t n) override {
+    if (::lseek(fd_, static_cast<off_t>(n), SEEK_CUR) == -1) {
+      return IOError("seek", path_, errno);
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  const std::string path_;
+  const int fd_;
+};
+
+class PosixRandomAccessFile final : public RandomAccessFile {
+ public:
+  PosixRandomAccessFile(std::string path, int fd)
+      : path_(std::move(path)), fd_(fd) {}
+  ~PosixRandomAccessFile() override { ::close(fd_); }
+
+  absl::StatusOr<std::string_view> Read(uint64_t offset, size_t n,
+                                        char* scratch) const override {
+    size_t done = 0;
+    while (done < n) {
+      ssize_t r = ::pread(fd_, scratch + done, n - done,
+                          static_cast<off_t>(offset + done));
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        return IOError("pread", path_, errno);
+      }
+      if (r == 0) break;
+      done += static_cast<size_t>(r);
+    }
+    return std::string_view(scratch, done);
+  }
+
+ private:
+  const std::string path_;
+  const int fd_;
+};
+
+// Buffers appends in user space (64 KiB) to keep small WAL records cheap.
+class PosixWritableFile final : public WritableFile {
+ public:
+  PosixWritableFile(std::string path, int fd)
+      : path_(std::move(path)), fd_(fd) {}
+  ~PosixWritableFile() override {
+    if (fd_ >= 0) Close().IgnoreError();
+  }
+
+  absl::Status Append(std::string_view data) override {
+    if (fd_ < 0) return absl::FailedPreconditionError("append to closed file " + path_);
+    if (buf_.size() + data.size() <= kBufferSize) {
+      buf_.append(data.data(), data.size());
+      return absl::OkStatus();
+    }
+    absl::Status s = FlushBuffer();
+    if (!s.ok()) return s;
+    if (data.size() <= kBufferSize) {
+      buf_.append(data.data(), data.size());
+      return absl::OkStatus();
+    }
+    return WriteRaw(data);
+  }
+
+  absl::Status Flush() override { return FlushBuffer(); }
+
+  absl::Status Sync() override {
+    absl::Status s = FlushBuffer();
+    if (!s.ok()) return s;
+    if (::fdatasync(fd_) != 0) return IOError("fdatasync", path_, errno);
+    return absl::OkStatus();
+  }
+
+  absl::Status Close() override {
+    if (fd_ < 0) return absl::OkStatus();
+    absl::Status s = FlushBuffer();
+    if (::close(fd_) != 0 && s.ok()) s = IOError("close", path_, errno);
+    fd_ = -1;
+    return s;
+  }
+
+ private:
+  static constexpr size_t kBufferSize = 64 << 10;
+
+  absl::Status FlushBuffer() {
+    absl::Status s = WriteRaw(buf_);
+    buf_.clear();
+    return s;
+  }
+
+  absl::Status WriteRaw(std::string_view data) {
+    while (!data.empty()) {
+      ssize_t w = ::write(fd_, data.data(), data.size());
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        return IOError("write", path_, errno);
+      }
+      data.remove_prefix(static_cast<size_t>(w));
+    }
+    return absl::OkStatus();
+  }
+
+  const std::string path_;
+  int fd_;
+  std::string buf_;
+};
+
+// flock() locks are per open file description, so two DBs in one process
+// would both succeed; the set catches that case.
+class LockTable {
+ public:
+  bool Insert(const std::string& path) {
+    absl::MutexLock l(&mu_);
+    return paths_.insert(path).second;
+  }
+  void Remove(const std::string& path) {
+    absl::MutexLock l(&mu_);
+    paths_.erase(path);
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::set<std::string> paths_ ABSL_GUARDED_BY(mu_);
+};
+
+class PosixFileLock final : public FileLock {
+ public:
+  PosixFileLock(LockTable* table, std::string path, int fd)
+      : table_(table), path_(std::move(path)), fd_(fd) {}
+  ~PosixFileLock() override {
+    ::flock(fd_, LOCK_UN);
+    ::close(fd_);
+    table_->Remove(path_);
+  }
+
+ private:
+  LockTable* const table_;
+  const std::string path_;
+  const int fd_;
+};
+
+class PosixEnv final : public Env {
+ public:
+  absl::StatusOr<std::unique_ptr<SequentialFile>> NewSequentialFile(
+      const std::string& path) override {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return IOError("open", path, errno);
+    return std::make_unique<PosixSequentialFile>(path, fd);
+  }
+
+  absl::StatusOr<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(
+      const std::string& path) override {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return IOError("open", path, errno);
+    return std::make_unique<PosixRandomAccessFile>(path, fd);
+  }
+
+  absl::StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(
+      const std::string& path) override {
+    int fd = ::open(path.c_str(), O_TRUNC | O_WRONLY | O_CREAT | O_CLOEXEC,
+                    0644);
+    if (fd < 0) return IOError("open", path, errno);
+    return std::make_unique<PosixWritableFile>(path, fd);
+  }
+
+  bool FileExists(const std::string& path) override {
+    return ::access(path.c_str(), F_OK) == 0;
+  }
+
+  absl::StatusOr<std::vector<std::string>> GetChildren(
+      const std::string& dir) override {
+    DIR* d = ::opendir(dir.c_str());
+    if (d == nullptr) return IOError("opendir", dir, errno);
+    std::vector<std::string> result;
+    while (struct dirent* e = ::readdir(d)) {
+      std::string_view name(e->d_name);
+      if (name == "." || name == "..") continue;
+      result.emplace_back(name);
+    }
+    ::closedir(d);
+    return result;
+  }
+
+  absl::Status RemoveFile(const std::string& path) override {
+    if (::unlink(path.c_str()) != 0) return IOError("unlink", path, errno);
+    return absl::OkStatus();
+  }
+
+  absl::Status CreateDir(const std::string& dir) override {
+    if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
+      return IOError("mkdir", dir, errno);
+    }
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<uint64_t> GetFileSize(const std::string& path) override {
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0) return IOError("stat", path, errno);
+    return static_cast<uint64_t>(st.st_size);
+  }
+
+  absl::Status RenameFile(const std::string& from,
+                          const std::string& to) override {
+    if (::rename(from.c_str(), to.c_str()) != 0) {
+      return IOError("rename", from, errno);
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status SyncDir(const std::string& dir) override {
+    int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return IOError("open", dir, errno);
+    absl::Status s;
+    if (::fsync(fd) != 0) s = IOError("fsync", dir, errno);
+    ::close(fd);
+    return s;
+  }
+
+  absl::StatusOr<std::unique_ptr<FileLock>> LockFile(
+      const std::string& path) override {
+    if (!locks_.Insert(path)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "lock ", path, ": already held by another DB in this process"));
+    }
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+      locks_.Remove(path);
+      return IOError("open", path, errno);
+    }
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      int err = errno;
+      ::close(fd);
+      locks_.Remove(path);
+      if (err == EWOULDBLOCK) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "lock ", path,
+            ": held by another process (is another strata-server using "
+            "this data directory?)"));
+      }
+      return IOError("flock", path, err);
+    }
+    return std::make_unique<PosixFileLock>(&locks_, path, fd);
+  }
+
+  uint64_t NowMicros() override {
+    struct timespec ts;
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
+  }
+
+ private:
+  LockTable locks_;
+};
+
+}  // namespace
+
+Env* Env::Default() {
+  static PosixEnv* env = new PosixEnv();
+  return env;
+}
+
+}  // namespace strata::storage

@@ -1,0 +1,113 @@
+#ifndef STRATA_STORAGE_ENV_H_
+#define STRATA_STORAGE_ENV_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace strata::storage {
+
+// The file-system interface the engine uses for all of its I/O (the idea of
+// LevelDB's Env). Tests substitute an in-memory or fault-injecting Env to
+// simulate full disks, failed fsyncs and power loss without killing
+// processes.
+//
+// Errors: every method returns Unavailable (ENOSPC, EIO, EDQUOT, ...) or
+// Internal (other errno values) with the path and the errno text, NotFound
+// when the file does not exist, and never throws.
+
+// A file read from start to end (WAL and manifest replay).
+// Thread safety: one thread at a time.
+class SequentialFile {
+ public:
+  virtual ~SequentialFile() = default;
+  // Reads up to n bytes into scratch and returns a view of what was read
+  // (which may point into scratch). An empty view means end of file.
+  // REQUIRES: scratch has room for n bytes.
+  virtual absl::StatusOr<std::string_view> Read(size_t n, char* scratch) = 0;
+  // Skips n bytes.
+  virtual absl::Status Skip(uint64_t n) = 0;
+};
+
+// A file read at arbitrary offsets (SSTables).
+// Thread safety: safe for concurrent use by multiple threads.
+class RandomAccessFile {
+ public:
+  virtual ~RandomAccessFile() = default;
+  // Reads up to n bytes at offset. A view shorter than n means the read
+  // reached end of file. REQUIRES: scratch has room for n bytes.
+  virtual absl::StatusOr<std::string_view> Read(uint64_t offset, size_t n,
+                                                char* scratch) const = 0;
+};
+
+// A file written sequentially (WAL, SSTables, manifest).
+// Thread safety: one thread at a time.
+class WritableFile {
+ public:
+  virtual ~WritableFile() = default;
+  // Appends data; may buffer in user space until Flush or Sync.
+  virtual absl::Status Append(std::string_view data) = 0;
+  // Hands buffered data to the operating system (survives a process crash).
+  virtual absl::Status Flush() = 0;
+  // Flushes and makes the data durable (fdatasync; survives power loss).
+  virtual absl::Status Sync() = 0;
+  // Flushes and closes. Further calls fail.
+  virtual absl::Status Close() = 0;
+};
+
+// An exclusive advisory lock on a file, held until released or the process
+// exits.
+class FileLock {
+ public:
+  virtual ~FileLock() = default;
+};
+
+class Env {
+ public:
+  virtual ~Env() = default;
+
+  // The process-wide POSIX Env. Never deleted; thread-safe.
+  static Env* Default();
+
+  virtual absl::StatusOr<std::unique_ptr<SequentialFile>> NewSequentialFile(
+      const std::string& path) = 0;
+  virtual absl::StatusOr<std::unique_ptr<RandomAccessFile>>
+  NewRandomAccessFile(const std::string& path) = 0;
+  // Creates or truncates path.
+  virtual absl::StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(
+      const std::string& path) = 0;
+
+  virtual bool FileExists(const std::string& path) = 0;
+  // Names (not paths) of the entries of dir, without "." and "..".
+  virtual absl::StatusOr<std::vector<std::string>> GetChildren(
+      const std::string& dir) = 0;
+  virtual absl::Status RemoveFile(const std::string& path) = 0;
+  // Creates dir; OK if it already exists.
+  virtual absl::Status CreateDir(const std::string& dir) = 0;
+  virtual absl::StatusOr<uint64_t> GetFileSize(const std::string& path) = 0;
+  // Atomically replaces `to` with `from`.
+  virtual absl::Status RenameFile(const std::string& from,
+                                  const std::string& to) = 0;
+  // Makes the directory entries of dir durable (fsync on the directory), so
+  // a created or renamed file survives power loss.
+  virtual absl::Status SyncDir(const std::string& dir) = 0;
+
+  // Takes an exclusive lock on path (creating it). Returns
+  // FailedPrecondition naming the path if another process (or another DB in
+  // this process) holds it.
+  virtual absl::StatusOr<std::unique_ptr<FileLock>> LockFile(
+      const std::string& path) = 0;
+
+  // Microseconds on a monotonic clock, for durations.
+  virtual uint64_t NowMicros() = 0;
+};
+
+}  // namespace strata::storage
+
+#endif  // STRATA_STORAGE_ENV_H_

@@ -1,0 +1,118 @@
+#ifndef STRATA_STORAGE_OPTIONS_H_
+#define STRATA_STORAGE_OPTIONS_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+namespace strata::storage {
+
+class Env;
+class Snapshot;
+
+// Per-block compression of SSTable data blocks. Part of the on-disk format:
+// the numeric value is stored in every block trailer; never change or reuse
+// a value.
+enum class CompressionType : uint8_t {
+  kNone = 0,
+  kSnappy = 1,
+  kLZ4 = 2,
+  kZstd = 3,
+};
+
+// When an acknowledged write is durable.
+enum class WalSyncMode {
+  // fdatasync the WAL before acknowledging a write whose WriteOptions::sync
+  // is true (the default for the server). Concurrent writers share one
+  // fsync (group commit). Survives kill -9 and power loss.
+  kSync,
+  // Never fsync on the write path; data reaches the OS page cache before
+  // the write is acknowledged. Survives kill -9 of the process, not power
+  // loss.
+  kNoSync,
+};
+
+// Options that control a whole database. Fixed at DB::Open.
+struct Options {
+  // File system used for every file the engine touches. Not owned; must
+  // outlive the DB. nullptr means Env::Default() (POSIX).
+  Env* env = nullptr;
+
+  // Create the database directory and an empty database if missing.
+  bool create_if_missing = true;
+  // Fail Open with AlreadyExists if the database already exists.
+  bool error_if_exists = false;
+
+  // Size in bytes the memtable may reach before it becomes immutable and is
+  // flushed to a level-0 SSTable. Larger means fewer, larger L0 tables and a
+  // longer WAL replay after a crash; memory use is up to
+  // (1 + max_immutable_memtables) times this.
+  size_t write_buffer_size = 64 << 20;
+  // How many immutable memtables may wait for flush before writes stall.
+  int max_immutable_memtables = 2;
+
+  // WAL durability policy; see WalSyncMode.
+  WalSyncMode wal_sync = WalSyncMode::kSync;
+
+  // Uncompressed size in bytes of an SSTable data block.
+  size_t block_size = 4096;
+  // Keys between restart points in a block (prefix compression resets at
+  // each restart point).
+  int block_restart_interval = 16;
+  // Bloom filter bits per key; 10 gives about 1% false positives. 0
+  // disables filters.
+  int bloom_bits_per_key = 10;
+  // Compression for data blocks. A block that does not shrink by at least
+  // 1/8 is stored uncompressed.
+  CompressionType compression = CompressionType::kLZ4;
+  // Target size in bytes of one SSTable produced by compaction.
+  size_t target_file_size = 64 << 20;
+
+  // Capacity in bytes of the LRU block cache (data, index and filter
+  // blocks).
+  size_t block_cache_bytes = 256 << 20;
+  // Upper bound on SSTable file descriptors kept open by the table cache.
+  int max_open_files = 1000;
+
+  // Level-0 file count that triggers an L0->L1 compaction.
+  int level0_compaction_trigger = 4;
+  // Level-0 file count at which each write is delayed (1 ms) to let
+  // compaction catch up.
+  int level0_slowdown_writes_trigger = 8;
+  // Level-0 file count at which writes stop until compaction catches up.
+  int level0_stop_writes_trigger = 12;
+  // Target total size in bytes of level 1; each deeper level is 10x.
+  uint64_t max_bytes_for_level_base = 256ull << 20;
+  // Threads that run compactions in the background (flushes have their own
+  // thread).
+  int compaction_threads = 1;
+};
+
+// Options for a read.
+struct ReadOptions {
+  // Verify block checksums on every read (they are always verified when a
+  // block is first loaded into the block cache).
+  bool verify_checksums = true;
+  // Insert blocks read by this operation into the block cache. Long scans
+  // may set false to avoid evicting the working set.
+  bool fill_cache = true;
+  // Read as of this snapshot (from DB::GetSnapshot). nullptr means the
+  // latest state at the start of the read.
+  const Snapshot* snapshot = nullptr;
+  // When true, a Get that would have to read a block from disk returns
+  // absl::StatusCode::kUnavailable with the message "would block" instead of
+  // doing I/O. Lets an event-loop thread answer cache hits inline and hand
+  // the rest to a thread that may block.
+  bool cache_only = false;
+};
+
+// Options for a write.
+struct WriteOptions {
+  // When true (and Options::wal_sync is kSync) the write is fsynced to the
+  // WAL before it is acknowledged.
+  bool sync = true;
+};
+
+}  // namespace strata::storage
+
+#endif  // STRATA_STORAGE_OPTIONS_H_

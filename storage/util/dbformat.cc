@@ -1,0 +1,66 @@
+#include "util/dbformat.h"
+
+namespace strata::storage {
+
+void AppendInternalKey(std::string* result, const ParsedInternalKey& key) {
+  result->append(key.user_key.data(), key.user_key.size());
+  PutFixed64(result, PackSequenceAndType(key.sequence, key.type));
+}
+
+bool ParseInternalKey(std::string_view internal_key,
+                      ParsedInternalKey* result) {
+  if (internal_key.size() < 8) return false;
+  uint64_t tag = ExtractTag(internal_key);
+  uint8_t type = tag & 0xff;
+  if (type > kTypeValue) return false;
+  result->user_key = ExtractUserKey(internal_key);
+  result->sequence = tag >> 8;
+  result->type = static_cast<ValueType>(type);
+  return true;
+}
+
+int InternalKeyComparator::Compare(std::string_view a,
+                                   std::string_view b) const {
+  int r = user_->Compare(ExtractUserKey(a), ExtractUserKey(b));
+  if (r != 0) return r;
+  uint64_t at = ExtractTag(a);
+  uint64_t bt = ExtractTag(b);
+  if (at > bt) return -1;
+  if (at < bt) return 1;
+  return 0;
+}
+
+void InternalKeyComparator::FindShortestSeparator(
+    std::string* start, std::string_view limit) const {
+  std::string_view user_start = ExtractUserKey(*start);
+  std::string_view user_limit = ExtractUserKey(limit);
+  std::string tmp(user_start);
+  user_->FindShortestSeparator(&tmp, user_limit);
+  if (tmp.size() < user_start.size() &&
+      user_->Compare(user_start, tmp) < 0) {
+    // The user key got shorter but larger: give it the largest tag so it
+    // still sorts before every entry of the limit's user key.
+    PutFixed64(&tmp, PackSequenceAndType(kMaxSequenceNumber, kValueTypeForSeek));
+    *start = std::move(tmp);
+  }
+}
+
+void InternalKeyComparator::FindShortSuccessor(std::string* key) const {
+  std::string_view user_key = ExtractUserKey(*key);
+  std::string tmp(user_key);
+  user_->FindShortSuccessor(&tmp);
+  if (tmp.size() < user_key.size() && user_->Compare(user_key, tmp) < 0) {
+    PutFixed64(&tmp, PackSequenceAndType(kMaxSequenceNumber, kValueTypeForSeek));
+    *key = std::move(tmp);
+  }
+}
+
+LookupKey::LookupKey(std::string_view user_key, SequenceNumber s) {
+  size_t internal_size = user_key.size() + 8;
+  rep_.reserve(internal_size + 5);
+  PutVarint32(&rep_, static_cast<uint32_t>(internal_size));
+  kstart_ = rep_.size();
+  AppendInternalKey(&rep_, ParsedInternalKey{user_key, s, kValueTypeForSeek});
+}
+
+}  // namespace strata::storage

@@ -1,0 +1,117 @@
+#ifndef STRATA_STORAGE_UTIL_DBFORMAT_H_
+#define STRATA_STORAGE_UTIL_DBFORMAT_H_
+
+// Internal keys: how a user key, a sequence number and an operation type are
+// packed into one ordered key (LevelDB's internal key format).
+//
+//   internal_key := user_key | fixed64(sequence << 8 | type)
+//
+// Ordered by user key ascending, then sequence number descending, so the
+// newest version of a key comes first. Part of the on-disk format.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "util/coding.h"
+#include "util/comparator.h"
+
+namespace strata::storage {
+
+using SequenceNumber = uint64_t;
+
+// Sequence numbers use 56 bits; the low byte of the packed tag is the type.
+inline constexpr SequenceNumber kMaxSequenceNumber = (1ull << 56) - 1;
+
+// Part of the on-disk format (WAL, SSTables): never change or reuse a value.
+enum ValueType : uint8_t {
+  kTypeDeletion = 0,  // A tombstone.
+  kTypeValue = 1,
+};
+// The type used when seeking: sorts before every entry of the same
+// (key, sequence) because higher types sort first.
+inline constexpr ValueType kValueTypeForSeek = kTypeValue;
+
+inline uint64_t PackSequenceAndType(SequenceNumber seq, ValueType t) {
+  return (seq << 8) | t;
+}
+
+struct ParsedInternalKey {
+  std::string_view user_key;
+  SequenceNumber sequence = 0;
+  ValueType type = kTypeValue;
+};
+
+// Size in bytes of the encoded form.
+inline size_t InternalKeyEncodingLength(const ParsedInternalKey& k) {
+  return k.user_key.size() + 8;
+}
+
+void AppendInternalKey(std::string* result, const ParsedInternalKey& key);
+
+// Returns false if internal_key is too short or has an unknown type.
+bool ParseInternalKey(std::string_view internal_key, ParsedInternalKey* result);
+
+inline std::string_view ExtractUserKey(std::string_view internal_key) {
+  return internal_key.substr(0, internal_key.size() - 8);
+}
+inline uint64_t ExtractTag(std::string_view internal_key) {
+  return DecodeFixed64(internal_key.data() + internal_key.size() - 8);
+}
+
+// Orders internal keys: user key by the user comparator, then tag
+// descending (newest first).
+class InternalKeyComparator final : public Comparator {
+ public:
+  explicit InternalKeyComparator(const Comparator* user) : user_(user) {}
+  int Compare(std::string_view a, std::string_view b) const override;
+  const char* Name() const override { return "strata.InternalKeyComparator"; }
+  void FindShortestSeparator(std::string* start,
+                             std::string_view limit) const override;
+  void FindShortSuccessor(std::string* key) const override;
+  const Comparator* user_comparator() const { return user_; }
+
+ private:
+  const Comparator* const user_;
+};
+
+// An owned, encoded internal key.
+class InternalKey {
+ public:
+  InternalKey() = default;
+  InternalKey(std::string_view user_key, SequenceNumber s, ValueType t) {
+    AppendInternalKey(&rep_, ParsedInternalKey{user_key, s, t});
+  }
+  void DecodeFrom(std::string_view s) { rep_.assign(s.data(), s.size()); }
+  std::string_view Encode() const { return rep_; }
+  std::string_view user_key() const { return ExtractUserKey(rep_); }
+  bool empty() const { return rep_.empty(); }
+  void Clear() { rep_.clear(); }
+
+ private:
+  std::string rep_;
+};
+
+// The key a point lookup searches for, encoded once in the forms the
+// memtable (length-prefixed internal key) and tables (internal key) need.
+class LookupKey {
+ public:
+  LookupKey(std::string_view user_key, SequenceNumber sequence);
+  // varint32(internal key length) | internal key.
+  std::string_view memtable_key() const { return rep_; }
+  std::string_view internal_key() const {
+    return std::string_view(rep_).substr(kstart_);
+  }
+  std::string_view user_key() const {
+    return std::string_view(rep_).substr(kstart_,
+                                         rep_.size() - kstart_ - 8);
+  }
+
+ private:
+  std::string rep_;
+  size_t kstart_ = 0;
+};
+
+}  // namespace strata::storage
+
+#endif  // STRATA_STORAGE_UTIL_DBFORMAT_H_

@@ -1,0 +1,57 @@
+#include "tests/support/test_util.h"
+
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace strata::testing {
+
+TempDir::TempDir() {
+  const char* base = getenv("TEST_TMPDIR");
+  std::string tmpl = std::string(base != nullptr ? base : "/tmp") +
+                     "/strata-test-XXXXXX";
+  char* made = mkdtemp(tmpl.data());
+  if (made == nullptr) {
+    ADD_FAILURE() << "mkdtemp failed for " << tmpl;
+    return;
+  }
+  path_ = made;
+}
+
+TempDir::~TempDir() {
+  if (!path_.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+}
+
+std::string ReadFileOrDie(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    ADD_FAILURE() << "cannot read " << path;
+    return "";
+  }
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void WriteFileOrDie(const std::string& path, const std::string& contents) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << contents;
+  if (!out) ADD_FAILURE() << "cannot write " << path;
+}
+
+void FlipByte(const std::string& path, size_t offset, unsigned char mask) {
+  std::string data = ReadFileOrDie(path);
+  if (offset >= data.size()) {
+    ADD_FAILURE() << "offset " << offset << " past end of " << path;
+    return;
+  }
+  data[offset] = static_cast<char>(data[offset] ^ mask);
+  WriteFileOrDie(path, data);
+}
+
+}  // namespace strata::testing
