@@ -23,7 +23,8 @@ namespace strata::storage {
 
 absl::Status IOError(std::string_view context, const std::string& path,
                      int err) {
-  std::string msg = absl::StrCat(context, " ", path, ": ", std::strerror(err));
+  std::string msg =
+      absl::StrCat(std::string(context), " ", path, ": ", std::strerror(err));
   switch (err) {
     case ENOENT:
       return absl::NotFoundError(msg);
