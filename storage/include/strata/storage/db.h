@@ -16,6 +16,11 @@
 
 namespace strata::storage {
 
+// True for the status a cache_only read returns instead of doing I/O
+// (Unavailable "would block"); the caller should retry on a thread that may
+// block.
+bool IsWouldBlock(const absl::Status& status);
+
 // An immutable view of the database as of one sequence number. Obtained from
 // DB::GetSnapshot and released with DB::ReleaseSnapshot.
 class Snapshot {
