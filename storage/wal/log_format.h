@@ -1,0 +1,56 @@
+#ifndef STRATA_STORAGE_WAL_LOG_FORMAT_H_
+#define STRATA_STORAGE_WAL_LOG_FORMAT_H_
+
+// The write-ahead log file format, version 1 (docs/wal-format.md has the
+// byte diagrams, a worked example and the recovery rules).
+//
+//   file        := file_header block*            (the header is in block 0)
+//   file_header := "STRATAWL" | version: fixed32 (=1)
+//                | checksum: fixed32 = Checksum32(magic | version, seed 0)
+//   block       := fragment* trailer?            (32 KiB; the last may be short)
+//   fragment    := checksum: fixed32 | length: fixed16 | type: u8
+//                | payload[length]
+//     checksum  = Checksum32(payload, seed = type)  (util/checksum.h)
+//   trailer     := 0x00{0..6}   (a block never starts a fragment header in
+//                                its last 6 bytes)
+//   record      := FULL | FIRST MIDDLE* LAST      (payload = concatenation)
+//
+// Everything here is part of the on-disk format: never change or reuse a
+// value.
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace strata::storage::wal {
+
+// Fragment types. Part of the on-disk format: never change or reuse a value.
+enum RecordType : uint8_t {
+  // Never written; what a zero-filled (torn) tail decodes to.
+  kZeroType = 0,
+  kFullType = 1,
+  // Fragments of a record that does not fit in the rest of its block.
+  kFirstType = 2,
+  kMiddleType = 3,
+  kLastType = 4,
+};
+inline constexpr uint8_t kMaxRecordType = kLastType;
+
+// Bytes per block. A fragment never crosses a block boundary.
+inline constexpr size_t kBlockSize = 32768;
+
+// Fragment header: checksum (4) + length (2) + type (1).
+inline constexpr size_t kHeaderSize = 4 + 2 + 1;
+
+// The file header at offset 0, before the first fragment of block 0.
+inline constexpr std::string_view kFileMagic = "STRATAWL";
+inline constexpr uint32_t kFormatVersion = 1;
+inline constexpr size_t kFileHeaderSize = 8 + 4 + 4;
+
+// The 16 bytes every version-1 WAL file starts with (the header has no
+// variable fields, so it is a constant).
+std::string_view FileHeader();
+
+}  // namespace strata::storage::wal
+
+#endif  // STRATA_STORAGE_WAL_LOG_FORMAT_H_
