@@ -1,0 +1,231 @@
+// Compaction mechanism: run what the policy (compaction/compaction.h)
+// picked, merging the inputs into new tables of the next level and
+// dropping entries no reader can see.
+
+#include "absl/strings/str_format.h"
+#include "db/db_impl.h"
+#include "db/table_file_writer.h"
+#include "spdlog/spdlog.h"
+#include "table/merging_iterator.h"
+#include "util/status_macros.h"
+#include "version/level_iterator.h"
+
+namespace strata::storage {
+
+void DBImpl::MaybeScheduleCompaction() { compaction_cv_.SignalAll(); }
+
+void DBImpl::CompactionThreadMain() {
+  absl::MutexLock l(&mu_);
+  while (true) {
+    std::unique_ptr<Compaction> c;
+    while (!shutting_down_.load()) {
+      if (bg_error_.ok() && manual_compactions_ == 0) {
+        c = PickCompaction(options_, &icmp_, versions_->current(),
+                           &picker_state_);
+        if (c != nullptr) break;
+      }
+      compaction_cv_.Wait(&mu_);
+    }
+    if (shutting_down_.load()) return;
+    absl::Status s = RunCompaction(c.get());
+    if (!s.ok() && !shutting_down_.load()) RecordBackgroundError(s);
+    c.reset();  // Unpins the input version (may delete files' metadata).
+    bg_done_cv_.SignalAll();
+  }
+}
+
+absl::Status DBImpl::RunCompaction(Compaction* c) {
+  c->MarkBeingCompacted(true);
+  running_compactions_++;
+  uint64_t start = env_->NowMicros();
+  VersionEdit edit;
+  absl::Status s;
+  if (c->IsTrivialMove()) {
+    const FileRef& f = c->inputs(0)[0];
+    edit.RemoveFile(c->level(), f->number);
+    edit.AddFile(c->output_level(), *f);
+    s = versions_->LogAndApply(&edit);
+  } else {
+    s = DoCompactionWork(c, &edit);
+    if (s.ok()) {
+      c->AddInputDeletions(&edit);
+      s = versions_->LogAndApply(&edit);
+    }
+    for (const auto& [level, f] : edit.new_files()) {
+      pending_outputs_.erase(f.number);
+    }
+    compaction_read_.fetch_add(c->InputBytes(), std::memory_order_relaxed);
+  }
+  c->MarkBeingCompacted(false);
+  running_compactions_--;
+  if (s.ok()) {
+    compactions_.fetch_add(1, std::memory_order_relaxed);
+    compaction_seconds_.Observe((env_->NowMicros() - start) / 1e6);
+    InstallSuperVersion();
+    DeleteObsoleteFiles();
+    MaybeScheduleCompaction();
+  }
+  return s;
+}
+
+absl::Status DBImpl::DoCompactionWork(Compaction* c, VersionEdit* edit) {
+  const SequenceNumber smallest_snapshot = OldestSnapshotSequence();
+  const Comparator* ucmp = icmp_.user_comparator();
+
+  // Inputs: one iterator per L0 file, one concatenating iterator per level.
+  ReadOptions ropts;
+  ropts.fill_cache = false;
+  std::vector<Iterator*> children;
+  for (int which = 0; which < 2; which++) {
+    const std::vector<FileRef>& files = c->inputs(which);
+    if (files.empty()) continue;
+    if (c->level() + which == 0) {
+      for (const auto& f : files) {
+        children.push_back(
+            table_cache_->NewIterator(ropts, f->number, f->file_size));
+      }
+    } else {
+      children.push_back(
+          NewLevelIterator(ropts, table_cache_.get(), &icmp_, files));
+    }
+  }
+
+  mu_.Unlock();
+  std::unique_ptr<Iterator> input(NewMergingIterator(&icmp_, std::move(children)));
+  std::unique_ptr<TableFileWriter> out;
+  std::vector<FileMetaData> outputs;
+  absl::Status s;
+  std::string current_user_key;
+  bool has_current_user_key = false;
+  SequenceNumber last_sequence_for_key = kMaxSequenceNumber;
+  bool key_changed = true;
+
+  auto finish_output = [&]() -> absl::Status {
+    absl::Status fs = out->Finish();
+    if (fs.ok()) {
+      outputs.push_back(out->meta());
+      compaction_written_.fetch_add(out->meta().file_size,
+                                    std::memory_order_relaxed);
+    } else {
+      out->Abandon();
+    }
+    out.reset();
+    return fs;
+  };
+
+  for (input->SeekToFirst(); input->Valid() && s.ok(); input->Next()) {
+    if (shutting_down_.load()) {
+      s = absl::CancelledError("compaction stopped by shutdown");
+      break;
+    }
+    std::string_view key = input->key();
+    ParsedInternalKey ikey;
+    if (!ParseInternalKey(key, &ikey)) {
+      s = absl::DataLossError("compaction input holds a malformed key");
+      break;
+    }
+    key_changed = !has_current_user_key ||
+                  ucmp->Compare(ikey.user_key, current_user_key) != 0;
+    if (key_changed) {
+      current_user_key.assign(ikey.user_key.data(), ikey.user_key.size());
+      has_current_user_key = true;
+      last_sequence_for_key = kMaxSequenceNumber;
+      // Cut outputs only between user keys, so no user key spans two
+      // tables of a level (lookups search one table per level).
+      if (out != nullptr && (out->FileSize() >= c->max_output_file_size() ||
+                             c->ShouldStopBefore(key))) {
+        s = finish_output();
+        if (!s.ok()) break;
+      }
+    }
+
+    bool drop = false;
+    if (last_sequence_for_key <= smallest_snapshot) {
+      // A newer entry for this key is visible to every snapshot.
+      drop = true;
+    } else if (ikey.type == kTypeDeletion &&
+               ikey.sequence <= smallest_snapshot &&
+               c->IsBaseLevelForKey(ikey.user_key)) {
+      // No deeper level holds the key and no snapshot needs the tombstone.
+      drop = true;
+    }
+    last_sequence_for_key = ikey.sequence;
+    if (drop) continue;
+
+    if (out == nullptr) {
+      uint64_t number;
+      {
+        absl::MutexLock l(&mu_);
+        number = versions_->NewFileNumber();
+        pending_outputs_.insert(number);
+      }
+      auto created =
+          TableFileWriter::Create(env_, dbname_, options_, &icmp_, number);
+      if (!created.ok()) {
+        s = created.status();
+        break;
+      }
+      out = std::move(*created);
+    }
+    s = out->Add(key, input->value());
+  }
+  if (s.ok()) s = input->status();
+  if (s.ok() && out != nullptr) s = finish_output();
+  if (out != nullptr) out->Abandon();
+  if (s.ok() && !outputs.empty()) s = env_->SyncDir(dbname_);
+  if (s.ok() && TEST_hook) s = TEST_hook("compaction:outputs_written");
+  input.reset();
+  mu_.Lock();
+
+  for (const FileMetaData& f : outputs) edit->AddFile(c->output_level(), f);
+  if (!s.ok()) {
+    // Outputs stay in pending_outputs_ until the caller clears them; they
+    // are then unreferenced and deleted as obsolete.
+    return s;
+  }
+  spdlog::debug("compacted L{} ({} files) + L{} ({} files) -> {} files",
+                c->level(), c->inputs(0).size(), c->output_level(),
+                c->inputs(1).size(), outputs.size());
+  return absl::OkStatus();
+}
+
+absl::Status DBImpl::CompactRange(std::optional<std::string_view> begin,
+                                  std::optional<std::string_view> end) {
+  RETURN_IF_ERROR(Flush());
+  std::optional<InternalKey> begin_key, end_key;
+  if (begin) begin_key.emplace(*begin, kMaxSequenceNumber, kValueTypeForSeek);
+  if (end) end_key.emplace(*end, 0, kTypeDeletion);
+  absl::MutexLock l(&mu_);
+  manual_compactions_++;
+  absl::Status s;
+  // Compact each level that has overlapping files into the next, down to
+  // the deepest level holding any of the range.
+  const InternalKey* b = begin_key ? &*begin_key : nullptr;
+  const InternalKey* e = end_key ? &*end_key : nullptr;
+  int max_level = 0;
+  for (int level = 1; level < kNumLevels; level++) {
+    if (!versions_->current()->GetOverlappingInputs(level, b, e).empty()) {
+      max_level = level;
+    }
+  }
+  for (int level = 0; level < std::max(max_level, 1) && s.ok(); level++) {
+    while (s.ok() && !shutting_down_.load()) {
+      Version* v = versions_->current();
+      if (v->GetOverlappingInputs(level, b, e).empty()) break;
+      std::unique_ptr<Compaction> c =
+          PickRangeCompaction(options_, &icmp_, v, level, b, e);
+      if (c == nullptr) {
+        bg_done_cv_.Wait(&mu_);  // An input is busy in the background.
+        continue;
+      }
+      s = RunCompaction(c.get());
+      if (!s.ok()) RecordBackgroundError(s);
+    }
+  }
+  manual_compactions_--;
+  MaybeScheduleCompaction();
+  if (s.ok()) s = bg_error_;
+  return s;
+}
+
+}  // namespace strata::storage

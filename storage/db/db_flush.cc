@@ -1,0 +1,86 @@
+// Flush: the oldest immutable memtable becomes a level-0 SSTable.
+
+#include "absl/strings/str_format.h"
+#include "db/db_impl.h"
+#include "db/table_file_writer.h"
+#include "spdlog/spdlog.h"
+#include "util/status_macros.h"
+
+namespace strata::storage {
+
+void DBImpl::FlushThreadMain() {
+  absl::MutexLock l(&mu_);
+  while (true) {
+    while (!shutting_down_.load() && (imm_.empty() || !bg_error_.ok())) {
+      flush_cv_.Wait(&mu_);
+    }
+    // On shutdown the WAL still holds the immutable memtables' data.
+    if (shutting_down_.load()) return;
+    absl::Status s = FlushOldestImmutable();
+    if (!s.ok()) RecordBackgroundError(s);
+    bg_done_cv_.SignalAll();
+  }
+}
+
+absl::Status DBImpl::WriteLevel0Table(MemTable* mem, VersionEdit* edit) {
+  uint64_t start = env_->NowMicros();
+  uint64_t number = versions_->NewFileNumber();
+  pending_outputs_.insert(number);
+  absl::Status s;
+  std::unique_ptr<TableFileWriter> writer;
+  {
+    mu_.Unlock();
+    auto created = TableFileWriter::Create(env_, dbname_, options_, &icmp_,
+                                           number);
+    s = created.status();
+    if (s.ok()) {
+      writer = std::move(*created);
+      std::unique_ptr<Iterator> it(mem->NewIterator());
+      for (it->SeekToFirst(); s.ok() && it->Valid(); it->Next()) {
+        s = writer->Add(it->key(), it->value());
+      }
+      if (s.ok()) s = it->status();
+      if (s.ok() && writer->NumEntries() > 0) {
+        s = writer->Finish();
+        if (s.ok()) s = env_->SyncDir(dbname_);
+      }
+      if (s.ok() && TEST_hook) s = TEST_hook("flush:table_written");
+      if (!s.ok() || writer->NumEntries() == 0) writer->Abandon();
+    }
+    mu_.Lock();
+  }
+  // The caller removes `number` from pending_outputs_ once the edit is
+  // installed (or abandoned), so it is never deleted as obsolete meanwhile.
+  if (!s.ok() || writer->NumEntries() == 0) pending_outputs_.erase(number);
+  if (!s.ok()) return s;
+  if (writer->NumEntries() > 0) {
+    edit->AddFile(0, writer->meta());
+    flushes_.fetch_add(1, std::memory_order_relaxed);
+    flush_bytes_.fetch_add(writer->meta().file_size, std::memory_order_relaxed);
+    flush_seconds_.Observe((env_->NowMicros() - start) / 1e6);
+    spdlog::debug("flushed memtable to {:06d}.sst: {} entries, {} bytes",
+                  number, writer->NumEntries(), writer->meta().file_size);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status DBImpl::FlushOldestImmutable() {
+  ImmutableMemTable imm = imm_.front();
+  VersionEdit edit;
+  // Keep the table file out of DeleteObsoleteFiles until it is installed.
+  RETURN_IF_ERROR(WriteLevel0Table(imm.mem, &edit));
+  // Every WAL older than the next memtable's is now redundant.
+  uint64_t next_log = imm_.size() > 1 ? imm_[1].log_number : log_number_;
+  edit.SetLogNumber(next_log);
+  absl::Status s = versions_->LogAndApply(&edit);
+  for (const auto& [level, f] : edit.new_files()) pending_outputs_.erase(f.number);
+  RETURN_IF_ERROR(s);
+  imm_.pop_front();
+  imm.mem->Unref();
+  InstallSuperVersion();
+  DeleteObsoleteFiles();
+  MaybeScheduleCompaction();
+  return absl::OkStatus();
+}
+
+}  // namespace strata::storage

@@ -1,0 +1,365 @@
+#include "db/db_impl.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_format.h"
+#include "db/db_iter.h"
+#include "db/write_batch_internal.h"
+#include "spdlog/spdlog.h"
+#include "table/merging_iterator.h"
+#include "util/filename.h"
+#include "util/status_macros.h"
+
+namespace strata::storage {
+
+// What a reader pins: every memtable and table it may need to look at.
+struct DBImpl::SuperVersion {
+  MemTable* mem = nullptr;
+  std::vector<MemTable*> imm;  // Newest first.
+  Version* current = nullptr;
+
+  SuperVersion() = default;
+  SuperVersion(const SuperVersion&) = delete;
+  SuperVersion& operator=(const SuperVersion&) = delete;
+  ~SuperVersion() {
+    mem->Unref();
+    for (MemTable* m : imm) m->Unref();
+    current->Unref();
+  }
+};
+
+class DBImpl::SnapshotImpl final : public Snapshot {
+ public:
+  explicit SnapshotImpl(SequenceNumber seq) : sequence(seq) {}
+  ~SnapshotImpl() override = default;
+  const SequenceNumber sequence;
+};
+
+namespace {
+
+Options SanitizeOptions(Options o) {
+  if (o.env == nullptr) o.env = Env::Default();
+  o.write_buffer_size = std::max<size_t>(o.write_buffer_size, 64 << 10);
+  o.max_immutable_memtables = std::max(o.max_immutable_memtables, 1);
+  o.block_size = std::max<size_t>(o.block_size, 256);
+  o.block_restart_interval = std::max(o.block_restart_interval, 1);
+  o.max_open_files = std::max(o.max_open_files, 20);
+  o.level0_compaction_trigger = std::max(o.level0_compaction_trigger, 2);
+  o.level0_slowdown_writes_trigger =
+      std::max(o.level0_slowdown_writes_trigger, o.level0_compaction_trigger);
+  o.level0_stop_writes_trigger =
+      std::max(o.level0_stop_writes_trigger, o.level0_slowdown_writes_trigger);
+  o.compaction_threads = std::clamp(o.compaction_threads, 1, 8);
+  o.target_file_size = std::max<size_t>(o.target_file_size, 64 << 10);
+  return o;
+}
+
+std::vector<double> LatencyBounds() {
+  // 10 us .. ~10 s.
+  return AtomicHistogram::ExponentialBounds(10e-6, 2, 21);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<DB>> DB::Open(const Options& options,
+                                             const std::string& path) {
+  if (path.empty()) return absl::InvalidArgumentError("empty database path");
+  auto db = std::make_unique<DBImpl>(options, path);
+  RETURN_IF_ERROR(db->Open());
+  return std::unique_ptr<DB>(std::move(db));
+}
+
+DBImpl::DBImpl(const Options& options, std::string dbname)
+    : options_(SanitizeOptions(options)),
+      dbname_(std::move(dbname)),
+      env_(options_.env),
+      icmp_(BytewiseComparator()),
+      block_cache_(NewLRUCache(options_.block_cache_bytes)),
+      wal_sync_seconds_(LatencyBounds()),
+      group_size_(AtomicHistogram::ExponentialBounds(1, 2, 12)),
+      flush_seconds_(LatencyBounds()),
+      compaction_seconds_(LatencyBounds()) {
+  TableOptions topts;
+  topts.comparator = &icmp_;
+  topts.block_cache = block_cache_.get();
+  topts.counters = &counters_;
+  table_cache_ = std::make_unique<TableCache>(dbname_, env_, topts,
+                                              options_.max_open_files,
+                                              &counters_);
+  versions_ = std::make_unique<VersionSet>(dbname_, options_,
+                                           table_cache_.get(), &icmp_, &mu_);
+}
+
+absl::Status DBImpl::Open() {
+  if (options_.create_if_missing) RETURN_IF_ERROR(env_->CreateDir(dbname_));
+  ASSIGN_OR_RETURN(db_lock_, env_->LockFile(LockFileName(dbname_)));
+  {
+    absl::MutexLock l(&mu_);
+    RETURN_IF_ERROR(Recover());
+    InstallSuperVersion();
+    DeleteObsoleteFiles();
+  }
+  threads_.emplace_back([this] { CommitThreadMain(); });
+  threads_.emplace_back([this] { FlushThreadMain(); });
+  for (int i = 0; i < options_.compaction_threads; i++) {
+    threads_.emplace_back([this] { CompactionThreadMain(); });
+  }
+  absl::MutexLock l(&mu_);
+  MaybeScheduleCompaction();
+  return absl::OkStatus();
+}
+
+DBImpl::~DBImpl() {
+  {
+    absl::MutexLock l(&mu_);
+    shutting_down_.store(true);
+    commit_cv_.SignalAll();
+    flush_cv_.SignalAll();
+    compaction_cv_.SignalAll();
+    bg_done_cv_.SignalAll();
+  }
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+  {
+    absl::MutexLock l(&mu_);
+    if (log_ != nullptr) {
+      absl::Status s = log_->Sync();
+      if (s.ok()) s = log_->Close();
+      if (!s.ok()) spdlog::error("closing WAL: {}", s.ToString());
+      log_.reset();
+    }
+  }
+  {
+    absl::MutexLock l(&sv_mu_);
+    sv_.reset();
+  }
+  absl::MutexLock l(&mu_);
+  if (mem_ != nullptr) mem_->Unref();
+  for (auto& imm : imm_) imm.mem->Unref();
+  imm_.clear();
+  versions_.reset();
+  table_cache_.reset();
+  block_cache_.reset();
+  db_lock_.reset();
+}
+
+void DBImpl::InstallSuperVersion() {
+  auto sv = std::make_shared<SuperVersion>();
+  sv->mem = mem_;
+  mem_->Ref();
+  for (auto it = imm_.rbegin(); it != imm_.rend(); ++it) {
+    it->mem->Ref();
+    sv->imm.push_back(it->mem);
+  }
+  sv->current = versions_->current();
+  sv->current->Ref();
+  std::shared_ptr<const SuperVersion> old;
+  {
+    absl::MutexLock l(&sv_mu_);
+    old = std::move(sv_);
+    sv_ = std::move(sv);
+  }
+  // `old` is released here, outside sv_mu_ (it may delete memtables).
+}
+
+std::shared_ptr<const DBImpl::SuperVersion> DBImpl::GetSuperVersion() {
+  absl::MutexLock l(&sv_mu_);
+  return sv_;
+}
+
+absl::StatusOr<std::string> DBImpl::Get(const ReadOptions& options,
+                                        std::string_view key) {
+  EngineCounters::Bump(counters_.gets);
+  SequenceNumber seq =
+      options.snapshot != nullptr
+          ? static_cast<const SnapshotImpl*>(options.snapshot)->sequence
+          : versions_->LastSequence();
+  std::shared_ptr<const SuperVersion> sv = GetSuperVersion();
+  LookupKey lkey(key, seq);
+  std::string value;
+  absl::Status s;
+  if (sv->mem->Get(lkey, &value, &s)) {
+    if (!s.ok()) return s;
+    return value;
+  }
+  for (MemTable* m : sv->imm) {
+    if (m->Get(lkey, &value, &s)) {
+      if (!s.ok()) return s;
+      return value;
+    }
+  }
+  Version::GetState state;
+  RETURN_IF_ERROR(sv->current->Get(options, lkey, &value, &state));
+  if (state == Version::GetState::kFound) return value;
+  return absl::NotFoundError("key not found");
+}
+
+Iterator* DBImpl::NewInternalIterator(const ReadOptions& options,
+                                      std::shared_ptr<const SuperVersion> sv) {
+  std::vector<Iterator*> children;
+  children.push_back(sv->mem->NewIterator());
+  for (MemTable* m : sv->imm) children.push_back(m->NewIterator());
+  sv->current->AddIterators(options, &children);
+  Iterator* it = NewMergingIterator(&icmp_, std::move(children));
+  it->RegisterCleanup([sv = std::move(sv)]() mutable { sv.reset(); });
+  return it;
+}
+
+std::unique_ptr<Iterator> DBImpl::NewIterator(const ReadOptions& options) {
+  EngineCounters::Bump(counters_.iterators_created);
+  SequenceNumber seq =
+      options.snapshot != nullptr
+          ? static_cast<const SnapshotImpl*>(options.snapshot)->sequence
+          : versions_->LastSequence();
+  Iterator* internal = NewInternalIterator(options, GetSuperVersion());
+  return std::unique_ptr<Iterator>(
+      NewDBIterator(icmp_.user_comparator(), internal, seq));
+}
+
+const Snapshot* DBImpl::GetSnapshot() {
+  absl::MutexLock l(&mu_);
+  SequenceNumber seq = versions_->LastSequence();
+  snapshots_.insert(seq);
+  return new SnapshotImpl(seq);
+}
+
+void DBImpl::ReleaseSnapshot(const Snapshot* snapshot) {
+  if (snapshot == nullptr) return;
+  const auto* s = static_cast<const SnapshotImpl*>(snapshot);
+  {
+    absl::MutexLock l(&mu_);
+    auto it = snapshots_.find(s->sequence);
+    if (it != snapshots_.end()) snapshots_.erase(it);
+  }
+  delete s;
+}
+
+SequenceNumber DBImpl::OldestSnapshotSequence() {
+  return snapshots_.empty() ? versions_->LastSequence() : *snapshots_.begin();
+}
+
+void DBImpl::RecordBackgroundError(const absl::Status& s) {
+  background_errors_.fetch_add(1, std::memory_order_relaxed);
+  if (bg_error_.ok()) {
+    spdlog::error("engine entering read-only mode after error: {}",
+                  s.ToString());
+    bg_error_ = absl::UnavailableError(absl::StrFormat(
+        "database is read-only after an I/O error: %s", s.ToString()));
+    bg_done_cv_.SignalAll();
+  }
+}
+
+absl::Status DBImpl::SyncWAL() {
+  absl::MutexLock l(&mu_);
+  if (log_ == nullptr) return absl::OkStatus();
+  // Serialize with the write leader by waiting for an empty writer queue.
+  while (!writers_.empty()) bg_done_cv_.Wait(&mu_);
+  absl::Status s = log_->Sync();
+  if (!s.ok()) RecordBackgroundError(s);
+  return s;
+}
+
+absl::Status DBImpl::Flush() {
+  absl::MutexLock l(&mu_);
+  if (!bg_error_.ok()) return bg_error_;
+  // Wait for the writer queue to drain so no leader is using mem_.
+  while (!writers_.empty()) bg_done_cv_.Wait(&mu_);
+  if (!mem_->empty()) RETURN_IF_ERROR(SwitchMemTable());
+  while (!imm_.empty() && bg_error_.ok() && !shutting_down_.load()) {
+    bg_done_cv_.Wait(&mu_);
+  }
+  return bg_error_;
+}
+
+void DBImpl::DeleteObsoleteFiles() {
+  if (!bg_error_.ok()) return;  // Unknown state: keep everything.
+  std::set<uint64_t> live = pending_outputs_;
+  versions_->AddLiveFiles(&live);
+  uint64_t min_log = versions_->LogNumber();
+  uint64_t manifest = versions_->ManifestFileNumber();
+  auto children = env_->GetChildren(dbname_);
+  if (!children.ok()) return;
+  for (const std::string& name : *children) {
+    uint64_t number;
+    FileType type;
+    if (!ParseFileName(name, &number, &type)) continue;
+    bool keep = true;
+    switch (type) {
+      case FileType::kWal:
+        keep = number >= min_log || number == log_number_;
+        break;
+      case FileType::kTable:
+        keep = live.count(number) > 0;
+        break;
+      case FileType::kManifest:
+        keep = number >= manifest;
+        break;
+      case FileType::kTemp:
+        keep = live.count(number) > 0;
+        break;
+      case FileType::kCurrent:
+      case FileType::kLock:
+        break;
+    }
+    if (keep) continue;
+    if (type == FileType::kTable) table_cache_->Evict(number);
+    absl::Status s = env_->RemoveFile(dbname_ + "/" + name);
+    if (!s.ok()) spdlog::warn("deleting obsolete file: {}", s.ToString());
+  }
+}
+
+int DBImpl::TEST_NumFilesAtLevel(int level) {
+  absl::MutexLock l(&mu_);
+  return versions_->current()->NumFiles(level);
+}
+
+Statistics DBImpl::GetStatistics() {
+  Statistics s;
+  auto load = [](const std::atomic<uint64_t>& a) {
+    return a.load(std::memory_order_relaxed);
+  };
+  s.wal_bytes_appended = load(wal_bytes_);
+  s.wal_records = load(wal_records_);
+  s.wal_syncs = load(wal_syncs_);
+  s.wal_sync_seconds = wal_sync_seconds_.Snapshot();
+  s.writes_per_group_commit = group_size_.Snapshot();
+  s.user_bytes_written = load(user_bytes_);
+  s.keys_written = load(keys_written_);
+  s.flushes = load(flushes_);
+  s.flush_bytes_written = load(flush_bytes_);
+  s.flush_seconds = flush_seconds_.Snapshot();
+  s.compactions = load(compactions_);
+  s.compaction_bytes_read = load(compaction_read_);
+  s.compaction_bytes_written = load(compaction_written_);
+  s.compaction_seconds = compaction_seconds_.Snapshot();
+  s.background_errors = load(background_errors_);
+  s.stall_seconds = static_cast<double>(load(stall_micros_)) / 1e6;
+  s.stall_state =
+      static_cast<Statistics::StallState>(stall_state_.load());
+  s.block_cache_hits = block_cache_->hits();
+  s.block_cache_misses = block_cache_->misses();
+  s.block_cache_usage_bytes = block_cache_->TotalCharge();
+  s.block_cache_capacity_bytes = block_cache_->Capacity();
+  s.table_cache_hits = load(counters_.table_cache_hits);
+  s.table_cache_misses = load(counters_.table_cache_misses);
+  s.bloom_checks = load(counters_.bloom_checks);
+  s.bloom_negatives = load(counters_.bloom_negatives);
+  s.gets = load(counters_.gets);
+  s.iterators_created = load(counters_.iterators_created);
+  absl::MutexLock l(&mu_);
+  s.memtable_bytes = mem_->ApproximateMemoryUsage();
+  s.immutable_memtables = static_cast<int>(imm_.size());
+  Version* v = versions_->current();
+  for (int level = 0; level < kNumLevels; level++) {
+    LevelStats ls;
+    ls.level = level;
+    ls.num_files = v->NumFiles(level);
+    ls.bytes = v->LevelBytes(level);
+    s.live_sst_bytes += ls.bytes;
+    s.levels.push_back(ls);
+  }
+  s.pending_compaction_bytes = EstimatePendingCompactionBytes(options_, v);
+  return s;
+}
+
+}  // namespace strata::storage

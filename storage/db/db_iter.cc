@@ -1,0 +1,201 @@
+#include "db/db_iter.h"
+
+#include <memory>
+#include <string>
+
+namespace strata::storage {
+namespace {
+
+// Moving forward, the internal iterator sits on the entry that supplies
+// key()/value(). Moving backward, it sits just before all entries of the
+// current user key, whose key and value are copied into saved_key_ and
+// saved_value_ (as in LevelDB's DBIter).
+class DBIter final : public Iterator {
+ public:
+  DBIter(const Comparator* ucmp, Iterator* internal, SequenceNumber sequence)
+      : ucmp_(ucmp), iter_(internal), sequence_(sequence) {}
+
+  bool Valid() const override { return valid_; }
+  std::string_view key() const override {
+    return direction_ == kForward ? ExtractUserKey(iter_->key())
+                                  : std::string_view(saved_key_);
+  }
+  std::string_view value() const override {
+    return direction_ == kForward ? iter_->value()
+                                  : std::string_view(saved_value_);
+  }
+  absl::Status status() const override {
+    return status_.ok() ? iter_->status() : status_;
+  }
+
+  void SeekToFirst() override {
+    direction_ = kForward;
+    saved_value_.clear();
+    iter_->SeekToFirst();
+    if (iter_->Valid()) {
+      FindNextUserEntry(false);
+    } else {
+      valid_ = false;
+    }
+  }
+
+  void Seek(std::string_view target) override {
+    direction_ = kForward;
+    saved_value_.clear();
+    saved_key_.clear();
+    AppendInternalKey(&saved_key_,
+                      ParsedInternalKey{target, sequence_, kValueTypeForSeek});
+    iter_->Seek(saved_key_);
+    if (iter_->Valid()) {
+      FindNextUserEntry(false);
+    } else {
+      valid_ = false;
+    }
+  }
+
+  void SeekToLast() override {
+    direction_ = kReverse;
+    saved_value_.clear();
+    iter_->SeekToLast();
+    FindPrevUserEntry();
+  }
+
+  void Next() override {
+    if (direction_ == kReverse) {
+      direction_ = kForward;
+      // iter_ is before the entries of key(); step into them, then past.
+      if (!iter_->Valid()) {
+        iter_->SeekToFirst();
+      } else {
+        iter_->Next();
+      }
+      if (!iter_->Valid()) {
+        valid_ = false;
+        saved_key_.clear();
+        return;
+      }
+      // saved_key_ holds the current user key: skip its entries.
+    } else {
+      saved_key_.assign(ExtractUserKey(iter_->key()));
+      iter_->Next();
+      if (!iter_->Valid()) {
+        valid_ = false;
+        saved_key_.clear();
+        return;
+      }
+    }
+    FindNextUserEntry(true);
+  }
+
+  void Prev() override {
+    if (direction_ == kForward) {
+      // Step back until before every entry of the current user key.
+      saved_key_.assign(ExtractUserKey(iter_->key()));
+      while (true) {
+        iter_->Prev();
+        if (!iter_->Valid()) {
+          valid_ = false;
+          saved_key_.clear();
+          saved_value_.clear();
+          return;
+        }
+        if (ucmp_->Compare(ExtractUserKey(iter_->key()), saved_key_) < 0) {
+          break;
+        }
+      }
+      direction_ = kReverse;
+    }
+    FindPrevUserEntry();
+  }
+
+ private:
+  enum Direction { kForward, kReverse };
+
+  bool ParseKey(ParsedInternalKey* ikey) {
+    if (!ParseInternalKey(iter_->key(), ikey)) {
+      status_ = absl::DataLossError("malformed internal key in iterator");
+      return false;
+    }
+    return true;
+  }
+
+  // Positions on the first visible entry at or after iter_. With
+  // skipping, entries for user key saved_key_ are hidden.
+  void FindNextUserEntry(bool skipping) {
+    do {
+      ParsedInternalKey ikey;
+      if (ParseKey(&ikey) && ikey.sequence <= sequence_) {
+        if (ikey.type == kTypeDeletion) {
+          // Hide every older entry of this key.
+          saved_key_.assign(ikey.user_key.data(), ikey.user_key.size());
+          skipping = true;
+        } else if (skipping &&
+                   ucmp_->Compare(ikey.user_key, saved_key_) <= 0) {
+          // Hidden by a newer entry or tombstone.
+        } else {
+          valid_ = true;
+          saved_key_.clear();
+          return;
+        }
+      }
+      if (!status_.ok()) break;
+      iter_->Next();
+    } while (iter_->Valid());
+    saved_key_.clear();
+    valid_ = false;
+  }
+
+  // Moving backward from iter_, finds the previous user key whose newest
+  // visible entry is a value.
+  void FindPrevUserEntry() {
+    ValueType value_type = kTypeDeletion;
+    if (iter_->Valid()) {
+      do {
+        ParsedInternalKey ikey;
+        if (ParseKey(&ikey) && ikey.sequence <= sequence_) {
+          if (value_type != kTypeDeletion &&
+              ucmp_->Compare(ikey.user_key, saved_key_) < 0) {
+            break;  // Found a non-deleted value for saved_key_.
+          }
+          value_type = ikey.type;
+          if (value_type == kTypeDeletion) {
+            saved_key_.clear();
+            saved_value_.clear();
+          } else {
+            saved_key_.assign(ikey.user_key.data(), ikey.user_key.size());
+            std::string_view v = iter_->value();
+            saved_value_.assign(v.data(), v.size());
+          }
+        }
+        if (!status_.ok()) break;
+        iter_->Prev();
+      } while (iter_->Valid());
+    }
+    if (value_type == kTypeDeletion || !status_.ok()) {
+      valid_ = false;
+      saved_key_.clear();
+      saved_value_.clear();
+      direction_ = kForward;
+    } else {
+      valid_ = true;
+    }
+  }
+
+  const Comparator* const ucmp_;
+  std::unique_ptr<Iterator> iter_;
+  const SequenceNumber sequence_;
+  absl::Status status_;
+  std::string saved_key_;
+  std::string saved_value_;
+  Direction direction_ = kForward;
+  bool valid_ = false;
+};
+
+}  // namespace
+
+Iterator* NewDBIterator(const Comparator* user_comparator, Iterator* internal,
+                        SequenceNumber sequence) {
+  return new DBIter(user_comparator, internal, sequence);
+}
+
+}  // namespace strata::storage

@@ -1,0 +1,19 @@
+#ifndef STRATA_STORAGE_DB_DB_ITER_H_
+#define STRATA_STORAGE_DB_DB_ITER_H_
+
+#include "strata/storage/iterator.h"
+#include "util/comparator.h"
+#include "util/dbformat.h"
+
+namespace strata::storage {
+
+// Turns an iterator over internal keys (all versions, tombstones) into the
+// user's view as of `sequence`: for each user key, the newest entry with a
+// sequence number <= `sequence`, skipping keys whose newest such entry is a
+// tombstone. Takes ownership of `internal`. Caller owns the result.
+Iterator* NewDBIterator(const Comparator* user_comparator, Iterator* internal,
+                        SequenceNumber sequence);
+
+}  // namespace strata::storage
+
+#endif  // STRATA_STORAGE_DB_DB_ITER_H_

@@ -1,0 +1,299 @@
+// The write path: a queue of writers, group commit, memtable switching and
+// write stalls.
+//
+// Every writer (synchronous or asynchronous) joins writers_. The writer at
+// the front leads: it gathers the batches queued behind it into one group,
+// appends the group to the WAL as one record, fsyncs once if any member
+// asked for sync, inserts the group into the memtable, publishes the new
+// last sequence number and completes every member. A synchronous writer
+// leads on its own thread; a group whose front is asynchronous is led by
+// the commit thread, so WriteAsync never blocks its caller.
+
+#include <chrono>
+
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "db/db_impl.h"
+#include "db/write_batch_internal.h"
+#include "spdlog/spdlog.h"
+#include "util/filename.h"
+#include "util/status_macros.h"
+
+namespace strata::storage {
+
+struct DBImpl::Writer {
+  WriteBatch* batch = nullptr;
+  WriteBatch owned_batch;  // Async writers keep their batch here.
+  bool sync = false;
+  bool done = false;
+  absl::Status status;
+  WriteCallback callback;  // Set for asynchronous writers.
+  absl::CondVar cv;        // Signalled for synchronous writers.
+
+  bool is_async() const { return static_cast<bool>(callback); }
+};
+
+namespace {
+// A group holds at most this many bytes of batches (one WAL record).
+constexpr size_t kMaxGroupBytes = 4 << 20;
+}  // namespace
+
+absl::Status DBImpl::Put(const WriteOptions& options, std::string_view key,
+                         std::string_view value) {
+  WriteBatch batch;
+  batch.Put(key, value);
+  return Write(options, &batch);
+}
+
+absl::Status DBImpl::Delete(const WriteOptions& options,
+                            std::string_view key) {
+  WriteBatch batch;
+  batch.Delete(key);
+  return Write(options, &batch);
+}
+
+absl::Status DBImpl::Write(const WriteOptions& options, WriteBatch* batch) {
+  if (batch == nullptr) return absl::InvalidArgumentError("null write batch");
+  if (shutting_down_.load()) {
+    return absl::FailedPreconditionError("database is shutting down");
+  }
+  Writer w;
+  w.batch = batch;
+  w.sync = options.sync;
+  absl::MutexLock l(&mu_);
+  EnqueueWriter(&w);
+  while (!w.done && writers_.front() != &w) w.cv.Wait(&mu_);
+  if (w.done) return w.status;
+  LeadGroupCommit(&w);
+  return w.status;
+}
+
+void DBImpl::WriteAsync(const WriteOptions& options, WriteBatch batch,
+                        WriteCallback done) {
+  {
+    absl::MutexLock l(&mu_);
+    // Checked under the lock: the destructor sets the flag under it, and
+    // the commit thread completes every writer queued before that.
+    if (!shutting_down_.load()) {
+      auto* w = new Writer;
+      w->owned_batch = std::move(batch);
+      w->batch = &w->owned_batch;
+      w->sync = options.sync;
+      w->callback = std::move(done);
+      EnqueueWriter(w);
+      if (writers_.front() == w) commit_cv_.Signal();
+      return;
+    }
+  }
+  done(absl::FailedPreconditionError("database is shutting down"));
+}
+
+void DBImpl::EnqueueWriter(Writer* w) { writers_.push_back(w); }
+
+void DBImpl::CommitThreadMain() {
+  absl::MutexLock l(&mu_);
+  while (true) {
+    while (!(!writers_.empty() && writers_.front()->is_async()) &&
+           !(shutting_down_.load() && writers_.empty())) {
+      commit_cv_.Wait(&mu_);
+    }
+    if (writers_.empty()) return;  // Shutting down with nothing queued.
+    LeadGroupCommit(writers_.front());
+  }
+}
+
+WriteBatch* DBImpl::BuildBatchGroup(Writer** last_writer) {
+  Writer* first = writers_.front();
+  WriteBatch* result = first->batch;
+  size_t size = WriteBatchInternal::ByteSize(first->batch);
+  *last_writer = first;
+  for (auto it = writers_.begin() + 1; it != writers_.end(); ++it) {
+    Writer* w = *it;
+    size += WriteBatchInternal::ByteSize(w->batch);
+    if (size > kMaxGroupBytes) break;
+    if (result == first->batch) {
+      // Switch to the shared group batch rather than modify the caller's.
+      if (group_batch_ == nullptr) group_batch_ = std::make_unique<WriteBatch>();
+      result = group_batch_.get();
+      result->Clear();
+      result->Append(*first->batch);
+    }
+    result->Append(*w->batch);
+    *last_writer = w;
+  }
+  return result;
+}
+
+void DBImpl::LeadGroupCommit(Writer* leader) {
+  absl::Status status = MakeRoomForWrite(/*force=*/false);
+  Writer* last_writer = leader;
+  if (status.ok()) {
+    WriteBatch* group = BuildBatchGroup(&last_writer);
+    SequenceNumber last_sequence = versions_->LastSequence();
+    WriteBatchInternal::SetSequence(group, last_sequence + 1);
+    last_sequence += group->Count();
+    bool any_sync = false;
+    size_t members = 0;
+    for (Writer* w : writers_) {
+      members++;
+      any_sync |= w->sync;
+      if (w == last_writer) break;
+    }
+    bool sync = any_sync && options_.wal_sync == WalSyncMode::kSync;
+    wal::Writer* log = log_.get();
+    MemTable* mem = mem_;
+    std::string_view record = WriteBatchInternal::Contents(group);
+
+    // The leader is the only thread touching the WAL and the memtable's
+    // write side, so the lock is released for the I/O.
+    mu_.Unlock();
+    status = log->AddRecord(record);
+    if (status.ok()) {
+      if (sync) {
+        uint64_t start = env_->NowMicros();
+        status = log->Sync();
+        wal_syncs_.fetch_add(1, std::memory_order_relaxed);
+        wal_sync_seconds_.Observe((env_->NowMicros() - start) / 1e6);
+      }
+      // (AddRecord already handed the bytes to the OS, so a process crash
+      // cannot lose them even without sync.)
+    }
+    if (status.ok()) status = WriteBatchInternal::InsertInto(group, mem);
+    mu_.Lock();
+
+    wal_bytes_.fetch_add(record.size(), std::memory_order_relaxed);
+    wal_records_.fetch_add(1, std::memory_order_relaxed);
+    group_size_.Observe(static_cast<double>(members));
+    if (status.ok()) {
+      versions_->SetLastSequence(last_sequence);
+      keys_written_.fetch_add(group->Count(), std::memory_order_relaxed);
+      user_bytes_.fetch_add(WriteBatchInternal::UserBytes(group),
+                            std::memory_order_relaxed);
+    } else {
+      // The WAL may now hold a partial or unsynced record: acknowledge
+      // nothing more until the database is reopened.
+      RecordBackgroundError(status);
+      status = bg_error_;
+    }
+    if (group == group_batch_.get()) group->Clear();
+  }
+
+  // Complete every member of the group, then wake the next leader.
+  std::vector<Writer*> async_done;
+  while (true) {
+    Writer* w = writers_.front();
+    writers_.pop_front();
+    w->status = status;
+    w->done = true;
+    if (w->is_async()) {
+      async_done.push_back(w);
+    } else if (w != leader) {
+      w->cv.Signal();
+    }
+    if (w == last_writer) break;
+  }
+  if (!writers_.empty()) {
+    if (writers_.front()->is_async()) {
+      commit_cv_.Signal();
+    } else {
+      writers_.front()->cv.Signal();
+    }
+  } else {
+    bg_done_cv_.SignalAll();  // SyncWAL and Flush wait for an empty queue.
+    commit_cv_.Signal();      // The commit thread exits on an empty queue.
+  }
+  if (!async_done.empty()) {
+    // Callbacks run without the lock: they may call back into the DB.
+    mu_.Unlock();
+    for (Writer* w : async_done) {
+      w->callback(w->status);
+      delete w;
+    }
+    mu_.Lock();
+  }
+}
+
+absl::Status DBImpl::MakeRoomForWrite(bool force) {
+  bool allow_delay = !force;
+  uint64_t stall_start = 0;
+  absl::Status s;
+  while (true) {
+    if (!bg_error_.ok()) {
+      s = bg_error_;
+      break;
+    }
+    int l0_files = versions_->current()->NumFiles(0);
+    if (allow_delay && l0_files >= options_.level0_slowdown_writes_trigger) {
+      // Slow down each write a little rather than stopping completely
+      // later: gives compaction room and spreads the delay.
+      stall_state_.store(static_cast<int>(Statistics::StallState::kSlowdown));
+      uint64_t start = env_->NowMicros();
+      mu_.Unlock();
+      absl::SleepFor(absl::Milliseconds(1));
+      mu_.Lock();
+      stall_micros_.fetch_add(env_->NowMicros() - start,
+                              std::memory_order_relaxed);
+      allow_delay = false;
+      continue;
+    }
+    if (!force && mem_->ApproximateMemoryUsage() < options_.write_buffer_size) {
+      break;  // Room in the current memtable.
+    }
+    if (static_cast<int>(imm_.size()) >= options_.max_immutable_memtables ||
+        l0_files >= options_.level0_stop_writes_trigger) {
+      // Stop until a flush or compaction catches up.
+      if (shutting_down_.load()) {
+        s = absl::FailedPreconditionError("database is shutting down");
+        break;
+      }
+      stall_state_.store(static_cast<int>(Statistics::StallState::kStop));
+      if (stall_start == 0) stall_start = env_->NowMicros();
+      if (static_cast<int>(imm_.size()) >= options_.max_immutable_memtables) {
+        flush_cv_.Signal();
+      } else {
+        compaction_cv_.SignalAll();
+      }
+      bg_done_cv_.Wait(&mu_);
+      continue;
+    }
+    s = SwitchMemTable();
+    force = false;
+    if (!s.ok()) break;
+  }
+  if (stall_start != 0) {
+    stall_micros_.fetch_add(env_->NowMicros() - stall_start,
+                            std::memory_order_relaxed);
+  }
+  stall_state_.store(static_cast<int>(Statistics::StallState::kNone));
+  return s;
+}
+
+absl::Status DBImpl::SwitchMemTable() {
+  uint64_t number = versions_->NewFileNumber();
+  auto file = env_->NewWritableFile(WalFileName(dbname_, number));
+  if (!file.ok()) {
+    RecordBackgroundError(file.status());
+    return bg_error_;
+  }
+  // The old WAL's data must be durable before writes go to the new one, so
+  // recovery never sees a newer WAL after a torn older one.
+  if (log_ != nullptr) {
+    absl::Status s = log_->Sync();
+    if (s.ok()) s = log_->Close();
+    if (!s.ok()) {
+      env_->RemoveFile(WalFileName(dbname_, number)).IgnoreError();
+      RecordBackgroundError(s);
+      return bg_error_;
+    }
+  }
+  log_ = std::make_unique<wal::Writer>(std::move(*file));
+  imm_.push_back(ImmutableMemTable{mem_, log_number_});
+  log_number_ = number;
+  mem_ = new MemTable(icmp_);
+  mem_->Ref();
+  InstallSuperVersion();
+  flush_cv_.Signal();
+  return absl::OkStatus();
+}
+
+}  // namespace strata::storage

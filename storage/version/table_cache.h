@@ -1,0 +1,62 @@
+#ifndef STRATA_STORAGE_VERSION_TABLE_CACHE_H_
+#define STRATA_STORAGE_VERSION_TABLE_CACHE_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/functional/function_ref.h"
+#include "absl/status/statusor.h"
+#include "cache/lru_cache.h"
+#include "strata/storage/env.h"
+#include "strata/storage/iterator.h"
+#include "strata/storage/options.h"
+#include "table/table.h"
+#include "util/counters.h"
+
+namespace strata::storage {
+
+// Keeps up to `max_open_files` SSTables open (file descriptor, footer, index
+// and filter), evicting the least recently used; tables in use by a reader
+// stay open until released.
+//
+// Thread safety: safe for concurrent use.
+class TableCache {
+ public:
+  // env, block_cache and counters are not owned and must outlive this.
+  TableCache(std::string dbname, Env* env, const TableOptions& table_options,
+             int max_open_files, EngineCounters* counters);
+  ~TableCache();
+
+  // An iterator over table `number` (of file_size bytes). The table stays
+  // open while the iterator lives. Errors (missing file: Unavailable/NotFound;
+  // corrupt footer or index: DataLoss) come back as an error iterator.
+  Iterator* NewIterator(const ReadOptions& options, uint64_t number,
+                        uint64_t file_size);
+
+  // Point lookup through Table::InternalGet. Returns the open or I/O error;
+  // with options.cache_only returns "would block" (IsWouldBlock) when the
+  // table is not open or a block is not cached.
+  absl::Status Get(const ReadOptions& options, uint64_t number,
+                   uint64_t file_size, std::string_view internal_key,
+                   absl::FunctionRef<void(std::string_view, std::string_view)>
+                       found);
+
+  // Drops table `number` (called when its file is deleted).
+  void Evict(uint64_t number);
+
+ private:
+  absl::StatusOr<Cache::Handle*> FindTable(uint64_t number, uint64_t file_size,
+                                           bool cache_only);
+
+  const std::string dbname_;
+  Env* const env_;
+  const TableOptions table_options_;
+  EngineCounters* const counters_;
+  std::unique_ptr<Cache> cache_;
+};
+
+}  // namespace strata::storage
+
+#endif  // STRATA_STORAGE_VERSION_TABLE_CACHE_H_

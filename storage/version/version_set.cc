@@ -1,0 +1,475 @@
+#include "version/version_set.h"
+
+#include <algorithm>
+#include <map>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "spdlog/spdlog.h"
+#include "util/checksum.h"
+#include "util/filename.h"
+#include "util/status_macros.h"
+#include "version/level_iterator.h"
+#include "wal/log_reader.h"
+
+namespace strata::storage {
+
+uint64_t MaxBytesForLevel(const Options& options, int level) {
+  uint64_t result = options.max_bytes_for_level_base;
+  for (int l = 1; l < level; l++) result *= 10;
+  return result;
+}
+
+// ---------------------------------------------------------------- Version
+
+void Version::Unref() {
+  if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    vset_->RemoveVersion(this);
+    delete this;
+  }
+}
+
+uint64_t Version::LevelBytes(int level) const {
+  uint64_t sum = 0;
+  for (const auto& f : files_[level]) sum += f->file_size;
+  return sum;
+}
+
+absl::Status Version::Get(const ReadOptions& options, const LookupKey& key,
+                          std::string* value, GetState* state) const {
+  const Comparator* ucmp = vset_->icmp()->user_comparator();
+  std::string_view user_key = key.user_key();
+  std::string_view ikey = key.internal_key();
+  *state = GetState::kNotFound;
+  absl::Status parse_error;
+
+  auto found = [&](std::string_view k, std::string_view v) {
+    ParsedInternalKey parsed;
+    if (!ParseInternalKey(k, &parsed)) {
+      parse_error = absl::DataLossError("SSTable holds a malformed internal key");
+      return;
+    }
+    if (ucmp->Compare(parsed.user_key, user_key) != 0) return;
+    if (parsed.type == kTypeValue) {
+      *state = GetState::kFound;
+      value->assign(v.data(), v.size());
+    } else {
+      *state = GetState::kDeleted;
+    }
+  };
+
+  auto search = [&](const FileMetaData& f) -> absl::Status {
+    RETURN_IF_ERROR(vset_->table_cache()->Get(options, f.number, f.file_size,
+                                              ikey, found));
+    return parse_error;
+  };
+
+  // Level 0: tables may overlap; newest first.
+  for (const auto& f : files_[0]) {
+    if (ucmp->Compare(user_key, f->smallest.user_key()) < 0 ||
+        ucmp->Compare(user_key, f->largest.user_key()) > 0) {
+      continue;
+    }
+    RETURN_IF_ERROR(search(*f));
+    if (*state != GetState::kNotFound) return absl::OkStatus();
+  }
+  // Deeper levels: at most one table per level can hold the key.
+  for (int level = 1; level < kNumLevels; level++) {
+    const auto& files = files_[level];
+    auto it = std::lower_bound(
+        files.begin(), files.end(), ikey,
+        [this](const FileRef& f, std::string_view k) {
+          return vset_->icmp()->Compare(f->largest.Encode(), k) < 0;
+        });
+    if (it == files.end()) continue;
+    if (ucmp->Compare(user_key, (*it)->smallest.user_key()) < 0) continue;
+    RETURN_IF_ERROR(search(**it));
+    if (*state != GetState::kNotFound) return absl::OkStatus();
+  }
+  return absl::OkStatus();
+}
+
+void Version::AddIterators(const ReadOptions& options,
+                           std::vector<Iterator*>* iters) const {
+  for (const auto& f : files_[0]) {
+    iters->push_back(
+        vset_->table_cache()->NewIterator(options, f->number, f->file_size));
+  }
+  for (int level = 1; level < kNumLevels; level++) {
+    if (!files_[level].empty()) {
+      iters->push_back(NewLevelIterator(options, vset_->table_cache(),
+                                        vset_->icmp(), files_[level]));
+    }
+  }
+}
+
+std::vector<FileRef> Version::GetOverlappingInputs(
+    int level, const InternalKey* begin, const InternalKey* end) const {
+  const Comparator* ucmp = vset_->icmp()->user_comparator();
+  std::string user_begin, user_end;
+  if (begin != nullptr) user_begin = std::string(begin->user_key());
+  if (end != nullptr) user_end = std::string(end->user_key());
+  std::vector<FileRef> inputs;
+  for (size_t i = 0; i < files_[level].size();) {
+    const FileRef& f = files_[level][i++];
+    std::string_view file_start = f->smallest.user_key();
+    std::string_view file_limit = f->largest.user_key();
+    if (begin != nullptr && ucmp->Compare(file_limit, user_begin) < 0) continue;
+    if (end != nullptr && ucmp->Compare(file_start, user_end) > 0) continue;
+    inputs.push_back(f);
+    if (level == 0) {
+      // Widen the range to this file's and restart if it grew, so every
+      // overlapping L0 file is included.
+      bool restart = false;
+      if (begin != nullptr && ucmp->Compare(file_start, user_begin) < 0) {
+        user_begin = std::string(file_start);
+        restart = true;
+      }
+      if (end != nullptr && ucmp->Compare(file_limit, user_end) > 0) {
+        user_end = std::string(file_limit);
+        restart = true;
+      }
+      if (restart) {
+        inputs.clear();
+        i = 0;
+      }
+    }
+  }
+  return inputs;
+}
+
+bool Version::OverlapInLevel(int level, std::string_view smallest_user_key,
+                             std::string_view largest_user_key) const {
+  const Comparator* ucmp = vset_->icmp()->user_comparator();
+  for (const auto& f : files_[level]) {
+    if (ucmp->Compare(f->largest.user_key(), smallest_user_key) < 0) continue;
+    if (ucmp->Compare(f->smallest.user_key(), largest_user_key) > 0) continue;
+    return true;
+  }
+  return false;
+}
+
+void Version::Finalize(const Options& options) {
+  compaction_level_ = -1;
+  compaction_score_ = -1;
+  for (int level = 0; level < kNumLevels - 1; level++) {
+    double score;
+    if (level == 0) {
+      score = static_cast<double>(files_[0].size()) /
+              options.level0_compaction_trigger;
+    } else {
+      score = static_cast<double>(LevelBytes(level)) /
+              static_cast<double>(MaxBytesForLevel(options, level));
+    }
+    if (score > compaction_score_) {
+      compaction_score_ = score;
+      compaction_level_ = level;
+    }
+  }
+}
+
+// --------------------------------------------------------------- Builder
+
+// Applies edits to a base version: file sets per level.
+class VersionSet::Builder {
+ public:
+  Builder(VersionSet* vset, const Version* base) : vset_(vset) {
+    if (base != nullptr) {
+      for (int level = 0; level < kNumLevels; level++) {
+        for (const auto& f : base->files_[level]) {
+          files_[level].emplace(f->number, f);
+        }
+      }
+    }
+  }
+
+  void Apply(const VersionEdit& edit) {
+    for (const auto& [level, number] : edit.deleted_files()) {
+      files_[level].erase(number);
+    }
+    for (const auto& [level, f] : edit.new_files()) {
+      files_[level][f.number] = std::make_shared<FileMetaData>(f);
+    }
+  }
+
+  void SaveTo(Version* v) const {
+    const InternalKeyComparator* icmp = vset_->icmp();
+    for (int level = 0; level < kNumLevels; level++) {
+      auto& out = v->files_[level];
+      for (const auto& [number, f] : files_[level]) out.push_back(f);
+      if (level == 0) {
+        // Newest (highest number) first.
+        std::sort(out.begin(), out.end(), [](const FileRef& a, const FileRef& b) {
+          return a->number > b->number;
+        });
+      } else {
+        std::sort(out.begin(), out.end(),
+                  [icmp](const FileRef& a, const FileRef& b) {
+                    return icmp->Compare(a->smallest.Encode(),
+                                         b->smallest.Encode()) < 0;
+                  });
+      }
+    }
+  }
+
+ private:
+  VersionSet* const vset_;
+  std::map<uint64_t, FileRef> files_[kNumLevels];
+};
+
+// ------------------------------------------------------------ VersionSet
+
+VersionSet::VersionSet(std::string dbname, const Options& options,
+                       TableCache* table_cache,
+                       const InternalKeyComparator* icmp, absl::Mutex* mu)
+    : dbname_(std::move(dbname)),
+      options_(options),
+      env_(options.env),
+      table_cache_(table_cache),
+      icmp_(icmp),
+      mu_(mu) {}
+
+VersionSet::~VersionSet() {
+  if (current_ != nullptr) current_->Unref();
+}
+
+void VersionSet::AppendVersion(Version* v) {
+  v->Ref();
+  {
+    absl::MutexLock l(&versions_mu_);
+    versions_.push_back(v);
+  }
+  Version* old = current_;
+  current_ = v;
+  if (old != nullptr) old->Unref();
+}
+
+void VersionSet::RemoveVersion(Version* v) {
+  absl::MutexLock l(&versions_mu_);
+  versions_.remove(v);
+}
+
+void VersionSet::AddLiveFiles(std::set<uint64_t>* live) {
+  absl::MutexLock l(&versions_mu_);
+  for (const Version* v : versions_) {
+    for (int level = 0; level < kNumLevels; level++) {
+      for (const auto& f : v->files_[level]) live->insert(f->number);
+    }
+  }
+}
+
+void VersionSet::MarkFileNumberUsed(uint64_t number) {
+  if (next_file_number_ <= number) next_file_number_ = number + 1;
+}
+
+absl::Status SetCurrentFile(Env* env, const std::string& dbname,
+                            uint64_t manifest_number) {
+  std::string name = absl::StrFormat("MANIFEST-%06u", manifest_number);
+  std::string body = absl::StrFormat("strata-current 1 %s", name);
+  std::string contents =
+      absl::StrFormat("%s %08x\n", body, Checksum32(body));
+  std::string tmp = TempFileName(dbname, manifest_number);
+  {
+    ASSIGN_OR_RETURN(auto file, env->NewWritableFile(tmp));
+    RETURN_IF_ERROR(file->Append(contents));
+    RETURN_IF_ERROR(file->Sync());
+    RETURN_IF_ERROR(file->Close());
+  }
+  absl::Status s = env->RenameFile(tmp, CurrentFileName(dbname));
+  if (!s.ok()) {
+    env->RemoveFile(tmp).IgnoreError();
+    return s;
+  }
+  return env->SyncDir(dbname);
+}
+
+absl::Status VersionSet::ReadCurrentFile(std::string* manifest_name) {
+  std::string path = CurrentFileName(dbname_);
+  ASSIGN_OR_RETURN(auto file, env_->NewSequentialFile(path));
+  char buf[256];
+  ASSIGN_OR_RETURN(std::string_view data, file->Read(sizeof(buf), buf));
+  auto corrupt = [&](const char* what) {
+    return absl::DataLossError(
+        absl::StrFormat("%s at offset 0: %s", path, what));
+  };
+  if (data.empty() || data.back() != '\n') return corrupt("truncated");
+  data.remove_suffix(1);
+  size_t last_space = data.rfind(' ');
+  if (last_space == std::string_view::npos) return corrupt("malformed");
+  std::string_view body = data.substr(0, last_space);
+  uint32_t checksum = 0;
+  std::string hex(data.substr(last_space + 1));
+  if (hex.size() != 8 || !absl::SimpleHexAtoi(hex, &checksum) ||
+      checksum != Checksum32(body)) {
+    return corrupt("checksum mismatch");
+  }
+  std::vector<std::string> fields =
+      absl::StrSplit(std::string(body), ' ');
+  if (fields.size() != 3 || fields[0] != "strata-current") {
+    return corrupt("bad magic");
+  }
+  if (fields[1] != "1") return corrupt("unknown format version");
+  *manifest_name = fields[2];
+  uint64_t number;
+  FileType type;
+  if (!ParseFileName(*manifest_name, &number, &type) ||
+      type != FileType::kManifest) {
+    return corrupt("does not name a manifest");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status VersionSet::WriteSnapshot(wal::Writer* log) {
+  VersionEdit edit;
+  edit.SetComparatorName(icmp_->user_comparator()->Name());
+  edit.SetLogNumber(log_number_);
+  edit.SetNextFile(next_file_number_);
+  edit.SetLastSequence(LastSequence());
+  if (current_ != nullptr) {
+    for (int level = 0; level < kNumLevels; level++) {
+      for (const auto& f : current_->files_[level]) edit.AddFile(level, *f);
+    }
+  }
+  std::string record;
+  edit.EncodeTo(&record);
+  RETURN_IF_ERROR(log->AddRecord(record));
+  manifest_bytes_ = record.size();
+  return absl::OkStatus();
+}
+
+absl::Status VersionSet::StartNewManifest() {
+  uint64_t number = NewFileNumber();
+  std::string path = ManifestFileName(dbname_, number);
+  ASSIGN_OR_RETURN(auto file, env_->NewWritableFile(path));
+  auto log = std::make_unique<wal::Writer>(std::move(file));
+  absl::Status s = WriteSnapshot(log.get());
+  if (s.ok()) s = log->Sync();
+  if (s.ok()) s = SetCurrentFile(env_, dbname_, number);
+  if (!s.ok()) {
+    log->Close().IgnoreError();
+    env_->RemoveFile(path).IgnoreError();
+    return s;
+  }
+  manifest_log_ = std::move(log);
+  manifest_file_number_ = number;
+  return absl::OkStatus();
+}
+
+absl::Status VersionSet::CreateNew() {
+  absl::MutexLock l(mu_);
+  next_file_number_ = 1;
+  AppendVersion(new Version(this));
+  return StartNewManifest();
+}
+
+absl::Status VersionSet::Recover() {
+  std::string manifest_name;
+  RETURN_IF_ERROR(ReadCurrentFile(&manifest_name));
+  std::string path = dbname_ + "/" + manifest_name;
+  ASSIGN_OR_RETURN(auto file, env_->NewSequentialFile(path));
+  wal::Reader reader(std::move(file), path);
+
+  Builder builder(this, nullptr);
+  std::optional<uint64_t> log_number, next_file, last_sequence;
+  std::string scratch;
+  std::string_view record;
+  int edits = 0;
+  while (true) {
+    ASSIGN_OR_RETURN(bool more, reader.ReadRecord(&record, &scratch));
+    if (!more) break;
+    VersionEdit edit;
+    absl::Status s = edit.DecodeFrom(record);
+    if (!s.ok()) {
+      return absl::DataLossError(absl::StrFormat(
+          "%s: record at offset %d: %s", path, reader.LastRecordOffset(),
+          std::string(s.message())));
+    }
+    if (edit.comparator() &&
+        *edit.comparator() != icmp_->user_comparator()->Name()) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "%s: database uses comparator %s, not %s", path, *edit.comparator(),
+          icmp_->user_comparator()->Name()));
+    }
+    builder.Apply(edit);
+    if (edit.log_number()) log_number = edit.log_number();
+    if (edit.next_file_number()) next_file = edit.next_file_number();
+    if (edit.last_sequence()) last_sequence = edit.last_sequence();
+    edits++;
+  }
+  if (edits == 0 || !next_file || !log_number || !last_sequence) {
+    return absl::DataLossError(
+        absl::StrFormat("%s: manifest has no complete snapshot", path));
+  }
+  Version* v = new Version(this);
+  builder.SaveTo(v);
+  v->Finalize(options_);
+  AppendVersion(v);
+  next_file_number_ = *next_file;
+  log_number_ = *log_number;
+  SetLastSequence(*last_sequence);
+  uint64_t old_number;
+  FileType type;
+  ParseFileName(manifest_name, &old_number, &type);
+  MarkFileNumberUsed(old_number);
+  spdlog::info("recovered manifest {}: {} edits, next file {}, last sequence {}",
+               path, edits, next_file_number_, LastSequence());
+  return StartNewManifest();
+}
+
+absl::Status VersionSet::LogAndApply(VersionEdit* edit) {
+  while (manifest_busy_) manifest_cv_.Wait(mu_);
+  manifest_busy_ = true;
+
+  const uint64_t old_log_number = log_number_;
+  if (edit->log_number()) {
+    log_number_ = std::max(log_number_, *edit->log_number());
+  }
+  edit->SetLogNumber(log_number_);
+  edit->SetNextFile(next_file_number_);
+  edit->SetLastSequence(LastSequence());
+
+  Version* v = new Version(this);
+  {
+    Builder builder(this, current_);
+    builder.Apply(*edit);
+    builder.SaveTo(v);
+  }
+  v->Finalize(options_);
+
+  std::string record;
+  edit->EncodeTo(&record);
+  // Roll over to a fresh manifest (a snapshot) once this one is large, so
+  // recovery stays fast.
+  // A manifest whose last write failed may end in a partial record, so it
+  // is never appended to again.
+  bool roll = manifest_log_ == nullptr || manifest_bytes_ > (64u << 20);
+  absl::Status s;
+  mu_->Unlock();
+  if (!roll) {
+    s = manifest_log_->AddRecord(record);
+    if (s.ok()) s = manifest_log_->Sync();
+  }
+  mu_->Lock();
+  if (s.ok()) {
+    manifest_bytes_ += record.size();
+    AppendVersion(v);
+    if (roll) {
+      // The version is installed in memory; if its snapshot cannot be
+      // written the caller records a background error (writes stop) and
+      // the next edit tries a fresh manifest again.
+      s = StartNewManifest();
+      if (!s.ok()) manifest_log_.reset();
+    }
+  } else {
+    delete v;
+    log_number_ = old_log_number;
+    manifest_log_.reset();
+    spdlog::error("manifest write failed: {}", s.ToString());
+  }
+  manifest_busy_ = false;
+  manifest_cv_.SignalAll();
+  return s;
+}
+
+}  // namespace strata::storage

@@ -1,0 +1,209 @@
+#ifndef STRATA_STORAGE_VERSION_VERSION_SET_H_
+#define STRATA_STORAGE_VERSION_VERSION_SET_H_
+
+// Versions and the manifest.
+//
+// A Version is an immutable set of SSTables per level. Readers pin the
+// version they read (reference count) so a flush or compaction can install
+// a new one without disturbing them, and a file is deleted only when no
+// live version lists it. The VersionSet owns the chain of versions and the
+// manifest: a log of VersionEdits (docs/manifest-format.md) plus CURRENT,
+// which names the live manifest. An edit is written and fsynced to the
+// manifest before its version becomes current, so a crash at any point
+// leaves either the old or the new version.
+
+#include <atomic>
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "strata/storage/env.h"
+#include "strata/storage/iterator.h"
+#include "strata/storage/options.h"
+#include "util/dbformat.h"
+#include "version/table_cache.h"
+#include "version/version_edit.h"
+#include "wal/log_writer.h"
+
+namespace strata::storage {
+
+class VersionSet;
+
+using FileRef = std::shared_ptr<FileMetaData>;
+
+// Target size in bytes of `level` (level >= 1): base * 10^(level-1).
+uint64_t MaxBytesForLevel(const Options& options, int level);
+
+// Thread safety: a Version is immutable after it is installed; Ref/Unref
+// are atomic and may be called from any thread.
+class Version {
+ public:
+  void Ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
+  // Drops a reference; the last one deletes the version (and lets its
+  // files be deleted).
+  void Unref();
+
+  // Outcome of a point lookup in the SSTables.
+  enum class GetState { kNotFound, kFound, kDeleted };
+
+  // Looks up key in L0 (newest first) and then one table per level,
+  // skipping tables by key range and bloom filter. Sets *state and, when
+  // found, *value. Returns DataLoss for a corrupt table, I/O errors as the
+  // Env reports them, and "would block" (IsWouldBlock) for a cache_only
+  // read that needs I/O.
+  absl::Status Get(const ReadOptions& options, const LookupKey& key,
+                   std::string* value, GetState* state) const;
+
+  // Appends iterators over every table (one per L0 file, one concatenating
+  // iterator per deeper level). The caller owns them; they reference this
+  // version's tables, so the version must be pinned while they live.
+  void AddIterators(const ReadOptions& options,
+                    std::vector<Iterator*>* iters) const;
+
+  const std::vector<FileRef>& files(int level) const { return files_[level]; }
+  int NumFiles(int level) const {
+    return static_cast<int>(files_[level].size());
+  }
+  uint64_t LevelBytes(int level) const;
+
+  // Files of `level` whose user-key range overlaps [begin, end] (nullptr =
+  // unbounded). For level 0 the range grows to cover overlapping files
+  // transitively, since L0 files overlap each other.
+  std::vector<FileRef> GetOverlappingInputs(int level,
+                                            const InternalKey* begin,
+                                            const InternalKey* end) const;
+  // True if some file in `level` overlaps the user-key range.
+  bool OverlapInLevel(int level, std::string_view smallest_user_key,
+                      std::string_view largest_user_key) const;
+
+  // Compaction need computed when the version is built: the level with the
+  // highest score, and that score (>= 1 means compaction is due).
+  int compaction_level() const { return compaction_level_; }
+  double compaction_score() const { return compaction_score_; }
+
+ private:
+  friend class VersionSet;
+  explicit Version(VersionSet* vset) : vset_(vset) {}
+  ~Version() = default;
+  void Finalize(const Options& options);
+
+  VersionSet* const vset_;
+  std::atomic<int> refs_{0};
+  // Level 0 is ordered newest file first; deeper levels by smallest key
+  // (their files do not overlap).
+  std::vector<FileRef> files_[kNumLevels];
+  int compaction_level_ = -1;
+  double compaction_score_ = -1;
+};
+
+// Thread safety: methods marked REQUIRES(mu) need the DB mutex passed to
+// the constructor; the rest are safe from any thread.
+class VersionSet {
+ public:
+  // table_cache and mu are not owned and must outlive this.
+  VersionSet(std::string dbname, const Options& options,
+             TableCache* table_cache, const InternalKeyComparator* icmp,
+             absl::Mutex* mu);
+  ~VersionSet();
+  VersionSet(const VersionSet&) = delete;
+  VersionSet& operator=(const VersionSet&) = delete;
+
+  // Writes an empty database: MANIFEST-000001 and CURRENT.
+  absl::Status CreateNew();
+
+  // Rebuilds the current version from CURRENT and the manifest it names,
+  // then starts a fresh manifest holding a snapshot of that version.
+  // Returns DataLoss (naming the file and offset) for a corrupt CURRENT or
+  // manifest, InvalidArgument for a database created with another
+  // comparator.
+  absl::Status Recover() ABSL_EXCLUSIVE_LOCKS_REQUIRED(*mu_);
+
+  // Writes edit (plus the counters) to the manifest, fsyncs it, and makes
+  // the resulting version current. Concurrent callers are serialized; the
+  // mutex is released while the manifest is written. On error the current
+  // version is unchanged and the error is returned (the caller should treat
+  // it as a background error).
+  absl::Status LogAndApply(VersionEdit* edit)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(*mu_);
+
+  Version* current() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(*mu_) {
+    return current_;
+  }
+  uint64_t NewFileNumber() ABSL_EXCLUSIVE_LOCKS_REQUIRED(*mu_) {
+    return next_file_number_++;
+  }
+  // Ensures future file numbers are above `number` (files found on disk).
+  void MarkFileNumberUsed(uint64_t number) ABSL_EXCLUSIVE_LOCKS_REQUIRED(*mu_);
+  // WALs numbered below this are fully flushed to installed tables.
+  uint64_t LogNumber() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(*mu_) {
+    return log_number_;
+  }
+  uint64_t ManifestFileNumber() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(*mu_) {
+    return manifest_file_number_;
+  }
+
+  // The sequence number of the newest acknowledged write; readable from any
+  // thread (acquire) so reads need no lock.
+  SequenceNumber LastSequence() const {
+    return last_sequence_.load(std::memory_order_acquire);
+  }
+  void SetLastSequence(SequenceNumber s) {
+    last_sequence_.store(s, std::memory_order_release);
+  }
+
+  // Adds the number of every file listed by any live version.
+  void AddLiveFiles(std::set<uint64_t>* live);
+
+  TableCache* table_cache() const { return table_cache_; }
+  const InternalKeyComparator* icmp() const { return icmp_; }
+  const Options& options() const { return options_; }
+
+ private:
+  friend class Version;
+  class Builder;
+
+  void AppendVersion(Version* v) ABSL_EXCLUSIVE_LOCKS_REQUIRED(*mu_);
+  void RemoveVersion(Version* v);
+  absl::Status WriteSnapshot(wal::Writer* log)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(*mu_);
+  // Starts MANIFEST-<new number> with a snapshot and points CURRENT at it.
+  absl::Status StartNewManifest() ABSL_EXCLUSIVE_LOCKS_REQUIRED(*mu_);
+  absl::Status ReadCurrentFile(std::string* manifest_name);
+
+  const std::string dbname_;
+  const Options options_;
+  Env* const env_;
+  TableCache* const table_cache_;
+  const InternalKeyComparator* const icmp_;
+  absl::Mutex* const mu_;
+
+  uint64_t next_file_number_ ABSL_GUARDED_BY(*mu_) = 2;
+  uint64_t manifest_file_number_ ABSL_GUARDED_BY(*mu_) = 0;
+  uint64_t log_number_ ABSL_GUARDED_BY(*mu_) = 0;
+  std::atomic<SequenceNumber> last_sequence_{0};
+
+  std::unique_ptr<wal::Writer> manifest_log_ ABSL_GUARDED_BY(*mu_);
+  uint64_t manifest_bytes_ ABSL_GUARDED_BY(*mu_) = 0;
+  bool manifest_busy_ ABSL_GUARDED_BY(*mu_) = false;
+  absl::CondVar manifest_cv_;
+
+  Version* current_ ABSL_GUARDED_BY(*mu_) = nullptr;
+  // Every version that is still referenced, for AddLiveFiles.
+  absl::Mutex versions_mu_;
+  std::list<Version*> versions_ ABSL_GUARDED_BY(versions_mu_);
+};
+
+// Writes CURRENT to name `manifest_name` atomically (temp file, fsync,
+// rename, directory fsync). Format: "strata-current 1 <name> <checksum>\n".
+absl::Status SetCurrentFile(Env* env, const std::string& dbname,
+                            uint64_t manifest_number);
+
+}  // namespace strata::storage
+
+#endif  // STRATA_STORAGE_VERSION_VERSION_SET_H_
