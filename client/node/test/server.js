@@ -1,0 +1,99 @@
+// Starts and stops a real strata-server for the Node tests.
+//
+// The binary is $STRATA_SERVER, or build/server/strata-server under the
+// repository root. It listens on 127.0.0.1 port 0 and prints one stdout line
+// "strata-server listening on 127.0.0.1:PORT" when ready.
+'use strict';
+
+const { spawn } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+
+const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
+const START_TIMEOUT_MS = 30000;
+const STOP_TIMEOUT_MS = 15000;
+
+function serverBinary() {
+  return process.env.STRATA_SERVER || path.join(REPO_ROOT, 'build', 'server', 'strata-server');
+}
+
+// A reason to skip (a string) when the binary is missing, else false.
+function skipReason() {
+  return fs.existsSync(serverBinary())
+    ? false
+    : `strata-server not found at ${serverBinary()}: build it or set STRATA_SERVER=/path/to/strata-server`;
+}
+
+class StrataServer {
+  constructor() {
+    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strata-nodetest-'));
+    this.dataDir = path.join(this.dir, 'data');
+    fs.mkdirSync(this.dataDir);
+    this.proc = null;
+    this.address = null;
+    this.stderr = '';
+  }
+
+  // Resolves to "127.0.0.1:PORT" once the server announced it.
+  start() {
+    const proc = spawn(serverBinary(), ['--listen=127.0.0.1:0', `--data_dir=${this.dataDir}`],
+      { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.proc = proc;
+    proc.stderr.setEncoding('utf8');
+    proc.stderr.on('data', (d) => { this.stderr = (this.stderr + d).slice(-8192); });
+    return new Promise((resolve, reject) => {
+      let out = '';
+      const fail = (why) => {
+        clearTimeout(timer);
+        proc.kill('SIGKILL');
+        reject(new Error(`strata-server: ${why}; stdout=${JSON.stringify(out)}\nstderr:\n${this.stderr}`));
+      };
+      const timer = setTimeout(() => fail(`no listening line within ${START_TIMEOUT_MS} ms`), START_TIMEOUT_MS);
+      proc.on('error', (err) => fail(err.message));
+      proc.on('exit', (code, sig) => fail(`exited early (code ${code}, signal ${sig})`));
+      proc.stdout.setEncoding('utf8');
+      const onData = (d) => {
+        out += d;
+        const m = /strata-server listening on (\S+):(\d+)/.exec(out);
+        if (!m) return;
+        clearTimeout(timer);
+        proc.removeAllListeners('exit');
+        proc.removeAllListeners('error');
+        proc.stdout.off('data', onData);
+        proc.stdout.resume(); // keep draining
+        this.address = `${m[1]}:${m[2]}`;
+        resolve(this.address);
+      };
+      proc.stdout.on('data', onData);
+    });
+  }
+
+  // SIGTERM, then resolves to the exit code (rejects if it does not exit).
+  stop() {
+    const proc = this.proc;
+    if (!proc || proc.exitCode !== null || proc.signalCode !== null) {
+      this.proc = null;
+      return Promise.resolve(proc ? proc.exitCode : 0);
+    }
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        proc.kill('SIGKILL');
+        reject(new Error(`strata-server ignored SIGTERM for ${STOP_TIMEOUT_MS} ms\nstderr:\n${this.stderr}`));
+      }, STOP_TIMEOUT_MS);
+      proc.once('exit', (code, sig) => {
+        clearTimeout(timer);
+        this.proc = null;
+        resolve(code === null ? `signal ${sig}` : code);
+      });
+      proc.kill('SIGTERM');
+    });
+  }
+
+  async cleanup() {
+    await this.stop().catch(() => {});
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+module.exports = { StrataServer, serverBinary, skipReason, REPO_ROOT };
