@@ -18,11 +18,13 @@ function serverBinary() {
   return process.env.STRATA_SERVER || path.join(REPO_ROOT, 'build', 'server', 'strata-server');
 }
 
-// A reason to skip (a string) when the binary is missing, else false.
+// A reason to skip (a string) when the binary is missing, else false. With
+// STRATA_TEST_REQUIRE_SERVER set (scripts/test-clients.sh) a missing binary throws.
 function skipReason() {
-  return fs.existsSync(serverBinary())
-    ? false
-    : `strata-server not found at ${serverBinary()}: build it or set STRATA_SERVER=/path/to/strata-server`;
+  if (fs.existsSync(serverBinary())) return false;
+  const why = `strata-server not found at ${serverBinary()}: build it or set STRATA_SERVER=/path/to/strata-server`;
+  if (process.env.STRATA_TEST_REQUIRE_SERVER) throw new Error(why);
+  return why;
 }
 
 class StrataServer {
