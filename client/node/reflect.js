@@ -45,7 +45,11 @@ class Reflector {
       } catch (err) {
         // e.g. "Symbol not found": the server lists the service but has no
         // descriptor for it, so neither this script nor grpcurl can call it.
-        throw new Error(`server reflection cannot resolve ${symbol}: ${err.message}`);
+        const hint = symbol.startsWith('grpc.health.v1.')
+          ? ' (a C++ server using EnableDefaultHealthCheckService lists Health but has no ' +
+            'descriptor for it unless grpc/health/v1/health.proto is linked in; grpc/grpc#36665)'
+          : '';
+        throw new Error(`server reflection cannot resolve ${symbol}: ${err.message}${hint}`);
       }
       this.descriptors.set(symbol, descriptor);
     }
