@@ -166,6 +166,24 @@ TEST_F(LogTest, RoundTripOfManySizes) {
   EXPECT_EQ(r.dropped, 0u);
 }
 
+// The worked example of docs/wal-format.md, byte for byte: the format must
+// never change silently.
+TEST_F(LogTest, BytesMatchTheDocumentedExample) {
+  std::string batch;
+  PutFixed64(&batch, 1);  // Sequence.
+  PutFixed32(&batch, 2);  // Count.
+  batch += std::string("\x01\x02k1\x02v1", 7);  // Put("k1", "v1").
+  batch += std::string("\x00\x02k2", 4);         // Delete("k2").
+  Write({batch});
+  const unsigned char expect[] = {
+      0x53, 0x54, 0x52, 0x41, 0x54, 0x41, 0x57, 0x4c, 0x01, 0x00, 0x00, 0x00,
+      0xe9, 0x8a, 0x5c, 0x40, 0xd6, 0xd7, 0x53, 0xd1, 0x17, 0x00, 0x01, 0x01,
+      0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x01,
+      0x02, 0x6b, 0x31, 0x02, 0x76, 0x31, 0x00, 0x02, 0x6b, 0x32};
+  EXPECT_EQ(ReadFileOrDie(path_),
+            std::string(reinterpret_cast<const char*>(expect), sizeof(expect)));
+}
+
 TEST_F(LogTest, EmptyRecordsRoundTrip) {
   Write({"", "", "x", ""});
   ReadResult r = Read();
