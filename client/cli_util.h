@@ -1,0 +1,61 @@
+#ifndef STRATA_CLIENT_CLI_UTIL_H_
+#define STRATA_CLIENT_CLI_UTIL_H_
+
+// Pieces of the `strata` CLI that are worth testing on their own: prefix
+// bounds, import line parsing and batching, argv normalization.
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "client/strata_client.h"
+
+namespace strata::cli {
+
+// The smallest key greater than every key that starts with `prefix`, for use
+// as a scan's exclusive end: trailing 0xff bytes are dropped and the last
+// remaining byte is incremented. Returns "" (= no upper bound) if the prefix
+// is empty or all 0xff.
+std::string PrefixSuccessor(std::string_view prefix);
+
+// Splits one import line "key<TAB>value" at the first TAB (the value may
+// contain more TABs). InvalidArgument if there is no TAB or the key is
+// empty.
+absl::StatusOr<Mutation> ParseImportLine(std::string_view line);
+
+// Groups mutations into Write calls of at most max_mutations mutations and
+// about max_bytes bytes (a single larger pair goes alone).
+class ImportBatcher {
+ public:
+  ImportBatcher(size_t max_mutations, size_t max_bytes)
+      : max_mutations_(max_mutations), max_bytes_(max_bytes) {}
+
+  // True if `m` does not fit in the current batch, which must then be sent
+  // (Take) before Add.
+  bool WouldOverflow(const Mutation& m) const;
+  void Add(Mutation m);
+  bool empty() const { return batch_.empty(); }
+  size_t bytes() const { return bytes_; }
+  // Returns the current batch and starts a new one.
+  std::vector<Mutation> Take();
+
+ private:
+  static size_t Cost(const Mutation& m);
+
+  const size_t max_mutations_;
+  const size_t max_bytes_;
+  std::vector<Mutation> batch_;
+  size_t bytes_ = 0;
+};
+
+// Abseil flag names use underscores; rewrites "--keys-only" to
+// "--keys_only" so both spellings work: an argument "--a-b[=value]" before a
+// bare "--" is rewritten when "a_b" is a registered flag. Modifies the
+// strings in place.
+void NormalizeFlagDashes(int argc, char** argv);
+
+}  // namespace strata::cli
+
+#endif  // STRATA_CLIENT_CLI_UTIL_H_

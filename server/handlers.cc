@@ -1,0 +1,219 @@
+#include "server/handlers.h"
+
+#include <utility>
+
+#include "absl/strings/str_format.h"
+
+namespace strata::server {
+namespace {
+
+// Error text shared by the key checks of every RPC, prefixed for Write with
+// the mutation index ("mutation 3: ").
+absl::Status KeyError(std::string_view prefix, std::string_view key,
+                      const Limits& limits) {
+  if (key.empty()) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%skey is empty; keys must be 1..%d bytes (--max_key_bytes)", prefix,
+        limits.max_key_bytes));
+  }
+  return absl::InvalidArgumentError(absl::StrFormat(
+      "%skey is %d bytes; the limit is %d (--max_key_bytes)", prefix,
+      key.size(), limits.max_key_bytes));
+}
+
+bool KeyOk(std::string_view key, const Limits& limits) {
+  return !key.empty() && key.size() <= limits.max_key_bytes;
+}
+
+absl::Status ValueError(std::string_view prefix, std::string_view value,
+                        const Limits& limits) {
+  return absl::InvalidArgumentError(absl::StrFormat(
+      "%svalue is %d bytes; the limit is %d (--max_value_bytes)", prefix,
+      value.size(), limits.max_value_bytes));
+}
+
+}  // namespace
+
+absl::Status ValidateLimits(const Limits& limits) {
+  if (limits.max_key_bytes == 0) {
+    return absl::InvalidArgumentError("--max_key_bytes must be at least 1");
+  }
+  if (limits.max_message_bytes == 0) {
+    return absl::InvalidArgumentError("--max_message_bytes must be at least 1");
+  }
+  if (limits.max_batch_mutations == 0) {
+    return absl::InvalidArgumentError(
+        "--max_batch_mutations must be at least 1");
+  }
+  // gRPC's receive limit is an int set to twice the message limit.
+  if (limits.max_message_bytes > (size_t{1} << 30)) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "--max_message_bytes=%d is above the maximum of 1 GiB",
+        limits.max_message_bytes));
+  }
+  // A Put of a maximal key and value must fit in one request (plus a few
+  // bytes of protobuf framing).
+  if (limits.max_key_bytes + limits.max_value_bytes + 32 >
+      limits.max_message_bytes) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "--max_key_bytes (%d) + --max_value_bytes (%d) must fit in "
+        "--max_message_bytes (%d)",
+        limits.max_key_bytes, limits.max_value_bytes,
+        limits.max_message_bytes));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateRequestSize(size_t bytes, const Limits& limits) {
+  if (bytes <= limits.max_message_bytes) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrFormat(
+      "request is %d bytes; the limit is %d (--max_message_bytes)", bytes,
+      limits.max_message_bytes));
+}
+
+absl::Status ValidateKey(std::string_view key, const Limits& limits) {
+  if (KeyOk(key, limits)) return absl::OkStatus();
+  return KeyError("", key, limits);
+}
+
+absl::Status ValidateValue(std::string_view value, const Limits& limits) {
+  if (value.size() <= limits.max_value_bytes) return absl::OkStatus();
+  return ValueError("", value, limits);
+}
+
+absl::Status ValidateGet(const v1::GetRequest& request, const Limits& limits) {
+  return ValidateKey(request.key(), limits);
+}
+
+absl::Status FillGetResponse(absl::StatusOr<std::string> result,
+                             v1::GetResponse* response) {
+  if (result.ok()) {
+    response->set_found(true);
+    response->set_value(*std::move(result));
+    return absl::OkStatus();
+  }
+  response->Clear();
+  if (absl::IsNotFound(result.status())) return absl::OkStatus();
+  return result.status();
+}
+
+absl::StatusOr<storage::WriteBatch> PutToBatch(const v1::PutRequest& request,
+                                               const Limits& limits) {
+  if (!KeyOk(request.key(), limits)) return KeyError("", request.key(), limits);
+  if (request.value().size() > limits.max_value_bytes) {
+    return ValueError("", request.value(), limits);
+  }
+  storage::WriteBatch batch;
+  batch.Put(request.key(), request.value());
+  return batch;
+}
+
+absl::StatusOr<storage::WriteBatch> DeleteToBatch(
+    const v1::DeleteRequest& request, const Limits& limits) {
+  if (!KeyOk(request.key(), limits)) return KeyError("", request.key(), limits);
+  storage::WriteBatch batch;
+  batch.Delete(request.key());
+  return batch;
+}
+
+absl::StatusOr<storage::WriteBatch> WriteToBatch(
+    const v1::WriteRequest& request, const Limits& limits) {
+  const size_t n = static_cast<size_t>(request.mutations_size());
+  if (n > limits.max_batch_mutations) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "write has %d mutations; the limit is %d (--max_batch_mutations)", n,
+        limits.max_batch_mutations));
+  }
+  // Validate everything before building, so a bad mutation late in a large
+  // batch costs no copying.
+  for (size_t i = 0; i < n; ++i) {
+    const v1::Mutation& m = request.mutations(static_cast<int>(i));
+    switch (m.op_case()) {
+      case v1::Mutation::kPut:
+        if (!KeyOk(m.put().key(), limits)) {
+          return KeyError(absl::StrFormat("mutation %d: ", i), m.put().key(),
+                          limits);
+        }
+        if (m.put().value().size() > limits.max_value_bytes) {
+          return ValueError(absl::StrFormat("mutation %d: ", i),
+                            m.put().value(), limits);
+        }
+        break;
+      case v1::Mutation::kDelete:
+        if (!KeyOk(m.delete_().key(), limits)) {
+          return KeyError(absl::StrFormat("mutation %d: ", i),
+                          m.delete_().key(), limits);
+        }
+        break;
+      case v1::Mutation::OP_NOT_SET:
+        return absl::InvalidArgumentError(absl::StrFormat(
+            "mutation %d has no operation (set put or delete)", i));
+    }
+  }
+  storage::WriteBatch batch;
+  for (const v1::Mutation& m : request.mutations()) {
+    if (m.op_case() == v1::Mutation::kPut) {
+      batch.Put(m.put().key(), m.put().value());
+    } else {
+      batch.Delete(m.delete_().key());
+    }
+  }
+  return batch;
+}
+
+absl::Status ValidateScan(const v1::ScanRequest& /*request*/,
+                          const Limits& /*limits*/) {
+  return absl::OkStatus();
+}
+
+absl::Status FillScanResponse(storage::Iterator* it,
+                              const v1::ScanRequest& request,
+                              size_t batch_bytes, ScanCursor* cursor,
+                              v1::ScanResponse* response) {
+  if (cursor->done) return absl::OkStatus();
+  if (!cursor->started) {
+    cursor->started = true;
+    if (!request.end_key().empty() && request.end_key() <= request.start_key()) {
+      cursor->done = true;
+      return absl::OkStatus();
+    }
+    it->Seek(request.start_key());
+  }
+  const std::string_view end = request.end_key();
+  const uint64_t limit = request.limit();
+  size_t bytes = 0;
+  while (it->Valid()) {
+    if (limit != 0 && cursor->returned >= limit) {
+      cursor->done = true;
+      return absl::OkStatus();
+    }
+    const std::string_view key = it->key();
+    if (!end.empty() && key >= end) {
+      cursor->done = true;
+      return absl::OkStatus();
+    }
+    const std::string_view value =
+        request.keys_only() ? std::string_view() : it->value();
+    const size_t pair_bytes = key.size() + value.size();
+    // The first pair always goes in, so a pair above batch_bytes travels
+    // alone instead of stalling the scan.
+    if (bytes > 0 && bytes + pair_bytes > batch_bytes) return absl::OkStatus();
+    v1::KeyValue* kv = response->add_pairs();
+    kv->set_key(key.data(), key.size());
+    if (!value.empty()) kv->set_value(value.data(), value.size());
+    bytes += pair_bytes;
+    cursor->returned++;
+    cursor->bytes += pair_bytes;
+    if (limit != 0 && cursor->returned >= limit) {
+      // Stop without stepping on: the next pair may cost a disk read.
+      cursor->done = true;
+      return absl::OkStatus();
+    }
+    it->Next();
+  }
+  // The iterator is exhausted or failed.
+  cursor->done = true;
+  return it->status();
+}
+
+}  // namespace strata::server

@@ -1,0 +1,111 @@
+#ifndef STRATA_SERVER_HANDLERS_H_
+#define STRATA_SERVER_HANDLERS_H_
+
+// The request logic of the KV service as plain functions: validation against
+// the limits, request -> WriteBatch conversion, Get result conversion and the
+// Scan batching loop. No gRPC types here, so every rule is unit-tested
+// without a server (tests/server/handlers_test.cc). kv_server.cc wires these
+// into the asynchronous calls.
+//
+// Thread safety: every function is pure (or touches only its arguments) and
+// may be called from any thread.
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "strata/storage/iterator.h"
+#include "strata/storage/write_batch.h"
+#include "strata/v1/kv.pb.h"
+
+namespace strata::server {
+
+// Request limits. Every violation is InvalidArgument with a message that
+// names the limit and its flag, and nothing is written.
+struct Limits {
+  // Keys are 1..max_key_bytes bytes (--max_key_bytes).
+  size_t max_key_bytes = 8192;
+  // Values are 0..max_value_bytes bytes (--max_value_bytes). The default
+  // 2 MiB lets any gRPC client with the default 4 MiB receive limit read
+  // every value.
+  size_t max_value_bytes = 2u << 20;
+  // Serialized request messages are at most this many bytes
+  // (--max_message_bytes). gRPC itself rejects messages above twice this
+  // with RESOURCE_EXHAUSTED before they reach a handler.
+  size_t max_message_bytes = 16u << 20;
+  // A Write carries at most this many mutations (--max_batch_mutations).
+  size_t max_batch_mutations = 10000;
+};
+
+// Returns InvalidArgument if the limits are inconsistent (a zero limit, or
+// a maximal Put that would not fit in max_message_bytes); OK otherwise.
+absl::Status ValidateLimits(const Limits& limits);
+
+// InvalidArgument if a serialized request of `bytes` bytes exceeds
+// limits.max_message_bytes.
+absl::Status ValidateRequestSize(size_t bytes, const Limits& limits);
+// InvalidArgument if key is empty or longer than limits.max_key_bytes.
+absl::Status ValidateKey(std::string_view key, const Limits& limits);
+// InvalidArgument if value is longer than limits.max_value_bytes.
+absl::Status ValidateValue(std::string_view value, const Limits& limits);
+
+// Get: InvalidArgument for a bad key.
+absl::Status ValidateGet(const v1::GetRequest& request, const Limits& limits);
+
+// Turns the engine's answer to a Get into the reply, filling *response in
+// place (reusing its buffers; the value is moved, not copied): a value ->
+// found=true; NotFound -> found=false and OK. Any other error is returned
+// unchanged and *response is left cleared. Returns the status the RPC ends
+// with.
+absl::Status FillGetResponse(absl::StatusOr<std::string> result,
+                             v1::GetResponse* response);
+
+// Put/Delete/Write -> the batch to hand to DB::WriteAsync. InvalidArgument
+// (naming the limit, and for Write the index of the offending mutation)
+// if any limit is violated or a mutation has no operation; the batch is
+// then not built, so nothing is written. Later mutations of the same key
+// win (the engine applies a batch in order).
+absl::StatusOr<storage::WriteBatch> PutToBatch(const v1::PutRequest& request,
+                                               const Limits& limits);
+absl::StatusOr<storage::WriteBatch> DeleteToBatch(
+    const v1::DeleteRequest& request, const Limits& limits);
+absl::StatusOr<storage::WriteBatch> WriteToBatch(
+    const v1::WriteRequest& request, const Limits& limits);
+
+// Scan: start_key and end_key may be empty (unbounded); an end_key at or
+// below start_key gives an empty result. Nothing else can be invalid beyond
+// the message size, so this is always OK today; it exists so the call site
+// does not change when rules are added.
+absl::Status ValidateScan(const v1::ScanRequest& request,
+                          const Limits& limits);
+
+// Target bytes of keys plus values per ScanResponse message.
+inline constexpr size_t kScanBatchBytes = 1u << 20;
+
+// Progress of one Scan across successive FillScanResponse calls.
+struct ScanCursor {
+  bool started = false;    // The iterator has been positioned.
+  bool done = false;       // Nothing more to send (end, limit or error).
+  uint64_t returned = 0;   // Pairs put into responses so far.
+  uint64_t bytes = 0;      // Key + value bytes put into responses so far.
+};
+
+// Fills *response (which should be empty) with the next pairs of the scan
+// described by `request`, reading `it` (an iterator over the scan's
+// snapshot, owned by the caller). Adds pairs while their key+value bytes
+// stay within batch_bytes; a single pair larger than batch_bytes travels
+// alone. Honours [start_key, end_key) (empty end_key = unbounded), limit
+// (0 = none) and keys_only. Sets cursor->done when the scan is complete.
+// Returns the iterator's error (e.g. DataLoss) if it failed; the pairs
+// already added are still valid and cursor->done is set.
+absl::Status FillScanResponse(storage::Iterator* it,
+                              const v1::ScanRequest& request,
+                              size_t batch_bytes, ScanCursor* cursor,
+                              v1::ScanResponse* response);
+
+}  // namespace strata::server
+
+#endif  // STRATA_SERVER_HANDLERS_H_

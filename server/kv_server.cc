@@ -1,0 +1,380 @@
+#include "server/kv_server.h"
+
+#include <pthread.h>
+
+#include <algorithm>
+#include <chrono>
+#include <climits>
+#include <utility>
+
+#include "absl/strings/str_format.h"
+#include "absl/synchronization/blocking_counter.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/server_builder.h"
+#include "server/credentials.h"
+#include "spdlog/spdlog.h"
+
+namespace strata::server {
+namespace {
+
+// How long Shutdown waits, after gRPC's own shutdown, for engine callbacks
+// and pool tasks to hand their calls back before closing the queues.
+constexpr absl::Duration kCallDrainTimeout = absl::Seconds(3);
+
+int ClampToInt(size_t n) {
+  return static_cast<int>(std::min<size_t>(n, static_cast<size_t>(INT_MAX)));
+}
+
+}  // namespace
+
+void ScanState::Reset() {
+  if (cursor.bytes > kMaxRetainedMessageBytes) {
+    response = v1::ScanResponse();
+  } else {
+    response.Clear();
+  }
+  cursor = ScanCursor();
+  batch = 0;
+  // Released by KvServer::ReleaseScan before the call finished.
+  iterator.reset();
+  snapshot = nullptr;
+}
+
+KvServer::KvServer(ServerOptions options, storage::DB* db,
+                   RpcObserver* observer)
+    : options_(std::move(options)),
+      db_(db),
+      observer_(observer != nullptr ? observer : NoopRpcObserver()),
+      write_options_{.sync = options_.sync_writes} {
+  RegisterMethods();
+}
+
+KvServer::~KvServer() { Shutdown(); }
+
+template <class Req, class Resp>
+void KvServer::AddUnary(
+    std::string_view name,
+    typename UnaryCall<Service, Req, Resp>::RequestFn request,
+    void (KvServer::*handler)(UnaryCall<Service, Req, Resp>*)) {
+  using Call = UnaryCall<Service, Req, Resp>;
+  auto method = std::make_shared<typename Call::Method>();
+  method->info.name = name;
+  method->info.max_inflight = options_.max_inflight_rpcs;
+  method->info.limits = options_.limits;
+  method->service = &service_;
+  method->request = request;
+  method->handler = [this, handler](Call* call) { (this->*handler)(call); };
+  const typename Call::Method* raw = method.get();
+  methods_.push_back(std::move(method));
+  factory_makers_.push_back([raw](CqState* cq) {
+    return std::make_unique<CallFactory<Call>>(raw, cq);
+  });
+}
+
+void KvServer::AddScan(std::string_view name, ScanCall::RequestFn request) {
+  auto method = std::make_shared<ScanCall::Method>();
+  method->info.name = name;
+  method->info.max_inflight = options_.max_inflight_rpcs;
+  method->info.limits = options_.limits;
+  method->service = &service_;
+  method->request = request;
+  method->on_start = [this](ScanCall* call) { ScanStart(call); };
+  method->on_write_done = [this](ScanCall* call, bool ok) {
+    ScanWriteDone(call, ok);
+  };
+  const ScanCall::Method* raw = method.get();
+  methods_.push_back(std::move(method));
+  factory_makers_.push_back([raw](CqState* cq) {
+    return std::make_unique<CallFactory<ScanCall>>(raw, cq);
+  });
+}
+
+void KvServer::RegisterMethods() {
+  using v1::DeleteRequest, v1::DeleteResponse, v1::GetRequest,
+      v1::GetResponse, v1::PutRequest, v1::PutResponse, v1::WriteRequest,
+      v1::WriteResponse;
+  AddUnary<GetRequest, GetResponse>("Get", &Service::RequestGet,
+                                    &KvServer::HandleGet);
+  AddUnary<PutRequest, PutResponse>("Put", &Service::RequestPut,
+                                    &KvServer::HandlePut);
+  AddUnary<DeleteRequest, DeleteResponse>("Delete", &Service::RequestDelete,
+                                          &KvServer::HandleDelete);
+  AddUnary<WriteRequest, WriteResponse>("Write", &Service::RequestWrite,
+                                        &KvServer::HandleWrite);
+  AddScan("Scan", &Service::RequestScan);
+}
+
+absl::Status KvServer::Start() {
+  if (started_) return absl::FailedPreconditionError("server already started");
+  if (absl::Status s = ValidateLimits(options_.limits); !s.ok()) return s;
+  if (options_.cq_threads < 0 || options_.io_threads < 1 ||
+      options_.calls_per_method < 1) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "cq_threads must be >= 0 (0 = one per core), io_threads and "
+        "calls_per_method >= 1; got %d, %d, %d",
+        options_.cq_threads, options_.io_threads, options_.calls_per_method));
+  }
+  const int num_cqs =
+      options_.cq_threads > 0
+          ? options_.cq_threads
+          : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options_.listen, MakeServerCredentials(options_),
+                           &port_);
+  builder.RegisterService(&service_);
+  // Twice the limit, so a request between the two gets our
+  // INVALID_ARGUMENT naming --max_message_bytes rather than gRPC's
+  // RESOURCE_EXHAUSTED.
+  const Limits& limits = options_.limits;
+  builder.SetMaxReceiveMessageSize(ClampToInt(2 * limits.max_message_bytes));
+  // A Scan batch is ~1 MiB but a single pair travels alone; values written
+  // under a larger --max_value_bytes must still be readable.
+  builder.SetMaxSendMessageSize(ClampToInt(std::max(
+      2 * limits.max_message_bytes,
+      limits.max_key_bytes + limits.max_value_bytes + kScanBatchBytes)));
+  // Without this, Linux lets a second server bind the same port and the
+  // kernel splits connections between them.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  for (int i = 0; i < num_cqs; ++i) {
+    cqs_.push_back(builder.AddCompletionQueue(/*is_frequently_polled=*/true));
+  }
+  server_ = builder.BuildAndStart();
+  if (server_ == nullptr || port_ == 0) {
+    for (auto& cq : cqs_) {
+      cq->Shutdown();
+      void* tag;
+      bool ok;
+      while (cq->Next(&tag, &ok)) {
+      }
+    }
+    cqs_.clear();
+    server_.reset();
+    return absl::UnavailableError(
+        absl::StrFormat("cannot listen on %s (address in use, or invalid)",
+                        options_.listen));
+  }
+  started_ = true;
+
+  pool_ = std::make_unique<ThreadPool>(options_.io_threads, "strata-io");
+  factories_.resize(cqs_.size());
+  for (size_t i = 0; i < cqs_.size(); ++i) {
+    cq_states_.push_back(std::make_unique<CqState>(cqs_[i].get(), observer_,
+                                                   &draining_, &drain_mu_));
+    for (auto& make : factory_makers_) {
+      factories_[i].push_back(make(cq_states_[i].get()));
+    }
+  }
+  // Each poller posts its own requests before polling (its factories are
+  // single-threaded); wait for that so Shutdown never races a first post.
+  absl::BlockingCounter primed(static_cast<int>(cqs_.size()));
+  for (size_t i = 0; i < cqs_.size(); ++i) {
+    pollers_.emplace_back([this, i, &primed] {
+      for (auto& f : factories_[i]) f->Prime(options_.calls_per_method);
+      primed.DecrementCount();
+      PollLoop(i);
+    });
+    std::string name = "strata-cq-" + std::to_string(i);
+    name.resize(std::min<size_t>(name.size(), 15));
+    pthread_setname_np(pollers_.back().native_handle(), name.c_str());
+  }
+  primed.Wait();
+
+  grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
+  if (health != nullptr) {
+    health->SetServingStatus(true);
+    health->SetServingStatus(v1::KV::service_full_name(), true);
+  }
+  return absl::OkStatus();
+}
+
+std::string KvServer::bound_address() const {
+  const std::string& listen = options_.listen;
+  const size_t colon = listen.rfind(':');
+  const std::string host =
+      colon == std::string::npos ? listen : listen.substr(0, colon);
+  return absl::StrFormat("%s:%d", host, port_);
+}
+
+void KvServer::PollLoop(size_t index) {
+  grpc::ServerCompletionQueue* cq = cqs_[index].get();
+  void* tag;
+  bool ok;
+  while (cq->Next(&tag, &ok)) {
+    static_cast<CallBase*>(tag)->Proceed(ok);
+  }
+}
+
+int64_t KvServer::LiveCalls() const {
+  int64_t total = 0;
+  for (const auto& s : cq_states_) total += s->live_calls();
+  return total;
+}
+
+int64_t KvServer::TEST_live_calls() const { return LiveCalls(); }
+
+void KvServer::Shutdown() {
+  if (!started_ || shut_down_) return;
+  shut_down_ = true;
+  const auto start = std::chrono::steady_clock::now();
+  spdlog::info("shutdown: health NOT_SERVING, finishing in-flight RPCs "
+               "(grace {} ms)",
+               absl::ToInt64Milliseconds(options_.shutdown_grace));
+  if (grpc::HealthCheckServiceInterface* health =
+          server_->GetHealthCheckService()) {
+    health->Shutdown();
+  }
+  // Stops accepting, fails every posted request, lets in-flight RPCs finish
+  // until the deadline and cancels the rest. Pollers keep running meanwhile.
+  server_->Shutdown(std::chrono::system_clock::now() +
+                    absl::ToChronoMilliseconds(options_.shutdown_grace));
+
+  // A queue must not be shut down while a call can still start an operation
+  // on it (an engine callback or pool task calling Finish would abort), so
+  // wait until every call object is back on a free list.
+  draining_.store(true);
+  {
+    absl::MutexLock lock(&drain_mu_);
+    const bool drained = drain_mu_.AwaitWithTimeout(
+        absl::Condition(
+            +[](const KvServer* s) { return s->LiveCalls() == 0; },
+            static_cast<const KvServer*>(this)),
+        kCallDrainTimeout);
+    if (!drained) {
+      spdlog::error("shutdown: {} calls still in progress after {} ms; "
+                    "closing the completion queues anyway",
+                    LiveCalls(), absl::ToInt64Milliseconds(kCallDrainTimeout));
+    }
+  }
+  for (auto& cq : cqs_) cq->Shutdown();
+  for (std::thread& t : pollers_) t.join();  // Each drains until Next false.
+  pool_->Shutdown();
+  const double seconds = std::chrono::duration<double>(
+                             std::chrono::steady_clock::now() - start)
+                             .count();
+  spdlog::info("shutdown: RPC server stopped in {:.3f} s", seconds);
+}
+
+// ---- Handlers ----
+
+void KvServer::HandleGet(GetCall* call) {
+  const v1::GetRequest& request = call->request();
+  if (absl::Status s = ValidateGet(request, options_.limits); !s.ok()) {
+    call->Finish(s);
+    return;
+  }
+  storage::ReadOptions read_options;
+  read_options.cache_only = true;
+  absl::StatusOr<std::string> result = db_->Get(read_options, request.key());
+  if (!result.ok() && storage::IsWouldBlock(result.status())) {
+    if (!pool_->Schedule([this, call] { FinishGetBlocking(call); })) {
+      FinishGetBlocking(call);  // Pool stopped: only during shutdown.
+    }
+    return;
+  }
+  call->Finish(FillGetResponse(std::move(result), call->mutable_response()));
+}
+
+void KvServer::FinishGetBlocking(GetCall* call) {
+  absl::StatusOr<std::string> result =
+      db_->Get(storage::ReadOptions(), call->request().key());
+  call->Finish(FillGetResponse(std::move(result), call->mutable_response()));
+}
+
+template <class Call>
+void KvServer::SubmitWrite(Call* call,
+                           absl::StatusOr<storage::WriteBatch> batch) {
+  if (!batch.ok()) {
+    call->Finish(batch.status());
+    return;
+  }
+  if (batch->Count() == 0) {  // An empty Write: nothing to make durable.
+    call->Finish(absl::OkStatus());
+    return;
+  }
+  // The callback runs on an engine thread once the batch is durable;
+  // Finish only queues the reply, so it does not block the engine.
+  db_->WriteAsync(write_options_, *std::move(batch),
+                  [call](absl::Status status) { call->Finish(status); });
+}
+
+void KvServer::HandlePut(PutCall* call) {
+  SubmitWrite(call, PutToBatch(call->request(), options_.limits));
+}
+
+void KvServer::HandleDelete(DeleteCall* call) {
+  SubmitWrite(call, DeleteToBatch(call->request(), options_.limits));
+}
+
+void KvServer::HandleWrite(WriteCall* call) {
+  SubmitWrite(call, WriteToBatch(call->request(), options_.limits));
+}
+
+void KvServer::ScanStart(ScanCall* call) {
+  if (absl::Status s = ValidateScan(call->request(), options_.limits);
+      !s.ok()) {
+    call->Finish(s);
+    return;
+  }
+  // The snapshot is taken as the call starts: the scan sees exactly the
+  // writes acknowledged before it arrived.
+  call->state().snapshot = db_->GetSnapshot();
+  ScheduleScanBatch(call);
+}
+
+void KvServer::ScanWriteDone(ScanCall* call, bool /*ok*/) {
+  // On a failed write cancelled() is now true; the next batch sees it and
+  // finishes (releasing the iterator on the pool, not here).
+  call->state().response.Clear();
+  ScheduleScanBatch(call);
+}
+
+void KvServer::ScheduleScanBatch(ScanCall* call) {
+  if (!pool_->Schedule([this, call] { ScanBatch(call); })) {
+    ReleaseScan(&call->state());  // Pool stopped: only during shutdown.
+    call->Finish(absl::UnavailableError("server is shutting down"));
+  }
+}
+
+void KvServer::ScanBatch(ScanCall* call) {
+  ScanState& st = call->state();
+  if (options_.TEST_before_scan_batch) options_.TEST_before_scan_batch(st.batch);
+  if (call->cancelled()) {
+    ReleaseScan(&st);
+    call->Finish(absl::CancelledError("scan cancelled"));
+    return;
+  }
+  if (std::chrono::system_clock::now() > call->context()->deadline()) {
+    ReleaseScan(&st);
+    call->Finish(absl::DeadlineExceededError("scan deadline exceeded"));
+    return;
+  }
+  if (st.iterator == nullptr) {
+    storage::ReadOptions read_options;
+    read_options.snapshot = st.snapshot;
+    st.iterator = db_->NewIterator(read_options);
+  }
+  const absl::Status s =
+      FillScanResponse(st.iterator.get(), call->request(), kScanBatchBytes,
+                       &st.cursor, &st.response);
+  st.batch++;
+  if (!s.ok() || st.cursor.done) {
+    ReleaseScan(&st);
+    call->Finish(s, st.response.pairs_size() > 0 ? &st.response : nullptr);
+    return;
+  }
+  call->Write(st.response);  // Not done: the batch holds at least one pair.
+}
+
+void KvServer::ReleaseScan(ScanState* state) {
+  state->iterator.reset();
+  if (state->snapshot != nullptr) {
+    db_->ReleaseSnapshot(state->snapshot);
+    state->snapshot = nullptr;
+  }
+}
+
+}  // namespace strata::server

@@ -1,0 +1,313 @@
+// strata-server: the gRPC storage node. This file only parses flags, opens
+// the DB, wires a KvServer and waits for SIGTERM/SIGINT; the logic lives in
+// strata_server_lib (kv_server.h).
+//
+// Exit codes: 0 clean shutdown; 1 the DB could not be opened, the address
+// not bound, or the final WAL sync failed; 2 bad flags.
+
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/string_view.h"
+#include "server/kv_server.h"
+#include "spdlog/sinks/stdout_color_sinks.h"
+#include "spdlog/spdlog.h"
+#include "strata/storage/db.h"
+#include "strata/storage/options.h"
+
+ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
+          "host:port to serve gRPC on. Port 0 picks a free port; the bound "
+          "address is printed on stdout as 'strata-server listening on "
+          "HOST:PORT'.");
+ABSL_FLAG(std::string, data_dir, "./data",
+          "Directory of the database (created if missing). Only one server "
+          "may use it at a time (LOCK file).");
+ABSL_FLAG(int32_t, cq_threads, 0,
+          "gRPC completion queues, each with one polling thread; 0 = one per "
+          "hardware core.");
+ABSL_FLAG(int32_t, io_threads, 4,
+          "Threads for work that may block on disk: Gets that miss the block "
+          "cache, and Scan batches.");
+ABSL_FLAG(std::string, wal_sync, "fsync",
+          "When a write is acknowledged: 'fsync' = after the write-ahead log "
+          "is fsynced (concurrent writes share one fsync: group commit; "
+          "survives power loss); 'none' = after it reaches the OS (survives "
+          "a process crash, not power loss).");
+ABSL_FLAG(uint64_t, max_key_bytes, 8192,
+          "Largest key in bytes (keys are 1..this). Larger keys get "
+          "INVALID_ARGUMENT.");
+ABSL_FLAG(uint64_t, max_value_bytes, 2u << 20,
+          "Largest value in bytes. The default (2 MiB) lets any gRPC client "
+          "with the default 4 MiB receive limit read every value.");
+ABSL_FLAG(uint64_t, max_message_bytes, 16u << 20,
+          "Largest request message in bytes; larger requests get "
+          "INVALID_ARGUMENT, and above twice this gRPC itself answers "
+          "RESOURCE_EXHAUSTED.");
+ABSL_FLAG(uint64_t, max_batch_mutations, 10000,
+          "Most mutations in one Write request.");
+ABSL_FLAG(uint64_t, memtable_bytes, 64u << 20,
+          "Memtable size in bytes before it is flushed to an SSTable "
+          "(storage Options::write_buffer_size). Larger = fewer flushes, "
+          "longer WAL replay after a crash.");
+ABSL_FLAG(uint64_t, block_cache_bytes, 256u << 20,
+          "Capacity in bytes of the block cache.");
+ABSL_FLAG(int32_t, max_open_files, 1000,
+          "Most SSTable files kept open at once.");
+ABSL_FLAG(std::string, compression, "lz4",
+          "SSTable block compression: none, snappy, lz4 or zstd.");
+ABSL_FLAG(int32_t, compaction_threads, 1,
+          "Background compaction threads.");
+
+namespace {
+
+using strata::server::KvServer;
+using strata::server::ServerOptions;
+namespace storage = strata::storage;
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+
+// Abseil exits with status 1 on a bad flag and on --help; we want 2 and 0.
+// While flags are parsed, an atexit handler turns that exit into ours.
+std::atomic<int> g_parse_exit_code{-1};
+
+void ExitDuringFlagParsing() {
+  const int code = g_parse_exit_code.load();
+  if (code < 0) return;
+  std::cout.flush();
+  std::fflush(nullptr);
+  _exit(code);
+}
+
+bool IsHelpFlag(std::string_view arg) {
+  if (arg.size() < 2 || arg[0] != '-') return false;
+  arg.remove_prefix(arg[1] == '-' ? 2 : 1);
+  arg = arg.substr(0, arg.find('='));
+  return arg == "help" || arg == "helpfull" || arg == "helpshort" ||
+         arg == "helppackage" || arg == "helpon" || arg == "helpmatch" ||
+         arg == "version" || arg == "only_check_args";
+}
+
+std::vector<char*> ParseFlagsOrExit(int argc, char** argv) {
+  bool help = false;
+  for (int i = 1; i < argc && std::string_view(argv[i]) != "--"; ++i) {
+    help = help || IsHelpFlag(argv[i]);
+  }
+  g_parse_exit_code = help ? kExitOk : kExitUsage;
+  std::atexit(ExitDuringFlagParsing);
+  std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
+  g_parse_exit_code = -1;
+  return rest;
+}
+
+[[noreturn]] void UsageError(const std::string& message) {
+  std::fprintf(stderr, "strata-server: %s\n", message.c_str());
+  std::exit(kExitUsage);
+}
+
+struct Config {
+  ServerOptions server;
+  storage::Options engine;
+  std::string data_dir;
+  std::string wal_sync;
+  std::string compression;
+};
+
+// Flags -> options; exits with status 2 on an invalid value.
+Config ConfigFromFlags() {
+  Config c;
+  c.server.listen = absl::GetFlag(FLAGS_listen);
+  if (c.server.listen.rfind(':') == std::string::npos) {
+    UsageError(absl::StrFormat("--listen must be host:port (got '%s')",
+                               c.server.listen));
+  }
+  c.data_dir = absl::GetFlag(FLAGS_data_dir);
+  if (c.data_dir.empty()) UsageError("--data_dir must not be empty");
+  c.server.cq_threads = absl::GetFlag(FLAGS_cq_threads);
+  if (c.server.cq_threads < 0 || c.server.cq_threads > 1024) {
+    UsageError("--cq_threads must be 0 (one per core) .. 1024");
+  }
+  c.server.io_threads = absl::GetFlag(FLAGS_io_threads);
+  if (c.server.io_threads < 1 || c.server.io_threads > 1024) {
+    UsageError("--io_threads must be 1..1024");
+  }
+  c.wal_sync = absl::GetFlag(FLAGS_wal_sync);
+  if (c.wal_sync == "fsync") {
+    c.engine.wal_sync = storage::WalSyncMode::kSync;
+    c.server.sync_writes = true;
+  } else if (c.wal_sync == "none") {
+    c.engine.wal_sync = storage::WalSyncMode::kNoSync;
+    c.server.sync_writes = false;
+  } else {
+    UsageError(absl::StrFormat("--wal_sync must be fsync or none (got '%s')",
+                               c.wal_sync));
+  }
+  c.server.limits.max_key_bytes = absl::GetFlag(FLAGS_max_key_bytes);
+  c.server.limits.max_value_bytes = absl::GetFlag(FLAGS_max_value_bytes);
+  c.server.limits.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  c.server.limits.max_batch_mutations =
+      absl::GetFlag(FLAGS_max_batch_mutations);
+  if (absl::Status s = strata::server::ValidateLimits(c.server.limits);
+      !s.ok()) {
+    UsageError(std::string(s.message()));
+  }
+
+  c.engine.create_if_missing = true;
+  c.engine.write_buffer_size = absl::GetFlag(FLAGS_memtable_bytes);
+  if (c.engine.write_buffer_size < (64u << 10)) {
+    UsageError("--memtable_bytes must be at least 65536");
+  }
+  c.engine.block_cache_bytes = absl::GetFlag(FLAGS_block_cache_bytes);
+  c.engine.max_open_files = absl::GetFlag(FLAGS_max_open_files);
+  if (c.engine.max_open_files < 16) {
+    UsageError("--max_open_files must be at least 16");
+  }
+  c.compression = absl::GetFlag(FLAGS_compression);
+  if (c.compression == "none") {
+    c.engine.compression = storage::CompressionType::kNone;
+  } else if (c.compression == "snappy") {
+    c.engine.compression = storage::CompressionType::kSnappy;
+  } else if (c.compression == "lz4") {
+    c.engine.compression = storage::CompressionType::kLZ4;
+  } else if (c.compression == "zstd") {
+    c.engine.compression = storage::CompressionType::kZstd;
+  } else {
+    UsageError(absl::StrFormat(
+        "--compression must be none, snappy, lz4 or zstd (got '%s')",
+        c.compression));
+  }
+  c.engine.compaction_threads = absl::GetFlag(FLAGS_compaction_threads);
+  if (c.engine.compaction_threads < 1 || c.engine.compaction_threads > 64) {
+    UsageError("--compaction_threads must be 1..64");
+  }
+  return c;
+}
+
+std::string VersionString() {
+  return absl::StrFormat("strata-server %s (%s)\n", STRATA_VERSION,
+                         STRATA_GIT_SHA);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "the Strata gRPC key-value storage node.\n\n"
+      "Usage: strata-server [--listen=HOST:PORT] [--data_dir=DIR] [flags]\n\n"
+      "Serves strata.v1.KV (Get/Put/Delete/Scan/Write), gRPC server "
+      "reflection and grpc.health.v1.Health. SIGTERM or SIGINT shut it down "
+      "cleanly (exit 0). See docs/server.md.");
+  absl::FlagsUsageConfig usage_config;
+  usage_config.version_string = VersionString;
+  // --help lists this file's flags (Abseil's default looks for a file named
+  // after the binary).
+  usage_config.contains_help_flags = [](absl::string_view path) {
+    return absl::EndsWith(path, "server/main.cc");
+  };
+  usage_config.contains_helpshort_flags = usage_config.contains_help_flags;
+  usage_config.normalize_filename = [](absl::string_view path) {
+    const size_t pos = path.rfind("server/main.cc");
+    return std::string(pos == absl::string_view::npos ? path
+                                                      : path.substr(pos));
+  };
+  absl::SetFlagsUsageConfig(usage_config);
+  const std::vector<char*> positional = ParseFlagsOrExit(argc, argv);
+  if (positional.size() > 1) {
+    UsageError(absl::StrFormat("unexpected argument '%s' (try --help)",
+                               positional[1]));
+  }
+  const Config config = ConfigFromFlags();
+
+  // Logs go to stderr; stdout carries only the "listening" line.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("strata"));
+
+  // Block the shutdown signals before any thread exists (the engine's and
+  // gRPC's threads inherit the mask); this thread collects them with
+  // sigwait.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  absl::StatusOr<std::unique_ptr<storage::DB>> opened =
+      storage::DB::Open(config.engine, config.data_dir);
+  if (!opened.ok()) {
+    const absl::Status& s = opened.status();
+    if (absl::IsFailedPrecondition(s)) {  // At Open: the LOCK file is held.
+      std::fprintf(stderr,
+                   "strata-server: data directory %s is in use by another "
+                   "process (LOCK held)\n",
+                   config.data_dir.c_str());
+    } else {
+      std::fprintf(stderr, "strata-server: cannot open data directory %s: %s\n",
+                   config.data_dir.c_str(), s.ToString().c_str());
+    }
+    return kExitFailure;
+  }
+  std::unique_ptr<storage::DB> db = *std::move(opened);
+
+  auto server = std::make_unique<KvServer>(config.server, db.get());
+  if (absl::Status s = server->Start(); !s.ok()) {
+    std::fprintf(stderr, "strata-server: %s\n", std::string(s.message()).c_str());
+    server.reset();
+    db.reset();
+    return kExitFailure;
+  }
+  std::printf("strata-server listening on %s\n",
+              server->bound_address().c_str());
+  std::fflush(stdout);
+  const ServerOptions& so = config.server;
+  spdlog::info(
+      "strata-server {} ({}) listening on {}: data_dir={} cq_threads={} "
+      "io_threads={} wal_sync={} max_key_bytes={} max_value_bytes={} "
+      "max_message_bytes={} max_batch_mutations={} memtable_bytes={} "
+      "block_cache_bytes={} max_open_files={} compression={} "
+      "compaction_threads={}",
+      STRATA_VERSION, STRATA_GIT_SHA, server->bound_address(), config.data_dir,
+      so.cq_threads > 0 ? so.cq_threads
+                        : static_cast<int>(std::thread::hardware_concurrency()),
+      so.io_threads, config.wal_sync, so.limits.max_key_bytes,
+      so.limits.max_value_bytes, so.limits.max_message_bytes,
+      so.limits.max_batch_mutations, config.engine.write_buffer_size,
+      config.engine.block_cache_bytes, config.engine.max_open_files,
+      config.compression, config.engine.compaction_threads);
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  const auto start = std::chrono::steady_clock::now();
+  spdlog::info("received {}; shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  server->Shutdown();
+  server.reset();
+  int exit_code = kExitOk;
+  if (absl::Status s = db->SyncWAL(); !s.ok()) {
+    spdlog::error("shutdown: WAL sync failed: {}", s.ToString());
+    exit_code = kExitFailure;
+  }
+  db.reset();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
+  spdlog::info("shutdown complete in {:.3f} s", seconds);
+  return exit_code;
+}

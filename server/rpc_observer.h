@@ -1,0 +1,44 @@
+#ifndef STRATA_SERVER_RPC_OBSERVER_H_
+#define STRATA_SERVER_RPC_OBSERVER_H_
+
+// A hook the call templates invoke at the start and end of every KV RPC, so
+// metrics (Prometheus, a later issue) and tests can watch the server without
+// touching the call code.
+
+#include <cstddef>
+#include <string_view>
+
+#include "grpcpp/support/status_code_enum.h"
+
+namespace strata::server {
+
+// Receives RPC life-cycle events. The default methods do nothing.
+//
+// Thread safety: called concurrently from every completion-queue thread;
+// implementations must be thread-safe and must not block (they run on the
+// threads that serve every RPC).
+class RpcObserver {
+ public:
+  virtual ~RpcObserver() = default;
+
+  // A request for `method` ("Get", "Put", "Delete", "Scan", "Write"; a
+  // string with static storage) has arrived. Called once per RPC, before
+  // the handler runs.
+  virtual void OnRpcStart(std::string_view /*method*/) {}
+
+  // The RPC has ended: `code` is the status sent to the client (CANCELLED
+  // when the client went away before the status could be delivered),
+  // `seconds` the time from arrival to completion, `request_bytes` the
+  // serialized request size and `response_bytes` the serialized size of all
+  // response messages sent. Called exactly once per OnRpcStart.
+  virtual void OnRpcEnd(std::string_view /*method*/, grpc::StatusCode /*code*/,
+                        double /*seconds*/, size_t /*request_bytes*/,
+                        size_t /*response_bytes*/) {}
+};
+
+// A process-wide observer that does nothing. Never null; never destroyed.
+RpcObserver* NoopRpcObserver();
+
+}  // namespace strata::server
+
+#endif  // STRATA_SERVER_RPC_OBSERVER_H_
