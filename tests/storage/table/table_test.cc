@@ -347,6 +347,91 @@ TEST(TableBuilderTest, IncompressibleBlocksAreStoredRaw) {
   ExpectScanMatches(*t.table, entries);
 }
 
+// A sink that fails every Append after the first `ok_appends`.
+class FailingSink final : public WritableFile {
+ public:
+  explicit FailingSink(int ok_appends) : ok_appends_(ok_appends) {}
+  absl::Status Append(std::string_view) override {
+    if (ok_appends_-- > 0) return absl::OkStatus();
+    return absl::UnavailableError("disk full");
+  }
+  absl::Status Flush() override { return absl::OkStatus(); }
+  absl::Status Sync() override { return absl::OkStatus(); }
+  absl::Status Close() override { return absl::OkStatus(); }
+
+ private:
+  int ok_appends_;
+};
+
+TEST(TableBuilderTest, WriteErrorIsStickyAndReturnedByFinish) {
+  FailingSink sink(3);
+  TableBuilderOptions o = BuilderOptions();
+  o.block_size = 64;
+  TableBuilder builder(o, &sink);
+  absl::Status first_error;
+  const Entries entries = MakeEntries(100);
+  for (const auto& [k, v] : entries) {
+    absl::Status s = builder.Add(k, v);
+    if (!s.ok()) {
+      first_error = s;
+      break;
+    }
+  }
+  EXPECT_EQ(first_error.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(builder.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(builder.Add(IKey("zzz", 1), "v").code(),
+            absl::StatusCode::kUnavailable);
+  EXPECT_EQ(builder.Finish().code(), absl::StatusCode::kUnavailable);
+}
+
+TEST(TableBuilderTest, AbandonStopsFurtherWrites) {
+  StringSink sink;
+  TableBuilder builder(BuilderOptions(), &sink);
+  ASSERT_OK(builder.Add(IKey("a", 1), "v"));
+  builder.Abandon();
+  EXPECT_EQ(builder.Add(IKey("b", 1), "v").code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(sink.contents().empty());  // Nothing was flushed yet.
+}
+
+// A file whose reads fail after the first `ok_reads`.
+class FailingSource final : public RandomAccessFile {
+ public:
+  FailingSource(std::string contents, int ok_reads)
+      : source_(std::move(contents)), ok_reads_(ok_reads) {}
+  absl::StatusOr<std::string_view> Read(uint64_t offset, size_t n,
+                                        char* scratch) const override {
+    if (ok_reads_.fetch_sub(1) <= 0) return absl::InternalError("EIO on read");
+    return source_.Read(offset, n, scratch);
+  }
+
+ private:
+  StringSource source_;
+  mutable std::atomic<int> ok_reads_;
+};
+
+TEST(TableTest, ReadErrorsPassThroughUnchanged) {
+  const Entries entries = MakeEntries(500);
+  std::string contents = BuildTable(BuilderOptions(), entries);
+  TableOptions to;
+  to.comparator = &kIcmp;
+  // Footer read fails.
+  auto failed_open = Table::Open(
+      to, "f.sst", std::make_unique<FailingSource>(contents, 0), contents.size());
+  EXPECT_EQ(failed_open.status().code(), absl::StatusCode::kInternal);
+  // Open reads footer, properties, index and filter; data reads then fail.
+  ASSERT_OK_AND_ASSIGN(
+      auto table, Table::Open(to, "f.sst",
+                              std::make_unique<FailingSource>(contents, 4),
+                              contents.size()));
+  GetResult r = Get(*table, entries[10].first);
+  EXPECT_EQ(r.status.code(), absl::StatusCode::kInternal);
+  std::unique_ptr<Iterator> it(table->NewIterator(ReadOptions()));
+  it->SeekToFirst();
+  EXPECT_FALSE(it->Valid());
+  EXPECT_EQ(it->status().code(), absl::StatusCode::kInternal);
+}
+
 // --- Block cache ---
 
 class TableCacheTest : public ::testing::Test {
