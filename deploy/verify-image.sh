@@ -205,11 +205,9 @@ expect_eq "get greeting" "$(cli get greeting)" hello
 rc=0
 cli get no-such-key >/dev/null 2>&1 || rc=$?
 expect_eq "exit code of get of a missing key" "$rc" 1
-scan="$(cli scan --prefix user/)"
-grep -q 'user/1' <<<"$scan" && grep -q 'alice' <<<"$scan" && grep -q 'user/2' <<<"$scan" ||
-  fail "scan --prefix user/ lacks user/1=alice or user/2: $scan"
-if grep -q greeting <<<"$scan"; then fail "scan --prefix user/ returned a key outside the prefix: $scan"; fi
-log "put/get/scan ok: $(tr '\n' ' ' <<<"$scan")"
+scan="$(cli scan --prefix=user/)"
+expect_eq "scan --prefix=user/" "$scan" "$(printf 'user/1\talice\nuser/2\tbob')"
+log "put/get/scan ok: $(tr '\t\n' '= ' <<<"$scan")"
 
 if ! curl -fsS --max-time 5 "http://127.0.0.1:$metrics_port/metrics" >"$work/metrics.txt"; then
   fail "no /metrics on --metrics_listen=127.0.0.1:$metrics_port (the server accepted the flag but serves nothing there)"
