@@ -55,6 +55,11 @@ bool BlockHandle::DecodeFrom(std::string_view* input) {
   return GetVarint64(input, &offset_) && GetVarint64(input, &size_);
 }
 
+bool BlockHandle::FitsBefore(uint64_t limit) const {
+  return offset_ <= limit && size_ <= limit - offset_ &&
+         limit - offset_ - size_ >= kBlockTrailerSize;
+}
+
 void Footer::EncodeTo(std::string* dst) const {
   const size_t start = dst->size();
   filter_handle.EncodeTo(dst);
@@ -290,9 +295,7 @@ absl::StatusOr<BlockContents> ReadBlock(const RandomAccessFile* file,
                                         const ReadOptions& options,
                                         const BlockHandle& handle,
                                         uint64_t file_size) {
-  if (handle.offset() > file_size ||
-      handle.size() > file_size - handle.offset() ||
-      file_size - handle.offset() - handle.size() < kBlockTrailerSize) {
+  if (!handle.FitsBefore(file_size)) {
     return TableCorruption(
         filename, handle.offset(),
         absl::StrFormat("block of %d bytes extends past end of file (%d "
@@ -307,7 +310,8 @@ absl::StatusOr<BlockContents> ReadBlock(const RandomAccessFile* file,
                                         const ReadOptions& options,
                                         const BlockHandle& handle) {
   constexpr uint64_t kProbeThreshold = 1u << 20;
-  if (handle.size() > UINT64_MAX - handle.offset() - kBlockTrailerSize) {
+  if (handle.offset() > UINT64_MAX - kBlockTrailerSize ||
+      handle.size() > UINT64_MAX - kBlockTrailerSize - handle.offset()) {
     return TableCorruption(filename, handle.offset(), "block size overflows");
   }
   if (handle.size() > kProbeThreshold) {

@@ -67,8 +67,11 @@ class BlockHandle {
   uint64_t size() const { return size_; }
   void set_offset(uint64_t offset) { offset_ = offset; }
   void set_size(uint64_t size) { size_ = size; }
-  // Offset one past the block's trailer.
+  // Offset one past the block's trailer. REQUIRES: FitsBefore(some limit).
   uint64_t end() const { return offset_ + size_ + kBlockTrailerSize; }
+  // True if the block and its trailer end at or before `limit` (checked
+  // without overflow).
+  bool FitsBefore(uint64_t limit) const;
 
   void EncodeTo(std::string* dst) const;
   // Parses a handle from the front of *input and consumes it. Returns false

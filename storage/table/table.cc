@@ -103,11 +103,9 @@ absl::StatusOr<std::unique_ptr<Table>> Table::Open(
   const BlockHandle& filter = footer.filter_handle;
   const BlockHandle& props = footer.properties_handle;
   const bool has_filter = filter.size() != 0;
-  const bool in_order =
-      index.end() >= index.offset() && props.end() >= props.offset() &&
-      (!has_filter ||
-       (filter.end() >= filter.offset() && filter.end() <= index.offset())) &&
-      index.end() <= props.offset() && props.end() <= footer_offset;
+  const bool in_order = props.FitsBefore(footer_offset) &&
+                        index.FitsBefore(props.offset()) &&
+                        (!has_filter || filter.FitsBefore(index.offset()));
   if (!in_order) {
     return TableCorruption(filename, footer_offset,
                            "footer block handles out of range");

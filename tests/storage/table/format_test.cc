@@ -40,6 +40,14 @@ TEST(BlockHandleTest, TruncatedHandleFailsToDecode) {
   }
 }
 
+TEST(BlockHandleTest, FitsBeforeChecksBoundsWithoutOverflow) {
+  EXPECT_TRUE(BlockHandle(0, 10).FitsBefore(15));
+  EXPECT_FALSE(BlockHandle(0, 10).FitsBefore(14));
+  EXPECT_FALSE(BlockHandle(16, 0).FitsBefore(15));
+  EXPECT_FALSE(BlockHandle(1, ~0ull).FitsBefore(~0ull));
+  EXPECT_FALSE(BlockHandle(~0ull, 0).FitsBefore(~0ull));
+}
+
 Footer SampleFooter() {
   Footer f;
   f.filter_handle = BlockHandle(1000, 200);
@@ -216,6 +224,10 @@ TEST(ReadBlockTest, HandlePastEndOfFileIsDataLoss) {
     auto r2 = ReadBlock(&src, "f.sst", ReadOptions(), h);
     EXPECT_EQ(r2.status().code(), absl::StatusCode::kDataLoss);
   }
+  EXPECT_EQ(ReadBlock(&src, "f.sst", ReadOptions(), BlockHandle(~0ull - 2, 1))
+                .status()
+                .code(),
+            absl::StatusCode::kDataLoss);
   EXPECT_EQ(ReadBlock(&src, "f.sst", ReadOptions(), BlockHandle(0, 1ull << 40))
                 .status()
                 .code(),

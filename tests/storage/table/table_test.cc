@@ -656,6 +656,28 @@ TEST_F(TableCorruptionTest, FlippedByteInFooterIsDataLoss) {
   }
 }
 
+TEST_F(TableCorruptionTest, FooterHandlesOutOfRangeAreDataLoss) {
+  // Well-formed footers (valid checksum) whose handles are impossible.
+  const uint64_t footer_offset = contents_.size() - Footer::kEncodedLength;
+  auto with_footer = [&](const Footer& f) {
+    std::string bad = contents_.substr(0, footer_offset);
+    f.EncodeTo(&bad);
+    ::strata::testing::WriteFileOrDie(path_, bad);
+  };
+  Footer f = footer_;
+  f.properties_handle.set_size(footer_offset);  // Runs into the footer.
+  with_footer(f);
+  ExpectDataLoss(Open().status(), footer_offset);
+  f = footer_;
+  f.index_handle.set_size(~0ull);  // Would overflow.
+  with_footer(f);
+  ExpectDataLoss(Open().status(), footer_offset);
+  f = footer_;
+  f.filter_handle.set_offset(footer_.index_handle.offset() + 1);  // Overlaps.
+  with_footer(f);
+  ExpectDataLoss(Open().status(), footer_offset);
+}
+
 TEST_F(TableCorruptionTest, FlippedBlockTrailerIsDataLoss) {
   // The type byte of the index block.
   ::strata::testing::FlipByte(path_, footer_.index_handle.offset() +
