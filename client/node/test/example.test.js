@@ -93,6 +93,24 @@ describe('example.js against strata-server', { skip: skipReason() }, () => {
     assert.equal(await db.get('wr/b'), null);
   });
 
+  it('answers the standard health check (with the health .proto, no reflection)', async () => {
+    const protoLoader = require('@grpc/proto-loader');
+    const path = require('node:path');
+    const def = protoLoader.loadSync('grpc/health/v1/health.proto',
+      { includeDirs: [path.join(__dirname, '..', '..', 'proto')], enums: String, defaults: true });
+    const { Health } = grpc.loadPackageDefinition(def).grpc.health.v1;
+    const health = new Health(server.address, grpc.credentials.createInsecure());
+    try {
+      const check = (service) => new Promise((resolve, reject) => health.Check({ service },
+        { deadline: Date.now() + 10000 }, (e, r) => (e ? reject(e) : resolve(r.status))));
+      assert.equal(await check(''), 'SERVING');
+      assert.equal(await check('strata.v1.KV'), 'SERVING');
+      await assert.rejects(check('no.such.Service'), (err) => err.code === grpc.status.NOT_FOUND);
+    } finally {
+      health.close();
+    }
+  });
+
   it('maps limits and deadlines to gRPC status codes', async () => {
     await assert.rejects(db.put('', 'v'), (err) => err.code === grpc.status.INVALID_ARGUMENT && err.details.length > 0);
     await assert.rejects(db.put('k'.repeat(8193), 'v'), (err) => err.code === grpc.status.INVALID_ARGUMENT);
