@@ -11,6 +11,8 @@
 
 ############################ build stage ####################################
 FROM debian:bookworm AS build
+# Marks the build-stage layers so deploy/verify-image.sh can prune stale ones.
+LABEL strata.stage=build
 
 # Same set as STRATA_BUILD_DEPS in scripts/lib.sh, minus the test-only
 # packages (tests are off here).

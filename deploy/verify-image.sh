@@ -12,8 +12,9 @@
 #     every shared library resolves inside the image;
 #  5. runs the image's own ENTRYPOINT inside the image filesystem with
 #     `buildah run --isolation chroot` (`podman run` cannot set resource
-#     limits on these machines), a temporary host directory mounted at /data
-#     and the listen flags overridden to free loopback ports, then with the
+#     limits on these machines), its /data VOLUME as a fresh anonymous
+#     volume (as `docker run` without -v) and the listen flags overridden to
+#     free loopback ports, then with the
 #     image's `strata` CLI: health, put, get, get of a missing key, scan
 #     --prefix; scrapes /metrics with curl and expects strata_* metrics;
 #     sends SIGTERM and expects exit 0 within 10 s; starts it again on the
@@ -89,11 +90,11 @@ inspect() { podman image inspect --format "$1" "$IMAGE"; }
 user="$(inspect '{{.Config.User}}')"
 [ "$user" = "$UID_EXPECTED:$UID_EXPECTED" ] || [ "$user" = "$UID_EXPECTED" ] ||
   fail "image user is '$user', want $UID_EXPECTED"
-ports="$(inspect '{{range $p, $_ := .Config.ExposedPorts}}{{$p}} {{end}}')"
+ports="$(inspect '{{range $p, $_ := .Config.ExposedPorts}}{{$p}} {{end}}' | sed 's/ *$//')"
 for p in 50051/tcp 9090/tcp; do
   [[ " $ports " == *" $p "* ]] || fail "image does not expose $p (exposes: $ports)"
 done
-volumes="$(inspect '{{range $v, $_ := .Config.Volumes}}{{$v}} {{end}}')"
+volumes="$(inspect '{{range $v, $_ := .Config.Volumes}}{{$v}} {{end}}' | sed 's/ *$//')"
 [[ " $volumes " == *" /data "* ]] || fail "image has no /data volume (volumes: $volumes)"
 mapfile -t entrypoint < <(inspect '{{range .Config.Entrypoint}}{{.}}{{"\n"}}{{end}}' | sed '/^$/d')
 [ "${#entrypoint[@]}" -gt 0 ] || fail "image has no exec-form ENTRYPOINT"
@@ -118,10 +119,6 @@ log "libraries resolve; runs as uid $UID_EXPECTED"
 free_port() {
   /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
-data="$work/data"
-mkdir -p "$data"
-chown "$UID_EXPECTED:$UID_EXPECTED" "$data"
-chmod 0750 "$data"
 grpc_port="$(free_port)"
 metrics_port="$(free_port)"
 while [ "$metrics_port" = "$grpc_port" ]; do metrics_port="$(free_port)"; done
@@ -140,7 +137,10 @@ descendants() {  # pids below $1, depth first
 start_server() {  # log-file
   local logf="$1" i p
   : >"$logf"
-  buildah run --isolation chroot --network host -v "$data:/data" "$ctr" -- \
+  # /data is the image's VOLUME: buildah gives the container its own volume
+  # (seeded from the image's /data, owner and mode included), kept across
+  # the two runs below and removed with the container.
+  buildah run --isolation chroot --network host "$ctr" -- \
     "${entrypoint[@]}" --listen="$addr" --metrics_listen="127.0.0.1:$metrics_port" \
     >"$logf" 2>&1 &
   runner_pid=$!
@@ -154,6 +154,9 @@ start_server() {  # log-file
     if grep -q "strata-server listening on" "$logf"; then break; fi
     if ! kill -0 "$runner_pid" 2>/dev/null; then
       cat "$logf" >&2
+      if grep -q 'Unknown command line flag' "$logf"; then
+        echo "verify-image: the image's ENTRYPOINT passes a flag this strata-server does not define" >&2
+      fi
       fail "strata-server exited before it was ready (log above)"
     fi
     sleep 0.2
@@ -226,12 +229,15 @@ expect_eq "get user/2 after restart" "$(cli get user/2)" bob
 log "restart on the same /data: data read back"
 stop_server "$work/server2.log"
 
-owner="$(stat -c %u "$data")"
-files="$(find "$data" -type f | wc -l)"
-[ "$files" -gt 0 ] || fail "the server wrote nothing under /data"
-bad_owner="$(find "$data" -not -uid "$UID_EXPECTED" | head -n 1)"
-[ -z "$bad_owner" ] || fail "$bad_owner in /data is not owned by uid $UID_EXPECTED"
-log "/data: $files files, owned by uid $owner: $(cd "$data" && find . -type f | sed 's|^\./||' | sort | tr '\n' ' ')"
+files="$(run_in find /data -type f)"
+[ -n "$files" ] || fail "the server wrote nothing under /data"
+bad_owner="$(run_in find /data -not -uid "$UID_EXPECTED")"
+[ -z "$bad_owner" ] || fail "not owned by uid $UID_EXPECTED in /data: $bad_owner"
+log "/data (owned by uid $UID_EXPECTED): $(sed 's|^/data/||' <<<"$files" | sort | tr '\n' ' ')"
+
+# Build-stage layers of earlier builds that nothing uses any more (the
+# current ones stay as the layer cache for the next build).
+podman image prune -f --filter label=strata.stage=build --filter until=24h >/dev/null 2>&1 || true
 
 size_mb="$(inspect '{{.Size}}' | awk '{ printf "%.1f", $1 / 1e6 }')"
 total_s=$(( $(date +%s) - t_start ))
