@@ -290,11 +290,14 @@ async function checkDescribe(r, symbol, lines) {
   assert.ok(obj, `reflection does not know ${symbol}`);
   if (obj.methods) {
     assert.equal(lines[0], `${symbol} is a service:`);
-    const expected = (await r.describeService(symbol)).map(rpcLine).sort();
+    // grpcurl (protoprint with SortElements) prints methods sorted by name.
+    const expected = (await r.describeService(symbol)).sort((a, b) => (a.name < b.name ? -1 : 1)).map(rpcLine);
     assert.deepEqual(lines.filter((l) => l.startsWith('rpc ')), expected);
   } else {
     assert.equal(lines[0], `${symbol} is a message:`);
-    assert.deepEqual(lines.filter((l) => /=\s*\d+;$/.test(l)), obj.fieldsArray.map(fieldLine));
+    // grpcurl (protoprint with SortElements) prints fields by tag number.
+    const fields = [...obj.fieldsArray].sort((a, b) => a.id - b.id);
+    assert.deepEqual(lines.filter((l) => /=\s*\d+;$/.test(l)), fields.map(fieldLine));
   }
 }
 
