@@ -102,8 +102,9 @@ function strictErrors(docs) {
     spans.push([first, lines.length - 1]);
   });
 
-  // The file must sit next to node_modules for module resolution.
-  const dir = fs.mkdtempSync(path.join(here, ".strict-"));
+  // Inside node_modules: module resolution finds the packages from there,
+  // and git ignores it should a run be interrupted.
+  const dir = fs.mkdtempSync(path.join(here, "node_modules", ".strata-strict-"));
   const file = path.join(dir, "objects.ts");
   fs.writeFileSync(file, lines.join("\n") + "\n");
   const errors = new Map();
