@@ -65,7 +65,9 @@ cleanup() {
 trap cleanup EXIT
 
 # ---------------------------------------------------------------- build ----
+t0=$(date +%s)
 bash "$ROOT/deploy/image/debian-base.sh"
+base_s=$(( $(date +%s) - t0 ))
 
 build_s=0
 if [ "${STRATA_SKIP_BUILD:-0}" = 1 ]; then
@@ -241,4 +243,4 @@ podman image prune -f --filter label=strata.stage=build --filter until=24h >/dev
 
 size_mb="$(inspect '{{.Size}}' | awk '{ printf "%.1f", $1 / 1e6 }')"
 total_s=$(( $(date +%s) - t_start ))
-echo "verify-image: PASS: image $IMAGE ${size_mb} MB, build ${build_s}s, total ${total_s}s"
+echo "verify-image: PASS: image $IMAGE ${size_mb} MB; base images ${base_s}s, build ${build_s}s, total ${total_s}s"
