@@ -30,6 +30,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "client/cli_util.h"
+#include "grpc/grpc.h"
 #include "client/strata_client.h"
 
 ABSL_FLAG(std::string, addr, "127.0.0.1:50051",
@@ -293,6 +294,9 @@ int main(int argc, char** argv) {
     std::printf("strata: %s", kUsage);
     return kExitOk;
   }
+  // Keep gRPC initialized until exit: the final grpc_shutdown (run when
+  // the last channel goes away) may block for seconds on a pending timer.
+  grpc_init();
   const double timeout = absl::GetFlag(FLAGS_timeout);
   if (!(timeout > 0)) return UsageError("--timeout must be > 0 seconds");
   if (command != "scan" &&

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/blocking_counter.h"
+#include "grpc/grpc.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/server_builder.h"
@@ -216,6 +217,15 @@ int64_t KvServer::LiveCalls() const {
 
 int64_t KvServer::TEST_live_calls() const { return LiveCalls(); }
 
+bool KvServer::WaitForCallsToDrain(absl::Time deadline) {
+  absl::MutexLock lock(&drain_mu_);
+  return drain_mu_.AwaitWithDeadline(
+      absl::Condition(
+          +[](const KvServer* s) { return s->LiveCalls() == 0; },
+          static_cast<const KvServer*>(this)),
+      deadline);
+}
+
 void KvServer::Shutdown() {
   if (!started_ || shut_down_) return;
   shut_down_ = true;
@@ -227,27 +237,33 @@ void KvServer::Shutdown() {
           server_->GetHealthCheckService()) {
     health->Shutdown();
   }
-  // Stops accepting, fails every posted request, lets in-flight RPCs finish
-  // until the deadline and cancels the rest. Pollers keep running meanwhile.
-  server_->Shutdown(std::chrono::system_clock::now() +
-                    absl::ToChronoMilliseconds(options_.shutdown_grace));
-
+  // gRPC's Shutdown stops accepting, fails every posted request and waits
+  // for in-flight RPCs until the deadline, then cancels the rest. It also
+  // waits for clients to close idle connections, which they may never do,
+  // so it runs on a helper thread while this one watches our own calls:
+  // once no KV RPC is left, the remaining connections and non-KV streams
+  // (health watches) are cut at once. Pollers keep running meanwhile.
+  const absl::Time deadline = absl::Now() + options_.shutdown_grace;
+  std::thread grpc_shutdown([this, deadline] {
+    server_->Shutdown(absl::ToChronoTime(deadline));
+  });
+  draining_.store(true);
+  // Every call object is recycled once its RPC ends (posted requests fail
+  // as soon as the shutdown starts).
+  if (!WaitForCallsToDrain(deadline)) {
+    spdlog::warn("shutdown: grace period over with {} RPCs in progress; "
+                 "cancelling them",
+                 LiveCalls());
+  }
+  grpc_server_cancel_all_calls(server_->c_server());
+  grpc_shutdown.join();
   // A queue must not be shut down while a call can still start an operation
   // on it (an engine callback or pool task calling Finish would abort), so
-  // wait until every call object is back on a free list.
-  draining_.store(true);
-  {
-    absl::MutexLock lock(&drain_mu_);
-    const bool drained = drain_mu_.AwaitWithTimeout(
-        absl::Condition(
-            +[](const KvServer* s) { return s->LiveCalls() == 0; },
-            static_cast<const KvServer*>(this)),
-        kCallDrainTimeout);
-    if (!drained) {
-      spdlog::error("shutdown: {} calls still in progress after {} ms; "
-                    "closing the completion queues anyway",
-                    LiveCalls(), absl::ToInt64Milliseconds(kCallDrainTimeout));
-    }
+  // wait again for the calls just cancelled to come back.
+  if (!WaitForCallsToDrain(absl::Now() + kCallDrainTimeout)) {
+    spdlog::error("shutdown: {} calls still in progress after {} ms; "
+                  "closing the completion queues anyway",
+                  LiveCalls(), absl::ToInt64Milliseconds(kCallDrainTimeout));
   }
   for (auto& cq : cqs_) cq->Shutdown();
   for (std::thread& t : pollers_) t.join();  // Each drains until Next false.
@@ -341,7 +357,9 @@ void KvServer::ScheduleScanBatch(ScanCall* call) {
 
 void KvServer::ScanBatch(ScanCall* call) {
   ScanState& st = call->state();
-  if (options_.TEST_before_scan_batch) options_.TEST_before_scan_batch(st.batch);
+  if (options_.TEST_before_scan_batch) {
+    options_.TEST_before_scan_batch(st.batch, call->context());
+  }
   if (call->cancelled()) {
     ReleaseScan(&st);
     call->Finish(absl::CancelledError("scan cancelled"));

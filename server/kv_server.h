@@ -25,6 +25,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "grpcpp/server.h"
 #include "server/async_call.h"
 #include "server/rpc_observer.h"
@@ -73,12 +74,15 @@ class KvServer {
   // The listen address with the bound port, e.g. "127.0.0.1:41234".
   std::string bound_address() const;
 
-  // Stops the server, in this order: health NOT_SERVING; gRPC Shutdown with
-  // options.shutdown_grace for in-flight RPCs (then they are cancelled);
-  // wait for every call to be recycled (engine callbacks and pool tasks
-  // have all finished); shut down and drain every completion queue; join
-  // the polling threads; stop the blocking pool. The DB is untouched (the
-  // caller syncs and closes it). Idempotent; blocks.
+  // Stops the server, in this order: health NOT_SERVING; gRPC Shutdown
+  // (no new RPCs) letting in-flight KV RPCs finish for up to
+  // options.shutdown_grace; then every remaining call and connection is
+  // cancelled (idle client connections and health watches would otherwise
+  // hold the shutdown for the whole grace period); wait for every call to
+  // be recycled (engine callbacks and pool tasks have all finished); shut
+  // down and drain every completion queue; join the polling threads; stop
+  // the blocking pool. The DB is untouched (the caller syncs and closes
+  // it). Idempotent; blocks for at most shutdown_grace + ~3 s.
   void Shutdown();
 
   // Number of call objects armed or serving (TEST ONLY).
@@ -117,6 +121,9 @@ class KvServer {
 
   void PollLoop(size_t index);
   int64_t LiveCalls() const;
+  // Waits until every call object is recycled; false at the deadline.
+  // REQUIRES: draining_ is set.
+  bool WaitForCallsToDrain(absl::Time deadline);
 
   // Fixed after construction.
   const ServerOptions options_;

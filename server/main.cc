@@ -28,6 +28,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
+#include "grpc/grpc.h"
 #include "server/kv_server.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
@@ -237,6 +238,13 @@ int main(int argc, char** argv) {
                                positional[1]));
   }
   const Config config = ConfigFromFlags();
+
+  // Hold a gRPC library reference for the whole process. Otherwise the
+  // last reference is dropped by ~Server, whose synchronous grpc_shutdown
+  // joins gRPC's executor threads and can block for ~10 s on a pending
+  // timer, breaking the shutdown deadline. The OS reclaims everything at
+  // exit.
+  grpc_init();
 
   // Logs go to stderr; stdout carries only the "listening" line.
   spdlog::set_default_logger(spdlog::stderr_color_mt("strata"));

@@ -10,6 +10,10 @@
 #include "absl/time/time.h"
 #include "server/handlers.h"
 
+namespace grpc {
+class ServerContext;
+}  // namespace grpc
+
 namespace strata::server {
 
 struct ServerOptions {
@@ -48,9 +52,11 @@ struct ServerOptions {
   // consumed only by MakeServerCredentials (server/credentials.h).
 
   // TEST ONLY: called on a blocking-pool thread before each Scan batch is
-  // filled, with the 0-based batch index. May block (to freeze a scan
-  // mid-way). Must be thread-safe.
-  std::function<void(int batch)> TEST_before_scan_batch;
+  // filled, with the 0-based batch index and the call's context (whose
+  // IsCancelled() turns true once the server has seen a cancellation). May
+  // block (to freeze a scan mid-way). Must be thread-safe.
+  std::function<void(int batch, grpc::ServerContext* context)>
+      TEST_before_scan_batch;
 };
 
 }  // namespace strata::server

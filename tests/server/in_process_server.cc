@@ -1,0 +1,43 @@
+#include "tests/server/in_process_server.h"
+
+#include <utility>
+
+#include "absl/time/time.h"
+
+namespace strata::testing {
+
+server::ServerOptions TestServerOptions() {
+  server::ServerOptions options;
+  options.listen = "127.0.0.1:0";
+  options.cq_threads = 2;
+  options.io_threads = 2;
+  options.calls_per_method = 2;
+  options.shutdown_grace = absl::Seconds(2);
+  return options;
+}
+
+absl::StatusOr<std::unique_ptr<InProcessServer>> InProcessServer::Start(
+    server::ServerOptions options, server::RpcObserver* observer,
+    DbWrapper wrap, storage::Options engine) {
+  PinGrpcLibrary();
+  std::unique_ptr<InProcessServer> s(new InProcessServer());
+  absl::StatusOr<std::unique_ptr<storage::DB>> db =
+      storage::DB::Open(engine, s->dir_.path() + "/db");
+  if (!db.ok()) return db.status();
+  s->db_ = *std::move(db);
+  if (wrap) s->wrapped_ = wrap(s->db_.get());
+  s->server_ = std::make_unique<server::KvServer>(std::move(options), s->db(),
+                                                  observer);
+  if (absl::Status st = s->server_->Start(); !st.ok()) return st;
+  s->address_ = s->server_->bound_address();
+  return s;
+}
+
+InProcessServer::~InProcessServer() {
+  if (server_) server_->Shutdown();
+  server_.reset();
+  wrapped_.reset();
+  db_.reset();
+}
+
+}  // namespace strata::testing
