@@ -51,7 +51,15 @@ KvServer::KvServer(ServerOptions options, storage::DB* db,
   RegisterMethods();
 }
 
-KvServer::~KvServer() { Shutdown(); }
+KvServer::~KvServer() {
+  Shutdown();
+  // The gRPC server goes before the completion queues it was built with,
+  // then the (recycled) calls.
+  server_.reset();
+  factories_.clear();
+  cq_states_.clear();
+  cqs_.clear();
+}
 
 template <class Req, class Resp>
 void KvServer::AddUnary(

@@ -62,6 +62,7 @@ class RecordingObserver : public RpcObserver {
   std::optional<End> WaitForEnd(const std::string& method, int n = 1) {
     absl::MutexLock l(&mu_);
     auto count = [&] {
+      mu_.AssertHeld();  // Await evaluates the condition under mu_.
       int c = 0;
       for (const End& e : ends_) c += e.method == method;
       return c;
