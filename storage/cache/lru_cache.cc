@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
+#include "util/mutex.h"
 #include "util/checksum.h"
 
 namespace strata::storage {
@@ -154,7 +154,7 @@ class alignas(64) LRUShard {
     e->in_cache = true;
     LRUHandle* garbage = nullptr;
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       Append(&in_use_, e);
       usage_ += charge;
       LRUHandle* old = table_.Insert(e);
@@ -166,7 +166,7 @@ class alignas(64) LRUShard {
   }
 
   LRUHandle* Lookup(std::string_view key, uint64_t hash) {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     LRUHandle* e = table_.Lookup(key, hash);
     if (e == nullptr) {
       misses_.fetch_add(1, std::memory_order_relaxed);
@@ -180,7 +180,7 @@ class alignas(64) LRUShard {
   void Release(LRUHandle* e) {
     LRUHandle* garbage = nullptr;
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       Unref(e, &garbage);
       if (e->in_cache && e->refs == 1) EvictToCapacity(&garbage);
     }
@@ -190,7 +190,7 @@ class alignas(64) LRUShard {
   void Erase(std::string_view key, uint64_t hash) {
     LRUHandle* garbage = nullptr;
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       LRUHandle* e = table_.Remove(key, hash);
       if (e != nullptr) FinishErase(e, &garbage);
     }
@@ -198,7 +198,7 @@ class alignas(64) LRUShard {
   }
 
   size_t usage() const {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     return usage_;
   }
   uint64_t hits() const { return hits_.load(std::memory_order_relaxed); }
@@ -264,7 +264,7 @@ class alignas(64) LRUShard {
   }
 
   size_t capacity_ = 0;
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   size_t usage_ ABSL_GUARDED_BY(mu_) = 0;
   LRUHandle lru_ ABSL_GUARDED_BY(mu_);     // Dummy head: next is oldest.
   LRUHandle in_use_ ABSL_GUARDED_BY(mu_);  // Dummy head.

@@ -15,7 +15,7 @@ namespace strata::storage {
 void DBImpl::MaybeScheduleCompaction() { compaction_cv_.SignalAll(); }
 
 void DBImpl::CompactionThreadMain() {
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   while (true) {
     std::unique_ptr<Compaction> c;
     while (!shutting_down_.load()) {
@@ -155,7 +155,7 @@ absl::Status DBImpl::DoCompactionWork(Compaction* c, VersionEdit* edit) {
     if (out == nullptr) {
       uint64_t number;
       {
-        absl::MutexLock l(&mu_);
+        MutexLock l(&mu_);
         number = versions_->NewFileNumber();
         pending_outputs_.insert(number);
       }
@@ -183,9 +183,10 @@ absl::Status DBImpl::DoCompactionWork(Compaction* c, VersionEdit* edit) {
     // are then unreferenced and deleted as obsolete.
     return s;
   }
-  spdlog::debug("compacted L{} ({} files) + L{} ({} files) -> {} files",
+  spdlog::debug("compacted L{} ({} files) + L{} ({} files) -> {} files (first {})",
                 c->level(), c->inputs(0).size(), c->output_level(),
-                c->inputs(1).size(), outputs.size());
+                c->inputs(1).size(), outputs.size(),
+                outputs.empty() ? 0 : outputs[0].number);
   return absl::OkStatus();
 }
 
@@ -195,7 +196,7 @@ absl::Status DBImpl::CompactRange(std::optional<std::string_view> begin,
   std::optional<InternalKey> begin_key, end_key;
   if (begin) begin_key.emplace(*begin, kMaxSequenceNumber, kValueTypeForSeek);
   if (end) end_key.emplace(*end, 0, kTypeDeletion);
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   manual_compactions_++;
   absl::Status s;
   // Compact each level that has overlapping files into the next, down to

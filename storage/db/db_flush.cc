@@ -9,7 +9,7 @@
 namespace strata::storage {
 
 void DBImpl::FlushThreadMain() {
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   while (true) {
     while (!shutting_down_.load() && (imm_.empty() || !bg_error_.ok())) {
       flush_cv_.Wait(&mu_);

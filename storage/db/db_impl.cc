@@ -94,7 +94,7 @@ absl::Status DBImpl::Open() {
   if (options_.create_if_missing) RETURN_IF_ERROR(env_->CreateDir(dbname_));
   ASSIGN_OR_RETURN(db_lock_, env_->LockFile(LockFileName(dbname_)));
   {
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     RETURN_IF_ERROR(Recover());
     InstallSuperVersion();
     DeleteObsoleteFiles();
@@ -104,14 +104,14 @@ absl::Status DBImpl::Open() {
   for (int i = 0; i < options_.compaction_threads; i++) {
     threads_.emplace_back([this] { CompactionThreadMain(); });
   }
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   MaybeScheduleCompaction();
   return absl::OkStatus();
 }
 
 DBImpl::~DBImpl() {
   {
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     shutting_down_.store(true);
     commit_cv_.SignalAll();
     flush_cv_.SignalAll();
@@ -121,7 +121,7 @@ DBImpl::~DBImpl() {
   for (auto& t : threads_) t.join();
   threads_.clear();
   {
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     if (log_ != nullptr) {
       absl::Status s = log_->Sync();
       if (s.ok()) s = log_->Close();
@@ -130,10 +130,10 @@ DBImpl::~DBImpl() {
     }
   }
   {
-    absl::MutexLock l(&sv_mu_);
+    MutexLock l(&sv_mu_);
     sv_.reset();
   }
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   if (mem_ != nullptr) mem_->Unref();
   for (auto& imm : imm_) imm.mem->Unref();
   imm_.clear();
@@ -155,7 +155,7 @@ void DBImpl::InstallSuperVersion() {
   sv->current->Ref();
   std::shared_ptr<const SuperVersion> old;
   {
-    absl::MutexLock l(&sv_mu_);
+    MutexLock l(&sv_mu_);
     old = std::move(sv_);
     sv_ = std::move(sv);
   }
@@ -163,7 +163,7 @@ void DBImpl::InstallSuperVersion() {
 }
 
 std::shared_ptr<const DBImpl::SuperVersion> DBImpl::GetSuperVersion() {
-  absl::MutexLock l(&sv_mu_);
+  MutexLock l(&sv_mu_);
   return sv_;
 }
 
@@ -217,7 +217,7 @@ std::unique_ptr<Iterator> DBImpl::NewIterator(const ReadOptions& options) {
 }
 
 const Snapshot* DBImpl::GetSnapshot() {
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   SequenceNumber seq = versions_->LastSequence();
   snapshots_.insert(seq);
   return new SnapshotImpl(seq);
@@ -227,7 +227,7 @@ void DBImpl::ReleaseSnapshot(const Snapshot* snapshot) {
   if (snapshot == nullptr) return;
   const auto* s = static_cast<const SnapshotImpl*>(snapshot);
   {
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     auto it = snapshots_.find(s->sequence);
     if (it != snapshots_.end()) snapshots_.erase(it);
   }
@@ -250,7 +250,7 @@ void DBImpl::RecordBackgroundError(const absl::Status& s) {
 }
 
 absl::Status DBImpl::SyncWAL() {
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   if (log_ == nullptr) return absl::OkStatus();
   // Serialize with the write leader by waiting for an empty writer queue.
   while (!writers_.empty()) bg_done_cv_.Wait(&mu_);
@@ -260,7 +260,7 @@ absl::Status DBImpl::SyncWAL() {
 }
 
 absl::Status DBImpl::Flush() {
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   if (!bg_error_.ok()) return bg_error_;
   // Wait for the writer queue to drain so no leader is using mem_.
   while (!writers_.empty()) bg_done_cv_.Wait(&mu_);
@@ -309,7 +309,7 @@ void DBImpl::DeleteObsoleteFiles() {
 }
 
 int DBImpl::TEST_NumFilesAtLevel(int level) {
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   return versions_->current()->NumFiles(level);
 }
 
@@ -346,7 +346,7 @@ Statistics DBImpl::GetStatistics() {
   s.bloom_negatives = load(counters_.bloom_negatives);
   s.gets = load(counters_.gets);
   s.iterators_created = load(counters_.iterators_created);
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   s.memtable_bytes = mem_->ApproximateMemoryUsage();
   s.immutable_memtables = static_cast<int>(imm_.size());
   Version* v = versions_->current();

@@ -27,7 +27,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
+#include "util/mutex.h"
 #include "cache/lru_cache.h"
 #include "compaction/compaction.h"
 #include "memtable/memtable.h"
@@ -134,7 +134,7 @@ class DBImpl final : public DB {
   std::unique_ptr<TableCache> table_cache_;
   std::unique_ptr<FileLock> db_lock_;
 
-  absl::Mutex mu_;
+  Mutex mu_;
   std::unique_ptr<VersionSet> versions_;  // Guarded by mu_ (see its notes).
   std::atomic<bool> shutting_down_{false};
   absl::Status bg_error_ ABSL_GUARDED_BY(mu_);
@@ -146,18 +146,18 @@ class DBImpl final : public DB {
   uint64_t log_number_ ABSL_GUARDED_BY(mu_) = 0;
 
   // Readers' view.
-  absl::Mutex sv_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  Mutex sv_mu_ ABSL_ACQUIRED_AFTER(mu_);
   std::shared_ptr<const SuperVersion> sv_ ABSL_GUARDED_BY(sv_mu_);
 
   // Writer queue (group commit).
   std::deque<Writer*> writers_ ABSL_GUARDED_BY(mu_);
-  absl::CondVar commit_cv_;  // Wakes the commit thread.
+  CondVar commit_cv_;  // Wakes the commit thread.
   std::unique_ptr<WriteBatch> group_batch_ ABSL_GUARDED_BY(mu_);
 
   // Background work.
-  absl::CondVar flush_cv_;       // Wakes the flush thread.
-  absl::CondVar compaction_cv_;  // Wakes compaction threads.
-  absl::CondVar bg_done_cv_;     // Signalled when a flush/compaction ends.
+  CondVar flush_cv_;       // Wakes the flush thread.
+  CondVar compaction_cv_;  // Wakes compaction threads.
+  CondVar bg_done_cv_;     // Signalled when a flush/compaction ends.
   int running_compactions_ ABSL_GUARDED_BY(mu_) = 0;
   int manual_compactions_ ABSL_GUARDED_BY(mu_) = 0;
   std::set<uint64_t> pending_outputs_ ABSL_GUARDED_BY(mu_);

@@ -28,7 +28,7 @@ struct DBImpl::Writer {
   bool done = false;
   absl::Status status;
   WriteCallback callback;  // Set for asynchronous writers.
-  absl::CondVar cv;        // Signalled for synchronous writers.
+  CondVar cv;        // Signalled for synchronous writers.
 
   bool is_async() const { return static_cast<bool>(callback); }
 };
@@ -60,7 +60,7 @@ absl::Status DBImpl::Write(const WriteOptions& options, WriteBatch* batch) {
   Writer w;
   w.batch = batch;
   w.sync = options.sync;
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   EnqueueWriter(&w);
   while (!w.done && writers_.front() != &w) w.cv.Wait(&mu_);
   if (w.done) return w.status;
@@ -71,7 +71,7 @@ absl::Status DBImpl::Write(const WriteOptions& options, WriteBatch* batch) {
 void DBImpl::WriteAsync(const WriteOptions& options, WriteBatch batch,
                         WriteCallback done) {
   {
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     // Checked under the lock: the destructor sets the flag under it, and
     // the commit thread completes every writer queued before that.
     if (!shutting_down_.load()) {
@@ -91,7 +91,7 @@ void DBImpl::WriteAsync(const WriteOptions& options, WriteBatch batch,
 void DBImpl::EnqueueWriter(Writer* w) { writers_.push_back(w); }
 
 void DBImpl::CommitThreadMain() {
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   while (true) {
     while (!(!writers_.empty() && writers_.front()->is_async()) &&
            !(shutting_down_.load() && writers_.empty())) {

@@ -1,5 +1,6 @@
 #include "db/table_file_writer.h"
 
+#include "spdlog/spdlog.h"
 #include "util/filename.h"
 #include "util/status_macros.h"
 
@@ -20,6 +21,7 @@ absl::StatusOr<std::unique_ptr<TableFileWriter>> TableFileWriter::Create(
   bopts.compression = options.compression;
   w->builder_ = std::make_unique<TableBuilder>(bopts, w->file_.get());
   w->meta_.number = number;
+  spdlog::debug("creating table {}", w->path_);
   return w;
 }
 

@@ -15,7 +15,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
+#include "util/mutex.h"
 #include "strata/storage/env.h"
 #include "env/io_error.h"
 
@@ -174,16 +174,16 @@ class PosixWritableFile final : public WritableFile {
 class LockTable {
  public:
   bool Insert(const std::string& path) {
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     return paths_.insert(path).second;
   }
   void Remove(const std::string& path) {
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     paths_.erase(path);
   }
 
  private:
-  absl::Mutex mu_;
+  Mutex mu_;
   std::set<std::string> paths_ ABSL_GUARDED_BY(mu_);
 };
 

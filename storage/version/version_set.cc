@@ -189,7 +189,11 @@ class VersionSet::Builder {
       files_[level].erase(number);
     }
     for (const auto& [level, f] : edit.new_files()) {
-      files_[level][f.number] = std::make_shared<FileMetaData>(f);
+      auto file = std::make_shared<FileMetaData>(f);
+      // A trivially moved file is copied from a compaction input: the new
+      // entry starts free.
+      file->being_compacted = false;
+      files_[level][f.number] = std::move(file);
     }
   }
 
@@ -222,7 +226,7 @@ class VersionSet::Builder {
 
 VersionSet::VersionSet(std::string dbname, const Options& options,
                        TableCache* table_cache,
-                       const InternalKeyComparator* icmp, absl::Mutex* mu)
+                       const InternalKeyComparator* icmp, Mutex* mu)
     : dbname_(std::move(dbname)),
       options_(options),
       env_(options.env),
@@ -237,7 +241,7 @@ VersionSet::~VersionSet() {
 void VersionSet::AppendVersion(Version* v) {
   v->Ref();
   {
-    absl::MutexLock l(&versions_mu_);
+    MutexLock l(&versions_mu_);
     versions_.push_back(v);
   }
   Version* old = current_;
@@ -246,12 +250,12 @@ void VersionSet::AppendVersion(Version* v) {
 }
 
 void VersionSet::RemoveVersion(Version* v) {
-  absl::MutexLock l(&versions_mu_);
+  MutexLock l(&versions_mu_);
   versions_.remove(v);
 }
 
 void VersionSet::AddLiveFiles(std::set<uint64_t>* live) {
-  absl::MutexLock l(&versions_mu_);
+  MutexLock l(&versions_mu_);
   for (const Version* v : versions_) {
     for (int level = 0; level < kNumLevels; level++) {
       for (const auto& f : v->files_[level]) live->insert(f->number);
@@ -357,7 +361,7 @@ absl::Status VersionSet::StartNewManifest() {
 }
 
 absl::Status VersionSet::CreateNew() {
-  absl::MutexLock l(mu_);
+  MutexLock l(mu_);
   next_file_number_ = 1;
   AppendVersion(new Version(this));
   return StartNewManifest();

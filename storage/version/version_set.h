@@ -22,7 +22,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
-#include "absl/synchronization/mutex.h"
+#include "util/mutex.h"
 #include "strata/storage/env.h"
 #include "strata/storage/iterator.h"
 #include "strata/storage/options.h"
@@ -109,7 +109,7 @@ class VersionSet {
   // table_cache and mu are not owned and must outlive this.
   VersionSet(std::string dbname, const Options& options,
              TableCache* table_cache, const InternalKeyComparator* icmp,
-             absl::Mutex* mu);
+             Mutex* mu);
   ~VersionSet();
   VersionSet(const VersionSet&) = delete;
   VersionSet& operator=(const VersionSet&) = delete;
@@ -181,7 +181,7 @@ class VersionSet {
   Env* const env_;
   TableCache* const table_cache_;
   const InternalKeyComparator* const icmp_;
-  absl::Mutex* const mu_;
+  Mutex* const mu_;
 
   uint64_t next_file_number_ ABSL_GUARDED_BY(*mu_) = 2;
   uint64_t manifest_file_number_ ABSL_GUARDED_BY(*mu_) = 0;
@@ -191,11 +191,11 @@ class VersionSet {
   std::unique_ptr<wal::Writer> manifest_log_ ABSL_GUARDED_BY(*mu_);
   uint64_t manifest_bytes_ ABSL_GUARDED_BY(*mu_) = 0;
   bool manifest_busy_ ABSL_GUARDED_BY(*mu_) = false;
-  absl::CondVar manifest_cv_;
+  CondVar manifest_cv_;
 
   Version* current_ ABSL_GUARDED_BY(*mu_) = nullptr;
   // Every version that is still referenced, for AddLiveFiles.
-  absl::Mutex versions_mu_;
+  Mutex versions_mu_;
   std::list<Version*> versions_ ABSL_GUARDED_BY(versions_mu_);
 };
 

@@ -2,6 +2,8 @@
 
 #include <stdlib.h>
 
+#include "spdlog/spdlog.h"
+
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -21,7 +23,8 @@ TempDir::TempDir() {
 }
 
 TempDir::~TempDir() {
-  if (!path_.empty()) {
+  // STRATA_KEEP_TEST_DIRS=1 keeps the files of a failing run for inspection.
+  if (!path_.empty() && getenv("STRATA_KEEP_TEST_DIRS") == nullptr) {
     std::error_code ec;
     std::filesystem::remove_all(path_, ec);
   }
@@ -55,3 +58,14 @@ void FlipByte(const std::string& path, size_t offset, unsigned char mask) {
 }
 
 }  // namespace strata::testing
+
+namespace {
+// STRATA_LOG=debug turns on the engine's debug logging in tests.
+struct LogLevelFromEnv {
+  LogLevelFromEnv() {
+    if (const char* level = getenv("STRATA_LOG")) {
+      spdlog::set_level(spdlog::level::from_str(level));
+    }
+  }
+} log_level_from_env;
+}  // namespace

@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_format.h"
 #include "db/db_impl.h"
+#include "util/mutex.h"
 #include "gtest/gtest.h"
 #include "tests/support/test_util.h"
 
@@ -244,22 +245,23 @@ TEST_F(DBTest, ConcurrentWritersAreAllDurable) {
 
 TEST_F(DBTest, WriteAsyncCallsBackOnceDurable) {
   constexpr int kWrites = 500;
-  absl::Mutex mu;
+  Mutex mu;
+  CondVar cv;
   int done = 0;
   absl::Status first_error;
   for (int i = 0; i < kWrites; i++) {
     WriteBatch b;
     b.Put(absl::StrFormat("async%04d", i), "v");
     db_->WriteAsync(wo_, std::move(b), [&](absl::Status s) {
-      absl::MutexLock l(&mu);
+      MutexLock l(&mu);
       if (!s.ok() && first_error.ok()) first_error = s;
       done++;
+      cv.SignalAll();
     });
   }
   {
-    absl::MutexLock l(&mu);
-    mu.Await(absl::Condition(
-        +[](int* d) { return *d == kWrites; }, &done));
+    MutexLock l(&mu);
+    while (done < kWrites) cv.Wait(&mu);
   }
   ASSERT_OK(first_error);
   EXPECT_EQ(Get("async0499"), "v");

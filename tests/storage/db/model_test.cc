@@ -60,7 +60,9 @@ class ModelTest : public ::testing::TestWithParam<CompressionType> {
     for (it->Seek(start); it->Valid() && (end.empty() || it->key() < end);
          it->Next(), ++m) {
       ASSERT_NE(m, model.end()) << "extra key " << it->key();
-      if (!end.empty()) ASSERT_LT(m->first, end);
+      if (!end.empty()) {
+        ASSERT_LT(m->first, end);
+      }
       ASSERT_EQ(it->key(), m->first);
       ASSERT_EQ(it->value(), m->second);
     }

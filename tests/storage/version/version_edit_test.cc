@@ -53,7 +53,9 @@ TEST(VersionEditTest, EveryTruncationIsDataLossNotACrash) {
     VersionEdit decoded;
     absl::Status s = decoded.DecodeFrom(std::string_view(encoded).substr(0, n));
     // A prefix may happen to end on a field boundary; otherwise DataLoss.
-    if (!s.ok()) EXPECT_TRUE(absl::IsDataLoss(s)) << n << ": " << s;
+    if (!s.ok()) {
+      EXPECT_TRUE(absl::IsDataLoss(s)) << n << ": " << s;
+    }
   }
   VersionEdit decoded;
   EXPECT_TRUE(absl::IsDataLoss(decoded.DecodeFrom(encoded.substr(0, 2))));
