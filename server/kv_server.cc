@@ -10,6 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/blocking_counter.h"
 #include "grpc/grpc.h"
+#include "grpc/health/v1/health.pb.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/server_builder.h"
@@ -131,6 +132,11 @@ absl::Status KvServer::Start() {
 
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::EnableDefaultHealthCheckService(true);
+  // The built-in health service registers no descriptor, so reflection
+  // clients (grpcurl, grpc-js-reflection-client) cannot describe or call
+  // it (grpc/grpc#36665). Referencing the generated messages links them in
+  // and registers grpc.health.v1 in the descriptor pool.
+  (void)grpc::health::v1::HealthCheckRequest::descriptor();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options_.listen, MakeServerCredentials(options_),
                            &port_);
