@@ -1,0 +1,674 @@
+// strata-load: an asynchronous, closed-loop gRPC load generator for
+// strata-server (and, for comparison, etcd's v3 KV API and bench/noop-server).
+//
+// --concurrency RPCs are kept outstanding at all times over --channels
+// connections, driven by --threads completion-queue threads: each "slot"
+// issues one RPC, and issues the next as soon as it completes. Calls that
+// start after the --warmup and complete within the next --duration seconds
+// are counted. The report gives ops/s, p50/p90/p99/p99.9 latency and errors
+// by status code, as text and as one JSON line (prefixed "json: ").
+//
+// Keys are 16 decimal digits (key i = "%016d" of i) drawn uniformly from
+// [0, --keys), or from [0, --hot_keys) for a hot-key workload. Every request
+// is built with protobuf and sent through gRPC's generic stub, so Strata,
+// the noop server and etcd cost the client the same.
+
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "bench/common/histogram.h"
+#include "bench/common/proc_stats.h"
+#include "grpcpp/generic/generic_stub.h"
+#include "grpcpp/grpcpp.h"
+#include "proto/etcd/etcd_kv.pb.h"
+#include "strata/v1/kv.pb.h"
+
+ABSL_FLAG(std::string, target, "127.0.0.1:50051", "Server address host:port.");
+ABSL_FLAG(std::string, protocol, "strata",
+          "API to speak: strata (strata.v1.KV: strata-server, noop-server) "
+          "or etcd (etcdserverpb.KV Put/Range of an etcd v3 server).");
+ABSL_FLAG(std::string, op, "get",
+          "get, put, mixed (--read_fraction gets, the rest puts) or scan "
+          "(--scan_limit pairs from a random key).");
+ABSL_FLAG(int32_t, concurrency, 16, "RPCs kept outstanding at all times.");
+ABSL_FLAG(int32_t, channels, 0,
+          "Client connections (each a channel with its own subchannel); the "
+          "outstanding RPCs are spread round-robin. 0 = --concurrency (one "
+          "connection per outstanding RPC, like redis-benchmark -c).");
+ABSL_FLAG(int32_t, threads, 1, "Client completion-queue threads.");
+ABSL_FLAG(double, duration, 10, "Seconds measured.");
+ABSL_FLAG(double, warmup, 1, "Seconds of load before measuring starts.");
+ABSL_FLAG(int64_t, keys, 100000, "Size of the key space.");
+ABSL_FLAG(int64_t, hot_keys, 0,
+          "If > 0, every key is drawn from the first N keys only (N=1: all "
+          "requests hit one key, to show read coalescing).");
+ABSL_FLAG(int32_t, value_size, 100, "Bytes per value written.");
+ABSL_FLAG(bool, preload, false,
+          "Before the run, write every key of --keys once (not measured).");
+ABSL_FLAG(double, read_fraction, 0.9, "Share of gets in --op=mixed.");
+ABSL_FLAG(int32_t, scan_limit, 10, "Pairs per scan in --op=scan.");
+ABSL_FLAG(double, timeout, 10, "Deadline of each RPC in seconds.");
+ABSL_FLAG(bool, etcd_serializable, true,
+          "etcd reads: serializable Range (local, no quorum) instead of "
+          "linearizable.");
+ABSL_FLAG(int32_t, idle_connections, 0,
+          "Extra connections opened before the run and held idle until the "
+          "end (connection scaling test).");
+ABSL_FLAG(int32_t, server_pid, 0,
+          "PID of the server (same machine): its RSS is reported before and "
+          "after the idle connections are opened, and after the run.");
+ABSL_FLAG(std::string, label, "", "Free text copied into the JSON line.");
+ABSL_FLAG(uint64_t, seed, 1, "Seed of the key sequence.");
+
+namespace strata::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+enum class Protocol { kStrata, kEtcd };
+enum class OpKind { kGet, kPut, kScan };
+
+// Method names live for the whole process: gRPC keeps the pointer.
+const std::string kStrataGet = "/strata.v1.KV/Get";
+const std::string kStrataPut = "/strata.v1.KV/Put";
+const std::string kStrataScan = "/strata.v1.KV/Scan";
+const std::string kEtcdRange = "/etcdserverpb.KV/Range";
+const std::string kEtcdPut = "/etcdserverpb.KV/Put";
+
+struct Config {
+  std::string target;
+  Protocol protocol = Protocol::kStrata;
+  std::string protocol_name;
+  std::string op;
+  int concurrency = 16;
+  int channels = 16;
+  int threads = 1;
+  double duration = 10;
+  double warmup = 1;
+  int64_t keys = 100000;
+  int64_t hot_keys = 0;
+  std::string value;
+  double read_fraction = 0.9;
+  int scan_limit = 10;
+  std::chrono::milliseconds timeout{10000};
+  bool etcd_serializable = true;
+  uint64_t seed = 1;
+};
+
+class Rng {
+ public:
+  explicit Rng(uint64_t seed) : state_(seed) {}
+  uint64_t Next() {
+    uint64_t z = (state_ += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  }
+  uint64_t Uniform(uint64_t n) { return Next() % n; }
+  double Unit() { return (Next() >> 11) * 0x1.0p-53; }
+
+ private:
+  uint64_t state_;
+};
+
+std::string Key(uint64_t i) { return absl::StrFormat("%016d", i); }
+
+grpc::ByteBuffer ToBuffer(const google::protobuf::MessageLite& message) {
+  const std::string bytes = message.SerializeAsString();
+  grpc::Slice slice(bytes);
+  return grpc::ByteBuffer(&slice, 1);
+}
+
+std::shared_ptr<grpc::Channel> NewChannel(const std::string& target) {
+  grpc::ChannelArguments args;
+  // A private subchannel pool: every channel is its own TCP connection.
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  args.SetMaxReceiveMessageSize(-1);
+  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(),
+                                   args);
+}
+
+// Waits until every channel is READY; returns how many are.
+int ConnectAll(const std::vector<std::shared_ptr<grpc::Channel>>& channels,
+               std::chrono::seconds limit) {
+  for (const auto& c : channels) c->GetState(/*try_to_connect=*/true);
+  const Clock::time_point deadline = Clock::now() + limit;
+  int ready = 0;
+  while (true) {
+    ready = 0;
+    for (const auto& c : channels) {
+      const grpc_connectivity_state s = c->GetState(true);
+      if (s == GRPC_CHANNEL_READY) ++ready;
+    }
+    if (ready == static_cast<int>(channels.size()) || Clock::now() >= deadline) {
+      return ready;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
+// Shared by every worker of one phase.
+struct Phase {
+  const Config* config;
+  std::vector<std::unique_ptr<grpc::GenericStub>>* stubs;
+  bool preload = false;                     // Put every key once, unmeasured.
+  std::atomic<int64_t> next_preload_key{0};
+  std::atomic<bool> stop{false};
+  Clock::time_point measure_start;
+  Clock::time_point measure_end;
+};
+
+class Worker;
+
+// One outstanding RPC at a time; issues the next when it completes.
+class Slot {
+ public:
+  Slot(Worker* worker, grpc::GenericStub* stub) : worker_(worker), stub_(stub) {}
+  // Issues the next RPC; returns false (and stays idle) when the phase is
+  // over.
+  bool Start();
+  // A completion-queue event for this slot.
+  void OnEvent(bool ok);
+
+ private:
+  enum class State { kUnary, kStreamStart, kStreamWrite, kStreamRead,
+                     kStreamFinish };
+  void Complete();
+  void BeginStreamFinish();
+
+  Worker* const worker_;
+  grpc::GenericStub* const stub_;
+  State state_ = State::kUnary;
+  std::unique_ptr<grpc::ClientContext> ctx_;
+  std::unique_ptr<grpc::GenericClientAsyncResponseReader> unary_;
+  std::unique_ptr<grpc::GenericClientAsyncReaderWriter> stream_;
+  grpc::ByteBuffer request_;
+  grpc::ByteBuffer response_;
+  grpc::Status status_;
+  Clock::time_point started_;
+};
+
+class Worker {
+ public:
+  Worker(Phase* phase, uint64_t seed) : phase_(phase), rng_(seed) {}
+
+  void AddSlot(grpc::GenericStub* stub) {
+    slots_.push_back(std::make_unique<Slot>(this, stub));
+  }
+
+  // Runs until every slot is idle, then drains the queue.
+  void Run() {
+    for (auto& slot : slots_) {
+      if (slot->Start()) ++active_;
+    }
+    void* tag = nullptr;
+    bool ok = false;
+    while (active_ > 0 && cq_.Next(&tag, &ok)) {
+      static_cast<Slot*>(tag)->OnEvent(ok);
+    }
+    cq_.Shutdown();
+    while (cq_.Next(&tag, &ok)) {
+    }
+  }
+
+  void SlotIdle() { --active_; }
+
+  // Picks the next operation and builds its request. False when the phase
+  // is over.
+  bool NextRequest(const std::string** method, grpc::ByteBuffer* request,
+                   bool* streaming) {
+    const Config& c = *phase_->config;
+    *streaming = false;
+    uint64_t key_index = 0;
+    OpKind kind = OpKind::kGet;
+    if (phase_->preload) {
+      const int64_t k = phase_->next_preload_key.fetch_add(1);
+      if (k >= c.keys) return false;
+      key_index = static_cast<uint64_t>(k);
+      kind = OpKind::kPut;
+    } else {
+      if (phase_->stop.load(std::memory_order_relaxed)) return false;
+      const int64_t space = c.hot_keys > 0 ? c.hot_keys : c.keys;
+      key_index = rng_.Uniform(static_cast<uint64_t>(space));
+      if (c.op == "get") {
+        kind = OpKind::kGet;
+      } else if (c.op == "put") {
+        kind = OpKind::kPut;
+      } else if (c.op == "scan") {
+        kind = OpKind::kScan;
+      } else {
+        kind = rng_.Unit() < c.read_fraction ? OpKind::kGet : OpKind::kPut;
+      }
+    }
+    const std::string key = Key(key_index);
+    if (c.protocol == Protocol::kStrata) {
+      switch (kind) {
+        case OpKind::kGet: {
+          v1::GetRequest r;
+          r.set_key(key);
+          *request = ToBuffer(r);
+          *method = &kStrataGet;
+          break;
+        }
+        case OpKind::kPut: {
+          v1::PutRequest r;
+          r.set_key(key);
+          r.set_value(c.value);
+          *request = ToBuffer(r);
+          *method = &kStrataPut;
+          break;
+        }
+        case OpKind::kScan: {
+          v1::ScanRequest r;
+          r.set_start_key(key);
+          r.set_limit(static_cast<uint32_t>(c.scan_limit));
+          *request = ToBuffer(r);
+          *method = &kStrataScan;
+          *streaming = true;
+          break;
+        }
+      }
+    } else {
+      switch (kind) {
+        case OpKind::kGet:
+        case OpKind::kScan: {
+          etcdserverpb::RangeRequest r;
+          r.set_key(key);
+          if (kind == OpKind::kScan) {
+            r.set_range_end("\xff");
+            r.set_limit(c.scan_limit);
+          }
+          r.set_serializable(c.etcd_serializable);
+          *request = ToBuffer(r);
+          *method = &kEtcdRange;
+          break;
+        }
+        case OpKind::kPut: {
+          etcdserverpb::PutRequest r;
+          r.set_key(key);
+          r.set_value(c.value);
+          *request = ToBuffer(r);
+          *method = &kEtcdPut;
+          break;
+        }
+      }
+    }
+    return true;
+  }
+
+  void Record(Clock::time_point started, const grpc::Status& status) {
+    if (phase_->preload) {
+      if (!status.ok()) ++errors_[status.error_code()];
+      return;
+    }
+    const Clock::time_point now = Clock::now();
+    if (started < phase_->measure_start || now > phase_->measure_end) return;
+    if (status.ok()) {
+      latency_.Add(static_cast<uint64_t>(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(now - started)
+              .count()));
+    } else {
+      ++errors_[status.error_code()];
+    }
+  }
+
+  grpc::CompletionQueue* cq() { return &cq_; }
+  const Config& config() const { return *phase_->config; }
+  const Histogram& latency() const { return latency_; }
+  const std::map<grpc::StatusCode, uint64_t>& errors() const { return errors_; }
+
+ private:
+  Phase* const phase_;
+  Rng rng_;
+  grpc::CompletionQueue cq_;
+  std::vector<std::unique_ptr<Slot>> slots_;
+  int active_ = 0;
+  Histogram latency_;
+  std::map<grpc::StatusCode, uint64_t> errors_;
+};
+
+bool Slot::Start() {
+  const std::string* method = nullptr;
+  bool streaming = false;
+  if (!worker_->NextRequest(&method, &request_, &streaming)) {
+    return false;
+  }
+  ctx_ = std::make_unique<grpc::ClientContext>();
+  ctx_->set_deadline(std::chrono::system_clock::now() +
+                     worker_->config().timeout);
+  started_ = Clock::now();
+  if (!streaming) {
+    state_ = State::kUnary;
+    unary_ = stub_->PrepareUnaryCall(ctx_.get(), *method, request_,
+                                     worker_->cq());
+    unary_->StartCall();
+    unary_->Finish(&response_, &status_, this);
+  } else {
+    state_ = State::kStreamStart;
+    stream_ = stub_->PrepareCall(ctx_.get(), *method, worker_->cq());
+    stream_->StartCall(this);
+  }
+  return true;
+}
+
+void Slot::BeginStreamFinish() {
+  state_ = State::kStreamFinish;
+  stream_->Finish(&status_, this);
+}
+
+void Slot::OnEvent(bool ok) {
+  switch (state_) {
+    case State::kUnary:
+      Complete();
+      return;
+    case State::kStreamStart:
+      if (!ok) return BeginStreamFinish();
+      state_ = State::kStreamWrite;
+      stream_->WriteLast(request_, grpc::WriteOptions(), this);
+      return;
+    case State::kStreamWrite:
+    case State::kStreamRead:
+      if (!ok) return BeginStreamFinish();
+      state_ = State::kStreamRead;
+      stream_->Read(&response_, this);
+      return;
+    case State::kStreamFinish:
+      Complete();
+      return;
+  }
+}
+
+void Slot::Complete() {
+  worker_->Record(started_, status_);
+  unary_.reset();
+  stream_.reset();
+  ctx_.reset();
+  response_.Clear();
+  if (!Start()) worker_->SlotIdle();
+}
+
+struct Totals {
+  Histogram latency;
+  std::map<grpc::StatusCode, uint64_t> errors;
+  uint64_t error_count = 0;
+};
+
+// Runs one phase with every slot; returns the merged results.
+Totals RunPhase(const Config& config,
+                std::vector<std::unique_ptr<grpc::GenericStub>>* stubs,
+                bool preload) {
+  Phase phase;
+  phase.config = &config;
+  phase.stubs = stubs;
+  phase.preload = preload;
+  const Clock::time_point start = Clock::now();
+  phase.measure_start =
+      start + std::chrono::duration_cast<Clock::duration>(
+                  std::chrono::duration<double>(config.warmup));
+  phase.measure_end =
+      phase.measure_start + std::chrono::duration_cast<Clock::duration>(
+                                std::chrono::duration<double>(config.duration));
+  std::vector<std::unique_ptr<Worker>> workers;
+  for (int t = 0; t < config.threads; ++t) {
+    workers.push_back(std::make_unique<Worker>(
+        &phase, config.seed * 0x100000001b3ull + static_cast<uint64_t>(t)));
+  }
+  for (int i = 0; i < config.concurrency; ++i) {
+    workers[i % config.threads]->AddSlot(
+        (*stubs)[static_cast<size_t>(i) % stubs->size()].get());
+  }
+  std::vector<std::thread> threads;
+  for (auto& w : workers) threads.emplace_back([&w] { w->Run(); });
+  if (!preload) {
+    std::this_thread::sleep_until(phase.measure_end);
+    phase.stop = true;
+  }
+  for (std::thread& t : threads) t.join();
+
+  Totals totals;
+  for (const auto& w : workers) {
+    totals.latency.Merge(w->latency());
+    for (const auto& [code, n] : w->errors()) {
+      totals.errors[code] += n;
+      totals.error_count += n;
+    }
+  }
+  return totals;
+}
+
+const char* CodeName(grpc::StatusCode code) {
+  switch (code) {
+    case grpc::StatusCode::OK: return "OK";
+    case grpc::StatusCode::CANCELLED: return "CANCELLED";
+    case grpc::StatusCode::UNKNOWN: return "UNKNOWN";
+    case grpc::StatusCode::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
+    case grpc::StatusCode::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
+    case grpc::StatusCode::NOT_FOUND: return "NOT_FOUND";
+    case grpc::StatusCode::ALREADY_EXISTS: return "ALREADY_EXISTS";
+    case grpc::StatusCode::PERMISSION_DENIED: return "PERMISSION_DENIED";
+    case grpc::StatusCode::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
+    case grpc::StatusCode::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
+    case grpc::StatusCode::ABORTED: return "ABORTED";
+    case grpc::StatusCode::OUT_OF_RANGE: return "OUT_OF_RANGE";
+    case grpc::StatusCode::UNIMPLEMENTED: return "UNIMPLEMENTED";
+    case grpc::StatusCode::INTERNAL: return "INTERNAL";
+    case grpc::StatusCode::UNAVAILABLE: return "UNAVAILABLE";
+    case grpc::StatusCode::DATA_LOSS: return "DATA_LOSS";
+    case grpc::StatusCode::UNAUTHENTICATED: return "UNAUTHENTICATED";
+    default: return "CODE_UNKNOWN";
+  }
+}
+
+std::string ErrorsJson(const std::map<grpc::StatusCode, uint64_t>& errors) {
+  std::vector<std::string> parts;
+  for (const auto& [code, n] : errors) {
+    parts.push_back(absl::StrFormat("\"%s\":%d", CodeName(code), n));
+  }
+  return "{" + absl::StrJoin(parts, ",") + "}";
+}
+
+std::string ErrorsText(const std::map<grpc::StatusCode, uint64_t>& errors) {
+  if (errors.empty()) return "none";
+  std::vector<std::string> parts;
+  for (const auto& [code, n] : errors) {
+    parts.push_back(absl::StrFormat("%s=%d", CodeName(code), n));
+  }
+  return absl::StrJoin(parts, " ");
+}
+
+void RaiseFileLimit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+  }
+}
+
+int Main() {
+  Config c;
+  c.target = absl::GetFlag(FLAGS_target);
+  c.protocol_name = absl::GetFlag(FLAGS_protocol);
+  c.op = absl::GetFlag(FLAGS_op);
+  c.concurrency = absl::GetFlag(FLAGS_concurrency);
+  c.channels = absl::GetFlag(FLAGS_channels);
+  if (c.channels == 0) c.channels = c.concurrency;
+  c.threads = absl::GetFlag(FLAGS_threads);
+  c.duration = absl::GetFlag(FLAGS_duration);
+  c.warmup = absl::GetFlag(FLAGS_warmup);
+  c.keys = absl::GetFlag(FLAGS_keys);
+  c.hot_keys = absl::GetFlag(FLAGS_hot_keys);
+  c.read_fraction = absl::GetFlag(FLAGS_read_fraction);
+  c.scan_limit = absl::GetFlag(FLAGS_scan_limit);
+  c.timeout = std::chrono::milliseconds(
+      static_cast<int64_t>(absl::GetFlag(FLAGS_timeout) * 1000));
+  c.etcd_serializable = absl::GetFlag(FLAGS_etcd_serializable);
+  c.seed = absl::GetFlag(FLAGS_seed);
+  const int value_size = absl::GetFlag(FLAGS_value_size);
+
+  std::string problem;
+  if (c.protocol_name == "strata") {
+    c.protocol = Protocol::kStrata;
+  } else if (c.protocol_name == "etcd") {
+    c.protocol = Protocol::kEtcd;
+  } else {
+    problem = "--protocol must be strata or etcd";
+  }
+  if (c.op != "get" && c.op != "put" && c.op != "mixed" && c.op != "scan") {
+    problem = "--op must be get, put, mixed or scan";
+  }
+  if (c.concurrency < 1 || c.channels < 1 || c.threads < 1 ||
+      c.threads > c.concurrency) {
+    problem = "--concurrency, --channels >= 1 and 1 <= --threads <= "
+              "--concurrency";
+  }
+  if (c.duration <= 0 || c.warmup < 0 || c.keys < 1 || c.hot_keys < 0 ||
+      value_size < 0 || c.scan_limit < 1 || c.timeout.count() <= 0) {
+    problem = "--duration, --keys, --scan_limit and --timeout must be "
+              "positive; --warmup, --hot_keys, --value_size >= 0";
+  }
+  if (!problem.empty()) {
+    std::fprintf(stderr, "strata-load: %s\n", problem.c_str());
+    return 2;
+  }
+  {
+    Rng rng(c.seed ^ 0xabcdef);
+    c.value.resize(static_cast<size_t>(value_size));
+    for (char& ch : c.value) ch = static_cast<char>(rng.Next());
+  }
+  RaiseFileLimit();
+  const std::string server_pid =
+      absl::GetFlag(FLAGS_server_pid) > 0
+          ? std::to_string(absl::GetFlag(FLAGS_server_pid))
+          : std::string();
+
+  std::vector<std::shared_ptr<grpc::Channel>> channels;
+  for (int i = 0; i < c.channels; ++i) channels.push_back(NewChannel(c.target));
+  const int connected = ConnectAll(channels, std::chrono::seconds(10));
+  if (connected < c.channels) {
+    std::fprintf(stderr, "strata-load: only %d of %d connections to %s are "
+                 "ready after 10 s\n", connected, c.channels, c.target.c_str());
+    return 1;
+  }
+  std::vector<std::unique_ptr<grpc::GenericStub>> stubs;
+  for (const auto& ch : channels) {
+    stubs.push_back(std::make_unique<grpc::GenericStub>(ch));
+  }
+
+  // Idle connections (scaling test): opened before the run, held to the end.
+  const int idle = absl::GetFlag(FLAGS_idle_connections);
+  std::vector<std::shared_ptr<grpc::Channel>> idle_channels;
+  uint64_t rss_before_idle = 0;
+  uint64_t rss_with_idle = 0;
+  int idle_ready = 0;
+  if (idle > 0) {
+    if (!server_pid.empty()) rss_before_idle = RssKiB(server_pid);
+    for (int i = 0; i < idle; ++i) idle_channels.push_back(NewChannel(c.target));
+    idle_ready = ConnectAll(idle_channels, std::chrono::seconds(120));
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    if (!server_pid.empty()) rss_with_idle = RssKiB(server_pid);
+    std::printf("idle connections: %d of %d ready; client RSS %.1f MiB",
+                idle_ready, idle, RssKiB() / 1024.0);
+    if (!server_pid.empty()) {
+      std::printf("; server RSS %.1f -> %.1f MiB = %.1f KiB per connection",
+                  rss_before_idle / 1024.0, rss_with_idle / 1024.0,
+                  idle_ready > 0 ? (static_cast<double>(rss_with_idle) -
+                                    static_cast<double>(rss_before_idle)) /
+                                       idle_ready
+                                 : 0.0);
+    }
+    std::printf("\n");
+    std::fflush(stdout);
+  }
+
+  if (absl::GetFlag(FLAGS_preload)) {
+    const Clock::time_point t0 = Clock::now();
+    const Totals pre = RunPhase(c, &stubs, /*preload=*/true);
+    const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+    std::printf("preload: %lld keys of %d bytes in %.1f s; errors: %s\n",
+                static_cast<long long>(c.keys), value_size, s,
+                ErrorsText(pre.errors).c_str());
+    std::fflush(stdout);
+    if (pre.error_count > 0) return 1;
+  }
+
+  const Totals t = RunPhase(c, &stubs, /*preload=*/false);
+  const Histogram& h = t.latency;
+  const double ops_per_sec = h.count() / c.duration;
+  auto us = [&h](double p) { return h.Percentile(p) / 1000.0; };
+  const uint64_t rss_after = server_pid.empty() ? 0 : RssKiB(server_pid);
+
+  std::printf(
+      "strata-load: %s %s at %s: concurrency %d over %d connections, %d "
+      "client threads, %.1f s (+%.1f s warmup), keys %lld%s, value %d B\n",
+      c.protocol_name.c_str(), c.op.c_str(), c.target.c_str(), c.concurrency,
+      c.channels, c.threads, c.duration, c.warmup,
+      static_cast<long long>(c.keys),
+      c.hot_keys > 0 ? absl::StrFormat(" (hot: first %d)", c.hot_keys).c_str()
+                     : "",
+      value_size);
+  std::printf(
+      "  %llu ok in %.1f s = %.0f ops/s; latency us: mean %.0f p50 %.0f p90 "
+      "%.0f p99 %.0f p99.9 %.0f max %.0f; errors: %s\n",
+      static_cast<unsigned long long>(h.count()), c.duration, ops_per_sec,
+      h.Mean() / 1000.0, us(50), us(90), us(99), us(99.9), h.max() / 1000.0,
+      ErrorsText(t.errors).c_str());
+  std::string extra;
+  if (idle > 0) {
+    absl::StrAppendFormat(&extra, ",\"idle_connections\":%d,\"idle_ready\":%d",
+                          idle, idle_ready);
+    if (!server_pid.empty()) {
+      absl::StrAppendFormat(
+          &extra,
+          ",\"server_rss_kib_before_idle\":%d,\"server_rss_kib_with_idle\":%d",
+          rss_before_idle, rss_with_idle);
+    }
+  }
+  if (!server_pid.empty()) {
+    absl::StrAppendFormat(&extra, ",\"server_rss_kib_after\":%d", rss_after);
+  }
+  absl::PrintF(
+      "json: {\"tool\":\"strata-load\",\"label\":\"%s\",\"protocol\":\"%s\","
+      "\"target\":\"%s\",\"op\":\"%s\",\"concurrency\":%d,\"channels\":%d,"
+      "\"threads\":%d,\"duration_s\":%.1f,\"keys\":%d,\"hot_keys\":%d,"
+      "\"value_size\":%d,\"ops\":%d,\"ops_per_sec\":%.1f,\"mean_us\":%.1f,"
+      "\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,"
+      "\"max_us\":%.1f,\"errors\":%s%s}\n",
+      absl::GetFlag(FLAGS_label), c.protocol_name, c.target, c.op,
+      c.concurrency, c.channels, c.threads, c.duration, c.keys, c.hot_keys,
+      value_size, h.count(), ops_per_sec, h.Mean() / 1000.0, us(50), us(90),
+      us(99), us(99.9), h.max() / 1000.0, ErrorsJson(t.errors), extra);
+  std::fflush(stdout);
+  return h.count() > 0 ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace strata::bench
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "closed-loop asynchronous gRPC load generator for strata-server (and "
+      "etcd / noop-server).\n\nUsage: strata-load --target=HOST:PORT "
+      "[--protocol=strata|etcd] [--op=get|put|mixed|scan] [--concurrency=N] "
+      "[--channels=N] [--duration=S] [--keys=N] [--value_size=B] [--preload]");
+  std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
+  if (rest.size() > 1) {
+    std::fprintf(stderr, "strata-load: unexpected argument '%s'\n", rest[1]);
+    return 2;
+  }
+  return strata::bench::Main();
+}
