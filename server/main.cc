@@ -28,7 +28,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "grpc/grpc.h"
+#include "server/credentials.h"
 #include "server/kv_server.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
@@ -78,6 +80,48 @@ ABSL_FLAG(std::string, compression, "lz4",
 ABSL_FLAG(int32_t, compaction_threads, 1,
           "Background compaction threads.");
 
+// Transport security (docs/security.md).
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate chain (leaf first) to serve TLS with; needs "
+          "--tls_key. Empty = plaintext.");
+ABSL_FLAG(std::string, tls_key, "",
+          "PEM private key (unencrypted) of --tls_cert.");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM bundle of CAs for mutual TLS: every client must present a "
+          "certificate signed by one of them. Needs --tls_cert/--tls_key.");
+ABSL_FLAG(absl::Duration, tls_reload_interval, absl::Seconds(60),
+          "How often the TLS files are re-read; changed files apply to new "
+          "connections without a restart. 0 = read once (rotate by "
+          "restarting).");
+
+// Resource bounds (docs/security.md, "Resource bounds").
+ABSL_FLAG(int32_t, max_inflight_rpcs, 4096,
+          "Most RPCs of one method (Get, Put, ...) in progress at once; "
+          "beyond it an RPC fails at once with RESOURCE_EXHAUSTED. 0 = "
+          "unlimited.");
+ABSL_FLAG(int32_t, max_concurrent_streams, 256,
+          "Most concurrent RPCs on one client connection (HTTP/2 streams); "
+          "more wait on the client side.");
+ABSL_FLAG(absl::Duration, keepalive_time, absl::Seconds(60),
+          "Server keepalive: ping a client connection after this long "
+          "without activity, to notice clients that vanished.");
+ABSL_FLAG(absl::Duration, keepalive_timeout, absl::Seconds(20),
+          "Close a connection whose keepalive ping is not acknowledged "
+          "within this.");
+ABSL_FLAG(absl::Duration, min_client_ping_interval, absl::Seconds(10),
+          "Keepalive enforcement: client pings closer together than this "
+          "(with no data in between) are strikes.");
+ABSL_FLAG(int32_t, max_ping_strikes, 2,
+          "Strikes tolerated before the connection is closed with GOAWAY "
+          "ENHANCE_YOUR_CALM (too_many_pings); 0 = never close.");
+ABSL_FLAG(uint64_t, scan_batch_bytes, 1u << 20,
+          "Scan: most key+value bytes per response message (a single "
+          "larger pair travels alone).");
+ABSL_FLAG(uint64_t, scan_batch_max_pairs, 10000,
+          "Scan: most pairs per response message. Each message is one unit "
+          "of work on an I/O thread, so this bounds how long one Scan holds "
+          "it before yielding.");
+
 namespace {
 
 using strata::server::KvServer;
@@ -124,6 +168,84 @@ std::vector<char*> ParseFlagsOrExit(int argc, char** argv) {
 [[noreturn]] void UsageError(const std::string& message) {
   std::fprintf(stderr, "strata-server: %s\n", message.c_str());
   std::exit(kExitUsage);
+}
+
+// --tls_* and the resource-bound flags; exits with status 2 on an invalid
+// value, including an unreadable or wrong TLS file.
+void TlsAndBoundsFromFlags(ServerOptions* so) {
+  so->tls.cert_file = absl::GetFlag(FLAGS_tls_cert);
+  so->tls.key_file = absl::GetFlag(FLAGS_tls_key);
+  so->tls.client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
+  so->tls.reload_interval = absl::GetFlag(FLAGS_tls_reload_interval);
+  if (so->tls.cert_file.empty() != so->tls.key_file.empty()) {
+    UsageError("--tls_cert and --tls_key must be given together");
+  }
+  if (!so->tls.client_ca_file.empty() && so->tls.cert_file.empty()) {
+    UsageError("--tls_client_ca needs --tls_cert and --tls_key");
+  }
+  if (so->tls.reload_interval < absl::ZeroDuration()) {
+    UsageError("--tls_reload_interval must be >= 0 (0 = never reload)");
+  }
+  if (so->tls.enabled()) {
+    // Fail before opening (and maybe recovering) the DB.
+    absl::StatusOr<strata::server::ServerTlsSummary> tls =
+        strata::server::ValidateServerTls(so->tls);
+    if (!tls.ok()) UsageError(std::string(tls.status().message()));
+  }
+  so->max_inflight_rpcs = absl::GetFlag(FLAGS_max_inflight_rpcs);
+  if (so->max_inflight_rpcs < 0) {
+    UsageError("--max_inflight_rpcs must be >= 0 (0 = unlimited)");
+  }
+  so->transport.max_concurrent_streams =
+      absl::GetFlag(FLAGS_max_concurrent_streams);
+  if (so->transport.max_concurrent_streams < 1) {
+    UsageError("--max_concurrent_streams must be >= 1");
+  }
+  so->transport.keepalive_time = absl::GetFlag(FLAGS_keepalive_time);
+  so->transport.keepalive_timeout = absl::GetFlag(FLAGS_keepalive_timeout);
+  if (so->transport.keepalive_time < absl::Seconds(1) ||
+      so->transport.keepalive_timeout < absl::Seconds(1)) {
+    UsageError("--keepalive_time and --keepalive_timeout must be >= 1s");
+  }
+  so->transport.min_client_ping_interval =
+      absl::GetFlag(FLAGS_min_client_ping_interval);
+  if (so->transport.min_client_ping_interval < absl::ZeroDuration()) {
+    UsageError("--min_client_ping_interval must be >= 0");
+  }
+  so->transport.max_ping_strikes = absl::GetFlag(FLAGS_max_ping_strikes);
+  if (so->transport.max_ping_strikes < 0) {
+    UsageError("--max_ping_strikes must be >= 0 (0 = never close)");
+  }
+  so->scan_batch_bytes = absl::GetFlag(FLAGS_scan_batch_bytes);
+  so->scan_batch_max_pairs = absl::GetFlag(FLAGS_scan_batch_max_pairs);
+  if (so->scan_batch_bytes < 1 || so->scan_batch_max_pairs < 1) {
+    UsageError("--scan_batch_bytes and --scan_batch_max_pairs must be >= 1");
+  }
+}
+
+// Printed to stderr once the server listens in plaintext on an address
+// other machines can reach.
+void WarnIfExposedPlaintext(const ServerOptions& so,
+                            const std::string& bound_address) {
+  if (so.tls.enabled() ||
+      strata::server::IsLoopbackListenAddress(so.listen)) {
+    return;
+  }
+  std::fprintf(
+      stderr,
+      "\n"
+      "************************************************************\n"
+      "* WARNING: strata-server is serving PLAINTEXT gRPC on %s\n"
+      "* (not a loopback address). Anyone who can reach this port\n"
+      "* can read and write every key. Serve TLS (--tls_cert,\n"
+      "* --tls_key, and --tls_client_ca for mutual TLS), or make sure\n"
+      "* a service mesh or network policy guards it.\n"
+      "* See docs/security.md.\n"
+      "************************************************************\n\n",
+      bound_address.c_str());
+  spdlog::warn("serving plaintext gRPC on non-loopback address {}; see "
+               "docs/security.md",
+               bound_address);
 }
 
 struct Config {
@@ -201,6 +323,7 @@ Config ConfigFromFlags() {
   if (c.engine.compaction_threads < 1 || c.engine.compaction_threads > 64) {
     UsageError("--compaction_threads must be 1..64");
   }
+  TlsAndBoundsFromFlags(&c.server);
   return c;
 }
 
@@ -239,6 +362,16 @@ int main(int argc, char** argv) {
   }
   const Config config = ConfigFromFlags();
 
+  // Block the shutdown signals before any thread exists (the engine's and
+  // gRPC's threads inherit the mask; grpc_init already starts some, and one
+  // of those taking a SIGTERM would kill the process); this thread collects
+  // them with sigwait.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
   // Hold a gRPC library reference for the whole process. Otherwise the
   // last reference is dropped by ~Server, whose synchronous grpc_shutdown
   // joins gRPC's executor threads and can block for ~10 s on a pending
@@ -248,15 +381,6 @@ int main(int argc, char** argv) {
 
   // Logs go to stderr; stdout carries only the "listening" line.
   spdlog::set_default_logger(spdlog::stderr_color_mt("strata"));
-
-  // Block the shutdown signals before any thread exists (the engine's and
-  // gRPC's threads inherit the mask); this thread collects them with
-  // sigwait.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   absl::StatusOr<std::unique_ptr<storage::DB>> opened =
       storage::DB::Open(config.engine, config.data_dir);
@@ -285,13 +409,17 @@ int main(int argc, char** argv) {
   std::printf("strata-server listening on %s\n",
               server->bound_address().c_str());
   std::fflush(stdout);
+  WarnIfExposedPlaintext(config.server, server->bound_address());
   const ServerOptions& so = config.server;
   spdlog::info(
       "strata-server {} ({}) listening on {}: data_dir={} cq_threads={} "
       "io_threads={} wal_sync={} max_key_bytes={} max_value_bytes={} "
       "max_message_bytes={} max_batch_mutations={} memtable_bytes={} "
       "block_cache_bytes={} max_open_files={} compression={} "
-      "compaction_threads={}",
+      "compaction_threads={} tls={} max_inflight_rpcs={} "
+      "max_concurrent_streams={} keepalive_time={} keepalive_timeout={} "
+      "min_client_ping_interval={} max_ping_strikes={} scan_batch_bytes={} "
+      "scan_batch_max_pairs={}",
       STRATA_VERSION, STRATA_GIT_SHA, server->bound_address(), config.data_dir,
       so.cq_threads > 0 ? so.cq_threads
                         : static_cast<int>(std::thread::hardware_concurrency()),
@@ -299,7 +427,16 @@ int main(int argc, char** argv) {
       so.limits.max_value_bytes, so.limits.max_message_bytes,
       so.limits.max_batch_mutations, config.engine.write_buffer_size,
       config.engine.block_cache_bytes, config.engine.max_open_files,
-      config.compression, config.engine.compaction_threads);
+      config.compression, config.engine.compaction_threads,
+      !so.tls.enabled()                  ? "off"
+      : so.tls.client_ca_file.empty() ? "on"
+                                      : "mutual",
+      so.max_inflight_rpcs, so.transport.max_concurrent_streams,
+      absl::FormatDuration(so.transport.keepalive_time),
+      absl::FormatDuration(so.transport.keepalive_timeout),
+      absl::FormatDuration(so.transport.min_client_ping_interval),
+      so.transport.max_ping_strikes, so.scan_batch_bytes,
+      so.scan_batch_max_pairs);
 
   int sig = 0;
   sigwait(&signals, &sig);
