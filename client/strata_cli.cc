@@ -44,6 +44,19 @@ ABSL_FLAG(std::string, end, "",
 ABSL_FLAG(uint32_t, limit, 0, "scan: at most this many pairs; 0 = all.");
 ABSL_FLAG(bool, keys_only, false,
           "scan: print keys only (--keys-only also works).");
+ABSL_FLAG(bool, tls, false,
+          "Connect with TLS, verifying the server against the system's "
+          "root CAs (implied by the other --tls_* flags).");
+ABSL_FLAG(std::string, tls_ca, "",
+          "PEM bundle of the CAs that may sign the server certificate "
+          "(implies TLS).");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM client certificate chain for mutual TLS; needs --tls_key.");
+ABSL_FLAG(std::string, tls_key, "",
+          "PEM private key (unencrypted) of --tls_cert.");
+ABSL_FLAG(std::string, tls_server_name, "",
+          "Name the server certificate must carry instead of the host in "
+          "--addr (implies TLS).");
 
 namespace {
 
@@ -59,7 +72,7 @@ constexpr size_t kImportBatchBytes = 4u << 20;
 constexpr char kUsage[] =
     R"(command-line client of a Strata storage node.
 
-usage: strata [--addr=HOST:PORT] [--timeout=SECONDS] COMMAND [ARGS]
+usage: strata [--addr=HOST:PORT] [--timeout=SECONDS] [TLS flags] COMMAND [ARGS]
 
 commands:
   put KEY VALUE      set KEY to VALUE
@@ -78,6 +91,15 @@ commands:
 flags:
   --addr=HOST:PORT   server address (default 127.0.0.1:50051)
   --timeout=SECONDS  deadline of each RPC (default 10)
+
+TLS (plaintext unless one of these is given; see docs/security.md):
+  --tls              TLS, server verified against the system's root CAs
+  --tls_ca=FILE      TLS, server verified against these PEM CA certificates
+  --tls_cert=FILE --tls_key=FILE
+                     client certificate and key (mutual TLS)
+  --tls_server_name=NAME
+                     expect NAME on the server certificate instead of the
+                     host in --addr (e.g. localhost through a port-forward)
 
 Put "--" before KEY or VALUE arguments that start with '-'.
 
@@ -260,6 +282,24 @@ int CmdImport(strata::Client& client, const std::vector<std::string>& args) {
   return kExitOk;
 }
 
+// --tls* -> options.tls (left unset = plaintext when none is given).
+// Returns kExitOk, or kExitUsage after printing why.
+int TlsFromFlags(strata::ClientOptions* options) {
+  const std::string ca = absl::GetFlag(FLAGS_tls_ca);
+  const std::string cert = absl::GetFlag(FLAGS_tls_cert);
+  const std::string key = absl::GetFlag(FLAGS_tls_key);
+  const std::string server_name = absl::GetFlag(FLAGS_tls_server_name);
+  if (!absl::GetFlag(FLAGS_tls) && ca.empty() && cert.empty() &&
+      key.empty() && server_name.empty()) {
+    return kExitOk;
+  }
+  absl::StatusOr<strata::ClientTlsOptions> tls =
+      strata::LoadClientTlsFiles(ca, cert, key, server_name);
+  if (!tls.ok()) return UsageError(std::string(tls.status().message()));
+  options->tls = *std::move(tls);
+  return kExitOk;
+}
+
 int CmdHealth(strata::Client& client, const std::vector<std::string>& args) {
   if (!args.empty()) return UsageError("health takes no arguments");
   absl::StatusOr<bool> serving = client.Health();
@@ -309,6 +349,7 @@ int main(int argc, char** argv) {
 
   strata::ClientOptions options;
   options.timeout = absl::Seconds(timeout);
+  if (int code = TlsFromFlags(&options); code != kExitOk) return code;
   strata::Client client(absl::GetFlag(FLAGS_addr), options);
   if (command == "put") return CmdPut(client, args);
   if (command == "get") return CmdGet(client, args);

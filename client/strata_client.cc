@@ -1,8 +1,13 @@
 #include "client/strata_client.h"
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
+#include <fstream>
+#include <iterator>
 #include <utility>
 
+#include "absl/strings/str_format.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/channel.h"
 #include "grpcpp/client_context.h"
@@ -16,8 +21,30 @@ namespace {
 
 // The only place that decides the channel's transport security.
 std::shared_ptr<grpc::ChannelCredentials> MakeChannelCredentials(
-    const ClientOptions& /*options*/) {
-  return grpc::InsecureChannelCredentials();
+    const ClientOptions& options) {
+  if (!options.tls.has_value()) return grpc::InsecureChannelCredentials();
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = options.tls->root_certs_pem;
+  ssl.pem_private_key = options.tls->private_key_pem;
+  ssl.pem_cert_chain = options.tls->cert_chain_pem;
+  return grpc::SslCredentials(ssl);
+}
+
+absl::StatusOr<std::string> ReadPemFile(std::string_view flag,
+                                        const std::string& path) {
+  auto error = [&](std::string_view what) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%s file %s: %s", std::string(flag), path, std::string(what)));
+  };
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return error(std::strerror(errno));
+  std::string data((std::istreambuf_iterator<char>(in)),
+                   std::istreambuf_iterator<char>());
+  if (in.bad()) return error("read error");
+  if (data.find("-----BEGIN ") == std::string::npos) {
+    return error("no PEM data in it ('-----BEGIN ...')");
+  }
+  return data;
 }
 
 void SetDeadline(grpc::ClientContext* ctx, absl::Duration timeout) {
@@ -26,6 +53,31 @@ void SetDeadline(grpc::ClientContext* ctx, absl::Duration timeout) {
 }
 
 }  // namespace
+
+absl::StatusOr<ClientTlsOptions> LoadClientTlsFiles(
+    const std::string& ca_file, const std::string& cert_file,
+    const std::string& key_file, const std::string& server_name) {
+  if (cert_file.empty() != key_file.empty()) {
+    return absl::InvalidArgumentError(
+        "--tls_cert and --tls_key must be given together");
+  }
+  ClientTlsOptions tls;
+  tls.server_name = server_name;
+  const struct {
+    std::string_view flag;
+    const std::string& path;
+    std::string* out;
+  } files[] = {{"--tls_ca", ca_file, &tls.root_certs_pem},
+               {"--tls_cert", cert_file, &tls.cert_chain_pem},
+               {"--tls_key", key_file, &tls.private_key_pem}};
+  for (const auto& f : files) {
+    if (f.path.empty()) continue;
+    absl::StatusOr<std::string> pem = ReadPemFile(f.flag, f.path);
+    if (!pem.ok()) return pem.status();
+    *f.out = *std::move(pem);
+  }
+  return tls;
+}
 
 absl::Status FromGrpcStatus(const grpc::Status& status) {
   if (status.ok()) return absl::OkStatus();
@@ -45,6 +97,9 @@ Client::Client(const std::string& target, const ClientOptions& options)
   // Values may be up to the server's --max_value_bytes and a Scan message
   // carries one pair of any size: accept whatever the server sends.
   args.SetMaxReceiveMessageSize(-1);
+  if (options_.tls.has_value() && !options_.tls->server_name.empty()) {
+    args.SetSslTargetNameOverride(options_.tls->server_name);
+  }
   channel_ = grpc::CreateCustomChannel(target, MakeChannelCredentials(options_),
                                        args);
   stubs_->kv = v1::KV::NewStub(channel_);

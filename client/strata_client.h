@@ -40,12 +40,42 @@ namespace strata {
 // message. The one place the client converts.
 absl::Status FromGrpcStatus(const grpc::Status& status);
 
+// TLS for the channel (docs/security.md). Contents, not file names: see
+// LoadClientTlsFiles.
+struct ClientTlsOptions {
+  // PEM certificates of the CAs that may sign the server's certificate.
+  // Empty = gRPC's default roots (the system bundle, or the file named by
+  // $GRPC_DEFAULT_SSL_ROOTS_FILE_PATH).
+  std::string root_certs_pem;
+  // For mutual TLS: this client's PEM certificate chain and unencrypted
+  // private key. Both or neither.
+  std::string cert_chain_pem;
+  std::string private_key_pem;
+  // The name the server certificate must carry (a DNS or IP
+  // subjectAltName), instead of the host part of the target; e.g.
+  // "localhost" when dialing 127.0.0.1 through a port-forward. Empty = the
+  // target's host.
+  std::string server_name;
+};
+
+// Reads PEM files into ClientTlsOptions; an empty path leaves its field
+// empty. InvalidArgument naming the flag (--tls_ca, --tls_cert, --tls_key)
+// and the file if a file cannot be read or holds no PEM block, or if only
+// one of cert_file and key_file is given. Thread-safe.
+absl::StatusOr<ClientTlsOptions> LoadClientTlsFiles(
+    const std::string& ca_file, const std::string& cert_file,
+    const std::string& key_file, const std::string& server_name = "");
+
 struct ClientOptions {
   // Deadline of each RPC, measured from its start. For Scan it covers the
   // whole stream. Must be positive.
   absl::Duration timeout = absl::Seconds(10);
-  // Transport security: plaintext today. TLS fields (root certificates,
-  // client key pair) will go here; only MakeChannelCredentials reads them.
+  // Transport security: std::nullopt = plaintext; otherwise TLS. Only the
+  // channel-credentials function in strata_client.cc reads it. A server
+  // that refuses the handshake (plaintext server, untrusted certificate,
+  // wrong name, missing or rejected client certificate) makes every RPC
+  // fail with UNAVAILABLE.
+  std::optional<ClientTlsOptions> tls;
 };
 
 // One operation of an atomic Write.

@@ -169,7 +169,8 @@ absl::Status ValidateScan(const v1::ScanRequest& /*request*/,
 absl::Status FillScanResponse(storage::Iterator* it,
                               const v1::ScanRequest& request,
                               size_t batch_bytes, ScanCursor* cursor,
-                              v1::ScanResponse* response) {
+                              v1::ScanResponse* response,
+                              size_t batch_pairs) {
   if (cursor->done) return absl::OkStatus();
   if (!cursor->started) {
     cursor->started = true;
@@ -198,6 +199,9 @@ absl::Status FillScanResponse(storage::Iterator* it,
     // The first pair always goes in, so a pair above batch_bytes travels
     // alone instead of stalling the scan.
     if (bytes > 0 && bytes + pair_bytes > batch_bytes) return absl::OkStatus();
+    if (static_cast<size_t>(response->pairs_size()) >= batch_pairs) {
+      return absl::OkStatus();
+    }
     v1::KeyValue* kv = response->add_pairs();
     kv->set_key(key.data(), key.size());
     if (!value.empty()) kv->set_value(value.data(), value.size());

@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <string_view>
 
@@ -96,15 +97,16 @@ struct ScanCursor {
 // Fills *response (which should be empty) with the next pairs of the scan
 // described by `request`, reading `it` (an iterator over the scan's
 // snapshot, owned by the caller). Adds pairs while their key+value bytes
-// stay within batch_bytes; a single pair larger than batch_bytes travels
-// alone. Honours [start_key, end_key) (empty end_key = unbounded), limit
-// (0 = none) and keys_only. Sets cursor->done when the scan is complete.
-// Returns the iterator's error (e.g. DataLoss) if it failed; the pairs
-// already added are still valid and cursor->done is set.
-absl::Status FillScanResponse(storage::Iterator* it,
-                              const v1::ScanRequest& request,
-                              size_t batch_bytes, ScanCursor* cursor,
-                              v1::ScanResponse* response);
+// stay within batch_bytes and their count within batch_pairs; a single
+// pair larger than batch_bytes travels alone. Honours [start_key, end_key)
+// (empty end_key = unbounded), limit (0 = none) and keys_only. Sets
+// cursor->done when the scan is complete. Returns the iterator's error
+// (e.g. DataLoss) if it failed; the pairs already added are still valid and
+// cursor->done is set. REQUIRES: batch_pairs >= 1.
+absl::Status FillScanResponse(
+    storage::Iterator* it, const v1::ScanRequest& request, size_t batch_bytes,
+    ScanCursor* cursor, v1::ScanResponse* response,
+    size_t batch_pairs = std::numeric_limits<size_t>::max());
 
 }  // namespace strata::server
 

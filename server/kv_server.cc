@@ -28,6 +28,55 @@ int ClampToInt(size_t n) {
   return static_cast<int>(std::min<size_t>(n, static_cast<size_t>(INT_MAX)));
 }
 
+int ClampToIntMs(absl::Duration d) {
+  return static_cast<int>(std::clamp<int64_t>(absl::ToInt64Milliseconds(d), 0,
+                                              INT_MAX));
+}
+
+absl::Status ValidateResourceOptions(const ServerOptions& o) {
+  const TransportLimits& t = o.transport;
+  if (o.max_inflight_rpcs < 0) {
+    return absl::InvalidArgumentError(
+        "max_inflight_rpcs must be >= 0 (0 = unlimited)");
+  }
+  if (t.max_concurrent_streams < 1) {
+    return absl::InvalidArgumentError("max_concurrent_streams must be >= 1");
+  }
+  if (t.keepalive_time < absl::Milliseconds(1) ||
+      t.keepalive_timeout < absl::Milliseconds(1)) {
+    return absl::InvalidArgumentError(
+        "keepalive_time and keepalive_timeout must be >= 1 ms");
+  }
+  if (t.min_client_ping_interval < absl::ZeroDuration() ||
+      t.max_ping_strikes < 0) {
+    return absl::InvalidArgumentError(
+        "min_client_ping_interval and max_ping_strikes must be >= 0");
+  }
+  if (o.scan_batch_bytes < 1 || o.scan_batch_max_pairs < 1) {
+    return absl::InvalidArgumentError(
+        "scan_batch_bytes and scan_batch_max_pairs must be >= 1");
+  }
+  return absl::OkStatus();
+}
+
+// HTTP/2 bounds for every connection (docs/security.md).
+void AddTransportLimits(const TransportLimits& t,
+                        grpc::ServerBuilder* builder) {
+  builder->AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                              t.max_concurrent_streams);
+  builder->AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS,
+                              ClampToIntMs(t.keepalive_time));
+  builder->AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+                              ClampToIntMs(t.keepalive_timeout));
+  // Clients may keep idle connections alive (NATs and load balancers drop
+  // silent ones), as long as they respect the minimum interval.
+  builder->AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder->AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+                              ClampToIntMs(t.min_client_ping_interval));
+  builder->AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES,
+                              t.max_ping_strikes);
+}
+
 }  // namespace
 
 void ScanState::Reset() {
@@ -137,9 +186,12 @@ absl::Status KvServer::Start() {
   // it (grpc/grpc#36665). Referencing the generated messages links them in
   // and registers grpc.health.v1 in the descriptor pool.
   (void)grpc::health::v1::HealthCheckRequest::descriptor();
+  if (absl::Status s = ValidateResourceOptions(options_); !s.ok()) return s;
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+      MakeServerCredentials(options_);
+  if (!credentials.ok()) return credentials.status();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options_.listen, MakeServerCredentials(options_),
-                           &port_);
+  builder.AddListeningPort(options_.listen, *std::move(credentials), &port_);
   builder.RegisterService(&service_);
   // Twice the limit, so a request between the two gets our
   // INVALID_ARGUMENT naming --max_message_bytes rather than gRPC's
@@ -150,10 +202,12 @@ absl::Status KvServer::Start() {
   // under a larger --max_value_bytes must still be readable.
   builder.SetMaxSendMessageSize(ClampToInt(std::max(
       2 * limits.max_message_bytes,
-      limits.max_key_bytes + limits.max_value_bytes + kScanBatchBytes)));
+      limits.max_key_bytes + limits.max_value_bytes +
+          options_.scan_batch_bytes)));
   // Without this, Linux lets a second server bind the same port and the
   // kernel splits connections between them.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  AddTransportLimits(options_.transport, &builder);
   for (int i = 0; i < num_cqs; ++i) {
     cqs_.push_back(builder.AddCompletionQueue(/*is_frequently_polled=*/true));
   }
@@ -389,9 +443,9 @@ void KvServer::ScanBatch(ScanCall* call) {
     read_options.snapshot = st.snapshot;
     st.iterator = db_->NewIterator(read_options);
   }
-  const absl::Status s =
-      FillScanResponse(st.iterator.get(), call->request(), kScanBatchBytes,
-                       &st.cursor, &st.response);
+  const absl::Status s = FillScanResponse(
+      st.iterator.get(), call->request(), options_.scan_batch_bytes,
+      &st.cursor, &st.response, options_.scan_batch_max_pairs);
   st.batch++;
   if (!s.ok() || st.cursor.done) {
     ReleaseScan(&st);

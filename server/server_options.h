@@ -4,6 +4,7 @@
 // Everything a KvServer needs besides the open DB. main.cc fills it from the
 // flags; tests fill it directly.
 
+#include <cstddef>
 #include <functional>
 #include <string>
 
@@ -15,6 +16,46 @@ class ServerContext;
 }  // namespace grpc
 
 namespace strata::server {
+
+// TLS for the listening port. Plaintext when cert_file is empty.
+struct ServerTlsOptions {
+  // PEM files: the server's certificate chain (leaf first) and its private
+  // key. Both set = serve TLS only (plaintext clients fail the handshake);
+  // both empty = plaintext.
+  std::string cert_file;
+  std::string key_file;
+  // PEM bundle of the CAs that sign client certificates. Set = mutual TLS:
+  // every client must present a certificate chaining to one of them, or
+  // its handshake fails. REQUIRES: cert_file and key_file set.
+  std::string client_ca_file;
+  // How often the three files are re-read; a change (e.g. a rotated
+  // Kubernetes Secret) applies to new connections without a restart, while
+  // existing connections keep their session. Zero = read once at start
+  // (rotate by restarting). Rounded up to whole seconds.
+  absl::Duration reload_interval = absl::Seconds(60);
+
+  bool enabled() const { return !cert_file.empty() || !key_file.empty(); }
+};
+
+// HTTP/2 transport bounds, applied to every connection.
+struct TransportLimits {
+  // Most concurrent RPCs (HTTP/2 streams) on one connection; a client that
+  // wants more waits for a free stream (its RPCs queue, they do not fail).
+  int max_concurrent_streams = 256;
+  // The server pings a connection that has been quiet this long, and
+  // closes it if no ack arrives within keepalive_timeout (frees what a
+  // vanished client held).
+  absl::Duration keepalive_time = absl::Seconds(60);
+  absl::Duration keepalive_timeout = absl::Seconds(20);
+  // Keepalive enforcement: a client ping arriving sooner than this after
+  // the previous one (with no data in between) is a strike; after
+  // max_ping_strikes strikes the connection is closed with GOAWAY
+  // ENHANCE_YOUR_CALM ("too_many_pings"); 0 strikes = never close.
+  // Clients may ping idle connections (keepalive without calls is
+  // permitted).
+  absl::Duration min_client_ping_interval = absl::Seconds(10);
+  int max_ping_strikes = 2;
+};
 
 struct ServerOptions {
   // host:port to listen on. Port 0 picks a free port (KvServer::port()
@@ -36,10 +77,11 @@ struct ServerOptions {
   // WalSyncMode::kSync.
   bool sync_writes = true;
 
-  // Most RPCs of one method in progress at once; 0 means unlimited. An RPC
-  // above the cap ends at once with RESOURCE_EXHAUSTED. (A later issue
-  // exposes it as --max_inflight_rpcs.)
-  int max_inflight_rpcs = 0;
+  // Most RPCs of one method in progress at once (counted per method, from
+  // the moment the request arrives until its status is sent); 0 means
+  // unlimited. An RPC above the cap ends at once with RESOURCE_EXHAUSTED
+  // naming --max_inflight_rpcs, before its handler runs.
+  int max_inflight_rpcs = 4096;
 
   // Requests kept posted per method per completion queue, so a burst of new
   // RPCs does not wait for a re-arm.
@@ -48,8 +90,19 @@ struct ServerOptions {
   // How long Shutdown lets in-flight RPCs finish before cancelling them.
   absl::Duration shutdown_grace = absl::Seconds(5);
 
-  // Transport security. Empty today (plaintext); TLS fields go here and are
-  // consumed only by MakeServerCredentials (server/credentials.h).
+  // Transport security; read only by MakeServerCredentials
+  // (server/credentials.h). Default: plaintext.
+  ServerTlsOptions tls;
+
+  // Transport bounds (docs/security.md, "Resource bounds").
+  TransportLimits transport;
+
+  // Scan: most key+value bytes per ScanResponse message (a single larger
+  // pair still travels alone) and most pairs per message. Each message is
+  // one task on the blocking pool, so these bound the work one Scan does
+  // before it yields the thread to other RPCs.
+  size_t scan_batch_bytes = kScanBatchBytes;
+  size_t scan_batch_max_pairs = 10000;
 
   // TEST ONLY: called on a blocking-pool thread before each Scan batch is
   // filled, with the 0-based batch index and the call's context (whose
