@@ -175,7 +175,10 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
   }
   std::unique_ptr<ServerProcess> p(new ServerProcess());
   p->stderr_path_ = data_dir + ".stderr";
+  // Metrics on a free port too, so servers of parallel tests never fight
+  // over the default 127.0.0.1:9090.
   std::vector<std::string> argv = {binary, "--listen=127.0.0.1:0",
+                                   "--metrics_listen=127.0.0.1:0",
                                    "--data_dir=" + data_dir};
   argv.insert(argv.end(), extra.begin(), extra.end());
   int out[2];
@@ -207,6 +210,7 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
     const size_t eol = at == std::string::npos ? at : text.find('\n', at);
     if (eol != std::string::npos) {
       p->address_ = text.substr(at + marker.size(), eol - at - marker.size());
+      p->stdout_ = std::move(text);
       return p;
     }
     pollfd fd = {p->stdout_fd_, POLLIN, 0};
@@ -251,6 +255,37 @@ absl::StatusOr<ExitInfo> ServerProcess::Wait(absl::Duration timeout) {
   ExitInfo info;
   FillExit(status, &info.exited, &info.exit_code, &info.term_signal);
   return info;
+}
+
+absl::StatusOr<std::string> ServerProcess::WaitForStdoutLine(
+    std::string_view prefix, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  char buf[4096];
+  while (true) {
+    for (size_t start = 0; start < stdout_.size();) {
+      const size_t eol = stdout_.find('\n', start);
+      if (eol == std::string::npos) break;
+      const std::string_view line(stdout_.data() + start, eol - start);
+      if (line.substr(0, prefix.size()) == prefix) {
+        return std::string(line.substr(prefix.size()));
+      }
+      start = eol + 1;
+    }
+    pollfd fd = {stdout_fd_, POLLIN, 0};
+    const int ms = RemainingMs(deadline);
+    if (ms == 0 || poll(&fd, 1, ms) == 0) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("no stdout line starting with '", std::string(prefix),
+                       "'; stdout so far: ", stdout_));
+    }
+    const ssize_t r = read(stdout_fd_, buf, sizeof(buf));
+    if (r <= 0) {
+      return absl::UnavailableError(
+          absl::StrCat("stdout closed without a line starting with '",
+                       std::string(prefix), "'; stdout: ", stdout_));
+    }
+    stdout_.append(buf, static_cast<size_t>(r));
+  }
 }
 
 std::string ServerProcess::Stderr() const {

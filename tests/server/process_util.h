@@ -74,6 +74,12 @@ class ServerProcess {
   absl::StatusOr<ExitInfo> Wait(absl::Duration timeout);
   // What the server wrote to stderr so far.
   std::string Stderr() const;
+  // Waits up to timeout for a stdout line starting with `prefix` and
+  // returns the rest of it (e.g. prefix "strata-server metrics on " ->
+  // "127.0.0.1:41234"). Lines read before (by Start too) are searched
+  // first. DeadlineExceeded at the timeout, Unavailable if stdout closes.
+  absl::StatusOr<std::string> WaitForStdoutLine(std::string_view prefix,
+                                                absl::Duration timeout);
 
  private:
   ServerProcess() = default;
@@ -81,6 +87,7 @@ class ServerProcess {
   pid_t pid_ = -1;
   bool reaped_ = false;
   int stdout_fd_ = -1;
+  std::string stdout_;  // Everything read from stdout so far.
   std::string address_;
   std::string stderr_path_;
 };

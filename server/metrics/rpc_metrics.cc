@@ -1,0 +1,154 @@
+#include "server/metrics/rpc_metrics.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "server/metrics/families.h"
+
+namespace strata::server::metrics {
+namespace {
+
+using prometheus::MetricType;
+
+constexpr std::array<std::string_view, 17> kCodeNames = {
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+};
+
+size_t CodeIndex(grpc::StatusCode code) {
+  const int c = static_cast<int>(code);
+  return c >= 0 && c < static_cast<int>(kCodeNames.size())
+             ? static_cast<size_t>(c)
+             : static_cast<size_t>(grpc::StatusCode::UNKNOWN);
+}
+
+constexpr auto kRelaxed = std::memory_order_relaxed;
+
+}  // namespace
+
+std::string_view GrpcCodeName(grpc::StatusCode code) {
+  return kCodeNames[CodeIndex(code)];
+}
+
+RpcMetrics::RpcMetrics(const std::vector<std::string>& methods)
+    : num_methods_(methods.size()),
+      stats_(new MethodStats[methods.size() + 1]) {
+  static_assert(kNumCodes == kCodeNames.size());
+  for (size_t i = 0; i < num_methods_; ++i) stats_[i].name = methods[i];
+  stats_[num_methods_].name = "other";
+}
+
+RpcMetrics::~RpcMetrics() = default;
+
+RpcMetrics::MethodStats* RpcMetrics::Find(std::string_view method) {
+  // A handful of names of a few bytes: a linear scan beats hashing.
+  for (size_t i = 0; i < num_methods_; ++i) {
+    if (stats_[i].name == method) return &stats_[i];
+  }
+  return &stats_[num_methods_];
+}
+
+void RpcMetrics::OnRpcStart(std::string_view method) {
+  Find(method)->in_flight.fetch_add(1, kRelaxed);
+}
+
+void RpcMetrics::OnRpcEnd(std::string_view method, grpc::StatusCode code,
+                          double seconds, size_t request_bytes,
+                          size_t response_bytes) {
+  MethodStats* s = Find(method);
+  s->in_flight.fetch_sub(1, kRelaxed);
+  s->requests[CodeIndex(code)].fetch_add(1, kRelaxed);
+  if (!(seconds >= 0)) seconds = 0;  // Also catches NaN.
+  const auto& bounds = kRpcDurationBounds;
+  // Prometheus buckets are "<= le": the first bound >= seconds.
+  const size_t bucket = static_cast<size_t>(
+      std::lower_bound(bounds.begin(), bounds.end(), seconds) -
+      bounds.begin());
+  s->duration_buckets[bucket].fetch_add(1, kRelaxed);
+  s->duration_nanos.fetch_add(
+      static_cast<uint64_t>(std::llround(std::min(seconds, 1e9) * 1e9)),
+      kRelaxed);
+  s->received_bytes.fetch_add(request_bytes, kRelaxed);
+  s->sent_bytes.fetch_add(response_bytes, kRelaxed);
+}
+
+std::vector<prometheus::MetricFamily> RpcMetrics::Collect() const {
+  prometheus::MetricFamily requests = MakeFamily(
+      "strata_rpc_requests_total",
+      "KV RPCs finished, by method and gRPC status code.",
+      MetricType::Counter);
+  prometheus::MetricFamily duration = MakeFamily(
+      "strata_rpc_duration_seconds",
+      "Time from a KV RPC's arrival to its completion (status sent), by "
+      "method.",
+      MetricType::Histogram);
+  prometheus::MetricFamily in_flight = MakeFamily(
+      "strata_rpc_requests_in_flight",
+      "KV RPCs started and not yet finished, by method.", MetricType::Gauge);
+  prometheus::MetricFamily received = MakeFamily(
+      "strata_rpc_received_bytes_total",
+      "Serialized request message bytes received, by method (without gRPC "
+      "and HTTP/2 framing).",
+      MetricType::Counter);
+  prometheus::MetricFamily sent = MakeFamily(
+      "strata_rpc_sent_bytes_total",
+      "Serialized response message bytes sent, by method (all messages of a "
+      "stream; without gRPC and HTTP/2 framing).",
+      MetricType::Counter);
+
+  const std::vector<double> bounds(kRpcDurationBounds.begin(),
+                                   kRpcDurationBounds.end());
+  std::vector<uint64_t> buckets(bounds.size() + 1);
+  for (size_t i = 0; i <= num_methods_; ++i) {
+    const MethodStats& s = stats_[i];
+    const bool other = i == num_methods_;
+    bool used = !other;
+    for (size_t c = 0; c < kNumCodes; ++c) {
+      const uint64_t n = s.requests[c].load(kRelaxed);
+      // code="OK" always exists for a known method; others once seen.
+      if (n == 0 && (other || c != 0)) continue;
+      used = true;
+      AddCounter(&requests, static_cast<double>(n),
+                 {{"code", std::string(kCodeNames[c])}, {"method", s.name}});
+    }
+    const int64_t flying = s.in_flight.load(kRelaxed);
+    if (!used && flying == 0) continue;  // "other" never seen.
+    const Labels labels = {{"method", s.name}};
+    for (size_t b = 0; b < buckets.size(); ++b) {
+      buckets[b] = s.duration_buckets[b].load(kRelaxed);
+    }
+    AddHistogram(&duration, bounds, buckets,
+                 static_cast<double>(s.duration_nanos.load(kRelaxed)) / 1e9,
+                 0, labels);
+    AddGauge(&in_flight, static_cast<double>(flying), labels);
+    AddCounter(&received, static_cast<double>(s.received_bytes.load(kRelaxed)),
+               labels);
+    AddCounter(&sent, static_cast<double>(s.sent_bytes.load(kRelaxed)),
+               labels);
+  }
+  std::vector<prometheus::MetricFamily> out;
+  out.reserve(5);
+  out.push_back(std::move(requests));
+  out.push_back(std::move(duration));
+  out.push_back(std::move(in_flight));
+  out.push_back(std::move(received));
+  out.push_back(std::move(sent));
+  return out;
+}
+
+}  // namespace strata::server::metrics

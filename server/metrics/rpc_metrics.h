@@ -1,0 +1,100 @@
+#ifndef STRATA_SERVER_METRICS_RPC_METRICS_H_
+#define STRATA_SERVER_METRICS_RPC_METRICS_H_
+
+// Per-RPC metrics: an RpcObserver that the call templates invoke for every
+// KV RPC, backed by plain atomics, and a prometheus::Collectable that turns
+// them into the strata_rpc_* families when /metrics is scraped.
+//
+// Why not prometheus::Family<Counter/Histogram>: prometheus-cpp 1.0's
+// Histogram::Observe takes a mutex, and every RPC of every completion-queue
+// thread would serialize on it. Here every method has a fixed slot (found by
+// comparing the method name against a handful of short names: no map, no
+// string building) and an RPC costs six relaxed fetch_adds.
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "grpcpp/support/status_code_enum.h"
+#include "prometheus/collectable.h"
+#include "prometheus/metric_family.h"
+#include "server/rpc_observer.h"
+
+namespace strata::server::metrics {
+
+// Upper bounds (seconds) of strata_rpc_duration_seconds: 50 µs .. 10 s.
+inline constexpr std::array<double, 17> kRpcDurationBounds = {
+    50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3,
+    50e-3, 100e-3, 250e-3, 500e-3, 1,    2.5,    5,    10};
+
+// The gRPC code name of `code` ("OK", "INVALID_ARGUMENT", ...), as in
+// grpc::StatusCode; "UNKNOWN" for a value outside 0..16.
+std::string_view GrpcCodeName(grpc::StatusCode code);
+
+// Counts every KV RPC by method and status code, its latency, its message
+// bytes, and the RPCs in flight.
+//
+// Exported families (docs/metrics.md):
+//   strata_rpc_requests_total{method,code}          counter
+//   strata_rpc_duration_seconds{method}             histogram
+//   strata_rpc_requests_in_flight{method}           gauge
+//   strata_rpc_received_bytes_total{method}         counter
+//   strata_rpc_sent_bytes_total{method}             counter
+// requests_total has a code="OK" sample per method from the start (so rates
+// exist before the first request); other codes appear once they occur.
+//
+// Thread safety: OnRpcStart/OnRpcEnd are lock-free and may be called from
+// any number of threads; Collect may run concurrently with them (each value
+// is read atomically; a scrape may see an RPC in one family and not yet in
+// another).
+class RpcMetrics final : public RpcObserver, public prometheus::Collectable {
+ public:
+  // `methods`: the method names the server reports ("Get", "Put", ...).
+  // Any other name is counted under method="other".
+  explicit RpcMetrics(
+      const std::vector<std::string>& methods = {"Get", "Put", "Delete",
+                                                 "Scan", "Write"});
+  ~RpcMetrics() override;
+  RpcMetrics(const RpcMetrics&) = delete;
+  RpcMetrics& operator=(const RpcMetrics&) = delete;
+
+  // RpcObserver.
+  void OnRpcStart(std::string_view method) override;
+  void OnRpcEnd(std::string_view method, grpc::StatusCode code,
+                double seconds, size_t request_bytes,
+                size_t response_bytes) override;
+
+  // prometheus::Collectable: the five families above.
+  std::vector<prometheus::MetricFamily> Collect() const override;
+
+ private:
+  static constexpr size_t kNumCodes = 17;  // grpc::StatusCode 0..16.
+  static constexpr size_t kNumBounds = kRpcDurationBounds.size();
+
+  // One method's counters; own cache line(s) so methods do not contend.
+  struct alignas(64) MethodStats {
+    std::string name;
+    std::atomic<int64_t> in_flight{0};
+    std::array<std::atomic<uint64_t>, kNumCodes> requests{};
+    // Per bucket (not cumulative); the last counts > 10 s.
+    std::array<std::atomic<uint64_t>, kNumBounds + 1> duration_buckets{};
+    std::atomic<uint64_t> duration_nanos{0};
+    std::atomic<uint64_t> received_bytes{0};
+    std::atomic<uint64_t> sent_bytes{0};
+  };
+
+  MethodStats* Find(std::string_view method);
+
+  // Fixed after construction: the known methods, then "other".
+  const size_t num_methods_;
+  const std::unique_ptr<MethodStats[]> stats_;
+};
+
+}  // namespace strata::server::metrics
+
+#endif  // STRATA_SERVER_METRICS_RPC_METRICS_H_
