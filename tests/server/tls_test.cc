@@ -7,6 +7,8 @@
 // Certificates come from scripts/gen-test-certs.sh (openssl), run once per
 // test binary into a temporary directory.
 
+#include <signal.h>
+
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -499,6 +501,22 @@ TEST_F(TlsProcessTest, CliWorksAgainstMutualTlsServer) {
   EXPECT_EQ(r.exit_code, 3);
   r = Strata(addr, {"get", "beta"});
   EXPECT_EQ(r.exit_code, 3);
+}
+
+TEST_F(TlsProcessTest, SighupDoesNotStopTheServer) {
+  auto server = StartServer(/*mutual=*/false);
+  ASSERT_NE(server, nullptr);
+  // Both stay pending until the main thread's sigwait, which takes the
+  // lower-numbered SIGHUP first; SIGHUP's default action would kill it.
+  server->Signal(SIGHUP);
+  server->Signal(SIGTERM);
+  absl::StatusOr<ExitInfo> exit = server->Wait(absl::Seconds(10));
+  ASSERT_OK(exit.status());
+  EXPECT_TRUE(exit->exited) << "signal " << exit->term_signal;
+  EXPECT_EQ(exit->exit_code, 0);
+  EXPECT_THAT(server->Stderr(),
+              HasSubstr("received SIGHUP: nothing to reload by signal; TLS "
+                        "files are re-read every 1m"));
 }
 
 TEST_F(TlsProcessTest, BadTlsFlagsAreUsageErrors) {
