@@ -32,6 +32,7 @@
 #include "grpc/grpc.h"
 #include "server/credentials.h"
 #include "server/kv_server.h"
+#include "server/metrics/metrics_server.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
 #include "strata/storage/db.h"
@@ -41,6 +42,11 @@ ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "host:port to serve gRPC on. Port 0 picks a free port; the bound "
           "address is printed on stdout as 'strata-server listening on "
           "HOST:PORT'.");
+ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9090",
+          "host:port to serve Prometheus metrics on (GET /metrics, see "
+          "docs/metrics.md); empty disables. Port 0 picks a free port; the "
+          "bound address is printed on stdout as 'strata-server metrics on "
+          "HOST:PORT' after the listening line.");
 ABSL_FLAG(std::string, data_dir, "./data",
           "Directory of the database (created if missing). Only one server "
           "may use it at a time (LOCK file).");
@@ -254,6 +260,7 @@ struct Config {
   std::string data_dir;
   std::string wal_sync;
   std::string compression;
+  std::string metrics_listen;  // Empty: no metrics endpoint.
 };
 
 // Flags -> options; exits with status 2 on an invalid value.
@@ -263,6 +270,14 @@ Config ConfigFromFlags() {
   if (c.server.listen.rfind(':') == std::string::npos) {
     UsageError(absl::StrFormat("--listen must be host:port (got '%s')",
                                c.server.listen));
+  }
+  c.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  if (!c.metrics_listen.empty()) {
+    if (absl::Status s =
+            strata::server::metrics::ValidateMetricsAddress(c.metrics_listen);
+        !s.ok()) {
+      UsageError(absl::StrFormat("--metrics_listen: %s", s.message()));
+    }
   }
   c.data_dir = absl::GetFlag(FLAGS_data_dir);
   if (c.data_dir.empty()) UsageError("--data_dir must not be empty");
@@ -382,7 +397,8 @@ int main(int argc, char** argv) {
   // exit.
   grpc_init();
 
-  // Logs go to stderr; stdout carries only the "listening" line.
+  // Logs go to stderr; stdout carries only the "listening" and "metrics on"
+  // lines.
   spdlog::set_default_logger(spdlog::stderr_color_mt("strata"));
 
   absl::StatusOr<std::unique_ptr<storage::DB>> opened =
@@ -402,16 +418,43 @@ int main(int argc, char** argv) {
   }
   std::unique_ptr<storage::DB> db = *std::move(opened);
 
-  auto server = std::make_unique<KvServer>(config.server, db.get());
+  // The metrics endpoint listens before gRPC does, so a busy metrics port
+  // fails the start instead of leaving a server nobody can monitor.
+  std::unique_ptr<strata::server::metrics::MetricsServer> metrics;
+  if (!config.metrics_listen.empty()) {
+    metrics = std::make_unique<strata::server::metrics::MetricsServer>(
+        db.get(),
+        strata::server::metrics::BuildInfo{STRATA_VERSION, STRATA_GIT_SHA});
+    if (absl::Status s = metrics->Listen(config.metrics_listen); !s.ok()) {
+      std::fprintf(stderr, "strata-server: --metrics_listen: %s\n",
+                   std::string(s.message()).c_str());
+      metrics.reset();
+      db.reset();
+      return kExitFailure;
+    }
+  }
+
+  auto server = std::make_unique<KvServer>(
+      config.server, db.get(), metrics ? metrics->rpc_observer() : nullptr);
   if (absl::Status s = server->Start(); !s.ok()) {
     std::fprintf(stderr, "strata-server: %s\n", std::string(s.message()).c_str());
     server.reset();
+    metrics.reset();
     db.reset();
     return kExitFailure;
   }
   std::printf("strata-server listening on %s\n",
               server->bound_address().c_str());
+  if (metrics) {
+    std::printf("strata-server metrics on %s\n",
+                metrics->bound_address().c_str());
+  }
   std::fflush(stdout);
+  if (metrics) {
+    spdlog::info("metrics on http://{}/metrics", metrics->bound_address());
+  } else {
+    spdlog::info("metrics disabled (--metrics_listen is empty)");
+  }
   WarnIfExposedPlaintext(config.server, server->bound_address());
   const ServerOptions& so = config.server;
   spdlog::info(
@@ -455,6 +498,7 @@ int main(int argc, char** argv) {
   spdlog::info("received {}; shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   server->Shutdown();
   server.reset();
+  metrics.reset();  // Stops the scrapes that read the DB.
   int exit_code = kExitOk;
   if (absl::Status s = db->SyncWAL(); !s.ok()) {
     spdlog::error("shutdown: WAL sync failed: {}", s.ToString());
