@@ -45,8 +45,9 @@ ABSL_FLAG(uint32_t, limit, 0, "scan: at most this many pairs; 0 = all.");
 ABSL_FLAG(bool, keys_only, false,
           "scan: print keys only (--keys-only also works).");
 ABSL_FLAG(bool, tls, false,
-          "Connect with TLS, verifying the server against the system's "
-          "root CAs (implied by the other --tls_* flags).");
+          "Connect with TLS, verifying the server against gRPC's default "
+          "root CAs ($GRPC_DEFAULT_SSL_ROOTS_FILE_PATH or gRPC's bundle); "
+          "implied by the other --tls_* flags.");
 ABSL_FLAG(std::string, tls_ca, "",
           "PEM bundle of the CAs that may sign the server certificate "
           "(implies TLS).");
@@ -93,7 +94,7 @@ flags:
   --timeout=SECONDS  deadline of each RPC (default 10)
 
 TLS (plaintext unless one of these is given; see docs/security.md):
-  --tls              TLS, server verified against the system's root CAs
+  --tls              TLS, server verified against gRPC's default root CAs
   --tls_ca=FILE      TLS, server verified against these PEM CA certificates
   --tls_cert=FILE --tls_key=FILE
                      client certificate and key (mutual TLS)

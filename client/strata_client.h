@@ -44,8 +44,9 @@ absl::Status FromGrpcStatus(const grpc::Status& status);
 // LoadClientTlsFiles.
 struct ClientTlsOptions {
   // PEM certificates of the CAs that may sign the server's certificate.
-  // Empty = gRPC's default roots (the system bundle, or the file named by
-  // $GRPC_DEFAULT_SSL_ROOTS_FILE_PATH).
+  // Empty = gRPC's default roots: the file named by
+  // $GRPC_DEFAULT_SSL_ROOTS_FILE_PATH, else the bundle shipped with gRPC
+  // (/usr/share/grpc/roots.pem on Debian).
   std::string root_certs_pem;
   // For mutual TLS: this client's PEM certificate chain and unencrypted
   // private key. Both or neither.
