@@ -6,7 +6,7 @@ STRATA_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 # Packages needed to build and run Strata.
 STRATA_BUILD_DEPS=(
-  build-essential cmake ninja-build pkg-config git ca-certificates
+  build-essential cmake ninja-build pkg-config git ca-certificates openssl
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   libabsl-dev prometheus-cpp-dev libspdlog-dev
   libxxhash-dev liblz4-dev libzstd-dev libsnappy-dev zlib1g-dev
