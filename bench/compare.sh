@@ -101,6 +101,8 @@ for r in rows:
         order.append(name)
     work[(engine, name)]["ops"].append(float(r[5]))
     work[(engine, name)]["p99"].append(float(r[8]))
+    if len(r) > 11:
+        work[(engine, name)]["cpu"].append(float(r[11]))
 
 def med(engine, name, key):
     v = work.get((engine, name), {}).get(key)
@@ -132,6 +134,17 @@ for name in order:
         if other in engines:
             cells.append(ratio(med("strata", name, "ops"), med(other, name, "ops")))
             cells.append(ratio(med("strata", name, "p99"), med(other, name, "p99")))
+    print("| " + " | ".join(cells) + " |")
+print()
+print("CPU time per operation in us (all threads of the process, including background "
+      "compaction; steadier than ops/s on a shared machine)")
+hdr = "| workload | " + " | ".join("%s" % e for e in engines)
+hdr += "".join(" | strata/%s" % e for e in engines if e != "strata")
+print(hdr + " |")
+print("|" + "---|" * (hdr.count("|")))
+for name in order:
+    cells = [name] + [fmt(med(e, name, "cpu"), "%.2f") for e in engines]
+    cells += [ratio(med("strata", name, "cpu"), med(e, name, "cpu")) for e in engines if e != "strata"]
     print("| " + " | ".join(cells) + " |")
 print()
 print("| engine | max db size (MiB) | write amplification (%s / user bytes) | peak RSS (MiB) |"

@@ -9,6 +9,7 @@
 // sequence is seeded from --seed, the workload name and the thread index,
 // so each engine sees the same operations in the same order.
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -96,6 +97,15 @@ class Rng {
  private:
   uint64_t state_;
 };
+
+// User + system CPU seconds of the whole process (every thread, including
+// the engine's background threads).
+double ProcessCpuSeconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_utime.tv_sec + u.ru_stime.tv_sec +
+         (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
 
 uint64_t Fnv1a(std::string_view s) {
   uint64_t h = 1469598103934665603ull;
@@ -469,8 +479,9 @@ int Main() {
       config.settings.write_buffer_bytes >> 20,
       config.settings.block_cache_bytes >> 20, config.settings.block_size,
       config.settings.bloom_bits_per_key);
-  std::printf("%-16s %10s %10s %8s %9s %9s %8s  %s\n", "workload", "ops",
-              "ops/s", "MB/s", "p50(us)", "p99(us)", "db(MiB)", "notes");
+  std::printf("%-16s %10s %10s %8s %9s %9s %9s %8s  %s\n", "workload", "ops",
+              "ops/s", "MB/s", "p50(us)", "p99(us)", "cpu us/op", "db(MiB)",
+              "notes");
   std::fflush(stdout);
 
   std::unique_ptr<BenchEngine> engine;
@@ -497,7 +508,11 @@ int Main() {
       if (!open()) return 1;
     }
     Runner runner(config, engine.get(), &values);
+    const double cpu_before = ProcessCpuSeconds();
     const WorkloadResult r = runner.Run(w);
+    // CPU per operation is steadier than ops/s on a shared machine.
+    const double cpu_us_per_op =
+        r.ops > 0 ? (ProcessCpuSeconds() - cpu_before) * 1e6 / r.ops : 0.0;
     user_bytes_written += r.user_bytes_written;
     const double ops_per_sec = r.seconds > 0 ? r.ops / r.seconds : 0.0;
     const double mb_per_sec =
@@ -516,17 +531,18 @@ int Main() {
     // running); the largest is reported at the end.
     const uint64_t db_bytes = DirectoryBytes(dir);
     max_db_bytes = std::max(max_db_bytes, db_bytes);
-    std::printf("%-16s %10llu %10.0f %8.1f %9.2f %9.2f %8.1f  %s\n",
+    std::printf("%-16s %10llu %10.0f %8.1f %9.2f %9.2f %9.2f %8.1f  %s\n",
                 w.label.c_str(), static_cast<unsigned long long>(r.ops),
-                ops_per_sec, mb_per_sec, p50, p99, db_bytes / 1048576.0,
-                notes.c_str());
+                ops_per_sec, mb_per_sec, p50, p99, cpu_us_per_op,
+                db_bytes / 1048576.0, notes.c_str());
     std::fflush(stdout);
     results.Row({config.engine, w.label, absl::StrCat(w.threads),
                  absl::StrCat(r.ops), absl::StrFormat("%.3f", r.seconds),
                  absl::StrFormat("%.0f", ops_per_sec),
                  absl::StrFormat("%.2f", mb_per_sec),
                  absl::StrFormat("%.2f", p50), absl::StrFormat("%.2f", p99),
-                 absl::StrCat(r.found), absl::StrCat(db_bytes)});
+                 absl::StrCat(r.found), absl::StrCat(db_bytes),
+                 absl::StrFormat("%.3f", cpu_us_per_op)});
     if (!r.status.ok()) break;
   }
 
