@@ -39,7 +39,10 @@ class StrataServer {
 
   // Resolves to "127.0.0.1:PORT" once the server announced it.
   start() {
-    const proc = spawn(serverBinary(), ['--listen=127.0.0.1:0', `--data_dir=${this.dataDir}`],
+    // Metrics on a free port: the default 127.0.0.1:9090 may be taken (a
+    // server of a test file running in parallel, a Prometheus).
+    const proc = spawn(serverBinary(), ['--listen=127.0.0.1:0', '--metrics_listen=127.0.0.1:0',
+      `--data_dir=${this.dataDir}`],
       { stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc = proc;
     proc.stderr.setEncoding('utf8');

@@ -47,7 +47,10 @@ class ServerProcess:
         log = open(self.log_path, "ab")
         try:
             self.proc = subprocess.Popen(
-                [self.binary, "--listen=127.0.0.1:0", f"--data_dir={self.data_dir}"],
+                # Metrics on a free port: the default 127.0.0.1:9090 may be
+                # taken (another server, a Prometheus).
+                [self.binary, "--listen=127.0.0.1:0", "--metrics_listen=127.0.0.1:0",
+                 f"--data_dir={self.data_dir}"],
                 stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL)
         finally:
             log.close()
