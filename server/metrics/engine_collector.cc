@@ -154,8 +154,8 @@ void AddCaches(const storage::Statistics& s, std::vector<MetricFamily>* out) {
                                D(s.block_cache_hits)));
   out->push_back(CounterFamily(
       "strata_block_cache_misses_total",
-      "Block cache lookups that did not find the block (read from disk, or "
-      "a Get moved to the blocking pool).",
+      "Block cache lookups that did not find the block (a Get that misses "
+      "counts twice; compaction reads count too).",
       D(s.block_cache_misses)));
   out->push_back(GaugeFamily("strata_block_cache_usage_bytes",
                              "Bytes charged to the block cache.",
