@@ -117,6 +117,11 @@ absl::Status TableCorruption(const std::string& filename, uint64_t offset,
 
 uint32_t BlockChecksum(std::string_view contents, CompressionType type) {
   XXH3_state_t state;
+  // A stack state must be initialized before reset_withSeed: libxxhash
+  // 0.8.1 compares the seed field it finds there with the new seed and skips
+  // deriving the secret when they match, so a stale stack slot that held an
+  // earlier state with the same seed yields a garbage checksum.
+  XXH3_INITSTATE(&state);
   XXH3_64bits_reset_withSeed(&state, kBlockChecksumSeed);
   XXH3_64bits_update(&state, contents.data(), contents.size());
   const char t = static_cast<char>(type);

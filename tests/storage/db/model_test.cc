@@ -160,13 +160,14 @@ TEST_P(ModelTest, RandomOperationsMatchModel) {
   }
   for (auto& s : snapshots) db_->ReleaseSnapshot(s.snapshot);
   ASSERT_NO_FATAL_FAILURE(CheckScan(model, "", "", nullptr));
+  // The tiny memtable must have produced a real tree, not a memtable-only
+  // run.
   Statistics stats = db_->GetStatistics();
   int levels_used = 0;
   for (const auto& l : stats.levels) levels_used += l.num_files > 0;
-  EXPECT_GE(stats.flushes + stats.compactions, 1u);
+  EXPECT_GE(levels_used, 1);
   Open();
   ASSERT_NO_FATAL_FAILURE(CheckScan(model, "", "", nullptr));
-  RecordProperty("levels_used", levels_used);
 }
 
 INSTANTIATE_TEST_SUITE_P(Compression, ModelTest,
