@@ -33,12 +33,9 @@ constexpr int kHttpThreads = 2;
 // or loopback for a wildcard host. False if it does not resolve.
 bool WakeAddress(std::string host, int port, sockaddr_storage* addr,
                  socklen_t* len) {
-  if (host.size() >= 2 && host.front() == '[') {
-    host = host.substr(1, host.size() - 2);
-  }
   if (host == "0.0.0.0") host = "127.0.0.1";
-  if (host == "::") host = "::1";
   addrinfo hints{};
+  hints.ai_family = AF_INET;
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_NUMERICSERV;
   addrinfo* result = nullptr;
@@ -86,10 +83,11 @@ absl::Status ValidateMetricsAddress(const std::string& address) {
         "metrics address must be host:port (got '%s')", address));
   }
   const std::string host = address.substr(0, colon);
-  if (host.front() == '[' && host.back() != ']') {
+  if (host.front() == '[' || host.find(':') != std::string::npos) {
     return absl::InvalidArgumentError(absl::StrFormat(
-        "metrics address must be host:port, an IPv6 host in brackets (got "
-        "'%s')",
+        "metrics address '%s': IPv6 is not supported (Debian's civetweb, "
+        "which serves /metrics, is built without it); use an IPv4 address "
+        "such as 127.0.0.1 or 0.0.0.0, or a host name",
         address));
   }
   const std::string port = address.substr(colon + 1);

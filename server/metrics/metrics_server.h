@@ -35,8 +35,8 @@ namespace strata::server::metrics {
 class RpcMetrics;
 
 // OK if `address` is host:port with a numeric port 0..65535 and a non-empty
-// host (an IPv4 address, a hostname, or [IPv6]); InvalidArgument naming the
-// problem otherwise.
+// host (an IPv4 address or a host name); InvalidArgument naming the problem
+// otherwise. IPv6 is refused: Debian's civetweb is built without it.
 absl::Status ValidateMetricsAddress(const std::string& address);
 
 // Thread safety: rpc_observer() may be used from any thread; Listen, port,

@@ -701,9 +701,10 @@ TEST(ChannelzIdsTest, ParsesQuotedAndBareIds) {
 TEST(MetricsServerTest, AddressValidationAndBindErrors) {
   EXPECT_OK(ValidateMetricsAddress("127.0.0.1:9090"));
   EXPECT_OK(ValidateMetricsAddress("0.0.0.0:0"));
-  EXPECT_OK(ValidateMetricsAddress("[::1]:9090"));
+  EXPECT_OK(ValidateMetricsAddress("localhost:9090"));
   for (const char* bad : {"9090", ":9090", "127.0.0.1:", "127.0.0.1:99999",
-                          "127.0.0.1:90s", "127.0.0.1:x", "[::1:9090"}) {
+                          "127.0.0.1:90s", "127.0.0.1:x", "[::1]:9090",
+                          "::1:9090"}) {
     EXPECT_TRUE(absl::IsInvalidArgument(ValidateMetricsAddress(bad))) << bad;
   }
   MetricsServer a(nullptr, BuildInfo{"v", "s"});
