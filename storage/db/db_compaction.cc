@@ -29,7 +29,8 @@ void DBImpl::CompactionThreadMain() {
     if (shutting_down_.load()) return;
     absl::Status s = RunCompaction(c.get());
     if (!s.ok() && !shutting_down_.load()) RecordBackgroundError(s);
-    c.reset();  // Unpins the input version (may delete files' metadata).
+    c.reset();  // Unpins the input version, so its inputs become obsolete.
+    DeleteObsoleteFiles();
     bg_done_cv_.SignalAll();
   }
 }
@@ -62,9 +63,10 @@ absl::Status DBImpl::RunCompaction(Compaction* c) {
     compactions_.fetch_add(1, std::memory_order_relaxed);
     compaction_seconds_.Observe((env_->NowMicros() - start) / 1e6);
     InstallSuperVersion();
-    DeleteObsoleteFiles();
     MaybeScheduleCompaction();
   }
+  // The caller deletes the inputs (DeleteObsoleteFiles) once it has dropped
+  // the Compaction, which pins the input version until then.
   return s;
 }
 
@@ -220,7 +222,12 @@ absl::Status DBImpl::CompactRange(std::optional<std::string_view> begin,
         continue;
       }
       s = RunCompaction(c.get());
-      if (!s.ok()) RecordBackgroundError(s);
+      c.reset();
+      if (!s.ok()) {
+        RecordBackgroundError(s);
+      } else {
+        DeleteObsoleteFiles();
+      }
     }
   }
   manual_compactions_--;

@@ -80,6 +80,9 @@ absl::Status DBImpl::Recover() {
   ASSIGN_OR_RETURN(auto file, env_->NewWritableFile(WalFileName(dbname_, number)));
   log_ = std::make_unique<wal::Writer>(std::move(file));
   log_number_ = number;
+  // Durable directory entry for the new WAL before anything is written to
+  // it (the manifest edit below fsyncs the manifest, not the directory).
+  RETURN_IF_ERROR(env_->SyncDir(dbname_));
   versions_->SetLastSequence(max_sequence);
   edit.SetLogNumber(number);
   absl::Status s = versions_->LogAndApply(&edit);

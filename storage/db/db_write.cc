@@ -286,6 +286,13 @@ absl::Status DBImpl::SwitchMemTable() {
       return bg_error_;
     }
   }
+  // The new WAL's directory entry must survive power loss before writes to
+  // it are acknowledged (fdatasync of the file alone does not promise that).
+  absl::Status dir_status = env_->SyncDir(dbname_);
+  if (!dir_status.ok()) {
+    RecordBackgroundError(dir_status);
+    return bg_error_;
+  }
   log_ = std::make_unique<wal::Writer>(std::move(*file));
   imm_.push_back(ImmutableMemTable{mem_, log_number_});
   log_number_ = number;

@@ -268,23 +268,27 @@ void VersionSet::MarkFileNumberUsed(uint64_t number) {
 }
 
 absl::Status SetCurrentFile(Env* env, const std::string& dbname,
-                            uint64_t manifest_number) {
+                            uint64_t manifest_number, bool* renamed) {
+  *renamed = false;
   std::string name = absl::StrFormat("MANIFEST-%06u", manifest_number);
   std::string body = absl::StrFormat("strata-current 1 %s", name);
   std::string contents =
       absl::StrFormat("%s %08x\n", body, Checksum32(body));
   std::string tmp = TempFileName(dbname, manifest_number);
+  absl::Status s;
   {
-    ASSIGN_OR_RETURN(auto file, env->NewWritableFile(tmp));
-    RETURN_IF_ERROR(file->Append(contents));
-    RETURN_IF_ERROR(file->Sync());
-    RETURN_IF_ERROR(file->Close());
+    auto file = env->NewWritableFile(tmp);
+    s = file.status();
+    if (s.ok()) s = (*file)->Append(contents);
+    if (s.ok()) s = (*file)->Sync();
+    if (s.ok()) s = (*file)->Close();
   }
-  absl::Status s = env->RenameFile(tmp, CurrentFileName(dbname));
+  if (s.ok()) s = env->RenameFile(tmp, CurrentFileName(dbname));
   if (!s.ok()) {
     env->RemoveFile(tmp).IgnoreError();
     return s;
   }
+  *renamed = true;
   return env->SyncDir(dbname);
 }
 
@@ -348,11 +352,17 @@ absl::Status VersionSet::StartNewManifest() {
   ASSIGN_OR_RETURN(auto file, env_->NewWritableFile(path));
   auto log = std::make_unique<wal::Writer>(std::move(file));
   absl::Status s = WriteSnapshot(log.get());
+  // The manifest's entry must be durable before CURRENT names it.
   if (s.ok()) s = log->Sync();
-  if (s.ok()) s = SetCurrentFile(env_, dbname_, number);
+  if (s.ok()) s = env_->SyncDir(dbname_);
+  bool renamed = false;
+  if (s.ok()) s = SetCurrentFile(env_, dbname_, number, &renamed);
   if (!s.ok()) {
     log->Close().IgnoreError();
-    env_->RemoveFile(path).IgnoreError();
+    // Once CURRENT has been renamed it may name this manifest (even though
+    // the directory fsync failed): keep the file, or the database could not
+    // be opened again.
+    if (!renamed) env_->RemoveFile(path).IgnoreError();
     return s;
   }
   manifest_log_ = std::move(log);

@@ -199,10 +199,14 @@ class VersionSet {
   std::list<Version*> versions_ ABSL_GUARDED_BY(versions_mu_);
 };
 
-// Writes CURRENT to name `manifest_name` atomically (temp file, fsync,
-// rename, directory fsync). Format: "strata-current 1 <name> <checksum>\n".
+// Points CURRENT at MANIFEST-<manifest_number> atomically (temp file,
+// fsync, rename, directory fsync). Format:
+// "strata-current 1 MANIFEST-<number> <checksum>\n" (docs/manifest-format.md).
+// *renamed tells whether the rename happened, i.e. whether CURRENT may now
+// name the new manifest even if an error is returned (the directory fsync
+// failed). Errors: the Env's.
 absl::Status SetCurrentFile(Env* env, const std::string& dbname,
-                            uint64_t manifest_number);
+                            uint64_t manifest_number, bool* renamed);
 
 }  // namespace strata::storage
 

@@ -135,11 +135,9 @@ class FaultInjectionTest : public ::testing::Test {
     options_.max_bytes_for_level_base = 256 << 10;
     options_.target_file_size = 64 << 10;
     options_.compression = CompressionType::kNone;
-    // Directory-entry loss is modelled only by the tests that target it:
-    // the engine does not yet sync the directory after creating a WAL
-    // (see DISABLED_SyncedWritesSurvivePowerLossWithDirectoryEntryLoss).
-    // Flip to true once that is fixed.
-    env_.set_lose_unsynced_dir_entries(false);
+    // The engine syncs the directory after creating every file it relies
+    // on, so power loss may also drop unsynced directory entries.
+    env_.set_lose_unsynced_dir_entries(true);
   }
   ~FaultInjectionTest() override {
     db_.reset();
@@ -515,11 +513,9 @@ TEST_F(FaultInjectionTest, ReadErrorDuringWalReplayFailsOpenCleanly) {
 // recovery with WAL data performs; Open must fail cleanly or succeed, and a
 // clean reopen must then have every acknowledged write.
 TEST_F(FaultInjectionTest, AnyFaultDuringRecoveryLosesNothing) {
-  // kSyncDir is left out: DISABLED_DirectorySyncFailureAfterCurrentRename...
-  // covers the engine bug it hits.
   const FaultOp kOps[] = {FaultOp::kCreate, FaultOp::kAppend, FaultOp::kFlush,
                           FaultOp::kSync,   FaultOp::kRename, FaultOp::kRead,
-                          FaultOp::kOpen,   FaultOp::kRemove};
+                          FaultOp::kOpen,   FaultOp::kRemove, FaultOp::kSyncDir};
   ASSERT_OK(Open());
   int round = 0;
   for (FaultOp op : kOps) {
@@ -544,7 +540,7 @@ TEST_F(FaultInjectionTest, AnyFaultDuringRecoveryLosesNothing) {
   }
 }
 
-// BUG (reported to the lead): VersionSet::StartNewManifest deletes the new
+// Regression (fixed): VersionSet::StartNewManifest deletes the new
 // manifest when SetCurrentFile fails, but SetCurrentFile fails in its last
 // step, the directory fsync, after CURRENT has already been renamed to
 // name that manifest. CURRENT then names a deleted file and every later
@@ -553,7 +549,7 @@ TEST_F(FaultInjectionTest, AnyFaultDuringRecoveryLosesNothing) {
 // database. The same path runs at every Open and when a running server
 // rolls its manifest. Expected: Open succeeds once the fault is gone.
 TEST_F(FaultInjectionTest,
-       DISABLED_DirectorySyncFailureAfterCurrentRenameKeepsDatabaseOpenable) {
+       DirectorySyncFailureAfterCurrentRenameKeepsDatabaseOpenable) {
   ASSERT_OK(Open());
   Fill("k", 20);
   db_.reset();
@@ -687,23 +683,21 @@ TEST_F(PowerLossTest, SyncedWritesSurvivePowerLoss) {
   Run(/*lose_dir_entries=*/false, /*seed=*/301, PowerLossRounds());
 }
 
-// BUG (reported to the lead): a new WAL (at Open and at every memtable
+// Regression (fixed): a new WAL (at Open and at every memtable
 // switch) is created without an fsync of the directory, and nothing syncs
 // the directory before writes to it are acknowledged. A power loss that
 // loses the unsynced directory entry loses the whole WAL, so writes that
 // were fdatasynced and acknowledged are gone (POSIX requires fsync of the
 // directory for a new file's entry to be durable; ext4 and XFS in practice
 // commit it with the file's first fdatasync, other file systems need not).
-// Reproduce: remove DISABLED_; the first round fails with acknowledged keys
-// missing after reopen.
-TEST_F(PowerLossTest, DISABLED_SyncedWritesSurvivePowerLossWithDirectoryEntryLoss) {
+TEST_F(PowerLossTest, SyncedWritesSurvivePowerLossWithDirectoryEntryLoss) {
   Run(/*lose_dir_entries=*/true, /*seed=*/302, PowerLossRounds());
 }
 
 // The smallest reproduction of the bug above: one synced Put into the WAL
 // created at Open, then a power loss that loses that WAL's directory entry.
-// Expected: "acked" is present after reopen. Actual: it is gone.
-TEST_F(FaultInjectionTest, DISABLED_AcknowledgedWriteInNewWalSurvivesDirectoryEntryLoss) {
+// Expected: "acked" is present after reopen.
+TEST_F(FaultInjectionTest, AcknowledgedWriteInNewWalSurvivesDirectoryEntryLoss) {
   env_.set_lose_unsynced_dir_entries(true);
   ASSERT_OK(Open());
   ASSERT_OK(Put("acked", "v"));  // fdatasynced into a WAL created at Open.
