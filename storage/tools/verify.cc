@@ -218,26 +218,38 @@ void Verifier::CheckTable(uint64_t number, const LiveTable* live,
                           const Tree& tree) {
   const std::string path = TableFileName(dir_, number);
   report_.files_checked++;
+  // A table the manifest does not list is a leftover of an interrupted
+  // flush or compaction: it may be partial, and the next open deletes it,
+  // so its damage is only a warning.
+  auto problem = [&](const std::string& what) {
+    if (live != nullptr) {
+      Error(path, what);
+    } else {
+      Warn(path, "not listed in the manifest (a leftover of an interrupted "
+                 "flush or compaction; deleted at the next open) and "
+                 "unreadable: " + what);
+    }
+  };
   auto size = env_->GetFileSize(path);
   if (!size.ok()) {
-    Error(path, size.status().ToString());
+    problem(size.status().ToString());
     return;
   }
   if (live != nullptr && *size != live->meta.file_size) {
-    Error(path, absl::StrFormat("file is %d bytes; the manifest says %d", *size,
+    problem(absl::StrFormat("file is %d bytes; the manifest says %d", *size,
                                 live->meta.file_size));
     return;
   }
   auto file = env_->NewRandomAccessFile(path);
   if (!file.ok()) {
-    Error(path, file.status().ToString());
+    problem(file.status().ToString());
     return;
   }
   TableOptions topts;
   topts.comparator = &icmp_;
   auto table = Table::Open(topts, path, std::move(*file), *size);
   if (!table.ok()) {
-    Error(path, table.status().ToString());
+    problem(table.status().ToString());
     return;
   }
   ReadOptions ro;
@@ -251,17 +263,17 @@ void Verifier::CheckTable(uint64_t number, const LiveTable* live,
     std::string_view key = it->key();
     ParsedInternalKey parsed;
     if (!ParseInternalKey(key, &parsed)) {
-      Error(path, absl::StrFormat("entry %d: malformed internal key", entries));
+      problem(absl::StrFormat("entry %d: malformed internal key", entries));
       bad = true;
       break;
     }
     if (entries > 0 && icmp_.Compare(prev, key) >= 0) {
-      Error(path, absl::StrFormat("entry %d: keys out of order", entries));
+      problem(absl::StrFormat("entry %d: keys out of order", entries));
       bad = true;
       break;
     }
     if (live != nullptr && parsed.sequence > tree.last_sequence) {
-      Error(path, absl::StrFormat("entry %d: sequence %d is above the "
+      problem(absl::StrFormat("entry %d: sequence %d is above the "
                                   "manifest's last sequence %d",
                                   entries, parsed.sequence, tree.last_sequence));
       bad = true;
@@ -272,18 +284,18 @@ void Verifier::CheckTable(uint64_t number, const LiveTable* live,
     entries++;
   }
   if (!it->status().ok()) {
-    Error(path, it->status().ToString());
+    problem(it->status().ToString());
     return;
   }
   if (bad) return;
   if (entries != (*table)->properties().num_entries) {
-    Error(path, absl::StrFormat("%d entries; the properties block says %d",
+    problem(absl::StrFormat("%d entries; the properties block says %d",
                                 entries, (*table)->properties().num_entries));
   }
   if (live != nullptr && entries > 0 &&
       (first != live->meta.smallest.Encode() ||
        prev != live->meta.largest.Encode())) {
-    Error(path, "first or last key differs from the manifest's key range");
+    problem("first or last key differs from the manifest's key range");
   }
   if (live == nullptr) {
     Warn(path, "not listed in the manifest (left by an interrupted flush or "
