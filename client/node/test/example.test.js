@@ -97,7 +97,7 @@ describe('example.js against strata-server', { skip: skipReason() }, () => {
     const protoLoader = require('@grpc/proto-loader');
     const path = require('node:path');
     const def = protoLoader.loadSync('grpc/health/v1/health.proto',
-      { includeDirs: [path.join(__dirname, '..', '..', 'proto')], enums: String, defaults: true });
+      { includeDirs: [path.join(__dirname, '..', '..', '..', 'proto')], enums: String, defaults: true });
     const { Health } = grpc.loadPackageDefinition(def).grpc.health.v1;
     const health = new Health(server.address, grpc.credentials.createInsecure());
     try {
