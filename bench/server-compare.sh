@@ -136,6 +136,7 @@ free_port() {
 }
 
 # load LABEL PORT PROTOCOL OP CONCURRENCY [strata-load flags...]
+# (the server under test is $pid: its CPU per operation is reported)
 load() {
   local label=$1 port=$2 protocol=$3 op=$4 conc=$5; shift 5
   for run in $(seq "$RUNS"); do
@@ -143,7 +144,7 @@ load() {
     taskset -c "$CLIENT_CPU" "$LOAD" --target="127.0.0.1:$port" \
       --protocol="$protocol" --op="$op" --concurrency="$conc" \
       --duration="$DURATION" --warmup="$WARMUP" --keys="$KEYS" \
-      --value_size="$VALUE" --label="$label" "$@" \
+      --value_size="$VALUE" --label="$label" --server_pid="$pid" "$@" \
       | tee -a "$WORK/load.log" | grep '^json: ' | sed 's/^json: //' >> "$RESULTS" \
       || echo "   (failed; see $WORK/load.log)"
   done
@@ -184,8 +185,7 @@ if ! skipped strata; then
   if ! skipped scaling; then
     # 10,000 idle connections held open while 16 clients run Gets; the
     # server's RSS growth per connection is in the JSON line.
-    load strata-idle10k "$port" strata get 16 --idle_connections=10000 \
-      --server_pid="$pid"
+    load strata-idle10k "$port" strata get 16 --idle_connections=10000
     # Throughput with 1,000 connections, one outstanding Get each.
     load strata-conn1000 "$port" strata get 1000 --channels=1000
   fi
@@ -277,6 +277,8 @@ for line in open(sys.argv[1]):
     pts[k]["p99"].append(r["p99_us"])
     pts[k]["p50"].append(r["p50_us"])
     pts[k]["errors"].append(sum(r.get("errors", {}).values()))
+    if r.get("server_cpu_us_per_op"):
+        pts[k]["cpu"].append(r["server_cpu_us_per_op"])
     for extra in ("server_rss_kib_before_idle", "server_rss_kib_with_idle", "idle_ready"):
         if extra in r:
             pts[k][extra].append(r[extra])
@@ -307,6 +309,20 @@ for label in labels:
         if label.startswith("redis"):
             name = "SET" if op == "put" else "GET"
         print("| %s | %s | %s |" % (label, name, " | ".join(cells)))
+
+print()
+print("server CPU per operation in us (whole server process; on its one core this bounds "
+      "throughput at about 1e6/cpu ops/s)")
+hdr = "| server | op |" + "".join(" c=%d |" % c for c in concs)
+print(hdr)
+print("|" + "---|" * (hdr.count("|") - 1))
+for label in ("noop", "strata", "etcd"):
+    for op in ("put", "get"):
+        if not any((label, op, c) in pts for c in concs):
+            continue
+        cells = [("-" if med(label, op, c, "cpu") is None else "%.1f" % med(label, op, c, "cpu"))
+                 for c in concs]
+        print("| %s | %s | %s |" % (label, op, " | ".join(cells)))
 
 def ratio(a, b):
     return None if a is None or b is None or b == 0 else a / b

@@ -5,10 +5,13 @@
 // (Linux only). Every function returns 0 for a value it cannot read.
 
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <sstream>
 #include <string>
 #include <system_error>
 
@@ -55,6 +58,27 @@ inline uint64_t PeakRssKiB(const std::string& pid = "self") {
 // Current resident set size (VmRSS) in KiB.
 inline uint64_t RssKiB(const std::string& pid = "self") {
   return ProcStatusKiB("VmRSS", pid);
+}
+
+// User + system CPU seconds consumed so far by process `pid` (all its
+// threads), from /proc/<pid>/stat.
+inline double ProcessCpuSecondsOf(const std::string& pid) {
+  std::ifstream in("/proc/" + pid + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)),
+                   std::istreambuf_iterator<char>());
+  const size_t paren = stat.rfind(')');
+  if (paren == std::string::npos) return 0;
+  std::istringstream fields(stat.substr(paren + 1));
+  std::string field;
+  uint64_t utime = 0;
+  uint64_t stime = 0;
+  // Fields after "(comm)" start at field 3 (state); utime is 14, stime 15.
+  for (int i = 3; i <= 15 && (fields >> field); ++i) {
+    if (i == 14) utime = std::stoull(field);
+    if (i == 15) stime = std::stoull(field);
+  }
+  const long ticks = sysconf(_SC_CLK_TCK);
+  return ticks > 0 ? static_cast<double>(utime + stime) / ticks : 0.0;
 }
 
 // Total size in bytes of the regular files under dir (recursively).

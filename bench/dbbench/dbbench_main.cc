@@ -71,7 +71,8 @@ ABSL_FLAG(std::string, results, "",
           "Append one tab-separated row per workload (and a summary row) to "
           "this file, for bench/compare.sh.");
 ABSL_FLAG(uint64_t, seed, 301, "Base seed of every random sequence.");
-ABSL_FLAG(bool, stats, false, "Print the engine's own counters at the end.");
+ABSL_FLAG(bool, stats, false,
+          "Print the engine's own counters after each workload.");
 ABSL_FLAG(uint64_t, write_buffer_bytes, 64u << 20, "Memtable size in bytes.");
 ABSL_FLAG(uint64_t, cache_bytes, 64u << 20, "Block cache size in bytes.");
 ABSL_FLAG(int32_t, bloom_bits, 10, "Bloom filter bits per key (0 = none).");
@@ -543,12 +544,12 @@ int Main() {
                  absl::StrFormat("%.2f", p50), absl::StrFormat("%.2f", p99),
                  absl::StrCat(r.found), absl::StrCat(db_bytes),
                  absl::StrFormat("%.3f", cpu_us_per_op)});
+    if (absl::GetFlag(FLAGS_stats)) {
+      std::printf("  %s\n", engine->StatsReport().c_str());
+    }
     if (!r.status.ok()) break;
   }
 
-  if (absl::GetFlag(FLAGS_stats)) {
-    std::printf("%s\n", engine->StatsReport().c_str());
-  }
   // Closing waits for background work, so the I/O below is complete.
   engine.reset();
   const uint64_t db_bytes = DirectoryBytes(dir);

@@ -398,6 +398,8 @@ void Slot::Complete() {
 }
 
 struct Totals {
+  // Server CPU seconds during the measured window (0 without a pid).
+  double server_cpu_seconds = 0;
   Histogram latency;
   std::map<grpc::StatusCode, uint64_t> errors;
   uint64_t error_count = 0;
@@ -406,7 +408,7 @@ struct Totals {
 // Runs one phase with every slot; returns the merged results.
 Totals RunPhase(const Config& config,
                 std::vector<std::unique_ptr<grpc::GenericStub>>* stubs,
-                bool preload) {
+                bool preload, const std::string& server_pid) {
   Phase phase;
   phase.config = &config;
   phase.stubs = stubs;
@@ -429,13 +431,18 @@ Totals RunPhase(const Config& config,
   }
   std::vector<std::thread> threads;
   for (auto& w : workers) threads.emplace_back([&w] { w->Run(); });
+  double server_cpu = 0;
   if (!preload) {
+    std::this_thread::sleep_until(phase.measure_start);
+    if (!server_pid.empty()) server_cpu = -ProcessCpuSecondsOf(server_pid);
     std::this_thread::sleep_until(phase.measure_end);
+    if (!server_pid.empty()) server_cpu += ProcessCpuSecondsOf(server_pid);
     phase.stop = true;
   }
   for (std::thread& t : threads) t.join();
 
   Totals totals;
+  totals.server_cpu_seconds = server_cpu;
   for (const auto& w : workers) {
     totals.latency.Merge(w->latency());
     for (const auto& [code, n] : w->errors()) {
@@ -592,7 +599,7 @@ int Main() {
 
   if (absl::GetFlag(FLAGS_preload)) {
     const Clock::time_point t0 = Clock::now();
-    const Totals pre = RunPhase(c, &stubs, /*preload=*/true);
+    const Totals pre = RunPhase(c, &stubs, /*preload=*/true, server_pid);
     const double s = std::chrono::duration<double>(Clock::now() - t0).count();
     std::printf("preload: %lld keys of %d bytes in %.1f s; errors: %s\n",
                 static_cast<long long>(c.keys), value_size, s,
@@ -601,7 +608,7 @@ int Main() {
     if (pre.error_count > 0) return 1;
   }
 
-  const Totals t = RunPhase(c, &stubs, /*preload=*/false);
+  const Totals t = RunPhase(c, &stubs, /*preload=*/false, server_pid);
   const Histogram& h = t.latency;
   const double ops_per_sec = h.count() / c.duration;
   auto us = [&h](double p) { return h.Percentile(p) / 1000.0; };
@@ -634,7 +641,16 @@ int Main() {
     }
   }
   if (!server_pid.empty()) {
-    absl::StrAppendFormat(&extra, ",\"server_rss_kib_after\":%d", rss_after);
+    // The server's CPU per completed operation bounds its throughput on
+    // one core at about 1e6 / this, whatever else runs on the machine.
+    const double cpu_us =
+        h.count() > 0 ? t.server_cpu_seconds * 1e6 / h.count() : 0.0;
+    absl::StrAppendFormat(&extra,
+                          ",\"server_rss_kib_after\":%d,"
+                          "\"server_cpu_us_per_op\":%.1f",
+                          rss_after, cpu_us);
+    std::printf("  server CPU %.2f s in the window = %.1f us per operation\n",
+                t.server_cpu_seconds, cpu_us);
   }
   absl::PrintF(
       "json: {\"tool\":\"strata-load\",\"label\":\"%s\",\"protocol\":\"%s\","
