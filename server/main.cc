@@ -27,6 +27,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "grpc/grpc.h"
@@ -376,6 +377,11 @@ int main(int argc, char** argv) {
                                positional[1]));
   }
   const Config config = ConfigFromFlags();
+
+  // Debian's Abseil is built with mutex deadlock detection on, which makes
+  // every absl::Mutex operation (gRPC takes many per RPC) maintain a lock
+  // graph. It is a debugging aid; a production server turns it off.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
 
   // Block the shutdown signals before any thread exists (the engine's and
   // gRPC's threads inherit the mask; grpc_init already starts some, and one
