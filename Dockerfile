@@ -29,7 +29,10 @@ COPY . .
 
 # Parallel compile jobs; empty means one per core.
 ARG JOBS=""
-RUN cmake -S /src -B /build -G Ninja \
+# The commit the image is built from (.git is not in the build context);
+# shown by strata_build_info{git_sha}.
+ARG GIT_SHA=unknown
+RUN cmake -S /src -B /build -G Ninja -DSTRATA_GIT_SHA="${GIT_SHA}" \
       -DCMAKE_BUILD_TYPE=Release -DSTRATA_BUILD_TESTS=OFF \
  && ninja -C /build -j "${JOBS:-$(nproc)}" \
  && mkdir -p /out/bin \

@@ -78,6 +78,7 @@ else
   t0=$(date +%s)
   if ! (cd "$ROOT" && nice -n 10 podman build --isolation chroot --network host \
         --pull=never --format docker --build-arg "JOBS=$JOBS" \
+        --build-arg "GIT_SHA=$(git -C "$ROOT" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)" \
         -f Dockerfile -t "$IMAGE" .) >"$work/build.log" 2>&1; then
     tail -n 150 "$work/build.log" >&2
     fail "podman build failed (last lines above)"
