@@ -10,6 +10,7 @@
 // so the model allows either outcome for it.
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <map>
 #include <memory>
@@ -572,7 +573,7 @@ TEST_F(FaultInjectionTest, PowerLossAtEveryStepOfRecoveryLosesNothing) {
     env_.HaltWrites();
     db_.reset();
     env_.Restart();
-    int ops = 0;
+    std::atomic<int> ops{0};  // Engine threads call the hook concurrently.
     env_.SetHook([&](FaultOp, const std::string&) {
       if (ops++ == step) env_.HaltWrites();
     });
@@ -602,7 +603,7 @@ class PowerLossTest : public FaultInjectionTest {
  protected:
   // One round: a random workload until the crash at a random operation.
   void Round(std::mt19937_64* rng, int round) {
-    int ops = 0;
+    std::atomic<int> ops{0};  // Engine threads call the hook concurrently.
     const int crash_at = std::uniform_int_distribution<int>(5, 600)(*rng);
     env_.SetHook([&](FaultOp, const std::string&) {
       if (ops++ == crash_at) env_.HaltWrites();
