@@ -167,6 +167,14 @@ class CorruptionTest : public ::testing::Test {
     } else if (problems.empty() && want != expected_.end()) {
       problems += "iterator ended early without an error\n";
     }
+    // Keep failure messages readable.
+    size_t cut = 0;
+    for (int lines = 0; lines < 12 && cut != std::string::npos; lines++) {
+      cut = problems.find('\n', cut == 0 ? 0 : cut + 1);
+    }
+    if (cut != std::string::npos && cut + 1 < problems.size()) {
+      problems = problems.substr(0, cut + 1) + "...\n";
+    }
     return problems;
   }
 
@@ -330,6 +338,39 @@ TEST_F(CorruptionTest, FlippedByteInManifestIsDataLossAtOpen) {
   absl::Status s = Open();
   EXPECT_TRUE(absl::IsDataLoss(s)) << s;
   EXPECT_TRUE(absl::StrContains(s.message(), manifest)) << s;
+}
+
+// Design gap (reported to the lead): the manifest's final record gets the
+// WAL torn-tail rule, so a flipped byte in it makes recovery drop that
+// edit silently. When the edit is a flush's (new table + log number), the
+// WAL it retired is already deleted and the table, now unreferenced, is
+// deleted as obsolete at the same open: every key of that flush is gone
+// without an error. Here: keys 0..249 (flushed, never rewritten) vanish.
+// Expected: DataLoss at Open, or the data intact; never a silent loss.
+// Possible fixes: never delete unreferenced tables at an open that dropped
+// a manifest tail; or treat a complete-length final record with a bad
+// checksum as corruption when later files (WALs, tables) prove the edit
+// was acknowledged.
+TEST_F(CorruptionTest, DISABLED_FlippedByteInLastManifestRecordIsNotASilentLoss) {
+  std::string manifest = FileOf(FileType::kManifest);
+  auto file = Env::Default()->NewSequentialFile(manifest);
+  ASSERT_OK(file);
+  wal::Reader reader(std::move(*file), manifest);
+  std::string scratch;
+  std::string_view record;
+  while (true) {
+    auto more = reader.ReadRecord(&record, &scratch);
+    ASSERT_OK(more);
+    if (!*more) break;
+  }
+  FlipByte(manifest, reader.LastRecordOffset() + 7 + 3);  // The flush's edit.
+  absl::Status s = Open();
+  if (!s.ok()) {
+    EXPECT_TRUE(absl::IsDataLoss(s)) << s;
+    return;
+  }
+  int errors = 0;
+  EXPECT_EQ(ReadEverything(&errors), "");
 }
 
 TEST_F(CorruptionTest, FlippedByteInManifestHeaderIsDataLossAtOpen) {
