@@ -67,6 +67,9 @@ class Model {
       } else if (!absl::IsNotFound(got.status())) {
         absl::StrAppendFormat(&errors, "Get(%s): %s\n", k,
                               got.status().ToString());
+        // Unknown: keep what the model has, so one error is reported once.
+        auto a = acked_.find(k);
+        seen[k] = a == acked_.end() ? std::nullopt : a->second;
         continue;
       }
       std::vector<std::optional<std::string>> allowed;
@@ -448,7 +451,10 @@ TEST_F(FaultInjectionTest, BackgroundCompactionFailureSurfaces) {
   // The second flush triggers a background compaction, whose output fails.
   env_.Inject({.op = FaultOp::kCreate, .files = t::kTableFile, .after = 1});
   Fill("a", 60);
-  ASSERT_OK(db_->Flush());
+  // The compaction may fail before this flush's wait ends; then the flush
+  // reports the (sticky) background error.
+  absl::Status flush = db_->Flush();
+  EXPECT_TRUE(flush.ok() || absl::IsUnavailable(flush)) << flush;
   // CompactRange waits for the background job (its inputs are busy) and
   // then meets the same fault itself: either way the error comes back.
   EXPECT_FALSE(db_->CompactRange(std::nullopt, std::nullopt).ok());
@@ -529,12 +535,14 @@ TEST_F(FaultInjectionTest, AnyFaultDuringRecoveryLosesNothing) {
       env_.Restart();
       env_.Inject({.op = op, .after = after, .times = 1});
       absl::Status s = Open();
+      // The fault targets recovery: once Open returns, reads must not meet
+      // a leftover of it.
+      env_.ClearFaults();
       if (s.ok()) {
         // The fault missed or hit something recovery may ignore (deleting
         // an obsolete file); the data must be intact either way.
         VerifyModel();
       }
-      env_.ClearFaults();
       ASSERT_OK(Open());
       VerifyModel();
     }
