@@ -477,11 +477,15 @@ TEST_F(CrashLoopTest, AcknowledgedWritesSurviveKill9) {
   ASSERT_TRUE(server.ok()) << server.status();
   std::unique_ptr<Client> client = Connect(**server);
   Verify(client.get(), cycles_);
+  int tables = 0;
+  for (const auto& e : std::filesystem::directory_iterator(data_dir_)) {
+    tables += e.path().extension() == ".sst";
+  }
   std::lock_guard<std::mutex> l(mu_);
   std::printf("crash loop: %d cycles (%d kills during startup), %zu "
-              "operations, %llu acknowledged\n",
+              "operations, %llu acknowledged; %d tables at the end\n",
               cycles_, kills_during_startup, log_.size(),
-              static_cast<unsigned long long>(acked_ops_));
+              static_cast<unsigned long long>(acked_ops_), tables);
 }
 
 }  // namespace
