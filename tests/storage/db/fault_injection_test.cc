@@ -450,7 +450,15 @@ TEST_F(FaultInjectionTest, BackgroundCompactionFailureSurfaces) {
   ASSERT_OK(db_->Flush());
   // The second flush triggers a background compaction, whose output fails.
   env_.Inject({.op = FaultOp::kCreate, .files = t::kTableFile, .after = 1});
-  Fill("a", 60);
+  // The memtable may fill and the compaction fail while these writes are
+  // still going: from then on writes fail with Unavailable (read-only).
+  for (int i = 0; i < 60; i++) {
+    absl::Status put = Put(absl::StrFormat("a%05d", i), std::string(200, 'z'));
+    if (!put.ok()) {
+      EXPECT_TRUE(absl::IsUnavailable(put)) << put;
+      break;
+    }
+  }
   // The compaction may fail before this flush's wait ends; then the flush
   // reports the (sticky) background error.
   absl::Status flush = db_->Flush();
