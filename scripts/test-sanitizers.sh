@@ -12,10 +12,12 @@
 #
 # Environment: STRATA_ASAN_BUILD_DIR, STRATA_TSAN_BUILD_DIR (default
 # build-asan/, build-tsan/), STRATA_SANITIZER_JOBS (ctest parallelism,
-# default nproc).
+# default nproc), STRATA_ASAN_EXCLUDE (ctest -E regex of tests not run under
+# ASan; default: the scale test's peak-RSS bound, which ASan's shadow memory
+# and quarantine make meaningless).
 #
-# Builds are lean: -O1 (fast to compile, still fast to run), only the
-# targets the chosen tests need.
+# Builds are lean: -O1 -g1 (fast to compile and link, line numbers in
+# reports, still fast to run), only the targets the chosen tests need.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 install_packages "${STRATA_BUILD_DEPS[@]}"
@@ -32,7 +34,7 @@ fi
 configure() {  # configure <dir> <sanitizers> [extra cmake args...]
   cmake -S "$STRATA_ROOT" -B "$1" -G Ninja "${launcher[@]}" \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g -fno-sanitize-recover=all" \
+    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -fno-sanitize-recover=all" \
     -DSTRATA_SANITIZE="$2" -DSTRATA_BUILD_BENCH=OFF "${@:3}" >/dev/null
 }
 
@@ -50,8 +52,9 @@ run_asan() {
   # reported as leaks because they are still reachable at exit.
   export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1"
   export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+  local exclude="${STRATA_ASAN_EXCLUDE-ScaleTest\.OneGibThroughSmallMemtableReadsBackWithBoundedMemory}"
   timed "ASan tests" ctest --test-dir "$asan_build" -j "$jobs" \
-    --output-on-failure --timeout 900
+    --output-on-failure --timeout 900 ${exclude:+-E "$exclude"}
 }
 
 # Test executables whose cases run under ThreadSanitizer.
