@@ -67,6 +67,9 @@ ABSL_FLAG(std::string, db, "",
           "Database directory (removed and recreated); default "
           "/tmp/strata-dbbench-<engine>-<pid>.");
 ABSL_FLAG(bool, keep_db, false, "Leave the database directory at the end.");
+ABSL_FLAG(bool, use_existing_db, false,
+          "Start from the database already in --db (e.g. left by --keep_db) "
+          "instead of an empty one; fill* workloads still empty it.");
 ABSL_FLAG(std::string, results, "",
           "Append one tab-separated row per workload (and a summary row) to "
           "this file, for bench/compare.sh.");
@@ -462,7 +465,7 @@ int Main() {
     dir = absl::StrFormat("/tmp/strata-dbbench-%s-%d", config.engine, getpid());
   }
   std::error_code ec;
-  std::filesystem::remove_all(dir, ec);
+  if (!absl::GetFlag(FLAGS_use_existing_db)) std::filesystem::remove_all(dir, ec);
 
   const ValueSource values(config.seed);
   ResultsFile results(absl::GetFlag(FLAGS_results));
