@@ -185,7 +185,11 @@ if ! skipped strata; then
   if ! skipped scaling; then
     # 10,000 idle connections held open while 16 clients run Gets; the
     # server's RSS growth per connection is in the JSON line.
+    # Once only: the server keeps the memory of closed connections for
+    # reuse, so a second round would measure from a higher baseline.
+    RUNS_SAVED=$RUNS; RUNS=1
     load strata-idle10k "$port" strata get 16 --idle_connections=10000
+    RUNS=$RUNS_SAVED
     # Throughput with 1,000 connections, one outstanding Get each.
     load strata-conn1000 "$port" strata get 1000 --channels=1000
   fi
@@ -279,6 +283,8 @@ for line in open(sys.argv[1]):
     pts[k]["errors"].append(sum(r.get("errors", {}).values()))
     if r.get("server_cpu_us_per_op"):
         pts[k]["cpu"].append(r["server_cpu_us_per_op"])
+    if r.get("client_cpu_share") is not None:
+        pts[k]["client"].append(r["client_cpu_share"])
     for extra in ("server_rss_kib_before_idle", "server_rss_kib_with_idle", "idle_ready"):
         if extra in r:
             pts[k][extra].append(r[extra])
@@ -312,7 +318,8 @@ for label in labels:
 
 print()
 print("server CPU per operation in us (whole server process; on its one core this bounds "
-      "throughput at about 1e6/cpu ops/s)")
+      "throughput at about 1e6/cpu ops/s), and in brackets the load generator's busy share "
+      "of its core (near 1.00 = the client, not the server, was the limit)")
 hdr = "| server | op |" + "".join(" c=%d |" % c for c in concs)
 print(hdr)
 print("|" + "---|" * (hdr.count("|") - 1))
@@ -321,6 +328,8 @@ for label in ("noop", "strata", "etcd"):
         if not any((label, op, c) in pts for c in concs):
             continue
         cells = [("-" if med(label, op, c, "cpu") is None else "%.1f" % med(label, op, c, "cpu"))
+                 + ("" if med(label, op, c, "client") is None
+                    else " (%.2f)" % med(label, op, c, "client"))
                  for c in concs]
         print("| %s | %s | %s |" % (label, op, " | ".join(cells)))
 

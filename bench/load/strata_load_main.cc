@@ -406,6 +406,8 @@ void Slot::Complete() {
 struct Totals {
   // Server CPU seconds during the measured window (0 without a pid).
   double server_cpu_seconds = 0;
+  // This process's CPU seconds during the measured window.
+  double client_cpu_seconds = 0;
   Histogram latency;
   std::map<grpc::StatusCode, uint64_t> errors;
   uint64_t error_count = 0;
@@ -438,17 +440,21 @@ Totals RunPhase(const Config& config,
   std::vector<std::thread> threads;
   for (auto& w : workers) threads.emplace_back([&w] { w->Run(); });
   double server_cpu = 0;
+  double client_cpu = 0;
   if (!preload) {
     std::this_thread::sleep_until(phase.measure_start);
     if (!server_pid.empty()) server_cpu = -ProcessCpuSecondsOf(server_pid);
+    client_cpu = -ProcessCpuSecondsOf("self");
     std::this_thread::sleep_until(phase.measure_end);
     if (!server_pid.empty()) server_cpu += ProcessCpuSecondsOf(server_pid);
+    client_cpu += ProcessCpuSecondsOf("self");
     phase.stop = true;
   }
   for (std::thread& t : threads) t.join();
 
   Totals totals;
   totals.server_cpu_seconds = server_cpu;
+  totals.client_cpu_seconds = client_cpu;
   for (const auto& w : workers) {
     totals.latency.Merge(w->latency());
     for (const auto& [code, n] : w->errors()) {
@@ -635,7 +641,18 @@ int Main() {
       static_cast<unsigned long long>(h.count()), c.duration, ops_per_sec,
       h.Mean() / 1000.0, us(50), us(90), us(99), us(99.9), h.max() / 1000.0,
       ErrorsText(t.errors).c_str());
+  // If the client's own CPU is near duration (one busy core), the client
+  // is the bottleneck and the ops/s is its ceiling, not the server's.
+  const double client_cpu_us =
+      h.count() > 0 ? t.client_cpu_seconds * 1e6 / h.count() : 0.0;
+  std::printf("  client CPU %.2f s in the window (%.0f%% of one core) = %.1f us "
+              "per operation\n",
+              t.client_cpu_seconds, 100.0 * t.client_cpu_seconds / c.duration,
+              client_cpu_us);
   std::string extra;
+  absl::StrAppendFormat(&extra, ",\"client_cpu_us_per_op\":%.1f,"
+                        "\"client_cpu_share\":%.2f",
+                        client_cpu_us, t.client_cpu_seconds / c.duration);
   if (idle > 0) {
     absl::StrAppendFormat(&extra, ",\"idle_connections\":%d,\"idle_ready\":%d",
                           idle, idle_ready);
