@@ -33,6 +33,11 @@ ABSL_FLAG(bool, mutex_deadlock_detection, true,
           "it (on: Debian builds Abseil without NDEBUG, and gRPC 1.51 locks "
           "absl::Mutex on every call). strata-server leaves it on too; "
           "false shows what turning it off is worth.");
+ABSL_FLAG(bool, health_service, false,
+          "Also enable gRPC's default health service (as strata-server "
+          "does). In Debian's gRPC 1.51 it is a callback-API service, which "
+          "starts gRPC's 'nexting' threads; they poll the same epoll set as "
+          "the completion-queue thread. Shows what that costs.");
 ABSL_FLAG(int32_t, calls_per_method, 8,
           "Requests kept posted per method per queue (strata-server's "
           "default is 8 too).");
@@ -132,6 +137,9 @@ int Main() {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  if (absl::GetFlag(FLAGS_health_service)) {
+    grpc::EnableDefaultHealthCheckService(true);
+  }
   Service service;
   grpc::ServerBuilder builder;
   int port = 0;
