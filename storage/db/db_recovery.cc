@@ -57,6 +57,21 @@ absl::Status DBImpl::Recover() {
         "%s: %d table file(s) listed in the manifest are missing, e.g. %06d.sst",
         dbname_, expected.size(), *expected.begin()));
   }
+  // The manifest's log number is always the number of a WAL that existed
+  // when that edit was written, and a WAL is deleted only after a later
+  // edit moving past it is durable. So if it is missing, a later edit was
+  // lost (e.g. a damaged final manifest record dropped as a torn tail) and
+  // the writes that WAL held are gone: refuse to open rather than lose
+  // them silently.
+  const uint64_t log_number = versions_->LogNumber();
+  if (log_number != 0 &&
+      std::find(wals.begin(), wals.end(), log_number) == wals.end()) {
+    return absl::DataLossError(absl::StrFormat(
+        "%s: the manifest needs WAL %06d.wal, which is missing: a later "
+        "manifest edit was lost or the WAL was deleted; recent writes may be "
+        "gone",
+        dbname_, log_number));
+  }
 
   std::sort(wals.begin(), wals.end());
   VersionEdit edit;

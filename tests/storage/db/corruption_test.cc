@@ -338,18 +338,12 @@ TEST_F(CorruptionTest, FlippedByteInManifestIsDataLossAtOpen) {
   ExpectDataLossNaming(Open(), manifest, 16);
 }
 
-// Design gap (reported to the lead): the manifest's final record gets the
-// WAL torn-tail rule, so a flipped byte in it makes recovery drop that
-// edit silently. When the edit is a flush's (new table + log number), the
-// WAL it retired is already deleted and the table, now unreferenced, is
-// deleted as obsolete at the same open: every key of that flush is gone
-// without an error. Here: keys 0..249 (flushed, never rewritten) vanish.
-// Expected: DataLoss at Open, or the data intact; never a silent loss.
-// Possible fixes: never delete unreferenced tables at an open that dropped
-// a manifest tail; or treat a complete-length final record with a bad
-// checksum as corruption when later files (WALs, tables) prove the edit
-// was acknowledged.
-TEST_F(CorruptionTest, DISABLED_FlippedByteInLastManifestRecordIsNotASilentLoss) {
+// Regression (fixed): the manifest's final record gets the WAL torn-tail
+// rule, so a flipped byte in it made recovery drop that edit. When the edit
+// is a flush's (new table + log number), the WAL it retired is already
+// deleted: every key of that flush was gone without an error. Open now
+// checks that the WAL the recovered manifest needs exists (DataLoss if not).
+TEST_F(CorruptionTest, FlippedByteInLastManifestRecordIsNotASilentLoss) {
   std::string manifest = FileOf(FileType::kManifest);
   auto file = Env::Default()->NewSequentialFile(manifest);
   ASSERT_OK(file);
