@@ -77,8 +77,11 @@ run_tsan() {
   else
     rm -f "$shim.new"
   fi
+  # -fsanitize=thread is repeated in the linker flags so that CMake's own
+  # compiler check (which links with them) finds the TSan runtime the shim
+  # needs on a fresh build directory.
   configure "$tsan_build" thread \
-    -DCMAKE_EXE_LINKER_FLAGS="$shim -rdynamic -ldl"
+    -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=thread $shim -rdynamic -ldl"
   timed "TSan build" ninja -C "$tsan_build" -j "$(nproc)" \
     "${tsan_engine_tests[@]}" "${tsan_server_tests[@]}"
   # Debian's gRPC and Abseil are not built with -fsanitize=thread: see
