@@ -28,11 +28,11 @@ ABSL_FLAG(std::string, listen, "127.0.0.1:50052",
           "host:port to serve on (port 0 picks a free port).");
 ABSL_FLAG(int32_t, cq_threads, 1,
           "Completion queues, each with one polling thread.");
-ABSL_FLAG(bool, mutex_deadlock_detection, true,
-          "Keep Abseil's Mutex deadlock detection as Debian's Abseil ships "
-          "it (on: Debian builds Abseil without NDEBUG, and gRPC 1.51 locks "
-          "absl::Mutex on every call). strata-server leaves it on too; "
-          "false shows what turning it off is worth.");
+ABSL_FLAG(bool, mutex_deadlock_detection, false,
+          "Keep Abseil's Mutex deadlock detection on, as Debian's Abseil "
+          "ships it (built without NDEBUG; gRPC 1.51 locks absl::Mutex on "
+          "every call). Off by default, like strata-server (server/main.cc "
+          "turns it off).");
 ABSL_FLAG(bool, health_service, false,
           "Also enable gRPC's default health service (as strata-server "
           "does). In Debian's gRPC 1.51 it is a callback-API service, which "
