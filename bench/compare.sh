@@ -118,6 +118,7 @@ engines = [e for e in ("strata", "leveldb", "rocksdb") if any(k[0] == e for k in
 runs = max((len(v["ops"]) for v in work.values()), default=0)
 print()
 print("median of %d run(s); ops/s (higher is better), p99 in us (lower is better)" % runs)
+print()
 hdr = "| workload | " + " | ".join("%s ops/s" % e for e in engines) + " | " + \
       " | ".join("%s p99" % e for e in engines)
 if "leveldb" in engines:
@@ -138,6 +139,7 @@ for name in order:
 print()
 print("CPU time per operation in us (all threads of the process, including background "
       "compaction; steadier than ops/s on a shared machine)")
+print()
 hdr = "| workload | " + " | ".join("%s" % e for e in engines)
 hdr += "".join(" | strata/%s" % e for e in engines if e != "strata")
 print(hdr + " |")

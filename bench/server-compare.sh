@@ -296,6 +296,7 @@ def med(label, op, c, key="ops"):
 runs = max((len(v["ops"]) for v in pts.values()), default=0)
 print()
 print("median of %d run(s) per point; ops/s and p99 latency in us" % runs)
+print()
 hdr = "| server | op |" + "".join(" c=%d ops/s | c=%d p99 |" % (c, c) for c in concs)
 print(hdr)
 print("|" + "---|" * (hdr.count("|") - 1))
@@ -320,6 +321,7 @@ print()
 print("server CPU per operation in us (whole server process; on its one core this bounds "
       "throughput at about 1e6/cpu ops/s), and in brackets the load generator's busy share "
       "of its core (near 1.00 = the client, not the server, was the limit)")
+print()
 hdr = "| server | op |" + "".join(" c=%d |" % c for c in concs)
 print(hdr)
 print("|" + "---|" * (hdr.count("|") - 1))
