@@ -111,6 +111,9 @@ struct MethodInfo {
   int max_inflight = 0;
   // Request size limit (Limits::max_message_bytes).
   Limits limits;
+  // Whether the RpcObserver hears of this method's RPCs. False for
+  // grpc.health.v1 (probes are not KV traffic and have no metrics row).
+  bool observed = true;
   std::atomic<int> inflight{0};
 };
 
@@ -144,6 +147,11 @@ class CqState {
   // CallRecycled and KvServer::Shutdown).
   alignas(64) std::atomic<int64_t> live_calls_{0};
 };
+
+// The observer a call of `info` reports to.
+inline RpcObserver* ObserverFor(const MethodInfo& info, CqState* cq) {
+  return info.observed ? cq->observer() : NoopRpcObserver();
+}
 
 // Type-erased owner of one method's calls on one queue.
 class CallFactoryBase {
@@ -312,7 +320,7 @@ class UnaryCall final : public CallBase {
 
   void Proceed(bool ok) override {
     MethodInfo* info = &factory_->method().info;
-    RpcObserver* observer = factory_->cq()->observer();
+    RpcObserver* observer = ObserverFor(*info, factory_->cq());
     switch (state_) {
       case State::kRequested: {
         if (!ok) {  // Shutdown: the request was never matched.
@@ -388,13 +396,18 @@ class ServerStreamingCall final : public CallBase {
   // on_start: the request arrived and passed the generic checks (polling
   // thread; must not block). on_write_done: a Write completed; ok=false
   // means the stream broke and cancelled() is now true (polling thread).
-  // Each must lead, eventually, to exactly one Finish.
+  // on_cancelled (optional): the RPC was cancelled (client gone, deadline,
+  // server shutdown) while the handler may hold it with no operation
+  // pending, e.g. a parked health Watch; the handler must then Finish it if
+  // nobody else will (polling thread). Together they must lead to exactly
+  // one Finish.
   struct Method {
     mutable MethodInfo info;
     Service* service = nullptr;
     RequestFn request = nullptr;
     std::function<void(Call*)> on_start;
     std::function<void(Call*, bool ok)> on_write_done;
+    std::function<void(Call*)> on_cancelled;
   };
   using Factory = CallFactory<ServerStreamingCall>;
 
@@ -438,7 +451,7 @@ class ServerStreamingCall final : public CallBase {
 
   void Proceed(bool ok) override {
     MethodInfo* info = &factory_->method().info;
-    RpcObserver* observer = factory_->cq()->observer();
+    RpcObserver* observer = ObserverFor(*info, factory_->cq());
     switch (phase_) {
       case Phase::kRequested: {
         if (!ok) {  // Never matched; the done tag will not fire.
@@ -490,7 +503,14 @@ class ServerStreamingCall final : public CallBase {
   };
 
   void OnDone() {
-    if (ctx_->IsCancelled()) cancelled_.store(true, std::memory_order_release);
+    if (ctx_->IsCancelled()) {
+      cancelled_.store(true, std::memory_order_release);
+      // refs_ is still >= 1 here (this tag's own reference), so the call
+      // cannot be recycled under the handler.
+      if (factory_->method().on_cancelled) {
+        factory_->method().on_cancelled(this);
+      }
+    }
     Unref();
   }
 

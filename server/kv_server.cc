@@ -10,9 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/blocking_counter.h"
 #include "grpc/grpc.h"
-#include "grpc/health/v1/health.pb.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
-#include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/server_builder.h"
 #include "server/credentials.h"
 #include "spdlog/spdlog.h"
@@ -97,7 +95,8 @@ KvServer::KvServer(ServerOptions options, storage::DB* db,
     : options_(std::move(options)),
       db_(db),
       observer_(observer != nullptr ? observer : NoopRpcObserver()),
-      write_options_{.sync = options_.sync_writes} {
+      write_options_{.sync = options_.sync_writes},
+      health_({std::string(v1::KV::service_full_name())}) {
   RegisterMethods();
 }
 
@@ -111,57 +110,77 @@ KvServer::~KvServer() {
   cqs_.clear();
 }
 
-template <class Req, class Resp>
+template <class Svc, class Req, class Resp>
 void KvServer::AddUnary(
-    std::string_view name,
-    typename UnaryCall<Service, Req, Resp>::RequestFn request,
-    void (KvServer::*handler)(UnaryCall<Service, Req, Resp>*)) {
-  using Call = UnaryCall<Service, Req, Resp>;
+    Svc* service, std::string_view name,
+    typename UnaryCall<Svc, Req, Resp>::RequestFn request,
+    std::function<void(UnaryCall<Svc, Req, Resp>*)> handler, bool observed) {
+  auto* method = AddMethod<UnaryCall<Svc, Req, Resp>>(name, observed);
+  method->service = service;
+  method->request = request;
+  method->handler = std::move(handler);
+}
+
+template <class Call>
+typename Call::Method* KvServer::AddMethod(std::string_view name,
+                                           bool observed) {
   auto method = std::make_shared<typename Call::Method>();
   method->info.name = name;
   method->info.max_inflight = options_.max_inflight_rpcs;
   method->info.limits = options_.limits;
-  method->service = &service_;
-  method->request = request;
-  method->handler = [this, handler](Call* call) { (this->*handler)(call); };
-  const typename Call::Method* raw = method.get();
+  method->info.observed = observed;
+  typename Call::Method* raw = method.get();
   methods_.push_back(std::move(method));
   factory_makers_.push_back([raw](CqState* cq) {
     return std::make_unique<CallFactory<Call>>(raw, cq);
   });
-}
-
-void KvServer::AddScan(std::string_view name, ScanCall::RequestFn request) {
-  auto method = std::make_shared<ScanCall::Method>();
-  method->info.name = name;
-  method->info.max_inflight = options_.max_inflight_rpcs;
-  method->info.limits = options_.limits;
-  method->service = &service_;
-  method->request = request;
-  method->on_start = [this](ScanCall* call) { ScanStart(call); };
-  method->on_write_done = [this](ScanCall* call, bool ok) {
-    ScanWriteDone(call, ok);
-  };
-  const ScanCall::Method* raw = method.get();
-  methods_.push_back(std::move(method));
-  factory_makers_.push_back([raw](CqState* cq) {
-    return std::make_unique<CallFactory<ScanCall>>(raw, cq);
-  });
+  return raw;
 }
 
 void KvServer::RegisterMethods() {
   using v1::DeleteRequest, v1::DeleteResponse, v1::GetRequest,
       v1::GetResponse, v1::PutRequest, v1::PutResponse, v1::WriteRequest,
       v1::WriteResponse;
-  AddUnary<GetRequest, GetResponse>("Get", &Service::RequestGet,
-                                    &KvServer::HandleGet);
-  AddUnary<PutRequest, PutResponse>("Put", &Service::RequestPut,
-                                    &KvServer::HandlePut);
-  AddUnary<DeleteRequest, DeleteResponse>("Delete", &Service::RequestDelete,
-                                          &KvServer::HandleDelete);
-  AddUnary<WriteRequest, WriteResponse>("Write", &Service::RequestWrite,
-                                        &KvServer::HandleWrite);
-  AddScan("Scan", &Service::RequestScan);
+  AddUnary<Service, GetRequest, GetResponse>(
+      &service_, "Get", &Service::RequestGet,
+      [this](GetCall* call) { HandleGet(call); });
+  AddUnary<Service, PutRequest, PutResponse>(
+      &service_, "Put", &Service::RequestPut,
+      [this](PutCall* call) { HandlePut(call); });
+  AddUnary<Service, DeleteRequest, DeleteResponse>(
+      &service_, "Delete", &Service::RequestDelete,
+      [this](DeleteCall* call) { HandleDelete(call); });
+  AddUnary<Service, WriteRequest, WriteResponse>(
+      &service_, "Write", &Service::RequestWrite,
+      [this](WriteCall* call) { HandleWrite(call); });
+  ScanCall::Method* scan = AddMethod<ScanCall>("Scan");
+  scan->service = &service_;
+  scan->request = &Service::RequestScan;
+  scan->on_start = [this](ScanCall* call) { ScanStart(call); };
+  scan->on_write_done = [this](ScanCall* call, bool ok) {
+    ScanWriteDone(call, ok);
+  };
+
+  // grpc.health.v1 on the same queues; probes are not KV traffic, so the
+  // observer (metrics) does not hear of them.
+  using HealthSvc = HealthService::Service;
+  AddUnary<HealthSvc, HealthService::Request, HealthService::Response>(
+      health_.service(), "Check", &HealthSvc::RequestCheck,
+      [this](HealthService::CheckCall* call) { health_.HandleCheck(call); },
+      /*observed=*/false);
+  auto* watch =
+      AddMethod<HealthService::WatchCall>("Watch", /*observed=*/false);
+  watch->service = health_.service();
+  watch->request = &HealthSvc::RequestWatch;
+  watch->on_start = [this](HealthService::WatchCall* call) {
+    health_.WatchStart(call);
+  };
+  watch->on_write_done = [this](HealthService::WatchCall* call, bool ok) {
+    health_.WatchWriteDone(call, ok);
+  };
+  watch->on_cancelled = [this](HealthService::WatchCall* call) {
+    health_.WatchCancelled(call);
+  };
 }
 
 absl::Status KvServer::Start() {
@@ -180,12 +199,10 @@ absl::Status KvServer::Start() {
           : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
 
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  grpc::EnableDefaultHealthCheckService(true);
-  // The built-in health service registers no descriptor, so reflection
-  // clients (grpcurl, grpc-js-reflection-client) cannot describe or call
-  // it (grpc/grpc#36665). Referencing the generated messages links them in
-  // and registers grpc.health.v1 in the descriptor pool.
-  (void)grpc::health::v1::HealthCheckRequest::descriptor();
+  // Our own health service (server/health_service.h), not gRPC's built-in
+  // callback one. Registering the generated service makes reflection list
+  // and describe grpc.health.v1.Health.
+  grpc::EnableDefaultHealthCheckService(false);
   if (absl::Status s = ValidateResourceOptions(options_); !s.ok()) return s;
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
       MakeServerCredentials(options_);
@@ -193,6 +210,7 @@ absl::Status KvServer::Start() {
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options_.listen, *std::move(credentials), &port_);
   builder.RegisterService(&service_);
+  builder.RegisterService(health_.service());
   // Twice the limit, so a request between the two gets our
   // INVALID_ARGUMENT naming --max_message_bytes rather than gRPC's
   // RESOURCE_EXHAUSTED.
@@ -252,11 +270,7 @@ absl::Status KvServer::Start() {
   }
   primed.Wait();
 
-  grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
-  if (health != nullptr) {
-    health->SetServingStatus(true);
-    health->SetServingStatus(v1::KV::service_full_name(), true);
-  }
+  health_.SetServing(true);
   return absl::OkStatus();
 }
 
@@ -301,10 +315,7 @@ void KvServer::Shutdown() {
   spdlog::info("shutdown: health NOT_SERVING, finishing in-flight RPCs "
                "(grace {} ms)",
                absl::ToInt64Milliseconds(options_.shutdown_grace));
-  if (grpc::HealthCheckServiceInterface* health =
-          server_->GetHealthCheckService()) {
-    health->Shutdown();
-  }
+  health_.Shutdown();
   // gRPC's Shutdown stops accepting, fails every posted request and waits
   // for in-flight RPCs until the deadline, then cancels the rest. It also
   // waits for clients to close idle connections, which they may never do,

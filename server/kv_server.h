@@ -28,6 +28,7 @@
 #include "absl/time/time.h"
 #include "grpcpp/server.h"
 #include "server/async_call.h"
+#include "server/health_service.h"
 #include "server/rpc_observer.h"
 #include "server/server_options.h"
 #include "server/thread_pool.h"
@@ -97,12 +98,18 @@ class KvServer {
   using ScanCall =
       ServerStreamingCall<Service, v1::ScanRequest, v1::ScanResponse, ScanState>;
 
-  // Registration: one line per method in RegisterMethods().
-  template <class Req, class Resp>
-  void AddUnary(std::string_view name,
-                typename UnaryCall<Service, Req, Resp>::RequestFn request,
-                void (KvServer::*handler)(UnaryCall<Service, Req, Resp>*));
-  void AddScan(std::string_view name, ScanCall::RequestFn request);
+  // Registration, in RegisterMethods(): AddUnary for a unary method;
+  // AddMethod registers any call kind and returns its Method for the caller
+  // to fill in before Start. `observed`: whether the RpcObserver (metrics)
+  // hears of the method's RPCs.
+  template <class Svc, class Req, class Resp>
+  void AddUnary(Svc* service, std::string_view name,
+                typename UnaryCall<Svc, Req, Resp>::RequestFn request,
+                std::function<void(UnaryCall<Svc, Req, Resp>*)> handler,
+                bool observed = true);
+  template <class Call>
+  typename Call::Method* AddMethod(std::string_view name,
+                                   bool observed = true);
   void RegisterMethods();
 
   // Handlers (polling thread unless noted).
@@ -132,6 +139,7 @@ class KvServer {
   const storage::WriteOptions write_options_;
 
   Service service_;
+  HealthService health_;
   // Method descriptions (shared by all queues) and how to make a per-queue
   // factory for each.
   std::vector<std::shared_ptr<void>> methods_;

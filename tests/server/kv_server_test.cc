@@ -171,7 +171,8 @@ class KvServerTest : public ::testing::Test {
 
   void StartServer(ServerOptions options, InProcessServer::DbWrapper wrap = {}) {
     server_.reset();
-    idle_calls_ = options.cq_threads * 5 * options.calls_per_method;
+    // Five KV methods plus grpc.health.v1 Check and Watch.
+    idle_calls_ = options.cq_threads * 7 * options.calls_per_method;
     options.TEST_before_scan_batch = [this](int batch,
                                             grpc::ServerContext* context) {
       std::function<void(int, grpc::ServerContext*)> hook;
@@ -834,7 +835,7 @@ TEST_F(KvServerTest, HealthIsServingForServerAndKvService) {
             grpc::StatusCode::NOT_FOUND);
 }
 
-TEST_F(KvServerTest, HealthTurnsNotServingAsShutdownStarts) {
+TEST_F(KvServerTest, HealthTurnsNotServingAsShutdownStartsAndEndsWatches) {
   auto health = grpc::health::v1::Health::NewStub(channel_);
   grpc::ClientContext ctx;
   SetDeadline(&ctx);
@@ -844,14 +845,64 @@ TEST_F(KvServerTest, HealthTurnsNotServingAsShutdownStarts) {
   HealthResponse resp;
   ASSERT_TRUE(watch->Read(&resp));
   EXPECT_EQ(resp.status(), HealthResponse::SERVING);
+  const absl::Time start = absl::Now();
   std::thread stopper([&] { server_->Shutdown(); });
   ASSERT_TRUE(watch->Read(&resp));
   EXPECT_EQ(resp.status(), HealthResponse::NOT_SERVING);
+  // The server ends the stream itself: an open Watch must not hold the
+  // shutdown for its whole grace period.
+  EXPECT_FALSE(watch->Read(&resp));
+  EXPECT_EQ(watch->Finish().error_code(), grpc::StatusCode::UNAVAILABLE);
+  stopper.join();
+  EXPECT_LT(absl::Now() - start, TestServerOptions().shutdown_grace);
+}
+
+TEST_F(KvServerTest, HealthWatchCancelledByClientIsRecycled) {
+  auto health = grpc::health::v1::Health::NewStub(channel_);
+  for (int i = 0; i < 3; ++i) {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    auto watch = health->Watch(&ctx, grpc::health::v1::HealthCheckRequest());
+    HealthResponse resp;
+    ASSERT_TRUE(watch->Read(&resp));
+    EXPECT_EQ(resp.status(), HealthResponse::SERVING);
+    // The server now holds the stream with nothing to send.
+    ctx.TryCancel();
+    while (watch->Read(&resp)) {
+    }
+    EXPECT_EQ(watch->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  }
+  EXPECT_TRUE(WaitForIdle());
+}
+
+TEST_F(KvServerTest, HealthWatchOfUnknownServiceSaysServiceUnknown) {
+  auto health = grpc::health::v1::Health::NewStub(channel_);
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  grpc::health::v1::HealthCheckRequest req;
+  req.set_service("no.such.Service");
+  auto watch = health->Watch(&ctx, req);
+  HealthResponse resp;
+  ASSERT_TRUE(watch->Read(&resp));
+  EXPECT_EQ(resp.status(), HealthResponse::SERVICE_UNKNOWN);
   ctx.TryCancel();
   while (watch->Read(&resp)) {
   }
   watch->Finish();
-  stopper.join();
+}
+
+TEST_F(KvServerTest, HealthRpcsAreNotKvRpcs) {
+  auto health = grpc::health::v1::Health::NewStub(channel_);
+  ASSERT_TRUE(Put("k", "v").ok());
+  ASSERT_TRUE(observer_.WaitForEnd("Put").has_value());
+  const int starts = observer_.starts();
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  HealthResponse resp;
+  ASSERT_TRUE(
+      health->Check(&ctx, grpc::health::v1::HealthCheckRequest(), &resp).ok());
+  EXPECT_TRUE(WaitForIdle());
+  EXPECT_EQ(observer_.starts(), starts);
 }
 
 // ---- Shutdown ----

@@ -1,0 +1,138 @@
+#include "server/health_service.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_format.h"
+
+namespace strata::server {
+
+HealthService::HealthService(const std::vector<std::string>& services) {
+  absl::MutexLock lock(&mu_);
+  status_[""] = Response::NOT_SERVING;
+  for (const std::string& name : services) status_[name] = Response::NOT_SERVING;
+}
+
+HealthService::Response::ServingStatus HealthService::StatusLocked(
+    const std::string& name) const {
+  auto it = status_.find(name);
+  return it == status_.end() ? Response::SERVICE_UNKNOWN : it->second;
+}
+
+std::vector<HealthService::WatchCall*> HealthService::SetAllLocked(
+    Response::ServingStatus status) {
+  for (auto& [name, s] : status_) s = status;
+  std::vector<WatchCall*> changed;
+  auto keep = std::partition(parked_.begin(), parked_.end(), [&](WatchCall* c) {
+    return StatusLocked(c->request().service()) == c->state().sent;
+  });
+  changed.assign(keep, parked_.end());
+  parked_.erase(keep, parked_.end());
+  return changed;
+}
+
+void HealthService::WriteStatus(WatchCall* call,
+                                Response::ServingStatus status) {
+  HealthWatchState& st = call->state();
+  st.sent = status;
+  st.response.set_status(status);
+  call->Write(st.response);
+}
+
+void HealthService::SetServing(bool serving) {
+  const Response::ServingStatus status =
+      serving ? Response::SERVING : Response::NOT_SERVING;
+  std::vector<WatchCall*> changed;
+  {
+    absl::MutexLock lock(&mu_);
+    if (shut_down_) return;
+    changed = SetAllLocked(status);
+  }
+  for (WatchCall* call : changed) WriteStatus(call, status);
+}
+
+void HealthService::Shutdown() {
+  std::vector<WatchCall*> changed;
+  std::vector<WatchCall*> unchanged;
+  {
+    absl::MutexLock lock(&mu_);
+    if (shut_down_) return;
+    shut_down_ = true;
+    changed = SetAllLocked(Response::NOT_SERVING);
+    unchanged.swap(parked_);
+  }
+  // Watchers hear NOT_SERVING, then their streams end (WatchWriteDone), so
+  // no Watch holds the server's drain.
+  for (WatchCall* call : changed) WriteStatus(call, Response::NOT_SERVING);
+  for (WatchCall* call : unchanged) FinishShutDown(call);
+}
+
+void HealthService::FinishShutDown(WatchCall* call) {
+  call->Finish(absl::UnavailableError("server is shutting down"));
+}
+
+void HealthService::HandleCheck(CheckCall* call) {
+  Response::ServingStatus status;
+  {
+    absl::MutexLock lock(&mu_);
+    status = StatusLocked(call->request().service());
+  }
+  if (status == Response::SERVICE_UNKNOWN) {
+    call->Finish(absl::NotFoundError(absl::StrFormat(
+        "unknown service \"%s\"", call->request().service())));
+    return;
+  }
+  call->mutable_response()->set_status(status);
+  call->Finish(absl::OkStatus());
+}
+
+void HealthService::WatchStart(WatchCall* call) {
+  Response::ServingStatus status;
+  {
+    absl::MutexLock lock(&mu_);
+    status = StatusLocked(call->request().service());
+  }
+  // A change between the read and this write is caught by WatchWriteDone.
+  WriteStatus(call, status);
+}
+
+void HealthService::WatchWriteDone(WatchCall* call, bool ok) {
+  if (!ok) {
+    call->Finish(absl::CancelledError("watch cancelled"));
+    return;
+  }
+  Response::ServingStatus status = Response::UNKNOWN;
+  bool shut_down = false;
+  {
+    absl::MutexLock lock(&mu_);
+    // WatchCancelled runs on this same polling thread: if it already ran,
+    // it found nothing parked, so this call must finish here.
+    if (!call->cancelled()) {
+      status = StatusLocked(call->request().service());
+      shut_down = shut_down_;
+      if (status == call->state().sent && !shut_down) {
+        parked_.push_back(call);
+        return;
+      }
+    }
+  }
+  if (call->cancelled()) {
+    call->Finish(absl::CancelledError("watch cancelled"));
+  } else if (status != call->state().sent) {
+    WriteStatus(call, status);
+  } else {  // Shut down and the client has heard NOT_SERVING.
+    FinishShutDown(call);
+  }
+}
+
+void HealthService::WatchCancelled(WatchCall* call) {
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = std::find(parked_.begin(), parked_.end(), call);
+    if (it == parked_.end()) return;  // A write is pending or it finished.
+    parked_.erase(it);
+  }
+  call->Finish(absl::CancelledError("watch cancelled"));
+}
+
+}  // namespace strata::server
