@@ -8,7 +8,8 @@
 #                                [--keys N] [--skip ITEMS]
 #   --duration S   seconds measured per point (default 10, plus 1 s warmup)
 #   --runs R       repeat each point R times; tables show medians (default 1)
-#   --skip ITEMS   comma list of noop,strata,etcd,redis,scaling to leave out
+#   --skip ITEMS   comma list of noop,strata,coalesce,etcd,redis,scaling to
+#                  leave out
 # Environment: BUILD_DIR (default <repo>/build-bench), WORK_DIR (data dirs
 # and logs; default a fresh /tmp/strata-server-compare.XXXXXX, disk-backed),
 # SERVER_CPU (0), CLIENT_CPU (1).
@@ -180,7 +181,8 @@ if ! skipped strata; then
     load strata "$port" strata put "$c"
     load strata "$port" strata get "$c"
   done
-  # Hot key: every Get reads key 0 (read coalescing would show here).
+  # Hot key: every Get reads key 0. Its block is cached, so every Get is
+  # answered inline from memory and read coalescing has nothing to save.
   load strata-hot1 "$port" strata get 64 --hot_keys=1
   if ! skipped scaling; then
     # 10,000 idle connections held open while 16 clients run Gets; the
@@ -194,6 +196,25 @@ if ! skipped strata; then
     load strata-conn1000 "$port" strata get 1000 --channels=1000
   fi
   stop "$pid"
+fi
+
+# --- read coalescing ----------------------------------------------------------
+# Every Get must read from disk (--block_cache_bytes=0; a small memtable so
+# the preload lands in SSTables): the cold-cache worst case, where a burst
+# on one key is N disk lookups without coalescing and about one per pool
+# slot with it. Same data, server restarted with --coalesce_gets off.
+if ! skipped strata && ! skipped coalesce; then
+  for mode in true false; do
+    start "strata-cold-$mode" "$STRATA" --listen=127.0.0.1:0 \
+      --data_dir="$WORK/strata-cold-data" --cq_threads=1 --wal_sync=fsync \
+      --block_cache_bytes=0 --memtable_bytes=1048576 --coalesce_gets="$mode"
+    pid=$SERVER_PID
+    port=$(bound_port "strata-cold-$mode")
+    [[ $mode == true ]] && preload "$port" strata
+    load "strata-cold-coalesce-$mode" "$port" strata get 64 --hot_keys=1
+    load "strata-cold-uniform-coalesce-$mode" "$port" strata get 64
+    stop "$pid"
+  done
 fi
 
 # --- etcd ---------------------------------------------------------------------
@@ -361,10 +382,21 @@ for c in concs:
                 ratio(med("strata", op, c, "p99"), med("noop", op, c, "p99")), 1.3, higher=False)
 hot = med("strata-hot1", "get", 64)
 if hot is not None:
-    print("- hot key (all Gets on one key, c=64): %.0f ops/s vs %s uniform = %.2fx "
-          "(the server has no read coalescing yet)" % (
+    print("- hot key, block cached (all Gets on one key, c=64): %.0f ops/s vs %s uniform = "
+          "%.2fx (answered inline from memory; coalescing not involved)" % (
               hot, "%.0f" % med("strata", "get", 64) if med("strata", "get", 64) else "-",
               ratio(hot, med("strata", "get", 64)) or 0))
+on, off = med("strata-cold-coalesce-true", "get", 64), med("strata-cold-coalesce-false", "get", 64)
+if on is not None and off is not None:
+    print("- read coalescing, hot key on disk (--block_cache_bytes=0, c=64): %.0f ops/s with "
+          "vs %.0f without = %.2fx; p99 %.0f vs %.0f us; server CPU/Get %s vs %s us; "
+          "uniform keys (nothing to coalesce) %s vs %s ops/s" % (
+              on, off, on / off, med("strata-cold-coalesce-true", "get", 64, "p99"),
+              med("strata-cold-coalesce-false", "get", 64, "p99"),
+              "%.1f" % (med("strata-cold-coalesce-true", "get", 64, "cpu") or 0),
+              "%.1f" % (med("strata-cold-coalesce-false", "get", 64, "cpu") or 0),
+              "%.0f" % (med("strata-cold-uniform-coalesce-true", "get", 64) or 0),
+              "%.0f" % (med("strata-cold-uniform-coalesce-false", "get", 64) or 0)))
 idle = pts.get(("strata-idle10k", "get", 16))
 if idle and idle.get("server_rss_kib_with_idle"):
     before = statistics.median(idle["server_rss_kib_before_idle"])

@@ -364,19 +364,47 @@ void KvServer::HandleGet(GetCall* call) {
   storage::ReadOptions read_options;
   read_options.cache_only = true;
   absl::StatusOr<std::string> result = db_->Get(read_options, request.key());
-  if (!result.ok() && storage::IsWouldBlock(result.status())) {
+  if (result.ok() || !storage::IsWouldBlock(result.status())) {
+    call->Finish(FillGetResponse(std::move(result), call->mutable_response()));
+    return;
+  }
+  // The value is on disk: read it on the blocking pool.
+  if (!options_.coalesce_gets) {
     if (!pool_->Schedule([this, call] { FinishGetBlocking(call); })) {
       FinishGetBlocking(call);  // Pool stopped: only during shutdown.
     }
     return;
   }
-  call->Finish(FillGetResponse(std::move(result), call->mutable_response()));
+  if (get_groups_.Join(request.key(), call)) {
+    observer_->OnGetCoalesced();  // A queued lookup will answer it.
+    return;
+  }
+  if (!pool_->Schedule([this, key = std::string(request.key())] {
+        FinishGetGroup(key);
+      })) {
+    FinishGetGroup(request.key());  // Pool stopped: only during shutdown.
+  }
 }
 
 void KvServer::FinishGetBlocking(GetCall* call) {
   absl::StatusOr<std::string> result =
       db_->Get(storage::ReadOptions(), call->request().key());
   call->Finish(FillGetResponse(std::move(result), call->mutable_response()));
+}
+
+void KvServer::FinishGetGroup(const std::string& key) {
+  // Close the group before reading: every member arrived before the read
+  // starts, so each sees what it would have seen with a lookup of its own.
+  std::vector<GetCall*> group = get_groups_.Take(key);
+  if (group.empty()) return;
+  absl::StatusOr<std::string> result =
+      db_->Get(storage::ReadOptions(), key);
+  // Each member gets its own copy; the last one takes the original.
+  for (size_t i = 0; i + 1 < group.size(); ++i) {
+    group[i]->Finish(FillGetResponse(result, group[i]->mutable_response()));
+  }
+  group.back()->Finish(
+      FillGetResponse(std::move(result), group.back()->mutable_response()));
 }
 
 template <class Call>

@@ -12,7 +12,8 @@
 //             the cache inline (ReadOptions::cache_only), writes go to
 //             DB::WriteAsync.
 //   io-<i>    the blocking pool (ServerOptions::io_threads): Gets that
-//             would block, every Scan batch.
+//             would block (one lookup per coalesced group of Gets of the
+//             same key), every Scan batch.
 //   engine    DB::WriteAsync callbacks finish write RPCs from the engine's
 //             commit thread.
 
@@ -28,6 +29,7 @@
 #include "absl/time/time.h"
 #include "grpcpp/server.h"
 #include "server/async_call.h"
+#include "server/get_coalescer.h"
 #include "server/health_service.h"
 #include "server/rpc_observer.h"
 #include "server/server_options.h"
@@ -115,6 +117,8 @@ class KvServer {
   // Handlers (polling thread unless noted).
   void HandleGet(GetCall* call);
   void FinishGetBlocking(GetCall* call);  // Blocking pool.
+  // Blocking pool: one lookup of `key` answers its whole coalesced group.
+  void FinishGetGroup(const std::string& key);
   void HandlePut(PutCall* call);
   void HandleDelete(DeleteCall* call);
   void HandleWrite(WriteCall* call);
@@ -140,6 +144,8 @@ class KvServer {
 
   Service service_;
   HealthService health_;
+  // Gets waiting for a queued disk lookup, by key (--coalesce_gets).
+  GetCoalescer<GetCall*> get_groups_;
   // Method descriptions (shared by all queues) and how to make a per-queue
   // factory for each.
   std::vector<std::shared_ptr<void>> methods_;

@@ -57,6 +57,10 @@ ABSL_FLAG(int32_t, cq_threads, 0,
 ABSL_FLAG(int32_t, io_threads, 4,
           "Threads for work that may block on disk: Gets that miss the block "
           "cache, and Scan batches.");
+ABSL_FLAG(bool, coalesce_gets, true,
+          "Read coalescing: Gets of one key that arrive while a disk lookup "
+          "of that key is queued share its result (one read for a burst on "
+          "a hot key).");
 ABSL_FLAG(std::string, wal_sync, "fsync",
           "When a write is acknowledged: 'fsync' = after the write-ahead log "
           "is fsynced (concurrent writes share one fsync: group commit; "
@@ -287,6 +291,7 @@ Config ConfigFromFlags() {
     UsageError("--cq_threads must be 0 (one per core) .. 1024");
   }
   c.server.io_threads = absl::GetFlag(FLAGS_io_threads);
+  c.server.coalesce_gets = absl::GetFlag(FLAGS_coalesce_gets);
   if (c.server.io_threads < 1 || c.server.io_threads > 1024) {
     UsageError("--io_threads must be 1..1024");
   }
@@ -465,7 +470,7 @@ int main(int argc, char** argv) {
   const ServerOptions& so = config.server;
   spdlog::info(
       "strata-server {} ({}) listening on {}: data_dir={} cq_threads={} "
-      "io_threads={} wal_sync={} max_key_bytes={} max_value_bytes={} "
+      "io_threads={} coalesce_gets={} wal_sync={} max_key_bytes={} max_value_bytes={} "
       "max_message_bytes={} max_batch_mutations={} memtable_bytes={} "
       "block_cache_bytes={} max_open_files={} compression={} "
       "compaction_threads={} tls={} max_inflight_rpcs={} "
@@ -475,7 +480,7 @@ int main(int argc, char** argv) {
       STRATA_VERSION, STRATA_GIT_SHA, server->bound_address(), config.data_dir,
       so.cq_threads > 0 ? so.cq_threads
                         : static_cast<int>(std::thread::hardware_concurrency()),
-      so.io_threads, config.wal_sync, so.limits.max_key_bytes,
+      so.io_threads, so.coalesce_gets, config.wal_sync, so.limits.max_key_bytes,
       so.limits.max_value_bytes, so.limits.max_message_bytes,
       so.limits.max_batch_mutations, config.engine.write_buffer_size,
       config.engine.block_cache_bytes, config.engine.max_open_files,

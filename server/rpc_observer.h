@@ -34,6 +34,11 @@ class RpcObserver {
   virtual void OnRpcEnd(std::string_view /*method*/, grpc::StatusCode /*code*/,
                         double /*seconds*/, size_t /*request_bytes*/,
                         size_t /*response_bytes*/) {}
+
+  // A Get was answered by a disk lookup that another Get of the same key
+  // had queued (read coalescing, server/get_coalescer.h). Called once per
+  // such Get, between its OnRpcStart and OnRpcEnd.
+  virtual void OnGetCoalesced() {}
 };
 
 // A process-wide observer that does nothing. Never null; never destroyed.

@@ -68,6 +68,9 @@ struct ServerOptions {
   // Threads of the blocking pool that serves Gets missing the block cache
   // and Scan batches.
   int io_threads = 4;
+  // Read coalescing (server/get_coalescer.h): Gets of one key that arrive
+  // while a disk lookup of that key is queued share its result.
+  bool coalesce_gets = true;
 
   // Request limits (InvalidArgument when violated).
   Limits limits;

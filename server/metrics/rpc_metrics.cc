@@ -87,6 +87,10 @@ void RpcMetrics::OnRpcEnd(std::string_view method, grpc::StatusCode code,
   s->sent_bytes.fetch_add(response_bytes, kRelaxed);
 }
 
+void RpcMetrics::OnGetCoalesced() {
+  coalesced_gets_.fetch_add(1, kRelaxed);
+}
+
 std::vector<prometheus::MetricFamily> RpcMetrics::Collect() const {
   prometheus::MetricFamily requests = MakeFamily(
       "strata_rpc_requests_total",
@@ -141,13 +145,21 @@ std::vector<prometheus::MetricFamily> RpcMetrics::Collect() const {
     AddCounter(&sent, static_cast<double>(s.sent_bytes.load(kRelaxed)),
                labels);
   }
+  prometheus::MetricFamily coalesced = MakeFamily(
+      "strata_get_coalesced_total",
+      "Gets answered by a disk lookup that another Get of the same key had "
+      "queued (read coalescing; each saved one engine lookup).",
+      MetricType::Counter);
+  AddCounter(&coalesced, static_cast<double>(coalesced_gets_.load(kRelaxed)),
+             {});
   std::vector<prometheus::MetricFamily> out;
-  out.reserve(5);
+  out.reserve(6);
   out.push_back(std::move(requests));
   out.push_back(std::move(duration));
   out.push_back(std::move(in_flight));
   out.push_back(std::move(received));
   out.push_back(std::move(sent));
+  out.push_back(std::move(coalesced));
   return out;
 }
 

@@ -46,6 +46,7 @@ std::string_view GrpcCodeName(grpc::StatusCode code);
 //   strata_rpc_requests_in_flight{method}           gauge
 //   strata_rpc_received_bytes_total{method}         counter
 //   strata_rpc_sent_bytes_total{method}             counter
+//   strata_get_coalesced_total                      counter
 // requests_total has a code="OK" sample per method from the start (so rates
 // exist before the first request); other codes appear once they occur.
 //
@@ -69,8 +70,9 @@ class RpcMetrics final : public RpcObserver, public prometheus::Collectable {
   void OnRpcEnd(std::string_view method, grpc::StatusCode code,
                 double seconds, size_t request_bytes,
                 size_t response_bytes) override;
+  void OnGetCoalesced() override;
 
-  // prometheus::Collectable: the five families above.
+  // prometheus::Collectable: the six families above.
   std::vector<prometheus::MetricFamily> Collect() const override;
 
  private:
@@ -94,6 +96,7 @@ class RpcMetrics final : public RpcObserver, public prometheus::Collectable {
   // Fixed after construction: the known methods, then "other".
   const size_t num_methods_;
   const std::unique_ptr<MethodStats[]> stats_;
+  alignas(64) std::atomic<uint64_t> coalesced_gets_{0};
 };
 
 }  // namespace strata::server::metrics

@@ -79,10 +79,28 @@ class RecordingObserver : public RpcObserver {
     absl::MutexLock l(&mu_);
     return starts_;
   }
+  void OnGetCoalesced() override {
+    absl::MutexLock l(&mu_);
+    coalesced_++;
+  }
+  // Waits (bounded) until n Gets have joined another's lookup.
+  bool WaitForCoalesced(int n) {
+    absl::MutexLock l(&mu_);
+    auto cond = [&] {
+      mu_.AssertHeld();
+      return coalesced_ >= n;
+    };
+    return mu_.AwaitWithTimeout(absl::Condition(&cond), kWait);
+  }
+  int coalesced() {
+    absl::MutexLock l(&mu_);
+    return coalesced_;
+  }
 
  private:
   absl::Mutex mu_;
   int starts_ ABSL_GUARDED_BY(mu_) = 0;
+  int coalesced_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<End> ends_ ABSL_GUARDED_BY(mu_);
 };
 
@@ -94,6 +112,9 @@ class FaultDB : public storage::DB {
   absl::Status write_error;          // WriteAsync fails with this.
   absl::Status iterator_error;       // NewIterator returns this error.
   std::atomic<int> blocking_gets{0};
+  // Runs on the pool after a blocking Get has read (and before it
+  // returns); may block to hold a pool thread. Set before the server starts.
+  std::function<void(std::string_view key)> after_blocking_read;
 
   absl::Status Put(const storage::WriteOptions& o, std::string_view k,
                    std::string_view v) override {
@@ -122,8 +143,11 @@ class FaultDB : public storage::DB {
     if (o.cache_only && would_block) {
       return absl::UnavailableError("would block");
     }
-    if (!o.cache_only) blocking_gets++;
-    return base_->Get(o, k);
+    if (o.cache_only) return base_->Get(o, k);
+    blocking_gets++;
+    absl::StatusOr<std::string> result = base_->Get(o, k);
+    if (after_blocking_read) after_blocking_read(k);
+    return result;
   }
   std::unique_ptr<storage::Iterator> NewIterator(
       const storage::ReadOptions& o) override {
@@ -266,6 +290,16 @@ class KvServerTest : public ::testing::Test {
   bool WaitForIdle() {
     const absl::Time deadline = absl::Now() + kWait;
     while (server_->server()->TEST_live_calls() != idle_calls_) {
+      if (absl::Now() > deadline) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    return true;
+  }
+
+  // Waits (bounded) until n Get RPCs have started and not ended.
+  bool WaitForGetsInFlight(int n) {
+    const absl::Time deadline = absl::Now() + kWait;
+    while (server_->server()->TEST_live_calls() - idle_calls_ < n) {
       if (absl::Now() > deadline) return false;
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
@@ -701,6 +735,102 @@ TEST_F(KvServerTest, GetThatWouldBlockIsServedByThePool) {
   EXPECT_EQ(GetValue("cold"), "value");
   EXPECT_EQ(GetValue("absent"), "<missing>");
   EXPECT_EQ(fault->blocking_gets.load(), 2);
+}
+
+// A count that tests wait on (bounded), bumped from server threads.
+class Counter {
+ public:
+  void Add() {
+    absl::MutexLock l(&mu_);
+    n_++;
+  }
+  bool WaitFor(int n) {
+    absl::MutexLock l(&mu_);
+    auto cond = [&] {
+      mu_.AssertHeld();
+      return n_ >= n;
+    };
+    return mu_.AwaitWithTimeout(absl::Condition(&cond), kWait);
+  }
+
+ private:
+  absl::Mutex mu_;
+  int n_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+// Occupies both pool threads with lookups of "x" and "y", then sends eight
+// concurrent Gets of "hot": with coalescing they wait in one group and one
+// lookup answers all of them; without it, each does its own.
+TEST_F(KvServerTest, ConcurrentGetsOfAColdKeyShareOneLookup) {
+  for (bool coalesce : {true, false}) {
+    SCOPED_TRACE(coalesce ? "coalesce_gets" : "no coalescing");
+    FaultDB* fault = nullptr;
+    absl::Notification release;
+    Counter holding;
+    ServerOptions options = TestServerOptions();
+    options.io_threads = 2;
+    options.coalesce_gets = coalesce;
+    const int coalesced_before = observer_.coalesced();
+    StartServer(options, [&](storage::DB* db) {
+      auto f = std::make_unique<FaultDB>(db);
+      f->would_block = true;
+      f->after_blocking_read = [&](std::string_view key) {
+        if (key == "hot") return;
+        holding.Add();
+        release.WaitForNotificationWithTimeout(kWait);
+      };
+      fault = f.get();
+      return f;
+    });
+    ASSERT_TRUE(Put("hot", "value").ok());
+    std::vector<std::thread> threads;
+    std::vector<std::string> got(10);
+    threads.emplace_back([&] { got[8] = GetValue("x"); });
+    threads.emplace_back([&] { got[9] = GetValue("y"); });
+    ASSERT_TRUE(holding.WaitFor(2));  // Both pool threads are held.
+    for (int i = 0; i < 8; ++i) {
+      threads.emplace_back([&, i] { got[i] = GetValue("hot"); });
+    }
+    if (coalesce) {
+      // Seven joined the first one's queued lookup.
+      EXPECT_TRUE(observer_.WaitForCoalesced(coalesced_before + 7));
+    } else {
+      ASSERT_TRUE(WaitForGetsInFlight(10));
+    }
+    release.Notify();
+    for (std::thread& t : threads) t.join();
+    for (int i = 0; i < 8; ++i) EXPECT_EQ(got[i], "value") << i;
+    EXPECT_EQ(got[8], "<missing>");
+    EXPECT_EQ(fault->blocking_gets.load(), coalesce ? 3 : 10);
+    EXPECT_EQ(observer_.coalesced(), coalesced_before + (coalesce ? 7 : 0));
+  }
+}
+
+// A Get must never take the answer of a lookup that started before it
+// arrived: it could miss a write acknowledged in between.
+TEST_F(KvServerTest, GetDoesNotJoinALookupThatAlreadyRead) {
+  absl::Notification release;
+  Counter first_read;
+  std::atomic<int> hot_reads{0};
+  StartServer(TestServerOptions(), [&](storage::DB* db) {
+    auto f = std::make_unique<FaultDB>(db);
+    f->would_block = true;
+    f->after_blocking_read = [&](std::string_view key) {
+      if (key != "hot" || hot_reads.fetch_add(1) != 0) return;
+      first_read.Add();  // The first lookup has read "v1" and is held.
+      release.WaitForNotificationWithTimeout(kWait);
+    };
+    return f;
+  });
+  ASSERT_TRUE(Put("hot", "v1").ok());
+  std::string first;
+  std::thread reader([&] { first = GetValue("hot"); });
+  ASSERT_TRUE(first_read.WaitFor(1));
+  ASSERT_TRUE(Put("hot", "v2").ok());
+  EXPECT_EQ(GetValue("hot"), "v2");
+  release.Notify();
+  reader.join();
+  EXPECT_EQ(first, "v1");
 }
 
 TEST_F(KvServerTest, EngineWriteErrorIsReturnedWithItsCode) {

@@ -182,6 +182,7 @@ TEST_F(MetricsTest, RpcCountersByMethodAndCodeAreExact) {
   }
   EXPECT_FALSE(
       before.Get("strata_rpc_requests_total", MC("Put", "INVALID_ARGUMENT")));
+  EXPECT_EQ(before.Get("strata_get_coalesced_total", {}), 0);
 
   size_t put_in = 0, get_in = 0, get_out = 0;
   ASSERT_TRUE(Put("a", "1", &put_in).ok());
@@ -801,6 +802,20 @@ TEST(MetricsProcessTest, BadOrBusyMetricsAddressFailsAtStart) {
   EXPECT_EQ(busy.exit_code, 1) << busy.err;
   EXPECT_NE(busy.err.find("metrics"), std::string::npos) << busy.err;
   EXPECT_EQ(busy.out.find("listening"), std::string::npos) << busy.out;
+}
+
+TEST(RpcMetricsTest, CountsCoalescedGets) {
+  RpcMetrics metrics;
+  metrics.OnGetCoalesced();
+  metrics.OnGetCoalesced();
+  bool found = false;
+  for (const prometheus::MetricFamily& f : metrics.Collect()) {
+    if (f.name != "strata_get_coalesced_total") continue;
+    found = true;
+    ASSERT_EQ(f.metric.size(), 1u);
+    EXPECT_EQ(f.metric[0].counter.value, 2);
+  }
+  EXPECT_TRUE(found);
 }
 
 }  // namespace
