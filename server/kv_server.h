@@ -90,6 +90,12 @@ class KvServer {
 
   // Number of call objects armed or serving (TEST ONLY).
   int64_t TEST_live_calls() const;
+  // TEST_live_calls() of a started server with no RPC in progress: every
+  // method's posted requests on every queue (TEST ONLY).
+  int64_t TEST_idle_calls() const {
+    return static_cast<int64_t>(cqs_.size() * factory_makers_.size()) *
+           options_.calls_per_method;
+  }
 
  private:
   using Service = v1::KV::AsyncService;

@@ -54,12 +54,12 @@ class BadInputTest : public ::testing::Test {
     options.limits.max_value_bytes = 256 << 10;
     options.limits.max_message_bytes = 1 << 20;
     options.limits.max_batch_mutations = 10000;
-    idle_calls_ = options.cq_threads * 5 * options.calls_per_method;
     storage::Options engine;
     engine.write_buffer_size = 1 << 20;
     auto server = InProcessServer::Start(options, nullptr, nullptr, engine);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
+    idle_calls_ = server_->server()->TEST_idle_calls();
     channel_ = NewChannel(0);
     stub_ = v1::KV::NewStub(channel_);
     generic_ = std::make_unique<grpc::GenericStub>(channel_);

@@ -195,8 +195,6 @@ class KvServerTest : public ::testing::Test {
 
   void StartServer(ServerOptions options, InProcessServer::DbWrapper wrap = {}) {
     server_.reset();
-    // Five KV methods plus grpc.health.v1 Check and Watch.
-    idle_calls_ = options.cq_threads * 7 * options.calls_per_method;
     options.TEST_before_scan_batch = [this](int batch,
                                             grpc::ServerContext* context) {
       std::function<void(int, grpc::ServerContext*)> hook;
@@ -210,6 +208,7 @@ class KvServerTest : public ::testing::Test {
                                     std::move(wrap));
     ASSERT_OK(s);
     server_ = *std::move(s);
+    idle_calls_ = server_->server()->TEST_idle_calls();
     channel_ = MakeChannel(server_->address());
     stub_ = v1::KV::NewStub(channel_);
   }
