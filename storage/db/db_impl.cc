@@ -51,6 +51,10 @@ Options SanitizeOptions(Options o) {
       std::max(o.level0_stop_writes_trigger, o.level0_slowdown_writes_trigger);
   o.compaction_threads = std::clamp(o.compaction_threads, 1, 8);
   o.target_file_size = std::max<size_t>(o.target_file_size, 64 << 10);
+  // NaN and negatives disable the memtable bloom; more than 1/4 of the
+  // memtable would be memory for nothing.
+  if (!(o.memtable_bloom_size_ratio > 0)) o.memtable_bloom_size_ratio = 0;
+  o.memtable_bloom_size_ratio = std::min(o.memtable_bloom_size_ratio, 0.25);
   return o;
 }
 

@@ -91,6 +91,8 @@ class DBImpl final : public DB {
   WriteBatch* BuildBatchGroup(Writer** last_writer)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status MakeRoomForWrite(bool force) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A new memtable with the configured bloom filter (count 0: Ref it).
+  MemTable* NewMemTable() const;
   absl::Status SwitchMemTable() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CommitThreadMain();
 

@@ -105,7 +105,7 @@ absl::Status DBImpl::Recover() {
     pending_outputs_.erase(f.number);
   }
   RETURN_IF_ERROR(s);
-  mem_ = new MemTable(icmp_);
+  mem_ = NewMemTable();
   mem_->Ref();
   if (!wals.empty()) {
     spdlog::info("recovered {} WAL file(s); last sequence {}", wals.size(),
@@ -128,7 +128,7 @@ absl::Status DBImpl::ReplayWal(uint64_t number, VersionEdit* edit,
     if (!more) break;
     absl::Status s = WriteBatchInternal::SetContents(&batch, record);
     if (*mem == nullptr) {
-      *mem = new MemTable(icmp_);
+      *mem = NewMemTable();
       (*mem)->Ref();
     }
     if (s.ok()) s = WriteBatchInternal::InsertInto(&batch, *mem);

@@ -271,6 +271,12 @@ absl::Status DBImpl::MakeRoomForWrite(bool force) {
   return s;
 }
 
+MemTable* DBImpl::NewMemTable() const {
+  return new MemTable(icmp_, static_cast<size_t>(
+                                 static_cast<double>(options_.write_buffer_size) *
+                                 options_.memtable_bloom_size_ratio));
+}
+
 absl::Status DBImpl::SwitchMemTable() {
   uint64_t number = versions_->NewFileNumber();
   auto file = env_->NewWritableFile(WalFileName(dbname_, number));
@@ -299,7 +305,7 @@ absl::Status DBImpl::SwitchMemTable() {
   log_ = std::make_unique<wal::Writer>(std::move(*file));
   imm_.push_back(ImmutableMemTable{mem_, log_number_});
   log_number_ = number;
-  mem_ = new MemTable(icmp_);
+  mem_ = NewMemTable();
   mem_->Ref();
   InstallSuperVersion();
   flush_cv_.Signal();

@@ -31,8 +31,12 @@ int MemTable::KeyComparator::operator()(const char* a, const char* b) const {
                             GetLengthPrefixedSlice(b));
 }
 
-MemTable::MemTable(const InternalKeyComparator& comparator)
-    : comparator_(comparator), table_(comparator_, &arena_) {}
+MemTable::MemTable(const InternalKeyComparator& comparator,
+                   size_t bloom_bytes)
+    : comparator_(comparator),
+      table_(comparator_, &arena_),
+      bloom_(bloom_bytes > 0 ? std::make_unique<MemTableBloom>(bloom_bytes)
+                             : nullptr) {}
 
 MemTable::~MemTable() = default;
 
@@ -50,11 +54,13 @@ void MemTable::Add(SequenceNumber seq, ValueType type, std::string_view key,
   p += 8;
   p = EncodeVarint32(p, static_cast<uint32_t>(value.size()));
   if (!value.empty()) std::memcpy(p, value.data(), value.size());
+  if (bloom_ != nullptr) bloom_->Add(key);
   table_.Insert(buf);
 }
 
 bool MemTable::Get(const LookupKey& key, std::string* value,
                    absl::Status* status) {
+  if (bloom_ != nullptr && !bloom_->MayContain(key.user_key())) return false;
   Table::Iterator iter(&table_);
   // The first entry >= (user_key, sequence): the newest visible version
   // of user_key if there is one.

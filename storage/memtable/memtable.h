@@ -3,11 +3,13 @@
 
 #include <atomic>
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <string_view>
 
 #include "absl/status/status.h"
 #include "memtable/arena.h"
+#include "memtable/memtable_bloom.h"
 #include "memtable/skiplist.h"
 #include "strata/storage/iterator.h"
 #include "util/dbformat.h"
@@ -36,7 +38,11 @@ namespace strata::storage {
 class MemTable {
  public:
   // comparator is copied; its user comparator must outlive the memtable.
-  explicit MemTable(const InternalKeyComparator& comparator);
+  // bloom_bytes > 0 adds a bloom filter of about that many bytes over the
+  // user keys (memtable/memtable_bloom.h), so Gets of keys not in this
+  // memtable skip the skiplist search; 0 means none.
+  explicit MemTable(const InternalKeyComparator& comparator,
+                    size_t bloom_bytes = 0);
   MemTable(const MemTable&) = delete;
   MemTable& operator=(const MemTable&) = delete;
 
@@ -69,8 +75,11 @@ class MemTable {
   // while it lives. Seek takes an internal key.
   Iterator* NewIterator();
 
-  // Bytes of memory held (the arena's blocks), from any thread.
-  size_t ApproximateMemoryUsage() const { return arena_.MemoryUsage(); }
+  // Bytes of memory held (the arena's blocks and the bloom filter), from
+  // any thread.
+  size_t ApproximateMemoryUsage() const {
+    return arena_.MemoryUsage() + (bloom_ != nullptr ? bloom_->bytes() : 0);
+  }
 
   // True if nothing has been added. Any thread.
   bool empty() const { return table_.empty(); }
@@ -92,6 +101,9 @@ class MemTable {
   std::atomic<int> refs_{0};
   Arena arena_;
   Table table_;
+  // Null when disabled. Written by Add before the skiplist insert publishes
+  // the entry.
+  const std::unique_ptr<MemTableBloom> bloom_;
 };
 
 }  // namespace strata::storage

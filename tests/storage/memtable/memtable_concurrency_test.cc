@@ -110,7 +110,9 @@ TEST(MemTableConcurrentTest, OneWriterThreeReaders) {
   auto value = [](size_t i) { return absl::StrFormat("value-%d", i); };
 
   const InternalKeyComparator icmp(BytewiseComparator());
-  auto* raw = new MemTable(icmp);
+  // With a small bloom filter (many false positives), so readers exercise
+  // both the filter's racing bit reads and the skiplist.
+  auto* raw = new MemTable(icmp, /*bloom_bytes=*/4096);
   raw->Ref();
   std::unique_ptr<MemTable, MemTableDeleter> mem(raw);
   std::atomic<size_t> published{0};  // Entries [0, published) are added.

@@ -21,12 +21,15 @@ struct MemTableDeleter {
 };
 using MemTablePtr = std::unique_ptr<MemTable, MemTableDeleter>;
 
-class MemTableTest : public ::testing::Test {
+// Parameter: the memtable's bloom filter bytes (0 = none; 64 = one block,
+// nearly every probe a false positive; 4096 = mostly true negatives).
+// Every behaviour must be the same with and without the filter.
+class MemTableTest : public ::testing::TestWithParam<size_t> {
  protected:
   MemTableTest() : icmp_(BytewiseComparator()), mem_(NewMemTable()) {}
 
   MemTablePtr NewMemTable() {
-    auto* m = new MemTable(icmp_);
+    auto* m = new MemTable(icmp_, GetParam());
     m->Ref();
     return MemTablePtr(m);
   }
@@ -63,7 +66,7 @@ class MemTableTest : public ::testing::Test {
   MemTablePtr mem_;
 };
 
-TEST_F(MemTableTest, EmptyMemTable) {
+TEST_P(MemTableTest, EmptyMemTable) {
   EXPECT_TRUE(mem_->empty());
   EXPECT_EQ(Get("a", kMaxSequenceNumber), "<absent>");
   std::unique_ptr<Iterator> iter(mem_->NewIterator());
@@ -73,7 +76,7 @@ TEST_F(MemTableTest, EmptyMemTable) {
   EXPECT_FALSE(iter->Valid());
 }
 
-TEST_F(MemTableTest, GetSeesTheNewestVersionAtOrBelowTheSnapshot) {
+TEST_P(MemTableTest, GetSeesTheNewestVersionAtOrBelowTheSnapshot) {
   mem_->Add(10, kTypeValue, "k", "v10");
   mem_->Add(20, kTypeValue, "k", "v20");
   mem_->Add(30, kTypeDeletion, "k", "");
@@ -91,7 +94,7 @@ TEST_F(MemTableTest, GetSeesTheNewestVersionAtOrBelowTheSnapshot) {
   EXPECT_EQ(Get("k", kMaxSequenceNumber), "v40");
 }
 
-TEST_F(MemTableTest, GetDoesNotConfuseNeighbouringKeys) {
+TEST_P(MemTableTest, GetDoesNotConfuseNeighbouringKeys) {
   mem_->Add(1, kTypeValue, "a", "va");
   mem_->Add(2, kTypeValue, "ab", "vab");
   mem_->Add(3, kTypeValue, "b", "vb");
@@ -105,14 +108,14 @@ TEST_F(MemTableTest, GetDoesNotConfuseNeighbouringKeys) {
   EXPECT_EQ(Get("", 3), "<absent>");
 }
 
-TEST_F(MemTableTest, TombstoneHidesOlderValue) {
+TEST_P(MemTableTest, TombstoneHidesOlderValue) {
   mem_->Add(5, kTypeValue, "x", "old");
   mem_->Add(6, kTypeDeletion, "x", "");
   EXPECT_EQ(Get("x", 6), "<deleted>");
   EXPECT_EQ(Get("x", 5), "old");
 }
 
-TEST_F(MemTableTest, LargeKeysAndValues) {
+TEST_P(MemTableTest, LargeKeysAndValues) {
   const std::string key(300, 'k');        // Multi-byte varint lengths.
   const std::string value(100000, 'v');   // Its own arena block.
   mem_->Add(1, kTypeValue, key, value);
@@ -122,7 +125,7 @@ TEST_F(MemTableTest, LargeKeysAndValues) {
   EXPECT_GE(mem_->ApproximateMemoryUsage(), value.size() + key.size());
 }
 
-TEST_F(MemTableTest, IteratorOrdersByUserKeyThenNewestFirst) {
+TEST_P(MemTableTest, IteratorOrdersByUserKeyThenNewestFirst) {
   mem_->Add(3, kTypeValue, "b", "b3");
   mem_->Add(1, kTypeValue, "a", "a1");
   mem_->Add(7, kTypeDeletion, "b", "");
@@ -136,7 +139,7 @@ TEST_F(MemTableTest, IteratorOrdersByUserKeyThenNewestFirst) {
                                        {"c", 2, kTypeValue, "c2"}}));
 }
 
-TEST_F(MemTableTest, IteratorSeekNextPrev) {
+TEST_P(MemTableTest, IteratorSeekNextPrev) {
   for (int i = 0; i < 100; ++i) {
     mem_->Add(static_cast<SequenceNumber>(i + 1), kTypeValue,
               absl::StrFormat("key%03d", i * 2), absl::StrFormat("v%d", i));
@@ -176,7 +179,7 @@ TEST_F(MemTableTest, IteratorSeekNextPrev) {
   EXPECT_EQ(iter->value(), "v5");
 }
 
-TEST_F(MemTableTest, RandomOperationsMatchAModel) {
+TEST_P(MemTableTest, RandomOperationsMatchAModel) {
   std::mt19937 rng(42);
   // (user key, seq) -> value, or nullopt-like "<deleted>".
   std::map<std::string, std::map<SequenceNumber, std::string>> model;
@@ -207,7 +210,7 @@ TEST_F(MemTableTest, RandomOperationsMatchAModel) {
   EXPECT_EQ(Entries().size(), 3000u);
 }
 
-TEST_F(MemTableTest, IteratorCanOutliveTheOwnersReference) {
+TEST_P(MemTableTest, IteratorCanOutliveTheOwnersReference) {
   MemTable* m = new MemTable(icmp_);
   m->Ref();
   m->Add(1, kTypeValue, "k", "v");
@@ -221,7 +224,7 @@ TEST_F(MemTableTest, IteratorCanOutliveTheOwnersReference) {
   delete iter;  // Drops the last reference (ASan would flag a leak or UAF).
 }
 
-TEST_F(MemTableTest, MemoryUsageGrows) {
+TEST_P(MemTableTest, MemoryUsageGrows) {
   const size_t before = mem_->ApproximateMemoryUsage();
   for (int i = 0; i < 1000; ++i) {
     mem_->Add(static_cast<SequenceNumber>(i + 1), kTypeValue,
@@ -229,6 +232,13 @@ TEST_F(MemTableTest, MemoryUsageGrows) {
   }
   EXPECT_GE(mem_->ApproximateMemoryUsage(), before + 1000 * 100);
 }
+
+INSTANTIATE_TEST_SUITE_P(Bloom, MemTableTest,
+                         ::testing::Values(size_t{0}, size_t{64},
+                                           size_t{4096}),
+                         [](const ::testing::TestParamInfo<size_t>& info) {
+                           return "bloom_bytes_" + std::to_string(info.param);
+                         });
 
 }  // namespace
 }  // namespace strata::storage

@@ -62,6 +62,11 @@ struct Options {
   // Bloom filter bits per key; 10 gives about 1% false positives. 0
   // disables filters.
   int bloom_bits_per_key = 10;
+  // Size of each memtable's in-memory bloom filter over user keys, as a
+  // fraction of write_buffer_size (1/64: 1 MiB for a 64 MiB memtable, about
+  // 18 bits per key with 100-byte values). Lets a Get of a key that is not
+  // in a memtable skip that memtable's skiplist search. 0 disables it.
+  double memtable_bloom_size_ratio = 1.0 / 64;
   // Compression for data blocks. A block that does not shrink by at least
   // 1/8 is stored uncompressed.
   CompressionType compression = CompressionType::kLZ4;
