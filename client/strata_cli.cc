@@ -6,7 +6,6 @@
 
 #include <unistd.h>
 
-#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -21,7 +20,7 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
+#include "common/flag_parsing.h"
 #include "absl/flags/usage.h"
 #include "absl/flags/usage_config.h"
 #include "absl/status/status.h"
@@ -108,38 +107,9 @@ exit codes: 0 ok, 1 key not found (get), 2 usage error,
             3 server or transport error ("strata: CODE: message" on stderr)
 )";
 
-// Abseil exits with status 1 on a bad flag and on --help; we want 2 and 0.
-// While flags are parsed, an atexit handler turns that exit into ours.
-std::atomic<int> g_parse_exit_code{-1};
-
-void ExitDuringFlagParsing() {
-  const int code = g_parse_exit_code.load();
-  if (code < 0) return;
-  std::cout.flush();
-  std::fflush(nullptr);
-  _exit(code);
-}
-
-bool IsHelpFlag(std::string_view arg) {
-  if (arg.size() < 2 || arg[0] != '-') return false;
-  arg.remove_prefix(arg[1] == '-' ? 2 : 1);
-  arg = arg.substr(0, arg.find('='));
-  return arg == "help" || arg == "helpfull" || arg == "helpshort" ||
-         arg == "helppackage" || arg == "helpon" || arg == "helpmatch" ||
-         arg == "version" || arg == "only_check_args";
-}
-
 std::vector<char*> ParseFlagsOrExit(int argc, char** argv) {
   strata::cli::NormalizeFlagDashes(argc, argv);
-  bool help = false;
-  for (int i = 1; i < argc && std::string_view(argv[i]) != "--"; ++i) {
-    help = help || IsHelpFlag(argv[i]);
-  }
-  g_parse_exit_code = help ? kExitOk : kExitUsage;
-  std::atexit(ExitDuringFlagParsing);
-  std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
-  g_parse_exit_code = -1;
-  return rest;
+  return strata::common::ParseFlagsOrExit(argc, argv, kExitOk, kExitUsage);
 }
 
 int UsageError(const std::string& message) {
