@@ -22,7 +22,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 install_packages "${STRATA_BUILD_DEPS[@]}" clang libclang-rt-14-dev
 
 seconds="${1:-30}"
-build="${STRATA_FUZZ_BUILD_DIR:-$STRATA_ROOT/build-fuzz}"
+build="$(realpath -m "${STRATA_FUZZ_BUILD_DIR:-$STRATA_ROOT/build-fuzz}")"
 targets=(${STRATA_FUZZ_TARGETS:-fuzz_wal_reader fuzz_table_reader fuzz_version_edit fuzz_request})
 jobs="${STRATA_FUZZ_JOBS:-1}"
 
@@ -51,10 +51,15 @@ for t in "${targets[@]}"; do
   mkdir -p "$corpus"
   echo ">>> $t for ${seconds} s (corpus $corpus)"
   log="$build/fuzz-artifacts/$t.log"
-  if "$build/fuzz/$t" "$corpus" "$build/fuzz-seeds/$t" \
+  # libFuzzer's -jobs writes fuzz-<job>.log into the working directory: one
+  # per target, so concurrent runs of different targets do not mix logs and
+  # nothing lands in the source tree.
+  work="$build/fuzz-work/$t"
+  mkdir -p "$work"
+  if (cd "$work" && "$build/fuzz/$t" "$corpus" "$build/fuzz-seeds/$t" \
       -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
       -max_len=65536 -print_final_stats=1 -jobs="$jobs" -workers="$jobs" \
-      -artifact_prefix="$build/fuzz-artifacts/$t-" >"$log" 2>&1; then
+      -artifact_prefix="$build/fuzz-artifacts/$t-" >"$log" 2>&1); then
     grep -E "^stat::number_of_executed_units|^stat::peak_rss_mb" "$log" |
       sed "s/^/    /" || true
     grep -E "cov: [0-9]+" "$log" | tail -1 | sed "s/^/    /" || true
