@@ -94,6 +94,9 @@ absl::Status DBImpl::Recover() {
   uint64_t number = versions_->NewFileNumber();
   ASSIGN_OR_RETURN(auto file, env_->NewWritableFile(WalFileName(dbname_, number)));
   log_ = std::make_unique<wal::Writer>(std::move(file));
+  // A durable file header, so a power loss cannot leave garbage there
+  // (see SwitchMemTable).
+  RETURN_IF_ERROR(log_->Sync());
   log_number_ = number;
   // Durable directory entry for the new WAL before anything is written to
   // it (the manifest edit below fsyncs the manifest, not the directory).

@@ -302,7 +302,17 @@ absl::Status DBImpl::SwitchMemTable() {
     RecordBackgroundError(dir_status);
     return bg_error_;
   }
-  log_ = std::make_unique<wal::Writer>(std::move(*file));
+  auto new_log = std::make_unique<wal::Writer>(std::move(*file));
+  // The new WAL's file header must be durable before the WAL is used: a
+  // power loss may otherwise leave garbage in its place, which recovery
+  // rightly refuses (DATA_LOSS), even though no acknowledged write lives
+  // there yet. One fdatasync per memtable switch.
+  if (absl::Status s = new_log->Sync(); !s.ok()) {
+    env_->RemoveFile(WalFileName(dbname_, number)).IgnoreError();
+    RecordBackgroundError(s);
+    return bg_error_;
+  }
+  log_ = std::move(new_log);
   imm_.push_back(ImmutableMemTable{mem_, log_number_});
   log_number_ = number;
   mem_ = NewMemTable();

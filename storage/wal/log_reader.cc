@@ -115,6 +115,14 @@ absl::StatusOr<bool> Reader::ReadFileHeader() {
   if (std::all_of(have.begin(), have.end(), [](char c) { return c == 0; })) {
     return OnDamage(0, "zero-filled file header", 0, have.size());
   }
+  // A damaged header on a file no longer than a header: the WAL was being
+  // created when the machine stopped (the engine syncs a new WAL's header
+  // before using it), and the file holds no record, so nothing acknowledged
+  // can be in it. Handled like a torn tail, not as data loss.
+  if (block_len_ <= kFileHeaderSize) {
+    return OnDamage(0, "damaged file header of a WAL with no records", 0,
+                    have.size());
+  }
   // Not something a crash produces: a foreign, damaged or newer file.
   std::string what = "bad file header";
   if (have.size() == kFileHeaderSize) {
