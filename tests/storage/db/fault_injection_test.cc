@@ -353,6 +353,23 @@ TEST_F(FaultInjectionTest, FailedWalCreationAtMemtableSwitchFailsWrites) {
   VerifyModel();
 }
 
+// The new WAL's header is synced before the WAL is used; if that sync fails
+// the switch fails like any WAL fault: writes stop, reads go on, and a
+// restart recovers everything acknowledged.
+TEST_F(FaultInjectionTest, FailedHeaderSyncOfNewWalFailsTheSwitch) {
+  ASSERT_OK(Open());
+  ASSERT_OK(Put("before", "v"));
+  // The switch first syncs the old WAL (allowed), then the new one's header.
+  env_.Inject({.op = FaultOp::kSync, .files = t::kWalFile, .after = 1});
+  absl::Status s = db_->Flush();
+  EXPECT_TRUE(absl::IsUnavailable(s)) << s;
+  EXPECT_TRUE(absl::IsUnavailable(Put("after", "x")));
+  EXPECT_EQ(Get("before"), "v");
+  env_.ClearFaults();
+  ASSERT_OK(Open());
+  VerifyModel();
+}
+
 // ---------------------------------------------- background and manifest
 
 TEST_F(FaultInjectionTest, FlushFailureSurfacesAndWritesStop) {
