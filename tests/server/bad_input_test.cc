@@ -59,7 +59,6 @@ class BadInputTest : public ::testing::Test {
     auto server = InProcessServer::Start(options, nullptr, nullptr, engine);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
-    idle_calls_ = server_->server()->TEST_idle_calls();
     channel_ = NewChannel(0);
     stub_ = v1::KV::NewStub(channel_);
     generic_ = std::make_unique<grpc::GenericStub>(channel_);
@@ -84,14 +83,7 @@ class BadInputTest : public ::testing::Test {
                                      grpc::InsecureChannelCredentials(), args);
   }
 
-  bool WaitForIdle() {
-    const absl::Time deadline = absl::Now() + kWait;
-    while (server_->server()->TEST_live_calls() != idle_calls_) {
-      if (absl::Now() > deadline) return false;
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    }
-    return true;
-  }
+  bool WaitForIdle() { return server_->WaitForIdle(kWait); }
 
   void ExpectServing() {
     grpc::ClientContext put_ctx;
@@ -205,7 +197,6 @@ class BadInputTest : public ::testing::Test {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::KV::Stub> stub_;
   std::unique_ptr<grpc::GenericStub> generic_;
-  int64_t idle_calls_ = 0;
   int canary_ = 0;
 };
 

@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 
 namespace strata::testing {
@@ -14,6 +15,16 @@ server::ServerOptions TestServerOptions() {
   options.calls_per_method = 2;
   options.shutdown_grace = absl::Seconds(2);
   return options;
+}
+
+bool InProcessServer::WaitForRpcs(const std::function<bool(int64_t)>& done,
+                                  absl::Duration timeout) const {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (!done(RpcsInProgress())) {
+    if (absl::Now() > deadline) return false;
+    absl::SleepFor(absl::Milliseconds(2));
+  }
+  return true;
 }
 
 absl::StatusOr<std::unique_ptr<InProcessServer>> InProcessServer::Start(

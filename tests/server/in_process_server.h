@@ -44,6 +44,21 @@ class InProcessServer {
   // Stops the server (idempotent); the DB stays open.
   void Shutdown() { server_->Shutdown(); }
 
+  // RPCs the server is serving now (call objects beyond the idle server's
+  // posted requests).
+  int64_t RpcsInProgress() const {
+    return server_->TEST_live_calls() - server_->TEST_idle_calls();
+  }
+  // Polls (every 2 ms, for at most `timeout`) until done(RpcsInProgress())
+  // holds; returns whether it did. Polling, because the server has no
+  // "RPC ended" signal a test could wait on.
+  bool WaitForRpcs(const std::function<bool(int64_t)>& done,
+                   absl::Duration timeout) const;
+  // WaitForRpcs until no RPC is in progress.
+  bool WaitForIdle(absl::Duration timeout) const {
+    return WaitForRpcs([](int64_t n) { return n == 0; }, timeout);
+  }
+
  private:
   InProcessServer() = default;
 

@@ -39,6 +39,31 @@ using HealthResponse = grpc::health::v1::HealthCheckResponse;
 
 constexpr absl::Duration kWait = absl::Seconds(20);
 
+// A count that tests wait on (bounded), bumped from server threads.
+class Counter {
+ public:
+  void Add() {
+    absl::MutexLock l(&mu_);
+    n_++;
+  }
+  int value() {
+    absl::MutexLock l(&mu_);
+    return n_;
+  }
+  bool WaitFor(int n) {
+    absl::MutexLock l(&mu_);
+    auto cond = [&] {
+      mu_.AssertHeld();
+      return n_ >= n;
+    };
+    return mu_.AwaitWithTimeout(absl::Condition(&cond), kWait);
+  }
+
+ private:
+  absl::Mutex mu_;
+  int n_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
 // Records every RPC end; lets a test wait for one.
 class RecordingObserver : public RpcObserver {
  public:
@@ -79,28 +104,15 @@ class RecordingObserver : public RpcObserver {
     absl::MutexLock l(&mu_);
     return starts_;
   }
-  void OnGetCoalesced() override {
-    absl::MutexLock l(&mu_);
-    coalesced_++;
-  }
+  void OnGetCoalesced() override { coalesced_.Add(); }
   // Waits (bounded) until n Gets have joined another's lookup.
-  bool WaitForCoalesced(int n) {
-    absl::MutexLock l(&mu_);
-    auto cond = [&] {
-      mu_.AssertHeld();
-      return coalesced_ >= n;
-    };
-    return mu_.AwaitWithTimeout(absl::Condition(&cond), kWait);
-  }
-  int coalesced() {
-    absl::MutexLock l(&mu_);
-    return coalesced_;
-  }
+  bool WaitForCoalesced(int n) { return coalesced_.WaitFor(n); }
+  int coalesced() { return coalesced_.value(); }
 
  private:
   absl::Mutex mu_;
   int starts_ ABSL_GUARDED_BY(mu_) = 0;
-  int coalesced_ ABSL_GUARDED_BY(mu_) = 0;
+  Counter coalesced_;
   std::vector<End> ends_ ABSL_GUARDED_BY(mu_);
 };
 
@@ -208,7 +220,6 @@ class KvServerTest : public ::testing::Test {
                                     std::move(wrap));
     ASSERT_OK(s);
     server_ = *std::move(s);
-    idle_calls_ = server_->server()->TEST_idle_calls();
     channel_ = MakeChannel(server_->address());
     stub_ = v1::KV::NewStub(channel_);
   }
@@ -284,25 +295,11 @@ class KvServerTest : public ::testing::Test {
       ASSERT_TRUE(Write(w).ok());
     }
   }
-  // Polls (bounded) until the server has no RPC in progress: only the
-  // posted requests are live.
-  bool WaitForIdle() {
-    const absl::Time deadline = absl::Now() + kWait;
-    while (server_->server()->TEST_live_calls() != idle_calls_) {
-      if (absl::Now() > deadline) return false;
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    }
-    return true;
-  }
+  bool WaitForIdle() { return server_->WaitForIdle(kWait); }
 
-  // Waits (bounded) until n Get RPCs have started and not ended.
-  bool WaitForGetsInFlight(int n) {
-    const absl::Time deadline = absl::Now() + kWait;
-    while (server_->server()->TEST_live_calls() - idle_calls_ < n) {
-      if (absl::Now() > deadline) return false;
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    }
-    return true;
+  // Waits (bounded) until n RPCs have started and not ended.
+  bool WaitForRpcsInFlight(int n) {
+    return server_->WaitForRpcs([n](int64_t k) { return k >= n; }, kWait);
   }
 
   RecordingObserver observer_;
@@ -312,8 +309,6 @@ class KvServerTest : public ::testing::Test {
   absl::Mutex hook_mu_;
   std::function<void(int, grpc::ServerContext*)> scan_hook_
       ABSL_GUARDED_BY(hook_mu_);
-  // Call objects of an idle server: every method's posted requests.
-  int64_t idle_calls_ = 0;
 };
 
 // ---- Basic RPCs ----
@@ -736,26 +731,6 @@ TEST_F(KvServerTest, GetThatWouldBlockIsServedByThePool) {
   EXPECT_EQ(fault->blocking_gets.load(), 2);
 }
 
-// A count that tests wait on (bounded), bumped from server threads.
-class Counter {
- public:
-  void Add() {
-    absl::MutexLock l(&mu_);
-    n_++;
-  }
-  bool WaitFor(int n) {
-    absl::MutexLock l(&mu_);
-    auto cond = [&] {
-      mu_.AssertHeld();
-      return n_ >= n;
-    };
-    return mu_.AwaitWithTimeout(absl::Condition(&cond), kWait);
-  }
-
- private:
-  absl::Mutex mu_;
-  int n_ ABSL_GUARDED_BY(mu_) = 0;
-};
 
 // Occupies both pool threads with lookups of "x" and "y", then sends eight
 // concurrent Gets of "hot": with coalescing they wait in one group and one
@@ -794,7 +769,7 @@ TEST_F(KvServerTest, ConcurrentGetsOfAColdKeyShareOneLookup) {
       // Seven joined the first one's queued lookup.
       EXPECT_TRUE(observer_.WaitForCoalesced(coalesced_before + 7));
     } else {
-      ASSERT_TRUE(WaitForGetsInFlight(10));
+      ASSERT_TRUE(WaitForRpcsInFlight(10));
     }
     release.Notify();
     for (std::thread& t : threads) t.join();
