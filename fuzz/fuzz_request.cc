@@ -46,7 +46,8 @@ class VectorIterator final : public storage::Iterator {
 class Checker final : public storage::WriteBatch::Handler {
  public:
   explicit Checker(const server::Limits& l) : limits(l) {}
-  void Put(std::string_view k, std::string_view v) override {
+  void Put(std::string_view k, std::string_view v,
+           const storage::PutAttributes&) override {
     Key(k);
     if (v.size() > limits.max_value_bytes) std::abort();
     n++;

@@ -11,6 +11,7 @@
 
 #include "db/write_batch_internal.h"
 #include "fuzz/fuzz_util.h"
+#include "strata/storage/change_log.h"
 #include "spdlog/spdlog.h"
 #include "wal/log_reader.h"
 
@@ -18,7 +19,8 @@ namespace {
 
 class Counter final : public strata::storage::WriteBatch::Handler {
  public:
-  void Put(std::string_view k, std::string_view v) override {
+  void Put(std::string_view k, std::string_view v,
+           const strata::storage::PutAttributes&) override {
     n++;
     bytes += k.size() + v.size();
   }
@@ -41,7 +43,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace strata::storage;
   std::string_view input(reinterpret_cast<const char*>(data), size);
   wal::Reader reader(std::make_unique<strata::fuzz::StringSequentialFile>(input),
-                     "fuzz.wal");
+                     "fuzz.wal", wal::kWalFormatVersion);
   std::string scratch;
   std::string_view record;
   WriteBatch batch;
@@ -59,6 +61,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!*more) break;
     total += record.size();
     if (total > size) std::abort();  // Records come from the input.
+    if (reader.format_version() == wal::kWalFormatVersion) {
+      // A committed batch, as the change log and recovery decode it.
+      ChangeBatch changes;
+      absl::Status s = ChangeBatch::Decode(
+          std::make_shared<const std::string>(record), &changes);
+      if (!s.ok() && !absl::IsDataLoss(s)) std::abort();
+      if (s.ok() && changes.changes.size() > record.size()) std::abort();
+      continue;
+    }
     if (!WriteBatchInternal::SetContents(&batch, record).ok()) continue;
     Counter counter;
     absl::Status s = batch.Iterate(&counter);

@@ -421,7 +421,9 @@ void KvServer::SubmitWrite(Call* call,
   // The callback runs on an engine thread once the batch is durable;
   // Finish only queues the reply, so it does not block the engine.
   db_->WriteAsync(write_options_, *std::move(batch),
-                  [call](absl::Status status) { call->Finish(status); });
+                  [call](absl::StatusOr<storage::Revision> r) {
+                    call->Finish(r.status());
+                  });
 }
 
 void KvServer::HandlePut(PutCall* call) {

@@ -41,12 +41,12 @@ class StrataEngine final : public BenchEngine {
                    bool sync) override {
     storage::WriteOptions options;
     options.sync = sync;
-    return db_->Put(options, key, value);
+    return db_->Put(options, key, value).status();
   }
   absl::Status Delete(std::string_view key, bool sync) override {
     storage::WriteOptions options;
     options.sync = sync;
-    return db_->Delete(options, key);
+    return db_->Delete(options, key).status();
   }
   absl::Status Get(std::string_view key, std::string* value,
                    bool* found) override {

@@ -12,10 +12,18 @@ void DBImpl::FlushThreadMain() {
   MutexLock l(&mu_);
   while (true) {
     while (!shutting_down_.load() && (imm_.empty() || !bg_error_.ok())) {
-      flush_cv_.Wait(&mu_);
+      if (HistoryRetentionIsTimed()) {
+        // Wake about once a second to advance the compacted revision.
+        flush_cv_.WaitForMicros(&mu_, 1'000'000);
+        MaybeAdvanceHistory();
+      } else {
+        flush_cv_.Wait(&mu_);
+      }
     }
     // On shutdown the WAL still holds the immutable memtables' data.
     if (shutting_down_.load()) return;
+    // Also between flushes, which may follow each other without a wait.
+    if (HistoryRetentionIsTimed()) MaybeAdvanceHistory();
     absl::Status s = FlushOldestImmutable();
     if (!s.ok()) RecordBackgroundError(s);
     bg_done_cv_.SignalAll();

@@ -5,6 +5,7 @@
 #include "absl/strings/str_format.h"
 #include "db/db_iter.h"
 #include "db/write_batch_internal.h"
+#include "util/stored_value.h"
 #include "spdlog/spdlog.h"
 #include "table/merging_iterator.h"
 #include "util/filename.h"
@@ -12,26 +13,11 @@
 
 namespace strata::storage {
 
-// What a reader pins: every memtable and table it may need to look at.
-struct DBImpl::SuperVersion {
-  MemTable* mem = nullptr;
-  std::vector<MemTable*> imm;  // Newest first.
-  Version* current = nullptr;
-
-  SuperVersion() = default;
-  SuperVersion(const SuperVersion&) = delete;
-  SuperVersion& operator=(const SuperVersion&) = delete;
-  ~SuperVersion() {
-    mem->Unref();
-    for (MemTable* m : imm) m->Unref();
-    current->Unref();
-  }
-};
-
 class DBImpl::SnapshotImpl final : public Snapshot {
  public:
   explicit SnapshotImpl(SequenceNumber seq) : sequence(seq) {}
   ~SnapshotImpl() override = default;
+  Revision revision() const override { return sequence; }
   const SequenceNumber sequence;
 };
 
@@ -171,36 +157,51 @@ std::shared_ptr<const DBImpl::SuperVersion> DBImpl::GetSuperVersion() {
   return sv_;
 }
 
+SequenceNumber DBImpl::ReadSequence(const ReadOptions& options) const {
+  return options.snapshot != nullptr
+             ? static_cast<const SnapshotImpl*>(options.snapshot)->sequence
+             : versions_->LastSequence();
+}
+
+absl::Status DBImpl::LookupEntry(const ReadOptions& options,
+                                 std::string_view key, SequenceNumber sequence,
+                                 LookupResult* result) {
+  EngineCounters::Bump(counters_.gets);
+  std::shared_ptr<const SuperVersion> sv = GetSuperVersion();
+  LookupKey lkey(key, sequence);
+  result->state = LookupResult::State::kNotFound;
+  if (sv->mem->Get(lkey, result)) return absl::OkStatus();
+  for (MemTable* m : sv->imm) {
+    if (m->Get(lkey, result)) return absl::OkStatus();
+  }
+  return sv->current->Get(options, lkey, result);
+}
+
 absl::StatusOr<std::string> DBImpl::Get(const ReadOptions& options,
                                         std::string_view key) {
-  EngineCounters::Bump(counters_.gets);
-  SequenceNumber seq =
-      options.snapshot != nullptr
-          ? static_cast<const SnapshotImpl*>(options.snapshot)->sequence
-          : versions_->LastSequence();
-  std::shared_ptr<const SuperVersion> sv = GetSuperVersion();
-  LookupKey lkey(key, seq);
-  std::string value;
-  absl::Status s;
-  if (sv->mem->Get(lkey, &value, &s)) {
-    if (!s.ok()) return s;
-    return value;
+  ASSIGN_OR_RETURN(GetResult r, GetWithMetadata(options, key));
+  return std::move(r.value);
+}
+
+absl::StatusOr<GetResult> DBImpl::GetWithMetadata(const ReadOptions& options,
+                                                  std::string_view key) {
+  LookupResult found;
+  RETURN_IF_ERROR(LookupEntry(options, key, ReadSequence(options), &found));
+  if (found.state != LookupResult::State::kFound) {
+    return absl::NotFoundError("key not found");
   }
-  for (MemTable* m : sv->imm) {
-    if (m->Get(lkey, &value, &s)) {
-      if (!s.ok()) return s;
-      return value;
-    }
-  }
-  Version::GetState state;
-  RETURN_IF_ERROR(sv->current->Get(options, lkey, &value, &state));
-  if (state == Version::GetState::kFound) return value;
-  return absl::NotFoundError("key not found");
+  GetResult r;
+  std::string_view value;
+  RETURN_IF_ERROR(DecodeStoredValue(found.type, found.sequence,
+                                    found.stored_value, &r.metadata, &value));
+  r.value.assign(value.data(), value.size());
+  return r;
 }
 
 Iterator* DBImpl::NewInternalIterator(const ReadOptions& options,
-                                      std::shared_ptr<const SuperVersion> sv) {
-  std::vector<Iterator*> children;
+                                      std::shared_ptr<const SuperVersion> sv,
+                                      std::vector<Iterator*> extra) {
+  std::vector<Iterator*> children = std::move(extra);
   children.push_back(sv->mem->NewIterator());
   for (MemTable* m : sv->imm) children.push_back(m->NewIterator());
   sv->current->AddIterators(options, &children);
@@ -211,10 +212,7 @@ Iterator* DBImpl::NewInternalIterator(const ReadOptions& options,
 
 std::unique_ptr<Iterator> DBImpl::NewIterator(const ReadOptions& options) {
   EngineCounters::Bump(counters_.iterators_created);
-  SequenceNumber seq =
-      options.snapshot != nullptr
-          ? static_cast<const SnapshotImpl*>(options.snapshot)->sequence
-          : versions_->LastSequence();
+  SequenceNumber seq = ReadSequence(options);
   Iterator* internal = NewInternalIterator(options, GetSuperVersion());
   return std::unique_ptr<Iterator>(
       NewDBIterator(icmp_.user_comparator(), internal, seq));
@@ -225,6 +223,20 @@ const Snapshot* DBImpl::GetSnapshot() {
   SequenceNumber seq = versions_->LastSequence();
   snapshots_.insert(seq);
   return new SnapshotImpl(seq);
+}
+
+absl::StatusOr<const Snapshot*> DBImpl::GetSnapshotAt(Revision revision) {
+  MutexLock l(&mu_);
+  const SequenceNumber current = versions_->LastSequence();
+  const SequenceNumber compacted = CompactedRevisionLocked();
+  if (revision < compacted || revision > current) {
+    return absl::OutOfRangeError(absl::StrFormat(
+        "revision %d is not readable: history is kept from the compacted "
+        "revision %d up to the current revision %d",
+        revision, compacted, current));
+  }
+  snapshots_.insert(revision);
+  return new SnapshotImpl(revision);
 }
 
 void DBImpl::ReleaseSnapshot(const Snapshot* snapshot) {
@@ -239,7 +251,26 @@ void DBImpl::ReleaseSnapshot(const Snapshot* snapshot) {
 }
 
 SequenceNumber DBImpl::OldestSnapshotSequence() {
-  return snapshots_.empty() ? versions_->LastSequence() : *snapshots_.begin();
+  SequenceNumber oldest = CompactedRevisionLocked();
+  if (!snapshots_.empty()) oldest = std::min(oldest, *snapshots_.begin());
+  return oldest;
+}
+
+Revision DBImpl::CompactedRevision() {
+  MutexLock l(&mu_);
+  return CompactedRevisionLocked();
+}
+
+SequenceNumber DBImpl::CompactedRevisionLocked() const {
+  return options_.keep_history ? versions_->CompactedRevision()
+                               : versions_->LastSequence();
+}
+
+void DBImpl::SetCommitListener(CommitListener* listener) {
+  // Leaders call the listener with mu_ held, so once this returns the old
+  // one is never called again.
+  MutexLock l(&mu_);
+  commit_listener_ = listener;
 }
 
 void DBImpl::RecordBackgroundError(const absl::Status& s) {
@@ -290,7 +321,9 @@ void DBImpl::DeleteObsoleteFiles() {
     bool keep = true;
     switch (type) {
       case FileType::kWal:
-        keep = number >= min_log || number == log_number_;
+        keep = number >= min_log || number == log_number_ ||
+               WalNeededForHistory(number);
+        if (!keep) wal_first_revision_.erase(number);
         break;
       case FileType::kTable:
         keep = live.count(number) > 0;

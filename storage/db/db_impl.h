@@ -20,6 +20,7 @@
 
 #include <atomic>
 #include <deque>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -51,18 +52,29 @@ class DBImpl final : public DB {
   // background threads. Called once by DB::Open.
   absl::Status Open();
 
-  absl::Status Put(const WriteOptions& options, std::string_view key,
-                   std::string_view value) override;
-  absl::Status Delete(const WriteOptions& options,
-                      std::string_view key) override;
-  absl::Status Write(const WriteOptions& options, WriteBatch* batch) override;
+  absl::StatusOr<Revision> Put(const WriteOptions& options,
+                               std::string_view key,
+                               std::string_view value) override;
+  absl::StatusOr<Revision> Delete(const WriteOptions& options,
+                                  std::string_view key) override;
+  absl::StatusOr<Revision> Write(const WriteOptions& options,
+                                 WriteBatch* batch) override;
   void WriteAsync(const WriteOptions& options, WriteBatch batch,
                   WriteCallback done) override;
   absl::StatusOr<std::string> Get(const ReadOptions& options,
                                   std::string_view key) override;
+  absl::StatusOr<GetResult> GetWithMetadata(const ReadOptions& options,
+                                            std::string_view key) override;
   std::unique_ptr<Iterator> NewIterator(const ReadOptions& options) override;
   const Snapshot* GetSnapshot() override;
+  absl::StatusOr<const Snapshot*> GetSnapshotAt(Revision revision) override;
   void ReleaseSnapshot(const Snapshot* snapshot) override;
+  Revision CurrentRevision() override { return versions_->LastSequence(); }
+  Revision CompactedRevision() override;
+  absl::Status CompactHistory(Revision revision) override;
+  absl::StatusOr<std::unique_ptr<ChangeIterator>> GetUpdatesSince(
+      Revision revision) override;
+  void SetCommitListener(CommitListener* listener) override;
   absl::Status SyncWAL() override;
   absl::Status Flush() override;
   absl::Status CompactRange(std::optional<std::string_view> begin,
@@ -78,8 +90,25 @@ class DBImpl final : public DB {
 
  private:
   struct Writer;
-  struct SuperVersion;
+  // What a reader pins: every memtable and table it may need to look at.
+  struct SuperVersion {
+    MemTable* mem = nullptr;
+    std::vector<MemTable*> imm;  // Newest first.
+    Version* current = nullptr;
+
+    SuperVersion() = default;
+    SuperVersion(const SuperVersion&) = delete;
+    SuperVersion& operator=(const SuperVersion&) = delete;
+    ~SuperVersion() {
+      mem->Unref();
+      for (MemTable* m : imm) m->Unref();
+      current->Unref();
+    }
+  };
+
   class SnapshotImpl;
+  class GroupCommit;
+  class WalChangeIterator;
   struct ImmutableMemTable {
     MemTable* mem;
     uint64_t log_number;  // The WAL holding its data.
@@ -88,7 +117,9 @@ class DBImpl final : public DB {
   // ---- write path (db_write.cc)
   void EnqueueWriter(Writer* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void LeadGroupCommit(Writer* leader) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  WriteBatch* BuildBatchGroup(Writer** last_writer)
+  // Appends the writers at the front of the queue that commit together
+  // (up to a byte limit) to *group; returns their batches' bytes.
+  size_t BuildGroup(std::vector<Writer*>* group)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status MakeRoomForWrite(bool force) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A new memtable with the configured bloom filter (count 0: Ref it).
@@ -100,6 +131,10 @@ class DBImpl final : public DB {
   absl::Status Recover() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status ReplayWal(uint64_t number, VersionEdit* edit,
                          SequenceNumber* max_sequence, MemTable** mem)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Reads the first revision of a WAL kept for history into
+  // wal_first_revision_ (nothing for a format-1 WAL).
+  absl::Status NoteWalFirstRevision(uint64_t number)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // ---- flush (db_flush.cc)
@@ -122,9 +157,38 @@ class DBImpl final : public DB {
   void DeleteObsoleteFiles() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RecordBackgroundError(const absl::Status& s)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The oldest revision a read may still need: compaction keeps the
+  // newest entry of each key at or below it and everything above it. With
+  // keep_history it is at most the compacted revision.
   SequenceNumber OldestSnapshotSequence() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // CompactedRevision() for callers holding mu_.
+  SequenceNumber CompactedRevisionLocked() const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The revision a read with these options sees.
+  SequenceNumber ReadSequence(const ReadOptions& options) const;
+  // Looks key up as of sequence; fills *result.
+  absl::Status LookupEntry(const ReadOptions& options, std::string_view key,
+                           SequenceNumber sequence, LookupResult* result);
+  // A merging iterator over sv's memtables and tables plus `extra`
+  // (owned by the result).
   Iterator* NewInternalIterator(const ReadOptions& options,
-                                std::shared_ptr<const SuperVersion> sv);
+                                std::shared_ptr<const SuperVersion> sv,
+                                std::vector<Iterator*> extra = {});
+
+  // ---- history (db_history.cc)
+  // Advances the compacted revision per Options::history_retention_*;
+  // called about once a second from the flush thread.
+  void MaybeAdvanceHistory() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether history retention needs MaybeAdvanceHistory calls.
+  bool HistoryRetentionIsTimed() const {
+    return options_.keep_history && (options_.history_retention_seconds > 0 ||
+                                     options_.history_retention_revisions > 0);
+  }
+  absl::Status SetCompactedRevision(SequenceNumber revision)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether WAL `number` may hold changes after the compacted revision
+  // (and must be kept for GetUpdatesSince).
+  bool WalNeededForHistory(uint64_t number) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Fixed at construction.
   const Options options_;
@@ -146,6 +210,18 @@ class DBImpl final : public DB {
   std::deque<ImmutableMemTable> imm_ ABSL_GUARDED_BY(mu_);  // Oldest first.
   std::unique_ptr<wal::Writer> log_ ABSL_GUARDED_BY(mu_);
   uint64_t log_number_ ABSL_GUARDED_BY(mu_) = 0;
+  // Bytes of the current WAL that hold published (visible) revisions: the
+  // change log reads the live WAL only up to here.
+  uint64_t published_wal_offset_ ABSL_GUARDED_BY(mu_) = 0;
+  // The first revision each WAL (format 2) may hold, by WAL number: WAL n
+  // holds [first(n), first(next WAL)). For history retention.
+  std::map<uint64_t, SequenceNumber> wal_first_revision_ ABSL_GUARDED_BY(mu_);
+  CommitListener* commit_listener_ ABSL_GUARDED_BY(mu_) = nullptr;
+  // (time in seconds, revision) samples for time-based retention, oldest
+  // first.
+  std::deque<std::pair<uint64_t, SequenceNumber>> history_samples_
+      ABSL_GUARDED_BY(mu_);
+  uint64_t last_history_advance_micros_ ABSL_GUARDED_BY(mu_) = 0;
 
   // Readers' view.
   Mutex sv_mu_ ABSL_ACQUIRED_AFTER(mu_);
@@ -154,7 +230,6 @@ class DBImpl final : public DB {
   // Writer queue (group commit).
   std::deque<Writer*> writers_ ABSL_GUARDED_BY(mu_);
   CondVar commit_cv_;  // Wakes the commit thread.
-  std::unique_ptr<WriteBatch> group_batch_ ABSL_GUARDED_BY(mu_);
 
   // Background work.
   CondVar flush_cv_;       // Wakes the flush thread.

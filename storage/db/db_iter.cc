@@ -3,6 +3,8 @@
 #include <memory>
 #include <string>
 
+#include "util/stored_value.h"
+
 namespace strata::storage {
 namespace {
 
@@ -20,10 +22,8 @@ class DBIter final : public Iterator {
     return direction_ == kForward ? ExtractUserKey(iter_->key())
                                   : std::string_view(saved_key_);
   }
-  std::string_view value() const override {
-    return direction_ == kForward ? iter_->value()
-                                  : std::string_view(saved_value_);
-  }
+  std::string_view value() const override { return value_; }
+  KeyMetadata metadata() const override { return metadata_; }
   absl::Status status() const override {
     return status_.ok() ? iter_->status() : status_;
   }
@@ -133,8 +133,8 @@ class DBIter final : public Iterator {
                    ucmp_->Compare(ikey.user_key, saved_key_) <= 0) {
           // Hidden by a newer entry or tombstone.
         } else {
-          valid_ = true;
           saved_key_.clear();
+          valid_ = Decode(ikey.type, ikey.sequence, iter_->value());
           return;
         }
       }
@@ -165,6 +165,8 @@ class DBIter final : public Iterator {
             saved_key_.assign(ikey.user_key.data(), ikey.user_key.size());
             std::string_view v = iter_->value();
             saved_value_.assign(v.data(), v.size());
+            saved_type_ = ikey.type;
+            saved_sequence_ = ikey.sequence;
           }
         }
         if (!status_.ok()) break;
@@ -177,8 +179,22 @@ class DBIter final : public Iterator {
       saved_value_.clear();
       direction_ = kForward;
     } else {
-      valid_ = true;
+      valid_ = Decode(saved_type_, saved_sequence_, saved_value_);
     }
+  }
+
+  // Splits the current entry's stored value into value_ and metadata_.
+  // False (with status_ DataLoss) if it does not parse.
+  bool Decode(ValueType type, SequenceNumber sequence,
+              std::string_view stored) {
+    absl::Status s = DecodeStoredValue(type, sequence, stored, &metadata_,
+                                       &value_);
+    if (!s.ok()) {
+      status_ = s;
+      value_ = std::string_view();
+      return false;
+    }
+    return true;
   }
 
   const Comparator* const ucmp_;
@@ -186,7 +202,13 @@ class DBIter final : public Iterator {
   const SequenceNumber sequence_;
   absl::Status status_;
   std::string saved_key_;
-  std::string saved_value_;
+  std::string saved_value_;  // Stored form (reverse direction).
+  ValueType saved_type_ = kTypeDeletion;
+  SequenceNumber saved_sequence_ = 0;
+  // The current entry's user value (pointing into iter_'s value or
+  // saved_value_) and metadata.
+  std::string_view value_;
+  KeyMetadata metadata_;
   Direction direction_ = kForward;
   bool valid_ = false;
 };

@@ -42,14 +42,16 @@ absl::Status DBImpl::Recover() {
   std::set<uint64_t> expected;
   versions_->AddLiveFiles(&expected);
   std::vector<uint64_t> wals;
+  std::vector<uint64_t> retained_wals;  // Older, kept for the change log.
   for (const std::string& name : children) {
     uint64_t number;
     FileType type;
     if (!ParseFileName(name, &number, &type)) continue;
     versions_->MarkFileNumberUsed(number);
     if (type == FileType::kTable) expected.erase(number);
-    if (type == FileType::kWal && number >= versions_->LogNumber()) {
-      wals.push_back(number);
+    if (type == FileType::kWal) {
+      (number >= versions_->LogNumber() ? wals : retained_wals)
+          .push_back(number);
     }
   }
   if (!expected.empty()) {
@@ -84,6 +86,17 @@ absl::Status DBImpl::Recover() {
       return s;
     }
   }
+  if (options_.keep_history) {
+    // Newest first, so an empty one can take its successor's first revision.
+    std::sort(retained_wals.rbegin(), retained_wals.rend());
+    for (uint64_t number : retained_wals) {
+      absl::Status s = NoteWalFirstRevision(number);
+      if (!s.ok()) {
+        if (mem != nullptr) mem->Unref();
+        return s;
+      }
+    }
+  }
   if (mem != nullptr) {
     absl::Status s = WriteLevel0Table(mem, &edit);
     mem->Unref();
@@ -93,7 +106,7 @@ absl::Status DBImpl::Recover() {
   // A fresh WAL; the replayed ones become obsolete once the edit is in.
   uint64_t number = versions_->NewFileNumber();
   ASSIGN_OR_RETURN(auto file, env_->NewWritableFile(WalFileName(dbname_, number)));
-  log_ = std::make_unique<wal::Writer>(std::move(file));
+  log_ = std::make_unique<wal::Writer>(std::move(file), wal::kWalFormatVersion);
   // A durable file header, so a power loss cannot leave garbage there
   // (see SwitchMemTable).
   RETURN_IF_ERROR(log_->Sync());
@@ -103,6 +116,16 @@ absl::Status DBImpl::Recover() {
   RETURN_IF_ERROR(env_->SyncDir(dbname_));
   versions_->SetLastSequence(max_sequence);
   edit.SetLogNumber(number);
+  if (versions_->DatabaseFormat() < VersionEdit::kDatabaseFormat) {
+    // A database written before revisions: its older history was not kept
+    // (and its WALs are format 1), so it starts with everything up to now
+    // compacted. Recorded in the same edit as the new format.
+    spdlog::info("{}: upgrading database format {} to {} at revision {}",
+                 dbname_, versions_->DatabaseFormat(),
+                 VersionEdit::kDatabaseFormat, max_sequence);
+    edit.SetDatabaseFormat(VersionEdit::kDatabaseFormat);
+    edit.SetCompactedRevision(max_sequence);
+  }
   absl::Status s = versions_->LogAndApply(&edit);
   for (const auto& [level, f] : edit.new_files()) {
     pending_outputs_.erase(f.number);
@@ -110,6 +133,8 @@ absl::Status DBImpl::Recover() {
   RETURN_IF_ERROR(s);
   mem_ = NewMemTable();
   mem_->Ref();
+  published_wal_offset_ = log_->BytesWritten();
+  wal_first_revision_[number] = max_sequence + 1;
   if (!wals.empty()) {
     spdlog::info("recovered {} WAL file(s); last sequence {}", wals.size(),
                  max_sequence);
@@ -121,29 +146,40 @@ absl::Status DBImpl::ReplayWal(uint64_t number, VersionEdit* edit,
                                SequenceNumber* max_sequence, MemTable** mem) {
   std::string path = WalFileName(dbname_, number);
   ASSIGN_OR_RETURN(auto file, env_->NewSequentialFile(path));
-  wal::Reader reader(std::move(file), path);
+  wal::Reader reader(std::move(file), path, wal::kWalFormatVersion);
   std::string scratch;
   std::string_view record;
-  WriteBatch batch;
   uint64_t records = 0;
   while (true) {
     ASSIGN_OR_RETURN(bool more, reader.ReadRecord(&record, &scratch));
     if (!more) break;
-    absl::Status s = WriteBatchInternal::SetContents(&batch, record);
     if (*mem == nullptr) {
       *mem = NewMemTable();
       (*mem)->Ref();
     }
-    if (s.ok()) s = WriteBatchInternal::InsertInto(&batch, *mem);
+    absl::Status s;
+    SequenceNumber last = 0;
+    if (reader.format_version() == wal::kWalFormatVersion) {
+      // One committed batch: one revision.
+      s = WriteBatchInternal::InsertCommitted(record, *mem);
+      if (s.ok()) {
+        last = WriteBatchInternal::GetRevision(record);
+        if (records == 0) wal_first_revision_[number] = last;
+      }
+    } else {
+      // Format 1: the i-th operation had sequence number first + i.
+      absl::StatusOr<SequenceNumber> r =
+          WriteBatchInternal::InsertVersion1(record, *mem);
+      s = r.status();
+      if (s.ok()) last = *r;
+    }
     if (!s.ok()) {
       return absl::DataLossError(absl::StrFormat(
           "%s: record at offset %d: %s", path, reader.LastRecordOffset(),
           std::string(s.message())));
     }
     records++;
-    SequenceNumber last =
-        WriteBatchInternal::Sequence(&batch) + batch.Count() - 1;
-    if (batch.Count() > 0 && last > *max_sequence) *max_sequence = last;
+    if (last > *max_sequence) *max_sequence = last;
     if ((*mem)->ApproximateMemoryUsage() > options_.write_buffer_size) {
       absl::Status fs = WriteLevel0Table(*mem, edit);
       (*mem)->Unref();
@@ -151,11 +187,36 @@ absl::Status DBImpl::ReplayWal(uint64_t number, VersionEdit* edit,
       RETURN_IF_ERROR(fs);
     }
   }
+  if (records == 0 && reader.format_version() == wal::kWalFormatVersion) {
+    // Empty: it holds nothing from the next WAL's first revision on.
+    wal_first_revision_[number] = *max_sequence + 1;
+  }
   if (reader.dropped_torn_tail()) {
     spdlog::warn("{}: dropped a torn final record ({} bytes) left by a crash",
                  path, reader.dropped_bytes());
   }
   spdlog::debug("replayed {}: {} records", path, records);
+  return absl::OkStatus();
+}
+
+absl::Status DBImpl::NoteWalFirstRevision(uint64_t number) {
+  std::string path = WalFileName(dbname_, number);
+  ASSIGN_OR_RETURN(auto file, env_->NewSequentialFile(path));
+  wal::Reader reader(std::move(file), path, wal::kWalFormatVersion);
+  std::string scratch;
+  std::string_view record;
+  ASSIGN_OR_RETURN(bool any, reader.ReadRecord(&record, &scratch));
+  if (reader.format_version() != wal::kWalFormatVersion) {
+    return absl::OkStatus();  // Format 1: no history; deleted as obsolete.
+  }
+  if (!any || record.size() < WriteBatchInternal::kHeader) {
+    // Empty: it takes the first revision of the WAL after it.
+    auto next = wal_first_revision_.upper_bound(number);
+    wal_first_revision_[number] =
+        next != wal_first_revision_.end() ? next->second : kMaxSequenceNumber;
+    return absl::OkStatus();
+  }
+  wal_first_revision_[number] = WriteBatchInternal::GetRevision(record);
   return absl::OkStatus();
 }
 

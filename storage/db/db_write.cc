@@ -1,23 +1,33 @@
-// The write path: a queue of writers, group commit, memtable switching and
-// write stalls.
+// The write path: a queue of writers, group commit, revisions, memtable
+// switching and write stalls.
 //
 // Every writer (synchronous or asynchronous) joins writers_. The writer at
-// the front leads: it gathers the batches queued behind it into one group,
-// appends the group to the WAL as one record, fsyncs once if any member
-// asked for sync, inserts the group into the memtable, publishes the new
-// last sequence number and completes every member. A synchronous writer
-// leads on its own thread; a group whose front is asynchronous is led by
-// the commit thread, so WriteAsync never blocks its caller.
+// the front leads: it gathers the batches queued behind it into a group
+// and commits them one after the other, each at the next revision
+// (GroupCommit below): it runs the batch's CommitFunction, drops
+// operations a later one of the same batch overrides and deletes of
+// absent keys, looks up each key's current metadata (create revision,
+// version) and encodes the batch in its committed form, one WAL record per
+// revision. Then it appends the group's records to the WAL, fsyncs once if
+// any member asked for sync, inserts them into the memtable, publishes the
+// last revision, tells the commit listener and completes every member. A
+// synchronous writer leads on its own thread; a group whose front is
+// asynchronous is led by the commit thread, so WriteAsync never blocks its
+// caller.
 
 #include <chrono>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "db/db_impl.h"
+#include "db/db_iter.h"
 #include "db/write_batch_internal.h"
 #include "spdlog/spdlog.h"
+#include "table/merging_iterator.h"
 #include "util/filename.h"
 #include "util/status_macros.h"
+#include "util/stored_value.h"
 
 namespace strata::storage {
 
@@ -27,32 +37,224 @@ struct DBImpl::Writer {
   bool sync = false;
   bool done = false;
   absl::Status status;
+  Revision revision = 0;   // Set when the write committed (or was a no-op).
   WriteCallback callback;  // Set for asynchronous writers.
-  CondVar cv;        // Signalled for synchronous writers.
+  CondVar cv;              // Signalled for synchronous writers.
 
   bool is_async() const { return static_cast<bool>(callback); }
+  absl::StatusOr<Revision> result() const {
+    if (!status.ok()) return status;
+    return revision;
+  }
 };
 
 namespace {
-// A group holds at most this many bytes of batches (one WAL record).
+// A group holds at most this many bytes of batches.
 constexpr size_t kMaxGroupBytes = 4 << 20;
+
+// One operation of a user batch, pointing into the batch.
+struct PendingOp {
+  bool is_put = false;
+  std::string_view key;
+  std::string_view value;
+  PutAttributes attributes;
+};
+
+class OpCollector final : public WriteBatch::Handler {
+ public:
+  explicit OpCollector(std::vector<PendingOp>* ops) : ops_(ops) {}
+  void Put(std::string_view key, std::string_view value,
+           const PutAttributes& attributes) override {
+    ops_->push_back({true, key, value, attributes});
+  }
+  void Delete(std::string_view key) override {
+    ops_->push_back({false, key, {}, {}});
+  }
+
+ private:
+  std::vector<PendingOp>* const ops_;
+};
+
+// Keeps only the last operation of each key, in the order of those last
+// operations (a later operation of the same key in one batch wins).
+void DropOverriddenOps(std::vector<PendingOp>* ops) {
+  if (ops->size() < 2) return;
+  absl::flat_hash_map<std::string_view, size_t> last;
+  last.reserve(ops->size());
+  for (size_t i = 0; i < ops->size(); i++) last[(*ops)[i].key] = i;
+  if (last.size() == ops->size()) return;
+  size_t out = 0;
+  for (size_t i = 0; i < ops->size(); i++) {
+    if (last[(*ops)[i].key] == i) (*ops)[out++] = (*ops)[i];
+  }
+  ops->resize(out);
+}
+
+absl::Status DecodeChanges(
+    const std::vector<std::shared_ptr<const std::string>>& records,
+    std::vector<ChangeBatch>* changes) {
+  changes->resize(records.size());
+  for (size_t i = 0; i < records.size(); i++) {
+    RETURN_IF_ERROR(ChangeBatch::Decode(records[i], &(*changes)[i]));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
-absl::Status DBImpl::Put(const WriteOptions& options, std::string_view key,
-                         std::string_view value) {
+// Encodes one group's batches in their committed form. Reads go to the
+// pinned SuperVersion at the last published revision, plus an overlay
+// memtable holding what earlier batches of the same group wrote (there is
+// one only when the group has more than one batch). Runs on the leader
+// without the DB mutex.
+class DBImpl::GroupCommit final : public CommitView {
+ public:
+  GroupCommit(DBImpl* db, std::shared_ptr<const SuperVersion> sv,
+              SequenceNumber base, bool needs_overlay)
+      : db_(db), sv_(std::move(sv)), base_(base), next_(base + 1) {
+    if (needs_overlay) {
+      overlay_ = new MemTable(db_->icmp_);
+      overlay_->Ref();
+    }
+  }
+  ~GroupCommit() override {
+    if (overlay_ != nullptr) overlay_->Unref();
+  }
+
+  // Commits `batch` at the next revision. Returns the revision (or the
+  // last revision so far when the batch changed nothing), or the error of
+  // its CommitFunction or of a lookup; the batch then writes nothing.
+  absl::StatusOr<Revision> Add(WriteBatch* batch) {
+    if (batch->commit_function()) {
+      RETURN_IF_ERROR(batch->commit_function()(this, batch));
+    }
+    ops_.clear();
+    OpCollector collector(&ops_);
+    RETURN_IF_ERROR(batch->Iterate(&collector));
+    DropOverriddenOps(&ops_);
+    CommittedBatchBuilder builder(next_);
+    for (const PendingOp& op : ops_) {
+      LookupResult current;
+      KeyMetadata meta;
+      RETURN_IF_ERROR(LookupLatest(op.key, &current, &meta));
+      const bool exists = current.state == LookupResult::State::kFound;
+      if (op.is_put) {
+        KeyMetadata next;
+        next.mod_revision = next_;
+        next.create_revision = exists ? meta.create_revision : next_;
+        next.version = exists ? meta.version + 1 : 1;
+        next.attributes = op.attributes;
+        builder.Put(op.key, next, op.value);
+        user_bytes_ += op.key.size() + op.value.size();
+      } else if (exists) {
+        builder.Delete(op.key);
+        user_bytes_ += op.key.size();
+      }
+    }
+    if (builder.count() == 0) return next_ - 1;
+    keys_ += builder.count();
+    records_.push_back(std::make_shared<const std::string>(builder.Finish()));
+    if (overlay_ != nullptr) {
+      RETURN_IF_ERROR(
+          WriteBatchInternal::InsertCommitted(*records_.back(), overlay_));
+    }
+    return next_++;
+  }
+
+  // The committed batches, one per revision from base + 1 on.
+  const std::vector<std::shared_ptr<const std::string>>& records() const {
+    return records_;
+  }
+  SequenceNumber last_revision() const { return next_ - 1; }
+  // Keys written and bytes of their keys and values (for statistics).
+  uint64_t keys() const { return keys_; }
+  uint64_t user_bytes() const { return user_bytes_; }
+
+  // CommitView.
+  Revision revision() const override { return next_; }
+  Revision base_revision() const override { return next_ - 1; }
+  absl::Status Get(std::string_view key, std::string* value,
+                   KeyMetadata* metadata) override {
+    LookupResult current;
+    RETURN_IF_ERROR(LookupLatest(key, &current, metadata));
+    if (current.state != LookupResult::State::kFound) {
+      return absl::NotFoundError("key not found");
+    }
+    std::string_view v;
+    RETURN_IF_ERROR(DecodeStoredValue(current.type, current.sequence,
+                                      current.stored_value, metadata, &v));
+    value->assign(v.data(), v.size());
+    return absl::OkStatus();
+  }
+  std::unique_ptr<Iterator> NewIterator() override {
+    std::vector<Iterator*> extra;
+    if (overlay_ != nullptr) {
+      overlay_->Ref();
+      Iterator* it = overlay_->NewIterator();
+      MemTable* overlay = overlay_;
+      it->RegisterCleanup([overlay] { overlay->Unref(); });
+      extra.push_back(it);
+    }
+    Iterator* internal =
+        db_->NewInternalIterator(ReadOptions(), sv_, std::move(extra));
+    return std::unique_ptr<Iterator>(NewDBIterator(
+        db_->icmp_.user_comparator(), internal, next_ - 1));
+  }
+
+ private:
+  // The newest entry of key: in the overlay, else as of base_. Fills *meta
+  // when it is a value.
+  absl::Status LookupLatest(std::string_view key, LookupResult* result,
+                            KeyMetadata* meta) {
+    result->state = LookupResult::State::kNotFound;
+    bool found = false;
+    if (overlay_ != nullptr) {
+      found = overlay_->Get(LookupKey(key, kMaxSequenceNumber), result);
+    }
+    if (!found) {
+      LookupKey lkey(key, base_);
+      found = sv_->mem->Get(lkey, result);
+      for (size_t i = 0; !found && i < sv_->imm.size(); i++) {
+        found = sv_->imm[i]->Get(lkey, result);
+      }
+      if (!found) {
+        RETURN_IF_ERROR(sv_->current->Get(ReadOptions(), lkey, result));
+      }
+    }
+    if (result->state != LookupResult::State::kFound) return absl::OkStatus();
+    std::string_view unused;
+    return DecodeStoredValue(result->type, result->sequence,
+                             result->stored_value, meta, &unused);
+  }
+
+  DBImpl* const db_;
+  const std::shared_ptr<const SuperVersion> sv_;
+  const SequenceNumber base_;
+  SequenceNumber next_;  // The revision the next non-empty batch gets.
+  MemTable* overlay_ = nullptr;
+  std::vector<PendingOp> ops_;  // Scratch, reused per batch.
+  std::vector<std::shared_ptr<const std::string>> records_;
+  uint64_t keys_ = 0;
+  uint64_t user_bytes_ = 0;
+};
+
+absl::StatusOr<Revision> DBImpl::Put(const WriteOptions& options,
+                                     std::string_view key,
+                                     std::string_view value) {
   WriteBatch batch;
   batch.Put(key, value);
   return Write(options, &batch);
 }
 
-absl::Status DBImpl::Delete(const WriteOptions& options,
-                            std::string_view key) {
+absl::StatusOr<Revision> DBImpl::Delete(const WriteOptions& options,
+                                        std::string_view key) {
   WriteBatch batch;
   batch.Delete(key);
   return Write(options, &batch);
 }
 
-absl::Status DBImpl::Write(const WriteOptions& options, WriteBatch* batch) {
+absl::StatusOr<Revision> DBImpl::Write(const WriteOptions& options,
+                                       WriteBatch* batch) {
   if (batch == nullptr) return absl::InvalidArgumentError("null write batch");
   if (shutting_down_.load()) {
     return absl::FailedPreconditionError("database is shutting down");
@@ -63,9 +265,9 @@ absl::Status DBImpl::Write(const WriteOptions& options, WriteBatch* batch) {
   MutexLock l(&mu_);
   EnqueueWriter(&w);
   while (!w.done && writers_.front() != &w) w.cv.Wait(&mu_);
-  if (w.done) return w.status;
+  if (w.done) return w.result();
   LeadGroupCommit(&w);
-  return w.status;
+  return w.result();
 }
 
 void DBImpl::WriteAsync(const WriteOptions& options, WriteBatch batch,
@@ -102,95 +304,104 @@ void DBImpl::CommitThreadMain() {
   }
 }
 
-WriteBatch* DBImpl::BuildBatchGroup(Writer** last_writer) {
-  Writer* first = writers_.front();
-  WriteBatch* result = first->batch;
-  size_t size = WriteBatchInternal::ByteSize(first->batch);
-  *last_writer = first;
-  for (auto it = writers_.begin() + 1; it != writers_.end(); ++it) {
-    Writer* w = *it;
-    size += WriteBatchInternal::ByteSize(w->batch);
-    if (size > kMaxGroupBytes) break;
-    if (result == first->batch) {
-      // Switch to the shared group batch rather than modify the caller's.
-      if (group_batch_ == nullptr) group_batch_ = std::make_unique<WriteBatch>();
-      result = group_batch_.get();
-      result->Clear();
-      result->Append(*first->batch);
-    }
-    result->Append(*w->batch);
-    *last_writer = w;
+size_t DBImpl::BuildGroup(std::vector<Writer*>* group) {
+  size_t size = 0;
+  for (Writer* w : writers_) {
+    size_t bytes = WriteBatchInternal::ByteSize(w->batch);
+    if (!group->empty() && size + bytes > kMaxGroupBytes) break;
+    size += bytes;
+    group->push_back(w);
   }
-  return result;
+  return size;
 }
 
 void DBImpl::LeadGroupCommit(Writer* leader) {
   absl::Status status = MakeRoomForWrite(/*force=*/false);
-  Writer* last_writer = leader;
-  if (status.ok()) {
-    WriteBatch* group = BuildBatchGroup(&last_writer);
-    SequenceNumber last_sequence = versions_->LastSequence();
-    WriteBatchInternal::SetSequence(group, last_sequence + 1);
-    last_sequence += group->Count();
+  std::vector<Writer*> group;
+  if (!status.ok()) {
+    group.push_back(leader);  // Fail the leader alone; the next one retries.
+  } else {
+    BuildGroup(&group);
     bool any_sync = false;
-    size_t members = 0;
-    for (Writer* w : writers_) {
-      members++;
-      any_sync |= w->sync;
-      if (w == last_writer) break;
-    }
-    bool sync = any_sync && options_.wal_sync == WalSyncMode::kSync;
+    for (Writer* w : group) any_sync |= w->sync;
+    const bool sync = any_sync && options_.wal_sync == WalSyncMode::kSync;
     wal::Writer* log = log_.get();
     MemTable* mem = mem_;
-    std::string_view record = WriteBatchInternal::Contents(group);
+    const SequenceNumber base = versions_->LastSequence();
+    const bool decode_changes = commit_listener_ != nullptr;
+    GroupCommit commit(this, GetSuperVersion(), base, group.size() > 1);
 
     // The leader is the only thread touching the WAL and the memtable's
-    // write side, so the lock is released for the I/O.
+    // write side, so the lock is released for lookups and I/O.
     mu_.Unlock();
-    status = log->AddRecord(record);
-    if (status.ok()) {
-      if (sync) {
-        uint64_t start = env_->NowMicros();
-        status = log->Sync();
-        wal_syncs_.fetch_add(1, std::memory_order_relaxed);
-        wal_sync_seconds_.Observe((env_->NowMicros() - start) / 1e6);
-      }
-      // (AddRecord already handed the bytes to the OS, so a process crash
-      // cannot lose them even without sync.)
+    for (Writer* w : group) {
+      absl::StatusOr<Revision> r = commit.Add(w->batch);
+      w->status = r.status();
+      w->revision = r.ok() ? *r : 0;
     }
-    if (status.ok()) status = WriteBatchInternal::InsertInto(group, mem);
+    const auto& records = commit.records();
+    uint64_t wal_bytes = 0;
+    for (const auto& record : records) {
+      if (!status.ok()) break;
+      status = log->AddRecord(*record);
+      wal_bytes += record->size();
+    }
+    if (status.ok() && sync && !records.empty()) {
+      uint64_t start = env_->NowMicros();
+      status = log->Sync();
+      wal_syncs_.fetch_add(1, std::memory_order_relaxed);
+      wal_sync_seconds_.Observe((env_->NowMicros() - start) / 1e6);
+    }
+    // (AddRecord already handed the bytes to the OS, so a process crash
+    // cannot lose them even without sync.)
+    for (size_t i = 0; status.ok() && i < records.size(); i++) {
+      status = WriteBatchInternal::InsertCommitted(*records[i], mem);
+    }
+    std::vector<ChangeBatch> changes;
+    if (status.ok() && decode_changes) status = DecodeChanges(records, &changes);
     mu_.Lock();
 
-    wal_bytes_.fetch_add(record.size(), std::memory_order_relaxed);
-    wal_records_.fetch_add(1, std::memory_order_relaxed);
-    group_size_.Observe(static_cast<double>(members));
+    wal_bytes_.fetch_add(wal_bytes, std::memory_order_relaxed);
+    wal_records_.fetch_add(records.size(), std::memory_order_relaxed);
+    group_size_.Observe(static_cast<double>(group.size()));
     if (status.ok()) {
-      versions_->SetLastSequence(last_sequence);
-      keys_written_.fetch_add(group->Count(), std::memory_order_relaxed);
-      user_bytes_.fetch_add(WriteBatchInternal::UserBytes(group),
-                            std::memory_order_relaxed);
+      if (!records.empty()) {
+        versions_->SetLastSequence(commit.last_revision());
+        published_wal_offset_ = log->BytesWritten();
+        if (commit_listener_ != nullptr) {
+          // Decoding our own encoding cannot fail; a listener set while
+          // the lock was released gets the group decoded now (rare).
+          absl::Status ds = changes.empty() ? DecodeChanges(records, &changes)
+                                            : absl::OkStatus();
+          if (ds.ok()) {
+            commit_listener_->OnCommit(changes);
+          } else {
+            spdlog::error("commit listener skipped revisions {}..{}: {}",
+                          base + 1, commit.last_revision(), ds.ToString());
+          }
+        }
+      }
+      keys_written_.fetch_add(commit.keys(), std::memory_order_relaxed);
+      user_bytes_.fetch_add(commit.user_bytes(), std::memory_order_relaxed);
     } else {
       // The WAL may now hold a partial or unsynced record: acknowledge
       // nothing more until the database is reopened.
       RecordBackgroundError(status);
       status = bg_error_;
     }
-    if (group == group_batch_.get()) group->Clear();
   }
 
   // Complete every member of the group, then wake the next leader.
   std::vector<Writer*> async_done;
-  while (true) {
-    Writer* w = writers_.front();
+  for (Writer* w : group) {
     writers_.pop_front();
-    w->status = status;
+    if (!status.ok()) w->status = status;
     w->done = true;
     if (w->is_async()) {
       async_done.push_back(w);
     } else if (w != leader) {
       w->cv.Signal();
     }
-    if (w == last_writer) break;
   }
   if (!writers_.empty()) {
     if (writers_.front()->is_async()) {
@@ -209,7 +420,7 @@ void DBImpl::LeadGroupCommit(Writer* leader) {
     // Callbacks run without the lock: they may call back into the DB.
     mu_.Unlock();
     for (Writer* w : async_done) {
-      w->callback(w->status);
+      w->callback(w->result());
       delete w;
     }
     mu_.Lock();
@@ -302,7 +513,8 @@ absl::Status DBImpl::SwitchMemTable() {
     RecordBackgroundError(dir_status);
     return bg_error_;
   }
-  auto new_log = std::make_unique<wal::Writer>(std::move(*file));
+  auto new_log =
+      std::make_unique<wal::Writer>(std::move(*file), wal::kWalFormatVersion);
   // The new WAL's file header must be durable before the WAL is used: a
   // power loss may otherwise leave garbage in its place, which recovery
   // rightly refuses (DATA_LOSS), even though no acknowledged write lives
@@ -315,6 +527,8 @@ absl::Status DBImpl::SwitchMemTable() {
   log_ = std::move(new_log);
   imm_.push_back(ImmutableMemTable{mem_, log_number_});
   log_number_ = number;
+  published_wal_offset_ = log_->BytesWritten();
+  wal_first_revision_[number] = versions_->LastSequence() + 1;
   mem_ = NewMemTable();
   mem_->Ref();
   InstallSuperVersion();

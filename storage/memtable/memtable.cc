@@ -58,8 +58,7 @@ void MemTable::Add(SequenceNumber seq, ValueType type, std::string_view key,
   table_.Insert(buf);
 }
 
-bool MemTable::Get(const LookupKey& key, std::string* value,
-                   absl::Status* status) {
+bool MemTable::Get(const LookupKey& key, LookupResult* result) {
   if (bloom_ != nullptr && !bloom_->MayContain(key.user_key())) return false;
   Table::Iterator iter(&table_);
   // The first entry >= (user_key, sequence): the newest visible version
@@ -71,19 +70,20 @@ bool MemTable::Get(const LookupKey& key, std::string* value,
           ExtractUserKey(internal_key), key.user_key()) != 0) {
     return false;
   }
-  switch (static_cast<ValueType>(ExtractTag(internal_key) & 0xff)) {
-    case kTypeValue: {
-      const std::string_view v =
-          GetLengthPrefixedSlice(internal_key.data() + internal_key.size());
-      value->assign(v.data(), v.size());
-      *status = absl::OkStatus();
-      return true;
-    }
-    case kTypeDeletion:
-      *status = absl::NotFoundError("");
-      return true;
+  const uint64_t tag = ExtractTag(internal_key);
+  const auto type = static_cast<ValueType>(tag & 0xff);
+  result->sequence = tag >> 8;
+  result->type = type;
+  if (type == kTypeDeletion) {
+    result->state = LookupResult::State::kDeleted;
+    result->stored_value.clear();
+  } else {
+    const std::string_view v =
+        GetLengthPrefixedSlice(internal_key.data() + internal_key.size());
+    result->state = LookupResult::State::kFound;
+    result->stored_value.assign(v.data(), v.size());
   }
-  return false;
+  return true;
 }
 
 class MemTable::MemTableIterator final : public Iterator {

@@ -60,12 +60,10 @@ class MemTable {
            std::string_view value);
 
   // Looks up the newest entry for key.user_key() with a sequence number <=
-  // the lookup key's.
-  //   - a value: stores it in *value, sets *status OK, returns true;
-  //   - a deletion: sets *status NotFound, returns true (the key is deleted
-  //     as of that sequence; older data elsewhere must not be consulted);
-  //   - no such entry: returns false, leaving *value and *status alone.
-  bool Get(const LookupKey& key, std::string* value, absl::Status* status);
+  // the lookup key's. Returns true and fills *result (kFound with the
+  // stored value, or kDeleted) if there is one; returns false, leaving
+  // *result alone, if this memtable holds no such entry.
+  bool Get(const LookupKey& key, LookupResult* result);
 
   // A new iterator over the entries in ascending internal-key order (user
   // key ascending, then newest first): key() is the internal key, value()

@@ -12,11 +12,13 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "db/write_batch_internal.h"
+#include "strata/storage/change_log.h"
 #include "table/table.h"
 #include "util/checksum.h"
 #include "util/comparator.h"
 #include "util/dbformat.h"
 #include "util/filename.h"
+#include "util/status_macros.h"
 #include "version/version_edit.h"
 #include "wal/log_reader.h"
 
@@ -311,10 +313,43 @@ void Verifier::CheckTable(uint64_t number, const LiveTable* live,
 // Counts the operations of a write batch.
 class CountingHandler final : public WriteBatch::Handler {
  public:
-  void Put(std::string_view, std::string_view) override { n++; }
+  void Put(std::string_view, std::string_view, const PutAttributes&) override {
+    n++;
+  }
   void Delete(std::string_view) override { n++; }
   uint32_t n = 0;
 };
+
+// Checks one WAL record: a committed batch (format 2) or a user-form batch
+// of a format-1 WAL. Sets *first and *last to the sequence numbers it
+// uses and *ops to its operation count.
+absl::Status CheckWalRecord(uint32_t format, std::string_view record,
+                            SequenceNumber* first, SequenceNumber* last,
+                            uint64_t* ops) {
+  if (format == wal::kWalFormatVersion) {
+    ChangeBatch batch;
+    RETURN_IF_ERROR(ChangeBatch::Decode(
+        std::make_shared<const std::string>(record), &batch));
+    if (batch.changes.empty()) {
+      return absl::DataLossError("committed batch with no operations");
+    }
+    *first = *last = batch.revision;
+    *ops = batch.changes.size();
+    return absl::OkStatus();
+  }
+  WriteBatch batch;
+  RETURN_IF_ERROR(WriteBatchInternal::SetContents(&batch, record));
+  CountingHandler counter;
+  RETURN_IF_ERROR(batch.Iterate(&counter));
+  if (counter.n != batch.Count()) {
+    return absl::DataLossError(absl::StrFormat(
+        "batch count %d but %d operations", batch.Count(), counter.n));
+  }
+  *first = WriteBatchInternal::GetRevision(record);
+  *last = *first + batch.Count() - 1;
+  *ops = batch.Count();
+  return absl::OkStatus();
+}
 
 void Verifier::CheckWal(uint64_t number, bool newest) {
   const std::string path = WalFileName(dir_, number);
@@ -324,10 +359,9 @@ void Verifier::CheckWal(uint64_t number, bool newest) {
     Error(path, file.status().ToString());
     return;
   }
-  wal::Reader reader(std::move(*file), path);
+  wal::Reader reader(std::move(*file), path, wal::kWalFormatVersion);
   std::string scratch;
   std::string_view record;
-  WriteBatch batch;
   uint64_t records = 0, ops = 0;
   SequenceNumber last = 0;
   while (true) {
@@ -337,31 +371,27 @@ void Verifier::CheckWal(uint64_t number, bool newest) {
       return;
     }
     if (!*more) break;
-    absl::Status s = WriteBatchInternal::SetContents(&batch, record);
-    CountingHandler counter;
-    if (s.ok()) s = batch.Iterate(&counter);
-    if (s.ok() && counter.n != batch.Count()) {
-      s = absl::DataLossError(absl::StrFormat(
-          "batch count %d but %d operations", batch.Count(), counter.n));
-    }
+    SequenceNumber first = 0, end = 0;
+    uint64_t n = 0;
+    absl::Status s =
+        CheckWalRecord(reader.format_version(), record, &first, &end, &n);
     if (!s.ok()) {
       Error(path, absl::StrFormat("record at offset %d: %s",
                                   reader.LastRecordOffset(),
                                   std::string(s.message())));
       return;
     }
-    const SequenceNumber seq = WriteBatchInternal::Sequence(&batch);
-    if (batch.Count() > 0) {
-      if (seq <= last) {
+    if (n > 0) {
+      if (first <= last) {
         Error(path, absl::StrFormat("record at offset %d: sequence %d does not "
                                     "follow %d",
-                                    reader.LastRecordOffset(), seq, last));
+                                    reader.LastRecordOffset(), first, last));
         return;
       }
-      last = seq + batch.Count() - 1;
+      last = end;
     }
     records++;
-    ops += batch.Count();
+    ops += n;
   }
   if (reader.dropped_torn_tail()) {
     Warn(path, absl::StrFormat(

@@ -12,7 +12,7 @@ bool ParseInternalKey(std::string_view internal_key,
   if (internal_key.size() < 8) return false;
   uint64_t tag = ExtractTag(internal_key);
   uint8_t type = tag & 0xff;
-  if (type > kTypeValue) return false;
+  if (type > kMaxValueType) return false;
   result->user_key = ExtractUserKey(internal_key);
   result->sequence = tag >> 8;
   result->type = static_cast<ValueType>(type);

@@ -26,11 +26,24 @@ inline constexpr SequenceNumber kMaxSequenceNumber = (1ull << 56) - 1;
 // Part of the on-disk format (WAL, SSTables): never change or reuse a value.
 enum ValueType : uint8_t {
   kTypeDeletion = 0,  // A tombstone.
+  // A value as written by format version 1 (before revisions): the stored
+  // value is the user value; its metadata is unknown (see
+  // util/stored_value.h for what reads report).
   kTypeValue = 1,
+  // A value with metadata: the stored value is
+  // varint32(meta_len) meta user_value (util/stored_value.h).
+  kTypeValueMeta = 2,
 };
+// The largest type that may appear in an internal key.
+inline constexpr ValueType kMaxValueType = kTypeValueMeta;
 // The type used when seeking: sorts before every entry of the same
 // (key, sequence) because higher types sort first.
-inline constexpr ValueType kValueTypeForSeek = kTypeValue;
+inline constexpr ValueType kValueTypeForSeek = kMaxValueType;
+
+// True for the types that hold a value (not a tombstone).
+inline bool IsValueType(ValueType t) {
+  return t == kTypeValue || t == kTypeValueMeta;
+}
 
 inline uint64_t PackSequenceAndType(SequenceNumber seq, ValueType t) {
   return (seq << 8) | t;
@@ -110,6 +123,21 @@ class LookupKey {
  private:
   std::string rep_;
   size_t kstart_ = 0;
+};
+
+// The newest entry of a user key at or below a lookup's sequence number, as
+// a point lookup (MemTable::Get, Version::Get) finds it.
+struct LookupResult {
+  enum class State {
+    kNotFound,  // No entry here: look in older data.
+    kFound,     // A value: stored_value holds its stored form.
+    kDeleted,   // A tombstone: the key is absent; older data must not count.
+  };
+  State state = State::kNotFound;
+  SequenceNumber sequence = 0;
+  ValueType type = kTypeDeletion;
+  // The entry's stored value (util/stored_value.h) when state is kFound.
+  std::string stored_value;
 };
 
 }  // namespace strata::storage

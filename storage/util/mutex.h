@@ -10,7 +10,9 @@
 // races on every structure it guards. std::mutex goes through pthreads,
 // which TSan intercepts, so our concurrency tests run clean under TSan.
 
+#include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <mutex>
 
 #include "absl/base/thread_annotations.h"
@@ -56,6 +58,13 @@ class CondVar {
     std::unique_lock<std::mutex> lock(mu->mu_, std::adopt_lock);
     cv_.wait(lock);
     lock.release();  // Still held; the caller's scope owns it.
+  }
+  // Like Wait, but returns after at most `micros` microseconds.
+  void WaitForMicros(Mutex* mu, uint64_t micros)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    std::unique_lock<std::mutex> lock(mu->mu_, std::adopt_lock);
+    cv_.wait_for(lock, std::chrono::microseconds(micros));
+    lock.release();
   }
   void Signal() { cv_.notify_one(); }
   void SignalAll() { cv_.notify_all(); }

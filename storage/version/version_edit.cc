@@ -14,6 +14,8 @@ enum Tag : uint32_t {
   kLastSequence = 4,
   kDeletedFile = 5,
   kNewFile = 6,
+  kCompactedRevision = 7,
+  kDatabaseFormatTag = 8,
 };
 
 bool GetLevel(std::string_view* input, int* level) {
@@ -52,6 +54,14 @@ void VersionEdit::EncodeTo(std::string* dst) const {
     PutVarint32(dst, kLastSequence);
     PutVarint64(dst, *last_sequence_);
   }
+  if (compacted_revision_) {
+    PutVarint32(dst, kCompactedRevision);
+    PutVarint64(dst, *compacted_revision_);
+  }
+  if (database_format_) {
+    PutVarint32(dst, kDatabaseFormatTag);
+    PutVarint32(dst, *database_format_);
+  }
   for (const auto& [level, number] : deleted_files_) {
     PutVarint32(dst, kDeletedFile);
     PutVarint32(dst, static_cast<uint32_t>(level));
@@ -74,7 +84,7 @@ absl::Status VersionEdit::DecodeFrom(std::string_view src) {
   if (!GetFixed32(&input, &version)) {
     return absl::DataLossError("version edit: truncated format version");
   }
-  if (version != kFormatVersion) {
+  if (version != 1 && version != kFormatVersion) {
     return absl::DataLossError(
         absl::StrFormat("version edit: unknown format version %u", version));
   }
@@ -129,6 +139,20 @@ absl::Status VersionEdit::DecodeFrom(std::string_view src) {
                GetInternalKey(&input, &f.smallest) &&
                GetInternalKey(&input, &f.largest);
           if (ok) new_files_.emplace_back(level, f);
+          break;
+        }
+        case kCompactedRevision: {
+          field = "compacted revision";
+          uint64_t v;
+          ok = version >= 2 && GetVarint64(&input, &v);
+          if (ok) compacted_revision_ = v;
+          break;
+        }
+        case kDatabaseFormatTag: {
+          field = "database format";
+          uint32_t v;
+          ok = version >= 2 && GetVarint32(&input, &v);
+          if (ok) database_format_ = v;
           break;
         }
         default:

@@ -5,7 +5,7 @@
 // versions of the LSM tree (files added and removed per level) plus the
 // counters that must survive a restart. Encoding (docs/manifest-format.md):
 //
-//   edit   := fixed32(format version = 1) field*
+//   edit   := fixed32(format version = 2) field*   (1: tags 1-6 only)
 //   field  := varint32(tag) payload
 //   tags   := 1 comparator name (length-prefixed)
 //             2 log number (varint64): WALs below it are obsolete
@@ -14,6 +14,13 @@
 //             5 deleted file: varint32(level) varint64(number)
 //             6 new file: varint32(level) varint64(number) varint64(size)
 //               lp(smallest internal key) lp(largest internal key)
+//             7 compacted revision (varint64)          (edit version 2)
+//             8 database format version (varint32)     (edit version 2)
+//
+// Database format versions: 1 = before revisions (one sequence number per
+// operation, values without metadata); 2 = revisions (one per batch,
+// values with metadata, WAL format version 2). A manifest that never
+// names one is format 1.
 //
 // Tag values are part of the on-disk format: never change or reuse one.
 
@@ -43,12 +50,17 @@ struct FileMetaData {
 
 class VersionEdit {
  public:
-  static constexpr uint32_t kFormatVersion = 1;
+  // The edit encoding written; DecodeFrom also reads version 1.
+  static constexpr uint32_t kFormatVersion = 2;
+  // The database format this build writes (see the file comment).
+  static constexpr uint32_t kDatabaseFormat = 2;
 
   void SetComparatorName(std::string name) { comparator_ = std::move(name); }
   void SetLogNumber(uint64_t n) { log_number_ = n; }
   void SetNextFile(uint64_t n) { next_file_number_ = n; }
   void SetLastSequence(SequenceNumber s) { last_sequence_ = s; }
+  void SetCompactedRevision(SequenceNumber r) { compacted_revision_ = r; }
+  void SetDatabaseFormat(uint32_t v) { database_format_ = v; }
   void AddFile(int level, const FileMetaData& f) {
     new_files_.emplace_back(level, f);
   }
@@ -63,6 +75,12 @@ class VersionEdit {
   }
   const std::optional<SequenceNumber>& last_sequence() const {
     return last_sequence_;
+  }
+  const std::optional<SequenceNumber>& compacted_revision() const {
+    return compacted_revision_;
+  }
+  const std::optional<uint32_t>& database_format() const {
+    return database_format_;
   }
   const std::set<std::pair<int, uint64_t>>& deleted_files() const {
     return deleted_files_;
@@ -81,6 +99,8 @@ class VersionEdit {
   std::optional<uint64_t> log_number_;
   std::optional<uint64_t> next_file_number_;
   std::optional<SequenceNumber> last_sequence_;
+  std::optional<SequenceNumber> compacted_revision_;
+  std::optional<uint32_t> database_format_;
   std::set<std::pair<int, uint64_t>> deleted_files_;
   std::vector<std::pair<int, FileMetaData>> new_files_;
 };

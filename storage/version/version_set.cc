@@ -37,11 +37,11 @@ uint64_t Version::LevelBytes(int level) const {
 }
 
 absl::Status Version::Get(const ReadOptions& options, const LookupKey& key,
-                          std::string* value, GetState* state) const {
+                          LookupResult* result) const {
   const Comparator* ucmp = vset_->icmp()->user_comparator();
   std::string_view user_key = key.user_key();
   std::string_view ikey = key.internal_key();
-  *state = GetState::kNotFound;
+  result->state = LookupResult::State::kNotFound;
   absl::Status parse_error;
 
   auto found = [&](std::string_view k, std::string_view v) {
@@ -51,11 +51,14 @@ absl::Status Version::Get(const ReadOptions& options, const LookupKey& key,
       return;
     }
     if (ucmp->Compare(parsed.user_key, user_key) != 0) return;
-    if (parsed.type == kTypeValue) {
-      *state = GetState::kFound;
-      value->assign(v.data(), v.size());
+    result->sequence = parsed.sequence;
+    result->type = parsed.type;
+    if (IsValueType(parsed.type)) {
+      result->state = LookupResult::State::kFound;
+      result->stored_value.assign(v.data(), v.size());
     } else {
-      *state = GetState::kDeleted;
+      result->state = LookupResult::State::kDeleted;
+      result->stored_value.clear();
     }
   };
 
@@ -72,7 +75,7 @@ absl::Status Version::Get(const ReadOptions& options, const LookupKey& key,
       continue;
     }
     RETURN_IF_ERROR(search(*f));
-    if (*state != GetState::kNotFound) return absl::OkStatus();
+    if (result->state != LookupResult::State::kNotFound) return absl::OkStatus();
   }
   // Deeper levels: at most one table per level can hold the key.
   for (int level = 1; level < kNumLevels; level++) {
@@ -85,7 +88,7 @@ absl::Status Version::Get(const ReadOptions& options, const LookupKey& key,
     if (it == files.end()) continue;
     if (ucmp->Compare(user_key, (*it)->smallest.user_key()) < 0) continue;
     RETURN_IF_ERROR(search(**it));
-    if (*state != GetState::kNotFound) return absl::OkStatus();
+    if (result->state != LookupResult::State::kNotFound) return absl::OkStatus();
   }
   return absl::OkStatus();
 }
@@ -334,6 +337,8 @@ absl::Status VersionSet::WriteSnapshot(wal::Writer* log) {
   edit.SetLogNumber(log_number_);
   edit.SetNextFile(next_file_number_);
   edit.SetLastSequence(LastSequence());
+  edit.SetCompactedRevision(CompactedRevision());
+  edit.SetDatabaseFormat(database_format_);
   if (current_ != nullptr) {
     for (int level = 0; level < kNumLevels; level++) {
       for (const auto& f : current_->files_[level]) edit.AddFile(level, *f);
@@ -386,6 +391,8 @@ absl::Status VersionSet::Recover() {
 
   Builder builder(this, nullptr);
   std::optional<uint64_t> log_number, next_file, last_sequence;
+  std::optional<uint64_t> compacted_revision;
+  std::optional<uint32_t> database_format;
   std::string scratch;
   std::string_view record;
   int edits = 0;
@@ -409,6 +416,10 @@ absl::Status VersionSet::Recover() {
     if (edit.log_number()) log_number = edit.log_number();
     if (edit.next_file_number()) next_file = edit.next_file_number();
     if (edit.last_sequence()) last_sequence = edit.last_sequence();
+    if (edit.compacted_revision()) {
+      compacted_revision = edit.compacted_revision();
+    }
+    if (edit.database_format()) database_format = edit.database_format();
     edits++;
   }
   if (edits == 0 || !next_file || !log_number || !last_sequence) {
@@ -422,6 +433,15 @@ absl::Status VersionSet::Recover() {
   next_file_number_ = *next_file;
   log_number_ = *log_number;
   SetLastSequence(*last_sequence);
+  compacted_revision_.store(compacted_revision.value_or(0),
+                            std::memory_order_release);
+  database_format_ = database_format.value_or(1);
+  if (database_format_ > VersionEdit::kDatabaseFormat) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "%s: database format version %d is newer than this build supports "
+        "(%d); use a newer strata",
+        path, database_format_, VersionEdit::kDatabaseFormat));
+  }
   uint64_t old_number;
   FileType type;
   ParseFileName(manifest_name, &old_number, &type);
@@ -442,6 +462,14 @@ absl::Status VersionSet::LogAndApply(VersionEdit* edit) {
   edit->SetLogNumber(log_number_);
   edit->SetNextFile(next_file_number_);
   edit->SetLastSequence(LastSequence());
+  if (!options_.keep_history) {
+    // No history is kept: compactions may drop anything up to now, so a
+    // later open with keep_history must not offer reads below it.
+    edit->SetCompactedRevision(LastSequence());
+  }
+  const uint32_t old_format = database_format_;
+  if (edit->database_format()) database_format_ = *edit->database_format();
+  edit->SetDatabaseFormat(database_format_);
 
   Version* v = new Version(this);
   {
@@ -467,17 +495,29 @@ absl::Status VersionSet::LogAndApply(VersionEdit* edit) {
   mu_->Lock();
   if (s.ok()) {
     manifest_bytes_ += record.size();
+    // Durable now (or written by the snapshot below, which reads it).
+    const SequenceNumber old_compacted = CompactedRevision();
+    if (edit->compacted_revision() &&
+        *edit->compacted_revision() > old_compacted) {
+      compacted_revision_.store(*edit->compacted_revision(),
+                                std::memory_order_release);
+    }
     AppendVersion(v);
     if (roll) {
       // The version is installed in memory; if its snapshot cannot be
       // written the caller records a background error (writes stop) and
-      // the next edit tries a fresh manifest again.
+      // the next edit tries a fresh manifest again. The compacted revision
+      // was not made durable, so compactions must not use it.
       s = StartNewManifest();
-      if (!s.ok()) manifest_log_.reset();
+      if (!s.ok()) {
+        manifest_log_.reset();
+        compacted_revision_.store(old_compacted, std::memory_order_release);
+      }
     }
   } else {
     delete v;
     log_number_ = old_log_number;
+    database_format_ = old_format;
     manifest_log_.reset();
     spdlog::error("manifest write failed: {}", s.ToString());
   }

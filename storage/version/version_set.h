@@ -50,15 +50,14 @@ class Version {
   void Unref();
 
   // Outcome of a point lookup in the SSTables.
-  enum class GetState { kNotFound, kFound, kDeleted };
-
   // Looks up key in L0 (newest first) and then one table per level,
-  // skipping tables by key range and bloom filter. Sets *state and, when
-  // found, *value. Returns DataLoss for a corrupt table, I/O errors as the
-  // Env reports them, and "would block" (IsWouldBlock) for a cache_only
+  // skipping tables by key range and bloom filter. Fills *result (state
+  // kNotFound if no table holds an entry for the key at or below the
+  // lookup's sequence). Returns DataLoss for a corrupt table, I/O errors as
+  // the Env reports them, and "would block" (IsWouldBlock) for a cache_only
   // read that needs I/O.
   absl::Status Get(const ReadOptions& options, const LookupKey& key,
-                   std::string* value, GetState* state) const;
+                   LookupResult* result) const;
 
   // Appends iterators over every table (one per L0 file, one concatenating
   // iterator per deeper level). The caller owns them; they reference this
@@ -157,6 +156,19 @@ class VersionSet {
     last_sequence_.store(s, std::memory_order_release);
   }
 
+  // Revisions older than this may have been dropped by compaction: reads
+  // below it are refused. Persisted in the manifest (edit tag 7); advanced
+  // only through LogAndApply, so it is durable before any compaction uses
+  // it. Readable from any thread.
+  SequenceNumber CompactedRevision() const {
+    return compacted_revision_.load(std::memory_order_acquire);
+  }
+  // The database format recovered from the manifest (1 for a database
+  // written before revisions, until an edit sets it).
+  uint32_t DatabaseFormat() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(*mu_) {
+    return database_format_;
+  }
+
   // Adds the number of every file listed by any live version.
   void AddLiveFiles(std::set<uint64_t>* live);
 
@@ -187,6 +199,8 @@ class VersionSet {
   uint64_t manifest_file_number_ ABSL_GUARDED_BY(*mu_) = 0;
   uint64_t log_number_ ABSL_GUARDED_BY(*mu_) = 0;
   std::atomic<SequenceNumber> last_sequence_{0};
+  std::atomic<SequenceNumber> compacted_revision_{0};
+  uint32_t database_format_ ABSL_GUARDED_BY(*mu_) = 1;
 
   std::unique_ptr<wal::Writer> manifest_log_ ABSL_GUARDED_BY(*mu_);
   uint64_t manifest_bytes_ ABSL_GUARDED_BY(*mu_) = 0;

@@ -7,14 +7,17 @@
 
 namespace strata::storage::wal {
 
-std::string_view FileHeader() {
-  static const std::string* const header = [] {
-    auto* h = new std::string(kFileMagic);
-    PutFixed32(h, kFormatVersion);
-    PutFixed32(h, Checksum32(*h));
+std::string_view FileHeader(uint32_t version) {
+  static const std::string* const headers = [] {
+    auto* h = new std::string[kMaxFormatVersion + 1];
+    for (uint32_t v = 1; v <= kMaxFormatVersion; v++) {
+      h[v] = std::string(kFileMagic);
+      PutFixed32(&h[v], v);
+      PutFixed32(&h[v], Checksum32(h[v]));
+    }
     return h;
   }();
-  return *header;
+  return headers[version >= 1 && version <= kMaxFormatVersion ? version : 1];
 }
 
 }  // namespace strata::storage::wal

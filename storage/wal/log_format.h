@@ -44,12 +44,20 @@ inline constexpr size_t kHeaderSize = 4 + 2 + 1;
 
 // The file header at offset 0, before the first fragment of block 0.
 inline constexpr std::string_view kFileMagic = "STRATAWL";
+// Format versions. The container (blocks, fragments) is the same in
+// both; the version says what the payloads mean: 1 = the manifest's
+// version edits, and the WAL's user-form batches of databases before
+// revisions (one sequence number per operation); 2 = the WAL's committed
+// batches, one per revision (db/write_batch_internal.h).
 inline constexpr uint32_t kFormatVersion = 1;
+inline constexpr uint32_t kWalFormatVersion = 2;
+inline constexpr uint32_t kMaxFormatVersion = 2;
 inline constexpr size_t kFileHeaderSize = 8 + 4 + 4;
 
-// The 16 bytes every version-1 WAL file starts with (the header has no
-// variable fields, so it is a constant).
-std::string_view FileHeader();
+// The 16 bytes every file of a format version starts with (the header has
+// no variable fields, so it is a constant per version). REQUIRES: 1 <=
+// version <= kMaxFormatVersion.
+std::string_view FileHeader(uint32_t version = kFormatVersion);
 
 }  // namespace strata::storage::wal
 

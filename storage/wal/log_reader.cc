@@ -17,8 +17,10 @@
 
 namespace strata::storage::wal {
 
-Reader::Reader(std::unique_ptr<SequentialFile> file, std::string filename)
-    : file_(std::move(file)),
+Reader::Reader(std::unique_ptr<SequentialFile> file, std::string filename,
+               uint32_t max_version)
+    : max_version_(std::min(max_version, kMaxFormatVersion)),
+      file_(std::move(file)),
       filename_(std::move(filename)),
       block_(new char[kBlockSize]) {}
 
@@ -102,12 +104,14 @@ absl::StatusOr<bool> Reader::ReadFileHeader() {
     done_ = true;
     return false;
   }
-  const std::string_view want = FileHeader();
   const std::string_view have(block_.get(),
                               std::min(block_len_, kFileHeaderSize));
-  if (have == want.substr(0, have.size())) {
+  for (uint32_t version = 1; version <= max_version_; version++) {
+    const std::string_view want = FileHeader(version);
+    if (have != want.substr(0, have.size())) continue;
     if (have.size() == kFileHeaderSize) {
       pos_ = kFileHeaderSize;
+      format_version_ = version;
       return true;
     }
     return OnDamage(0, "truncated file header", 0, end_of_block());

@@ -40,7 +40,10 @@ class Reader {
  public:
   // Takes ownership of file, positioned at its start. filename is used in
   // error and log messages only.
-  Reader(std::unique_ptr<SequentialFile> file, std::string filename);
+  // Files of format versions 1..max_version are accepted (format_version()
+  // tells which one was read); a newer one is DataLoss.
+  Reader(std::unique_ptr<SequentialFile> file, std::string filename,
+         uint32_t max_version = kFormatVersion);
   ~Reader();
   Reader(const Reader&) = delete;
   Reader& operator=(const Reader&) = delete;
@@ -58,6 +61,9 @@ class Reader {
   absl::StatusOr<bool> ReadRecord(std::string_view* record,
                                   std::string* scratch);
 
+  // The file's format version, once its header has been read (by the
+  // first ReadRecord); 0 before, or if the file holds no header.
+  uint32_t format_version() const { return format_version_; }
   // True once a torn tail has been dropped.
   bool dropped_torn_tail() const { return dropped_torn_tail_; }
   // Bytes dropped as a torn tail: from the start of the damaged record to
@@ -97,7 +103,9 @@ class Reader {
   absl::StatusOr<bool> ValidRecordFollows(uint64_t from);
   uint64_t end_of_block() const { return block_start_ + block_len_; }
 
-  const std::unique_ptr<SequentialFile> file_;
+  const uint32_t max_version_;
+  uint32_t format_version_ = 0;
+  std::unique_ptr<SequentialFile> file_;
   const std::string filename_;
   const std::unique_ptr<char[]> block_;
 

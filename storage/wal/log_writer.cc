@@ -15,8 +15,9 @@
 
 namespace strata::storage::wal {
 
-Writer::Writer(std::unique_ptr<WritableFile> file) : file_(std::move(file)) {
-  status_ = file_->Append(FileHeader());
+Writer::Writer(std::unique_ptr<WritableFile> file, uint32_t version)
+    : file_(std::move(file)) {
+  status_ = file_->Append(FileHeader(version));
   offset_ = kFileHeaderSize;
 }
 

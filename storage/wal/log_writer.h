@@ -27,7 +27,9 @@ class Writer {
   // Takes ownership of file, which must be empty (freshly created). The file
   // header is appended at once (buffered); an error doing so is returned by
   // the first later call.
-  explicit Writer(std::unique_ptr<WritableFile> file);
+  // `version` is the file header's format version (log_format.h).
+  explicit Writer(std::unique_ptr<WritableFile> file,
+                  uint32_t version = kFormatVersion);
   ~Writer();
   Writer(const Writer&) = delete;
   Writer& operator=(const Writer&) = delete;

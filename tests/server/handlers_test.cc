@@ -16,7 +16,8 @@ using ::testing::HasSubstr;
 // Lists a batch's operations as "P key=value" / "D key".
 class BatchRecorder : public storage::WriteBatch::Handler {
  public:
-  void Put(std::string_view key, std::string_view value) override {
+  void Put(std::string_view key, std::string_view value,
+           const storage::PutAttributes&) override {
     ops.push_back("P " + std::string(key) + "=" + std::string(value));
   }
   void Delete(std::string_view key) override {

@@ -128,16 +128,17 @@ class FaultDB : public storage::DB {
   // returns); may block to hold a pool thread. Set before the server starts.
   std::function<void(std::string_view key)> after_blocking_read;
 
-  absl::Status Put(const storage::WriteOptions& o, std::string_view k,
-                   std::string_view v) override {
+  absl::StatusOr<storage::Revision> Put(const storage::WriteOptions& o,
+                                        std::string_view k,
+                                        std::string_view v) override {
     return base_->Put(o, k, v);
   }
-  absl::Status Delete(const storage::WriteOptions& o,
-                      std::string_view k) override {
+  absl::StatusOr<storage::Revision> Delete(const storage::WriteOptions& o,
+                                           std::string_view k) override {
     return base_->Delete(o, k);
   }
-  absl::Status Write(const storage::WriteOptions& o,
-                     storage::WriteBatch* b) override {
+  absl::StatusOr<storage::Revision> Write(const storage::WriteOptions& o,
+                                          storage::WriteBatch* b) override {
     return base_->Write(o, b);
   }
   void WriteAsync(const storage::WriteOptions& o, storage::WriteBatch b,
@@ -152,12 +153,18 @@ class FaultDB : public storage::DB {
   }
   absl::StatusOr<std::string> Get(const storage::ReadOptions& o,
                                   std::string_view k) override {
+    absl::StatusOr<storage::GetResult> r = GetWithMetadata(o, k);
+    if (!r.ok()) return r.status();
+    return std::move(r->value);
+  }
+  absl::StatusOr<storage::GetResult> GetWithMetadata(
+      const storage::ReadOptions& o, std::string_view k) override {
     if (o.cache_only && would_block) {
       return absl::UnavailableError("would block");
     }
-    if (o.cache_only) return base_->Get(o, k);
+    if (o.cache_only) return base_->GetWithMetadata(o, k);
     blocking_gets++;
-    absl::StatusOr<std::string> result = base_->Get(o, k);
+    absl::StatusOr<storage::GetResult> result = base_->GetWithMetadata(o, k);
     if (after_blocking_read) after_blocking_read(k);
     return result;
   }
@@ -172,8 +179,28 @@ class FaultDB : public storage::DB {
   const storage::Snapshot* GetSnapshot() override {
     return base_->GetSnapshot();
   }
+  absl::StatusOr<const storage::Snapshot*> GetSnapshotAt(
+      storage::Revision r) override {
+    return base_->GetSnapshotAt(r);
+  }
   void ReleaseSnapshot(const storage::Snapshot* s) override {
     base_->ReleaseSnapshot(s);
+  }
+  storage::Revision CurrentRevision() override {
+    return base_->CurrentRevision();
+  }
+  storage::Revision CompactedRevision() override {
+    return base_->CompactedRevision();
+  }
+  absl::Status CompactHistory(storage::Revision r) override {
+    return base_->CompactHistory(r);
+  }
+  absl::StatusOr<std::unique_ptr<storage::ChangeIterator>> GetUpdatesSince(
+      storage::Revision r) override {
+    return base_->GetUpdatesSince(r);
+  }
+  void SetCommitListener(storage::CommitListener* l) override {
+    base_->SetCommitListener(l);
   }
   absl::Status SyncWAL() override { return base_->SyncWAL(); }
   absl::Status Flush() override { return base_->Flush(); }

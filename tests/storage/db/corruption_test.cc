@@ -424,7 +424,7 @@ TEST_F(CorruptionTest, FlippedBytesAnywhereAreDetectedNeverWrongValues) {
       // Stop before the last record.
       auto file = Env::Default()->NewSequentialFile(e.path().string());
       ASSERT_OK(file);
-      wal::Reader reader(std::move(*file), name);
+      wal::Reader reader(std::move(*file), name, wal::kWalFormatVersion);
       std::string scratch;
       std::string_view record;
       while (true) {

@@ -252,9 +252,9 @@ TEST_F(DBTest, WriteAsyncCallsBackOnceDurable) {
   for (int i = 0; i < kWrites; i++) {
     WriteBatch b;
     b.Put(absl::StrFormat("async%04d", i), "v");
-    db_->WriteAsync(wo_, std::move(b), [&](absl::Status s) {
+    db_->WriteAsync(wo_, std::move(b), [&](absl::StatusOr<Revision> r) {
       MutexLock l(&mu);
-      if (!s.ok() && first_error.ok()) first_error = s;
+      if (!r.ok() && first_error.ok()) first_error = r.status();
       done++;
       cv.SignalAll();
     });

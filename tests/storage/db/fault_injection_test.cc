@@ -160,7 +160,7 @@ class FaultInjectionTest : public ::testing::Test {
 
   // Writes through the model: acknowledged or maybe.
   absl::Status Put(const std::string& k, const std::string& v) {
-    absl::Status s = db_->Put(wo_, k, v);
+    absl::Status s = db_->Put(wo_, k, v).status();
     if (s.ok()) {
       model_.Acked(k, v);
     } else {
@@ -169,7 +169,7 @@ class FaultInjectionTest : public ::testing::Test {
     return s;
   }
   absl::Status Delete(const std::string& k) {
-    absl::Status s = db_->Delete(wo_, k);
+    absl::Status s = db_->Delete(wo_, k).status();
     if (s.ok()) {
       model_.Acked(k, std::nullopt);
     } else {
@@ -241,7 +241,7 @@ TEST_F(FaultInjectionTest, FailedWalSyncFailsWriteAndLaterWritesReadsContinue) {
   EXPECT_TRUE(absl::IsUnavailable(s)) << s;
   WriteBatch batch;
   batch.Put("e", "5");
-  EXPECT_TRUE(absl::IsUnavailable(db_->Write(wo_, &batch)));
+  EXPECT_TRUE(absl::IsUnavailable(db_->Write(wo_, &batch).status()));
   model_.Maybe("e", "5");
   EXPECT_TRUE(absl::IsUnavailable(db_->Flush()));
   EXPECT_GE(db_->GetStatistics().background_errors, 1u);
@@ -276,9 +276,9 @@ TEST_F(FaultInjectionTest, FailedWalSyncFailsAsyncWritesToo) {
     WriteBatch b;
     b.Put(absl::StrFormat("async%d", i), "v");
     model_.Maybe(absl::StrFormat("async%d", i), "v");
-    db_->WriteAsync(wo_, std::move(b), [&, i](absl::Status s) {
+    db_->WriteAsync(wo_, std::move(b), [&, i](absl::StatusOr<Revision> r) {
       MutexLock l(&mu);
-      results[i] = s;
+      results[i] = r.status();
       done++;
       cv.SignalAll();
     });
@@ -667,7 +667,7 @@ class PowerLossTest : public FaultInjectionTest {
             ops_in.emplace_back(k, value + std::to_string(j));
           }
         }
-        s = db_->Write(wo_, &b);
+        s = db_->Write(wo_, &b).status();
         // Later mutations of a key in the batch win.
         std::map<std::string, std::optional<std::string>> last(ops_in.begin(),
                                                                ops_in.end());

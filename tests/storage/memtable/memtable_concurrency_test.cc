@@ -121,7 +121,6 @@ TEST(MemTableConcurrentTest, OneWriterThreeReaders) {
   std::atomic<int> arrived{0};
   auto reader = [&](uint32_t seed) {
     std::mt19937 rng(seed);
-    std::string got;
     ArriveAndWait(arrived, 4);
     for (int pass = 0; pass < kMaxReaderPasses; ++pass) {
       const size_t n = published.load(std::memory_order_acquire);
@@ -129,10 +128,10 @@ TEST(MemTableConcurrentTest, OneWriterThreeReaders) {
       // j's key is entry j itself, whatever the writer adds meanwhile.
       for (int probe = 0; probe < 20 && n > 0; ++probe) {
         const size_t j = rng() % n;
-        absl::Status s;
-        got.clear();
-        if (!mem->Get(LookupKey(user_key(j), j + 1), &got, &s) || !s.ok() ||
-            got != value(j)) {
+        LookupResult r;
+        if (!mem->Get(LookupKey(user_key(j), j + 1), &r) ||
+            r.state != LookupResult::State::kFound ||
+            r.stored_value != value(j)) {
           failed = true;
         }
       }

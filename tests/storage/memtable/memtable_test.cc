@@ -36,15 +36,15 @@ class MemTableTest : public ::testing::TestWithParam<size_t> {
 
   // "value", "<deleted>" or "<absent>" as of snapshot seq.
   std::string Get(std::string_view key, SequenceNumber seq) {
-    std::string value = "unchanged";
-    absl::Status status = absl::InternalError("unchanged");
-    if (!mem_->Get(LookupKey(key, seq), &value, &status)) {
-      EXPECT_EQ(value, "unchanged");
+    LookupResult result;
+    result.stored_value = "unchanged";
+    if (!mem_->Get(LookupKey(key, seq), &result)) {
+      EXPECT_EQ(result.stored_value, "unchanged");
       return "<absent>";
     }
-    if (absl::IsNotFound(status)) return "<deleted>";
-    EXPECT_OK(status);
-    return value;
+    if (result.state == LookupResult::State::kDeleted) return "<deleted>";
+    EXPECT_EQ(result.state, LookupResult::State::kFound);
+    return result.stored_value;
   }
 
   std::vector<std::tuple<std::string, SequenceNumber, ValueType, std::string>>

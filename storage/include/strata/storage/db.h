@@ -9,7 +9,9 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "strata/storage/change_log.h"
 #include "strata/storage/iterator.h"
+#include "strata/storage/key_metadata.h"
 #include "strata/storage/options.h"
 #include "strata/storage/statistics.h"
 #include "strata/storage/write_batch.h"
@@ -21,11 +23,23 @@ namespace strata::storage {
 // block.
 bool IsWouldBlock(const absl::Status& status);
 
-// An immutable view of the database as of one sequence number. Obtained from
-// DB::GetSnapshot and released with DB::ReleaseSnapshot.
+// An immutable view of the database as of one revision. Obtained from
+// DB::GetSnapshot or DB::GetSnapshotAt and released with
+// DB::ReleaseSnapshot. While it is held, compaction keeps what reads at its
+// revision need.
 class Snapshot {
+ public:
+  // The revision reads through this snapshot see.
+  virtual Revision revision() const = 0;
+
  protected:
   virtual ~Snapshot() = default;
+};
+
+// A value with its metadata (DB::GetWithMetadata).
+struct GetResult {
+  std::string value;
+  KeyMetadata metadata;
 };
 
 // A persistent, ordered key-value store: an LSM tree with a write-ahead log,
@@ -63,21 +77,28 @@ class DB {
   virtual ~DB() = default;
 
   // Sets key to value. Blocks until the write is durable per
-  // options.sync / Options::wal_sync.
-  virtual absl::Status Put(const WriteOptions& options, std::string_view key,
-                           std::string_view value) = 0;
-  // Removes key (OK if absent).
-  virtual absl::Status Delete(const WriteOptions& options,
-                              std::string_view key) = 0;
-  // Applies batch atomically. Concurrent writers are committed together in
-  // one WAL write and one fsync (group commit). Blocks until durable.
-  virtual absl::Status Write(const WriteOptions& options,
-                             WriteBatch* batch) = 0;
+  // options.sync / Options::wal_sync. Returns the revision it committed at.
+  virtual absl::StatusOr<Revision> Put(const WriteOptions& options,
+                                       std::string_view key,
+                                       std::string_view value) = 0;
+  // Removes key. Deleting a missing key writes nothing and returns the
+  // current revision.
+  virtual absl::StatusOr<Revision> Delete(const WriteOptions& options,
+                                          std::string_view key) = 0;
+  // Applies batch atomically at one new revision, which it returns (or the
+  // current revision if the batch turned out to change nothing). Runs the
+  // batch's CommitFunction, if any, at commit time. Concurrent writers are
+  // committed together in one WAL write and one fsync (group commit), each
+  // at its own revision. Blocks until durable. Errors: those of the
+  // CommitFunction; Unavailable after a WAL failure (read-only until
+  // reopened); FailedPrecondition while shutting down.
+  virtual absl::StatusOr<Revision> Write(const WriteOptions& options,
+                                         WriteBatch* batch) = 0;
 
-  // Called once when an asynchronous write is durable (OK) or has failed.
-  // Runs on an engine thread that must not be blocked: it should only hand
-  // the result on (e.g. finish an RPC).
-  using WriteCallback = std::function<void(absl::Status)>;
+  // Called once when an asynchronous write is durable (its revision) or has
+  // failed. Runs on an engine thread that must not be blocked: it should
+  // only hand the result on (e.g. finish an RPC).
+  using WriteCallback = std::function<void(absl::StatusOr<Revision>)>;
   // Like Write, but returns at once; `done` runs when the batch is durable
   // or has failed. The batch is moved into the engine. Never blocks on
   // disk, so an event-loop thread may call it.
@@ -90,15 +111,51 @@ class DB {
   virtual absl::StatusOr<std::string> Get(const ReadOptions& options,
                                           std::string_view key) = 0;
 
+  // Like Get, with the key's metadata (revisions, version, attributes).
+  virtual absl::StatusOr<GetResult> GetWithMetadata(const ReadOptions& options,
+                                                    std::string_view key) = 0;
+
   // Returns an iterator over the whole database as of options.snapshot (or
-  // now). The caller owns it and must delete it before the DB. The
-  // iterator pins the memtables and SSTables it reads.
+  // now); metadata() gives each key's metadata. The caller owns it and must
+  // delete it before the DB. The iterator pins the memtables and SSTables
+  // it reads.
   virtual std::unique_ptr<Iterator> NewIterator(const ReadOptions& options) = 0;
 
   // Returns a handle to the current state. Reads with it see exactly the
   // writes acknowledged before the call. Must be released.
   virtual const Snapshot* GetSnapshot() = 0;
+  // Returns a handle to the state at a past (or the current) revision.
+  // OutOfRange if revision is below CompactedRevision() (that history is
+  // gone) or above CurrentRevision(); the message names both. Must be
+  // released.
+  virtual absl::StatusOr<const Snapshot*> GetSnapshotAt(Revision revision) = 0;
   virtual void ReleaseSnapshot(const Snapshot* snapshot) = 0;
+
+  // The revision of the latest committed write (0 for an empty database).
+  virtual Revision CurrentRevision() = 0;
+  // The oldest revision whose state can still be read: reads at revisions
+  // >= it and changes after it (GetUpdatesSince(r) for r > it) are kept.
+  // Without Options::keep_history it is the current revision.
+  virtual Revision CompactedRevision() = 0;
+  // Advances the compacted revision to `revision` (durably, before any
+  // compaction uses it); older versions and changes become garbage that
+  // compactions reclaim. OutOfRange if revision is above the current
+  // revision or not above the compacted one (the message names both);
+  // FailedPrecondition without Options::keep_history; Unavailable if the
+  // manifest write failed.
+  virtual absl::Status CompactHistory(Revision revision) = 0;
+
+  // Reads the change log from `revision` on: every committed batch with a
+  // revision >= `revision`, in order, up to the latest one committed when
+  // the call was made. OutOfRange if `revision` <= CompactedRevision()
+  // (those changes are gone) or above CurrentRevision() + 1.
+  virtual absl::StatusOr<std::unique_ptr<ChangeIterator>> GetUpdatesSince(
+      Revision revision) = 0;
+
+  // Registers the listener that hears of every commit from now on
+  // (nullptr removes it). Not owned; it must stay valid until replaced or
+  // the DB is destroyed. At most one.
+  virtual void SetCommitListener(CommitListener* listener) = 0;
 
   // Makes every acknowledged write durable (fdatasync the WAL).
   virtual absl::Status SyncWAL() = 0;

@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "strata/storage/key_metadata.h"
 
 namespace strata::storage {
 
@@ -38,6 +39,10 @@ class Iterator {
   virtual std::string_view key() const = 0;
   // The current value. REQUIRES: Valid().
   virtual std::string_view value() const = 0;
+  // The current key's metadata (revisions, version, attributes), for
+  // iterators over a DB (DB::NewIterator, CommitView::NewIterator); other
+  // iterators return an empty KeyMetadata. REQUIRES: Valid().
+  virtual KeyMetadata metadata() const { return KeyMetadata(); }
   // OK unless an error (e.g. DataLoss for a corrupt block) stopped the
   // iteration; an iterator with a non-OK status is not Valid().
   virtual absl::Status status() const = 0;

@@ -91,6 +91,25 @@ struct Options {
   // Threads that run compactions in the background (flushes have their own
   // thread).
   int compaction_threads = 1;
+
+  // History (docs/revisions.md). With keep_history, the engine keeps every
+  // version of every key and every change (the WAL files that hold them)
+  // newer than the compacted revision, so reads at a past revision
+  // (DB::GetSnapshotAt) and the change log (DB::GetUpdatesSince) reach
+  // back that far; compaction reclaims only what is older. Without it, no
+  // history is kept: the compacted revision is always the current one, as
+  // in LevelDB.
+  bool keep_history = false;
+  // With keep_history, the engine advances the compacted revision by
+  // itself so that at least this much history is kept: the newest revision
+  // that is at least history_retention_seconds old (by the Env's clock,
+  // sampled about once a second while the DB is open: after a restart the
+  // window starts again, so more is kept, never less) and at least
+  // history_retention_revisions behind the current revision. A limit of 0
+  // does not constrain; when both are 0 only DB::CompactHistory advances
+  // it.
+  uint64_t history_retention_seconds = 3600;
+  uint64_t history_retention_revisions = 0;
 };
 
 // Options for a read.

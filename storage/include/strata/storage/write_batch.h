@@ -6,28 +6,57 @@
 #include <string>
 #include <string_view>
 
+#include <functional>
+#include <memory>
+
 #include "absl/status/status.h"
+#include "strata/storage/iterator.h"
+#include "strata/storage/key_metadata.h"
 
 namespace strata::storage {
 
+class CommitView;
+class WriteBatch;
+
+// A function the engine runs when a batch commits, with read access to the
+// state the batch commits on top of (see CommitView). It may append
+// operations to `batch` (after those put in up front) and read whatever it
+// needs; this is how guarded and read-modify-write operations (range
+// deletes, compare-and-set, increments) stay atomic without locks around
+// them. Returning a non-OK status fails this write alone: none of its
+// operations are applied and the status is what the writer receives.
+//
+// It runs on the commit leader's thread, serialized with every other
+// write, so it must be quick and must not call into the DB (only into the
+// view). It is called exactly once per successful commit attempt, or not
+// at all if the write fails before (e.g. the DB is read-only).
+using CommitFunction = std::function<absl::Status(CommitView* view,
+                                                  WriteBatch* batch)>;
+
 // An ordered list of Put and Delete operations applied atomically by
-// DB::Write: after a crash either all of them are visible or none is.
-// Later operations on the same key win.
+// DB::Write at one revision: after a crash either all of them are visible
+// or none is. When a key appears more than once, its last operation wins
+// (the earlier ones are dropped, not applied one after the other). A
+// Delete of a key that does not exist is dropped; a batch left with no
+// operation commits nothing and takes no revision.
 //
 // Thread safety: not safe for concurrent mutation; const methods may be
 // called concurrently.
 //
-// Representation (also the WAL record payload, see docs/wal-format.md):
-//   sequence: fixed64 | count: fixed32 | record*
-//   record := kTypeValue varstring(key) varstring(value)
-//           | kTypeDeletion varstring(key)
+// Representation (docs/wal-format.md, "Batches"):
+//   revision: fixed64 | count: fixed32 | op*
+//   op := 0x01 varstring(key) varstring(value)                   (Put)
+//       | 0x03 varstring(key) attributes varstring(value)        (Put with
+//                                                                 attributes)
+//       | 0x00 varstring(key)                                    (Delete)
 class WriteBatch {
  public:
   // Receives the operations of a batch in order.
   class Handler {
    public:
     virtual ~Handler() = default;
-    virtual void Put(std::string_view key, std::string_view value) = 0;
+    virtual void Put(std::string_view key, std::string_view value,
+                     const PutAttributes& attributes) = 0;
     virtual void Delete(std::string_view key) = 0;
   };
 
@@ -39,25 +68,56 @@ class WriteBatch {
 
   // Appends "set key to value".
   void Put(std::string_view key, std::string_view value);
-  // Appends "remove key" (a tombstone; removing a missing key is fine).
+  // Appends "set key to value" with attributes (expiry, lease, type).
+  void Put(std::string_view key, std::string_view value,
+           const PutAttributes& attributes);
+  // Appends "remove key" (a tombstone; removing a missing key is a no-op).
   void Delete(std::string_view key);
-  // Removes every operation.
+  // Removes every operation and the commit function.
   void Clear();
   // Number of operations.
   uint32_t Count() const;
   // Bytes of the encoded batch; the memory and WAL cost of the write.
   size_t ApproximateSize() const { return rep_.size(); }
-  // Appends every operation of `source` to this batch.
+  // Appends every operation of `source` to this batch (not its commit
+  // function).
   void Append(const WriteBatch& source);
+
+  // Sets the function the engine runs at commit time (see CommitFunction);
+  // replaces any earlier one.
+  void SetCommitFunction(CommitFunction fn) { commit_fn_ = std::move(fn); }
+  const CommitFunction& commit_function() const { return commit_fn_; }
 
   // Calls handler for each operation in order. Returns DataLoss if the
   // representation is malformed (only possible for a batch decoded from
-  // bytes, e.g. during WAL replay).
+  // bytes).
   absl::Status Iterate(Handler* handler) const;
 
  private:
   friend class WriteBatchInternal;
   std::string rep_;
+  CommitFunction commit_fn_;
+};
+
+// What a CommitFunction may read: the latest committed state plus the
+// writes of the batches committing just before it in the same group (so
+// it sees exactly what it will commit on top of).
+//
+// Thread safety: used only inside the CommitFunction call it is passed to.
+class CommitView {
+ public:
+  virtual ~CommitView() = default;
+  // The revision this batch will commit at if it writes anything.
+  virtual Revision revision() const = 0;
+  // The revision the view shows (revision() - 1).
+  virtual Revision base_revision() const = 0;
+  // The current value and metadata of key. NotFound if absent; DataLoss or
+  // Unavailable if the lookup failed (the write then fails too).
+  virtual absl::Status Get(std::string_view key, std::string* value,
+                           KeyMetadata* metadata) = 0;
+  // An iterator over the same state (metadata() gives each key's metadata).
+  // The caller owns it and deletes it before returning.
+  virtual std::unique_ptr<Iterator> NewIterator() = 0;
 };
 
 }  // namespace strata::storage
