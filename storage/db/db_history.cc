@@ -248,4 +248,18 @@ void DBImpl::MaybeAdvanceHistory() {
   if (!s.ok()) spdlog::error("advancing the compacted revision: {}", s.ToString());
 }
 
+void DBImpl::TEST_AdvanceHistory() {
+  MutexLock l(&mu_);
+  MaybeAdvanceHistory();
+}
+
+std::vector<uint64_t> DBImpl::TEST_RetainedWals() {
+  MutexLock l(&mu_);
+  std::vector<uint64_t> out;
+  for (const auto& [number, first] : wal_first_revision_) {
+    if (env_->FileExists(WalFileName(dbname_, number))) out.push_back(number);
+  }
+  return out;
+}
+
 }  // namespace strata::storage

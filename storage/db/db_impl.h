@@ -83,6 +83,11 @@ class DBImpl final : public DB {
 
   // Test hooks.
   int TEST_NumFilesAtLevel(int level);
+  // Runs one step of automatic history retention now (it also runs about
+  // once a second on the flush thread).
+  void TEST_AdvanceHistory();
+  // WAL files on disk that the change log still needs, by number.
+  std::vector<uint64_t> TEST_RetainedWals();
   // Called (if set) at named points of flush and compaction
   // ("flush:table_written", "compaction:outputs_written"); a non-OK status
   // aborts that job as if the I/O had failed.

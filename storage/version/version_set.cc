@@ -378,6 +378,7 @@ absl::Status VersionSet::StartNewManifest() {
 absl::Status VersionSet::CreateNew() {
   MutexLock l(mu_);
   next_file_number_ = 1;
+  database_format_ = VersionEdit::kDatabaseFormat;
   AppendVersion(new Version(this));
   return StartNewManifest();
 }
