@@ -99,7 +99,7 @@ absl::StatusOr<std::unique_ptr<BenchEngine>> OpenStrata(
     const EngineSettings& settings, const std::string& dir) {
   storage::Options options;
   options.create_if_missing = true;
-  options.write_buffer_size = settings.write_buffer_bytes;
+  options.memtable_bytes = settings.write_buffer_bytes;
   options.block_cache_bytes = settings.block_cache_bytes;
   options.block_size = settings.block_size;
   options.bloom_bits_per_key = settings.bloom_bits_per_key;

@@ -70,7 +70,7 @@ void AddWal(const storage::Statistics& s, std::vector<MetricFamily>* out) {
 
 void AddMemtableAndLevels(const storage::Statistics& s,
                           std::vector<MetricFamily>* out) {
-  out->push_back(GaugeFamily("strata_memtable_bytes",
+  out->push_back(GaugeFamily("strata_memtable_active_bytes",
                              "Arena bytes of the active memtable.",
                              D(s.memtable_bytes)));
   out->push_back(GaugeFamily(

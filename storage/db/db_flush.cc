@@ -70,8 +70,8 @@ absl::Status DBImpl::FlushOldestImmutable() {
   // Keep the table file out of DeleteObsoleteFiles until it is installed.
   RETURN_IF_ERROR(WriteLevel0Table(imm.mem, &edit));
   // Every WAL older than the next memtable's is now redundant.
-  uint64_t next_log = imm_.size() > 1 ? imm_[1].log_number : log_number_;
-  edit.SetLogNumber(next_log);
+  uint64_t min_wal = imm_.size() > 1 ? imm_[1].wal_number : wal_number_;
+  edit.SetMinWalNumber(min_wal);
   absl::Status s = versions_->LogAndApply(&edit);
   for (const auto& [level, f] : edit.new_files()) pending_outputs_.erase(f.number);
   RETURN_IF_ERROR(s);

@@ -39,7 +39,7 @@ namespace {
 
 Options SanitizeOptions(Options o) {
   if (o.env == nullptr) o.env = Env::Default();
-  o.write_buffer_size = std::max<size_t>(o.write_buffer_size, 64 << 10);
+  o.memtable_bytes = std::max<size_t>(o.memtable_bytes, 64 << 10);
   o.max_immutable_memtables = std::max(o.max_immutable_memtables, 1);
   o.block_size = std::max<size_t>(o.block_size, 256);
   o.block_restart_interval = std::max(o.block_restart_interval, 1);
@@ -126,11 +126,11 @@ DBImpl::~DBImpl() {
   threads_.clear();
   {
     MutexLock l(&mu_);
-    if (log_ != nullptr) {
-      absl::Status s = log_->Sync();
-      if (s.ok()) s = log_->Close();
+    if (wal_ != nullptr) {
+      absl::Status s = wal_->Sync();
+      if (s.ok()) s = wal_->Close();
       if (!s.ok()) spdlog::error("closing WAL: {}", s.ToString());
-      log_.reset();
+      wal_.reset();
     }
   }
   {
@@ -255,10 +255,10 @@ void DBImpl::RecordBackgroundError(const absl::Status& s) {
 
 absl::Status DBImpl::SyncWAL() {
   MutexLock l(&mu_);
-  if (log_ == nullptr) return absl::OkStatus();
-  // Serialize with the write leader by waiting for an empty writer queue.
-  while (!writers_.empty()) bg_done_cv_.Wait(&mu_);
-  absl::Status s = log_->Sync();
+  if (wal_ == nullptr) return absl::OkStatus();
+  // Serialize with the write leader by waiting for an empty write queue.
+  while (!write_queue_.empty()) bg_done_cv_.Wait(&mu_);
+  absl::Status s = wal_->Sync();
   if (!s.ok()) RecordBackgroundError(s);
   return s;
 }
@@ -266,8 +266,8 @@ absl::Status DBImpl::SyncWAL() {
 absl::Status DBImpl::Flush() {
   MutexLock l(&mu_);
   if (!bg_error_.ok()) return bg_error_;
-  // Wait for the writer queue to drain so no leader is using mem_.
-  while (!writers_.empty()) bg_done_cv_.Wait(&mu_);
+  // Wait for the write queue to drain so no leader is using mem_.
+  while (!write_queue_.empty()) bg_done_cv_.Wait(&mu_);
   if (!mem_->empty()) RETURN_IF_ERROR(SwitchMemTable());
   while (!imm_.empty() && bg_error_.ok() && !shutting_down_.load()) {
     bg_done_cv_.Wait(&mu_);
@@ -279,7 +279,7 @@ void DBImpl::DeleteObsoleteFiles() {
   if (!bg_error_.ok()) return;  // Unknown state: keep everything.
   std::set<uint64_t> live = pending_outputs_;
   versions_->AddLiveFiles(&live);
-  uint64_t min_log = versions_->LogNumber();
+  uint64_t min_wal = versions_->MinWalNumber();
   uint64_t manifest = versions_->ManifestFileNumber();
   auto children = env_->GetChildren(dbname_);
   if (!children.ok()) return;
@@ -290,7 +290,7 @@ void DBImpl::DeleteObsoleteFiles() {
     bool keep = true;
     switch (type) {
       case FileType::kWal:
-        keep = number >= min_log || number == log_number_;
+        keep = number >= min_wal || number == wal_number_;
         break;
       case FileType::kTable:
         keep = live.count(number) > 0;

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_format.h"
+#include "strata/storage/db.h"
 #include "table/two_level_iterator.h"
 #include "util/coding.h"
 #include "util/dbformat.h"
@@ -195,7 +196,7 @@ absl::Status Table::GetBlock(const ReadOptions& options,
       return absl::OkStatus();
     }
   }
-  if (options.cache_only) return absl::UnavailableError("would block");
+  if (options.cache_only) return WouldBlockError();
   const bool fill = cache_ != nullptr && options.fill_cache;
   ReadOptions read_options = options;
   if (fill) read_options.verify_checksums = true;  // Cached blocks are trusted.

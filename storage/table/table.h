@@ -72,7 +72,7 @@ class Table {
   // data blocks as it moves (through the cache, per options) and keeps the
   // current block pinned. A corrupt block stops it with a DataLoss status;
   // with options.cache_only a block not in the cache stops it with
-  // Unavailable("would block"). REQUIRES: the table outlives the iterator.
+  // WouldBlockError(). REQUIRES: the table outlives the iterator.
   Iterator* NewIterator(const ReadOptions& options) const;
 
   // Point lookup. If the filter says the user key of internal_key (or the
@@ -80,7 +80,7 @@ class Table {
   // first entry >= internal_key and calls found(key, value) with it, if
   // there is one; key and value are valid only during the call. Returns OK
   // whether or not found was called; DataLoss on corruption;
-  // Unavailable("would block") when options.cache_only and the data block
+  // WouldBlockError() when options.cache_only and the data block
   // is not cached (no I/O is done); InvalidArgument for an internal key
   // shorter than 8 bytes. Bumps bloom_checks, and bloom_negatives when the
   // filter rules the key out.

@@ -1,5 +1,6 @@
 #include "version/table_cache.h"
 
+#include "strata/storage/db.h"
 #include "util/coding.h"
 #include "util/filename.h"
 #include "util/status_macros.h"
@@ -44,7 +45,7 @@ absl::StatusOr<Cache::Handle*> TableCache::FindTable(uint64_t number,
     return h;
   }
   EngineCounters::Bump(counters_->table_cache_misses);
-  if (cache_only) return absl::UnavailableError("would block");
+  if (cache_only) return WouldBlockError();
   std::string fname = TableFileName(dbname_, number);
   ASSIGN_OR_RETURN(std::unique_ptr<RandomAccessFile> file,
                    env_->NewRandomAccessFile(fname));

@@ -36,7 +36,7 @@ class TableCache {
                         uint64_t file_size);
 
   // Point lookup through Table::InternalGet. Returns the open or I/O error;
-  // with options.cache_only returns "would block" (IsWouldBlock) when the
+  // with options.cache_only returns WouldBlockError() when the
   // table is not open or a block is not cached.
   absl::Status Get(const ReadOptions& options, uint64_t number,
                    uint64_t file_size, std::string_view internal_key,

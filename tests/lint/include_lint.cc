@@ -21,7 +21,7 @@ constexpr std::array<Layer, 10> kLayers = {{
     {"util", 0, ""},
     {"env", 1, ""},
     {"memtable", 2, ""},
-    {"wal", 2, ""},
+    {"record", 2, ""},
     {"cache", 2, ""},
     {"table", 2, "cache"},  // Blocks are read through the block cache.
     {"version", 3, ""},
@@ -30,7 +30,7 @@ constexpr std::array<Layer, 10> kLayers = {{
     {"tools", 6, ""},
 }};
 constexpr std::string_view kOrder =
-    "util -> env -> {memtable, wal, cache, table} -> version -> compaction "
+    "util -> env -> {memtable, record, cache, table} -> version -> compaction "
     "-> db -> tools";
 
 // Headers the engine never includes: it has no RPC or metrics dependency.

@@ -6,7 +6,7 @@
 //
 //  * Inside storage/, a component includes only itself and the components
 //    below it:
-//      util -> env -> {memtable, wal, cache, table} -> version
+//      util -> env -> {memtable, record, cache, table} -> version
 //           -> compaction -> db -> tools
 //    Components in braces share a layer and do not include each other,
 //    except table -> cache (an SSTable reads its blocks through the block

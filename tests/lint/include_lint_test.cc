@@ -100,8 +100,8 @@ TEST(IncludeLintTest, ComponentsOfOneLayerIncludeOnlyTheirListedPeer) {
                 "cache may not include table");
   ExpectFlagged("storage/memtable/memtable.h", "\"table/format.h\"",
                 "memtable may not include table");
-  ExpectFlagged("storage/wal/log_writer.cc", "\"memtable/arena.h\"",
-                "wal may not include memtable");
+  ExpectFlagged("storage/record/writer.cc", "\"memtable/arena.h\"",
+                "record may not include memtable");
 }
 
 TEST(IncludeLintTest, StorageHasNoRpcOrMetricsDependency) {
@@ -187,7 +187,7 @@ TEST(IncludeLintTest, TreeWalkFindsViolationsAndSkipsBuildTrees) {
   ASSERT_THAT(v, SizeIs(1)) << Describe(v);
   EXPECT_EQ(v[0].ToString(),
             "storage/util/bad.h:2: #include \"db/db_impl.h\": util may not "
-            "include db: the order is util -> env -> {memtable, wal, cache, "
+            "include db: the order is util -> env -> {memtable, record, cache, "
             "table} -> version -> compaction -> db -> tools");
 }
 

@@ -373,7 +373,7 @@ TEST_F(MetricsTest, EngineCountersFollowWritesFlushAndCompaction) {
   EXPECT_EQ(Delta(written, before, "strata_write_keys_total"), kKeys);
   EXPECT_EQ(Delta(written, before, "strata_write_user_bytes_total"),
             user_bytes);
-  EXPECT_GT(written.ValueOr0("strata_memtable_bytes"), user_bytes);
+  EXPECT_GT(written.ValueOr0("strata_memtable_active_bytes"), user_bytes);
 
   ASSERT_OK(db_->Flush());
   const Exposition flushed = Scrape();
@@ -569,7 +569,7 @@ TEST_F(MetricsTest, ExpositionFollowsConventionsAndMatchesDocs) {
         "strata_rpc_requests_in_flight", "strata_rpc_received_bytes_total",
         "strata_rpc_sent_bytes_total", "strata_rpc_connections",
         "strata_wal_sync_duration_seconds",
-        "strata_wal_writes_per_group_commit", "strata_memtable_bytes",
+        "strata_wal_writes_per_group_commit", "strata_memtable_active_bytes",
         "strata_level_files", "strata_compaction_pending_bytes",
         "strata_write_stall_seconds_total", "strata_write_stall_state",
         "strata_block_cache_hits_total", "strata_build_info",

@@ -23,7 +23,7 @@ using ::strata::testing::TempDir;
 class DBTest : public ::testing::Test {
  protected:
   DBTest() {
-    options_.write_buffer_size = 64 << 10;
+    options_.memtable_bytes = 64 << 10;
     options_.block_cache_bytes = 1 << 20;
     options_.max_bytes_for_level_base = 256 << 10;
     options_.target_file_size = 64 << 10;

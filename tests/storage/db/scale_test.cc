@@ -61,7 +61,7 @@ std::string Value(uint64_t i, int round) {
 class ScaleTest : public ::testing::Test {
  protected:
   ScaleTest() {
-    options_.write_buffer_size = 4 << 20;
+    options_.memtable_bytes = 4 << 20;
     options_.block_cache_bytes = 8 << 20;
     options_.compression = CompressionType::kNone;  // Values are random.
     options_.max_bytes_for_level_base = 32 << 20;

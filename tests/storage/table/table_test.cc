@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_format.h"
 #include "gtest/gtest.h"
+#include "strata/storage/db.h"
 #include "table/table_builder.h"
 #include "tests/storage/table/table_test_util.h"
 #include "tests/support/test_util.h"
@@ -470,6 +471,7 @@ TEST_F(TableCacheTest, CacheOnlyGetIsUnavailableOnColdCacheAndHitsWhenWarm) {
   GetResult cold = Get(*t.table, entries_[123].first, cache_only);
   EXPECT_EQ(cold.status.code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(cold.status.message(), "would block");
+  EXPECT_TRUE(IsWouldBlock(cold.status));
   EXPECT_FALSE(cold.found);
   EXPECT_EQ(t.source->reads(), reads);  // No I/O.
 
