@@ -35,8 +35,8 @@ constexpr std::string_view kOrder =
 
 // Headers the engine never includes: it has no RPC or metrics dependency.
 constexpr std::array<std::string_view, 6> kForbiddenLibraryPrefixes = {
-    "grpc/", "grpcpp/", "grpc++/", "google/protobuf/", "prometheus/",
-    "strata/v1/"};
+    "grpc/",       "grpcpp/",   "grpc++/", "google/protobuf/",
+    "prometheus/", "strata/v1/"};
 // Project code above the engine.
 constexpr std::array<std::string_view, 7> kForbiddenProjectPrefixes = {
     "server/", "client/", "proto/", "bench/", "common/", "fuzz/", "tests/"};
@@ -105,8 +105,8 @@ class FileChecker {
 
  private:
   void Add(const Include& inc, std::string why) {
-    out_->push_back(Violation{std::string(file_), inc.line, inc.path,
-                              std::move(why)});
+    out_->push_back(
+        Violation{std::string(file_), inc.line, inc.path, std::move(why)});
   }
 
   bool IsInternalUser() const {
@@ -144,20 +144,23 @@ class FileChecker {
         continue;
       }
       if (inc.path.find("..") != std::string::npos) {
-        Add(inc, "no relative parent paths: include engine headers as "
-                 "\"util/coding.h\" or \"strata/storage/db.h\"");
+        Add(inc,
+            "no relative parent paths: include engine headers as "
+            "\"util/coding.h\" or \"strata/storage/db.h\"");
         continue;
       }
       if (StartsWith(inc.path, "storage/")) {
-        Add(inc, "inside storage/, include engine headers relative to "
-                 "storage/ (\"util/coding.h\"), not from the repository root");
+        Add(inc,
+            "inside storage/, include engine headers relative to "
+            "storage/ (\"util/coding.h\"), not from the repository root");
         continue;
       }
       const Layer* target = IncludedComponent(inc);
       if (target == nullptr) continue;  // Public, Abseil, spdlog, same dir.
       if (is_public) {
-        Add(inc, "a public header may include only public headers "
-                 "(\"strata/storage/...\")");
+        Add(inc,
+            "a public header may include only public headers "
+            "(\"strata/storage/...\")");
         continue;
       }
       const bool allowed = target == self || target->rank < self->rank ||
@@ -174,9 +177,11 @@ class FileChecker {
   void CheckEngineUser(const std::vector<Include>& includes) {
     for (const Include& inc : includes) {
       if (inc.angled) continue;
-      if (StartsWith(inc.path, "storage/") || IncludedComponent(inc) != nullptr) {
-        Add(inc, "outside the engine, include only its public headers "
-                 "(\"strata/storage/...\")");
+      if (StartsWith(inc.path, "storage/") ||
+          IncludedComponent(inc) != nullptr) {
+        Add(inc,
+            "outside the engine, include only its public headers "
+            "(\"strata/storage/...\")");
       }
     }
   }
@@ -257,7 +262,8 @@ std::vector<Violation> CheckTree(const std::filesystem::path& root,
   std::error_code ec;
   fs::recursive_directory_iterator it(root, ec), end;
   if (ec) {
-    out.push_back(Violation{root.string(), 0, "", "cannot list: " + ec.message()});
+    out.push_back(
+        Violation{root.string(), 0, "", "cannot list: " + ec.message()});
   }
   for (; !ec && it != end; it.increment(ec)) {
     const fs::directory_entry& entry = *it;
@@ -280,7 +286,8 @@ std::vector<Violation> CheckTree(const std::filesystem::path& root,
     out.insert(out.end(), v.begin(), v.end());
   }
   if (ec) {
-    out.push_back(Violation{root.string(), 0, "", "walk failed: " + ec.message()});
+    out.push_back(
+        Violation{root.string(), 0, "", "walk failed: " + ec.message()});
   }
   if (files_checked != nullptr) *files_checked = files;
   return out;

@@ -37,9 +37,9 @@ namespace strata::lint {
 
 // One #include directive.
 struct Include {
-  int line = 0;          // 1-based.
-  std::string path;      // Between the quotes or angle brackets.
-  bool angled = false;   // <path> rather than "path".
+  int line = 0;         // 1-based.
+  std::string path;     // Between the quotes or angle brackets.
+  bool angled = false;  // <path> rather than "path".
 };
 
 // The #include directives of C++ source text: lines whose first non-blank
@@ -50,7 +50,7 @@ std::vector<Include> ParseIncludes(std::string_view source);
 
 // A broken rule.
 struct Violation {
-  std::string file;     // Repository-relative path.
+  std::string file;  // Repository-relative path.
   int line = 0;
   std::string include;  // The included path.
   std::string why;

@@ -136,9 +136,8 @@ TEST(IncludeLintTest, EngineUsersSeeOnlyThePublicHeaders) {
         "tests/server/metrics_test.cc", "tests/crash/crash_loop_test.cc"}) {
     ExpectAllowed(file, "\"strata/storage/db.h\"");
     ExpectAllowed(file, "\"server/kv_server.h\"");
-    for (const char* spelled :
-         {"\"db/db_impl.h\"", "\"storage/db/db_impl.h\"",
-          "\"storage/util/coding.h\""}) {
+    for (const char* spelled : {"\"db/db_impl.h\"", "\"storage/db/db_impl.h\"",
+                                "\"storage/util/coding.h\""}) {
       ExpectFlagged(file, spelled, "only its public headers");
     }
   }
