@@ -55,9 +55,9 @@ absl::Status DBImpl::WriteLevel0Table(MemTable* mem, VersionEdit* edit) {
   if (!s.ok()) return s;
   if (writer->NumEntries() > 0) {
     edit->AddFile(0, writer->meta());
-    flushes_.fetch_add(1, std::memory_order_relaxed);
-    flush_bytes_.fetch_add(writer->meta().file_size, std::memory_order_relaxed);
-    flush_seconds_.Observe((env_->NowMicros() - start) / 1e6);
+    flush_counters_.count.Add();
+    flush_counters_.written_bytes.Add(writer->meta().file_size);
+    flush_counters_.seconds.Observe((env_->NowMicros() - start) / 1e6);
     spdlog::debug("flushed memtable to {:06d}.sst: {} entries, {} bytes",
                   number, writer->NumEntries(), writer->meta().file_size);
   }

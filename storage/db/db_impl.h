@@ -29,13 +29,12 @@
 #include "absl/base/thread_annotations.h"
 #include "cache/lru_cache.h"
 #include "compaction/compaction.h"
+#include "db/db_counters.h"
 #include "memtable/memtable.h"
 #include "record/writer.h"
 #include "strata/storage/db.h"
 #include "strata/storage/env.h"
-#include "util/counters.h"
 #include "util/dbformat.h"
-#include "util/histogram.h"
 #include "util/mutex.h"
 #include "version/table_cache.h"
 #include "version/version_set.h"
@@ -132,7 +131,8 @@ class DBImpl final : public DB {
   const std::string dbname_;
   Env* const env_;
   const InternalKeyComparator icmp_;
-  EngineCounters counters_;
+  // Bumped by every table through TableOptions, so declared before them.
+  FilterCounters filter_counters_;
   std::unique_ptr<Cache> block_cache_;
   std::unique_ptr<TableCache> table_cache_;
   std::unique_ptr<FileLock> db_lock_;
@@ -171,18 +171,13 @@ class DBImpl final : public DB {
   // Snapshots, oldest first.
   std::multiset<SequenceNumber> snapshots_ ABSL_GUARDED_BY(mu_);
 
-  // Statistics.
-  std::atomic<uint64_t> wal_bytes_{0}, wal_records_{0}, wal_syncs_{0};
-  std::atomic<uint64_t> user_bytes_{0}, keys_written_{0};
-  std::atomic<uint64_t> flushes_{0}, flush_bytes_{0};
-  std::atomic<uint64_t> compactions_{0}, compaction_read_{0},
-      compaction_written_{0}, background_errors_{0};
-  std::atomic<uint64_t> stall_micros_{0};
-  std::atomic<int> stall_state_{0};
-  AtomicHistogram wal_sync_seconds_;
-  AtomicHistogram group_size_;
-  AtomicHistogram flush_seconds_;
-  AtomicHistogram compaction_seconds_;
+  // Statistics (db_counters.h; GetStatistics copies them).
+  WalCounters wal_counters_;
+  WriteCounters write_counters_;
+  FlushCounters flush_counters_;
+  CompactionCounters compaction_counters_;
+  ReadCounters read_counters_;
+  Counter background_errors_;
 };
 
 }  // namespace strata::storage

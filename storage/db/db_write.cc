@@ -154,8 +154,8 @@ void DBImpl::LeadGroupCommit(PendingWrite* leader) {
       if (sync) {
         uint64_t start = env_->NowMicros();
         status = wal->Sync();
-        wal_syncs_.fetch_add(1, std::memory_order_relaxed);
-        wal_sync_seconds_.Observe((env_->NowMicros() - start) / 1e6);
+        wal_counters_.syncs.Add();
+        wal_counters_.sync_seconds.Observe((env_->NowMicros() - start) / 1e6);
       }
       // (AddRecord already handed the bytes to the OS, so a process crash
       // cannot lose them even without sync.)
@@ -163,14 +163,14 @@ void DBImpl::LeadGroupCommit(PendingWrite* leader) {
     if (status.ok()) status = WriteBatchInternal::InsertInto(group, mem);
     mu_.Lock();
 
-    wal_bytes_.fetch_add(record.size(), std::memory_order_relaxed);
-    wal_records_.fetch_add(1, std::memory_order_relaxed);
-    group_size_.Observe(static_cast<double>(members));
+    wal_counters_.appended_bytes.Add(record.size());
+    wal_counters_.records.Add();
+    wal_counters_.writes_per_group_commit.Observe(
+        static_cast<double>(members));
     if (status.ok()) {
       versions_->SetLastSequence(last_sequence);
-      keys_written_.fetch_add(group->Count(), std::memory_order_relaxed);
-      user_bytes_.fetch_add(WriteBatchInternal::UserBytes(group),
-                            std::memory_order_relaxed);
+      write_counters_.keys.Add(group->Count());
+      write_counters_.user_bytes.Add(WriteBatchInternal::UserBytes(group));
     } else {
       // The WAL may now hold a partial or unsynced record: acknowledge
       // nothing more until the database is reopened.
@@ -219,6 +219,7 @@ void DBImpl::LeadGroupCommit(PendingWrite* leader) {
 }
 
 absl::Status DBImpl::MakeRoomForWrite(bool force) {
+  using StallState = WriteCounters::StallState;
   bool allow_delay = !force;
   uint64_t stall_start = 0;
   absl::Status s;
@@ -231,13 +232,12 @@ absl::Status DBImpl::MakeRoomForWrite(bool force) {
     if (allow_delay && l0_files >= options_.level0_slowdown_writes_trigger) {
       // Slow down each write a little rather than stopping completely
       // later: gives compaction room and spreads the delay.
-      stall_state_.store(static_cast<int>(Statistics::StallState::kSlowdown));
+      write_counters_.stall_state.store(StallState::kSlowdown);
       uint64_t start = env_->NowMicros();
       mu_.Unlock();
       absl::SleepFor(absl::Milliseconds(1));
       mu_.Lock();
-      stall_micros_.fetch_add(env_->NowMicros() - start,
-                              std::memory_order_relaxed);
+      write_counters_.stall_micros.Add(env_->NowMicros() - start);
       allow_delay = false;
       continue;
     }
@@ -251,7 +251,7 @@ absl::Status DBImpl::MakeRoomForWrite(bool force) {
         s = absl::FailedPreconditionError("database is shutting down");
         break;
       }
-      stall_state_.store(static_cast<int>(Statistics::StallState::kStop));
+      write_counters_.stall_state.store(StallState::kStop);
       if (stall_start == 0) stall_start = env_->NowMicros();
       if (static_cast<int>(imm_.size()) >= options_.max_immutable_memtables) {
         flush_cv_.Signal();
@@ -266,10 +266,9 @@ absl::Status DBImpl::MakeRoomForWrite(bool force) {
     if (!s.ok()) break;
   }
   if (stall_start != 0) {
-    stall_micros_.fetch_add(env_->NowMicros() - stall_start,
-                            std::memory_order_relaxed);
+    write_counters_.stall_micros.Add(env_->NowMicros() - stall_start);
   }
-  stall_state_.store(static_cast<int>(Statistics::StallState::kNone));
+  write_counters_.stall_state.store(StallState::kNone);
   return s;
 }
 

@@ -253,10 +253,10 @@ absl::Status Table::InternalGet(
     std::string_view filter_key = options_.keys_are_internal
                                       ? ExtractUserKey(internal_key)
                                       : internal_key;
-    EngineCounters* counters = options_.counters;
-    if (counters != nullptr) EngineCounters::Bump(counters->bloom_checks);
+    FilterCounters* counters = options_.filter_counters;
+    if (counters != nullptr) counters->checks.Add();
     if (!filter_->reader.KeyMayMatch(filter_key)) {
-      if (counters != nullptr) EngineCounters::Bump(counters->bloom_negatives);
+      if (counters != nullptr) counters->negatives.Add();
       return absl::OkStatus();
     }
   }

@@ -164,7 +164,7 @@ TEST_P(ModelTest, RandomOperationsMatchModel) {
   // run.
   Statistics stats = db_->GetStatistics();
   int levels_used = 0;
-  for (const auto& l : stats.levels) levels_used += l.num_files > 0;
+  for (const auto& l : stats.levels.per_level) levels_used += l.num_files > 0;
   EXPECT_GE(levels_used, 1);
   Open();
   ASSERT_NO_FATAL_FAILURE(CheckScan(model, "", "", nullptr));

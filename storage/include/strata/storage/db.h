@@ -110,7 +110,9 @@ class DB {
   virtual absl::Status CompactRange(std::optional<std::string_view> begin,
                                     std::optional<std::string_view> end) = 0;
 
-  // A consistent copy of the engine's counters and gauges.
+  // A copy of the engine's counters and gauges, one struct per component
+  // (see Statistics for how current each field is). Takes the DB mutex
+  // briefly; never does I/O.
   virtual Statistics GetStatistics() = 0;
 };
 
