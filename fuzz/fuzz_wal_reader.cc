@@ -11,8 +11,8 @@
 
 #include "db/write_batch_internal.h"
 #include "fuzz/fuzz_util.h"
+#include "record/reader.h"
 #include "spdlog/spdlog.h"
-#include "wal/log_reader.h"
 
 namespace {
 
@@ -40,8 +40,8 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace strata::storage;
   std::string_view input(reinterpret_cast<const char*>(data), size);
-  wal::Reader reader(std::make_unique<strata::fuzz::StringSequentialFile>(input),
-                     "fuzz.wal");
+  record::Reader reader(
+      std::make_unique<strata::fuzz::StringSequentialFile>(input), "fuzz.wal");
   std::string scratch;
   std::string_view record;
   WriteBatch batch;

@@ -7,10 +7,10 @@
 #include "absl/strings/str_format.h"
 #include "db/db_impl.h"
 #include "db/write_batch_internal.h"
+#include "record/reader.h"
 #include "spdlog/spdlog.h"
 #include "util/filename.h"
 #include "util/status_macros.h"
-#include "wal/log_reader.h"
 
 namespace strata::storage {
 
@@ -48,7 +48,7 @@ absl::Status DBImpl::Recover() {
     if (!ParseFileName(name, &number, &type)) continue;
     versions_->MarkFileNumberUsed(number);
     if (type == FileType::kTable) expected.erase(number);
-    if (type == FileType::kWal && number >= versions_->LogNumber()) {
+    if (type == FileType::kWal && number >= versions_->MinWalNumber()) {
       wals.push_back(number);
     }
   }
@@ -57,20 +57,20 @@ absl::Status DBImpl::Recover() {
         "%s: %d table file(s) listed in the manifest are missing, e.g. %06d.sst",
         dbname_, expected.size(), *expected.begin()));
   }
-  // The manifest's log number is always the number of a WAL that existed
-  // when that edit was written, and a WAL is deleted only after a later
-  // edit moving past it is durable. So if it is missing, a later edit was
+  // The manifest's minimum WAL number is always the number of a WAL that
+  // existed when that edit was written, and a WAL is deleted only after a
+  // later edit moving past it is durable. So if it is missing, a later edit was
   // lost (e.g. a damaged final manifest record dropped as a torn tail) and
   // the writes that WAL held are gone: refuse to open rather than lose
   // them silently.
-  const uint64_t log_number = versions_->LogNumber();
-  if (log_number != 0 &&
-      std::find(wals.begin(), wals.end(), log_number) == wals.end()) {
+  const uint64_t min_wal = versions_->MinWalNumber();
+  if (min_wal != 0 &&
+      std::find(wals.begin(), wals.end(), min_wal) == wals.end()) {
     return absl::DataLossError(absl::StrFormat(
         "%s: the manifest needs WAL %06d.wal, which is missing: a later "
         "manifest edit was lost or the WAL was deleted; recent writes may be "
         "gone",
-        dbname_, log_number));
+        dbname_, min_wal));
   }
 
   std::sort(wals.begin(), wals.end());
@@ -93,16 +93,16 @@ absl::Status DBImpl::Recover() {
   // A fresh WAL; the replayed ones become obsolete once the edit is in.
   uint64_t number = versions_->NewFileNumber();
   ASSIGN_OR_RETURN(auto file, env_->NewWritableFile(WalFileName(dbname_, number)));
-  log_ = std::make_unique<wal::Writer>(std::move(file));
+  wal_ = std::make_unique<record::Writer>(std::move(file));
   // A durable file header, so a power loss cannot leave garbage there
   // (see SwitchMemTable).
-  RETURN_IF_ERROR(log_->Sync());
-  log_number_ = number;
+  RETURN_IF_ERROR(wal_->Sync());
+  wal_number_ = number;
   // Durable directory entry for the new WAL before anything is written to
   // it (the manifest edit below fsyncs the manifest, not the directory).
   RETURN_IF_ERROR(env_->SyncDir(dbname_));
   versions_->SetLastSequence(max_sequence);
-  edit.SetLogNumber(number);
+  edit.SetMinWalNumber(number);
   absl::Status s = versions_->LogAndApply(&edit);
   for (const auto& [level, f] : edit.new_files()) {
     pending_outputs_.erase(f.number);
@@ -121,7 +121,7 @@ absl::Status DBImpl::ReplayWal(uint64_t number, VersionEdit* edit,
                                SequenceNumber* max_sequence, MemTable** mem) {
   std::string path = WalFileName(dbname_, number);
   ASSIGN_OR_RETURN(auto file, env_->NewSequentialFile(path));
-  wal::Reader reader(std::move(file), path);
+  record::Reader reader(std::move(file), path);
   std::string scratch;
   std::string_view record;
   WriteBatch batch;
@@ -144,7 +144,7 @@ absl::Status DBImpl::ReplayWal(uint64_t number, VersionEdit* edit,
     SequenceNumber last =
         WriteBatchInternal::Sequence(&batch) + batch.Count() - 1;
     if (batch.Count() > 0 && last > *max_sequence) *max_sequence = last;
-    if ((*mem)->ApproximateMemoryUsage() > options_.write_buffer_size) {
+    if ((*mem)->ApproximateMemoryUsage() > options_.memtable_bytes) {
       absl::Status fs = WriteLevel0Table(*mem, edit);
       (*mem)->Unref();
       *mem = nullptr;

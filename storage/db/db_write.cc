@@ -1,8 +1,8 @@
-// The write path: a queue of writers, group commit, memtable switching and
+// The write path: the write queue, group commit, memtable switching and
 // write stalls.
 //
-// Every writer (synchronous or asynchronous) joins writers_. The writer at
-// the front leads: it gathers the batches queued behind it into one group,
+// Every write (synchronous or asynchronous) joins write_queue_ as a
+// PendingWrite. The one at the front leads: it gathers the batches queued behind it into one group,
 // appends the group to the WAL as one record, fsyncs once if any member
 // asked for sync, inserts the group into the memtable, publishes the new
 // last sequence number and completes every member. A synchronous writer
@@ -21,14 +21,16 @@
 
 namespace strata::storage {
 
-struct DBImpl::Writer {
+// One Write or WriteAsync call waiting in write_queue_ until a group commit
+// completes it.
+struct DBImpl::PendingWrite {
   WriteBatch* batch = nullptr;
-  WriteBatch owned_batch;  // Async writers keep their batch here.
+  WriteBatch owned_batch;  // Asynchronous writes keep their batch here.
   bool sync = false;
   bool done = false;
   absl::Status status;
-  WriteCallback callback;  // Set for asynchronous writers.
-  CondVar cv;        // Signalled for synchronous writers.
+  WriteCallback callback;  // Set for asynchronous writes.
+  CondVar cv;              // Signalled for synchronous writes.
 
   bool is_async() const { return static_cast<bool>(callback); }
 };
@@ -57,12 +59,12 @@ absl::Status DBImpl::Write(const WriteOptions& options, WriteBatch* batch) {
   if (shutting_down_.load()) {
     return absl::FailedPreconditionError("database is shutting down");
   }
-  Writer w;
+  PendingWrite w;
   w.batch = batch;
   w.sync = options.sync;
   MutexLock l(&mu_);
-  EnqueueWriter(&w);
-  while (!w.done && writers_.front() != &w) w.cv.Wait(&mu_);
+  EnqueueWrite(&w);
+  while (!w.done && write_queue_.front() != &w) w.cv.Wait(&mu_);
   if (w.done) return w.status;
   LeadGroupCommit(&w);
   return w.status;
@@ -73,42 +75,42 @@ void DBImpl::WriteAsync(const WriteOptions& options, WriteBatch batch,
   {
     MutexLock l(&mu_);
     // Checked under the lock: the destructor sets the flag under it, and
-    // the commit thread completes every writer queued before that.
+    // the commit thread completes every write queued before that.
     if (!shutting_down_.load()) {
-      auto* w = new Writer;
+      auto* w = new PendingWrite;
       w->owned_batch = std::move(batch);
       w->batch = &w->owned_batch;
       w->sync = options.sync;
       w->callback = std::move(done);
-      EnqueueWriter(w);
-      if (writers_.front() == w) commit_cv_.Signal();
+      EnqueueWrite(w);
+      if (write_queue_.front() == w) commit_cv_.Signal();
       return;
     }
   }
   done(absl::FailedPreconditionError("database is shutting down"));
 }
 
-void DBImpl::EnqueueWriter(Writer* w) { writers_.push_back(w); }
+void DBImpl::EnqueueWrite(PendingWrite* w) { write_queue_.push_back(w); }
 
 void DBImpl::CommitThreadMain() {
   MutexLock l(&mu_);
   while (true) {
-    while (!(!writers_.empty() && writers_.front()->is_async()) &&
-           !(shutting_down_.load() && writers_.empty())) {
+    while (!(!write_queue_.empty() && write_queue_.front()->is_async()) &&
+           !(shutting_down_.load() && write_queue_.empty())) {
       commit_cv_.Wait(&mu_);
     }
-    if (writers_.empty()) return;  // Shutting down with nothing queued.
-    LeadGroupCommit(writers_.front());
+    if (write_queue_.empty()) return;  // Shutting down with nothing queued.
+    LeadGroupCommit(write_queue_.front());
   }
 }
 
-WriteBatch* DBImpl::BuildBatchGroup(Writer** last_writer) {
-  Writer* first = writers_.front();
+WriteBatch* DBImpl::BuildBatchGroup(PendingWrite** last_member) {
+  PendingWrite* first = write_queue_.front();
   WriteBatch* result = first->batch;
   size_t size = WriteBatchInternal::ByteSize(first->batch);
-  *last_writer = first;
-  for (auto it = writers_.begin() + 1; it != writers_.end(); ++it) {
-    Writer* w = *it;
+  *last_member = first;
+  for (auto it = write_queue_.begin() + 1; it != write_queue_.end(); ++it) {
+    PendingWrite* w = *it;
     size += WriteBatchInternal::ByteSize(w->batch);
     if (size > kMaxGroupBytes) break;
     if (result == first->batch) {
@@ -119,41 +121,41 @@ WriteBatch* DBImpl::BuildBatchGroup(Writer** last_writer) {
       result->Append(*first->batch);
     }
     result->Append(*w->batch);
-    *last_writer = w;
+    *last_member = w;
   }
   return result;
 }
 
-void DBImpl::LeadGroupCommit(Writer* leader) {
+void DBImpl::LeadGroupCommit(PendingWrite* leader) {
   absl::Status status = MakeRoomForWrite(/*force=*/false);
-  Writer* last_writer = leader;
+  PendingWrite* last_member = leader;
   if (status.ok()) {
-    WriteBatch* group = BuildBatchGroup(&last_writer);
+    WriteBatch* group = BuildBatchGroup(&last_member);
     SequenceNumber last_sequence = versions_->LastSequence();
     WriteBatchInternal::SetSequence(group, last_sequence + 1);
     last_sequence += group->Count();
     bool any_sync = false;
     size_t members = 0;
-    for (Writer* w : writers_) {
+    for (PendingWrite* w : write_queue_) {
       members++;
       any_sync |= w->sync;
-      if (w == last_writer) break;
+      if (w == last_member) break;
     }
     bool sync = any_sync && options_.wal_sync == WalSyncMode::kSync;
-    wal::Writer* log = log_.get();
+    record::Writer* wal = wal_.get();
     MemTable* mem = mem_;
     std::string_view record = WriteBatchInternal::Contents(group);
 
     // The leader is the only thread touching the WAL and the memtable's
     // write side, so the lock is released for the I/O.
     mu_.Unlock();
-    status = log->AddRecord(record);
+    status = wal->AddRecord(record);
     if (status.ok()) {
       if (sync) {
         uint64_t start = env_->NowMicros();
-        status = log->Sync();
-        wal_syncs_.fetch_add(1, std::memory_order_relaxed);
-        wal_sync_seconds_.Observe((env_->NowMicros() - start) / 1e6);
+        status = wal->Sync();
+        wal_counters_.syncs.Add();
+        wal_counters_.sync_seconds.Observe((env_->NowMicros() - start) / 1e6);
       }
       // (AddRecord already handed the bytes to the OS, so a process crash
       // cannot lose them even without sync.)
@@ -161,14 +163,14 @@ void DBImpl::LeadGroupCommit(Writer* leader) {
     if (status.ok()) status = WriteBatchInternal::InsertInto(group, mem);
     mu_.Lock();
 
-    wal_bytes_.fetch_add(record.size(), std::memory_order_relaxed);
-    wal_records_.fetch_add(1, std::memory_order_relaxed);
-    group_size_.Observe(static_cast<double>(members));
+    wal_counters_.appended_bytes.Add(record.size());
+    wal_counters_.records.Add();
+    wal_counters_.writes_per_group_commit.Observe(
+        static_cast<double>(members));
     if (status.ok()) {
       versions_->SetLastSequence(last_sequence);
-      keys_written_.fetch_add(group->Count(), std::memory_order_relaxed);
-      user_bytes_.fetch_add(WriteBatchInternal::UserBytes(group),
-                            std::memory_order_relaxed);
+      write_counters_.keys.Add(group->Count());
+      write_counters_.user_bytes.Add(WriteBatchInternal::UserBytes(group));
     } else {
       // The WAL may now hold a partial or unsynced record: acknowledge
       // nothing more until the database is reopened.
@@ -179,10 +181,10 @@ void DBImpl::LeadGroupCommit(Writer* leader) {
   }
 
   // Complete every member of the group, then wake the next leader.
-  std::vector<Writer*> async_done;
+  std::vector<PendingWrite*> async_done;
   while (true) {
-    Writer* w = writers_.front();
-    writers_.pop_front();
+    PendingWrite* w = write_queue_.front();
+    write_queue_.pop_front();
     w->status = status;
     w->done = true;
     if (w->is_async()) {
@@ -190,13 +192,13 @@ void DBImpl::LeadGroupCommit(Writer* leader) {
     } else if (w != leader) {
       w->cv.Signal();
     }
-    if (w == last_writer) break;
+    if (w == last_member) break;
   }
-  if (!writers_.empty()) {
-    if (writers_.front()->is_async()) {
+  if (!write_queue_.empty()) {
+    if (write_queue_.front()->is_async()) {
       commit_cv_.Signal();
     } else {
-      writers_.front()->cv.Signal();
+      write_queue_.front()->cv.Signal();
     }
   } else {
     bg_done_cv_.SignalAll();  // SyncWAL and Flush wait for an empty queue.
@@ -208,7 +210,7 @@ void DBImpl::LeadGroupCommit(Writer* leader) {
   if (!async_done.empty()) {
     // Callbacks run without the lock: they may call back into the DB.
     mu_.Unlock();
-    for (Writer* w : async_done) {
+    for (PendingWrite* w : async_done) {
       w->callback(w->status);
       delete w;
     }
@@ -217,6 +219,7 @@ void DBImpl::LeadGroupCommit(Writer* leader) {
 }
 
 absl::Status DBImpl::MakeRoomForWrite(bool force) {
+  using StallState = WriteCounters::StallState;
   bool allow_delay = !force;
   uint64_t stall_start = 0;
   absl::Status s;
@@ -229,17 +232,16 @@ absl::Status DBImpl::MakeRoomForWrite(bool force) {
     if (allow_delay && l0_files >= options_.level0_slowdown_writes_trigger) {
       // Slow down each write a little rather than stopping completely
       // later: gives compaction room and spreads the delay.
-      stall_state_.store(static_cast<int>(Statistics::StallState::kSlowdown));
+      write_counters_.stall_state.store(StallState::kSlowdown);
       uint64_t start = env_->NowMicros();
       mu_.Unlock();
       absl::SleepFor(absl::Milliseconds(1));
       mu_.Lock();
-      stall_micros_.fetch_add(env_->NowMicros() - start,
-                              std::memory_order_relaxed);
+      write_counters_.stall_micros.Add(env_->NowMicros() - start);
       allow_delay = false;
       continue;
     }
-    if (!force && mem_->ApproximateMemoryUsage() < options_.write_buffer_size) {
+    if (!force && mem_->ApproximateMemoryUsage() < options_.memtable_bytes) {
       break;  // Room in the current memtable.
     }
     if (static_cast<int>(imm_.size()) >= options_.max_immutable_memtables ||
@@ -249,7 +251,7 @@ absl::Status DBImpl::MakeRoomForWrite(bool force) {
         s = absl::FailedPreconditionError("database is shutting down");
         break;
       }
-      stall_state_.store(static_cast<int>(Statistics::StallState::kStop));
+      write_counters_.stall_state.store(StallState::kStop);
       if (stall_start == 0) stall_start = env_->NowMicros();
       if (static_cast<int>(imm_.size()) >= options_.max_immutable_memtables) {
         flush_cv_.Signal();
@@ -264,16 +266,15 @@ absl::Status DBImpl::MakeRoomForWrite(bool force) {
     if (!s.ok()) break;
   }
   if (stall_start != 0) {
-    stall_micros_.fetch_add(env_->NowMicros() - stall_start,
-                            std::memory_order_relaxed);
+    write_counters_.stall_micros.Add(env_->NowMicros() - stall_start);
   }
-  stall_state_.store(static_cast<int>(Statistics::StallState::kNone));
+  write_counters_.stall_state.store(StallState::kNone);
   return s;
 }
 
 MemTable* DBImpl::NewMemTable() const {
   return new MemTable(icmp_, static_cast<size_t>(
-                                 static_cast<double>(options_.write_buffer_size) *
+                                 static_cast<double>(options_.memtable_bytes) *
                                  options_.memtable_bloom_size_ratio));
 }
 
@@ -286,9 +287,9 @@ absl::Status DBImpl::SwitchMemTable() {
   }
   // The old WAL's data must be durable before writes go to the new one, so
   // recovery never sees a newer WAL after a torn older one.
-  if (log_ != nullptr) {
-    absl::Status s = log_->Sync();
-    if (s.ok()) s = log_->Close();
+  if (wal_ != nullptr) {
+    absl::Status s = wal_->Sync();
+    if (s.ok()) s = wal_->Close();
     if (!s.ok()) {
       env_->RemoveFile(WalFileName(dbname_, number)).IgnoreError();
       RecordBackgroundError(s);
@@ -302,19 +303,19 @@ absl::Status DBImpl::SwitchMemTable() {
     RecordBackgroundError(dir_status);
     return bg_error_;
   }
-  auto new_log = std::make_unique<wal::Writer>(std::move(*file));
+  auto new_wal = std::make_unique<record::Writer>(std::move(*file));
   // The new WAL's file header must be durable before the WAL is used: a
   // power loss may otherwise leave garbage in its place, which recovery
   // rightly refuses (DATA_LOSS), even though no acknowledged write lives
   // there yet. One fdatasync per memtable switch.
-  if (absl::Status s = new_log->Sync(); !s.ok()) {
+  if (absl::Status s = new_wal->Sync(); !s.ok()) {
     env_->RemoveFile(WalFileName(dbname_, number)).IgnoreError();
     RecordBackgroundError(s);
     return bg_error_;
   }
-  log_ = std::move(new_log);
-  imm_.push_back(ImmutableMemTable{mem_, log_number_});
-  log_number_ = number;
+  wal_ = std::move(new_wal);
+  imm_.push_back(ImmutableMemTable{mem_, wal_number_});
+  wal_number_ = number;
   mem_ = NewMemTable();
   mem_->Ref();
   InstallSuperVersion();

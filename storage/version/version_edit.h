@@ -8,7 +8,7 @@
 //   edit   := fixed32(format version = 1) field*
 //   field  := varint32(tag) payload
 //   tags   := 1 comparator name (length-prefixed)
-//             2 log number (varint64): WALs below it are obsolete
+//             2 minimum WAL number (varint64): WALs below it are obsolete
 //             3 next file number (varint64)
 //             4 last sequence (varint64)
 //             5 deleted file: varint32(level) varint64(number)
@@ -46,7 +46,9 @@ class VersionEdit {
   static constexpr uint32_t kFormatVersion = 1;
 
   void SetComparatorName(std::string name) { comparator_ = std::move(name); }
-  void SetLogNumber(uint64_t n) { log_number_ = n; }
+  // The oldest WAL still needed: every WAL numbered below it is fully
+  // flushed to installed tables.
+  void SetMinWalNumber(uint64_t n) { min_wal_number_ = n; }
   void SetNextFile(uint64_t n) { next_file_number_ = n; }
   void SetLastSequence(SequenceNumber s) { last_sequence_ = s; }
   void AddFile(int level, const FileMetaData& f) {
@@ -57,7 +59,9 @@ class VersionEdit {
   }
 
   const std::optional<std::string>& comparator() const { return comparator_; }
-  const std::optional<uint64_t>& log_number() const { return log_number_; }
+  const std::optional<uint64_t>& min_wal_number() const {
+    return min_wal_number_;
+  }
   const std::optional<uint64_t>& next_file_number() const {
     return next_file_number_;
   }
@@ -78,7 +82,7 @@ class VersionEdit {
 
  private:
   std::optional<std::string> comparator_;
-  std::optional<uint64_t> log_number_;
+  std::optional<uint64_t> min_wal_number_;
   std::optional<uint64_t> next_file_number_;
   std::optional<SequenceNumber> last_sequence_;
   std::set<std::pair<int, uint64_t>> deleted_files_;

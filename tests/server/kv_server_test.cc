@@ -153,7 +153,7 @@ class FaultDB : public storage::DB {
   absl::StatusOr<std::string> Get(const storage::ReadOptions& o,
                                   std::string_view k) override {
     if (o.cache_only && would_block) {
-      return absl::UnavailableError("would block");
+      return storage::WouldBlockError();
     }
     if (o.cache_only) return base_->Get(o, k);
     blocking_gets++;

@@ -1,11 +1,11 @@
-#include "wal/log_format.h"
+#include "record/format.h"
 
 #include <string>
 
 #include "util/checksum.h"
 #include "util/coding.h"
 
-namespace strata::storage::wal {
+namespace strata::storage::record {
 
 std::string_view FileHeader() {
   static const std::string* const header = [] {
@@ -17,4 +17,4 @@ std::string_view FileHeader() {
   return *header;
 }
 
-}  // namespace strata::storage::wal
+}  // namespace strata::storage::record
