@@ -11,13 +11,13 @@
 #include "absl/strings/str_format.h"
 #include "db/write_batch_internal.h"
 #include "fuzz/fuzz_util.h"
+#include "record/writer.h"
 #include "strata/v1/kv.pb.h"
 #include "table/block_builder.h"
 #include "table/table_builder.h"
 #include "util/comparator.h"
 #include "util/dbformat.h"
 #include "version/version_edit.h"
-#include "wal/log_writer.h"
 
 namespace {
 
@@ -33,7 +33,8 @@ void Save(const fs::path& dir, int n, const std::string& bytes) {
 std::string Wal(const std::vector<size_t>& record_sizes, size_t truncate_to) {
   std::string file;
   {
-    wal::Writer writer(std::make_unique<strata::fuzz::StringWritableFile>(&file));
+    record::Writer writer(
+        std::make_unique<strata::fuzz::StringWritableFile>(&file));
     SequenceNumber seq = 1;
     for (size_t size : record_sizes) {
       WriteBatch b;
@@ -76,7 +77,7 @@ std::string Table(CompressionType compression, int n, bool internal,
 std::string Edit(int files) {
   VersionEdit e;
   e.SetComparatorName(BytewiseComparator()->Name());
-  e.SetLogNumber(12);
+  e.SetMinWalNumber(12);
   e.SetNextFile(40);
   e.SetLastSequence(123456);
   for (int i = 0; i < files; i++) {

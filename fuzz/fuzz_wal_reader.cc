@@ -12,8 +12,8 @@
 #include "db/write_batch_internal.h"
 #include "fuzz/fuzz_util.h"
 #include "strata/storage/change_log.h"
+#include "record/reader.h"
 #include "spdlog/spdlog.h"
-#include "wal/log_reader.h"
 
 namespace {
 
@@ -42,8 +42,9 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace strata::storage;
   std::string_view input(reinterpret_cast<const char*>(data), size);
-  wal::Reader reader(std::make_unique<strata::fuzz::StringSequentialFile>(input),
-                     "fuzz.wal", wal::kWalFormatVersion);
+  record::Reader reader(
+      std::make_unique<strata::fuzz::StringSequentialFile>(input), "fuzz.wal",
+      record::kWalFormatVersion);
   std::string scratch;
   std::string_view record;
   WriteBatch batch;
@@ -61,7 +62,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!*more) break;
     total += record.size();
     if (total > size) std::abort();  // Records come from the input.
-    if (reader.format_version() == wal::kWalFormatVersion) {
+    if (reader.format_version() == record::kWalFormatVersion) {
       // A committed batch, as the change log and recovery decode it.
       ChangeBatch changes;
       absl::Status s = ChangeBatch::Decode(

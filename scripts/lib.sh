@@ -13,6 +13,15 @@ STRATA_BUILD_DEPS=(
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 
+# Packages the Python and Node.js client tests need (scripts/test-clients.sh):
+# Debian's gRPC/protobuf for Python, venv + setuptools + build to install and
+# build the package offline, mypy, protoc for its generated modules, openssl
+# for test certificates. nodejs/npm come from Debian only if none is installed.
+STRATA_CLIENT_TEST_DEPS=(
+  python3-grpcio python3-protobuf python3-venv python3-setuptools python3-wheel
+  python3-build mypy protobuf-compiler openssl
+)
+
 # Installs the given Debian packages if any is missing (as root, or with sudo).
 install_packages() {
   local missing=()

@@ -79,7 +79,7 @@ ABSL_FLAG(uint64_t, max_batch_mutations, 10000,
           "Most mutations in one Write request.");
 ABSL_FLAG(uint64_t, memtable_bytes, 64u << 20,
           "Memtable size in bytes before it is flushed to an SSTable "
-          "(storage Options::write_buffer_size). Larger = fewer flushes, "
+          "(storage Options::memtable_bytes). Larger = fewer flushes, "
           "longer WAL replay after a crash.");
 ABSL_FLAG(uint64_t, block_cache_bytes, 256u << 20,
           "Capacity in bytes of the block cache.");
@@ -287,8 +287,8 @@ Config ConfigFromFlags() {
   }
 
   c.engine.create_if_missing = true;
-  c.engine.write_buffer_size = absl::GetFlag(FLAGS_memtable_bytes);
-  if (c.engine.write_buffer_size < (64u << 10)) {
+  c.engine.memtable_bytes = absl::GetFlag(FLAGS_memtable_bytes);
+  if (c.engine.memtable_bytes < (64u << 10)) {
     UsageError("--memtable_bytes must be at least 65536");
   }
   c.engine.block_cache_bytes = absl::GetFlag(FLAGS_block_cache_bytes);
@@ -452,7 +452,7 @@ int main(int argc, char** argv) {
                         : static_cast<int>(std::thread::hardware_concurrency()),
       so.io_threads, so.coalesce_gets, config.wal_sync, so.limits.max_key_bytes,
       so.limits.max_value_bytes, so.limits.max_message_bytes,
-      so.limits.max_batch_mutations, config.engine.write_buffer_size,
+      so.limits.max_batch_mutations, config.engine.memtable_bytes,
       config.engine.block_cache_bytes, config.engine.max_open_files,
       config.compression, config.engine.compaction_threads,
       !so.tls.enabled()                  ? "off"

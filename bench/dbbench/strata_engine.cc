@@ -67,11 +67,12 @@ class StrataEngine final : public BenchEngine {
   std::string StatsReport() override {
     const storage::Statistics s = db_->GetStatistics();
     const double per_group =
-        s.writes_per_group_commit.count == 0
+        s.wal.writes_per_group_commit.count == 0
             ? 0.0
-            : s.writes_per_group_commit.sum / s.writes_per_group_commit.count;
+            : s.wal.writes_per_group_commit.sum /
+                  s.wal.writes_per_group_commit.count;
     std::string levels;
-    for (const storage::LevelStats& l : s.levels) {
+    for (const storage::Statistics::Levels::Level& l : s.levels.per_level) {
       if (l.num_files == 0) continue;
       absl::StrAppendFormat(&levels, " L%d=%d/%.1fMiB", l.level, l.num_files,
                             l.bytes / 1048576.0);
@@ -80,13 +81,14 @@ class StrataEngine final : public BenchEngine {
         "strata: flushes=%d compactions=%d compaction_written=%.1fMiB "
         "stall=%.2fs wal_syncs=%d writes/group=%.2f cache_hit=%.1f%% "
         "bloom_negatives=%d/%d levels:%s",
-        s.flushes, s.compactions, s.compaction_bytes_written / 1048576.0,
-        s.stall_seconds, s.wal_syncs, per_group,
-        s.block_cache_hits + s.block_cache_misses == 0
+        s.flush.count, s.compaction.count,
+        s.compaction.written_bytes / 1048576.0, s.writes.stall_seconds,
+        s.wal.syncs, per_group,
+        s.block_cache.hits + s.block_cache.misses == 0
             ? 0.0
-            : 100.0 * s.block_cache_hits /
-                  (s.block_cache_hits + s.block_cache_misses),
-        s.bloom_negatives, s.bloom_checks, levels);
+            : 100.0 * s.block_cache.hits /
+                  (s.block_cache.hits + s.block_cache.misses),
+        s.filter.negatives, s.filter.checks, levels);
   }
 
  private:
@@ -99,7 +101,7 @@ absl::StatusOr<std::unique_ptr<BenchEngine>> OpenStrata(
     const EngineSettings& settings, const std::string& dir) {
   storage::Options options;
   options.create_if_missing = true;
-  options.write_buffer_size = settings.write_buffer_bytes;
+  options.memtable_bytes = settings.write_buffer_bytes;
   options.block_cache_bytes = settings.block_cache_bytes;
   options.block_size = settings.block_size;
   options.bloom_bits_per_key = settings.bloom_bits_per_key;

@@ -3,17 +3,155 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
-#include <utility>
-
-#include "server/metrics/families.h"
 
 namespace strata::server::metrics {
 namespace {
 
 using prometheus::MetricFamily;
 using prometheus::MetricType;
+using S = storage::Statistics;
+using H = storage::HistogramSnapshot;
+using Series = std::vector<std::pair<Labels, double>>;
 
-double D(uint64_t v) { return static_cast<double>(v); }
+constexpr MetricType kCounter = MetricType::Counter;
+constexpr MetricType kGauge = MetricType::Gauge;
+constexpr MetricType kHistogram = MetricType::Histogram;
+
+// One sample per LSM level, labelled level="N", of `field`.
+template <auto field>
+Series PerLevel(const S& s) {
+  Series out;
+  for (const S::Levels::Level& l : s.levels.per_level) {
+    out.push_back(
+        {{{"level", std::to_string(l.level)}}, static_cast<double>(l.*field)});
+  }
+  return out;
+}
+
+// 1 for the current write stall state, 0 for the others.
+Series StallStates(const S& s) {
+  using State = S::Writes::StallState;
+  Series out;
+  for (auto [state, name] : {std::pair{State::kNone, "none"},
+                             std::pair{State::kSlowdown, "slowdown"},
+                             std::pair{State::kStop, "stop"}}) {
+    out.push_back(
+        {{{"state", name}}, s.writes.stall_state == state ? 1.0 : 0.0});
+  }
+  return out;
+}
+
+// The engine's metrics, in exposition order. A new engine metric is one row
+// here (and one in docs/metrics.md; metrics_test compares the two).
+constexpr EngineMetric kEngineMetrics[] = {
+    // Write-ahead log and writes.
+    {"strata_wal_appended_bytes_total",
+     "Write batch bytes appended to the write-ahead log (record payloads, "
+     "without the log's block headers).",
+     kCounter, [](const S& s) -> double { return s.wal.appended_bytes; }},
+    {"strata_wal_records_total",
+     "Records appended to the write-ahead log (one per group commit).",
+     kCounter, [](const S& s) -> double { return s.wal.records; }},
+    {"strata_wal_syncs_total", "fdatasync calls on the write-ahead log.",
+     kCounter, [](const S& s) -> double { return s.wal.syncs; }},
+    {"strata_wal_sync_duration_seconds",
+     "Duration of one write-ahead log fdatasync.", kHistogram,
+     [](const S& s) -> const H& { return s.wal.sync_seconds; }},
+    {"strata_wal_writes_per_group_commit",
+     "Write batches committed together by one write-ahead log record (and "
+     "at most one fsync).",
+     kHistogram,
+     [](const S& s) -> const H& { return s.wal.writes_per_group_commit; }},
+    {"strata_write_user_bytes_total",
+     "Key and value bytes accepted by writes (the denominator of write "
+     "amplification).",
+     kCounter, [](const S& s) -> double { return s.writes.user_bytes; }},
+    {"strata_write_keys_total", "Put and Delete operations written.", kCounter,
+     [](const S& s) -> double { return s.writes.keys; }},
+
+    // Memtables and levels.
+    {"strata_memtable_active_bytes", "Arena bytes of the active memtable.",
+     kGauge, [](const S& s) -> double { return s.memtable.active_bytes; }},
+    {"strata_memtable_immutable",
+     "Immutable memtables waiting to be flushed to level 0.", kGauge,
+     [](const S& s) -> double { return s.memtable.immutable; }},
+    {"strata_level_files", "Live SSTable files per LSM level.", kGauge,
+     &PerLevel<&S::Levels::Level::num_files>},
+    {"strata_level_bytes", "Bytes of live SSTables per LSM level.", kGauge,
+     &PerLevel<&S::Levels::Level::bytes>},
+    {"strata_live_sst_bytes", "Bytes of all live SSTables on disk.", kGauge,
+     [](const S& s) -> double { return s.levels.live_sst_bytes; }},
+
+    // Flush and compaction.
+    {"strata_flushes_total", "Memtable flushes to level-0 SSTables.", kCounter,
+     [](const S& s) -> double { return s.flush.count; }},
+    {"strata_flush_written_bytes_total", "SSTable bytes written by flushes.",
+     kCounter, [](const S& s) -> double { return s.flush.written_bytes; }},
+    {"strata_flush_duration_seconds", "Duration of one memtable flush.",
+     kHistogram, [](const S& s) -> const H& { return s.flush.seconds; }},
+    {"strata_compactions_total", "Compactions finished.", kCounter,
+     [](const S& s) -> double { return s.compaction.count; }},
+    {"strata_compaction_read_bytes_total", "SSTable bytes read by compactions.",
+     kCounter, [](const S& s) -> double { return s.compaction.read_bytes; }},
+    {"strata_compaction_written_bytes_total",
+     "SSTable bytes written by compactions.", kCounter,
+     [](const S& s) -> double { return s.compaction.written_bytes; }},
+    {"strata_compaction_duration_seconds", "Duration of one compaction.",
+     kHistogram, [](const S& s) -> const H& { return s.compaction.seconds; }},
+    {"strata_compaction_pending_bytes",
+     "Estimated bytes compaction must rewrite to bring every level under "
+     "its target size.",
+     kGauge, [](const S& s) -> double { return s.compaction.pending_bytes; }},
+    {"strata_background_errors_total",
+     "Flush or compaction errors (the first one makes the engine refuse "
+     "writes until restart).",
+     kCounter, [](const S& s) -> double { return s.background_errors; }},
+
+    // Write stalls.
+    {"strata_write_stall_seconds_total",
+     "Time writers spent delayed or stopped by a write stall.", kCounter,
+     [](const S& s) -> double { return s.writes.stall_seconds; }},
+    {"strata_write_stall_state",
+     "1 for the engine's current write stall state (none, slowdown or "
+     "stop), 0 for the others.",
+     kGauge, &StallStates},
+
+    // Caches and filters.
+    {"strata_block_cache_hits_total",
+     "Block cache lookups that found the block.", kCounter,
+     [](const S& s) -> double { return s.block_cache.hits; }},
+    {"strata_block_cache_misses_total",
+     "Block cache lookups that did not find the block (a Get that misses "
+     "counts twice; compaction reads count too).",
+     kCounter, [](const S& s) -> double { return s.block_cache.misses; }},
+    {"strata_block_cache_usage_bytes", "Bytes charged to the block cache.",
+     kGauge, [](const S& s) -> double { return s.block_cache.usage_bytes; }},
+    {"strata_block_cache_capacity_bytes",
+     "Capacity of the block cache (--block_cache_bytes).", kGauge,
+     [](const S& s) -> double { return s.block_cache.capacity_bytes; }},
+    {"strata_table_cache_hits_total",
+     "Table cache lookups that found the SSTable open.", kCounter,
+     [](const S& s) -> double { return s.table_cache.hits; }},
+    {"strata_table_cache_misses_total",
+     "Table cache lookups that had to open the SSTable (index and filter "
+     "read).",
+     kCounter, [](const S& s) -> double { return s.table_cache.misses; }},
+    {"strata_bloom_filter_checks_total",
+     "Bloom filter checks for point lookups.", kCounter,
+     [](const S& s) -> double { return s.filter.checks; }},
+    {"strata_bloom_filter_negatives_total",
+     "Bloom filter checks that ruled the SSTable out (a read saved).", kCounter,
+     [](const S& s) -> double { return s.filter.negatives; }},
+
+    // Reads.
+    {"strata_engine_gets_total",
+     "Point lookups run by the engine (a Get RPC that misses the cache runs "
+     "two).",
+     kCounter, [](const S& s) -> double { return s.reads.gets; }},
+    {"strata_engine_iterators_created_total",
+     "Engine iterators created (one per Scan).", kCounter,
+     [](const S& s) -> double { return s.reads.iterators_created; }},
+};
 
 // The engine computes exponential bounds by repeated multiplication
 // (8.000000000000001e-05); 12 significant digits give clean `le` labels
@@ -29,176 +167,40 @@ std::vector<double> CleanBounds(const std::vector<double>& bounds) {
   return out;
 }
 
-MetricFamily HistogramFamily(std::string name, std::string help,
-                             const storage::HistogramSnapshot& h) {
-  MetricFamily f =
-      MakeFamily(std::move(name), std::move(help), MetricType::Histogram);
-  AddHistogram(&f, CleanBounds(h.bounds), h.counts, h.sum, h.count);
+// Appends one counter or gauge sample, as the family's type says.
+void AddSample(MetricFamily* f, double value, Labels labels = {}) {
+  if (f->type == kCounter) {
+    AddCounter(f, value, std::move(labels));
+  } else {
+    AddGauge(f, value, std::move(labels));
+  }
+}
+
+MetricFamily FamilyOf(const EngineMetric& m, const S& s) {
+  MetricFamily f = MakeFamily(std::string(m.name), std::string(m.help), m.type);
+  if (auto* value = std::get_if<EngineMetric::Value>(&m.get)) {
+    AddSample(&f, (*value)(s));
+  } else if (auto* histogram = std::get_if<EngineMetric::Histogram>(&m.get)) {
+    const H& h = (*histogram)(s);
+    AddHistogram(&f, CleanBounds(h.bounds), h.counts, h.sum, h.count);
+  } else {
+    for (auto& [labels, value] : std::get<EngineMetric::Series>(m.get)(s)) {
+      AddSample(&f, value, std::move(labels));
+    }
+  }
   return f;
-}
-
-void AddWal(const storage::Statistics& s, std::vector<MetricFamily>* out) {
-  out->push_back(CounterFamily(
-      "strata_wal_appended_bytes_total",
-      "Write batch bytes appended to the write-ahead log (record payloads, "
-      "without the log's block headers).",
-      D(s.wal_bytes_appended)));
-  out->push_back(CounterFamily(
-      "strata_wal_records_total",
-      "Records appended to the write-ahead log (one per group commit).",
-      D(s.wal_records)));
-  out->push_back(CounterFamily("strata_wal_syncs_total",
-                               "fdatasync calls on the write-ahead log.",
-                               D(s.wal_syncs)));
-  out->push_back(HistogramFamily("strata_wal_sync_duration_seconds",
-                                 "Duration of one write-ahead log fdatasync.",
-                                 s.wal_sync_seconds));
-  out->push_back(HistogramFamily(
-      "strata_wal_writes_per_group_commit",
-      "Write batches committed together by one write-ahead log record (and "
-      "at most one fsync).",
-      s.writes_per_group_commit));
-  out->push_back(CounterFamily(
-      "strata_write_user_bytes_total",
-      "Key and value bytes accepted by writes (the denominator of write "
-      "amplification).",
-      D(s.user_bytes_written)));
-  out->push_back(CounterFamily("strata_write_keys_total",
-                               "Put and Delete operations written.",
-                               D(s.keys_written)));
-}
-
-void AddMemtableAndLevels(const storage::Statistics& s,
-                          std::vector<MetricFamily>* out) {
-  out->push_back(GaugeFamily("strata_memtable_bytes",
-                             "Arena bytes of the active memtable.",
-                             D(s.memtable_bytes)));
-  out->push_back(GaugeFamily(
-      "strata_memtable_immutable",
-      "Immutable memtables waiting to be flushed to level 0.",
-      static_cast<double>(s.immutable_memtables)));
-  MetricFamily files =
-      MakeFamily("strata_level_files", "Live SSTable files per LSM level.",
-                 MetricType::Gauge);
-  MetricFamily bytes =
-      MakeFamily("strata_level_bytes", "Bytes of live SSTables per LSM level.",
-                 MetricType::Gauge);
-  for (const storage::LevelStats& l : s.levels) {
-    const std::string level = std::to_string(l.level);
-    AddGauge(&files, static_cast<double>(l.num_files), {{"level", level}});
-    AddGauge(&bytes, D(l.bytes), {{"level", level}});
-  }
-  out->push_back(std::move(files));
-  out->push_back(std::move(bytes));
-  out->push_back(GaugeFamily("strata_live_sst_bytes",
-                             "Bytes of all live SSTables on disk.",
-                             D(s.live_sst_bytes)));
-}
-
-void AddFlushAndCompaction(const storage::Statistics& s,
-                           std::vector<MetricFamily>* out) {
-  out->push_back(CounterFamily("strata_flushes_total",
-                               "Memtable flushes to level-0 SSTables.",
-                               D(s.flushes)));
-  out->push_back(CounterFamily("strata_flush_written_bytes_total",
-                               "SSTable bytes written by flushes.",
-                               D(s.flush_bytes_written)));
-  out->push_back(HistogramFamily("strata_flush_duration_seconds",
-                                 "Duration of one memtable flush.",
-                                 s.flush_seconds));
-  out->push_back(CounterFamily("strata_compactions_total",
-                               "Compactions finished.", D(s.compactions)));
-  out->push_back(CounterFamily("strata_compaction_read_bytes_total",
-                               "SSTable bytes read by compactions.",
-                               D(s.compaction_bytes_read)));
-  out->push_back(CounterFamily("strata_compaction_written_bytes_total",
-                               "SSTable bytes written by compactions.",
-                               D(s.compaction_bytes_written)));
-  out->push_back(HistogramFamily("strata_compaction_duration_seconds",
-                                 "Duration of one compaction.",
-                                 s.compaction_seconds));
-  out->push_back(GaugeFamily(
-      "strata_compaction_pending_bytes",
-      "Estimated bytes compaction must rewrite to bring every level under "
-      "its target size.",
-      D(s.pending_compaction_bytes)));
-  out->push_back(CounterFamily(
-      "strata_background_errors_total",
-      "Flush or compaction errors (the first one makes the engine refuse "
-      "writes until restart).",
-      D(s.background_errors)));
-}
-
-void AddStalls(const storage::Statistics& s, std::vector<MetricFamily>* out) {
-  out->push_back(CounterFamily(
-      "strata_write_stall_seconds_total",
-      "Time writers spent delayed or stopped by a write stall.",
-      s.stall_seconds));
-  MetricFamily state = MakeFamily(
-      "strata_write_stall_state",
-      "1 for the engine's current write stall state (none, slowdown or "
-      "stop), 0 for the others.",
-      MetricType::Gauge);
-  using State = storage::Statistics::StallState;
-  for (auto [value, name] : {std::pair{State::kNone, "none"},
-                             std::pair{State::kSlowdown, "slowdown"},
-                             std::pair{State::kStop, "stop"}}) {
-    AddGauge(&state, s.stall_state == value ? 1 : 0, {{"state", name}});
-  }
-  out->push_back(std::move(state));
-}
-
-void AddCaches(const storage::Statistics& s, std::vector<MetricFamily>* out) {
-  out->push_back(CounterFamily("strata_block_cache_hits_total",
-                               "Block cache lookups that found the block.",
-                               D(s.block_cache_hits)));
-  out->push_back(CounterFamily(
-      "strata_block_cache_misses_total",
-      "Block cache lookups that did not find the block (a Get that misses "
-      "counts twice; compaction reads count too).",
-      D(s.block_cache_misses)));
-  out->push_back(GaugeFamily("strata_block_cache_usage_bytes",
-                             "Bytes charged to the block cache.",
-                             D(s.block_cache_usage_bytes)));
-  out->push_back(GaugeFamily("strata_block_cache_capacity_bytes",
-                             "Capacity of the block cache (--block_cache_bytes).",
-                             D(s.block_cache_capacity_bytes)));
-  out->push_back(CounterFamily(
-      "strata_table_cache_hits_total",
-      "Table cache lookups that found the SSTable open.",
-      D(s.table_cache_hits)));
-  out->push_back(CounterFamily(
-      "strata_table_cache_misses_total",
-      "Table cache lookups that had to open the SSTable (index and filter "
-      "read).",
-      D(s.table_cache_misses)));
-  out->push_back(CounterFamily(
-      "strata_bloom_filter_checks_total",
-      "Bloom filter checks for point lookups.", D(s.bloom_checks)));
-  out->push_back(CounterFamily(
-      "strata_bloom_filter_negatives_total",
-      "Bloom filter checks that ruled the SSTable out (a read saved).",
-      D(s.bloom_negatives)));
-  out->push_back(CounterFamily("strata_engine_gets_total",
-                               "Point lookups run by the engine (a Get RPC "
-                               "that misses the cache runs two).",
-                               D(s.gets)));
-  out->push_back(CounterFamily("strata_engine_iterators_created_total",
-                               "Engine iterators created (one per Scan).",
-                               D(s.iterators_created)));
 }
 
 }  // namespace
 
+std::span<const EngineMetric> EngineMetrics() { return kEngineMetrics; }
+
 std::vector<prometheus::MetricFamily> EngineFamilies(
     const storage::Statistics& stats) {
   std::vector<MetricFamily> out;
-  out.reserve(40);
-  AddWal(stats, &out);
-  AddMemtableAndLevels(stats, &out);
-  AddFlushAndCompaction(stats, &out);
-  AddStalls(stats, &out);
-  AddCaches(stats, &out);
+  out.reserve(std::size(kEngineMetrics));
+  for (const EngineMetric& m : kEngineMetrics)
+    out.push_back(FamilyOf(m, stats));
   return out;
 }
 

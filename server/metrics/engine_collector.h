@@ -3,22 +3,52 @@
 
 // Engine metrics: the storage engine keeps its own counters (relaxed
 // atomics, no Prometheus dependency in storage/) and hands out a
-// storage::Statistics snapshot; this maps one snapshot to the strata_wal_*,
-// strata_memtable_*, strata_level_*, strata_flush*, strata_compaction*,
-// strata_write_stall_*, cache, bloom and read families. Engine counters are
-// exported as Prometheus counters, engine histograms as histograms with the
-// engine's own bucket bounds. docs/metrics.md lists every family.
+// storage::Statistics snapshot; EngineMetrics() is the one table that says
+// which family each exported value becomes. Engine counters are exported as
+// Prometheus counters, engine histograms as histograms with the engine's
+// own bucket bounds. docs/metrics.md documents every row, and
+// metrics_test checks that the table and the document agree.
 
+#include <span>
+#include <string_view>
+#include <utility>
+#include <variant>
 #include <vector>
 
 #include "prometheus/collectable.h"
 #include "prometheus/metric_family.h"
+#include "prometheus/metric_type.h"
+#include "server/metrics/families.h"
 #include "strata/storage/db.h"
 #include "strata/storage/statistics.h"
 
 namespace strata::server::metrics {
 
-// The families for one snapshot. Pure; thread-safe.
+// One exported engine metric family: {name, help, type, get}.
+struct EngineMetric {
+  // How the family's samples are read from a snapshot; which one a row
+  // uses follows from its type:
+  //   Value      the one sample of an unlabelled counter or gauge;
+  //   Histogram  the one sample of a histogram;
+  //   Series     labelled samples of a counter or gauge (per level, per
+  //              stall state).
+  using Value = double (*)(const storage::Statistics&);
+  using Histogram =
+      const storage::HistogramSnapshot& (*)(const storage::Statistics&);
+  using Series =
+      std::vector<std::pair<Labels, double>> (*)(const storage::Statistics&);
+
+  std::string_view name;        // Prometheus conventions: _total for counters.
+  std::string_view help;        // One line.
+  prometheus::MetricType type;  // Counter, Gauge or Histogram.
+  std::variant<Value, Histogram, Series> get;
+};
+
+// Every engine metric family, in exposition order.
+std::span<const EngineMetric> EngineMetrics();
+
+// The families of one snapshot: one per EngineMetrics() row. Pure;
+// thread-safe.
 std::vector<prometheus::MetricFamily> EngineFamilies(
     const storage::Statistics& stats);
 

@@ -343,4 +343,11 @@ std::unique_ptr<Cache> NewLRUCache(size_t capacity_bytes, int num_shard_bits) {
   return std::make_unique<ShardedLRUCache>(capacity_bytes, num_shard_bits);
 }
 
+Statistics::BlockCache BlockCacheStatistics(const Cache& cache) {
+  return {.hits = cache.hits(),
+          .misses = cache.misses(),
+          .usage_bytes = cache.TotalCharge(),
+          .capacity_bytes = cache.Capacity()};
+}
+
 }  // namespace strata::storage

@@ -10,6 +10,8 @@
 #include <string_view>
 #include <utility>
 
+#include "strata/storage/statistics.h"
+
 namespace strata::storage {
 
 // A cache mapping keys to values with a capacity in bytes.
@@ -83,6 +85,10 @@ class Cache {
 // capacity / 2^num_shard_bits evicts everything else in its shard.
 std::unique_ptr<Cache> NewLRUCache(size_t capacity_bytes,
                                    int num_shard_bits = 4);
+
+// The statistics of `cache` as the engine's block cache: its lookups
+// (hits(), misses()) and charge (TotalCharge(), Capacity()).
+Statistics::BlockCache BlockCacheStatistics(const Cache& cache);
 
 // Owns one pin on a cache entry and releases it on destruction. Move-only.
 // Not thread-safe (like any value type); the cache it refers to must

@@ -55,13 +55,13 @@ absl::Status DBImpl::RunCompaction(Compaction* c) {
     for (const auto& [level, f] : edit.new_files()) {
       pending_outputs_.erase(f.number);
     }
-    compaction_read_.fetch_add(c->InputBytes(), std::memory_order_relaxed);
+    compaction_counters_.read_bytes.Add(c->InputBytes());
   }
   c->MarkBeingCompacted(false);
   running_compactions_--;
   if (s.ok()) {
-    compactions_.fetch_add(1, std::memory_order_relaxed);
-    compaction_seconds_.Observe((env_->NowMicros() - start) / 1e6);
+    compaction_counters_.count.Add();
+    compaction_counters_.seconds.Observe((env_->NowMicros() - start) / 1e6);
     InstallSuperVersion();
     MaybeScheduleCompaction();
   }
@@ -106,8 +106,7 @@ absl::Status DBImpl::DoCompactionWork(Compaction* c, VersionEdit* edit) {
     absl::Status fs = out->Finish();
     if (fs.ok()) {
       outputs.push_back(out->meta());
-      compaction_written_.fetch_add(out->meta().file_size,
-                                    std::memory_order_relaxed);
+      compaction_counters_.written_bytes.Add(out->meta().file_size);
     } else {
       out->Abandon();
     }

@@ -63,9 +63,9 @@ absl::Status DBImpl::WriteLevel0Table(MemTable* mem, VersionEdit* edit) {
   if (!s.ok()) return s;
   if (writer->NumEntries() > 0) {
     edit->AddFile(0, writer->meta());
-    flushes_.fetch_add(1, std::memory_order_relaxed);
-    flush_bytes_.fetch_add(writer->meta().file_size, std::memory_order_relaxed);
-    flush_seconds_.Observe((env_->NowMicros() - start) / 1e6);
+    flush_counters_.count.Add();
+    flush_counters_.written_bytes.Add(writer->meta().file_size);
+    flush_counters_.seconds.Observe((env_->NowMicros() - start) / 1e6);
     spdlog::debug("flushed memtable to {:06d}.sst: {} entries, {} bytes",
                   number, writer->NumEntries(), writer->meta().file_size);
   }
@@ -78,8 +78,8 @@ absl::Status DBImpl::FlushOldestImmutable() {
   // Keep the table file out of DeleteObsoleteFiles until it is installed.
   RETURN_IF_ERROR(WriteLevel0Table(imm.mem, &edit));
   // Every WAL older than the next memtable's is now redundant.
-  uint64_t next_log = imm_.size() > 1 ? imm_[1].log_number : log_number_;
-  edit.SetLogNumber(next_log);
+  uint64_t min_wal = imm_.size() > 1 ? imm_[1].wal_number : wal_number_;
+  edit.SetMinWalNumber(min_wal);
   absl::Status s = versions_->LogAndApply(&edit);
   for (const auto& [level, f] : edit.new_files()) pending_outputs_.erase(f.number);
   RETURN_IF_ERROR(s);

@@ -10,7 +10,7 @@
 #include "spdlog/spdlog.h"
 #include "util/filename.h"
 #include "util/status_macros.h"
-#include "wal/log_reader.h"
+#include "record/reader.h"
 
 namespace strata::storage {
 namespace {
@@ -67,7 +67,7 @@ class DBImpl::WalChangeIterator final : public ChangeIterator {
         reader_.reset();
         continue;
       }
-      if (reader_->format_version() != wal::kWalFormatVersion ||
+      if (reader_->format_version() != record::kWalFormatVersion ||
           record.size() < WriteBatchInternal::kHeader) {
         return Fail(absl::DataLossError(absl::StrFormat(
             "%s: record at offset %d is not a committed batch", path_,
@@ -128,8 +128,8 @@ class DBImpl::WalChangeIterator final : public ChangeIterator {
       source = std::make_unique<LimitedSequentialFile>(std::move(source),
                                                        f.limit);
     }
-    reader_ = std::make_unique<wal::Reader>(std::move(source), path_,
-                                            wal::kWalFormatVersion);
+    reader_ = std::make_unique<record::Reader>(std::move(source), path_,
+                                            record::kWalFormatVersion);
     return true;
   }
 
@@ -139,7 +139,7 @@ class DBImpl::WalChangeIterator final : public ChangeIterator {
   Revision next_;
   const Revision upper_;
   std::string path_;
-  std::unique_ptr<wal::Reader> reader_;
+  std::unique_ptr<record::Reader> reader_;
   std::string scratch_;
   ChangeBatch batch_;
   absl::Status status_;
@@ -158,12 +158,12 @@ absl::StatusOr<std::unique_ptr<ChangeIterator>> DBImpl::GetUpdatesSince(
   }
   // The WAL holding `revision` is the last one that starts at or before it.
   std::vector<WalChangeIterator::File> files;
-  auto it = wal_first_revision_.upper_bound(log_number_);
+  auto it = wal_first_revision_.upper_bound(wal_number_);
   for (auto w = wal_first_revision_.begin(); w != it; ++w) {
     auto following = std::next(w);
     const bool holds_later = following == it || following->second > revision;
-    if (!holds_later && w->first != log_number_) continue;
-    files.push_back({w->first, w->first == log_number_ ? published_wal_offset_
+    if (!holds_later && w->first != wal_number_) continue;
+    files.push_back({w->first, w->first == wal_number_ ? published_wal_offset_
                                                         : UINT64_MAX});
   }
   return std::unique_ptr<ChangeIterator>(

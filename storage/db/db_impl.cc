@@ -25,7 +25,7 @@ namespace {
 
 Options SanitizeOptions(Options o) {
   if (o.env == nullptr) o.env = Env::Default();
-  o.write_buffer_size = std::max<size_t>(o.write_buffer_size, 64 << 10);
+  o.memtable_bytes = std::max<size_t>(o.memtable_bytes, 64 << 10);
   o.max_immutable_memtables = std::max(o.max_immutable_memtables, 1);
   o.block_size = std::max<size_t>(o.block_size, 256);
   o.block_restart_interval = std::max(o.block_restart_interval, 1);
@@ -44,11 +44,6 @@ Options SanitizeOptions(Options o) {
   return o;
 }
 
-std::vector<double> LatencyBounds() {
-  // 10 us .. ~10 s.
-  return AtomicHistogram::ExponentialBounds(10e-6, 2, 21);
-}
-
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<DB>> DB::Open(const Options& options,
@@ -64,18 +59,13 @@ DBImpl::DBImpl(const Options& options, std::string dbname)
       dbname_(std::move(dbname)),
       env_(options_.env),
       icmp_(BytewiseComparator()),
-      block_cache_(NewLRUCache(options_.block_cache_bytes)),
-      wal_sync_seconds_(LatencyBounds()),
-      group_size_(AtomicHistogram::ExponentialBounds(1, 2, 12)),
-      flush_seconds_(LatencyBounds()),
-      compaction_seconds_(LatencyBounds()) {
+      block_cache_(NewLRUCache(options_.block_cache_bytes)) {
   TableOptions topts;
   topts.comparator = &icmp_;
   topts.block_cache = block_cache_.get();
-  topts.counters = &counters_;
+  topts.filter_counters = &filter_counters_;
   table_cache_ = std::make_unique<TableCache>(dbname_, env_, topts,
-                                              options_.max_open_files,
-                                              &counters_);
+                                              options_.max_open_files);
   versions_ = std::make_unique<VersionSet>(dbname_, options_,
                                            table_cache_.get(), &icmp_, &mu_);
 }
@@ -112,11 +102,11 @@ DBImpl::~DBImpl() {
   threads_.clear();
   {
     MutexLock l(&mu_);
-    if (log_ != nullptr) {
-      absl::Status s = log_->Sync();
-      if (s.ok()) s = log_->Close();
+    if (wal_ != nullptr) {
+      absl::Status s = wal_->Sync();
+      if (s.ok()) s = wal_->Close();
       if (!s.ok()) spdlog::error("closing WAL: {}", s.ToString());
-      log_.reset();
+      wal_.reset();
     }
   }
   {
@@ -166,7 +156,7 @@ SequenceNumber DBImpl::ReadSequence(const ReadOptions& options) const {
 absl::Status DBImpl::LookupEntry(const ReadOptions& options,
                                  std::string_view key, SequenceNumber sequence,
                                  LookupResult* result) {
-  EngineCounters::Bump(counters_.gets);
+  read_counters_.gets.Add();
   std::shared_ptr<const SuperVersion> sv = GetSuperVersion();
   LookupKey lkey(key, sequence);
   result->state = LookupResult::State::kNotFound;
@@ -211,7 +201,7 @@ Iterator* DBImpl::NewInternalIterator(const ReadOptions& options,
 }
 
 std::unique_ptr<Iterator> DBImpl::NewIterator(const ReadOptions& options) {
-  EngineCounters::Bump(counters_.iterators_created);
+  read_counters_.iterators_created.Add();
   SequenceNumber seq = ReadSequence(options);
   Iterator* internal = NewInternalIterator(options, GetSuperVersion());
   return std::unique_ptr<Iterator>(
@@ -274,7 +264,7 @@ void DBImpl::SetCommitListener(CommitListener* listener) {
 }
 
 void DBImpl::RecordBackgroundError(const absl::Status& s) {
-  background_errors_.fetch_add(1, std::memory_order_relaxed);
+  background_errors_.Add();
   if (bg_error_.ok()) {
     spdlog::error("engine entering read-only mode after error: {}",
                   s.ToString());
@@ -286,10 +276,10 @@ void DBImpl::RecordBackgroundError(const absl::Status& s) {
 
 absl::Status DBImpl::SyncWAL() {
   MutexLock l(&mu_);
-  if (log_ == nullptr) return absl::OkStatus();
-  // Serialize with the write leader by waiting for an empty writer queue.
-  while (!writers_.empty()) bg_done_cv_.Wait(&mu_);
-  absl::Status s = log_->Sync();
+  if (wal_ == nullptr) return absl::OkStatus();
+  // Serialize with the write leader by waiting for an empty write queue.
+  while (!write_queue_.empty()) bg_done_cv_.Wait(&mu_);
+  absl::Status s = wal_->Sync();
   if (!s.ok()) RecordBackgroundError(s);
   return s;
 }
@@ -297,8 +287,8 @@ absl::Status DBImpl::SyncWAL() {
 absl::Status DBImpl::Flush() {
   MutexLock l(&mu_);
   if (!bg_error_.ok()) return bg_error_;
-  // Wait for the writer queue to drain so no leader is using mem_.
-  while (!writers_.empty()) bg_done_cv_.Wait(&mu_);
+  // Wait for the write queue to drain so no leader is using mem_.
+  while (!write_queue_.empty()) bg_done_cv_.Wait(&mu_);
   if (!mem_->empty()) RETURN_IF_ERROR(SwitchMemTable());
   while (!imm_.empty() && bg_error_.ok() && !shutting_down_.load()) {
     bg_done_cv_.Wait(&mu_);
@@ -310,7 +300,7 @@ void DBImpl::DeleteObsoleteFiles() {
   if (!bg_error_.ok()) return;  // Unknown state: keep everything.
   std::set<uint64_t> live = pending_outputs_;
   versions_->AddLiveFiles(&live);
-  uint64_t min_log = versions_->LogNumber();
+  uint64_t min_wal = versions_->MinWalNumber();
   uint64_t manifest = versions_->ManifestFileNumber();
   auto children = env_->GetChildren(dbname_);
   if (!children.ok()) return;
@@ -321,7 +311,7 @@ void DBImpl::DeleteObsoleteFiles() {
     bool keep = true;
     switch (type) {
       case FileType::kWal:
-        keep = number >= min_log || number == log_number_ ||
+        keep = number >= min_wal || number == wal_number_ ||
                WalNeededForHistory(number);
         if (!keep) wal_first_revision_.erase(number);
         break;
@@ -352,50 +342,28 @@ int DBImpl::TEST_NumFilesAtLevel(int level) {
 
 Statistics DBImpl::GetStatistics() {
   Statistics s;
-  auto load = [](const std::atomic<uint64_t>& a) {
-    return a.load(std::memory_order_relaxed);
-  };
-  s.wal_bytes_appended = load(wal_bytes_);
-  s.wal_records = load(wal_records_);
-  s.wal_syncs = load(wal_syncs_);
-  s.wal_sync_seconds = wal_sync_seconds_.Snapshot();
-  s.writes_per_group_commit = group_size_.Snapshot();
-  s.user_bytes_written = load(user_bytes_);
-  s.keys_written = load(keys_written_);
-  s.flushes = load(flushes_);
-  s.flush_bytes_written = load(flush_bytes_);
-  s.flush_seconds = flush_seconds_.Snapshot();
-  s.compactions = load(compactions_);
-  s.compaction_bytes_read = load(compaction_read_);
-  s.compaction_bytes_written = load(compaction_written_);
-  s.compaction_seconds = compaction_seconds_.Snapshot();
-  s.background_errors = load(background_errors_);
-  s.stall_seconds = static_cast<double>(load(stall_micros_)) / 1e6;
-  s.stall_state =
-      static_cast<Statistics::StallState>(stall_state_.load());
-  s.block_cache_hits = block_cache_->hits();
-  s.block_cache_misses = block_cache_->misses();
-  s.block_cache_usage_bytes = block_cache_->TotalCharge();
-  s.block_cache_capacity_bytes = block_cache_->Capacity();
-  s.table_cache_hits = load(counters_.table_cache_hits);
-  s.table_cache_misses = load(counters_.table_cache_misses);
-  s.bloom_checks = load(counters_.bloom_checks);
-  s.bloom_negatives = load(counters_.bloom_negatives);
-  s.gets = load(counters_.gets);
-  s.iterators_created = load(counters_.iterators_created);
+  s.wal = wal_counters_.Snapshot();
+  s.writes = write_counters_.Snapshot();
+  s.flush = flush_counters_.Snapshot();
+  s.compaction = compaction_counters_.Snapshot();
+  s.block_cache = BlockCacheStatistics(*block_cache_);
+  s.table_cache = table_cache_->counters().Snapshot();
+  s.filter = filter_counters_.Snapshot();
+  s.reads = read_counters_.Snapshot();
+  s.background_errors = background_errors_.Load();
+  // The gauges of the memtables and the current version.
   MutexLock l(&mu_);
-  s.memtable_bytes = mem_->ApproximateMemoryUsage();
-  s.immutable_memtables = static_cast<int>(imm_.size());
+  s.memtable.active_bytes = mem_->ApproximateMemoryUsage();
+  s.memtable.immutable = static_cast<int>(imm_.size());
   Version* v = versions_->current();
   for (int level = 0; level < kNumLevels; level++) {
-    LevelStats ls;
-    ls.level = level;
-    ls.num_files = v->NumFiles(level);
-    ls.bytes = v->LevelBytes(level);
-    s.live_sst_bytes += ls.bytes;
-    s.levels.push_back(ls);
+    const Statistics::Levels::Level stats{.level = level,
+                                          .num_files = v->NumFiles(level),
+                                          .bytes = v->LevelBytes(level)};
+    s.levels.live_sst_bytes += stats.bytes;
+    s.levels.per_level.push_back(stats);
   }
-  s.pending_compaction_bytes = EstimatePendingCompactionBytes(options_, v);
+  s.compaction.pending_bytes = EstimatePendingCompactionBytes(options_, v);
   return s;
 }
 

@@ -4,16 +4,16 @@
 // The engine coordinator. Threads and what they own:
 //
 //  * Client threads call Put/Delete/Write/Get/NewIterator. A synchronous
-//    writer that reaches the front of the writer queue becomes the group
+//    writer that reaches the front of the write queue becomes the group
 //    commit leader: it appends the whole group to the WAL, fsyncs once,
 //    inserts into the memtable and wakes the others.
-//  * The commit thread leads groups whose front writer is asynchronous
+//  * The commit thread leads groups whose front write is asynchronous
 //    (WriteAsync from an event loop), so event-loop threads never block.
 //  * The flush thread turns the oldest immutable memtable into a level-0
 //    SSTable and installs it.
 //  * Compaction threads (Options::compaction_threads) merge levels.
 //
-// mu_ guards the writer queue, memtable switching, the version set and the
+// mu_ guards the write queue, memtable switching, the version set and the
 // background-work state. Readers take no lock on the lookup path: they pin a
 // SuperVersion (memtable, immutable memtables, current version) through a
 // shared_ptr copied under the short sv_mu_.
@@ -28,18 +28,17 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "util/mutex.h"
 #include "cache/lru_cache.h"
 #include "compaction/compaction.h"
+#include "db/db_counters.h"
 #include "memtable/memtable.h"
+#include "record/writer.h"
 #include "strata/storage/db.h"
 #include "strata/storage/env.h"
-#include "util/counters.h"
 #include "util/dbformat.h"
-#include "util/histogram.h"
+#include "util/mutex.h"
 #include "version/table_cache.h"
 #include "version/version_set.h"
-#include "wal/log_writer.h"
 
 namespace strata::storage {
 
@@ -94,7 +93,7 @@ class DBImpl final : public DB {
   std::function<absl::Status(std::string_view point)> TEST_hook;
 
  private:
-  struct Writer;
+  struct PendingWrite;
   // What a reader pins: every memtable and table it may need to look at.
   struct SuperVersion {
     MemTable* mem = nullptr;
@@ -116,15 +115,16 @@ class DBImpl final : public DB {
   class WalChangeIterator;
   struct ImmutableMemTable {
     MemTable* mem;
-    uint64_t log_number;  // The WAL holding its data.
+    uint64_t wal_number;  // The WAL holding its data.
   };
 
   // ---- write path (db_write.cc)
-  void EnqueueWriter(Writer* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void LeadGroupCommit(Writer* leader) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Appends the writers at the front of the queue that commit together
+  void EnqueueWrite(PendingWrite* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void LeadGroupCommit(PendingWrite* leader)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Appends the writes at the front of the queue that commit together
   // (up to a byte limit) to *group; returns their batches' bytes.
-  size_t BuildGroup(std::vector<Writer*>* group)
+  size_t BuildGroup(std::vector<PendingWrite*>* group)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status MakeRoomForWrite(bool force) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A new memtable with the configured bloom filter (count 0: Ref it).
@@ -200,7 +200,8 @@ class DBImpl final : public DB {
   const std::string dbname_;
   Env* const env_;
   const InternalKeyComparator icmp_;
-  EngineCounters counters_;
+  // Bumped by every table through TableOptions, so declared before them.
+  FilterCounters filter_counters_;
   std::unique_ptr<Cache> block_cache_;
   std::unique_ptr<TableCache> table_cache_;
   std::unique_ptr<FileLock> db_lock_;
@@ -213,8 +214,9 @@ class DBImpl final : public DB {
   // Memtables. mem_ is replaced only by the write leader (under mu_).
   MemTable* mem_ ABSL_GUARDED_BY(mu_) = nullptr;
   std::deque<ImmutableMemTable> imm_ ABSL_GUARDED_BY(mu_);  // Oldest first.
-  std::unique_ptr<wal::Writer> log_ ABSL_GUARDED_BY(mu_);
-  uint64_t log_number_ ABSL_GUARDED_BY(mu_) = 0;
+  // The WAL the active memtable's writes go to, and its file number.
+  std::unique_ptr<record::Writer> wal_ ABSL_GUARDED_BY(mu_);
+  uint64_t wal_number_ ABSL_GUARDED_BY(mu_) = 0;
   // Bytes of the current WAL that hold published (visible) revisions: the
   // change log reads the live WAL only up to here.
   uint64_t published_wal_offset_ ABSL_GUARDED_BY(mu_) = 0;
@@ -222,8 +224,8 @@ class DBImpl final : public DB {
   // holds [first(n), first(next WAL)). For history retention.
   std::map<uint64_t, SequenceNumber> wal_first_revision_ ABSL_GUARDED_BY(mu_);
   CommitListener* commit_listener_ ABSL_GUARDED_BY(mu_) = nullptr;
-  // (time in seconds, revision) samples for time-based retention, oldest
-  // first.
+  // (time in microseconds, revision) samples for time-based retention,
+  // oldest first.
   std::deque<std::pair<uint64_t, SequenceNumber>> history_samples_
       ABSL_GUARDED_BY(mu_);
   uint64_t last_history_advance_micros_ ABSL_GUARDED_BY(mu_) = 0;
@@ -232,8 +234,8 @@ class DBImpl final : public DB {
   Mutex sv_mu_ ABSL_ACQUIRED_AFTER(mu_);
   std::shared_ptr<const SuperVersion> sv_ ABSL_GUARDED_BY(sv_mu_);
 
-  // Writer queue (group commit).
-  std::deque<Writer*> writers_ ABSL_GUARDED_BY(mu_);
+  // Write queue (group commit).
+  std::deque<PendingWrite*> write_queue_ ABSL_GUARDED_BY(mu_);
   CondVar commit_cv_;  // Wakes the commit thread.
 
   // Background work.
@@ -249,18 +251,13 @@ class DBImpl final : public DB {
   // Snapshots, oldest first.
   std::multiset<SequenceNumber> snapshots_ ABSL_GUARDED_BY(mu_);
 
-  // Statistics.
-  std::atomic<uint64_t> wal_bytes_{0}, wal_records_{0}, wal_syncs_{0};
-  std::atomic<uint64_t> user_bytes_{0}, keys_written_{0};
-  std::atomic<uint64_t> flushes_{0}, flush_bytes_{0};
-  std::atomic<uint64_t> compactions_{0}, compaction_read_{0},
-      compaction_written_{0}, background_errors_{0};
-  std::atomic<uint64_t> stall_micros_{0};
-  std::atomic<int> stall_state_{0};
-  AtomicHistogram wal_sync_seconds_;
-  AtomicHistogram group_size_;
-  AtomicHistogram flush_seconds_;
-  AtomicHistogram compaction_seconds_;
+  // Statistics (db_counters.h; GetStatistics copies them).
+  WalCounters wal_counters_;
+  WriteCounters write_counters_;
+  FlushCounters flush_counters_;
+  CompactionCounters compaction_counters_;
+  ReadCounters read_counters_;
+  Counter background_errors_;
 };
 
 }  // namespace strata::storage

@@ -7,10 +7,10 @@
 #include "absl/strings/str_format.h"
 #include "db/db_impl.h"
 #include "db/write_batch_internal.h"
+#include "record/reader.h"
 #include "spdlog/spdlog.h"
 #include "util/filename.h"
 #include "util/status_macros.h"
-#include "wal/log_reader.h"
 
 namespace strata::storage {
 
@@ -50,7 +50,7 @@ absl::Status DBImpl::Recover() {
     versions_->MarkFileNumberUsed(number);
     if (type == FileType::kTable) expected.erase(number);
     if (type == FileType::kWal) {
-      (number >= versions_->LogNumber() ? wals : retained_wals)
+      (number >= versions_->MinWalNumber() ? wals : retained_wals)
           .push_back(number);
     }
   }
@@ -59,20 +59,20 @@ absl::Status DBImpl::Recover() {
         "%s: %d table file(s) listed in the manifest are missing, e.g. %06d.sst",
         dbname_, expected.size(), *expected.begin()));
   }
-  // The manifest's log number is always the number of a WAL that existed
-  // when that edit was written, and a WAL is deleted only after a later
-  // edit moving past it is durable. So if it is missing, a later edit was
+  // The manifest's minimum WAL number is always the number of a WAL that
+  // existed when that edit was written, and a WAL is deleted only after a
+  // later edit moving past it is durable. So if it is missing, a later edit was
   // lost (e.g. a damaged final manifest record dropped as a torn tail) and
   // the writes that WAL held are gone: refuse to open rather than lose
   // them silently.
-  const uint64_t log_number = versions_->LogNumber();
-  if (log_number != 0 &&
-      std::find(wals.begin(), wals.end(), log_number) == wals.end()) {
+  const uint64_t min_wal = versions_->MinWalNumber();
+  if (min_wal != 0 &&
+      std::find(wals.begin(), wals.end(), min_wal) == wals.end()) {
     return absl::DataLossError(absl::StrFormat(
         "%s: the manifest needs WAL %06d.wal, which is missing: a later "
         "manifest edit was lost or the WAL was deleted; recent writes may be "
         "gone",
-        dbname_, log_number));
+        dbname_, min_wal));
   }
 
   std::sort(wals.begin(), wals.end());
@@ -106,16 +106,17 @@ absl::Status DBImpl::Recover() {
   // A fresh WAL; the replayed ones become obsolete once the edit is in.
   uint64_t number = versions_->NewFileNumber();
   ASSIGN_OR_RETURN(auto file, env_->NewWritableFile(WalFileName(dbname_, number)));
-  log_ = std::make_unique<wal::Writer>(std::move(file), wal::kWalFormatVersion);
+  wal_ = std::make_unique<record::Writer>(std::move(file),
+                                          record::kWalFormatVersion);
   // A durable file header, so a power loss cannot leave garbage there
   // (see SwitchMemTable).
-  RETURN_IF_ERROR(log_->Sync());
-  log_number_ = number;
+  RETURN_IF_ERROR(wal_->Sync());
+  wal_number_ = number;
   // Durable directory entry for the new WAL before anything is written to
   // it (the manifest edit below fsyncs the manifest, not the directory).
   RETURN_IF_ERROR(env_->SyncDir(dbname_));
   versions_->SetLastSequence(max_sequence);
-  edit.SetLogNumber(number);
+  edit.SetMinWalNumber(number);
   if (versions_->DatabaseFormat() < VersionEdit::kDatabaseFormat) {
     // A database written before revisions: its older history was not kept
     // (and its WALs are format 1), so it starts with everything up to now
@@ -133,7 +134,7 @@ absl::Status DBImpl::Recover() {
   RETURN_IF_ERROR(s);
   mem_ = NewMemTable();
   mem_->Ref();
-  published_wal_offset_ = log_->BytesWritten();
+  published_wal_offset_ = wal_->BytesWritten();
   wal_first_revision_[number] = max_sequence + 1;
   if (!wals.empty()) {
     spdlog::info("recovered {} WAL file(s); last sequence {}", wals.size(),
@@ -146,7 +147,7 @@ absl::Status DBImpl::ReplayWal(uint64_t number, VersionEdit* edit,
                                SequenceNumber* max_sequence, MemTable** mem) {
   std::string path = WalFileName(dbname_, number);
   ASSIGN_OR_RETURN(auto file, env_->NewSequentialFile(path));
-  wal::Reader reader(std::move(file), path, wal::kWalFormatVersion);
+  record::Reader reader(std::move(file), path, record::kWalFormatVersion);
   std::string scratch;
   std::string_view record;
   uint64_t records = 0;
@@ -159,7 +160,7 @@ absl::Status DBImpl::ReplayWal(uint64_t number, VersionEdit* edit,
     }
     absl::Status s;
     SequenceNumber last = 0;
-    if (reader.format_version() == wal::kWalFormatVersion) {
+    if (reader.format_version() == record::kWalFormatVersion) {
       // One committed batch: one revision.
       s = WriteBatchInternal::InsertCommitted(record, *mem);
       if (s.ok()) {
@@ -180,14 +181,14 @@ absl::Status DBImpl::ReplayWal(uint64_t number, VersionEdit* edit,
     }
     records++;
     if (last > *max_sequence) *max_sequence = last;
-    if ((*mem)->ApproximateMemoryUsage() > options_.write_buffer_size) {
+    if ((*mem)->ApproximateMemoryUsage() > options_.memtable_bytes) {
       absl::Status fs = WriteLevel0Table(*mem, edit);
       (*mem)->Unref();
       *mem = nullptr;
       RETURN_IF_ERROR(fs);
     }
   }
-  if (records == 0 && reader.format_version() == wal::kWalFormatVersion) {
+  if (records == 0 && reader.format_version() == record::kWalFormatVersion) {
     // Empty: it holds nothing from the next WAL's first revision on.
     wal_first_revision_[number] = *max_sequence + 1;
   }
@@ -202,11 +203,11 @@ absl::Status DBImpl::ReplayWal(uint64_t number, VersionEdit* edit,
 absl::Status DBImpl::NoteWalFirstRevision(uint64_t number) {
   std::string path = WalFileName(dbname_, number);
   ASSIGN_OR_RETURN(auto file, env_->NewSequentialFile(path));
-  wal::Reader reader(std::move(file), path, wal::kWalFormatVersion);
+  record::Reader reader(std::move(file), path, record::kWalFormatVersion);
   std::string scratch;
   std::string_view record;
   ASSIGN_OR_RETURN(bool any, reader.ReadRecord(&record, &scratch));
-  if (reader.format_version() != wal::kWalFormatVersion) {
+  if (reader.format_version() != record::kWalFormatVersion) {
     return absl::OkStatus();  // Format 1: no history; deleted as obsolete.
   }
   if (!any || record.size() < WriteBatchInternal::kHeader) {

@@ -1,7 +1,7 @@
 // The write path: a queue of writers, group commit, revisions, memtable
 // switching and write stalls.
 //
-// Every writer (synchronous or asynchronous) joins writers_. The writer at
+// Every writer (synchronous or asynchronous) joins write_queue_. The writer at
 // the front leads: it gathers the batches queued behind it into a group
 // and commits them one after the other, each at the next revision
 // (GroupCommit below): it runs the batch's CommitFunction, drops
@@ -31,7 +31,7 @@
 
 namespace strata::storage {
 
-struct DBImpl::Writer {
+struct DBImpl::PendingWrite {
   WriteBatch* batch = nullptr;
   WriteBatch owned_batch;  // Async writers keep their batch here.
   bool sync = false;
@@ -259,12 +259,12 @@ absl::StatusOr<Revision> DBImpl::Write(const WriteOptions& options,
   if (shutting_down_.load()) {
     return absl::FailedPreconditionError("database is shutting down");
   }
-  Writer w;
+  PendingWrite w;
   w.batch = batch;
   w.sync = options.sync;
   MutexLock l(&mu_);
-  EnqueueWriter(&w);
-  while (!w.done && writers_.front() != &w) w.cv.Wait(&mu_);
+  EnqueueWrite(&w);
+  while (!w.done && write_queue_.front() != &w) w.cv.Wait(&mu_);
   if (w.done) return w.result();
   LeadGroupCommit(&w);
   return w.result();
@@ -277,36 +277,36 @@ void DBImpl::WriteAsync(const WriteOptions& options, WriteBatch batch,
     // Checked under the lock: the destructor sets the flag under it, and
     // the commit thread completes every writer queued before that.
     if (!shutting_down_.load()) {
-      auto* w = new Writer;
+      auto* w = new PendingWrite;
       w->owned_batch = std::move(batch);
       w->batch = &w->owned_batch;
       w->sync = options.sync;
       w->callback = std::move(done);
-      EnqueueWriter(w);
-      if (writers_.front() == w) commit_cv_.Signal();
+      EnqueueWrite(w);
+      if (write_queue_.front() == w) commit_cv_.Signal();
       return;
     }
   }
   done(absl::FailedPreconditionError("database is shutting down"));
 }
 
-void DBImpl::EnqueueWriter(Writer* w) { writers_.push_back(w); }
+void DBImpl::EnqueueWrite(PendingWrite* w) { write_queue_.push_back(w); }
 
 void DBImpl::CommitThreadMain() {
   MutexLock l(&mu_);
   while (true) {
-    while (!(!writers_.empty() && writers_.front()->is_async()) &&
-           !(shutting_down_.load() && writers_.empty())) {
+    while (!(!write_queue_.empty() && write_queue_.front()->is_async()) &&
+           !(shutting_down_.load() && write_queue_.empty())) {
       commit_cv_.Wait(&mu_);
     }
-    if (writers_.empty()) return;  // Shutting down with nothing queued.
-    LeadGroupCommit(writers_.front());
+    if (write_queue_.empty()) return;  // Shutting down with nothing queued.
+    LeadGroupCommit(write_queue_.front());
   }
 }
 
-size_t DBImpl::BuildGroup(std::vector<Writer*>* group) {
+size_t DBImpl::BuildGroup(std::vector<PendingWrite*>* group) {
   size_t size = 0;
-  for (Writer* w : writers_) {
+  for (PendingWrite* w : write_queue_) {
     size_t bytes = WriteBatchInternal::ByteSize(w->batch);
     if (!group->empty() && size + bytes > kMaxGroupBytes) break;
     size += bytes;
@@ -315,17 +315,17 @@ size_t DBImpl::BuildGroup(std::vector<Writer*>* group) {
   return size;
 }
 
-void DBImpl::LeadGroupCommit(Writer* leader) {
+void DBImpl::LeadGroupCommit(PendingWrite* leader) {
   absl::Status status = MakeRoomForWrite(/*force=*/false);
-  std::vector<Writer*> group;
+  std::vector<PendingWrite*> group;
   if (!status.ok()) {
     group.push_back(leader);  // Fail the leader alone; the next one retries.
   } else {
     BuildGroup(&group);
     bool any_sync = false;
-    for (Writer* w : group) any_sync |= w->sync;
+    for (PendingWrite* w : group) any_sync |= w->sync;
     const bool sync = any_sync && options_.wal_sync == WalSyncMode::kSync;
-    wal::Writer* log = log_.get();
+    record::Writer* log = wal_.get();
     MemTable* mem = mem_;
     const SequenceNumber base = versions_->LastSequence();
     const bool decode_changes = commit_listener_ != nullptr;
@@ -334,7 +334,7 @@ void DBImpl::LeadGroupCommit(Writer* leader) {
     // The leader is the only thread touching the WAL and the memtable's
     // write side, so the lock is released for lookups and I/O.
     mu_.Unlock();
-    for (Writer* w : group) {
+    for (PendingWrite* w : group) {
       absl::StatusOr<Revision> r = commit.Add(w->batch);
       w->status = r.status();
       w->revision = r.ok() ? *r : 0;
@@ -349,8 +349,8 @@ void DBImpl::LeadGroupCommit(Writer* leader) {
     if (status.ok() && sync && !records.empty()) {
       uint64_t start = env_->NowMicros();
       status = log->Sync();
-      wal_syncs_.fetch_add(1, std::memory_order_relaxed);
-      wal_sync_seconds_.Observe((env_->NowMicros() - start) / 1e6);
+      wal_counters_.syncs.Add();
+      wal_counters_.sync_seconds.Observe((env_->NowMicros() - start) / 1e6);
     }
     // (AddRecord already handed the bytes to the OS, so a process crash
     // cannot lose them even without sync.)
@@ -361,9 +361,10 @@ void DBImpl::LeadGroupCommit(Writer* leader) {
     if (status.ok() && decode_changes) status = DecodeChanges(records, &changes);
     mu_.Lock();
 
-    wal_bytes_.fetch_add(wal_bytes, std::memory_order_relaxed);
-    wal_records_.fetch_add(records.size(), std::memory_order_relaxed);
-    group_size_.Observe(static_cast<double>(group.size()));
+    wal_counters_.appended_bytes.Add(wal_bytes);
+    wal_counters_.records.Add(records.size());
+    wal_counters_.writes_per_group_commit.Observe(
+        static_cast<double>(group.size()));
     if (status.ok()) {
       if (!records.empty()) {
         versions_->SetLastSequence(commit.last_revision());
@@ -381,8 +382,8 @@ void DBImpl::LeadGroupCommit(Writer* leader) {
           }
         }
       }
-      keys_written_.fetch_add(commit.keys(), std::memory_order_relaxed);
-      user_bytes_.fetch_add(commit.user_bytes(), std::memory_order_relaxed);
+      write_counters_.keys.Add(commit.keys());
+      write_counters_.user_bytes.Add(commit.user_bytes());
     } else {
       // The WAL may now hold a partial or unsynced record: acknowledge
       // nothing more until the database is reopened.
@@ -392,9 +393,9 @@ void DBImpl::LeadGroupCommit(Writer* leader) {
   }
 
   // Complete every member of the group, then wake the next leader.
-  std::vector<Writer*> async_done;
-  for (Writer* w : group) {
-    writers_.pop_front();
+  std::vector<PendingWrite*> async_done;
+  for (PendingWrite* w : group) {
+    write_queue_.pop_front();
     if (!status.ok()) w->status = status;
     w->done = true;
     if (w->is_async()) {
@@ -403,11 +404,11 @@ void DBImpl::LeadGroupCommit(Writer* leader) {
       w->cv.Signal();
     }
   }
-  if (!writers_.empty()) {
-    if (writers_.front()->is_async()) {
+  if (!write_queue_.empty()) {
+    if (write_queue_.front()->is_async()) {
       commit_cv_.Signal();
     } else {
-      writers_.front()->cv.Signal();
+      write_queue_.front()->cv.Signal();
     }
   } else {
     bg_done_cv_.SignalAll();  // SyncWAL and Flush wait for an empty queue.
@@ -419,7 +420,7 @@ void DBImpl::LeadGroupCommit(Writer* leader) {
   if (!async_done.empty()) {
     // Callbacks run without the lock: they may call back into the DB.
     mu_.Unlock();
-    for (Writer* w : async_done) {
+    for (PendingWrite* w : async_done) {
       w->callback(w->result());
       delete w;
     }
@@ -428,6 +429,7 @@ void DBImpl::LeadGroupCommit(Writer* leader) {
 }
 
 absl::Status DBImpl::MakeRoomForWrite(bool force) {
+  using StallState = WriteCounters::StallState;
   bool allow_delay = !force;
   uint64_t stall_start = 0;
   absl::Status s;
@@ -440,17 +442,16 @@ absl::Status DBImpl::MakeRoomForWrite(bool force) {
     if (allow_delay && l0_files >= options_.level0_slowdown_writes_trigger) {
       // Slow down each write a little rather than stopping completely
       // later: gives compaction room and spreads the delay.
-      stall_state_.store(static_cast<int>(Statistics::StallState::kSlowdown));
+      write_counters_.stall_state.store(StallState::kSlowdown);
       uint64_t start = env_->NowMicros();
       mu_.Unlock();
       absl::SleepFor(absl::Milliseconds(1));
       mu_.Lock();
-      stall_micros_.fetch_add(env_->NowMicros() - start,
-                              std::memory_order_relaxed);
+      write_counters_.stall_micros.Add(env_->NowMicros() - start);
       allow_delay = false;
       continue;
     }
-    if (!force && mem_->ApproximateMemoryUsage() < options_.write_buffer_size) {
+    if (!force && mem_->ApproximateMemoryUsage() < options_.memtable_bytes) {
       break;  // Room in the current memtable.
     }
     if (static_cast<int>(imm_.size()) >= options_.max_immutable_memtables ||
@@ -460,7 +461,7 @@ absl::Status DBImpl::MakeRoomForWrite(bool force) {
         s = absl::FailedPreconditionError("database is shutting down");
         break;
       }
-      stall_state_.store(static_cast<int>(Statistics::StallState::kStop));
+      write_counters_.stall_state.store(StallState::kStop);
       if (stall_start == 0) stall_start = env_->NowMicros();
       if (static_cast<int>(imm_.size()) >= options_.max_immutable_memtables) {
         flush_cv_.Signal();
@@ -475,16 +476,15 @@ absl::Status DBImpl::MakeRoomForWrite(bool force) {
     if (!s.ok()) break;
   }
   if (stall_start != 0) {
-    stall_micros_.fetch_add(env_->NowMicros() - stall_start,
-                            std::memory_order_relaxed);
+    write_counters_.stall_micros.Add(env_->NowMicros() - stall_start);
   }
-  stall_state_.store(static_cast<int>(Statistics::StallState::kNone));
+  write_counters_.stall_state.store(StallState::kNone);
   return s;
 }
 
 MemTable* DBImpl::NewMemTable() const {
   return new MemTable(icmp_, static_cast<size_t>(
-                                 static_cast<double>(options_.write_buffer_size) *
+                                 static_cast<double>(options_.memtable_bytes) *
                                  options_.memtable_bloom_size_ratio));
 }
 
@@ -497,9 +497,9 @@ absl::Status DBImpl::SwitchMemTable() {
   }
   // The old WAL's data must be durable before writes go to the new one, so
   // recovery never sees a newer WAL after a torn older one.
-  if (log_ != nullptr) {
-    absl::Status s = log_->Sync();
-    if (s.ok()) s = log_->Close();
+  if (wal_ != nullptr) {
+    absl::Status s = wal_->Sync();
+    if (s.ok()) s = wal_->Close();
     if (!s.ok()) {
       env_->RemoveFile(WalFileName(dbname_, number)).IgnoreError();
       RecordBackgroundError(s);
@@ -513,21 +513,21 @@ absl::Status DBImpl::SwitchMemTable() {
     RecordBackgroundError(dir_status);
     return bg_error_;
   }
-  auto new_log =
-      std::make_unique<wal::Writer>(std::move(*file), wal::kWalFormatVersion);
+  auto new_wal = std::make_unique<record::Writer>(std::move(*file),
+                                                  record::kWalFormatVersion);
   // The new WAL's file header must be durable before the WAL is used: a
   // power loss may otherwise leave garbage in its place, which recovery
   // rightly refuses (DATA_LOSS), even though no acknowledged write lives
   // there yet. One fdatasync per memtable switch.
-  if (absl::Status s = new_log->Sync(); !s.ok()) {
+  if (absl::Status s = new_wal->Sync(); !s.ok()) {
     env_->RemoveFile(WalFileName(dbname_, number)).IgnoreError();
     RecordBackgroundError(s);
     return bg_error_;
   }
-  log_ = std::move(new_log);
-  imm_.push_back(ImmutableMemTable{mem_, log_number_});
-  log_number_ = number;
-  published_wal_offset_ = log_->BytesWritten();
+  wal_ = std::move(new_wal);
+  imm_.push_back(ImmutableMemTable{mem_, wal_number_});
+  wal_number_ = number;
+  published_wal_offset_ = wal_->BytesWritten();
   wal_first_revision_[number] = versions_->LastSequence() + 1;
   mem_ = NewMemTable();
   mem_->Ref();

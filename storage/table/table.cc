@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_format.h"
+#include "strata/storage/db.h"
 #include "table/two_level_iterator.h"
 #include "util/coding.h"
 #include "util/dbformat.h"
@@ -195,7 +196,7 @@ absl::Status Table::GetBlock(const ReadOptions& options,
       return absl::OkStatus();
     }
   }
-  if (options.cache_only) return absl::UnavailableError("would block");
+  if (options.cache_only) return WouldBlockError();
   const bool fill = cache_ != nullptr && options.fill_cache;
   ReadOptions read_options = options;
   if (fill) read_options.verify_checksums = true;  // Cached blocks are trusted.
@@ -252,10 +253,10 @@ absl::Status Table::InternalGet(
     std::string_view filter_key = options_.keys_are_internal
                                       ? ExtractUserKey(internal_key)
                                       : internal_key;
-    EngineCounters* counters = options_.counters;
-    if (counters != nullptr) EngineCounters::Bump(counters->bloom_checks);
+    FilterCounters* counters = options_.filter_counters;
+    if (counters != nullptr) counters->checks.Add();
     if (!filter_->reader.KeyMayMatch(filter_key)) {
-      if (counters != nullptr) EngineCounters::Bump(counters->bloom_negatives);
+      if (counters != nullptr) counters->negatives.Add();
       return absl::OkStatus();
     }
   }

@@ -16,6 +16,7 @@
 #include "strata/storage/env.h"
 #include "strata/storage/iterator.h"
 #include "strata/storage/options.h"
+#include "strata/storage/statistics.h"
 #include "table/block.h"
 #include "table/bloom.h"
 #include "table/format.h"
@@ -25,6 +26,17 @@
 
 namespace strata::storage {
 
+// Bloom filter statistics, bumped by Table::InternalGet of every table that
+// shares them (through TableOptions).
+struct FilterCounters {
+  Counter checks;     // The filter was consulted.
+  Counter negatives;  // It ruled the key out.
+
+  Statistics::Filter Snapshot() const {
+    return {.checks = checks.Load(), .negatives = negatives.Load()};
+  }
+};
+
 struct TableOptions {
   // The order the table was built with. Not owned; must outlive the table.
   const Comparator* comparator = nullptr;
@@ -32,9 +44,8 @@ struct TableOptions {
   // index and filter blocks are inserted at Open and pinned for the table's
   // life (see Table). Not owned; must outlive the table.
   Cache* block_cache = nullptr;
-  // bloom_checks / bloom_negatives are bumped by InternalGet. Not owned;
-  // may be nullptr.
-  EngineCounters* counters = nullptr;
+  // Bumped by InternalGet. Not owned; may be nullptr.
+  FilterCounters* filter_counters = nullptr;
   // Keys are internal keys; the filter holds their user keys. Must match
   // TableBuilderOptions::keys_are_internal.
   bool keys_are_internal = true;
@@ -72,7 +83,7 @@ class Table {
   // data blocks as it moves (through the cache, per options) and keeps the
   // current block pinned. A corrupt block stops it with a DataLoss status;
   // with options.cache_only a block not in the cache stops it with
-  // Unavailable("would block"). REQUIRES: the table outlives the iterator.
+  // WouldBlockError(). REQUIRES: the table outlives the iterator.
   Iterator* NewIterator(const ReadOptions& options) const;
 
   // Point lookup. If the filter says the user key of internal_key (or the
@@ -80,10 +91,10 @@ class Table {
   // first entry >= internal_key and calls found(key, value) with it, if
   // there is one; key and value are valid only during the call. Returns OK
   // whether or not found was called; DataLoss on corruption;
-  // Unavailable("would block") when options.cache_only and the data block
+  // WouldBlockError() when options.cache_only and the data block
   // is not cached (no I/O is done); InvalidArgument for an internal key
-  // shorter than 8 bytes. Bumps bloom_checks, and bloom_negatives when the
-  // filter rules the key out.
+  // shorter than 8 bytes. Bumps filter_counters->checks, and ->negatives
+  // when the filter rules the key out.
   //
   // With internal keys, an entry with the same user key is always in the
   // block the index points to, so when the seek runs off that block's end

@@ -13,6 +13,7 @@
 #include "absl/strings/str_split.h"
 #include "db/write_batch_internal.h"
 #include "strata/storage/change_log.h"
+#include "record/reader.h"
 #include "table/table.h"
 #include "util/checksum.h"
 #include "util/comparator.h"
@@ -20,7 +21,6 @@
 #include "util/filename.h"
 #include "util/status_macros.h"
 #include "version/version_edit.h"
-#include "wal/log_reader.h"
 
 namespace strata::storage {
 namespace {
@@ -33,7 +33,7 @@ struct LiveTable {
 // What the manifest says.
 struct Tree {
   std::map<uint64_t, LiveTable> tables;  // By file number.
-  uint64_t log_number = 0;
+  uint64_t min_wal_number = 0;
   uint64_t next_file = 0;
   SequenceNumber last_sequence = 0;
 };
@@ -128,9 +128,9 @@ std::optional<Tree> Verifier::CheckManifest(const std::string& name) {
                                 file.status().ToString()));
     return std::nullopt;
   }
-  wal::Reader reader(std::move(*file), path);
+  record::Reader reader(std::move(*file), path);
   Tree tree;
-  std::optional<uint64_t> log_number, next_file, last_sequence;
+  std::optional<uint64_t> min_wal_number, next_file, last_sequence;
   std::string scratch;
   std::string_view record;
   int edits = 0;
@@ -164,7 +164,7 @@ std::optional<Tree> Verifier::CheckManifest(const std::string& name) {
     for (const auto& [level, f] : edit.new_files()) {
       tree.tables[f.number] = LiveTable{level, f};
     }
-    if (edit.log_number()) log_number = edit.log_number();
+    if (edit.min_wal_number()) min_wal_number = edit.min_wal_number();
     if (edit.next_file_number()) next_file = edit.next_file_number();
     if (edit.last_sequence()) last_sequence = edit.last_sequence();
     edits++;
@@ -174,16 +174,16 @@ std::optional<Tree> Verifier::CheckManifest(const std::string& name) {
                                "a crash during a manifest write",
                                reader.dropped_bytes()));
   }
-  if (edits == 0 || !log_number || !next_file || !last_sequence) {
+  if (edits == 0 || !min_wal_number || !next_file || !last_sequence) {
     Error(path, "manifest has no complete snapshot");
     return std::nullopt;
   }
-  tree.log_number = *log_number;
+  tree.min_wal_number = *min_wal_number;
   tree.next_file = *next_file;
   tree.last_sequence = *last_sequence;
-  Info(path, absl::StrFormat("%d edits, %d live tables, log number %d, next "
-                             "file %d, last sequence %d",
-                             edits, tree.tables.size(), tree.log_number,
+  Info(path, absl::StrFormat("%d edits, %d live tables, minimum WAL number "
+                             "%d, next file %d, last sequence %d",
+                             edits, tree.tables.size(), tree.min_wal_number,
                              tree.next_file, tree.last_sequence));
   return tree;
 }
@@ -326,7 +326,7 @@ class CountingHandler final : public WriteBatch::Handler {
 absl::Status CheckWalRecord(uint32_t format, std::string_view record,
                             SequenceNumber* first, SequenceNumber* last,
                             uint64_t* ops) {
-  if (format == wal::kWalFormatVersion) {
+  if (format == record::kWalFormatVersion) {
     ChangeBatch batch;
     RETURN_IF_ERROR(ChangeBatch::Decode(
         std::make_shared<const std::string>(record), &batch));
@@ -359,7 +359,7 @@ void Verifier::CheckWal(uint64_t number, bool newest) {
     Error(path, file.status().ToString());
     return;
   }
-  wal::Reader reader(std::move(*file), path, wal::kWalFormatVersion);
+  record::Reader reader(std::move(*file), path, record::kWalFormatVersion);
   std::string scratch;
   std::string_view record;
   uint64_t records = 0, ops = 0;
@@ -468,11 +468,12 @@ absl::StatusOr<VerifyReport> Verifier::Run() {
   }
   std::vector<uint64_t> live_wals;
   for (uint64_t number : wals) {
-    if (number >= tree->log_number) {
+    if (number >= tree->min_wal_number) {
       live_wals.push_back(number);
     } else {
       Warn(WalFileName(dir_, number),
-           "obsolete WAL (below the log number; deleted at the next open)");
+           "obsolete WAL (below the minimum WAL number; deleted at the "
+           "next open)");
     }
   }
   for (uint64_t number : live_wals) CheckWal(number, number == live_wals.back());

@@ -18,9 +18,9 @@
 //             properties. Tables not listed by the manifest are checked too
 //             and reported as orphans (a crash mid-flush leaves them; the
 //             next open deletes them).
-//   WALs      every live WAL (number >= the manifest's log number): every
-//             record's framing and checksum, every payload decodes as a
-//             write batch with the right count, sequence numbers increase.
+//   WALs      every live WAL (number >= the manifest's minimum WAL number):
+//             every record's framing and checksum, every payload decodes as
+//             a write batch with the right count, sequence numbers increase.
 //             A torn final record is a warning (what a crash leaves), not
 //             an error.
 //

@@ -1,5 +1,6 @@
 #include "version/table_cache.h"
 
+#include "strata/storage/db.h"
 #include "util/coding.h"
 #include "util/filename.h"
 #include "util/status_macros.h"
@@ -20,12 +21,10 @@ std::string CacheKey(uint64_t number) {
 }  // namespace
 
 TableCache::TableCache(std::string dbname, Env* env,
-                       const TableOptions& table_options, int max_open_files,
-                       EngineCounters* counters)
+                       const TableOptions& table_options, int max_open_files)
     : dbname_(std::move(dbname)),
       env_(env),
       table_options_(table_options),
-      counters_(counters),
       // One shard: the capacity is a small count of tables, and sharding
       // would split it into uselessly small pieces.
       cache_(NewLRUCache(static_cast<size_t>(max_open_files > 10
@@ -40,11 +39,11 @@ absl::StatusOr<Cache::Handle*> TableCache::FindTable(uint64_t number,
                                                      bool cache_only) {
   std::string key = CacheKey(number);
   if (Cache::Handle* h = cache_->Lookup(key)) {
-    EngineCounters::Bump(counters_->table_cache_hits);
+    counters_.hits.Add();
     return h;
   }
-  EngineCounters::Bump(counters_->table_cache_misses);
-  if (cache_only) return absl::UnavailableError("would block");
+  counters_.misses.Add();
+  if (cache_only) return WouldBlockError();
   std::string fname = TableFileName(dbname_, number);
   ASSIGN_OR_RETURN(std::unique_ptr<RandomAccessFile> file,
                    env_->NewRandomAccessFile(fname));

@@ -12,10 +12,21 @@
 #include "strata/storage/env.h"
 #include "strata/storage/iterator.h"
 #include "strata/storage/options.h"
+#include "strata/storage/statistics.h"
 #include "table/table.h"
 #include "util/counters.h"
 
 namespace strata::storage {
+
+// Table cache statistics, bumped by every lookup.
+struct TableCacheCounters {
+  Counter hits;    // The table was open.
+  Counter misses;  // The table had to be opened (or, cache_only, would be).
+
+  Statistics::TableCache Snapshot() const {
+    return {.hits = hits.Load(), .misses = misses.Load()};
+  }
+};
 
 // Keeps up to `max_open_files` SSTables open (file descriptor, footer, index
 // and filter), evicting the least recently used; tables in use by a reader
@@ -24,9 +35,10 @@ namespace strata::storage {
 // Thread safety: safe for concurrent use.
 class TableCache {
  public:
-  // env, block_cache and counters are not owned and must outlive this.
+  // env and the block cache and filter counters of table_options are not
+  // owned and must outlive this.
   TableCache(std::string dbname, Env* env, const TableOptions& table_options,
-             int max_open_files, EngineCounters* counters);
+             int max_open_files);
   ~TableCache();
 
   // An iterator over table `number` (of file_size bytes). The table stays
@@ -36,7 +48,7 @@ class TableCache {
                         uint64_t file_size);
 
   // Point lookup through Table::InternalGet. Returns the open or I/O error;
-  // with options.cache_only returns "would block" (IsWouldBlock) when the
+  // with options.cache_only returns WouldBlockError() when the
   // table is not open or a block is not cached.
   absl::Status Get(const ReadOptions& options, uint64_t number,
                    uint64_t file_size, std::string_view internal_key,
@@ -46,6 +58,8 @@ class TableCache {
   // Drops table `number` (called when its file is deleted).
   void Evict(uint64_t number);
 
+  const TableCacheCounters& counters() const { return counters_; }
+
  private:
   absl::StatusOr<Cache::Handle*> FindTable(uint64_t number, uint64_t file_size,
                                            bool cache_only);
@@ -53,7 +67,7 @@ class TableCache {
   const std::string dbname_;
   Env* const env_;
   const TableOptions table_options_;
-  EngineCounters* const counters_;
+  TableCacheCounters counters_;
   std::unique_ptr<Cache> cache_;
 };
 

@@ -9,7 +9,7 @@ namespace {
 // Part of the on-disk format: never change or reuse a value.
 enum Tag : uint32_t {
   kComparator = 1,
-  kLogNumber = 2,
+  kMinWalNumber = 2,
   kNextFileNumber = 3,
   kLastSequence = 4,
   kDeletedFile = 5,
@@ -42,9 +42,9 @@ void VersionEdit::EncodeTo(std::string* dst) const {
     PutVarint32(dst, kComparator);
     PutLengthPrefixed(dst, *comparator_);
   }
-  if (log_number_) {
-    PutVarint32(dst, kLogNumber);
-    PutVarint64(dst, *log_number_);
+  if (min_wal_number_) {
+    PutVarint32(dst, kMinWalNumber);
+    PutVarint64(dst, *min_wal_number_);
   }
   if (next_file_number_) {
     PutVarint32(dst, kNextFileNumber);
@@ -101,11 +101,11 @@ absl::Status VersionEdit::DecodeFrom(std::string_view src) {
           if (ok) comparator_ = std::string(name);
           break;
         }
-        case kLogNumber: {
-          field = "log number";
+        case kMinWalNumber: {
+          field = "minimum WAL number";
           uint64_t v;
           ok = GetVarint64(&input, &v);
-          if (ok) log_number_ = v;
+          if (ok) min_wal_number_ = v;
           break;
         }
         case kNextFileNumber: {

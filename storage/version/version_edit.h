@@ -8,7 +8,7 @@
 //   edit   := fixed32(format version = 2) field*   (1: tags 1-6 only)
 //   field  := varint32(tag) payload
 //   tags   := 1 comparator name (length-prefixed)
-//             2 log number (varint64): WALs below it are obsolete
+//             2 minimum WAL number (varint64): WALs below it are obsolete
 //             3 next file number (varint64)
 //             4 last sequence (varint64)
 //             5 deleted file: varint32(level) varint64(number)
@@ -56,7 +56,9 @@ class VersionEdit {
   static constexpr uint32_t kDatabaseFormat = 2;
 
   void SetComparatorName(std::string name) { comparator_ = std::move(name); }
-  void SetLogNumber(uint64_t n) { log_number_ = n; }
+  // The oldest WAL still needed: every WAL numbered below it is fully
+  // flushed to installed tables.
+  void SetMinWalNumber(uint64_t n) { min_wal_number_ = n; }
   void SetNextFile(uint64_t n) { next_file_number_ = n; }
   void SetLastSequence(SequenceNumber s) { last_sequence_ = s; }
   void SetCompactedRevision(SequenceNumber r) { compacted_revision_ = r; }
@@ -69,7 +71,9 @@ class VersionEdit {
   }
 
   const std::optional<std::string>& comparator() const { return comparator_; }
-  const std::optional<uint64_t>& log_number() const { return log_number_; }
+  const std::optional<uint64_t>& min_wal_number() const {
+    return min_wal_number_;
+  }
   const std::optional<uint64_t>& next_file_number() const {
     return next_file_number_;
   }
@@ -96,7 +100,7 @@ class VersionEdit {
 
  private:
   std::optional<std::string> comparator_;
-  std::optional<uint64_t> log_number_;
+  std::optional<uint64_t> min_wal_number_;
   std::optional<uint64_t> next_file_number_;
   std::optional<SequenceNumber> last_sequence_;
   std::optional<SequenceNumber> compacted_revision_;

@@ -6,12 +6,12 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "record/reader.h"
 #include "spdlog/spdlog.h"
 #include "util/checksum.h"
 #include "util/filename.h"
 #include "util/status_macros.h"
 #include "version/level_iterator.h"
-#include "wal/log_reader.h"
 
 namespace strata::storage {
 
@@ -331,10 +331,10 @@ absl::Status VersionSet::ReadCurrentFile(std::string* manifest_name) {
   return absl::OkStatus();
 }
 
-absl::Status VersionSet::WriteSnapshot(wal::Writer* log) {
+absl::Status VersionSet::WriteSnapshot(record::Writer* manifest) {
   VersionEdit edit;
   edit.SetComparatorName(icmp_->user_comparator()->Name());
-  edit.SetLogNumber(log_number_);
+  edit.SetMinWalNumber(min_wal_number_);
   edit.SetNextFile(next_file_number_);
   edit.SetLastSequence(LastSequence());
   edit.SetCompactedRevision(CompactedRevision());
@@ -346,7 +346,7 @@ absl::Status VersionSet::WriteSnapshot(wal::Writer* log) {
   }
   std::string record;
   edit.EncodeTo(&record);
-  RETURN_IF_ERROR(log->AddRecord(record));
+  RETURN_IF_ERROR(manifest->AddRecord(record));
   manifest_bytes_ = record.size();
   return absl::OkStatus();
 }
@@ -355,22 +355,22 @@ absl::Status VersionSet::StartNewManifest() {
   uint64_t number = NewFileNumber();
   std::string path = ManifestFileName(dbname_, number);
   ASSIGN_OR_RETURN(auto file, env_->NewWritableFile(path));
-  auto log = std::make_unique<wal::Writer>(std::move(file));
-  absl::Status s = WriteSnapshot(log.get());
+  auto manifest = std::make_unique<record::Writer>(std::move(file));
+  absl::Status s = WriteSnapshot(manifest.get());
   // The manifest's entry must be durable before CURRENT names it.
-  if (s.ok()) s = log->Sync();
+  if (s.ok()) s = manifest->Sync();
   if (s.ok()) s = env_->SyncDir(dbname_);
   bool renamed = false;
   if (s.ok()) s = SetCurrentFile(env_, dbname_, number, &renamed);
   if (!s.ok()) {
-    log->Close().IgnoreError();
+    manifest->Close().IgnoreError();
     // Once CURRENT has been renamed it may name this manifest (even though
     // the directory fsync failed): keep the file, or the database could not
     // be opened again.
     if (!renamed) env_->RemoveFile(path).IgnoreError();
     return s;
   }
-  manifest_log_ = std::move(log);
+  manifest_ = std::move(manifest);
   manifest_file_number_ = number;
   return absl::OkStatus();
 }
@@ -388,10 +388,10 @@ absl::Status VersionSet::Recover() {
   RETURN_IF_ERROR(ReadCurrentFile(&manifest_name));
   std::string path = dbname_ + "/" + manifest_name;
   ASSIGN_OR_RETURN(auto file, env_->NewSequentialFile(path));
-  wal::Reader reader(std::move(file), path);
+  record::Reader reader(std::move(file), path);
 
   Builder builder(this, nullptr);
-  std::optional<uint64_t> log_number, next_file, last_sequence;
+  std::optional<uint64_t> min_wal_number, next_file, last_sequence;
   std::optional<uint64_t> compacted_revision;
   std::optional<uint32_t> database_format;
   std::string scratch;
@@ -414,7 +414,7 @@ absl::Status VersionSet::Recover() {
           icmp_->user_comparator()->Name()));
     }
     builder.Apply(edit);
-    if (edit.log_number()) log_number = edit.log_number();
+    if (edit.min_wal_number()) min_wal_number = edit.min_wal_number();
     if (edit.next_file_number()) next_file = edit.next_file_number();
     if (edit.last_sequence()) last_sequence = edit.last_sequence();
     if (edit.compacted_revision()) {
@@ -423,7 +423,7 @@ absl::Status VersionSet::Recover() {
     if (edit.database_format()) database_format = edit.database_format();
     edits++;
   }
-  if (edits == 0 || !next_file || !log_number || !last_sequence) {
+  if (edits == 0 || !next_file || !min_wal_number || !last_sequence) {
     return absl::DataLossError(
         absl::StrFormat("%s: manifest has no complete snapshot", path));
   }
@@ -432,7 +432,7 @@ absl::Status VersionSet::Recover() {
   v->Finalize(options_);
   AppendVersion(v);
   next_file_number_ = *next_file;
-  log_number_ = *log_number;
+  min_wal_number_ = *min_wal_number;
   SetLastSequence(*last_sequence);
   compacted_revision_.store(compacted_revision.value_or(0),
                             std::memory_order_release);
@@ -456,11 +456,11 @@ absl::Status VersionSet::LogAndApply(VersionEdit* edit) {
   while (manifest_busy_) manifest_cv_.Wait(mu_);
   manifest_busy_ = true;
 
-  const uint64_t old_log_number = log_number_;
-  if (edit->log_number()) {
-    log_number_ = std::max(log_number_, *edit->log_number());
+  const uint64_t old_min_wal_number = min_wal_number_;
+  if (edit->min_wal_number()) {
+    min_wal_number_ = std::max(min_wal_number_, *edit->min_wal_number());
   }
-  edit->SetLogNumber(log_number_);
+  edit->SetMinWalNumber(min_wal_number_);
   edit->SetNextFile(next_file_number_);
   edit->SetLastSequence(LastSequence());
   if (!options_.keep_history) {
@@ -486,12 +486,12 @@ absl::Status VersionSet::LogAndApply(VersionEdit* edit) {
   // recovery stays fast.
   // A manifest whose last write failed may end in a partial record, so it
   // is never appended to again.
-  bool roll = manifest_log_ == nullptr || manifest_bytes_ > (64u << 20);
+  bool roll = manifest_ == nullptr || manifest_bytes_ > (64u << 20);
   absl::Status s;
   mu_->Unlock();
   if (!roll) {
-    s = manifest_log_->AddRecord(record);
-    if (s.ok()) s = manifest_log_->Sync();
+    s = manifest_->AddRecord(record);
+    if (s.ok()) s = manifest_->Sync();
   }
   mu_->Lock();
   if (s.ok()) {
@@ -511,15 +511,15 @@ absl::Status VersionSet::LogAndApply(VersionEdit* edit) {
       // was not made durable, so compactions must not use it.
       s = StartNewManifest();
       if (!s.ok()) {
-        manifest_log_.reset();
+        manifest_.reset();
         compacted_revision_.store(old_compacted, std::memory_order_release);
       }
     }
   } else {
     delete v;
-    log_number_ = old_log_number;
+    min_wal_number_ = old_min_wal_number;
     database_format_ = old_format;
-    manifest_log_.reset();
+    manifest_.reset();
     spdlog::error("manifest write failed: {}", s.ToString());
   }
   manifest_busy_ = false;

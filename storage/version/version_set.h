@@ -22,14 +22,14 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
-#include "util/mutex.h"
+#include "record/writer.h"
 #include "strata/storage/env.h"
 #include "strata/storage/iterator.h"
 #include "strata/storage/options.h"
 #include "util/dbformat.h"
+#include "util/mutex.h"
 #include "version/table_cache.h"
 #include "version/version_edit.h"
-#include "wal/log_writer.h"
 
 namespace strata::storage {
 
@@ -54,7 +54,7 @@ class Version {
   // skipping tables by key range and bloom filter. Fills *result (state
   // kNotFound if no table holds an entry for the key at or below the
   // lookup's sequence). Returns DataLoss for a corrupt table, I/O errors as
-  // the Env reports them, and "would block" (IsWouldBlock) for a cache_only
+  // the Env reports them, and WouldBlockError() for a cache_only
   // read that needs I/O.
   absl::Status Get(const ReadOptions& options, const LookupKey& key,
                    LookupResult* result) const;
@@ -139,9 +139,10 @@ class VersionSet {
   }
   // Ensures future file numbers are above `number` (files found on disk).
   void MarkFileNumberUsed(uint64_t number) ABSL_EXCLUSIVE_LOCKS_REQUIRED(*mu_);
-  // WALs numbered below this are fully flushed to installed tables.
-  uint64_t LogNumber() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(*mu_) {
-    return log_number_;
+  // The oldest WAL still needed: WALs numbered below it are fully flushed
+  // to installed tables.
+  uint64_t MinWalNumber() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(*mu_) {
+    return min_wal_number_;
   }
   uint64_t ManifestFileNumber() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(*mu_) {
     return manifest_file_number_;
@@ -182,7 +183,7 @@ class VersionSet {
 
   void AppendVersion(Version* v) ABSL_EXCLUSIVE_LOCKS_REQUIRED(*mu_);
   void RemoveVersion(Version* v);
-  absl::Status WriteSnapshot(wal::Writer* log)
+  absl::Status WriteSnapshot(record::Writer* manifest)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(*mu_);
   // Starts MANIFEST-<new number> with a snapshot and points CURRENT at it.
   absl::Status StartNewManifest() ABSL_EXCLUSIVE_LOCKS_REQUIRED(*mu_);
@@ -197,12 +198,12 @@ class VersionSet {
 
   uint64_t next_file_number_ ABSL_GUARDED_BY(*mu_) = 2;
   uint64_t manifest_file_number_ ABSL_GUARDED_BY(*mu_) = 0;
-  uint64_t log_number_ ABSL_GUARDED_BY(*mu_) = 0;
+  uint64_t min_wal_number_ ABSL_GUARDED_BY(*mu_) = 0;
   std::atomic<SequenceNumber> last_sequence_{0};
   std::atomic<SequenceNumber> compacted_revision_{0};
   uint32_t database_format_ ABSL_GUARDED_BY(*mu_) = 1;
 
-  std::unique_ptr<wal::Writer> manifest_log_ ABSL_GUARDED_BY(*mu_);
+  std::unique_ptr<record::Writer> manifest_ ABSL_GUARDED_BY(*mu_);
   uint64_t manifest_bytes_ ABSL_GUARDED_BY(*mu_) = 0;
   bool manifest_busy_ ABSL_GUARDED_BY(*mu_) = false;
   CondVar manifest_cv_;

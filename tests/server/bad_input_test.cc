@@ -55,7 +55,7 @@ class BadInputTest : public ::testing::Test {
     options.limits.max_message_bytes = 1 << 20;
     options.limits.max_batch_mutations = 10000;
     storage::Options engine;
-    engine.write_buffer_size = 1 << 20;
+    engine.memtable_bytes = 1 << 20;
     auto server = InProcessServer::Start(options, nullptr, nullptr, engine);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);

@@ -195,7 +195,7 @@ TEST(KvServerConcurrencyTest, HotKeysOnDiskWithWritersAndHealthWatches) {
   storage::Options engine;
   engine.wal_sync = storage::WalSyncMode::kNoSync;
   engine.block_cache_bytes = 0;  // Every table read is a "would block".
-  engine.write_buffer_size = 256 << 10;
+  engine.memtable_bytes = 256 << 10;
   auto started =
       InProcessServer::Start(TestServerOptions(), nullptr, nullptr, engine);
   ASSERT_OK(started);

@@ -160,7 +160,7 @@ class FaultDB : public storage::DB {
   absl::StatusOr<storage::GetResult> GetWithMetadata(
       const storage::ReadOptions& o, std::string_view k) override {
     if (o.cache_only && would_block) {
-      return absl::UnavailableError("would block");
+      return storage::WouldBlockError();
     }
     if (o.cache_only) return base_->GetWithMetadata(o, k);
     blocking_gets++;

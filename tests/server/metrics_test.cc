@@ -26,6 +26,7 @@
 #include "absl/time/clock.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "prometheus/text_serializer.h"
 #include "server/kv_server.h"
@@ -47,6 +48,9 @@ using ::strata::testing::HttpGet;
 using ::strata::testing::LabelList;
 using ::strata::testing::ParseExposition;
 using ::strata::testing::TempDir;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
 
 constexpr absl::Duration kWait = absl::Seconds(20);
 
@@ -165,6 +169,88 @@ LabelList MC(const std::string& method, const std::string& code) {
   return {{"method", method}, {"code", code}};
 }
 LabelList M(const std::string& method) { return {{"method", method}}; }
+
+// ---- docs/metrics.md ----------------------------------------------------
+
+// docs/metrics.md, or "" (with a test failure) if it cannot be read.
+std::string ReadMetricsDoc() {
+  std::ifstream in(std::string(STRATA_SOURCE_DIR) + "/docs/metrics.md");
+  EXPECT_TRUE(in) << "docs/metrics.md missing";
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// The metric families a document lists, name -> type: one table row
+// "| `name` | type | ..." each (labels in braces after the name are
+// ignored). With `section`, only the rows under the heading
+// "### <section>" (up to the next "##" or "###" heading).
+std::map<std::string, std::string> DocumentedFamilies(
+    const std::string& doc, const std::string& section = "") {
+  static const std::regex kRow(
+      R"(^\| `([a-z0-9_]+)(\{[^`]*\})?` \| (counter|gauge|histogram|summary) \|.*)");
+  std::map<std::string, std::string> out;
+  bool in_section = section.empty();
+  std::istringstream lines(doc);
+  for (std::string line; std::getline(lines, line);) {
+    if (!section.empty() && (line.rfind("## ", 0) == 0 ||
+                             line.rfind("### ", 0) == 0)) {
+      in_section = line == "### " + section;
+    }
+    std::smatch m;
+    if (in_section && std::regex_match(line, m, kRow)) out[m[1]] = m[3];
+  }
+  return out;
+}
+
+// Where `exported` and `documented` (both name -> type) disagree, one line
+// each; empty when every exported family is documented with its type and
+// every documented one is exported.
+std::vector<std::string> DocMismatches(
+    const std::map<std::string, std::string>& exported,
+    const std::map<std::string, std::string>& documented) {
+  std::vector<std::string> out;
+  for (const auto& [name, type] : exported) {
+    auto it = documented.find(name);
+    if (it == documented.end()) {
+      out.push_back(name + " is exported but not in docs/metrics.md");
+    } else if (it->second != type) {
+      out.push_back(name + " is exported as a " + type +
+                    " but documented as a " + it->second);
+    }
+  }
+  for (const auto& [name, type] : documented) {
+    if (!exported.count(name)) {
+      out.push_back(name + " is in docs/metrics.md but not exported");
+    }
+  }
+  return out;
+}
+
+std::string TypeName(prometheus::MetricType type) {
+  switch (type) {
+    case prometheus::MetricType::Counter:
+      return "counter";
+    case prometheus::MetricType::Gauge:
+      return "gauge";
+    case prometheus::MetricType::Histogram:
+      return "histogram";
+    case prometheus::MetricType::Summary:
+      return "summary";
+    case prometheus::MetricType::Untyped:
+      break;
+  }
+  return "untyped";
+}
+
+// The engine collector's table as name -> type.
+std::map<std::string, std::string> EngineTable() {
+  std::map<std::string, std::string> out;
+  for (const EngineMetric& m : EngineMetrics()) {
+    out[std::string(m.name)] = TypeName(m.type);
+  }
+  return out;
+}
 
 double Delta(const Exposition& after, const Exposition& before,
              const std::string& name, const LabelList& labels = {}) {
@@ -373,7 +459,7 @@ TEST_F(MetricsTest, EngineCountersFollowWritesFlushAndCompaction) {
   EXPECT_EQ(Delta(written, before, "strata_write_keys_total"), kKeys);
   EXPECT_EQ(Delta(written, before, "strata_write_user_bytes_total"),
             user_bytes);
-  EXPECT_GT(written.ValueOr0("strata_memtable_bytes"), user_bytes);
+  EXPECT_GT(written.ValueOr0("strata_memtable_active_bytes"), user_bytes);
 
   ASSERT_OK(db_->Flush());
   const Exposition flushed = Scrape();
@@ -413,7 +499,7 @@ TEST_F(MetricsTest, EngineCountersFollowWritesFlushAndCompaction) {
   EXPECT_GE(files, 1);
   EXPECT_EQ(bytes, compacted.ValueOr0("strata_live_sst_bytes"));
   EXPECT_EQ(compacted.Series("strata_level_files").size(),
-            db_->GetStatistics().levels.size());
+            db_->GetStatistics().levels.per_level.size());
   EXPECT_TRUE(compacted.Get("strata_compaction_pending_bytes"));
   EXPECT_EQ(compacted.Get("strata_background_errors_total"), 0);
 
@@ -569,7 +655,7 @@ TEST_F(MetricsTest, ExpositionFollowsConventionsAndMatchesDocs) {
         "strata_rpc_requests_in_flight", "strata_rpc_received_bytes_total",
         "strata_rpc_sent_bytes_total", "strata_rpc_connections",
         "strata_wal_sync_duration_seconds",
-        "strata_wal_writes_per_group_commit", "strata_memtable_bytes",
+        "strata_wal_writes_per_group_commit", "strata_memtable_active_bytes",
         "strata_level_files", "strata_compaction_pending_bytes",
         "strata_write_stall_seconds_total", "strata_write_stall_state",
         "strata_block_cache_hits_total", "strata_build_info",
@@ -578,27 +664,10 @@ TEST_F(MetricsTest, ExpositionFollowsConventionsAndMatchesDocs) {
     EXPECT_TRUE(families.count(required)) << required;
   }
 
-  // docs/metrics.md: a table row "| `name` | type | ..." per family.
-  std::ifstream doc(std::string(STRATA_SOURCE_DIR) + "/docs/metrics.md");
-  ASSERT_TRUE(doc) << "docs/metrics.md missing";
-  std::map<std::string, std::string> documented;
-  const std::regex row(R"(^\| `([a-z0-9_]+)(\{[^`]*\})?` \| (counter|gauge|histogram|summary) \|.*)");
-  for (std::string line; std::getline(doc, line);) {
-    std::smatch m;
-    if (std::regex_match(line, m, row)) documented[m[1]] = m[3];
-  }
-  for (const auto& [family, type] : e.type) {
-    auto it = documented.find(family);
-    if (it == documented.end()) {
-      ADD_FAILURE() << family << " is not in docs/metrics.md";
-      continue;
-    }
-    EXPECT_EQ(it->second, type) << family;
-  }
-  for (const auto& [family, type] : documented) {
-    EXPECT_TRUE(e.type.count(family))
-        << family << " is documented but not exported";
-  }
+  // docs/metrics.md documents exactly what is exported, with its type.
+  const std::string doc = ReadMetricsDoc();
+  ASSERT_FALSE(doc.empty());
+  EXPECT_THAT(DocMismatches(e.type, DocumentedFamilies(doc)), IsEmpty());
 }
 
 // ---- Units without HTTP ------------------------------------------------
@@ -668,14 +737,14 @@ TEST(RpcMetricsTest, ConcurrentObserversLoseNothing) {
 
 TEST(EngineFamiliesTest, HistogramsAreCumulativeAndMalformedOnesSurvive) {
   storage::Statistics s;
-  s.wal_sync_seconds.bounds = {0.001, 0.01 * 1.0000000000000002};
-  s.wal_sync_seconds.counts = {2, 3, 1};
-  s.wal_sync_seconds.sum = 0.5;
-  s.wal_sync_seconds.count = 6;
-  s.flush_seconds.count = 7;  // No bounds/counts: only +Inf.
-  s.flush_seconds.sum = 1.5;
-  s.levels = {{0, 2, 100}, {1, 3, 1000}};
-  s.stall_state = storage::Statistics::StallState::kStop;
+  s.wal.sync_seconds.bounds = {0.001, 0.01 * 1.0000000000000002};
+  s.wal.sync_seconds.counts = {2, 3, 1};
+  s.wal.sync_seconds.sum = 0.5;
+  s.wal.sync_seconds.count = 6;
+  s.flush.seconds.count = 7;  // No bounds/counts: only +Inf.
+  s.flush.seconds.sum = 1.5;
+  s.levels.per_level = {{0, 2, 100}, {1, 3, 1000}};
+  s.writes.stall_state = storage::Statistics::Writes::StallState::kStop;
   std::ostringstream text;
   prometheus::TextSerializer().Serialize(text, EngineFamilies(s));
   ASSERT_OK_AND_ASSIGN(Exposition e, ParseExposition(text.str()));
@@ -693,6 +762,112 @@ TEST(EngineFamiliesTest, HistogramsAreCumulativeAndMalformedOnesSurvive) {
   EXPECT_EQ(e.Get("strata_write_stall_state", {{"state", "stop"}}), 1);
   EXPECT_EQ(e.Get("strata_write_stall_state", {{"state", "none"}}), 0);
   EXPECT_EQ(e.Get("strata_write_stall_state", {{"state", "slowdown"}}), 0);
+}
+
+// ---- The engine's table and docs/metrics.md ----------------------------
+
+TEST(EngineMetricsTest, TableIsWellFormed) {
+  const std::regex name_pattern("strata_[a-z0-9_]+");
+  std::set<std::string_view> names;
+  for (const EngineMetric& m : EngineMetrics()) {
+    const std::string name(m.name);
+    EXPECT_TRUE(names.insert(m.name).second) << name << " is listed twice";
+    EXPECT_TRUE(std::regex_match(name, name_pattern)) << name;
+    EXPECT_FALSE(m.help.empty()) << name;
+    const bool is_total = name.size() > 6 && name.ends_with("_total");
+    EXPECT_EQ(is_total, m.type == prometheus::MetricType::Counter)
+        << name << ": counters, and only counters, end in _total";
+    const bool reads_histogram =
+        std::holds_alternative<EngineMetric::Histogram>(m.get);
+    EXPECT_EQ(reads_histogram, m.type == prometheus::MetricType::Histogram)
+        << name << ": histograms, and only histograms, read a histogram";
+    EXPECT_TRUE(m.type == prometheus::MetricType::Counter ||
+                m.type == prometheus::MetricType::Gauge ||
+                m.type == prometheus::MetricType::Histogram)
+        << name;
+  }
+}
+
+// EngineFamilies exports one family per row, in order, with its type.
+TEST(EngineMetricsTest, FamiliesFollowTheTable) {
+  storage::Statistics s;
+  s.levels.per_level = {{0, 1, 10}};
+  const std::vector<prometheus::MetricFamily> families = EngineFamilies(s);
+  const std::span<const EngineMetric> table = EngineMetrics();
+  ASSERT_EQ(families.size(), table.size());
+  for (size_t i = 0; i < table.size(); ++i) {
+    EXPECT_EQ(families[i].name, table[i].name);
+    EXPECT_EQ(families[i].help, table[i].help);
+    EXPECT_EQ(families[i].type, table[i].type);
+    EXPECT_FALSE(families[i].metric.empty()) << families[i].name;
+  }
+}
+
+// The section "Engine" of docs/metrics.md lists exactly the table's rows,
+// with their types (the whole document is compared with a real scrape in
+// ExpositionFollowsConventionsAndMatchesDocs).
+TEST(EngineMetricsTest, EveryRowIsDocumentedAndEveryDocumentedOneExported) {
+  const std::string doc = ReadMetricsDoc();
+  ASSERT_FALSE(doc.empty());
+  const std::map<std::string, std::string> documented =
+      DocumentedFamilies(doc, "Engine");
+  ASSERT_GE(documented.size(), 20u) << "no \"### Engine\" section?";
+  EXPECT_THAT(DocMismatches(EngineTable(), documented), IsEmpty());
+}
+
+TEST(EngineMetricsTest, DocCheckFailsOnAMissingOrExtraName) {
+  const std::string doc = ReadMetricsDoc();
+  const std::string row = "| `strata_wal_syncs_total` |";
+  const size_t at = doc.find(row);
+  ASSERT_NE(at, std::string::npos);
+
+  // The row deleted: exported but undocumented.
+  std::string without = doc;
+  without.erase(at, without.find('\n', at) + 1 - at);
+  EXPECT_THAT(
+      DocMismatches(EngineTable(), DocumentedFamilies(without, "Engine")),
+      ElementsAre("strata_wal_syncs_total is exported but not in "
+                  "docs/metrics.md"));
+
+  // A row for a metric nobody exports: documented but not exported.
+  std::string extra = doc;
+  extra.insert(at, "| `strata_wal_imaginary_total` | counter | x | y | z |\n");
+  EXPECT_THAT(
+      DocMismatches(EngineTable(), DocumentedFamilies(extra, "Engine")),
+      ElementsAre("strata_wal_imaginary_total is in docs/metrics.md but not "
+                  "exported"));
+}
+
+TEST(EngineMetricsTest, DocCheckReportsEachKindOfMismatch) {
+  const std::string doc =
+      "## Reference\n"
+      "### RPCs\n"
+      "| `strata_rpc_x_total{method}` | counter | . | . | . |\n"
+      "### Engine\n"
+      "Prose with `strata_not_a_row` in it.\n"
+      "#### Write path\n"
+      "| metric | type | unit | meaning | action |\n"
+      "| `strata_a_total` | counter | . | . | . |\n"
+      "| `strata_b{level}` | gauge | . | . | . |\n"
+      "| `strata_c` | histogram | . | . | . |\n"
+      "### Process and build\n"
+      "| `process_y` | gauge | . | . | . |\n";
+  const std::map<std::string, std::string> engine =
+      DocumentedFamilies(doc, "Engine");
+  EXPECT_EQ(engine, (std::map<std::string, std::string>{
+                        {"strata_a_total", "counter"},
+                        {"strata_b", "gauge"},
+                        {"strata_c", "histogram"}}));
+  EXPECT_EQ(DocumentedFamilies(doc).size(), 5u);
+  EXPECT_THAT(DocMismatches({{"strata_a_total", "counter"},
+                             {"strata_b", "counter"},
+                             {"strata_d_total", "counter"}},
+                            engine),
+              ElementsAre(HasSubstr("strata_b is exported as a counter but "
+                                    "documented as a gauge"),
+                          HasSubstr("strata_d_total is exported but not"),
+                          HasSubstr("strata_c is in docs/metrics.md but not "
+                                    "exported")));
 }
 
 TEST(ChannelzIdsTest, ParsesQuotedAndBareIds) {

@@ -154,7 +154,7 @@ class WatchHubTest : public ::testing::Test {
   WatchHubTest() : pool_(2, "test-io") {
     options_.keep_history = true;
     options_.history_retention_seconds = 0;
-    options_.write_buffer_size = 256 << 10;
+    options_.memtable_bytes = 256 << 10;
     auto db = storage::DB::Open(options_, dir_.path());
     EXPECT_TRUE(db.ok()) << db.status();
     db_ = std::move(*db);

@@ -8,7 +8,7 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 const grpc = require('@grpc/grpc-js');
-const { Reflector, KV_SERVICE, main, rpcLine } = require('../reflect.js');
+const { Reflector, KV_SERVICE, main, rpcLine } = require('../examples/reflect.js');
 const { StrataServer, skipReason, REPO_ROOT } = require('./server.js');
 
 const DOC = path.join(REPO_ROOT, 'docs', 'clients.md');

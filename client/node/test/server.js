@@ -5,7 +5,7 @@
 // "strata-server listening on 127.0.0.1:PORT" when ready.
 'use strict';
 
-const { spawn } = require('node:child_process');
+const { execFileSync, spawn } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -27,8 +27,23 @@ function skipReason() {
   return why;
 }
 
+// Writes a test CA, server and client certificates into dir with
+// scripts/gen-test-certs.sh (openssl); the server certificate is for localhost
+// and 127.0.0.1. Returns dir.
+function genTestCerts(dir) {
+  execFileSync('bash', [path.join(REPO_ROOT, 'scripts', 'gen-test-certs.sh'), dir], { stdio: ['ignore', 'ignore', 'inherit'] });
+  return dir;
+}
+
+// Server flags for TLS that requires client certificates signed by pki's CA.
+function mtlsFlags(pki) {
+  return [`--tls_cert=${pki}/server.crt`, `--tls_key=${pki}/server.key`, `--tls_client_ca=${pki}/ca.crt`];
+}
+
 class StrataServer {
-  constructor() {
+  // extraArgs: more server flags, e.g. mtlsFlags(pki).
+  constructor(extraArgs = []) {
+    this.extraArgs = extraArgs;
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strata-nodetest-'));
     this.dataDir = path.join(this.dir, 'data');
     fs.mkdirSync(this.dataDir);
@@ -42,7 +57,7 @@ class StrataServer {
     // Metrics on a free port: the default 127.0.0.1:9090 may be taken (a
     // server of a test file running in parallel, a Prometheus).
     const proc = spawn(serverBinary(), ['--listen=127.0.0.1:0', '--metrics_listen=127.0.0.1:0',
-      `--data_dir=${this.dataDir}`],
+      `--data_dir=${this.dataDir}`, ...this.extraArgs],
       { stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc = proc;
     proc.stderr.setEncoding('utf8');
@@ -101,4 +116,4 @@ class StrataServer {
   }
 }
 
-module.exports = { StrataServer, serverBinary, skipReason, REPO_ROOT };
+module.exports = { StrataServer, serverBinary, skipReason, genTestCerts, mtlsFlags, REPO_ROOT };

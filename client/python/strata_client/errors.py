@@ -8,6 +8,8 @@ returns when, and which calls are safe to retry.
 
 from __future__ import annotations
 
+from typing import Any, Dict, Type
+
 import grpc
 
 
@@ -19,10 +21,11 @@ class StrataError(Exception):
       details: the server's (or the gRPC library's) message; may be empty.
     """
 
-    def __init__(self, code: grpc.StatusCode, details: str = ""):
+    def __init__(self, code: grpc.StatusCode, details: str = "") -> None:
         self.code = code
         self.details = details or ""
-        super().__init__(f"{code.name}: {self.details}" if self.details else code.name)
+        name = str(code.name)
+        super().__init__(f"{name}: {self.details}" if self.details else name)
 
 
 class InvalidArgument(StrataError):
@@ -40,7 +43,8 @@ class Cancelled(StrataError):
 
 
 class Unavailable(StrataError):
-    """UNAVAILABLE: the server is unreachable or shutting down, or the engine is
+    """UNAVAILABLE: the server is unreachable or shutting down, the TLS
+    handshake failed (wrong CA, name or client certificate), or the engine is
     in its read-only error state after a failed WAL sync."""
 
 
@@ -61,7 +65,27 @@ class Unimplemented(StrataError):
     """UNIMPLEMENTED: the server does not know the method (version skew)."""
 
 
-_BY_CODE = {
+class NotFound(StrataError):
+    """NOT_FOUND: e.g. a health check of a service the server does not know."""
+
+
+class Unauthenticated(StrataError):
+    """UNAUTHENTICATED: the server needs credentials this call did not carry."""
+
+
+class PermissionDenied(StrataError):
+    """PERMISSION_DENIED: the caller's identity may not do this."""
+
+
+class FailedPrecondition(StrataError):
+    """FAILED_PRECONDITION: the server's state does not allow the call."""
+
+
+class Aborted(StrataError):
+    """ABORTED: the call conflicted with another and was abandoned."""
+
+
+_BY_CODE: Dict[Any, Type[StrataError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
     grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
     grpc.StatusCode.CANCELLED: Cancelled,
@@ -70,17 +94,22 @@ _BY_CODE = {
     grpc.StatusCode.DATA_LOSS: DataLoss,
     grpc.StatusCode.INTERNAL: Internal,
     grpc.StatusCode.UNIMPLEMENTED: Unimplemented,
+    grpc.StatusCode.NOT_FOUND: NotFound,
+    grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
+    grpc.StatusCode.FAILED_PRECONDITION: FailedPrecondition,
+    grpc.StatusCode.ABORTED: Aborted,
 }
 
 
 def from_rpc_error(err: grpc.RpcError) -> StrataError:
     """Converts a grpc.RpcError into the matching StrataError subclass.
 
-    Codes without a dedicated subclass (e.g. UNKNOWN, PERMISSION_DENIED) give a
-    plain StrataError whose .code tells them apart.
+    Codes without a dedicated subclass (UNKNOWN, OUT_OF_RANGE, ALREADY_EXISTS)
+    give a plain StrataError whose .code tells them apart.
     """
     code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
     details = err.details() if hasattr(err, "details") else str(err)
     if code is None:
         code = grpc.StatusCode.UNKNOWN
-    return _BY_CODE.get(code, StrataError)(code, details or "")
+    return _BY_CODE.get(code, StrataError)(code, str(details or ""))

@@ -2,7 +2,8 @@
 
 The binary is $STRATA_SERVER, or build/server/strata-server under the repository
 root. The server listens on 127.0.0.1 port 0 and announces its port with one
-stdout line "strata-server listening on 127.0.0.1:PORT".
+stdout line "strata-server listening on 127.0.0.1:PORT". gen_test_certs() makes
+a test PKI with scripts/gen-test-certs.sh for TLS servers.
 """
 
 from __future__ import annotations
@@ -34,8 +35,10 @@ class ServerProcess:
     sends SIGTERM and requires a clean exit (status 0).
     """
 
-    def __init__(self, data_dir: str, log_path: str, binary: str | None = None):
+    def __init__(self, data_dir: str, log_path: str, binary: str | None = None,
+                 extra_args: list[str] | None = None):
         self.binary = binary or server_binary()
+        self.extra_args = list(extra_args or [])  # e.g. the --tls_* flags
         self.data_dir = data_dir
         self.log_path = log_path
         self.proc: subprocess.Popen | None = None
@@ -50,7 +53,7 @@ class ServerProcess:
                 # Metrics on a free port: the default 127.0.0.1:9090 may be
                 # taken (another server, a Prometheus).
                 [self.binary, "--listen=127.0.0.1:0", "--metrics_listen=127.0.0.1:0",
-                 f"--data_dir={self.data_dir}"],
+                 f"--data_dir={self.data_dir}", *self.extra_args],
                 stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL)
         finally:
             log.close()
@@ -125,3 +128,20 @@ class ServerProcess:
                 return f.read()[-8192:].decode("utf-8", "replace")
         except OSError:
             return "(no log)"
+
+
+def gen_test_certs(out_dir: str) -> str:
+    """Writes a test CA, server and client certificates into out_dir.
+
+    Runs scripts/gen-test-certs.sh (openssl); the server certificate is for
+    localhost and 127.0.0.1. Returns out_dir. Raises CalledProcessError.
+    """
+    subprocess.run(["bash", os.path.join(REPO_ROOT, "scripts", "gen-test-certs.sh"), out_dir],
+                   check=True, stdout=subprocess.DEVNULL)
+    return out_dir
+
+
+def mtls_flags(pki: str) -> list[str]:
+    """Server flags for TLS that requires client certificates signed by pki's CA."""
+    return [f"--tls_cert={pki}/server.crt", f"--tls_key={pki}/server.key",
+            f"--tls_client_ca={pki}/ca.crt"]

@@ -1,6 +1,13 @@
 """strata_client against a real strata-server on 127.0.0.1 (port 0).
 
-Run: client/python/generate.sh && /usr/bin/python3 -m unittest discover -s client/python/tests -v
+These tests use the INSTALLED package (its protobuf modules are generated when
+it is built), never client/python itself. scripts/test-clients.sh installs it
+into a fresh venv and runs them; by hand:
+
+    /usr/bin/python3 -m venv --system-site-packages /tmp/venv
+    /tmp/venv/bin/pip install --no-build-isolation --no-index ./client/python
+    (cd /tmp && /tmp/venv/bin/python -m unittest discover -s $PWD/client/python/tests -v)
+
 The server binary is $STRATA_SERVER or build/server/strata-server; without it
 every test is skipped (scripts/test-clients.sh refuses to run without it).
 """
@@ -16,14 +23,14 @@ import sys
 import tempfile
 import unittest
 
-sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import grpc  # noqa: E402
 
 import strata_client  # noqa: E402
 from strata_client import (Client, DeadlineExceeded, InvalidArgument,  # noqa: E402
-                           StrataError, Unavailable, WriteBatch)
+                           NotFound, PermissionDenied, StrataError, Unavailable,
+                           WriteBatch)
 from server_process import REPO_ROOT, ServerProcess, server_binary  # noqa: E402
 
 MIB = 1 << 20
@@ -114,6 +121,25 @@ class BasicOpsTest(ServerTestCase):
             c.get(b"cm")
 
 
+class HealthTest(ServerTestCase):
+    def test_serving_for_the_server_and_the_kv_service(self):
+        self.assertIs(self.client.health(), True)
+        self.assertIs(self.client.health("strata.v1.KV"), True)
+
+    def test_unknown_service_is_not_found(self):
+        with self.assertRaises(NotFound) as cm:
+            self.client.health("no.such.Service")
+        self.assertEqual(cm.exception.code, grpc.StatusCode.NOT_FOUND)
+
+    def test_unreachable_server_is_unavailable(self):
+        with socket.socket() as s:  # a port nobody listens on
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        with Client(f"127.0.0.1:{port}", timeout=5) as c:
+            with self.assertRaises(Unavailable):
+                c.health()
+
+
 class ErrorMappingTest(ServerTestCase):
     def assertInvalidArgument(self, fn, *args):
         with self.assertRaises(InvalidArgument) as cm:
@@ -168,18 +194,25 @@ class ErrorMappingTest(ServerTestCase):
                 c.get(b"k")
         self.assertEqual(cm.exception.code, grpc.StatusCode.UNAVAILABLE)
 
-    def test_from_rpc_error_unknown_code_is_base_class(self):
+    def test_from_rpc_error_picks_the_subclass_of_the_code(self):
         class FakeError(grpc.RpcError):
+            def __init__(self, code):
+                self._code = code
+
             def code(self):
-                return grpc.StatusCode.PERMISSION_DENIED
+                return self._code
 
             def details(self):
                 return "nope"
 
-        err = strata_client.from_rpc_error(FakeError())
-        self.assertIs(type(err), StrataError)
+        err = strata_client.from_rpc_error(FakeError(grpc.StatusCode.PERMISSION_DENIED))
+        self.assertIs(type(err), PermissionDenied)
         self.assertEqual(err.code, grpc.StatusCode.PERMISSION_DENIED)
         self.assertIn("nope", str(err))
+        # A code without a subclass of its own is a plain StrataError.
+        err = strata_client.from_rpc_error(FakeError(grpc.StatusCode.OUT_OF_RANGE))
+        self.assertIs(type(err), StrataError)
+        self.assertEqual(err.code, grpc.StatusCode.OUT_OF_RANGE)
 
 
 class ScanTest(ServerTestCase):

@@ -21,6 +21,7 @@
 #include "absl/strings/str_format.h"
 #include "db/db_impl.h"
 #include "gtest/gtest.h"
+#include "record/reader.h"
 #include "spdlog/spdlog.h"
 #include "strata/storage/db.h"
 #include "table/format.h"
@@ -29,7 +30,6 @@
 #include "util/checksum.h"
 #include "util/dbformat.h"
 #include "util/filename.h"
-#include "wal/log_reader.h"
 
 namespace strata::storage {
 namespace {
@@ -50,7 +50,7 @@ class CorruptionTest : public ::testing::Test {
     if (std::getenv("STRATA_LOG") == nullptr) {
       spdlog::set_level(spdlog::level::critical);
     }
-    options_.write_buffer_size = 1 << 20;  // Flushes only when asked.
+    options_.memtable_bytes = 1 << 20;  // Flushes only when asked.
     options_.block_size = 1024;            // Many data blocks.
     options_.compression = CompressionType::kNone;
     options_.block_cache_bytes = 1 << 20;
@@ -340,14 +340,14 @@ TEST_F(CorruptionTest, FlippedByteInManifestIsDataLossAtOpen) {
 
 // Regression (fixed): the manifest's final record gets the WAL torn-tail
 // rule, so a flipped byte in it made recovery drop that edit. When the edit
-// is a flush's (new table + log number), the WAL it retired is already
+// is a flush's (new table + minimum WAL number), the WAL it retired is already
 // deleted: every key of that flush was gone without an error. Open now
 // checks that the WAL the recovered manifest needs exists (DataLoss if not).
 TEST_F(CorruptionTest, FlippedByteInLastManifestRecordIsNotASilentLoss) {
   std::string manifest = FileOf(FileType::kManifest);
   auto file = Env::Default()->NewSequentialFile(manifest);
   ASSERT_OK(file);
-  wal::Reader reader(std::move(*file), manifest);
+  record::Reader reader(std::move(*file), manifest);
   std::string scratch;
   std::string_view record;
   while (true) {
@@ -424,7 +424,7 @@ TEST_F(CorruptionTest, FlippedBytesAnywhereAreDetectedNeverWrongValues) {
       // Stop before the last record.
       auto file = Env::Default()->NewSequentialFile(e.path().string());
       ASSERT_OK(file);
-      wal::Reader reader(std::move(*file), name, wal::kWalFormatVersion);
+      record::Reader reader(std::move(*file), name, record::kWalFormatVersion);
       std::string scratch;
       std::string_view record;
       while (true) {

@@ -23,7 +23,7 @@ using ::strata::testing::TempDir;
 class DBTest : public ::testing::Test {
  protected:
   DBTest() {
-    options_.write_buffer_size = 64 << 10;
+    options_.memtable_bytes = 64 << 10;
     options_.block_cache_bytes = 1 << 20;
     options_.max_bytes_for_level_base = 256 << 10;
     options_.target_file_size = 64 << 10;
@@ -194,8 +194,8 @@ TEST_F(DBTest, FlushWritesLevel0TableAndDataStaysReadable) {
   }
   ASSERT_OK(db_->Flush());
   Statistics stats = db_->GetStatistics();
-  EXPECT_GE(stats.flushes, 1u);
-  EXPECT_GT(stats.live_sst_bytes, 0u);
+  EXPECT_GE(stats.flush.count, 1u);
+  EXPECT_GT(stats.levels.live_sst_bytes, 0u);
   for (int i = 0; i < 1000; i += 37) {
     EXPECT_EQ(Get(absl::StrFormat("key%05d", i)), std::string(100, 'v'));
   }
@@ -214,11 +214,11 @@ TEST_F(DBTest, CompactionDropsOverwrittenVersionsAndTombstones) {
   for (int i = 0; i < 250; i++) {
     ASSERT_OK(db_->Delete(wo_, absl::StrFormat("key%05d", i)));
   }
-  uint64_t before = db_->GetStatistics().live_sst_bytes;
+  uint64_t before = db_->GetStatistics().levels.live_sst_bytes;
   ASSERT_OK(db_->CompactRange(std::nullopt, std::nullopt));
   Statistics stats = db_->GetStatistics();
-  EXPECT_GE(stats.compactions, 1u);
-  EXPECT_LT(stats.live_sst_bytes, before / 3);
+  EXPECT_GE(stats.compaction.count, 1u);
+  EXPECT_LT(stats.levels.live_sst_bytes, before / 3);
   EXPECT_EQ(Get("key00000"), "NOT_FOUND");
   EXPECT_EQ(Get("key00400").substr(0, 8), "value-4-");
   EXPECT_EQ(impl()->TEST_NumFilesAtLevel(0), 0);
@@ -236,7 +236,7 @@ TEST_F(DBTest, ConcurrentWritersAreAllDurable) {
   }
   for (auto& th : threads) th.join();
   Statistics stats = db_->GetStatistics();
-  EXPECT_EQ(stats.keys_written, uint64_t{kThreads * kPerThread});
+  EXPECT_EQ(stats.writes.keys, uint64_t{kThreads * kPerThread});
   Reopen();
   for (int t = 0; t < kThreads; t++) {
     EXPECT_EQ(Get(absl::StrFormat("t%d-%04d", t, kPerThread - 1)), "v");

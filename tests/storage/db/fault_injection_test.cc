@@ -134,7 +134,7 @@ class FaultInjectionTest : public ::testing::Test {
       spdlog::set_level(spdlog::level::critical);
     }
     options_.env = &env_;
-    options_.write_buffer_size = 64 << 10;
+    options_.memtable_bytes = 64 << 10;
     options_.block_cache_bytes = 1 << 20;
     options_.max_bytes_for_level_base = 256 << 10;
     options_.target_file_size = 64 << 10;

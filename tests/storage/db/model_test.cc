@@ -82,7 +82,7 @@ TEST_P(ModelTest, RandomOperationsMatchModel) {
   SCOPED_TRACE(absl::StrFormat("seed %u (rerun with STRATA_MODEL_SEED=%u)",
                                seed, seed));
   std::mt19937 rng(seed);
-  options_.write_buffer_size = 64 << 10;
+  options_.memtable_bytes = 64 << 10;
   options_.target_file_size = 32 << 10;
   options_.max_bytes_for_level_base = 128 << 10;
   options_.block_cache_bytes = 256 << 10;
@@ -164,7 +164,7 @@ TEST_P(ModelTest, RandomOperationsMatchModel) {
   // run.
   Statistics stats = db_->GetStatistics();
   int levels_used = 0;
-  for (const auto& l : stats.levels) levels_used += l.num_files > 0;
+  for (const auto& l : stats.levels.per_level) levels_used += l.num_files > 0;
   EXPECT_GE(levels_used, 1);
   Open();
   ASSERT_NO_FATAL_FAILURE(CheckScan(model, "", "", nullptr));

@@ -22,7 +22,7 @@
 #include "util/filename.h"
 #include "util/mutex.h"
 #include "version/version_set.h"
-#include "wal/log_writer.h"
+#include "record/writer.h"
 
 namespace strata::storage {
 namespace {
@@ -82,7 +82,7 @@ class RevisionsTest : public ::testing::Test {
     options_.env = &env_;
     options_.keep_history = true;
     options_.history_retention_seconds = 0;  // Manual unless a test sets it.
-    options_.write_buffer_size = 64 << 10;
+    options_.memtable_bytes = 64 << 10;
     options_.max_bytes_for_level_base = 256 << 10;
     options_.target_file_size = 64 << 10;
     Reopen();
@@ -578,7 +578,7 @@ TEST(UpgradeTest, DatabaseOfFormatOneOpensAndIsUpgraded) {
     auto file = Env::Default()->NewWritableFile(
         ManifestFileName(dir.path(), 1));
     ASSERT_OK(file);
-    wal::Writer manifest(std::move(*file), 1);
+    record::Writer manifest(std::move(*file), 1);
     ASSERT_OK(manifest.AddRecord(edit));
     ASSERT_OK(manifest.Sync());
     ASSERT_OK(manifest.Close());
@@ -598,7 +598,7 @@ TEST(UpgradeTest, DatabaseOfFormatOneOpensAndIsUpgraded) {
     PutLengthPrefixed(&batch, "k3");
     auto wal_file = Env::Default()->NewWritableFile(WalFileName(dir.path(), 2));
     ASSERT_OK(wal_file);
-    wal::Writer wal(std::move(*wal_file), 1);
+    record::Writer wal(std::move(*wal_file), 1);
     ASSERT_OK(wal.AddRecord(batch));
     ASSERT_OK(wal.Sync());
     ASSERT_OK(wal.Close());
@@ -647,7 +647,7 @@ TEST(UpgradeTest, ADatabaseOfANewerFormatIsRefusedClearly) {
     edit.EncodeTo(&record);
     auto file = Env::Default()->NewWritableFile(ManifestFileName(dir.path(), 9));
     ASSERT_OK(file);
-    wal::Writer manifest(std::move(*file));
+    record::Writer manifest(std::move(*file));
     ASSERT_OK(manifest.AddRecord(record));
     ASSERT_OK(manifest.Close());
     bool renamed = false;

@@ -61,7 +61,7 @@ std::string Value(uint64_t i, int round) {
 class ScaleTest : public ::testing::Test {
  protected:
   ScaleTest() {
-    options_.write_buffer_size = 4 << 20;
+    options_.memtable_bytes = 4 << 20;
     options_.block_cache_bytes = 8 << 20;
     options_.compression = CompressionType::kNone;  // Values are random.
     options_.max_bytes_for_level_base = 32 << 20;
@@ -103,11 +103,11 @@ TEST_F(ScaleTest, OneGibThroughSmallMemtableReadsBackWithBoundedMemory) {
   Statistics stats = db_->GetStatistics();
   std::printf("after load: %.1f MiB live in SSTables, %llu flushes, %llu "
               "compactions, %.1f s stalled, peak RSS %.1f MiB\n",
-              stats.live_sst_bytes / 1048576.0,
-              static_cast<unsigned long long>(stats.flushes),
-              static_cast<unsigned long long>(stats.compactions),
-              stats.stall_seconds, PeakRssBytes() / 1048576.0);
-  EXPECT_GE(stats.live_sst_bytes, kKeys * 1000);
+              stats.levels.live_sst_bytes / 1048576.0,
+              static_cast<unsigned long long>(stats.flush.count),
+              static_cast<unsigned long long>(stats.compaction.count),
+              stats.writes.stall_seconds, PeakRssBytes() / 1048576.0);
+  EXPECT_GE(stats.levels.live_sst_bytes, kKeys * 1000);
 
   // Every key, in a different random order.
   std::shuffle(order.begin(), order.end(), std::mt19937_64(7));

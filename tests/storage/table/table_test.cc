@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_format.h"
 #include "gtest/gtest.h"
+#include "strata/storage/db.h"
 #include "table/table_builder.h"
 #include "tests/storage/table/table_test_util.h"
 #include "tests/support/test_util.h"
@@ -259,9 +260,9 @@ TEST(TableTest, FindsNewestVisibleVersionAcrossBlocks) {
 TEST(TableTest, AbsentKeysAreFilteredAndCounted) {
   const Entries entries = MakeEntries(2000);
   std::string contents = BuildTable(BuilderOptions(), entries);
-  EngineCounters counters;
+  FilterCounters counters;
   TableOptions to;
-  to.counters = &counters;
+  to.filter_counters = &counters;
   ASSERT_OK_AND_ASSIGN(OpenedTable t, OpenTable(contents, to));
   ASSERT_TRUE(t.table->has_filter());
   const int reads_after_open = t.source->reads();
@@ -272,11 +273,11 @@ TEST(TableTest, AbsentKeysAreFilteredAndCounted) {
     if (r.found && ExtractUserKey(r.key) == UserKey(2 * i + 1)) wrong++;
   }
   EXPECT_EQ(wrong, 0);
-  EXPECT_EQ(counters.bloom_checks.load(), 2000u);
-  EXPECT_GE(counters.bloom_negatives.load(), 2000u * 97 / 100);
+  EXPECT_EQ(counters.checks.Load(), 2000u);
+  EXPECT_GE(counters.negatives.Load(), 2000u * 97 / 100);
   // Filtered lookups do no I/O.
   EXPECT_LE(t.source->reads() - reads_after_open,
-            static_cast<int>(2000 - counters.bloom_negatives.load()));
+            static_cast<int>(2000 - counters.negatives.Load()));
 }
 
 TEST(TableTest, NoFilterWhenBitsPerKeyIsZero) {
@@ -284,15 +285,15 @@ TEST(TableTest, NoFilterWhenBitsPerKeyIsZero) {
   o.bloom_bits_per_key = 0;
   const Entries entries = MakeEntries(100);
   std::string contents = BuildTable(o, entries);
-  EngineCounters counters;
+  FilterCounters counters;
   TableOptions to;
-  to.counters = &counters;
+  to.filter_counters = &counters;
   ASSERT_OK_AND_ASSIGN(OpenedTable t, OpenTable(contents, to));
   EXPECT_FALSE(t.table->has_filter());
   EXPECT_EQ(t.table->properties().filter_bytes, 0u);
   GetResult r = Get(*t.table, entries[50].first);
   EXPECT_TRUE(r.found);
-  EXPECT_EQ(counters.bloom_checks.load(), 0u);
+  EXPECT_EQ(counters.checks.Load(), 0u);
 }
 
 TEST(TableTest, ApproximateOffsetsIncreaseWithKeys) {
@@ -470,6 +471,7 @@ TEST_F(TableCacheTest, CacheOnlyGetIsUnavailableOnColdCacheAndHitsWhenWarm) {
   GetResult cold = Get(*t.table, entries_[123].first, cache_only);
   EXPECT_EQ(cold.status.code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(cold.status.message(), "would block");
+  EXPECT_TRUE(IsWouldBlock(cold.status));
   EXPECT_FALSE(cold.found);
   EXPECT_EQ(t.source->reads(), reads);  // No I/O.
 

@@ -33,7 +33,7 @@ class VerifyTest : public ::testing::Test {
       spdlog::set_level(spdlog::level::critical);
     }
     options_.env = &env_;
-    options_.write_buffer_size = 64 << 10;
+    options_.memtable_bytes = 64 << 10;
     options_.block_size = 1024;
     options_.target_file_size = 64 << 10;
     options_.max_bytes_for_level_base = 128 << 10;

@@ -9,7 +9,7 @@ namespace {
 VersionEdit SampleEdit() {
   VersionEdit edit;
   edit.SetComparatorName("strata.BytewiseComparator");
-  edit.SetLogNumber(8);
+  edit.SetMinWalNumber(8);
   edit.SetNextFile(9);
   edit.SetLastSequence(42);
   edit.RemoveFile(1, 3);
@@ -28,7 +28,7 @@ TEST(VersionEditTest, RoundTrip) {
   VersionEdit decoded;
   ASSERT_OK(decoded.DecodeFrom(encoded));
   EXPECT_EQ(*decoded.comparator(), "strata.BytewiseComparator");
-  EXPECT_EQ(*decoded.log_number(), 8u);
+  EXPECT_EQ(*decoded.min_wal_number(), 8u);
   EXPECT_EQ(*decoded.next_file_number(), 9u);
   EXPECT_EQ(*decoded.last_sequence(), 42u);
   ASSERT_EQ(decoded.deleted_files().size(), 1u);

@@ -18,9 +18,10 @@
 
 namespace strata::storage {
 
-// True for the status a cache_only read returns instead of doing I/O
-// (Unavailable "would block"); the caller should retry on a thread that may
-// block.
+// The status a cache_only read returns instead of doing I/O: Unavailable
+// "would block". The caller should retry on a thread that may block.
+absl::Status WouldBlockError();
+// True for a status made by WouldBlockError().
 bool IsWouldBlock(const absl::Status& status);
 
 // An immutable view of the database as of one revision. Obtained from
@@ -106,8 +107,8 @@ class DB {
                           WriteCallback done) = 0;
 
   // Returns the value of key, or NotFound if it is absent (or deleted).
-  // With options.cache_only, returns Unavailable("would block") instead of
-  // reading from disk.
+  // With options.cache_only, returns WouldBlockError() (IsWouldBlock)
+  // instead of reading from disk.
   virtual absl::StatusOr<std::string> Get(const ReadOptions& options,
                                           std::string_view key) = 0;
 
@@ -166,7 +167,9 @@ class DB {
   virtual absl::Status CompactRange(std::optional<std::string_view> begin,
                                     std::optional<std::string_view> end) = 0;
 
-  // A consistent copy of the engine's counters and gauges.
+  // A copy of the engine's counters and gauges, one struct per component
+  // (see Statistics for how current each field is). Takes the DB mutex
+  // briefly; never does I/O.
   virtual Statistics GetStatistics() = 0;
 };
 

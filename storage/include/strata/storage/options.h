@@ -44,10 +44,11 @@ struct Options {
   bool error_if_exists = false;
 
   // Size in bytes the memtable may reach before it becomes immutable and is
-  // flushed to a level-0 SSTable. Larger means fewer, larger L0 tables and a
-  // longer WAL replay after a crash; memory use is up to
-  // (1 + max_immutable_memtables) times this.
-  size_t write_buffer_size = 64 << 20;
+  // flushed to a level-0 SSTable (the server's --memtable_bytes; at least
+  // 64 KiB). Larger means fewer, larger L0 tables and a longer WAL replay
+  // after a crash; memory use is up to (1 + max_immutable_memtables) times
+  // this.
+  size_t memtable_bytes = 64 << 20;
   // How many immutable memtables may wait for flush before writes stall.
   int max_immutable_memtables = 2;
 
@@ -63,7 +64,7 @@ struct Options {
   // disables filters.
   int bloom_bits_per_key = 10;
   // Size of each memtable's in-memory bloom filter over user keys, as a
-  // fraction of write_buffer_size (1/64: 1 MiB for a 64 MiB memtable, about
+  // fraction of memtable_bytes (1/64: 1 MiB for a 64 MiB memtable, about
   // 18 bits per key with 100-byte values). Lets a Get of a key that is not
   // in a memtable skip that memtable's skiplist search. 0 disables it.
   double memtable_bloom_size_ratio = 1.0 / 64;
@@ -124,8 +125,8 @@ struct ReadOptions {
   // latest state at the start of the read.
   const Snapshot* snapshot = nullptr;
   // When true, a Get that would have to read a block from disk returns
-  // absl::StatusCode::kUnavailable with the message "would block" instead of
-  // doing I/O. Lets an event-loop thread answer cache hits inline and hand
+  // WouldBlockError() (Unavailable "would block"; IsWouldBlock tells it
+  // apart, see db.h) instead of doing I/O. Lets an event-loop thread answer cache hits inline and hand
   // the rest to a thread that may block.
   bool cache_only = false;
 };

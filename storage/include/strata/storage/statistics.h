@@ -18,65 +18,111 @@ struct HistogramSnapshot {
   uint64_t count = 0;
 };
 
-// Per-level shape of the LSM tree.
-struct LevelStats {
-  int level = 0;
-  int num_files = 0;
-  uint64_t bytes = 0;
-};
-
-// A point-in-time copy of the engine's counters, returned by
-// DB::GetStatistics(). Counters are cumulative since Open (monotonic);
-// gauges are current values. Units are in the field names (bytes, seconds).
-// Gathering it takes the DB mutex briefly; the hot paths only bump relaxed
-// atomics.
+// A point-in-time copy of the engine's counters and gauges, returned by
+// DB::GetStatistics(), with one struct per part of the engine that keeps
+// them (the shape of Pebble's Metrics). Counters are cumulative since Open
+// (monotonic); gauges (marked) are current values. Units are in the field
+// names (bytes, seconds).
+//
+// Gathering it takes the DB mutex briefly, for the memtable and level
+// gauges; the hot paths only bump relaxed atomics, so two counters of one
+// snapshot may be a moment apart (a write group may already be counted in
+// wal.records but not yet in writes.keys).
+//
+// Adding a metric: a field here, and in the engine the counter that feeds
+// it (docs/metrics.md, "How to add an engine metric").
 struct Statistics {
-  // Write path.
-  uint64_t wal_bytes_appended = 0;
-  uint64_t wal_records = 0;          // One record per write group.
-  uint64_t wal_syncs = 0;            // fdatasync calls on the WAL.
-  HistogramSnapshot wal_sync_seconds;
-  HistogramSnapshot writes_per_group_commit;
-  uint64_t user_bytes_written = 0;   // Keys + values accepted by Write.
-  uint64_t keys_written = 0;         // Put + Delete operations.
+  // The write-ahead log: one record, and at most one fdatasync, per group
+  // commit.
+  struct Wal {
+    uint64_t appended_bytes = 0;  // Record payloads (write batches).
+    uint64_t records = 0;         // One per write group.
+    uint64_t syncs = 0;           // fdatasync calls.
+    HistogramSnapshot sync_seconds;             // Duration of one fdatasync.
+    HistogramSnapshot writes_per_group_commit;  // Batches per record.
+  };
 
-  // Memtables.
-  uint64_t memtable_bytes = 0;       // Gauge: active memtable arena bytes.
-  int immutable_memtables = 0;       // Gauge: waiting for flush.
+  // Writes accepted, and write stalls.
+  struct Writes {
+    uint64_t user_bytes = 0;   // Keys + values accepted by Write.
+    uint64_t keys = 0;         // Put + Delete operations.
+    double stall_seconds = 0;  // Time writers were delayed or stopped.
+    enum class StallState { kNone = 0, kSlowdown = 1, kStop = 2 };
+    StallState stall_state = StallState::kNone;  // Gauge.
+  };
 
-  // Levels.
-  std::vector<LevelStats> levels;
-  uint64_t live_sst_bytes = 0;       // Gauge: bytes of all live SSTables.
+  // Memtables (gauges).
+  struct Memtable {
+    uint64_t active_bytes = 0;  // Arena bytes of the active memtable.
+    int immutable = 0;          // Immutable memtables waiting for flush.
+  };
 
-  // Flush and compaction.
-  uint64_t flushes = 0;
-  uint64_t flush_bytes_written = 0;
-  HistogramSnapshot flush_seconds;
-  uint64_t compactions = 0;
-  uint64_t compaction_bytes_read = 0;
-  uint64_t compaction_bytes_written = 0;
-  HistogramSnapshot compaction_seconds;
-  uint64_t pending_compaction_bytes = 0;  // Gauge: estimate of bytes over target.
-  uint64_t background_errors = 0;
+  // The shape of the LSM tree (gauges).
+  struct Levels {
+    struct Level {
+      int level = 0;
+      int num_files = 0;
+      uint64_t bytes = 0;
+    };
+    std::vector<Level> per_level;  // Every level, level 0 first.
+    uint64_t live_sst_bytes = 0;   // Bytes of all live SSTables.
+  };
 
-  // Write stalls.
-  double stall_seconds = 0;          // Total time writers were delayed/stopped.
-  enum class StallState { kNone = 0, kSlowdown = 1, kStop = 2 };
-  StallState stall_state = StallState::kNone;  // Gauge.
+  // Memtable flushes to level-0 SSTables.
+  struct Flush {
+    uint64_t count = 0;
+    uint64_t written_bytes = 0;  // SSTable bytes written.
+    HistogramSnapshot seconds;   // Duration of one flush.
+  };
 
-  // Caches and filters.
-  uint64_t block_cache_hits = 0;
-  uint64_t block_cache_misses = 0;
-  uint64_t block_cache_usage_bytes = 0;     // Gauge.
-  uint64_t block_cache_capacity_bytes = 0;  // Gauge.
-  uint64_t table_cache_hits = 0;
-  uint64_t table_cache_misses = 0;
-  uint64_t bloom_checks = 0;        // Filter consulted for a point lookup.
-  uint64_t bloom_negatives = 0;     // Filter said "absent": table skipped.
+  // Compactions.
+  struct Compaction {
+    uint64_t count = 0;          // Finished.
+    uint64_t read_bytes = 0;     // Input SSTable bytes.
+    uint64_t written_bytes = 0;  // Output SSTable bytes.
+    HistogramSnapshot seconds;   // Duration of one compaction.
+    uint64_t pending_bytes = 0;  // Gauge: estimate of bytes over target.
+  };
+
+  // The block cache (data, index and filter blocks).
+  struct BlockCache {
+    uint64_t hits = 0;
+    uint64_t misses = 0;
+    uint64_t usage_bytes = 0;     // Gauge.
+    uint64_t capacity_bytes = 0;  // Gauge.
+  };
+
+  // The table cache (open SSTables).
+  struct TableCache {
+    uint64_t hits = 0;
+    uint64_t misses = 0;  // The SSTable had to be opened.
+  };
+
+  // SSTable bloom filters, for point lookups.
+  struct Filter {
+    uint64_t checks = 0;     // Filter consulted.
+    uint64_t negatives = 0;  // Filter said "absent": table skipped.
+  };
 
   // Reads.
-  uint64_t gets = 0;
-  uint64_t iterators_created = 0;
+  struct Reads {
+    uint64_t gets = 0;
+    uint64_t iterators_created = 0;
+  };
+
+  Wal wal;
+  Writes writes;
+  Memtable memtable;
+  Levels levels;
+  Flush flush;
+  Compaction compaction;
+  BlockCache block_cache;
+  TableCache table_cache;
+  Filter filter;
+  Reads reads;
+  // Failed WAL writes, flushes and compactions; the first one makes the
+  // engine refuse writes until it is reopened.
+  uint64_t background_errors = 0;
 };
 
 }  // namespace strata::storage

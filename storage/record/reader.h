@@ -1,5 +1,5 @@
-#ifndef STRATA_STORAGE_WAL_LOG_READER_H_
-#define STRATA_STORAGE_WAL_LOG_READER_H_
+#ifndef STRATA_STORAGE_RECORD_READER_H_
+#define STRATA_STORAGE_RECORD_READER_H_
 
 #include <cstdint>
 #include <memory>
@@ -8,13 +8,13 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "record/format.h"
 #include "strata/storage/env.h"
-#include "wal/log_format.h"
 
-namespace strata::storage::wal {
+namespace strata::storage::record {
 
-// Reads the records of a WAL file (wal/log_format.h) from start to end, for
-// recovery and inspection tools.
+// Reads the records of a file in the record format (record/format.h), a WAL
+// or a manifest, from start to end, for recovery and inspection tools.
 //
 // Damage rule (docs/wal-format.md, "Torn tail or corruption"): a fragment
 // that fails its checks (checksum, length, type, fragment sequence) or a
@@ -22,7 +22,7 @@ namespace strata::storage::wal {
 //   - a TORN TAIL if no complete, valid record follows it anywhere in the
 //     file: the write that was in progress when the machine crashed. The
 //     rest of the file is dropped, logged once with spdlog::warn, and
-//     ReadRecord returns false (end of log) with dropped_torn_tail() set;
+//     ReadRecord returns false (end of file) with dropped_torn_tail() set;
 //   - CORRUPTION otherwise (data that was once written and acknowledged is
 //     damaged): ReadRecord returns DataLoss.
 // Deciding this scans the rest of the file, but only once, when damage is
@@ -51,7 +51,7 @@ class Reader {
   // Reads the next record into *record, which points into *scratch or into
   // the reader's own buffer and stays valid until the next ReadRecord call
   // or until *scratch is modified.
-  // Returns true for a record, false at the end of the log (including after
+  // Returns true for a record, false at the end of the file (including after
   // dropping a torn tail).
   // Errors (sticky: every later call returns the same one):
   //   DataLoss "<filename>: <what> at offset <N>" for a bad file header or
@@ -75,7 +75,7 @@ class Reader {
 
  private:
   struct Fragment {
-    RecordType type = kZeroType;
+    FragmentType type = kZeroType;
     std::string_view payload;  // Points into block_.
     uint64_t offset = 0;       // File offset of the fragment header.
   };
@@ -122,6 +122,6 @@ class Reader {
   uint64_t last_record_offset_ = 0;
 };
 
-}  // namespace strata::storage::wal
+}  // namespace strata::storage::record
 
-#endif  // STRATA_STORAGE_WAL_LOG_READER_H_
+#endif  // STRATA_STORAGE_RECORD_READER_H_

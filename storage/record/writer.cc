@@ -1,11 +1,11 @@
-// WAL writer. Grammar (see log_format.h and docs/wal-format.md):
+// Record writer. Grammar (see format.h and docs/wal-format.md):
 //   file     := "STRATAWL" fixed32(version=1) fixed32(checksum) block*
 //   block    := fragment* 0x00{0..6}
 //   fragment := fixed32(Checksum32(payload, seed=type)) fixed16(length)
 //               u8(type) payload
 //   record   := FULL | FIRST MIDDLE* LAST
 
-#include "wal/log_writer.h"
+#include "record/writer.h"
 
 #include <algorithm>
 #include <utility>
@@ -13,7 +13,7 @@
 #include "util/checksum.h"
 #include "util/coding.h"
 
-namespace strata::storage::wal {
+namespace strata::storage::record {
 
 Writer::Writer(std::unique_ptr<WritableFile> file, uint32_t version)
     : file_(std::move(file)) {
@@ -50,7 +50,7 @@ absl::Status Writer::AddRecord(std::string_view payload) {
     const size_t avail = leftover - kHeaderSize;
     const size_t n = std::min(left, avail);
     const bool end = (n == left);
-    const RecordType type = begin && end ? kFullType
+    const FragmentType type = begin && end ? kFullType
                             : begin      ? kFirstType
                             : end        ? kLastType
                                          : kMiddleType;
@@ -62,7 +62,7 @@ absl::Status Writer::AddRecord(std::string_view payload) {
   return Check(file_->Flush());
 }
 
-absl::Status Writer::EmitFragment(RecordType type, const char* data,
+absl::Status Writer::EmitFragment(FragmentType type, const char* data,
                                   size_t n) {
   char header[kHeaderSize];
   EncodeFixed32(header, Checksum32(data, n, type));
@@ -82,13 +82,13 @@ absl::Status Writer::Sync() {
 
 absl::Status Writer::Close() {
   if (file_ == nullptr) {
-    return absl::FailedPreconditionError("WAL writer already closed");
+    return absl::FailedPreconditionError("record writer already closed");
   }
   absl::Status s = file_->Close();
   file_.reset();
   if (!status_.ok()) return status_;
-  status_ = s.ok() ? absl::FailedPreconditionError("WAL writer closed") : s;
+  status_ = s.ok() ? absl::FailedPreconditionError("record writer closed") : s;
   return s;
 }
 
-}  // namespace strata::storage::wal
+}  // namespace strata::storage::record

@@ -1,20 +1,21 @@
-#ifndef STRATA_STORAGE_WAL_LOG_WRITER_H_
-#define STRATA_STORAGE_WAL_LOG_WRITER_H_
+#ifndef STRATA_STORAGE_RECORD_WRITER_H_
+#define STRATA_STORAGE_RECORD_WRITER_H_
 
 #include <cstdint>
 #include <memory>
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "record/format.h"
 #include "strata/storage/env.h"
-#include "wal/log_format.h"
 
-namespace strata::storage::wal {
+namespace strata::storage::record {
 
-// Appends records to a new WAL file in the format of wal/log_format.h.
+// Appends records to a new file in the record format (record/format.h): a
+// WAL or a manifest.
 //
-// Thread safety: one thread at a time (the group-commit leader); no
-// internal locking.
+// Thread safety: one thread at a time (for the WAL, the group-commit
+// leader); no internal locking.
 //
 // Errors are sticky: once an append, flush or sync of the file fails, the
 // file may end in a partial record and its durable state is unknown, so
@@ -27,7 +28,7 @@ class Writer {
   // Takes ownership of file, which must be empty (freshly created). The file
   // header is appended at once (buffered); an error doing so is returned by
   // the first later call.
-  // `version` is the file header's format version (log_format.h).
+  // `version` is the file header's format version (record/format.h).
   explicit Writer(std::unique_ptr<WritableFile> file,
                   uint32_t version = kFormatVersion);
   ~Writer();
@@ -55,7 +56,7 @@ class Writer {
   uint64_t BytesWritten() const { return offset_; }
 
  private:
-  absl::Status EmitFragment(RecordType type, const char* data, size_t n);
+  absl::Status EmitFragment(FragmentType type, const char* data, size_t n);
   // Records the first error so later calls fail too.
   absl::Status Check(absl::Status s);
 
@@ -64,6 +65,6 @@ class Writer {
   absl::Status status_;   // First error, sticky.
 };
 
-}  // namespace strata::storage::wal
+}  // namespace strata::storage::record
 
-#endif  // STRATA_STORAGE_WAL_LOG_WRITER_H_
+#endif  // STRATA_STORAGE_RECORD_WRITER_H_

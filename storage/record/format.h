@@ -1,8 +1,12 @@
-#ifndef STRATA_STORAGE_WAL_LOG_FORMAT_H_
-#define STRATA_STORAGE_WAL_LOG_FORMAT_H_
+#ifndef STRATA_STORAGE_RECORD_FORMAT_H_
+#define STRATA_STORAGE_RECORD_FORMAT_H_
 
-// The write-ahead log file format, version 1 (docs/wal-format.md has the
-// byte diagrams, a worked example and the recovery rules).
+// The record format, version 1: a file of checksummed records, written by
+// record::Writer and read by record::Reader. It has two users, the
+// write-ahead log (one WriteBatch per record) and the manifest (one
+// VersionEdit per record); docs/wal-format.md has the byte diagrams, a
+// worked example and the torn-tail rules. The magic says "WL" because the
+// WAL was its first user; it is the same in manifests.
 //
 //   file        := file_header block*            (the header is in block 0)
 //   file_header := "STRATAWL" | version: fixed32 (=1)
@@ -22,10 +26,10 @@
 #include <cstdint>
 #include <string_view>
 
-namespace strata::storage::wal {
+namespace strata::storage::record {
 
 // Fragment types. Part of the on-disk format: never change or reuse a value.
-enum RecordType : uint8_t {
+enum FragmentType : uint8_t {
   // Never written; what a zero-filled (torn) tail decodes to.
   kZeroType = 0,
   kFullType = 1,
@@ -34,7 +38,7 @@ enum RecordType : uint8_t {
   kMiddleType = 3,
   kLastType = 4,
 };
-inline constexpr uint8_t kMaxRecordType = kLastType;
+inline constexpr uint8_t kMaxFragmentType = kLastType;
 
 // Bytes per block. A fragment never crosses a block boundary.
 inline constexpr size_t kBlockSize = 32768;
@@ -54,11 +58,11 @@ inline constexpr uint32_t kWalFormatVersion = 2;
 inline constexpr uint32_t kMaxFormatVersion = 2;
 inline constexpr size_t kFileHeaderSize = 8 + 4 + 4;
 
-// The 16 bytes every file of a format version starts with (the header has
+// The 16 bytes every record file (WAL or manifest) of a format version starts with (the header has
 // no variable fields, so it is a constant per version). REQUIRES: 1 <=
 // version <= kMaxFormatVersion.
 std::string_view FileHeader(uint32_t version = kFormatVersion);
 
-}  // namespace strata::storage::wal
+}  // namespace strata::storage::record
 
-#endif  // STRATA_STORAGE_WAL_LOG_FORMAT_H_
+#endif  // STRATA_STORAGE_RECORD_FORMAT_H_

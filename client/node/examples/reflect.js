@@ -2,7 +2,7 @@
 // Strata from Node.js WITHOUT the .proto file: everything is discovered through
 // gRPC server reflection (grpc.reflection.v1alpha), the way grpcurl works.
 //
-//   node reflect.js [host:port]      (default 127.0.0.1:50051)
+//   node examples/reflect.js [host:port]      (default 127.0.0.1:50051)
 //
 // 1. lists the services the server exposes,
 // 2. describes strata.v1.KV (methods, request/response types, streaming),

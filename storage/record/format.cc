@@ -1,11 +1,11 @@
-#include "wal/log_format.h"
+#include "record/format.h"
 
 #include <string>
 
 #include "util/checksum.h"
 #include "util/coding.h"
 
-namespace strata::storage::wal {
+namespace strata::storage::record {
 
 std::string_view FileHeader(uint32_t version) {
   static const std::string* const headers = [] {
@@ -20,4 +20,4 @@ std::string_view FileHeader(uint32_t version) {
   return headers[version >= 1 && version <= kMaxFormatVersion ? version : 1];
 }
 
-}  // namespace strata::storage::wal
+}  // namespace strata::storage::record

@@ -1,8 +1,8 @@
-// WAL reader: reassembles records from fragments and tells a torn tail (a
-// crash mid-append) from corruption. See log_reader.h and
+// Record reader: reassembles records from fragments and tells a torn tail
+// (a crash mid-append) from corruption. See reader.h and
 // docs/wal-format.md.
 
-#include "wal/log_reader.h"
+#include "record/reader.h"
 
 #include <algorithm>
 #include <cstring>
@@ -15,7 +15,7 @@
 #include "util/coding.h"
 #include "util/status_macros.h"
 
-namespace strata::storage::wal {
+namespace strata::storage::record {
 
 Reader::Reader(std::unique_ptr<SequentialFile> file, std::string filename,
                uint32_t max_version)
@@ -93,7 +93,7 @@ absl::StatusOr<bool> Reader::ReadRecordImpl(std::string_view* record,
         }
         break;
       default:  // ParseFragmentAt admits no other type.
-        return absl::InternalError("WAL reader: unexpected fragment type");
+        return absl::InternalError("record reader: unexpected fragment type");
     }
   }
 }
@@ -188,7 +188,7 @@ bool Reader::ParseFragmentAt(size_t pos, Fragment* f,
   const uint8_t type = static_cast<uint8_t>(h[6]);
   const size_t length = static_cast<uint8_t>(h[4]) |
                         (static_cast<size_t>(static_cast<uint8_t>(h[5])) << 8);
-  if (type == kZeroType || type > kMaxRecordType) {
+  if (type == kZeroType || type > kMaxFragmentType) {
     *what = type == kZeroType ? "zero fragment type" : "bad fragment type";
     return false;
   }
@@ -201,7 +201,7 @@ bool Reader::ParseFragmentAt(size_t pos, Fragment* f,
     *what = "checksum mismatch";
     return false;
   }
-  f->type = static_cast<RecordType>(type);
+  f->type = static_cast<FragmentType>(type);
   f->payload = std::string_view(h + kHeaderSize, length);
   f->offset = block_start_ + pos;
   return true;
@@ -260,4 +260,4 @@ absl::StatusOr<bool> Reader::ValidRecordFollows(uint64_t from) {
   }
 }
 
-}  // namespace strata::storage::wal
+}  // namespace strata::storage::record

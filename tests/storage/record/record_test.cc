@@ -1,5 +1,6 @@
-// WAL writer/reader: round trips, block layout, and every damage case of the
-// torn-tail-versus-corruption rule (docs/wal-format.md).
+// Record writer/reader (the format of the WAL and the manifest): round
+// trips, block layout, and every damage case of the torn-tail-versus-
+// corruption rule (docs/wal-format.md).
 
 #include <algorithm>
 #include <cstring>
@@ -12,15 +13,15 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "record/format.h"
+#include "record/reader.h"
+#include "record/writer.h"
 #include "strata/storage/env.h"
 #include "tests/support/test_util.h"
 #include "util/checksum.h"
 #include "util/coding.h"
-#include "wal/log_format.h"
-#include "wal/log_reader.h"
-#include "wal/log_writer.h"
 
-namespace strata::storage::wal {
+namespace strata::storage::record {
 namespace {
 
 using ::strata::testing::FlipByte;
@@ -43,7 +44,7 @@ std::string Payload(size_t i, size_t n) {
 }
 
 // One encoded fragment, for hand-made files.
-std::string Fragment(RecordType type, std::string_view payload) {
+std::string Fragment(FragmentType type, std::string_view payload) {
   std::string f;
   PutFixed32(&f, Checksum32(payload, type));
   f.push_back(static_cast<char>(payload.size() & 0xff));
@@ -85,7 +86,7 @@ ReadResult ReadAll(std::unique_ptr<SequentialFile> file,
   return r;
 }
 
-class LogTest : public ::testing::Test {
+class RecordTest : public ::testing::Test {
  protected:
   Env* env() { return Env::Default(); }
 
@@ -145,7 +146,7 @@ class LogTest : public ::testing::Test {
   const std::string path_ = dir_.path() + "/000007.log";
 };
 
-TEST_F(LogTest, RoundTripOfManySizes) {
+TEST_F(RecordTest, RoundTripOfManySizes) {
   std::mt19937 rng(301);
   std::vector<std::string> records;
   for (size_t i = 0; i < 150; ++i) {
@@ -168,7 +169,7 @@ TEST_F(LogTest, RoundTripOfManySizes) {
 
 // The worked example of docs/wal-format.md, byte for byte: the format must
 // never change silently.
-TEST_F(LogTest, BytesMatchTheDocumentedExample) {
+TEST_F(RecordTest, BytesMatchTheDocumentedExample) {
   std::string batch;
   PutFixed64(&batch, 1);  // Sequence.
   PutFixed32(&batch, 2);  // Count.
@@ -184,14 +185,14 @@ TEST_F(LogTest, BytesMatchTheDocumentedExample) {
             std::string(reinterpret_cast<const char*>(expect), sizeof(expect)));
 }
 
-TEST_F(LogTest, EmptyRecordsRoundTrip) {
+TEST_F(RecordTest, EmptyRecordsRoundTrip) {
   Write({"", "", "x", ""});
   ReadResult r = Read();
   ASSERT_OK(r.status);
   EXPECT_THAT(r.records, ::testing::ElementsAre("", "", "x", ""));
 }
 
-TEST_F(LogTest, RecordExactlyFillingTheFirstBlock) {
+TEST_F(RecordTest, RecordExactlyFillingTheFirstBlock) {
   const size_t n = kBlockSize - kFileHeaderSize - kHeaderSize;
   std::vector<uint64_t> offsets = Write({Payload(1, n), "next"});
   EXPECT_EQ(offsets[1], kBlockSize);
@@ -204,7 +205,7 @@ TEST_F(LogTest, RecordExactlyFillingTheFirstBlock) {
   EXPECT_EQ(r.offsets, offsets);
 }
 
-TEST_F(LogTest, BlockWithLessThanAHeaderLeftIsPadded) {
+TEST_F(RecordTest, BlockWithLessThanAHeaderLeftIsPadded) {
   const size_t n = kBlockSize - kFileHeaderSize - kHeaderSize - 3;
   std::vector<uint64_t> offsets = Write({Payload(1, n), "next"});
   EXPECT_EQ(offsets[1], kBlockSize);
@@ -218,7 +219,7 @@ TEST_F(LogTest, BlockWithLessThanAHeaderLeftIsPadded) {
   EXPECT_EQ(r.records[1], "next");
 }
 
-TEST_F(LogTest, ExactlyAHeaderLeftGivesAnEmptyFirstFragment) {
+TEST_F(RecordTest, ExactlyAHeaderLeftGivesAnEmptyFirstFragment) {
   const size_t n = kBlockSize - kFileHeaderSize - 2 * kHeaderSize;
   std::vector<uint64_t> offsets = Write({Payload(1, n), "next"});
   EXPECT_EQ(offsets[1], kBlockSize - kHeaderSize);
@@ -230,7 +231,7 @@ TEST_F(LogTest, ExactlyAHeaderLeftGivesAnEmptyFirstFragment) {
   EXPECT_EQ(r.offsets, offsets);
 }
 
-TEST_F(LogTest, TruncatedTrailingRecordIsDropped) {
+TEST_F(RecordTest, TruncatedTrailingRecordIsDropped) {
   std::vector<uint64_t> offsets = WriteThree();
   const uint64_t size = FileSize() - 50;
   Truncate(size);
@@ -242,7 +243,7 @@ TEST_F(LogTest, TruncatedTrailingRecordIsDropped) {
   EXPECT_EQ(r.dropped, size - offsets[2]);
 }
 
-TEST_F(LogTest, TruncatedTrailingFragmentHeaderIsDropped) {
+TEST_F(RecordTest, TruncatedTrailingFragmentHeaderIsDropped) {
   std::vector<uint64_t> offsets = WriteThree();
   Truncate(offsets[2] + 3);
   ReadResult r = Read();
@@ -252,7 +253,7 @@ TEST_F(LogTest, TruncatedTrailingFragmentHeaderIsDropped) {
   EXPECT_EQ(r.dropped, 3u);
 }
 
-TEST_F(LogTest, TruncatedMultiBlockRecordIsDropped) {
+TEST_F(RecordTest, TruncatedMultiBlockRecordIsDropped) {
   std::vector<uint64_t> offsets = Write({"a", Payload(2, 200 << 10)});
   // Cut in the fourth block: FIRST and two MIDDLE fragments stay intact.
   const uint64_t size = 3 * kBlockSize + 100;
@@ -264,7 +265,7 @@ TEST_F(LogTest, TruncatedMultiBlockRecordIsDropped) {
   EXPECT_EQ(r.dropped, size - offsets[1]);
 }
 
-TEST_F(LogTest, RecordCutAtABlockBoundaryIsDropped) {
+TEST_F(RecordTest, RecordCutAtABlockBoundaryIsDropped) {
   Write({"a", Payload(2, 100 << 10)});
   Truncate(2 * kBlockSize);  // Ends exactly after a MIDDLE fragment.
   ReadResult r = Read();
@@ -273,7 +274,7 @@ TEST_F(LogTest, RecordCutAtABlockBoundaryIsDropped) {
   EXPECT_TRUE(r.torn);
 }
 
-TEST_F(LogTest, TornTailOfZerosIsDropped) {
+TEST_F(RecordTest, TornTailOfZerosIsDropped) {
   WriteThree();
   const uint64_t size = FileSize();
   AppendBytes(std::string(50000, '\0'));  // Crosses two block boundaries.
@@ -285,7 +286,7 @@ TEST_F(LogTest, TornTailOfZerosIsDropped) {
   EXPECT_EQ(FileSize(), size + 50000);
 }
 
-TEST_F(LogTest, TornTailOfGarbageIsDropped) {
+TEST_F(RecordTest, TornTailOfGarbageIsDropped) {
   WriteThree();
   AppendBytes(Payload(99, 70000));
   ReadResult r = Read();
@@ -295,7 +296,7 @@ TEST_F(LogTest, TornTailOfGarbageIsDropped) {
   EXPECT_EQ(r.dropped, 70000u);
 }
 
-TEST_F(LogTest, FlippedByteInMiddleRecordIsDataLoss) {
+TEST_F(RecordTest, FlippedByteInMiddleRecordIsDataLoss) {
   std::vector<uint64_t> offsets = WriteThree();
   FlipByte(path_, offsets[1] + kHeaderSize + 10);
   ReadResult r = Read();
@@ -307,7 +308,7 @@ TEST_F(LogTest, FlippedByteInMiddleRecordIsDataLoss) {
   EXPECT_FALSE(r.torn);
 }
 
-TEST_F(LogTest, FlippedLengthInMiddleRecordIsDataLoss) {
+TEST_F(RecordTest, FlippedLengthInMiddleRecordIsDataLoss) {
   std::vector<uint64_t> offsets = WriteThree();
   // The record boundary is lost; the reader must resynchronize to find the
   // third record.
@@ -318,7 +319,7 @@ TEST_F(LogTest, FlippedLengthInMiddleRecordIsDataLoss) {
               HasSubstr(absl::StrCat("at offset ", offsets[1])));
 }
 
-TEST_F(LogTest, FlippedTypeInMiddleRecordIsDataLoss) {
+TEST_F(RecordTest, FlippedTypeInMiddleRecordIsDataLoss) {
   std::vector<uint64_t> offsets = WriteThree();
   FlipByte(path_, offsets[1] + 6);
   ReadResult r = Read();
@@ -327,7 +328,7 @@ TEST_F(LogTest, FlippedTypeInMiddleRecordIsDataLoss) {
               HasSubstr(absl::StrCat("bad fragment type at offset ", offsets[1])));
 }
 
-TEST_F(LogTest, FlippedByteEarlyInALongLogIsDataLoss) {
+TEST_F(RecordTest, FlippedByteEarlyInALongLogIsDataLoss) {
   std::vector<std::string> records;
   for (size_t i = 0; i < 40; ++i) records.push_back(Payload(i, 5000));
   std::vector<uint64_t> offsets = Write(records);
@@ -337,7 +338,7 @@ TEST_F(LogTest, FlippedByteEarlyInALongLogIsDataLoss) {
   EXPECT_EQ(r.records.size(), 2u);
 }
 
-TEST_F(LogTest, DamagedMiddleFragmentFollowedByRecordIsDataLoss) {
+TEST_F(RecordTest, DamagedMiddleFragmentFollowedByRecordIsDataLoss) {
   std::vector<uint64_t> offsets =
       Write({"a", Payload(2, 100 << 10), "after"});
   FlipByte(path_, 2 * kBlockSize + 100);  // In a MIDDLE fragment.
@@ -348,7 +349,7 @@ TEST_F(LogTest, DamagedMiddleFragmentFollowedByRecordIsDataLoss) {
   EXPECT_EQ(r.records.size(), 1u);
 }
 
-TEST_F(LogTest, FlippedByteInLastRecordIsTornTail) {
+TEST_F(RecordTest, FlippedByteInLastRecordIsTornTail) {
   std::vector<uint64_t> offsets = WriteThree();
   const uint64_t size = FileSize();
   FlipByte(path_, offsets[2] + kHeaderSize + 50);
@@ -359,7 +360,7 @@ TEST_F(LogTest, FlippedByteInLastRecordIsTornTail) {
   EXPECT_EQ(r.dropped, size - offsets[2]);
 }
 
-TEST_F(LogTest, DamagedMiddleFragmentOfLastRecordIsTornTail) {
+TEST_F(RecordTest, DamagedMiddleFragmentOfLastRecordIsTornTail) {
   std::vector<uint64_t> offsets = Write({"a", Payload(2, 100 << 10)});
   FlipByte(path_, 2 * kBlockSize + 100);
   ReadResult r = Read();
@@ -369,7 +370,7 @@ TEST_F(LogTest, DamagedMiddleFragmentOfLastRecordIsTornTail) {
   EXPECT_EQ(r.dropped, FileSize() - offsets[1]);
 }
 
-TEST_F(LogTest, BadFileHeaderIsDataLoss) {
+TEST_F(RecordTest, BadFileHeaderIsDataLoss) {
   WriteThree();
   const std::string good = ReadFileOrDie(path_);
   struct Case {
@@ -395,7 +396,7 @@ TEST_F(LogTest, BadFileHeaderIsDataLoss) {
 // a WAL whose creation a power loss interrupted (the engine syncs the header
 // before it uses the WAL), so nothing is lost and recovery goes on. Longer
 // files with a bad header stay DataLoss (above, and a foreign file here).
-TEST_F(LogTest, DamagedHeaderOfARecordlessWalIsAnInterruptedCreation) {
+TEST_F(RecordTest, DamagedHeaderOfARecordlessWalIsAnInterruptedCreation) {
   Write({});
   FlipByte(path_, 3);
   ReadResult r = Read();
@@ -409,7 +410,7 @@ TEST_F(LogTest, DamagedHeaderOfARecordlessWalIsAnInterruptedCreation) {
   EXPECT_EQ(Read().status.code(), absl::StatusCode::kDataLoss);
 }
 
-TEST_F(LogTest, NewerFormatVersionIsDataLoss) {
+TEST_F(RecordTest, NewerFormatVersionIsDataLoss) {
   std::string header(kFileMagic);
   PutFixed32(&header, 2);
   PutFixed32(&header, Checksum32(header));
@@ -419,7 +420,7 @@ TEST_F(LogTest, NewerFormatVersionIsDataLoss) {
   EXPECT_THAT(r.status.message(), HasSubstr("unsupported WAL format version 2"));
 }
 
-TEST_F(LogTest, EmptyFileHasNoRecords) {
+TEST_F(RecordTest, EmptyFileHasNoRecords) {
   WriteFileOrDie(path_, "");
   ReadResult r = Read();
   ASSERT_OK(r.status);
@@ -427,7 +428,7 @@ TEST_F(LogTest, EmptyFileHasNoRecords) {
   EXPECT_FALSE(r.torn);
 }
 
-TEST_F(LogTest, HeaderOnlyFileHasNoRecords) {
+TEST_F(RecordTest, HeaderOnlyFileHasNoRecords) {
   Write({});
   EXPECT_EQ(FileSize(), kFileHeaderSize);
   ReadResult r = Read();
@@ -436,7 +437,7 @@ TEST_F(LogTest, HeaderOnlyFileHasNoRecords) {
   EXPECT_FALSE(r.torn);
 }
 
-TEST_F(LogTest, TruncatedFileHeaderIsTornTail) {
+TEST_F(RecordTest, TruncatedFileHeaderIsTornTail) {
   WriteFileOrDie(path_, std::string(FileHeader().substr(0, 11)));
   ReadResult r = Read();
   ASSERT_OK(r.status);
@@ -445,7 +446,7 @@ TEST_F(LogTest, TruncatedFileHeaderIsTornTail) {
   EXPECT_EQ(r.dropped, 11u);
 }
 
-TEST_F(LogTest, ZeroFilledFileIsTornTail) {
+TEST_F(RecordTest, ZeroFilledFileIsTornTail) {
   WriteFileOrDie(path_, std::string(40000, '\0'));
   ReadResult r = Read();
   ASSERT_OK(r.status);
@@ -454,7 +455,7 @@ TEST_F(LogTest, ZeroFilledFileIsTornTail) {
   EXPECT_EQ(r.dropped, 40000u);
 }
 
-TEST_F(LogTest, ZeroedFileHeaderFollowedByRecordsIsDataLoss) {
+TEST_F(RecordTest, ZeroedFileHeaderFollowedByRecordsIsDataLoss) {
   WriteThree();
   std::string data = ReadFileOrDie(path_);
   std::memset(data.data(), 0, kFileHeaderSize);
@@ -464,7 +465,7 @@ TEST_F(LogTest, ZeroedFileHeaderFollowedByRecordsIsDataLoss) {
   EXPECT_THAT(r.status.message(), HasSubstr("zero-filled file header"));
 }
 
-TEST_F(LogTest, FirstFragmentFollowedByFullIsDataLoss) {
+TEST_F(RecordTest, FirstFragmentFollowedByFullIsDataLoss) {
   const std::string first = Fragment(kFirstType, "par");
   WriteFileOrDie(path_, std::string(FileHeader()) + first +
                             Fragment(kFullType, "whole"));
@@ -475,7 +476,7 @@ TEST_F(LogTest, FirstFragmentFollowedByFullIsDataLoss) {
                                      kFileHeaderSize)));
 }
 
-TEST_F(LogTest, OrphanLastFragmentFollowedByRecordIsDataLoss) {
+TEST_F(RecordTest, OrphanLastFragmentFollowedByRecordIsDataLoss) {
   WriteFileOrDie(path_, std::string(FileHeader()) + Fragment(kLastType, "tail") +
                             Fragment(kFullType, "whole"));
   ReadResult r = Read();
@@ -483,7 +484,7 @@ TEST_F(LogTest, OrphanLastFragmentFollowedByRecordIsDataLoss) {
   EXPECT_THAT(r.status.message(), HasSubstr("without FIRST"));
 }
 
-TEST_F(LogTest, OrphanLastFragmentAtTheEndIsTornTail) {
+TEST_F(RecordTest, OrphanLastFragmentAtTheEndIsTornTail) {
   WriteFileOrDie(path_, std::string(FileHeader()) + Fragment(kFullType, "ok") +
                             Fragment(kLastType, "tail"));
   ReadResult r = Read();
@@ -515,7 +516,7 @@ class ChoppyFile final : public SequentialFile {
   size_t pos_ = 0;
 };
 
-TEST_F(LogTest, ShortReadsAreReassembled) {
+TEST_F(RecordTest, ShortReadsAreReassembled) {
   std::vector<std::string> records;
   for (size_t i = 0; i < 30; ++i) records.push_back(Payload(i, i * 3000));
   Write(records);
@@ -533,7 +534,7 @@ class FailingSequentialFile final : public SequentialFile {
   absl::Status Skip(uint64_t) override { return absl::OkStatus(); }
 };
 
-TEST_F(LogTest, ReadErrorIsPassedThrough) {
+TEST_F(RecordTest, ReadErrorIsPassedThrough) {
   ReadResult r = ReadAll(std::make_unique<FailingSequentialFile>(), "eio");
   EXPECT_EQ(r.status.code(), absl::StatusCode::kUnavailable);
 }
@@ -554,7 +555,7 @@ class FailingWritableFile final : public WritableFile {
   int ok_appends_;
 };
 
-TEST(LogWriterTest, WriteErrorIsSticky) {
+TEST(RecordWriterTest, WriteErrorIsSticky) {
   // Header, then the first fragment's header: its payload fails.
   Writer writer(std::make_unique<FailingWritableFile>(2));
   EXPECT_EQ(writer.AddRecord("abc").code(), absl::StatusCode::kUnavailable);
@@ -563,12 +564,12 @@ TEST(LogWriterTest, WriteErrorIsSticky) {
   EXPECT_EQ(writer.Close().code(), absl::StatusCode::kUnavailable);
 }
 
-TEST(LogWriterTest, HeaderWriteErrorIsReportedLater) {
+TEST(RecordWriterTest, HeaderWriteErrorIsReportedLater) {
   Writer writer(std::make_unique<FailingWritableFile>(0));
   EXPECT_EQ(writer.AddRecord("abc").code(), absl::StatusCode::kUnavailable);
 }
 
-TEST(LogWriterTest, UseAfterCloseFails) {
+TEST(RecordWriterTest, UseAfterCloseFails) {
   Writer writer(std::make_unique<FailingWritableFile>(100));
   EXPECT_OK(writer.Close());
   EXPECT_EQ(writer.AddRecord("x").code(), absl::StatusCode::kFailedPrecondition);
@@ -576,4 +577,4 @@ TEST(LogWriterTest, UseAfterCloseFails) {
 }
 
 }  // namespace
-}  // namespace strata::storage::wal
+}  // namespace strata::storage::record

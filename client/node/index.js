@@ -1,0 +1,10 @@
+// @strata/client: the Node.js client of Strata, the gRPC key-value storage
+// node. CommonJS (require it, or import it from ESM: the named exports below
+// are detected). Types: index.d.ts. Usage: docs/clients.md.
+'use strict';
+
+const { status } = require('@grpc/grpc-js');
+const { Client, WriteBatch, DEFAULT_TIMEOUT_MS } = require('./lib/client');
+const { StrataError } = require('./lib/errors');
+
+module.exports = { Client, WriteBatch, StrataError, status, DEFAULT_TIMEOUT_MS };

@@ -1,0 +1,21 @@
+// The installed @strata/client imported from an ES module (named exports of
+// the CommonJS package), over mutual TLS. See smoke.cjs.
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { Client, status } from '@strata/client';
+import strata from '@strata/client';
+
+assert.equal(strata.Client, Client);
+assert.equal(status.NOT_FOUND, 5);
+const pki = process.env.STRATA_PKI;
+const db = new Client(process.env.STRATA_ADDRESS, {
+  tls: { ca: path.join(pki, 'ca.crt'), cert: path.join(pki, 'client.crt'), key: path.join(pki, 'client.key'), serverName: 'localhost' },
+});
+try {
+  await db.put('esm', 'yes');
+  assert.equal((await db.get('esm')).toString(), 'yes');
+  assert.equal(await db.health('strata.v1.KV'), true);
+} finally {
+  db.close();
+}
+console.log('esm ok');
