@@ -124,7 +124,8 @@ class Env {
 //     "." and ".." are ordinary names. The root directory always exists.
 //   * A file's directory must exist: creating, locking or renaming into a
 //     missing one is NotFound. CreateDir creates one level (its parent must
-//     exist) and is OK if the directory exists.
+//     exist), is OK if the directory exists and Internal if a file has its
+//     name.
 //   * NewWritableFile truncates an existing file. Open files refer to the
 //     file, not its name: reads and writes through them keep working after
 //     the file is renamed or removed, and readers see later appends.
@@ -138,7 +139,9 @@ class Env {
 //   * Errors carry the operation, the path and the text POSIX would give:
 //     NotFound for a missing file or directory, Internal for a directory
 //     where a file is expected or the reverse, FailedPrecondition for a
-//     write to a closed file. Nothing is ever out of space.
+//     write to a closed file. Nothing is ever out of space: Unavailable
+//     comes only from writing through a file opened before a simulated
+//     power loss.
 //   * NowMicros is the real monotonic clock.
 //   * Durability follows the POSIX model: WritableFile::Sync makes the bytes
 //     written so far durable, and SyncDir makes a directory's current
