@@ -3,8 +3,8 @@
 #   1. AddressSanitizer + UndefinedBehaviorSanitizer: every test (ctest),
 #      including the crash loop against an instrumented strata-server;
 #   2. ThreadSanitizer: the concurrency tests of the engine (memtable and
-#      skiplist, LRU cache, DB, model, fault injection) and of the server
-#      (every test labelled "concurrency").
+#      skiplist, LRU cache, in-memory Env, DB, model, fault injection) and
+#      of the server (every test labelled "concurrency").
 # Any sanitizer report fails the test that produced it (UBSan and TSan are
 # made fatal), so a green run means zero reports.
 #
@@ -59,7 +59,7 @@ run_asan() {
 
 # Test executables whose cases run under ThreadSanitizer.
 tsan_engine_tests=(memtable_concurrency_test skiplist_test lru_cache_test
-                   db_test model_test fault_injection_test)
+                   mem_env_test db_test model_test fault_injection_test)
 tsan_server_tests=(thread_pool_test get_coalescer_test kv_server_concurrency_test)
 
 run_tsan() {

@@ -11,9 +11,11 @@ uint64_t TotalBytes(const std::vector<FileRef>& files) {
   return sum;
 }
 
-bool AnyBeingCompacted(const std::vector<FileRef>& files) {
-  return std::any_of(files.begin(), files.end(),
-                     [](const FileRef& f) { return f->being_compacted; });
+bool AnyInProgress(const std::vector<FileRef>& files,
+                   const FilesInProgress& in_progress) {
+  return std::any_of(files.begin(), files.end(), [&](const FileRef& f) {
+    return in_progress.count(f->number) > 0;
+  });
 }
 
 // Smallest and largest internal keys covered by files.
@@ -32,13 +34,14 @@ void GetRange(const InternalKeyComparator* icmp,
 }
 
 // Fills inputs[1] and grandparents from inputs[0]. Returns false if a
-// needed file is already being compacted.
-bool SetupOtherInputs(const InternalKeyComparator* icmp, Compaction* c) {
+// needed file is in progress.
+bool SetupOtherInputs(const InternalKeyComparator* icmp,
+                      const FilesInProgress& in_progress, Compaction* c) {
   Version* v = c->input_version();
   InternalKey smallest, largest;
   GetRange(icmp, c->inputs(0), &smallest, &largest);
   c->inputs(1) = v->GetOverlappingInputs(c->output_level(), &smallest, &largest);
-  if (AnyBeingCompacted(c->inputs(1))) return false;
+  if (AnyInProgress(c->inputs(1), in_progress)) return false;
   if (c->output_level() + 1 < kNumLevels) {
     std::vector<FileRef> all = c->inputs(0);
     all.insert(all.end(), c->inputs(1).begin(), c->inputs(1).end());
@@ -49,14 +52,69 @@ bool SetupOtherInputs(const InternalKeyComparator* icmp, Compaction* c) {
   return true;
 }
 
+// How far `level` is over its compaction trigger: >= 1 means due.
+double LevelScore(const Options& options, const Version& version,
+                  int level) {
+  if (level == 0) {
+    return static_cast<double>(version.NumFiles(0)) /
+           options.level0_compaction_trigger;
+  }
+  return static_cast<double>(version.LevelBytes(level)) /
+         static_cast<double>(MaxBytesForLevel(options, level));
+}
+
+// Level 0 whole into level 1.
+std::unique_ptr<Compaction> PickLevel0(const Options& options,
+                                       const InternalKeyComparator* icmp,
+                                       Version* version,
+                                       const FilesInProgress& in_progress) {
+  const std::vector<FileRef>& files = version->files(0);
+  // L0 files overlap, and merging all of them together shrinks L0
+  // fastest. One L0 compaction at a time.
+  if (AnyInProgress(files, in_progress)) return nullptr;
+  auto c = std::make_unique<Compaction>(options, icmp, version, 0,
+                                        CompactionReason::kLevel0Files);
+  c->inputs(0) = files;
+  if (!SetupOtherInputs(icmp, in_progress, c.get())) return nullptr;
+  return c;
+}
+
+// One file of `level` (>= 1), round-robin from the compact pointer.
+std::unique_ptr<Compaction> PickLevelFile(const Options& options,
+                                          const InternalKeyComparator* icmp,
+                                          Version* version, int level,
+                                          const std::string& pointer,
+                                          const FilesInProgress& in_progress) {
+  const std::vector<FileRef>& files = version->files(level);
+  // The first file after the last compacted key.
+  size_t start = 0;
+  if (!pointer.empty()) {
+    while (start < files.size() &&
+           icmp->Compare(files[start]->largest.Encode(), pointer) <= 0) {
+      start++;
+    }
+  }
+  for (size_t n = 0; n < files.size(); n++) {
+    const FileRef& f = files[(start + n) % files.size()];
+    if (in_progress.count(f->number) > 0) continue;
+    auto c = std::make_unique<Compaction>(options, icmp, version, level,
+                                          CompactionReason::kLevelSize);
+    c->inputs(0).push_back(f);
+    if (SetupOtherInputs(icmp, in_progress, c.get())) return c;
+  }
+  return nullptr;
+}
+
 }  // namespace
 
 Compaction::Compaction(const Options& options,
                        const InternalKeyComparator* icmp,
-                       Version* input_version, int level)
+                       Version* input_version, int level,
+                       CompactionReason reason)
     : icmp_(icmp),
       input_version_(input_version),
       level_(level),
+      reason_(reason),
       max_output_file_size_(options.target_file_size),
       max_grandparent_overlap_bytes_(10 * options.target_file_size) {
   input_version_->Ref();
@@ -114,9 +172,15 @@ bool Compaction::ShouldStopBefore(std::string_view internal_key) {
   return false;
 }
 
-void Compaction::MarkBeingCompacted(bool value) {
-  for (auto& inputs : inputs_) {
-    for (auto& f : inputs) f->being_compacted = value;
+void Compaction::AddInputsTo(FilesInProgress* files) const {
+  for (const auto& inputs : inputs_) {
+    for (const auto& f : inputs) files->insert(f->number);
+  }
+}
+
+void Compaction::RemoveInputsFrom(FilesInProgress* files) const {
+  for (const auto& inputs : inputs_) {
+    for (const auto& f : inputs) files->erase(f->number);
   }
 }
 
@@ -124,52 +188,33 @@ uint64_t Compaction::InputBytes() const {
   return TotalBytes(inputs_[0]) + TotalBytes(inputs_[1]);
 }
 
+void CompactionPickerState::Advance(const Compaction& c) {
+  if (c.reason() != CompactionReason::kLevelSize || c.inputs(0).empty()) {
+    return;
+  }
+  // Files of a level >= 1 are sorted and disjoint: the last one ends last.
+  compact_pointer[c.level()] = std::string(c.inputs(0).back()->largest.Encode());
+}
+
 std::unique_ptr<Compaction> PickCompaction(const Options& options,
                                            const InternalKeyComparator* icmp,
                                            Version* version,
-                                           CompactionPickerState* state) {
+                                           const CompactionPickerState& state,
+                                           const FilesInProgress& in_progress) {
   // Levels by score, highest first; only those due (score >= 1).
   std::vector<std::pair<double, int>> scored;
   for (int level = 0; level < kNumLevels - 1; level++) {
-    double score =
-        level == 0
-            ? static_cast<double>(version->NumFiles(0)) /
-                  options.level0_compaction_trigger
-            : static_cast<double>(version->LevelBytes(level)) /
-                  static_cast<double>(MaxBytesForLevel(options, level));
+    double score = LevelScore(options, *version, level);
     if (score >= 1) scored.emplace_back(score, level);
   }
   std::sort(scored.rbegin(), scored.rend());
 
   for (const auto& [score, level] : scored) {
-    const std::vector<FileRef>& files = version->files(level);
-    if (level == 0) {
-      // All of L0 at once: L0 files overlap, and merging them together
-      // shrinks L0 fastest. One L0 compaction at a time.
-      if (AnyBeingCompacted(files)) continue;
-      auto c = std::make_unique<Compaction>(options, icmp, version, 0);
-      c->inputs(0) = files;
-      if (SetupOtherInputs(icmp, c.get())) return c;
-      continue;
-    }
-    // Round-robin: the first free file after the last compacted key.
-    std::string& pointer = state->compact_pointer[level];
-    size_t start = 0;
-    if (!pointer.empty()) {
-      while (start < files.size() &&
-             icmp->Compare(files[start]->largest.Encode(), pointer) <= 0) {
-        start++;
-      }
-    }
-    for (size_t n = 0; n < files.size(); n++) {
-      const FileRef& f = files[(start + n) % files.size()];
-      if (f->being_compacted) continue;
-      auto c = std::make_unique<Compaction>(options, icmp, version, level);
-      c->inputs(0).push_back(f);
-      if (!SetupOtherInputs(icmp, c.get())) continue;
-      pointer = std::string(f->largest.Encode());
-      return c;
-    }
+    std::unique_ptr<Compaction> c =
+        level == 0 ? PickLevel0(options, icmp, version, in_progress)
+                   : PickLevelFile(options, icmp, version, level,
+                                   state.compact_pointer[level], in_progress);
+    if (c != nullptr) return c;
   }
   return nullptr;
 }
@@ -177,12 +222,13 @@ std::unique_ptr<Compaction> PickCompaction(const Options& options,
 std::unique_ptr<Compaction> PickRangeCompaction(
     const Options& options, const InternalKeyComparator* icmp,
     Version* version, int level, const InternalKey* begin,
-    const InternalKey* end) {
+    const InternalKey* end, const FilesInProgress& in_progress) {
   std::vector<FileRef> inputs = version->GetOverlappingInputs(level, begin, end);
-  if (inputs.empty() || AnyBeingCompacted(inputs)) return nullptr;
-  auto c = std::make_unique<Compaction>(options, icmp, version, level);
+  if (inputs.empty() || AnyInProgress(inputs, in_progress)) return nullptr;
+  auto c = std::make_unique<Compaction>(options, icmp, version, level,
+                                        CompactionReason::kManual);
   c->inputs(0) = std::move(inputs);
-  if (!SetupOtherInputs(icmp, c.get())) return nullptr;
+  if (!SetupOtherInputs(icmp, in_progress, c.get())) return nullptr;
   return c;
 }
 

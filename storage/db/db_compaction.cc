@@ -21,8 +21,11 @@ void DBImpl::CompactionThreadMain() {
     while (!shutting_down_.load()) {
       if (bg_error_.ok() && manual_compactions_ == 0) {
         c = PickCompaction(options_, &icmp_, versions_->current(),
-                           &picker_state_);
-        if (c != nullptr) break;
+                           picker_state_, compacting_files_);
+        if (c != nullptr) {
+          picker_state_.Advance(*c);
+          break;
+        }
       }
       compaction_cv_.Wait(&mu_);
     }
@@ -36,7 +39,7 @@ void DBImpl::CompactionThreadMain() {
 }
 
 absl::Status DBImpl::RunCompaction(Compaction* c) {
-  c->MarkBeingCompacted(true);
+  c->AddInputsTo(&compacting_files_);
   running_compactions_++;
   uint64_t start = env_->NowMicros();
   VersionEdit edit;
@@ -57,7 +60,7 @@ absl::Status DBImpl::RunCompaction(Compaction* c) {
     }
     compaction_counters_.read_bytes.Add(c->InputBytes());
   }
-  c->MarkBeingCompacted(false);
+  c->RemoveInputsFrom(&compacting_files_);
   running_compactions_--;
   if (s.ok()) {
     compaction_counters_.count.Add();
@@ -215,7 +218,8 @@ absl::Status DBImpl::CompactRange(std::optional<std::string_view> begin,
       Version* v = versions_->current();
       if (v->GetOverlappingInputs(level, b, e).empty()) break;
       std::unique_ptr<Compaction> c =
-          PickRangeCompaction(options_, &icmp_, v, level, b, e);
+          PickRangeCompaction(options_, &icmp_, v, level, b, e,
+                              compacting_files_);
       if (c == nullptr) {
         bg_done_cv_.Wait(&mu_);  // An input is busy in the background.
         continue;

@@ -246,6 +246,8 @@ class DBImpl final : public DB {
   int manual_compactions_ ABSL_GUARDED_BY(mu_) = 0;
   std::set<uint64_t> pending_outputs_ ABSL_GUARDED_BY(mu_);
   CompactionPickerState picker_state_ ABSL_GUARDED_BY(mu_);
+  // Inputs of running compactions; the policy never picks them again.
+  FilesInProgress compacting_files_ ABSL_GUARDED_BY(mu_);
   std::vector<std::thread> threads_;
 
   // Snapshots, oldest first.

@@ -38,14 +38,13 @@ namespace strata::storage {
 
 inline constexpr int kNumLevels = 7;
 
-// An SSTable as the version set knows it. Immutable once installed, except
-// being_compacted, which is guarded by the DB mutex.
+// An SSTable as the version set knows it. Immutable once installed (which
+// files a running compaction holds is the DB's state, not the file's).
 struct FileMetaData {
   uint64_t number = 0;
   uint64_t file_size = 0;  // Bytes.
   InternalKey smallest;    // Smallest internal key in the table.
   InternalKey largest;     // Largest internal key in the table.
-  bool being_compacted = false;
 };
 
 class VersionEdit {

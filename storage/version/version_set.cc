@@ -23,9 +23,42 @@ uint64_t MaxBytesForLevel(const Options& options, int level) {
 
 // ---------------------------------------------------------------- Version
 
+namespace {
+
+// Orders the files of one level as a Version keeps them: level 0 newest
+// (highest number) first, deeper levels by smallest key.
+void SortLevel(const InternalKeyComparator* icmp, int level,
+               std::vector<FileRef>* files) {
+  if (level == 0) {
+    std::sort(files->begin(), files->end(),
+              [](const FileRef& a, const FileRef& b) {
+                return a->number > b->number;
+              });
+  } else {
+    std::sort(files->begin(), files->end(),
+              [icmp](const FileRef& a, const FileRef& b) {
+                return icmp->Compare(a->smallest.Encode(),
+                                     b->smallest.Encode()) < 0;
+              });
+  }
+}
+
+}  // namespace
+
+Version* Version::NewDetached(const InternalKeyComparator* icmp,
+                              std::vector<FileRef> files[kNumLevels]) {
+  Version* v = new Version(nullptr, icmp);
+  for (int level = 0; level < kNumLevels; level++) {
+    v->files_[level] = std::move(files[level]);
+    SortLevel(icmp, level, &v->files_[level]);
+  }
+  v->Ref();
+  return v;
+}
+
 void Version::Unref() {
   if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-    vset_->RemoveVersion(this);
+    if (vset_ != nullptr) vset_->RemoveVersion(this);
     delete this;
   }
 }
@@ -38,7 +71,7 @@ uint64_t Version::LevelBytes(int level) const {
 
 absl::Status Version::Get(const ReadOptions& options, const LookupKey& key,
                           LookupResult* result) const {
-  const Comparator* ucmp = vset_->icmp()->user_comparator();
+  const Comparator* ucmp = icmp_->user_comparator();
   std::string_view user_key = key.user_key();
   std::string_view ikey = key.internal_key();
   result->state = LookupResult::State::kNotFound;
@@ -83,7 +116,7 @@ absl::Status Version::Get(const ReadOptions& options, const LookupKey& key,
     auto it = std::lower_bound(
         files.begin(), files.end(), ikey,
         [this](const FileRef& f, std::string_view k) {
-          return vset_->icmp()->Compare(f->largest.Encode(), k) < 0;
+          return icmp_->Compare(f->largest.Encode(), k) < 0;
         });
     if (it == files.end()) continue;
     if (ucmp->Compare(user_key, (*it)->smallest.user_key()) < 0) continue;
@@ -102,14 +135,14 @@ void Version::AddIterators(const ReadOptions& options,
   for (int level = 1; level < kNumLevels; level++) {
     if (!files_[level].empty()) {
       iters->push_back(NewLevelIterator(options, vset_->table_cache(),
-                                        vset_->icmp(), files_[level]));
+                                        icmp_, files_[level]));
     }
   }
 }
 
 std::vector<FileRef> Version::GetOverlappingInputs(
     int level, const InternalKey* begin, const InternalKey* end) const {
-  const Comparator* ucmp = vset_->icmp()->user_comparator();
+  const Comparator* ucmp = icmp_->user_comparator();
   std::string user_begin, user_end;
   if (begin != nullptr) user_begin = std::string(begin->user_key());
   if (end != nullptr) user_end = std::string(end->user_key());
@@ -144,32 +177,13 @@ std::vector<FileRef> Version::GetOverlappingInputs(
 
 bool Version::OverlapInLevel(int level, std::string_view smallest_user_key,
                              std::string_view largest_user_key) const {
-  const Comparator* ucmp = vset_->icmp()->user_comparator();
+  const Comparator* ucmp = icmp_->user_comparator();
   for (const auto& f : files_[level]) {
     if (ucmp->Compare(f->largest.user_key(), smallest_user_key) < 0) continue;
     if (ucmp->Compare(f->smallest.user_key(), largest_user_key) > 0) continue;
     return true;
   }
   return false;
-}
-
-void Version::Finalize(const Options& options) {
-  compaction_level_ = -1;
-  compaction_score_ = -1;
-  for (int level = 0; level < kNumLevels - 1; level++) {
-    double score;
-    if (level == 0) {
-      score = static_cast<double>(files_[0].size()) /
-              options.level0_compaction_trigger;
-    } else {
-      score = static_cast<double>(LevelBytes(level)) /
-              static_cast<double>(MaxBytesForLevel(options, level));
-    }
-    if (score > compaction_score_) {
-      compaction_score_ = score;
-      compaction_level_ = level;
-    }
-  }
 }
 
 // --------------------------------------------------------------- Builder
@@ -192,31 +206,15 @@ class VersionSet::Builder {
       files_[level].erase(number);
     }
     for (const auto& [level, f] : edit.new_files()) {
-      auto file = std::make_shared<FileMetaData>(f);
-      // A trivially moved file is copied from a compaction input: the new
-      // entry starts free.
-      file->being_compacted = false;
-      files_[level][f.number] = std::move(file);
+      files_[level][f.number] = std::make_shared<FileMetaData>(f);
     }
   }
 
   void SaveTo(Version* v) const {
-    const InternalKeyComparator* icmp = vset_->icmp();
     for (int level = 0; level < kNumLevels; level++) {
       auto& out = v->files_[level];
       for (const auto& [number, f] : files_[level]) out.push_back(f);
-      if (level == 0) {
-        // Newest (highest number) first.
-        std::sort(out.begin(), out.end(), [](const FileRef& a, const FileRef& b) {
-          return a->number > b->number;
-        });
-      } else {
-        std::sort(out.begin(), out.end(),
-                  [icmp](const FileRef& a, const FileRef& b) {
-                    return icmp->Compare(a->smallest.Encode(),
-                                         b->smallest.Encode()) < 0;
-                  });
-      }
+      SortLevel(vset_->icmp(), level, &out);
     }
   }
 
@@ -379,7 +377,7 @@ absl::Status VersionSet::CreateNew() {
   MutexLock l(mu_);
   next_file_number_ = 1;
   database_format_ = VersionEdit::kDatabaseFormat;
-  AppendVersion(new Version(this));
+  AppendVersion(new Version(this, icmp_));
   return StartNewManifest();
 }
 
@@ -427,9 +425,8 @@ absl::Status VersionSet::Recover() {
     return absl::DataLossError(
         absl::StrFormat("%s: manifest has no complete snapshot", path));
   }
-  Version* v = new Version(this);
+  Version* v = new Version(this, icmp_);
   builder.SaveTo(v);
-  v->Finalize(options_);
   AppendVersion(v);
   next_file_number_ = *next_file;
   min_wal_number_ = *min_wal_number;
@@ -472,13 +469,12 @@ absl::Status VersionSet::LogAndApply(VersionEdit* edit) {
   if (edit->database_format()) database_format_ = *edit->database_format();
   edit->SetDatabaseFormat(database_format_);
 
-  Version* v = new Version(this);
+  Version* v = new Version(this, icmp_);
   {
     Builder builder(this, current_);
     builder.Apply(*edit);
     builder.SaveTo(v);
   }
-  v->Finalize(options_);
 
   std::string record;
   edit->EncodeTo(&record);

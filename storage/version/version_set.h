@@ -44,6 +44,16 @@ uint64_t MaxBytesForLevel(const Options& options, int level);
 // are atomic and may be called from any thread.
 class Version {
  public:
+  // A version outside any VersionSet, holding `files` (sorted as an
+  // installed version would be: level 0 newest file first, deeper levels by
+  // smallest key), for the compaction policy's table tests and simulations.
+  // It has no table cache: Get and AddIterators must not be called on it.
+  // Returned with one reference, which the caller owns (Unref deletes it).
+  // icmp is not owned and must outlive the version.
+  // REQUIRES: files of each level >= 1 do not overlap.
+  static Version* NewDetached(const InternalKeyComparator* icmp,
+                              std::vector<FileRef> files[kNumLevels]);
+
   void Ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
   // Drops a reference; the last one deletes the version (and lets its
   // files be deleted).
@@ -56,12 +66,14 @@ class Version {
   // lookup's sequence). Returns DataLoss for a corrupt table, I/O errors as
   // the Env reports them, and WouldBlockError() for a cache_only
   // read that needs I/O.
+  // REQUIRES: not a detached version.
   absl::Status Get(const ReadOptions& options, const LookupKey& key,
                    LookupResult* result) const;
 
   // Appends iterators over every table (one per L0 file, one concatenating
   // iterator per deeper level). The caller owns them; they reference this
   // version's tables, so the version must be pinned while they live.
+  // REQUIRES: not a detached version.
   void AddIterators(const ReadOptions& options,
                     std::vector<Iterator*>* iters) const;
 
@@ -81,24 +93,19 @@ class Version {
   bool OverlapInLevel(int level, std::string_view smallest_user_key,
                       std::string_view largest_user_key) const;
 
-  // Compaction need computed when the version is built: the level with the
-  // highest score, and that score (>= 1 means compaction is due).
-  int compaction_level() const { return compaction_level_; }
-  double compaction_score() const { return compaction_score_; }
-
  private:
   friend class VersionSet;
-  explicit Version(VersionSet* vset) : vset_(vset) {}
+  // vset is nullptr for a detached version.
+  Version(VersionSet* vset, const InternalKeyComparator* icmp)
+      : vset_(vset), icmp_(icmp) {}
   ~Version() = default;
-  void Finalize(const Options& options);
 
   VersionSet* const vset_;
+  const InternalKeyComparator* const icmp_;
   std::atomic<int> refs_{0};
   // Level 0 is ordered newest file first; deeper levels by smallest key
   // (their files do not overlap).
   std::vector<FileRef> files_[kNumLevels];
-  int compaction_level_ = -1;
-  double compaction_score_ = -1;
 };
 
 // Thread safety: methods marked REQUIRES(mu) need the DB mutex passed to

@@ -639,7 +639,7 @@ TEST(UpgradeTest, ADatabaseOfANewerFormatIsRefusedClearly) {
     // A manifest whose snapshot names database format 3.
     VersionEdit edit;
     edit.SetComparatorName(BytewiseComparator()->Name());
-    edit.SetLogNumber(0);
+    edit.SetMinWalNumber(0);
     edit.SetNextFile(10);
     edit.SetLastSequence(0);
     edit.SetDatabaseFormat(3);

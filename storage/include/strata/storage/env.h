@@ -14,8 +14,11 @@
 namespace strata::storage {
 
 // The file-system interface the engine uses for all of its I/O (the idea of
-// LevelDB's Env). Tests substitute an in-memory or fault-injecting Env to
-// simulate full disks, failed fsyncs and power loss without killing
+// LevelDB's Env). Two implementations come with the engine: Env::Default()
+// on the POSIX file system, and NewMemEnv() (below), a file system in
+// memory. Tests run the engine on the in-memory Env when they need no real
+// disk, and wrap an Env in a fault-injecting one (tests/support/fault_env.h)
+// to simulate full disks, failed fsyncs and power loss without killing
 // processes.
 //
 // Errors: every method returns Unavailable (ENOSPC, EIO, EDQUOT, ...) or
@@ -107,6 +110,49 @@ class Env {
   // Microseconds on a monotonic clock, for durations.
   virtual uint64_t NowMicros() = 0;
 };
+
+// A new, empty file system held in memory (LevelDB's helpers/memenv,
+// Pebble's vfs.MemFS): every file, directory and lock lives in the returned
+// object and nothing touches the disk. Use it through Options::env for a DB
+// that needs no real disk (tests, simulations); the caller owns it and it
+// must outlive every DB using it. Files and locks opened from it stay
+// valid even after it is destroyed.
+//
+// It behaves like the POSIX Env on a local file system:
+//   * Paths are '/'-separated; repeated and trailing slashes are ignored and
+//     a path not starting with '/' is taken from the root ("db" is "/db");
+//     "." and ".." are ordinary names. The root directory always exists.
+//   * A file's directory must exist: creating, locking or renaming into a
+//     missing one is NotFound. CreateDir creates one level (its parent must
+//     exist), is OK if the directory exists and Internal if a file has its
+//     name.
+//   * NewWritableFile truncates an existing file. Open files refer to the
+//     file, not its name: reads and writes through them keep working after
+//     the file is renamed or removed, and readers see later appends.
+//   * RenameFile replaces `to` atomically; it renames files only.
+//     RemoveFile removes files only. GetChildren lists files and
+//     subdirectories, sorted by name.
+//   * LockFile creates the file if needed; locking a path that is already
+//     locked through this Env is FailedPrecondition naming the path, until
+//     the first FileLock is destroyed. Two in-memory Envs are two machines:
+//     they share no files and no locks.
+//   * Errors carry the operation, the path and the text POSIX would give:
+//     NotFound for a missing file or directory, Internal for a directory
+//     where a file is expected or the reverse, FailedPrecondition for a
+//     write to a closed file. Nothing is ever out of space: Unavailable
+//     comes only from writing through a file opened before a simulated
+//     power loss.
+//   * NowMicros is the real monotonic clock.
+//   * Durability follows the POSIX model: WritableFile::Sync makes the bytes
+//     written so far durable, and SyncDir makes a directory's current
+//     entries durable (creations, renames and removals in it); CreateDir
+//     and truncation are durable at once. This is observable only through
+//     the simulated power loss of the implementation class (MemEnv in
+//     storage/env/mem_env.h).
+//
+// Thread safety: the Env and its RandomAccessFiles are safe for concurrent
+// use; other files follow the rules of their classes above.
+std::unique_ptr<Env> NewMemEnv();
 
 }  // namespace strata::storage
 
