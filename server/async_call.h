@@ -26,16 +26,18 @@
 //   |  kActive   |----------------->| kWriting  |---------> handler(call,
 //   +------------+<-----------------+-----------+  kWriteDone | kWriteFailed)
 //       | Finish(status[, [S] last message]): exactly once, from any
-//       | thread (the handler, the engine callback or a pool task)
+//       | thread (the handler, the engine callback, a pool task, a thread
+//       | feeding the stream); [S] Write too
 //       v
 //   +------------+  tag returns: ok=true (status sent) or ok=false
 //   | kFinishing |  (client gone: counted as CANCELLED)
 //   +------------+
-//       | OnRpcEnd, tags_--        [S] done tag (once the call is over,
-//       v                              normally, by cancellation or by
-//   +------------+                     deadline): if cancelled,
-//   |   kDone    |                     handler(call, kCancelled); tags_--
-//   +------------+                              |
+//       | OnRpcEnd, tags_--        [S] done tag: the call is over
+//       v                              (finished, cancelled, deadline);
+//   +------------+                     comes in any state after
+//   |   kDone    |                     kRequested. If cancelled after
+//   +------------+                     kStarted: handler(call,
+//       |                              kCancelled). tags_--
 //       | tags_ == 0 <--------------------------+
 //       v
 //   Recycle(): ServerContext and writer destroyed, messages and State
