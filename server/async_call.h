@@ -17,7 +17,7 @@
 //   +------------+  ok=false (server shutting down): Recycle; the
 //   | kRequested |  request was never matched, so no done tag will come
 //   +------------+
-//       | ok=true: tags_ = 1 (finish tag) [S] + 1 (done tag); arm a
+//       | ok=true: [S] tags_ = 2 (finish and done tags); arm a
 //       | replacement call for the method; OnRpcStart; in-flight cap and
 //       | request size (a refused RPC goes straight to Finish(error));
 //       | unary: handler(call)   [S] handler(call, kStarted)
@@ -32,13 +32,13 @@
 //   +------------+  tag returns: ok=true (status sent) or ok=false
 //   | kFinishing |  (client gone: counted as CANCELLED)
 //   +------------+
-//       | OnRpcEnd, tags_--        [S] done tag: the call is over
+//       | OnRpcEnd, [S] tags_--    [S] done tag: the call is over
 //       v                              (finished, cancelled, deadline);
 //   +------------+                     comes in any state after
 //   |   kDone    |                     kRequested. If cancelled after
 //   +------------+                     kStarted: handler(call,
 //       |                              kCancelled). tags_--
-//       | tags_ == 0 <--------------------------+
+//       | unary, or [S] tags_ == 0 <-------------+
 //       v
 //   Recycle(): ServerContext and writer destroyed, messages and State
 //   cleared, object back on its queue's free list (reused by the next Arm).
@@ -437,9 +437,8 @@ class AsyncCall final : public CallBase {
  private:
   friend class CallFactory<AsyncCall>;
   enum class Phase { kIdle, kRequested, kActive, kWriting, kFinishing, kDone };
-  // Tags that come back for a matched request: the finish tag, and for a
-  // stream the done tag.
-  static constexpr int kTags = kStreaming ? 2 : 1;
+  // Tags that come back for a matched stream: the finish and done tags.
+  static constexpr int kTags = 2;
 
   // The AsyncNotifyWhenDone tag (streaming only).
   class DoneTag final : public CallBase {
@@ -459,7 +458,7 @@ class AsyncCall final : public CallBase {
       factory_->Recycle(this);
       return;
     }
-    tags_.store(kTags, std::memory_order_relaxed);
+    if constexpr (kStreaming) tags_.store(kTags, std::memory_order_relaxed);
     factory_->Arm();  // Keep a request posted for the next RPC.
     phase_ = Phase::kActive;
     absl::Status s = accounting_.Begin(&method().info, factory_->observer(),
@@ -489,10 +488,13 @@ class AsyncCall final : public CallBase {
     Unref();
   }
 
+  // A unary call has one tag after its request, so its finish tag alone
+  // recycles it (no atomic on the unary path).
   void Unref() {
-    if (tags_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-      factory_->Recycle(this);
+    if constexpr (kStreaming) {
+      if (tags_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
     }
+    factory_->Recycle(this);
   }
 
   void Arm() {
@@ -518,7 +520,7 @@ class AsyncCall final : public CallBase {
   DoneTag done_tag_;
   Phase phase_ = Phase::kIdle;
   grpc::StatusCode code_ = grpc::StatusCode::OK;
-  std::atomic<int> tags_{0};
+  std::atomic<int> tags_{0};  // Streaming only: tags still to come back.
   std::atomic<bool> cancelled_{false};
   // The handler heard kStarted (polling thread only).
   bool handler_started_ = false;
