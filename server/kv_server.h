@@ -94,7 +94,8 @@ class KvServer {
   // blocking pool they hand work to); the gRPC server is built and bound;
   // the pollers post their requests and start polling.
   absl::Status RegisterServices();
-  absl::Status BuildServer(std::shared_ptr<grpc::ServerCredentials> credentials);
+  absl::Status BuildServer(
+      std::shared_ptr<grpc::ServerCredentials> credentials);
   void StartPollers();
 
   void PollLoop(size_t index);

@@ -55,9 +55,8 @@ void KvService::HandleGet(GetCall* call) {
     observer_->OnGetCoalesced();  // A queued lookup will answer it.
     return;
   }
-  if (!pool_->Schedule([this, key = std::string(request.key())] {
-        FinishGetGroup(key);
-      })) {
+  if (!pool_->Schedule(
+          [this, key = std::string(request.key())] { FinishGetGroup(key); })) {
     FinishGetGroup(request.key());  // Pool stopped: only during shutdown.
   }
 }
@@ -73,8 +72,7 @@ void KvService::FinishGetGroup(const std::string& key) {
   // starts, so each sees what it would have seen with a lookup of its own.
   std::vector<GetCall*> group = get_groups_.Take(key);
   if (group.empty()) return;
-  absl::StatusOr<std::string> result =
-      db_->Get(storage::ReadOptions(), key);
+  absl::StatusOr<std::string> result = db_->Get(storage::ReadOptions(), key);
   // Each member gets its own copy; the last one takes the original.
   for (size_t i = 0; i + 1 < group.size(); ++i) {
     group[i]->Finish(FillGetResponse(result, group[i]->mutable_response()));
@@ -85,7 +83,7 @@ void KvService::FinishGetGroup(const std::string& key) {
 
 template <class Call>
 void KvService::SubmitWrite(Call* call,
-                           absl::StatusOr<storage::WriteBatch> batch) {
+                            absl::StatusOr<storage::WriteBatch> batch) {
   if (!batch.ok()) {
     call->Finish(batch.status());
     return;
@@ -171,9 +169,9 @@ void KvService::ScanBatch(ScanCall* call) {
     st.iterator = db_->NewIterator(read_options);
   }
   v1::ScanResponse* batch = call->mutable_response();
-  const absl::Status s = FillScanResponse(
-      st.iterator.get(), call->request(), options_.scan_batch_bytes,
-      &st.cursor, batch, options_.scan_batch_max_pairs);
+  const absl::Status s = FillScanResponse(st.iterator.get(), call->request(),
+                                          options_.scan_batch_bytes, &st.cursor,
+                                          batch, options_.scan_batch_max_pairs);
   st.batch++;
   if (!s.ok() || st.cursor.done) {
     ReleaseScan(&st);

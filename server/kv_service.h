@@ -48,6 +48,7 @@ struct ScanState {
   void Reset();
 };
 
+// The strata.v1.KV methods of one server, created by KvServer::Start.
 class KvService {
  public:
   // Everything must outlive the service; `pool` must accept tasks until

@@ -17,9 +17,9 @@ absl::Status ValidateLimits(const Limits& limits) {
   }
   // gRPC's receive limit is an int set to twice the message limit.
   if (limits.max_message_bytes > (size_t{1} << 30)) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "--max_message_bytes=%d is above the maximum of 1 GiB",
-        limits.max_message_bytes));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("--max_message_bytes=%d is above the maximum of 1 GiB",
+                        limits.max_message_bytes));
   }
   // A Put of a maximal key and value must fit in one request (plus a few
   // bytes of protobuf framing).

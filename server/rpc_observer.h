@@ -22,8 +22,8 @@ class RpcObserver {
   virtual ~RpcObserver() = default;
 
   // A request for `method` ("Get", "Put", "Delete", "Scan", "Write": the
-  // RPC's name in the proto; a string with static storage) has arrived. Called once per RPC, before
-  // the handler runs.
+  // RPC's name in the proto; a string with static storage) has arrived.
+  // Called once per RPC, before the handler runs.
   virtual void OnRpcStart(std::string_view /*method*/) {}
 
   // The RPC has ended: `code` is the status sent to the client (CANCELLED

@@ -152,8 +152,8 @@ class RpcRegistry {
            typename Call::Handler handler, const MethodOptions& options) {
     using Req = typename Call::Request;
     using Resp = typename Call::Response;
-    absl::StatusOr<std::string_view> name = FindMethodName(
-        Req::descriptor(), Resp::descriptor(), Call::kStreaming);
+    absl::StatusOr<std::string_view> name =
+        FindMethodName(Req::descriptor(), Resp::descriptor(), Call::kStreaming);
     if (!name.ok()) {
       if (status_.ok()) status_ = name.status();
       return;
@@ -161,8 +161,7 @@ class RpcRegistry {
     auto entry = std::make_unique<TypedEntry<Call>>();
     MethodInfo& info = entry->method.info;
     info.name = *name;
-    info.max_inflight =
-        options.max_inflight().value_or(default_max_inflight_);
+    info.max_inflight = options.max_inflight().value_or(default_max_inflight_);
     info.max_inflight_flag = options.max_inflight().has_value()
                                  ? options.max_inflight_flag()
                                  : "--max_inflight_rpcs";
@@ -201,14 +200,15 @@ class RpcRegistry::ServiceMethods {
   // member function of Owner taking UnaryCall<Req, Resp>*.
   template <class Base, class Req, class Resp, class Call>
   void Register(UnaryRequestFn<Base, Req, Resp> request,
-                void (Owner::*handler)(Call*), MethodOptions options = MethodOptions()) {
+                void (Owner::*handler)(Call*),
+                MethodOptions options = MethodOptions()) {
     static_assert(std::is_same_v<Call, UnaryCall<Req, Resp>>,
                   "the handler of a unary method takes "
                   "UnaryCall<Request, Response>*");
     Owner* owner = owner_;
-    registry_->Add<Call>(RequestFor<Call>(request),
-                         [owner, handler](Call* call) { (owner->*handler)(call); },
-                         options);
+    registry_->Add<Call>(
+        RequestFor<Call>(request),
+        [owner, handler](Call* call) { (owner->*handler)(call); }, options);
   }
 
   // A server-streaming method: `handler` is a member function of Owner
@@ -218,16 +218,17 @@ class RpcRegistry::ServiceMethods {
                 void (Owner::*handler)(Call*, StreamEvent),
                 MethodOptions options = MethodOptions()) {
     static_assert(
-        std::is_same_v<Call, ServerStreamingCall<Req, Resp,
-                                                 typename Call::CallState>>,
+        std::is_same_v<
+            Call, ServerStreamingCall<Req, Resp, typename Call::CallState>>,
         "the handler of a server-streaming method takes "
         "ServerStreamingCall<Request, Response, State>* and a StreamEvent");
     Owner* owner = owner_;
-    registry_->Add<Call>(RequestFor<Call>(request),
-                         [owner, handler](Call* call, StreamEvent event) {
-                           (owner->*handler)(call, event);
-                         },
-                         options);
+    registry_->Add<Call>(
+        RequestFor<Call>(request),
+        [owner, handler](Call* call, StreamEvent event) {
+          (owner->*handler)(call, event);
+        },
+        options);
   }
 
  private:

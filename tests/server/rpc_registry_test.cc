@@ -158,8 +158,8 @@ class TestService {
 // Records the method and code of every RPC end.
 class EndObserver : public RpcObserver {
  public:
-  void OnRpcEnd(std::string_view method, grpc::StatusCode code, double,
-                size_t, size_t) override {
+  void OnRpcEnd(std::string_view method, grpc::StatusCode code, double, size_t,
+                size_t) override {
     absl::MutexLock lock(&mu_);
     ends_.push_back(absl::StrFormat("%s %d", std::string(method), code));
   }
@@ -405,8 +405,7 @@ TEST_F(RpcRegistryTest, ACancelledParkedStreamIsToldAndFinished) {
   // recycled and the observer counts it as cancelled.
   EXPECT_TRUE(service_.WaitForEvents(StreamEvent::kCancelled, 1));
   EXPECT_TRUE(server_->WaitForIdle(kWait));
-  EXPECT_TRUE(
-      observer_.WaitFor(absl::StrFormat("Feed %d", grpc::CANCELLED)));
+  EXPECT_TRUE(observer_.WaitFor(absl::StrFormat("Feed %d", grpc::CANCELLED)));
   EXPECT_THAT(service_.events(),
               ElementsAre(StreamEvent::kStarted, StreamEvent::kWriteDone,
                           StreamEvent::kCancelled));
