@@ -3,53 +3,45 @@
 
 // The machinery of the asynchronous (completion-queue) gRPC server: an
 // untyped call base whose Proceed(ok) every completion-queue tag invokes,
-// and typed templates for unary and server-streaming calls. kv_server.cc
-// registers each KV method with one line naming its request function and
-// handler; everything else (re-arming, accounting, limits, recycling) lives
-// here.
+// one call template for unary and server-streaming RPCs, and the per-queue
+// factories that arm and recycle calls. Methods are registered with their
+// handlers in rpc_registry.h; everything else (re-arming, accounting,
+// limits, recycling) lives here.
 //
-// Unary call life cycle (UnaryCall):
+// Call life cycle (AsyncCall; the streaming-only steps are marked [S]):
 //
-//        Arm(): Request<Method>(ctx, &request, &writer, cq, cq, this)
-//            |
-//            v
-//     +-------------+  ok=false (server shutting down)
-//     | kRequested  |----------------------------------------------+
-//     +-------------+                                              |
-//            | ok=true: arm a replacement call for the method,     |
-//            | OnRpcStart, check in-flight cap and request size,   |
-//            | run the handler                                     |
-//            v                                                     |
-//     +-------------+  the handler (or a callback it left behind: |
-//     |  kActive    |  engine thread, blocking pool) calls         |
-//     +-------------+  Finish(status) exactly once, from any thread|
-//            |                                                     |
-//            v                                                     |
-//     +-------------+  tag returns, ok=true (status sent) or       |
-//     | kFinishing  |  ok=false (client gone: counted CANCELLED)   |
-//     +-------------+                                              |
-//            | OnRpcEnd                                            |
-//            v                                                     v
-//     Recycle(): ServerContext and writer destroyed, messages cleared,
-//     object back on its queue's free list (reused by the next Arm).
-//
-// Server-streaming call life cycle (ServerStreamingCall) adds a write loop
-// and a second tag, AsyncNotifyWhenDone, that fires once when the call is
-// over (normally, by cancellation, or by deadline). It is armed before the
-// request, and gRPC delivers it only if the request succeeded, so the call
-// is recycled once BOTH the finish tag and the done tag are back (refs_).
-//
-//     kRequested --ok=false--> Recycle (no done tag will come)
-//         | ok=true: refs_ = 2, re-arm, OnRpcStart, checks, on_start()
-//         v
-//     kActive --Write(msg)--> kWriting --tag(ok)--> on_write_done(ok) --+
-//         ^                                                             |
-//         +-------------------------------------------------------------+
-//         | Finish(status[, last message])
-//         v
-//     kFinishing --tag--> OnRpcEnd, refs_--        done tag --> refs_--
-//                                 \                   /
-//                                  refs_ == 0: Recycle
+//   Arm(): [S] AsyncNotifyWhenDone(done tag), then
+//          Request<Method>(ctx, &request, &writer, cq, cq, this)
+//       |
+//       v
+//   +------------+  ok=false (server shutting down): Recycle; the
+//   | kRequested |  request was never matched, so no done tag will come
+//   +------------+
+//       | ok=true: [S] tags_ = 2 (finish and done tags); arm a
+//       | replacement call for the method; OnRpcStart; in-flight cap and
+//       | request size (a refused RPC goes straight to Finish(error));
+//       | unary: handler(call)   [S] handler(call, kStarted)
+//       v
+//   +------------+  [S] Write(msg)  +-----------+  tag(ok)
+//   |  kActive   |----------------->| kWriting  |---------> handler(call,
+//   +------------+<-----------------+-----------+  kWriteDone | kWriteFailed)
+//       | Finish(status[, [S] last message]): exactly once, from any
+//       | thread (the handler, the engine callback, a pool task, a thread
+//       | feeding the stream); [S] Write too
+//       v
+//   +------------+  tag returns: ok=true (status sent) or ok=false
+//   | kFinishing |  (client gone: counted as CANCELLED)
+//   +------------+
+//       | OnRpcEnd, [S] tags_--    [S] done tag: the call is over
+//       v                              (finished, cancelled, deadline);
+//   +------------+                     comes in any state after
+//   |   kDone    |                     kRequested. If cancelled after
+//   +------------+                     kStarted: handler(call,
+//       |                              kCancelled). tags_--
+//       | unary, or [S] tags_ == 0 <-------------+
+//       v
+//   Recycle(): ServerContext and writer destroyed, messages and State
+//   cleared, object back on its queue's free list (reused by the next Arm).
 //
 // A failed write (ok=false) or a done tag reporting cancellation sets
 // cancelled(); the handler sees it and calls Finish (whose tag then comes
@@ -60,10 +52,11 @@
 // call only ever receives tags on the queue it was requested on, so a
 // queue's CallFactory free lists and counters are touched by that thread
 // alone (no locks). Handlers may hand the call to another thread (engine
-// callback, blocking pool); that thread may call Finish/Write. Exactly one
-// operation is outstanding per call at a time, and after starting one the
-// starting thread must not touch the call again: the tag may already be
-// running Proceed on the polling thread.
+// callback, blocking pool, a thread that feeds a stream); that thread may
+// call Write/Finish. Exactly one operation (Write or Finish) is outstanding
+// per call at a time, and after starting one the starting thread must not
+// touch the call again: the tag may already be running Proceed on the
+// polling thread.
 
 #include <atomic>
 #include <chrono>
@@ -74,6 +67,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -83,7 +77,7 @@
 #include "grpcpp/server_context.h"
 #include "grpcpp/support/async_stream.h"
 #include "grpcpp/support/async_unary_call.h"
-#include "server/handlers.h"
+#include "server/limits.h"
 #include "server/rpc_observer.h"
 #include "server/status_util.h"
 
@@ -109,6 +103,9 @@ struct MethodInfo {
   // Most RPCs of this method in progress at once; 0 = unlimited (then
   // `inflight` is not touched).
   int max_inflight = 0;
+  // The flag that sets max_inflight, named in the RESOURCE_EXHAUSTED
+  // message ("--max_inflight_rpcs"); may be empty.
+  std::string_view max_inflight_flag;
   // Request size limit (Limits::max_message_bytes).
   Limits limits;
   // Whether the RpcObserver hears of this method's RPCs. False for
@@ -148,11 +145,6 @@ class CqState {
   alignas(64) std::atomic<int64_t> live_calls_{0};
 };
 
-// The observer a call of `info` reports to.
-inline RpcObserver* ObserverFor(const MethodInfo& info, CqState* cq) {
-  return info.observed ? cq->observer() : NoopRpcObserver();
-}
-
 // Type-erased owner of one method's calls on one queue.
 class CallFactoryBase {
  public:
@@ -170,7 +162,7 @@ class CallFactory final : public CallFactoryBase {
   // Finished calls kept for reuse; above this they are deleted.
   static constexpr size_t kMaxFree = 256;
 
-  CallFactory(const Method* method, CqState* cq) : method_(method), cq_(cq) {}
+  CallFactory(Method* method, CqState* cq) : method_(method), cq_(cq) {}
   ~CallFactory() override {
     for (Call* call : free_) delete call;
   }
@@ -203,17 +195,21 @@ class CallFactory final : public CallFactoryBase {
     cq_->CallRecycled();
   }
 
-  const Method& method() const { return *method_; }
+  Method& method() const { return *method_; }
   CqState* cq() const { return cq_; }
+  // The observer this method's calls report to.
+  RpcObserver* observer() const {
+    return method_->info.observed ? cq_->observer() : NoopRpcObserver();
+  }
 
  private:
-  const Method* const method_;
+  Method* const method_;
   CqState* const cq_;
   std::vector<Call*> free_;
 };
 
-// Bookkeeping common to both call kinds: timing, observer calls, in-flight
-// cap and request size check.
+// Bookkeeping of one RPC: timing, observer calls, in-flight cap and
+// request size check.
 class RpcAccounting {
  public:
   // Records the start and reports it to the observer. Returns a non-OK
@@ -229,16 +225,14 @@ class RpcAccounting {
       counted_ = true;
       if (info->inflight.fetch_add(1, std::memory_order_relaxed) >=
           info->max_inflight) {
-        return absl::ResourceExhaustedError(absl::StrFormat(
-            "too many %s RPCs in progress; the limit is %d "
-            "(--max_inflight_rpcs)",
-            std::string(info->name), info->max_inflight));
+        return CapReached(*info);
       }
     }
     return ValidateRequestSize(request_bytes, info->limits);
   }
   void AddResponseBytes(size_t n) { response_bytes_ += n; }
   size_t request_bytes() const { return request_bytes_; }
+  size_t response_bytes() const { return response_bytes_; }
   // Reports the end to the observer and releases the in-flight slot.
   void End(MethodInfo* info, RpcObserver* observer, grpc::StatusCode code) {
     if (counted_) {
@@ -253,6 +247,16 @@ class RpcAccounting {
   }
 
  private:
+  static absl::Status CapReached(const MethodInfo& info) {
+    const std::string flag =
+        info.max_inflight_flag.empty()
+            ? std::string()
+            : absl::StrFormat(" (%s)", std::string(info.max_inflight_flag));
+    return absl::ResourceExhaustedError(absl::StrFormat(
+        "too many %s RPCs in progress; the limit is %d%s",
+        std::string(info.name), info.max_inflight, flag));
+  }
+
   std::chrono::steady_clock::time_point start_;
   size_t request_bytes_ = 0;
   size_t response_bytes_ = 0;
@@ -272,211 +276,152 @@ void ClearForReuse(Message* m, size_t bytes_seen) {
   }
 }
 
-// A unary RPC: one request, one response.
-template <class Service, class Req, class Resp>
-class UnaryCall final : public CallBase {
- public:
-  using Writer = grpc::ServerAsyncResponseWriter<Resp>;
-  // Service::Request<Method> as generated by the gRPC plugin.
-  using RequestFn = void (Service::*)(grpc::ServerContext*, Req*, Writer*,
-                                      grpc::CompletionQueue*,
-                                      grpc::ServerCompletionQueue*, void*);
-  // Serves one request: reads call->request(), fills
-  // *call->mutable_response() and calls call->Finish exactly once, now or
-  // later from any thread. Runs on the polling thread: must not block.
-  using Handler = std::function<void(UnaryCall*)>;
+// How a method answers: one response, or a stream of them.
+enum class RpcKind { kUnary, kServerStreaming };
 
-  // One per registered method; shared (read-only) by every queue.
-  struct Method {
-    mutable MethodInfo info;
-    Service* service = nullptr;
-    RequestFn request = nullptr;
-    Handler handler;
-  };
-  using Factory = CallFactory<UnaryCall>;
-
-  explicit UnaryCall(Factory* factory) : factory_(factory) {}
-  UnaryCall(const UnaryCall&) = delete;
-  UnaryCall& operator=(const UnaryCall&) = delete;
-
-  const Req& request() const { return request_; }
-  Resp* mutable_response() { return &response_; }
-  grpc::ServerContext* context() { return &*ctx_; }
-
-  // Ends the RPC: with OK the response is sent, otherwise the status alone
-  // (same code and message). Exactly once per RPC, from any thread; the
-  // caller must not touch the call afterwards.
-  void Finish(const absl::Status& status) {
-    state_ = State::kFinishing;
-    if (status.ok()) {
-      code_ = grpc::StatusCode::OK;
-      accounting_.AddResponseBytes(response_.ByteSizeLong());
-      writer_->Finish(response_, grpc::Status::OK, this);
-    } else {
-      code_ = static_cast<grpc::StatusCode>(status.code());
-      writer_->FinishWithError(ToGrpcStatus(status), this);
-    }
-  }
-
-  void Proceed(bool ok) override {
-    MethodInfo* info = &factory_->method().info;
-    RpcObserver* observer = ObserverFor(*info, factory_->cq());
-    switch (state_) {
-      case State::kRequested: {
-        if (!ok) {  // Shutdown: the request was never matched.
-          factory_->Recycle(this);
-          return;
-        }
-        factory_->Arm();  // Keep a request posted for the next RPC.
-        state_ = State::kActive;
-        absl::Status s =
-            accounting_.Begin(info, observer, request_.ByteSizeLong());
-        if (!s.ok()) {
-          Finish(s);
-          return;
-        }
-        factory_->method().handler(this);
-        return;
-      }
-      case State::kFinishing:
-        accounting_.End(info, observer,
-                        ok ? code_ : grpc::StatusCode::CANCELLED);
-        factory_->Recycle(this);
-        return;
-      case State::kIdle:
-      case State::kActive:
-        // No tag is outstanding in these states; nothing to do.
-        return;
-    }
-  }
-
- private:
-  friend class CallFactory<UnaryCall>;
-  enum class State { kIdle, kRequested, kActive, kFinishing };
-
-  void Arm() {
-    ctx_.emplace();
-    writer_.emplace(&*ctx_);
-    state_ = State::kRequested;
-    const Method& m = factory_->method();
-    grpc::ServerCompletionQueue* cq = factory_->cq()->cq();
-    (m.service->*m.request)(&*ctx_, &request_, &*writer_, cq, cq, this);
-  }
-
-  void Reset() {
-    writer_.reset();
-    ctx_.reset();
-    ClearForReuse(&request_, accounting_.request_bytes());
-    ClearForReuse(&response_, response_.GetCachedSize());
-    state_ = State::kIdle;
-  }
-
-  Factory* const factory_;
-  State state_ = State::kIdle;
-  grpc::StatusCode code_ = grpc::StatusCode::OK;
-  std::optional<grpc::ServerContext> ctx_;
-  std::optional<Writer> writer_;
-  Req request_;
-  Resp response_;
-  RpcAccounting accounting_;
+// What a server-streaming handler is told, on the polling thread. Each
+// event must lead, sooner or later and from some thread, to exactly one
+// Finish over the whole RPC.
+enum class StreamEvent {
+  // The request arrived and passed the generic checks (cap, size). The
+  // handler starts the stream: Write now, or later from any thread.
+  kStarted,
+  // The last Write went out; its message may be reused and the next Write
+  // (or Finish) may start, now or later from any thread.
+  kWriteDone,
+  // The last Write failed: the stream is broken and cancelled() is true.
+  // Finish (its tag comes back ok=false).
+  kWriteFailed,
+  // The client cancelled, the deadline passed or the server is shutting
+  // down. A Write or Finish may be pending (another thread may also be
+  // about to start one), and the handler may even have finished the call
+  // already, so it must only act on a call it holds with no operation
+  // pending (e.g. a parked Watch): it then Finishes it. Arrives at most
+  // once, after kStarted (never for an RPC refused before its handler
+  // ran); a handler whose every step checks cancelled() can ignore it.
+  kCancelled,
 };
 
-// A server-streaming RPC: one request, a stream of responses. `State` is
-// per-call handler state (default-constructible, with a Reset() that drops
-// everything from the previous RPC); the handler functions drive the stream
-// with Write and Finish.
-template <class Service, class Req, class Resp, class State>
-class ServerStreamingCall final : public CallBase {
- public:
-  using Writer = grpc::ServerAsyncWriter<Resp>;
-  using RequestFn = void (Service::*)(grpc::ServerContext*, Req*, Writer*,
-                                      grpc::CompletionQueue*,
-                                      grpc::ServerCompletionQueue*, void*);
-  using Call = ServerStreamingCall;
-  // on_start: the request arrived and passed the generic checks (polling
-  // thread; must not block). on_write_done: a Write completed; ok=false
-  // means the stream broke and cancelled() is now true (polling thread).
-  // on_cancelled (optional): the RPC was cancelled (client gone, deadline,
-  // server shutdown) while the handler may hold it with no operation
-  // pending, e.g. a parked health Watch; the handler must then Finish it if
-  // nobody else will (polling thread). Together they must lead to exactly
-  // one Finish.
-  struct Method {
-    mutable MethodInfo info;
-    Service* service = nullptr;
-    RequestFn request = nullptr;
-    std::function<void(Call*)> on_start;
-    std::function<void(Call*, bool ok)> on_write_done;
-    std::function<void(Call*)> on_cancelled;
-  };
-  using Factory = CallFactory<ServerStreamingCall>;
+// The per-call state of a method that needs none.
+struct NoCallState {
+  void Reset() {}
+};
 
-  explicit ServerStreamingCall(Factory* factory)
-      : factory_(factory), done_tag_(this) {}
-  ServerStreamingCall(const ServerStreamingCall&) = delete;
-  ServerStreamingCall& operator=(const ServerStreamingCall&) = delete;
+// One RPC of a registered method. Unary (kKind == kUnary): one request, one
+// response. Server streaming: one request, a stream of responses, and a
+// second tag (the done tag) that reports when the call is over.
+//
+// `State` is per-call handler state (default-constructible, with a Reset()
+// that drops everything from the previous RPC; it is called when the call
+// is recycled, on the polling thread).
+template <RpcKind kKind, class Req, class Resp, class State = NoCallState>
+class AsyncCall final : public CallBase {
+ public:
+  static constexpr bool kStreaming = kKind == RpcKind::kServerStreaming;
+  using Request = Req;
+  using Response = Resp;
+  using CallState = State;
+  using Writer =
+      std::conditional_t<kStreaming, grpc::ServerAsyncWriter<Resp>,
+                         grpc::ServerAsyncResponseWriter<Resp>>;
+  // Unary: serves one request: reads request(), fills *mutable_response()
+  // and calls Finish exactly once, now or later from any thread.
+  // Streaming: reacts to one StreamEvent (see above). Runs on the polling
+  // thread: must not block.
+  using Handler =
+      std::conditional_t<kStreaming,
+                         std::function<void(AsyncCall*, StreamEvent)>,
+                         std::function<void(AsyncCall*)>>;
+
+  // One per registered method; shared by every queue (rpc_registry.h).
+  struct Method {
+    MethodInfo info;
+    // Posts a request for the method: Service::Request<Method>(ctx,
+    // request, writer, cq, cq, tag) on the registered service.
+    std::function<void(grpc::ServerContext*, Req*, Writer*,
+                       grpc::ServerCompletionQueue*, void*)>
+        request;
+    Handler handler;
+  };
+  using Factory = CallFactory<AsyncCall>;
+
+  explicit AsyncCall(Factory* factory) : factory_(factory), done_tag_(this) {}
+  AsyncCall(const AsyncCall&) = delete;
+  AsyncCall& operator=(const AsyncCall&) = delete;
 
   const Req& request() const { return request_; }
+  // Unary: the response Finish(OK) sends. Streaming: a message buffer the
+  // handler may fill and Write (not while a Write of it is pending).
+  Resp* mutable_response() { return &response_; }
   grpc::ServerContext* context() { return &*ctx_; }
   State& state() { return state_; }
 
-  // True once the client cancelled, the deadline passed or a write failed.
-  // Any thread.
-  bool cancelled() const {
+  // Streaming: true once the client cancelled, the deadline passed or a
+  // write failed. Any thread.
+  bool cancelled() const
+    requires kStreaming
+  {
     return cancelled_.load(std::memory_order_acquire) || ctx_->IsCancelled();
   }
 
-  // Sends one message; on_write_done runs when it is out. The message may be
-  // reused once on_write_done runs. REQUIRES: no other operation pending.
-  void Write(const Resp& message) {
+  // Streaming: sends one message; the handler hears kWriteDone (or
+  // kWriteFailed) when it is out, and the message may be reused then. Any
+  // thread. REQUIRES: no other operation pending.
+  void Write(const Resp& message)
+    requires kStreaming
+  {
     phase_ = Phase::kWriting;
     accounting_.AddResponseBytes(message.ByteSizeLong());
     writer_->Write(message, this);
   }
 
-  // Ends the stream with status, sending `last` first if not null (one
-  // round trip for both). Exactly once per RPC; the caller must not touch
-  // the call afterwards. REQUIRES: no other operation pending.
-  void Finish(const absl::Status& status, const Resp* last = nullptr) {
+  // Ends the RPC with `status`. Unary: with OK the response is sent,
+  // otherwise the status alone (same code and message). Exactly once per
+  // RPC, from any thread; the caller must not touch the call afterwards.
+  // REQUIRES: no other operation pending.
+  void Finish(const absl::Status& status) {
     phase_ = Phase::kFinishing;
     code_ = static_cast<grpc::StatusCode>(status.code());
-    if (last != nullptr) {
-      accounting_.AddResponseBytes(last->ByteSizeLong());
-      writer_->WriteAndFinish(*last, grpc::WriteOptions(), ToGrpcStatus(status),
-                              this);
-    } else {
+    if constexpr (kStreaming) {
       writer_->Finish(ToGrpcStatus(status), this);
+    } else if (status.ok()) {
+      accounting_.AddResponseBytes(response_.ByteSizeLong());
+      writer_->Finish(response_, grpc::Status::OK, this);
+    } else {
+      writer_->FinishWithError(ToGrpcStatus(status), this);
     }
+  }
+  // Streaming: Finish, sending `last` first if not null (one round trip
+  // for both).
+  void Finish(const absl::Status& status, const Resp* last)
+    requires kStreaming
+  {
+    if (last == nullptr) {
+      Finish(status);
+      return;
+    }
+    phase_ = Phase::kFinishing;
+    code_ = static_cast<grpc::StatusCode>(status.code());
+    accounting_.AddResponseBytes(last->ByteSizeLong());
+    writer_->WriteAndFinish(*last, grpc::WriteOptions(), ToGrpcStatus(status),
+                            this);
   }
 
   void Proceed(bool ok) override {
-    MethodInfo* info = &factory_->method().info;
-    RpcObserver* observer = ObserverFor(*info, factory_->cq());
     switch (phase_) {
-      case Phase::kRequested: {
-        if (!ok) {  // Never matched; the done tag will not fire.
-          factory_->Recycle(this);
-          return;
-        }
-        refs_.store(2, std::memory_order_relaxed);  // Finish tag + done tag.
-        factory_->Arm();
-        phase_ = Phase::kActive;
-        absl::Status s =
-            accounting_.Begin(info, observer, request_.ByteSizeLong());
-        if (!s.ok()) {
-          Finish(s);
-          return;
-        }
-        factory_->method().on_start(this);
+      case Phase::kRequested:
+        Started(ok);
         return;
-      }
       case Phase::kWriting:
-        phase_ = Phase::kActive;
-        if (!ok) cancelled_.store(true, std::memory_order_release);
-        factory_->method().on_write_done(this, ok);
+        if constexpr (kStreaming) {
+          phase_ = Phase::kActive;
+          if (!ok) cancelled_.store(true, std::memory_order_release);
+          method().handler(this, ok ? StreamEvent::kWriteDone
+                                    : StreamEvent::kWriteFailed);
+        }
         return;
       case Phase::kFinishing:
-        accounting_.End(info, observer,
+        accounting_.End(&method().info, factory_->observer(),
                         ok ? code_ : grpc::StatusCode::CANCELLED);
         phase_ = Phase::kDone;
         Unref();
@@ -484,58 +429,90 @@ class ServerStreamingCall final : public CallBase {
       case Phase::kIdle:
       case Phase::kActive:
       case Phase::kDone:
+        // No tag is outstanding in these states; nothing to do.
         return;
     }
   }
 
  private:
-  friend class CallFactory<ServerStreamingCall>;
+  friend class CallFactory<AsyncCall>;
   enum class Phase { kIdle, kRequested, kActive, kWriting, kFinishing, kDone };
+  // Tags that come back for a matched stream: the finish and done tags.
+  static constexpr int kTags = 2;
 
-  // The AsyncNotifyWhenDone tag.
+  // The AsyncNotifyWhenDone tag (streaming only).
   class DoneTag final : public CallBase {
    public:
-    explicit DoneTag(ServerStreamingCall* call) : call_(call) {}
-    void Proceed(bool /*ok*/) override { call_->OnDone(); }
+    explicit DoneTag(AsyncCall* call) : call_(call) {}
+    void Proceed(bool /*ok*/) override { call_->Done(); }
 
    private:
-    ServerStreamingCall* const call_;
+    AsyncCall* const call_;
   };
 
-  void OnDone() {
-    if (ctx_->IsCancelled()) {
-      cancelled_.store(true, std::memory_order_release);
-      // refs_ is still >= 1 here (this tag's own reference), so the call
-      // cannot be recycled under the handler.
-      if (factory_->method().on_cancelled) {
-        factory_->method().on_cancelled(this);
+  Method& method() const { return factory_->method(); }
+
+  // The request tag came back.
+  void Started(bool ok) {
+    if (!ok) {  // Shutdown: never matched, and no done tag will come.
+      factory_->Recycle(this);
+      return;
+    }
+    if constexpr (kStreaming) tags_.store(kTags, std::memory_order_relaxed);
+    factory_->Arm();  // Keep a request posted for the next RPC.
+    phase_ = Phase::kActive;
+    absl::Status s = accounting_.Begin(&method().info, factory_->observer(),
+                                       request_.ByteSizeLong());
+    if (!s.ok()) {
+      Finish(s);
+      return;
+    }
+    if constexpr (kStreaming) {
+      handler_started_ = true;
+      method().handler(this, StreamEvent::kStarted);
+    } else {
+      method().handler(this);
+    }
+  }
+
+  // The done tag came back: the call is over.
+  void Done() {
+    if constexpr (kStreaming) {
+      if (ctx_->IsCancelled()) {
+        cancelled_.store(true, std::memory_order_release);
+        // tags_ is still >= 1 here (this tag's own), so the call cannot be
+        // recycled under the handler.
+        if (handler_started_) method().handler(this, StreamEvent::kCancelled);
       }
     }
     Unref();
   }
 
+  // A unary call has one tag after its request, so its finish tag alone
+  // recycles it (no atomic on the unary path).
   void Unref() {
-    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-      factory_->Recycle(this);
+    if constexpr (kStreaming) {
+      if (tags_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
     }
+    factory_->Recycle(this);
   }
 
   void Arm() {
     ctx_.emplace();
-    ctx_->AsyncNotifyWhenDone(&done_tag_);
+    if constexpr (kStreaming) ctx_->AsyncNotifyWhenDone(&done_tag_);
     writer_.emplace(&*ctx_);
     phase_ = Phase::kRequested;
-    const Method& m = factory_->method();
-    grpc::ServerCompletionQueue* cq = factory_->cq()->cq();
-    (m.service->*m.request)(&*ctx_, &request_, &*writer_, cq, cq, this);
+    method().request(&*ctx_, &request_, &*writer_, factory_->cq()->cq(), this);
   }
 
   void Reset() {
     writer_.reset();
     ctx_.reset();
     ClearForReuse(&request_, accounting_.request_bytes());
+    ClearForReuse(&response_, accounting_.response_bytes());
     state_.Reset();
     cancelled_.store(false, std::memory_order_relaxed);
+    handler_started_ = false;
     phase_ = Phase::kIdle;
   }
 
@@ -543,14 +520,23 @@ class ServerStreamingCall final : public CallBase {
   DoneTag done_tag_;
   Phase phase_ = Phase::kIdle;
   grpc::StatusCode code_ = grpc::StatusCode::OK;
-  std::atomic<int> refs_{0};
+  std::atomic<int> tags_{0};  // Streaming only: tags still to come back.
   std::atomic<bool> cancelled_{false};
+  // The handler heard kStarted (polling thread only).
+  bool handler_started_ = false;
   std::optional<grpc::ServerContext> ctx_;
   std::optional<Writer> writer_;
   Req request_;
+  Resp response_;
   State state_;
   RpcAccounting accounting_;
 };
+
+template <class Req, class Resp>
+using UnaryCall = AsyncCall<RpcKind::kUnary, Req, Resp>;
+template <class Req, class Resp, class State = NoCallState>
+using ServerStreamingCall =
+    AsyncCall<RpcKind::kServerStreaming, Req, Resp, State>;
 
 }  // namespace strata::server
 

@@ -4,8 +4,8 @@
 // The request logic of the KV service as plain functions: validation against
 // the limits, request -> WriteBatch conversion, Get result conversion and the
 // Scan batching loop. No gRPC types here, so every rule is unit-tested
-// without a server (tests/server/handlers_test.cc). kv_server.cc wires these
-// into the asynchronous calls.
+// without a server (tests/server/handlers_test.cc). kv_service.cc wires
+// these into the asynchronous calls. The limits themselves are in limits.h.
 //
 // Thread safety: every function is pure (or touches only its arguments) and
 // may be called from any thread.
@@ -18,36 +18,13 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "server/limits.h"
 #include "strata/storage/iterator.h"
 #include "strata/storage/write_batch.h"
 #include "strata/v1/kv.pb.h"
 
 namespace strata::server {
 
-// Request limits. Every violation is InvalidArgument with a message that
-// names the limit and its flag, and nothing is written.
-struct Limits {
-  // Keys are 1..max_key_bytes bytes (--max_key_bytes).
-  size_t max_key_bytes = 8192;
-  // Values are 0..max_value_bytes bytes (--max_value_bytes). The default
-  // 2 MiB lets any gRPC client with the default 4 MiB receive limit read
-  // every value.
-  size_t max_value_bytes = 2u << 20;
-  // Serialized request messages are at most this many bytes
-  // (--max_message_bytes). gRPC itself rejects messages above twice this
-  // with RESOURCE_EXHAUSTED before they reach a handler.
-  size_t max_message_bytes = 16u << 20;
-  // A Write carries at most this many mutations (--max_batch_mutations).
-  size_t max_batch_mutations = 10000;
-};
-
-// Returns InvalidArgument if the limits are inconsistent (a zero limit, or
-// a maximal Put that would not fit in max_message_bytes); OK otherwise.
-absl::Status ValidateLimits(const Limits& limits);
-
-// InvalidArgument if a serialized request of `bytes` bytes exceeds
-// limits.max_message_bytes.
-absl::Status ValidateRequestSize(size_t bytes, const Limits& limits);
 // InvalidArgument if key is empty or longer than limits.max_key_bytes.
 absl::Status ValidateKey(std::string_view key, const Limits& limits);
 // InvalidArgument if value is longer than limits.max_value_bytes.

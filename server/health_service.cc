@@ -13,6 +13,14 @@ HealthService::HealthService(const std::vector<std::string>& services) {
   for (const std::string& name : services) status_[name] = Response::NOT_SERVING;
 }
 
+void HealthService::RegisterMethods(RpcRegistry* registry) {
+  auto health = registry->AddService(&service_, this);
+  health.Register(&Service::RequestCheck, &HealthService::HandleCheck,
+                  MethodOptions().Unobserved());
+  health.Register(&Service::RequestWatch, &HealthService::HandleWatch,
+                  MethodOptions().Unobserved());
+}
+
 HealthService::Response::ServingStatus HealthService::StatusLocked(
     const std::string& name) const {
   auto it = status_.find(name);
@@ -33,10 +41,10 @@ std::vector<HealthService::WatchCall*> HealthService::SetAllLocked(
 
 void HealthService::WriteStatus(WatchCall* call,
                                 Response::ServingStatus status) {
-  HealthWatchState& st = call->state();
-  st.sent = status;
-  st.response.set_status(status);
-  call->Write(st.response);
+  call->state().sent = status;
+  Response* response = call->mutable_response();
+  response->set_status(status);
+  call->Write(*response);
 }
 
 void HealthService::SetServing(bool serving) {
@@ -84,6 +92,21 @@ void HealthService::HandleCheck(CheckCall* call) {
   }
   call->mutable_response()->set_status(status);
   call->Finish(absl::OkStatus());
+}
+
+void HealthService::HandleWatch(WatchCall* call, StreamEvent event) {
+  switch (event) {
+    case StreamEvent::kStarted:
+      WatchStart(call);
+      return;
+    case StreamEvent::kWriteDone:
+    case StreamEvent::kWriteFailed:
+      WatchWriteDone(call, event == StreamEvent::kWriteDone);
+      return;
+    case StreamEvent::kCancelled:
+      WatchCancelled(call);
+      return;
+  }
 }
 
 void HealthService::WatchStart(WatchCall* call) {

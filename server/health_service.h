@@ -32,6 +32,7 @@
 #include "absl/synchronization/mutex.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "server/async_call.h"
+#include "server/rpc_registry.h"
 
 namespace strata::server {
 
@@ -40,7 +41,6 @@ struct HealthWatchState {
   // The status last written to the client (UNKNOWN before the first).
   grpc::health::v1::HealthCheckResponse::ServingStatus sent =
       grpc::health::v1::HealthCheckResponse::UNKNOWN;
-  grpc::health::v1::HealthCheckResponse response;
   void Reset() { sent = grpc::health::v1::HealthCheckResponse::UNKNOWN; }
 };
 
@@ -49,9 +49,8 @@ class HealthService {
   using Service = grpc::health::v1::Health::AsyncService;
   using Request = grpc::health::v1::HealthCheckRequest;
   using Response = grpc::health::v1::HealthCheckResponse;
-  using CheckCall = UnaryCall<Service, Request, Response>;
-  using WatchCall =
-      ServerStreamingCall<Service, Request, Response, HealthWatchState>;
+  using CheckCall = UnaryCall<Request, Response>;
+  using WatchCall = ServerStreamingCall<Request, Response, HealthWatchState>;
 
   // `services`: the names this server reports on besides "" (all start
   // NOT_SERVING).
@@ -59,9 +58,10 @@ class HealthService {
   HealthService(const HealthService&) = delete;
   HealthService& operator=(const HealthService&) = delete;
 
-  // The generated async service, for ServerBuilder::RegisterService and the
-  // call templates' Request functions. Owned by this object.
-  Service* service() { return &service_; }
+  // Registers Check and Watch, on the server's own completion queues. Their
+  // RPCs are not reported to the RpcObserver: probes are not KV traffic.
+  // Once, before the server starts.
+  void RegisterMethods(RpcRegistry* registry);
 
   // Sets every known name SERVING (true) or NOT_SERVING (false) and writes
   // the change to every watcher. Ignored after Shutdown().
@@ -69,13 +69,14 @@ class HealthService {
   // Every name NOT_SERVING, permanently; watchers are told. Idempotent.
   void Shutdown();
 
-  // Call handlers, wired by KvServer (polling threads).
+ private:
+  // Call handlers (polling threads).
   void HandleCheck(CheckCall* call);
+  void HandleWatch(WatchCall* call, StreamEvent event);
   void WatchStart(WatchCall* call);
   void WatchWriteDone(WatchCall* call, bool ok);
   void WatchCancelled(WatchCall* call);
 
- private:
   // Status of `name` (SERVICE_UNKNOWN if not a known name).
   Response::ServingStatus StatusLocked(const std::string& name) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

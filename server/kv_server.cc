@@ -31,12 +31,20 @@ int ClampToIntMs(absl::Duration d) {
                                               INT_MAX));
 }
 
-absl::Status ValidateResourceOptions(const ServerOptions& o) {
-  const TransportLimits& t = o.transport;
+// The checks of KvServer::Start on its options, in the order they report.
+absl::Status ValidateServerOptions(const ServerOptions& o) {
+  if (absl::Status s = ValidateLimits(o.limits); !s.ok()) return s;
+  if (o.cq_threads < 0 || o.io_threads < 1 || o.calls_per_method < 1) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "cq_threads must be >= 0 (0 = one per core), io_threads and "
+        "calls_per_method >= 1; got %d, %d, %d",
+        o.cq_threads, o.io_threads, o.calls_per_method));
+  }
   if (o.max_inflight_rpcs < 0) {
     return absl::InvalidArgumentError(
         "max_inflight_rpcs must be >= 0 (0 = unlimited)");
   }
+  const TransportLimits& t = o.transport;
   if (t.max_concurrent_streams < 1) {
     return absl::InvalidArgumentError("max_concurrent_streams must be >= 1");
   }
@@ -75,185 +83,119 @@ void AddTransportLimits(const TransportLimits& t,
                               t.max_ping_strikes);
 }
 
-}  // namespace
-
-void ScanState::Reset() {
-  if (cursor.bytes > kMaxRetainedMessageBytes) {
-    response = v1::ScanResponse();
-  } else {
-    response.Clear();
-  }
-  cursor = ScanCursor();
-  batch = 0;
-  // Released by KvServer::ReleaseScan before the call finished.
-  iterator.reset();
-  snapshot = nullptr;
+// Receive and send message limits from the request limits.
+void SetMessageSizeLimits(const ServerOptions& o,
+                          grpc::ServerBuilder* builder) {
+  // Twice the limit, so a request between the two gets our
+  // INVALID_ARGUMENT naming --max_message_bytes rather than gRPC's
+  // RESOURCE_EXHAUSTED.
+  const Limits& limits = o.limits;
+  builder->SetMaxReceiveMessageSize(ClampToInt(2 * limits.max_message_bytes));
+  // A Scan batch is ~1 MiB but a single pair travels alone; values written
+  // under a larger --max_value_bytes must still be readable.
+  builder->SetMaxSendMessageSize(ClampToInt(
+      std::max(2 * limits.max_message_bytes,
+               limits.max_key_bytes + limits.max_value_bytes +
+                   o.scan_batch_bytes)));
 }
+
+}  // namespace
 
 KvServer::KvServer(ServerOptions options, storage::DB* db,
                    RpcObserver* observer)
     : options_(std::move(options)),
       db_(db),
       observer_(observer != nullptr ? observer : NoopRpcObserver()),
-      write_options_{.sync = options_.sync_writes},
-      health_({std::string(v1::KV::service_full_name())}) {
-  RegisterMethods();
-}
+      health_({std::string(v1::KV::service_full_name())}) {}
 
 KvServer::~KvServer() {
   Shutdown();
   // The gRPC server goes before the completion queues it was built with,
-  // then the (recycled) calls.
+  // then the (recycled) calls, then the services and methods they used.
   server_.reset();
   factories_.clear();
   cq_states_.clear();
   cqs_.clear();
 }
 
-template <class Svc, class Req, class Resp>
-void KvServer::AddUnary(
-    Svc* service, std::string_view name,
-    typename UnaryCall<Svc, Req, Resp>::RequestFn request,
-    std::function<void(UnaryCall<Svc, Req, Resp>*)> handler, bool observed) {
-  auto* method = AddMethod<UnaryCall<Svc, Req, Resp>>(name, observed);
-  method->service = service;
-  method->request = request;
-  method->handler = std::move(handler);
-}
-
-template <class Call>
-typename Call::Method* KvServer::AddMethod(std::string_view name,
-                                           bool observed) {
-  auto method = std::make_shared<typename Call::Method>();
-  method->info.name = name;
-  method->info.max_inflight = options_.max_inflight_rpcs;
-  method->info.limits = options_.limits;
-  method->info.observed = observed;
-  typename Call::Method* raw = method.get();
-  methods_.push_back(std::move(method));
-  factory_makers_.push_back([raw](CqState* cq) {
-    return std::make_unique<CallFactory<Call>>(raw, cq);
-  });
-  return raw;
-}
-
-void KvServer::RegisterMethods() {
-  using v1::DeleteRequest, v1::DeleteResponse, v1::GetRequest,
-      v1::GetResponse, v1::PutRequest, v1::PutResponse, v1::WriteRequest,
-      v1::WriteResponse;
-  AddUnary<Service, GetRequest, GetResponse>(
-      &service_, "Get", &Service::RequestGet,
-      [this](GetCall* call) { HandleGet(call); });
-  AddUnary<Service, PutRequest, PutResponse>(
-      &service_, "Put", &Service::RequestPut,
-      [this](PutCall* call) { HandlePut(call); });
-  AddUnary<Service, DeleteRequest, DeleteResponse>(
-      &service_, "Delete", &Service::RequestDelete,
-      [this](DeleteCall* call) { HandleDelete(call); });
-  AddUnary<Service, WriteRequest, WriteResponse>(
-      &service_, "Write", &Service::RequestWrite,
-      [this](WriteCall* call) { HandleWrite(call); });
-  ScanCall::Method* scan = AddMethod<ScanCall>("Scan");
-  scan->service = &service_;
-  scan->request = &Service::RequestScan;
-  scan->on_start = [this](ScanCall* call) { ScanStart(call); };
-  scan->on_write_done = [this](ScanCall* call, bool ok) {
-    ScanWriteDone(call, ok);
-  };
-
-  // grpc.health.v1 on the same queues; probes are not KV traffic, so the
-  // observer (metrics) does not hear of them.
-  using HealthSvc = HealthService::Service;
-  AddUnary<HealthSvc, HealthService::Request, HealthService::Response>(
-      health_.service(), "Check", &HealthSvc::RequestCheck,
-      [this](HealthService::CheckCall* call) { health_.HandleCheck(call); },
-      /*observed=*/false);
-  auto* watch =
-      AddMethod<HealthService::WatchCall>("Watch", /*observed=*/false);
-  watch->service = health_.service();
-  watch->request = &HealthSvc::RequestWatch;
-  watch->on_start = [this](HealthService::WatchCall* call) {
-    health_.WatchStart(call);
-  };
-  watch->on_write_done = [this](HealthService::WatchCall* call, bool ok) {
-    health_.WatchWriteDone(call, ok);
-  };
-  watch->on_cancelled = [this](HealthService::WatchCall* call) {
-    health_.WatchCancelled(call);
-  };
-}
-
 absl::Status KvServer::Start() {
   if (started_) return absl::FailedPreconditionError("server already started");
-  if (absl::Status s = ValidateLimits(options_.limits); !s.ok()) return s;
-  if (options_.cq_threads < 0 || options_.io_threads < 1 ||
-      options_.calls_per_method < 1) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "cq_threads must be >= 0 (0 = one per core), io_threads and "
-        "calls_per_method >= 1; got %d, %d, %d",
-        options_.cq_threads, options_.io_threads, options_.calls_per_method));
+  if (absl::Status s = ValidateServerOptions(options_); !s.ok()) return s;
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+      MakeServerCredentials(options_);
+  if (!credentials.ok()) return credentials.status();
+  absl::Status s = RegisterServices();
+  if (s.ok()) s = BuildServer(*std::move(credentials));
+  if (!s.ok()) {  // Nothing serves: drop what RegisterServices made.
+    registry_.reset();
+    kv_.reset();
+    pool_.reset();
+    return s;
   }
-  const int num_cqs =
-      options_.cq_threads > 0
-          ? options_.cq_threads
-          : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  started_ = true;
+  StartPollers();
+  health_.SetServing(true);
+  return absl::OkStatus();
+}
 
+absl::Status KvServer::RegisterServices() {
+  pool_ = std::make_unique<ThreadPool>(options_.io_threads, "strata-io");
+  registry_ = std::make_unique<RpcRegistry>(options_.max_inflight_rpcs,
+                                            options_.limits);
+  kv_ = std::make_unique<KvService>(options_, db_, observer_, pool_.get());
+  kv_->RegisterMethods(registry_.get());
+  health_.RegisterMethods(registry_.get());
+  if (options_.TEST_register_services) {
+    options_.TEST_register_services(registry_.get());
+  }
+  return registry_->status();
+}
+
+absl::Status KvServer::BuildServer(
+    std::shared_ptr<grpc::ServerCredentials> credentials) {
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   // Our own health service (server/health_service.h), not gRPC's built-in
   // callback one. Registering the generated service makes reflection list
   // and describe grpc.health.v1.Health.
   grpc::EnableDefaultHealthCheckService(false);
-  if (absl::Status s = ValidateResourceOptions(options_); !s.ok()) return s;
-  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
-      MakeServerCredentials(options_);
-  if (!credentials.ok()) return credentials.status();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options_.listen, *std::move(credentials), &port_);
-  builder.RegisterService(&service_);
-  builder.RegisterService(health_.service());
-  // Twice the limit, so a request between the two gets our
-  // INVALID_ARGUMENT naming --max_message_bytes rather than gRPC's
-  // RESOURCE_EXHAUSTED.
-  const Limits& limits = options_.limits;
-  builder.SetMaxReceiveMessageSize(ClampToInt(2 * limits.max_message_bytes));
-  // A Scan batch is ~1 MiB but a single pair travels alone; values written
-  // under a larger --max_value_bytes must still be readable.
-  builder.SetMaxSendMessageSize(ClampToInt(std::max(
-      2 * limits.max_message_bytes,
-      limits.max_key_bytes + limits.max_value_bytes +
-          options_.scan_batch_bytes)));
+  builder.AddListeningPort(options_.listen, std::move(credentials), &port_);
+  for (grpc::Service* service : registry_->services()) {
+    builder.RegisterService(service);
+  }
+  SetMessageSizeLimits(options_, &builder);
   // Without this, Linux lets a second server bind the same port and the
   // kernel splits connections between them.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   AddTransportLimits(options_.transport, &builder);
+  const int num_cqs =
+      options_.cq_threads > 0
+          ? options_.cq_threads
+          : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   for (int i = 0; i < num_cqs; ++i) {
     cqs_.push_back(builder.AddCompletionQueue(/*is_frequently_polled=*/true));
   }
   server_ = builder.BuildAndStart();
-  if (server_ == nullptr || port_ == 0) {
-    for (auto& cq : cqs_) {
-      cq->Shutdown();
-      void* tag;
-      bool ok;
-      while (cq->Next(&tag, &ok)) {
-      }
+  if (server_ != nullptr && port_ != 0) return absl::OkStatus();
+  for (auto& cq : cqs_) {
+    cq->Shutdown();
+    void* tag;
+    bool ok;
+    while (cq->Next(&tag, &ok)) {
     }
-    cqs_.clear();
-    server_.reset();
-    return absl::UnavailableError(
-        absl::StrFormat("cannot listen on %s (address in use, or invalid)",
-                        options_.listen));
   }
-  started_ = true;
+  cqs_.clear();
+  server_.reset();
+  return absl::UnavailableError(absl::StrFormat(
+      "cannot listen on %s (address in use, or invalid)", options_.listen));
+}
 
-  pool_ = std::make_unique<ThreadPool>(options_.io_threads, "strata-io");
+void KvServer::StartPollers() {
   factories_.resize(cqs_.size());
   for (size_t i = 0; i < cqs_.size(); ++i) {
     cq_states_.push_back(std::make_unique<CqState>(cqs_[i].get(), observer_,
                                                    &draining_, &drain_mu_));
-    for (auto& make : factory_makers_) {
-      factories_[i].push_back(make(cq_states_[i].get()));
-    }
+    factories_[i] = registry_->MakeFactories(cq_states_[i].get());
   }
   // Each poller posts its own requests before polling (its factories are
   // single-threaded); wait for that so Shutdown never races a first post.
@@ -269,9 +211,6 @@ absl::Status KvServer::Start() {
     pthread_setname_np(pollers_.back().native_handle(), name.c_str());
   }
   primed.Wait();
-
-  health_.SetServing(true);
-  return absl::OkStatus();
 }
 
 std::string KvServer::bound_address() const {
@@ -353,155 +292,5 @@ void KvServer::Shutdown() {
   spdlog::info("shutdown: RPC server stopped in {:.3f} s", seconds);
 }
 
-// ---- Handlers ----
-
-void KvServer::HandleGet(GetCall* call) {
-  const v1::GetRequest& request = call->request();
-  if (absl::Status s = ValidateGet(request, options_.limits); !s.ok()) {
-    call->Finish(s);
-    return;
-  }
-  storage::ReadOptions read_options;
-  read_options.cache_only = true;
-  absl::StatusOr<std::string> result = db_->Get(read_options, request.key());
-  if (result.ok() || !storage::IsWouldBlock(result.status())) {
-    call->Finish(FillGetResponse(std::move(result), call->mutable_response()));
-    return;
-  }
-  // The value is on disk: read it on the blocking pool.
-  if (!options_.coalesce_gets) {
-    if (!pool_->Schedule([this, call] { FinishGetBlocking(call); })) {
-      FinishGetBlocking(call);  // Pool stopped: only during shutdown.
-    }
-    return;
-  }
-  if (get_groups_.Join(request.key(), call)) {
-    observer_->OnGetCoalesced();  // A queued lookup will answer it.
-    return;
-  }
-  if (!pool_->Schedule([this, key = std::string(request.key())] {
-        FinishGetGroup(key);
-      })) {
-    FinishGetGroup(request.key());  // Pool stopped: only during shutdown.
-  }
-}
-
-void KvServer::FinishGetBlocking(GetCall* call) {
-  absl::StatusOr<std::string> result =
-      db_->Get(storage::ReadOptions(), call->request().key());
-  call->Finish(FillGetResponse(std::move(result), call->mutable_response()));
-}
-
-void KvServer::FinishGetGroup(const std::string& key) {
-  // Close the group before reading: every member arrived before the read
-  // starts, so each sees what it would have seen with a lookup of its own.
-  std::vector<GetCall*> group = get_groups_.Take(key);
-  if (group.empty()) return;
-  absl::StatusOr<std::string> result =
-      db_->Get(storage::ReadOptions(), key);
-  // Each member gets its own copy; the last one takes the original.
-  for (size_t i = 0; i + 1 < group.size(); ++i) {
-    group[i]->Finish(FillGetResponse(result, group[i]->mutable_response()));
-  }
-  group.back()->Finish(
-      FillGetResponse(std::move(result), group.back()->mutable_response()));
-}
-
-template <class Call>
-void KvServer::SubmitWrite(Call* call,
-                           absl::StatusOr<storage::WriteBatch> batch) {
-  if (!batch.ok()) {
-    call->Finish(batch.status());
-    return;
-  }
-  if (batch->Count() == 0) {  // An empty Write: nothing to make durable.
-    call->Finish(absl::OkStatus());
-    return;
-  }
-  // The callback runs on an engine thread once the batch is durable;
-  // Finish only queues the reply, so it does not block the engine.
-  db_->WriteAsync(write_options_, *std::move(batch),
-                  [call](absl::StatusOr<storage::Revision> r) {
-                    call->Finish(r.status());
-                  });
-}
-
-void KvServer::HandlePut(PutCall* call) {
-  SubmitWrite(call, PutToBatch(call->request(), options_.limits));
-}
-
-void KvServer::HandleDelete(DeleteCall* call) {
-  SubmitWrite(call, DeleteToBatch(call->request(), options_.limits));
-}
-
-void KvServer::HandleWrite(WriteCall* call) {
-  SubmitWrite(call, WriteToBatch(call->request(), options_.limits));
-}
-
-void KvServer::ScanStart(ScanCall* call) {
-  if (absl::Status s = ValidateScan(call->request(), options_.limits);
-      !s.ok()) {
-    call->Finish(s);
-    return;
-  }
-  // The snapshot is taken as the call starts: the scan sees exactly the
-  // writes acknowledged before it arrived.
-  call->state().snapshot = db_->GetSnapshot();
-  ScheduleScanBatch(call);
-}
-
-void KvServer::ScanWriteDone(ScanCall* call, bool /*ok*/) {
-  // On a failed write cancelled() is now true; the next batch sees it and
-  // finishes (releasing the iterator on the pool, not here).
-  call->state().response.Clear();
-  ScheduleScanBatch(call);
-}
-
-void KvServer::ScheduleScanBatch(ScanCall* call) {
-  if (!pool_->Schedule([this, call] { ScanBatch(call); })) {
-    ReleaseScan(&call->state());  // Pool stopped: only during shutdown.
-    call->Finish(absl::UnavailableError("server is shutting down"));
-  }
-}
-
-void KvServer::ScanBatch(ScanCall* call) {
-  ScanState& st = call->state();
-  if (options_.TEST_before_scan_batch) {
-    options_.TEST_before_scan_batch(st.batch, call->context());
-  }
-  if (call->cancelled()) {
-    ReleaseScan(&st);
-    call->Finish(absl::CancelledError("scan cancelled"));
-    return;
-  }
-  if (std::chrono::system_clock::now() > call->context()->deadline()) {
-    ReleaseScan(&st);
-    call->Finish(absl::DeadlineExceededError("scan deadline exceeded"));
-    return;
-  }
-  if (st.iterator == nullptr) {
-    storage::ReadOptions read_options;
-    read_options.snapshot = st.snapshot;
-    st.iterator = db_->NewIterator(read_options);
-  }
-  const absl::Status s = FillScanResponse(
-      st.iterator.get(), call->request(), options_.scan_batch_bytes,
-      &st.cursor, &st.response, options_.scan_batch_max_pairs);
-  st.batch++;
-  if (!s.ok() || st.cursor.done) {
-    ReleaseScan(&st);
-    call->Finish(s, st.response.pairs_size() > 0 ? &st.response : nullptr);
-    return;
-  }
-  call->Write(st.response);  // Not done: the batch holds at least one pair.
-}
-
-void KvServer::ReleaseScan(ScanState* state) {
-  state->iterator.reset();
-  if (state->snapshot != nullptr) {
-    db_->ReleaseSnapshot(state->snapshot);
-    state->snapshot = nullptr;
-  }
-}
 
 }  // namespace strata::server

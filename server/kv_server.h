@@ -3,8 +3,11 @@
 
 // KvServer serves the strata.v1.KV service over gRPC's asynchronous
 // completion-queue API on an open storage::DB, plus server reflection and
-// the standard grpc.health.v1.Health service. See docs/server.md for the
-// threading model and server/async_call.h for the call life cycle.
+// the standard grpc.health.v1.Health service. This class is the server's
+// life cycle: start, drain, shutdown. The services register their methods
+// and handlers (kv_service.h, health_service.h) in an RpcRegistry
+// (rpc_registry.h); the call life cycle is in async_call.h, the threading
+// model in docs/server.md.
 //
 // Threads:
 //   cq-<i>    one per completion queue (ServerOptions::cq_threads): polls
@@ -23,33 +26,21 @@
 #include <thread>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
 #include "server/async_call.h"
-#include "server/get_coalescer.h"
 #include "server/health_service.h"
+#include "server/kv_service.h"
 #include "server/rpc_observer.h"
+#include "server/rpc_registry.h"
 #include "server/server_options.h"
 #include "server/thread_pool.h"
 #include "strata/storage/db.h"
-#include "strata/v1/kv.grpc.pb.h"
 
 namespace strata::server {
-
-// Per-call state of a Scan (see KvServer::ScanBatch).
-struct ScanState {
-  const storage::Snapshot* snapshot = nullptr;
-  std::unique_ptr<storage::Iterator> iterator;
-  ScanCursor cursor;
-  v1::ScanResponse response;
-  int batch = 0;  // Batches filled so far.
-  // Drops what a finished scan left (snapshot and iterator are released
-  // before Finish, on the blocking pool).
-  void Reset();
-};
 
 // The gRPC server of one storage node.
 //
@@ -93,48 +84,19 @@ class KvServer {
   // TEST_live_calls() of a started server with no RPC in progress: every
   // method's posted requests on every queue (TEST ONLY).
   int64_t TEST_idle_calls() const {
-    return static_cast<int64_t>(cqs_.size() * factory_makers_.size()) *
+    if (registry_ == nullptr) return 0;
+    return static_cast<int64_t>(cqs_.size() * registry_->num_methods()) *
            options_.calls_per_method;
   }
 
  private:
-  using Service = v1::KV::AsyncService;
-  using GetCall = UnaryCall<Service, v1::GetRequest, v1::GetResponse>;
-  using PutCall = UnaryCall<Service, v1::PutRequest, v1::PutResponse>;
-  using DeleteCall = UnaryCall<Service, v1::DeleteRequest, v1::DeleteResponse>;
-  using WriteCall = UnaryCall<Service, v1::WriteRequest, v1::WriteResponse>;
-  using ScanCall =
-      ServerStreamingCall<Service, v1::ScanRequest, v1::ScanResponse, ScanState>;
-
-  // Registration, in RegisterMethods(): AddUnary for a unary method;
-  // AddMethod registers any call kind and returns its Method for the caller
-  // to fill in before Start. `observed`: whether the RpcObserver (metrics)
-  // hears of the method's RPCs.
-  template <class Svc, class Req, class Resp>
-  void AddUnary(Svc* service, std::string_view name,
-                typename UnaryCall<Svc, Req, Resp>::RequestFn request,
-                std::function<void(UnaryCall<Svc, Req, Resp>*)> handler,
-                bool observed = true);
-  template <class Call>
-  typename Call::Method* AddMethod(std::string_view name,
-                                   bool observed = true);
-  void RegisterMethods();
-
-  // Handlers (polling thread unless noted).
-  void HandleGet(GetCall* call);
-  void FinishGetBlocking(GetCall* call);  // Blocking pool.
-  // Blocking pool: one lookup of `key` answers its whole coalesced group.
-  void FinishGetGroup(const std::string& key);
-  void HandlePut(PutCall* call);
-  void HandleDelete(DeleteCall* call);
-  void HandleWrite(WriteCall* call);
-  template <class Call>
-  void SubmitWrite(Call* call, absl::StatusOr<storage::WriteBatch> batch);
-  void ScanStart(ScanCall* call);
-  void ScanWriteDone(ScanCall* call, bool ok);
-  void ScheduleScanBatch(ScanCall* call);
-  void ScanBatch(ScanCall* call);  // Blocking pool.
-  void ReleaseScan(ScanState* state);
+  // Start, in order: the services register their methods (with the
+  // blocking pool they hand work to); the gRPC server is built and bound;
+  // the pollers post their requests and start polling.
+  absl::Status RegisterServices();
+  absl::Status BuildServer(
+      std::shared_ptr<grpc::ServerCredentials> credentials);
+  void StartPollers();
 
   void PollLoop(size_t index);
   int64_t LiveCalls() const;
@@ -146,26 +108,20 @@ class KvServer {
   const ServerOptions options_;
   storage::DB* const db_;
   RpcObserver* const observer_;
-  const storage::WriteOptions write_options_;
 
-  Service service_;
   HealthService health_;
-  // Gets waiting for a queued disk lookup, by key (--coalesce_gets).
-  GetCoalescer<GetCall*> get_groups_;
-  // Method descriptions (shared by all queues) and how to make a per-queue
-  // factory for each.
-  std::vector<std::shared_ptr<void>> methods_;
-  std::vector<std::function<std::unique_ptr<CallFactoryBase>(CqState*)>>
-      factory_makers_;
 
-  // Set by Start.
+  // Set by Start. The services and the registry outlive server_ (it holds
+  // the services) and the calls (they hold the registry's methods).
+  std::unique_ptr<ThreadPool> pool_;
+  std::unique_ptr<KvService> kv_;
+  std::unique_ptr<RpcRegistry> registry_;
   std::unique_ptr<grpc::Server> server_;
   std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> cqs_;
   std::vector<std::unique_ptr<CqState>> cq_states_;
   // factories_[i]: the factories of queue i, touched by its poller only.
   std::vector<std::vector<std::unique_ptr<CallFactoryBase>>> factories_;
   std::vector<std::thread> pollers_;
-  std::unique_ptr<ThreadPool> pool_;
   int port_ = 0;
   bool started_ = false;
   bool shut_down_ = false;

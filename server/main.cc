@@ -1,6 +1,7 @@
 // strata-server: the gRPC storage node. This file only parses flags, opens
 // the DB, wires a KvServer and waits for SIGTERM/SIGINT; the logic lives in
-// strata_server_lib (kv_server.h).
+// strata_server_lib (kv_server.h). main() runs the steps in order:
+// ParseCommandLine, OpenEngine, StartServers, WaitForSignal, ShutDown.
 //
 // Exit codes: 0 clean shutdown; 1 the DB could not be opened, the address
 // not bound, or the final WAL sync failed; 2 bad flags.
@@ -25,6 +26,7 @@
 #include "absl/flags/usage_config.h"
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/strings/string_view.h"
@@ -323,9 +325,9 @@ std::string VersionString() {
                          STRATA_GIT_SHA);
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+// Usage text, --help and --version, then the flags; exits with status 2 on
+// a bad flag or argument.
+Config ParseCommandLine(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "the Strata gRPC key-value storage node.\n\n"
       "Usage: strata-server [--listen=HOST:PORT] [--data_dir=DIR] [flags]\n\n"
@@ -351,17 +353,15 @@ int main(int argc, char** argv) {
     UsageError(absl::StrFormat("unexpected argument '%s' (try --help)",
                                positional[1]));
   }
-  const Config config = ConfigFromFlags();
+  return ConfigFromFlags();
+}
 
-  // Debian's Abseil is built with mutex deadlock detection on, which makes
-  // every absl::Mutex operation (gRPC takes many per RPC) maintain a lock
-  // graph. It is a debugging aid; a production server turns it off.
-  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-
-  // Block the shutdown signals before any thread exists (the engine's and
-  // gRPC's threads inherit the mask; grpc_init already starts some, and one
-  // of those taking a SIGTERM would kill the process); this thread collects
-  // them with sigwait.
+// Blocks the shutdown signals in this thread, and so in every thread
+// started after it, and returns them for WaitForSignal. Call before any
+// thread exists (the engine's and gRPC's threads inherit the mask;
+// grpc_init already starts some, and one of those taking a SIGTERM would
+// kill the process).
+sigset_t BlockShutdownSignals() {
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
@@ -370,73 +370,37 @@ int main(int argc, char** argv) {
   // are re-read on their own (--tls_reload_interval).
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  return signals;
+}
 
-  // Hold a gRPC library reference for the whole process. Otherwise the
-  // last reference is dropped by ~Server, whose synchronous grpc_shutdown
-  // joins gRPC's executor threads and can block for ~10 s on a pending
-  // timer, breaking the shutdown deadline. The OS reclaims everything at
-  // exit.
-  grpc_init();
-
-  // Logs go to stderr; stdout carries only the "listening" and "metrics on"
-  // lines.
-  spdlog::set_default_logger(spdlog::stderr_color_mt("strata"));
-
+// Opens (or creates) the database; on failure prints why on stderr and
+// returns null.
+std::unique_ptr<storage::DB> OpenEngine(const Config& config) {
   absl::StatusOr<std::unique_ptr<storage::DB>> opened =
       storage::DB::Open(config.engine, config.data_dir);
-  if (!opened.ok()) {
-    const absl::Status& s = opened.status();
-    if (absl::IsFailedPrecondition(s)) {  // At Open: the LOCK file is held.
-      std::fprintf(stderr,
-                   "strata-server: data directory %s is in use by another "
-                   "process (LOCK held)\n",
-                   config.data_dir.c_str());
-    } else {
-      std::fprintf(stderr, "strata-server: cannot open data directory %s: %s\n",
-                   config.data_dir.c_str(), s.ToString().c_str());
-    }
-    return kExitFailure;
-  }
-  std::unique_ptr<storage::DB> db = *std::move(opened);
-
-  // The metrics endpoint listens before gRPC does, so a busy metrics port
-  // fails the start instead of leaving a server nobody can monitor.
-  std::unique_ptr<strata::server::metrics::MetricsServer> metrics;
-  if (!config.metrics_listen.empty()) {
-    metrics = std::make_unique<strata::server::metrics::MetricsServer>(
-        db.get(),
-        strata::server::metrics::BuildInfo{STRATA_VERSION, STRATA_GIT_SHA});
-    if (absl::Status s = metrics->Listen(config.metrics_listen); !s.ok()) {
-      std::fprintf(stderr, "strata-server: --metrics_listen: %s\n",
-                   std::string(s.message()).c_str());
-      metrics.reset();
-      db.reset();
-      return kExitFailure;
-    }
-  }
-
-  auto server = std::make_unique<KvServer>(
-      config.server, db.get(), metrics ? metrics->rpc_observer() : nullptr);
-  if (absl::Status s = server->Start(); !s.ok()) {
-    std::fprintf(stderr, "strata-server: %s\n", std::string(s.message()).c_str());
-    server.reset();
-    metrics.reset();
-    db.reset();
-    return kExitFailure;
-  }
-  std::printf("strata-server listening on %s\n",
-              server->bound_address().c_str());
-  if (metrics) {
-    std::printf("strata-server metrics on %s\n",
-                metrics->bound_address().c_str());
-  }
-  std::fflush(stdout);
-  if (metrics) {
-    spdlog::info("metrics on http://{}/metrics", metrics->bound_address());
+  if (opened.ok()) return *std::move(opened);
+  const absl::Status& s = opened.status();
+  if (absl::IsFailedPrecondition(s)) {  // At Open: the LOCK file is held.
+    std::fprintf(stderr,
+                 "strata-server: data directory %s is in use by another "
+                 "process (LOCK held)\n",
+                 config.data_dir.c_str());
   } else {
-    spdlog::info("metrics disabled (--metrics_listen is empty)");
+    std::fprintf(stderr, "strata-server: cannot open data directory %s: %s\n",
+                 config.data_dir.c_str(), s.ToString().c_str());
   }
-  WarnIfExposedPlaintext(config.server, server->bound_address());
+  return nullptr;
+}
+
+// What serves the open DB. Destroyed in reverse order: the RPC server
+// first, then the metrics endpoint (whose scrapes read the DB).
+struct Servers {
+  std::unique_ptr<strata::server::metrics::MetricsServer> metrics;
+  std::unique_ptr<KvServer> kv;
+};
+
+// The full settings line of the start-up log.
+void LogSettings(const Config& config, const std::string& bound_address) {
   const ServerOptions& so = config.server;
   spdlog::info(
       "strata-server {} ({}) listening on {}: data_dir={} cq_threads={} "
@@ -447,7 +411,7 @@ int main(int argc, char** argv) {
       "max_concurrent_streams={} keepalive_time={} keepalive_timeout={} "
       "min_client_ping_interval={} max_ping_strikes={} scan_batch_bytes={} "
       "scan_batch_max_pairs={}",
-      STRATA_VERSION, STRATA_GIT_SHA, server->bound_address(), config.data_dir,
+      STRATA_VERSION, STRATA_GIT_SHA, bound_address, config.data_dir,
       so.cq_threads > 0 ? so.cq_threads
                         : static_cast<int>(std::thread::hardware_concurrency()),
       so.io_threads, so.coalesce_gets, config.wal_sync, so.limits.max_key_bytes,
@@ -464,7 +428,50 @@ int main(int argc, char** argv) {
       absl::FormatDuration(so.transport.min_client_ping_interval),
       so.transport.max_ping_strikes, so.scan_batch_bytes,
       so.scan_batch_max_pairs);
+}
 
+// Starts the metrics endpoint (if enabled) and then the RPC server on `db`,
+// and announces both: the "listening" and "metrics on" lines on stdout,
+// the settings on stderr. The metrics endpoint listens first, so a busy
+// metrics port fails the start instead of leaving a server nobody can
+// monitor. On failure nothing is left running and the error's message
+// says what failed.
+absl::StatusOr<Servers> StartServers(const Config& config, storage::DB* db) {
+  Servers servers;
+  if (!config.metrics_listen.empty()) {
+    servers.metrics = std::make_unique<strata::server::metrics::MetricsServer>(
+        db, strata::server::metrics::BuildInfo{STRATA_VERSION, STRATA_GIT_SHA});
+    if (absl::Status s = servers.metrics->Listen(config.metrics_listen);
+        !s.ok()) {
+      return absl::Status(s.code(),
+                          absl::StrCat("--metrics_listen: ", s.message()));
+    }
+  }
+  servers.kv = std::make_unique<KvServer>(
+      config.server, db,
+      servers.metrics ? servers.metrics->rpc_observer() : nullptr);
+  if (absl::Status s = servers.kv->Start(); !s.ok()) return s;
+
+  const std::string address = servers.kv->bound_address();
+  std::printf("strata-server listening on %s\n", address.c_str());
+  if (servers.metrics) {
+    std::printf("strata-server metrics on %s\n",
+                servers.metrics->bound_address().c_str());
+  }
+  std::fflush(stdout);
+  if (servers.metrics) {
+    spdlog::info("metrics on http://{}/metrics",
+                 servers.metrics->bound_address());
+  } else {
+    spdlog::info("metrics disabled (--metrics_listen is empty)");
+  }
+  WarnIfExposedPlaintext(config.server, address);
+  LogSettings(config, address);
+  return servers;
+}
+
+// Waits for SIGTERM or SIGINT (SIGHUP is logged and ignored) and returns it.
+int WaitForSignal(const sigset_t& signals, const ServerOptions& so) {
   int sig = 0;
   while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) {
     spdlog::info(
@@ -475,11 +482,18 @@ int main(int argc, char** argv) {
                               absl::FormatDuration(so.tls.reload_interval))
             : std::string("TLS files are read once (restart to rotate)"));
   }
+  return sig;
+}
+
+// The shutdown sequence (docs/server.md, "Shutdown"): the RPC server, the
+// metrics endpoint, the final WAL sync, the DB. Returns the exit code: 1 if
+// the WAL sync failed.
+int ShutDown(int sig, Servers servers, std::unique_ptr<storage::DB> db) {
   const auto start = std::chrono::steady_clock::now();
   spdlog::info("received {}; shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-  server->Shutdown();
-  server.reset();
-  metrics.reset();  // Stops the scrapes that read the DB.
+  servers.kv->Shutdown();
+  servers.kv.reset();
+  servers.metrics.reset();  // Stops the scrapes that read the DB.
   int exit_code = kExitOk;
   if (absl::Status s = db->SyncWAL(); !s.ok()) {
     spdlog::error("shutdown: WAL sync failed: {}", s.ToString());
@@ -491,4 +505,40 @@ int main(int argc, char** argv) {
           .count();
   spdlog::info("shutdown complete in {:.3f} s", seconds);
   return exit_code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Config config = ParseCommandLine(argc, argv);
+
+  // Debian's Abseil is built with mutex deadlock detection on, which makes
+  // every absl::Mutex operation (gRPC takes many per RPC) maintain a lock
+  // graph. It is a debugging aid; a production server turns it off.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+
+  // Before any thread exists; this thread collects them with sigwait.
+  const sigset_t signals = BlockShutdownSignals();
+
+  // Hold a gRPC library reference for the whole process. Otherwise the
+  // last reference is dropped by ~Server, whose synchronous grpc_shutdown
+  // joins gRPC's executor threads and can block for ~10 s on a pending
+  // timer, breaking the shutdown deadline. The OS reclaims everything at
+  // exit.
+  grpc_init();
+
+  // Logs go to stderr; stdout carries only the "listening" and "metrics on"
+  // lines.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("strata"));
+
+  std::unique_ptr<storage::DB> db = OpenEngine(config);
+  if (db == nullptr) return kExitFailure;
+  absl::StatusOr<Servers> servers = StartServers(config, db.get());
+  if (!servers.ok()) {
+    std::fprintf(stderr, "strata-server: %s\n",
+                 std::string(servers.status().message()).c_str());
+    return kExitFailure;  // Whatever started is stopped before the DB.
+  }
+  const int sig = WaitForSignal(signals, config.server);
+  return ShutDown(sig, *std::move(servers), std::move(db));
 }

@@ -1,9 +1,9 @@
 #ifndef STRATA_SERVER_RPC_OBSERVER_H_
 #define STRATA_SERVER_RPC_OBSERVER_H_
 
-// A hook the call templates invoke at the start and end of every KV RPC, so
-// metrics (Prometheus, a later issue) and tests can watch the server without
-// touching the call code.
+// A hook the call core (async_call.h) invokes at the start and end of every
+// KV RPC, so metrics (Prometheus, a later issue) and tests can watch the
+// server without touching the call code.
 
 #include <cstddef>
 #include <string_view>
@@ -21,9 +21,9 @@ class RpcObserver {
  public:
   virtual ~RpcObserver() = default;
 
-  // A request for `method` ("Get", "Put", "Delete", "Scan", "Write"; a
-  // string with static storage) has arrived. Called once per RPC, before
-  // the handler runs.
+  // A request for `method` ("Get", "Put", "Delete", "Scan", "Write": the
+  // RPC's name in the proto; a string with static storage) has arrived.
+  // Called once per RPC, before the handler runs.
   virtual void OnRpcStart(std::string_view /*method*/) {}
 
   // The RPC has ended: `code` is the status sent to the client (CANCELLED

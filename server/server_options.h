@@ -10,12 +10,15 @@
 
 #include "absl/time/time.h"
 #include "server/handlers.h"
+#include "server/limits.h"
 
 namespace grpc {
 class ServerContext;
 }  // namespace grpc
 
 namespace strata::server {
+
+class RpcRegistry;
 
 // TLS for the listening port. Plaintext when cert_file is empty.
 struct ServerTlsOptions {
@@ -83,7 +86,9 @@ struct ServerOptions {
   // Most RPCs of one method in progress at once (counted per method, from
   // the moment the request arrives until its status is sent); 0 means
   // unlimited. An RPC above the cap ends at once with RESOURCE_EXHAUSTED
-  // naming --max_inflight_rpcs, before its handler runs.
+  // naming --max_inflight_rpcs, before its handler runs. The default of
+  // every method; a method may set its own at registration
+  // (MethodOptions::max_inflight, rpc_registry.h).
   int max_inflight_rpcs = 4096;
 
   // Requests kept posted per method per completion queue, so a burst of new
@@ -113,6 +118,11 @@ struct ServerOptions {
   // block (to freeze a scan mid-way). Must be thread-safe.
   std::function<void(int batch, grpc::ServerContext* context)>
       TEST_before_scan_batch;
+
+  // TEST ONLY: called by Start after the server's own services registered
+  // theirs, to add more services and methods (a test service exercising
+  // the call machinery). What it registers must outlive the server.
+  std::function<void(RpcRegistry* registry)> TEST_register_services;
 };
 
 }  // namespace strata::server

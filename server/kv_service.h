@@ -1,0 +1,103 @@
+#ifndef STRATA_SERVER_KV_SERVICE_H_
+#define STRATA_SERVER_KV_SERVICE_H_
+
+// The strata.v1.KV service: the registration of its methods and their
+// handlers, which wire the request logic (handlers.h) to the engine, the
+// blocking pool and the calls (async_call.h). The server's life cycle
+// (start, drain, shutdown) is KvServer's (kv_server.h).
+//
+// Where each RPC runs (docs/server.md, "Where each RPC runs"):
+//   Get      polling thread from memory (ReadOptions::cache_only); on a
+//            cache miss the blocking pool, one lookup per coalesced group
+//            of Gets of the same key (--coalesce_gets).
+//   Put, Delete, Write
+//            polling thread builds the WriteBatch and calls DB::WriteAsync;
+//            the engine's commit thread finishes the call once durable.
+//   Scan     polling thread takes the snapshot; every batch is read on the
+//            blocking pool; the write loop runs on the polling thread.
+//
+// Thread safety: handlers run on the polling threads (and hand calls to the
+// engine callback thread or the blocking pool); they never block.
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "server/async_call.h"
+#include "server/get_coalescer.h"
+#include "server/handlers.h"
+#include "server/rpc_observer.h"
+#include "server/rpc_registry.h"
+#include "server/server_options.h"
+#include "server/thread_pool.h"
+#include "strata/storage/db.h"
+#include "strata/storage/write_batch.h"
+#include "strata/v1/kv.grpc.pb.h"
+
+namespace strata::server {
+
+// Per-call state of a Scan (see KvService::ScanBatch). The batch being
+// filled is the call's mutable_response().
+struct ScanState {
+  const storage::Snapshot* snapshot = nullptr;
+  std::unique_ptr<storage::Iterator> iterator;
+  ScanCursor cursor;
+  int batch = 0;  // Batches filled so far.
+  // Drops what a finished scan left (snapshot and iterator are released
+  // before Finish, on the blocking pool).
+  void Reset();
+};
+
+// The strata.v1.KV methods of one server, created by KvServer::Start.
+class KvService {
+ public:
+  // Everything must outlive the service; `pool` must accept tasks until
+  // every call has finished (KvServer::Shutdown stops it last).
+  KvService(const ServerOptions& options, storage::DB* db,
+            RpcObserver* observer, ThreadPool* pool);
+  KvService(const KvService&) = delete;
+  KvService& operator=(const KvService&) = delete;
+
+  // Registers every strata.v1.KV method with its handler. Once, before the
+  // server starts.
+  void RegisterMethods(RpcRegistry* registry);
+
+ private:
+  using Service = v1::KV::AsyncService;
+  using GetCall = UnaryCall<v1::GetRequest, v1::GetResponse>;
+  using PutCall = UnaryCall<v1::PutRequest, v1::PutResponse>;
+  using DeleteCall = UnaryCall<v1::DeleteRequest, v1::DeleteResponse>;
+  using WriteCall = UnaryCall<v1::WriteRequest, v1::WriteResponse>;
+  using ScanCall =
+      ServerStreamingCall<v1::ScanRequest, v1::ScanResponse, ScanState>;
+
+  // Handlers (polling thread unless noted).
+  void HandleGet(GetCall* call);
+  void FinishGetBlocking(GetCall* call);  // Blocking pool.
+  // Blocking pool: one lookup of `key` answers its whole coalesced group.
+  void FinishGetGroup(const std::string& key);
+  void HandlePut(PutCall* call);
+  void HandleDelete(DeleteCall* call);
+  void HandleWrite(WriteCall* call);
+  template <class Call>
+  void SubmitWrite(Call* call, absl::StatusOr<storage::WriteBatch> batch);
+  void HandleScan(ScanCall* call, StreamEvent event);
+  void ScanStart(ScanCall* call);
+  void ScheduleScanBatch(ScanCall* call);
+  void ScanBatch(ScanCall* call);  // Blocking pool.
+  void ReleaseScan(ScanState* state);
+
+  const ServerOptions& options_;
+  storage::DB* const db_;
+  RpcObserver* const observer_;
+  ThreadPool* const pool_;
+  const storage::WriteOptions write_options_;
+
+  Service service_;
+  // Gets waiting for a queued disk lookup, by key (--coalesce_gets).
+  GetCoalescer<GetCall*> get_groups_;
+};
+
+}  // namespace strata::server
+
+#endif  // STRATA_SERVER_KV_SERVICE_H_
