@@ -45,19 +45,56 @@ absl::Status ValidateValue(std::string_view value, const Limits& limits) {
 }
 
 absl::Status ValidateGet(const v1::GetRequest& request, const Limits& limits) {
-  return ValidateKey(request.key(), limits);
+  if (absl::Status s = ValidateKey(request.key(), limits); !s.ok()) return s;
+  return ValidateRevision(request.revision(), "revision");
 }
 
-absl::Status FillGetResponse(absl::StatusOr<std::string> result,
+absl::Status FillGetResponse(absl::StatusOr<storage::GetResult> result,
                              v1::GetResponse* response) {
-  if (result.ok()) {
-    response->set_found(true);
-    response->set_value(*std::move(result));
-    return absl::OkStatus();
-  }
   response->Clear();
-  if (absl::IsNotFound(result.status())) return absl::OkStatus();
-  return result.status();
+  if (!result.ok()) return result.status();
+  response->mutable_header()->set_revision(ToWire(result->revision));
+  if (!result->found) return absl::OkStatus();
+  response->set_found(true);
+  response->set_value(std::move(result->value));
+  FillMetadata(result->metadata, response);
+  return absl::OkStatus();
+}
+
+absl::Status ValidateRevision(int64_t revision, std::string_view what) {
+  if (revision < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s must be >= 0 (0 = the latest)", what));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateBatchGet(const v1::BatchGetRequest& request,
+                              const Limits& limits) {
+  const size_t n = static_cast<size_t>(request.keys_size());
+  if (n == 0 || n > limits.max_batch_mutations) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "batch get has %d keys; it needs 1 to %d (--max_batch_mutations)", n,
+        limits.max_batch_mutations));
+  }
+  for (size_t i = 0; i < n; ++i) {
+    const std::string& key = request.keys(static_cast<int>(i));
+    if (!KeyOk(key, limits)) {
+      return KeyError(absl::StrFormat("key %d: ", i), key, limits);
+    }
+  }
+  return ValidateRevision(request.revision(), "revision");
+}
+
+absl::Status ValidateDeleteRange(const v1::DeleteRangeRequest& request,
+                                 const Limits& limits) {
+  for (const std::string* k : {&request.start_key(), &request.end_key()}) {
+    if (k->size() > limits.max_key_bytes) {
+      return KeyError(k == &request.start_key() ? "start_key: " : "end_key: ",
+                      *k, limits);
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<storage::WriteBatch> PutToBatch(const v1::PutRequest& request,
@@ -124,9 +161,9 @@ absl::StatusOr<storage::WriteBatch> WriteToBatch(
   return batch;
 }
 
-absl::Status ValidateScan(const v1::ScanRequest& /*request*/,
+absl::Status ValidateScan(const v1::ScanRequest& request,
                           const Limits& /*limits*/) {
-  return absl::OkStatus();
+  return ValidateRevision(request.revision(), "revision");
 }
 
 absl::Status FillScanResponse(storage::Iterator* it,
@@ -135,15 +172,29 @@ absl::Status FillScanResponse(storage::Iterator* it,
                               v1::ScanResponse* response,
                               size_t batch_pairs) {
   if (cursor->done) return absl::OkStatus();
+  const std::string_view start = request.start_key();
+  const std::string_view end = request.end_key();
+  const bool reverse = request.reverse();
   if (!cursor->started) {
     cursor->started = true;
-    if (!request.end_key().empty() && request.end_key() <= request.start_key()) {
+    if (!end.empty() && end <= start) {
       cursor->done = true;
       return absl::OkStatus();
     }
-    it->Seek(request.start_key());
+    if (!reverse) {
+      it->Seek(start);
+    } else if (end.empty()) {
+      it->SeekToLast();
+    } else {
+      // The last key below end: seek to end, then step back once.
+      it->Seek(end);
+      if (it->Valid()) {
+        it->Prev();
+      } else if (it->status().ok()) {
+        it->SeekToLast();
+      }
+    }
   }
-  const std::string_view end = request.end_key();
   const uint64_t limit = request.limit();
   size_t bytes = 0;
   while (it->Valid()) {
@@ -152,7 +203,7 @@ absl::Status FillScanResponse(storage::Iterator* it,
       return absl::OkStatus();
     }
     const std::string_view key = it->key();
-    if (!end.empty() && key >= end) {
+    if (reverse ? key < start : (!end.empty() && key >= end)) {
       cursor->done = true;
       return absl::OkStatus();
     }
@@ -168,6 +219,7 @@ absl::Status FillScanResponse(storage::Iterator* it,
     v1::KeyValue* kv = response->add_pairs();
     kv->set_key(key.data(), key.size());
     if (!value.empty()) kv->set_value(value.data(), value.size());
+    FillMetadata(it->metadata(), kv);
     bytes += pair_bytes;
     cursor->returned++;
     cursor->bytes += pair_bytes;
@@ -176,7 +228,11 @@ absl::Status FillScanResponse(storage::Iterator* it,
       cursor->done = true;
       return absl::OkStatus();
     }
-    it->Next();
+    if (reverse) {
+      it->Prev();
+    } else {
+      it->Next();
+    }
   }
   // The iterator is exhausted or failed.
   cursor->done = true;

@@ -19,6 +19,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "server/limits.h"
+#include "strata/storage/db.h"
 #include "strata/storage/iterator.h"
 #include "strata/storage/write_batch.h"
 #include "strata/v1/kv.pb.h"
@@ -30,16 +31,39 @@ absl::Status ValidateKey(std::string_view key, const Limits& limits);
 // InvalidArgument if value is longer than limits.max_value_bytes.
 absl::Status ValidateValue(std::string_view value, const Limits& limits);
 
-// Get: InvalidArgument for a bad key.
+// Get: InvalidArgument for a bad key or a negative revision.
 absl::Status ValidateGet(const v1::GetRequest& request, const Limits& limits);
 
+// Revisions on the wire are int64 (as etcd's); the engine's are uint64.
+inline int64_t ToWire(storage::Revision r) { return static_cast<int64_t>(r); }
+
+// Copies a key's metadata (create/mod revision, version) into a reply
+// message that has those fields (GetResponse, KeyValue).
+template <class Msg>
+void FillMetadata(const storage::KeyMetadata& m, Msg* msg) {
+  msg->set_create_revision(ToWire(m.create_revision));
+  msg->set_mod_revision(ToWire(m.mod_revision));
+  msg->set_version(static_cast<int64_t>(m.version));
+}
+
 // Turns the engine's answer to a Get into the reply, filling *response in
-// place (reusing its buffers; the value is moved, not copied): a value ->
-// found=true; NotFound -> found=false and OK. Any other error is returned
-// unchanged and *response is left cleared. Returns the status the RPC ends
-// with.
-absl::Status FillGetResponse(absl::StatusOr<std::string> result,
+// place (reusing its buffers; the value is moved, not copied): header
+// revision = the revision read; found, value and metadata when the key
+// exists. An error is returned unchanged and *response is left cleared.
+// Returns the status the RPC ends with.
+absl::Status FillGetResponse(absl::StatusOr<storage::GetResult> result,
                              v1::GetResponse* response);
+
+// InvalidArgument if a request's revision is negative (`what` names the
+// field).
+absl::Status ValidateRevision(int64_t revision, std::string_view what);
+// BatchGet: 1..limits.max_batch_mutations valid keys, revision >= 0.
+absl::Status ValidateBatchGet(const v1::BatchGetRequest& request,
+                              const Limits& limits);
+// DeleteRange: bounds no longer than limits.max_key_bytes (either may be
+// empty: unbounded).
+absl::Status ValidateDeleteRange(const v1::DeleteRangeRequest& request,
+                                 const Limits& limits);
 
 // Put/Delete/Write -> the batch to hand to DB::WriteAsync. InvalidArgument
 // (naming the limit, and for Write the index of the offending mutation)
@@ -54,9 +78,8 @@ absl::StatusOr<storage::WriteBatch> WriteToBatch(
     const v1::WriteRequest& request, const Limits& limits);
 
 // Scan: start_key and end_key may be empty (unbounded); an end_key at or
-// below start_key gives an empty result. Nothing else can be invalid beyond
-// the message size, so this is always OK today; it exists so the call site
-// does not change when rules are added.
+// below start_key gives an empty result. InvalidArgument for a negative
+// revision.
 absl::Status ValidateScan(const v1::ScanRequest& request,
                           const Limits& limits);
 
@@ -76,7 +99,9 @@ struct ScanCursor {
 // snapshot, owned by the caller). Adds pairs while their key+value bytes
 // stay within batch_bytes and their count within batch_pairs; a single
 // pair larger than batch_bytes travels alone. Honours [start_key, end_key)
-// (empty end_key = unbounded), limit (0 = none) and keys_only. Sets
+// (empty end_key = unbounded), reverse (descending order from the last key
+// below end_key), limit (0 = none) and keys_only, and fills each pair's
+// metadata from it->metadata(); the header is the caller's. Sets
 // cursor->done when the scan is complete. Returns the iterator's error
 // (e.g. DataLoss) if it failed; the pairs already added are still valid and
 // cursor->done is set. REQUIRES: batch_pairs >= 1.

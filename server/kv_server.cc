@@ -255,6 +255,7 @@ void KvServer::Shutdown() {
                "(grace {} ms)",
                absl::ToInt64Milliseconds(options_.shutdown_grace));
   health_.Shutdown();
+  kv_->Shutdown();  // Ends Watch streams, which would hold the drain.
   // gRPC's Shutdown stops accepting, fails every posted request and waits
   // for in-flight RPCs until the deadline, then cancels the rest. It also
   // waits for clients to close idle connections, which they may never do,

@@ -13,8 +13,18 @@
 //   Put, Delete, Write
 //            polling thread builds the WriteBatch and calls DB::WriteAsync;
 //            the engine's commit thread finishes the call once durable.
-//   Scan     polling thread takes the snapshot; every batch is read on the
-//            blocking pool; the write loop runs on the polling thread.
+//   Scan     polling thread takes the snapshot (a past revision's on the
+//            blocking pool); every batch is read on the blocking pool; the
+//            write loop runs on the polling thread.
+//   Watch    polling thread registers the watcher with the hub
+//            (watch_hub.h); messages are written from the hub's dispatcher,
+//            a blocking-pool task (catching up) or the polling thread
+//            (after each completed write).
+//   Compact, BatchGet
+//            blocking pool (a manifest write; several lookups).
+//   DeleteRange
+//            like Write; the engine's commit thread lists the range's keys
+//            at commit time (a CommitFunction).
 //
 // Thread safety: handlers run on the polling threads (and hand calls to the
 // engine callback thread or the blocking pool); they never block.
@@ -30,11 +40,29 @@
 #include "server/rpc_registry.h"
 #include "server/server_options.h"
 #include "server/thread_pool.h"
+#include "server/watch_hub.h"
 #include "strata/storage/db.h"
 #include "strata/storage/write_batch.h"
 #include "strata/v1/kv.grpc.pb.h"
 
 namespace strata::server {
+
+class KvService;
+
+// Per-call state of a Watch: the hub's watcher and the sink it feeds (the
+// call's stream). See KvService::HandleWatch.
+struct WatchState {
+  class Sink final : public WatchSink {
+   public:
+    void MessagesReady() override;
+    KvService* service = nullptr;
+    ServerStreamingCall<v1::WatchRequest, v1::WatchResponse, WatchState>*
+        call = nullptr;
+  };
+  std::shared_ptr<WatchHub::Watcher> watcher;
+  Sink sink;
+  void Reset();
+};
 
 // Per-call state of a Scan (see KvService::ScanBatch). The batch being
 // filled is the call's mutable_response().
@@ -62,6 +90,11 @@ class KvService {
   // server starts.
   void RegisterMethods(RpcRegistry* registry);
 
+  // Ends every Watch stream (UNAVAILABLE) so none holds the server's
+  // shutdown, and stops the watch hub's dispatcher. Called by
+  // KvServer::Shutdown before gRPC's shutdown.
+  void Shutdown();
+
  private:
   using Service = v1::KV::AsyncService;
   using GetCall = UnaryCall<v1::GetRequest, v1::GetResponse>;
@@ -70,6 +103,13 @@ class KvService {
   using WriteCall = UnaryCall<v1::WriteRequest, v1::WriteResponse>;
   using ScanCall =
       ServerStreamingCall<v1::ScanRequest, v1::ScanResponse, ScanState>;
+  using WatchCall =
+      ServerStreamingCall<v1::WatchRequest, v1::WatchResponse, WatchState>;
+  using CompactCall = UnaryCall<v1::CompactRequest, v1::CompactResponse>;
+  using BatchGetCall = UnaryCall<v1::BatchGetRequest, v1::BatchGetResponse>;
+  using DeleteRangeCall =
+      UnaryCall<v1::DeleteRangeRequest, v1::DeleteRangeResponse>;
+  friend class WatchState::Sink;
 
   // Handlers (polling thread unless noted).
   void HandleGet(GetCall* call);
@@ -86,6 +126,15 @@ class KvService {
   void ScheduleScanBatch(ScanCall* call);
   void ScanBatch(ScanCall* call);  // Blocking pool.
   void ReleaseScan(ScanState* state);
+  void HandleWatch(WatchCall* call, StreamEvent event);
+  void WatchStart(WatchCall* call);
+  // Sends the watcher's next message (or finishes the stream) if it has
+  // one; any thread that holds the stream's writer token.
+  void WatchSend(WatchCall* call);
+  void HandleCompact(CompactCall* call);
+  void HandleBatchGet(BatchGetCall* call);
+  void BatchGetBlocking(BatchGetCall* call);  // Blocking pool.
+  void HandleDeleteRange(DeleteRangeCall* call);
 
   const ServerOptions& options_;
   storage::DB* const db_;
@@ -94,6 +143,7 @@ class KvService {
   const storage::WriteOptions write_options_;
 
   Service service_;
+  WatchHub hub_;
   // Gets waiting for a queued disk lookup, by key (--coalesce_gets).
   GetCoalescer<GetCall*> get_groups_;
 };

@@ -134,10 +134,34 @@ ABSL_FLAG(uint64_t, scan_batch_max_pairs, 10000,
           "of work on an I/O thread, so this bounds how long one Scan holds "
           "it before yielding.");
 
+ABSL_FLAG(absl::Duration, history_retention, absl::Hours(1),
+          "Keep at least this much history (older versions of keys and the "
+          "change log Watch reads): reads at a revision and watches reach "
+          "back this far. 0 = keep everything until Compact is called "
+          "(unless --history_retention_revisions is set). "
+          "docs/revisions.md");
+ABSL_FLAG(uint64_t, history_retention_revisions, 0,
+          "Keep at least this many revisions of history; 0 = no such "
+          "limit. Both limits hold: to keep a revision count only, also "
+          "set --history_retention=0.");
+ABSL_FLAG(absl::Duration, watch_progress_interval, absl::Seconds(10),
+          "Watch with progress_notify: send an empty response with the "
+          "revision reached at least this often while nothing changes.");
+ABSL_FLAG(uint64_t, watch_buffer_bytes, 64u << 10,
+          "Watch: most queued (unsent) bytes per stream before it leaves the "
+          "live feed and catches up from the cache or the change log.");
+ABSL_FLAG(uint64_t, watch_cache_bytes, 16u << 20,
+          "Watch: bytes of recent commits kept in memory for watchers that "
+          "are a little behind.");
+ABSL_FLAG(int32_t, max_watch_streams, 20000,
+          "Most Watch streams open at once (0 = unlimited); more get "
+          "RESOURCE_EXHAUSTED.");
+
 namespace {
 
 using strata::server::KvServer;
 using strata::server::ServerOptions;
+using strata::server::WatchHubOptions;
 namespace storage = strata::storage;
 
 constexpr int kExitOk = 0;
@@ -240,6 +264,34 @@ struct Config {
   std::string metrics_listen;  // Empty: no metrics endpoint.
 };
 
+// --history_retention*, --watch_* and --max_watch_streams; exits with
+// status 2 on an invalid value.
+void HistoryAndWatchFromFlags(Config* c) {
+  const absl::Duration retention = absl::GetFlag(FLAGS_history_retention);
+  const uint64_t revisions = absl::GetFlag(FLAGS_history_retention_revisions);
+  if (retention < absl::ZeroDuration()) {
+    UsageError("--history_retention must be >= 0");
+  }
+  c->engine.keep_history = true;
+  // Both limits hold ("at least"); --history_retention=0 turns the time
+  // window off, e.g. to keep a revision count only.
+  c->engine.history_retention_seconds =
+      static_cast<uint64_t>(absl::ToInt64Seconds(retention));
+  c->engine.history_retention_revisions = revisions;
+  WatchHubOptions& w = c->server.watch;
+  w.progress_interval = absl::GetFlag(FLAGS_watch_progress_interval);
+  if (w.progress_interval < absl::Milliseconds(100)) {
+    UsageError("--watch_progress_interval must be at least 100ms");
+  }
+  w.buffer_bytes = absl::GetFlag(FLAGS_watch_buffer_bytes);
+  w.cache_bytes = absl::GetFlag(FLAGS_watch_cache_bytes);
+  if (w.buffer_bytes < 1024) UsageError("--watch_buffer_bytes must be >= 1024");
+  c->server.max_watch_streams = absl::GetFlag(FLAGS_max_watch_streams);
+  if (c->server.max_watch_streams < 0) {
+    UsageError("--max_watch_streams must be >= 0 (0 = unlimited)");
+  }
+}
+
 // Flags -> options; exits with status 2 on an invalid value.
 Config ConfigFromFlags() {
   Config c;
@@ -317,6 +369,7 @@ Config ConfigFromFlags() {
     UsageError("--compaction_threads must be 1..64");
   }
   TlsAndBoundsFromFlags(&c.server);
+  HistoryAndWatchFromFlags(&c);
   return c;
 }
 
@@ -410,7 +463,9 @@ void LogSettings(const Config& config, const std::string& bound_address) {
       "compaction_threads={} tls={} max_inflight_rpcs={} "
       "max_concurrent_streams={} keepalive_time={} keepalive_timeout={} "
       "min_client_ping_interval={} max_ping_strikes={} scan_batch_bytes={} "
-      "scan_batch_max_pairs={}",
+      "scan_batch_max_pairs={} history_retention={} "
+      "history_retention_revisions={} max_watch_streams={} "
+      "watch_buffer_bytes={} watch_cache_bytes={}",
       STRATA_VERSION, STRATA_GIT_SHA, bound_address, config.data_dir,
       so.cq_threads > 0 ? so.cq_threads
                         : static_cast<int>(std::thread::hardware_concurrency()),
@@ -427,7 +482,11 @@ void LogSettings(const Config& config, const std::string& bound_address) {
       absl::FormatDuration(so.transport.keepalive_timeout),
       absl::FormatDuration(so.transport.min_client_ping_interval),
       so.transport.max_ping_strikes, so.scan_batch_bytes,
-      so.scan_batch_max_pairs);
+      so.scan_batch_max_pairs,
+      absl::FormatDuration(
+          absl::Seconds(config.engine.history_retention_seconds)),
+      config.engine.history_retention_revisions, so.max_watch_streams,
+      so.watch.buffer_bytes, so.watch.cache_bytes);
 }
 
 // Starts the metrics endpoint (if enabled) and then the RPC server on `db`,

@@ -39,6 +39,20 @@ class RpcObserver {
   // had queued (read coalescing, server/get_coalescer.h). Called once per
   // such Get, between its OnRpcStart and OnRpcEnd.
   virtual void OnGetCoalesced() {}
+
+  // Watch streams (server/watch_hub.h). A watch stream opened (OnWatch
+  // Opened(+1)) or closed (-1).
+  virtual void OnWatchOpened(int /*delta*/) {}
+  // `n` events were queued to watch streams.
+  virtual void OnWatchEvents(uint64_t /*n*/) {}
+  // A watcher fell behind the live feed and started catching up
+  // (+1), or caught up (-1).
+  virtual void OnWatchCatchingUp(int /*delta*/) {}
+  // A catching-up watcher started reading the change log from disk.
+  virtual void OnWatchDiskRead() {}
+  // A watch stream ended (or was refused) because the changes it needed
+  // were compacted.
+  virtual void OnWatchCompacted() {}
 };
 
 // A process-wide observer that does nothing. Never null; never destroyed.

@@ -60,6 +60,23 @@ struct TransportLimits {
   int max_ping_strikes = 2;
 };
 
+// Settings of the watch hub (server/watch_hub.h, docs/revisions.md).
+struct WatchHubOptions {
+  // Bytes of queued (unsent) messages per watcher before it leaves the
+  // live feed and catches up by itself (a single revision larger than this
+  // still goes, alone). --watch_buffer_bytes.
+  size_t buffer_bytes = 64 << 10;
+  // Bytes of recent commits kept in memory for watchers that are a little
+  // behind; further back they read the WAL. --watch_cache_bytes.
+  size_t cache_bytes = 16 << 20;
+  // Largest message (bytes of events) sent; a revision with more events is
+  // split across consecutive messages.
+  size_t max_message_bytes = 1 << 20;
+  // progress_notify: an empty response at least this often while idle.
+  // --watch_progress_interval.
+  absl::Duration progress_interval = absl::Seconds(10);
+};
+
 struct ServerOptions {
   // host:port to listen on. Port 0 picks a free port (KvServer::port()
   // reports it).
@@ -111,6 +128,12 @@ struct ServerOptions {
   // before it yields the thread to other RPCs.
   size_t scan_batch_bytes = kScanBatchBytes;
   size_t scan_batch_max_pairs = 10000;
+
+  // Watch: the hub's settings, and the most Watch streams open at once (a
+  // Watch above it ends at once with RESOURCE_EXHAUSTED naming
+  // --max_watch_streams).
+  WatchHubOptions watch;
+  int max_watch_streams = 20000;
 
   // TEST ONLY: called on a blocking-pool thread before each Scan batch is
   // filled, with the 0-based batch index and the call's context (whose

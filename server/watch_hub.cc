@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_format.h"
+#include "server/handlers.h"
 #include "spdlog/spdlog.h"
 
 namespace strata::server {
@@ -23,8 +24,6 @@ size_t BatchBytes(const ChangeBatch& b) {
   return (b.record != nullptr ? b.record->size() : 0) +
          b.changes.size() * sizeof(Change) + sizeof(ChangeBatch);
 }
-
-int64_t ToWire(Revision r) { return static_cast<int64_t>(r); }
 
 void FillKeyValue(const Change& c, Revision revision, v1::KeyValue* kv) {
   kv->set_key(c.key.data(), c.key.size());
@@ -112,8 +111,12 @@ class WatchHub::Watcher {
   }
 };
 
-WatchHub::WatchHub(storage::DB* db, ThreadPool* pool, WatchHubOptions options)
-    : db_(db), pool_(pool), options_(options) {
+WatchHub::WatchHub(storage::DB* db, ThreadPool* pool, WatchHubOptions options,
+                   RpcObserver* observer)
+    : db_(db),
+      pool_(pool),
+      options_(options),
+      observer_(observer != nullptr ? observer : NoopRpcObserver()) {
   // Listen first: every commit published after CurrentRevision() is read
   // reaches OnCommit (the engine calls the listener in the same critical
   // section that publishes a revision).
@@ -126,6 +129,16 @@ WatchHub::WatchHub(storage::DB* db, ThreadPool* pool, WatchHubOptions options)
 }
 
 WatchHub::~WatchHub() { Shutdown(); }
+
+void WatchHub::CountPulling(int delta) {
+  pulling_.fetch_add(delta, std::memory_order_relaxed);
+  observer_->OnWatchCatchingUp(delta);
+}
+
+void WatchHub::CountCompacted() {
+  compacted_streams_.fetch_add(1, std::memory_order_relaxed);
+  observer_->OnWatchCompacted();
+}
 
 void WatchHub::OnCommit(const std::vector<ChangeBatch>& batches) {
   absl::MutexLock l(&inbox_mu_);
@@ -160,7 +173,7 @@ absl::StatusOr<std::shared_ptr<WatchHub::Watcher>> WatchHub::Add(
                              : current + 1;
   if (start <= compacted_rev) {
     *compacted = ToWire(compacted_rev);
-    compacted_streams_.fetch_add(1, std::memory_order_relaxed);
+    CountCompacted();
     return absl::OutOfRangeError(absl::StrFormat(
         "watch from revision %d: changes up to the compacted revision %d are "
         "gone; read the range at revision %d and watch from %d",
@@ -170,16 +183,24 @@ absl::StatusOr<std::shared_ptr<WatchHub::Watcher>> WatchHub::Add(
   w->start = start;
   w->position = start;
   watchers_[w->id] = w;
+  observer_->OnWatchOpened(1);
+  {
+    // The first message: the stream is open, complete up to start - 1.
+    absl::MutexLock wl(&w->mu);
+    v1::WatchResponse hello;
+    hello.mutable_header()->set_revision(ToWire(start - 1));
+    w->Append(std::move(hello), options_.max_message_bytes);
+  }
   if (!w->prev_kv && start > dispatched_) {
     MakeLive(w.get());
   } else {
-    pulling_.fetch_add(1, std::memory_order_relaxed);
+    CountPulling(1);
     SchedulePull(w);
   }
   return w;
 }
 
-void WatchHub::Remove(const std::shared_ptr<Watcher>& w) {
+bool WatchHub::Remove(const std::shared_ptr<Watcher>& w) {
   {
     absl::MutexLock l(&hub_mu_);
     if (watchers_.erase(w->id) > 0) {
@@ -195,10 +216,11 @@ void WatchHub::Remove(const std::shared_ptr<Watcher>& w) {
         }
         w->live = false;
       } else {
-        pulling_.fetch_sub(1, std::memory_order_relaxed);
+        CountPulling(-1);
       }
       waiting_for_commits_.erase(w.get());
       w->finished = true;
+      observer_->OnWatchOpened(-1);
     }
   }
   absl::MutexLock l(&w->mu);
@@ -209,6 +231,7 @@ void WatchHub::Remove(const std::shared_ptr<Watcher>& w) {
         return w->kicking == 0;
       },
       w.get()));
+  return w->writing;
 }
 
 WatchHub::Take WatchHub::TakeMessage(Watcher* w, v1::WatchResponse* out,
@@ -217,6 +240,12 @@ WatchHub::Take WatchHub::TakeMessage(Watcher* w, v1::WatchResponse* out,
   Take result;
   {
     absl::MutexLock l(&w->mu);
+    if (w->removed) {
+      *status = absl::CancelledError("watch cancelled");
+      out->Clear();
+      w->writing = true;
+      return Take::kFinish;
+    }
     if (!w->queue.empty()) {
       *out = std::move(w->queue.front());
       w->queue.pop_front();
@@ -289,7 +318,7 @@ void WatchHub::MakePull(Watcher* w) {
     live_ranges_.erase(w);
   }
   w->live = false;
-  pulling_.fetch_add(1, std::memory_order_relaxed);
+  CountPulling(1);
 }
 
 void WatchHub::DemoteAllLive(Revision from) {
@@ -338,14 +367,14 @@ absl::Status WatchHub::Deliver(Watcher* w, const ChangeBatch& batch,
         storage::ReadOptions ro;
         ro.snapshot = before;
         auto prev = db_->GetWithMetadata(ro, c.key);
-        if (prev.ok()) {
+        if (prev.ok() && prev->found) {
           v1::KeyValue* kv = e->mutable_prev_kv();
           kv->set_key(c.key.data(), c.key.size());
           kv->set_value(prev->value);
           kv->set_create_revision(ToWire(prev->metadata.create_revision));
           kv->set_mod_revision(ToWire(prev->metadata.mod_revision));
           kv->set_version(static_cast<int64_t>(prev->metadata.version));
-        } else if (!absl::IsNotFound(prev.status())) {
+        } else if (!prev.ok()) {
           prev_error = prev.status();
         }
       }
@@ -377,6 +406,7 @@ absl::Status WatchHub::Deliver(Watcher* w, const ChangeBatch& batch,
     *kick |= w->Append(std::move(m), options_.max_message_bytes);
   }
   events_sent_.fetch_add(events, std::memory_order_relaxed);
+  observer_->OnWatchEvents(events);
   return absl::OkStatus();
 }
 
@@ -387,7 +417,7 @@ void WatchHub::FinishWatcher(Watcher* w, absl::Status status,
   w->finishing = true;
   w->finish_status = std::move(status);
   w->finish_compacted = compacted;
-  if (compacted > 0) compacted_streams_.fetch_add(1, std::memory_order_relaxed);
+  if (compacted > 0) CountCompacted();
   if (!w->writing) {
     w->writing = true;
     *kick = true;
@@ -524,7 +554,7 @@ void WatchHub::Pull(std::shared_ptr<Watcher> w) {
       w->pull_scheduled = false;
       if (!w->prev_kv) {
         MakeLive(w.get());
-        pulling_.fetch_sub(1, std::memory_order_relaxed);
+        CountPulling(-1);
       } else {
         waiting_for_commits_.insert(w.get());
       }
@@ -556,6 +586,7 @@ void WatchHub::Pull(std::shared_ptr<Watcher> w) {
       if (it.ok()) {
         w->disk = std::move(*it);
         disk_catch_ups_.fetch_add(1, std::memory_order_relaxed);
+        observer_->OnWatchDiskRead();
       } else {
         error = it.status();
       }

@@ -43,6 +43,8 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "server/rpc_observer.h"
+#include "server/server_options.h"
 #include "server/thread_pool.h"
 #include "strata/storage/db.h"
 #include "strata/v1/kv.pb.h"
@@ -58,21 +60,6 @@ class WatchSink {
   // write until it returns kIdle). Called from hub threads, without hub
   // locks held; must not block.
   virtual void MessagesReady() = 0;
-};
-
-// Settings of the hub.
-struct WatchHubOptions {
-  // Bytes of queued (unsent) messages per watcher before it leaves live
-  // mode (a single revision larger than this still goes, alone).
-  size_t buffer_bytes = 64 << 10;
-  // Bytes of recent commits kept in memory for watchers that are a little
-  // behind (beyond them, pull mode reads the WAL).
-  size_t cache_bytes = 16 << 20;
-  // Largest message (bytes of events) sent; a revision with more events is
-  // split across consecutive messages.
-  size_t max_message_bytes = 1 << 20;
-  // progress_notify: an empty response at least this often while idle.
-  absl::Duration progress_interval = absl::Seconds(10);
 };
 
 // Counters for metrics; monotonic unless noted.
@@ -91,9 +78,11 @@ class WatchHub final : public storage::CommitListener {
   // What TakeMessage produced.
   enum class Take { kMessage, kIdle, kFinish };
 
-  // `db` and `pool` must outlive the hub. Registers itself as the DB's
-  // commit listener and starts the dispatcher thread.
-  WatchHub(storage::DB* db, ThreadPool* pool, WatchHubOptions options);
+  // `db`, `pool` and `observer` (nullptr = none; hears of watch events for
+  // metrics) must outlive the hub. Registers itself as the DB's commit
+  // listener and starts the dispatcher thread.
+  WatchHub(storage::DB* db, ThreadPool* pool, WatchHubOptions options,
+           RpcObserver* observer = nullptr);
   // Calls Shutdown().
   ~WatchHub() override;
   WatchHub(const WatchHub&) = delete;
@@ -106,8 +95,13 @@ class WatchHub final : public storage::CommitListener {
   absl::StatusOr<std::shared_ptr<Watcher>> Add(const v1::WatchRequest& request,
                                                WatchSink* sink,
                                                int64_t* compacted);
-  // Stops feeding the watcher (its stream is over). Idempotent.
-  void Remove(const std::shared_ptr<Watcher>& watcher);
+  // Stops feeding the watcher (its stream is over): no MessagesReady call
+  // is in progress or will come once this returns. Returns whether the
+  // stream holds the writer token (a write or Finish is in flight, or
+  // TakeMessage handed out kMessage/kFinish not yet acted on); if not, the
+  // caller must finish the stream itself. Idempotent. Later TakeMessage
+  // calls return kFinish with CANCELLED.
+  bool Remove(const std::shared_ptr<Watcher>& watcher);
 
   // Takes the watcher's next message. kMessage: send *out, then call again
   // when the write completed. kFinish: the stream must end with *status
@@ -160,9 +154,14 @@ class WatchHub final : public storage::CommitListener {
                      bool* kick);
   static void Kick(const std::vector<std::shared_ptr<Watcher>>& kick);
 
+  // Counter updates (stats() and the observer).
+  void CountPulling(int delta);
+  void CountCompacted();
+
   storage::DB* const db_;
   ThreadPool* const pool_;
   const WatchHubOptions options_;
+  RpcObserver* const observer_;
 
   // Commits not yet dispatched, from OnCommit.
   absl::Mutex inbox_mu_;

@@ -69,6 +69,14 @@ constexpr EngineMetric kEngineMetrics[] = {
     {"strata_write_keys_total", "Put and Delete operations written.", kCounter,
      [](const S& s) -> double { return s.writes.keys; }},
 
+    // Revisions and history.
+    {"strata_revision", "The latest committed revision.", kGauge,
+     [](const S& s) -> double { return s.revisions.current; }},
+    {"strata_compacted_revision",
+     "The compacted revision: reads and watches reach back to it (history "
+     "retention, Compact).",
+     kGauge, [](const S& s) -> double { return s.revisions.compacted; }},
+
     // Memtables and levels.
     {"strata_memtable_active_bytes", "Arena bytes of the active memtable.",
      kGauge, [](const S& s) -> double { return s.memtable.active_bytes; }},

@@ -91,6 +91,14 @@ void RpcMetrics::OnGetCoalesced() {
   coalesced_gets_.fetch_add(1, kRelaxed);
 }
 
+void RpcMetrics::OnWatchOpened(int delta) { watchers_.fetch_add(delta, kRelaxed); }
+void RpcMetrics::OnWatchEvents(uint64_t n) { watch_events_.fetch_add(n, kRelaxed); }
+void RpcMetrics::OnWatchCatchingUp(int delta) {
+  watchers_catching_up_.fetch_add(delta, kRelaxed);
+}
+void RpcMetrics::OnWatchDiskRead() { watch_disk_reads_.fetch_add(1, kRelaxed); }
+void RpcMetrics::OnWatchCompacted() { watch_compacted_.fetch_add(1, kRelaxed); }
+
 std::vector<prometheus::MetricFamily> RpcMetrics::Collect() const {
   prometheus::MetricFamily requests = MakeFamily(
       "strata_rpc_requests_total",
@@ -152,14 +160,47 @@ std::vector<prometheus::MetricFamily> RpcMetrics::Collect() const {
       MetricType::Counter);
   AddCounter(&coalesced, static_cast<double>(coalesced_gets_.load(kRelaxed)),
              {});
+  prometheus::MetricFamily watchers = MakeFamily(
+      "strata_watchers", "Open Watch streams.", MetricType::Gauge);
+  AddGauge(&watchers, static_cast<double>(watchers_.load(kRelaxed)), {});
+  prometheus::MetricFamily catching_up = MakeFamily(
+      "strata_watchers_catching_up",
+      "Watch streams behind the live feed, catching up from the recent-"
+      "commit cache or the change log on disk.",
+      MetricType::Gauge);
+  AddGauge(&catching_up,
+           static_cast<double>(watchers_catching_up_.load(kRelaxed)), {});
+  prometheus::MetricFamily events = MakeFamily(
+      "strata_watch_events_total", "Events queued to Watch streams.",
+      MetricType::Counter);
+  AddCounter(&events, static_cast<double>(watch_events_.load(kRelaxed)), {});
+  prometheus::MetricFamily disk_reads = MakeFamily(
+      "strata_watch_disk_reads_total",
+      "Times a catching-up watcher started reading the change log (the "
+      "retained WAL) from disk.",
+      MetricType::Counter);
+  AddCounter(&disk_reads,
+             static_cast<double>(watch_disk_reads_.load(kRelaxed)), {});
+  prometheus::MetricFamily compacted = MakeFamily(
+      "strata_watch_compacted_total",
+      "Watch streams ended or refused because the changes they needed were "
+      "compacted (OUT_OF_RANGE with compact_revision).",
+      MetricType::Counter);
+  AddCounter(&compacted, static_cast<double>(watch_compacted_.load(kRelaxed)),
+             {});
   std::vector<prometheus::MetricFamily> out;
-  out.reserve(6);
+  out.reserve(11);
   out.push_back(std::move(requests));
   out.push_back(std::move(duration));
   out.push_back(std::move(in_flight));
   out.push_back(std::move(received));
   out.push_back(std::move(sent));
   out.push_back(std::move(coalesced));
+  out.push_back(std::move(watchers));
+  out.push_back(std::move(catching_up));
+  out.push_back(std::move(events));
+  out.push_back(std::move(disk_reads));
+  out.push_back(std::move(compacted));
   return out;
 }
 

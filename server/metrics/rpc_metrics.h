@@ -47,6 +47,11 @@ std::string_view GrpcCodeName(grpc::StatusCode code);
 //   strata_rpc_received_bytes_total{method}         counter
 //   strata_rpc_sent_bytes_total{method}             counter
 //   strata_get_coalesced_total                      counter
+//   strata_watchers                                 gauge
+//   strata_watchers_catching_up                     gauge
+//   strata_watch_events_total                       counter
+//   strata_watch_disk_reads_total                   counter
+//   strata_watch_compacted_total                    counter
 // requests_total has a code="OK" sample per method from the start (so rates
 // exist before the first request); other codes appear once they occur.
 //
@@ -59,8 +64,9 @@ class RpcMetrics final : public RpcObserver, public prometheus::Collectable {
   // `methods`: the method names the server reports ("Get", "Put", ...).
   // Any other name is counted under method="other".
   explicit RpcMetrics(
-      const std::vector<std::string>& methods = {"Get", "Put", "Delete",
-                                                 "Scan", "Write"});
+      const std::vector<std::string>& methods = {
+          "Get", "Put", "Delete", "Scan", "Write", "Watch", "Compact",
+          "BatchGet", "DeleteRange"});
   ~RpcMetrics() override;
   RpcMetrics(const RpcMetrics&) = delete;
   RpcMetrics& operator=(const RpcMetrics&) = delete;
@@ -71,8 +77,13 @@ class RpcMetrics final : public RpcObserver, public prometheus::Collectable {
                 double seconds, size_t request_bytes,
                 size_t response_bytes) override;
   void OnGetCoalesced() override;
+  void OnWatchOpened(int delta) override;
+  void OnWatchEvents(uint64_t n) override;
+  void OnWatchCatchingUp(int delta) override;
+  void OnWatchDiskRead() override;
+  void OnWatchCompacted() override;
 
-  // prometheus::Collectable: the six families above.
+  // prometheus::Collectable: the families above.
   std::vector<prometheus::MetricFamily> Collect() const override;
 
  private:
@@ -97,6 +108,11 @@ class RpcMetrics final : public RpcObserver, public prometheus::Collectable {
   const size_t num_methods_;
   const std::unique_ptr<MethodStats[]> stats_;
   alignas(64) std::atomic<uint64_t> coalesced_gets_{0};
+  alignas(64) std::atomic<int64_t> watchers_{0};
+  std::atomic<int64_t> watchers_catching_up_{0};
+  std::atomic<uint64_t> watch_events_{0};
+  std::atomic<uint64_t> watch_disk_reads_{0};
+  std::atomic<uint64_t> watch_compacted_{0};
 };
 
 }  // namespace strata::server::metrics

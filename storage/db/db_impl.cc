@@ -170,20 +170,21 @@ absl::Status DBImpl::LookupEntry(const ReadOptions& options,
 absl::StatusOr<std::string> DBImpl::Get(const ReadOptions& options,
                                         std::string_view key) {
   ASSIGN_OR_RETURN(GetResult r, GetWithMetadata(options, key));
+  if (!r.found) return absl::NotFoundError("key not found");
   return std::move(r.value);
 }
 
 absl::StatusOr<GetResult> DBImpl::GetWithMetadata(const ReadOptions& options,
                                                   std::string_view key) {
-  LookupResult found;
-  RETURN_IF_ERROR(LookupEntry(options, key, ReadSequence(options), &found));
-  if (found.state != LookupResult::State::kFound) {
-    return absl::NotFoundError("key not found");
-  }
   GetResult r;
+  r.revision = ReadSequence(options);
+  LookupResult found;
+  RETURN_IF_ERROR(LookupEntry(options, key, r.revision, &found));
+  if (found.state != LookupResult::State::kFound) return r;
   std::string_view value;
   RETURN_IF_ERROR(DecodeStoredValue(found.type, found.sequence,
                                     found.stored_value, &r.metadata, &value));
+  r.found = true;
   r.value.assign(value.data(), value.size());
   return r;
 }
@@ -350,9 +351,11 @@ Statistics DBImpl::GetStatistics() {
   s.table_cache = table_cache_->counters().Snapshot();
   s.filter = filter_counters_.Snapshot();
   s.reads = read_counters_.Snapshot();
+  s.revisions.current = versions_->LastSequence();
   s.background_errors = background_errors_.Load();
   // The gauges of the memtables and the current version.
   MutexLock l(&mu_);
+  s.revisions.compacted = CompactedRevisionLocked();
   s.memtable.active_bytes = mem_->ApproximateMemoryUsage();
   s.memtable.immutable = static_cast<int>(imm_.size());
   Version* v = versions_->current();

@@ -136,24 +136,85 @@ TEST(ValidateGetTest, ChecksTheKey) {
   EXPECT_TRUE(absl::IsInvalidArgument(ValidateGet(r, DefaultLimits())));
 }
 
+storage::GetResult Found(std::string value, storage::Revision at,
+                         storage::Revision create = 0,
+                         storage::Revision mod = 0, uint64_t version = 0) {
+  storage::GetResult r;
+  r.found = true;
+  r.value = std::move(value);
+  r.metadata.create_revision = create;
+  r.metadata.mod_revision = mod;
+  r.metadata.version = version;
+  r.revision = at;
+  return r;
+}
+
 TEST(FillGetResponseTest, FoundMissingAndError) {
   v1::GetResponse resp;
-  EXPECT_OK(FillGetResponse(std::string("v"), &resp));
+  EXPECT_OK(FillGetResponse(Found("v", 9, 3, 7, 4), &resp));
   EXPECT_TRUE(resp.found());
   EXPECT_EQ(resp.value(), "v");
+  EXPECT_EQ(resp.header().revision(), 9);
+  EXPECT_EQ(resp.create_revision(), 3);
+  EXPECT_EQ(resp.mod_revision(), 7);
+  EXPECT_EQ(resp.version(), 4);
 
-  EXPECT_OK(FillGetResponse(std::string(), &resp));  // Empty value: found.
+  EXPECT_OK(FillGetResponse(Found("", 9), &resp));  // Empty value: found.
   EXPECT_TRUE(resp.found());
   EXPECT_EQ(resp.value(), "");
 
-  EXPECT_OK(FillGetResponse(absl::NotFoundError("k"), &resp));
+  storage::GetResult missing;
+  missing.revision = 10;
+  EXPECT_OK(FillGetResponse(missing, &resp));
   EXPECT_FALSE(resp.found());
   EXPECT_EQ(resp.value(), "");
+  EXPECT_EQ(resp.mod_revision(), 0);
+  EXPECT_EQ(resp.header().revision(), 10);
 
   absl::Status s = FillGetResponse(absl::DataLossError("bad block"), &resp);
   EXPECT_TRUE(absl::IsDataLoss(s));
   EXPECT_EQ(s.message(), "bad block");
   EXPECT_FALSE(resp.found());
+}
+
+TEST(ValidateRevisionTest, NegativeRevisionsAreInvalid) {
+  v1::GetRequest g;
+  g.set_key("k");
+  g.set_revision(-1);
+  EXPECT_TRUE(absl::IsInvalidArgument(ValidateGet(g, DefaultLimits())));
+  v1::ScanRequest sc;
+  sc.set_revision(-5);
+  EXPECT_TRUE(absl::IsInvalidArgument(ValidateScan(sc, DefaultLimits())));
+  sc.set_revision(5);
+  EXPECT_OK(ValidateScan(sc, DefaultLimits()));
+}
+
+TEST(ValidateBatchGetTest, KeysCountAndRevision) {
+  Limits l = DefaultLimits();
+  l.max_batch_mutations = 3;
+  v1::BatchGetRequest r;
+  EXPECT_TRUE(absl::IsInvalidArgument(ValidateBatchGet(r, l)));  // No keys.
+  for (const char* k : {"a", "b", "c"}) r.add_keys(k);
+  EXPECT_OK(ValidateBatchGet(r, l));
+  r.add_keys("d");
+  absl::Status s = ValidateBatchGet(r, l);
+  EXPECT_TRUE(absl::IsInvalidArgument(s));
+  EXPECT_NE(s.message().find("--max_batch_mutations"), std::string_view::npos);
+  r.mutable_keys()->RemoveLast();
+  r.set_keys(1, "");
+  s = ValidateBatchGet(r, l);
+  EXPECT_TRUE(absl::IsInvalidArgument(s));
+  EXPECT_NE(s.message().find("key 1"), std::string_view::npos) << s;
+  r.set_keys(1, "b");
+  r.set_revision(-1);
+  EXPECT_TRUE(absl::IsInvalidArgument(ValidateBatchGet(r, l)));
+}
+
+TEST(ValidateDeleteRangeTest, BoundsMayBeEmptyButNotTooLong) {
+  v1::DeleteRangeRequest r;
+  EXPECT_OK(ValidateDeleteRange(r, DefaultLimits()));
+  r.set_end_key(std::string(8193, 'z'));
+  EXPECT_TRUE(absl::IsInvalidArgument(ValidateDeleteRange(r, DefaultLimits())));
 }
 
 TEST(PutToBatchTest, BuildsOnePutAndChecksLimits) {

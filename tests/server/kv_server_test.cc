@@ -155,6 +155,7 @@ class FaultDB : public storage::DB {
                                   std::string_view k) override {
     absl::StatusOr<storage::GetResult> r = GetWithMetadata(o, k);
     if (!r.ok()) return r.status();
+    if (!r->found) return absl::NotFoundError("key not found");
     return std::move(r->value);
   }
   absl::StatusOr<storage::GetResult> GetWithMetadata(

@@ -133,7 +133,8 @@ class MetricsTest : public ::testing::Test {
   void WaitForRecordedRpcs() { ASSERT_TRUE(waiter_->WaitForEnds(rpcs_)); }
 
   grpc::Status Put(const std::string& key, const std::string& value,
-                   size_t* request_bytes = nullptr) {
+                   size_t* request_bytes = nullptr,
+                   size_t* response_bytes = nullptr) {
     v1::PutRequest req;
     req.set_key(key);
     req.set_value(value);
@@ -141,7 +142,9 @@ class MetricsTest : public ::testing::Test {
     grpc::ClientContext ctx;
     ++rpcs_;
     if (request_bytes) *request_bytes += req.ByteSizeLong();
-    return stub_->Put(&ctx, req, &resp);
+    grpc::Status s = stub_->Put(&ctx, req, &resp);
+    if (response_bytes && s.ok()) *response_bytes += resp.ByteSizeLong();
+    return s;
   }
   grpc::Status Get(const std::string& key, size_t* request_bytes,
                    size_t* response_bytes) {
@@ -262,7 +265,8 @@ TEST_F(MetricsTest, RpcCountersByMethodAndCodeAreExact) {
   const Exposition before = Scrape();
   // Every method has its OK series (0) before any request; error codes
   // appear only once they happen.
-  for (const char* m : {"Get", "Put", "Delete", "Scan", "Write"}) {
+  for (const char* m : {"Get", "Put", "Delete", "Scan", "Write", "Watch",
+                        "Compact", "BatchGet", "DeleteRange"}) {
     EXPECT_EQ(before.Get("strata_rpc_requests_total", MC(m, "OK")), 0) << m;
     EXPECT_EQ(before.Get("strata_rpc_requests_in_flight", M(m)), 0) << m;
   }
@@ -270,11 +274,11 @@ TEST_F(MetricsTest, RpcCountersByMethodAndCodeAreExact) {
       before.Get("strata_rpc_requests_total", MC("Put", "INVALID_ARGUMENT")));
   EXPECT_EQ(before.Get("strata_get_coalesced_total", {}), 0);
 
-  size_t put_in = 0, get_in = 0, get_out = 0;
-  ASSERT_TRUE(Put("a", "1", &put_in).ok());
-  ASSERT_TRUE(Put("b", "22", &put_in).ok());
-  ASSERT_TRUE(Put("c", "333", &put_in).ok());
-  EXPECT_EQ(Put("", "x", &put_in).error_code(),
+  size_t put_in = 0, put_out = 0, get_in = 0, get_out = 0;
+  ASSERT_TRUE(Put("a", "1", &put_in, &put_out).ok());
+  ASSERT_TRUE(Put("b", "22", &put_in, &put_out).ok());
+  ASSERT_TRUE(Put("c", "333", &put_in, &put_out).ok());
+  EXPECT_EQ(Put("", "x", &put_in, &put_out).error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
   ASSERT_TRUE(Get("a", &get_in, &get_out).ok());
   ASSERT_TRUE(Get("missing", &get_in, &get_out).ok());  // found=false is OK.
@@ -340,8 +344,8 @@ TEST_F(MetricsTest, RpcCountersByMethodAndCodeAreExact) {
   EXPECT_EQ(Delta(after, before, req, MC("Write", "OK")), 1);
   EXPECT_EQ(Delta(after, before, req, MC("Write", "INVALID_ARGUMENT")), 1);
   EXPECT_EQ(Delta(after, before, req, MC("Scan", "OK")), 1);
-  // No other series appeared: 5 OK + 3 INVALID_ARGUMENT.
-  EXPECT_EQ(after.Series(req).size(), 8u);
+  // No other series appeared: 9 OK (one per method) + 3 INVALID_ARGUMENT.
+  EXPECT_EQ(after.Series(req).size(), 12u);
   EXPECT_FALSE(after.Get(req, MC("other", "OK")));
 
   const std::string dur = "strata_rpc_duration_seconds";
@@ -391,7 +395,10 @@ TEST_F(MetricsTest, RpcCountersByMethodAndCodeAreExact) {
   EXPECT_EQ(Delta(after, before, "strata_rpc_sent_bytes_total", M("Scan")),
             scan_out);
   EXPECT_GT(scan_out, 0u);
-  EXPECT_EQ(Delta(after, before, "strata_rpc_sent_bytes_total", M("Put")), 0);
+  // A Put's reply is its header (the revision it committed at).
+  EXPECT_EQ(Delta(after, before, "strata_rpc_sent_bytes_total", M("Put")),
+            put_out);
+  EXPECT_GT(put_out, 0u);
 }
 
 TEST_F(MetricsTest, InFlightGaugeCountsAFrozenScan) {

@@ -260,7 +260,8 @@ TEST_F(WatchHubTest, AllChangesOfOneWriteArriveTogether) {
   ASSERT_TRUE(s->WaitForEvents(2));
   EXPECT_EQ(s->events(),
             (std::vector<std::string>{"1:P x=1 1/1/1", "1:P y=2 1/1/1"}));
-  EXPECT_EQ(s->headers(), (std::vector<int64_t>{1}));
+  // The opening message (complete up to revision 0), then revision 1.
+  EXPECT_EQ(s->headers(), (std::vector<int64_t>{0, 1}));
 }
 
 TEST_F(WatchHubTest, StartRevisionInThePastReplaysFromCacheAndFromTheWal) {
@@ -362,17 +363,19 @@ TEST_F(WatchHubTest, ProgressNotificationsWhileIdle) {
   Put("other", "1");
   RecordingSink* s = Watch("k", "", 0, false, /*progress=*/true);
   Put("other", "2");
-  // The dispatcher looks about once a second; two notifications, each
+  // The opening message says the stream is complete up to revision 1;
+  // then the dispatcher looks about once a second: two notifications, each
   // saying how far the (idle) stream is complete.
-  ASSERT_TRUE(s->WaitForProgress(2));
+  ASSERT_TRUE(s->WaitForProgress(3));
   EXPECT_TRUE(s->events().empty());
   std::vector<int64_t> p = s->progress_revisions();
-  EXPECT_EQ(p[0], 2);
+  EXPECT_EQ(p[0], 1);
   EXPECT_EQ(p[1], 2);
+  EXPECT_EQ(p[2], 2);
   Put("k", "v");  // 3
   ASSERT_TRUE(s->WaitForEvents(1));
-  ASSERT_TRUE(s->WaitForProgress(3));
-  EXPECT_EQ(s->progress_revisions()[2], 3);
+  ASSERT_TRUE(s->WaitForProgress(4));
+  EXPECT_EQ(s->progress_revisions()[3], 3);
 }
 
 // Watchers with random ranges, start revisions, previous values and

@@ -119,8 +119,8 @@ class RevisionsTest : public ::testing::Test {
     }
     auto r = db_->GetWithMetadata(ro, key);
     if (snap != nullptr) db_->ReleaseSnapshot(snap);
-    if (absl::IsNotFound(r.status())) return "NOT_FOUND";
     if (!r.ok()) return r.status().ToString();
+    if (!r->found) return "NOT_FOUND";
     return absl::StrFormat("%s@%d/%d/%d", r->value, r->metadata.create_revision,
                            r->metadata.mod_revision, r->metadata.version);
   }

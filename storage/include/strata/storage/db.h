@@ -37,10 +37,16 @@ class Snapshot {
   virtual ~Snapshot() = default;
 };
 
-// A value with its metadata (DB::GetWithMetadata).
+// The answer to a point read with metadata (DB::GetWithMetadata).
 struct GetResult {
+  // Whether the key exists at `revision`; value and metadata are set only
+  // when it does.
+  bool found = false;
   std::string value;
   KeyMetadata metadata;
+  // The revision the read saw (the latest one when it started, or its
+  // snapshot's).
+  Revision revision = 0;
 };
 
 // A persistent, ordered key-value store: an LSM tree with a write-ahead log,
@@ -112,7 +118,8 @@ class DB {
   virtual absl::StatusOr<std::string> Get(const ReadOptions& options,
                                           std::string_view key) = 0;
 
-  // Like Get, with the key's metadata (revisions, version, attributes).
+  // Like Get, with the key's metadata (revisions, version, attributes) and
+  // the revision the read saw. An absent key is OK with found = false.
   virtual absl::StatusOr<GetResult> GetWithMetadata(const ReadOptions& options,
                                                     std::string_view key) = 0;
 

@@ -110,6 +110,13 @@ struct Statistics {
     uint64_t iterators_created = 0;
   };
 
+  // Revisions and history (docs/revisions.md). Gauges.
+  struct Revisions {
+    uint64_t current = 0;    // The latest committed revision.
+    uint64_t compacted = 0;  // History is kept from here on.
+  };
+
+  Revisions revisions;
   Wal wal;
   Writes writes;
   Memtable memtable;
