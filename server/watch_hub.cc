@@ -82,6 +82,7 @@ class WatchHub::Watcher {
   int64_t finish_compacted ABSL_GUARDED_BY(mu) = 0;
   bool removed ABSL_GUARDED_BY(mu) = false;
   int kicking ABSL_GUARDED_BY(mu) = 0;  // MessagesReady calls in progress.
+  absl::CondVar kick_done;                // kicking dropped to 0.
   bool waiting_for_space ABSL_GUARDED_BY(mu) = false;  // Pull parked.
   absl::Time last_activity ABSL_GUARDED_BY(mu) = absl::Now();
 
@@ -144,6 +145,7 @@ void WatchHub::OnCommit(const std::vector<ChangeBatch>& batches) {
   absl::MutexLock l(&inbox_mu_);
   if (stopping_) return;
   for (const ChangeBatch& b : batches) inbox_.push_back(b);
+  inbox_cv_.Signal();
 }
 
 absl::StatusOr<std::shared_ptr<WatchHub::Watcher>> WatchHub::Add(
@@ -226,11 +228,7 @@ bool WatchHub::Remove(const std::shared_ptr<Watcher>& w) {
   absl::MutexLock l(&w->mu);
   w->removed = true;
   // A concurrent MessagesReady must not outlive the sink.
-  w->mu.Await(absl::Condition(
-      +[](Watcher* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(w->mu) {
-        return w->kicking == 0;
-      },
-      w.get()));
+  while (w->kicking > 0) w->kick_done.Wait(&w->mu);
   return w->writing;
 }
 
@@ -293,7 +291,7 @@ void WatchHub::Kick(const std::vector<std::shared_ptr<Watcher>>& kick) {
     }
     w->sink->MessagesReady();
     absl::MutexLock l(&w->mu);
-    w->kicking--;
+    if (--w->kicking == 0) w->kick_done.SignalAll();
   }
 }
 
@@ -508,13 +506,9 @@ void WatchHub::DispatcherMain() {
     std::deque<ChangeBatch> batches;
     {
       absl::MutexLock l(&inbox_mu_);
-      inbox_mu_.AwaitWithDeadline(
-          absl::Condition(
-              +[](WatchHub* h) ABSL_EXCLUSIVE_LOCKS_REQUIRED(h->inbox_mu_) {
-                return !h->inbox_.empty() || h->stopping_;
-              },
-              this),
-          next_tick);
+      while (inbox_.empty() && !stopping_) {
+        if (inbox_cv_.WaitWithDeadline(&inbox_mu_, next_tick)) break;
+      }
       if (stopping_) return;
       batches.swap(inbox_);
     }
@@ -655,6 +649,7 @@ void WatchHub::Shutdown(const absl::Status& status) {
     absl::MutexLock l(&inbox_mu_);
     stopping_ = true;
     inbox_.clear();
+    inbox_cv_.Signal();
   }
   if (dispatcher_.joinable()) dispatcher_.join();
   Kick(kick);

@@ -166,6 +166,7 @@ class WatchHub final : public storage::CommitListener {
   // Commits not yet dispatched, from OnCommit.
   absl::Mutex inbox_mu_;
   std::deque<storage::ChangeBatch> inbox_ ABSL_GUARDED_BY(inbox_mu_);
+  absl::CondVar inbox_cv_;  // Wakes the dispatcher.
   bool stopping_ ABSL_GUARDED_BY(inbox_mu_) = false;
 
   absl::Mutex hub_mu_ ABSL_ACQUIRED_BEFORE(inbox_mu_);

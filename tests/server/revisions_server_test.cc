@@ -2,6 +2,7 @@
 // revision, consistent paging, reverse scans, Compact, BatchGet,
 // DeleteRange and Watch (events, compaction, cancellation, shutdown).
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -380,11 +381,13 @@ class WatchReader {
       while (reader_->Read(&resp)) {
         absl::MutexLock l(&mu_);
         messages_.push_back(resp);
+        changed_.SignalAll();
       }
       grpc::Status s = reader_->Finish();
       absl::MutexLock l(&mu_);
       status_ = s;
       done_ = true;
+      changed_.SignalAll();
     });
   }
   ~WatchReader() {
@@ -406,19 +409,15 @@ class WatchReader {
     return out;
   }
   bool WaitForEvents(size_t n) {
-    absl::MutexLock l(&mu_);
-    auto cond = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return WaitUntil([this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
       size_t events = 0;
       for (const auto& m : messages_) events += m.events_size();
       return events >= n || done_;
-    };
-    return mu_.AwaitWithTimeout(
-        absl::Condition(+[](decltype(cond)* c) { return (*c)(); }, &cond),
-        kWait);
+    });
   }
   bool WaitDone() {
-    absl::MutexLock l(&mu_);
-    return mu_.AwaitWithTimeout(absl::Condition(&done_), kWait);
+    return WaitUntil(
+        [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return done_; });
   }
   grpc::Status status() {
     absl::MutexLock l(&mu_);
@@ -430,9 +429,20 @@ class WatchReader {
   }
 
  private:
+  // A CondVar loop: the predicate is evaluated by this thread only.
+  bool WaitUntil(const std::function<bool()>& pred) {
+    absl::MutexLock l(&mu_);
+    const absl::Time deadline = absl::Now() + kWait;
+    while (!pred()) {
+      if (changed_.WaitWithDeadline(&mu_, deadline)) return pred();
+    }
+    return true;
+  }
+
   grpc::ClientContext ctx_;
   std::unique_ptr<grpc::ClientReader<v1::WatchResponse>> reader_;
   absl::Mutex mu_;
+  absl::CondVar changed_;
   std::vector<v1::WatchResponse> messages_ ABSL_GUARDED_BY(mu_);
   grpc::Status status_ ABSL_GUARDED_BY(mu_);
   bool done_ ABSL_GUARDED_BY(mu_) = false;

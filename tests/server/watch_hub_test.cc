@@ -5,6 +5,7 @@
 
 #include "server/watch_hub.h"
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <random>
@@ -95,16 +96,24 @@ class RecordingSink final : public WatchSink {
 
  private:
   // Waits (at most kWait) until pred(), evaluated with mu_ held.
-  bool WaitUntil(std::function<bool()> pred) {
+  // (A CondVar loop, not absl::Condition: the predicate lives on this
+  // stack and must only be evaluated by this thread.)
+  bool WaitUntil(const std::function<bool()>& pred) {
     absl::MutexLock l(&mu_);
-    return mu_.AwaitWithTimeout(
-        absl::Condition(+[](std::function<bool()>* p) { return (*p)(); },
-                        &pred),
-        kWait);
+    const absl::Time deadline = absl::Now() + kWait;
+    while (!pred()) {
+      if (changed_.WaitWithDeadline(&mu_, deadline)) return pred();
+    }
+    return true;
   }
 
   void DrainLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     ready_ = false;
+    TakeAllLocked();
+    changed_.SignalAll();
+  }
+
+  void TakeAllLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     while (watcher_ != nullptr && !finished_) {
       v1::WatchResponse msg;
       absl::Status status;
@@ -138,6 +147,7 @@ class RecordingSink final : public WatchSink {
 
   WatchHub* const hub_;
   absl::Mutex mu_;
+  absl::CondVar changed_;  // Signalled whenever something is recorded.
   std::shared_ptr<WatchHub::Watcher> watcher_ ABSL_GUARDED_BY(mu_);
   bool paused_ ABSL_GUARDED_BY(mu_) = false;
   bool ready_ ABSL_GUARDED_BY(mu_) = false;
