@@ -98,26 +98,29 @@ absl::Status ValidateDeleteRange(const v1::DeleteRangeRequest& request,
 }
 
 absl::StatusOr<storage::WriteBatch> PutToBatch(const v1::PutRequest& request,
-                                               const Limits& limits) {
+                                               const Limits& limits,
+                                               const KeyspaceView& ns) {
   if (!KeyOk(request.key(), limits)) return KeyError("", request.key(), limits);
   if (request.value().size() > limits.max_value_bytes) {
     return ValueError("", request.value(), limits);
   }
   storage::WriteBatch batch;
-  batch.Put(request.key(), request.value());
+  batch.Put(ns.Encode(request.key()), request.value());
   return batch;
 }
 
 absl::StatusOr<storage::WriteBatch> DeleteToBatch(
-    const v1::DeleteRequest& request, const Limits& limits) {
+    const v1::DeleteRequest& request, const Limits& limits,
+    const KeyspaceView& ns) {
   if (!KeyOk(request.key(), limits)) return KeyError("", request.key(), limits);
   storage::WriteBatch batch;
-  batch.Delete(request.key());
+  batch.Delete(ns.Encode(request.key()));
   return batch;
 }
 
 absl::StatusOr<storage::WriteBatch> WriteToBatch(
-    const v1::WriteRequest& request, const Limits& limits) {
+    const v1::WriteRequest& request, const Limits& limits,
+    const KeyspaceView& ns) {
   const size_t n = static_cast<size_t>(request.mutations_size());
   if (n > limits.max_batch_mutations) {
     return absl::InvalidArgumentError(absl::StrFormat(
@@ -153,9 +156,9 @@ absl::StatusOr<storage::WriteBatch> WriteToBatch(
   storage::WriteBatch batch;
   for (const v1::Mutation& m : request.mutations()) {
     if (m.op_case() == v1::Mutation::kPut) {
-      batch.Put(m.put().key(), m.put().value());
+      batch.Put(ns.Encode(m.put().key()), m.put().value());
     } else {
-      batch.Delete(m.delete_().key());
+      batch.Delete(ns.Encode(m.delete_().key()));
     }
   }
   return batch;

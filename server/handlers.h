@@ -18,6 +18,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "server/keyspace.h"
 #include "server/limits.h"
 #include "strata/storage/db.h"
 #include "strata/storage/iterator.h"
@@ -70,12 +71,16 @@ absl::Status ValidateDeleteRange(const v1::DeleteRangeRequest& request,
 // if any limit is violated or a mutation has no operation; the batch is
 // then not built, so nothing is written. Later mutations of the same key
 // win (the engine applies a batch in order).
-absl::StatusOr<storage::WriteBatch> PutToBatch(const v1::PutRequest& request,
-                                               const Limits& limits);
+// Keys are stored as `ns` lays them out (keyspace.h).
+absl::StatusOr<storage::WriteBatch> PutToBatch(
+    const v1::PutRequest& request, const Limits& limits,
+    const KeyspaceView& ns = KeyspaceView());
 absl::StatusOr<storage::WriteBatch> DeleteToBatch(
-    const v1::DeleteRequest& request, const Limits& limits);
+    const v1::DeleteRequest& request, const Limits& limits,
+    const KeyspaceView& ns = KeyspaceView());
 absl::StatusOr<storage::WriteBatch> WriteToBatch(
-    const v1::WriteRequest& request, const Limits& limits);
+    const v1::WriteRequest& request, const Limits& limits,
+    const KeyspaceView& ns = KeyspaceView());
 
 // Scan: start_key and end_key may be empty (unbounded); an end_key at or
 // below start_key gives an empty result. InvalidArgument for a negative
@@ -99,7 +104,8 @@ struct ScanCursor {
 // snapshot, owned by the caller). Adds pairs while their key+value bytes
 // stay within batch_bytes and their count within batch_pairs; a single
 // pair larger than batch_bytes travels alone. Honours [start_key, end_key)
-// (empty end_key = unbounded), reverse (descending order from the last key
+// (empty end_key = unbounded; user keys: `it` is a namespace's iterator,
+// KeyspaceView::NewIterator), reverse (descending order from the last key
 // below end_key), limit (0 = none) and keys_only, and fills each pair's
 // metadata from it->metadata(); the header is the caller's. Sets
 // cursor->done when the scan is complete. Returns the iterator's error

@@ -66,8 +66,9 @@ void KvService::HandleGet(GetCall* call) {
   }
   storage::ReadOptions read_options;
   read_options.cache_only = true;
+  const std::string key = KeyspaceView().Encode(request.key());
   absl::StatusOr<storage::GetResult> result =
-      db_->GetWithMetadata(read_options, request.key());
+      db_->GetWithMetadata(read_options, key);
   if (result.ok() || !storage::IsWouldBlock(result.status())) {
     call->Finish(FillGetResponse(std::move(result), call->mutable_response()));
     return;
@@ -79,13 +80,13 @@ void KvService::HandleGet(GetCall* call) {
     }
     return;
   }
-  if (get_groups_.Join(request.key(), call)) {
+  // Groups by stored key (one lookup answers them all).
+  if (get_groups_.Join(key, call)) {
     observer_->OnGetCoalesced();  // A queued lookup will answer it.
     return;
   }
-  if (!pool_->Schedule(
-          [this, key = std::string(request.key())] { FinishGetGroup(key); })) {
-    FinishGetGroup(request.key());  // Pool stopped: only during shutdown.
+  if (!pool_->Schedule([this, key] { FinishGetGroup(key); })) {
+    FinishGetGroup(key);  // Pool stopped: only during shutdown.
   }
 }
 
@@ -104,7 +105,7 @@ void KvService::FinishGetBlocking(GetCall* call) {
     read_options.snapshot = snapshot;
   }
   absl::StatusOr<storage::GetResult> result =
-      db_->GetWithMetadata(read_options, request.key());
+      db_->GetWithMetadata(read_options, KeyspaceView().Encode(request.key()));
   if (snapshot != nullptr) db_->ReleaseSnapshot(snapshot);
   call->Finish(FillGetResponse(std::move(result), call->mutable_response()));
 }
@@ -229,7 +230,7 @@ void KvService::ScanBatch(ScanCall* call) {
   if (st.iterator == nullptr) {
     storage::ReadOptions read_options;
     read_options.snapshot = st.snapshot;
-    st.iterator = db_->NewIterator(read_options);
+    st.iterator = KeyspaceView().NewIterator(db_->NewIterator(read_options));
   }
   v1::ScanResponse* batch = call->mutable_response();
   batch->mutable_header()->set_revision(ToWire(st.snapshot->revision()));
@@ -362,9 +363,11 @@ void KvService::BatchGetBlocking(BatchGetCall* call) {
   v1::BatchGetResponse* response = call->mutable_response();
   response->mutable_header()->set_revision(ToWire((*snapshot)->revision()));
   absl::Status status;
+  const KeyspaceView ns;
   for (const std::string& key : request.keys()) {
     v1::GetResponse* result = response->add_results();
-    status = FillGetResponse(db_->GetWithMetadata(read_options, key), result);
+    status = FillGetResponse(db_->GetWithMetadata(read_options, ns.Encode(key)),
+                             result);
     if (!status.ok()) break;
     result->clear_header();  // The response's header says it once.
   }
@@ -397,12 +400,13 @@ void KvService::HandleDeleteRange(DeleteRangeCall* call) {
                               storage::CommitView* view,
                               storage::WriteBatch* b) -> absl::Status {
     response->Clear();
-    std::unique_ptr<storage::Iterator> it = view->NewIterator();
+    const KeyspaceView ns;
+    std::unique_ptr<storage::Iterator> it = ns.NewIterator(view->NewIterator());
     const std::string_view end = request.end_key();
     int64_t deleted = 0;
     for (it->Seek(request.start_key());
          it->Valid() && (end.empty() || it->key() < end); it->Next()) {
-      b->Delete(it->key());
+      b->Delete(ns.Encode(it->key()));
       deleted++;
       if (!request.prev_kv()) continue;
       if (static_cast<size_t>(deleted) > max_prev) {

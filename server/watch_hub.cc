@@ -25,8 +25,10 @@ size_t BatchBytes(const ChangeBatch& b) {
          b.changes.size() * sizeof(Change) + sizeof(ChangeBatch);
 }
 
-void FillKeyValue(const Change& c, Revision revision, v1::KeyValue* kv) {
-  kv->set_key(c.key.data(), c.key.size());
+// `user_key`: the change's key as the watcher's namespace names it.
+void FillKeyValue(const Change& c, std::string_view user_key,
+                  Revision revision, v1::KeyValue* kv) {
+  kv->set_key(user_key.data(), user_key.size());
   kv->set_mod_revision(ToWire(revision));
   if (c.type == Change::Type::kPut) {
     kv->set_value(c.value.data(), c.value.size());
@@ -41,6 +43,7 @@ class WatchHub::Watcher {
  public:
   Watcher(uint64_t id, const v1::WatchRequest& r, WatchSink* sink)
       : id(id),
+        view(),
         key(r.key()),
         range_end(r.range_end()),
         prev_kv(r.prev_kv()),
@@ -48,15 +51,22 @@ class WatchHub::Watcher {
         sink(sink) {}
 
   bool single_key() const { return range_end.empty(); }
-  bool Matches(std::string_view k) const {
+  // Whether a user key is in the watched range.
+  bool InRange(std::string_view k) const {
     if (range_end.empty()) return k == key;
     if (k < std::string_view(key)) return false;
     if (range_end.size() == 1 && range_end[0] == '\0') return true;
     return k < std::string_view(range_end);
   }
+  // Whether a stored key (a change's) is in the watched range of the
+  // watcher's namespace; sets *user to its user key.
+  bool Matches(std::string_view stored, std::string* user) const {
+    return view.Decode(stored, user) && InRange(*user);
+  }
 
   const uint64_t id;
-  const std::string key;
+  const KeyspaceView view;  // The namespace watched.
+  const std::string key;    // User keys.
   const std::string range_end;
   const bool prev_kv;
   const bool progress_notify;
@@ -187,10 +197,11 @@ absl::StatusOr<std::shared_ptr<WatchHub::Watcher>> WatchHub::Add(
   watchers_[w->id] = w;
   observer_->OnWatchOpened(1);
   {
-    // The first message: the stream is open, complete up to start - 1.
+    // The first message: the stream is open, complete up to start - 1 (or
+    // the current revision, for a watch that starts in the future).
     absl::MutexLock wl(&w->mu);
     v1::WatchResponse hello;
-    hello.mutable_header()->set_revision(ToWire(start - 1));
+    hello.mutable_header()->set_revision(ToWire(std::min(start - 1, current)));
     w->Append(std::move(hello), options_.max_message_bytes);
   }
   if (!w->prev_kv && start > dispatched_) {
@@ -208,7 +219,7 @@ bool WatchHub::Remove(const std::shared_ptr<Watcher>& w) {
     if (watchers_.erase(w->id) > 0) {
       if (w->live) {
         if (w->single_key()) {
-          auto it = live_keys_.find(w->key);
+          auto it = live_keys_.find(w->view.Encode(w->key));
           if (it != live_keys_.end()) {
             it->second.erase(w.get());
             if (it->second.empty()) live_keys_.erase(it);
@@ -299,7 +310,7 @@ void WatchHub::MakeLive(Watcher* w) {
   w->live = true;
   w->start = std::max(w->start, w->position);
   if (w->single_key()) {
-    live_keys_[w->key].insert(w);
+    live_keys_[w->view.Encode(w->key)].insert(w);
   } else {
     live_ranges_.insert(w);
   }
@@ -307,7 +318,7 @@ void WatchHub::MakeLive(Watcher* w) {
 
 void WatchHub::MakePull(Watcher* w) {
   if (w->single_key()) {
-    auto it = live_keys_.find(w->key);
+    auto it = live_keys_.find(w->view.Encode(w->key));
     if (it != live_keys_.end()) {
       it->second.erase(w);
       if (it->second.empty()) live_keys_.erase(it);
@@ -346,12 +357,13 @@ absl::Status WatchHub::Deliver(Watcher* w, const ChangeBatch& batch,
   v1::WatchResponse msg;
   size_t bytes = 0;
   absl::Status prev_error;
+  std::string user_key;
   for (const Change& c : batch.changes) {
-    if (!w->Matches(c.key)) continue;
+    if (!w->Matches(c.key, &user_key)) continue;
     v1::Event* e = msg.add_events();
     e->set_type(c.type == Change::Type::kPut ? v1::Event::PUT
                                              : v1::Event::DELETE);
-    FillKeyValue(c, batch.revision, e->mutable_kv());
+    FillKeyValue(c, user_key, batch.revision, e->mutable_kv());
     if (w->prev_kv && prev_error.ok()) {
       if (before == nullptr) {
         auto snap = db_->GetSnapshotAt(batch.revision - 1);
@@ -367,7 +379,7 @@ absl::Status WatchHub::Deliver(Watcher* w, const ChangeBatch& batch,
         auto prev = db_->GetWithMetadata(ro, c.key);
         if (prev.ok() && prev->found) {
           v1::KeyValue* kv = e->mutable_prev_kv();
-          kv->set_key(c.key.data(), c.key.size());
+          kv->set_key(user_key);
           kv->set_value(prev->value);
           kv->set_create_revision(ToWire(prev->metadata.create_revision));
           kv->set_mod_revision(ToWire(prev->metadata.mod_revision));
@@ -453,9 +465,10 @@ void WatchHub::Dispatch(const ChangeBatch& batch,
       if (it != live_keys_.end()) matched.insert(it->second.begin(), it->second.end());
     }
   }
+  std::string user_key;
   for (Watcher* w : live_ranges_) {
     for (const Change& c : batch.changes) {
-      if (w->Matches(c.key)) {
+      if (w->Matches(c.key, &user_key)) {
         matched.insert(w);
         break;
       }

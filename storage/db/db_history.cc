@@ -211,7 +211,7 @@ absl::Status DBImpl::CompactHistory(Revision revision) {
 }
 
 void DBImpl::MaybeAdvanceHistory() {
-  if (!bg_error_.ok()) return;
+  if (!HistoryRetentionIsTimed() || !bg_error_.ok()) return;
   const uint64_t now = env_->NowMicros();
   const SequenceNumber current = versions_->LastSequence();
   if (history_samples_.empty() ||

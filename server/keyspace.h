@@ -1,0 +1,89 @@
+#ifndef STRATA_SERVER_KEYSPACE_H_
+#define STRATA_SERVER_KEYSPACE_H_
+
+// Where the server keeps what in the engine's one ordered key space
+// (docs/namespaces.md, "Key layout"):
+//
+//   default namespace, key K    K                       if K < "\xff\xff"
+//                               "\xff\xff\xff" K[2:]    if K starts with \xff\xff
+//   server metadata             "\xff\xff\x00" ...      (leases, expiry index,
+//                                                        the namespace catalog)
+//   namespace n, key K          "\xff\xff\x01" varint64(n) K
+//
+// The default namespace keeps its keys as they are, so databases written
+// before namespaces existed need no rewrite, and its keys keep their order
+// (the few beginning with \xff\xff move above the reserved area
+// "\xff\xff\x00".."\xff\xff\xfe", still in order). Everything the server
+// stores for itself or for other namespaces lives in that reserved area,
+// where no default-namespace key can land. Namespace ids are never reused,
+// so a deleted namespace's keys can never be read through a new one.
+//
+// Thread safety: the types here are immutable values; all functions are
+// pure.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "strata/storage/iterator.h"
+
+namespace strata::server {
+
+// The byte that follows "\xff\xff" for each part of the reserved area.
+// Part of the on-disk layout: never change or reuse a value.
+inline constexpr char kSystemTag = '\x00';
+inline constexpr char kNamespaceTag = '\x01';
+inline constexpr char kEscapedDefaultTag = '\xff';
+// "\xff\xff": where the reserved area and escaped default keys begin.
+inline constexpr std::string_view kReservedPrefix = "\xff\xff";
+
+// Stored key of server metadata `key` ("\xff\xff\x00" key).
+std::string SystemKey(std::string_view key);
+// The prefix every system key starts with.
+std::string SystemPrefix();
+
+// What a stored key is.
+struct DecodedKey {
+  enum class Kind { kUser, kSystem };
+  Kind kind = Kind::kUser;
+  uint64_t namespace_id = 0;  // 0 = the default namespace.
+  std::string key;            // The user key (or the system key).
+};
+// Decodes any stored key. A stored key in the reserved area with an unknown
+// tag (or a malformed namespace id) decodes as a system key, so it is never
+// shown to users.
+DecodedKey DecodeStoredKey(std::string_view stored);
+
+// One namespace's keys: how they are stored, and iteration over them.
+class KeyspaceView {
+ public:
+  // The default namespace.
+  KeyspaceView() = default;
+  // Namespace `id` (> 0).
+  explicit KeyspaceView(uint64_t id);
+
+  uint64_t id() const { return id_; }
+  bool is_default() const { return id_ == 0; }
+
+  // The stored key of user key `key`.
+  std::string Encode(std::string_view key) const;
+  // The user key of a stored key of this namespace; false (and *key
+  // untouched) if `stored` belongs elsewhere.
+  bool Decode(std::string_view stored, std::string* key) const;
+
+  // An iterator over this namespace's keys in user-key order, with user
+  // keys as key(), over `base` (an iterator over stored keys, e.g. from
+  // DB::NewIterator; taken over). Seek* take user keys; metadata() and
+  // value() are the base's.
+  std::unique_ptr<storage::Iterator> NewIterator(
+      std::unique_ptr<storage::Iterator> base) const;
+
+ private:
+  uint64_t id_ = 0;
+  std::string prefix_;  // "\xff\xff\x01" varint64(id); empty for default.
+};
+
+}  // namespace strata::server
+
+#endif  // STRATA_SERVER_KEYSPACE_H_
