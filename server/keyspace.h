@@ -26,6 +26,7 @@
 #include <string>
 #include <string_view>
 
+#include "strata/storage/db.h"
 #include "strata/storage/iterator.h"
 
 namespace strata::server {
@@ -35,8 +36,9 @@ namespace strata::server {
 inline constexpr char kSystemTag = '\x00';
 inline constexpr char kNamespaceTag = '\x01';
 inline constexpr char kEscapedDefaultTag = '\xff';
-// "\xff\xff": where the reserved area and escaped default keys begin.
-inline constexpr std::string_view kReservedPrefix = "\xff\xff";
+// "\xff\xff": where the reserved area and escaped default keys begin (the
+// engine reserves it for us: storage::kReservedKeyPrefix).
+inline constexpr std::string_view kReservedPrefix = storage::kReservedKeyPrefix;
 
 // Stored key of server metadata `key` ("\xff\xff\x00" key).
 std::string SystemKey(std::string_view key);

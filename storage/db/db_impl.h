@@ -137,6 +137,12 @@ class DBImpl final : public DB {
   absl::Status ReplayWal(uint64_t number, VersionEdit* edit,
                          SequenceNumber* max_sequence, MemTable** mem)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Database format 2 reserves user keys beginning with \xff\xff for the
+  // layers above (kReservedKeyPrefix); a format-1 database holding one is
+  // refused (FailedPrecondition) rather than upgraded. CheckNoReservedKeys
+  // looks at the tables, CheckNoReservedKeysIn at one format-1 WAL record.
+  absl::Status CheckNoReservedKeys() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  static absl::Status CheckNoReservedKeysIn(std::string_view record);
   // Reads the first revision of a WAL kept for history into
   // wal_first_revision_ (nothing for a format-1 WAL).
   absl::Status NoteWalFirstRevision(uint64_t number)

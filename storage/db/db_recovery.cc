@@ -6,6 +6,8 @@
 
 #include "absl/strings/str_format.h"
 #include "db/db_impl.h"
+#include "db/db_iter.h"
+#include "table/merging_iterator.h"
 #include "db/write_batch_internal.h"
 #include "record/reader.h"
 #include "spdlog/spdlog.h"
@@ -76,6 +78,9 @@ absl::Status DBImpl::Recover() {
   }
 
   std::sort(wals.begin(), wals.end());
+  if (versions_->DatabaseFormat() < VersionEdit::kDatabaseFormat) {
+    RETURN_IF_ERROR(CheckNoReservedKeys());
+  }
   VersionEdit edit;
   SequenceNumber max_sequence = versions_->LastSequence();
   MemTable* mem = nullptr;
@@ -169,11 +174,14 @@ absl::Status DBImpl::ReplayWal(uint64_t number, VersionEdit* edit,
       }
     } else {
       // Format 1: the i-th operation had sequence number first + i.
+      s = CheckNoReservedKeysIn(record);
       absl::StatusOr<SequenceNumber> r =
-          WriteBatchInternal::InsertVersion1(record, *mem);
+          s.ok() ? WriteBatchInternal::InsertVersion1(record, *mem)
+                 : absl::StatusOr<SequenceNumber>(s);
       s = r.status();
       if (s.ok()) last = *r;
     }
+    if (absl::IsFailedPrecondition(s)) return s;
     if (!s.ok()) {
       return absl::DataLossError(absl::StrFormat(
           "%s: record at offset %d: %s", path, reader.LastRecordOffset(),
@@ -198,6 +206,52 @@ absl::Status DBImpl::ReplayWal(uint64_t number, VersionEdit* edit,
   }
   spdlog::debug("replayed {}: {} records", path, records);
   return absl::OkStatus();
+}
+
+namespace {
+
+absl::Status ReservedKeyError(std::string_view key) {
+  return absl::FailedPreconditionError(absl::StrFormat(
+      "database format 1 holds a key beginning with 0xffff (%d bytes); "
+      "format 2 reserves such keys for the server (docs/revisions.md, "
+      "\"On disk\"): copy them under other names with the previous strata "
+      "release first",
+      key.size()));
+}
+
+}  // namespace
+
+absl::Status DBImpl::CheckNoReservedKeys() {
+  ReadOptions ro;
+  ro.fill_cache = false;
+  std::vector<Iterator*> children;
+  versions_->current()->AddIterators(ro, &children);
+  std::unique_ptr<Iterator> it(NewDBIterator(
+      icmp_.user_comparator(), NewMergingIterator(&icmp_, std::move(children)),
+      kMaxSequenceNumber));
+  it->Seek(kReservedKeyPrefix);
+  if (it->Valid()) return ReservedKeyError(it->key());
+  return it->status();
+}
+
+absl::Status DBImpl::CheckNoReservedKeysIn(std::string_view record) {
+  WriteBatch batch;
+  RETURN_IF_ERROR(WriteBatchInternal::SetContents(&batch, record));
+  struct Checker final : WriteBatch::Handler {
+    void Put(std::string_view key, std::string_view,
+             const PutAttributes&) override {
+      Check(key);
+    }
+    void Delete(std::string_view) override {}
+    void Check(std::string_view key) {
+      if (status.ok() && key.substr(0, 2) == kReservedKeyPrefix) {
+        status = ReservedKeyError(key);
+      }
+    }
+    absl::Status status;
+  } checker;
+  RETURN_IF_ERROR(batch.Iterate(&checker));
+  return checker.status;
 }
 
 absl::Status DBImpl::NoteWalFirstRevision(uint64_t number) {

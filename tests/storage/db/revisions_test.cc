@@ -542,6 +542,67 @@ TEST_F(RevisionsTest, CommitViewIteratesTheStateItCommitsOn) {
 
 // A database written before revisions (format 1): WAL records in user
 // form, one sequence number per operation, values without metadata.
+// Replaces the database in `dir` (made by a format-2 Open) with what format
+// 1 wrote: a manifest of edit format 1 (comparator, log number 2, next file
+// 3, last sequence 0) and WAL 000002.wal (format 1) holding `batch`.
+void WriteFormatOneDatabase(const std::string& dir, const std::string& batch) {
+  ASSERT_OK_AND_ASSIGN(std::vector<std::string> children,
+                       Env::Default()->GetChildren(dir));
+  for (const std::string& name : children) {
+    uint64_t number;
+    FileType type;
+    if (ParseFileName(name, &number, &type) &&
+        (type == FileType::kWal || type == FileType::kManifest ||
+         type == FileType::kCurrent)) {
+      ASSERT_OK(Env::Default()->RemoveFile(dir + "/" + name));
+    }
+  }
+  std::string edit;
+  PutFixed32(&edit, 1);
+  PutVarint32(&edit, 1);
+  PutLengthPrefixed(&edit, BytewiseComparator()->Name());
+  PutVarint32(&edit, 2);
+  PutVarint64(&edit, 2);
+  PutVarint32(&edit, 3);
+  PutVarint64(&edit, 3);
+  PutVarint32(&edit, 4);
+  PutVarint64(&edit, 0);
+  auto file = Env::Default()->NewWritableFile(ManifestFileName(dir, 1));
+  ASSERT_OK(file);
+  record::Writer manifest(std::move(*file), 1);
+  ASSERT_OK(manifest.AddRecord(edit));
+  ASSERT_OK(manifest.Sync());
+  ASSERT_OK(manifest.Close());
+  bool renamed = false;
+  ASSERT_OK(SetCurrentFile(Env::Default(), dir, 1, &renamed));
+  auto wal_file = Env::Default()->NewWritableFile(WalFileName(dir, 2));
+  ASSERT_OK(wal_file);
+  record::Writer wal(std::move(*wal_file), 1);
+  ASSERT_OK(wal.AddRecord(batch));
+  ASSERT_OK(wal.Sync());
+  ASSERT_OK(wal.Close());
+}
+
+TEST(UpgradeTest, AFormatOneDatabaseWithAReservedKeyIsRefused) {
+  TempDir dir;
+  Options options;
+  ASSERT_OK(DB::Open(options, dir.path()));
+  std::string batch;  // sequence 1: Put "\xff\xffk" = v.
+  PutFixed64(&batch, 1);
+  PutFixed32(&batch, 1);
+  batch.push_back(1);
+  PutLengthPrefixed(&batch, "\xff\xffk");
+  PutLengthPrefixed(&batch, "v");
+  ASSERT_NO_FATAL_FAILURE(WriteFormatOneDatabase(dir.path(), batch));
+  auto db = DB::Open(options, dir.path());
+  EXPECT_TRUE(absl::IsFailedPrecondition(db.status())) << db.status();
+  EXPECT_NE(db.status().message().find("reserves such keys"),
+            std::string_view::npos)
+      << db.status();
+  // Refused again, not half-upgraded.
+  EXPECT_TRUE(absl::IsFailedPrecondition(DB::Open(options, dir.path()).status()));
+}
+
 TEST(UpgradeTest, DatabaseOfFormatOneOpensAndIsUpgraded) {
   TempDir dir;
   Options options;

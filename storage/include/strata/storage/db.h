@@ -18,6 +18,12 @@
 
 namespace strata::storage {
 
+// Keys beginning with these two bytes are reserved for the layers above the
+// engine (the server keeps its metadata and namespaces there,
+// server/keyspace.h). The engine stores them like any other key; it only
+// refuses to upgrade a database of format 1 that already holds one.
+inline constexpr std::string_view kReservedKeyPrefix = "\xff\xff";
+
 // The status a cache_only read returns instead of doing I/O: Unavailable
 // "would block". The caller should retry on a thread that may block.
 absl::Status WouldBlockError();
