@@ -13,10 +13,13 @@
 # Python: `pip install ./client/python` into a fresh venv (--system-site-packages
 #   for Debian's grpcio/protobuf; offline: --no-index --no-build-isolation), then
 #   mypy (strict) over the installed package, then the unittest suite with the
-#   venv's python: plaintext and mutual-TLS clients, the wheel/sdist build with
-#   python3-build, and the method-parity test of both clients against the proto.
+#   venv's python: plaintext and mutual-TLS clients, revisions and watch (with
+#   the server SIGKILLed and restarted on its data directory behind a TCP
+#   proxy), the wheel/sdist build with python3-build, and the method-parity test
+#   of both clients against the proto.
 # Node.js: `npm ci` in client/node, then node --test: the client (plaintext and
-#   mutual TLS), the examples, and test/pack.test.js, which installs the
+#   mutual TLS), revisions and watch (as for Python), the examples, and
+#   test/pack.test.js, which installs the
 #   `npm pack` tarball into a fresh project and uses it from CommonJS, ESM and
 #   TypeScript (tsc --strict).
 #

@@ -44,20 +44,152 @@ export interface CallOptions {
   timeoutMs?: number | null;
 }
 
+/** Options of a read: get, getWithMetadata, batchGet. */
+export interface ReadOptions extends CallOptions {
+  /**
+   * Read as of this revision; 0 (default) = the latest. Below the compacted
+   * revision or above the current one: OUT_OF_RANGE. A non-negative integer.
+   */
+  revision?: number;
+}
+
 export interface ScanOptions extends CallOptions {
   /** Inclusive lower bound; '' (default) = the first key. */
   start?: BytesLike;
   /** Exclusive upper bound; '' (default) = no upper bound. */
   end?: BytesLike;
+  /** Every key starting with this, instead of start/end. */
+  prefix?: BytesLike;
   /** Maximum number of pairs, 0 (default) = no limit; an integer in [0, 2^32). */
   limit?: number;
   /** Leave values empty (default false). */
   keysOnly?: boolean;
+  /** Read as of this revision; 0 (default) = the latest when the call starts. */
+  revision?: number;
+  /** Descending key order, same bounds (default false). */
+  reverse?: boolean;
 }
 
+/**
+ * A key, its value and its revisions (etcd's mvccpb.KeyValue). Revisions are
+ * numbers: they count writes, so they stay far below 2^53.
+ */
 export interface KeyValue {
   key: Buffer;
+  /** Empty for a keysOnly scan. */
   value: Buffer;
+  /** Revision of the put that created the key (since its last delete). */
+  createRevision: number;
+  /** Revision of its latest put. */
+  modRevision: number;
+  /** Puts since it was created: 1 for a new key. */
+  version: number;
+}
+
+/** What Client.scan returns: the pairs, and the revision they were read at. */
+export interface ScanIterator extends AsyncGenerator<KeyValue, void, undefined> {
+  /** The revision the scan reads at; null until its first message arrived. */
+  readonly revision: number | null;
+}
+
+/** What Client.getWithMetadata resolves to. */
+export interface GetResult {
+  /** The revision the read was made at. */
+  revision: number;
+  found: boolean;
+  /** The value, or null when the key did not exist. */
+  value: Buffer | null;
+  /** The key with its metadata, or null when it did not exist. */
+  kv: KeyValue | null;
+}
+
+/** What Client.batchGet resolves to: every key read at one revision. */
+export interface BatchGetResult {
+  revision: number;
+  /** One per requested key, in request order; null for a missing key. */
+  kvs: (KeyValue | null)[];
+  /** The values in request order; null for a missing key. */
+  values: (Buffer | null)[];
+}
+
+export interface DeleteRangeOptions extends CallOptions {
+  /** Also return the deleted pairs (default false). */
+  prevKv?: boolean;
+}
+
+/** What Client.deleteRange resolves to. */
+export interface DeleteRangeResult {
+  /** The revision of the deletion (the current one if nothing was deleted). */
+  revision: number;
+  /** How many keys were deleted. */
+  deleted: number;
+  /** With prevKv: the deleted pairs in key order; else []. */
+  prevKvs: KeyValue[];
+}
+
+/** PUT and DELETE: a change. PROGRESS (only with progressNotify): nothing changed up to `revision`. */
+export type WatchEventType = 'PUT' | 'DELETE' | 'PROGRESS';
+
+/**
+ * One change: the key's new state (DELETE: empty value, createRevision and
+ * version 0; PROGRESS: empty key) and, with prevKv, its state before.
+ */
+export interface WatchEvent extends KeyValue {
+  type: WatchEventType;
+  /** The change's revision (= modRevision); PROGRESS: every change up to it was delivered. */
+  revision: number;
+  /** With prevKv: the key's state before the change; null if it did not exist (or without prevKv). */
+  prevKv: KeyValue | null;
+}
+
+/** How a Watch reopens a stream broken with UNAVAILABLE. */
+export interface ResumeOptions {
+  /** First wait in ms (default 100); each wait is drawn between half and all of it. */
+  initialBackoffMs?: number;
+  /** Longest wait in ms (default 5000). */
+  maxBackoffMs?: number;
+  /** Growth of the wait per failed attempt (default 2). */
+  multiplier?: number;
+  /** Reject with the last error after this long without a stream; null (default) = keep trying. */
+  giveUpAfterMs?: number | null;
+}
+
+interface WatchCommonOptions extends CallOptions {
+  /** First revision reported; 0 (default) = changes after the current revision. */
+  startRevision?: number;
+  /** Include each key's previous state (default false). */
+  prevKv?: boolean;
+  /** Yield PROGRESS events while nothing changes (default false). */
+  progressNotify?: boolean;
+  /** Reopen a broken stream from the last revision + 1: true (default), false, or the backoff. */
+  resume?: boolean | ResumeOptions;
+}
+
+/**
+ * What to watch: { key } one key, { key, rangeEnd } [key, rangeEnd) ('\0' =
+ * every key >= key), or { prefix } every key starting with it. timeoutMs
+ * bounds opening the stream only.
+ */
+export type WatchOptions =
+  | (WatchCommonOptions & { key: BytesLike; rangeEnd?: BytesLike; prefix?: never })
+  | (WatchCommonOptions & { prefix: BytesLike; key?: never; rangeEnd?: never });
+
+/**
+ * The changes to a key or range, in revision order, each exactly once,
+ * across reconnects. Made by Client.watch; iterate it once with for await.
+ */
+export class Watch implements AsyncIterable<WatchEvent> {
+  private constructor();
+  /** Every change up to this revision has been yielded: watch again from revision + 1 to continue. */
+  readonly revision: number;
+  /** Set when the watch ended by compaction (as the error's). */
+  readonly compactRevision: number | null;
+  /** How many times the stream was reopened. */
+  readonly resumes: number;
+  readonly cancelled: boolean;
+  /** Cancels the stream and ends the iteration. Idempotent. */
+  cancel(): void;
+  [Symbol.asyncIterator](): AsyncGenerator<WatchEvent, void, undefined>;
 }
 
 /** One operation of Client.write in array form. */
@@ -76,7 +208,8 @@ export class WriteBatch {
 
 /** A failed call: code is the gRPC status number (see `status`). */
 export class StrataError extends Error {
-  constructor(code: number, details?: string, options?: { metadata?: Metadata | null; cause?: unknown });
+  constructor(code: number, details?: string,
+    options?: { metadata?: Metadata | null; cause?: unknown; compactRevision?: number | null });
   readonly name: 'StrataError';
   /** gRPC status code, e.g. status.INVALID_ARGUMENT (3). */
   readonly code: number;
@@ -86,6 +219,8 @@ export class StrataError extends Error {
   readonly details: string;
   /** Trailing metadata, when the failure came from a call. */
   readonly metadata: Metadata | null;
+  /** The compacted revision, on the OUT_OF_RANGE that ends a watch by compaction; else null. */
+  readonly compactRevision: number | null;
 }
 
 /** A connection to one Strata server. Share one Client; close() it when done. */
@@ -96,16 +231,26 @@ export class Client {
   /** RPC full name ('strata.v1.KV/Get') -> the Client method that calls it. */
   static readonly RPC_METHODS: Readonly<Record<string, string>>;
 
-  /** The value, or null when the key does not exist. */
-  get(key: BytesLike, options?: CallOptions): Promise<Buffer | null>;
-  /** Sets key to value; durable when it resolves. */
-  put(key: BytesLike, value: BytesLike, options?: CallOptions): Promise<void>;
-  /** Removes key (a missing key is fine). */
-  delete(key: BytesLike, options?: CallOptions): Promise<void>;
-  /** Applies every mutation atomically, in order. */
-  write(batch: WriteBatch | Iterable<WriteOp>, options?: CallOptions): Promise<void>;
-  /** The pairs with start <= key < end in key order; breaking out cancels the call. */
-  scan(options?: ScanOptions): AsyncGenerator<KeyValue, void, undefined>;
+  /** The value (as of options.revision), or null when the key does not exist. */
+  get(key: BytesLike, options?: ReadOptions): Promise<Buffer | null>;
+  /** The value with its metadata and the revision read at. */
+  getWithMetadata(key: BytesLike, options?: ReadOptions): Promise<GetResult>;
+  /** Sets key to value; durable when it resolves. Resolves to its revision. */
+  put(key: BytesLike, value: BytesLike, options?: CallOptions): Promise<number>;
+  /** Removes key (a missing key is fine). Resolves to its revision (the current one if nothing changed). */
+  delete(key: BytesLike, options?: CallOptions): Promise<number>;
+  /** Applies every mutation atomically, in order, at one revision; resolves to it. */
+  write(batch: WriteBatch | Iterable<WriteOp>, options?: CallOptions): Promise<number>;
+  /** The pairs with start <= key < end in key order, at one revision; breaking out cancels the call. */
+  scan(options?: ScanOptions): ScanIterator;
+  /** 1..10,000 keys read at one revision. */
+  batchGet(keys: Iterable<BytesLike>, options?: ReadOptions): Promise<BatchGetResult>;
+  /** Deletes every key with start <= key < end ('' = unbounded) at one revision. */
+  deleteRange(start: BytesLike, end: BytesLike, options?: DeleteRangeOptions): Promise<DeleteRangeResult>;
+  /** Discards the history before revision; resolves to the current revision. */
+  compact(revision: number, options?: CallOptions): Promise<number>;
+  /** Resolves to a Watch once the server opened the stream. */
+  watch(options: WatchOptions): Promise<Watch>;
   /** True when service ('' = the whole server) is SERVING. */
   health(service?: string, options?: CallOptions): Promise<boolean>;
   /** Closes the channel; in-flight calls are cancelled. */
@@ -114,3 +259,6 @@ export class Client {
 
 /** The default of ClientOptions.timeoutMs. */
 export const DEFAULT_TIMEOUT_MS: number;
+
+/** The exclusive end of the keys starting with prefix (empty = no upper bound). */
+export function prefixEnd(prefix: BytesLike): Buffer;

@@ -6,10 +6,13 @@ const grpc = require('@grpc/grpc-js');
 const { ALL_METHODS, HEALTH_CHECK } = require('./proto');
 const { StrataError, fromGrpcError } = require('./errors');
 const { tlsCredentials, tlsChannelOptions } = require('./tls');
+const { Watch, resumePolicy, toKeyValue } = require('./watch');
 
 const DEFAULT_TIMEOUT_MS = 10000;
 const CLIENT_OPTION_KEYS = ['timeoutMs', 'tls', 'credentials', 'channelOptions'];
 const MAX_LIMIT = 0xffffffff;
+const SCAN_OPTION_KEYS = ['start', 'end', 'prefix', 'limit', 'keysOnly', 'revision', 'reverse', 'timeoutMs'];
+const WATCH_OPTION_KEYS = ['key', 'prefix', 'rangeEnd', 'startRevision', 'prevKv', 'progressNotify', 'resume', 'timeoutMs'];
 
 // Keys and values are bytes: Buffers. Strings are UTF-8 encoded; any
 // Uint8Array is wrapped without copying.
@@ -18,6 +21,33 @@ function toBuffer(x, what) {
   if (typeof x === 'string') return Buffer.from(x, 'utf8');
   if (x instanceof Uint8Array) return Buffer.from(x.buffer, x.byteOffset, x.byteLength);
   throw new TypeError(`${what} must be a Buffer, Uint8Array or string, not ${x === null ? 'null' : typeof x}`);
+}
+
+// A revision argument: a safe non-negative integer (revisions count writes,
+// so 2^53 is out of reach), 0 = the latest where the call allows it.
+function checkRevision(rev, what = 'revision') {
+  if (typeof rev !== 'number') throw new TypeError(`${what} must be a number, not ${rev === null ? 'null' : typeof rev}`);
+  if (!Number.isSafeInteger(rev) || rev < 0) throw new RangeError(`${what} must be a non-negative integer`);
+  return rev;
+}
+
+// The exclusive end of the keys starting with prefix (Scan's convention:
+// an empty Buffer = no upper bound, for a prefix of only 0xff bytes or an
+// empty one). prefixEnd('cfg/') is Buffer 'cfg0'.
+function prefixEnd(prefix) {
+  const p = toBuffer(prefix, 'prefix');
+  let n = p.length;
+  while (n > 0 && p[n - 1] === 0xff) n--;
+  if (n === 0) return Buffer.alloc(0);
+  const end = Buffer.from(p.subarray(0, n));
+  end[n - 1]++;
+  return end;
+}
+
+function checkKeys(options, known, what) {
+  for (const k of Object.keys(options)) {
+    if (!known.includes(k)) throw new TypeError(`unknown ${what} option "${k}" (known: ${known.join(', ')})`);
+  }
 }
 
 // An ordered list of puts and deletes that Client.write applies atomically.
@@ -120,44 +150,82 @@ class Client {
       request, this._callOptions(timeoutMs));
   }
 
+  // Every write resolves to the revision it committed at (docs/revisions.md);
+  // a write that changed nothing (deleting a missing key) resolves to the
+  // current revision. Reads take { revision } (0 = the latest): one below the
+  // compacted revision or above the current one rejects with OUT_OF_RANGE.
+
   // Resolves to the value (a Buffer) or null when the key does not exist. An
-  // existing key with an empty value resolves to an empty Buffer.
-  async get(key, { timeoutMs } = {}) {
-    const resp = await this._unary('strata.v1.KV/Get', { key: toBuffer(key, 'key') }, timeoutMs);
-    return resp.found ? resp.value : null;
+  // existing key with an empty value resolves to an empty Buffer. With
+  // revision > 0, the value as of that revision.
+  async get(key, { revision = 0, timeoutMs } = {}) {
+    return (await this.getWithMetadata(key, { revision, timeoutMs })).value;
   }
 
-  // Sets key to value; durable when it resolves. Idempotent.
+  // Resolves to { revision (read at), found, value (Buffer | null), kv
+  // (KeyValue with createRevision, modRevision, version; null if missing) }.
+  async getWithMetadata(key, { revision = 0, timeoutMs } = {}) {
+    const k = toBuffer(key, 'key');
+    const resp = await this._unary('strata.v1.KV/Get', { key: k, revision: checkRevision(revision) }, timeoutMs);
+    const kv = resp.found ? toKeyValue({ ...resp, key: k }) : null;
+    return { revision: Number(resp.header.revision), found: Boolean(resp.found), value: kv ? kv.value : null, kv };
+  }
+
+  // Sets key to value; durable when it resolves. Resolves to its revision.
   async put(key, value, { timeoutMs } = {}) {
-    await this._unary('strata.v1.KV/Put', { key: toBuffer(key, 'key'), value: toBuffer(value, 'value') }, timeoutMs);
+    const resp = await this._unary('strata.v1.KV/Put', { key: toBuffer(key, 'key'), value: toBuffer(value, 'value') }, timeoutMs);
+    return Number(resp.header.revision);
   }
 
-  // Removes key (a missing key is fine); durable when it resolves.
+  // Removes key (a missing key is fine: nothing changes and it resolves to
+  // the current revision); durable when it resolves. Resolves to its revision.
   async delete(key, { timeoutMs } = {}) {
-    await this._unary('strata.v1.KV/Delete', { key: toBuffer(key, 'key') }, timeoutMs);
+    const resp = await this._unary('strata.v1.KV/Delete', { key: toBuffer(key, 'key') }, timeoutMs);
+    return Number(resp.header.revision);
   }
 
-  // Applies every mutation atomically, in order. batch is a WriteBatch or an
-  // iterable of ['put', key, value] / ['delete', key].
+  // Applies every mutation atomically, in order, at one revision. batch is a
+  // WriteBatch or an iterable of ['put', key, value] / ['delete', key].
+  // Resolves to the revision.
   async write(batch, { timeoutMs } = {}) {
     const b = batch instanceof WriteBatch ? batch : WriteBatch.fromOps(batch);
-    await this._unary('strata.v1.KV/Write', b.toRequest(), timeoutMs);
+    const resp = await this._unary('strata.v1.KV/Write', b.toRequest(), timeoutMs);
+    return Number(resp.header.revision);
   }
 
-  // An async iterable of {key, value} (Buffers) with start <= key < end in key
-  // order, all from one snapshot. end '' = no upper bound, limit 0 = no limit,
-  // keysOnly leaves values empty. The call starts when iteration starts;
-  // leaving the loop early (break/return/throw) cancels it.
-  scan({ start = '', end = '', limit = 0, keysOnly = false, timeoutMs } = {}) {
+  // An async iterable of KeyValue ({ key, value, createRevision, modRevision,
+  // version }) with start <= key < end (or starting with prefix) in key
+  // order (reverse: descending, same bounds), all read at one revision:
+  // revision, or (0) the latest when the call starts; the iterator's
+  // .revision says which (null until the first message arrived). end '' =
+  // no upper bound, limit 0 = no limit, keysOnly leaves values empty. The
+  // call starts when iteration starts; leaving the loop early
+  // (break/return/throw) cancels it.
+  scan(options = {}) {
+    checkKeys(options, SCAN_OPTION_KEYS, 'scan');
+    const { start = '', end = '', prefix, limit = 0, keysOnly = false, revision = 0, reverse = false, timeoutMs } = options;
     if (!Number.isInteger(limit) || limit < 0 || limit > MAX_LIMIT) {
       throw new RangeError(`limit must be an integer in [0, ${MAX_LIMIT}]`);
     }
-    const request = { start_key: toBuffer(start, 'start'), end_key: toBuffer(end, 'end'), limit, keys_only: Boolean(keysOnly) };
+    let startKey = toBuffer(start, 'start');
+    let endKey = toBuffer(end, 'end');
+    if (prefix !== undefined) {
+      if (startKey.length || endKey.length) throw new TypeError('scan: pass prefix or start/end, not both');
+      startKey = toBuffer(prefix, 'prefix');
+      endKey = prefixEnd(startKey);
+    }
+    const request = {
+      start_key: startKey, end_key: endKey, limit, keys_only: Boolean(keysOnly),
+      revision: checkRevision(revision), reverse: Boolean(reverse),
+    };
     if (timeoutMs !== undefined) checkTimeout(timeoutMs);
-    return this._scan(request, timeoutMs);
+    const state = { revision: null };
+    const it = this._scan(request, timeoutMs, state);
+    Object.defineProperty(it, 'revision', { get: () => state.revision, enumerable: true });
+    return it;
   }
 
-  async *_scan(request, timeoutMs) {
+  async *_scan(request, timeoutMs, state) {
     const call = this._serverStream('strata.v1.KV/Scan', request, timeoutMs);
     const responses = call[Symbol.asyncIterator]();
     let finished = false;
@@ -174,7 +242,8 @@ class Client {
           finished = true;
           return;
         }
-        for (const pair of step.value.pairs) yield { key: pair.key, value: pair.value };
+        if (state.revision === null) state.revision = Number(step.value.header.revision);
+        for (const pair of step.value.pairs) yield toKeyValue(pair);
       }
     } finally {
       if (!finished) {
@@ -182,6 +251,90 @@ class Client {
         call.cancel();
       }
     }
+  }
+
+  // Reads every key at one revision (0 = the latest). Resolves to
+  // { revision, kvs, values }: one KeyValue (or null for a missing key) and
+  // one value (Buffer or null) per key, in request order. 1..10,000 keys
+  // (the server's --max_batch_mutations), else INVALID_ARGUMENT.
+  async batchGet(keys, { revision = 0, timeoutMs } = {}) {
+    if (keys === null || typeof keys !== 'object' || typeof keys[Symbol.iterator] !== 'function') {
+      throw new TypeError('keys must be an iterable of keys');
+    }
+    const request = { keys: Array.from(keys, (k) => toBuffer(k, 'key')), revision: checkRevision(revision) };
+    const resp = await this._unary('strata.v1.KV/BatchGet', request, timeoutMs);
+    const kvs = resp.results.map((r, i) => (r.found ? toKeyValue({ ...r, key: request.keys[i] }) : null));
+    return { revision: Number(resp.header.revision), kvs, values: kvs.map((kv) => (kv ? kv.value : null)) };
+  }
+
+  // Deletes every key with start <= key < end atomically, at one revision.
+  // start '' = the first key and end '' = no upper bound, so
+  // deleteRange('', '') deletes everything (both are required for that
+  // reason; prefixEnd(p) gives the end of a prefix). Resolves to
+  // { revision, deleted (a count), prevKvs } where prevKvs, with prevKv, are
+  // the deleted pairs in key order (more than --max_batch_mutations of them:
+  // FAILED_PRECONDITION, nothing deleted); else [].
+  async deleteRange(start, end, { prevKv = false, timeoutMs } = {}) {
+    const request = { start_key: toBuffer(start, 'start'), end_key: toBuffer(end, 'end'), prev_kv: Boolean(prevKv) };
+    const resp = await this._unary('strata.v1.KV/DeleteRange', request, timeoutMs);
+    return { revision: Number(resp.header.revision), deleted: Number(resp.deleted), prevKvs: resp.prev_kvs.map(toKeyValue) };
+  }
+
+  // Discards the history before revision (etcd's Compact): reads at lower
+  // revisions and watches from them reject with OUT_OF_RANGE afterwards.
+  // revision must be above the compacted revision and at most the current one
+  // (else OUT_OF_RANGE); 0 is INVALID_ARGUMENT. Resolves to the current revision.
+  async compact(revision, { timeoutMs } = {}) {
+    const resp = await this._unary('strata.v1.KV/Compact', { revision: checkRevision(revision) }, timeoutMs);
+    return Number(resp.header.revision);
+  }
+
+  // Streams every change to a key or range (docs/revisions.md, "Watch").
+  // What: { key } one key; { key, rangeEnd } [key, rangeEnd) (rangeEnd
+  // '\0': every key >= key); { prefix } every key starting with it ('':
+  // every key). startRevision is the first revision reported (0 = changes
+  // after the current revision); prevKv adds each key's previous state;
+  // progressNotify yields PROGRESS events while nothing changes.
+  //
+  // Resolves to a Watch once the server has opened the stream (so every
+  // write that commits afterwards is delivered); timeoutMs bounds that wait
+  // only. Rejects if it cannot be opened (UNAVAILABLE, INVALID_ARGUMENT,
+  // OUT_OF_RANGE with compactRevision for a compacted startRevision). Once
+  // open, resume (true: default backoff; false: off; or { initialBackoffMs,
+  // maxBackoffMs, multiplier, giveUpAfterMs }) reopens a stream that broke
+  // with UNAVAILABLE from the last revision received + 1, without
+  // duplicating or skipping an event. Iterate the Watch with for await;
+  // cancel() or leaving the loop cancels it.
+  async watch(options = {}) {
+    if (options === null || typeof options !== 'object') throw new TypeError('watch options must be an object');
+    checkKeys(options, WATCH_OPTION_KEYS, 'watch');
+    const { key, prefix, rangeEnd, startRevision = 0, prevKv = false, progressNotify = false, resume = true, timeoutMs } = options;
+    let k;
+    let end;
+    if (prefix !== undefined) {
+      if (key !== undefined || rangeEnd !== undefined) throw new TypeError('watch: pass key (and rangeEnd) or prefix, not both');
+      k = toBuffer(prefix, 'prefix');
+      end = prefixEnd(k);
+      if (end.length === 0) end = Buffer.from([0]);
+    } else if (key !== undefined) {
+      k = toBuffer(key, 'key');
+      end = rangeEnd === undefined ? Buffer.alloc(0) : toBuffer(rangeEnd, 'rangeEnd');
+    } else {
+      throw new TypeError('watch: pass key or prefix');
+    }
+    const request = {
+      key: k, range_end: end, start_revision: checkRevision(startRevision, 'startRevision'),
+      prev_kv: Boolean(prevKv), progress_notify: Boolean(progressNotify),
+    };
+    const policy = resumePolicy(resume);
+    const ms = timeoutMs === undefined ? this.timeoutMs : timeoutMs;
+    checkTimeout(ms);
+    const m = ALL_METHODS['strata.v1.KV/Watch'];
+    const openCall = (req, waitForReady) => this._channel.makeServerStreamRequest(m.path, m.requestSerialize,
+      m.responseDeserialize, req, new grpc.Metadata({ waitForReady }), {});
+    const w = new Watch(openCall, request, { progressNotify, resume: policy });
+    await w._establish(ms);
+    return w;
   }
 
   // Asks the standard health service (grpc.health.v1.Health/Check): resolves
@@ -211,6 +364,10 @@ Client.RPC_METHODS = Object.freeze({
   'strata.v1.KV/Delete': 'delete',
   'strata.v1.KV/Scan': 'scan',
   'strata.v1.KV/Write': 'write',
+  'strata.v1.KV/Watch': 'watch',
+  'strata.v1.KV/Compact': 'compact',
+  'strata.v1.KV/BatchGet': 'batchGet',
+  'strata.v1.KV/DeleteRange': 'deleteRange',
 });
 
 function checkTimeout(ms) {
@@ -219,4 +376,4 @@ function checkTimeout(ms) {
   }
 }
 
-module.exports = { Client, WriteBatch, StrataError, DEFAULT_TIMEOUT_MS };
+module.exports = { Client, WriteBatch, StrataError, Watch, DEFAULT_TIMEOUT_MS, prefixEnd };

@@ -6,9 +6,12 @@ const grpc = require('@grpc/grpc-js');
 // A Strata RPC failed. code is the gRPC status number (grpc.status, e.g.
 // status.INVALID_ARGUMENT === 3), codeName its name ('INVALID_ARGUMENT'),
 // details the server's (or gRPC's) message, metadata the trailers, cause the
-// original grpc-js ServiceError. See docs/clients.md for which code means what.
+// original grpc-js ServiceError. compactRevision is set on the OUT_OF_RANGE
+// that ends a watch whose changes were compacted: the compacted revision
+// (read the range at it, then watch from it + 1); null otherwise. See
+// docs/clients.md for which code means what.
 class StrataError extends Error {
-  constructor(code, details = '', { metadata = null, cause } = {}) {
+  constructor(code, details = '', { metadata = null, cause, compactRevision = null } = {}) {
     const codeName = grpc.status[code] || `CODE_${code}`;
     super(details ? `${codeName}: ${details}` : codeName, cause === undefined ? undefined : { cause });
     this.name = 'StrataError';
@@ -16,6 +19,7 @@ class StrataError extends Error {
     this.codeName = codeName;
     this.details = details || '';
     this.metadata = metadata;
+    this.compactRevision = compactRevision;
   }
 }
 

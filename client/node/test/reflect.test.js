@@ -15,7 +15,8 @@ const DOC = path.join(REPO_ROOT, 'docs', 'clients.md');
 const DOC_ADDRESS = '127.0.0.1:50051';
 const SESSION_MARKER = '<!-- grpcurl-session';
 const EXPECTED_SERVICES = ['grpc.health.v1.Health', 'grpc.reflection.v1alpha.ServerReflection', 'strata.v1.KV'];
-const KV_METHODS = ['Get', 'Put', 'Delete', 'Scan', 'Write'];
+const KV_METHODS = ['Get', 'Put', 'Delete', 'Scan', 'Write', 'Watch', 'Compact', 'BatchGet', 'DeleteRange'];
+const STREAMING_METHODS = ['Scan', 'Watch']; // server streaming
 
 // ---- parsing docs/clients.md -------------------------------------------------
 
@@ -205,10 +206,11 @@ describe('reflection against strata-server', { skip: skipReason() }, () => {
       name: 'Scan', requestType: 'strata.v1.ScanRequest', responseType: 'strata.v1.ScanResponse',
       requestStream: false, responseStream: true,
     });
-    for (const m of methods.filter((x) => x.name !== 'Scan')) {
+    for (const m of methods) {
       assert.equal(m.requestType, `strata.v1.${m.name}Request`);
       assert.equal(m.responseType, `strata.v1.${m.name}Response`);
-      assert.equal(m.responseStream, false);
+      assert.equal(m.requestStream, false);
+      assert.equal(m.responseStream, STREAMING_METHODS.includes(m.name), m.name);
     }
   });
 

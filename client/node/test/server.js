@@ -110,6 +110,19 @@ class StrataServer {
     });
   }
 
+  // SIGKILL (a crash: no shutdown, nothing flushed beyond what was
+  // acknowledged); resolves once it exited. start() again reopens the same
+  // data directory (on a new port).
+  kill() {
+    const proc = this.proc;
+    this.proc = null;
+    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
+    return new Promise((resolve) => {
+      proc.once('exit', () => resolve());
+      proc.kill('SIGKILL');
+    });
+  }
+
   async cleanup() {
     await this.stop().catch(() => {});
     fs.rmSync(this.dir, { recursive: true, force: true });

@@ -2,10 +2,13 @@
 
     import strata_client
     with strata_client.Client("127.0.0.1:50051") as db:
-        db.put(b"hello", b"world")
+        rev = db.put(b"hello", b"world")          # the revision it committed at
         assert db.get(b"hello") == b"world"
         for key, value in db.scan(start=b"a", end=b"b", limit=10):
             ...
+        with db.watch(prefix=b"cfg/") as changes:  # every later change, in order
+            for event in changes:
+                ...
 
 Over TLS, or mutual TLS with a client certificate:
 
@@ -15,25 +18,30 @@ Over TLS, or mutual TLS with a client certificate:
 Keys and values are bytes (str is accepted and encoded as UTF-8). Install with
 `pip install ./client/python`: the protobuf modules (strata_client._gen) are
 generated from proto/ when the package is built. See docs/clients.md for the
-error model.
+calls and the error model, docs/revisions.md for revisions and Watch.
 """
 
-from .client import (DEFAULT_TIMEOUT, BytesLike, ChannelOptions, Client,
+from .client import (DEFAULT_TIMEOUT, BytesLike, ChannelOptions, Client, Pair,
                      ScanIterator, Timeout, WriteBatch, WriteOp)
 from .errors import (Aborted, Cancelled, DataLoss, DeadlineExceeded,
                      FailedPrecondition, Internal, InvalidArgument, NotFound,
-                     PermissionDenied, ResourceExhausted, StrataError,
-                     Unauthenticated, Unavailable, Unimplemented,
+                     OutOfRange, PermissionDenied, ResourceExhausted,
+                     StrataError, Unauthenticated, Unavailable, Unimplemented,
                      from_rpc_error)
+from .results import (BatchGetResult, DeleteRangeResult, GetResult, KeyValue,
+                      prefix_end, prefix_range)
 from .tls import PemSource, TLSConfig
+from .watch import EventType, ResumePolicy, Watch, WatchEvent
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Client", "ScanIterator", "WriteBatch", "TLSConfig",
-    "BytesLike", "WriteOp", "Timeout", "DEFAULT_TIMEOUT", "ChannelOptions", "PemSource",
+    "BytesLike", "WriteOp", "Pair", "Timeout", "DEFAULT_TIMEOUT", "ChannelOptions", "PemSource",
+    "KeyValue", "GetResult", "BatchGetResult", "DeleteRangeResult", "prefix_end", "prefix_range",
+    "Watch", "WatchEvent", "EventType", "ResumePolicy",
     "StrataError", "InvalidArgument", "DeadlineExceeded", "Cancelled",
     "Unavailable", "ResourceExhausted", "DataLoss", "Internal", "Unimplemented",
     "NotFound", "Unauthenticated", "PermissionDenied", "FailedPrecondition", "Aborted",
-    "from_rpc_error",
+    "OutOfRange", "from_rpc_error",
 ]

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import enum
 from types import MappingProxyType, TracebackType
-from typing import (Any, ClassVar, Dict, Iterable, List, Mapping, Optional,
-                    Sequence, Tuple, Type, Union)
+from typing import (Any, Callable, ClassVar, Dict, Generic, Iterable, List,
+                    Literal, Mapping, Optional, Sequence, Tuple, Type, TypeVar,
+                    Union, overload)
 
 import grpc
 
 from . import _rpc
 from ._gen import kv_pb2
 from .errors import from_rpc_error
+from .results import (BatchGetResult, DeleteRangeResult, GetResult, KeyValue,
+                      prefix_end)
 from .tls import TLSConfig
+from .watch import ResumePolicy, Watch
 
 # Keys and values are bytes on the wire. str is accepted as a convenience and
 # encoded as UTF-8; bytes is canonical (and what get/scan return).
@@ -37,6 +41,14 @@ DEFAULT_TIMEOUT = _Default.TIMEOUT
 # A per-call timeout: seconds, None for no deadline, or DEFAULT_TIMEOUT for the
 # Client's.
 Timeout = Union[float, None, _Default]
+
+
+def _revision(revision: int, what: str = "revision") -> int:
+    if isinstance(revision, bool) or not isinstance(revision, int):
+        raise TypeError(f"{what} must be an int, not {type(revision).__name__}")
+    if revision < 0 or revision >= 1 << 63:
+        raise ValueError(f"{what} must be in [0, 2**63)")
+    return revision
 
 
 def _to_bytes(value: BytesLike, what: str) -> bytes:
@@ -105,30 +117,48 @@ class WriteBatch:
         return batch
 
 
-class ScanIterator:
-    """Iterates the (key, value) pairs of one Scan call as they stream in.
+# What a ScanIterator yields: (key, value) pairs, or KeyValue with metadata.
+T = TypeVar("T")
+Pair = Tuple[bytes, bytes]
 
-    The server sends pairs in batches (messages of at most ~1 MiB); this
-    iterator hides the batching. Stopping early - close(), leaving a `with`
-    block, or dropping the iterator (e.g. `break` out of a for loop) - cancels
-    the RPC so the server stops reading. Errors raise StrataError subclasses
-    from next(). Not thread-safe.
+
+def _pair(kv: Any) -> Pair:
+    return kv.key, kv.value
+
+
+class ScanIterator(Generic[T]):
+    """Iterates the pairs of one Scan call as they stream in.
+
+    Yields (key, value) tuples, or KeyValue objects (with their revisions)
+    from scan(..., metadata=True). The server sends pairs in batches
+    (messages of at most ~1 MiB); this iterator hides the batching. Stopping
+    early - close(), leaving a `with` block, or dropping the iterator (e.g.
+    `break` out of a for loop) - cancels the RPC so the server stops
+    reading. Errors raise StrataError subclasses from next(). Not
+    thread-safe.
 
     Attributes:
+      revision: the revision the scan reads at (every message carries it);
+        None until the first message has arrived, i.e. until next() has
+        returned a pair or the iteration has ended. Pass it as scan(...,
+        revision=) to read more of the range at the same revision, or as
+        watch(start_revision=revision + 1) to follow the range from there.
       messages: how many ScanResponse messages have been received so far.
     """
 
-    def __init__(self, call: Any) -> None:
+    def __init__(self, call: Any, convert: Callable[[Any], T]) -> None:
         self._call = call
+        self._convert = convert
         self._pending: Sequence[kv_pb2.KeyValue] = ()
         self._pos = 0
         self._done = False
         self.messages = 0
+        self.revision: Optional[int] = None
 
-    def __iter__(self) -> ScanIterator:
+    def __iter__(self) -> ScanIterator[T]:
         return self
 
-    def __next__(self) -> Tuple[bytes, bytes]:
+    def __next__(self) -> T:
         while self._pos >= len(self._pending):
             if self._done:
                 raise StopIteration
@@ -141,11 +171,13 @@ class ScanIterator:
                 self._done = True
                 raise from_rpc_error(e) from e
             self.messages += 1
+            if self.revision is None:
+                self.revision = int(resp.header.revision)
             self._pending = resp.pairs
             self._pos = 0
         kv = self._pending[self._pos]
         self._pos += 1
-        return kv.key, kv.value
+        return self._convert(kv)
 
     def close(self) -> None:
         """Cancels the call if it is still running. Idempotent."""
@@ -154,7 +186,7 @@ class ScanIterator:
             self._call.cancel()
         self._pending = ()
 
-    def __enter__(self) -> ScanIterator:
+    def __enter__(self) -> ScanIterator[T]:
         return self
 
     def __exit__(self, exc_type: Optional[Type[BaseException]],
@@ -178,8 +210,9 @@ class Client:
     Args:
       target: "host:port", e.g. "127.0.0.1:50051" (any gRPC target string).
       timeout: default deadline in seconds for each call; None for no deadline.
-        For scan() it bounds the whole stream. Each method also takes a
-        timeout= argument that overrides it for that call.
+        For scan() it bounds the whole stream; for watch() only opening the
+        stream (a watch has no deadline). Each method also takes a timeout=
+        argument that overrides it for that call.
       credentials: grpc.ChannelCredentials for TLS (prefer tls=); None for
         plaintext unless tls is given.
       options: extra channel arguments, e.g. [("grpc.max_receive_message_length", n)].
@@ -197,6 +230,10 @@ class Client:
         "strata.v1.KV/Delete": "delete",
         "strata.v1.KV/Scan": "scan",
         "strata.v1.KV/Write": "write",
+        "strata.v1.KV/Watch": "watch",
+        "strata.v1.KV/Compact": "compact",
+        "strata.v1.KV/BatchGet": "batch_get",
+        "strata.v1.KV/DeleteRange": "delete_range",
     })
 
     def __init__(self, target: str, timeout: Optional[float] = 10.0,
@@ -247,53 +284,203 @@ class Client:
         except grpc.RpcError as e:  # pragma: no cover - errors normally come on read
             raise from_rpc_error(e) from e
 
-    def get(self, key: BytesLike, *, timeout: Timeout = DEFAULT_TIMEOUT) -> Optional[bytes]:
+    # Every write returns the revision it committed at (docs/revisions.md);
+    # a write that changed nothing (deleting a missing key) returns the
+    # current revision. Reads take revision= (0 = the latest): a revision
+    # below the compacted revision or above the current one raises
+    # OutOfRange.
+
+    def get(self, key: BytesLike, *, revision: int = 0,
+            timeout: Timeout = DEFAULT_TIMEOUT) -> Optional[bytes]:
         """Returns the value of key, or None if the key does not exist.
 
-        An existing key with an empty value returns b"" (not None).
+        An existing key with an empty value returns b"" (not None). With
+        revision > 0, the value as of that revision. get_with_metadata also
+        returns the key's revisions and the revision read at.
         """
+        return self.get_with_metadata(key, revision=revision, timeout=timeout).value
+
+    def get_with_metadata(self, key: BytesLike, *, revision: int = 0,
+                          timeout: Timeout = DEFAULT_TIMEOUT) -> GetResult:
+        """Reads key with its metadata: a GetResult whose .revision is the
+        revision read at and whose .kv is the KeyValue (create_revision,
+        mod_revision, version), or None when the key does not exist."""
+        k = _to_bytes(key, "key")
         resp: kv_pb2.GetResponse = self._unary(
-            "strata.v1.KV/Get", kv_pb2.GetRequest(key=_to_bytes(key, "key")), timeout)
-        return resp.value if resp.found else None
+            "strata.v1.KV/Get", kv_pb2.GetRequest(key=k, revision=_revision(revision)), timeout)
+        kv = KeyValue.from_proto(resp, key=k) if resp.found else None
+        return GetResult(revision=int(resp.header.revision), kv=kv)
 
     def put(self, key: BytesLike, value: BytesLike, *,
-            timeout: Timeout = DEFAULT_TIMEOUT) -> None:
-        """Sets key to value; durable when it returns. Idempotent."""
-        self._unary("strata.v1.KV/Put",
-                    kv_pb2.PutRequest(key=_to_bytes(key, "key"),
-                                      value=_to_bytes(value, "value")), timeout)
+            timeout: Timeout = DEFAULT_TIMEOUT) -> int:
+        """Sets key to value; durable when it returns. Returns its revision."""
+        resp = self._unary("strata.v1.KV/Put",
+                           kv_pb2.PutRequest(key=_to_bytes(key, "key"),
+                                             value=_to_bytes(value, "value")), timeout)
+        return int(resp.header.revision)
 
-    def delete(self, key: BytesLike, *, timeout: Timeout = DEFAULT_TIMEOUT) -> None:
-        """Removes key (a missing key is fine); durable when it returns."""
-        self._unary("strata.v1.KV/Delete",
-                    kv_pb2.DeleteRequest(key=_to_bytes(key, "key")), timeout)
+    def delete(self, key: BytesLike, *, timeout: Timeout = DEFAULT_TIMEOUT) -> int:
+        """Removes key (a missing key is fine); durable when it returns.
+
+        Returns the revision of the delete; for a missing key nothing
+        changes and the current revision is returned.
+        """
+        resp = self._unary("strata.v1.KV/Delete",
+                           kv_pb2.DeleteRequest(key=_to_bytes(key, "key")), timeout)
+        return int(resp.header.revision)
 
     def write(self, batch: Union[WriteBatch, Iterable[WriteOp]], *,
-              timeout: Timeout = DEFAULT_TIMEOUT) -> None:
-        """Applies every mutation of batch atomically, in order.
+              timeout: Timeout = DEFAULT_TIMEOUT) -> int:
+        """Applies every mutation of batch atomically, in order, at one revision.
 
         batch is a WriteBatch, or an iterable of ("put", key, value) and
-        ("delete", key) tuples (ValueError for any other shape).
+        ("delete", key) tuples (ValueError for any other shape). Returns the
+        revision (the current one if the batch changed nothing).
         """
         if not isinstance(batch, WriteBatch):
             batch = WriteBatch.from_ops(batch)
-        self._unary("strata.v1.KV/Write", batch.to_request(), timeout)
+        resp = self._unary("strata.v1.KV/Write", batch.to_request(), timeout)
+        return int(resp.header.revision)
+
+    @overload
+    def scan(self, start: BytesLike = b"", end: BytesLike = b"", limit: int = 0,
+             keys_only: bool = False, *, prefix: Optional[BytesLike] = None,
+             revision: int = 0, reverse: bool = False, metadata: Literal[False] = False,
+             timeout: Timeout = DEFAULT_TIMEOUT) -> ScanIterator[Pair]: ...
+
+    @overload
+    def scan(self, start: BytesLike = b"", end: BytesLike = b"", limit: int = 0,
+             keys_only: bool = False, *, prefix: Optional[BytesLike] = None,
+             revision: int = 0, reverse: bool = False, metadata: Literal[True],
+             timeout: Timeout = DEFAULT_TIMEOUT) -> ScanIterator[KeyValue]: ...
 
     def scan(self, start: BytesLike = b"", end: BytesLike = b"", limit: int = 0,
-             keys_only: bool = False, *, timeout: Timeout = DEFAULT_TIMEOUT) -> ScanIterator:
-        """Streams the (key, value) pairs with start <= key < end in key order.
+             keys_only: bool = False, *, prefix: Optional[BytesLike] = None,
+             revision: int = 0, reverse: bool = False, metadata: bool = False,
+             timeout: Timeout = DEFAULT_TIMEOUT
+             ) -> Union[ScanIterator[Pair], ScanIterator[KeyValue]]:
+        """Streams the pairs with start <= key < end in key order.
 
-        An empty end means no upper bound; limit=0 means no limit (ValueError
-        outside [0, 2**32)); keys_only returns b"" for every value. All pairs
-        come from one snapshot taken when the call starts. The call starts
-        now; pairs arrive as you iterate.
+        An empty end means no upper bound; prefix=p instead of start/end
+        scans the keys starting with p. limit=0 means no limit (ValueError
+        outside [0, 2**32)); keys_only returns b"" for every value; reverse
+        streams in descending key order (same bounds; limit counts from the
+        end). All pairs are read at one revision: `revision`, or (0) the
+        latest when the call starts; the iterator's .revision says which.
+        Yields (key, value) tuples, or KeyValue objects with metadata=True.
+        The call starts now; pairs arrive as you iterate.
         """
         if limit < 0 or limit > 0xFFFFFFFF:
             raise ValueError("limit must be in [0, 2**32)")
+        if prefix is not None:
+            if start != b"" or end != b"":
+                raise ValueError("scan: pass prefix or start/end, not both")
+            start = _to_bytes(prefix, "prefix")
+            end = prefix_end(start)
         request = kv_pb2.ScanRequest(start_key=_to_bytes(start, "start"),
                                      end_key=_to_bytes(end, "end"),
-                                     limit=limit, keys_only=keys_only)
-        return ScanIterator(self._server_stream("strata.v1.KV/Scan", request, timeout))
+                                     limit=limit, keys_only=keys_only,
+                                     revision=_revision(revision), reverse=bool(reverse))
+        call = self._server_stream("strata.v1.KV/Scan", request, timeout)
+        if metadata:
+            return ScanIterator(call, KeyValue.from_proto)
+        return ScanIterator(call, _pair)
+
+    def batch_get(self, keys: Iterable[BytesLike], *, revision: int = 0,
+                  timeout: Timeout = DEFAULT_TIMEOUT) -> BatchGetResult:
+        """Reads every key at one revision (0 = the latest).
+
+        Returns a BatchGetResult: .revision read at, .kvs one KeyValue (or
+        None for a missing key) per key in request order, .values the
+        values. 1..10,000 keys (the server's --max_batch_mutations); more,
+        or none, raises InvalidArgument.
+        """
+        request = kv_pb2.BatchGetRequest(keys=[_to_bytes(k, "key") for k in keys],
+                                         revision=_revision(revision))
+        resp: kv_pb2.BatchGetResponse = self._unary("strata.v1.KV/BatchGet", request, timeout)
+        kvs = [KeyValue.from_proto(r, key=k) if r.found else None
+               for k, r in zip(request.keys, resp.results)]
+        return BatchGetResult(revision=int(resp.header.revision), kvs=kvs)
+
+    def delete_range(self, start: BytesLike, end: BytesLike, *, prev_kv: bool = False,
+                     timeout: Timeout = DEFAULT_TIMEOUT) -> DeleteRangeResult:
+        """Deletes every key with start <= key < end atomically, at one revision.
+
+        An empty start is the first key and an empty end no upper bound, so
+        delete_range(b"", b"") deletes everything (both are required for
+        that reason); prefix_range(p) gives the bounds of a prefix. Returns
+        a DeleteRangeResult: .revision, .deleted (a count) and, with prev_kv,
+        .prev_kvs (the deleted pairs in key order; over the server's
+        --max_batch_mutations of them raises FailedPrecondition and deletes
+        nothing).
+        """
+        request = kv_pb2.DeleteRangeRequest(start_key=_to_bytes(start, "start"),
+                                            end_key=_to_bytes(end, "end"), prev_kv=prev_kv)
+        resp: kv_pb2.DeleteRangeResponse = self._unary("strata.v1.KV/DeleteRange",
+                                                       request, timeout)
+        return DeleteRangeResult(revision=int(resp.header.revision), deleted=int(resp.deleted),
+                                 prev_kvs=[KeyValue.from_proto(kv) for kv in resp.prev_kvs])
+
+    def compact(self, revision: int, *, timeout: Timeout = DEFAULT_TIMEOUT) -> int:
+        """Discards the history before revision (etcd's Compact).
+
+        Afterwards reads at lower revisions, and watches from them, raise
+        OutOfRange. revision must be above the current compacted revision and
+        at most the current revision (else OutOfRange); 0 is
+        InvalidArgument. Returns the current revision.
+        """
+        request = kv_pb2.CompactRequest(revision=_revision(revision))
+        resp = self._unary("strata.v1.KV/Compact", request, timeout)
+        return int(resp.header.revision)
+
+    def watch(self, key: Optional[BytesLike] = None, *, prefix: Optional[BytesLike] = None,
+              range_end: Optional[BytesLike] = None, start_revision: int = 0,
+              prev_kv: bool = False, progress_notify: bool = False,
+              resume: Union[bool, ResumePolicy] = True,
+              timeout: Timeout = DEFAULT_TIMEOUT) -> Watch:
+        """Streams every change to a key or range: a Watch, iterated for
+        WatchEvents in revision order (docs/revisions.md, "Watch").
+
+        What: key alone, one key; key and range_end, [key, range_end)
+        (range_end b"\\x00": every key >= key); prefix, every key starting
+        with it (b"": every key). start_revision is the first revision
+        reported; 0 means changes after the current revision. prev_kv adds
+        each key's previous state to its events; progress_notify yields
+        PROGRESS events while nothing changes (every
+        --watch_progress_interval on the server).
+
+        Returns once the server has opened the stream, so every write that
+        commits afterwards is delivered; timeout bounds that wait only (the
+        stream itself has no deadline). Raises here if it cannot be opened
+        (e.g. Unavailable, InvalidArgument, OutOfRange for a compacted
+        start_revision). Once open, resume (True: ResumePolicy(); False:
+        off) reopens a stream that broke with UNAVAILABLE (the server
+        stopped or restarted) from the last revision received + 1, without
+        duplicating or skipping an event. close() the Watch (or use `with`)
+        to cancel it.
+        """
+        if prefix is not None:
+            if key is not None or range_end is not None:
+                raise ValueError("watch: pass key (and range_end) or prefix, not both")
+            k = _to_bytes(prefix, "prefix")
+            end = prefix_end(k) or b"\x00"
+        elif key is not None:
+            k = _to_bytes(key, "key")
+            end = b"" if range_end is None else _to_bytes(range_end, "range_end")
+        else:
+            raise ValueError("watch: pass key= or prefix=")
+        request = kv_pb2.WatchRequest(key=k, range_end=end,
+                                      start_revision=_revision(start_revision, "start_revision"),
+                                      prev_kv=prev_kv, progress_notify=progress_notify)
+        policy: Optional[ResumePolicy]
+        if isinstance(resume, ResumePolicy):
+            policy = resume
+        else:
+            policy = ResumePolicy() if resume else None
+        call = self._calls["strata.v1.KV/Watch"]
+        return Watch(lambda req, ready: call(req, timeout=None, wait_for_ready=ready), request,
+                     progress_notify=progress_notify, resume=policy,
+                     timeout=self._deadline(timeout))
 
     def health(self, service: str = "", *, timeout: Timeout = DEFAULT_TIMEOUT) -> bool:
         """Asks the standard health service (grpc.health.v1.Health/Check).
@@ -319,4 +506,4 @@ class Client:
 
 
 __all__ = ["Client", "WriteBatch", "ScanIterator", "BytesLike", "WriteOp",
-           "Timeout", "DEFAULT_TIMEOUT", "ChannelOptions"]
+           "Timeout", "DEFAULT_TIMEOUT", "ChannelOptions", "Pair"]

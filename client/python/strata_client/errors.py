@@ -8,7 +8,7 @@ returns when, and which calls are safe to retry.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Type
+from typing import Any, Dict, Optional, Type
 
 import grpc
 
@@ -85,6 +85,25 @@ class Aborted(StrataError):
     """ABORTED: the call conflicted with another and was abandoned."""
 
 
+class OutOfRange(StrataError):
+    """OUT_OF_RANGE: a revision outside the retained history.
+
+    A read (get, scan, batch_get) at a revision below the compacted revision
+    or above the current one, a compact() not above the compacted revision,
+    or a watch whose changes were compacted (docs/revisions.md).
+
+    Attributes:
+      compact_revision: for a watch ended by compaction, the compacted
+        revision the server reported: read the range at it, then watch from
+        it + 1. None for any other OUT_OF_RANGE (the details name the bounds).
+    """
+
+    def __init__(self, code: grpc.StatusCode, details: str = "",
+                 compact_revision: Optional[int] = None) -> None:
+        super().__init__(code, details)
+        self.compact_revision = compact_revision
+
+
 _BY_CODE: Dict[Any, Type[StrataError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
     grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
@@ -99,14 +118,15 @@ _BY_CODE: Dict[Any, Type[StrataError]] = {
     grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
     grpc.StatusCode.FAILED_PRECONDITION: FailedPrecondition,
     grpc.StatusCode.ABORTED: Aborted,
+    grpc.StatusCode.OUT_OF_RANGE: OutOfRange,
 }
 
 
 def from_rpc_error(err: grpc.RpcError) -> StrataError:
     """Converts a grpc.RpcError into the matching StrataError subclass.
 
-    Codes without a dedicated subclass (UNKNOWN, OUT_OF_RANGE, ALREADY_EXISTS)
-    give a plain StrataError whose .code tells them apart.
+    Codes without a dedicated subclass (UNKNOWN, ALREADY_EXISTS) give a plain
+    StrataError whose .code tells them apart.
     """
     code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
     details = err.details() if hasattr(err, "details") else str(err)

@@ -209,10 +209,13 @@ class ErrorMappingTest(ServerTestCase):
         self.assertIs(type(err), PermissionDenied)
         self.assertEqual(err.code, grpc.StatusCode.PERMISSION_DENIED)
         self.assertIn("nope", str(err))
-        # A code without a subclass of its own is a plain StrataError.
         err = strata_client.from_rpc_error(FakeError(grpc.StatusCode.OUT_OF_RANGE))
+        self.assertIs(type(err), strata_client.OutOfRange)
+        self.assertIsNone(err.compact_revision)
+        # A code without a subclass of its own is a plain StrataError.
+        err = strata_client.from_rpc_error(FakeError(grpc.StatusCode.ALREADY_EXISTS))
         self.assertIs(type(err), StrataError)
-        self.assertEqual(err.code, grpc.StatusCode.OUT_OF_RANGE)
+        self.assertEqual(err.code, grpc.StatusCode.ALREADY_EXISTS)
 
 
 class ScanTest(ServerTestCase):

@@ -127,7 +127,8 @@ class ParityTest(unittest.TestCase):
         self.assertEqual(parity_problems(self.rpcs, self.clients), [])
 
     def test_the_proto_reader_sees_the_known_rpcs(self):
-        for rpc in ("Get", "Put", "Delete", "Scan", "Write"):
+        for rpc in ("Get", "Put", "Delete", "Scan", "Write", "Watch", "Compact", "BatchGet",
+                    "DeleteRange"):
             self.assertIn(f"strata.v1.KV/{rpc}", self.rpcs)
 
     def test_an_rpc_no_client_has_fails_for_every_client(self):

@@ -2,7 +2,10 @@
 // installed package's index.d.ts: the declarations describe the API, and the
 // expected errors at the end prove they reject misuse (an expected error that
 // does not happen fails tsc too).
-import { Client, WriteBatch, StrataError, status, type KeyValue, type TLSOptions, type WriteOp } from '@strata/client';
+import {
+  Client, WriteBatch, StrataError, Watch, status, prefixEnd,
+  type KeyValue, type TLSOptions, type WriteOp, type WatchEvent, type GetResult, type ScanIterator,
+} from '@strata/client';
 
 async function sample(): Promise<void> {
   const tls: TLSOptions = { ca: 'ca.crt', cert: Buffer.from('pem'), key: 'client.key', serverName: 'localhost' };
@@ -15,6 +18,32 @@ async function sample(): Promise<void> {
   for await (const kv of db.scan({ start: 'a', end: 'b', limit: 10, keysOnly: true })) {
     const pair: KeyValue = kv;
     console.log(pair.key.length, pair.value.length, v);
+  }
+  const rev: number = await db.put('k', 'v');
+  const old: Buffer | null = await db.get('k', { revision: rev - 1 });
+  const meta: GetResult = await db.getWithMetadata('k', { revision: rev });
+  if (meta.kv !== null) console.log(meta.revision, meta.kv.createRevision, meta.kv.modRevision, meta.kv.version, old);
+  const it: ScanIterator = db.scan({ prefix: 'a/', revision: rev, reverse: true });
+  for await (const kv of it) console.log(kv.key, kv.modRevision);
+  const readAt: number | null = it.revision;
+  const batch = await db.batchGet(['a', Buffer.from('b')], { revision: 0 });
+  console.log(readAt, batch.revision, batch.kvs[0]?.version, batch.values[1]);
+  const del = await db.deleteRange('a/', prefixEnd('a/'), { prevKv: true });
+  console.log(del.revision, del.deleted, del.prevKvs.map((p) => p.key));
+  await db.compact(del.revision);
+  const w: Watch = await db.watch({ prefix: 'cfg/', startRevision: rev + 1, prevKv: true, progressNotify: true,
+    resume: { initialBackoffMs: 50, giveUpAfterMs: null }, timeoutMs: 1000 });
+  for await (const ev of w) {
+    const e: WatchEvent = ev;
+    if (e.type === 'PUT' || e.type === 'DELETE') console.log(e.key, e.value, e.revision, e.prevKv?.value);
+    if (w.revision > rev) w.cancel();
+  }
+  const single = await db.watch({ key: 'k', rangeEnd: 'l', resume: false });
+  single.cancel();
+  try {
+    await db.watch({ key: 'k', startRevision: 1 });
+  } catch (e) {
+    if (e instanceof StrataError && e.code === status.OUT_OF_RANGE) console.log(e.compactRevision);
   }
   const serving: boolean = await db.health('strata.v1.KV');
   const methods: Readonly<Record<string, string>> = Client.RPC_METHODS;
@@ -36,6 +65,19 @@ async function sample(): Promise<void> {
   new Client('x', { tls: { serverName: 1 } });
   // @ts-expect-error a write op is put or delete
   await db.write([['upsert', 'k', 'v']]);
+  // @ts-expect-error revisions are numbers
+  await db.compact('5');
+  // @ts-expect-error key or prefix, not both
+  await db.watch({ key: 'k', prefix: 'p' });
+  // @ts-expect-error a watch needs key or prefix
+  await db.watch({ startRevision: 3 });
+  // @ts-expect-error reverse, not reversed
+  db.scan({ reversed: true });
+  // @ts-expect-error put resolves to the revision, a number
+  const r: string = await db.put('k', 'v');
+  // @ts-expect-error a Watch is made by Client.watch
+  new Watch();
+  console.log(r);
   console.log(s);
 }
 

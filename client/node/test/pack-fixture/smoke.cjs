@@ -22,7 +22,13 @@ async function main() {
     const pairs = [];
     for await (const { key, value } of db.scan({ start: 'pack/', end: 'pack0' })) pairs.push(`${key}=${value}`);
     assert.deepEqual(pairs, ['pack/b=2']);
-    await db.delete('pack/b');
+    const w = await db.watch({ prefix: 'pack/' });
+    const rev = await db.delete('pack/b');
+    for await (const e of w) {
+      assert.deepEqual([e.type, String(e.key), e.revision], ['DELETE', 'pack/b', rev]);
+      break; // cancels the watch
+    }
+    assert.equal((await db.getWithMetadata('pack/b', { revision: rev - 1 })).kv.version, 1);
     assert.equal(await db.health(), true);
     const err = await db.put('', 'x').then(() => null, (e) => e);
     assert.ok(err instanceof StrataError && err.code === status.INVALID_ARGUMENT, String(err));

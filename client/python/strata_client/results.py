@@ -1,0 +1,122 @@
+"""What the revision-aware calls of Client return (docs/revisions.md).
+
+Plain immutable values, converted from the response messages so callers
+never handle protobuf objects. Revisions are ints: the store's 64-bit
+revision numbers, 1 for the first write.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, List, Optional, Tuple
+
+
+@dataclass(frozen=True)
+class KeyValue:
+    """A key, its value and its metadata (etcd's mvccpb.KeyValue).
+
+    Attributes:
+      key, value: bytes (value is b"" for a keys_only scan).
+      create_revision: the revision of the put that created the key (since
+        its last delete).
+      mod_revision: the revision of its latest put.
+      version: the number of puts since it was created: 1 for a new key.
+    """
+
+    key: bytes
+    value: bytes
+    create_revision: int
+    mod_revision: int
+    version: int
+
+    @classmethod
+    def from_proto(cls, kv: Any, key: Optional[bytes] = None) -> KeyValue:
+        """From a strata.v1.KeyValue, or from a GetResponse (which has the
+        same metadata fields but no key: pass the key)."""
+        return cls(key=kv.key if key is None else key, value=kv.value,
+                   create_revision=int(kv.create_revision),
+                   mod_revision=int(kv.mod_revision), version=int(kv.version))
+
+
+@dataclass(frozen=True)
+class GetResult:
+    """What Client.get_with_metadata read.
+
+    Attributes:
+      revision: the revision the read was made at (the latest when the call
+        asked for revision 0).
+      kv: the key with its value and metadata; None when the key did not
+        exist at that revision.
+    """
+
+    revision: int
+    kv: Optional[KeyValue]
+
+    @property
+    def found(self) -> bool:
+        """True when the key existed at `revision`."""
+        return self.kv is not None
+
+    @property
+    def value(self) -> Optional[bytes]:
+        """The value, or None when the key did not exist (as Client.get)."""
+        return None if self.kv is None else self.kv.value
+
+
+@dataclass(frozen=True)
+class BatchGetResult:
+    """What Client.batch_get read: every key at one revision.
+
+    Attributes:
+      revision: the revision all the keys were read at.
+      kvs: one entry per requested key, in request order: its KeyValue, or
+        None when it did not exist.
+    """
+
+    revision: int
+    kvs: List[Optional[KeyValue]] = field(default_factory=list)
+
+    @property
+    def values(self) -> List[Optional[bytes]]:
+        """The values in request order (None for a missing key)."""
+        return [None if kv is None else kv.value for kv in self.kvs]
+
+
+@dataclass(frozen=True)
+class DeleteRangeResult:
+    """What Client.delete_range did.
+
+    Attributes:
+      revision: the revision of the deletion; the current revision when the
+        range held no key (nothing changed, no revision taken).
+      deleted: how many keys were deleted.
+      prev_kvs: with prev_kv=True, the deleted pairs in key order; else [].
+    """
+
+    revision: int
+    deleted: int
+    prev_kvs: List[KeyValue] = field(default_factory=list)
+
+
+def prefix_end(prefix: bytes) -> bytes:
+    """The exclusive end of the key range of every key starting with prefix.
+
+    Scan's convention: b"" means no upper bound, which is what a prefix of
+    only 0xff bytes (or an empty prefix) needs. prefix_end(b"cfg/") == b"cfg0".
+    """
+    end = bytearray(prefix)
+    while end and end[-1] == 0xFF:
+        end.pop()
+    if not end:
+        return b""
+    end[-1] += 1
+    return bytes(end)
+
+
+def prefix_range(prefix: bytes) -> Tuple[bytes, bytes]:
+    """(start, end) of the keys starting with prefix, for scan or delete_range."""
+    return prefix, prefix_end(prefix)
+
+
+__all__ = ["KeyValue", "GetResult", "BatchGetResult", "DeleteRangeResult",
+           "prefix_end", "prefix_range"]
