@@ -15,10 +15,14 @@ namespace strata::storage {
 
 class DBImpl::SnapshotImpl final : public Snapshot {
  public:
-  explicit SnapshotImpl(SequenceNumber seq) : sequence(seq) {}
+  SnapshotImpl(SequenceNumber seq, uint64_t now_unix_ms)
+      : sequence(seq), expiry_now_unix_ms(now_unix_ms) {}
   ~SnapshotImpl() override = default;
   Revision revision() const override { return sequence; }
   const SequenceNumber sequence;
+  // The wall clock keys' expiry is judged by (when the snapshot was taken);
+  // 0 for a snapshot of a past revision: history shows keys as they were.
+  const uint64_t expiry_now_unix_ms;
 };
 
 namespace {
@@ -76,6 +80,8 @@ absl::Status DBImpl::Open() {
   {
     MutexLock l(&mu_);
     RETURN_IF_ERROR(Recover());
+    recent_writes_ = std::make_unique<RecentWriteIndex>(
+        options_.conflict_window_keys, versions_->LastSequence());
     InstallSuperVersion();
     DeleteObsoleteFiles();
   }
@@ -147,10 +153,12 @@ std::shared_ptr<const DBImpl::SuperVersion> DBImpl::GetSuperVersion() {
   return sv_;
 }
 
-SequenceNumber DBImpl::ReadSequence(const ReadOptions& options) const {
-  return options.snapshot != nullptr
-             ? static_cast<const SnapshotImpl*>(options.snapshot)->sequence
-             : versions_->LastSequence();
+DBImpl::ReadPoint DBImpl::ReadPointFor(const ReadOptions& options) const {
+  if (options.snapshot != nullptr) {
+    const auto* s = static_cast<const SnapshotImpl*>(options.snapshot);
+    return {s->sequence, s->expiry_now_unix_ms};
+  }
+  return {versions_->LastSequence(), env_->NowUnixMillis()};
 }
 
 absl::Status DBImpl::LookupEntry(const ReadOptions& options,
@@ -177,10 +185,14 @@ absl::StatusOr<std::string> DBImpl::Get(const ReadOptions& options,
 absl::StatusOr<GetResult> DBImpl::GetWithMetadata(const ReadOptions& options,
                                                   std::string_view key) {
   GetResult r;
-  r.revision = ReadSequence(options);
+  const ReadPoint at = ReadPointFor(options);
+  r.revision = at.sequence;
   LookupResult found;
-  RETURN_IF_ERROR(LookupEntry(options, key, r.revision, &found));
-  if (found.state != LookupResult::State::kFound) return r;
+  RETURN_IF_ERROR(LookupEntry(options, key, at.sequence, &found));
+  if (found.state != LookupResult::State::kFound ||
+      IsExpired(found.type, found.stored_value, at.now_unix_ms)) {
+    return r;
+  }
   std::string_view value;
   RETURN_IF_ERROR(DecodeStoredValue(found.type, found.sequence,
                                     found.stored_value, &r.metadata, &value));
@@ -203,17 +215,17 @@ Iterator* DBImpl::NewInternalIterator(const ReadOptions& options,
 
 std::unique_ptr<Iterator> DBImpl::NewIterator(const ReadOptions& options) {
   read_counters_.iterators_created.Add();
-  SequenceNumber seq = ReadSequence(options);
+  const ReadPoint at = ReadPointFor(options);
   Iterator* internal = NewInternalIterator(options, GetSuperVersion());
-  return std::unique_ptr<Iterator>(
-      NewDBIterator(icmp_.user_comparator(), internal, seq));
+  return std::unique_ptr<Iterator>(NewDBIterator(
+      icmp_.user_comparator(), internal, at.sequence, at.now_unix_ms));
 }
 
 const Snapshot* DBImpl::GetSnapshot() {
   MutexLock l(&mu_);
   SequenceNumber seq = versions_->LastSequence();
   snapshots_.insert(seq);
-  return new SnapshotImpl(seq);
+  return new SnapshotImpl(seq, env_->NowUnixMillis());
 }
 
 absl::StatusOr<const Snapshot*> DBImpl::GetSnapshotAt(Revision revision) {
@@ -227,7 +239,7 @@ absl::StatusOr<const Snapshot*> DBImpl::GetSnapshotAt(Revision revision) {
         revision, compacted, current));
   }
   snapshots_.insert(revision);
-  return new SnapshotImpl(revision);
+  return new SnapshotImpl(revision, /*now_unix_ms=*/0);
 }
 
 void DBImpl::ReleaseSnapshot(const Snapshot* snapshot) {

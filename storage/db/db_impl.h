@@ -31,6 +31,7 @@
 #include "cache/lru_cache.h"
 #include "compaction/compaction.h"
 #include "db/db_counters.h"
+#include "db/recent_writes.h"
 #include "memtable/memtable.h"
 #include "record/writer.h"
 #include "strata/storage/db.h"
@@ -175,8 +176,13 @@ class DBImpl final : public DB {
   // CompactedRevision() for callers holding mu_.
   SequenceNumber CompactedRevisionLocked() const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The revision a read with these options sees.
-  SequenceNumber ReadSequence(const ReadOptions& options) const;
+  // What a read with these options sees: the revision, and the wall clock
+  // expiry is judged by (0: none, for reads of a past revision).
+  struct ReadPoint {
+    SequenceNumber sequence;
+    uint64_t now_unix_ms;
+  };
+  ReadPoint ReadPointFor(const ReadOptions& options) const;
   // Looks key up as of sequence; fills *result.
   absl::Status LookupEntry(const ReadOptions& options, std::string_view key,
                            SequenceNumber sequence, LookupResult* result);
@@ -230,6 +236,9 @@ class DBImpl final : public DB {
   // holds [first(n), first(next WAL)). For history retention.
   std::map<uint64_t, SequenceNumber> wal_first_revision_ ABSL_GUARDED_BY(mu_);
   CommitListener* commit_listener_ ABSL_GUARDED_BY(mu_) = nullptr;
+  // Recent writes for range conflict checks; set by Open, then used only by
+  // the commit leader (one at a time, ordered by mu_).
+  std::unique_ptr<RecentWriteIndex> recent_writes_;
   // (time in microseconds, revision) samples for time-based retention,
   // oldest first.
   std::deque<std::pair<uint64_t, SequenceNumber>> history_samples_

@@ -14,8 +14,12 @@ namespace {
 // saved_value_ (as in LevelDB's DBIter).
 class DBIter final : public Iterator {
  public:
-  DBIter(const Comparator* ucmp, Iterator* internal, SequenceNumber sequence)
-      : ucmp_(ucmp), iter_(internal), sequence_(sequence) {}
+  DBIter(const Comparator* ucmp, Iterator* internal, SequenceNumber sequence,
+         uint64_t now_unix_ms)
+      : ucmp_(ucmp),
+        iter_(internal),
+        sequence_(sequence),
+        now_unix_ms_(now_unix_ms) {}
 
   bool Valid() const override { return valid_; }
   std::string_view key() const override {
@@ -125,7 +129,7 @@ class DBIter final : public Iterator {
     do {
       ParsedInternalKey ikey;
       if (ParseKey(&ikey) && ikey.sequence <= sequence_) {
-        if (ikey.type == kTypeDeletion) {
+        if (Hides(ikey.type, iter_->value())) {
           // Hide every older entry of this key.
           saved_key_.assign(ikey.user_key.data(), ikey.user_key.size());
           skipping = true;
@@ -157,7 +161,8 @@ class DBIter final : public Iterator {
               ucmp_->Compare(ikey.user_key, saved_key_) < 0) {
             break;  // Found a non-deleted value for saved_key_.
           }
-          value_type = ikey.type;
+          value_type = Hides(ikey.type, iter_->value()) ? kTypeDeletion
+                                                        : ikey.type;
           if (value_type == kTypeDeletion) {
             saved_key_.clear();
             saved_value_.clear();
@@ -183,6 +188,12 @@ class DBIter final : public Iterator {
     }
   }
 
+  // Whether the entry makes its key absent: a tombstone, or an expired
+  // value.
+  bool Hides(ValueType type, std::string_view stored) const {
+    return type == kTypeDeletion || IsExpired(type, stored, now_unix_ms_);
+  }
+
   // Splits the current entry's stored value into value_ and metadata_.
   // False (with status_ DataLoss) if it does not parse.
   bool Decode(ValueType type, SequenceNumber sequence,
@@ -200,6 +211,7 @@ class DBIter final : public Iterator {
   const Comparator* const ucmp_;
   std::unique_ptr<Iterator> iter_;
   const SequenceNumber sequence_;
+  const uint64_t now_unix_ms_;  // 0: no expiry.
   absl::Status status_;
   std::string saved_key_;
   std::string saved_value_;  // Stored form (reverse direction).
@@ -216,8 +228,8 @@ class DBIter final : public Iterator {
 }  // namespace
 
 Iterator* NewDBIterator(const Comparator* user_comparator, Iterator* internal,
-                        SequenceNumber sequence) {
-  return new DBIter(user_comparator, internal, sequence);
+                        SequenceNumber sequence, uint64_t now_unix_ms) {
+  return new DBIter(user_comparator, internal, sequence, now_unix_ms);
 }
 
 }  // namespace strata::storage

@@ -10,9 +10,11 @@ namespace strata::storage {
 // Turns an iterator over internal keys (all versions, tombstones) into the
 // user's view as of `sequence`: for each user key, the newest entry with a
 // sequence number <= `sequence`, skipping keys whose newest such entry is a
-// tombstone. Takes ownership of `internal`. Caller owns the result.
+// tombstone or, when now_unix_ms != 0, a value whose expiry deadline is at
+// or before now_unix_ms. Takes ownership of `internal`. Caller owns the
+// result.
 Iterator* NewDBIterator(const Comparator* user_comparator, Iterator* internal,
-                        SequenceNumber sequence);
+                        SequenceNumber sequence, uint64_t now_unix_ms = 0);
 
 }  // namespace strata::storage
 

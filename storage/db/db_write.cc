@@ -111,7 +111,11 @@ class DBImpl::GroupCommit final : public CommitView {
  public:
   GroupCommit(DBImpl* db, std::shared_ptr<const SuperVersion> sv,
               SequenceNumber base, bool needs_overlay)
-      : db_(db), sv_(std::move(sv)), base_(base), next_(base + 1) {
+      : db_(db),
+        sv_(std::move(sv)),
+        base_(base),
+        now_unix_ms_(db->env_->NowUnixMillis()),
+        next_(base + 1) {
     if (needs_overlay) {
       overlay_ = new MemTable(db_->icmp_);
       overlay_->Ref();
@@ -137,19 +141,25 @@ class DBImpl::GroupCommit final : public CommitView {
       LookupResult current;
       KeyMetadata meta;
       RETURN_IF_ERROR(LookupLatest(op.key, &current, &meta));
-      const bool exists = current.state == LookupResult::State::kFound;
+      // An expired key is absent (a put re-creates it) but still on disk
+      // until deleted (a delete writes its tombstone).
+      const bool present = current.state == LookupResult::State::kFound;
+      const bool live = present && !Expired(meta);
       if (op.is_put) {
         KeyMetadata next;
         next.mod_revision = next_;
-        next.create_revision = exists ? meta.create_revision : next_;
-        next.version = exists ? meta.version + 1 : 1;
+        next.create_revision = live ? meta.create_revision : next_;
+        next.version = live ? meta.version + 1 : 1;
         next.attributes = op.attributes;
         builder.Put(op.key, next, op.value);
         user_bytes_ += op.key.size() + op.value.size();
-      } else if (exists) {
+      } else if (present) {
         builder.Delete(op.key);
         user_bytes_ += op.key.size();
+      } else {
+        continue;
       }
+      db_->recent_writes_->Record(op.key, next_);
     }
     if (builder.count() == 0) return next_ - 1;
     keys_ += builder.count();
@@ -177,7 +187,7 @@ class DBImpl::GroupCommit final : public CommitView {
                    KeyMetadata* metadata) override {
     LookupResult current;
     RETURN_IF_ERROR(LookupLatest(key, &current, metadata));
-    if (current.state != LookupResult::State::kFound) {
+    if (current.state != LookupResult::State::kFound || Expired(*metadata)) {
       return absl::NotFoundError("key not found");
     }
     std::string_view v;
@@ -198,8 +208,21 @@ class DBImpl::GroupCommit final : public CommitView {
     Iterator* internal =
         db_->NewInternalIterator(ReadOptions(), sv_, std::move(extra));
     return std::unique_ptr<Iterator>(NewDBIterator(
-        db_->icmp_.user_comparator(), internal, next_ - 1));
+        db_->icmp_.user_comparator(), internal, next_ - 1, now_unix_ms_));
   }
+  absl::StatusOr<Revision> LastChangeRevision(std::string_view key) override {
+    LookupResult current;
+    KeyMetadata meta;
+    RETURN_IF_ERROR(LookupLatest(key, &current, &meta));
+    return current.state == LookupResult::State::kNotFound ? 0
+                                                           : current.sequence;
+  }
+  absl::StatusOr<Revision> LastChangeInRange(std::string_view start,
+                                             std::string_view end,
+                                             Revision since) override {
+    return db_->recent_writes_->NewestInRange(start, end, since);
+  }
+  uint64_t now_unix_ms() const override { return now_unix_ms_; }
 
  private:
   // The newest entry of key: in the overlay, else as of base_. Fills *meta
@@ -227,9 +250,16 @@ class DBImpl::GroupCommit final : public CommitView {
                              result->stored_value, meta, &unused);
   }
 
+  bool Expired(const KeyMetadata& m) const {
+    return m.attributes.expire_at_unix_ms != 0 &&
+           m.attributes.expire_at_unix_ms <= now_unix_ms_;
+  }
+
   DBImpl* const db_;
   const std::shared_ptr<const SuperVersion> sv_;
   const SequenceNumber base_;
+  // The wall clock this group judges expiry by.
+  const uint64_t now_unix_ms_;
   SequenceNumber next_;  // The revision the next non-empty batch gets.
   MemTable* overlay_ = nullptr;
   std::vector<PendingOp> ops_;  // Scratch, reused per batch.

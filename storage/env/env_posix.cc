@@ -318,6 +318,12 @@ class PosixEnv final : public Env {
 
 }  // namespace
 
+uint64_t Env::NowUnixMillis() {
+  struct timespec ts;
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
 Env* Env::Default() {
   static PosixEnv* env = new PosixEnv();
   return env;

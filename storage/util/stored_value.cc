@@ -63,6 +63,20 @@ void AppendStoredValue(std::string* dst, const KeyMetadata& meta,
   dst->append(value.data(), value.size());
 }
 
+bool IsExpired(ValueType type, std::string_view stored, uint64_t now_unix_ms) {
+  if (now_unix_ms == 0 || type != kTypeValueMeta) return false;
+  std::string_view m;
+  uint64_t skip;
+  uint32_t flags;
+  uint64_t expire_at;
+  if (!GetLengthPrefixed(&stored, &m) || !GetVarint64(&m, &skip) ||
+      !GetVarint64(&m, &skip) || !GetVarint32(&m, &flags) ||
+      (flags & kHasExpiry) == 0 || !GetVarint64(&m, &expire_at)) {
+    return false;
+  }
+  return expire_at <= now_unix_ms;
+}
+
 absl::Status DecodeStoredValue(ValueType type, SequenceNumber sequence,
                                std::string_view stored, KeyMetadata* meta,
                                std::string_view* value) {

@@ -47,6 +47,11 @@ absl::Status DecodeStoredValue(ValueType type, SequenceNumber sequence,
                                std::string_view stored, KeyMetadata* meta,
                                std::string_view* value);
 
+// Whether an entry of this type and stored value has an expiry deadline at
+// or before now_unix_ms (0 = never judge expiry). A value that does not
+// parse counts as not expired (the read that decodes it reports DataLoss).
+bool IsExpired(ValueType type, std::string_view stored, uint64_t now_unix_ms);
+
 // Encodes / decodes PutAttributes alone (as in a user's WriteBatch):
 //   varint32(flags) [varint64 expire] [varint64 lease] [u8 type]
 void AppendAttributes(std::string* dst, const PutAttributes& a);

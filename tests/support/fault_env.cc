@@ -603,5 +603,6 @@ absl::StatusOr<std::unique_ptr<FileLock>> FaultInjectionEnv::LockFile(
 }
 
 uint64_t FaultInjectionEnv::NowMicros() { return base_->NowMicros(); }
+uint64_t FaultInjectionEnv::NowUnixMillis() { return base_->NowUnixMillis(); }
 
 }  // namespace strata::testing

@@ -178,6 +178,7 @@ class FaultInjectionEnv final : public storage::Env {
   absl::StatusOr<std::unique_ptr<storage::FileLock>> LockFile(
       const std::string& path) override;
   uint64_t NowMicros() override;
+  uint64_t NowUnixMillis() override;
 
  private:
   friend class FaultWritableFile;

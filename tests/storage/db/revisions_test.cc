@@ -17,6 +17,7 @@
 #include "db/write_batch_internal.h"
 #include "gtest/gtest.h"
 #include "strata/storage/db.h"
+#include "tests/support/manual_clock_env.h"
 #include "tests/support/test_util.h"
 #include "util/coding.h"
 #include "util/filename.h"
@@ -27,54 +28,8 @@
 namespace strata::storage {
 namespace {
 
+using ::strata::testing::ManualClockEnv;
 using ::strata::testing::TempDir;
-
-// The default Env with a clock the test moves by hand.
-class ManualClockEnv final : public Env {
- public:
-  std::atomic<uint64_t> now_micros{1'000'000'000};
-
-  absl::StatusOr<std::unique_ptr<SequentialFile>> NewSequentialFile(
-      const std::string& p) override {
-    return base_->NewSequentialFile(p);
-  }
-  absl::StatusOr<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(
-      const std::string& p) override {
-    return base_->NewRandomAccessFile(p);
-  }
-  absl::StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(
-      const std::string& p) override {
-    return base_->NewWritableFile(p);
-  }
-  bool FileExists(const std::string& p) override { return base_->FileExists(p); }
-  absl::StatusOr<std::vector<std::string>> GetChildren(
-      const std::string& d) override {
-    return base_->GetChildren(d);
-  }
-  absl::Status RemoveFile(const std::string& p) override {
-    return base_->RemoveFile(p);
-  }
-  absl::Status CreateDir(const std::string& d) override {
-    return base_->CreateDir(d);
-  }
-  absl::StatusOr<uint64_t> GetFileSize(const std::string& p) override {
-    return base_->GetFileSize(p);
-  }
-  absl::Status RenameFile(const std::string& f, const std::string& t) override {
-    return base_->RenameFile(f, t);
-  }
-  absl::Status SyncDir(const std::string& d) override {
-    return base_->SyncDir(d);
-  }
-  absl::StatusOr<std::unique_ptr<FileLock>> LockFile(
-      const std::string& p) override {
-    return base_->LockFile(p);
-  }
-  uint64_t NowMicros() override { return now_micros.load(); }
-
- private:
-  Env* const base_ = Env::Default();
-};
 
 class RevisionsTest : public ::testing::Test {
  protected:

@@ -109,6 +109,11 @@ class Env {
 
   // Microseconds on a monotonic clock, for durations.
   virtual uint64_t NowMicros() = 0;
+  // Wall-clock time, milliseconds since the Unix epoch: the clock key
+  // expiry (PutAttributes::expire_at_unix_ms) is judged by. The default
+  // reads the system clock; a test Env may override it to move time by
+  // hand. Thread-safe.
+  virtual uint64_t NowUnixMillis();
 };
 
 // A new, empty file system held in memory (LevelDB's helpers/memenv,

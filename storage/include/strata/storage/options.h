@@ -111,6 +111,12 @@ struct Options {
   // it.
   uint64_t history_retention_seconds = 3600;
   uint64_t history_retention_revisions = 0;
+
+  // How many of the most recent writes (key, revision) the engine
+  // remembers for CommitView::LastChangeInRange (range conflict checks of
+  // optimistic transactions). Memory: about (key size + 80) bytes each.
+  // 0 turns range conflict checks off.
+  size_t conflict_window_keys = 0;
 };
 
 // Options for a read.

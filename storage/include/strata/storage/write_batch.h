@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "strata/storage/iterator.h"
 #include "strata/storage/key_metadata.h"
 
@@ -118,6 +119,26 @@ class CommitView {
   // An iterator over the same state (metadata() gives each key's metadata).
   // The caller owns it and deletes it before returning.
   virtual std::unique_ptr<Iterator> NewIterator() = 0;
+  // The revision of the newest change to key (a put or a delete) still
+  // known, or 0 if there is none (never written, or only changes at or
+  // below the compacted revision, which compaction may have dropped). For
+  // optimistic transactions: a key read at revision R is unchanged iff
+  // this is <= R (with R at or above the compacted revision). Errors: as
+  // Get.
+  virtual absl::StatusOr<Revision> LastChangeRevision(std::string_view key) = 0;
+  // The newest revision after `since` at which any key in [start, end) was
+  // written (end empty: no upper bound; deletes and creations count, so a
+  // range read at `since` sees no phantom), or 0 if none. Answered from the
+  // engine's window of recent writes (Options::conflict_window_keys), not
+  // by scanning: FailedPrecondition if writes after `since` may have left
+  // the window (or the window is off), with a message naming the oldest
+  // revision it covers.
+  virtual absl::StatusOr<Revision> LastChangeInRange(std::string_view start,
+                                                     std::string_view end,
+                                                     Revision since) = 0;
+  // The wall clock (Env::NowUnixMillis) this commit judges expiry by: a key
+  // whose deadline is at or before it is absent for Get and NewIterator.
+  virtual uint64_t now_unix_ms() const = 0;
 };
 
 }  // namespace strata::storage
