@@ -81,9 +81,10 @@ absl::Status DecodeStoredValue(ValueType type, SequenceNumber sequence,
                                std::string_view stored, KeyMetadata* meta,
                                std::string_view* value) {
   if (type == kTypeValue) {
-    *meta = KeyMetadata{.create_revision = sequence,
-                        .mod_revision = sequence,
-                        .version = 1};
+    *meta = KeyMetadata();
+    meta->create_revision = sequence;
+    meta->mod_revision = sequence;
+    meta->version = 1;
     *value = stored;
     return absl::OkStatus();
   }
