@@ -129,7 +129,7 @@ void WriteOut(std::string_view s) { std::fwrite(s.data(), 1, s.size(), stdout); 
 
 int CmdPut(strata::Client& client, const std::vector<std::string>& args) {
   if (args.size() != 2) return UsageError("put takes KEY VALUE");
-  absl::Status s = client.Put(args[0], args[1]);
+  absl::Status s = client.Put(args[0], args[1]).status();
   return s.ok() ? kExitOk : ServerError(s);
 }
 
@@ -148,7 +148,7 @@ int CmdGet(strata::Client& client, const std::vector<std::string>& args) {
 
 int CmdDelete(strata::Client& client, const std::vector<std::string>& args) {
   if (args.size() != 1) return UsageError("delete takes KEY");
-  absl::Status s = client.Delete(args[0]);
+  absl::Status s = client.Delete(args[0]).status();
   return s.ok() ? kExitOk : ServerError(s);
 }
 
@@ -206,7 +206,7 @@ int CmdImport(strata::Client& client, const std::vector<std::string>& args) {
     const size_t batch_bytes = batcher.bytes();
     std::vector<strata::Mutation> batch = batcher.Take();
     if (batch.empty()) return absl::OkStatus();
-    if (absl::Status s = client.Write(batch); !s.ok()) return s;
+    if (absl::Status s = client.Write(batch).status(); !s.ok()) return s;
     pairs += batch.size();
     bytes += batch_bytes;
     batches++;

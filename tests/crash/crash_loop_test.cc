@@ -372,13 +372,13 @@ void CrashLoopTest::Writer(Client* client, int writer, int cycle,
       std::string k = KeyOf(writer, pick(kKeysPerWriter));
       std::string v = value(op->id);
       op->effects.emplace_back(k, v);
-      s = client->Put(k, v);
+      s = client->Put(k, v).status();
       Finish(op, s);
     } else if (what < 65) {
       Op* op = NewOp(cycle, writer, Op::Kind::kDelete);
       std::string k = KeyOf(writer, pick(kKeysPerWriter));
       op->effects.emplace_back(k, std::nullopt);
-      s = client->Delete(k);
+      s = client->Delete(k).status();
       Finish(op, s);
     } else {
       Op* op = NewOp(cycle, writer, Op::Kind::kWrite);
@@ -398,7 +398,7 @@ void CrashLoopTest::Writer(Client* client, int writer, int cycle,
           op->effects.emplace_back(KeyOf(writer, k), v);
         }
       }
-      s = client->Write(muts);
+      s = client->Write(muts).status();
       Finish(op, s);
     }
     if (!s.ok()) break;  // The server is gone: this op stays in doubt.
