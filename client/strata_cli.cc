@@ -1,11 +1,15 @@
 // strata: command-line client of a Strata storage node (see kUsage below).
 //
-// Exit codes: 0 ok; 1 key not found (get); 2 usage error (bad command,
-// flags or import file); 3 server or transport error, with the gRPC status
-// printed on stderr as "strata: CODE: message".
+// Exit codes: 0 ok (watch: also when stopped by SIGINT/SIGTERM); 1 key not
+// found (get, batch-get); 2 usage error (bad command, flags or import
+// file); 3 server or transport error, with the gRPC status printed on
+// stderr as "strata: CODE: message".
 
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -17,16 +21,22 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/flags/flag.h"
+#include "absl/flags/reflection.h"
 #include "common/flag_parsing.h"
 #include "absl/flags/usage.h"
 #include "absl/flags/usage_config.h"
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "client/cli_util.h"
 #include "grpc/grpc.h"
@@ -36,13 +46,32 @@ ABSL_FLAG(std::string, addr, "127.0.0.1:50051",
           "Server address (host:port or any gRPC target).");
 ABSL_FLAG(double, timeout, 10, "Deadline of each RPC in seconds.");
 ABSL_FLAG(std::string, prefix, "",
-          "scan: only keys starting with this prefix.");
+          "scan, watch, delete-range: the keys starting with this prefix.");
 ABSL_FLAG(std::string, start, "", "scan: first key (inclusive).");
 ABSL_FLAG(std::string, end, "",
           "scan: end key (exclusive); empty = no upper bound.");
 ABSL_FLAG(uint32_t, limit, 0, "scan: at most this many pairs; 0 = all.");
 ABSL_FLAG(bool, keys_only, false,
           "scan: print keys only (--keys-only also works).");
+ABSL_FLAG(int64_t, revision, 0,
+          "get, scan, batch-get: read as of this revision; 0 = the latest.");
+ABSL_FLAG(bool, reverse, false, "scan: descending key order.");
+ABSL_FLAG(bool, w, false,
+          "-w: print revisions: put, delete, delete-range the revision they "
+          "committed at; get the key's metadata; scan, batch-get the "
+          "revision read at.");
+ABSL_FLAG(int64_t, from, 0,
+          "watch: the first revision to print; 0 = changes from now on.");
+ABSL_FLAG(bool, prev_kv, false,
+          "watch: print each key's previous state; delete-range: print the "
+          "deleted pairs.");
+ABSL_FLAG(bool, all, false,
+          "watch, delete-range: every key (delete-range needs it to delete "
+          "everything).");
+ABSL_FLAG(double, resume_timeout, 60,
+          "watch: when the stream breaks (server restart, dropped "
+          "connection), keep reconnecting for this many seconds, resuming "
+          "after the last revision printed; 0 = exit at once.");
 ABSL_FLAG(bool, tls, false,
           "Connect with TLS, verifying the server against gRPC's default "
           "root CAs ($GRPC_DEFAULT_SSL_ROOTS_FILE_PATH or gRPC's bundle); "
@@ -70,18 +99,51 @@ constexpr size_t kImportBatchMutations = 1000;
 constexpr size_t kImportBatchBytes = 4u << 20;
 
 constexpr char kUsage[] =
-    R"(command-line client of a Strata storage node.
+    R"usage(command-line client of a Strata storage node.
 
 usage: strata [--addr=HOST:PORT] [--timeout=SECONDS] [TLS flags] COMMAND [ARGS]
 
 commands:
-  put KEY VALUE      set KEY to VALUE
-  get KEY            print the value of KEY and a newline (exit 1 if missing)
-  delete KEY         remove KEY (OK if missing)
+  put [-w] KEY VALUE set KEY to VALUE (-w: print "revision R", the revision
+                     it committed at)
+  get [--revision=R] [-w] KEY
+                     print the value of KEY and a newline (exit 1 if
+                     missing), as of revision R (default: the latest); -w
+                     prints "KEY = VALUE" and a line "create_revision C,
+                     mod_revision M, version V (read at revision R)"
+  delete [-w] KEY    remove KEY (OK if missing; -w: print "revision R")
   scan [--prefix=P | --start=S --end=E] [--limit=N] [--keys_only]
+       [--revision=R] [--reverse] [-w]
                      print the pairs in [S, E) (or starting with P) in key
-                     order, one "key<TAB>value" line each (keys only with
-                     --keys_only, also spelled --keys-only)
+                     order (descending with --reverse), one "key<TAB>value"
+                     line each (keys only with --keys_only, also spelled
+                     --keys-only), as of revision R; -w ends with a line
+                     "(read at revision R)"
+  batch-get [--revision=R] [-w] KEY...
+                     read the KEYs at one revision: a "key<TAB>value" line
+                     per key found, in argument order; missing keys are
+                     named on stderr (exit 1)
+  delete-range START END | --prefix=P | --all [--prev_kv] [-w]
+                     delete the keys in [START, END) (END > START), or
+                     starting with P, or every key (only with --all), at one
+                     revision; prints "deleted N" (--prev_kv first prints the
+                     deleted pairs as "key<TAB>value" lines; -w adds
+                     "revision R")
+  watch KEY | --prefix=P | --all [--from=REV] [--prev_kv]
+                     print every change, one line each, flushed:
+                       PUT key value revision
+                       DELETE key revision
+                     (--prev_kv: after it "PREV key value mod_revision"
+                     when the key existed before) from revision REV (default:
+                     from now on) until Ctrl-C or SIGTERM (exit 0). When the
+                     stream breaks (server restart) it reconnects and goes
+                     on after the last revision printed, for up to
+                     --resume_timeout=SECONDS (default 60; 0 = exit 3 at
+                     once). If the changes it needs are compacted: exit 3,
+                     naming the compacted revision C: read at C (scan
+                     --revision=C), then watch --from=C+1
+  compact REV        discard the history before revision REV: reads below
+                     REV, and watches from REV or below, fail afterwards
   import FILE        load "key<TAB>value" lines from FILE ('-' = stdin) in
                      atomic batches of <= 1000 pairs and <= 4 MiB; progress
                      on stderr, a summary on stdout
@@ -90,7 +152,7 @@ commands:
 
 flags:
   --addr=HOST:PORT   server address (default 127.0.0.1:50051)
-  --timeout=SECONDS  deadline of each RPC (default 10)
+  --timeout=SECONDS  deadline of each RPC (default 10; watch has none)
 
 TLS (plaintext unless one of these is given; see docs/security.md):
   --tls              TLS, server verified against gRPC's default root CAs
@@ -103,9 +165,9 @@ TLS (plaintext unless one of these is given; see docs/security.md):
 
 Put "--" before KEY or VALUE arguments that start with '-'.
 
-exit codes: 0 ok, 1 key not found (get), 2 usage error,
+exit codes: 0 ok, 1 key not found (get, batch-get), 2 usage error,
             3 server or transport error ("strata: CODE: message" on stderr)
-)";
+)usage";
 
 std::vector<char*> ParseFlagsOrExit(int argc, char** argv) {
   strata::cli::NormalizeFlagDashes(argc, argv);
@@ -127,60 +189,333 @@ int ServerError(const absl::Status& s) {
 
 void WriteOut(std::string_view s) { std::fwrite(s.data(), 1, s.size(), stdout); }
 
+void WriteRevisionLine(strata::Revision revision) {
+  std::printf("revision %lld\n", static_cast<long long>(revision));
+}
+
+// Parses a revision argument: an integer >= min.
+std::optional<strata::Revision> ParseRevision(std::string_view text,
+                                              strata::Revision min) {
+  int64_t r;
+  if (!absl::SimpleAtoi(absl::string_view(text.data(), text.size()), &r) ||
+      r < min) {
+    return std::nullopt;
+  }
+  return r;
+}
+
+// --revision, checked (>= 0).
+std::optional<strata::Revision> RevisionFlag() {
+  const int64_t r = absl::GetFlag(FLAGS_revision);
+  if (r < 0) return std::nullopt;
+  return r;
+}
+
 int CmdPut(strata::Client& client, const std::vector<std::string>& args) {
   if (args.size() != 2) return UsageError("put takes KEY VALUE");
-  absl::Status s = client.Put(args[0], args[1]);
-  return s.ok() ? kExitOk : ServerError(s);
+  absl::StatusOr<strata::Revision> r = client.Put(args[0], args[1]);
+  if (!r.ok()) return ServerError(r.status());
+  if (absl::GetFlag(FLAGS_w)) WriteRevisionLine(*r);
+  return kExitOk;
 }
 
 int CmdGet(strata::Client& client, const std::vector<std::string>& args) {
   if (args.size() != 1) return UsageError("get takes KEY");
-  absl::StatusOr<std::optional<std::string>> value = client.Get(args[0]);
-  if (!value.ok()) return ServerError(value.status());
-  if (!value->has_value()) {
-    std::fprintf(stderr, "strata: key not found\n");
+  const std::optional<strata::Revision> revision = RevisionFlag();
+  if (!revision) return UsageError("--revision must be >= 0");
+  absl::StatusOr<strata::GetResult> got =
+      client.GetWithMetadata(args[0], *revision);
+  if (!got.ok()) return ServerError(got.status());
+  const bool metadata = absl::GetFlag(FLAGS_w);
+  if (!got->kv.has_value()) {
+    if (metadata) {
+      std::fprintf(stderr, "strata: key not found (read at revision %lld)\n",
+                   static_cast<long long>(got->revision));
+    } else {
+      std::fprintf(stderr, "strata: key not found\n");
+    }
     return kExitNotFound;
   }
-  WriteOut(**value);
+  const strata::KeyValue& kv = *got->kv;
+  if (metadata) {
+    WriteOut(kv.key);
+    WriteOut(" = ");
+    WriteOut(kv.value);
+    std::printf(
+        "\ncreate_revision %lld, mod_revision %lld, version %lld "
+        "(read at revision %lld)\n",
+        static_cast<long long>(kv.create_revision),
+        static_cast<long long>(kv.mod_revision),
+        static_cast<long long>(kv.version),
+        static_cast<long long>(got->revision));
+    return kExitOk;
+  }
+  WriteOut(kv.value);
   WriteOut("\n");
   return kExitOk;
 }
 
 int CmdDelete(strata::Client& client, const std::vector<std::string>& args) {
   if (args.size() != 1) return UsageError("delete takes KEY");
-  absl::Status s = client.Delete(args[0]);
-  return s.ok() ? kExitOk : ServerError(s);
+  absl::StatusOr<strata::Revision> r = client.Delete(args[0]);
+  if (!r.ok()) return ServerError(r.status());
+  if (absl::GetFlag(FLAGS_w)) WriteRevisionLine(*r);
+  return kExitOk;
 }
 
 int CmdScan(strata::Client& client, const std::vector<std::string>& args) {
   if (!args.empty()) {
     return UsageError("scan takes flags only: [--prefix=P | --start=S "
-                      "--end=E] [--limit=N] [--keys_only]");
+                      "--end=E] [--limit=N] [--keys_only] [--revision=R] "
+                      "[--reverse] [-w]");
   }
+  const std::optional<strata::Revision> revision = RevisionFlag();
+  if (!revision) return UsageError("--revision must be >= 0");
   const std::string prefix = absl::GetFlag(FLAGS_prefix);
-  std::string start = absl::GetFlag(FLAGS_start);
-  std::string end = absl::GetFlag(FLAGS_end);
+  strata::ScanOptions options;
+  options.start = absl::GetFlag(FLAGS_start);
+  options.end = absl::GetFlag(FLAGS_end);
   if (!prefix.empty()) {
-    if (!start.empty() || !end.empty()) {
+    if (!options.start.empty() || !options.end.empty()) {
       return UsageError("--prefix cannot be combined with --start/--end");
     }
-    start = prefix;
-    end = strata::cli::PrefixSuccessor(prefix);
+    options.start = prefix;
+    options.end = strata::cli::PrefixSuccessor(prefix);
   }
-  const bool keys_only = absl::GetFlag(FLAGS_keys_only);
-  absl::Status s = client.Scan(
-      start, end, absl::GetFlag(FLAGS_limit), keys_only,
-      [keys_only](std::string_view key, std::string_view value) {
-        WriteOut(key);
+  options.limit = absl::GetFlag(FLAGS_limit);
+  options.keys_only = absl::GetFlag(FLAGS_keys_only);
+  options.revision = *revision;
+  options.reverse = absl::GetFlag(FLAGS_reverse);
+  const bool keys_only = options.keys_only;
+  absl::StatusOr<strata::Revision> read_at =
+      client.Scan(options, [keys_only](const strata::KeyValue& kv) {
+        WriteOut(kv.key);
         if (!keys_only) {
           WriteOut("\t");
-          WriteOut(value);
+          WriteOut(kv.value);
         }
         WriteOut("\n");
         return true;
       });
+  if (read_at.ok() && absl::GetFlag(FLAGS_w)) {
+    std::printf("(read at revision %lld)\n", static_cast<long long>(*read_at));
+  }
   std::fflush(stdout);
-  return s.ok() ? kExitOk : ServerError(s);
+  return read_at.ok() ? kExitOk : ServerError(read_at.status());
+}
+
+int CmdBatchGet(strata::Client& client, const std::vector<std::string>& args) {
+  if (args.empty()) return UsageError("batch-get takes KEY...");
+  const std::optional<strata::Revision> revision = RevisionFlag();
+  if (!revision) return UsageError("--revision must be >= 0");
+  absl::StatusOr<strata::BatchGetResult> got =
+      client.BatchGet(args, *revision);
+  if (!got.ok()) return ServerError(got.status());
+  int exit_code = kExitOk;
+  for (size_t i = 0; i < got->kvs.size(); ++i) {
+    if (!got->kvs[i].has_value()) {
+      std::fflush(stdout);  // Keep stdout and stderr in argument order.
+      std::fprintf(stderr, "strata: key not found: %s\n", args[i].c_str());
+      exit_code = kExitNotFound;
+      continue;
+    }
+    WriteOut(got->kvs[i]->key);
+    WriteOut("\t");
+    WriteOut(got->kvs[i]->value);
+    WriteOut("\n");
+  }
+  if (absl::GetFlag(FLAGS_w)) {
+    std::printf("(read at revision %lld)\n",
+                static_cast<long long>(got->revision));
+  }
+  return exit_code;
+}
+
+int CmdDeleteRange(strata::Client& client,
+                   const std::vector<std::string>& args) {
+  const std::string prefix = absl::GetFlag(FLAGS_prefix);
+  const bool all = absl::GetFlag(FLAGS_all);
+  const int forms = (args.empty() ? 0 : 1) + (prefix.empty() ? 0 : 1) +
+                    (all ? 1 : 0);
+  if (forms != 1 || (!args.empty() && args.size() != 2)) {
+    return UsageError(
+        "delete-range takes START END, --prefix=P or --all (one of them; "
+        "deleting every key needs --all)");
+  }
+  std::string start, end;
+  if (!args.empty()) {
+    start = args[0];
+    end = args[1];
+    if (end.empty() || end <= start) {
+      return UsageError(
+          "delete-range START END: END must be greater than START (to "
+          "delete to the last key, use --prefix or --all)");
+    }
+  } else if (!prefix.empty()) {
+    start = prefix;
+    end = strata::cli::PrefixSuccessor(prefix);
+  }
+  const bool prev_kv = absl::GetFlag(FLAGS_prev_kv);
+  absl::StatusOr<strata::DeleteRangeResult> r =
+      client.DeleteRange(start, end, prev_kv);
+  if (!r.ok()) return ServerError(r.status());
+  for (const strata::KeyValue& kv : r->prev_kvs) {
+    WriteOut(kv.key);
+    WriteOut("\t");
+    WriteOut(kv.value);
+    WriteOut("\n");
+  }
+  std::printf("deleted %lld\n", static_cast<long long>(r->deleted));
+  if (absl::GetFlag(FLAGS_w)) WriteRevisionLine(r->revision);
+  return kExitOk;
+}
+
+int CmdCompact(strata::Client& client, const std::vector<std::string>& args) {
+  std::optional<strata::Revision> revision;
+  if (args.size() == 1) revision = ParseRevision(args[0], 1);
+  if (!revision) return UsageError("compact takes REV, a revision >= 1");
+  absl::StatusOr<strata::Revision> r = client.Compact(*revision);
+  return r.ok() ? kExitOk : ServerError(r.status());
+}
+
+// Ctrl-C and SIGTERM during `watch`: both are blocked in every thread
+// (BlockSignals runs before gRPC starts any) and taken by one thread with
+// sigwait, which cancels the stream; the main thread's Next then returns
+// and the command exits 0. A second signal exits at once.
+class WatchInterrupter {
+ public:
+  // REQUIRES: no other thread runs yet.
+  static void BlockSignals() {
+    sigset_t set = Signals();
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  }
+
+  explicit WatchInterrupter(strata::WatchStream* stream) : stream_(stream) {
+    thread_ = std::thread([this] { Run(); });
+  }
+  // Stops the signal thread (with a signal of its own set, to wake
+  // sigwait).
+  ~WatchInterrupter() {
+    {
+      absl::MutexLock l(&mu_);
+      stream_ = nullptr;
+    }
+    pthread_kill(thread_.native_handle(), SIGTERM);
+    thread_.join();
+  }
+
+  bool interrupted() const { return interrupted_.load(); }
+
+ private:
+  static sigset_t Signals() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    return set;
+  }
+
+  void Run() {
+    const sigset_t set = Signals();
+    while (true) {
+      int sig = 0;
+      if (sigwait(&set, &sig) != 0) continue;
+      absl::MutexLock l(&mu_);
+      if (stream_ == nullptr) return;  // The destructor woke us.
+      if (interrupted_.exchange(true)) std::_Exit(kExitOk);
+      stream_->Cancel();
+    }
+  }
+
+  absl::Mutex mu_;
+  strata::WatchStream* stream_ ABSL_GUARDED_BY(mu_);
+  std::atomic<bool> interrupted_{false};
+  std::thread thread_;
+};
+
+void PrintWatchEvent(const strata::WatchEvent& e) {
+  if (e.type == strata::WatchEvent::Type::kPut) {
+    WriteOut("PUT ");
+    WriteOut(e.kv.key);
+    WriteOut(" ");
+    WriteOut(e.kv.value);
+  } else {
+    WriteOut("DELETE ");
+    WriteOut(e.kv.key);
+  }
+  std::printf(" %lld\n", static_cast<long long>(e.revision()));
+  if (e.prev_kv.has_value()) {
+    WriteOut("PREV ");
+    WriteOut(e.prev_kv->key);
+    WriteOut(" ");
+    WriteOut(e.prev_kv->value);
+    std::printf(" %lld\n", static_cast<long long>(e.prev_kv->mod_revision));
+  }
+}
+
+int CmdWatch(strata::Client& client, const std::vector<std::string>& args) {
+  const std::string prefix = absl::GetFlag(FLAGS_prefix);
+  const bool all = absl::GetFlag(FLAGS_all);
+  const int forms = (args.empty() ? 0 : 1) + (prefix.empty() ? 0 : 1) +
+                    (all ? 1 : 0);
+  if (forms != 1 || args.size() > 1) {
+    return UsageError("watch takes KEY, --prefix=P or --all (one of them)");
+  }
+  const int64_t from = absl::GetFlag(FLAGS_from);
+  if (from < 0) return UsageError("--from must be >= 0 (0 = from now on)");
+  const double resume = absl::GetFlag(FLAGS_resume_timeout);
+  if (!(resume >= 0)) return UsageError("--resume_timeout must be >= 0");
+
+  strata::WatchOptions options;
+  if (!args.empty()) {
+    options.key = args[0];
+  } else if (!prefix.empty()) {
+    options.key = prefix;
+    options.range_end = strata::cli::PrefixSuccessor(prefix);
+  }
+  // An empty successor (--all, or a prefix of 0xff bytes): every key from
+  // options.key on.
+  if (args.empty() && options.range_end.empty()) {
+    options.range_end = std::string(1, '\0');
+  }
+  options.start_revision = from;
+  options.prev_kv = absl::GetFlag(FLAGS_prev_kv);
+  options.resume_timeout = absl::Seconds(resume);
+  options.on_resume = [](const absl::Status& cause, strata::Revision next) {
+    std::fprintf(stderr,
+                 "strata: watch stream broke (%s: %s); resuming from "
+                 "revision %lld\n",
+                 absl::StatusCodeToString(cause.code()).c_str(),
+                 std::string(cause.message()).c_str(),
+                 static_cast<long long>(next));
+  };
+  std::unique_ptr<strata::WatchStream> stream = client.Watch(options);
+  absl::Status status;
+  bool interrupted;
+  {
+    WatchInterrupter interrupter(stream.get());
+    while (true) {
+      absl::StatusOr<strata::WatchBatch> batch = stream->Next();
+      if (!batch.ok()) {
+        status = batch.status();
+        break;
+      }
+      for (const strata::WatchEvent& e : batch->events) PrintWatchEvent(e);
+      std::fflush(stdout);
+    }
+    interrupted = interrupter.interrupted();
+  }
+  if (interrupted) return kExitOk;
+  const int code = ServerError(status);
+  if (absl::IsOutOfRange(status) && stream->compact_revision() > 0) {
+    const long long c = static_cast<long long>(stream->compact_revision());
+    std::fprintf(stderr,
+                 "strata: the changes up to revision %lld are compacted: "
+                 "read the state at revision %lld (strata scan "
+                 "--revision=%lld ...), then watch --from=%lld\n",
+                 c, c, c, c + 1);
+  }
+  return code;
 }
 
 int CmdImport(strata::Client& client, const std::vector<std::string>& args) {
@@ -206,7 +541,7 @@ int CmdImport(strata::Client& client, const std::vector<std::string>& args) {
     const size_t batch_bytes = batcher.bytes();
     std::vector<strata::Mutation> batch = batcher.Take();
     if (batch.empty()) return absl::OkStatus();
-    if (absl::Status s = client.Write(batch); !s.ok()) return s;
+    if (absl::Status s = client.Write(batch).status(); !s.ok()) return s;
     pairs += batch.size();
     bytes += batch_bytes;
     batches++;
@@ -279,6 +614,67 @@ int CmdHealth(strata::Client& client, const std::vector<std::string>& args) {
   return *serving ? kExitOk : kExitServer;
 }
 
+using CommandFn = int (*)(strata::Client&, const std::vector<std::string>&);
+struct Command {
+  std::string_view name;
+  CommandFn run;
+};
+constexpr Command kCommands[] = {
+    {"put", CmdPut},           {"get", CmdGet},
+    {"delete", CmdDelete},     {"scan", CmdScan},
+    {"batch-get", CmdBatchGet}, {"delete-range", CmdDeleteRange},
+    {"watch", CmdWatch},       {"compact", CmdCompact},
+    {"import", CmdImport},     {"health", CmdHealth},
+};
+
+// Command flags and the commands they apply to.
+struct FlagUse {
+  std::string_view flag;
+  std::vector<std::string_view> commands;
+};
+const std::vector<FlagUse>& FlagUses() {
+  static const auto* uses = new std::vector<FlagUse>{
+      {"prefix", {"scan", "watch", "delete-range"}},
+      {"start", {"scan"}},
+      {"end", {"scan"}},
+      {"limit", {"scan"}},
+      {"keys_only", {"scan"}},
+      {"revision", {"get", "scan", "batch-get"}},
+      {"reverse", {"scan"}},
+      {"w", {"put", "get", "delete", "scan", "batch-get", "delete-range"}},
+      {"from", {"watch"}},
+      {"resume_timeout", {"watch"}},
+      {"prev_kv", {"watch", "delete-range"}},
+      {"all", {"watch", "delete-range"}},
+  };
+  return *uses;
+}
+
+// Why the command line sets a flag `command` does not take, if it does
+// (a flag given its default value counts as not set).
+std::optional<std::string> MisusedFlag(std::string_view command) {
+  for (const FlagUse& use : FlagUses()) {
+    const absl::CommandLineFlag* flag = absl::FindCommandLineFlag(
+        absl::string_view(use.flag.data(), use.flag.size()));
+    if (flag == nullptr || flag->CurrentValue() == flag->DefaultValue()) {
+      continue;
+    }
+    bool applies = false;
+    for (std::string_view c : use.commands) applies = applies || c == command;
+    if (!applies) {
+      return absl::StrFormat("%s%s applies to %s only",
+                             use.flag.size() == 1 ? "-" : "--",
+                             std::string(use.flag),
+                             absl::StrJoin(use.commands, ", ",
+                                           [](std::string* out,
+                                              std::string_view c) {
+                                             out->append(c);
+                                           }));
+    }
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -305,28 +701,23 @@ int main(int argc, char** argv) {
     std::printf("strata: %s", kUsage);
     return kExitOk;
   }
+  // Signals are blocked before gRPC starts threads, which inherit the mask.
+  if (command == "watch") WatchInterrupter::BlockSignals();
   // Keep gRPC initialized until exit: the final grpc_shutdown (run when
   // the last channel goes away) may block for seconds on a pending timer.
   grpc_init();
   const double timeout = absl::GetFlag(FLAGS_timeout);
   if (!(timeout > 0)) return UsageError("--timeout must be > 0 seconds");
-  if (command != "scan" &&
-      (!absl::GetFlag(FLAGS_prefix).empty() ||
-       !absl::GetFlag(FLAGS_start).empty() || !absl::GetFlag(FLAGS_end).empty() ||
-       absl::GetFlag(FLAGS_limit) != 0 || absl::GetFlag(FLAGS_keys_only))) {
-    return UsageError("--prefix, --start, --end, --limit and --keys_only "
-                      "apply to scan only");
+  if (std::optional<std::string> misuse = MisusedFlag(command)) {
+    return UsageError(*misuse);
   }
 
   strata::ClientOptions options;
   options.timeout = absl::Seconds(timeout);
   if (int code = TlsFromFlags(&options); code != kExitOk) return code;
   strata::Client client(absl::GetFlag(FLAGS_addr), options);
-  if (command == "put") return CmdPut(client, args);
-  if (command == "get") return CmdGet(client, args);
-  if (command == "delete") return CmdDelete(client, args);
-  if (command == "scan") return CmdScan(client, args);
-  if (command == "import") return CmdImport(client, args);
-  if (command == "health") return CmdHealth(client, args);
+  for (const Command& c : kCommands) {
+    if (command == c.name) return c.run(client, args);
+  }
   return UsageError(absl::StrFormat("unknown command '%s'", command));
 }

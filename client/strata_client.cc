@@ -1,5 +1,6 @@
 #include "client/strata_client.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -7,7 +8,11 @@
 #include <iterator>
 #include <utility>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "client/watch_cursor.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/channel.h"
 #include "grpcpp/client_context.h"
@@ -52,6 +57,66 @@ void SetDeadline(grpc::ClientContext* ctx, absl::Duration timeout) {
                     absl::ToChronoMicroseconds(timeout));
 }
 
+// Moves the fields out of a wire KeyValue.
+KeyValue FromWire(v1::KeyValue* kv) {
+  KeyValue out;
+  out.key = std::move(*kv->mutable_key());
+  out.value = std::move(*kv->mutable_value());
+  out.create_revision = kv->create_revision();
+  out.mod_revision = kv->mod_revision();
+  out.version = kv->version();
+  return out;
+}
+
+// The key's state from a GetResponse (or a BatchGet result); nullopt when
+// not found.
+std::optional<KeyValue> FromWire(std::string key, v1::GetResponse* r) {
+  if (!r->found()) return std::nullopt;
+  KeyValue out;
+  out.key = std::move(key);
+  out.value = std::move(*r->mutable_value());
+  out.create_revision = r->create_revision();
+  out.mod_revision = r->mod_revision();
+  out.version = r->version();
+  return out;
+}
+
+WatchBatch FromWire(v1::WatchResponse* msg) {
+  WatchBatch batch;
+  batch.revision = msg->header().revision();
+  batch.events.reserve(static_cast<size_t>(msg->events_size()));
+  for (v1::Event& e : *msg->mutable_events()) {
+    WatchEvent& out = batch.events.emplace_back();
+    out.type = e.type() == v1::Event::DELETE ? WatchEvent::Type::kDelete
+                                             : WatchEvent::Type::kPut;
+    out.kv = FromWire(e.mutable_kv());
+    if (e.has_prev_kv()) out.prev_kv = FromWire(e.mutable_prev_kv());
+  }
+  return batch;
+}
+
+// A channel to `target` with the client's settings. With own_subchannels
+// its connections are its own: gRPC otherwise shares them (and their
+// reconnect backoff) between the channels of a process.
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target,
+                                           const ClientOptions& options,
+                                           bool own_subchannels) {
+  grpc::ChannelArguments args;
+  // Values may be up to the server's --max_value_bytes and a Scan message
+  // carries one pair of any size: accept whatever the server sends.
+  args.SetMaxReceiveMessageSize(-1);
+  if (options.tls.has_value() && !options.tls->server_name.empty()) {
+    args.SetSslTargetNameOverride(options.tls->server_name);
+  }
+  if (own_subchannels) args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  return grpc::CreateCustomChannel(target, MakeChannelCredentials(options),
+                                   args);
+}
+
+// Resume backoff: 50 ms, doubling, at most 2 s.
+constexpr absl::Duration kResumeBackoffInitial = absl::Milliseconds(50);
+constexpr absl::Duration kResumeBackoffMax = absl::Seconds(2);
+
 }  // namespace
 
 absl::StatusOr<ClientTlsOptions> LoadClientTlsFiles(
@@ -92,16 +157,10 @@ struct Client::Stubs {
 };
 
 Client::Client(const std::string& target, const ClientOptions& options)
-    : options_(options), stubs_(std::make_unique<Stubs>()) {
-  grpc::ChannelArguments args;
-  // Values may be up to the server's --max_value_bytes and a Scan message
-  // carries one pair of any size: accept whatever the server sends.
-  args.SetMaxReceiveMessageSize(-1);
-  if (options_.tls.has_value() && !options_.tls->server_name.empty()) {
-    args.SetSslTargetNameOverride(options_.tls->server_name);
-  }
-  channel_ = grpc::CreateCustomChannel(target, MakeChannelCredentials(options_),
-                                       args);
+    : options_(options),
+      target_(target),
+      channel_(MakeChannel(target, options, /*own_subchannels=*/false)),
+      stubs_(std::make_unique<Stubs>()) {
   stubs_->kv = v1::KV::NewStub(channel_);
   stubs_->health = grpc::health::v1::Health::NewStub(channel_);
 }
@@ -120,27 +179,74 @@ absl::StatusOr<std::optional<std::string>> Client::Get(std::string_view key) {
   return std::optional<std::string>(std::move(*response.mutable_value()));
 }
 
-absl::Status Client::Put(std::string_view key, std::string_view value) {
+absl::StatusOr<GetResult> Client::GetWithMetadata(std::string_view key,
+                                                   Revision revision) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, options_.timeout);
+  v1::GetRequest request;
+  request.set_key(key.data(), key.size());
+  request.set_revision(revision);
+  v1::GetResponse response;
+  grpc::Status s = stubs_->kv->Get(&ctx, request, &response);
+  if (!s.ok()) return FromGrpcStatus(s);
+  GetResult result;
+  result.revision = response.header().revision();
+  result.kv = FromWire(std::string(key), &response);
+  return result;
+}
+
+absl::StatusOr<BatchGetResult> Client::BatchGet(
+    const std::vector<std::string>& keys, Revision revision) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, options_.timeout);
+  v1::BatchGetRequest request;
+  request.mutable_keys()->Reserve(static_cast<int>(keys.size()));
+  for (const std::string& key : keys) request.add_keys(key);
+  request.set_revision(revision);
+  v1::BatchGetResponse response;
+  grpc::Status s = stubs_->kv->BatchGet(&ctx, request, &response);
+  if (!s.ok()) return FromGrpcStatus(s);
+  if (response.results_size() != request.keys_size()) {
+    return absl::InternalError(absl::StrFormat(
+        "BatchGet: asked for %d keys, the server answered %d",
+        request.keys_size(), response.results_size()));
+  }
+  BatchGetResult result;
+  result.revision = response.header().revision();
+  result.kvs.reserve(keys.size());
+  for (int i = 0; i < response.results_size(); ++i) {
+    result.kvs.push_back(FromWire(keys[static_cast<size_t>(i)],
+                                  response.mutable_results(i)));
+  }
+  return result;
+}
+
+absl::StatusOr<Revision> Client::Put(std::string_view key,
+                                     std::string_view value) {
   grpc::ClientContext ctx;
   SetDeadline(&ctx, options_.timeout);
   v1::PutRequest request;
   request.set_key(key.data(), key.size());
   request.set_value(value.data(), value.size());
   v1::PutResponse response;
-  return FromGrpcStatus(stubs_->kv->Put(&ctx, request, &response));
+  grpc::Status s = stubs_->kv->Put(&ctx, request, &response);
+  if (!s.ok()) return FromGrpcStatus(s);
+  return response.header().revision();
 }
 
-absl::Status Client::Delete(std::string_view key) {
+absl::StatusOr<Revision> Client::Delete(std::string_view key) {
   grpc::ClientContext ctx;
   SetDeadline(&ctx, options_.timeout);
   v1::DeleteRequest request;
   request.set_key(key.data(), key.size());
   v1::DeleteResponse response;
-  return FromGrpcStatus(stubs_->kv->Delete(&ctx, request, &response));
+  grpc::Status s = stubs_->kv->Delete(&ctx, request, &response);
+  if (!s.ok()) return FromGrpcStatus(s);
+  return response.header().revision();
 }
 
-absl::Status Client::Write(const std::vector<Mutation>& mutations) {
-  if (mutations.empty()) return absl::OkStatus();
+absl::StatusOr<Revision> Client::Write(const std::vector<Mutation>& mutations) {
+  if (mutations.empty()) return Revision{0};
   grpc::ClientContext ctx;
   SetDeadline(&ctx, options_.timeout);
   v1::WriteRequest request;
@@ -155,26 +261,80 @@ absl::Status Client::Write(const std::vector<Mutation>& mutations) {
     }
   }
   v1::WriteResponse response;
-  return FromGrpcStatus(stubs_->kv->Write(&ctx, request, &response));
+  grpc::Status s = stubs_->kv->Write(&ctx, request, &response);
+  if (!s.ok()) return FromGrpcStatus(s);
+  return response.header().revision();
+}
+
+absl::StatusOr<DeleteRangeResult> Client::DeleteRange(std::string_view start,
+                                                      std::string_view end,
+                                                      bool prev_kv) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, options_.timeout);
+  v1::DeleteRangeRequest request;
+  request.set_start_key(start.data(), start.size());
+  request.set_end_key(end.data(), end.size());
+  request.set_prev_kv(prev_kv);
+  v1::DeleteRangeResponse response;
+  grpc::Status s = stubs_->kv->DeleteRange(&ctx, request, &response);
+  if (!s.ok()) return FromGrpcStatus(s);
+  DeleteRangeResult result;
+  result.revision = response.header().revision();
+  result.deleted = response.deleted();
+  result.prev_kvs.reserve(static_cast<size_t>(response.prev_kvs_size()));
+  for (v1::KeyValue& kv : *response.mutable_prev_kvs()) {
+    result.prev_kvs.push_back(FromWire(&kv));
+  }
+  return result;
+}
+
+absl::StatusOr<Revision> Client::Compact(Revision revision) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, options_.timeout);
+  v1::CompactRequest request;
+  request.set_revision(revision);
+  v1::CompactResponse response;
+  grpc::Status s = stubs_->kv->Compact(&ctx, request, &response);
+  if (!s.ok()) return FromGrpcStatus(s);
+  return response.header().revision();
 }
 
 absl::Status Client::Scan(std::string_view start, std::string_view end,
                           uint32_t limit, bool keys_only,
                           ScanCallback callback) {
+  ScanOptions options;
+  options.start = std::string(start);
+  options.end = std::string(end);
+  options.limit = limit;
+  options.keys_only = keys_only;
+  return Scan(options, [&callback](const KeyValue& kv) {
+           return callback(kv.key, kv.value);
+         })
+      .status();
+}
+
+absl::StatusOr<Revision> Client::Scan(const ScanOptions& options,
+                                      ScanKvCallback callback) {
   grpc::ClientContext ctx;
   SetDeadline(&ctx, options_.timeout);
   v1::ScanRequest request;
-  request.set_start_key(start.data(), start.size());
-  request.set_end_key(end.data(), end.size());
-  request.set_limit(limit);
-  request.set_keys_only(keys_only);
+  request.set_start_key(options.start);
+  request.set_end_key(options.end);
+  request.set_limit(options.limit);
+  request.set_keys_only(options.keys_only);
+  request.set_revision(options.revision);
+  request.set_reverse(options.reverse);
   std::unique_ptr<grpc::ClientReader<v1::ScanResponse>> reader =
       stubs_->kv->Scan(&ctx, request);
   v1::ScanResponse response;
+  Revision revision = 0;
   bool stopped = false;
   while (!stopped && reader->Read(&response)) {
-    for (const v1::KeyValue& kv : response.pairs()) {
-      if (!callback(kv.key(), kv.value())) {
+    // Every message carries the same header (the first one always comes,
+    // even for an empty range).
+    revision = response.header().revision();
+    for (v1::KeyValue& wire : *response.mutable_pairs()) {
+      if (!callback(FromWire(&wire))) {
         stopped = true;
         break;
       }
@@ -186,9 +346,204 @@ absl::Status Client::Scan(std::string_view start, std::string_view end,
     while (reader->Read(&response)) {
     }
     reader->Finish().ok();
-    return absl::OkStatus();
+    return revision;
   }
-  return FromGrpcStatus(reader->Finish());
+  grpc::Status s = reader->Finish();
+  if (!s.ok()) return FromGrpcStatus(s);
+  return revision;
+}
+
+// The Watch stream's state. The reader thread (Next) owns everything but
+// what mu guards; Cancel runs on any thread.
+struct WatchStream::Impl {
+  Impl(std::shared_ptr<grpc::Channel> channel,
+       std::function<std::shared_ptr<grpc::Channel>()> new_channel,
+       WatchOptions options)
+      : new_channel(std::move(new_channel)),
+        options(std::move(options)),
+        channel(std::move(channel)),
+        stub(v1::KV::NewStub(this->channel)),
+        cursor(this->options.start_revision) {}
+
+  // Starts a stream from the cursor's position (or the options' start).
+  // Returns false if the stream was cancelled.
+  bool Open() ABSL_LOCKS_EXCLUDED(mu);
+  // Finishes the open stream and returns its status.
+  absl::Status Close() ABSL_LOCKS_EXCLUDED(mu);
+  // Ends the stream for good with `status`.
+  absl::Status Fail(absl::Status status) {
+    final_status = std::move(status);
+    return final_status;
+  }
+  bool Cancelled() ABSL_LOCKS_EXCLUDED(mu) {
+    absl::MutexLock l(&mu);
+    return cancelled_;
+  }
+  // Waits for `d` or until cancelled; returns false if cancelled.
+  bool SleepUnlessCancelled(absl::Duration d) ABSL_LOCKS_EXCLUDED(mu);
+
+  // Makes a channel of its own for a resumed stream.
+  const std::function<std::shared_ptr<grpc::Channel>()> new_channel;
+  const WatchOptions options;
+
+  // Reader thread only.
+  // The client's channel, then one of its own after each break: after an
+  // outage, gRPC keeps a channel in TRANSIENT_FAILURE (failing calls at
+  // once) until its reconnect backoff, up to minutes, runs out, while a
+  // new channel connects at once.
+  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<v1::KV::Stub> stub;
+  internal::WatchCursor cursor;
+  std::unique_ptr<grpc::ClientReader<v1::WatchResponse>> reader;
+  absl::Status final_status;  // Not OK once the stream is over.
+  bool opened = false;        // A message was received (ever).
+  bool resuming = false;      // Between a break and the next message.
+  absl::Time broken_at;       // When the current break began.
+  absl::Duration backoff = kResumeBackoffInitial;
+  Revision compact_revision = 0;
+  int resumes = 0;
+
+  absl::Mutex mu;
+  bool cancelled_ ABSL_GUARDED_BY(mu) = false;
+  // The open stream's context (the reader uses it through `reader`).
+  std::unique_ptr<grpc::ClientContext> ctx ABSL_GUARDED_BY(mu);
+};
+
+bool WatchStream::Impl::Open() {
+  v1::WatchRequest request;
+  request.set_key(options.key);
+  request.set_range_end(options.range_end);
+  request.set_start_revision(cursor.positioned() ? cursor.resume_from()
+                                                 : options.start_revision);
+  request.set_prev_kv(options.prev_kv);
+  request.set_progress_notify(options.progress_notify);
+  grpc::ClientContext* ctx_ptr;
+  {
+    absl::MutexLock l(&mu);
+    if (cancelled_) return false;
+    ctx = std::make_unique<grpc::ClientContext>();
+    ctx_ptr = ctx.get();
+  }
+  // Outside mu: starting the call may wait for a connection attempt, and
+  // Cancel must not wait for that (TryCancel is safe meanwhile).
+  reader = stub->Watch(ctx_ptr, request);
+  return true;
+}
+
+absl::Status WatchStream::Impl::Close() {
+  grpc::Status s = reader->Finish();
+  reader.reset();
+  absl::MutexLock l(&mu);
+  ctx.reset();
+  if (cancelled_) return absl::CancelledError("watch cancelled by the client");
+  if (s.ok()) {
+    // The server never ends a watch with OK; treat it as a break.
+    return absl::UnavailableError("watch stream ended by the server");
+  }
+  return FromGrpcStatus(s);
+}
+
+bool WatchStream::Impl::SleepUnlessCancelled(absl::Duration d) {
+  absl::MutexLock l(&mu);
+  mu.AwaitWithTimeout(absl::Condition(&cancelled_), d);
+  return !cancelled_;
+}
+
+WatchStream::WatchStream(std::unique_ptr<Impl> impl)
+    : impl_(std::move(impl)) {}
+
+WatchStream::~WatchStream() {
+  if (impl_->reader != nullptr) {
+    Cancel();
+    impl_->Close().IgnoreError();
+  }
+}
+
+void WatchStream::Cancel() {
+  absl::MutexLock l(&impl_->mu);
+  impl_->cancelled_ = true;
+  if (impl_->ctx != nullptr) impl_->ctx->TryCancel();
+}
+
+Revision WatchStream::revision() const { return impl_->cursor.complete(); }
+
+Revision WatchStream::compact_revision() const {
+  return impl_->compact_revision;
+}
+
+int WatchStream::resumes() const { return impl_->resumes; }
+
+absl::StatusOr<WatchBatch> WatchStream::Next() {
+  Impl& st = *impl_;
+  if (!st.final_status.ok()) return st.final_status;
+  while (true) {
+    if (st.reader == nullptr && !st.Open()) {
+      return st.Fail(absl::CancelledError("watch cancelled"));
+    }
+    v1::WatchResponse msg;
+    if (st.reader->Read(&msg)) {
+      if (msg.compact_revision() > 0) {
+        // The last message before OUT_OF_RANGE.
+        st.compact_revision = msg.compact_revision();
+        continue;
+      }
+      st.opened = true;
+      st.resuming = false;
+      absl::StatusOr<std::optional<WatchBatch>> batch =
+          st.cursor.Accept(FromWire(&msg));
+      if (!batch.ok()) {
+        Cancel();
+        st.Close().IgnoreError();
+        return st.Fail(batch.status());
+      }
+      if (batch->has_value()) return **std::move(batch);
+      continue;
+    }
+    absl::Status status = st.Close();
+    // A stream we did not cancel that ends with CANCELLED was cancelled by
+    // the server (a call that arrives while it shuts down): a break too.
+    const bool broke = absl::IsUnavailable(status) ||
+                       (absl::IsCancelled(status) && !st.Cancelled());
+    const bool resumable = broke && st.opened &&
+                           st.cursor.positioned() &&
+                           st.options.resume_timeout > absl::ZeroDuration();
+    if (!resumable) return st.Fail(std::move(status));
+    const absl::Time now = absl::Now();
+    if (!st.resuming) {
+      // A new break: the first attempt goes at once (a dropped connection
+      // to a live server reconnects immediately).
+      st.resuming = true;
+      st.broken_at = now;
+      st.backoff = kResumeBackoffInitial;
+      if (st.options.on_resume) {
+        st.options.on_resume(status, st.cursor.resume_from());
+      }
+    } else {
+      const absl::Time give_up = st.broken_at + st.options.resume_timeout;
+      if (now >= give_up) {
+        return st.Fail(absl::UnavailableError(absl::StrFormat(
+            "%s (gave up resuming the watch from revision %d after %s)",
+            std::string(status.message()), st.cursor.resume_from(),
+            absl::FormatDuration(st.options.resume_timeout))));
+      }
+      if (!st.SleepUnlessCancelled(std::min(st.backoff, give_up - now))) {
+        return st.Fail(absl::CancelledError("watch cancelled"));
+      }
+      st.backoff = std::min(st.backoff * 2, kResumeBackoffMax);
+    }
+    st.channel = st.new_channel();
+    st.stub = v1::KV::NewStub(st.channel);
+    st.cursor.Resume();
+    st.resumes++;
+  }
+}
+
+std::unique_ptr<WatchStream> Client::Watch(const WatchOptions& options) {
+  auto new_channel = [target = target_, client_options = options_] {
+    return MakeChannel(target, client_options, /*own_subchannels=*/true);
+  };
+  return std::unique_ptr<WatchStream>(new WatchStream(
+      std::make_unique<WatchStream::Impl>(channel_, new_channel, options)));
 }
 
 absl::StatusOr<bool> Client::Health(std::string_view service) {

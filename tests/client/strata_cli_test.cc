@@ -7,20 +7,27 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/client/cli_process.h"
 #include "tests/server/process_util.h"
 #include "tests/support/test_util.h"
 
 namespace strata::testing {
 namespace {
 
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::IsEmpty;
 using ::testing::StartsWith;
+
+constexpr absl::Duration kWait = absl::Seconds(30);
 
 class StrataCliTest : public ::testing::Test {
  protected:
@@ -71,9 +78,33 @@ class StrataCliTest : public ::testing::Test {
     return r;
   }
 
+  // `put -w KEY VALUE`: the revision it committed at (-1 on failure).
+  static int64_t PutRevision(const std::string& key,
+                             const std::string& value) {
+    ProcessResult r = Strata({"put", "-w", key, value});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    int64_t revision = -1;
+    EXPECT_TRUE(absl::SimpleAtoi(absl::StripPrefix(absl::StripSuffix(r.out, "\n"),
+                                                   "revision "),
+                                 &revision))
+        << r.out;
+    return revision;
+  }
+
+  // Starts `strata --addr=<address> args...` in the background.
+  std::unique_ptr<CliProcess> StartCli(const std::string& address,
+                                       std::vector<std::string> args) {
+    args.insert(args.begin(), "--addr=" + address);
+    auto p = CliProcess::Start(
+        args, absl::StrFormat("%s/cli-%d.stderr", dir_->path(), ++clis_));
+    EXPECT_TRUE(p.ok()) << p.status();
+    return p.ok() ? *std::move(p) : nullptr;
+  }
+
   static TempDir* dir_;
   static ServerProcess* server_;
   static std::string* start_error_;
+  int clis_ = 0;
 };
 TempDir* StrataCliTest::dir_ = nullptr;
 ServerProcess* StrataCliTest::server_ = nullptr;
@@ -200,6 +231,29 @@ TEST_F(StrataCliTest, UsageErrorsExitTwo) {
            {"--no_such_flag", "get", "k"},
            {"--limit=abc", "scan"},
            {"--timeout=0", "get", "k"},
+           {"get", "--revision=-1", "k"},
+           {"get", "--reverse", "k"},
+           {"put", "--revision=3", "k", "v"},
+           {"scan", "--from=3"},
+           {"batch-get"},
+           {"delete-range"},
+           {"delete-range", "a"},
+           {"delete-range", "b", "a"},
+           {"delete-range", "a", ""},
+           {"delete-range", "a", "b", "--prefix=p"},
+           {"delete-range", "--all", "--prefix=p"},
+           {"compact"},
+           {"compact", "x"},
+           {"compact", "0"},
+           {"compact", "1", "2"},
+           {"watch"},
+           {"watch", "a", "b"},
+           {"watch", "k", "--prefix=p"},
+           {"watch", "--all", "k"},
+           {"watch", "k", "--from=-1"},
+           {"watch", "k", "--resume_timeout=-1"},
+           {"watch", "k", "--limit=1"},
+           {"health", "-w"},
        }) {
     ProcessResult r = Strata(args);
     EXPECT_EQ(r.exit_code, 2) << absl::StrJoin(args, " ") << "\n" << r.err;
@@ -214,7 +268,298 @@ TEST_F(StrataCliTest, HelpExitsZero) {
     EXPECT_EQ(r.exit_code, 0) << args[0];
     EXPECT_THAT(r.out, HasSubstr("usage: strata")) << args[0];
     EXPECT_THAT(r.out, HasSubstr("import FILE")) << args[0];
+    EXPECT_THAT(r.out, HasSubstr("watch KEY | --prefix=P | --all")) << args[0];
   }
+}
+
+TEST_F(StrataCliTest, PutAndDeleteWithWPrintTheirRevision) {
+  const int64_t first = PutRevision("rev/a", "1");
+  ASSERT_GT(first, 0);
+  ProcessResult r = Strata({"put", "-w", "rev/a", "2"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, absl::StrFormat("revision %d\n", first + 1));
+  r = Strata({"delete", "-w", "rev/a"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, absl::StrFormat("revision %d\n", first + 2));
+  // Nothing to delete: nothing written, the current revision.
+  r = Strata({"delete", "-w", "rev/a"});
+  EXPECT_EQ(r.out, absl::StrFormat("revision %d\n", first + 2));
+  // Without -w, nothing is printed.
+  r = Strata({"put", "rev/b", "1"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "");
+}
+
+TEST_F(StrataCliTest, GetWithWPrintsMetadataAndGetReadsAtARevision) {
+  ASSERT_EQ(Strata({"put", "meta/before", "x"}).exit_code, 0);
+  const int64_t created = PutRevision("meta/cfg", "a");
+  const int64_t modified = PutRevision("meta/cfg", "b");
+  ProcessResult r = Strata({"get", "-w", "meta/cfg"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, absl::StrFormat(
+                       "meta/cfg = b\ncreate_revision %d, mod_revision %d, "
+                       "version 2 (read at revision %d)\n",
+                       created, modified, modified));
+  r = Strata({"get", absl::StrFormat("--revision=%d", created), "meta/cfg"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "a\n");
+  r = Strata({"get", "-w", "--revision", std::to_string(created), "meta/cfg"});
+  EXPECT_EQ(r.out, absl::StrFormat(
+                       "meta/cfg = a\ncreate_revision %d, mod_revision %d, "
+                       "version 1 (read at revision %d)\n",
+                       created, created, created));
+  // Missing at that revision.
+  r = Strata({"get", "-w", absl::StrFormat("--revision=%d", created - 1),
+              "meta/cfg"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.out, "");
+  EXPECT_THAT(r.err, HasSubstr(absl::StrFormat(
+                         "key not found (read at revision %d)", created - 1)));
+  // Beyond the current revision.
+  r = Strata({"get", "--revision=999999999", "meta/cfg"});
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_THAT(r.err, StartsWith("strata: OUT_OF_RANGE: "));
+}
+
+TEST_F(StrataCliTest, ScanAtARevisionInReverse) {
+  ASSERT_EQ(Strata({"put", "rscan/a", "1"}).exit_code, 0);
+  ASSERT_EQ(Strata({"put", "rscan/b", "1"}).exit_code, 0);
+  const int64_t before = PutRevision("rscan/c", "1");
+  ASSERT_EQ(Strata({"put", "rscan/b", "2"}).exit_code, 0);
+  ASSERT_EQ(Strata({"delete", "rscan/a"}).exit_code, 0);
+  ProcessResult r = Strata({"scan", "--prefix=rscan/"});
+  EXPECT_EQ(r.out, "rscan/b\t2\nrscan/c\t1\n");
+  r = Strata({"scan", "--prefix=rscan/",
+              absl::StrFormat("--revision=%d", before)});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "rscan/a\t1\nrscan/b\t1\nrscan/c\t1\n");
+  r = Strata({"scan", "--prefix=rscan/", "--revision", std::to_string(before),
+              "--reverse", "--limit=2"});
+  EXPECT_EQ(r.out, "rscan/c\t1\nrscan/b\t1\n");
+  r = Strata({"scan", "--start=rscan/a", "--end=rscan/c", "--reverse",
+              "--keys_only", "-w",
+              absl::StrFormat("--revision=%d", before)});
+  EXPECT_EQ(r.out, absl::StrFormat("rscan/b\nrscan/a\n(read at revision %d)\n",
+                                   before));
+  r = Strata({"scan", "--prefix=rscan/", "--revision=999999999"});
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_THAT(r.err, StartsWith("strata: OUT_OF_RANGE: "));
+}
+
+TEST_F(StrataCliTest, BatchGetReadsKeysAtOneRevision) {
+  const int64_t first = PutRevision("bg/a", "1");
+  ASSERT_EQ(Strata({"put", "bg/b", "1"}).exit_code, 0);
+  const int64_t last = PutRevision("bg/a", "2");
+  ProcessResult r = Strata({"batch-get", "bg/b", "bg/a"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "bg/b\t1\nbg/a\t2\n");
+  r = Strata({"batch-get", "-w", absl::StrFormat("--revision=%d", first),
+              "bg/a", "bg/b", "bg/missing"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.out, absl::StrFormat("bg/a\t1\n(read at revision %d)\n", first));
+  EXPECT_THAT(r.err, HasSubstr("strata: key not found: bg/b\n"));
+  EXPECT_THAT(r.err, HasSubstr("strata: key not found: bg/missing\n"));
+  r = Strata({"batch-get", "-w", "bg/a"});
+  EXPECT_EQ(r.out, absl::StrFormat("bg/a\t2\n(read at revision %d)\n", last));
+}
+
+TEST_F(StrataCliTest, DeleteRangeNeedsExplicitBounds) {
+  for (const char* k : {"dr/a", "dr/b1", "dr/b2", "dr/c", "drx"}) {
+    ASSERT_EQ(Strata({"put", k, absl::StrCat("v-", k)}).exit_code, 0);
+  }
+  ProcessResult r = Strata({"delete-range", "dr/b", "dr/c", "--prev_kv", "-w"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  const int64_t deleted_at = PutRevision("dr/marker", "x") - 1;
+  EXPECT_EQ(r.out, absl::StrFormat(
+                       "dr/b1\tv-dr/b1\ndr/b2\tv-dr/b2\ndeleted 2\n"
+                       "revision %d\n",
+                       deleted_at));
+  r = Strata({"delete-range", "dr/b", "dr/c"});
+  EXPECT_EQ(r.out, "deleted 0\n");
+  r = Strata({"delete-range", "--prefix=dr/"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "deleted 3\n");  // dr/a, dr/c, dr/marker; not drx.
+  r = Strata({"scan", "--start=dr", "--end=dz"});
+  EXPECT_EQ(r.out, "drx\tv-drx\n");
+}
+
+TEST_F(StrataCliTest, DeleteRangeAllDeletesEverything) {
+  TempDir dir;  // A server of its own: this deletes every key.
+  auto p = ServerProcess::Start(dir.path() + "/data");
+  ASSERT_TRUE(p.ok()) << p.status();
+  for (const char* k : {"a", "b", "c"}) {
+    ASSERT_EQ(StrataAt({"--addr=" + (*p)->address(), "put", k, "v"}).exit_code,
+              0);
+  }
+  ProcessResult r = StrataAt({"--addr=" + (*p)->address(), "delete-range"});
+  EXPECT_EQ(r.exit_code, 2);  // Not without --all.
+  r = StrataAt({"--addr=" + (*p)->address(), "delete-range", "--all"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "deleted 3\n");
+  r = StrataAt({"--addr=" + (*p)->address(), "scan"});
+  EXPECT_EQ(r.out, "");
+}
+
+TEST_F(StrataCliTest, CompactMakesOlderRevisionsUnreadable) {
+  const int64_t old_revision = PutRevision("cmp/k", "old");
+  const int64_t compact_at = PutRevision("cmp/k", "new");
+  ProcessResult r = Strata({"compact", std::to_string(compact_at)});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "");
+  r = Strata({"get", absl::StrFormat("--revision=%d", old_revision), "cmp/k"});
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_THAT(r.err, StartsWith("strata: OUT_OF_RANGE: "));
+  EXPECT_THAT(r.err, HasSubstr(absl::StrFormat("compacted revision %d",
+                                               compact_at)));
+  r = Strata({"get", absl::StrFormat("--revision=%d", compact_at), "cmp/k"});
+  EXPECT_EQ(r.out, "new\n");
+  // Not above the compacted revision.
+  r = Strata({"compact", std::to_string(compact_at)});
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_THAT(r.err, StartsWith("strata: OUT_OF_RANGE: "));
+}
+
+TEST_F(StrataCliTest, WatchPrintsEventsAsAnotherClientWritesUntilSigint) {
+  const int64_t start = PutRevision("w/other", "x") + 1;
+  std::unique_ptr<CliProcess> watch =
+      StartCli(server_->address(), {"watch", "--prefix=w/", "--from",
+                                    std::to_string(start)});
+  ASSERT_NE(watch, nullptr);
+  ASSERT_EQ(Strata({"put", "w/a", "1"}).exit_code, 0);          // start
+  ASSERT_EQ(Strata({"put", "x/not-watched", "1"}).exit_code, 0);
+  ASSERT_EQ(Strata({"put", "w/a", "two words"}).exit_code, 0);  // start + 2
+  ASSERT_EQ(Strata({"delete", "w/a"}).exit_code, 0);            // start + 3
+  EXPECT_THAT(watch->WaitForLines(3, kWait),
+              ElementsAre(absl::StrFormat("PUT w/a 1 %d", start),
+                          absl::StrFormat("PUT w/a two words %d", start + 2),
+                          absl::StrFormat("DELETE w/a %d", start + 3)))
+      << watch->err();
+  // Each line is flushed as it comes: one more write, one more line.
+  ASSERT_EQ(Strata({"put", "w/b", "2"}).exit_code, 0);
+  EXPECT_EQ(watch->WaitForLines(4, kWait).back(),
+            absl::StrFormat("PUT w/b 2 %d", start + 4));
+  watch->Signal(SIGINT);
+  auto exit = watch->Wait(kWait);
+  ASSERT_TRUE(exit.ok()) << exit.status();
+  EXPECT_TRUE(exit->exited) << "signal " << exit->term_signal;
+  EXPECT_EQ(exit->exit_code, 0) << watch->err();
+  EXPECT_EQ(watch->err(), "");
+}
+
+TEST_F(StrataCliTest, WatchFromNowStopsOnSigterm) {
+  std::unique_ptr<CliProcess> watch =
+      StartCli(server_->address(), {"watch", "now/k"});
+  ASSERT_NE(watch, nullptr);
+  // The watch starts at "now", which this test cannot observe: write until
+  // the first line shows up (bounded), then check what follows it.
+  std::vector<std::string> lines;
+  for (int i = 0; i < 200 && lines.empty(); i++) {
+    ASSERT_EQ(Strata({"put", "now/k", absl::StrCat("v", i)}).exit_code, 0);
+    lines = watch->WaitForLines(1, absl::Milliseconds(100));
+  }
+  ASSERT_EQ(lines.size(), 1u) << watch->err();
+  EXPECT_THAT(lines[0], StartsWith("PUT now/k v"));
+  const int64_t next = PutRevision("now/k", "last");
+  EXPECT_EQ(watch->WaitForLines(2, kWait).back(),
+            absl::StrFormat("PUT now/k last %d", next));
+  watch->Signal(SIGTERM);
+  auto exit = watch->Wait(kWait);
+  ASSERT_TRUE(exit.ok()) << exit.status();
+  EXPECT_TRUE(exit->exited) << "signal " << exit->term_signal;
+  EXPECT_EQ(exit->exit_code, 0) << watch->err();
+}
+
+TEST_F(StrataCliTest, WatchWithPrevKvPrintsThePreviousState) {
+  const int64_t first = PutRevision("pkv/k", "old");
+  std::unique_ptr<CliProcess> watch = StartCli(
+      server_->address(),
+      {"watch", "pkv/k", "--prev_kv", absl::StrFormat("--from=%d", first)});
+  ASSERT_NE(watch, nullptr);
+  ASSERT_EQ(Strata({"put", "pkv/k", "new"}).exit_code, 0);
+  ASSERT_EQ(Strata({"delete", "pkv/k"}).exit_code, 0);
+  EXPECT_THAT(watch->WaitForLines(5, kWait),
+              ElementsAre(absl::StrFormat("PUT pkv/k old %d", first),
+                          absl::StrFormat("PUT pkv/k new %d", first + 1),
+                          absl::StrFormat("PREV pkv/k old %d", first),
+                          absl::StrFormat("DELETE pkv/k %d", first + 2),
+                          absl::StrFormat("PREV pkv/k new %d", first + 1)))
+      << watch->err();
+  watch->Signal(SIGINT);
+  auto exit = watch->Wait(kWait);
+  ASSERT_TRUE(exit.ok()) << exit.status();
+  EXPECT_EQ(exit->exit_code, 0);
+}
+
+TEST_F(StrataCliTest, WatchFromACompactedRevisionExitsThreeWithWhatToDo) {
+  const int64_t old_revision = PutRevision("wc/k", "1");
+  const int64_t compacted = PutRevision("wc/k", "2");
+  ASSERT_EQ(Strata({"compact", std::to_string(compacted)}).exit_code, 0);
+  ProcessResult r =
+      Strata({"watch", "wc/k", "--from", std::to_string(old_revision)});
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_EQ(r.out, "");
+  EXPECT_THAT(r.err, StartsWith("strata: OUT_OF_RANGE: "));
+  EXPECT_THAT(r.err,
+              HasSubstr(absl::StrFormat(
+                  "the changes up to revision %d are compacted: read the "
+                  "state at revision %d (strata scan --revision=%d ...), "
+                  "then watch --from=%d",
+                  compacted, compacted, compacted, compacted + 1)));
+}
+
+// strata-server restarts (same data, same address) under a running
+// `strata watch`: it reconnects and prints every change once, including
+// those committed while it was away.
+TEST_F(StrataCliTest, WatchResumesAcrossAServerRestart) {
+  TempDir dir;
+  const std::string data = dir.path() + "/data";
+  auto first = ServerProcess::Start(data);
+  ASSERT_TRUE(first.ok()) << first.status();
+  const std::string address = (*first)->address();
+  auto put = [&](const std::string& k, const std::string& v) {
+    return StrataAt({"--addr=" + address, "put", k, v}).exit_code;
+  };
+  ASSERT_EQ(put("k", "1"), 0);  // 1
+  std::unique_ptr<CliProcess> watch =
+      StartCli(address, {"watch", "k", "--from=1", "--resume_timeout=60"});
+  ASSERT_NE(watch, nullptr);
+  ASSERT_EQ(watch->WaitForLines(1, kWait).size(), 1u) << watch->err();
+  (*first)->Signal(SIGTERM);
+  auto stopped = (*first)->Wait(kWait);
+  ASSERT_TRUE(stopped.ok() && stopped->exited && stopped->exit_code == 0);
+  // The same address again (the port was just freed).
+  auto second = ServerProcess::Start(data, {"--listen=" + address});
+  ASSERT_TRUE(second.ok()) << second.status();
+  ASSERT_EQ((*second)->address(), address);
+  ASSERT_EQ(put("k", "2"), 0);  // 2
+  ASSERT_EQ(put("k", "3"), 0);  // 3
+  EXPECT_THAT(watch->WaitForLines(3, kWait),
+              ElementsAre("PUT k 1 1", "PUT k 2 2", "PUT k 3 3"))
+      << watch->err();
+  EXPECT_THAT(watch->err(), HasSubstr("resuming from revision 2"));
+  watch->Signal(SIGINT);
+  auto exit = watch->Wait(kWait);
+  ASSERT_TRUE(exit.ok()) << exit.status();
+  EXPECT_EQ(exit->exit_code, 0);
+  EXPECT_EQ(watch->out(), "PUT k 1 1\nPUT k 2 2\nPUT k 3 3\n");
+}
+
+TEST_F(StrataCliTest, WatchExitsThreeWhenTheServerStopsForGood) {
+  TempDir dir;
+  auto p = ServerProcess::Start(dir.path() + "/data");
+  ASSERT_TRUE(p.ok()) << p.status();
+  ASSERT_EQ(StrataAt({"--addr=" + (*p)->address(), "put", "k", "1"}).exit_code,
+            0);
+  std::unique_ptr<CliProcess> watch = StartCli(
+      (*p)->address(), {"watch", "k", "--from=1", "--resume_timeout=0.5"});
+  ASSERT_NE(watch, nullptr);
+  ASSERT_EQ(watch->WaitForLines(1, kWait).size(), 1u) << watch->err();
+  (*p)->Signal(SIGTERM);
+  auto exit = watch->Wait(kWait);
+  ASSERT_TRUE(exit.ok()) << exit.status();
+  EXPECT_TRUE(exit->exited);
+  EXPECT_EQ(exit->exit_code, 3);
+  EXPECT_THAT(watch->err(), HasSubstr("gave up resuming"));
 }
 
 TEST_F(StrataCliTest, ServerNotRunningExitsThree) {
@@ -227,7 +572,8 @@ TEST_F(StrataCliTest, ServerNotRunningExitsThree) {
   ASSERT_TRUE((*p)->Wait(absl::Seconds(10)).ok());
   for (const std::vector<std::string>& args :
        std::vector<std::vector<std::string>>{
-           {"get", "k"}, {"put", "k", "v"}, {"health"}, {"scan"}}) {
+           {"get", "k"}, {"put", "k", "v"}, {"health"}, {"scan"},
+           {"watch", "k"}, {"compact", "5"}}) {
     std::vector<std::string> full = {"--addr=" + address, "--timeout=5"};
     full.insert(full.end(), args.begin(), args.end());
     ProcessResult r = StrataAt(full);

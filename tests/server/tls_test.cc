@@ -100,7 +100,9 @@ std::unique_ptr<Client> Connect(const std::string& address,
 
 // Puts and reads back a key: OK only if the whole handshake worked.
 absl::Status RoundTrip(Client& client) {
-  if (absl::Status s = client.Put("tls-key", "tls-value"); !s.ok()) return s;
+  if (absl::Status s = client.Put("tls-key", "tls-value").status(); !s.ok()) {
+    return s;
+  }
   absl::StatusOr<std::optional<std::string>> v = client.Get("tls-key");
   if (!v.ok()) return v.status();
   if (*v != std::optional<std::string>("tls-value")) {
@@ -166,7 +168,7 @@ TEST_P(TlsTest, TlsServerRejectsPlaintextClient) {
   auto server = StartServer(TlsOptions(/*mutual=*/false));
   ASSERT_NE(server, nullptr);
   auto client = Connect(server->address(), std::nullopt);
-  absl::Status s = client->Put("k", "v");
+  absl::Status s = client->Put("k", "v").status();
   EXPECT_TRUE(absl::IsUnavailable(s)) << s;
   EXPECT_TRUE(absl::IsUnavailable(client->Health().status()));
 }
@@ -174,7 +176,8 @@ TEST_P(TlsTest, TlsServerRejectsPlaintextClient) {
 TEST_P(TlsTest, ClientRejectsServerFromUntrustedCa) {
   auto server = StartServer(TlsOptions(/*mutual=*/false));
   ASSERT_NE(server, nullptr);
-  absl::Status s = Connect(server->address(), ClientTls("other-ca"))->Put("k", "v");
+  absl::Status s =
+      Connect(server->address(), ClientTls("other-ca"))->Put("k", "v").status();
   EXPECT_TRUE(absl::IsUnavailable(s)) << s;
 }
 
@@ -186,7 +189,8 @@ TEST_P(TlsTest, ServerNameOverrideIsChecked) {
       *Connect(server->address(), ClientTls("ca", "", "localhost"))));
   absl::Status s =
       Connect(server->address(), ClientTls("ca", "", "strata.example.com"))
-          ->Put("k", "v");
+          ->Put("k", "v")
+          .status();
   EXPECT_TRUE(absl::IsUnavailable(s)) << s;
 }
 
@@ -203,18 +207,20 @@ TEST_P(TlsTest, MutualTlsRejectsClientWithoutCert) {
   auto server = StartServer(TlsOptions(/*mutual=*/true));
   ASSERT_NE(server, nullptr);
   auto client = Connect(server->address(), ClientTls("ca"));
-  absl::Status s = client->Put("k", "v");
+  absl::Status s = client->Put("k", "v").status();
   EXPECT_TRUE(absl::IsUnavailable(s)) << s;
   EXPECT_TRUE(absl::IsUnavailable(client->Health().status()));
   EXPECT_TRUE(absl::IsUnavailable(
-      Connect(server->address(), std::nullopt)->Put("k", "v")));
+      Connect(server->address(), std::nullopt)->Put("k", "v").status()));
 }
 
 TEST_P(TlsTest, MutualTlsRejectsClientCertFromOtherCa) {
   auto server = StartServer(TlsOptions(/*mutual=*/true));
   ASSERT_NE(server, nullptr);
   absl::Status s =
-      Connect(server->address(), ClientTls("ca", "other-client"))->Put("k", "v");
+      Connect(server->address(), ClientTls("ca", "other-client"))
+          ->Put("k", "v")
+          .status();
   EXPECT_TRUE(absl::IsUnavailable(s)) << s;
   // The right client still gets in afterwards.
   EXPECT_OK(RoundTrip(*Connect(server->address(), ClientTls("ca", "client"))));
