@@ -62,67 +62,6 @@ void WriteBatch::Append(const WriteBatch& source) {
               source.rep_.size() - WriteBatchInternal::kHeader);
 }
 
-absl::Status WriteBatch::Iterate(Handler* handler) const {
-  std::string_view input(rep_);
-  if (input.size() < WriteBatchInternal::kHeader) {
-    return absl::DataLossError("write batch: shorter than its header");
-  }
-  input.remove_prefix(WriteBatchInternal::kHeader);
-  uint32_t found = 0;
-  while (!input.empty()) {
-    const auto tag = static_cast<uint8_t>(input[0]);
-    input.remove_prefix(1);
-    std::string_view key, value;
-    PutAttributes attributes;
-    switch (tag) {
-      case kOpPut:
-        if (!GetLengthPrefixed(&input, &key) ||
-            !GetLengthPrefixed(&input, &value)) {
-          return absl::DataLossError("write batch: malformed put record");
-        }
-        handler->Put(key, value, attributes);
-        break;
-      case kOpPutWithAttributes:
-        if (!GetLengthPrefixed(&input, &key) ||
-            !ConsumeAttributes(&input, &attributes) ||
-            !GetLengthPrefixed(&input, &value)) {
-          return absl::DataLossError("write batch: malformed put record");
-        }
-        handler->Put(key, value, attributes);
-        break;
-      case kOpDelete:
-        if (!GetLengthPrefixed(&input, &key)) {
-          return absl::DataLossError("write batch: malformed delete record");
-        }
-        handler->Delete(key);
-        break;
-      default:
-        return absl::DataLossError(
-            absl::StrCat("write batch: unknown record tag ", int{tag}));
-    }
-    found++;
-  }
-  if (found != Count()) {
-    return absl::DataLossError(absl::StrCat("write batch: header counts ",
-                                            Count(), " records, found ",
-                                            found));
-  }
-  return absl::OkStatus();
-}
-
-void WriteBatchInternal::SetCount(WriteBatch* b, uint32_t n) {
-  EncodeFixed32(&b->rep_[8], n);
-}
-
-absl::Status WriteBatchInternal::SetContents(WriteBatch* b,
-                                             std::string_view contents) {
-  if (contents.size() < kHeader) {
-    return absl::DataLossError("write batch: shorter than its header");
-  }
-  b->rep_.assign(contents.data(), contents.size());
-  return absl::OkStatus();
-}
-
 namespace {
 
 // Walks the ops of an encoded batch of either form. fn(tag, key, value)
@@ -169,6 +108,40 @@ absl::Status ForEachOp(std::string_view rep, Fn&& fn) {
 }
 
 }  // namespace
+
+absl::Status WriteBatch::Iterate(Handler* handler) const {
+  return ForEachOp(rep_, [handler](uint8_t tag, std::string_view key,
+                                   std::string_view value,
+                                   const PutAttributes& attributes) {
+    switch (tag) {
+      case kOpPut:
+      case kOpPutWithAttributes:
+        handler->Put(key, value, attributes);
+        return absl::OkStatus();
+      case kOpDelete:
+        handler->Delete(key);
+        return absl::OkStatus();
+      default:
+        return absl::DataLossError(absl::StrCat(
+            "write batch: a committed record (tag ", int{tag},
+            ") in a user batch"));
+    }
+  });
+}
+
+void WriteBatchInternal::SetCount(WriteBatch* b, uint32_t n) {
+  EncodeFixed32(&b->rep_[8], n);
+}
+
+absl::Status WriteBatchInternal::SetContents(WriteBatch* b,
+                                             std::string_view contents) {
+  if (contents.size() < kHeader) {
+    return absl::DataLossError("write batch: shorter than its header");
+  }
+  b->rep_.assign(contents.data(), contents.size());
+  return absl::OkStatus();
+}
+
 
 absl::Status WriteBatchInternal::InsertCommitted(std::string_view rep,
                                                  MemTable* mem) {

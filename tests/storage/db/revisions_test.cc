@@ -562,63 +562,21 @@ TEST(UpgradeTest, DatabaseOfFormatOneOpensAndIsUpgraded) {
   TempDir dir;
   Options options;
   options.keep_history = true;
-  {
-    // An empty new database, then its manifest and WAL replaced by the
-    // bytes format 1 wrote.
-    ASSERT_OK(DB::Open(options, dir.path()));
-  }
-  ASSERT_OK_AND_ASSIGN(std::vector<std::string> children,
-                       Env::Default()->GetChildren(dir.path()));
-  for (const std::string& name : children) {
-    uint64_t number;
-    FileType type;
-    if (ParseFileName(name, &number, &type) &&
-        (type == FileType::kWal || type == FileType::kManifest ||
-         type == FileType::kCurrent)) {
-      ASSERT_OK(Env::Default()->RemoveFile(dir.path() + "/" + name));
-    }
-  }
-  {
-    // MANIFEST-000001: one edit of format 1 (comparator, log number 2,
-    // next file 3, last sequence 0).
-    std::string edit;
-    PutFixed32(&edit, 1);
-    PutVarint32(&edit, 1);
-    PutLengthPrefixed(&edit, BytewiseComparator()->Name());
-    PutVarint32(&edit, 2);
-    PutVarint64(&edit, 2);
-    PutVarint32(&edit, 3);
-    PutVarint64(&edit, 3);
-    PutVarint32(&edit, 4);
-    PutVarint64(&edit, 0);
-    auto file = Env::Default()->NewWritableFile(
-        ManifestFileName(dir.path(), 1));
-    ASSERT_OK(file);
-    record::Writer manifest(std::move(*file), 1);
-    ASSERT_OK(manifest.AddRecord(edit));
-    ASSERT_OK(manifest.Sync());
-    ASSERT_OK(manifest.Close());
-    bool renamed = false;
-    ASSERT_OK(SetCurrentFile(Env::Default(), dir.path(), 1, &renamed));
-    // 000002.wal (format 1): sequence 1, Put k1=v1, Put k2=v2, Delete k3.
-    std::string batch;
-    PutFixed64(&batch, 1);
-    PutFixed32(&batch, 3);
-    batch.push_back(1);
-    PutLengthPrefixed(&batch, "k1");
-    PutLengthPrefixed(&batch, "v1");
-    batch.push_back(1);
-    PutLengthPrefixed(&batch, "k2");
-    PutLengthPrefixed(&batch, "v2");
-    batch.push_back(0);
-    PutLengthPrefixed(&batch, "k3");
-    auto wal_file = Env::Default()->NewWritableFile(WalFileName(dir.path(), 2));
-    ASSERT_OK(wal_file);
-    record::Writer wal(std::move(*wal_file), 1);
-    ASSERT_OK(wal.AddRecord(batch));
-    ASSERT_OK(wal.Sync());
-    ASSERT_OK(wal.Close());
-  }
+  // An empty new database, then its manifest and WAL replaced by the bytes
+  // format 1 wrote: sequence 1, Put k1=v1, Put k2=v2, Delete k3.
+  ASSERT_OK(DB::Open(options, dir.path()));
+  std::string batch;
+  PutFixed64(&batch, 1);
+  PutFixed32(&batch, 3);
+  batch.push_back(1);
+  PutLengthPrefixed(&batch, "k1");
+  PutLengthPrefixed(&batch, "v1");
+  batch.push_back(1);
+  PutLengthPrefixed(&batch, "k2");
+  PutLengthPrefixed(&batch, "v2");
+  batch.push_back(0);
+  PutLengthPrefixed(&batch, "k3");
+  ASSERT_NO_FATAL_FAILURE(WriteFormatOneDatabase(dir.path(), batch));
   auto db = DB::Open(options, dir.path());
   ASSERT_OK(db);
   // Old values read with what is known of them; history starts now.
