@@ -75,6 +75,9 @@ struct WatchHubOptions {
   // progress_notify: an empty response at least this often while idle.
   // --watch_progress_interval.
   absl::Duration progress_interval = absl::Seconds(10);
+  // TEST ONLY: runs in WatchHub::Shutdown after every stream was told to
+  // finish and before their sinks are called.
+  std::function<void()> TEST_before_shutdown_kick;
 };
 
 struct ServerOptions {

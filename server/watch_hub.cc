@@ -92,6 +92,10 @@ class WatchHub::Watcher {
   int64_t finish_compacted ABSL_GUARDED_BY(mu) = 0;
   bool removed ABSL_GUARDED_BY(mu) = false;
   int kicking ABSL_GUARDED_BY(mu) = 0;  // MessagesReady calls in progress.
+  // The writer token was taken for a MessagesReady call not made yet (a
+  // Kick to come). If the stream is removed first, that Kick is skipped and
+  // the token is free again: Remove must not report it as held.
+  bool kick_pending ABSL_GUARDED_BY(mu) = false;
   absl::CondVar kick_done;                // kicking dropped to 0.
   bool waiting_for_space ABSL_GUARDED_BY(mu) = false;  // Pull parked.
   absl::Time last_activity ABSL_GUARDED_BY(mu) = absl::Now();
@@ -118,6 +122,7 @@ class WatchHub::Watcher {
     }
     if (writing) return false;
     writing = true;
+    kick_pending = true;
     return true;
   }
 };
@@ -203,6 +208,8 @@ absl::StatusOr<std::shared_ptr<WatchHub::Watcher>> WatchHub::Add(
     v1::WatchResponse hello;
     hello.mutable_header()->set_revision(ToWire(std::min(start - 1, current)));
     w->Append(std::move(hello), options_.max_message_bytes);
+    // The caller sends it (WatchSend right after Add): no Kick will.
+    w->kick_pending = false;
   }
   if (!w->prev_kv && start > dispatched_) {
     MakeLive(w.get());
@@ -240,7 +247,10 @@ bool WatchHub::Remove(const std::shared_ptr<Watcher>& w) {
   w->removed = true;
   // A concurrent MessagesReady must not outlive the sink.
   while (w->kicking > 0) w->kick_done.Wait(&w->mu);
-  return w->writing;
+  // A token taken for a Kick that will now be skipped is not held.
+  const bool held = w->writing && !w->kick_pending;
+  w->kick_pending = false;
+  return held;
 }
 
 WatchHub::Take WatchHub::TakeMessage(Watcher* w, v1::WatchResponse* out,
@@ -298,6 +308,7 @@ void WatchHub::Kick(const std::vector<std::shared_ptr<Watcher>>& kick) {
     {
       absl::MutexLock l(&w->mu);
       if (w->removed) continue;
+      w->kick_pending = false;
       w->kicking++;
     }
     w->sink->MessagesReady();
@@ -430,6 +441,7 @@ void WatchHub::FinishWatcher(Watcher* w, absl::Status status,
   if (compacted > 0) CountCompacted();
   if (!w->writing) {
     w->writing = true;
+    w->kick_pending = true;
     *kick = true;
   }
 }
@@ -665,6 +677,7 @@ void WatchHub::Shutdown(const absl::Status& status) {
     inbox_cv_.Signal();
   }
   if (dispatcher_.joinable()) dispatcher_.join();
+  if (options_.TEST_before_shutdown_kick) options_.TEST_before_shutdown_kick();
   Kick(kick);
 }
 

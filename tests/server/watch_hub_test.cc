@@ -528,6 +528,23 @@ TEST_F(WatchHubTest, ModelOfRandomWatchersOverABurstOfWrites) {
   EXPECT_GT(hub_->stats().disk_catch_ups, 0u);
 }
 
+// A stream cancelled after the shutdown told it to finish but before its
+// sink heard: the hub skips the sink, so Remove must say the stream's token
+// is free (else nobody would ever finish the call).
+TEST_F(WatchHubTest, RemoveBeforeAShutdownKickLeavesTheFinishToTheCaller) {
+  WatchHubOptions o;
+  std::shared_ptr<WatchHub::Watcher> watcher;
+  bool held = true;
+  o.TEST_before_shutdown_kick = [&] { held = hub_->Remove(watcher); };
+  StartHub(o);
+  RecordingSink* s = Watch("k");
+  ASSERT_NE(s, nullptr);
+  watcher = watches_.back().second;
+  ASSERT_TRUE(s->WaitForProgress(1));  // Its opening message went out.
+  hub_->Shutdown();
+  EXPECT_FALSE(held);
+}
+
 TEST_F(WatchHubTest, ShutdownEndsEveryStream) {
   StartHub();
   RecordingSink* s = Watch("k");
