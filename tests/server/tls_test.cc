@@ -238,7 +238,6 @@ std::shared_ptr<grpc::Channel> FreshChannel(const std::string& address,
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 300);
   return grpc::CreateCustomChannel(address, grpc::SslCredentials(ssl), args);
 }
