@@ -524,13 +524,6 @@ absl::StatusOr<storage::WriteBatch> PrepareCommit(
     return absl::InvalidArgumentError(
         "read_revision must be >= 0 (the revision the transaction read at)");
   }
-  const bool reads =
-      request.read_keys_size() > 0 || request.read_ranges_size() > 0;
-  if (request.read_revision() == 0 && reads) {
-    return absl::InvalidArgumentError(
-        "read_revision is 0 but the transaction read keys: pass the revision "
-        "its reads were made at");
-  }
   auto too_many = [&](std::string_view what, int n) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "commit has %d %s; the limit is %d (--max_batch_mutations)", n,
@@ -593,9 +586,11 @@ absl::Status CheckCommitConflicts(const v1::CommitRequest& request,
     return absl::OkStatus();  // A blind write: nothing to conflict with.
   }
   const auto since = static_cast<storage::Revision>(request.read_revision());
-  if (since <= view->compacted_revision()) {
+  // Reads at the compacted revision itself are still exact (every change
+  // after it is kept), as reads at it are still served (GetSnapshotAt).
+  if (since < view->compacted_revision()) {
     return absl::FailedPreconditionError(absl::StrFormat(
-        "transaction too old: read_revision %d is at or below the compacted "
+        "transaction too old: read_revision %d is below the compacted "
         "revision %d; start it again at a newer revision",
         since, view->compacted_revision()));
   }

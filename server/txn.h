@@ -79,8 +79,7 @@ absl::Status ExecuteTxn(const v1::TxnRequest& request,
 // Validates a Commit and encodes its mutations (later ones of the same key
 // win, as in Write). InvalidArgument, naming the limit or the offending
 // entry ("read key 3: ", "read range 0: ", "mutation 7: "), for: a
-// negative read_revision, or 0 with reads (only a transaction that read
-// nothing may omit it); more than limits.max_batch_mutations read keys,
+// negative read_revision; more than limits.max_batch_mutations read keys,
 // read ranges or mutations; a bad key, bound or value; a mutation with no
 // operation.
 absl::StatusOr<storage::WriteBatch> PrepareCommit(
@@ -89,14 +88,16 @@ absl::StatusOr<storage::WriteBatch> PrepareCommit(
 
 // The conflict check of a Commit, inside its CommitFunction. OK if nothing
 // the transaction read changed after request.read_revision (or it read
-// nothing); otherwise:
+// nothing; read_revision 0 with reads means they saw the empty database);
+// otherwise:
 //   Aborted             a read key, or a key in a read range (created,
 //                       changed or deleted: no phantoms), changed after
 //                       read_revision; the message names the first such
 //                       key (read keys in request order, then each range's
 //                       smallest changed key) and the revision.
-//   FailedPrecondition  read_revision is at or below the compacted
-//                       revision ("transaction too old"), or a range read
+//   FailedPrecondition  read_revision is below the compacted revision
+//                       ("transaction too old"; at it, every later change
+//                       is still known, so it is checked), or a range read
 //                       is older than the window of recent writes
 //                       (--txn_conflict_window_keys: "too old for range
 //                       reads").

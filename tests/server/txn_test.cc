@@ -519,18 +519,27 @@ TEST_F(TxnTest, StoredRangesSkipTheReservedArea) {
 }
 
 TEST_F(TxnTest, TooOldAndFutureReadRevisions) {
+  // An empty database: reads at revision 0 saw nothing.
+  EXPECT_OK(Commit(0, {"a"}, {{"", ""}}));
+  Delete("written");
   Put("a", "1");
+  EXPECT_TRUE(absl::IsAborted(Commit(0, {"a"}, {}).status()));
   const Revision r2 = Put("a", "2");
-  Put("a", "3");
-  ASSERT_OK(db_->CompactHistory(r2));
+  const Revision r3 = Put("b", "3");
+  ASSERT_OK(db_->CompactHistory(r3));
   auto r = Commit(r2, {"a"}, {});
   ASSERT_TRUE(absl::IsFailedPrecondition(r.status())) << r.status();
   EXPECT_NE(r.status().message().find("transaction too old"),
             std::string::npos);
   EXPECT_EQ(Value("written"), "<absent>");
+  // At the compacted revision itself, reads are still served and every
+  // later change is known: checked, not refused.
+  EXPECT_OK(Commit(r3, {"a", "b"}, {}));
+  Put("b", "4");
+  EXPECT_TRUE(absl::IsAborted(Commit(r3, {"b"}, {}).status()));
   r = Commit(db_->CurrentRevision() + 1, {"a"}, {});
   EXPECT_TRUE(absl::IsInvalidArgument(r.status())) << r.status();
-  // A blind write (no reads) needs no read revision.
+  // A blind write (no reads) needs no read revision: it is not checked.
   v1::CommitRequest blind;
   blind.add_mutations()->mutable_put()->set_key("blind");
   EXPECT_OK(Commit(blind));
@@ -573,7 +582,6 @@ TEST_F(TxnTest, CommitValidation) {
     const char* message;
   } cases[] = {
       {"read_revision: -1", "read_revision must be >= 0"},
-      {"read_keys: 'a'", "read_revision is 0 but the transaction read keys"},
       {"read_revision: 1 read_keys: 'a' read_keys: 'b' read_keys: 'c'",
        "commit has 3 read keys; the limit is 2 (--max_batch_mutations)"},
       {"read_revision: 1 read_ranges {} read_ranges {} read_ranges {}",
