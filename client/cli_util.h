@@ -50,6 +50,32 @@ class ImportBatcher {
   size_t bytes_ = 0;
 };
 
+// A `strata txn` script (docs/transactions.md): one statement per line,
+// words separated by blanks; a word in double quotes may hold blanks and C
+// escapes ("a b", "\x00"); empty lines and lines starting with '#' are
+// skipped.
+//   compare KEY TARGET OP X
+//   compare-range START END TARGET OP X   (END "" = every key >= START)
+//   compare-prefix PREFIX TARGET OP X
+//       TARGET: version | create | mod | value;  OP: = | != | > | <
+//       X: an integer (a string for value)
+//   then|else get KEY
+//   then|else put KEY VALUE
+//   then|else delete KEY
+//   then|else scan START END [LIMIT]        (END "" = no upper bound)
+//   then|else scan-prefix PREFIX [LIMIT]
+struct TxnScript {
+  std::vector<Compare> compares;
+  std::vector<TxnOp> success;
+  std::vector<TxnOp> failure;
+};
+// Parses a whole script. InvalidArgument naming the line ("line 3: ...")
+// for an unknown statement, a wrong number of words, a bad target,
+// operator or number, or an unterminated quote.
+absl::StatusOr<TxnScript> ParseTxnScript(std::string_view text);
+// The words of one line, quotes removed and escapes decoded.
+absl::StatusOr<std::vector<std::string>> SplitTxnWords(std::string_view line);
+
 // Abseil flag names use underscores; rewrites "--keys-only" to
 // "--keys_only" so both spellings work: an argument "--a-b[=value]" before a
 // bare "--" is rewritten when "a_b" is a registered flag. Modifies the

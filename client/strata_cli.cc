@@ -18,6 +18,7 @@
 #include <fstream>
 #include <iostream>
 #include <istream>
+#include <iterator>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -144,6 +145,18 @@ commands:
                      --revision=C), then watch --from=C+1
   compact REV        discard the history before revision REV: reads below
                      REV, and watches from REV or below, fail afterwards
+  txn [-w] [FILE]    run a transaction (docs/transactions.md) read from
+                     FILE (default '-' = stdin), one statement a line:
+                       compare KEY version|create|mod|value =|!=|>|< X
+                       compare-range START END ...  compare-prefix P ...
+                       then|else get KEY | put KEY VALUE | delete KEY
+                       then|else scan START END [LIMIT] | scan-prefix P [LIMIT]
+                     ("double quotes" for blanks and C escapes). If every
+                     compare holds the then-ops run, else the else-ops, at
+                     one revision. Prints SUCCESS or FAILURE, then per op:
+                     put/delete "OK"; get "key<TAB>value" (or "(not found)
+                     KEY"); scan its "key<TAB>value" lines; -w adds "revision
+                     R". Exit 1 when the compares failed
   import FILE        load "key<TAB>value" lines from FILE ('-' = stdin) in
                      atomic batches of <= 1000 pairs and <= 4 MiB; progress
                      on stderr, a summary on stdout
@@ -165,7 +178,8 @@ TLS (plaintext unless one of these is given; see docs/security.md):
 
 Put "--" before KEY or VALUE arguments that start with '-'.
 
-exit codes: 0 ok, 1 key not found (get, batch-get), 2 usage error,
+exit codes: 0 ok, 1 key not found (get, batch-get) or compares failed
+            (txn), 2 usage error,
             3 server or transport error ("strata: CODE: message" on stderr)
 )usage";
 
@@ -588,6 +602,67 @@ int CmdImport(strata::Client& client, const std::vector<std::string>& args) {
   return kExitOk;
 }
 
+int CmdTxn(strata::Client& client, const std::vector<std::string>& args) {
+  if (args.size() > 1) return UsageError("txn takes [FILE] ('-' = stdin)");
+  const std::string path = args.empty() ? "-" : args[0];
+  std::string text;
+  if (path == "-") {
+    text.assign(std::istreambuf_iterator<char>(std::cin),
+                std::istreambuf_iterator<char>());
+  } else {
+    std::ifstream file(path, std::ios::binary);
+    if (!file) {
+      return UsageError(
+          absl::StrFormat("cannot open %s: %s", path, std::strerror(errno)));
+    }
+    text.assign(std::istreambuf_iterator<char>(file),
+                std::istreambuf_iterator<char>());
+  }
+  absl::StatusOr<strata::cli::TxnScript> script =
+      strata::cli::ParseTxnScript(text);
+  if (!script.ok()) {
+    return UsageError(absl::StrFormat(
+        "txn %s: %s", path == "-" ? "<stdin>" : path,
+        std::string(script.status().message())));
+  }
+  absl::StatusOr<strata::TxnResult> r =
+      client.Txn(script->compares, script->success, script->failure);
+  if (!r.ok()) return ServerError(r.status());
+  std::printf("%s\n", r->succeeded ? "SUCCESS" : "FAILURE");
+  const std::vector<strata::TxnOp>& ops =
+      r->succeeded ? script->success : script->failure;
+  for (size_t i = 0; i < r->results.size(); ++i) {
+    const strata::TxnOpResult& result = r->results[i];
+    switch (result.type) {
+      case strata::TxnOp::Type::kPut:
+      case strata::TxnOp::Type::kDelete:
+        WriteOut("OK\n");
+        break;
+      case strata::TxnOp::Type::kGet:
+        if (result.kv.has_value()) {
+          WriteOut(result.kv->key);
+          WriteOut("\t");
+          WriteOut(result.kv->value);
+        } else {
+          WriteOut("(not found) ");
+          WriteOut(ops[i].key);
+        }
+        WriteOut("\n");
+        break;
+      case strata::TxnOp::Type::kScan:
+        for (const strata::KeyValue& kv : result.kvs) {
+          WriteOut(kv.key);
+          WriteOut("\t");
+          WriteOut(kv.value);
+          WriteOut("\n");
+        }
+        break;
+    }
+  }
+  if (absl::GetFlag(FLAGS_w)) WriteRevisionLine(r->revision);
+  return r->succeeded ? kExitOk : kExitNotFound;
+}
+
 // --tls* -> options.tls (left unset = plaintext when none is given).
 // Returns kExitOk, or kExitUsage after printing why.
 int TlsFromFlags(strata::ClientOptions* options) {
@@ -625,6 +700,7 @@ constexpr Command kCommands[] = {
     {"batch-get", CmdBatchGet}, {"delete-range", CmdDeleteRange},
     {"watch", CmdWatch},       {"compact", CmdCompact},
     {"import", CmdImport},     {"health", CmdHealth},
+    {"txn", CmdTxn},
 };
 
 // Command flags and the commands they apply to.
@@ -641,7 +717,8 @@ const std::vector<FlagUse>& FlagUses() {
       {"keys_only", {"scan"}},
       {"revision", {"get", "scan", "batch-get"}},
       {"reverse", {"scan"}},
-      {"w", {"put", "get", "delete", "scan", "batch-get", "delete-range"}},
+      {"w",
+       {"put", "get", "delete", "scan", "batch-get", "delete-range", "txn"}},
       {"from", {"watch"}},
       {"resume_timeout", {"watch"}},
       {"prev_kv", {"watch", "delete-range"}},

@@ -306,6 +306,140 @@ absl::StatusOr<Revision> Client::Compact(Revision revision) {
   return response.header().revision();
 }
 
+namespace {
+
+void ToWire(const Compare& c, v1::Compare* out) {
+  out->set_key(c.key);
+  out->set_range_end(c.range_end);
+  switch (c.result) {
+    case Compare::Result::kEqual:
+      out->set_result(v1::Compare::EQUAL);
+      break;
+    case Compare::Result::kGreater:
+      out->set_result(v1::Compare::GREATER);
+      break;
+    case Compare::Result::kLess:
+      out->set_result(v1::Compare::LESS);
+      break;
+    case Compare::Result::kNotEqual:
+      out->set_result(v1::Compare::NOT_EQUAL);
+      break;
+  }
+  switch (c.target) {
+    case Compare::Target::kVersion:
+      out->set_target(v1::Compare::VERSION);
+      out->set_version(c.number);
+      break;
+    case Compare::Target::kCreate:
+      out->set_target(v1::Compare::CREATE);
+      out->set_create_revision(c.number);
+      break;
+    case Compare::Target::kMod:
+      out->set_target(v1::Compare::MOD);
+      out->set_mod_revision(c.number);
+      break;
+    case Compare::Target::kValue:
+      out->set_target(v1::Compare::VALUE);
+      out->set_value(c.value);
+      break;
+  }
+}
+
+void ToWire(const TxnOp& op, v1::RequestOp* out) {
+  switch (op.type) {
+    case TxnOp::Type::kGet:
+      out->mutable_get()->set_key(op.key);
+      break;
+    case TxnOp::Type::kPut:
+      out->mutable_put()->set_key(op.key);
+      out->mutable_put()->set_value(op.value);
+      break;
+    case TxnOp::Type::kDelete:
+      out->mutable_delete_()->set_key(op.key);
+      break;
+    case TxnOp::Type::kScan: {
+      v1::ScanRequest* scan = out->mutable_scan();
+      scan->set_start_key(op.scan.start);
+      scan->set_end_key(op.scan.end);
+      scan->set_limit(op.scan.limit);
+      scan->set_keys_only(op.scan.keys_only);
+      scan->set_revision(op.scan.revision);
+      scan->set_reverse(op.scan.reverse);
+      break;
+    }
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<TxnResult> Client::Txn(const std::vector<Compare>& compares,
+                                      const std::vector<TxnOp>& success,
+                                      const std::vector<TxnOp>& failure) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, options_.timeout);
+  v1::TxnRequest request;
+  for (const Compare& c : compares) ToWire(c, request.add_compare());
+  for (const TxnOp& op : success) ToWire(op, request.add_success());
+  for (const TxnOp& op : failure) ToWire(op, request.add_failure());
+  v1::TxnResponse response;
+  grpc::Status s = stubs_->kv->Txn(&ctx, request, &response);
+  if (!s.ok()) return FromGrpcStatus(s);
+  TxnResult result;
+  result.succeeded = response.succeeded();
+  result.revision = response.header().revision();
+  const std::vector<TxnOp>& ops = result.succeeded ? success : failure;
+  if (static_cast<size_t>(response.responses_size()) != ops.size()) {
+    return absl::InternalError(absl::StrFormat(
+        "Txn: the branch has %d ops, the server answered %d", ops.size(),
+        response.responses_size()));
+  }
+  result.results.reserve(ops.size());
+  for (int i = 0; i < response.responses_size(); ++i) {
+    const TxnOp& op = ops[static_cast<size_t>(i)];
+    v1::ResponseOp* wire = response.mutable_responses(i);
+    TxnOpResult& out = result.results.emplace_back();
+    out.type = op.type;
+    if (op.type == TxnOp::Type::kGet) {
+      out.kv = FromWire(op.key, wire->mutable_get());
+    } else if (op.type == TxnOp::Type::kScan) {
+      out.kvs.reserve(static_cast<size_t>(wire->scan().pairs_size()));
+      for (v1::KeyValue& kv : *wire->mutable_scan()->mutable_pairs()) {
+        out.kvs.push_back(FromWire(&kv));
+      }
+    }
+  }
+  return result;
+}
+
+absl::StatusOr<Revision> Client::Commit(
+    Revision read_revision, const std::vector<std::string>& read_keys,
+    const std::vector<KeyRange>& read_ranges,
+    const std::vector<Mutation>& mutations) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, options_.timeout);
+  v1::CommitRequest request;
+  request.set_read_revision(read_revision);
+  for (const std::string& k : read_keys) request.add_read_keys(k);
+  for (const KeyRange& r : read_ranges) {
+    v1::KeyRange* out = request.add_read_ranges();
+    out->set_start_key(r.start);
+    out->set_end_key(r.end);
+  }
+  for (const Mutation& m : mutations) {
+    v1::Mutation* out = request.add_mutations();
+    if (m.op == Mutation::Op::kPut) {
+      out->mutable_put()->set_key(m.key);
+      out->mutable_put()->set_value(m.value);
+    } else {
+      out->mutable_delete_()->set_key(m.key);
+    }
+  }
+  v1::CommitResponse response;
+  grpc::Status s = stubs_->kv->Commit(&ctx, request, &response);
+  if (!s.ok()) return FromGrpcStatus(s);
+  return response.header().revision();
+}
+
 absl::Status Client::Scan(std::string_view start, std::string_view end,
                           uint32_t limit, bool keys_only,
                           ScanCallback callback) {

@@ -35,6 +35,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/functional/function_ref.h"
@@ -287,6 +288,115 @@ struct Mutation {
   }
 };
 
+// ---- Transactions (docs/transactions.md)
+
+// One condition of a Txn (etcd's Compare): the key's version, create
+// revision, mod revision or value compared with a constant. A missing key
+// has version and revisions 0 (so "does not exist" is Version(key, kEqual,
+// 0)); a value compare on a missing key is false. With a range_end, every
+// existing key of the range must satisfy it (an empty range compares as
+// one missing key).
+struct Compare {
+  enum class Target { kVersion, kCreate, kMod, kValue };
+  enum class Result { kEqual, kGreater, kLess, kNotEqual };
+  std::string key;
+  // etcd's convention: empty = just `key`; "\0" (one zero byte) = every
+  // key >= `key`; otherwise the range [key, range_end).
+  std::string range_end;
+  Target target = Target::kVersion;
+  Result result = Result::kEqual;
+  // The constant for kVersion, kCreate and kMod.
+  int64_t number = 0;
+  // The constant for kValue.
+  std::string value;
+
+  static Compare Version(std::string key, Result result, int64_t version) {
+    return {std::move(key), "", Target::kVersion, result, version, ""};
+  }
+  static Compare CreateRevision(std::string key, Result result,
+                                Revision revision) {
+    return {std::move(key), "", Target::kCreate, result, revision, ""};
+  }
+  static Compare ModRevision(std::string key, Result result,
+                             Revision revision) {
+    return {std::move(key), "", Target::kMod, result, revision, ""};
+  }
+  static Compare Value(std::string key, Result result, std::string value) {
+    return {std::move(key), "", Target::kValue, result, 0, std::move(value)};
+  }
+  // The same compare over [key, range_end) (see range_end).
+  Compare InRange(std::string end) const {
+    Compare c = *this;
+    c.range_end = std::move(end);
+    return c;
+  }
+};
+
+// One operation of a Txn branch. Reads see the branch's earlier writes.
+struct TxnOp {
+  enum class Type { kGet, kPut, kDelete, kScan };
+  Type type = Type::kGet;
+  std::string key;    // kGet, kPut, kDelete.
+  std::string value;  // kPut.
+  // kScan: range, limit, keys_only and reverse (revision must be 0: reads
+  // in a Txn are at its revision). All its pairs come in one response.
+  ScanOptions scan;
+
+  static TxnOp Get(std::string key) {
+    TxnOp op;
+    op.key = std::move(key);
+    return op;
+  }
+  static TxnOp Put(std::string key, std::string value) {
+    TxnOp op;
+    op.type = Type::kPut;
+    op.key = std::move(key);
+    op.value = std::move(value);
+    return op;
+  }
+  static TxnOp Delete(std::string key) {
+    TxnOp op;
+    op.type = Type::kDelete;
+    op.key = std::move(key);
+    return op;
+  }
+  static TxnOp Scan(ScanOptions options) {
+    TxnOp op;
+    op.type = Type::kScan;
+    op.scan = std::move(options);
+    return op;
+  }
+};
+
+// The result of one TxnOp, in the same position.
+struct TxnOpResult {
+  TxnOp::Type type = TxnOp::Type::kGet;
+  // kGet: the key's state, or std::nullopt if it does not exist.
+  std::optional<KeyValue> kv;
+  // kScan: the pairs.
+  std::vector<KeyValue> kvs;
+};
+
+// What a Txn did.
+struct TxnResult {
+  // Whether every compare held (the success ops ran; else the failure ops).
+  bool succeeded = false;
+  // One per op of the branch that ran.
+  std::vector<TxnOpResult> results;
+  // The revision it committed at (the current one if it wrote nothing);
+  // its compares and reads saw the state just before it.
+  Revision revision = 0;
+};
+
+// A range a transaction read: [start, end), end empty = no upper bound.
+struct KeyRange {
+  std::string start;
+  std::string end;
+};
+
+class Transaction;
+struct TransactionOptions;
+
 // A connection to one server.
 //
 // Thread safety: a Client is safe for concurrent use from many threads; all
@@ -350,6 +460,47 @@ class Client {
   // the current revision. INVALID_ARGUMENT if revision <= 0; OUT_OF_RANGE
   // if it is not above the compacted revision or above the current one.
   absl::StatusOr<Revision> Compact(Revision revision);
+
+  // Evaluates `compares` and, if all hold, runs `success`, else `failure`,
+  // atomically at one revision (etcd's Txn; docs/transactions.md). Errors:
+  // INVALID_ARGUMENT (and nothing written) for more than the server's
+  // --max_batch_mutations compares or ops per branch, a bad key or value,
+  // a branch that writes a key twice, a read with a revision;
+  // FAILED_PRECONDITION if range compares cover more than
+  // --max_batch_mutations keys or the response would exceed
+  // --max_message_bytes (nothing written).
+  absl::StatusOr<TxnResult> Txn(const std::vector<Compare>& compares,
+                                const std::vector<TxnOp>& success,
+                                const std::vector<TxnOp>& failure = {});
+
+  // Commits an optimistic transaction that read `read_keys` and
+  // `read_ranges` at `read_revision`: applies `mutations` atomically at a
+  // new revision, which it returns, iff none of what it read changed after
+  // read_revision. ABORTED (nothing written) otherwise, naming the first
+  // changed key; FAILED_PRECONDITION if read_revision is below the
+  // compacted revision, or a range read is older than the server's window
+  // of recent writes. Transaction and RunTransaction build these calls.
+  absl::StatusOr<Revision> Commit(Revision read_revision,
+                                  const std::vector<std::string>& read_keys,
+                                  const std::vector<KeyRange>& read_ranges,
+                                  const std::vector<Mutation>& mutations);
+
+  // A new read-write transaction on this client (see Transaction). The
+  // client must outlive it.
+  std::unique_ptr<Transaction> BeginTransaction();
+
+  // Runs `fn` in a transaction and commits it; if the commit is ABORTED
+  // (another write changed what fn read), waits with exponential backoff
+  // and jitter and runs fn again in a new transaction, up to
+  // options.max_attempts times (then ABORTED, saying so). fn must do all
+  // its reads and writes through the Transaction it is given and may run
+  // several times; a non-OK status from fn ends it at once (nothing is
+  // committed) and is returned. Returns the commit revision (for a
+  // transaction that wrote nothing: its read revision).
+  using TransactionFn = absl::FunctionRef<absl::Status(Transaction& tx)>;
+  absl::StatusOr<Revision> RunTransaction(TransactionFn fn);
+  absl::StatusOr<Revision> RunTransaction(TransactionFn fn,
+                                          const TransactionOptions& options);
 
   // Called once per pair, in ascending key order; value is empty with
   // keys_only. The views are valid only during the call. Return false to

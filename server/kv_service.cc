@@ -48,6 +48,8 @@ void KvService::RegisterMethods(RpcRegistry* registry) {
   kv.Register(&Service::RequestCompact, &KvService::HandleCompact);
   kv.Register(&Service::RequestBatchGet, &KvService::HandleBatchGet);
   kv.Register(&Service::RequestDeleteRange, &KvService::HandleDeleteRange);
+  kv.Register(&Service::RequestTxn, &KvService::HandleTxn);
+  kv.Register(&Service::RequestCommit, &KvService::HandleCommit);
 }
 
 void KvService::HandleGet(GetCall* call) {

@@ -25,6 +25,11 @@
 //   DeleteRange
 //            like Write; the engine's commit thread lists the range's keys
 //            at commit time (a CommitFunction).
+//   Txn, Commit
+//            like Write: the polling thread validates and encodes the
+//            writes (txn.h); the engine's commit thread evaluates the
+//            compares and reads (Txn) or checks for conflicts (Commit) at
+//            commit time (txn_service.cc).
 //
 // Thread safety: handlers run on the polling threads (and hand calls to the
 // engine callback thread or the blocking pool); they never block.
@@ -109,6 +114,8 @@ class KvService {
   using BatchGetCall = UnaryCall<v1::BatchGetRequest, v1::BatchGetResponse>;
   using DeleteRangeCall =
       UnaryCall<v1::DeleteRangeRequest, v1::DeleteRangeResponse>;
+  using TxnCall = UnaryCall<v1::TxnRequest, v1::TxnResponse>;
+  using CommitCall = UnaryCall<v1::CommitRequest, v1::CommitResponse>;
   friend class WatchState::Sink;
 
   // Handlers (polling thread unless noted).
@@ -135,6 +142,9 @@ class KvService {
   void HandleBatchGet(BatchGetCall* call);
   void BatchGetBlocking(BatchGetCall* call);  // Blocking pool.
   void HandleDeleteRange(DeleteRangeCall* call);
+  // Transactions (txn_service.cc).
+  void HandleTxn(TxnCall* call);
+  void HandleCommit(CommitCall* call);
 
   const ServerOptions& options_;
   storage::DB* const db_;

@@ -153,6 +153,15 @@ ABSL_FLAG(uint64_t, watch_buffer_bytes, 64u << 10,
 ABSL_FLAG(uint64_t, watch_cache_bytes, 16u << 20,
           "Watch: bytes of recent commits kept in memory for watchers that "
           "are a little behind.");
+ABSL_FLAG(uint64_t, txn_conflict_window_keys, 100000,
+          "Transactions (docs/transactions.md): how many recent writes "
+          "(key, revision) are remembered to check read-write transactions "
+          "for conflicts without reading data. A transaction that read a "
+          "range must commit before this many more keys are written, else "
+          "it fails with FAILED_PRECONDITION (too old for range reads). "
+          "Memory: about (key size + 80) bytes each (~10 MiB for 100,000 "
+          "keys of 16 bytes). 0 = no window: range reads cannot commit and "
+          "point reads are checked on the data.");
 ABSL_FLAG(int32_t, max_watch_streams, 20000,
           "Most Watch streams open at once (0 = unlimited); more get "
           "RESOURCE_EXHAUSTED.");
@@ -370,6 +379,10 @@ Config ConfigFromFlags() {
   }
   TlsAndBoundsFromFlags(&c.server);
   HistoryAndWatchFromFlags(&c);
+  c.engine.conflict_window_keys = absl::GetFlag(FLAGS_txn_conflict_window_keys);
+  if (c.engine.conflict_window_keys > (uint64_t{1} << 30)) {
+    UsageError("--txn_conflict_window_keys must be at most 1073741824");
+  }
   return c;
 }
 
@@ -465,7 +478,8 @@ void LogSettings(const Config& config, const std::string& bound_address) {
       "min_client_ping_interval={} max_ping_strikes={} scan_batch_bytes={} "
       "scan_batch_max_pairs={} history_retention={} "
       "history_retention_revisions={} max_watch_streams={} "
-      "watch_buffer_bytes={} watch_cache_bytes={}",
+      "watch_buffer_bytes={} watch_cache_bytes={} "
+      "txn_conflict_window_keys={}",
       STRATA_VERSION, STRATA_GIT_SHA, bound_address, config.data_dir,
       so.cq_threads > 0 ? so.cq_threads
                         : static_cast<int>(std::thread::hardware_concurrency()),
@@ -486,7 +500,8 @@ void LogSettings(const Config& config, const std::string& bound_address) {
       absl::FormatDuration(
           absl::Seconds(config.engine.history_retention_seconds)),
       config.engine.history_retention_revisions, so.max_watch_streams,
-      so.watch.buffer_bytes, so.watch.cache_bytes);
+      so.watch.buffer_bytes, so.watch.cache_bytes,
+      config.engine.conflict_window_keys);
 }
 
 // Starts the metrics endpoint (if enabled) and then the RPC server on `db`,

@@ -109,11 +109,15 @@ absl::Status DecodeChanges(
 // without the DB mutex.
 class DBImpl::GroupCommit final : public CommitView {
  public:
+  // `compacted`: the compacted revision, read under the DB mutex together
+  // with `sv` (so no table in sv dropped a change above it).
   GroupCommit(DBImpl* db, std::shared_ptr<const SuperVersion> sv,
-              SequenceNumber base, bool needs_overlay)
+              SequenceNumber base, SequenceNumber compacted,
+              bool needs_overlay)
       : db_(db),
         sv_(std::move(sv)),
         base_(base),
+        compacted_(compacted),
         now_unix_ms_(db->env_->NowUnixMillis()),
         next_(base + 1) {
     if (needs_overlay) {
@@ -217,11 +221,13 @@ class DBImpl::GroupCommit final : public CommitView {
     return current.state == LookupResult::State::kNotFound ? 0
                                                            : current.sequence;
   }
-  absl::StatusOr<Revision> LastChangeInRange(std::string_view start,
-                                             std::string_view end,
-                                             Revision since) override {
-    return db_->recent_writes_->NewestInRange(start, end, since);
+  absl::StatusOr<Revision> LastChangeInRange(
+      std::string_view start, std::string_view end, Revision since,
+      std::string* first_changed) override {
+    return db_->recent_writes_->NewestInRange(start, end, since,
+                                              first_changed);
   }
+  Revision compacted_revision() const override { return compacted_; }
   uint64_t now_unix_ms() const override { return now_unix_ms_; }
 
  private:
@@ -258,6 +264,7 @@ class DBImpl::GroupCommit final : public CommitView {
   DBImpl* const db_;
   const std::shared_ptr<const SuperVersion> sv_;
   const SequenceNumber base_;
+  const SequenceNumber compacted_;
   // The wall clock this group judges expiry by.
   const uint64_t now_unix_ms_;
   SequenceNumber next_;  // The revision the next non-empty batch gets.
@@ -359,7 +366,8 @@ void DBImpl::LeadGroupCommit(PendingWrite* leader) {
     MemTable* mem = mem_;
     const SequenceNumber base = versions_->LastSequence();
     const bool decode_changes = commit_listener_ != nullptr;
-    GroupCommit commit(this, GetSuperVersion(), base, group.size() > 1);
+    GroupCommit commit(this, GetSuperVersion(), base,
+                       CompactedRevisionLocked(), group.size() > 1);
 
     // The leader is the only thread touching the WAL and the memtable's
     // write side, so the lock is released for lookups and I/O.

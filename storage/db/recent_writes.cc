@@ -30,7 +30,8 @@ void RecentWriteIndex::Record(std::string_view key, Revision revision) {
 }
 
 absl::StatusOr<Revision> RecentWriteIndex::NewestInRange(
-    std::string_view start, std::string_view end, Revision since) const {
+    std::string_view start, std::string_view end, Revision since,
+    std::string* first) const {
   if (capacity_ == 0) {
     return absl::FailedPreconditionError(
         "range conflict checks are off (conflict window of 0 keys)");
@@ -44,7 +45,9 @@ absl::StatusOr<Revision> RecentWriteIndex::NewestInRange(
   Revision newest = 0;
   for (auto it = newest_.lower_bound(start);
        it != newest_.end() && (end.empty() || it->first < end); ++it) {
-    if (it->second > since) newest = std::max(newest, it->second);
+    if (it->second <= since) continue;
+    if (newest == 0 && first != nullptr) *first = it->first;  // Key order.
+    newest = std::max(newest, it->second);
   }
   return newest;
 }

@@ -34,12 +34,15 @@ class RecentWriteIndex {
   void Record(std::string_view key, Revision revision);
 
   // The newest revision after `since` at which a key in [start, end) was
-  // written (end empty: no upper bound), or 0 if none. FailedPrecondition
-  // if writes after `since` may have been forgotten (since < floor()), with
-  // a message naming both.
+  // written (end empty: no upper bound), or 0 if none; with `first` (may
+  // be null), also the smallest key written after `since` in the range
+  // (untouched if none). FailedPrecondition if writes after `since` may
+  // have been forgotten (since < floor()), with a message naming both.
+  // Cost: one ordered walk over the remembered keys in the range (at most
+  // the capacity).
   absl::StatusOr<Revision> NewestInRange(std::string_view start,
-                                         std::string_view end,
-                                         Revision since) const;
+                                         std::string_view end, Revision since,
+                                         std::string* first = nullptr) const;
 
   // Every write with a revision above this is remembered.
   Revision floor() const { return floor_; }

@@ -80,5 +80,74 @@ TEST(NormalizeFlagDashesTest, RewritesOnlyRegisteredFlagsBeforeDoubleDash) {
   EXPECT_STREQ(argv[6], "--dashed-name");  // After "--": a positional.
 }
 
+TEST(TxnScriptTest, SplitsWordsWithQuotesAndEscapes) {
+  ASSERT_OK_AND_ASSIGN(std::vector<std::string> w,
+                       SplitTxnWords("  put  \"a b\" \"\\x00\\t\\\"\" x "));
+  EXPECT_EQ(w, (std::vector<std::string>{"put", "a b", std::string("\0\t\"", 3),
+                                         "x"}));
+  ASSERT_OK_AND_ASSIGN(w, SplitTxnWords("\"\""));
+  EXPECT_EQ(w, std::vector<std::string>{""});
+  EXPECT_TRUE(absl::IsInvalidArgument(SplitTxnWords("put \"open").status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(SplitTxnWords("\"\\q\"").status()));
+}
+
+TEST(TxnScriptTest, ParsesEveryStatement) {
+  ASSERT_OK_AND_ASSIGN(TxnScript s, ParseTxnScript(R"(
+# comment
+compare k version = 0
+compare k create != 3
+compare-range a "" mod > 7
+compare-prefix p/ value < "zz"
+then put k v
+then get k
+else delete k
+else scan a b 10
+else scan-prefix p/
+)"));
+  ASSERT_EQ(s.compares.size(), 4u);
+  EXPECT_EQ(s.compares[0].target, Compare::Target::kVersion);
+  EXPECT_EQ(s.compares[0].result, Compare::Result::kEqual);
+  EXPECT_EQ(s.compares[1].target, Compare::Target::kCreate);
+  EXPECT_EQ(s.compares[1].result, Compare::Result::kNotEqual);
+  EXPECT_EQ(s.compares[1].number, 3);
+  EXPECT_EQ(s.compares[2].range_end, std::string(1, '\0'));
+  EXPECT_EQ(s.compares[2].result, Compare::Result::kGreater);
+  EXPECT_EQ(s.compares[3].key, "p/");
+  EXPECT_EQ(s.compares[3].range_end, "p0");
+  EXPECT_EQ(s.compares[3].value, "zz");
+  EXPECT_EQ(s.compares[3].result, Compare::Result::kLess);
+  ASSERT_EQ(s.success.size(), 2u);
+  EXPECT_EQ(s.success[0].type, TxnOp::Type::kPut);
+  EXPECT_EQ(s.success[0].value, "v");
+  EXPECT_EQ(s.success[1].type, TxnOp::Type::kGet);
+  ASSERT_EQ(s.failure.size(), 3u);
+  EXPECT_EQ(s.failure[0].type, TxnOp::Type::kDelete);
+  EXPECT_EQ(s.failure[1].scan.limit, 10u);
+  EXPECT_EQ(s.failure[1].scan.end, "b");
+  EXPECT_EQ(s.failure[2].scan.end, "p0");
+}
+
+TEST(TxnScriptTest, ErrorsNameTheLine) {
+  const struct {
+    const char* script;
+    const char* message;
+  } cases[] = {
+      {"frob k", "line 1: unknown statement 'frob'"},
+      {"\ncompare k version =", "line 2: compare takes KEY TARGET OP X"},
+      {"compare k size = 1", "line 1: unknown target 'size'"},
+      {"compare k version >= 1", "line 1: unknown operator '>='"},
+      {"compare k mod = x", "line 1: mod compares a number, not 'x'"},
+      {"then put k", "line 1: then takes get KEY, put KEY VALUE"},
+      {"else scan a b c", "line 1: bad LIMIT 'c'"},
+      {"then get \"k", "line 1: unterminated quote"},
+  };
+  for (const auto& c : cases) {
+    absl::StatusOr<TxnScript> s = ParseTxnScript(c.script);
+    ASSERT_TRUE(absl::IsInvalidArgument(s.status())) << c.script;
+    EXPECT_NE(s.status().message().find(c.message), std::string::npos)
+        << s.status().message();
+  }
+}
+
 }  // namespace
 }  // namespace strata::cli

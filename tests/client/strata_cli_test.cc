@@ -110,6 +110,51 @@ TempDir* StrataCliTest::dir_ = nullptr;
 ServerProcess* StrataCliTest::server_ = nullptr;
 std::string* StrataCliTest::start_error_ = nullptr;
 
+// `strata txn`: a lock taken with compare-and-put, read back in the same
+// transaction; the second attempt runs the else branch and exits 1.
+TEST_F(StrataCliTest, TxnRunsOneBranchFromStdin) {
+  const std::string script = R"(# take the lock if nobody holds it
+compare cli-txn/lock version = 0
+then put cli-txn/lock "node 1"
+then get cli-txn/lock
+then scan-prefix cli-txn/
+else get cli-txn/lock
+else get cli-txn/missing
+)";
+  ProcessResult r = Strata({"txn", "-w"}, script);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  const int64_t rev = PutRevision("cli-txn/other", "x") - 1;
+  EXPECT_EQ(r.out, absl::StrFormat("SUCCESS\nOK\ncli-txn/lock\tnode 1\n"
+                                   "cli-txn/lock\tnode 1\nrevision %d\n",
+                                   rev));
+  r = Strata({"txn"}, script);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_EQ(r.out, "FAILURE\ncli-txn/lock\tnode 1\n(not found) "
+                   "cli-txn/missing\n");
+  // Range compares; a file argument.
+  const std::string file = dir_->path() + "/txn.txt";
+  WriteFileOrDie(file,
+                 "compare-prefix cli-txn/ mod > 0\n"
+                 "compare-range cli-txn/a \"\" value != \"\\x00\"\n"
+                 "then delete cli-txn/other\n");
+  r = Strata({"txn", file});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "SUCCESS\nOK\n");
+  r = Strata({"get", "cli-txn/other"});
+  EXPECT_EQ(r.exit_code, 1);
+}
+
+TEST_F(StrataCliTest, TxnScriptErrorsNameTheLine) {
+  ProcessResult r = Strata({"txn"}, "compare k version = 0\nthen frob k\n");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("txn <stdin>: line 2: then takes get KEY"));
+  // A server-side limit: INVALID_ARGUMENT, exit 3.
+  r = Strata({"txn"}, "then put k 1\nthen put k 2\n");
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_THAT(r.err, HasSubstr("INVALID_ARGUMENT"));
+  EXPECT_THAT(r.err, HasSubstr("a second time"));
+}
+
 TEST_F(StrataCliTest, PutGetDelete) {
   ProcessResult r = Strata({"put", "cli/hello", "world"});
   EXPECT_EQ(r.exit_code, 0) << r.err;

@@ -25,13 +25,17 @@
 //      state then (OUT_OF_RANGE only where retention may have compacted);
 //   5. start a watcher over every key at the current revision + 1 (every
 //      other cycle one that stops reading after a few messages), run
-//      writers (Put, Delete, multi-key Write, DeleteRange and BatchGet over
-//      their own keys) until a random number of operations has been
-//      acknowledged, SIGKILL the server mid-stream;
+//      writers (Put, Delete, multi-key Write, DeleteRange, Txn, Commit and
+//      BatchGet over their own keys) until a random number of operations
+//      has been acknowledged, SIGKILL the server mid-stream;
 //   6. run strata-verify on the directory: it must find no error.
 // Writers own disjoint key ranges, so each key's history is sequential and
 // the test knows, before sending a write, exactly what it will change
-// (deleting an absent key changes nothing and takes no revision). Every
+// (deleting an absent key changes nothing and takes no revision): for a
+// Txn, which branch its compare picks and what its reads return; for a
+// Commit, that it commits (nothing else wrote what it read) or, when the
+// writer itself changed a key it read after its read revision, that it is
+// ABORTED and writes nothing. Every
 // acknowledged write's revision is checked as it arrives: one that changes
 // something gets a revision no other write got, above every revision its
 // writer saw before; one that changes nothing reports a revision no lower.
@@ -58,6 +62,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -166,7 +171,9 @@ std::string Show(const KeyState& v) {
 
 // One client operation.
 struct Op {
-  enum class Kind { kPut, kDelete, kWrite, kDeleteRange, kBatchGet };
+  enum class Kind {
+    kPut, kDelete, kWrite, kDeleteRange, kBatchGet, kTxn, kCommit
+  };
   enum class Result { kInFlight, kAcked, kFailed };
   using Mutations =
       std::vector<std::pair<std::string, std::optional<std::string>>>;
@@ -188,12 +195,16 @@ struct Op {
   // the watch showed it at, if it was applied.
   int64_t revision = 0;
   bool applied = false;  // Its changes are in the database at `revision`.
+  // A Commit that must be ABORTED: `effects` are its mutations, but it
+  // changes nothing.
+  bool expect_abort = false;
 
   bool IsRead() const { return kind == Kind::kBatchGet; }
 
   std::string Describe() const {
-    static const char* kKinds[] = {"Put", "Delete", "Write", "DeleteRange",
-                                   "BatchGet"};
+    static const char* kKinds[] = {"Put",      "Delete", "Write",
+                                   "DeleteRange", "BatchGet", "Txn",
+                                   "Commit"};
     static const char* kResults[] = {"IN-FLIGHT", "ACKED", "FAILED"};
     std::string s = absl::StrFormat("cycle %d writer %d op %d %s", cycle,
                                     writer, id, kKinds[static_cast<int>(kind)]);
@@ -213,6 +224,7 @@ struct Op {
         absl::StrAppendFormat(&s, " del(%s)", k);
       }
     }
+    if (expect_abort) s += " (must be ABORTED)";
     absl::StrAppendFormat(&s, " -> %s%s", kResults[static_cast<int>(result)],
                           error.empty() ? "" : " (" + error + ")");
     if (!IsRead() && result != Result::kInFlight) {
@@ -302,7 +314,9 @@ class CrashLoopTest : public ::testing::Test {
   void SetUp() override {
     ASSERT_FALSE(BinaryPath("server/strata-server").empty())
         << "STRATA_BINARY_DIR is not set (run through ctest)";
-    seed_ = static_cast<uint64_t>(EnvInt("STRATA_CRASH_SEED", 0));
+    // Seeds are 64-bit (the printed one must replay): not EnvInt.
+    const char* seed = std::getenv("STRATA_CRASH_SEED");
+    seed_ = seed != nullptr ? std::strtoull(seed, nullptr, 10) : 0;
     if (seed_ == 0) seed_ = std::random_device()() | 1;
     cycles_ = std::max(1, EnvInt("STRATA_CRASH_CYCLES", 20));
     const char* tmp = std::getenv("TEST_TMPDIR");
@@ -392,6 +406,16 @@ class CrashLoopTest : public ::testing::Test {
   void CheckPastReads(v1::KV::Stub* stub, int cycle, std::mt19937_64* rng);
   // Step 5: one writer's loop.
   void Writer(v1::KV::Stub* stub, int writer, int cycle, uint64_t seed);
+  // One Txn (a guarded write with reads), one Commit transaction (after a
+  // conflicting Put of its own, now and then); the status of the RPC that
+  // ended the writer's turn.
+  using ValueFn = std::function<std::string(uint64_t id)>;
+  grpc::Status TxnOp(v1::KV::Stub* stub, int writer, int cycle,
+                     std::mt19937_64* rng, const ValueFn& value);
+  grpc::Status CommitOp(v1::KV::Stub* stub, int writer, int cycle,
+                        std::mt19937_64* rng, const ValueFn& value);
+  // Writer w's live keys in the model.
+  std::map<std::string, KeyVersion> LiveKeys(int writer);
 
   // A fresh op id (values carry it).
   uint64_t ReserveId() {
@@ -402,15 +426,16 @@ class CrashLoopTest : public ::testing::Test {
   // Records an op in the log and returns it (stable address); works out
   // from the model what it will change.
   Op* NewOp(int cycle, int writer, uint64_t id, Op::Kind kind,
-            Op::Mutations effects) {
+            Op::Mutations effects, bool expect_abort = false) {
     auto op = std::make_unique<Op>();
     op->cycle = cycle;
     op->writer = writer;
     op->id = id;
     op->kind = kind;
     op->effects = std::move(effects);
+    op->expect_abort = expect_abort;
     std::lock_guard<std::mutex> l(mu_);
-    if (!op->IsRead()) {
+    if (!op->IsRead() && !expect_abort) {
       for (const auto& [k, v] : op->effects) {
         if (v.has_value() || keys_[k].has_value()) {
           op->changes.emplace_back(k, v);
@@ -546,6 +571,8 @@ class CrashLoopTest : public ::testing::Test {
   uint64_t in_doubt_applied_ = 0;
   uint64_t past_reads_ = 0;
   uint64_t past_reads_compacted_ = 0;
+  uint64_t txns_[2] = {0, 0};  // Acknowledged Txns by branch (failure, success).
+  uint64_t commits_aborted_ = 0;
 };
 
 // "PUT key value... c/m/v" or "DELETE key @mod", for comparing an event
@@ -914,7 +941,7 @@ void CrashLoopTest::Writer(v1::KV::Stub* stub, int writer, int cycle,
     grpc::ClientContext ctx;
     SetDeadline(&ctx);
     grpc::Status s;
-    if (what < 45) {
+    if (what < 40) {
       const std::string k = KeyOf(writer, pick(kKeysPerWriter));
       const uint64_t id = ReserveId();
       const std::string v = value(id);
@@ -925,7 +952,7 @@ void CrashLoopTest::Writer(v1::KV::Stub* stub, int writer, int cycle,
       v1::PutResponse resp;
       s = stub->Put(&ctx, req, &resp);
       Finish(op, s, resp.header().revision());
-    } else if (what < 58) {
+    } else if (what < 50) {
       const std::string k = KeyOf(writer, pick(kKeysPerWriter));
       Op* op = NewOp(cycle, writer, ReserveId(), Op::Kind::kDelete,
                      {{k, std::nullopt}});
@@ -934,7 +961,7 @@ void CrashLoopTest::Writer(v1::KV::Stub* stub, int writer, int cycle,
       v1::DeleteResponse resp;
       s = stub->Delete(&ctx, req, &resp);
       Finish(op, s, resp.header().revision());
-    } else if (what < 85) {
+    } else if (what < 70) {
       const uint64_t id = ReserveId();
       Op::Mutations effects;
       std::set<int> used;
@@ -961,7 +988,7 @@ void CrashLoopTest::Writer(v1::KV::Stub* stub, int writer, int cycle,
       v1::WriteResponse resp;
       s = stub->Write(&ctx, req, &resp);
       Finish(op, s, resp.header().revision());
-    } else if (what < 89) {
+    } else if (what < 74) {
       // A sub-range of the writer's keys; one time in four all of them.
       int begin = 0, end = kKeysPerWriter;
       if (pick(4) != 0) {
@@ -988,6 +1015,10 @@ void CrashLoopTest::Writer(v1::KV::Stub* stub, int writer, int cycle,
             absl::StrFormat("%s: the response says %d keys deleted",
                             op->Describe(), resp.deleted()));
       }
+    } else if (what < 84) {
+      s = TxnOp(stub, writer, cycle, &rng, value);
+    } else if (what < 90) {
+      s = CommitOp(stub, writer, cycle, &rng, value);
     } else {
       // Read some of the writer's own keys, at the latest revision or at
       // the last revision this writer wrote at in this cycle (nothing has
@@ -1050,6 +1081,241 @@ void CrashLoopTest::Writer(v1::KV::Stub* stub, int writer, int cycle,
   std::lock_guard<std::mutex> l(mu_);
   writers_done_++;
   acked_cv_.notify_all();
+}
+
+std::map<std::string, KeyVersion> CrashLoopTest::LiveKeys(int writer) {
+  std::lock_guard<std::mutex> l(mu_);
+  std::map<std::string, KeyVersion> live;
+  for (auto it = keys_.lower_bound(RangeStart(writer));
+       it != keys_.end() && it->first < RangeEnd(writer); ++it) {
+    if (it->second.has_value()) live.emplace(it->first, *it->second);
+  }
+  return live;
+}
+
+grpc::Status CrashLoopTest::TxnOp(v1::KV::Stub* stub, int writer, int cycle,
+                                  std::mt19937_64* rng, const ValueFn& value) {
+  auto pick = [&](int n) { return static_cast<int>((*rng)() % n); };
+  const uint64_t id = ReserveId();
+  const std::string guard = KeyOf(writer, pick(kKeysPerWriter));
+  const std::map<std::string, KeyVersion> live = LiveKeys(writer);
+  const auto g = live.find(guard);
+  const KeyState before = g == live.end() ? KeyState() : KeyState(g->second);
+  // The compare: one that holds or one that fails, as the model says.
+  bool holds = pick(2) == 0;
+  v1::TxnRequest req;
+  v1::Compare* c = req.add_compare();
+  c->set_key(guard);
+  switch (pick(4)) {
+    case 0:
+      c->set_target(v1::Compare::VERSION);
+      c->set_version((before ? before->version : 0) + (holds ? 0 : 1));
+      break;
+    case 1:
+      c->set_target(v1::Compare::MOD);
+      c->set_mod_revision((before ? before->mod_revision : 0) + (holds ? 0 : 1));
+      break;
+    case 2:
+      c->set_target(v1::Compare::VALUE);
+      if (!before) holds = false;  // A missing key's value never compares.
+      c->set_value(before ? before->value + (holds ? "" : "x") : "x");
+      break;
+    default: {
+      // Every key of the writer's range was modified before max + 1.
+      int64_t max_mod = 0;
+      for (const auto& [k, v] : live) max_mod = std::max(max_mod, v.mod_revision);
+      if (max_mod == 0) holds = true;  // An empty range: a missing key.
+      c->set_key(RangeStart(writer));
+      c->set_range_end(RangeEnd(writer));
+      c->set_target(v1::Compare::MOD);
+      c->set_result(v1::Compare::LESS);
+      c->set_mod_revision(holds ? max_mod + 1 : max_mod);
+      break;
+    }
+  }
+  // Each branch: read the guard (and, on failure, scan the writer's keys),
+  // write a few keys, then read back the first key it wrote.
+  auto branch = [&](google::protobuf::RepeatedPtrField<v1::RequestOp>* ops,
+                    bool scan, Op::Mutations* writes) {
+    ops->Add()->mutable_get()->set_key(guard);
+    if (scan) {
+      v1::ScanRequest* sc = ops->Add()->mutable_scan();
+      sc->set_start_key(RangeStart(writer));
+      sc->set_end_key(RangeEnd(writer));
+    }
+    std::set<int> used;
+    const int n = 1 + pick(4);
+    for (int i = 0; i < n; i++) {
+      const int k = pick(kKeysPerWriter);
+      if (!used.insert(k).second) continue;
+      const std::string key = KeyOf(writer, k);
+      if (pick(4) == 0) {
+        writes->emplace_back(key, std::nullopt);
+        ops->Add()->mutable_delete_()->set_key(key);
+      } else {
+        writes->emplace_back(key, value(id));
+        v1::PutRequest* put = ops->Add()->mutable_put();
+        put->set_key(key);
+        put->set_value(*writes->back().second);
+      }
+    }
+    ops->Add()->mutable_get()->set_key(writes->front().first);
+  };
+  Op::Mutations success_writes, failure_writes;
+  branch(req.mutable_success(), false, &success_writes);
+  branch(req.mutable_failure(), true, &failure_writes);
+  const Op::Mutations& writes = holds ? success_writes : failure_writes;
+  Op* op = NewOp(cycle, writer, id, Op::Kind::kTxn, writes);
+  v1::TxnResponse resp;
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  grpc::Status s = stub->Txn(&ctx, req, &resp);
+  Finish(op, s, resp.header().revision());
+  if (!s.ok()) return s;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    txns_[resp.succeeded() ? 1 : 0]++;
+  }
+  std::string problem;
+  const int want_ops = static_cast<int>(writes.size()) + (holds ? 2 : 3);
+  if (resp.succeeded() != holds) {
+    problem = absl::StrFormat("succeeded=%d, but its compare %s",
+                              resp.succeeded(), holds ? "holds" : "fails");
+  } else if (resp.responses_size() != want_ops) {
+    problem = absl::StrFormat("%d responses, want %d", resp.responses_size(),
+                              want_ops);
+  } else {
+    const KeyState got = FromGet(resp.responses(0).get());
+    if (got != before) {
+      problem += absl::StrFormat(" read %s as %s, want %s;", guard, Show(got),
+                                 Show(before));
+    }
+    if (!holds) {
+      std::map<std::string, KeyVersion> scanned;
+      for (const v1::KeyValue& kv : resp.responses(1).scan().pairs()) {
+        scanned.emplace(kv.key(), *FromKv(kv));
+      }
+      if (scanned != live) {
+        problem += absl::StrFormat(" scanned %d keys, the model has %d;",
+                                   scanned.size(), live.size());
+      }
+    }
+    // Read-your-writes: the first key written, as the Txn wrote it.
+    const v1::GetResponse& own = resp.responses(want_ops - 1).get();
+    const auto& [key, v] = writes.front();
+    const bool ok = v.has_value()
+                        ? own.found() && own.value() == *v &&
+                              own.mod_revision() == resp.header().revision()
+                        : !own.found();
+    if (!ok) {
+      problem += absl::StrFormat(" read back %s as %s after writing it;", key,
+                                 Show(FromGet(own)));
+    }
+  }
+  if (!problem.empty()) {
+    std::lock_guard<std::mutex> l(mu_);
+    run_problems_.push_back(op->Describe() + ":" + problem);
+  }
+  return s;
+}
+
+grpc::Status CrashLoopTest::CommitOp(v1::KV::Stub* stub, int writer,
+                                     int cycle, std::mt19937_64* rng,
+                                     const ValueFn& value) {
+  auto pick = [&](int n) { return static_cast<int>((*rng)() % n); };
+  // Read a key at the latest revision: the transaction's read revision.
+  const std::string read_key = KeyOf(writer, pick(kKeysPerWriter));
+  v1::GetResponse got;
+  {
+    v1::GetRequest req;
+    req.set_key(read_key);
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    grpc::Status s = stub->Get(&ctx, req, &got);
+    if (!s.ok()) return s;
+  }
+  const int64_t read = got.header().revision();
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (FromGet(got) != keys_[read_key]) {
+      run_problems_.push_back(absl::StrFormat(
+          "writer %d: Get(%s) for a Commit read %s, want %s", writer, read_key,
+          Show(FromGet(got)), Show(keys_[read_key])));
+    }
+  }
+  // One time in three the writer changes what it read before committing:
+  // the Commit must then be ABORTED and write nothing.
+  const bool conflict = pick(3) == 0;
+  if (conflict) {
+    const uint64_t put_id = ReserveId();
+    const std::string v = value(put_id);
+    Op* put = NewOp(cycle, writer, put_id, Op::Kind::kPut, {{read_key, v}});
+    v1::PutRequest req;
+    req.set_key(read_key);
+    req.set_value(v);
+    v1::PutResponse resp;
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    grpc::Status s = stub->Put(&ctx, req, &resp);
+    Finish(put, s, resp.header().revision());
+    if (!s.ok()) return s;
+    std::lock_guard<std::mutex> l(mu_);
+    if (put->applied) cycle_revision_[writer] = put->revision;
+  }
+  const uint64_t id = ReserveId();
+  v1::CommitRequest req;
+  req.set_read_revision(read);
+  req.add_read_keys(read_key);
+  req.add_read_keys(KeyOf(writer, pick(kKeysPerWriter)));
+  if (pick(2) == 0) {
+    v1::KeyRange* r = req.add_read_ranges();
+    r->set_start_key(RangeStart(writer));
+    r->set_end_key(RangeEnd(writer));
+  }
+  Op::Mutations effects;
+  std::set<int> used;
+  const int n = 1 + pick(5);
+  for (int i = 0; i < n; i++) {
+    const int k = pick(kKeysPerWriter);
+    if (!used.insert(k).second) continue;
+    const std::string key = KeyOf(writer, k);
+    v1::Mutation* m = req.add_mutations();
+    if (pick(4) == 0) {
+      effects.emplace_back(key, std::nullopt);
+      m->mutable_delete_()->set_key(key);
+    } else {
+      effects.emplace_back(key, value(id));
+      m->mutable_put()->set_key(key);
+      m->mutable_put()->set_value(*effects.back().second);
+    }
+  }
+  Op* op = NewOp(cycle, writer, id, Op::Kind::kCommit, std::move(effects),
+                 conflict);
+  v1::CommitResponse resp;
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  grpc::Status s = stub->Commit(&ctx, req, &resp);
+  if (!conflict) {
+    Finish(op, s, resp.header().revision());
+    return s;
+  }
+  std::lock_guard<std::mutex> l(mu_);
+  if (s.error_code() == grpc::StatusCode::ABORTED) {
+    op->result = Op::Result::kAcked;
+    commits_aborted_++;
+    acked_ops_++;
+    acked_cv_.notify_all();
+    return grpc::Status::OK;
+  }
+  if (s.ok()) {
+    op->result = Op::Result::kAcked;
+    run_problems_.push_back(op->Describe() +
+                            ": committed, though a key it read changed after "
+                            "its read revision");
+    return s;
+  }
+  FailLocked(op, s);
+  return s;
 }
 
 TEST_F(CrashLoopTest, AcknowledgedWritesAndRevisionsSurviveKill9) {
@@ -1142,7 +1408,9 @@ TEST_F(CrashLoopTest, AcknowledgedWritesAndRevisionsSurviveKill9) {
       "crash loop: %d cycles (%d kills during startup) in %.1f s, %zu "
       "operations, %llu acknowledged; revisions 1..%lld, %llu watched before "
       "a kill and %llu on resume, %llu in-doubt writes found applied; %llu "
-      "reads at past revisions (%llu compacted); %d tables at the end\n",
+      "reads at past revisions (%llu compacted); %llu Txns (%llu took the "
+      "success branch), %llu Commits aborted as they must; %d tables at the "
+      "end\n",
       cycles_, kills_during_startup,
       absl::ToDoubleSeconds(absl::Now() - started), log_.size(),
       static_cast<unsigned long long>(acked_ops_),
@@ -1151,7 +1419,10 @@ TEST_F(CrashLoopTest, AcknowledgedWritesAndRevisionsSurviveKill9) {
       static_cast<unsigned long long>(resumed_revisions_),
       static_cast<unsigned long long>(in_doubt_applied_),
       static_cast<unsigned long long>(past_reads_),
-      static_cast<unsigned long long>(past_reads_compacted_), tables);
+      static_cast<unsigned long long>(past_reads_compacted_),
+      static_cast<unsigned long long>(txns_[0] + txns_[1]),
+      static_cast<unsigned long long>(txns_[1]),
+      static_cast<unsigned long long>(commits_aborted_), tables);
 }
 
 }  // namespace

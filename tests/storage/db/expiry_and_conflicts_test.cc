@@ -168,12 +168,43 @@ TEST_F(ExpiryTest, CommitViewSeesExpiryAndChanges) {
                                   r3, r1 + 1, r3));
 }
 
+// A range conflict names its first changed key (in key order), and a
+// commit knows the compacted revision its view was taken at.
+TEST_F(ExpiryTest, CommitViewNamesTheFirstChangedKeyAndTheCompactedRevision) {
+  ASSERT_OK_AND_ASSIGN(Revision r1, db_->Put(WriteOptions(), "m", "1"));
+  ASSERT_OK(db_->Put(WriteOptions(), "q", "2").status());
+  ASSERT_OK(db_->Put(WriteOptions(), "n", "3").status());
+  ASSERT_OK(db_->Delete(WriteOptions(), "m").status());  // After r1 too.
+  ASSERT_OK(db_->CompactHistory(r1));
+  WriteBatch batch;
+  std::string seen;
+  batch.SetCommitFunction([&](CommitView* view, WriteBatch*) -> absl::Status {
+    std::string first = "untouched";
+    Revision newest = *view->LastChangeInRange("a", "p", r1, &first);
+    seen += absl::StrFormat("%d:%s ", newest, first);
+    std::string none = "untouched";
+    newest = *view->LastChangeInRange("r", "", r1, &none);
+    seen += absl::StrFormat("%d:%s ", newest, none);
+    seen += absl::StrFormat("compacted %d", view->compacted_revision());
+    return absl::OkStatus();
+  });
+  ASSERT_OK(db_->Write(WriteOptions(), &batch));
+  // m was deleted at r1 + 3, n written at r1 + 2: the newest is m's delete,
+  // the first key in order is m.
+  EXPECT_EQ(seen, absl::StrFormat("%d:m 0:untouched compacted %d", r1 + 3, r1));
+}
+
 TEST(RecentWriteIndexTest, NewestInRangeAndTheWindow) {
   RecentWriteIndex index(/*capacity=*/3, /*floor=*/10);
   index.Record("a", 11);
   index.Record("c", 12);
   index.Record("b", 13);
   EXPECT_EQ(*index.NewestInRange("a", "c", 10), 13u);  // a, b.
+  std::string first;
+  EXPECT_EQ(*index.NewestInRange("b", "", 10, &first), 13u);
+  EXPECT_EQ(first, "b");  // The smallest changed key, not the newest.
+  EXPECT_EQ(*index.NewestInRange("a", "", 11, &first), 13u);
+  EXPECT_EQ(first, "b");  // a@11 is not after 11.
   EXPECT_EQ(*index.NewestInRange("c", "", 10), 12u);
   EXPECT_EQ(*index.NewestInRange("c", "", 12), 0u);    // Nothing after 12.
   EXPECT_EQ(*index.NewestInRange("x", "", 10), 0u);

@@ -128,14 +128,22 @@ class CommitView {
   virtual absl::StatusOr<Revision> LastChangeRevision(std::string_view key) = 0;
   // The newest revision after `since` at which any key in [start, end) was
   // written (end empty: no upper bound; deletes and creations count, so a
-  // range read at `since` sees no phantom), or 0 if none. Answered from the
-  // engine's window of recent writes (Options::conflict_window_keys), not
-  // by scanning: FailedPrecondition if writes after `since` may have left
-  // the window (or the window is off), with a message naming the oldest
+  // range read at `since` sees no phantom), or 0 if none. With
+  // `first_changed` (optional), also the smallest such key (left untouched
+  // when there is none), to name a conflict. Answered from the engine's
+  // window of recent writes (Options::conflict_window_keys), not by
+  // scanning: FailedPrecondition if writes after `since` may have left the
+  // window (or the window is off), with a message naming the oldest
   // revision it covers.
-  virtual absl::StatusOr<Revision> LastChangeInRange(std::string_view start,
-                                                     std::string_view end,
-                                                     Revision since) = 0;
+  virtual absl::StatusOr<Revision> LastChangeInRange(
+      std::string_view start, std::string_view end, Revision since,
+      std::string* first_changed = nullptr) = 0;
+  // The compacted revision as of this view (DB::CompactedRevision() when
+  // the group's state was pinned; it may advance while the commit runs,
+  // but nothing this view reads is affected). Every change above it is
+  // known to LastChangeRevision, so a read at R > compacted_revision() can
+  // be checked exactly; at or below it, a deletion may have been forgotten.
+  virtual Revision compacted_revision() const = 0;
   // The wall clock (Env::NowUnixMillis) this commit judges expiry by: a key
   // whose deadline is at or before it is absent for Get and NewIterator.
   virtual uint64_t now_unix_ms() const = 0;

@@ -1,0 +1,671 @@
+#include "server/txn.h"
+
+#include <map>
+#include <memory>
+#include <optional>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "server/handlers.h"
+
+namespace strata::server {
+namespace {
+
+// Returns the status of `expr` if it is not OK (the server has no status
+// macros of its own; the engine's are internal to it).
+#define STRATA_TXN_RETURN_IF_ERROR(expr)     \
+  do {                                       \
+    if (absl::Status _s = (expr); !_s.ok()) { \
+      return _s;                             \
+    }                                        \
+  } while (false)
+
+// Per ResponseOp pair: what a KeyValue costs on the wire beyond its key
+// and value (tags, lengths, three revisions).
+constexpr size_t kPairOverheadBytes = 32;
+
+std::string Show(std::string_view key) {
+  return absl::CHexEscape(absl::string_view(key.data(), key.size()));
+}
+
+absl::Status Prefixed(const absl::Status& s, std::string_view prefix) {
+  return absl::Status(s.code(), absl::StrCat(absl::string_view(prefix.data(),
+                                                               prefix.size()),
+                                             s.message()));
+}
+
+absl::Status CountError(std::string_view what, size_t n, const Limits& limits) {
+  return absl::InvalidArgumentError(absl::StrFormat(
+      "txn has %d %s; the limit is %d (--max_batch_mutations)", n,
+      std::string(what), limits.max_batch_mutations));
+}
+
+absl::Status BoundError(std::string_view prefix, std::string_view field,
+                        std::string_view bound, const Limits& limits) {
+  return absl::InvalidArgumentError(absl::StrFormat(
+      "%s%s is %d bytes; the limit is %d (--max_key_bytes)",
+      std::string(prefix), std::string(field), bound.size(),
+      limits.max_key_bytes));
+}
+
+// ---- Txn validation
+
+bool TargetMatches(const v1::Compare& c) {
+  switch (c.target_union_case()) {
+    case v1::Compare::TARGET_UNION_NOT_SET:
+      return true;
+    case v1::Compare::kVersion:
+      return c.target() == v1::Compare::VERSION;
+    case v1::Compare::kCreateRevision:
+      return c.target() == v1::Compare::CREATE;
+    case v1::Compare::kModRevision:
+      return c.target() == v1::Compare::MOD;
+    case v1::Compare::kValue:
+      return c.target() == v1::Compare::VALUE;
+  }
+  return false;
+}
+
+absl::Status ValidateCompare(const v1::Compare& c, size_t index,
+                             const Limits& limits) {
+  const std::string prefix = absl::StrFormat("compare %d: ", index);
+  if (c.range_end().empty()) {
+    if (absl::Status s = ValidateKey(c.key(), limits); !s.ok()) {
+      return Prefixed(s, prefix);
+    }
+  } else {
+    if (c.key().size() > limits.max_key_bytes) {
+      return BoundError(prefix, "key", c.key(), limits);
+    }
+    if (c.range_end().size() > limits.max_key_bytes) {
+      return BoundError(prefix, "range_end", c.range_end(), limits);
+    }
+  }
+  if (!v1::Compare::CompareResult_IsValid(c.result())) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%sunknown result %d (EQUAL, GREATER, LESS or NOT_EQUAL)", prefix,
+        static_cast<int>(c.result())));
+  }
+  if (!v1::Compare::CompareTarget_IsValid(c.target())) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%sunknown target %d (VERSION, CREATE, MOD or VALUE)", prefix,
+        static_cast<int>(c.target())));
+  }
+  if (!TargetMatches(c)) {
+    static const char* kField[] = {"version", "create_revision",
+                                   "mod_revision", "value"};
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%starget %s compares the %s field; another target's field is set",
+        prefix, v1::Compare::CompareTarget_Name(c.target()),
+        kField[static_cast<int>(c.target())]));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateReadRevision(int64_t revision, std::string_view prefix) {
+  if (revision == 0) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrFormat(
+      "%sreads in a Txn are made at the Txn's revision; revision must be 0",
+      std::string(prefix)));
+}
+
+// Validates one branch and encodes its writes into *writes.
+absl::Status PrepareBranch(
+    const google::protobuf::RepeatedPtrField<v1::RequestOp>& ops,
+    std::string_view name, const Limits& limits, const KeyspaceView& ns,
+    storage::WriteBatch* writes) {
+  if (static_cast<size_t>(ops.size()) > limits.max_batch_mutations) {
+    return CountError(absl::StrCat(absl::string_view(name.data(), name.size()),
+                                   " ops"),
+                      ops.size(), limits);
+  }
+  // Written user key -> the op that writes it.
+  absl::flat_hash_map<std::string_view, size_t> written;
+  for (int i = 0; i < ops.size(); ++i) {
+    const v1::RequestOp& op = ops[i];
+    const std::string prefix =
+        absl::StrFormat("%s op %d: ", std::string(name), i);
+    const std::string* write_key = nullptr;
+    absl::StatusOr<storage::WriteBatch> b;
+    switch (op.request_case()) {
+      case v1::RequestOp::kGet:
+        if (absl::Status s = ValidateKey(op.get().key(), limits); !s.ok()) {
+          return Prefixed(s, prefix);
+        }
+        if (absl::Status s = ValidateReadRevision(op.get().revision(), prefix);
+            !s.ok()) {
+          return s;
+        }
+        continue;
+      case v1::RequestOp::kScan:
+        if (op.scan().start_key().size() > limits.max_key_bytes) {
+          return BoundError(prefix, "start_key", op.scan().start_key(), limits);
+        }
+        if (op.scan().end_key().size() > limits.max_key_bytes) {
+          return BoundError(prefix, "end_key", op.scan().end_key(), limits);
+        }
+        if (absl::Status s =
+                ValidateReadRevision(op.scan().revision(), prefix);
+            !s.ok()) {
+          return s;
+        }
+        continue;
+      case v1::RequestOp::kPut:
+        b = PutToBatch(op.put(), limits, ns);
+        write_key = &op.put().key();
+        break;
+      case v1::RequestOp::kDelete:
+        b = DeleteToBatch(op.delete_(), limits, ns);
+        write_key = &op.delete_().key();
+        break;
+      case v1::RequestOp::REQUEST_NOT_SET:
+        return absl::InvalidArgumentError(absl::StrFormat(
+            "%s op %d has no operation (set get, put, delete or scan)",
+            std::string(name), i));
+    }
+    if (!b.ok()) return Prefixed(b.status(), prefix);
+    auto [it, fresh] =
+        written.emplace(std::string_view(*write_key), static_cast<size_t>(i));
+    if (!fresh) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "%swrites key \"%s\" a second time (%s op %d writes it too); a "
+          "Txn writes each key at most once",
+          prefix, Show(*write_key), std::string(name), it->second));
+    }
+    writes->Append(*b);
+  }
+  return absl::OkStatus();
+}
+
+// ---- Txn execution
+
+// etcd's compareKV: the key's attribute against the compare's constant.
+bool CompareHolds(const v1::Compare& c, const storage::KeyMetadata& m,
+                  std::string_view value) {
+  int order = 0;
+  auto cmp = [](int64_t a, int64_t b) { return a < b ? -1 : (a > b ? 1 : 0); };
+  switch (c.target()) {
+    case v1::Compare::VERSION:
+      order = cmp(static_cast<int64_t>(m.version), c.version());
+      break;
+    case v1::Compare::CREATE:
+      order = cmp(ToWire(m.create_revision), c.create_revision());
+      break;
+    case v1::Compare::MOD:
+      order = cmp(ToWire(m.mod_revision), c.mod_revision());
+      break;
+    case v1::Compare::VALUE: {
+      const int r = value.compare(c.value());
+      order = r < 0 ? -1 : (r > 0 ? 1 : 0);
+      break;
+    }
+    default:
+      return false;  // Validated before.
+  }
+  switch (c.result()) {
+    case v1::Compare::EQUAL:
+      return order == 0;
+    case v1::Compare::NOT_EQUAL:
+      return order != 0;
+    case v1::Compare::GREATER:
+      return order > 0;
+    case v1::Compare::LESS:
+      return order < 0;
+    default:
+      return false;
+  }
+}
+
+// A missing key: version and revisions 0; a VALUE compare on it is false
+// (etcd: there is no way to tell a missing value from an empty one).
+bool CompareHoldsForMissing(const v1::Compare& c) {
+  if (c.target() == v1::Compare::VALUE) return false;
+  return CompareHolds(c, storage::KeyMetadata(), std::string_view());
+}
+
+// The end of a compare's range in user keys (empty = no upper bound), by
+// etcd's convention: "\0" means every key >= key.
+std::string_view CompareEnd(const v1::Compare& c) {
+  if (c.range_end() == std::string_view("\0", 1)) return std::string_view();
+  return c.range_end();
+}
+
+class TxnRunner {
+ public:
+  TxnRunner(const Limits& limits, const KeyspaceView& ns,
+            storage::CommitView* view)
+      : limits_(limits), ns_(ns), view_(view) {}
+
+  absl::StatusOr<bool> Compare(const v1::Compare& c) {
+    if (c.range_end().empty()) {
+      std::string value;
+      storage::KeyMetadata meta;
+      absl::Status s = view_->Get(ns_.Encode(c.key()), &value, &meta);
+      if (absl::IsNotFound(s)) return CompareHoldsForMissing(c);
+      if (!s.ok()) return s;
+      return CompareHolds(c, meta, value);
+    }
+    const std::string_view end = CompareEnd(c);
+    if (!end.empty() && end <= c.key()) return CompareHoldsForMissing(c);
+    std::unique_ptr<storage::Iterator> it = ns_.NewIterator(view_->NewIterator());
+    bool any = false;
+    for (it->Seek(c.key()); it->Valid() && (end.empty() || it->key() < end);
+         it->Next()) {
+      if (++examined_ > limits_.max_batch_mutations) {
+        return absl::FailedPreconditionError(absl::StrFormat(
+            "txn compares examined more than %d keys "
+            "(--max_batch_mutations); nothing was written; compare smaller "
+            "ranges",
+            limits_.max_batch_mutations));
+      }
+      any = true;
+      if (!CompareHolds(c, it->metadata(), it->value())) return false;
+    }
+    if (!it->status().ok()) return it->status();
+    return any || CompareHoldsForMissing(c);
+  }
+
+  absl::Status Get(const v1::GetRequest& req, v1::GetResponse* out) {
+    if (auto p = pending_.find(req.key()); p != pending_.end()) {
+      if (p->second.has_value()) {
+        out->set_found(true);
+        out->set_value(p->second->value);
+        FillMetadata(p->second->metadata, out);
+        return Account(req.key(), p->second->value);
+      }
+      return absl::OkStatus();
+    }
+    std::string value;
+    storage::KeyMetadata meta;
+    absl::Status s = view_->Get(ns_.Encode(req.key()), &value, &meta);
+    if (absl::IsNotFound(s)) return absl::OkStatus();
+    if (!s.ok()) return s;
+    STRATA_TXN_RETURN_IF_ERROR(Account(req.key(), value));
+    out->set_found(true);
+    out->set_value(std::move(value));
+    FillMetadata(meta, out);
+    return absl::OkStatus();
+  }
+
+  // A put of the branch: later reads of the Txn see it, with the metadata
+  // it will have once committed.
+  absl::Status Put(const v1::PutRequest& req) {
+    std::string unused;
+    storage::KeyMetadata now;
+    absl::Status s = view_->Get(ns_.Encode(req.key()), &unused, &now);
+    if (!s.ok() && !absl::IsNotFound(s)) return s;
+    const bool live = s.ok();
+    Entry e;
+    e.value = req.value();
+    e.metadata.mod_revision = view_->revision();
+    e.metadata.create_revision =
+        live ? now.create_revision : view_->revision();
+    e.metadata.version = live ? now.version + 1 : 1;
+    pending_[req.key()] = std::move(e);
+    return absl::OkStatus();
+  }
+
+  void Delete(const v1::DeleteRequest& req) {
+    pending_[req.key()] = std::nullopt;
+  }
+
+  absl::Status Scan(const v1::ScanRequest& req, v1::ScanResponse* out) {
+    const std::string_view start = req.start_key();
+    const std::string_view end = req.end_key();
+    if (!end.empty() && end <= start) return absl::OkStatus();
+    std::unique_ptr<storage::Iterator> it = ns_.NewIterator(view_->NewIterator());
+    const auto lo = pending_.lower_bound(start);
+    const auto hi = end.empty() ? pending_.end() : pending_.lower_bound(end);
+    const uint64_t limit = req.limit();
+    uint64_t returned = 0;
+    if (!req.reverse()) {
+      it->Seek(start);
+      auto ov = lo;
+      while (limit == 0 || returned < limit) {
+        const bool has_it = it->Valid() && (end.empty() || it->key() < end);
+        const bool has_ov = ov != hi;
+        if (!has_it && !has_ov) break;
+        const int order = !has_it   ? 1
+                          : !has_ov ? -1
+                                    : it->key().compare(ov->first);
+        if (order < 0) {
+          STRATA_TXN_RETURN_IF_ERROR(Emit(req, it->key(), it->value(), it->metadata(),
+                                out, &returned));
+          it->Next();
+          continue;
+        }
+        if (order == 0) it->Next();  // The Txn's own write wins.
+        if (ov->second.has_value()) {
+          STRATA_TXN_RETURN_IF_ERROR(Emit(req, ov->first, ov->second->value,
+                                ov->second->metadata, out, &returned));
+        }
+        ++ov;
+      }
+    } else {
+      if (end.empty()) {
+        it->SeekToLast();
+      } else {
+        it->Seek(end);
+        if (it->Valid()) {
+          it->Prev();
+        } else if (it->status().ok()) {
+          it->SeekToLast();
+        }
+      }
+      auto ov = hi;  // One past the next overlay entry to visit.
+      while (limit == 0 || returned < limit) {
+        const bool has_it = it->Valid() && it->key() >= start;
+        const bool has_ov = ov != lo;
+        if (!has_it && !has_ov) break;
+        auto prev = has_ov ? std::prev(ov) : ov;
+        const int order = !has_it   ? -1
+                          : !has_ov ? 1
+                                    : it->key().compare(prev->first);
+        if (order > 0) {
+          STRATA_TXN_RETURN_IF_ERROR(Emit(req, it->key(), it->value(), it->metadata(),
+                                out, &returned));
+          it->Prev();
+          continue;
+        }
+        if (order == 0) it->Prev();
+        if (prev->second.has_value()) {
+          STRATA_TXN_RETURN_IF_ERROR(Emit(req, prev->first, prev->second->value,
+                                prev->second->metadata, out, &returned));
+        }
+        ov = prev;
+      }
+    }
+    return it->status();
+  }
+
+ private:
+  struct Entry {
+    std::string value;
+    storage::KeyMetadata metadata;
+  };
+
+  absl::Status Account(std::string_view key, std::string_view value) {
+    bytes_ += key.size() + value.size() + kPairOverheadBytes;
+    if (bytes_ <= limits_.max_message_bytes) return absl::OkStatus();
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "txn response would exceed %d bytes (--max_message_bytes); nothing "
+        "was written; read less in one Txn (e.g. scan with a limit)",
+        limits_.max_message_bytes));
+  }
+
+  absl::Status Emit(const v1::ScanRequest& req, std::string_view key,
+                    std::string_view value, const storage::KeyMetadata& meta,
+                    v1::ScanResponse* out, uint64_t* returned) {
+    if (req.keys_only()) value = std::string_view();
+    STRATA_TXN_RETURN_IF_ERROR(Account(key, value));
+    v1::KeyValue* kv = out->add_pairs();
+    kv->set_key(key.data(), key.size());
+    if (!value.empty()) kv->set_value(value.data(), value.size());
+    FillMetadata(meta, kv);
+    ++*returned;
+    return absl::OkStatus();
+  }
+
+  const Limits& limits_;
+  const KeyspaceView& ns_;
+  storage::CommitView* const view_;
+  // The branch's writes so far, by user key (nullopt: deleted).
+  std::map<std::string, std::optional<Entry>, std::less<>> pending_;
+  size_t examined_ = 0;  // Keys read by range compares.
+  size_t bytes_ = 0;     // Approximate bytes of the response.
+};
+
+absl::Status RunTxn(const v1::TxnRequest& request, const PreparedTxn& prepared,
+                    const Limits& limits, const KeyspaceView& ns,
+                    storage::CommitView* view, storage::WriteBatch* batch,
+                    v1::TxnResponse* response) {
+  TxnRunner runner(limits, ns, view);
+  bool succeeded = true;
+  for (const v1::Compare& c : request.compare()) {
+    absl::StatusOr<bool> holds = runner.Compare(c);
+    if (!holds.ok()) return holds.status();
+    if (!*holds) {
+      succeeded = false;
+      break;
+    }
+  }
+  response->set_succeeded(succeeded);
+  const auto& ops = succeeded ? request.success() : request.failure();
+  response->mutable_responses()->Reserve(ops.size());
+  for (const v1::RequestOp& op : ops) {
+    v1::ResponseOp* out = response->add_responses();
+    switch (op.request_case()) {
+      case v1::RequestOp::kGet:
+        STRATA_TXN_RETURN_IF_ERROR(runner.Get(op.get(), out->mutable_get()));
+        break;
+      case v1::RequestOp::kPut:
+        STRATA_TXN_RETURN_IF_ERROR(runner.Put(op.put()));
+        out->mutable_put();
+        break;
+      case v1::RequestOp::kDelete:
+        runner.Delete(op.delete_());
+        out->mutable_delete_();
+        break;
+      case v1::RequestOp::kScan:
+        STRATA_TXN_RETURN_IF_ERROR(runner.Scan(op.scan(), out->mutable_scan()));
+        break;
+      case v1::RequestOp::REQUEST_NOT_SET:
+        return absl::InternalError("txn op with no operation");  // Validated.
+    }
+  }
+  batch->Append(succeeded ? prepared.success_writes : prepared.failure_writes);
+  return absl::OkStatus();
+}
+
+// ---- Commit
+
+// The revision of the last change of stored key `key` after `since`, or
+// something <= since if none: from the window of recent writes (no I/O)
+// when it reaches back to `since`, else the key's newest version (a point
+// lookup, exact back to the compacted revision).
+absl::StatusOr<storage::Revision> PointChange(storage::CommitView* view,
+                                              const std::string& key,
+                                              storage::Revision since) {
+  std::string next = key;
+  next.push_back('\0');  // [key, key "\0") holds exactly key.
+  absl::StatusOr<storage::Revision> recent =
+      view->LastChangeInRange(key, next, since);
+  if (recent.ok() || !absl::IsFailedPrecondition(recent.status())) {
+    return recent;
+  }
+  return view->LastChangeRevision(key);
+}
+
+std::string UserKeyOf(const KeyspaceView& ns, std::string_view stored) {
+  std::string user;
+  if (!ns.Decode(stored, &user)) user.assign(stored.data(), stored.size());
+  return user;
+}
+
+}  // namespace
+
+absl::StatusOr<PreparedTxn> PrepareTxn(const v1::TxnRequest& request,
+                                       const Limits& limits,
+                                       const KeyspaceView& ns) {
+  const size_t compares = static_cast<size_t>(request.compare_size());
+  if (compares > limits.max_batch_mutations) {
+    return CountError("compares", compares, limits);
+  }
+  for (size_t i = 0; i < compares; ++i) {
+    STRATA_TXN_RETURN_IF_ERROR(
+        ValidateCompare(request.compare(static_cast<int>(i)), i, limits));
+  }
+  PreparedTxn prepared;
+  STRATA_TXN_RETURN_IF_ERROR(PrepareBranch(request.success(), "success", limits, ns,
+                                 &prepared.success_writes));
+  STRATA_TXN_RETURN_IF_ERROR(PrepareBranch(request.failure(), "failure", limits, ns,
+                                 &prepared.failure_writes));
+  return prepared;
+}
+
+absl::Status ExecuteTxn(const v1::TxnRequest& request,
+                        const PreparedTxn& prepared, const Limits& limits,
+                        const KeyspaceView& ns, storage::CommitView* view,
+                        storage::WriteBatch* batch,
+                        v1::TxnResponse* response) {
+  response->Clear();
+  absl::Status s =
+      RunTxn(request, prepared, limits, ns, view, batch, response);
+  if (!s.ok()) response->Clear();
+  return s;
+}
+
+absl::StatusOr<storage::WriteBatch> PrepareCommit(
+    const v1::CommitRequest& request, const Limits& limits,
+    const KeyspaceView& ns) {
+  if (request.read_revision() < 0) {
+    return absl::InvalidArgumentError(
+        "read_revision must be >= 0 (the revision the transaction read at)");
+  }
+  auto too_many = [&](std::string_view what, int n) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "commit has %d %s; the limit is %d (--max_batch_mutations)", n,
+        std::string(what), limits.max_batch_mutations));
+  };
+  if (static_cast<size_t>(request.read_keys_size()) >
+      limits.max_batch_mutations) {
+    return too_many("read keys", request.read_keys_size());
+  }
+  if (static_cast<size_t>(request.read_ranges_size()) >
+      limits.max_batch_mutations) {
+    return too_many("read ranges", request.read_ranges_size());
+  }
+  if (static_cast<size_t>(request.mutations_size()) >
+      limits.max_batch_mutations) {
+    return too_many("mutations", request.mutations_size());
+  }
+  for (int i = 0; i < request.read_keys_size(); ++i) {
+    if (absl::Status s = ValidateKey(request.read_keys(i), limits); !s.ok()) {
+      return Prefixed(s, absl::StrFormat("read key %d: ", i));
+    }
+  }
+  for (int i = 0; i < request.read_ranges_size(); ++i) {
+    const v1::KeyRange& r = request.read_ranges(i);
+    const std::string prefix = absl::StrFormat("read range %d: ", i);
+    if (r.start_key().size() > limits.max_key_bytes) {
+      return BoundError(prefix, "start_key", r.start_key(), limits);
+    }
+    if (r.end_key().size() > limits.max_key_bytes) {
+      return BoundError(prefix, "end_key", r.end_key(), limits);
+    }
+  }
+  storage::WriteBatch batch;
+  for (int i = 0; i < request.mutations_size(); ++i) {
+    const v1::Mutation& m = request.mutations(i);
+    absl::StatusOr<storage::WriteBatch> one;
+    switch (m.op_case()) {
+      case v1::Mutation::kPut:
+        one = PutToBatch(m.put(), limits, ns);
+        break;
+      case v1::Mutation::kDelete:
+        one = DeleteToBatch(m.delete_(), limits, ns);
+        break;
+      default:
+        return absl::InvalidArgumentError(absl::StrFormat(
+            "mutation %d has no operation (set put or delete)", i));
+    }
+    if (!one.ok()) {
+      return Prefixed(one.status(), absl::StrFormat("mutation %d: ", i));
+    }
+    batch.Append(*one);
+  }
+  return batch;
+}
+
+absl::Status CheckCommitConflicts(const v1::CommitRequest& request,
+                                  const KeyspaceView& ns,
+                                  storage::CommitView* view) {
+  if (request.read_keys_size() == 0 && request.read_ranges_size() == 0) {
+    return absl::OkStatus();  // A blind write: nothing to conflict with.
+  }
+  const auto since = static_cast<storage::Revision>(request.read_revision());
+  // Reads at the compacted revision itself are still exact (every change
+  // after it is kept), as reads at it are still served (GetSnapshotAt).
+  if (since < view->compacted_revision()) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "transaction too old: read_revision %d is below the compacted "
+        "revision %d; start it again at a newer revision",
+        since, view->compacted_revision()));
+  }
+  if (since > view->base_revision()) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "read_revision %d is above the current revision %d", since,
+        view->base_revision()));
+  }
+  for (const std::string& key : request.read_keys()) {
+    absl::StatusOr<storage::Revision> changed =
+        PointChange(view, ns.Encode(key), since);
+    if (!changed.ok()) return changed.status();
+    if (*changed > since) {
+      return absl::AbortedError(absl::StrFormat(
+          "transaction conflict: key \"%s\" changed at revision %d, after "
+          "read_revision %d; nothing was written",
+          Show(key), *changed, since));
+    }
+  }
+  for (int i = 0; i < request.read_ranges_size(); ++i) {
+    const v1::KeyRange& r = request.read_ranges(i);
+    for (const auto& [start, end] : StoredRanges(ns, r.start_key(), r.end_key())) {
+      std::string first;
+      absl::StatusOr<storage::Revision> changed =
+          view->LastChangeInRange(start, end, since, &first);
+      if (absl::IsFailedPrecondition(changed.status())) {
+        return absl::FailedPreconditionError(absl::StrFormat(
+            "transaction too old for range reads: read range %d: %s "
+            "(--txn_conflict_window_keys); start it again at a newer "
+            "revision",
+            i, changed.status().message()));
+      }
+      if (!changed.ok()) return changed.status();
+      if (*changed > since) {
+        return absl::AbortedError(absl::StrFormat(
+            "transaction conflict: key \"%s\" in read range %d [\"%s\", "
+            "\"%s\") changed after read_revision %d (the range's newest "
+            "change is at revision %d); nothing was written",
+            Show(UserKeyOf(ns, first)), i, Show(r.start_key()),
+            Show(r.end_key()), since, *changed));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::vector<std::pair<std::string, std::string>> StoredRanges(
+    const KeyspaceView& ns, std::string_view start, std::string_view end) {
+  std::vector<std::pair<std::string, std::string>> out;
+  if (!end.empty() && end <= start) return out;
+  if (!ns.is_default()) {
+    std::string stored_end;
+    if (end.empty()) {
+      // The namespace prefix ends with a varint's last byte (< 0x80): its
+      // successor bounds every key of the namespace.
+      stored_end = ns.Encode("");
+      stored_end.back() = static_cast<char>(stored_end.back() + 1);
+    } else {
+      stored_end = ns.Encode(end);
+    }
+    out.emplace_back(ns.Encode(start), std::move(stored_end));
+    return out;
+  }
+  // Default namespace: keys below "\xff\xff" are stored as they are; keys
+  // from "\xff\xff" on are stored escaped, above the reserved area.
+  const std::string_view reserved = kReservedPrefix;
+  if (start < reserved) {
+    const std::string_view e = !end.empty() && end < reserved ? end : reserved;
+    out.emplace_back(std::string(start), std::string(e));
+  }
+  if (end.empty() || end > reserved) {
+    out.emplace_back(ns.Encode(start < reserved ? reserved : start),
+                     end.empty() ? std::string() : ns.Encode(end));
+  }
+  return out;
+}
+
+}  // namespace strata::server
