@@ -48,6 +48,9 @@ void KvService::RegisterMethods(RpcRegistry* registry) {
   kv.Register(&Service::RequestCompact, &KvService::HandleCompact);
   kv.Register(&Service::RequestBatchGet, &KvService::HandleBatchGet);
   kv.Register(&Service::RequestDeleteRange, &KvService::HandleDeleteRange);
+  kv.Register(&Service::RequestIncrement, &KvService::HandleIncrement);
+  kv.Register(&Service::RequestJsonGet, &KvService::HandleJsonGet);
+  kv.Register(&Service::RequestJsonUpdate, &KvService::HandleJsonUpdate);
 }
 
 void KvService::HandleGet(GetCall* call) {

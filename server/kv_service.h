@@ -25,6 +25,11 @@
 //   DeleteRange
 //            like Write; the engine's commit thread lists the range's keys
 //            at commit time (a CommitFunction).
+//   Increment, JsonUpdate (kv_service_typed.cc)
+//            like Write; the engine's commit thread reads the key, computes
+//            and appends the new value at commit time (typed_ops.h).
+//   JsonGet  like Get (memory on the polling thread, else the blocking
+//            pool); a large document is parsed on the pool.
 //
 // Thread safety: handlers run on the polling threads (and hand calls to the
 // engine callback thread or the blocking pool); they never block.
@@ -109,6 +114,10 @@ class KvService {
   using BatchGetCall = UnaryCall<v1::BatchGetRequest, v1::BatchGetResponse>;
   using DeleteRangeCall =
       UnaryCall<v1::DeleteRangeRequest, v1::DeleteRangeResponse>;
+  using IncrementCall = UnaryCall<v1::IncrementRequest, v1::IncrementResponse>;
+  using JsonGetCall = UnaryCall<v1::JsonGetRequest, v1::JsonGetResponse>;
+  using JsonUpdateCall =
+      UnaryCall<v1::JsonUpdateRequest, v1::JsonUpdateResponse>;
   friend class WatchState::Sink;
 
   // Handlers (polling thread unless noted).
@@ -135,6 +144,15 @@ class KvService {
   void HandleBatchGet(BatchGetCall* call);
   void BatchGetBlocking(BatchGetCall* call);  // Blocking pool.
   void HandleDeleteRange(DeleteRangeCall* call);
+  // Typed values (kv_service_typed.cc).
+  void HandleIncrement(IncrementCall* call);
+  void HandleJsonGet(JsonGetCall* call);
+  // Blocking pool: reads the key (and answers, as FinishJsonGet).
+  void JsonGetBlocking(JsonGetCall* call);
+  // Any thread: answers from the key's state as read.
+  void FinishJsonGet(JsonGetCall* call,
+                     absl::StatusOr<storage::GetResult> result);
+  void HandleJsonUpdate(JsonUpdateCall* call);
 
   const ServerOptions& options_;
   storage::DB* const db_;
