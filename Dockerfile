@@ -20,7 +20,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake ninja-build pkg-config ca-certificates \
       libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc \
-      libabsl-dev prometheus-cpp-dev libspdlog-dev \
+      libabsl-dev prometheus-cpp-dev libspdlog-dev nlohmann-json3-dev \
       libxxhash-dev liblz4-dev libzstd-dev libsnappy-dev zlib1g-dev \
  && rm -rf /var/lib/apt/lists/*
 

@@ -1,7 +1,8 @@
 // strata: command-line client of a Strata storage node (see kUsage below).
 //
 // Exit codes: 0 ok (watch: also when stopped by SIGINT/SIGTERM); 1 key not
-// found (get, batch-get); 2 usage error (bad command, flags or import
+// found (get, batch-get, incr --must_exist, json; json also for a pointer
+// that does not resolve); 2 usage error (bad command, flags or import
 // file); 3 server or transport error, with the gRPC status printed on
 // stderr as "strata: CODE: message".
 
@@ -73,6 +74,15 @@ ABSL_FLAG(double, resume_timeout, 60,
           "watch: when the stream breaks (server restart, dropped "
           "connection), keep reconnecting for this many seconds, resuming "
           "after the last revision printed; 0 = exit at once.");
+ABSL_FLAG(std::string, type, "bytes",
+          "put: the value's type: bytes (default), text, int64 or json; the "
+          "server checks it (docs/values.md).");
+ABSL_FLAG(bool, must_exist, false,
+          "incr: a missing key is an error (exit 1) instead of counting "
+          "from 0.");
+ABSL_FLAG(bool, json_patch, false,
+          "json patch: PATCH is a JSON Patch (RFC 6902, an array of "
+          "operations) instead of a JSON Merge Patch (RFC 7386).");
 ABSL_FLAG(bool, tls, false,
           "Connect with TLS, verifying the server against gRPC's default "
           "root CAs ($GRPC_DEFAULT_SSL_ROOTS_FILE_PATH or gRPC's bundle); "
@@ -105,14 +115,33 @@ constexpr char kUsage[] =
 usage: strata [--addr=HOST:PORT] [--timeout=SECONDS] [TLS flags] COMMAND [ARGS]
 
 commands:
-  put [-w] KEY VALUE set KEY to VALUE (-w: print "revision R", the revision
-                     it committed at)
+  put [-w] [--type=T] KEY VALUE
+                     set KEY to VALUE (-w: print "revision R", the revision
+                     it committed at); --type=text|int64|json makes it a
+                     typed value, checked by the server (a JSON value is
+                     stored normalized; docs/values.md)
   get [--revision=R] [-w] KEY
                      print the value of KEY and a newline (exit 1 if
                      missing), as of revision R (default: the latest); -w
                      prints "KEY = VALUE" and a line "create_revision C,
                      mod_revision M, version V (read at revision R)"
+                     (", type T" after V for a typed value)
   delete [-w] KEY    remove KEY (OK if missing; -w: print "revision R")
+  incr [-w] [--must_exist] KEY [DELTA]
+                     add DELTA (default 1; negative: put "--" before it)
+                     to the int64 value of KEY atomically and print the new
+                     value; a missing key counts from 0 (--must_exist:
+                     exit 1)
+  json get [-w] KEY [POINTER]
+                     print the JSON at POINTER (RFC 6901, e.g. /a/0; default:
+                     the whole document) of the json value of KEY (exit 1 if
+                     the key or the pointer is missing)
+  json patch [-w] [--json_patch] KEY PATCH
+                     apply a JSON Merge Patch (RFC 7386: '{"a":2,"b":null}'
+                     sets a, removes b) or, with --json_patch, a JSON Patch
+                     (RFC 6902: '[{"op":"add","path":"/a","value":2}]') to
+                     the json value of KEY atomically; print the new
+                     document
   scan [--prefix=P | --start=S --end=E] [--limit=N] [--keys_only]
        [--revision=R] [--reverse] [-w]
                      print the pairs in [S, E) (or starting with P) in key
@@ -178,8 +207,9 @@ TLS (plaintext unless one of these is given; see docs/security.md):
 
 Put "--" before KEY or VALUE arguments that start with '-'.
 
-exit codes: 0 ok, 1 key not found (get, batch-get) or compares failed
-            (txn), 2 usage error,
+exit codes: 0 ok, 1 key not found (get, batch-get; incr --must_exist,
+            json: also a JSON Pointer that does not resolve) or compares
+            failed (txn), 2 usage error,
             3 server or transport error ("strata: CODE: message" on stderr)
 )usage";
 
@@ -227,7 +257,10 @@ std::optional<strata::Revision> RevisionFlag() {
 
 int CmdPut(strata::Client& client, const std::vector<std::string>& args) {
   if (args.size() != 2) return UsageError("put takes KEY VALUE");
-  absl::StatusOr<strata::Revision> r = client.Put(args[0], args[1]);
+  absl::StatusOr<strata::ValueType> type =
+      strata::ParseValueType(absl::GetFlag(FLAGS_type));
+  if (!type.ok()) return UsageError(std::string(type.status().message()));
+  absl::StatusOr<strata::Revision> r = client.Put(args[0], args[1], *type);
   if (!r.ok()) return ServerError(r.status());
   if (absl::GetFlag(FLAGS_w)) WriteRevisionLine(*r);
   return kExitOk;
@@ -255,12 +288,16 @@ int CmdGet(strata::Client& client, const std::vector<std::string>& args) {
     WriteOut(kv.key);
     WriteOut(" = ");
     WriteOut(kv.value);
+    const std::string type =
+        kv.type == strata::ValueType::kBytes
+            ? ""
+            : ", type " + strata::ValueTypeName(kv.type);
     std::printf(
-        "\ncreate_revision %lld, mod_revision %lld, version %lld "
+        "\ncreate_revision %lld, mod_revision %lld, version %lld%s "
         "(read at revision %lld)\n",
         static_cast<long long>(kv.create_revision),
         static_cast<long long>(kv.mod_revision),
-        static_cast<long long>(kv.version),
+        static_cast<long long>(kv.version), type.c_str(),
         static_cast<long long>(got->revision));
     return kExitOk;
   }
@@ -274,6 +311,56 @@ int CmdDelete(strata::Client& client, const std::vector<std::string>& args) {
   absl::StatusOr<strata::Revision> r = client.Delete(args[0]);
   if (!r.ok()) return ServerError(r.status());
   if (absl::GetFlag(FLAGS_w)) WriteRevisionLine(*r);
+  return kExitOk;
+}
+
+// A NOT_FOUND from the typed calls (a missing key, a JSON Pointer that does
+// not resolve) exits 1, as get's missing key; other errors exit 3.
+int TypedError(const absl::Status& s) {
+  if (!absl::IsNotFound(s)) return ServerError(s);
+  std::fprintf(stderr, "strata: %s\n", std::string(s.message()).c_str());
+  return kExitNotFound;
+}
+
+int CmdIncr(strata::Client& client, const std::vector<std::string>& args) {
+  if (args.empty() || args.size() > 2) {
+    return UsageError("incr takes KEY [DELTA]");
+  }
+  int64_t delta = 1;
+  if (args.size() == 2 &&
+      !absl::SimpleAtoi(absl::string_view(args[1]), &delta)) {
+    return UsageError("incr: DELTA must be an integer (put \"--\" before a "
+                      "negative one)");
+  }
+  strata::IncrementOptions options;
+  options.must_exist = absl::GetFlag(FLAGS_must_exist);
+  absl::StatusOr<strata::IncrementResult> r =
+      client.Increment(args[0], delta, options);
+  if (!r.ok()) return TypedError(r.status());
+  std::printf("%lld\n", static_cast<long long>(r->value));
+  if (absl::GetFlag(FLAGS_w)) WriteRevisionLine(r->revision);
+  return kExitOk;
+}
+
+int CmdJson(strata::Client& client, const std::vector<std::string>& args) {
+  const std::string sub = args.empty() ? "" : args[0];
+  absl::StatusOr<strata::JsonResult> r;
+  if (sub == "get" && (args.size() == 2 || args.size() == 3)) {
+    r = client.JsonGet(args[1], args.size() == 3 ? args[2] : "");
+  } else if (sub == "patch" && args.size() == 3) {
+    r = client.JsonUpdate(args[1],
+                          absl::GetFlag(FLAGS_json_patch)
+                              ? strata::JsonPatchKind::kJsonPatch
+                              : strata::JsonPatchKind::kMergePatch,
+                          args[2]);
+  } else {
+    return UsageError(
+        "json takes: get KEY [POINTER] | patch [--json_patch] KEY PATCH");
+  }
+  if (!r.ok()) return TypedError(r.status());
+  WriteOut(r->json);
+  WriteOut("\n");
+  if (absl::GetFlag(FLAGS_w)) WriteRevisionLine(r->revision);
   return kExitOk;
 }
 
@@ -701,6 +788,7 @@ constexpr Command kCommands[] = {
     {"watch", CmdWatch},       {"compact", CmdCompact},
     {"import", CmdImport},     {"health", CmdHealth},
     {"txn", CmdTxn},
+    {"incr", CmdIncr},         {"json", CmdJson},
 };
 
 // Command flags and the commands they apply to.
@@ -718,7 +806,11 @@ const std::vector<FlagUse>& FlagUses() {
       {"revision", {"get", "scan", "batch-get"}},
       {"reverse", {"scan"}},
       {"w",
-       {"put", "get", "delete", "scan", "batch-get", "delete-range", "txn"}},
+       {"put", "get", "delete", "scan", "batch-get", "delete-range", "txn",
+        "incr", "json"}},
+      {"type", {"put"}},
+      {"must_exist", {"incr"}},
+      {"json_patch", {"json"}},
       {"from", {"watch"}},
       {"resume_timeout", {"watch"}},
       {"prev_kv", {"watch", "delete-range"}},

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
@@ -65,6 +66,7 @@ KeyValue FromWire(v1::KeyValue* kv) {
   out.create_revision = kv->create_revision();
   out.mod_revision = kv->mod_revision();
   out.version = kv->version();
+  out.type = static_cast<ValueType>(kv->type());
   return out;
 }
 
@@ -78,6 +80,7 @@ std::optional<KeyValue> FromWire(std::string key, v1::GetResponse* r) {
   out.create_revision = r->create_revision();
   out.mod_revision = r->mod_revision();
   out.version = r->version();
+  out.type = static_cast<ValueType>(r->type());
   return out;
 }
 
@@ -125,6 +128,33 @@ constexpr absl::Duration kResumeBackoffInitial = absl::Milliseconds(50);
 constexpr absl::Duration kResumeBackoffMax = absl::Seconds(2);
 
 }  // namespace
+
+std::string ValueTypeName(ValueType type) {
+  switch (type) {
+    case ValueType::kBytes:
+      return "bytes";
+    case ValueType::kText:
+      return "text";
+    case ValueType::kInt64:
+      return "int64";
+    case ValueType::kJson:
+      return "json";
+  }
+  return absl::StrFormat("type %d", static_cast<int>(type));
+}
+
+absl::StatusOr<ValueType> ParseValueType(std::string_view name) {
+  for (ValueType t : {ValueType::kBytes, ValueType::kText, ValueType::kInt64,
+                      ValueType::kJson}) {
+    if (absl::EqualsIgnoreCase(absl::string_view(name.data(), name.size()),
+                               ValueTypeName(t))) {
+      return t;
+    }
+  }
+  return absl::InvalidArgumentError(absl::StrFormat(
+      "unknown value type '%s' (bytes, text, int64 or json)",
+      std::string(name)));
+}
 
 absl::StatusOr<ClientTlsOptions> LoadClientTlsFiles(
     const std::string& ca_file, const std::string& cert_file,
@@ -230,11 +260,17 @@ absl::StatusOr<BatchGetResult> Client::BatchGet(
 
 absl::StatusOr<Revision> Client::Put(std::string_view key,
                                      std::string_view value) {
+  return Put(key, value, ValueType::kBytes);
+}
+
+absl::StatusOr<Revision> Client::Put(std::string_view key,
+                                     std::string_view value, ValueType type) {
   grpc::ClientContext ctx;
   SetDeadline(&ctx, options_.timeout);
   v1::PutRequest request;
   request.set_key(key.data(), key.size());
   request.set_value(value.data(), value.size());
+  request.set_type(static_cast<v1::ValueType>(type));
   v1::PutResponse response;
   grpc::Status s = stubs_->kv->Put(&ctx, request, &response);
   if (!s.ok()) return FromGrpcStatus(s);
@@ -263,6 +299,7 @@ absl::StatusOr<Revision> Client::Write(const std::vector<Mutation>& mutations) {
     if (m.op == Mutation::Op::kPut) {
       out->mutable_put()->set_key(m.key);
       out->mutable_put()->set_value(m.value);
+      out->mutable_put()->set_type(static_cast<v1::ValueType>(m.type));
     } else {
       out->mutable_delete_()->set_key(m.key);
     }
@@ -271,6 +308,55 @@ absl::StatusOr<Revision> Client::Write(const std::vector<Mutation>& mutations) {
   grpc::Status s = stubs_->kv->Write(&ctx, request, &response);
   if (!s.ok()) return FromGrpcStatus(s);
   return response.header().revision();
+}
+
+absl::StatusOr<IncrementResult> Client::Increment(
+    std::string_view key, int64_t delta, const IncrementOptions& options) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, options_.timeout);
+  v1::IncrementRequest request;
+  request.set_key(key.data(), key.size());
+  request.set_delta(delta);
+  request.set_must_exist(options.must_exist);
+  request.set_ttl_ms(options.ttl_ms);
+  request.set_namespace_(options.ns);
+  v1::IncrementResponse response;
+  grpc::Status s = stubs_->kv->Increment(&ctx, request, &response);
+  if (!s.ok()) return FromGrpcStatus(s);
+  return IncrementResult{response.value(), response.header().revision()};
+}
+
+absl::StatusOr<JsonResult> Client::JsonGet(std::string_view key,
+                                           std::string_view pointer) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, options_.timeout);
+  v1::JsonGetRequest request;
+  request.set_key(key.data(), key.size());
+  request.set_pointer(pointer.data(), pointer.size());
+  v1::JsonGetResponse response;
+  grpc::Status s = stubs_->kv->JsonGet(&ctx, request, &response);
+  if (!s.ok()) return FromGrpcStatus(s);
+  return JsonResult{std::move(*response.mutable_json()),
+                    response.header().revision()};
+}
+
+absl::StatusOr<JsonResult> Client::JsonUpdate(std::string_view key,
+                                              JsonPatchKind kind,
+                                              std::string_view patch) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, options_.timeout);
+  v1::JsonUpdateRequest request;
+  request.set_key(key.data(), key.size());
+  if (kind == JsonPatchKind::kMergePatch) {
+    request.set_merge_patch(patch.data(), patch.size());
+  } else {
+    request.set_json_patch(patch.data(), patch.size());
+  }
+  v1::JsonUpdateResponse response;
+  grpc::Status s = stubs_->kv->JsonUpdate(&ctx, request, &response);
+  if (!s.ok()) return FromGrpcStatus(s);
+  return JsonResult{std::move(*response.mutable_json()),
+                    response.header().revision()};
 }
 
 absl::StatusOr<DeleteRangeResult> Client::DeleteRange(std::string_view start,

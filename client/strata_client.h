@@ -25,7 +25,12 @@
 //   RESOURCE_EXHAUSTED  a message above gRPC's size limits, or the server's
 //                       in-flight cap was hit.
 //   FAILED_PRECONDITION a DeleteRange with prev_kv over
-//                       --max_batch_mutations keys (nothing deleted).
+//                       --max_batch_mutations keys (nothing deleted); an
+//                       Increment or JSON call on a key of another type; a
+//                       JSON Patch that does not apply (nothing written).
+//   NOT_FOUND           Increment with must_exist, JsonGet and JsonUpdate
+//                       of a missing key (or a JSON Pointer that does not
+//                       resolve: the message says which).
 //   DATA_LOSS, INTERNAL ... passed through from the engine.
 // No exceptions are thrown.
 
@@ -97,6 +102,21 @@ struct ClientOptions {
 // means "the latest"; 0 in a result means "none" (e.g. no metadata).
 using Revision = int64_t;
 
+// The type of a value (docs/values.md): the server checks a typed value when
+// it is written (INVALID_ARGUMENT otherwise) and returns the type with it.
+// The numbers are strata.v1.ValueType's.
+enum class ValueType {
+  kBytes = 0,  // Opaque bytes: the default.
+  kText = 1,   // UTF-8 text.
+  kInt64 = 2,  // Decimal text of a signed 64-bit integer ("-42").
+  kJson = 3,   // A JSON text, stored normalized.
+};
+// "bytes", "text", "int64", "json" (or "type N" for an unknown number).
+std::string ValueTypeName(ValueType type);
+// The inverse of ValueTypeName (case-insensitive); InvalidArgument listing
+// the names otherwise.
+absl::StatusOr<ValueType> ParseValueType(std::string_view name);
+
 // A key with its value and metadata (etcd's mvccpb.KeyValue).
 struct KeyValue {
   std::string key;
@@ -109,6 +129,8 @@ struct KeyValue {
   Revision mod_revision = 0;
   // Puts since it was created: 1 for a new key (0 in a DELETE event).
   int64_t version = 0;
+  // The value's type (kBytes in a DELETE event).
+  ValueType type = ValueType::kBytes;
 };
 
 // What GetWithMetadata read.
@@ -279,12 +301,15 @@ struct Mutation {
   Op op = Op::kPut;
   std::string key;
   std::string value;  // Ignored for kDelete.
+  ValueType type = ValueType::kBytes;  // Of the put's value.
 
-  static Mutation Put(std::string key, std::string value) {
-    return Mutation{Op::kPut, std::move(key), std::move(value)};
+  static Mutation Put(std::string key, std::string value,
+                      ValueType type = ValueType::kBytes) {
+    return Mutation{Op::kPut, std::move(key), std::move(value), type};
   }
   static Mutation Delete(std::string key) {
-    return Mutation{Op::kDelete, std::move(key), std::string()};
+    return Mutation{Op::kDelete, std::move(key), std::string(),
+                    ValueType::kBytes};
   }
 };
 
@@ -397,6 +422,35 @@ struct KeyRange {
 class Transaction;
 struct TransactionOptions;
 
+// Client::Increment's options.
+struct IncrementOptions {
+  // A missing key is NOT_FOUND instead of counting from 0.
+  bool must_exist = false;
+  // > 0: the counter expires this many milliseconds after the increment;
+  // 0: it keeps the expiry it had.
+  int64_t ttl_ms = 0;
+  // The key's namespace; "" = the default (the only one for now).
+  std::string ns;
+};
+
+// What Client::Increment did.
+struct IncrementResult {
+  int64_t value = 0;      // The counter after the increment.
+  Revision revision = 0;  // The revision it committed at.
+};
+
+// A JSON text with the revision it was read or written at.
+struct JsonResult {
+  std::string json;
+  Revision revision = 0;
+};
+
+// The kinds of patch Client::JsonUpdate applies.
+enum class JsonPatchKind {
+  kMergePatch,  // RFC 7386: {"a": 2, "b": null} sets a, removes b.
+  kJsonPatch,   // RFC 6902: [{"op": "add", "path": "/a", "value": 2}, ...].
+};
+
 // A connection to one server.
 //
 // Thread safety: a Client is safe for concurrent use from many threads; all
@@ -434,6 +488,35 @@ class Client {
   // Sets key to value and returns the revision it committed at. OK means
   // the write is durable (per the server's --wal_sync).
   absl::StatusOr<Revision> Put(std::string_view key, std::string_view value);
+  // Put of a typed value: INVALID_ARGUMENT (naming the problem, nothing
+  // written) if value is not of its type. A JSON value is stored normalized.
+  absl::StatusOr<Revision> Put(std::string_view key, std::string_view value,
+                               ValueType type);
+
+  // Adds delta to the INT64 value of key, atomically and durably (no
+  // increment is lost or applied twice under any concurrency), and returns
+  // the new value. A missing key counts from 0 (NOT_FOUND with
+  // options.must_exist); FAILED_PRECONDITION for a key of another type;
+  // OUT_OF_RANGE if the sum overflows int64 (nothing written).
+  absl::StatusOr<IncrementResult> Increment(
+      std::string_view key, int64_t delta = 1,
+      const IncrementOptions& options = IncrementOptions());
+
+  // The JSON text at `pointer` (RFC 6901; "" = the whole document) of the
+  // JSON value of key. NOT_FOUND for a missing key or a pointer that does
+  // not resolve; FAILED_PRECONDITION for a key of another type;
+  // INVALID_ARGUMENT for a malformed pointer.
+  absl::StatusOr<JsonResult> JsonGet(std::string_view key,
+                                     std::string_view pointer = "");
+
+  // Applies a patch to the JSON value of key atomically at one revision and
+  // returns the new document. NOT_FOUND for a missing key;
+  // INVALID_ARGUMENT for a patch that is not valid; FAILED_PRECONDITION for
+  // a key of another type or a JSON Patch that does not apply (a failed
+  // "test"): nothing is written then.
+  absl::StatusOr<JsonResult> JsonUpdate(std::string_view key,
+                                        JsonPatchKind kind,
+                                        std::string_view patch);
 
   // Removes key; OK if it did not exist (nothing is written then, and the
   // current revision is returned). Returns the revision of the deletion.

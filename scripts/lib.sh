@@ -8,7 +8,7 @@ STRATA_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 STRATA_BUILD_DEPS=(
   build-essential cmake ninja-build pkg-config git ca-certificates openssl
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
-  libabsl-dev prometheus-cpp-dev libspdlog-dev
+  libabsl-dev prometheus-cpp-dev libspdlog-dev nlohmann-json3-dev
   libxxhash-dev liblz4-dev libzstd-dev libsnappy-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )

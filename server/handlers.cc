@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_format.h"
+#include "server/typed_values.h"
 
 namespace strata::server {
 namespace {
@@ -30,6 +31,35 @@ absl::Status ValueError(std::string_view prefix, std::string_view value,
   return absl::InvalidArgumentError(absl::StrFormat(
       "%svalue is %d bytes; the limit is %d (--max_value_bytes)", prefix,
       value.size(), limits.max_value_bytes));
+}
+
+// Appends put (whose key and value size were checked) to batch: its value
+// checked against its type (and a JSON value normalized), stored with the
+// type. Errors start with `prefix`.
+absl::Status AppendPut(const v1::PutRequest& put, const KeyspaceView& ns,
+                       const Limits& limits, std::string_view prefix,
+                       storage::WriteBatch* batch) {
+  if (put.type() == v1::BYTES) {
+    batch->Put(ns.Encode(put.key()), put.value());
+    return absl::OkStatus();
+  }
+  std::string normalized;
+  absl::StatusOr<std::string_view> value =
+      PrepareTypedValue(put.type(), put.value(), &normalized);
+  if (!value.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s%s", prefix, value.status().message()));
+  }
+  if (value->size() > limits.max_value_bytes) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%snormalized JSON value is %d bytes; the limit is %d "
+        "(--max_value_bytes)",
+        prefix, value->size(), limits.max_value_bytes));
+  }
+  storage::PutAttributes attributes;
+  attributes.value_type = static_cast<uint8_t>(put.type());
+  batch->Put(ns.Encode(put.key()), *value, attributes);
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -105,7 +135,9 @@ absl::StatusOr<storage::WriteBatch> PutToBatch(const v1::PutRequest& request,
     return ValueError("", request.value(), limits);
   }
   storage::WriteBatch batch;
-  batch.Put(ns.Encode(request.key()), request.value());
+  if (absl::Status s = AppendPut(request, ns, limits, "", &batch); !s.ok()) {
+    return s;
+  }
   return batch;
 }
 
@@ -154,9 +186,12 @@ absl::StatusOr<storage::WriteBatch> WriteToBatch(
     }
   }
   storage::WriteBatch batch;
-  for (const v1::Mutation& m : request.mutations()) {
+  for (size_t i = 0; i < n; ++i) {
+    const v1::Mutation& m = request.mutations(static_cast<int>(i));
     if (m.op_case() == v1::Mutation::kPut) {
-      batch.Put(ns.Encode(m.put().key()), m.put().value());
+      absl::Status s = AppendPut(m.put(), ns, limits,
+                                 absl::StrFormat("mutation %d: ", i), &batch);
+      if (!s.ok()) return s;
     } else {
       batch.Delete(ns.Encode(m.delete_().key()));
     }

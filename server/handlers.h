@@ -38,13 +38,14 @@ absl::Status ValidateGet(const v1::GetRequest& request, const Limits& limits);
 // Revisions on the wire are int64 (as etcd's); the engine's are uint64.
 inline int64_t ToWire(storage::Revision r) { return static_cast<int64_t>(r); }
 
-// Copies a key's metadata (create/mod revision, version) into a reply
-// message that has those fields (GetResponse, KeyValue).
+// Copies a key's metadata (create/mod revision, version, value type) into
+// a reply message that has those fields (GetResponse, KeyValue).
 template <class Msg>
 void FillMetadata(const storage::KeyMetadata& m, Msg* msg) {
   msg->set_create_revision(ToWire(m.create_revision));
   msg->set_mod_revision(ToWire(m.mod_revision));
   msg->set_version(static_cast<int64_t>(m.version));
+  msg->set_type(static_cast<v1::ValueType>(m.attributes.value_type));
 }
 
 // Turns the engine's answer to a Get into the reply, filling *response in
@@ -68,8 +69,9 @@ absl::Status ValidateDeleteRange(const v1::DeleteRangeRequest& request,
 
 // Put/Delete/Write -> the batch to hand to DB::WriteAsync. InvalidArgument
 // (naming the limit, and for Write the index of the offending mutation)
-// if any limit is violated or a mutation has no operation; the batch is
-// then not built, so nothing is written. Later mutations of the same key
+// if any limit is violated, a mutation has no operation or a typed value is
+// not of its type (typed_values.h; a JSON value is stored normalized); the
+// batch is then not returned, so nothing is written. Later mutations of the same key
 // win (the engine applies a batch in order).
 // Keys are stored as `ns` lays them out (keyspace.h).
 absl::StatusOr<storage::WriteBatch> PutToBatch(

@@ -26,6 +26,7 @@
 #include <string>
 #include <string_view>
 
+#include "absl/status/statusor.h"
 #include "strata/storage/db.h"
 #include "strata/storage/iterator.h"
 
@@ -85,6 +86,11 @@ class KeyspaceView {
   uint64_t id_ = 0;
   std::string prefix_;  // "\xff\xff\x01" varint64(id); empty for default.
 };
+
+// The namespace a request names: "" is the default namespace. Until
+// namespaces can be created, every other name is NotFound "namespace \"n\"
+// does not exist".
+absl::StatusOr<KeyspaceView> ResolveNamespace(std::string_view name);
 
 }  // namespace strata::server
 

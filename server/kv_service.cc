@@ -50,6 +50,9 @@ void KvService::RegisterMethods(RpcRegistry* registry) {
   kv.Register(&Service::RequestDeleteRange, &KvService::HandleDeleteRange);
   kv.Register(&Service::RequestTxn, &KvService::HandleTxn);
   kv.Register(&Service::RequestCommit, &KvService::HandleCommit);
+  kv.Register(&Service::RequestIncrement, &KvService::HandleIncrement);
+  kv.Register(&Service::RequestJsonGet, &KvService::HandleJsonGet);
+  kv.Register(&Service::RequestJsonUpdate, &KvService::HandleJsonUpdate);
 }
 
 void KvService::HandleGet(GetCall* call) {

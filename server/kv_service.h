@@ -30,6 +30,11 @@
 //            writes (txn.h); the engine's commit thread evaluates the
 //            compares and reads (Txn) or checks for conflicts (Commit) at
 //            commit time (txn_service.cc).
+//   Increment, JsonUpdate (kv_service_typed.cc)
+//            like Write; the engine's commit thread reads the key, computes
+//            and appends the new value at commit time (typed_ops.h).
+//   JsonGet  like Get (memory on the polling thread, else the blocking
+//            pool); a large document is parsed on the pool.
 //
 // Thread safety: handlers run on the polling threads (and hand calls to the
 // engine callback thread or the blocking pool); they never block.
@@ -116,6 +121,10 @@ class KvService {
       UnaryCall<v1::DeleteRangeRequest, v1::DeleteRangeResponse>;
   using TxnCall = UnaryCall<v1::TxnRequest, v1::TxnResponse>;
   using CommitCall = UnaryCall<v1::CommitRequest, v1::CommitResponse>;
+  using IncrementCall = UnaryCall<v1::IncrementRequest, v1::IncrementResponse>;
+  using JsonGetCall = UnaryCall<v1::JsonGetRequest, v1::JsonGetResponse>;
+  using JsonUpdateCall =
+      UnaryCall<v1::JsonUpdateRequest, v1::JsonUpdateResponse>;
   friend class WatchState::Sink;
 
   // Handlers (polling thread unless noted).
@@ -145,6 +154,15 @@ class KvService {
   // Transactions (txn_service.cc).
   void HandleTxn(TxnCall* call);
   void HandleCommit(CommitCall* call);
+  // Typed values (kv_service_typed.cc).
+  void HandleIncrement(IncrementCall* call);
+  void HandleJsonGet(JsonGetCall* call);
+  // Blocking pool: reads the key (and answers, as FinishJsonGet).
+  void JsonGetBlocking(JsonGetCall* call);
+  // Any thread: answers from the key's state as read.
+  void FinishJsonGet(JsonGetCall* call,
+                     absl::StatusOr<storage::GetResult> result);
+  void HandleJsonUpdate(JsonUpdateCall* call);
 
   const ServerOptions& options_;
   storage::DB* const db_;

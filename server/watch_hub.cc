@@ -34,6 +34,7 @@ void FillKeyValue(const Change& c, std::string_view user_key,
     kv->set_value(c.value.data(), c.value.size());
     kv->set_create_revision(ToWire(c.metadata.create_revision));
     kv->set_version(static_cast<int64_t>(c.metadata.version));
+    kv->set_type(static_cast<v1::ValueType>(c.metadata.attributes.value_type));
   }
 }
 
@@ -392,9 +393,7 @@ absl::Status WatchHub::Deliver(Watcher* w, const ChangeBatch& batch,
           v1::KeyValue* kv = e->mutable_prev_kv();
           kv->set_key(user_key);
           kv->set_value(prev->value);
-          kv->set_create_revision(ToWire(prev->metadata.create_revision));
-          kv->set_mod_revision(ToWire(prev->metadata.mod_revision));
-          kv->set_version(static_cast<int64_t>(prev->metadata.version));
+          FillMetadata(prev->metadata, kv);
         } else if (!prev.ok()) {
           prev_error = prev.status();
         }

@@ -38,6 +38,24 @@ export interface ClientOptions {
   channelOptions?: ChannelOptions;
 }
 
+/**
+ * The type of a stored value (strata.v1.ValueType, docs/values.md): the
+ * server checks a typed value when it is written and returns the type with it.
+ */
+export type ValueType = 'BYTES' | 'TEXT' | 'INT64' | 'JSON';
+
+/** The value types, in wire order. */
+export const VALUE_TYPES: readonly ValueType[];
+
+/**
+ * A value as JavaScript by its type: BYTES -> Buffer, TEXT -> string, INT64 ->
+ * bigint, JSON -> the parsed document.
+ */
+export function decodeValue(value: Buffer, type: ValueType): unknown;
+
+/** A JSON value as JavaScript (what JSON.parse returns). */
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+
 /** Per-call options. */
 export interface CallOptions {
   /** Overrides the Client's timeoutMs for this call; null = no deadline. */
@@ -84,7 +102,30 @@ export interface KeyValue {
   modRevision: number;
   /** Puts since it was created: 1 for a new key. */
   version: number;
+  /** The value's type ('BYTES' unless it was written typed). */
+  type: ValueType;
 }
+
+/** Options of Client.put. */
+export interface PutOptions extends CallOptions {
+  /** The value's type (default 'BYTES'); checked by the server. */
+  type?: ValueType;
+}
+
+/** Options of Client.incr. */
+export interface IncrOptions extends CallOptions {
+  /** A missing key rejects with NOT_FOUND instead of counting from 0. */
+  mustExist?: boolean;
+  /** > 0: the counter expires this many ms after the increment; 0 (default) keeps its expiry. */
+  ttlMs?: number;
+  /** The key's namespace; '' (default) = the default one (the only one for now). */
+  namespace?: string;
+}
+
+/** Options of Client.jsonUpdate: exactly one patch. Buffers are sent as JSON text. */
+export type JsonUpdateOptions =
+  | (CallOptions & { mergePatch: unknown; jsonPatch?: never })
+  | (CallOptions & { jsonPatch: unknown; mergePatch?: never });
 
 /** What Client.scan returns: the pairs, and the revision they were read at. */
 export interface ScanIterator extends AsyncGenerator<KeyValue, void, undefined> {
@@ -134,8 +175,10 @@ export type WatchEventType = 'PUT' | 'DELETE' | 'PROGRESS';
  * One change: the key's new state (DELETE: empty value, createRevision and
  * version 0; PROGRESS: empty key) and, with prevKv, its state before.
  */
-export interface WatchEvent extends KeyValue {
+export interface WatchEvent extends Omit<KeyValue, 'type'> {
   type: WatchEventType;
+  /** PUT: the new value's type; 'BYTES' otherwise. */
+  valueType: ValueType;
   /** The change's revision (= modRevision); PROGRESS: every change up to it was delivered. */
   revision: number;
   /** With prevKv: the key's state before the change; null if it did not exist (or without prevKv). */
@@ -198,7 +241,7 @@ export type WriteOp = ['put', BytesLike, BytesLike] | ['delete', BytesLike];
 /** An ordered list of puts and deletes that Client.write applies atomically. */
 export class WriteBatch {
   constructor();
-  put(key: BytesLike, value: BytesLike): this;
+  put(key: BytesLike, value: BytesLike, type?: ValueType): this;
   delete(key: BytesLike): this;
   clear(): void;
   readonly length: number;
@@ -235,8 +278,18 @@ export class Client {
   get(key: BytesLike, options?: ReadOptions): Promise<Buffer | null>;
   /** The value with its metadata and the revision read at. */
   getWithMetadata(key: BytesLike, options?: ReadOptions): Promise<GetResult>;
-  /** Sets key to value; durable when it resolves. Resolves to its revision. */
-  put(key: BytesLike, value: BytesLike, options?: CallOptions): Promise<number>;
+  /** Sets key to value (of options.type); durable when it resolves. Resolves to its revision. */
+  put(key: BytesLike, value: BytesLike, options?: PutOptions): Promise<number>;
+  /** Stores a JavaScript value as a JSON value (JSON.stringify; a Buffer is JSON text). */
+  putJson(key: BytesLike, document: unknown, options?: CallOptions): Promise<number>;
+  /** The value decoded by its type (see decodeValue); undefined when the key does not exist. */
+  getTyped(key: BytesLike, options?: ReadOptions): Promise<unknown>;
+  /** Adds delta (default 1) to the INT64 value of key atomically; resolves to the new value. */
+  incr(key: BytesLike, delta?: number | bigint, options?: IncrOptions): Promise<bigint>;
+  /** The JSON at pointer (RFC 6901, '' = the whole document) of key's JSON value, parsed. */
+  jsonGet(key: BytesLike, pointer?: string, options?: CallOptions): Promise<JsonValue>;
+  /** Applies a merge patch (RFC 7386) or JSON Patch (RFC 6902) atomically; resolves to the new document. */
+  jsonUpdate(key: BytesLike, options: JsonUpdateOptions): Promise<JsonValue>;
   /** Removes key (a missing key is fine). Resolves to its revision (the current one if nothing changed). */
   delete(key: BytesLike, options?: CallOptions): Promise<number>;
   /** Applies every mutation atomically, in order, at one revision; resolves to it. */

@@ -6,5 +6,8 @@
 const { status } = require('@grpc/grpc-js');
 const { Client, WriteBatch, Watch, DEFAULT_TIMEOUT_MS, prefixEnd } = require('./lib/client');
 const { StrataError } = require('./lib/errors');
+const { VALUE_TYPES, decodeValue } = require('./lib/values');
 
-module.exports = { Client, WriteBatch, Watch, StrataError, status, DEFAULT_TIMEOUT_MS, prefixEnd };
+module.exports = {
+  Client, WriteBatch, Watch, StrataError, status, DEFAULT_TIMEOUT_MS, prefixEnd, VALUE_TYPES, decodeValue,
+};

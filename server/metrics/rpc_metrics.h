@@ -66,7 +66,8 @@ class RpcMetrics final : public RpcObserver, public prometheus::Collectable {
   explicit RpcMetrics(
       const std::vector<std::string>& methods = {
           "Get", "Put", "Delete", "Scan", "Write", "Watch", "Compact",
-          "BatchGet", "DeleteRange", "Txn", "Commit"});
+          "BatchGet", "DeleteRange", "Txn", "Commit", "Increment",
+          "JsonGet", "JsonUpdate"});
   ~RpcMetrics() override;
   RpcMetrics(const RpcMetrics&) = delete;
   RpcMetrics& operator=(const RpcMetrics&) = delete;

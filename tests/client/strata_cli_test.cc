@@ -299,11 +299,79 @@ TEST_F(StrataCliTest, UsageErrorsExitTwo) {
            {"watch", "k", "--resume_timeout=-1"},
            {"watch", "k", "--limit=1"},
            {"health", "-w"},
+           {"put", "--type=yaml", "k", "v"},
+           {"get", "--type=json", "k"},
+           {"incr"},
+           {"incr", "k", "x"},
+           {"incr", "k", "1", "2"},
+           {"incr", "--json_patch", "k"},
+           {"json"},
+           {"json", "get"},
+           {"json", "put", "k", "{}"},
+           {"json", "patch", "k"},
+           {"json", "get", "k", "/a", "extra"},
+           {"json", "--must_exist", "get", "k"},
        }) {
     ProcessResult r = Strata(args);
     EXPECT_EQ(r.exit_code, 2) << absl::StrJoin(args, " ") << "\n" << r.err;
     EXPECT_FALSE(r.err.empty()) << absl::StrJoin(args, " ");
   }
+}
+
+TEST_F(StrataCliTest, TypedPutGetIncrAndJson) {
+  ProcessResult r =
+      Strata({"put", "--type", "json", "cli/doc", R"({"a": 1, "b": {"c": [1, 2]}})"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  r = Strata({"get", "cli/doc"});
+  EXPECT_EQ(r.out, "{\"a\":1,\"b\":{\"c\":[1,2]}}\n");  // Normalized.
+  r = Strata({"get", "-w", "cli/doc"});
+  EXPECT_THAT(r.out, HasSubstr("version 1, type json (read at revision"));
+  r = Strata({"json", "get", "cli/doc", "/b/c/1"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "2\n");
+  r = Strata({"json", "patch", "cli/doc", R"({"a":2,"b":null})"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "{\"a\":2}\n");
+  r = Strata({"json", "patch", "-w", "--json_patch", "cli/doc",
+              R"([{"op":"add","path":"/tags","value":["x"]}])"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, StartsWith("{\"a\":2,\"tags\":[\"x\"]}\nrevision "));
+
+  r = Strata({"incr", "cli/n"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "1\n");
+  r = Strata({"incr", "cli/n", "41"});
+  EXPECT_EQ(r.out, "42\n");
+  r = Strata({"incr", "cli/n", "--", "-50"});
+  EXPECT_EQ(r.out, "-8\n");
+  r = Strata({"get", "-w", "cli/n"});
+  EXPECT_THAT(r.out, HasSubstr("cli/n = -8\n"));
+  EXPECT_THAT(r.out, HasSubstr("version 3, type int64"));
+  r = Strata({"put", "--type=text", "cli/t", "caf\xc3\xa9"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
+TEST_F(StrataCliTest, TypedErrorsExitOneForMissingAndThreeOtherwise) {
+  ProcessResult r = Strata({"incr", "--must_exist", "cli/absent"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("strata: key not found"));
+  r = Strata({"json", "get", "cli/absent"});
+  EXPECT_EQ(r.exit_code, 1);
+  ASSERT_EQ(Strata({"put", "--type=json", "cli/d2", "{}"}).exit_code, 0);
+  r = Strata({"json", "get", "cli/d2", "/x"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("pointer \"/x\" does not resolve"));
+  r = Strata({"incr", "cli/d2"});
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_THAT(r.err, HasSubstr("strata: FAILED_PRECONDITION: Increment: the "
+                               "key holds a JSON value, not INT64"));
+  r = Strata({"put", "--type=int64", "cli/i", "1.5"});
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_THAT(r.err, HasSubstr("strata: INVALID_ARGUMENT: value is not an INT64"));
+  r = Strata({"json", "patch", "--json_patch", "cli/d2",
+              R"([{"op":"test","path":"/a","value":1}])"});
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_THAT(r.err, HasSubstr("FAILED_PRECONDITION"));
 }
 
 TEST_F(StrataCliTest, HelpExitsZero) {

@@ -123,6 +123,48 @@ TEST_F(StrataClientTest, WriteAppliesInOrder) {
   EXPECT_OK(client_->Write({}));
 }
 
+TEST_F(StrataClientTest, TypedValuesIncrementAndJson) {
+  ASSERT_OK(client_->Put("t", "text", ValueType::kText));
+  ASSERT_OK(client_->Put("j", R"({"b": 1, "a": [true]})", ValueType::kJson));
+  ASSERT_OK_AND_ASSIGN(GetResult g, client_->GetWithMetadata("j"));
+  ASSERT_TRUE(g.kv.has_value());
+  EXPECT_EQ(g.kv->type, ValueType::kJson);
+  EXPECT_EQ(g.kv->value, R"({"a":[true],"b":1})");
+  absl::Status bad = client_->Put("i", "x", ValueType::kInt64).status();
+  EXPECT_TRUE(absl::IsInvalidArgument(bad)) << bad;
+
+  ASSERT_OK_AND_ASSIGN(IncrementResult inc, client_->Increment("n"));
+  EXPECT_EQ(inc.value, 1);
+  ASSERT_OK_AND_ASSIGN(inc, client_->Increment("n", -5));
+  EXPECT_EQ(inc.value, -4);
+  ASSERT_OK_AND_ASSIGN(g, client_->GetWithMetadata("n"));
+  EXPECT_EQ(g.kv->type, ValueType::kInt64);
+  EXPECT_EQ(g.kv->mod_revision, inc.revision);
+  IncrementOptions must;
+  must.must_exist = true;
+  EXPECT_TRUE(absl::IsNotFound(client_->Increment("none", 1, must).status()));
+  EXPECT_TRUE(
+      absl::IsFailedPrecondition(client_->Increment("t").status()));
+
+  ASSERT_OK_AND_ASSIGN(JsonResult j, client_->JsonGet("j", "/a/0"));
+  EXPECT_EQ(j.json, "true");
+  ASSERT_OK_AND_ASSIGN(
+      j, client_->JsonUpdate("j", JsonPatchKind::kMergePatch, R"({"b":null})"));
+  EXPECT_EQ(j.json, R"({"a":[true]})");
+  ASSERT_OK_AND_ASSIGN(
+      j, client_->JsonUpdate("j", JsonPatchKind::kJsonPatch,
+                             R"([{"op":"add","path":"/a/-","value":2}])"));
+  EXPECT_EQ(j.json, R"({"a":[true,2]})");
+  EXPECT_TRUE(absl::IsNotFound(client_->JsonGet("j", "/zz").status()));
+
+  ASSERT_OK(client_->Write({Mutation::Put("w", "7", ValueType::kInt64)}));
+  ASSERT_OK_AND_ASSIGN(inc, client_->Increment("w", 3));
+  EXPECT_EQ(inc.value, 10);
+  EXPECT_EQ(ValueTypeName(ValueType::kInt64), "int64");
+  EXPECT_EQ(*ParseValueType("JSON"), ValueType::kJson);
+  EXPECT_TRUE(absl::IsInvalidArgument(ParseValueType("yaml").status()));
+}
+
 TEST_F(StrataClientTest, ScanBoundsLimitKeysOnlyAndEarlyStop) {
   std::vector<Mutation> batch;
   for (int i = 0; i < 50; ++i) {

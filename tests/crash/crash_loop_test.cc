@@ -25,17 +25,21 @@
 //      state then (OUT_OF_RANGE only where retention may have compacted);
 //   5. start a watcher over every key at the current revision + 1 (every
 //      other cycle one that stops reading after a few messages), run
-//      writers (Put, Delete, multi-key Write, DeleteRange, Txn, Commit and
-//      BatchGet over their own keys) until a random number of operations
-//      has been acknowledged, SIGKILL the server mid-stream;
+//      writers (Put, some of them typed, Delete, multi-key Write,
+//      DeleteRange, Increment of counters, Put and JsonUpdate of JSON
+//      documents, Txn, Commit and BatchGet over their own keys) until a
+//      random number of operations has been acknowledged, SIGKILL the
+//      server mid-stream;
 //   6. run strata-verify on the directory: it must find no error.
 // Writers own disjoint key ranges, so each key's history is sequential and
 // the test knows, before sending a write, exactly what it will change
-// (deleting an absent key changes nothing and takes no revision): for a
-// Txn, which branch its compare picks and what its reads return; for a
-// Commit, that it commits (nothing else wrote what it read) or, when the
-// writer itself changed a key it read after its read revision, that it is
-// ABORTED and writes nothing. Every
+// (deleting an absent key changes nothing and takes no revision): an
+// Increment's new value and a JsonUpdate's new document (an increment lost
+// or applied twice shows as a wrong value, and an in-doubt one is settled
+// like any write, by the watch); for a Txn, which branch its compare picks
+// and what its reads return; for a Commit, that it commits (nothing else
+// wrote what it read) or, when the writer itself changed a key it read
+// after its read revision, that it is ABORTED and writes nothing. Every
 // acknowledged write's revision is checked as it arrives: one that changes
 // something gets a revision no other write got, above every revision its
 // writer saw before; one that changes nothing reports a revision no lower.
@@ -78,6 +82,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "grpcpp/create_channel.h"
+#include "nlohmann/json.hpp"
 #include "grpcpp/support/channel_arguments.h"
 #include "gtest/gtest.h"
 #include "strata/v1/kv.grpc.pb.h"
@@ -93,6 +98,12 @@ using testing::ServerProcess;
 
 constexpr int kWriters = 4;
 constexpr int kKeysPerWriter = 150;
+// The last keys of each writer: counters (only ever INT64, written by
+// Increment) and JSON documents (only ever JSON: Put, then JsonUpdate);
+// Put and Write use the others. Delete and DeleteRange reach all of them.
+constexpr int kCounterKeys = 8;
+constexpr int kDocKeys = 6;
+constexpr int kPlainKeys = kKeysPerWriter - kCounterKeys - kDocKeys;
 constexpr absl::Duration kRpcTimeout = absl::Seconds(20);
 // Revisions kept in the cycles with revision-count retention. A cycle
 // commits at most ~410 revisions (400 acknowledged operations, a few more
@@ -148,6 +159,7 @@ struct KeyVersion {
   int64_t create_revision = 0;
   int64_t mod_revision = 0;
   int64_t version = 0;
+  int type = v1::BYTES;  // The value's strata.v1.ValueType.
   bool operator==(const KeyVersion&) const = default;
 };
 using KeyState = std::optional<KeyVersion>;  // nullopt: absent.
@@ -155,24 +167,38 @@ using KeyState = std::optional<KeyVersion>;  // nullopt: absent.
 KeyState FromGet(const v1::GetResponse& r) {
   if (!r.found()) return std::nullopt;
   return KeyVersion{r.value(), r.create_revision(), r.mod_revision(),
-                    r.version()};
+                    r.version(), r.type()};
 }
 KeyState FromKv(const v1::KeyValue& kv) {
   return KeyVersion{kv.value(), kv.create_revision(), kv.mod_revision(),
-                    kv.version()};
+                    kv.version(), kv.type()};
 }
 
 std::string Show(const KeyState& v) {
   if (!v) return "<absent>";
-  return absl::StrFormat("\"%s...\"[%d] (create %d, mod %d, version %d)",
-                         v->value.substr(0, 28), v->value.size(),
-                         v->create_revision, v->mod_revision, v->version);
+  return absl::StrFormat(
+      "\"%s...\"[%d] (create %d, mod %d, version %d, %s)",
+      v->value.substr(0, 28), v->value.size(), v->create_revision,
+      v->mod_revision, v->version,
+      v1::ValueType_Name(static_cast<v1::ValueType>(v->type)));
 }
+
+// A JSON text in the server's normalized form (nlohmann-json's dump, as
+// the server stores it).
+std::string Normalized(const nlohmann::json& j) { return j.dump(); }
 
 // One client operation.
 struct Op {
   enum class Kind {
-    kPut, kDelete, kWrite, kDeleteRange, kBatchGet, kTxn, kCommit
+    kPut,
+    kDelete,
+    kWrite,
+    kDeleteRange,
+    kBatchGet,
+    kIncrement,
+    kJsonUpdate,
+    kTxn,
+    kCommit
   };
   enum class Result { kInFlight, kAcked, kFailed };
   using Mutations =
@@ -182,8 +208,11 @@ struct Op {
   uint64_t id = 0;  // Unique over the run; the batch id in values.
   Kind kind = Kind::kPut;
   // What the request asks, per key (nullopt = delete); for a DeleteRange,
-  // every key of its range. For a BatchGet, the keys read.
+  // every key of its range. For a BatchGet, the keys read. For an
+  // Increment or a JsonUpdate, the value it will write.
   Mutations effects;
+  // The strata.v1.ValueType of its puts.
+  int put_type = v1::BYTES;
   // What it changes, given the state before it: its puts, and its deletes
   // of keys that exist. Empty: it changes nothing and takes no revision.
   Mutations changes;
@@ -202,9 +231,9 @@ struct Op {
   bool IsRead() const { return kind == Kind::kBatchGet; }
 
   std::string Describe() const {
-    static const char* kKinds[] = {"Put",      "Delete", "Write",
-                                   "DeleteRange", "BatchGet", "Txn",
-                                   "Commit"};
+    static const char* kKinds[] = {"Put",       "Delete",    "Write",
+                                   "DeleteRange", "BatchGet", "Increment",
+                                   "JsonUpdate", "Txn",      "Commit"};
     static const char* kResults[] = {"IN-FLIGHT", "ACKED", "FAILED"};
     std::string s = absl::StrFormat("cycle %d writer %d op %d %s", cycle,
                                     writer, id, kKinds[static_cast<int>(kind)]);
@@ -426,7 +455,8 @@ class CrashLoopTest : public ::testing::Test {
   // Records an op in the log and returns it (stable address); works out
   // from the model what it will change.
   Op* NewOp(int cycle, int writer, uint64_t id, Op::Kind kind,
-            Op::Mutations effects, bool expect_abort = false) {
+            Op::Mutations effects, int put_type = v1::BYTES,
+            bool expect_abort = false) {
     auto op = std::make_unique<Op>();
     op->cycle = cycle;
     op->writer = writer;
@@ -434,6 +464,7 @@ class CrashLoopTest : public ::testing::Test {
     op->kind = kind;
     op->effects = std::move(effects);
     op->expect_abort = expect_abort;
+    op->put_type = put_type;
     std::lock_guard<std::mutex> l(mu_);
     if (!op->IsRead() && !expect_abort) {
       for (const auto& [k, v] : op->effects) {
@@ -457,7 +488,8 @@ class CrashLoopTest : public ::testing::Test {
       KeyState next;
       if (v.has_value()) {
         next = KeyVersion{*v, state ? state->create_revision : revision,
-                          revision, state ? state->version + 1 : 1};
+                          revision, state ? state->version + 1 : 1,
+                          op->put_type};
       }
       state = next;
       op->after.emplace_back(k, next);
@@ -508,6 +540,19 @@ class CrashLoopTest : public ::testing::Test {
         s.error_code() != grpc::StatusCode::CANCELLED) {
       run_problems_.push_back(op->Describe() + ": unexpected status");
     }
+  }
+
+  // The model's state of a key (only its writer changes it, so it stays
+  // exact until that writer's next operation).
+  KeyState ModelState(const std::string& key) {
+    std::lock_guard<std::mutex> l(mu_);
+    return keys_[key];
+  }
+
+  // An acknowledged response that does not match what the model expected.
+  void Problem(const Op* op, const std::string& what) {
+    std::lock_guard<std::mutex> l(mu_);
+    run_problems_.push_back(op->Describe() + ": " + what);
   }
 
   // Writer w's keys at `revision`, from the applied writes.
@@ -941,18 +986,72 @@ void CrashLoopTest::Writer(v1::KV::Stub* stub, int writer, int cycle,
     grpc::ClientContext ctx;
     SetDeadline(&ctx);
     grpc::Status s;
-    if (what < 40) {
-      const std::string k = KeyOf(writer, pick(kKeysPerWriter));
+    if (what < 34) {
+      const std::string k = KeyOf(writer, pick(kPlainKeys));
       const uint64_t id = ReserveId();
       const std::string v = value(id);
-      Op* op = NewOp(cycle, writer, id, Op::Kind::kPut, {{k, v}});
+      // One put in four is TEXT (the values are ASCII).
+      const int type = pick(4) == 0 ? v1::TEXT : v1::BYTES;
+      Op* op = NewOp(cycle, writer, id, Op::Kind::kPut, {{k, v}}, type);
       v1::PutRequest req;
       req.set_key(k);
       req.set_value(v);
+      req.set_type(static_cast<v1::ValueType>(type));
       v1::PutResponse resp;
       s = stub->Put(&ctx, req, &resp);
       Finish(op, s, resp.header().revision());
-    } else if (what < 50) {
+    } else if (what < 40) {
+      // Increment a counter: the model knows the value it will reach.
+      const std::string k = KeyOf(writer, kPlainKeys + pick(kCounterKeys));
+      const int64_t delta = pick(3) == 0 ? -pick(1000) : 1 + pick(1000);
+      const KeyState before = ModelState(k);
+      const int64_t want = (before ? std::stoll(before->value) : 0) + delta;
+      Op* op = NewOp(cycle, writer, ReserveId(), Op::Kind::kIncrement,
+                     {{k, std::to_string(want)}}, v1::INT64);
+      v1::IncrementRequest req;
+      req.set_key(k);
+      req.set_delta(delta);
+      v1::IncrementResponse resp;
+      s = stub->Increment(&ctx, req, &resp);
+      Finish(op, s, resp.header().revision());
+      if (s.ok() && resp.value() != want) {
+        Problem(op, absl::StrFormat("Increment returned %d", resp.value()));
+      }
+    } else if (what < 45) {
+      // A JSON document: created with a typed Put, then merge-patched.
+      const std::string k =
+          KeyOf(writer, kPlainKeys + kCounterKeys + pick(kDocKeys));
+      const uint64_t id = ReserveId();
+      const KeyState before = ModelState(k);
+      if (!before) {
+        const nlohmann::json doc = {{"w", writer}, {"created", id}};
+        Op* op = NewOp(cycle, writer, id, Op::Kind::kPut,
+                       {{k, Normalized(doc)}}, v1::JSON);
+        v1::PutRequest req;
+        req.set_key(k);
+        req.set_value(doc.dump(2));  // Stored normalized.
+        req.set_type(v1::JSON);
+        v1::PutResponse resp;
+        s = stub->Put(&ctx, req, &resp);
+        Finish(op, s, resp.header().revision());
+      } else {
+        const nlohmann::json patch = {
+            {"op", id}, {absl::StrFormat("f%d", id % 4), {{"n", id}}}};
+        nlohmann::json doc = nlohmann::json::parse(before->value);
+        doc.merge_patch(patch);
+        Op* op = NewOp(cycle, writer, id, Op::Kind::kJsonUpdate,
+                       {{k, Normalized(doc)}}, v1::JSON);
+        v1::JsonUpdateRequest req;
+        req.set_key(k);
+        req.set_merge_patch(patch.dump());
+        v1::JsonUpdateResponse resp;
+        s = stub->JsonUpdate(&ctx, req, &resp);
+        Finish(op, s, resp.header().revision());
+        if (s.ok() && resp.json() != Normalized(doc)) {
+          Problem(op, "JsonUpdate returned " + resp.json());
+        }
+      }
+    } else if (what < 52) {
       const std::string k = KeyOf(writer, pick(kKeysPerWriter));
       Op* op = NewOp(cycle, writer, ReserveId(), Op::Kind::kDelete,
                      {{k, std::nullopt}});
@@ -961,13 +1060,13 @@ void CrashLoopTest::Writer(v1::KV::Stub* stub, int writer, int cycle,
       v1::DeleteResponse resp;
       s = stub->Delete(&ctx, req, &resp);
       Finish(op, s, resp.header().revision());
-    } else if (what < 70) {
+    } else if (what < 66) {
       const uint64_t id = ReserveId();
       Op::Mutations effects;
       std::set<int> used;
       const int n = 2 + pick(7);
       for (int i = 0; i < n; i++) {
-        int k = pick(kKeysPerWriter);
+        int k = pick(kPlainKeys);
         if (!used.insert(k).second) continue;
         // Every value of the batch carries its id (op%d).
         effects.emplace_back(KeyOf(writer, k), pick(5) == 0
@@ -988,7 +1087,7 @@ void CrashLoopTest::Writer(v1::KV::Stub* stub, int writer, int cycle,
       v1::WriteResponse resp;
       s = stub->Write(&ctx, req, &resp);
       Finish(op, s, resp.header().revision());
-    } else if (what < 74) {
+    } else if (what < 70) {
       // A sub-range of the writer's keys; one time in four all of them.
       int begin = 0, end = kKeysPerWriter;
       if (pick(4) != 0) {
@@ -1015,9 +1114,9 @@ void CrashLoopTest::Writer(v1::KV::Stub* stub, int writer, int cycle,
             absl::StrFormat("%s: the response says %d keys deleted",
                             op->Describe(), resp.deleted()));
       }
-    } else if (what < 84) {
+    } else if (what < 80) {
       s = TxnOp(stub, writer, cycle, &rng, value);
-    } else if (what < 90) {
+    } else if (what < 87) {
       s = CommitOp(stub, writer, cycle, &rng, value);
     } else {
       // Read some of the writer's own keys, at the latest revision or at
@@ -1097,7 +1196,7 @@ grpc::Status CrashLoopTest::TxnOp(v1::KV::Stub* stub, int writer, int cycle,
                                   std::mt19937_64* rng, const ValueFn& value) {
   auto pick = [&](int n) { return static_cast<int>((*rng)() % n); };
   const uint64_t id = ReserveId();
-  const std::string guard = KeyOf(writer, pick(kKeysPerWriter));
+  const std::string guard = KeyOf(writer, pick(kPlainKeys));
   const std::map<std::string, KeyVersion> live = LiveKeys(writer);
   const auto g = live.find(guard);
   const KeyState before = g == live.end() ? KeyState() : KeyState(g->second);
@@ -1146,7 +1245,7 @@ grpc::Status CrashLoopTest::TxnOp(v1::KV::Stub* stub, int writer, int cycle,
     std::set<int> used;
     const int n = 1 + pick(4);
     for (int i = 0; i < n; i++) {
-      const int k = pick(kKeysPerWriter);
+      const int k = pick(kPlainKeys);
       if (!used.insert(k).second) continue;
       const std::string key = KeyOf(writer, k);
       if (pick(4) == 0) {
@@ -1224,7 +1323,7 @@ grpc::Status CrashLoopTest::CommitOp(v1::KV::Stub* stub, int writer,
                                      const ValueFn& value) {
   auto pick = [&](int n) { return static_cast<int>((*rng)() % n); };
   // Read a key at the latest revision: the transaction's read revision.
-  const std::string read_key = KeyOf(writer, pick(kKeysPerWriter));
+  const std::string read_key = KeyOf(writer, pick(kPlainKeys));
   v1::GetResponse got;
   {
     v1::GetRequest req;
@@ -1266,7 +1365,7 @@ grpc::Status CrashLoopTest::CommitOp(v1::KV::Stub* stub, int writer,
   v1::CommitRequest req;
   req.set_read_revision(read);
   req.add_read_keys(read_key);
-  req.add_read_keys(KeyOf(writer, pick(kKeysPerWriter)));
+  req.add_read_keys(KeyOf(writer, pick(kPlainKeys)));
   if (pick(2) == 0) {
     v1::KeyRange* r = req.add_read_ranges();
     r->set_start_key(RangeStart(writer));
@@ -1276,7 +1375,7 @@ grpc::Status CrashLoopTest::CommitOp(v1::KV::Stub* stub, int writer,
   std::set<int> used;
   const int n = 1 + pick(5);
   for (int i = 0; i < n; i++) {
-    const int k = pick(kKeysPerWriter);
+    const int k = pick(kPlainKeys);
     if (!used.insert(k).second) continue;
     const std::string key = KeyOf(writer, k);
     v1::Mutation* m = req.add_mutations();
@@ -1290,7 +1389,7 @@ grpc::Status CrashLoopTest::CommitOp(v1::KV::Stub* stub, int writer,
     }
   }
   Op* op = NewOp(cycle, writer, id, Op::Kind::kCommit, std::move(effects),
-                 conflict);
+                 v1::BYTES, conflict);
   v1::CommitResponse resp;
   grpc::ClientContext ctx;
   SetDeadline(&ctx);

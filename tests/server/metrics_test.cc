@@ -266,7 +266,8 @@ TEST_F(MetricsTest, RpcCountersByMethodAndCodeAreExact) {
   // Every method has its OK series (0) before any request; error codes
   // appear only once they happen.
   for (const char* m : {"Get", "Put", "Delete", "Scan", "Write", "Watch",
-                        "Compact", "BatchGet", "DeleteRange"}) {
+                        "Compact", "BatchGet", "DeleteRange", "Increment",
+                        "JsonGet", "JsonUpdate"}) {
     EXPECT_EQ(before.Get("strata_rpc_requests_total", MC(m, "OK")), 0) << m;
     EXPECT_EQ(before.Get("strata_rpc_requests_in_flight", M(m)), 0) << m;
   }
@@ -344,8 +345,8 @@ TEST_F(MetricsTest, RpcCountersByMethodAndCodeAreExact) {
   EXPECT_EQ(Delta(after, before, req, MC("Write", "OK")), 1);
   EXPECT_EQ(Delta(after, before, req, MC("Write", "INVALID_ARGUMENT")), 1);
   EXPECT_EQ(Delta(after, before, req, MC("Scan", "OK")), 1);
-  // No other series appeared: 9 OK (one per method) + 3 INVALID_ARGUMENT.
-  EXPECT_EQ(after.Series(req).size(), 12u);
+  // No other series appeared: 12 OK (one per method) + 3 INVALID_ARGUMENT.
+  EXPECT_EQ(after.Series(req).size(), 15u);
   EXPECT_FALSE(after.Get(req, MC("other", "OK")));
 
   const std::string dur = "strata_rpc_duration_seconds";

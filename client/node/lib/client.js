@@ -7,12 +7,17 @@ const { ALL_METHODS, HEALTH_CHECK } = require('./proto');
 const { StrataError, fromGrpcError } = require('./errors');
 const { tlsCredentials, tlsChannelOptions } = require('./tls');
 const { Watch, resumePolicy, toKeyValue } = require('./watch');
+const { checkValueType, decodeValue, jsonText } = require('./values');
 
 const DEFAULT_TIMEOUT_MS = 10000;
 const CLIENT_OPTION_KEYS = ['timeoutMs', 'tls', 'credentials', 'channelOptions'];
 const MAX_LIMIT = 0xffffffff;
 const SCAN_OPTION_KEYS = ['start', 'end', 'prefix', 'limit', 'keysOnly', 'revision', 'reverse', 'timeoutMs'];
 const WATCH_OPTION_KEYS = ['key', 'prefix', 'rangeEnd', 'startRevision', 'prevKv', 'progressNotify', 'resume', 'timeoutMs'];
+const INCR_OPTION_KEYS = ['mustExist', 'ttlMs', 'namespace', 'timeoutMs'];
+const JSON_UPDATE_OPTION_KEYS = ['mergePatch', 'jsonPatch', 'timeoutMs'];
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
 
 // Keys and values are bytes: Buffers. Strings are UTF-8 encoded; any
 // Uint8Array is wrapped without copying.
@@ -58,9 +63,10 @@ class WriteBatch {
     this._mutations = [];
   }
 
-  // Appends a put of key=value; returns this so calls can be chained.
-  put(key, value) {
-    this._mutations.push({ put: { key: toBuffer(key, 'key'), value: toBuffer(value, 'value') } });
+  // Appends a put of key=value (type: 'BYTES' (default), 'TEXT', 'INT64' or
+  // 'JSON'); returns this so calls can be chained.
+  put(key, value, type = 'BYTES') {
+    this._mutations.push({ put: { key: toBuffer(key, 'key'), value: toBuffer(value, 'value'), type: checkValueType(type) } });
     return this;
   }
 
@@ -172,9 +178,82 @@ class Client {
   }
 
   // Sets key to value; durable when it resolves. Resolves to its revision.
-  async put(key, value, { timeoutMs } = {}) {
-    const resp = await this._unary('strata.v1.KV/Put', { key: toBuffer(key, 'key'), value: toBuffer(value, 'value') }, timeoutMs);
+  // type ('TEXT', 'INT64', 'JSON'; default 'BYTES') makes it a typed value
+  // the server checks (docs/values.md): INVALID_ARGUMENT, nothing written,
+  // if it is not of its type; a JSON value is stored normalized.
+  async put(key, value, { type = 'BYTES', timeoutMs } = {}) {
+    const request = { key: toBuffer(key, 'key'), value: toBuffer(value, 'value'), type: checkValueType(type) };
+    const resp = await this._unary('strata.v1.KV/Put', request, timeoutMs);
     return Number(resp.header.revision);
+  }
+
+  // Stores a JavaScript value as a JSON value (JSON.stringify; a Buffer is
+  // taken as JSON text). Resolves to the revision.
+  async putJson(key, document, { timeoutMs } = {}) {
+    return this.put(key, jsonText(document, 'document'), { type: 'JSON', timeoutMs });
+  }
+
+  // Resolves to the value of key decoded by its type (Buffer, string,
+  // BigInt, or the JSON document; see decodeValue), or undefined when the
+  // key does not exist (a JSON null is null).
+  async getTyped(key, { revision = 0, timeoutMs } = {}) {
+    const { kv } = await this.getWithMetadata(key, { revision, timeoutMs });
+    return kv ? decodeValue(kv.value, kv.type) : undefined;
+  }
+
+  // Adds delta (a safe integer or a BigInt, default 1) to the INT64 value
+  // of key atomically and durably; resolves to the new value as a BigInt.
+  // A missing key counts from 0 (mustExist: NOT_FOUND); a key of another
+  // type rejects with FAILED_PRECONDITION, an int64 overflow with
+  // OUT_OF_RANGE (nothing written). ttlMs > 0 makes the counter expire that
+  // many milliseconds later; 0 keeps its expiry.
+  async incr(key, delta = 1, options = {}) {
+    checkKeys(options, INCR_OPTION_KEYS, 'incr');
+    const { mustExist = false, ttlMs = 0, namespace = '', timeoutMs } = options;
+    let d;
+    if (typeof delta === 'bigint') d = delta;
+    else if (Number.isSafeInteger(delta)) d = BigInt(delta);
+    else throw new TypeError('delta must be a safe integer or a BigInt');
+    if (d < INT64_MIN || d > INT64_MAX) throw new RangeError('delta must fit in a signed 64-bit integer');
+    if (!Number.isSafeInteger(ttlMs) || ttlMs < 0) throw new RangeError('ttlMs must be a non-negative integer');
+    if (typeof namespace !== 'string') throw new TypeError('namespace must be a string');
+    const request = {
+      key: toBuffer(key, 'key'), delta: d.toString(), must_exist: Boolean(mustExist),
+      ttl_ms: ttlMs, namespace,
+    };
+    const resp = await this._unary('strata.v1.KV/Increment', request, timeoutMs);
+    return BigInt(resp.value);
+  }
+
+  // Resolves to the value at pointer (RFC 6901; '' = the whole document,
+  // '/a/0') of the JSON value of key, parsed. NOT_FOUND for a missing key
+  // or a pointer that does not resolve (the message says which);
+  // FAILED_PRECONDITION for a key of another type; INVALID_ARGUMENT for a
+  // malformed pointer.
+  async jsonGet(key, pointer = '', { timeoutMs } = {}) {
+    if (typeof pointer !== 'string') throw new TypeError('pointer must be a string');
+    const resp = await this._unary('strata.v1.KV/JsonGet', { key: toBuffer(key, 'key'), pointer }, timeoutMs);
+    return JSON.parse(resp.json.toString('utf8'));
+  }
+
+  // Applies { mergePatch } (RFC 7386: {a: 2, b: null} sets a, removes b) or
+  // { jsonPatch } (RFC 6902: [{op: 'add', path: '/a', value: 2}]) to the JSON
+  // value of key atomically; resolves to the new document, parsed. Patches
+  // are serialized with JSON.stringify (a Buffer is sent as JSON text).
+  // NOT_FOUND for a missing key; INVALID_ARGUMENT for a patch that is not
+  // valid; FAILED_PRECONDITION for a key of another type or a JSON Patch
+  // that does not apply (a failed test): nothing is written then.
+  async jsonUpdate(key, options = {}) {
+    if (options === null || typeof options !== 'object') throw new TypeError('jsonUpdate options must be an object');
+    checkKeys(options, JSON_UPDATE_OPTION_KEYS, 'jsonUpdate');
+    const hasMerge = Object.prototype.hasOwnProperty.call(options, 'mergePatch');
+    const hasPatch = Object.prototype.hasOwnProperty.call(options, 'jsonPatch');
+    if (hasMerge === hasPatch) throw new TypeError('jsonUpdate: pass exactly one of mergePatch and jsonPatch');
+    const request = { key: toBuffer(key, 'key') };
+    if (hasMerge) request.merge_patch = jsonText(options.mergePatch, 'mergePatch');
+    else request.json_patch = jsonText(options.jsonPatch, 'jsonPatch');
+    const resp = await this._unary('strata.v1.KV/JsonUpdate', request, options.timeoutMs);
+    return JSON.parse(resp.json.toString('utf8'));
   }
 
   // Removes key (a missing key is fine: nothing changes and it resolves to
@@ -368,6 +447,9 @@ Client.RPC_METHODS = Object.freeze({
   'strata.v1.KV/Compact': 'compact',
   'strata.v1.KV/BatchGet': 'batchGet',
   'strata.v1.KV/DeleteRange': 'deleteRange',
+  'strata.v1.KV/Increment': 'incr',
+  'strata.v1.KV/JsonGet': 'jsonGet',
+  'strata.v1.KV/JsonUpdate': 'jsonUpdate',
 });
 
 function checkTimeout(ms) {

@@ -13,6 +13,7 @@
 
 const grpc = require('@grpc/grpc-js');
 const { StrataError, fromGrpcError } = require('./errors');
+const { valueTypeName } = require('./values');
 
 const RESUME_DEFAULTS = Object.freeze({ initialBackoffMs: 100, maxBackoffMs: 5000, multiplier: 2, giveUpAfterMs: null });
 const RESUME_KEYS = Object.keys(RESUME_DEFAULTS);
@@ -25,16 +26,19 @@ function toKeyValue(kv) {
     createRevision: Number(kv.create_revision),
     modRevision: Number(kv.mod_revision),
     version: Number(kv.version),
+    type: valueTypeName(kv.type),
   };
 }
 
 // A strata.v1.Event as a WatchEvent.
+// The value's type is valueType (type is the event's: PUT or DELETE).
 function toEvent(e) {
-  const kv = toKeyValue(e.kv);
+  const { type: valueType, ...kv } = toKeyValue(e.kv);
   return {
     type: e.type === 'DELETE' ? 'DELETE' : 'PUT',
     revision: kv.modRevision,
     ...kv,
+    valueType,
     prevKv: e.prev_kv ? toKeyValue(e.prev_kv) : null,
   };
 }
@@ -42,7 +46,7 @@ function toEvent(e) {
 function progressEvent(revision) {
   return {
     type: 'PROGRESS', revision, key: Buffer.alloc(0), value: Buffer.alloc(0),
-    createRevision: 0, modRevision: revision, version: 0, prevKv: null,
+    createRevision: 0, modRevision: revision, version: 0, valueType: 'BYTES', prevKv: null,
   };
 }
 

@@ -121,7 +121,7 @@ describe('revisions against strata-server', { skip: skipReason() }, () => {
     const r = await db.getWithMetadata('k');
     assert.deepEqual(r, {
       revision: 3, found: true, value: Buffer.from('v2'),
-      kv: { key: Buffer.from('k'), value: Buffer.from('v2'), createRevision: 1, modRevision: 3, version: 2 },
+      kv: { key: Buffer.from('k'), value: Buffer.from('v2'), createRevision: 1, modRevision: 3, version: 2, type: 'BYTES' },
     });
     assert.equal(str(await db.get('k', { revision: 2 })), 'v1');
     assert.deepEqual(await db.getWithMetadata('nope'), { revision: 3, found: false, value: null, kv: null });
@@ -162,7 +162,7 @@ describe('revisions against strata-server', { skip: skipReason() }, () => {
     await db.write([['put', 'p/1', 'x'], ['put', 'p0', 'y']]); // 7
     assert.deepEqual(await collect(db.scan({ prefix: 'p/' })), ['p/1=x@7']);
     for await (const pair of db.scan({ start: 'b', end: 'c', keysOnly: true })) {
-      assert.deepEqual(pair, { key: Buffer.from('b'), value: Buffer.alloc(0), createRevision: 2, modRevision: 5, version: 2 });
+      assert.deepEqual(pair, { key: Buffer.from('b'), value: Buffer.alloc(0), createRevision: 2, modRevision: 5, version: 2, type: 'BYTES' });
     }
     const empty = db.scan({ start: 'x' });
     assert.deepEqual(await collect(empty), []);
@@ -177,7 +177,7 @@ describe('revisions against strata-server', { skip: skipReason() }, () => {
     const r = await db.batchGet(['b', 'missing', Buffer.from('a')], { revision: 2 });
     assert.equal(r.revision, 2);
     assert.deepEqual(r.values.map((v) => (v === null ? null : str(v))), ['1', null, '1']);
-    assert.deepEqual(r.kvs[2], { key: Buffer.from('a'), value: Buffer.from('1'), createRevision: 1, modRevision: 1, version: 1 });
+    assert.deepEqual(r.kvs[2], { key: Buffer.from('a'), value: Buffer.from('1'), createRevision: 1, modRevision: 1, version: 1, type: 'BYTES' });
     assert.equal(r.kvs[1], null);
     const latest = await db.batchGet(new Set(['a']));
     assert.equal(latest.revision, 3);
@@ -253,7 +253,7 @@ describe('revisions against strata-server', { skip: skipReason() }, () => {
     const events = await take(w[Symbol.asyncIterator](), 3);
     assert.deepEqual(events.map(short), [[1, 'PUT', 'cfg/a', '1'], [3, 'PUT', 'cfg/a', '2'], [4, 'DELETE', 'cfg/a', '']]);
     assert.equal(events[0].prevKv, null);
-    assert.deepEqual(events[1].prevKv, { key: Buffer.from('cfg/a'), value: Buffer.from('1'), createRevision: 1, modRevision: 1, version: 1 });
+    assert.deepEqual(events[1].prevKv, { key: Buffer.from('cfg/a'), value: Buffer.from('1'), createRevision: 1, modRevision: 1, version: 1, type: 'BYTES' });
     assert.equal(events[2].prevKv.version, 2);
     assert.deepEqual([events[1].createRevision, events[1].modRevision, events[1].version], [1, 3, 2]);
     assert.equal(w.revision, 4);

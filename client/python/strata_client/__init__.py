@@ -9,6 +9,9 @@
         with db.watch(prefix=b"cfg/") as changes:  # every later change, in order
             for event in changes:
                 ...
+        db.incr("hits")                            # typed values: counters,
+        db.put_json("doc", {"a": 1})               # JSON documents
+        db.json_update("doc", merge_patch={"b": [2]})
 
 Over TLS, or mutual TLS with a client certificate:
 
@@ -29,7 +32,7 @@ from .errors import (Aborted, Cancelled, DataLoss, DeadlineExceeded,
                      StrataError, Unauthenticated, Unavailable, Unimplemented,
                      from_rpc_error)
 from .results import (BatchGetResult, DeleteRangeResult, GetResult, KeyValue,
-                      prefix_end, prefix_range)
+                      ValueType, decode_value, prefix_end, prefix_range)
 from .tls import PemSource, TLSConfig
 from .watch import EventType, ResumePolicy, Watch, WatchEvent
 
@@ -39,6 +42,7 @@ __all__ = [
     "Client", "ScanIterator", "WriteBatch", "TLSConfig",
     "BytesLike", "WriteOp", "Pair", "Timeout", "DEFAULT_TIMEOUT", "ChannelOptions", "PemSource",
     "KeyValue", "GetResult", "BatchGetResult", "DeleteRangeResult", "prefix_end", "prefix_range",
+    "ValueType", "decode_value",
     "Watch", "WatchEvent", "EventType", "ResumePolicy",
     "StrataError", "InvalidArgument", "DeadlineExceeded", "Cancelled",
     "Unavailable", "ResourceExhausted", "DataLoss", "Internal", "Unimplemented",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import json
 from types import MappingProxyType, TracebackType
 from typing import (Any, Callable, ClassVar, Dict, Generic, Iterable, List,
                     Literal, Mapping, Optional, Sequence, Tuple, Type, TypeVar,
@@ -14,7 +15,7 @@ from . import _rpc
 from ._gen import kv_pb2
 from .errors import from_rpc_error
 from .results import (BatchGetResult, DeleteRangeResult, GetResult, KeyValue,
-                      prefix_end)
+                      ValueType, decode_value, prefix_end)
 from .tls import TLSConfig
 from .watch import ResumePolicy, Watch
 
@@ -51,6 +52,34 @@ def _revision(revision: int, what: str = "revision") -> int:
     return revision
 
 
+def _value_type(t: ValueType) -> str:
+    """A type argument as the proto enum's name (what the message takes)."""
+    if not isinstance(t, ValueType):
+        raise TypeError(f"type must be a ValueType, not {type(t).__name__}")
+    return t.name
+
+
+def _json_text(value: Any, what: str) -> bytes:
+    """A patch or document for the server: bytes are JSON text as is; any
+    other value is serialized (a str is a JSON string)."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    try:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False,
+                          separators=(",", ":")).encode("utf-8")
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{what} cannot be encoded as JSON: {e}") from e
+
+
+class _Unset(enum.Enum):
+    """Marker for an argument not given (None is a JSON value: null)."""
+
+    UNSET = 0
+
+
+_UNSET = _Unset.UNSET
+
+
 def _to_bytes(value: BytesLike, what: str) -> bytes:
     if isinstance(value, bytes):
         return value
@@ -72,11 +101,14 @@ class WriteBatch:
     def __init__(self) -> None:
         self._mutations: List[kv_pb2.Mutation] = []
 
-    def put(self, key: BytesLike, value: BytesLike) -> WriteBatch:
-        """Appends a put of key=value. Returns self so calls can be chained."""
+    def put(self, key: BytesLike, value: BytesLike,
+            type: ValueType = ValueType.BYTES) -> WriteBatch:
+        """Appends a put of key=value (of the given ValueType). Returns self
+        so calls can be chained."""
         self._mutations.append(kv_pb2.Mutation(
             put=kv_pb2.PutRequest(key=_to_bytes(key, "key"),
-                                  value=_to_bytes(value, "value"))))
+                                  value=_to_bytes(value, "value"),
+                                  type=_value_type(type))))
         return self
 
     def delete(self, key: BytesLike) -> WriteBatch:
@@ -234,6 +266,9 @@ class Client:
         "strata.v1.KV/Compact": "compact",
         "strata.v1.KV/BatchGet": "batch_get",
         "strata.v1.KV/DeleteRange": "delete_range",
+        "strata.v1.KV/Increment": "incr",
+        "strata.v1.KV/JsonGet": "json_get",
+        "strata.v1.KV/JsonUpdate": "json_update",
     })
 
     def __init__(self, target: str, timeout: Optional[float] = 10.0,
@@ -311,13 +346,98 @@ class Client:
         kv = KeyValue.from_proto(resp, key=k) if resp.found else None
         return GetResult(revision=int(resp.header.revision), kv=kv)
 
-    def put(self, key: BytesLike, value: BytesLike, *,
+    def put(self, key: BytesLike, value: BytesLike, *, type: ValueType = ValueType.BYTES,
             timeout: Timeout = DEFAULT_TIMEOUT) -> int:
-        """Sets key to value; durable when it returns. Returns its revision."""
+        """Sets key to value; durable when it returns. Returns its revision.
+
+        type makes it a typed value (docs/values.md) that the server checks:
+        TEXT must be UTF-8, INT64 the decimal text of a 64-bit integer, JSON
+        a JSON text (stored normalized); otherwise InvalidArgument and
+        nothing is written.
+        """
         resp = self._unary("strata.v1.KV/Put",
                            kv_pb2.PutRequest(key=_to_bytes(key, "key"),
-                                             value=_to_bytes(value, "value")), timeout)
+                                             value=_to_bytes(value, "value"),
+                                             type=_value_type(type)), timeout)
         return int(resp.header.revision)
+
+    def put_json(self, key: BytesLike, document: Any, *,
+                 timeout: Timeout = DEFAULT_TIMEOUT) -> int:
+        """Stores a Python value (dict, list, str, int, float, bool, None) as
+        a JSON value, serialized with json.dumps (ValueError if it cannot
+        be; NaN and infinities cannot). Returns the revision."""
+        return self.put(key, _json_text(document, "document"), type=ValueType.JSON,
+                        timeout=timeout)
+
+    def get_typed(self, key: BytesLike, default: Any = None, *, revision: int = 0,
+                  timeout: Timeout = DEFAULT_TIMEOUT) -> Any:
+        """The value of key decoded by its type: bytes (BYTES), str (TEXT),
+        int (INT64) or the JSON document as Python objects (JSON); default
+        when the key does not exist (pass a sentinel to tell a JSON null
+        from a missing key)."""
+        kv = self.get_with_metadata(key, revision=revision, timeout=timeout).kv
+        return default if kv is None else kv.decoded()
+
+    def incr(self, key: BytesLike, delta: int = 1, *, must_exist: bool = False,
+             ttl_ms: int = 0, namespace: str = "",
+             timeout: Timeout = DEFAULT_TIMEOUT) -> int:
+        """Adds delta to the INT64 value of key atomically and durably and
+        returns the new value (no increment is lost or applied twice,
+        whatever the concurrency).
+
+        A missing key counts from 0 (must_exist=True: NotFound). A key of
+        another type raises FailedPrecondition; a sum outside the int64 range
+        OutOfRange (nothing written). ttl_ms > 0 makes the counter expire
+        that many milliseconds later; 0 keeps its expiry.
+        """
+        if isinstance(delta, bool) or not isinstance(delta, int):
+            raise TypeError(f"delta must be an int, not {type(delta).__name__}")
+        if not -(1 << 63) <= delta < (1 << 63):
+            raise ValueError("delta must fit in a signed 64-bit integer")
+        request = kv_pb2.IncrementRequest(key=_to_bytes(key, "key"), delta=delta,
+                                          must_exist=must_exist, ttl_ms=ttl_ms,
+                                          namespace=namespace)
+        resp = self._unary("strata.v1.KV/Increment", request, timeout)
+        return int(resp.value)
+
+    def json_get(self, key: BytesLike, pointer: str = "", *,
+                 timeout: Timeout = DEFAULT_TIMEOUT) -> Any:
+        """The value at pointer (RFC 6901, "" = the whole document, "/a/0")
+        of the JSON value of key, as Python objects.
+
+        NotFound for a missing key, or for a pointer that does not resolve
+        (the message says which); FailedPrecondition for a key of another
+        type; InvalidArgument for a malformed pointer.
+        """
+        request = kv_pb2.JsonGetRequest(key=_to_bytes(key, "key"), pointer=pointer)
+        resp = self._unary("strata.v1.KV/JsonGet", request, timeout)
+        return json.loads(resp.json)
+
+    def json_update(self, key: BytesLike, *, merge_patch: Any = _UNSET,
+                    json_patch: Any = _UNSET,
+                    timeout: Timeout = DEFAULT_TIMEOUT) -> Any:
+        """Applies a JSON Merge Patch (RFC 7386) or a JSON Patch (RFC 6902)
+        to the JSON value of key atomically, and returns the new document
+        as Python objects.
+
+        Exactly one of merge_patch (e.g. {"a": 2, "b": None}: sets a,
+        removes b) and json_patch (e.g. [{"op": "add", "path": "/a",
+        "value": 2}]). Python values are serialized with json.dumps; bytes
+        are sent as JSON text as they are. NotFound for a missing key;
+        InvalidArgument for a patch that is not valid; FailedPrecondition
+        for a key of another type or a JSON Patch that does not apply (a
+        failed "test"): nothing is written then.
+        """
+        if (merge_patch is _UNSET) == (json_patch is _UNSET):
+            raise ValueError("json_update: pass exactly one of merge_patch and json_patch")
+        if merge_patch is not _UNSET:
+            request = kv_pb2.JsonUpdateRequest(
+                key=_to_bytes(key, "key"), merge_patch=_json_text(merge_patch, "merge_patch"))
+        else:
+            request = kv_pb2.JsonUpdateRequest(
+                key=_to_bytes(key, "key"), json_patch=_json_text(json_patch, "json_patch"))
+        resp = self._unary("strata.v1.KV/JsonUpdate", request, timeout)
+        return json.loads(resp.json)
 
     def delete(self, key: BytesLike, *, timeout: Timeout = DEFAULT_TIMEOUT) -> int:
         """Removes key (a missing key is fine); durable when it returns.

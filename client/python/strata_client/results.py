@@ -7,8 +7,44 @@ revision numbers, 1 for the first write.
 
 from __future__ import annotations
 
+import enum
+import json
 from dataclasses import dataclass, field
 from typing import Any, List, Optional, Tuple
+
+
+class ValueType(enum.IntEnum):
+    """The type of a stored value (strata.v1.ValueType, docs/values.md).
+
+    The server checks a typed value when it is written (InvalidArgument
+    otherwise) and returns the type with it; BYTES, the default, is opaque.
+    """
+
+    BYTES = 0
+    TEXT = 1  # UTF-8 text
+    INT64 = 2  # decimal text of a signed 64-bit integer, b"-42"
+    JSON = 3  # a JSON text, stored normalized
+
+
+def value_type(number: int) -> ValueType:
+    """The ValueType of a wire number; one this client does not know (a
+    newer server's) reads as BYTES, i.e. its raw value."""
+    try:
+        return ValueType(number)
+    except ValueError:
+        return ValueType.BYTES
+
+
+def decode_value(value: bytes, type: ValueType) -> Any:
+    """A value as a Python object by its type: BYTES -> bytes, TEXT -> str,
+    INT64 -> int, JSON -> what json.loads makes of it (None for null)."""
+    if type == ValueType.TEXT:
+        return value.decode("utf-8")
+    if type == ValueType.INT64:
+        return int(value)
+    if type == ValueType.JSON:
+        return json.loads(value)
+    return value
 
 
 @dataclass(frozen=True)
@@ -21,6 +57,7 @@ class KeyValue:
         its last delete).
       mod_revision: the revision of its latest put.
       version: the number of puts since it was created: 1 for a new key.
+      type: the value's ValueType (BYTES unless it was written typed).
     """
 
     key: bytes
@@ -28,6 +65,11 @@ class KeyValue:
     create_revision: int
     mod_revision: int
     version: int
+    type: ValueType = ValueType.BYTES
+
+    def decoded(self) -> Any:
+        """The value as a Python object by its type (see decode_value)."""
+        return decode_value(self.value, self.type)
 
     @classmethod
     def from_proto(cls, kv: Any, key: Optional[bytes] = None) -> KeyValue:
@@ -35,7 +77,8 @@ class KeyValue:
         same metadata fields but no key: pass the key)."""
         return cls(key=kv.key if key is None else key, value=kv.value,
                    create_revision=int(kv.create_revision),
-                   mod_revision=int(kv.mod_revision), version=int(kv.version))
+                   mod_revision=int(kv.mod_revision), version=int(kv.version),
+                   type=value_type(int(kv.type)))
 
 
 @dataclass(frozen=True)
@@ -119,4 +162,4 @@ def prefix_range(prefix: bytes) -> Tuple[bytes, bytes]:
 
 
 __all__ = ["KeyValue", "GetResult", "BatchGetResult", "DeleteRangeResult",
-           "prefix_end", "prefix_range"]
+           "prefix_end", "prefix_range", "ValueType", "value_type", "decode_value"]

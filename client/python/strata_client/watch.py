@@ -25,7 +25,7 @@ import grpc
 
 from ._gen import kv_pb2
 from .errors import DeadlineExceeded, OutOfRange, Unavailable, from_rpc_error
-from .results import KeyValue
+from .results import KeyValue, ValueType, decode_value, value_type
 
 
 class EventType(str, enum.Enum):
@@ -49,6 +49,7 @@ class WatchEvent:
       value: PUT: the new value; b"" otherwise.
       create_revision, version: PUT: the key's metadata after the put (as
         KeyValue); 0 otherwise.
+      value_type: PUT: the value's ValueType; BYTES otherwise.
       prev_kv: with watch(prev_kv=True), the key's state before the change;
         None if it did not exist (and always None without prev_kv).
     """
@@ -60,6 +61,7 @@ class WatchEvent:
     create_revision: int = 0
     version: int = 0
     prev_kv: Optional[KeyValue] = None
+    value_type: ValueType = ValueType.BYTES
 
     @property
     def mod_revision(self) -> int:
@@ -70,7 +72,11 @@ class WatchEvent:
     def kv(self) -> KeyValue:
         """The key's new state as a KeyValue (DELETE: value b"", version 0)."""
         return KeyValue(key=self.key, value=self.value, create_revision=self.create_revision,
-                        mod_revision=self.revision, version=self.version)
+                        mod_revision=self.revision, version=self.version, type=self.value_type)
+
+    def decoded(self) -> Any:
+        """PUT: the new value as a Python object by its type (decode_value)."""
+        return decode_value(self.value, self.value_type)
 
     @classmethod
     def from_proto(cls, event: Any) -> WatchEvent:
@@ -79,7 +85,8 @@ class WatchEvent:
         return cls(type=EventType.DELETE if event.type == kv_pb2.Event.DELETE else EventType.PUT,
                    revision=int(kv.mod_revision), key=kv.key, value=kv.value,
                    create_revision=int(kv.create_revision), version=int(kv.version),
-                   prev_kv=KeyValue.from_proto(event.prev_kv) if event.HasField("prev_kv") else None)
+                   prev_kv=KeyValue.from_proto(event.prev_kv) if event.HasField("prev_kv") else None,
+                   value_type=value_type(int(kv.type)))
 
 
 @dataclass(frozen=True)

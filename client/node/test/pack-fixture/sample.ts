@@ -3,8 +3,9 @@
 // expected errors at the end prove they reject misuse (an expected error that
 // does not happen fails tsc too).
 import {
-  Client, WriteBatch, StrataError, Watch, status, prefixEnd,
+  Client, WriteBatch, StrataError, Watch, status, prefixEnd, decodeValue, VALUE_TYPES,
   type KeyValue, type TLSOptions, type WriteOp, type WatchEvent, type GetResult, type ScanIterator,
+  type ValueType, type JsonValue,
 } from '@strata/client';
 
 async function sample(): Promise<void> {
@@ -15,6 +16,14 @@ async function sample(): Promise<void> {
   const ops: WriteOp[] = [['put', 'a', '1'], ['delete', 'b']];
   await db.write(ops);
   await db.write(new WriteBatch().put('a', '1').delete('b'));
+  await db.write(new WriteBatch().put('n', '1', 'INT64'));
+  const t: ValueType = 'JSON';
+  await db.put('doc', '{"a":1}', { type: t });
+  await db.putJson('doc', { a: [1, 'x'] });
+  const n: bigint = await db.incr('hits', 2n, { mustExist: false, ttlMs: 1000 });
+  const doc: JsonValue = await db.jsonUpdate('doc', { mergePatch: { a: null } });
+  const part: JsonValue = await db.jsonGet('doc', '/a/0');
+  console.log(n, doc, part, await db.getTyped('doc'), decodeValue(Buffer.from('1'), 'INT64'), VALUE_TYPES.length);
   for await (const kv of db.scan({ start: 'a', end: 'b', limit: 10, keysOnly: true })) {
     const pair: KeyValue = kv;
     console.log(pair.key.length, pair.value.length, v);
@@ -77,6 +86,13 @@ async function sample(): Promise<void> {
   const r: string = await db.put('k', 'v');
   // @ts-expect-error a Watch is made by Client.watch
   new Watch();
+  // @ts-expect-error value types are BYTES, TEXT, INT64 or JSON
+  await db.put('k', 'v', { type: 'YAML' });
+  // @ts-expect-error incr resolves to a bigint
+  const c: number = await db.incr('hits');
+  // @ts-expect-error one patch, not both
+  await db.jsonUpdate('doc', { mergePatch: {}, jsonPatch: [] });
+  console.log(c);
   console.log(r);
   console.log(s);
 }
