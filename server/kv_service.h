@@ -25,6 +25,10 @@
 //   DeleteRange
 //            like Write; the engine's commit thread lists the range's keys
 //            at commit time (a CommitFunction).
+//   Put/Write with a TTL or lease, LeaseGrant, LeaseRevoke, LeaseKeepAlive
+//            like Write, with a CommitFunction (server/expiry.h).
+//   LeaseTimeToLive  blocking pool (reads the lease's keys).
+//   LeaseLeases      polling thread (the lease table in memory).
 //
 // Thread safety: handlers run on the polling threads (and hand calls to the
 // engine callback thread or the blocking pool); they never block.
@@ -34,6 +38,7 @@
 
 #include "absl/status/statusor.h"
 #include "server/async_call.h"
+#include "server/expiry.h"
 #include "server/get_coalescer.h"
 #include "server/handlers.h"
 #include "server/rpc_observer.h"
@@ -90,6 +95,12 @@ class KvService {
   // server starts.
   void RegisterMethods(RpcRegistry* registry);
 
+  // Rebuilds the lease table and starts the expirer (server/expiry.h).
+  // Once, after RegisterMethods and before the server serves.
+  absl::Status StartExpiry();
+  // The expirer, to drive it by hand (TEST ONLY).
+  Expiry* TEST_expiry() { return &expiry_; }
+
   // Ends every Watch stream (UNAVAILABLE) so none holds the server's
   // shutdown, and stops the watch hub's dispatcher. Called by
   // KvServer::Shutdown before gRPC's shutdown.
@@ -109,6 +120,16 @@ class KvService {
   using BatchGetCall = UnaryCall<v1::BatchGetRequest, v1::BatchGetResponse>;
   using DeleteRangeCall =
       UnaryCall<v1::DeleteRangeRequest, v1::DeleteRangeResponse>;
+  // Expiry (kv_service_expiry.cc).
+  using LeaseGrantCall = UnaryCall<v1::LeaseGrantRequest, v1::LeaseGrantResponse>;
+  using LeaseRevokeCall =
+      UnaryCall<v1::LeaseRevokeRequest, v1::LeaseRevokeResponse>;
+  using LeaseKeepAliveCall =
+      UnaryCall<v1::LeaseKeepAliveRequest, v1::LeaseKeepAliveResponse>;
+  using LeaseTimeToLiveCall =
+      UnaryCall<v1::LeaseTimeToLiveRequest, v1::LeaseTimeToLiveResponse>;
+  using LeaseLeasesCall =
+      UnaryCall<v1::LeaseLeasesRequest, v1::LeaseLeasesResponse>;
   friend class WatchState::Sink;
 
   // Handlers (polling thread unless noted).
@@ -135,6 +156,16 @@ class KvService {
   void HandleBatchGet(BatchGetCall* call);
   void BatchGetBlocking(BatchGetCall* call);  // Blocking pool.
   void HandleDeleteRange(DeleteRangeCall* call);
+  // Expiry (kv_service_expiry.cc).
+  void RegisterExpiryMethods(RpcRegistry::ServiceMethods<KvService, Service>* kv);
+  static bool HasExpiry(const v1::WriteRequest& request);
+  template <class Call>
+  void SubmitLeaseWrite(Call* call, absl::StatusOr<storage::WriteBatch> batch);
+  void HandleLeaseGrant(LeaseGrantCall* call);
+  void HandleLeaseRevoke(LeaseRevokeCall* call);
+  void HandleLeaseKeepAlive(LeaseKeepAliveCall* call);
+  void HandleLeaseTimeToLive(LeaseTimeToLiveCall* call);
+  void HandleLeaseLeases(LeaseLeasesCall* call);
 
   const ServerOptions& options_;
   storage::DB* const db_;
@@ -146,6 +177,8 @@ class KvService {
   WatchHub hub_;
   // Gets waiting for a queued disk lookup, by key (--coalesce_gets).
   GetCoalescer<GetCall*> get_groups_;
+  // TTLs, leases and the expirer.
+  Expiry expiry_;
 };
 
 }  // namespace strata::server
