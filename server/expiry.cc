@@ -359,15 +359,15 @@ absl::StatusOr<storage::WriteBatch> Expiry::GrantBatch(
   batch.SetCommitFunction([this, ttl, wanted, response](
                               storage::CommitView* view,
                               storage::WriteBatch* b) -> absl::Status {
-    if (static_cast<int64_t>(leases_->size()) >= options_.max_leases) {
-      return absl::ResourceExhaustedError(absl::StrFormat(
-          "%d leases are live (--max_leases); revoke some first",
-          options_.max_leases));
-    }
     int64_t id = wanted;
     if (id != 0 && leases_->Find(id)) {
       return absl::AlreadyExistsError(
           absl::StrFormat("lease %d already exists", id));
+    }
+    if (static_cast<int64_t>(leases_->size()) >= options_.max_leases) {
+      return absl::ResourceExhaustedError(absl::StrFormat(
+          "%d leases are live (--max_leases); revoke some first",
+          options_.max_leases));
     }
     if (id == 0) {
       // Random ids: an id is never handed out twice in practice, even across
