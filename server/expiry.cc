@@ -371,10 +371,11 @@ absl::StatusOr<storage::WriteBatch> Expiry::GrantBatch(
     }
     if (id == 0) {
       // Random ids: an id is never handed out twice in practice, even across
-      // restarts, without a durable counter.
+      // restarts, without a durable counter. Below 2^53, so JavaScript
+      // numbers hold them exactly.
       absl::BitGen gen;
       do {
-        id = absl::Uniform<int64_t>(gen, 1, std::numeric_limits<int64_t>::max());
+        id = absl::Uniform<int64_t>(gen, 1, int64_t{1} << 53);
       } while (leases_->Find(id));
     }
     const uint64_t deadline =

@@ -4,7 +4,7 @@
 'use strict';
 
 const { status } = require('@grpc/grpc-js');
-const { Client, WriteBatch, Watch, DEFAULT_TIMEOUT_MS, prefixEnd } = require('./lib/client');
+const { Client, WriteBatch, Watch, LeaseKeeper, DEFAULT_TIMEOUT_MS, prefixEnd } = require('./lib/client');
 const { StrataError } = require('./lib/errors');
 
-module.exports = { Client, WriteBatch, Watch, StrataError, status, DEFAULT_TIMEOUT_MS, prefixEnd };
+module.exports = { Client, WriteBatch, Watch, LeaseKeeper, StrataError, status, DEFAULT_TIMEOUT_MS, prefixEnd };

@@ -58,9 +58,10 @@ class WriteBatch {
     this._mutations = [];
   }
 
-  // Appends a put of key=value; returns this so calls can be chained.
-  put(key, value) {
-    this._mutations.push({ put: { key: toBuffer(key, 'key'), value: toBuffer(value, 'value') } });
+  // Appends a put of key=value (with { ttlMs, lease }: see Client.put);
+  // returns this so calls can be chained.
+  put(key, value, { ttlMs = 0, lease = 0 } = {}) {
+    this._mutations.push({ put: { key: toBuffer(key, 'key'), value: toBuffer(value, 'value'), ttl_ms: ttlMs, lease } });
     return this;
   }
 
@@ -172,9 +173,58 @@ class Client {
   }
 
   // Sets key to value; durable when it resolves. Resolves to its revision.
-  async put(key, value, { timeoutMs } = {}) {
-    const resp = await this._unary('strata.v1.KV/Put', { key: toBuffer(key, 'key'), value: toBuffer(value, 'value') }, timeoutMs);
+  // ttlMs > 0: the key expires that many milliseconds after the write (no
+  // read returns it from then on; docs/expiry.md); lease: attach the key to
+  // a lease (leaseGrant), NOT_FOUND if it does not exist (nothing written).
+  async put(key, value, { ttlMs = 0, lease = 0, timeoutMs } = {}) {
+    const request = { key: toBuffer(key, 'key'), value: toBuffer(value, 'value'), ttl_ms: ttlMs, lease };
+    const resp = await this._unary('strata.v1.KV/Put', request, timeoutMs);
     return Number(resp.header.revision);
+  }
+
+  // Leases (docs/expiry.md): keys attached to a lease are deleted, all at one
+  // revision, when it expires (its TTL passes without a keep-alive) or is
+  // revoked. An unknown or expired lease rejects with NOT_FOUND.
+
+  // Creates a lease of ttlSeconds (id 0 = the server picks one). Resolves to
+  // { id, ttlSeconds, revision }.
+  async leaseGrant(ttlSeconds, { id = 0, timeoutMs } = {}) {
+    const resp = await this._unary('strata.v1.KV/LeaseGrant', { ttl_seconds: ttlSeconds, id }, timeoutMs);
+    return { id: Number(resp.id), ttlSeconds: Number(resp.ttl_seconds), revision: Number(resp.header.revision) };
+  }
+
+  // Ends the lease now, deleting its keys at one revision; resolves to it.
+  async leaseRevoke(id, { timeoutMs } = {}) {
+    const resp = await this._unary('strata.v1.KV/LeaseRevoke', { id }, timeoutMs);
+    return Number(resp.header.revision);
+  }
+
+  // Renews the lease to its full TTL (durably); resolves to the TTL (seconds).
+  async leaseKeepAlive(id, { timeoutMs } = {}) {
+    const resp = await this._unary('strata.v1.KV/LeaseKeepAlive', { id }, timeoutMs);
+    return Number(resp.ttl_seconds);
+  }
+
+  // Resolves to { id, ttlSeconds (left, rounded up), grantedTtl, keys
+  // (Buffers, with { keys: true }; else []) }.
+  async leaseTimeToLive(id, { keys = false, timeoutMs } = {}) {
+    const resp = await this._unary('strata.v1.KV/LeaseTimeToLive', { id, keys: Boolean(keys) }, timeoutMs);
+    return { id: Number(resp.id), ttlSeconds: Number(resp.ttl_seconds), grantedTtl: Number(resp.granted_ttl), keys: resp.keys };
+  }
+
+  // Resolves to the ids of every live lease, ascending.
+  async leaseLeases({ timeoutMs } = {}) {
+    const resp = await this._unary('strata.v1.KV/LeaseLeases', {}, timeoutMs);
+    return resp.ids.map(Number);
+  }
+
+  // Keeps the lease alive until stop(): renews at once, then every
+  // intervalMs (default a third of its TTL). Returns a LeaseKeeper; its
+  // .error is set (and it stops) when a renewal fails with NOT_FOUND (the
+  // lease expired or was revoked); other errors are retried at the next tick
+  // (.lastError). The timer does not keep the process alive.
+  keepAlive(id, { intervalMs } = {}) {
+    return new LeaseKeeper(this, id, intervalMs);
   }
 
   // Removes key (a missing key is fine: nothing changes and it resolves to
@@ -368,7 +418,55 @@ Client.RPC_METHODS = Object.freeze({
   'strata.v1.KV/Compact': 'compact',
   'strata.v1.KV/BatchGet': 'batchGet',
   'strata.v1.KV/DeleteRange': 'deleteRange',
+  'strata.v1.KV/LeaseGrant': 'leaseGrant',
+  'strata.v1.KV/LeaseRevoke': 'leaseRevoke',
+  'strata.v1.KV/LeaseKeepAlive': 'leaseKeepAlive',
+  'strata.v1.KV/LeaseTimeToLive': 'leaseTimeToLive',
+  'strata.v1.KV/LeaseLeases': 'leaseLeases',
 });
+
+// Renews a lease on a timer (Client.keepAlive).
+class LeaseKeeper {
+  constructor(client, id, intervalMs) {
+    this.id = id;
+    this.error = null;
+    this.lastError = null;
+    this.renewals = 0;
+    this._client = client;
+    this._intervalMs = intervalMs;
+    this._stopped = false;
+    this._timer = null;
+    this._tick();
+  }
+
+  get alive() {
+    return !this._stopped && this.error === null;
+  }
+
+  async _tick() {
+    if (!this.alive) return;
+    try {
+      const ttl = await this._client.leaseKeepAlive(this.id);
+      this.renewals += 1;
+      if (this._intervalMs === undefined) this._intervalMs = Math.max(100, (ttl * 1000) / 3);
+    } catch (err) {
+      if (err.code === grpc.status.NOT_FOUND) {
+        this.error = err;
+        return;
+      }
+      this.lastError = err;
+    }
+    if (this._stopped) return;
+    this._timer = setTimeout(() => this._tick(), this._intervalMs === undefined ? 1000 : this._intervalMs);
+    this._timer.unref();
+  }
+
+  // Stops renewing (the lease then expires after its TTL).
+  stop() {
+    this._stopped = true;
+    if (this._timer !== null) clearTimeout(this._timer);
+  }
+}
 
 function checkTimeout(ms) {
   if (ms !== null && (typeof ms !== 'number' || Number.isNaN(ms))) {
@@ -376,4 +474,4 @@ function checkTimeout(ms) {
   }
 }
 
-module.exports = { Client, WriteBatch, StrataError, Watch, DEFAULT_TIMEOUT_MS, prefixEnd };
+module.exports = { Client, WriteBatch, StrataError, Watch, LeaseKeeper, DEFAULT_TIMEOUT_MS, prefixEnd };

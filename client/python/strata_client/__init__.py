@@ -28,8 +28,10 @@ from .errors import (Aborted, Cancelled, DataLoss, DeadlineExceeded,
                      OutOfRange, PermissionDenied, ResourceExhausted,
                      StrataError, Unauthenticated, Unavailable, Unimplemented,
                      from_rpc_error)
+from .lease import LeaseKeeper
 from .results import (BatchGetResult, DeleteRangeResult, GetResult, KeyValue,
-                      prefix_end, prefix_range)
+                      LeaseGrantResult, LeaseTimeToLiveResult, prefix_end,
+                      prefix_range)
 from .tls import PemSource, TLSConfig
 from .watch import EventType, ResumePolicy, Watch, WatchEvent
 
@@ -39,6 +41,7 @@ __all__ = [
     "Client", "ScanIterator", "WriteBatch", "TLSConfig",
     "BytesLike", "WriteOp", "Pair", "Timeout", "DEFAULT_TIMEOUT", "ChannelOptions", "PemSource",
     "KeyValue", "GetResult", "BatchGetResult", "DeleteRangeResult", "prefix_end", "prefix_range",
+    "LeaseGrantResult", "LeaseTimeToLiveResult", "LeaseKeeper",
     "Watch", "WatchEvent", "EventType", "ResumePolicy",
     "StrataError", "InvalidArgument", "DeadlineExceeded", "Cancelled",
     "Unavailable", "ResourceExhausted", "DataLoss", "Internal", "Unimplemented",
