@@ -10,12 +10,14 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <fstream>
 #include <iostream>
 #include <istream>
@@ -33,6 +35,7 @@
 #include "absl/flags/usage.h"
 #include "absl/flags/usage_config.h"
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
@@ -67,6 +70,12 @@ ABSL_FLAG(int64_t, from, 0,
 ABSL_FLAG(bool, prev_kv, false,
           "watch: print each key's previous state; delete-range: print the "
           "deleted pairs.");
+ABSL_FLAG(absl::Duration, ttl, absl::ZeroDuration(),
+          "put: the key expires this long after the write (e.g. 30s, 500ms; "
+          "docs/expiry.md).");
+ABSL_FLAG(int64_t, lease, 0,
+          "put: attach the key to this lease (strata lease grant).");
+ABSL_FLAG(bool, keys, false, "lease ttl: also list the lease's keys.");
 ABSL_FLAG(bool, all, false,
           "watch, delete-range: every key (delete-range needs it to delete "
           "everything).");
@@ -115,11 +124,13 @@ constexpr char kUsage[] =
 usage: strata [--addr=HOST:PORT] [--timeout=SECONDS] [TLS flags] COMMAND [ARGS]
 
 commands:
-  put [-w] [--type=T] KEY VALUE
+  put [-w] [--type=T] [--ttl=DURATION] [--lease=ID] KEY VALUE
                      set KEY to VALUE (-w: print "revision R", the revision
                      it committed at); --type=text|int64|json makes it a
                      typed value, checked by the server (a JSON value is
-                     stored normalized; docs/values.md)
+                     stored normalized; docs/values.md); --ttl=30s: the key
+                     expires 30 s after the write; --lease=ID: it is
+                     deleted with the lease
   get [--revision=R] [-w] KEY
                      print the value of KEY and a newline (exit 1 if
                      missing), as of revision R (default: the latest); -w
@@ -189,6 +200,15 @@ commands:
   import FILE        load "key<TAB>value" lines from FILE ('-' = stdin) in
                      atomic batches of <= 1000 pairs and <= 4 MiB; progress
                      on stderr, a summary on stdout
+  lease grant DURATION
+                     create a lease (e.g. 10s, whole seconds); prints its id
+  lease keepalive ID renew the lease every third of its TTL until Ctrl-C or
+                     SIGTERM (exit 0), printing "lease ID ttl N" each time;
+                     exit 3 when it is lost (expired or revoked)
+  lease revoke ID    end the lease now: its keys are deleted at one revision
+  lease ttl ID [--keys]
+                     print "lease ID ttl N granted G" (and its keys, one a line)
+  lease list         print the ids of the live leases, one a line
   health             print SERVING or NOT_SERVING (exit 0 only when serving)
   help               print this help
 
@@ -260,7 +280,14 @@ int CmdPut(strata::Client& client, const std::vector<std::string>& args) {
   absl::StatusOr<strata::ValueType> type =
       strata::ParseValueType(absl::GetFlag(FLAGS_type));
   if (!type.ok()) return UsageError(std::string(type.status().message()));
-  absl::StatusOr<strata::Revision> r = client.Put(args[0], args[1], *type);
+  const absl::Duration ttl = absl::GetFlag(FLAGS_ttl);
+  if (ttl < absl::ZeroDuration()) return UsageError("--ttl must be >= 0");
+  strata::PutOptions put;
+  put.type = *type;
+  put.ttl_ms = absl::ToInt64Milliseconds(ttl);
+  if (ttl > absl::ZeroDuration() && put.ttl_ms == 0) put.ttl_ms = 1;
+  put.lease = absl::GetFlag(FLAGS_lease);
+  absl::StatusOr<strata::Revision> r = client.Put(args[0], args[1], put);
   if (!r.ok()) return ServerError(r.status());
   if (absl::GetFlag(FLAGS_w)) WriteRevisionLine(*r);
   return kExitOk;
@@ -776,6 +803,91 @@ int CmdHealth(strata::Client& client, const std::vector<std::string>& args) {
   return *serving ? kExitOk : kExitServer;
 }
 
+// Blocks SIGINT and SIGTERM (before gRPC starts threads) for `lease
+// keepalive`, which waits for them between renewals.
+sigset_t ShutdownSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  return set;
+}
+
+std::optional<int64_t> LeaseIdArg(const std::string& arg) {
+  int64_t id = 0;
+  if (!absl::SimpleAtoi(arg, &id) || id <= 0) return std::nullopt;
+  return id;
+}
+
+int CmdLeaseKeepAlive(strata::Client& client, int64_t id) {
+  const sigset_t signals = ShutdownSignals();
+  while (true) {
+    absl::StatusOr<int64_t> ttl = client.LeaseKeepAlive(id);
+    if (!ttl.ok()) return ServerError(ttl.status());
+    std::printf("lease %lld ttl %lld\n", static_cast<long long>(id),
+                static_cast<long long>(*ttl));
+    std::fflush(stdout);
+    const int64_t wait_ms = std::max<int64_t>(100, *ttl * 1000 / 3);
+    timespec ts{static_cast<time_t>(wait_ms / 1000),
+                static_cast<long>(wait_ms % 1000) * 1000000L};
+    if (sigtimedwait(&signals, nullptr, &ts) > 0) return kExitOk;
+  }
+}
+
+int CmdLease(strata::Client& client, const std::vector<std::string>& args) {
+  const std::string sub = args.empty() ? "" : args[0];
+  if (sub == "list" && args.size() == 1) {
+    absl::StatusOr<std::vector<int64_t>> ids = client.LeaseLeases();
+    if (!ids.ok()) return ServerError(ids.status());
+    for (int64_t id : *ids) std::printf("%lld\n", static_cast<long long>(id));
+    return kExitOk;
+  }
+  if (sub == "grant" && args.size() == 2) {
+    absl::Duration ttl;
+    std::string text = args[1];
+    if (!text.empty() && absl::ascii_isdigit(static_cast<unsigned char>(text.back()))) {
+      text += "s";  // A bare number is seconds.
+    }
+    if (!absl::ParseDuration(text, &ttl) || ttl < absl::Seconds(1)) {
+      return UsageError("lease grant takes a TTL of at least 1s (e.g. 10s, 5m)");
+    }
+    absl::StatusOr<int64_t> id = client.LeaseGrant(
+        absl::ToInt64Seconds(absl::Ceil(ttl, absl::Seconds(1))));
+    if (!id.ok()) return ServerError(id.status());
+    std::printf("%lld\n", static_cast<long long>(*id));
+    return kExitOk;
+  }
+  const std::optional<int64_t> id =
+      args.size() == 2 ? LeaseIdArg(args[1]) : std::nullopt;
+  if (!id) {
+    return UsageError(
+        "lease takes: grant DURATION | keepalive ID | revoke ID | ttl ID "
+        "[--keys] | list (ID > 0)");
+  }
+  if (sub == "keepalive") return CmdLeaseKeepAlive(client, *id);
+  if (sub == "revoke") {
+    absl::StatusOr<strata::Revision> r = client.LeaseRevoke(*id);
+    if (!r.ok()) return ServerError(r.status());
+    WriteRevisionLine(*r);
+    return kExitOk;
+  }
+  if (sub == "ttl") {
+    absl::StatusOr<strata::LeaseInfo> info =
+        client.LeaseTimeToLive(*id, absl::GetFlag(FLAGS_keys));
+    if (!info.ok()) return ServerError(info.status());
+    std::printf("lease %lld ttl %lld granted %lld\n",
+                static_cast<long long>(info->id),
+                static_cast<long long>(info->ttl_seconds),
+                static_cast<long long>(info->granted_ttl));
+    for (const std::string& k : info->keys) {
+      std::fwrite(k.data(), 1, k.size(), stdout);
+      std::fputc('\n', stdout);
+    }
+    return kExitOk;
+  }
+  return UsageError(absl::StrFormat("unknown lease command '%s'", sub));
+}
+
 using CommandFn = int (*)(strata::Client&, const std::vector<std::string>&);
 struct Command {
   std::string_view name;
@@ -789,6 +901,7 @@ constexpr Command kCommands[] = {
     {"import", CmdImport},     {"health", CmdHealth},
     {"txn", CmdTxn},
     {"incr", CmdIncr},         {"json", CmdJson},
+    {"lease", CmdLease},
 };
 
 // Command flags and the commands they apply to.
@@ -815,6 +928,9 @@ const std::vector<FlagUse>& FlagUses() {
       {"resume_timeout", {"watch"}},
       {"prev_kv", {"watch", "delete-range"}},
       {"all", {"watch", "delete-range"}},
+      {"ttl", {"put"}},
+      {"lease", {"put"}},
+      {"keys", {"lease"}},
   };
   return *uses;
 }
@@ -872,6 +988,10 @@ int main(int argc, char** argv) {
   }
   // Signals are blocked before gRPC starts threads, which inherit the mask.
   if (command == "watch") WatchInterrupter::BlockSignals();
+  if (command == "lease") {
+    const sigset_t signals = ShutdownSignals();
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  }
   // Keep gRPC initialized until exit: the final grpc_shutdown (run when
   // the last channel goes away) may block for seconds on a pending timer.
   grpc_init();

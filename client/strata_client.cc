@@ -265,16 +265,87 @@ absl::StatusOr<Revision> Client::Put(std::string_view key,
 
 absl::StatusOr<Revision> Client::Put(std::string_view key,
                                      std::string_view value, ValueType type) {
+  PutOptions options;
+  options.type = type;
+  return Put(key, value, options);
+}
+
+absl::StatusOr<Revision> Client::Put(std::string_view key,
+                                     std::string_view value,
+                                     const PutOptions& options) {
   grpc::ClientContext ctx;
   SetDeadline(&ctx, options_.timeout);
   v1::PutRequest request;
   request.set_key(key.data(), key.size());
   request.set_value(value.data(), value.size());
-  request.set_type(static_cast<v1::ValueType>(type));
+  request.set_ttl_ms(options.ttl_ms);
+  request.set_lease(options.lease);
+  request.set_type(static_cast<v1::ValueType>(options.type));
   v1::PutResponse response;
   grpc::Status s = stubs_->kv->Put(&ctx, request, &response);
   if (!s.ok()) return FromGrpcStatus(s);
   return response.header().revision();
+}
+
+absl::StatusOr<int64_t> Client::LeaseGrant(int64_t ttl_seconds, int64_t id) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, options_.timeout);
+  v1::LeaseGrantRequest request;
+  request.set_ttl_seconds(ttl_seconds);
+  request.set_id(id);
+  v1::LeaseGrantResponse response;
+  grpc::Status s = stubs_->kv->LeaseGrant(&ctx, request, &response);
+  if (!s.ok()) return FromGrpcStatus(s);
+  return response.id();
+}
+
+absl::StatusOr<Revision> Client::LeaseRevoke(int64_t id) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, options_.timeout);
+  v1::LeaseRevokeRequest request;
+  request.set_id(id);
+  v1::LeaseRevokeResponse response;
+  grpc::Status s = stubs_->kv->LeaseRevoke(&ctx, request, &response);
+  if (!s.ok()) return FromGrpcStatus(s);
+  return response.header().revision();
+}
+
+absl::StatusOr<int64_t> Client::LeaseKeepAlive(int64_t id) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, options_.timeout);
+  v1::LeaseKeepAliveRequest request;
+  request.set_id(id);
+  v1::LeaseKeepAliveResponse response;
+  grpc::Status s = stubs_->kv->LeaseKeepAlive(&ctx, request, &response);
+  if (!s.ok()) return FromGrpcStatus(s);
+  return response.ttl_seconds();
+}
+
+absl::StatusOr<LeaseInfo> Client::LeaseTimeToLive(int64_t id, bool keys) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, options_.timeout);
+  v1::LeaseTimeToLiveRequest request;
+  request.set_id(id);
+  request.set_keys(keys);
+  v1::LeaseTimeToLiveResponse response;
+  grpc::Status s = stubs_->kv->LeaseTimeToLive(&ctx, request, &response);
+  if (!s.ok()) return FromGrpcStatus(s);
+  LeaseInfo info;
+  info.id = response.id();
+  info.ttl_seconds = response.ttl_seconds();
+  info.granted_ttl = response.granted_ttl();
+  info.keys.assign(response.keys().begin(), response.keys().end());
+  return info;
+}
+
+absl::StatusOr<std::vector<int64_t>> Client::LeaseLeases() {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, options_.timeout);
+  v1::LeaseLeasesResponse response;
+  grpc::Status s =
+      stubs_->kv->LeaseLeases(&ctx, v1::LeaseLeasesRequest(), &response);
+  if (!s.ok()) return FromGrpcStatus(s);
+  return std::vector<int64_t>(response.ids().begin(), response.ids().end());
 }
 
 absl::StatusOr<Revision> Client::Delete(std::string_view key) {

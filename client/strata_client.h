@@ -149,6 +149,29 @@ struct BatchGetResult {
   Revision revision = 0;
 };
 
+// Expiry of a Put (docs/expiry.md).
+struct PutOptions {
+  // The key expires this long after the write commits (no read returns it
+  // from then on); 0 = no TTL (clears an earlier one).
+  int64_t ttl_ms = 0;
+  // Attach the key to this lease (LeaseGrant); 0 = none. A lease that does
+  // not exist: NOT_FOUND and nothing written.
+  int64_t lease = 0;
+  // The value's type, checked by the server (docs/values.md).
+  ValueType type = ValueType::kBytes;
+};
+
+// A lease's state (LeaseTimeToLive).
+struct LeaseInfo {
+  int64_t id = 0;
+  // Seconds left before it expires (rounded up).
+  int64_t ttl_seconds = 0;
+  // The TTL it was granted (what a keep-alive renews to).
+  int64_t granted_ttl = 0;
+  // With keys: the keys attached to it, in key order.
+  std::vector<std::string> keys;
+};
+
 // What DeleteRange did.
 struct DeleteRangeResult {
   // Keys deleted.
@@ -517,6 +540,26 @@ class Client {
   absl::StatusOr<JsonResult> JsonUpdate(std::string_view key,
                                         JsonPatchKind kind,
                                         std::string_view patch);
+  // The same with a TTL and/or a lease. INVALID_ARGUMENT for a negative or
+  // too long TTL (--max_ttl); NOT_FOUND for a lease that does not exist.
+  absl::StatusOr<Revision> Put(std::string_view key, std::string_view value,
+                               const PutOptions& options);
+
+  // Leases (docs/expiry.md): keys attached to a lease are deleted, all at
+  // one revision, when it expires or is revoked. NOT_FOUND for a lease that
+  // does not exist (never granted, expired, revoked).
+  //
+  // Creates a lease of ttl_seconds (id 0 = the server picks one); returns
+  // its id (and sets *granted_ttl if given).
+  absl::StatusOr<int64_t> LeaseGrant(int64_t ttl_seconds, int64_t id = 0);
+  // Ends the lease now; returns the revision that deleted it and its keys.
+  absl::StatusOr<Revision> LeaseRevoke(int64_t id);
+  // Renews the lease to its full TTL; returns the TTL in seconds.
+  absl::StatusOr<int64_t> LeaseKeepAlive(int64_t id);
+  // The lease's remaining and granted TTL, and with keys its keys.
+  absl::StatusOr<LeaseInfo> LeaseTimeToLive(int64_t id, bool keys = false);
+  // The ids of every live lease, ascending.
+  absl::StatusOr<std::vector<int64_t>> LeaseLeases();
 
   // Removes key; OK if it did not exist (nothing is written then, and the
   // current revision is returned). Returns the revision of the deletion.

@@ -34,6 +34,7 @@ int ClampToIntMs(absl::Duration d) {
 // The checks of KvServer::Start on its options, in the order they report.
 absl::Status ValidateServerOptions(const ServerOptions& o) {
   if (absl::Status s = ValidateLimits(o.limits); !s.ok()) return s;
+  if (absl::Status s = ValidateExpiryOptions(o.expiry); !s.ok()) return s;
   if (o.cq_threads < 0 || o.io_threads < 1 || o.calls_per_method < 1) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "cq_threads must be >= 0 (0 = one per core), io_threads and "
@@ -144,6 +145,7 @@ absl::Status KvServer::RegisterServices() {
                                             options_.limits);
   kv_ = std::make_unique<KvService>(options_, db_, observer_, pool_.get());
   kv_->RegisterMethods(registry_.get());
+  if (absl::Status s = kv_->StartExpiry(); !s.ok()) return s;
   health_.RegisterMethods(registry_.get());
   if (options_.TEST_register_services) {
     options_.TEST_register_services(registry_.get());

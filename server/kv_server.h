@@ -79,6 +79,10 @@ class KvServer {
   // it). Idempotent; blocks for at most shutdown_grace + ~3 s.
   void Shutdown();
 
+  // The expirer (server/expiry.h), to drive it by hand (TEST ONLY).
+  // REQUIRES: Start returned OK.
+  Expiry* TEST_expiry() { return kv_->TEST_expiry(); }
+
   // Number of call objects armed or serving (TEST ONLY).
   int64_t TEST_live_calls() const;
   // TEST_live_calls() of a started server with no RPC in progress: every

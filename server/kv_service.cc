@@ -31,9 +31,13 @@ KvService::KvService(const ServerOptions& options, storage::DB* db,
       observer_(observer),
       pool_(pool),
       write_options_{.sync = options.sync_writes},
-      hub_(db, pool, options.watch, observer) {}
+      hub_(db, pool, options.watch, observer),
+      expiry_(db, options.limits, options.expiry, observer) {}
 
-void KvService::Shutdown() { hub_.Shutdown(); }
+void KvService::Shutdown() {
+  expiry_.Stop();
+  hub_.Shutdown();
+}
 
 void KvService::RegisterMethods(RpcRegistry* registry) {
   auto kv = registry->AddService(&service_, this);
@@ -53,6 +57,7 @@ void KvService::RegisterMethods(RpcRegistry* registry) {
   kv.Register(&Service::RequestIncrement, &KvService::HandleIncrement);
   kv.Register(&Service::RequestJsonGet, &KvService::HandleJsonGet);
   kv.Register(&Service::RequestJsonUpdate, &KvService::HandleJsonUpdate);
+  RegisterExpiryMethods(&kv);
 }
 
 void KvService::HandleGet(GetCall* call) {
@@ -108,6 +113,8 @@ void KvService::FinishGetBlocking(GetCall* call) {
     }
     snapshot = *at;
     read_options.snapshot = snapshot;
+    // Never serve an expired key, at any revision (docs/expiry.md).
+    read_options.hide_expired_history = true;
   }
   absl::StatusOr<storage::GetResult> result =
       db_->GetWithMetadata(read_options, KeyspaceView().Encode(request.key()));
@@ -137,7 +144,8 @@ void KvService::SubmitWrite(Call* call,
     call->Finish(batch.status());
     return;
   }
-  if (batch->Count() == 0) {  // An empty Write: nothing to make durable.
+  if (batch->Count() == 0 && !batch->commit_function()) {
+    // An empty Write: nothing to make durable.
     call->mutable_response()->mutable_header()->set_revision(
         ToWire(db_->CurrentRevision()));
     call->Finish(absl::OkStatus());
@@ -156,7 +164,12 @@ void KvService::SubmitWrite(Call* call,
 }
 
 void KvService::HandlePut(PutCall* call) {
-  SubmitWrite(call, PutToBatch(call->request(), options_.limits));
+  const v1::PutRequest& request = call->request();
+  if (request.ttl_ms() != 0 || request.lease() != 0) {
+    SubmitWrite(call, expiry_.PutBatch(request));
+    return;
+  }
+  SubmitWrite(call, PutToBatch(request, options_.limits));
 }
 
 void KvService::HandleDelete(DeleteCall* call) {
@@ -164,6 +177,10 @@ void KvService::HandleDelete(DeleteCall* call) {
 }
 
 void KvService::HandleWrite(WriteCall* call) {
+  if (HasExpiry(call->request())) {
+    SubmitWrite(call, expiry_.WriteBatchFor(call->request()));
+    return;
+  }
   SubmitWrite(call, WriteToBatch(call->request(), options_.limits));
 }
 
@@ -235,6 +252,7 @@ void KvService::ScanBatch(ScanCall* call) {
   if (st.iterator == nullptr) {
     storage::ReadOptions read_options;
     read_options.snapshot = st.snapshot;
+    read_options.hide_expired_history = true;  // docs/expiry.md.
     st.iterator = KeyspaceView().NewIterator(db_->NewIterator(read_options));
   }
   v1::ScanResponse* batch = call->mutable_response();
@@ -365,6 +383,7 @@ void KvService::BatchGetBlocking(BatchGetCall* call) {
   }
   storage::ReadOptions read_options;
   read_options.snapshot = *snapshot;
+  read_options.hide_expired_history = true;  // docs/expiry.md.
   v1::BatchGetResponse* response = call->mutable_response();
   response->mutable_header()->set_revision(ToWire((*snapshot)->revision()));
   absl::Status status;

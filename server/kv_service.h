@@ -35,6 +35,10 @@
 //            and appends the new value at commit time (typed_ops.h).
 //   JsonGet  like Get (memory on the polling thread, else the blocking
 //            pool); a large document is parsed on the pool.
+//   Put/Write with a TTL or lease, LeaseGrant, LeaseRevoke, LeaseKeepAlive
+//            like Write, with a CommitFunction (server/expiry.h).
+//   LeaseTimeToLive  blocking pool (reads the lease's keys).
+//   LeaseLeases      polling thread (the lease table in memory).
 //
 // Thread safety: handlers run on the polling threads (and hand calls to the
 // engine callback thread or the blocking pool); they never block.
@@ -44,6 +48,7 @@
 
 #include "absl/status/statusor.h"
 #include "server/async_call.h"
+#include "server/expiry.h"
 #include "server/get_coalescer.h"
 #include "server/handlers.h"
 #include "server/rpc_observer.h"
@@ -100,6 +105,12 @@ class KvService {
   // server starts.
   void RegisterMethods(RpcRegistry* registry);
 
+  // Rebuilds the lease table and starts the expirer (server/expiry.h).
+  // Once, after RegisterMethods and before the server serves.
+  absl::Status StartExpiry();
+  // The expirer, to drive it by hand (TEST ONLY).
+  Expiry* TEST_expiry() { return &expiry_; }
+
   // Ends every Watch stream (UNAVAILABLE) so none holds the server's
   // shutdown, and stops the watch hub's dispatcher. Called by
   // KvServer::Shutdown before gRPC's shutdown.
@@ -125,6 +136,16 @@ class KvService {
   using JsonGetCall = UnaryCall<v1::JsonGetRequest, v1::JsonGetResponse>;
   using JsonUpdateCall =
       UnaryCall<v1::JsonUpdateRequest, v1::JsonUpdateResponse>;
+  // Expiry (kv_service_expiry.cc).
+  using LeaseGrantCall = UnaryCall<v1::LeaseGrantRequest, v1::LeaseGrantResponse>;
+  using LeaseRevokeCall =
+      UnaryCall<v1::LeaseRevokeRequest, v1::LeaseRevokeResponse>;
+  using LeaseKeepAliveCall =
+      UnaryCall<v1::LeaseKeepAliveRequest, v1::LeaseKeepAliveResponse>;
+  using LeaseTimeToLiveCall =
+      UnaryCall<v1::LeaseTimeToLiveRequest, v1::LeaseTimeToLiveResponse>;
+  using LeaseLeasesCall =
+      UnaryCall<v1::LeaseLeasesRequest, v1::LeaseLeasesResponse>;
   friend class WatchState::Sink;
 
   // Handlers (polling thread unless noted).
@@ -163,6 +184,16 @@ class KvService {
   void FinishJsonGet(JsonGetCall* call,
                      absl::StatusOr<storage::GetResult> result);
   void HandleJsonUpdate(JsonUpdateCall* call);
+  // Expiry (kv_service_expiry.cc).
+  void RegisterExpiryMethods(RpcRegistry::ServiceMethods<KvService, Service>* kv);
+  static bool HasExpiry(const v1::WriteRequest& request);
+  template <class Call>
+  void SubmitLeaseWrite(Call* call, absl::StatusOr<storage::WriteBatch> batch);
+  void HandleLeaseGrant(LeaseGrantCall* call);
+  void HandleLeaseRevoke(LeaseRevokeCall* call);
+  void HandleLeaseKeepAlive(LeaseKeepAliveCall* call);
+  void HandleLeaseTimeToLive(LeaseTimeToLiveCall* call);
+  void HandleLeaseLeases(LeaseLeasesCall* call);
 
   const ServerOptions& options_;
   storage::DB* const db_;
@@ -174,6 +205,8 @@ class KvService {
   WatchHub hub_;
   // Gets waiting for a queued disk lookup, by key (--coalesce_gets).
   GetCoalescer<GetCall*> get_groups_;
+  // TTLs, leases and the expirer.
+  Expiry expiry_;
 };
 
 }  // namespace strata::server

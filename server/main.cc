@@ -165,6 +165,19 @@ ABSL_FLAG(uint64_t, txn_conflict_window_keys, 100000,
 ABSL_FLAG(int32_t, max_watch_streams, 20000,
           "Most Watch streams open at once (0 = unlimited); more get "
           "RESOURCE_EXHAUSTED.");
+ABSL_FLAG(absl::Duration, max_ttl, absl::Hours(24 * 365),
+          "Longest TTL of a key (PutRequest.ttl_ms) or a lease; longer gets "
+          "INVALID_ARGUMENT. docs/expiry.md");
+ABSL_FLAG(int64_t, max_leases, 100000,
+          "Most live leases; a LeaseGrant beyond gets RESOURCE_EXHAUSTED.");
+ABSL_FLAG(int64_t, max_keys_per_lease, 10000,
+          "Most keys attached to one lease (all are deleted in one batch when "
+          "it ends); a Put beyond gets RESOURCE_EXHAUSTED.");
+ABSL_FLAG(absl::Duration, expiry_interval, absl::Milliseconds(100),
+          "How often the expirer looks for keys and leases past their "
+          "deadline when none is known to be due sooner (expired keys are "
+          "never served in between; this bounds how late their DELETE "
+          "revision comes).");
 
 namespace {
 
@@ -301,6 +314,22 @@ void HistoryAndWatchFromFlags(Config* c) {
   }
 }
 
+// --max_ttl, --max_leases, --max_keys_per_lease, --expiry_interval; exits
+// with status 2 on an invalid value. The engine and the expirer share one
+// lease table (the engine hides the keys of an expired lease).
+void ExpiryFromFlags(Config* c) {
+  strata::server::ExpiryOptions& e = c->server.expiry;
+  e.max_ttl_seconds = absl::ToInt64Seconds(absl::GetFlag(FLAGS_max_ttl));
+  e.max_leases = absl::GetFlag(FLAGS_max_leases);
+  e.max_keys_per_lease = absl::GetFlag(FLAGS_max_keys_per_lease);
+  e.interval = absl::GetFlag(FLAGS_expiry_interval);
+  if (absl::Status s = strata::server::ValidateExpiryOptions(e); !s.ok()) {
+    UsageError(std::string(s.message()));
+  }
+  e.leases = std::make_shared<strata::server::LeaseTable>();
+  c->engine.lease_deadlines = e.leases.get();
+}
+
 // Flags -> options; exits with status 2 on an invalid value.
 Config ConfigFromFlags() {
   Config c;
@@ -383,6 +412,7 @@ Config ConfigFromFlags() {
   if (c.engine.conflict_window_keys > (uint64_t{1} << 30)) {
     UsageError("--txn_conflict_window_keys must be at most 1073741824");
   }
+  ExpiryFromFlags(&c);
   return c;
 }
 

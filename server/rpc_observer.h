@@ -6,6 +6,7 @@
 // server without touching the call code.
 
 #include <cstddef>
+#include <cstdint>
 #include <string_view>
 
 #include "grpcpp/support/status_code_enum.h"
@@ -53,6 +54,14 @@ class RpcObserver {
   // A watch stream ended (or was refused) because the changes it needed
   // were compacted.
   virtual void OnWatchCompacted() {}
+
+  // Expiry (server/expiry.h, docs/expiry.md). The live leases and the TTL
+  // puts whose deadline the expirer has not processed yet, now (reported
+  // after every expirer round).
+  virtual void OnExpiryGauges(int64_t /*leases*/, int64_t /*ttl_keys*/) {}
+  // The expirer deleted `keys` keys `lag_seconds` after their deadline (the
+  // expiry lag; called from the expirer's thread, may block briefly).
+  virtual void OnKeysExpired(uint64_t /*keys*/, double /*lag_seconds*/) {}
 };
 
 // A process-wide observer that does nothing. Never null; never destroyed.

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "absl/time/time.h"
+#include "server/expiry.h"
 #include "server/handlers.h"
 #include "server/limits.h"
 
@@ -137,6 +138,9 @@ struct ServerOptions {
   // --max_watch_streams).
   WatchHubOptions watch;
   int max_watch_streams = 20000;
+
+  // TTLs, leases and the expirer (server/expiry.h, docs/expiry.md).
+  ExpiryOptions expiry;
 
   // TEST ONLY: called on a blocking-pool thread before each Scan batch is
   // filled, with the 0-based batch index and the call's context (whose

@@ -158,6 +158,58 @@ export interface DeleteRangeOptions extends CallOptions {
   prevKv?: boolean;
 }
 
+/** Expiry of a put (docs/expiry.md). */
+export interface ExpiryOptions {
+  /** The key expires this many milliseconds after the write (0 = none). */
+  ttlMs?: number;
+  /** Attach the key to this lease (0 = none). */
+  lease?: number;
+}
+
+export interface PutOptions extends CallOptions, ExpiryOptions {}
+
+export interface LeaseGrantOptions extends CallOptions {
+  /** The id to give the lease (0 = the server picks one). */
+  id?: number;
+}
+
+export interface LeaseTimeToLiveOptions extends CallOptions {
+  /** Also list the lease's keys. */
+  keys?: boolean;
+}
+
+/** What Client.leaseGrant resolves to. */
+export interface LeaseGrantResult {
+  id: number;
+  ttlSeconds: number;
+  revision: number;
+}
+
+/** What Client.leaseTimeToLive resolves to. */
+export interface LeaseTimeToLiveResult {
+  id: number;
+  /** Seconds left before it expires (rounded up). */
+  ttlSeconds: number;
+  /** The TTL it was granted (what a keep-alive renews to). */
+  grantedTtl: number;
+  /** With keys: the keys attached to it, in key order; else []. */
+  keys: Buffer[];
+}
+
+/** Renews a lease on a timer (Client.keepAlive). */
+export class LeaseKeeper {
+  readonly id: number;
+  /** Set (and the keeper stops) when a renewal fails with NOT_FOUND. */
+  readonly error: StrataError | null;
+  /** The last other error (retried at the next tick). */
+  readonly lastError: StrataError | null;
+  readonly renewals: number;
+  /** True until stopped or the lease is lost. */
+  readonly alive: boolean;
+  /** Stops renewing (the lease then expires after its TTL). */
+  stop(): void;
+}
+
 /** What Client.deleteRange resolves to. */
 export interface DeleteRangeResult {
   /** The revision of the deletion (the current one if nothing was deleted). */
@@ -241,7 +293,8 @@ export type WriteOp = ['put', BytesLike, BytesLike] | ['delete', BytesLike];
 /** An ordered list of puts and deletes that Client.write applies atomically. */
 export class WriteBatch {
   constructor();
-  put(key: BytesLike, value: BytesLike, type?: ValueType): this;
+  /** Appends a put; options is a ValueType, or { type, ttlMs, lease }. */
+  put(key: BytesLike, value: BytesLike, options?: ValueType | (ExpiryOptions & { type?: ValueType })): this;
   delete(key: BytesLike): this;
   clear(): void;
   readonly length: number;
@@ -278,7 +331,7 @@ export class Client {
   get(key: BytesLike, options?: ReadOptions): Promise<Buffer | null>;
   /** The value with its metadata and the revision read at. */
   getWithMetadata(key: BytesLike, options?: ReadOptions): Promise<GetResult>;
-  /** Sets key to value (of options.type); durable when it resolves. Resolves to its revision. */
+  /** Sets key to value (of options.type, with options.ttlMs / options.lease); durable when it resolves. Resolves to its revision. */
   put(key: BytesLike, value: BytesLike, options?: PutOptions): Promise<number>;
   /** Stores a JavaScript value as a JSON value (JSON.stringify; a Buffer is JSON text). */
   putJson(key: BytesLike, document: unknown, options?: CallOptions): Promise<number>;
@@ -302,6 +355,18 @@ export class Client {
   deleteRange(start: BytesLike, end: BytesLike, options?: DeleteRangeOptions): Promise<DeleteRangeResult>;
   /** Discards the history before revision; resolves to the current revision. */
   compact(revision: number, options?: CallOptions): Promise<number>;
+  /** Creates a lease of ttlSeconds (options.id 0 = the server picks one). */
+  leaseGrant(ttlSeconds: number, options?: LeaseGrantOptions): Promise<LeaseGrantResult>;
+  /** Ends the lease now, deleting its keys at one revision; resolves to it. */
+  leaseRevoke(id: number, options?: CallOptions): Promise<number>;
+  /** Renews the lease to its full TTL; resolves to the TTL in seconds. */
+  leaseKeepAlive(id: number, options?: CallOptions): Promise<number>;
+  /** The lease's remaining and granted TTL, and (options.keys) its keys. */
+  leaseTimeToLive(id: number, options?: LeaseTimeToLiveOptions): Promise<LeaseTimeToLiveResult>;
+  /** The ids of every live lease, ascending. */
+  leaseLeases(options?: CallOptions): Promise<number[]>;
+  /** Renews the lease on a timer until stop(). */
+  keepAlive(id: number, options?: { intervalMs?: number }): LeaseKeeper;
   /** Resolves to a Watch once the server opened the stream. */
   watch(options: WatchOptions): Promise<Watch>;
   /** True when service ('' = the whole server) is SERVING. */

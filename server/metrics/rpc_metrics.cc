@@ -201,7 +201,52 @@ std::vector<prometheus::MetricFamily> RpcMetrics::Collect() const {
   out.push_back(std::move(events));
   out.push_back(std::move(disk_reads));
   out.push_back(std::move(compacted));
+  CollectExpiry(&out);
   return out;
+}
+
+void RpcMetrics::OnExpiryGauges(int64_t leases, int64_t ttl_keys) {
+  leases_.store(leases, kRelaxed);
+  ttl_keys_.store(ttl_keys, kRelaxed);
+}
+
+void RpcMetrics::OnKeysExpired(uint64_t keys, double lag_seconds) {
+  expired_keys_.fetch_add(keys, kRelaxed);
+  const size_t bucket = static_cast<size_t>(
+      std::lower_bound(kExpiryLagBounds.begin(), kExpiryLagBounds.end(),
+                       lag_seconds) -
+      kExpiryLagBounds.begin());
+  lag_buckets_[bucket].fetch_add(keys, kRelaxed);
+  lag_micros_.fetch_add(static_cast<uint64_t>(lag_seconds * 1e6) * keys,
+                        kRelaxed);
+}
+
+void RpcMetrics::CollectExpiry(std::vector<prometheus::MetricFamily>* out) const {
+  out->push_back(GaugeFamily(
+      "strata_leases", "Live leases (granted, not yet expired or revoked).",
+      static_cast<double>(leases_.load(kRelaxed))));
+  out->push_back(GaugeFamily(
+      "strata_ttl_keys",
+      "Puts with a TTL whose deadline the expirer has not processed yet.",
+      static_cast<double>(ttl_keys_.load(kRelaxed))));
+  out->push_back(CounterFamily(
+      "strata_expired_keys_total",
+      "Keys deleted by the expirer because their TTL or lease expired.",
+      static_cast<double>(expired_keys_.load(kRelaxed))));
+  prometheus::MetricFamily lag = MakeFamily(
+      "strata_expiry_lag_seconds",
+      "Time from a key's deadline (its own or its lease's) to the commit of "
+      "the revision that deleted it.",
+      MetricType::Histogram);
+  const std::vector<double> bounds(kExpiryLagBounds.begin(),
+                                   kExpiryLagBounds.end());
+  std::vector<uint64_t> counts(bounds.size() + 1);
+  for (size_t b = 0; b < counts.size(); ++b) {
+    counts[b] = lag_buckets_[b].load(kRelaxed);
+  }
+  AddHistogram(&lag, bounds, counts,
+               static_cast<double>(lag_micros_.load(kRelaxed)) / 1e6, 0);
+  out->push_back(std::move(lag));
 }
 
 }  // namespace strata::server::metrics

@@ -33,6 +33,11 @@ inline constexpr std::array<double, 17> kRpcDurationBounds = {
     50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3,
     50e-3, 100e-3, 250e-3, 500e-3, 1,    2.5,    5,    10};
 
+// Upper bounds (seconds) of strata_expiry_lag_seconds: 1 ms .. 60 s.
+inline constexpr std::array<double, 14> kExpiryLagBounds = {
+    1e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3,
+    1,    2.5,  5,     10,    30,    60};
+
 // The gRPC code name of `code` ("OK", "INVALID_ARGUMENT", ...), as in
 // grpc::StatusCode; "UNKNOWN" for a value outside 0..16.
 std::string_view GrpcCodeName(grpc::StatusCode code);
@@ -52,6 +57,10 @@ std::string_view GrpcCodeName(grpc::StatusCode code);
 //   strata_watch_events_total                       counter
 //   strata_watch_disk_reads_total                   counter
 //   strata_watch_compacted_total                    counter
+//   strata_leases                                   gauge   (expiry)
+//   strata_ttl_keys                                 gauge
+//   strata_expired_keys_total                       counter
+//   strata_expiry_lag_seconds                       histogram
 // requests_total has a code="OK" sample per method from the start (so rates
 // exist before the first request); other codes appear once they occur.
 //
@@ -67,7 +76,8 @@ class RpcMetrics final : public RpcObserver, public prometheus::Collectable {
       const std::vector<std::string>& methods = {
           "Get", "Put", "Delete", "Scan", "Write", "Watch", "Compact",
           "BatchGet", "DeleteRange", "Txn", "Commit", "Increment",
-          "JsonGet", "JsonUpdate"});
+          "JsonGet", "JsonUpdate", "LeaseGrant", "LeaseRevoke",
+          "LeaseKeepAlive", "LeaseTimeToLive", "LeaseLeases"});
   ~RpcMetrics() override;
   RpcMetrics(const RpcMetrics&) = delete;
   RpcMetrics& operator=(const RpcMetrics&) = delete;
@@ -83,6 +93,8 @@ class RpcMetrics final : public RpcObserver, public prometheus::Collectable {
   void OnWatchCatchingUp(int delta) override;
   void OnWatchDiskRead() override;
   void OnWatchCompacted() override;
+  void OnExpiryGauges(int64_t leases, int64_t ttl_keys) override;
+  void OnKeysExpired(uint64_t keys, double lag_seconds) override;
 
   // prometheus::Collectable: the families above.
   std::vector<prometheus::MetricFamily> Collect() const override;
@@ -114,6 +126,13 @@ class RpcMetrics final : public RpcObserver, public prometheus::Collectable {
   std::atomic<uint64_t> watch_events_{0};
   std::atomic<uint64_t> watch_disk_reads_{0};
   std::atomic<uint64_t> watch_compacted_{0};
+  // Expiry: appended to Collect by CollectExpiry.
+  void CollectExpiry(std::vector<prometheus::MetricFamily>* out) const;
+  alignas(64) std::atomic<int64_t> leases_{0};
+  std::atomic<int64_t> ttl_keys_{0};
+  std::atomic<uint64_t> expired_keys_{0};
+  std::array<std::atomic<uint64_t>, kExpiryLagBounds.size() + 1> lag_buckets_{};
+  std::atomic<uint64_t> lag_micros_{0};
 };
 
 }  // namespace strata::server::metrics

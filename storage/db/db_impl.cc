@@ -156,7 +156,13 @@ std::shared_ptr<const DBImpl::SuperVersion> DBImpl::GetSuperVersion() {
 DBImpl::ReadPoint DBImpl::ReadPointFor(const ReadOptions& options) const {
   if (options.snapshot != nullptr) {
     const auto* s = static_cast<const SnapshotImpl*>(options.snapshot);
-    return {s->sequence, s->expiry_now_unix_ms};
+    // A past revision's snapshot judges no expiry, unless asked to judge
+    // it by the clock now.
+    const uint64_t now =
+        s->expiry_now_unix_ms == 0 && options.hide_expired_history
+            ? env_->NowUnixMillis()
+            : s->expiry_now_unix_ms;
+    return {s->sequence, now};
   }
   return {versions_->LastSequence(), env_->NowUnixMillis()};
 }
@@ -190,7 +196,8 @@ absl::StatusOr<GetResult> DBImpl::GetWithMetadata(const ReadOptions& options,
   LookupResult found;
   RETURN_IF_ERROR(LookupEntry(options, key, at.sequence, &found));
   if (found.state != LookupResult::State::kFound ||
-      IsExpired(found.type, found.stored_value, at.now_unix_ms)) {
+      IsExpired(found.type, found.stored_value, at.now_unix_ms,
+                options_.lease_deadlines)) {
     return r;
   }
   std::string_view value;
@@ -218,7 +225,8 @@ std::unique_ptr<Iterator> DBImpl::NewIterator(const ReadOptions& options) {
   const ReadPoint at = ReadPointFor(options);
   Iterator* internal = NewInternalIterator(options, GetSuperVersion());
   return std::unique_ptr<Iterator>(NewDBIterator(
-      icmp_.user_comparator(), internal, at.sequence, at.now_unix_ms));
+      icmp_.user_comparator(), internal, at.sequence, at.now_unix_ms,
+      options_.lease_deadlines));
 }
 
 const Snapshot* DBImpl::GetSnapshot() {

@@ -15,11 +15,12 @@ namespace {
 class DBIter final : public Iterator {
  public:
   DBIter(const Comparator* ucmp, Iterator* internal, SequenceNumber sequence,
-         uint64_t now_unix_ms)
+         uint64_t now_unix_ms, const LeaseDeadlines* leases)
       : ucmp_(ucmp),
         iter_(internal),
         sequence_(sequence),
-        now_unix_ms_(now_unix_ms) {}
+        now_unix_ms_(now_unix_ms),
+        leases_(leases) {}
 
   bool Valid() const override { return valid_; }
   std::string_view key() const override {
@@ -191,7 +192,7 @@ class DBIter final : public Iterator {
   // Whether the entry makes its key absent: a tombstone, or an expired
   // value.
   bool Hides(ValueType type, std::string_view stored) const {
-    return type == kTypeDeletion || IsExpired(type, stored, now_unix_ms_);
+    return type == kTypeDeletion || IsExpired(type, stored, now_unix_ms_, leases_);
   }
 
   // Splits the current entry's stored value into value_ and metadata_.
@@ -212,6 +213,7 @@ class DBIter final : public Iterator {
   std::unique_ptr<Iterator> iter_;
   const SequenceNumber sequence_;
   const uint64_t now_unix_ms_;  // 0: no expiry.
+  const LeaseDeadlines* const leases_;  // nullptr: leases do not expire.
   absl::Status status_;
   std::string saved_key_;
   std::string saved_value_;  // Stored form (reverse direction).
@@ -228,8 +230,9 @@ class DBIter final : public Iterator {
 }  // namespace
 
 Iterator* NewDBIterator(const Comparator* user_comparator, Iterator* internal,
-                        SequenceNumber sequence, uint64_t now_unix_ms) {
-  return new DBIter(user_comparator, internal, sequence, now_unix_ms);
+                        SequenceNumber sequence, uint64_t now_unix_ms,
+                        const LeaseDeadlines* leases) {
+  return new DBIter(user_comparator, internal, sequence, now_unix_ms, leases);
 }
 
 }  // namespace strata::storage

@@ -212,7 +212,8 @@ class DBImpl::GroupCommit final : public CommitView {
     Iterator* internal =
         db_->NewInternalIterator(ReadOptions(), sv_, std::move(extra));
     return std::unique_ptr<Iterator>(NewDBIterator(
-        db_->icmp_.user_comparator(), internal, next_ - 1, now_unix_ms_));
+        db_->icmp_.user_comparator(), internal, next_ - 1, now_unix_ms_,
+        db_->options_.lease_deadlines));
   }
   absl::StatusOr<Revision> LastChangeRevision(std::string_view key) override {
     LookupResult current;
@@ -257,8 +258,7 @@ class DBImpl::GroupCommit final : public CommitView {
   }
 
   bool Expired(const KeyMetadata& m) const {
-    return m.attributes.expire_at_unix_ms != 0 &&
-           m.attributes.expire_at_unix_ms <= now_unix_ms_;
+    return IsExpired(m.attributes, now_unix_ms_, db_->options_.lease_deadlines);
   }
 
   DBImpl* const db_;

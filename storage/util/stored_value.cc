@@ -63,18 +63,33 @@ void AppendStoredValue(std::string* dst, const KeyMetadata& meta,
   dst->append(value.data(), value.size());
 }
 
-bool IsExpired(ValueType type, std::string_view stored, uint64_t now_unix_ms) {
+bool IsExpired(const PutAttributes& a, uint64_t now_unix_ms,
+               const LeaseDeadlines* leases) {
+  if (now_unix_ms == 0) return false;
+  if (a.expire_at_unix_ms != 0 && a.expire_at_unix_ms <= now_unix_ms) {
+    return true;
+  }
+  if (a.lease == 0 || leases == nullptr) return false;
+  const uint64_t deadline = leases->DeadlineUnixMs(a.lease);
+  return deadline != 0 && deadline <= now_unix_ms;
+}
+
+bool IsExpired(ValueType type, std::string_view stored, uint64_t now_unix_ms,
+               const LeaseDeadlines* leases) {
   if (now_unix_ms == 0 || type != kTypeValueMeta) return false;
   std::string_view m;
   uint64_t skip;
   uint32_t flags;
-  uint64_t expire_at;
   if (!GetLengthPrefixed(&stored, &m) || !GetVarint64(&m, &skip) ||
-      !GetVarint64(&m, &skip) || !GetVarint32(&m, &flags) ||
-      (flags & kHasExpiry) == 0 || !GetVarint64(&m, &expire_at)) {
+      !GetVarint64(&m, &skip) || !GetVarint32(&m, &flags)) {
     return false;
   }
-  return expire_at <= now_unix_ms;
+  PutAttributes a;
+  if ((flags & kHasExpiry) && !GetVarint64(&m, &a.expire_at_unix_ms)) {
+    return false;
+  }
+  if ((flags & kHasLease) && !GetVarint64(&m, &a.lease)) return false;
+  return IsExpired(a, now_unix_ms, leases);
 }
 
 absl::Status DecodeStoredValue(ValueType type, SequenceNumber sequence,

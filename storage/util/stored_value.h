@@ -25,6 +25,7 @@
 
 #include "absl/status/status.h"
 #include "strata/storage/key_metadata.h"
+#include "strata/storage/options.h"
 #include "util/dbformat.h"
 
 namespace strata::storage {
@@ -48,9 +49,15 @@ absl::Status DecodeStoredValue(ValueType type, SequenceNumber sequence,
                                std::string_view* value);
 
 // Whether an entry of this type and stored value has an expiry deadline at
-// or before now_unix_ms (0 = never judge expiry). A value that does not
-// parse counts as not expired (the read that decodes it reports DataLoss).
-bool IsExpired(ValueType type, std::string_view stored, uint64_t now_unix_ms);
+// or before now_unix_ms (0 = never judge expiry): its own
+// (expire_at_unix_ms) or, when `leases` is given and the value is attached
+// to a lease, the lease's. A value that does not parse counts as not
+// expired (the read that decodes it reports DataLoss).
+bool IsExpired(ValueType type, std::string_view stored, uint64_t now_unix_ms,
+               const LeaseDeadlines* leases = nullptr);
+// The same judgement for decoded attributes.
+bool IsExpired(const PutAttributes& attributes, uint64_t now_unix_ms,
+               const LeaseDeadlines* leases);
 
 // Encodes / decodes PutAttributes alone (as in a user's WriteBatch):
 //   varint32(flags) [varint64 expire] [varint64 lease] [u8 type]

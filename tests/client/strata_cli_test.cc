@@ -172,6 +172,34 @@ TEST_F(StrataCliTest, PutGetDelete) {
   EXPECT_EQ(r.exit_code, 0);
 }
 
+TEST_F(StrataCliTest, TtlAndLeaseCommands) {
+  ProcessResult r = Strata({"put", "--ttl=1h", "cli/ttl", "v"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(Strata({"get", "cli/ttl"}).out, "v\n");
+  EXPECT_EQ(Strata({"put", "--ttl=-1s", "cli/ttl", "v"}).exit_code, 2);
+  EXPECT_EQ(Strata({"get", "--ttl=1s", "cli/ttl"}).exit_code, 2);  // put only.
+  r = Strata({"lease", "grant", "60s"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string id(absl::StripSuffix(r.out, "\n"));
+  r = Strata({"put", "--lease=" + id, "cli/leased", "v"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  r = Strata({"lease", "ttl", id, "--keys"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("lease " + id + " ttl "));
+  EXPECT_THAT(r.out, HasSubstr(" granted 60\ncli/leased\n"));
+  EXPECT_THAT(Strata({"lease", "list"}).out, HasSubstr(id + "\n"));
+  r = Strata({"lease", "revoke", id});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("revision "));
+  EXPECT_EQ(Strata({"get", "cli/leased"}).exit_code, 1);
+  r = Strata({"lease", "revoke", id});
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_THAT(r.err, HasSubstr("NOT_FOUND"));
+  EXPECT_EQ(Strata({"put", "--lease=" + id, "cli/late", "v"}).exit_code, 3);
+  EXPECT_EQ(Strata({"lease", "grant", "0s"}).exit_code, 2);
+  EXPECT_EQ(Strata({"lease", "keepalive", "x"}).exit_code, 2);
+}
+
 TEST_F(StrataCliTest, ValuesStartingWithDashAfterDoubleDash) {
   ProcessResult r = Strata({"put", "--", "cli/dash", "-v-"});
   ASSERT_EQ(r.exit_code, 0) << r.err;

@@ -25,11 +25,11 @@
 //      state then (OUT_OF_RANGE only where retention may have compacted);
 //   5. start a watcher over every key at the current revision + 1 (every
 //      other cycle one that stops reading after a few messages), run
-//      writers (Put, some of them typed, Delete, multi-key Write,
-//      DeleteRange, Increment of counters, Put and JsonUpdate of JSON
-//      documents, Txn, Commit and BatchGet over their own keys) until a
-//      random number of operations has been acknowledged, SIGKILL the
-//      server mid-stream;
+//      writers (Put, some of them typed and some with a long TTL, Delete,
+//      multi-key Write, DeleteRange, Increment of counters, Put and
+//      JsonUpdate of JSON documents, Txn, Commit and BatchGet over their
+//      own keys) until a random number of operations has been
+//      acknowledged, SIGKILL the server mid-stream;
 //   6. run strata-verify on the directory: it must find no error.
 // Writers own disjoint key ranges, so each key's history is sequential and
 // the test knows, before sending a write, exactly what it will change
@@ -104,6 +104,8 @@ constexpr int kKeysPerWriter = 150;
 constexpr int kCounterKeys = 8;
 constexpr int kDocKeys = 6;
 constexpr int kPlainKeys = kKeysPerWriter - kCounterKeys - kDocKeys;
+// A TTL no key reaches during a run (an hour).
+constexpr int64_t kLongTtlMs = 3600 * 1000;
 constexpr absl::Duration kRpcTimeout = absl::Seconds(20);
 // Revisions kept in the cycles with revision-count retention. A cycle
 // commits at most ~410 revisions (400 acknowledged operations, a few more
@@ -997,6 +999,10 @@ void CrashLoopTest::Writer(v1::KV::Stub* stub, int writer, int cycle,
       req.set_key(k);
       req.set_value(v);
       req.set_type(static_cast<v1::ValueType>(type));
+      // One put in three carries a TTL far beyond the test (it takes the
+      // expiry write path: a commit function and the TTL index in the same
+      // batch); expiry itself is tested by expiry_crash_test.cc.
+      if (pick(3) == 0) req.set_ttl_ms(kLongTtlMs);
       v1::PutResponse resp;
       s = stub->Put(&ctx, req, &resp);
       Finish(op, s, resp.header().revision());
@@ -1080,6 +1086,7 @@ void CrashLoopTest::Writer(v1::KV::Stub* stub, int writer, int cycle,
         if (v) {
           m->mutable_put()->set_key(k);
           m->mutable_put()->set_value(*v);
+          if (pick(4) == 0) m->mutable_put()->set_ttl_ms(kLongTtlMs);
         } else {
           m->mutable_delete_()->set_key(k);
         }

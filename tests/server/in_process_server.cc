@@ -32,6 +32,13 @@ absl::StatusOr<std::unique_ptr<InProcessServer>> InProcessServer::Start(
     DbWrapper wrap, storage::Options engine) {
   PinGrpcLibrary();
   std::unique_ptr<InProcessServer> s(new InProcessServer());
+  // The expirer and the engine judge deadlines by one clock and one lease
+  // table, as in strata-server (main.cc).
+  if (options.expiry.env == nullptr) options.expiry.env = engine.env;
+  if (options.expiry.leases == nullptr && engine.lease_deadlines == nullptr) {
+    options.expiry.leases = std::make_shared<server::LeaseTable>();
+    engine.lease_deadlines = options.expiry.leases.get();
+  }
   absl::StatusOr<std::unique_ptr<storage::DB>> db =
       storage::DB::Open(engine, s->dir_.path() + "/db");
   if (!db.ok()) return db.status();

@@ -848,11 +848,18 @@ TEST_F(KvServerTest, EngineWriteErrorIsReturnedWithItsCode) {
 }
 
 TEST_F(KvServerTest, IteratorErrorEndsTheScanWithItsCode) {
-  StartServer(TestServerOptions(), [&](storage::DB* db) {
+  // The error starts after the server has started (a server that cannot
+  // read its lease records at start does not start); no expirer thread
+  // reads meanwhile.
+  FaultDB* fault = nullptr;
+  ServerOptions options = TestServerOptions();
+  options.expiry.background = false;
+  StartServer(options, [&](storage::DB* db) {
     auto f = std::make_unique<FaultDB>(db);
-    f->iterator_error = absl::DataLossError("000007.sst: bad block at 4096");
+    fault = f.get();
     return f;
   });
+  fault->iterator_error = absl::DataLossError("000007.sst: bad block at 4096");
   std::vector<v1::ScanResponse> msgs;
   grpc::Status s = Scan(v1::ScanRequest(), &msgs);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::DATA_LOSS);

@@ -63,10 +63,12 @@ class WriteBatch {
     this._mutations = [];
   }
 
-  // Appends a put of key=value (type: 'BYTES' (default), 'TEXT', 'INT64' or
-  // 'JSON'); returns this so calls can be chained.
-  put(key, value, type = 'BYTES') {
-    this._mutations.push({ put: { key: toBuffer(key, 'key'), value: toBuffer(value, 'value'), type: checkValueType(type) } });
+  // Appends a put of key=value; options is a type ('BYTES' (default),
+  // 'TEXT', 'INT64' or 'JSON') or { type, ttlMs, lease } (see Client.put).
+  // Returns this so calls can be chained.
+  put(key, value, options = {}) {
+    const { type = 'BYTES', ttlMs = 0, lease = 0 } = typeof options === 'string' ? { type: options } : options;
+    this._mutations.push({ put: { key: toBuffer(key, 'key'), value: toBuffer(value, 'value'), type: checkValueType(type), ttl_ms: ttlMs, lease } });
     return this;
   }
 
@@ -181,8 +183,13 @@ class Client {
   // type ('TEXT', 'INT64', 'JSON'; default 'BYTES') makes it a typed value
   // the server checks (docs/values.md): INVALID_ARGUMENT, nothing written,
   // if it is not of its type; a JSON value is stored normalized.
-  async put(key, value, { type = 'BYTES', timeoutMs } = {}) {
-    const request = { key: toBuffer(key, 'key'), value: toBuffer(value, 'value'), type: checkValueType(type) };
+  // ttlMs > 0: the key expires that many milliseconds after the write (no
+  // read returns it from then on; docs/expiry.md); lease: attach the key to
+  // a lease (leaseGrant), NOT_FOUND if it does not exist (nothing written).
+  async put(key, value, { type = 'BYTES', ttlMs = 0, lease = 0, timeoutMs } = {}) {
+    const request = {
+      key: toBuffer(key, 'key'), value: toBuffer(value, 'value'), type: checkValueType(type), ttl_ms: ttlMs, lease,
+    };
     const resp = await this._unary('strata.v1.KV/Put', request, timeoutMs);
     return Number(resp.header.revision);
   }
@@ -254,6 +261,51 @@ class Client {
     else request.json_patch = jsonText(options.jsonPatch, 'jsonPatch');
     const resp = await this._unary('strata.v1.KV/JsonUpdate', request, options.timeoutMs);
     return JSON.parse(resp.json.toString('utf8'));
+  }
+
+  // Leases (docs/expiry.md): keys attached to a lease are deleted, all at one
+  // revision, when it expires (its TTL passes without a keep-alive) or is
+  // revoked. An unknown or expired lease rejects with NOT_FOUND.
+
+  // Creates a lease of ttlSeconds (id 0 = the server picks one). Resolves to
+  // { id, ttlSeconds, revision }.
+  async leaseGrant(ttlSeconds, { id = 0, timeoutMs } = {}) {
+    const resp = await this._unary('strata.v1.KV/LeaseGrant', { ttl_seconds: ttlSeconds, id }, timeoutMs);
+    return { id: Number(resp.id), ttlSeconds: Number(resp.ttl_seconds), revision: Number(resp.header.revision) };
+  }
+
+  // Ends the lease now, deleting its keys at one revision; resolves to it.
+  async leaseRevoke(id, { timeoutMs } = {}) {
+    const resp = await this._unary('strata.v1.KV/LeaseRevoke', { id }, timeoutMs);
+    return Number(resp.header.revision);
+  }
+
+  // Renews the lease to its full TTL (durably); resolves to the TTL (seconds).
+  async leaseKeepAlive(id, { timeoutMs } = {}) {
+    const resp = await this._unary('strata.v1.KV/LeaseKeepAlive', { id }, timeoutMs);
+    return Number(resp.ttl_seconds);
+  }
+
+  // Resolves to { id, ttlSeconds (left, rounded up), grantedTtl, keys
+  // (Buffers, with { keys: true }; else []) }.
+  async leaseTimeToLive(id, { keys = false, timeoutMs } = {}) {
+    const resp = await this._unary('strata.v1.KV/LeaseTimeToLive', { id, keys: Boolean(keys) }, timeoutMs);
+    return { id: Number(resp.id), ttlSeconds: Number(resp.ttl_seconds), grantedTtl: Number(resp.granted_ttl), keys: resp.keys };
+  }
+
+  // Resolves to the ids of every live lease, ascending.
+  async leaseLeases({ timeoutMs } = {}) {
+    const resp = await this._unary('strata.v1.KV/LeaseLeases', {}, timeoutMs);
+    return resp.ids.map(Number);
+  }
+
+  // Keeps the lease alive until stop(): renews at once, then every
+  // intervalMs (default a third of its TTL). Returns a LeaseKeeper; its
+  // .error is set (and it stops) when a renewal fails with NOT_FOUND (the
+  // lease expired or was revoked); other errors are retried at the next tick
+  // (.lastError). The timer does not keep the process alive.
+  keepAlive(id, { intervalMs } = {}) {
+    return new LeaseKeeper(this, id, intervalMs);
   }
 
   // Removes key (a missing key is fine: nothing changes and it resolves to
@@ -450,7 +502,55 @@ Client.RPC_METHODS = Object.freeze({
   'strata.v1.KV/Increment': 'incr',
   'strata.v1.KV/JsonGet': 'jsonGet',
   'strata.v1.KV/JsonUpdate': 'jsonUpdate',
+  'strata.v1.KV/LeaseGrant': 'leaseGrant',
+  'strata.v1.KV/LeaseRevoke': 'leaseRevoke',
+  'strata.v1.KV/LeaseKeepAlive': 'leaseKeepAlive',
+  'strata.v1.KV/LeaseTimeToLive': 'leaseTimeToLive',
+  'strata.v1.KV/LeaseLeases': 'leaseLeases',
 });
+
+// Renews a lease on a timer (Client.keepAlive).
+class LeaseKeeper {
+  constructor(client, id, intervalMs) {
+    this.id = id;
+    this.error = null;
+    this.lastError = null;
+    this.renewals = 0;
+    this._client = client;
+    this._intervalMs = intervalMs;
+    this._stopped = false;
+    this._timer = null;
+    this._tick();
+  }
+
+  get alive() {
+    return !this._stopped && this.error === null;
+  }
+
+  async _tick() {
+    if (!this.alive) return;
+    try {
+      const ttl = await this._client.leaseKeepAlive(this.id);
+      this.renewals += 1;
+      if (this._intervalMs === undefined) this._intervalMs = Math.max(100, (ttl * 1000) / 3);
+    } catch (err) {
+      if (err.code === grpc.status.NOT_FOUND) {
+        this.error = err;
+        return;
+      }
+      this.lastError = err;
+    }
+    if (this._stopped) return;
+    this._timer = setTimeout(() => this._tick(), this._intervalMs === undefined ? 1000 : this._intervalMs);
+    this._timer.unref();
+  }
+
+  // Stops renewing (the lease then expires after its TTL).
+  stop() {
+    this._stopped = true;
+    if (this._timer !== null) clearTimeout(this._timer);
+  }
+}
 
 function checkTimeout(ms) {
   if (ms !== null && (typeof ms !== 'number' || Number.isNaN(ms))) {
@@ -458,4 +558,4 @@ function checkTimeout(ms) {
   }
 }
 
-module.exports = { Client, WriteBatch, StrataError, Watch, DEFAULT_TIMEOUT_MS, prefixEnd };
+module.exports = { Client, WriteBatch, StrataError, Watch, LeaseKeeper, DEFAULT_TIMEOUT_MS, prefixEnd };

@@ -31,8 +31,10 @@ from .errors import (Aborted, Cancelled, DataLoss, DeadlineExceeded,
                      OutOfRange, PermissionDenied, ResourceExhausted,
                      StrataError, Unauthenticated, Unavailable, Unimplemented,
                      from_rpc_error)
+from .lease import LeaseKeeper
 from .results import (BatchGetResult, DeleteRangeResult, GetResult, KeyValue,
-                      ValueType, decode_value, prefix_end, prefix_range)
+                      ValueType, decode_value, LeaseGrantResult,
+                      LeaseTimeToLiveResult, prefix_end, prefix_range)
 from .tls import PemSource, TLSConfig
 from .watch import EventType, ResumePolicy, Watch, WatchEvent
 
@@ -43,6 +45,7 @@ __all__ = [
     "BytesLike", "WriteOp", "Pair", "Timeout", "DEFAULT_TIMEOUT", "ChannelOptions", "PemSource",
     "KeyValue", "GetResult", "BatchGetResult", "DeleteRangeResult", "prefix_end", "prefix_range",
     "ValueType", "decode_value",
+    "LeaseGrantResult", "LeaseTimeToLiveResult", "LeaseKeeper",
     "Watch", "WatchEvent", "EventType", "ResumePolicy",
     "StrataError", "InvalidArgument", "DeadlineExceeded", "Cancelled",
     "Unavailable", "ResourceExhausted", "DataLoss", "Internal", "Unimplemented",

@@ -14,8 +14,10 @@ import grpc
 from . import _rpc
 from ._gen import kv_pb2
 from .errors import from_rpc_error
+from .lease import LeaseKeeper
 from .results import (BatchGetResult, DeleteRangeResult, GetResult, KeyValue,
-                      ValueType, decode_value, prefix_end)
+                      ValueType, decode_value, LeaseGrantResult,
+                      LeaseTimeToLiveResult, prefix_end)
 from .tls import TLSConfig
 from .watch import ResumePolicy, Watch
 
@@ -102,13 +104,16 @@ class WriteBatch:
         self._mutations: List[kv_pb2.Mutation] = []
 
     def put(self, key: BytesLike, value: BytesLike,
-            type: ValueType = ValueType.BYTES) -> WriteBatch:
-        """Appends a put of key=value (of the given ValueType). Returns self
-        so calls can be chained."""
+            type: ValueType = ValueType.BYTES, *, ttl_ms: int = 0,
+            lease: int = 0) -> WriteBatch:
+        """Appends a put of key=value (of the given ValueType, expiring ttl_ms
+        after the write, attached to lease: see Client.put). Returns self so
+        calls can be chained."""
         self._mutations.append(kv_pb2.Mutation(
             put=kv_pb2.PutRequest(key=_to_bytes(key, "key"),
                                   value=_to_bytes(value, "value"),
-                                  type=_value_type(type))))
+                                  type=_value_type(type),
+                                  ttl_ms=int(ttl_ms), lease=int(lease))))
         return self
 
     def delete(self, key: BytesLike) -> WriteBatch:
@@ -269,6 +274,11 @@ class Client:
         "strata.v1.KV/Increment": "incr",
         "strata.v1.KV/JsonGet": "json_get",
         "strata.v1.KV/JsonUpdate": "json_update",
+        "strata.v1.KV/LeaseGrant": "lease_grant",
+        "strata.v1.KV/LeaseRevoke": "lease_revoke",
+        "strata.v1.KV/LeaseKeepAlive": "lease_keep_alive",
+        "strata.v1.KV/LeaseTimeToLive": "lease_time_to_live",
+        "strata.v1.KV/LeaseLeases": "lease_leases",
     })
 
     def __init__(self, target: str, timeout: Optional[float] = 10.0,
@@ -347,6 +357,7 @@ class Client:
         return GetResult(revision=int(resp.header.revision), kv=kv)
 
     def put(self, key: BytesLike, value: BytesLike, *, type: ValueType = ValueType.BYTES,
+            ttl_ms: int = 0, lease: int = 0,
             timeout: Timeout = DEFAULT_TIMEOUT) -> int:
         """Sets key to value; durable when it returns. Returns its revision.
 
@@ -354,11 +365,17 @@ class Client:
         TEXT must be UTF-8, INT64 the decimal text of a 64-bit integer, JSON
         a JSON text (stored normalized); otherwise InvalidArgument and
         nothing is written.
+
+        ttl_ms > 0: the key expires that many milliseconds after the write (no
+        read returns it from then on; docs/expiry.md); 0 clears an earlier TTL.
+        lease: attach the key to a lease (lease_grant); NotFound if the lease
+        does not exist (nothing is written).
         """
         resp = self._unary("strata.v1.KV/Put",
                            kv_pb2.PutRequest(key=_to_bytes(key, "key"),
                                              value=_to_bytes(value, "value"),
-                                             type=_value_type(type)), timeout)
+                                             type=_value_type(type),
+                                             ttl_ms=int(ttl_ms), lease=int(lease)), timeout)
         return int(resp.header.revision)
 
     def put_json(self, key: BytesLike, document: Any, *,
@@ -438,6 +455,58 @@ class Client:
                 key=_to_bytes(key, "key"), json_patch=_json_text(json_patch, "json_patch"))
         resp = self._unary("strata.v1.KV/JsonUpdate", request, timeout)
         return json.loads(resp.json)
+
+    # Leases (docs/expiry.md): keys attached to a lease are deleted, all at
+    # one revision, when it expires (its TTL passes without a keep-alive) or
+    # is revoked. Unknown or expired leases raise NotFound.
+
+    def lease_grant(self, ttl_seconds: int, *, id: int = 0,  # noqa: A002 - the wire name
+                    timeout: Timeout = DEFAULT_TIMEOUT) -> LeaseGrantResult:
+        """Creates a lease of ttl_seconds (id 0 = the server picks one).
+
+        Returns a LeaseGrantResult (.id, .ttl_seconds, .revision).
+        """
+        resp = self._unary("strata.v1.KV/LeaseGrant",
+                           kv_pb2.LeaseGrantRequest(ttl_seconds=int(ttl_seconds), id=int(id)),
+                           timeout)
+        return LeaseGrantResult(id=int(resp.id), ttl_seconds=int(resp.ttl_seconds),
+                                revision=int(resp.header.revision))
+
+    def lease_revoke(self, lease: int, *, timeout: Timeout = DEFAULT_TIMEOUT) -> int:
+        """Ends the lease now, deleting its keys at one revision (returned)."""
+        resp = self._unary("strata.v1.KV/LeaseRevoke",
+                           kv_pb2.LeaseRevokeRequest(id=int(lease)), timeout)
+        return int(resp.header.revision)
+
+    def lease_keep_alive(self, lease: int, *, timeout: Timeout = DEFAULT_TIMEOUT) -> int:
+        """Renews the lease to its full TTL (durably); returns the TTL in seconds."""
+        resp = self._unary("strata.v1.KV/LeaseKeepAlive",
+                           kv_pb2.LeaseKeepAliveRequest(id=int(lease)), timeout)
+        return int(resp.ttl_seconds)
+
+    def lease_time_to_live(self, lease: int, *, keys: bool = False,
+                           timeout: Timeout = DEFAULT_TIMEOUT) -> LeaseTimeToLiveResult:
+        """The lease's remaining and granted TTL, and with keys=True its keys."""
+        resp = self._unary("strata.v1.KV/LeaseTimeToLive",
+                           kv_pb2.LeaseTimeToLiveRequest(id=int(lease), keys=bool(keys)), timeout)
+        return LeaseTimeToLiveResult(id=int(resp.id), ttl_seconds=int(resp.ttl_seconds),
+                                     granted_ttl=int(resp.granted_ttl),
+                                     keys=[bytes(k) for k in resp.keys])
+
+    def lease_leases(self, *, timeout: Timeout = DEFAULT_TIMEOUT) -> List[int]:
+        """The ids of every live lease, ascending."""
+        resp = self._unary("strata.v1.KV/LeaseLeases", kv_pb2.LeaseLeasesRequest(), timeout)
+        return [int(i) for i in resp.ids]
+
+    def keep_alive(self, lease: int, *, interval: Optional[float] = None) -> LeaseKeeper:
+        """Keeps the lease alive from a background thread until stopped.
+
+        Renews every interval seconds (default: a third of the lease's TTL).
+        Returns a LeaseKeeper: use it as a context manager or call stop();
+        .error holds the exception that ended it early (e.g. NotFound once
+        the lease expired or was revoked), else None.
+        """
+        return LeaseKeeper(self, int(lease), interval)
 
     def delete(self, key: BytesLike, *, timeout: Timeout = DEFAULT_TIMEOUT) -> int:
         """Removes key (a missing key is fine); durable when it returns.

@@ -141,6 +141,33 @@ class DeleteRangeResult:
     prev_kvs: List[KeyValue] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class LeaseGrantResult:
+    """What Client.lease_grant did: the lease's id and TTL (seconds), and the
+    revision of the grant."""
+
+    id: int
+    ttl_seconds: int
+    revision: int
+
+
+@dataclass(frozen=True)
+class LeaseTimeToLiveResult:
+    """A lease's state (Client.lease_time_to_live).
+
+    Attributes:
+      id: the lease.
+      ttl_seconds: seconds left before it expires (rounded up).
+      granted_ttl: the TTL it was granted (what a keep-alive renews to).
+      keys: with keys=True, the keys attached to it in key order; else [].
+    """
+
+    id: int
+    ttl_seconds: int
+    granted_ttl: int
+    keys: List[bytes] = field(default_factory=list)
+
+
 def prefix_end(prefix: bytes) -> bytes:
     """The exclusive end of the key range of every key starting with prefix.
 

@@ -10,6 +10,24 @@ namespace strata::storage {
 class Env;
 class Snapshot;
 
+// The deadlines of the leases keys may be attached to
+// (PutAttributes::lease), supplied by the layer that manages leases (the
+// server). Wherever the engine judges expiry (reads at the latest revision,
+// snapshots from DB::GetSnapshot, commit functions), a key attached to a
+// lease is treated like a key whose expire_at_unix_ms is the lease's
+// deadline (the earlier of the two counts when it has both).
+//
+// Thread safety: DeadlineUnixMs is called from any thread, on every read of
+// a key attached to a lease, sometimes on the commit leader's thread: it
+// must be thread-safe, quick, and must not call into the DB.
+class LeaseDeadlines {
+ public:
+  virtual ~LeaseDeadlines() = default;
+  // Wall-clock deadline (ms since the Unix epoch) of lease `id`, or 0 if it
+  // has none (its keys do not expire by it).
+  virtual uint64_t DeadlineUnixMs(uint64_t id) const = 0;
+};
+
 // Per-block compression of SSTable data blocks. Part of the on-disk format:
 // the numeric value is stored in every block trailer; never change or reuse
 // a value.
@@ -117,6 +135,10 @@ struct Options {
   // optimistic transactions). Memory: about (key size + 80) bytes each.
   // 0 turns range conflict checks off.
   size_t conflict_window_keys = 0;
+
+  // Lease deadlines (see LeaseDeadlines). Not owned; must outlive the DB.
+  // nullptr: a key's lease does not make it expire.
+  const LeaseDeadlines* lease_deadlines = nullptr;
 };
 
 // Options for a read.
@@ -135,6 +157,12 @@ struct ReadOptions {
   // apart, see db.h) instead of doing I/O. Lets an event-loop thread answer cache hits inline and hand
   // the rest to a thread that may block.
   bool cache_only = false;
+  // With a snapshot from DB::GetSnapshotAt (a past revision): also treat
+  // keys whose expiry deadline (own or lease's) is at or before the wall
+  // clock now (when the read or iterator starts) as absent, as reads at the
+  // latest revision do. False: history shows every key as it was at the
+  // revision, deadlines passed since or not.
+  bool hide_expired_history = false;
 };
 
 // Options for a write.
