@@ -13,6 +13,15 @@
 namespace strata::server {
 namespace {
 
+// A Put with ttl_ms or lease inside a Txn or Commit: refused rather than
+// written without its expiry (docs/transactions.md, "Limits").
+absl::Status ExpiryInTransactionError(std::string_view prefix) {
+  return absl::InvalidArgumentError(absl::StrFormat(
+      "%sttl_ms and lease are not supported on a put inside Txn or Commit "
+      "yet; use Put or Write",
+      prefix));
+}
+
 // Returns the status of `expr` if it is not OK (the server has no status
 // macros of its own; the engine's are internal to it).
 #define STRATA_TXN_RETURN_IF_ERROR(expr)     \
@@ -153,6 +162,9 @@ absl::Status PrepareBranch(
         }
         continue;
       case v1::RequestOp::kPut:
+        if (op.put().ttl_ms() != 0 || op.put().lease() != 0) {
+          return ExpiryInTransactionError(prefix);
+        }
         b = PutToBatch(op.put(), limits, ns);
         write_key = &op.put().key();
         break;
@@ -562,6 +574,9 @@ absl::StatusOr<storage::WriteBatch> PrepareCommit(
     absl::StatusOr<storage::WriteBatch> one;
     switch (m.op_case()) {
       case v1::Mutation::kPut:
+        if (m.put().ttl_ms() != 0 || m.put().lease() != 0) {
+          return ExpiryInTransactionError(absl::StrFormat("mutation %d: ", i));
+        }
         one = PutToBatch(m.put(), limits, ns);
         break;
       case v1::Mutation::kDelete:
