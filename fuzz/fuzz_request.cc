@@ -100,11 +100,28 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (!req.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) break;
       CheckInvalid(server::ValidateGet(req, limits));
       v1::GetResponse resp;
-      absl::StatusOr<std::string> result =
-          req.key().size() % 3 == 0
-              ? absl::StatusOr<std::string>(req.key())
-              : absl::StatusOr<std::string>(absl::NotFoundError("absent"));
-      if (!server::FillGetResponse(std::move(result), &resp).ok()) std::abort();
+      // Found (the key as its value), absent, or an engine error.
+      absl::StatusOr<storage::GetResult> result;
+      switch (req.key().size() % 3) {
+        case 0:
+          result = storage::GetResult{.found = true,
+                                      .value = req.key(),
+                                      .metadata = {},
+                                      .revision = 7};
+          break;
+        case 1:
+          result = storage::GetResult{.found = false,
+                                      .value = {},
+                                      .metadata = {},
+                                      .revision = 7};
+          break;
+        default:
+          result = absl::DataLossError("corrupt block");
+      }
+      if (server::FillGetResponse(std::move(result), &resp).ok() !=
+          (req.key().size() % 3 != 2)) {
+        std::abort();
+      }
       break;
     }
     case 1: {

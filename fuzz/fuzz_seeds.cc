@@ -35,14 +35,19 @@ std::string Wal(const std::vector<size_t>& record_sizes, size_t truncate_to) {
   {
     record::Writer writer(
         std::make_unique<strata::fuzz::StringWritableFile>(&file));
-    SequenceNumber seq = 1;
+    // One committed batch per revision, as the commit leader writes them
+    // (WAL format version 2).
+    Revision revision = 1;
     for (size_t size : record_sizes) {
-      WriteBatch b;
-      b.Put("key" + std::to_string(seq), std::string(size, 'v'));
-      b.Delete("gone" + std::to_string(seq));
-      WriteBatchInternal::SetSequence(&b, seq);
-      seq += b.Count();
-      if (!writer.AddRecord(WriteBatchInternal::Contents(&b)).ok()) std::abort();
+      CommittedBatchBuilder b(revision);
+      KeyMetadata meta;
+      meta.create_revision = revision;
+      meta.mod_revision = revision;
+      meta.version = 1;
+      b.Put("key" + std::to_string(revision), meta, std::string(size, 'v'));
+      b.Delete("gone" + std::to_string(revision));
+      if (!writer.AddRecord(b.Finish()).ok()) std::abort();
+      revision++;
     }
   }
   if (truncate_to < file.size()) file.resize(truncate_to);

@@ -16,6 +16,7 @@ void DBImpl::MaybeScheduleCompaction() { compaction_cv_.SignalAll(); }
 
 void DBImpl::CompactionThreadMain() {
   MutexLock l(&mu_);
+  versions_->AssertHeld();
   while (true) {
     std::unique_ptr<Compaction> c;
     while (!shutting_down_.load()) {
@@ -39,6 +40,7 @@ void DBImpl::CompactionThreadMain() {
 }
 
 absl::Status DBImpl::RunCompaction(Compaction* c) {
+  versions_->AssertHeld();
   c->AddInputsTo(&compacting_files_);
   running_compactions_++;
   uint64_t start = env_->NowMicros();
@@ -160,6 +162,7 @@ absl::Status DBImpl::DoCompactionWork(Compaction* c, VersionEdit* edit) {
       uint64_t number;
       {
         MutexLock l(&mu_);
+        versions_->AssertHeld();
         number = versions_->NewFileNumber();
         pending_outputs_.insert(number);
       }
@@ -201,6 +204,7 @@ absl::Status DBImpl::CompactRange(std::optional<std::string_view> begin,
   if (begin) begin_key.emplace(*begin, kMaxSequenceNumber, kValueTypeForSeek);
   if (end) end_key.emplace(*end, 0, kTypeDeletion);
   MutexLock l(&mu_);
+  versions_->AssertHeld();
   manual_compactions_++;
   absl::Status s;
   // Compact each level that has overlapping files into the next, down to

@@ -31,6 +31,7 @@ void DBImpl::FlushThreadMain() {
 }
 
 absl::Status DBImpl::WriteLevel0Table(MemTable* mem, VersionEdit* edit) {
+  versions_->AssertHeld();
   uint64_t start = env_->NowMicros();
   uint64_t number = versions_->NewFileNumber();
   pending_outputs_.insert(number);
@@ -73,6 +74,7 @@ absl::Status DBImpl::WriteLevel0Table(MemTable* mem, VersionEdit* edit) {
 }
 
 absl::Status DBImpl::FlushOldestImmutable() {
+  versions_->AssertHeld();
   ImmutableMemTable imm = imm_.front();
   VersionEdit edit;
   // Keep the table file out of DeleteObsoleteFiles until it is installed.

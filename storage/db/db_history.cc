@@ -181,6 +181,7 @@ bool DBImpl::WalNeededForHistory(uint64_t number) {
 }
 
 absl::Status DBImpl::SetCompactedRevision(SequenceNumber revision) {
+  versions_->AssertHeld();
   VersionEdit edit;
   edit.SetCompactedRevision(revision);
   absl::Status s = versions_->LogAndApply(&edit);

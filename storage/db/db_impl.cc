@@ -130,6 +130,7 @@ DBImpl::~DBImpl() {
 }
 
 void DBImpl::InstallSuperVersion() {
+  versions_->AssertHeld();
   auto sv = std::make_shared<SuperVersion>();
   sv->mem = mem_;
   mem_->Ref();
@@ -318,6 +319,7 @@ absl::Status DBImpl::Flush() {
 }
 
 void DBImpl::DeleteObsoleteFiles() {
+  versions_->AssertHeld();
   if (!bg_error_.ok()) return;  // Unknown state: keep everything.
   std::set<uint64_t> live = pending_outputs_;
   versions_->AddLiveFiles(&live);
@@ -358,6 +360,7 @@ void DBImpl::DeleteObsoleteFiles() {
 
 int DBImpl::TEST_NumFilesAtLevel(int level) {
   MutexLock l(&mu_);
+  versions_->AssertHeld();
   return versions_->current()->NumFiles(level);
 }
 
@@ -375,6 +378,7 @@ Statistics DBImpl::GetStatistics() {
   s.background_errors = background_errors_.Load();
   // The gauges of the memtables and the current version.
   MutexLock l(&mu_);
+  versions_->AssertHeld();
   s.revisions.compacted = CompactedRevisionLocked();
   s.memtable.active_bytes = mem_->ApproximateMemoryUsage();
   s.memtable.immutable = static_cast<int>(imm_.size());

@@ -17,6 +17,7 @@
 namespace strata::storage {
 
 absl::Status DBImpl::Recover() {
+  versions_->AssertHeld();
   std::string current = CurrentFileName(dbname_);
   if (!env_->FileExists(current)) {
     if (!options_.create_if_missing) {
@@ -222,6 +223,7 @@ absl::Status ReservedKeyError(std::string_view key) {
 }  // namespace
 
 absl::Status DBImpl::CheckNoReservedKeys() {
+  versions_->AssertHeld();
   ReadOptions ro;
   ro.fill_cache = false;
   std::vector<Iterator*> children;

@@ -467,6 +467,7 @@ void DBImpl::LeadGroupCommit(PendingWrite* leader) {
 }
 
 absl::Status DBImpl::MakeRoomForWrite(bool force) {
+  versions_->AssertHeld();
   using StallState = WriteCounters::StallState;
   bool allow_delay = !force;
   uint64_t stall_start = 0;
@@ -527,6 +528,7 @@ MemTable* DBImpl::NewMemTable() const {
 }
 
 absl::Status DBImpl::SwitchMemTable() {
+  versions_->AssertHeld();
   uint64_t number = versions_->NewFileNumber();
   auto file = env_->NewWritableFile(WalFileName(dbname_, number));
   if (!file.ok()) {

@@ -484,10 +484,13 @@ absl::Status VersionSet::LogAndApply(VersionEdit* edit) {
   // is never appended to again.
   bool roll = manifest_ == nullptr || manifest_bytes_ > (64u << 20);
   absl::Status s;
+  // manifest_busy_ keeps every other writer off the manifest while the
+  // mutex is released.
+  record::Writer* const manifest = manifest_.get();
   mu_->Unlock();
   if (!roll) {
-    s = manifest_->AddRecord(record);
-    if (s.ok()) s = manifest_->Sync();
+    s = manifest->AddRecord(record);
+    if (s.ok()) s = manifest->Sync();
   }
   mu_->Lock();
   if (s.ok()) {
