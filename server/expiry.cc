@@ -11,6 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "server/handlers.h"
 #include "server/keyspace.h"
+#include "server/typed_values.h"
 #include "spdlog/spdlog.h"
 
 namespace strata::server {
@@ -248,10 +249,20 @@ absl::StatusOr<int64_t> Expiry::PruneLeaseIndex(storage::CommitView* view,
 absl::Status Expiry::AppendPut(storage::CommitView* view,
                                storage::WriteBatch* batch,
                                std::string_view stored_key,
-                               std::string_view value, int64_t ttl_ms,
-                               int64_t lease) {
+                               std::string_view value, int value_type,
+                               int64_t ttl_ms, int64_t lease) {
   const uint64_t now = view->now_unix_ms();
   storage::PutAttributes a;
+  // The request was checked before the write was queued; a typed value is
+  // stored as the plain put stores it (normalized, with its type).
+  std::string normalized;
+  if (value_type != v1::BYTES) {
+    absl::StatusOr<std::string_view> typed =
+        PrepareTypedValue(value_type, value, &normalized);
+    if (!typed.ok()) return typed.status();
+    value = *typed;
+    a.value_type = static_cast<uint8_t>(value_type);
+  }
   if (ttl_ms > 0) a.expire_at_unix_ms = now + static_cast<uint64_t>(ttl_ms);
   if (lease != 0) {
     std::optional<LeaseTable::Lease> l = leases_->Find(lease);
@@ -296,7 +307,8 @@ absl::StatusOr<storage::WriteBatch> Expiry::PutBatch(
   batch.SetCommitFunction([this, &request](storage::CommitView* view,
                                            storage::WriteBatch* b) {
     return AppendPut(view, b, KeyspaceView().Encode(request.key()),
-                     request.value(), request.ttl_ms(), request.lease());
+                     request.value(), request.type(), request.ttl_ms(),
+                     request.lease());
   });
   return batch;
 }
@@ -327,12 +339,9 @@ absl::StatusOr<storage::WriteBatch> Expiry::WriteBatchFor(
         continue;
       }
       const v1::PutRequest& p = m.put();
-      if (p.ttl_ms() == 0 && p.lease() == 0) {
-        b->Put(ns.Encode(p.key()), p.value());
-        continue;
-      }
-      if (absl::Status s = AppendPut(view, b, ns.Encode(p.key()), p.value(),
-                                     p.ttl_ms(), p.lease());
+      if (absl::Status s =
+              AppendPut(view, b, ns.Encode(p.key()), p.value(), p.type(),
+                        p.ttl_ms(), p.lease());
           !s.ok()) {
         return s;
       }

@@ -126,15 +126,17 @@ class Expiry {
   absl::Status ValidatePut(const v1::PutRequest& put,
                            std::string_view where = "") const;
 
-  // For a commit function: appends the put of stored_key = value expiring
-  // ttl_ms after the commit (0 = no TTL) and attached to `lease` (0 =
-  // none), with its index entries. NotFound if the lease is not live
-  // (nothing may then be written: return the error from the commit
-  // function); ResourceExhausted if it holds --max_keys_per_lease keys.
-  // Also for Put inside a Txn.
+  // For a commit function: appends the put of stored_key = value of
+  // value_type (a v1::ValueType, already checked: a JSON value is stored
+  // normalized, docs/values.md) expiring ttl_ms after the commit (0 = no
+  // TTL) and attached to `lease` (0 = none), with its index entries.
+  // NotFound if the lease is not live (nothing may then be written: return
+  // the error from the commit function); ResourceExhausted if it holds
+  // --max_keys_per_lease keys; InvalidArgument if the value is not of its
+  // type.
   absl::Status AppendPut(storage::CommitView* view, storage::WriteBatch* batch,
                          std::string_view stored_key, std::string_view value,
-                         int64_t ttl_ms, int64_t lease);
+                         int value_type, int64_t ttl_ms, int64_t lease);
 
   // The batch for a Put / Write that has a TTL or a lease (else the plain
   // handlers' batch is used): every mutation is applied in order by a

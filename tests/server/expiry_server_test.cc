@@ -312,6 +312,65 @@ TEST_F(ExpiryServerTest, TtlInsideAWriteAppliesPerMutationInOrder) {
   EXPECT_EQ(Scan(), "");
 }
 
+// A typed value keeps its type and normalized form when it also has a TTL
+// or a lease, alone or inside a Write that takes the expiry path.
+TEST_F(ExpiryServerTest, TypedValuesWithTtlOrLeaseKeepTheirType) {
+  const int64_t lease = Grant(60);
+  auto typed_get = [&](const std::string& k) {
+    v1::GetRequest req;
+    req.set_key(k);
+    v1::GetResponse resp;
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    EXPECT_TRUE(stub_->Get(&ctx, req, &resp).ok());
+    return std::make_pair(resp.value(), resp.type());
+  };
+  {
+    v1::PutRequest req;
+    req.set_key("doc");
+    req.set_value("{ \"b\": 1, \"a\": [ 2 ] }");
+    req.set_type(v1::JSON);
+    req.set_ttl_ms(60000);
+    v1::PutResponse resp;
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    ASSERT_TRUE(stub_->Put(&ctx, req, &resp).ok());
+  }
+  EXPECT_EQ(typed_get("doc"),
+            std::make_pair(std::string("{\"a\":[2],\"b\":1}"), v1::JSON));
+  {
+    v1::WriteRequest req;
+    auto* counter = req.add_mutations()->mutable_put();
+    counter->set_key("counter");
+    counter->set_value("41");
+    counter->set_type(v1::INT64);
+    counter->set_lease(lease);
+    auto* text = req.add_mutations()->mutable_put();
+    text->set_key("text");
+    text->set_value("plain, no expiry");
+    text->set_type(v1::TEXT);
+    v1::WriteResponse resp;
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    ASSERT_TRUE(stub_->Write(&ctx, req, &resp).ok());
+  }
+  EXPECT_EQ(typed_get("counter"), std::make_pair(std::string("41"), v1::INT64));
+  EXPECT_EQ(typed_get("text"),
+            std::make_pair(std::string("plain, no expiry"), v1::TEXT));
+  // And a value that is not of its type is still refused on this path.
+  v1::PutRequest bad;
+  bad.set_key("bad");
+  bad.set_value("{");
+  bad.set_type(v1::JSON);
+  bad.set_ttl_ms(1000);
+  v1::PutResponse resp;
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  EXPECT_EQ(stub_->Put(&ctx, bad, &resp).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Get("bad"), "<missing>");
+}
+
 TEST_F(ExpiryServerTest, BadValuesAreInvalidArgumentAndWriteNothing) {
   const int64_t before = static_cast<int64_t>(db_->CurrentRevision());
   EXPECT_EQ(Put("k", "v", -1).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
