@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "server/handlers.h"
+#include "server/typed_values.h"
 
 namespace strata::server {
 namespace {
@@ -311,6 +312,16 @@ class TxnRunner {
     const bool live = s.ok();
     Entry e;
     e.value = req.value();
+    if (req.type() != v1::BYTES) {
+      // Later reads of the Txn see the value as it will be stored: with its
+      // type, normalized (validated before the write was queued).
+      std::string normalized;
+      absl::StatusOr<std::string_view> typed =
+          PrepareTypedValue(req.type(), req.value(), &normalized);
+      if (!typed.ok()) return typed.status();
+      e.value = std::string(*typed);
+      e.metadata.attributes.value_type = static_cast<uint8_t>(req.type());
+    }
     e.metadata.mod_revision = view_->revision();
     e.metadata.create_revision =
         live ? now.create_revision : view_->revision();

@@ -355,6 +355,19 @@ TEST_F(TxnTest, AResponseAboveTheMessageLimitWritesNothing) {
 
 // ---- Validation
 
+TEST_F(TxnTest, ReadsOfTheTxnsOwnTypedWritesCarryTheTypeAndStoredForm) {
+  ASSERT_OK_AND_ASSIGN(v1::TxnResponse r, Txn(R"pb(
+      success { put { key: "doc" value: "{ \"b\": 1, \"a\": 2 }" type: JSON } }
+      success { get { key: "doc" } }
+      success { scan { start_key: "doc" end_key: "doc0" } })pb"));
+  EXPECT_EQ(r.responses(1).get().value(), R"({"a":2,"b":1})");
+  EXPECT_EQ(r.responses(1).get().type(), v1::JSON);
+  ASSERT_EQ(r.responses(2).scan().pairs_size(), 1);
+  EXPECT_EQ(r.responses(2).scan().pairs(0).value(), R"({"a":2,"b":1})");
+  EXPECT_EQ(r.responses(2).scan().pairs(0).type(), v1::JSON);
+  EXPECT_EQ(Value("doc"), R"({"a":2,"b":1})");
+}
+
 TEST_F(TxnTest, ValidationNamesThePartAndTheLimit) {
   limits_.max_batch_mutations = 2;
   limits_.max_key_bytes = 8;
@@ -393,6 +406,13 @@ TEST_F(TxnTest, ValidationNamesThePartAndTheLimit) {
        "success op 0: reads in a Txn are made at the Txn's revision"},
       {"success { scan { end_key: '123456789' } }",
        "success op 0: end_key is 9 bytes; the limit is 8"},
+      {"success { put { key: 'a' ttl_ms: 1000 } }",
+       "success op 0: ttl_ms and lease are not supported on a put inside "
+       "Txn or Commit yet"},
+      {"failure { put { key: 'a' lease: 7 } }",
+       "failure op 0: ttl_ms and lease are not supported"},
+      {"success { put { key: 'a' value: '{' type: JSON } }",
+       "success op 0: "},
       {"success { put { key: 'a' } } success { delete { key: 'a' } }",
        "success op 1: writes key \"a\" a second time (success op 0 writes it "
        "too); a Txn writes each key at most once"},
