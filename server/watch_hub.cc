@@ -583,6 +583,11 @@ void WatchHub::Pull(std::shared_ptr<Watcher> w) {
       if (w->queued_bytes >= options_.buffer_bytes) {
         w->waiting_for_space = true;
         w->pull_scheduled = false;
+        // A stream waiting for its client holds no change-log reader: it
+        // would keep WAL files open (their space is not freed while a
+        // client is slow), and a compaction meanwhile must end the stream
+        // with its compact_revision rather than be read around.
+        w->disk.reset();
         return;
       }
     }
