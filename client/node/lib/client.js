@@ -8,7 +8,7 @@ const { StrataError, fromGrpcError } = require('./errors');
 const { tlsCredentials, tlsChannelOptions } = require('./tls');
 const { Watch, resumePolicy, toKeyValue } = require('./watch');
 const { checkValueType, decodeValue, jsonText } = require('./values');
-const { toBuffer, checkRevision, prefixEnd, checkKeys } = require('./convert');
+const { toBuffer, checkRevision, prefixEnd, checkKeys, putOptions } = require('./convert');
 const { Compare, TxnOp } = require('./txn');
 const { Transaction, runTransaction } = require('./transaction');
 
@@ -36,7 +36,7 @@ class WriteBatch {
   // 'TEXT', 'INT64' or 'JSON') or { type, ttlMs, lease } (see Client.put).
   // Returns this so calls can be chained.
   put(key, value, options = {}) {
-    const { type = 'BYTES', ttlMs = 0, lease = 0 } = typeof options === 'string' ? { type: options } : options;
+    const { type = 'BYTES', ttlMs = 0, lease = 0 } = putOptions(options, ['type', 'ttlMs', 'lease'], 'WriteBatch.put');
     this._mutations.push({ put: { key: toBuffer(key, 'key'), value: toBuffer(value, 'value'), type: checkValueType(type), ttl_ms: ttlMs, lease } });
     return this;
   }

@@ -38,4 +38,15 @@ function checkKeys(options, known, what) {
   }
 }
 
-module.exports = { toBuffer, checkRevision, prefixEnd, checkKeys };
+// The options of a put: a ValueType name (a string) or an object with only
+// known keys; TypeError for anything else (a number, null, a typo'd key).
+function putOptions(options, known, what) {
+  if (typeof options === 'string') return { type: options };
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw new TypeError(`${what} options must be a value type name or an object, not ${options === null ? 'null' : typeof options}`);
+  }
+  checkKeys(options, known, what);
+  return options;
+}
+
+module.exports = { toBuffer, checkRevision, prefixEnd, checkKeys, putOptions };
