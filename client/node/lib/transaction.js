@@ -22,7 +22,7 @@
 
 const { status } = require('@grpc/grpc-js');
 const { StrataError } = require('./errors');
-const { toBuffer, prefixEnd, checkKeys } = require('./convert');
+const { toBuffer, prefixEnd, checkKeys, putOptions } = require('./convert');
 const { checkValueType } = require('./values');
 const { checkLimit } = require('./txn');
 
@@ -167,8 +167,7 @@ class Transaction {
   // same key win. Nothing is sent before commit.
   put(key, value, options = {}) {
     this._checkOpen();
-    if (typeof options === 'object' && options !== null) checkKeys(options, PUT_OPTION_KEYS, 'Transaction.put');
-    const { type = 'BYTES' } = typeof options === 'string' ? { type: options } : options;
+    const { type = 'BYTES' } = putOptions(options, PUT_OPTION_KEYS, 'Transaction.put');
     const t = checkValueType(type);
     this._writes.set(keyId(toBuffer(key, 'key')), { value: toBuffer(value, 'value'), type: t });
   }

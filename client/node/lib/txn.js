@@ -18,7 +18,7 @@
 // strata_client/txn.py and the C++ client's strata::Compare / strata::TxnOp.
 'use strict';
 
-const { toBuffer, prefixEnd, checkKeys } = require('./convert');
+const { toBuffer, prefixEnd, checkKeys, putOptions } = require('./convert');
 const { checkValueType } = require('./values');
 
 // How a Compare relates the key's attribute to its constant: attribute OP constant.
@@ -142,8 +142,7 @@ class TxnOp {
   // Sets key to value; options is a ValueType or { type } (checked by the
   // server). TTLs and leases are not supported inside a Txn (use put or write).
   static put(key, value, options = {}) {
-    const { type = 'BYTES' } = typeof options === 'string' ? { type: options } : options;
-    if (typeof options === 'object' && options !== null) checkKeys(options, ['type'], 'TxnOp.put');
+    const { type = 'BYTES' } = putOptions(options, ['type'], 'TxnOp.put');
     const k = toBuffer(key, 'key');
     return new TxnOp('put', k, { put: { key: k, value: toBuffer(value, 'value'), type: checkValueType(type) } });
   }

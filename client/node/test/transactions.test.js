@@ -43,6 +43,7 @@ describe('Compare and TxnOp builders (no server needed)', () => {
     assert.throws(() => Compare.version('k', '==', 0, { range_end: 'x' }), /unknown Compare option "range_end"/);
     assert.throws(() => TxnOp.put('k', 1), TypeError);
     assert.throws(() => TxnOp.put('k', '1', { type: 'YAML' }), TypeError);
+    assert.throws(() => TxnOp.put('k', '1', 7), TypeError);
     assert.throws(() => TxnOp.scan({ limit: -1 }), RangeError);
     assert.throws(() => TxnOp.scan({ start: 'a', prefix: 'b' }), TypeError);
     const db = new Client('127.0.0.1:1');
