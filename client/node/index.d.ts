@@ -302,6 +302,180 @@ export class WriteBatch {
   static fromOps(ops: Iterable<WriteOp>): WriteBatch;
 }
 
+// ---- Transactions (docs/transactions.md)
+
+/** How a Compare relates the key's attribute to its constant: attribute OP constant. */
+export type CompareOp = '==' | '!=' | '>' | '<';
+
+/** What a Compare reads of the key (strata.v1.Compare.CompareTarget). */
+export type CompareTarget = 'VERSION' | 'CREATE' | 'MOD' | 'VALUE';
+
+export interface CompareOptions {
+  /** Compare every existing key of [key, rangeEnd) ('\0' = every key >= key); '' (default) = just key. */
+  rangeEnd?: BytesLike;
+}
+
+/**
+ * One condition of a Txn (etcd's Compare): the key's version, create
+ * revision, mod revision or value OP a constant. A missing key has version
+ * and revisions 0 (so "does not exist" is Compare.version(key, '==', 0)); a
+ * value compare on a missing key is false. Frozen.
+ */
+export class Compare {
+  private constructor();
+  readonly key: Buffer;
+  readonly target: CompareTarget;
+  readonly op: CompareOp;
+  /** A number or bigint for VERSION, CREATE and MOD; a Buffer for VALUE. */
+  readonly constant: number | bigint | Buffer;
+  /** Empty = just key; else the exclusive end of the range. */
+  readonly rangeEnd: Buffer;
+  /** The key's version (puts since it was created; 0 if missing) OP version. */
+  static version(key: BytesLike, op: CompareOp, version: number | bigint, options?: CompareOptions): Compare;
+  /** The revision that created the key (0 if missing) OP revision. */
+  static createRevision(key: BytesLike, op: CompareOp, revision: number | bigint, options?: CompareOptions): Compare;
+  /** The revision of the key's latest put (0 if missing) OP revision. */
+  static modRevision(key: BytesLike, op: CompareOp, revision: number | bigint, options?: CompareOptions): Compare;
+  /** The key's value OP value (bytewise); false for a missing key. */
+  static value(key: BytesLike, op: CompareOp, value: BytesLike, options?: CompareOptions): Compare;
+  /** The same compare over every key of [key, end). */
+  inRange(end: BytesLike): Compare;
+  /** The same compare over every key that starts with key. */
+  inPrefix(): Compare;
+  /** The strata.v1.Compare message (proto field names). */
+  toProto(): object;
+}
+
+export type TxnOpKind = 'get' | 'put' | 'delete' | 'scan';
+
+/** A scan inside a Txn: as ScanOptions, without revision (reads are at the Txn's revision). */
+export interface TxnScanOptions {
+  start?: BytesLike;
+  end?: BytesLike;
+  prefix?: BytesLike;
+  limit?: number;
+  keysOnly?: boolean;
+  reverse?: boolean;
+}
+
+/** One operation of a Txn branch. Reads see the branch's earlier writes. Frozen. */
+export class TxnOp {
+  private constructor();
+  readonly kind: TxnOpKind;
+  /** The key (a scan's start). */
+  readonly key: Buffer;
+  /** The strata.v1.RequestOp it sends. */
+  readonly message: object;
+  static get(key: BytesLike): TxnOp;
+  /** A put of a value of the given type (TTLs and leases are not supported in a Txn). */
+  static put(key: BytesLike, value: BytesLike, options?: ValueType | { type?: ValueType }): TxnOp;
+  static delete(key: BytesLike): TxnOp;
+  /** All the pairs come in the one Txn response. */
+  static scan(options?: TxnScanOptions): TxnOp;
+}
+
+/** The result of one TxnOp of the branch that ran, in the same position. */
+export interface TxnOpResult {
+  kind: TxnOpKind;
+  /** get: the key's state, or null when it does not exist; null for the other kinds. */
+  kv: KeyValue | null;
+  /** get: the value, or null when the key does not exist. */
+  value: Buffer | null;
+  /** scan: the pairs; [] for the other kinds. */
+  kvs: KeyValue[];
+}
+
+/** What Client.txn resolves to. */
+export interface TxnResult {
+  /** Whether every compare held (the success ops ran; else the failure ops). */
+  succeeded: boolean;
+  /** One per op of the branch that ran. */
+  results: TxnOpResult[];
+  /** The revision it committed at (the current one if it wrote nothing). */
+  revision: number;
+}
+
+export interface TxnOptions extends CallOptions {
+  /** All must hold for the success branch to run (none = success). */
+  compare?: Iterable<Compare>;
+  success?: Iterable<TxnOp>;
+  failure?: Iterable<TxnOp>;
+}
+
+/** A range a transaction read: [start, end), end '' = no upper bound. */
+export interface KeyRange {
+  start?: BytesLike;
+  end?: BytesLike;
+}
+
+export interface CommitOptions extends CallOptions {
+  /** The revision every read was made at (0 = it read the empty store, or nothing). */
+  readRevision?: number;
+  readKeys?: Iterable<BytesLike>;
+  readRanges?: Iterable<KeyRange>;
+  mutations?: WriteBatch | Iterable<WriteOp>;
+}
+
+/** A key and its value. */
+export interface Pair {
+  key: Buffer;
+  value: Buffer;
+}
+
+/** What Transaction.scan reads: as ScanOptions, at the transaction's revision. */
+export interface TransactionScanOptions {
+  start?: BytesLike;
+  end?: BytesLike;
+  prefix?: BytesLike;
+  /** At most this many pairs; 0 (default) = all. */
+  limit?: number;
+}
+
+/**
+ * An optimistic read-write transaction (Client.transaction): the first read
+ * pins a revision and every read is made at it, with the transaction's own
+ * buffered writes applied; commit() sends the writes with the read set and
+ * rejects with ABORTED if something read changed since. A transaction that
+ * only read never calls the server to commit.
+ */
+export class Transaction {
+  private constructor();
+  /** 1 for the first attempt of runTransaction, 2 for its first retry... */
+  readonly attempt: number;
+  /** After commit: the revision it committed at (read-only: its read revision); null before. */
+  readonly revision: number | null;
+  /** The pinned revision; null before the first read. */
+  readonly readRevision: number | null;
+  /** The keys read so far (what commit sends). */
+  readonly readKeys: Buffer[];
+  /** The ranges scanned so far. */
+  readonly readRanges: { start: Buffer; end: Buffer }[];
+  /** The value in the snapshot (with the own writes applied), or null. */
+  get(key: BytesLike): Promise<Buffer | null>;
+  /** The pairs of the range in the snapshot (with the own writes applied), in key order. */
+  scan(options?: TransactionScanOptions): Promise<Pair[]>;
+  /** Buffers a put; nothing is sent before commit. */
+  put(key: BytesLike, value: BytesLike, options?: ValueType | { type?: ValueType }): void;
+  /** Buffers a delete; nothing is sent before commit. */
+  delete(key: BytesLike): void;
+  /** Commits once; resolves to the revision. ABORTED if something it read changed. */
+  commit(options?: CallOptions): Promise<number>;
+  /** Drops the buffered writes without committing. */
+  discard(): void;
+}
+
+/** How Client.runTransaction retries. */
+export interface RunTransactionOptions {
+  /** Attempts in all, the first included (default 10); then ABORTED. */
+  maxAttempts?: number;
+  /** Wait before the first retry in ms (default 10), doubling up to maxBackoffMs, times a jitter in [0.5, 1). */
+  initialBackoffMs?: number;
+  /** Longest wait in ms (default 1000). */
+  maxBackoffMs?: number;
+  /** Called before each retry with the attempt that failed (1-based) and its ABORTED error. */
+  onRetry?: (attempt: number, error: StrataError) => void;
+}
+
 /** A failed call: code is the gRPC status number (see `status`). */
 export class StrataError extends Error {
   constructor(code: number, details?: string,
@@ -355,6 +529,14 @@ export class Client {
   deleteRange(start: BytesLike, end: BytesLike, options?: DeleteRangeOptions): Promise<DeleteRangeResult>;
   /** Discards the history before revision; resolves to the current revision. */
   compact(revision: number, options?: CallOptions): Promise<number>;
+  /** Compare -> then/else atomically at one revision (etcd's Txn). */
+  txn(options?: TxnOptions): Promise<TxnResult>;
+  /** Commits an optimistic transaction's writes iff nothing it read changed; resolves to the revision. */
+  commit(options: CommitOptions): Promise<number>;
+  /** A new optimistic read-write transaction. */
+  transaction(): Transaction;
+  /** Runs fn in a transaction and commits it, retrying on ABORTED; resolves to fn's result. */
+  runTransaction<T>(fn: (tx: Transaction) => T | Promise<T>, options?: RunTransactionOptions): Promise<T>;
   /** Creates a lease of ttlSeconds (options.id 0 = the server picks one). */
   leaseGrant(ttlSeconds: number, options?: LeaseGrantOptions): Promise<LeaseGrantResult>;
   /** Ends the lease now, deleting its keys at one revision; resolves to it. */

@@ -8,6 +8,9 @@ const { StrataError, fromGrpcError } = require('./errors');
 const { tlsCredentials, tlsChannelOptions } = require('./tls');
 const { Watch, resumePolicy, toKeyValue } = require('./watch');
 const { checkValueType, decodeValue, jsonText } = require('./values');
+const { toBuffer, checkRevision, prefixEnd, checkKeys, putOptions } = require('./convert');
+const { Compare, TxnOp } = require('./txn');
+const { Transaction, runTransaction } = require('./transaction');
 
 const DEFAULT_TIMEOUT_MS = 10000;
 const CLIENT_OPTION_KEYS = ['timeoutMs', 'tls', 'credentials', 'channelOptions'];
@@ -16,44 +19,10 @@ const SCAN_OPTION_KEYS = ['start', 'end', 'prefix', 'limit', 'keysOnly', 'revisi
 const WATCH_OPTION_KEYS = ['key', 'prefix', 'rangeEnd', 'startRevision', 'prevKv', 'progressNotify', 'resume', 'timeoutMs'];
 const INCR_OPTION_KEYS = ['mustExist', 'ttlMs', 'namespace', 'timeoutMs'];
 const JSON_UPDATE_OPTION_KEYS = ['mergePatch', 'jsonPatch', 'timeoutMs'];
+const TXN_OPTION_KEYS = ['compare', 'success', 'failure', 'timeoutMs'];
+const COMMIT_OPTION_KEYS = ['readRevision', 'readKeys', 'readRanges', 'mutations', 'timeoutMs'];
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
-
-// Keys and values are bytes: Buffers. Strings are UTF-8 encoded; any
-// Uint8Array is wrapped without copying.
-function toBuffer(x, what) {
-  if (Buffer.isBuffer(x)) return x;
-  if (typeof x === 'string') return Buffer.from(x, 'utf8');
-  if (x instanceof Uint8Array) return Buffer.from(x.buffer, x.byteOffset, x.byteLength);
-  throw new TypeError(`${what} must be a Buffer, Uint8Array or string, not ${x === null ? 'null' : typeof x}`);
-}
-
-// A revision argument: a safe non-negative integer (revisions count writes,
-// so 2^53 is out of reach), 0 = the latest where the call allows it.
-function checkRevision(rev, what = 'revision') {
-  if (typeof rev !== 'number') throw new TypeError(`${what} must be a number, not ${rev === null ? 'null' : typeof rev}`);
-  if (!Number.isSafeInteger(rev) || rev < 0) throw new RangeError(`${what} must be a non-negative integer`);
-  return rev;
-}
-
-// The exclusive end of the keys starting with prefix (Scan's convention:
-// an empty Buffer = no upper bound, for a prefix of only 0xff bytes or an
-// empty one). prefixEnd('cfg/') is Buffer 'cfg0'.
-function prefixEnd(prefix) {
-  const p = toBuffer(prefix, 'prefix');
-  let n = p.length;
-  while (n > 0 && p[n - 1] === 0xff) n--;
-  if (n === 0) return Buffer.alloc(0);
-  const end = Buffer.from(p.subarray(0, n));
-  end[n - 1]++;
-  return end;
-}
-
-function checkKeys(options, known, what) {
-  for (const k of Object.keys(options)) {
-    if (!known.includes(k)) throw new TypeError(`unknown ${what} option "${k}" (known: ${known.join(', ')})`);
-  }
-}
 
 // An ordered list of puts and deletes that Client.write applies atomically.
 // Later mutations of the same key win. The server rejects batches over its
@@ -67,7 +36,7 @@ class WriteBatch {
   // 'TEXT', 'INT64' or 'JSON') or { type, ttlMs, lease } (see Client.put).
   // Returns this so calls can be chained.
   put(key, value, options = {}) {
-    const { type = 'BYTES', ttlMs = 0, lease = 0 } = typeof options === 'string' ? { type: options } : options;
+    const { type = 'BYTES', ttlMs = 0, lease = 0 } = putOptions(options, ['type', 'ttlMs', 'lease'], 'WriteBatch.put');
     this._mutations.push({ put: { key: toBuffer(key, 'key'), value: toBuffer(value, 'value'), type: checkValueType(type), ttl_ms: ttlMs, lease } });
     return this;
   }
@@ -411,6 +380,118 @@ class Client {
     return { revision: Number(resp.header.revision), deleted: Number(resp.deleted), prevKvs: resp.prev_kvs.map(toKeyValue) };
   }
 
+  // Transactions (docs/transactions.md): txn is etcd's compare -> then/else
+  // in one round trip; transaction() and runTransaction() are optimistic
+  // read-write transactions that end in one commit.
+
+  // Evaluates every Compare of compare and, if all hold, runs the success
+  // ops (TxnOp), else the failure ops, atomically at one revision (etcd's
+  // Txn). Resolves to { succeeded, results, revision }: results has one
+  // { kind, kv, value, kvs } per op of the branch that ran (kv/value for a
+  // get: null when missing; kvs for a scan), revision is the one it
+  // committed at (the current one if it wrote nothing). No compares: the
+  // success branch runs. INVALID_ARGUMENT (nothing written) for more than
+  // the server's --max_batch_mutations compares or ops per branch, a bad
+  // key or value, a branch that writes a key twice; FAILED_PRECONDITION if
+  // range compares cover more than --max_batch_mutations keys or the
+  // response would exceed --max_message_bytes.
+  async txn(options = {}) {
+    if (options === null || typeof options !== 'object') throw new TypeError('txn options must be an object');
+    checkKeys(options, TXN_OPTION_KEYS, 'txn');
+    const { compare = [], success = [], failure = [], timeoutMs } = options;
+    const list = (xs, cls, what) => {
+      if (xs === null || typeof xs !== 'object' || typeof xs[Symbol.iterator] !== 'function') {
+        throw new TypeError(`txn: ${what} must be an iterable of ${cls.name}`);
+      }
+      const out = Array.from(xs);
+      for (const x of out) if (!(x instanceof cls)) throw new TypeError(`txn: ${what} must hold ${cls.name} values`);
+      return out;
+    };
+    const compares = list(compare, Compare, 'compare');
+    const okOps = list(success, TxnOp, 'success');
+    const elseOps = list(failure, TxnOp, 'failure');
+    const request = {
+      compare: compares.map((c) => c.toProto()),
+      success: okOps.map((op) => op.message),
+      failure: elseOps.map((op) => op.message),
+    };
+    const resp = await this._unary('strata.v1.KV/Txn', request, timeoutMs);
+    const ops = resp.succeeded ? okOps : elseOps;
+    if (resp.responses.length !== ops.length) {
+      throw new StrataError(grpc.status.INTERNAL,
+        `Txn: the branch has ${ops.length} ops, the server answered ${resp.responses.length}`);
+    }
+    const results = ops.map((op, i) => {
+      const r = resp.responses[i];
+      if (op.kind === 'get') {
+        const kv = r.get && r.get.found ? toKeyValue({ ...r.get, key: op.key }) : null;
+        return { kind: 'get', kv, value: kv ? kv.value : null, kvs: [] };
+      }
+      if (op.kind === 'scan') return { kind: 'scan', kv: null, value: null, kvs: (r.scan ? r.scan.pairs : []).map(toKeyValue) };
+      return { kind: op.kind, kv: null, value: null, kvs: [] };
+    });
+    return { succeeded: Boolean(resp.succeeded), results, revision: Number(resp.header.revision) };
+  }
+
+  // Commits an optimistic transaction that read readKeys and readRanges
+  // ([{ start, end }], end '' = no upper bound) at readRevision: applies
+  // mutations (a WriteBatch or write() arrays) atomically at a new revision,
+  // which it resolves to, iff nothing it read changed after readRevision.
+  // The low-level call under transaction(); prefer that. Rejects with
+  // ABORTED (nothing written) if a read key, or a key in a read range
+  // (created, changed or deleted: no phantoms), changed after readRevision,
+  // naming the first; FAILED_PRECONDITION if readRevision is below the
+  // compacted revision ("transaction too old") or a range read is older
+  // than the server's window of recent writes; INVALID_ARGUMENT if it is
+  // above the current revision. With no reads it is a blind write,
+  // committed unconditionally.
+  async commit(options = {}) {
+    if (options === null || typeof options !== 'object') throw new TypeError('commit options must be an object');
+    checkKeys(options, COMMIT_OPTION_KEYS, 'commit');
+    const { readRevision = 0, readKeys = [], readRanges = [], mutations = [], timeoutMs } = options;
+    const b = mutations instanceof WriteBatch ? mutations : WriteBatch.fromOps(mutations);
+    const keys = Array.from(readKeys, (k) => toBuffer(k, 'read key'));
+    const ranges = Array.from(readRanges, (r) => {
+      if (r === null || typeof r !== 'object') throw new TypeError('readRanges must hold { start, end } objects');
+      return { start_key: toBuffer(r.start === undefined ? '' : r.start, 'read range start'),
+        end_key: toBuffer(r.end === undefined ? '' : r.end, 'read range end') };
+    });
+    return this._commitMutations(checkRevision(readRevision, 'readRevision'), keys, ranges,
+      b.toRequest().mutations, timeoutMs);
+  }
+
+  // The Commit RPC with converted arguments (proto field names).
+  async _commitMutations(readRevision, readKeys, readRanges, mutations, timeoutMs) {
+    const request = { read_revision: readRevision, read_keys: readKeys, read_ranges: readRanges, mutations };
+    const resp = await this._unary('strata.v1.KV/Commit', request, timeoutMs);
+    return Number(resp.header.revision);
+  }
+
+  // A new optimistic read-write transaction (see Transaction in
+  // lib/transaction.js): its first read pins a revision and every read is
+  // made at it, with its own buffered writes applied; await tx.commit()
+  // (ABORTED if something it read changed since: run it again, or use
+  // runTransaction). A transaction that only read never calls the server to
+  // commit.
+  transaction() {
+    return new Transaction(this);
+  }
+
+  // Runs await fn(tx) in a new Transaction and commits it; resolves to what
+  // fn resolved to. If the commit is ABORTED (another write changed what fn
+  // read), waits and runs fn again in a fresh transaction, up to
+  // maxAttempts (default 10) times in all; then rejects with ABORTED,
+  // saying so. The wait before retry n is min(maxBackoffMs, initialBackoffMs
+  // * 2^(n-1)) ms (defaults 10 and 1000) times a random factor in [0.5, 1)
+  // (jitter, so clients that conflicted do not collide again in step);
+  // onRetry(n, error) is called before each retry. fn must do all its reads
+  // and writes through tx and may run several times; any other error from
+  // fn (or from the commit) ends it at once, nothing committed. fn may
+  // commit tx itself.
+  async runTransaction(fn, options = {}) {
+    return runTransaction(this, fn, options);
+  }
+
   // Discards the history before revision (etcd's Compact): reads at lower
   // revisions and watches from them reject with OUT_OF_RANGE afterwards.
   // revision must be above the compacted revision and at most the current one
@@ -499,6 +580,8 @@ Client.RPC_METHODS = Object.freeze({
   'strata.v1.KV/Compact': 'compact',
   'strata.v1.KV/BatchGet': 'batchGet',
   'strata.v1.KV/DeleteRange': 'deleteRange',
+  'strata.v1.KV/Txn': 'txn',
+  'strata.v1.KV/Commit': 'commit',
   'strata.v1.KV/Increment': 'incr',
   'strata.v1.KV/JsonGet': 'jsonGet',
   'strata.v1.KV/JsonUpdate': 'jsonUpdate',
@@ -558,4 +641,6 @@ function checkTimeout(ms) {
   }
 }
 
-module.exports = { Client, WriteBatch, StrataError, Watch, LeaseKeeper, DEFAULT_TIMEOUT_MS, prefixEnd };
+module.exports = {
+  Client, WriteBatch, StrataError, Watch, LeaseKeeper, DEFAULT_TIMEOUT_MS, prefixEnd, Compare, TxnOp, Transaction,
+};

@@ -16,7 +16,7 @@ const DOC_ADDRESS = '127.0.0.1:50051';
 const SESSION_MARKER = '<!-- grpcurl-session';
 const EXPECTED_SERVICES = ['grpc.health.v1.Health', 'grpc.reflection.v1alpha.ServerReflection', 'strata.v1.KV'];
 const KV_METHODS = ['Get', 'Put', 'Delete', 'Scan', 'Write', 'Watch', 'Compact', 'BatchGet', 'DeleteRange',
-  'Increment', 'JsonGet', 'JsonUpdate',
+  'Txn', 'Commit', 'Increment', 'JsonGet', 'JsonUpdate',
   'LeaseGrant', 'LeaseRevoke', 'LeaseKeepAlive', 'LeaseTimeToLive', 'LeaseLeases'];
 const STREAMING_METHODS = ['Scan', 'Watch']; // server streaming
 

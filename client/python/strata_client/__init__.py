@@ -1,6 +1,7 @@
 """Python client for Strata, the gRPC key-value storage node.
 
     import strata_client
+    from strata_client import Compare, TxnOp
     with strata_client.Client("127.0.0.1:50051") as db:
         rev = db.put(b"hello", b"world")          # the revision it committed at
         assert db.get(b"hello") == b"world"
@@ -12,6 +13,12 @@
         db.incr("hits")                            # typed values: counters,
         db.put_json("doc", {"a": 1})               # JSON documents
         db.json_update("doc", merge_patch={"b": [2]})
+        r = db.txn(compare=[Compare.version("lock", "==", 0)],   # compare -> then/else,
+                   success=[TxnOp.put("lock", "me")],            # atomically
+                   failure=[TxnOp.get("lock")])
+        with db.transaction() as tx:               # optimistic, serializable
+            tx.put("n", str(int(tx.get("n") or 0) + 1))
+        db.run_transaction(fn)                     # fn(tx), retried on Aborted
 
 Over TLS, or mutual TLS with a client certificate:
 
@@ -21,7 +28,8 @@ Over TLS, or mutual TLS with a client certificate:
 Keys and values are bytes (str is accepted and encoded as UTF-8). Install with
 `pip install ./client/python`: the protobuf modules (strata_client._gen) are
 generated from proto/ when the package is built. See docs/clients.md for the
-calls and the error model, docs/revisions.md for revisions and Watch.
+calls and the error model, docs/revisions.md for revisions and Watch,
+docs/transactions.md for txn and transactions.
 """
 
 from .client import (DEFAULT_TIMEOUT, BytesLike, ChannelOptions, Client, Pair,
@@ -34,8 +42,11 @@ from .errors import (Aborted, Cancelled, DataLoss, DeadlineExceeded,
 from .lease import LeaseKeeper
 from .results import (BatchGetResult, DeleteRangeResult, GetResult, KeyValue,
                       ValueType, decode_value, LeaseGrantResult,
-                      LeaseTimeToLiveResult, prefix_end, prefix_range)
+                      LeaseTimeToLiveResult, TxnOpResult, TxnResult, prefix_end,
+                      prefix_range)
 from .tls import PemSource, TLSConfig
+from .transaction import Transaction
+from .txn import Compare, CompareOp, CompareTarget, TxnOp, TxnOpKind
 from .watch import EventType, ResumePolicy, Watch, WatchEvent
 
 __version__ = "0.1.0"
@@ -46,6 +57,8 @@ __all__ = [
     "KeyValue", "GetResult", "BatchGetResult", "DeleteRangeResult", "prefix_end", "prefix_range",
     "ValueType", "decode_value",
     "LeaseGrantResult", "LeaseTimeToLiveResult", "LeaseKeeper",
+    "Compare", "CompareOp", "CompareTarget", "TxnOp", "TxnOpKind", "TxnResult", "TxnOpResult",
+    "Transaction",
     "Watch", "WatchEvent", "EventType", "ResumePolicy",
     "StrataError", "InvalidArgument", "DeadlineExceeded", "Cancelled",
     "Unavailable", "ResourceExhausted", "DataLoss", "Internal", "Unimplemented",

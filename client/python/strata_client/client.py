@@ -12,18 +12,20 @@ from typing import (Any, Callable, ClassVar, Dict, Generic, Iterable, List,
 import grpc
 
 from . import _rpc
+from ._convert import BytesLike
+from ._convert import check_revision as _revision
+from ._convert import to_bytes as _to_bytes
+from ._convert import value_type_name as _value_type
 from ._gen import kv_pb2
-from .errors import from_rpc_error
+from .errors import Aborted, Internal, from_rpc_error
 from .lease import LeaseKeeper
 from .results import (BatchGetResult, DeleteRangeResult, GetResult, KeyValue,
                       ValueType, decode_value, LeaseGrantResult,
-                      LeaseTimeToLiveResult, prefix_end)
+                      LeaseTimeToLiveResult, TxnOpResult, TxnResult, prefix_end)
 from .tls import TLSConfig
+from .transaction import Transaction, run_transaction
+from .txn import Compare, TxnOp
 from .watch import ResumePolicy, Watch
-
-# Keys and values are bytes on the wire. str is accepted as a convenience and
-# encoded as UTF-8; bytes is canonical (and what get/scan return).
-BytesLike = Union[bytes, bytearray, memoryview, str]
 
 # One operation of Client.write in tuple form: ("put", key, value) or
 # ("delete", key).
@@ -46,21 +48,6 @@ DEFAULT_TIMEOUT = _Default.TIMEOUT
 Timeout = Union[float, None, _Default]
 
 
-def _revision(revision: int, what: str = "revision") -> int:
-    if isinstance(revision, bool) or not isinstance(revision, int):
-        raise TypeError(f"{what} must be an int, not {type(revision).__name__}")
-    if revision < 0 or revision >= 1 << 63:
-        raise ValueError(f"{what} must be in [0, 2**63)")
-    return revision
-
-
-def _value_type(t: ValueType) -> str:
-    """A type argument as the proto enum's name (what the message takes)."""
-    if not isinstance(t, ValueType):
-        raise TypeError(f"type must be a ValueType, not {type(t).__name__}")
-    return t.name
-
-
 def _json_text(value: Any, what: str) -> bytes:
     """A patch or document for the server: bytes are JSON text as is; any
     other value is serialized (a str is a JSON string)."""
@@ -80,16 +67,6 @@ class _Unset(enum.Enum):
 
 
 _UNSET = _Unset.UNSET
-
-
-def _to_bytes(value: BytesLike, what: str) -> bytes:
-    if isinstance(value, bytes):
-        return value
-    if isinstance(value, str):
-        return value.encode("utf-8")
-    if isinstance(value, (bytearray, memoryview)):
-        return bytes(value)
-    raise TypeError(f"{what} must be bytes or str, not {type(value).__name__}")
 
 
 class WriteBatch:
@@ -156,6 +133,8 @@ class WriteBatch:
 
 # What a ScanIterator yields: (key, value) pairs, or KeyValue with metadata.
 T = TypeVar("T")
+# What the function given to run_transaction returns.
+R = TypeVar("R")
 Pair = Tuple[bytes, bytes]
 
 
@@ -271,6 +250,8 @@ class Client:
         "strata.v1.KV/Compact": "compact",
         "strata.v1.KV/BatchGet": "batch_get",
         "strata.v1.KV/DeleteRange": "delete_range",
+        "strata.v1.KV/Txn": "txn",
+        "strata.v1.KV/Commit": "commit",
         "strata.v1.KV/Increment": "incr",
         "strata.v1.KV/JsonGet": "json_get",
         "strata.v1.KV/JsonUpdate": "json_update",
@@ -609,6 +590,129 @@ class Client:
                                                        request, timeout)
         return DeleteRangeResult(revision=int(resp.header.revision), deleted=int(resp.deleted),
                                  prev_kvs=[KeyValue.from_proto(kv) for kv in resp.prev_kvs])
+
+    # Transactions (docs/transactions.md): txn is etcd's compare -> then/else
+    # in one round trip; transaction() and run_transaction() are optimistic
+    # read-write transactions that end in one commit().
+
+    def txn(self, compare: Iterable[Compare] = (), success: Iterable[TxnOp] = (),
+            failure: Iterable[TxnOp] = (), *, timeout: Timeout = DEFAULT_TIMEOUT) -> TxnResult:
+        """Evaluates every Compare and, if all hold, runs the success ops,
+        else the failure ops, atomically at one revision (etcd's Txn).
+
+        Returns a TxnResult: .succeeded (whether the compares held), .results
+        (one TxnOpResult per op of the branch that ran: .kv for a get, .kvs
+        for a scan) and .revision (the revision it committed at, or the
+        current one if it wrote nothing). No compares: the success branch
+        runs. InvalidArgument (nothing written) for more than the server's
+        --max_batch_mutations compares or ops per branch, a bad key or
+        value, a branch that writes a key twice, or a put with a TTL or a
+        lease; FailedPrecondition if range compares cover more than
+        --max_batch_mutations keys or the response would exceed
+        --max_message_bytes.
+        """
+        compares, ok_ops, else_ops = list(compare), list(success), list(failure)
+        for c in compares:
+            if not isinstance(c, Compare):
+                raise TypeError(f"compare must hold Compare values, not {type(c).__name__}")
+        for op in ok_ops + else_ops:
+            if not isinstance(op, TxnOp):
+                raise TypeError(f"success and failure must hold TxnOp values, "
+                                f"not {type(op).__name__}")
+        request = kv_pb2.TxnRequest(compare=[c.to_proto() for c in compares],
+                                    success=[op.message for op in ok_ops],
+                                    failure=[op.message for op in else_ops])
+        resp: kv_pb2.TxnResponse = self._unary("strata.v1.KV/Txn", request, timeout)
+        ops = ok_ops if resp.succeeded else else_ops
+        if len(resp.responses) != len(ops):
+            raise Internal(grpc.StatusCode.INTERNAL,
+                           f"Txn: the branch has {len(ops)} ops, the server answered "
+                           f"{len(resp.responses)}")
+        results = []
+        for op, r in zip(ops, resp.responses):
+            if op.kind == "get":
+                kv = KeyValue.from_proto(r.get, key=op.key) if r.get.found else None
+                results.append(TxnOpResult(kind="get", kv=kv))
+            elif op.kind == "scan":
+                results.append(TxnOpResult(kind="scan",
+                                           kvs=[KeyValue.from_proto(p) for p in r.scan.pairs]))
+            else:
+                results.append(TxnOpResult(kind=op.kind))
+        return TxnResult(succeeded=bool(resp.succeeded), results=results,
+                         revision=int(resp.header.revision))
+
+    def commit(self, read_revision: int, read_keys: Iterable[BytesLike] = (),
+               read_ranges: Iterable[Tuple[BytesLike, BytesLike]] = (),
+               mutations: Union[WriteBatch, Iterable[WriteOp]] = (), *,
+               timeout: Timeout = DEFAULT_TIMEOUT) -> int:
+        """Commits an optimistic transaction that read read_keys and
+        read_ranges ((start, end) pairs, end b"" = no upper bound) at
+        read_revision: applies mutations (a WriteBatch or write() tuples)
+        atomically at a new revision, which it returns, iff nothing it read
+        changed after read_revision. The low-level call under
+        transaction(); prefer that.
+
+        Aborted (nothing written) if a read key, or a key in a read range
+        (created, changed or deleted: no phantoms), changed after
+        read_revision; the message names the first. FailedPrecondition if
+        read_revision is below the compacted revision ("transaction too
+        old") or a range read is older than the server's window of recent
+        writes; InvalidArgument if it is above the current revision. With
+        no reads it is a blind write, committed unconditionally.
+        """
+        if not isinstance(mutations, WriteBatch):
+            mutations = WriteBatch.from_ops(mutations)
+        ranges = [(_to_bytes(s, "read range start"), _to_bytes(e, "read range end"))
+                  for s, e in read_ranges]
+        return self._commit_mutations(_revision(read_revision, "read_revision"),
+                                      [_to_bytes(k, "read key") for k in read_keys], ranges,
+                                      list(mutations.to_request().mutations), timeout)
+
+    def _commit_mutations(self, read_revision: int, read_keys: List[bytes],
+                          read_ranges: List[Tuple[bytes, bytes]], mutations: List[Any],
+                          timeout: Timeout = DEFAULT_TIMEOUT) -> int:
+        """The Commit RPC with converted arguments (mutations: kv_pb2.Mutation)."""
+        request = kv_pb2.CommitRequest(
+            read_revision=read_revision, read_keys=read_keys,
+            read_ranges=[kv_pb2.KeyRange(start_key=s, end_key=e) for s, e in read_ranges],
+            mutations=mutations)
+        resp = self._unary("strata.v1.KV/Commit", request, timeout)
+        return int(resp.header.revision)
+
+    def transaction(self) -> Transaction:
+        """A new optimistic read-write transaction (see Transaction):
+
+            with db.transaction() as tx:
+                tx.put("n", str(int(tx.get("n") or 0) + 1))
+
+        Its first read pins a revision and every read is made at it (with the
+        transaction's own buffered writes applied); leaving the block without
+        an exception commits (Aborted if something it read changed since: run
+        it again, or use run_transaction); a transaction that only read never
+        calls the server to commit.
+        """
+        return Transaction(self)
+
+    def run_transaction(self, fn: Callable[[Transaction], R], *, max_attempts: int = 10,
+                        initial_backoff: float = 0.01, max_backoff: float = 1.0,
+                        on_retry: Optional[Callable[[int, Aborted], None]] = None) -> R:
+        """Runs fn(tx) in a new Transaction and commits it; returns what fn
+        returned. If the commit is Aborted (another write changed what fn
+        read), sleeps and runs fn again in a fresh transaction, up to
+        max_attempts times in all; then raises Aborted, saying so.
+
+        The sleep before retry n is min(max_backoff, initial_backoff *
+        2**(n-1)) seconds times a random factor in [0.5, 1) (jitter, so
+        clients that conflicted do not collide again in step). on_retry(n,
+        error) is called before each retry with the attempt that failed
+        (1-based) and its Aborted error, e.g. for logging. fn must do all its
+        reads and writes through tx and may run several times; any other
+        exception from fn (or from the commit) ends it at once, nothing
+        committed, and propagates. fn may commit tx itself.
+        """
+        return run_transaction(self, fn, max_attempts=max_attempts,
+                               initial_backoff=initial_backoff, max_backoff=max_backoff,
+                               on_retry=on_retry)
 
     def compact(self, revision: int, *, timeout: Timeout = DEFAULT_TIMEOUT) -> int:
         """Discards the history before revision (etcd's Compact).

@@ -168,6 +168,46 @@ class LeaseTimeToLiveResult:
     keys: List[bytes] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class TxnOpResult:
+    """The result of one TxnOp of the branch a Txn ran, in the same position.
+
+    Attributes:
+      kind: the op's kind: "get", "put", "delete" or "scan".
+      kv: get: the key's state (with its metadata; a key the branch put
+        earlier shows the metadata it will have), or None when it does not
+        exist. None for the other kinds.
+      kvs: scan: the pairs, in the scan's order; [] for the other kinds.
+    """
+
+    kind: str
+    kv: Optional[KeyValue] = None
+    kvs: List[KeyValue] = field(default_factory=list)
+
+    @property
+    def value(self) -> Optional[bytes]:
+        """get: the value, or None when the key does not exist."""
+        return None if self.kv is None else self.kv.value
+
+
+@dataclass(frozen=True)
+class TxnResult:
+    """What Client.txn did.
+
+    Attributes:
+      succeeded: True when every compare held (the success ops ran), False
+        when the failure ops ran.
+      results: one TxnOpResult per op of the branch that ran, in order.
+      revision: the revision the Txn committed at (the current one if the
+        ops wrote nothing); its compares and reads saw the state just
+        before it.
+    """
+
+    succeeded: bool
+    results: List[TxnOpResult]
+    revision: int
+
+
 def prefix_end(prefix: bytes) -> bytes:
     """The exclusive end of the key range of every key starting with prefix.
 
@@ -188,5 +228,5 @@ def prefix_range(prefix: bytes) -> Tuple[bytes, bytes]:
     return prefix, prefix_end(prefix)
 
 
-__all__ = ["KeyValue", "GetResult", "BatchGetResult", "DeleteRangeResult",
+__all__ = ["KeyValue", "GetResult", "BatchGetResult", "DeleteRangeResult", "TxnOpResult", "TxnResult",
            "prefix_end", "prefix_range", "ValueType", "value_type", "decode_value"]

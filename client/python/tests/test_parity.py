@@ -128,8 +128,16 @@ class ParityTest(unittest.TestCase):
 
     def test_the_proto_reader_sees_the_known_rpcs(self):
         for rpc in ("Get", "Put", "Delete", "Scan", "Write", "Watch", "Compact", "BatchGet",
-                    "DeleteRange"):
+                    "DeleteRange", "Txn", "Commit"):
             self.assertIn(f"strata.v1.KV/{rpc}", self.rpcs)
+
+    def test_the_transaction_rpcs_have_their_documented_method_names(self):
+        # The names the READMEs show; transaction() and run_transaction() call them.
+        expected = {"python": {"strata.v1.KV/Txn": "txn", "strata.v1.KV/Commit": "commit"},
+                    "node": {"strata.v1.KV/Txn": "txn", "strata.v1.KV/Commit": "commit"}}
+        for name, table in self.clients.items():
+            want = expected[name.split()[0]]
+            self.assertEqual({rpc: table.methods.get(rpc) for rpc in want}, want, name)
 
     def test_an_rpc_no_client_has_fails_for_every_client(self):
         # A new service in a new proto file, read back through protoc.

@@ -3,9 +3,9 @@
 // expected errors at the end prove they reject misuse (an expected error that
 // does not happen fails tsc too).
 import {
-  Client, WriteBatch, StrataError, Watch, status, prefixEnd, decodeValue, VALUE_TYPES,
+  Client, WriteBatch, StrataError, Watch, status, prefixEnd, decodeValue, VALUE_TYPES, Compare, TxnOp, Transaction,
   type KeyValue, type TLSOptions, type WriteOp, type WatchEvent, type GetResult, type ScanIterator,
-  type ValueType, type JsonValue,
+  type ValueType, type JsonValue, type TxnResult, type Pair,
 } from '@strata/client';
 
 async function sample(): Promise<void> {
@@ -56,6 +56,30 @@ async function sample(): Promise<void> {
   }
   const serving: boolean = await db.health('strata.v1.KV');
   const methods: Readonly<Record<string, string>> = Client.RPC_METHODS;
+  const tr: TxnResult = await db.txn({
+    compare: [Compare.version('lock', '==', 0), Compare.value('cfg/', '!=', 'x').inPrefix(), Compare.modRevision('k', '<', 5n)],
+    success: [TxnOp.put('lock', 'me', { type: 'TEXT' }), TxnOp.scan({ prefix: 'cfg/', limit: 10, reverse: true })],
+    failure: [TxnOp.get('lock'), TxnOp.delete('old')],
+    timeoutMs: 1000,
+  });
+  if (tr.succeeded) console.log(tr.revision, tr.results[1].kvs.map((kv) => kv.modRevision));
+  else console.log(tr.results[0].kind, tr.results[0].value, tr.results[0].kv?.version);
+  const committed: number = await db.commit({
+    readRevision: tr.revision, readKeys: ['lock'], readRanges: [{ start: 'cfg/', end: prefixEnd('cfg/') }],
+    mutations: [['put', 'lock', 'you']],
+  });
+  const tx: Transaction = db.transaction();
+  const lock: Buffer | null = await tx.get('lock');
+  const pairs: Pair[] = await tx.scan({ prefix: 'cfg/', limit: 5 });
+  tx.put('lock', 'x', 'TEXT');
+  tx.delete('old');
+  console.log(committed, lock, pairs.length, await tx.commit(), tx.readRevision, tx.readKeys, tx.readRanges);
+  const attempt: number = await db.runTransaction(async (t) => {
+    const v = await t.get('n');
+    t.put('n', String(Number(v ?? 0) + 1));
+    return t.attempt;
+  }, { maxAttempts: 5, initialBackoffMs: 1, maxBackoffMs: 100, onRetry: (n, err) => console.log(n, err.codeName) });
+  console.log(attempt);
   console.log(serving, methods);
   try {
     await db.delete('k');
@@ -92,6 +116,15 @@ async function sample(): Promise<void> {
   const c: number = await db.incr('hits');
   // @ts-expect-error one patch, not both
   await db.jsonUpdate('doc', { mergePatch: {}, jsonPatch: [] });
+  // @ts-expect-error compare ops are ==, !=, > and <
+  Compare.version('k', '=', 0);
+  // @ts-expect-error a branch holds TxnOps, not Compares
+  await db.txn({ success: [Compare.version('k', '==', 0)] });
+  // @ts-expect-error a Transaction is made by Client.transaction
+  new Transaction();
+  // @ts-expect-error Transaction.get resolves to Buffer | null
+  const got: string = await db.transaction().get('k');
+  console.log(got);
   console.log(c);
   console.log(r);
   console.log(s);

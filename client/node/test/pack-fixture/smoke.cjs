@@ -30,6 +30,13 @@ async function main() {
     }
     assert.equal((await db.getWithMetadata('pack/b', { revision: rev - 1 })).kv.version, 1);
     assert.equal(await db.health(), true);
+    await db.put('pack/n', '1');
+    const seen = await db.runTransaction(async (tx) => {
+      const n = await tx.get('pack/n');
+      tx.put('pack/n', `${n}+tx`);
+      return String(n);
+    });
+    assert.deepEqual([seen, String(await db.get('pack/n'))], ['1', '1+tx']);
     const err = await db.put('', 'x').then(() => null, (e) => e);
     assert.ok(err instanceof StrataError && err.code === status.INVALID_ARGUMENT, String(err));
   } finally {

@@ -2,7 +2,7 @@
 // the CommonJS package), over mutual TLS. See smoke.cjs.
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { Client, status } from '@strata/client';
+import { Client, Compare, TxnOp, status } from '@strata/client';
 import strata from '@strata/client';
 
 assert.equal(strata.Client, Client);
@@ -15,6 +15,8 @@ try {
   await db.put('esm', 'yes');
   assert.equal((await db.get('esm')).toString(), 'yes');
   assert.equal(await db.health('strata.v1.KV'), true);
+  const r = await db.txn({ compare: [Compare.value('esm', '==', 'yes')], success: [TxnOp.put('esm', 'txn')] });
+  assert.equal(r.succeeded, true);
 } finally {
   db.close();
 }
