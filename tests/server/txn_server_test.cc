@@ -93,51 +93,19 @@ int64_t Put(v1::KV::Stub* stub, const std::string& key,
 // An Env that calls `on_sync(path)` before every WritableFile::Sync (it may
 // block, to hold a group commit's fsync); everything else goes to the
 // default Env.
-class SyncHookEnv final : public storage::Env {
+class SyncHookEnv final : public storage::EnvWrapper {
  public:
+  SyncHookEnv() : EnvWrapper(storage::Env::Default()) {}
+
   std::function<void(const std::string& path)> on_sync;
 
-  absl::StatusOr<std::unique_ptr<storage::SequentialFile>> NewSequentialFile(
-      const std::string& p) override {
-    return base_->NewSequentialFile(p);
-  }
-  absl::StatusOr<std::unique_ptr<storage::RandomAccessFile>>
-  NewRandomAccessFile(const std::string& p) override {
-    return base_->NewRandomAccessFile(p);
-  }
   absl::StatusOr<std::unique_ptr<storage::WritableFile>> NewWritableFile(
       const std::string& p) override {
-    auto f = base_->NewWritableFile(p);
+    auto f = target()->NewWritableFile(p);
     if (!f.ok()) return f.status();
     return std::unique_ptr<storage::WritableFile>(
         new File(std::move(*f), p, this));
   }
-  bool FileExists(const std::string& p) override { return base_->FileExists(p); }
-  absl::StatusOr<std::vector<std::string>> GetChildren(
-      const std::string& d) override {
-    return base_->GetChildren(d);
-  }
-  absl::Status RemoveFile(const std::string& p) override {
-    return base_->RemoveFile(p);
-  }
-  absl::Status CreateDir(const std::string& d) override {
-    return base_->CreateDir(d);
-  }
-  absl::StatusOr<uint64_t> GetFileSize(const std::string& p) override {
-    return base_->GetFileSize(p);
-  }
-  absl::Status RenameFile(const std::string& f, const std::string& t) override {
-    return base_->RenameFile(f, t);
-  }
-  absl::Status SyncDir(const std::string& d) override {
-    return base_->SyncDir(d);
-  }
-  absl::StatusOr<std::unique_ptr<storage::FileLock>> LockFile(
-      const std::string& p) override {
-    return base_->LockFile(p);
-  }
-  uint64_t NowMicros() override { return base_->NowMicros(); }
-  uint64_t NowUnixMillis() override { return base_->NowUnixMillis(); }
 
  private:
   class File final : public storage::WritableFile {
@@ -160,7 +128,6 @@ class SyncHookEnv final : public storage::Env {
     const std::string path_;
     SyncHookEnv* const env_;
   };
-  storage::Env* const base_ = storage::Env::Default();
 };
 
 class TxnServerTest : public ::testing::Test {

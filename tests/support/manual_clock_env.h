@@ -16,10 +16,10 @@
 namespace strata::testing {
 
 // Thread-safe; the base Env must outlive it.
-class ManualClockEnv final : public storage::Env {
+class ManualClockEnv final : public storage::EnvWrapper {
  public:
   explicit ManualClockEnv(storage::Env* base = storage::Env::Default())
-      : base_(base) {}
+      : EnvWrapper(base) {}
 
   // The monotonic clock (NowMicros), microseconds.
   std::atomic<uint64_t> now_micros{1'000'000'000};
@@ -32,47 +32,8 @@ class ManualClockEnv final : public storage::Env {
     now_unix_ms += millis;
   }
 
-  absl::StatusOr<std::unique_ptr<storage::SequentialFile>> NewSequentialFile(
-      const std::string& p) override {
-    return base_->NewSequentialFile(p);
-  }
-  absl::StatusOr<std::unique_ptr<storage::RandomAccessFile>>
-  NewRandomAccessFile(const std::string& p) override {
-    return base_->NewRandomAccessFile(p);
-  }
-  absl::StatusOr<std::unique_ptr<storage::WritableFile>> NewWritableFile(
-      const std::string& p) override {
-    return base_->NewWritableFile(p);
-  }
-  bool FileExists(const std::string& p) override { return base_->FileExists(p); }
-  absl::StatusOr<std::vector<std::string>> GetChildren(
-      const std::string& d) override {
-    return base_->GetChildren(d);
-  }
-  absl::Status RemoveFile(const std::string& p) override {
-    return base_->RemoveFile(p);
-  }
-  absl::Status CreateDir(const std::string& d) override {
-    return base_->CreateDir(d);
-  }
-  absl::StatusOr<uint64_t> GetFileSize(const std::string& p) override {
-    return base_->GetFileSize(p);
-  }
-  absl::Status RenameFile(const std::string& f, const std::string& t) override {
-    return base_->RenameFile(f, t);
-  }
-  absl::Status SyncDir(const std::string& d) override {
-    return base_->SyncDir(d);
-  }
-  absl::StatusOr<std::unique_ptr<storage::FileLock>> LockFile(
-      const std::string& p) override {
-    return base_->LockFile(p);
-  }
   uint64_t NowMicros() override { return now_micros.load(); }
   uint64_t NowUnixMillis() override { return now_unix_ms.load(); }
-
- private:
-  storage::Env* const base_;
 };
 
 }  // namespace strata::testing

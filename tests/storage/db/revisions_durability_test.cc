@@ -361,46 +361,12 @@ TEST(RevisionsPowerLossHazardTest, AnUnsyncedRevisionLostInAPowerLossIsReused) {
 
 // The in-memory Env with a clock the test moves (retention acts at most
 // every 5 s of Env time).
-class ManualClockMemEnv final : public Env {
+class ManualClockMemEnv final : public EnvWrapper {
  public:
+  ManualClockMemEnv() : EnvWrapper(&base_) {}
+
   std::atomic<uint64_t> now_micros{1'000'000'000};
 
-  absl::StatusOr<std::unique_ptr<SequentialFile>> NewSequentialFile(
-      const std::string& p) override {
-    return base_.NewSequentialFile(p);
-  }
-  absl::StatusOr<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(
-      const std::string& p) override {
-    return base_.NewRandomAccessFile(p);
-  }
-  absl::StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(
-      const std::string& p) override {
-    return base_.NewWritableFile(p);
-  }
-  bool FileExists(const std::string& p) override { return base_.FileExists(p); }
-  absl::StatusOr<std::vector<std::string>> GetChildren(
-      const std::string& d) override {
-    return base_.GetChildren(d);
-  }
-  absl::Status RemoveFile(const std::string& p) override {
-    return base_.RemoveFile(p);
-  }
-  absl::Status CreateDir(const std::string& d) override {
-    return base_.CreateDir(d);
-  }
-  absl::StatusOr<uint64_t> GetFileSize(const std::string& p) override {
-    return base_.GetFileSize(p);
-  }
-  absl::Status RenameFile(const std::string& f, const std::string& t) override {
-    return base_.RenameFile(f, t);
-  }
-  absl::Status SyncDir(const std::string& d) override {
-    return base_.SyncDir(d);
-  }
-  absl::StatusOr<std::unique_ptr<FileLock>> LockFile(
-      const std::string& p) override {
-    return base_.LockFile(p);
-  }
   uint64_t NowMicros() override { return now_micros.load(); }
 
  private:

@@ -116,6 +116,62 @@ class Env {
   virtual uint64_t NowUnixMillis();
 };
 
+// An Env that forwards every call to another one (LevelDB's EnvWrapper):
+// derive from it and override only what you change, e.g. a clock a test
+// moves by hand or a hook before each fsync. `target` is not owned and must
+// outlive the wrapper; thread safety is the target's.
+class EnvWrapper : public Env {
+ public:
+  explicit EnvWrapper(Env* target) : target_(target) {}
+
+  Env* target() const { return target_; }
+
+  absl::StatusOr<std::unique_ptr<SequentialFile>> NewSequentialFile(
+      const std::string& path) override {
+    return target_->NewSequentialFile(path);
+  }
+  absl::StatusOr<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(
+      const std::string& path) override {
+    return target_->NewRandomAccessFile(path);
+  }
+  absl::StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(
+      const std::string& path) override {
+    return target_->NewWritableFile(path);
+  }
+  bool FileExists(const std::string& path) override {
+    return target_->FileExists(path);
+  }
+  absl::StatusOr<std::vector<std::string>> GetChildren(
+      const std::string& dir) override {
+    return target_->GetChildren(dir);
+  }
+  absl::Status RemoveFile(const std::string& path) override {
+    return target_->RemoveFile(path);
+  }
+  absl::Status CreateDir(const std::string& dir) override {
+    return target_->CreateDir(dir);
+  }
+  absl::StatusOr<uint64_t> GetFileSize(const std::string& path) override {
+    return target_->GetFileSize(path);
+  }
+  absl::Status RenameFile(const std::string& from,
+                          const std::string& to) override {
+    return target_->RenameFile(from, to);
+  }
+  absl::Status SyncDir(const std::string& dir) override {
+    return target_->SyncDir(dir);
+  }
+  absl::StatusOr<std::unique_ptr<FileLock>> LockFile(
+      const std::string& path) override {
+    return target_->LockFile(path);
+  }
+  uint64_t NowMicros() override { return target_->NowMicros(); }
+  uint64_t NowUnixMillis() override { return target_->NowUnixMillis(); }
+
+ private:
+  Env* const target_;
+};
+
 // A new, empty file system held in memory (LevelDB's helpers/memenv,
 // Pebble's vfs.MemFS): every file, directory and lock lives in the returned
 // object and nothing touches the disk. Use it through Options::env for a DB
