@@ -23,6 +23,9 @@ Transaction::Transaction(Client* client, int attempt)
     : client_(client), attempt_(attempt) {}
 
 absl::StatusOr<GetResult> Transaction::GetAt(std::string_view key) {
+  // Pinned at revision 0 (the store was empty): nothing exists at it, and
+  // asking the server for revision 0 would mean "the latest".
+  if (pinned_ && read_revision_ == 0) return GetResult();
   absl::StatusOr<GetResult> r =
       client_->GetWithMetadata(key, pinned_ ? read_revision_ : 0);
   if (r.ok() && !pinned_) {
@@ -67,11 +70,14 @@ absl::StatusOr<std::vector<KeyValue>> Transaction::Scan(std::string_view start,
                        limit + deletes, std::numeric_limits<uint32_t>::max()));
   options.revision = pinned_ ? read_revision_ : 0;
   std::vector<KeyValue> base;
-  absl::StatusOr<Revision> read_at =
-      client_->Scan(options, [&base](const KeyValue& kv) {
-        base.push_back(kv);
-        return true;
-      });
+  // Pinned at revision 0 (an empty store): the server has nothing to add.
+  absl::StatusOr<Revision> read_at = Revision{0};
+  if (!pinned_ || read_revision_ != 0) {
+    read_at = client_->Scan(options, [&base](const KeyValue& kv) {
+      base.push_back(kv);
+      return true;
+    });
+  }
   if (!read_at.ok()) return read_at.status();
   if (!pinned_) {
     pinned_ = true;

@@ -172,6 +172,21 @@ TEST_F(TransactionTest, AReadOnlyTransactionNeverCallsCommit) {
   EXPECT_TRUE(absl::IsFailedPrecondition(tx->Commit().status()));
 }
 
+// A transaction whose first read found an empty store is pinned at
+// revision 0: later reads must not see writes made since (revision 0 on the
+// wire means "the latest").
+TEST_F(TransactionTest, ASnapshotOfAnEmptyStoreStaysEmpty) {
+  std::unique_ptr<Transaction> tx = client_->BeginTransaction();
+  ASSERT_OK_AND_ASSIGN(std::optional<std::string> a, tx->Get("a"));
+  EXPECT_FALSE(a.has_value());
+  EXPECT_EQ(tx->read_revision(), 0u);
+  ASSERT_OK(other_->Put("b", "1"));
+  ASSERT_OK_AND_ASSIGN(std::optional<std::string> b, tx->Get("b"));
+  EXPECT_FALSE(b.has_value());
+  ASSERT_OK_AND_ASSIGN(std::vector<KeyValue> all, tx->Scan("", "", 0));
+  EXPECT_TRUE(all.empty());
+}
+
 TEST_F(TransactionTest, RunTransactionRetriesAConflictWithBackoff) {
   ASSERT_OK(client_->Put("n", "0"));
   std::vector<int> retried;
