@@ -11,6 +11,7 @@ STRATA_BUILD_DEPS=(
   libabsl-dev prometheus-cpp-dev libspdlog-dev
   libxxhash-dev liblz4-dev libzstd-dev libsnappy-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  nlohmann-json3-dev
 )
 
 # Packages the Python and Node.js client tests need (scripts/test-clients.sh):
