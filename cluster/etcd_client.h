@@ -178,11 +178,15 @@ class EtcdClient {
   absl::Status WaitForDeletion(std::string_view key, int64_t after_revision,
                                absl::Time deadline);
 
-  // The generated stubs, for the helpers below. Not part of the API.
+  // The generated gRPC stubs (defined in the .cc).
   struct Stubs;
-  Stubs& stubs() { return *stubs_; }
 
  private:
+  // The helpers below open their own streams.
+  friend class LeaseKeeper;
+  friend class Watcher;
+  Stubs& stubs() { return *stubs_; }
+
   const EtcdClientOptions options_;
   std::unique_ptr<Stubs> stubs_;
 };
@@ -204,8 +208,9 @@ class LeaseKeeper {
   LeaseKeeper(const LeaseKeeper&) = delete;
   LeaseKeeper& operator=(const LeaseKeeper&) = delete;
 
-  // Stops renewing and joins the thread. Idempotent. Must not be called
-  // from `on_lost`.
+  // Stops renewing and joins the thread, waiting for a renewal in flight
+  // (at most min(call_timeout, TTL/3)). Idempotent. Must not be called from
+  // `on_lost`.
   void Stop();
   const Lease& lease() const { return lease_; }
   // Whether on_lost ran.

@@ -315,13 +315,13 @@ void Explain(const History& history, size_t completed_total,
   if (r->stuck_op.has_value()) {
     absl::StrAppend(&s, " Then ", DescribeOperation(history, *r->stuck_op),
                     " cannot be placed: it completed before it could take "
-                    "effect in any order of the operations concurrent with "
-                    "it");
+                    "effect");
     if (r->candidates.empty()) {
-      absl::StrAppend(&s, ".");
+      absl::StrAppend(&s, ", and no pending operation could change the "
+                          "register before it.");
     } else {
-      absl::StrAppend(&s, " (", DescribeList(history, r->candidates, 10),
-                      ").");
+      absl::StrAppend(&s, " in any order of the operations pending with it (",
+                      DescribeList(history, r->candidates, 10), ").");
     }
   }
   if (!r->longest_prefix.empty()) {
@@ -585,7 +585,8 @@ KeyResult CheckKey(const History& history, const std::vector<size_t>& ops,
       result.stuck_op = kops[list.nodes[return_node].op].index;
       for (int32_t n = list.first(); n != return_node && n != 0;
            n = list.nodes[n].next) {
-        if (list.nodes[n].is_call) {
+        if (list.nodes[n].is_call &&
+            list.nodes[n].op != list.nodes[return_node].op) {
           result.candidates.push_back(kops[list.nodes[n].op].index);
         }
       }

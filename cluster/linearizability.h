@@ -204,7 +204,9 @@ absl::StatusOr<History> ReadHistoryFile(const std::string& path);
 // to an equal Operation.
 std::string ToJsonLine(const Operation& op);
 
-// A short human-readable form for messages:
+// A short human-readable form for messages, "#index" being the
+// operation's position in the history (for the CLI: across its files in
+// order, not counting blank and comment lines):
 // "#12 client 3 cas(\"v1\" -> \"v2\") = ok [100, 250]".
 std::string DescribeOperation(const History& history, size_t index);
 
