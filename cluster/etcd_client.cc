@@ -441,7 +441,7 @@ void LeaseKeeper::Run() {
   // A renewal must finish well within the TTL to be of any use.
   const absl::Duration period = lease_.ttl / 3;
   const absl::Duration timeout =
-      std::min(client_->options().call_timeout, period);
+      std::min(client_->options().call_timeout, lease_.ttl / 2);
   const absl::Duration retry = std::min(period / 4, absl::Milliseconds(250));
   absl::Time next = absl::Now() + period;
   while (true) {

@@ -209,7 +209,7 @@ class LeaseKeeper {
   LeaseKeeper& operator=(const LeaseKeeper&) = delete;
 
   // Stops renewing and joins the thread, waiting for a renewal in flight
-  // (at most min(call_timeout, TTL/3)). Idempotent. Must not be called from
+  // (at most min(call_timeout, TTL/2)). Idempotent. Must not be called from
   // `on_lost`.
   void Stop();
   const Lease& lease() const { return lease_; }

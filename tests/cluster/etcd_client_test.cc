@@ -219,7 +219,8 @@ TEST_F(EtcdClientTest, LeaseExpiryDeletesBoundKey) {
 }
 
 TEST_F(EtcdClientTest, KeepAliveKeepsLeaseThenReportsRevocation) {
-  ASSERT_OK_AND_ASSIGN(const Lease lease, client_->LeaseGrant(absl::Seconds(1)));
+  // 2 s rather than 1 s: margin for a loaded machine (renewals every 2/3 s).
+  ASSERT_OK_AND_ASSIGN(const Lease lease, client_->LeaseGrant(absl::Seconds(2)));
   ASSERT_OK(client_->Put("nodes/4", "up", lease.id));
   absl::Mutex mu;
   std::vector<absl::Status> losses;
@@ -228,17 +229,15 @@ TEST_F(EtcdClientTest, KeepAliveKeepsLeaseThenReportsRevocation) {
     losses.push_back(s);
   });
 
-  // Renewed every ~1/3 s: after 7 renewals (over twice the TTL) the key
-  // must still be there, checked all along.
+  // Past twice the TTL the key must still be there, checked all along.
   const absl::Time start = absl::Now();
   bool always_present = true;
   EXPECT_TRUE(PollUntil([&] {
     auto kv = client_->Get("nodes/4");
     always_present &= kv.ok() && kv->has_value();
-    return keeper.renewals() >= 7;
+    return absl::Now() - start > 2 * lease.ttl && keeper.renewals() >= 4;
   }));
   EXPECT_TRUE(always_present);
-  EXPECT_GE(absl::Now() - start, absl::Seconds(2));
   EXPECT_FALSE(keeper.lost());
   EXPECT_GT(keeper.alive_until(), absl::Now());
   ASSERT_OK_AND_ASSIGN(const auto kv, client_->Get("nodes/4"));
@@ -366,8 +365,10 @@ TEST_F(EtcdClientTest, WatchReplaysFromAPastRevision) {
 
 TEST_F(EtcdClientTest, ElectionHasOneLeaderAndTheOtherTakesOver) {
   auto other = NewClient();
-  ASSERT_OK_AND_ASSIGN(const Lease lease_a, client_->LeaseGrant(absl::Seconds(5)));
-  ASSERT_OK_AND_ASSIGN(const Lease lease_b, other->LeaseGrant(absl::Seconds(5)));
+  // Long enough not to expire during the test: only the revocation below
+  // ends a's leadership.
+  ASSERT_OK_AND_ASSIGN(const Lease lease_a, client_->LeaseGrant(absl::Seconds(30)));
+  ASSERT_OK_AND_ASSIGN(const Lease lease_b, other->LeaseGrant(absl::Seconds(30)));
   LeaderElection a(client_.get(), "controller", "node-a", lease_a.id);
   LeaderElection b(other.get(), "controller", "node-b", lease_b.id);
 
