@@ -67,6 +67,9 @@ struct KeyOp {
   // Operations that change the register the same way share a signature
   // (PrepareKey, 5); -1 for observers.
   int32_t signature;
+  // Position among the operations with the same `completed`, in invocation
+  // order: the bit of this operation in PlacedSet.
+  int32_t slot;
 };
 
 // The register's transition: the value after applying `op` to `state`, or
@@ -94,11 +97,24 @@ std::optional<int32_t> Step(int32_t state, const KeyOp& op) {
   return std::nullopt;
 }
 
-bool IsSet(const std::vector<uint64_t>& bits, int32_t i) {
-  return (bits[static_cast<size_t>(i) / 64] >> (i % 64)) & 1;
+// Which operations are placed: completed and indeterminate ones in
+// separate bitsets. Completed operations get placed roughly in invocation
+// order, so their set is "all up to some point, a few beyond it, none
+// after" and ConfigCache stores it compactly; indeterminate ones may stay
+// unplaced for good, which would spoil that, so they have their own
+// (small) set.
+struct PlacedSet {
+  std::vector<uint64_t> done;  // Completed operations, by KeyOp::slot.
+  std::vector<uint64_t> open;  // Indeterminate operations, by KeyOp::slot.
+};
+
+bool IsPlaced(const PlacedSet& p, const KeyOp& op) {
+  const std::vector<uint64_t>& bits = op.completed ? p.done : p.open;
+  return (bits[static_cast<size_t>(op.slot) / 64] >> (op.slot % 64)) & 1;
 }
-void Flip(std::vector<uint64_t>& bits, int32_t i) {
-  bits[static_cast<size_t>(i) / 64] ^= uint64_t{1} << (i % 64);
+void Flip(PlacedSet& p, const KeyOp& op) {
+  std::vector<uint64_t>& bits = op.completed ? p.done : p.open;
+  bits[static_cast<size_t>(op.slot) / 64] ^= uint64_t{1} << (op.slot % 64);
 }
 
 // A completed operation that never changes the register: it only observes.
@@ -140,17 +156,17 @@ std::optional<std::string> ValueAfter(const History& history,
   return v;
 }
 
-// Visited configurations: (linearized set, register value). A set is stored
-// compactly: the linearized set of a real search is "all operations up to
-// some point, a few beyond it, none after", and operations are numbered in
-// invocation order, so we keep only the words between the first one that
-// is not all ones and the last one that is not zero.
+// Visited configurations: (placed set, register value). The completed
+// operations' set is stored from its first word that is not all ones to
+// its last word that is not zero (see PlacedSet); the indeterminate
+// operations' set whole.
 class ConfigCache {
  public:
   // Adds the configuration; false if it was already there. `hash` is a
-  // hash of `bits` (maintained incrementally by the caller).
-  bool Insert(const std::vector<uint64_t>& bits, int32_t state,
-              uint64_t hash) {
+  // hash of `placed` (maintained incrementally by the caller).
+  bool Insert(const PlacedSet& placed, int32_t state, uint64_t hash) {
+    const std::vector<uint64_t>& bits = placed.done;
+    const std::vector<uint64_t>& open = placed.open;
     size_t lo = 0;
     while (lo < bits.size() && bits[lo] == ~uint64_t{0}) ++lo;
     size_t hi = bits.size();
@@ -162,7 +178,9 @@ class ConfigCache {
       const Entry& x = entries_[e];
       if (x.state == state && x.lo == lo && x.len == hi - lo &&
           std::equal(bits.begin() + lo, bits.begin() + hi,
-                     arena_.begin() + x.offset)) {
+                     arena_.begin() + x.offset) &&
+          std::equal(open.begin(), open.end(),
+                     arena_.begin() + x.offset + x.len)) {
         return false;
       }
     }
@@ -171,6 +189,7 @@ class ConfigCache {
                              arena_.size()});
     it->second = static_cast<uint32_t>(entries_.size() - 1);
     arena_.insert(arena_.end(), bits.begin() + lo, bits.begin() + hi);
+    arena_.insert(arena_.end(), open.begin(), open.end());
     return true;
   }
   size_t size() const { return entries_.size(); }
@@ -185,8 +204,8 @@ class ConfigCache {
   static constexpr uint32_t kNone = std::numeric_limits<uint32_t>::max();
   struct Entry {
     uint32_t next;  // Next entry with the same key, or kNone.
-    uint32_t lo;    // First stored word.
-    uint32_t len;   // Words stored.
+    uint32_t lo;    // First stored word of PlacedSet::done.
+    uint32_t len;   // Words of PlacedSet::done stored (then all of open).
     int32_t state;
     size_t offset;  // Into arena_.
   };
@@ -417,7 +436,8 @@ PreparedKey PrepareKey(const History& history, const std::vector<size_t>& ops) {
             o.invoke_ns,
             o.complete_ns.value_or(0),
             -1,
-            -1};
+            -1,
+            0};
     const bool writes_value =
         o.type == OpType::kWrite || o.type == OpType::kCas;
     if (!k.completed && writes_value && k.value == kUnobserved &&
@@ -441,6 +461,8 @@ PreparedKey PrepareKey(const History& history, const std::vector<size_t>& ops) {
                    [](const KeyOp& a, const KeyOp& b) {
                      return a.invoke < b.invoke;
                    });
+  int32_t slots[2] = {0, 0};
+  for (KeyOp& k : p.ops) k.slot = slots[k.completed ? 1 : 0]++;
   std::map<std::tuple<bool, int32_t, int32_t>, int32_t> signatures;
   std::map<int32_t, int32_t> last_indeterminate;  // By signature.
   for (size_t i = 0; i < p.ops.size(); ++i) {
@@ -556,7 +578,13 @@ KeyResult CheckKey(const History& history, const std::vector<size_t>& ops,
       ++pending_observers[seen];
     }
   }
-  std::vector<uint64_t> bits((kops.size() + 63) / 64, 0);
+  PlacedSet placed;
+  {
+    size_t done = 0;
+    for (const KeyOp& k : kops) done += k.completed ? 1 : 0;
+    placed.done.assign((done + 63) / 64, 0);
+    placed.open.assign((kops.size() - done + 63) / 64, 0);
+  }
   uint64_t hash = 0;
   int32_t state = pending_observers[kAbsent] == 0 ? kUnobserved : kAbsent;
   size_t remaining = completed_total;
@@ -611,7 +639,7 @@ KeyResult CheckKey(const History& history, const std::vector<size_t>& ops,
   // `next`, unless that configuration was visited before (false).
   auto place = [&](int32_t node, int32_t next, bool forced) {
     const int32_t i = list.nodes[node].op;
-    Flip(bits, i);
+    Flip(placed, kops[i]);
     hash ^= zobrist[i];
     const int32_t seen = ObservedValue(kops[i]);
     if (seen >= 0) --pending_observers[seen];
@@ -620,8 +648,8 @@ KeyResult CheckKey(const History& history, const std::vector<size_t>& ops,
     // value are one (the writes that led to them no longer matter).
     const int32_t canonical =
         pending_observers[next] == 0 ? kUnobserved : next;
-    if (!cache.Insert(bits, canonical, hash)) {
-      Flip(bits, i);
+    if (!cache.Insert(placed, canonical, hash)) {
+      Flip(placed, kops[i]);
       hash ^= zobrist[i];
       if (seen >= 0) ++pending_observers[seen];
       return false;
@@ -636,7 +664,7 @@ KeyResult CheckKey(const History& history, const std::vector<size_t>& ops,
     const Frame f = stack.back();
     stack.pop_back();
     const int32_t i = list.nodes[f.call].op;
-    Flip(bits, i);
+    Flip(placed, kops[i]);
     hash ^= zobrist[i];
     if (const int32_t seen = ObservedValue(kops[i]); seen >= 0) {
       ++pending_observers[seen];
@@ -690,7 +718,7 @@ KeyResult CheckKey(const History& history, const std::vector<size_t>& ops,
       const bool useful =
           op.completed ||
           (next.has_value() && *next != state &&
-           (op.group_prev < 0 || IsSet(bits, op.group_prev)));
+           (op.group_prev < 0 || IsPlaced(placed, kops[op.group_prev])));
       if (next.has_value() && useful && !IsObserver(op) &&
           !HasEarlierTwin(list, kops, node) &&
           place(node, *next, /*forced=*/false)) {

@@ -54,11 +54,14 @@
 //   The search is exponential in the worst case (the problem is
 //   NP-complete, Gibbons & Korach 1997) but close to linear in the number
 //   of operations for real histories with bounded concurrency; a time limit
-//   and a memory budget turn a runaway search into kUnknown. Measured
-//   (tests/cluster/linearizability_test, one core): 20,000 operations over
-//   10 keys from 16 clients, 1% timed out, ~15 ms either verdict; 1,500
-//   operations on one key from 16 clients, < 0.1 s to accept and up to ~1 s
-//   to refute. Many timed-out operations on one hot key cost the most.
+//   and a memory budget turn a runaway search into kUnknown. Measured on
+//   generated histories (tests/cluster/history_gen.h: 16 clients, 1% of
+//   operations timed out, one stale read injected to refute), one core:
+//   10 keys x 2,000 operations: ~15 ms to accept or refute; 10 keys x 5,000:
+//   ~50 ms to accept, 0.2-2.5 s to refute; one key x 3,000: < 0.1 s to
+//   accept, 0.2-0.5 s to refute. What costs most is many timed-out writes
+//   pending at once on one key whose values only failed compares observe:
+//   each may or may not have happened, at any later time.
 //
 // History file format (JSON lines, one operation per line, UTF-8; blank
 // lines and lines starting with '#' are ignored):
