@@ -4,14 +4,20 @@
 
 STRATA_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
-# Packages needed to build and run Strata.
+# Packages needed to build and run Strata and to build its ctest suite
+# (gtest, benchmark, nlohmann-json for the linearizability checker).
 STRATA_BUILD_DEPS=(
   build-essential cmake ninja-build pkg-config git ca-certificates openssl
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   libabsl-dev prometheus-cpp-dev libspdlog-dev nlohmann-json3-dev
   libxxhash-dev liblz4-dev libzstd-dev libsnappy-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  nlohmann-json3-dev
 )
+
+# Programs the ctest suite runs besides Strata's own (etcd for the etcd
+# client and cluster tests in tests/cluster/).
+STRATA_TEST_DEPS=(etcd-server)
 
 # Packages the Python and Node.js client tests need (scripts/test-clients.sh):
 # Debian's gRPC/protobuf for Python, venv + setuptools + build to install and

@@ -20,7 +20,7 @@
 # reports, still fast to run), only the targets the chosen tests need.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-install_packages "${STRATA_BUILD_DEPS[@]}"
+install_packages "${STRATA_BUILD_DEPS[@]}" "${STRATA_TEST_DEPS[@]}"
 
 which="${1:-all}"
 asan_build="${STRATA_ASAN_BUILD_DIR:-$STRATA_ROOT/build-asan}"

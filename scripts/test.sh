@@ -17,7 +17,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 stages="${STRATA_TEST_STAGES:-unit clients sanitizers fuzz deploy}"
 has_stage() { [[ " $stages " == *" $1 "* ]]; }
 
-install_packages "${STRATA_BUILD_DEPS[@]}" "${STRATA_CLIENT_TEST_DEPS[@]}" \
+install_packages "${STRATA_BUILD_DEPS[@]}" "${STRATA_TEST_DEPS[@]}" "${STRATA_CLIENT_TEST_DEPS[@]}" \
   python3-yaml
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   install_packages nodejs npm

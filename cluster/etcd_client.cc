@@ -1,0 +1,675 @@
+#include "cluster/etcd_client.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "cluster/proto/etcd/rpc.grpc.pb.h"
+#include "grpcpp/grpcpp.h"
+
+namespace strata::cluster {
+
+struct EtcdClient::Stubs {
+  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<etcdserverpb::KV::Stub> kv;
+  std::unique_ptr<etcdserverpb::Watch::Stub> watch;
+  std::unique_ptr<etcdserverpb::Lease::Stub> lease;
+};
+
+namespace {
+
+absl::Status FromGrpc(const grpc::Status& s, const char* rpc) {
+  if (s.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
+                      absl::StrCat("etcd ", rpc, ": ", s.error_message()));
+}
+
+// Every call waits for a connection (up to its deadline) rather than
+// failing at once while the channel reconnects, e.g. just after etcd
+// restarted.
+void SetDeadline(grpc::ClientContext* ctx, absl::Time deadline) {
+  ctx->set_deadline(absl::ToChronoTime(deadline));
+  ctx->set_wait_for_ready(true);
+}
+
+KeyValue FromProto(const mvccpb::KeyValue& p) {
+  KeyValue kv;
+  kv.key = p.key();
+  kv.value = p.value();
+  kv.create_revision = p.create_revision();
+  kv.mod_revision = p.mod_revision();
+  kv.version = p.version();
+  kv.lease = p.lease();
+  return kv;
+}
+
+// The range_end that makes [prefix, end) every key with the prefix
+// (etcd's clientv3.GetPrefixRangeEnd): the prefix with its last byte below
+// 0xff incremented and the rest dropped; "\0" (every key) if there is none.
+std::string PrefixEnd(std::string_view prefix) {
+  std::string end(prefix);
+  while (!end.empty()) {
+    if (static_cast<unsigned char>(end.back()) < 0xff) {
+      end.back() = static_cast<char>(static_cast<unsigned char>(end.back()) + 1);
+      return end;
+    }
+    end.pop_back();
+  }
+  return std::string(1, '\0');
+}
+
+void ToProto(const Compare& c, etcdserverpb::Compare* p) {
+  p->set_key(c.key);
+  switch (c.op) {
+    case Compare::Op::kEqual:
+      p->set_result(etcdserverpb::Compare::EQUAL);
+      break;
+    case Compare::Op::kNotEqual:
+      p->set_result(etcdserverpb::Compare::NOT_EQUAL);
+      break;
+    case Compare::Op::kLess:
+      p->set_result(etcdserverpb::Compare::LESS);
+      break;
+    case Compare::Op::kGreater:
+      p->set_result(etcdserverpb::Compare::GREATER);
+      break;
+  }
+  switch (c.target) {
+    case Compare::Target::kVersion:
+      p->set_target(etcdserverpb::Compare::VERSION);
+      p->set_version(c.number);
+      break;
+    case Compare::Target::kCreateRevision:
+      p->set_target(etcdserverpb::Compare::CREATE);
+      p->set_create_revision(c.number);
+      break;
+    case Compare::Target::kModRevision:
+      p->set_target(etcdserverpb::Compare::MOD);
+      p->set_mod_revision(c.number);
+      break;
+    case Compare::Target::kValue:
+      p->set_target(etcdserverpb::Compare::VALUE);
+      p->set_value(c.value);
+      break;
+  }
+}
+
+void ToProto(const TxnOp& op, etcdserverpb::RequestOp* p) {
+  switch (op.kind) {
+    case TxnOp::Kind::kGet: {
+      auto* r = p->mutable_request_range();
+      r->set_key(op.key);
+      r->set_range_end(op.range_end);
+      break;
+    }
+    case TxnOp::Kind::kPut: {
+      auto* r = p->mutable_request_put();
+      r->set_key(op.key);
+      r->set_value(op.value);
+      r->set_lease(op.lease);
+      break;
+    }
+    case TxnOp::Kind::kDelete: {
+      auto* r = p->mutable_request_delete_range();
+      r->set_key(op.key);
+      r->set_range_end(op.range_end);
+      break;
+    }
+  }
+}
+
+// One LeaseKeepAlive exchange on its own stream, bounded by `timeout`.
+absl::StatusOr<absl::Duration> KeepAliveOnce(EtcdClient::Stubs& stubs,
+                                             int64_t id,
+                                             absl::Duration timeout) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, absl::Now() + timeout);
+  auto stream = stubs.lease->LeaseKeepAlive(&ctx);
+  etcdserverpb::LeaseKeepAliveRequest req;
+  req.set_id(id);
+  etcdserverpb::LeaseKeepAliveResponse resp;
+  const bool exchanged = stream->Write(req) && stream->WritesDone() &&
+                         stream->Read(&resp);
+  if (!exchanged) {
+    absl::Status s = FromGrpc(stream->Finish(), "LeaseKeepAlive");
+    if (s.ok()) {
+      s = absl::UnavailableError("etcd LeaseKeepAlive: stream ended early");
+    }
+    return s;
+  }
+  ctx.TryCancel();  // Done with the stream; its final status is moot.
+  stream->Finish();
+  if (resp.ttl() <= 0) {
+    return absl::NotFoundError(
+        absl::StrCat("etcd LeaseKeepAlive: lease ", id, " not found"));
+  }
+  return absl::Seconds(resp.ttl());
+}
+
+}  // namespace
+
+// --- Compare / TxnOp builders. -------------------------------------------------
+
+Compare Compare::ModRevisionIs(std::string key, int64_t revision) {
+  return Compare{std::move(key), Target::kModRevision, Op::kEqual, revision,
+                 ""};
+}
+Compare Compare::CreateRevisionIs(std::string key, int64_t revision) {
+  return Compare{std::move(key), Target::kCreateRevision, Op::kEqual, revision,
+                 ""};
+}
+Compare Compare::Absent(std::string key) {
+  return CreateRevisionIs(std::move(key), 0);
+}
+Compare Compare::VersionIs(std::string key, int64_t version) {
+  return Compare{std::move(key), Target::kVersion, Op::kEqual, version, ""};
+}
+Compare Compare::ValueIs(std::string key, std::string value) {
+  return Compare{std::move(key), Target::kValue, Op::kEqual, 0,
+                 std::move(value)};
+}
+
+TxnOp TxnOp::Get(std::string key) {
+  return TxnOp{Kind::kGet, std::move(key), "", 0, ""};
+}
+TxnOp TxnOp::Put(std::string key, std::string value, int64_t lease) {
+  return TxnOp{Kind::kPut, std::move(key), std::move(value), lease, ""};
+}
+TxnOp TxnOp::Delete(std::string key) {
+  return TxnOp{Kind::kDelete, std::move(key), "", 0, ""};
+}
+
+// --- EtcdClient. ---------------------------------------------------------------
+
+EtcdClient::EtcdClient(EtcdClientOptions options)
+    : options_(std::move(options)), stubs_(std::make_unique<Stubs>()) {
+  // Reconnect quickly after etcd comes back (gRPC's default backoff grows
+  // to two minutes).
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  stubs_->channel = grpc::CreateCustomChannel(
+      options_.endpoint, grpc::InsecureChannelCredentials(), args);
+  stubs_->kv = etcdserverpb::KV::NewStub(stubs_->channel);
+  stubs_->watch = etcdserverpb::Watch::NewStub(stubs_->channel);
+  stubs_->lease = etcdserverpb::Lease::NewStub(stubs_->channel);
+}
+
+EtcdClient::~EtcdClient() = default;
+
+absl::StatusOr<std::optional<KeyValue>> EtcdClient::Get(std::string_view key) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, absl::Now() + options_.call_timeout);
+  etcdserverpb::RangeRequest req;
+  req.set_key(key.data(), key.size());
+  etcdserverpb::RangeResponse resp;
+  if (auto s = FromGrpc(stubs_->kv->Range(&ctx, req, &resp), "Range");
+      !s.ok()) {
+    return s;
+  }
+  if (resp.kvs_size() == 0) return std::optional<KeyValue>();
+  return std::optional<KeyValue>(FromProto(resp.kvs(0)));
+}
+
+absl::StatusOr<RangeResult> EtcdClient::GetPrefix(std::string_view prefix,
+                                                  int64_t limit) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, absl::Now() + options_.call_timeout);
+  etcdserverpb::RangeRequest req;
+  req.set_key(prefix.empty() ? std::string(1, '\0') : std::string(prefix));
+  req.set_range_end(PrefixEnd(prefix));
+  req.set_limit(limit);
+  etcdserverpb::RangeResponse resp;
+  if (auto s = FromGrpc(stubs_->kv->Range(&ctx, req, &resp), "Range");
+      !s.ok()) {
+    return s;
+  }
+  RangeResult out;
+  out.revision = resp.header().revision();
+  out.more = resp.more();
+  out.count = resp.count();
+  for (const auto& kv : resp.kvs()) out.kvs.push_back(FromProto(kv));
+  return out;
+}
+
+absl::StatusOr<int64_t> EtcdClient::Put(std::string_view key,
+                                        std::string_view value,
+                                        int64_t lease) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, absl::Now() + options_.call_timeout);
+  etcdserverpb::PutRequest req;
+  req.set_key(key.data(), key.size());
+  req.set_value(value.data(), value.size());
+  req.set_lease(lease);
+  etcdserverpb::PutResponse resp;
+  if (auto s = FromGrpc(stubs_->kv->Put(&ctx, req, &resp), "Put"); !s.ok()) {
+    return s;
+  }
+  return resp.header().revision();
+}
+
+absl::StatusOr<int64_t> EtcdClient::Delete(std::string_view key) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, absl::Now() + options_.call_timeout);
+  etcdserverpb::DeleteRangeRequest req;
+  req.set_key(key.data(), key.size());
+  etcdserverpb::DeleteRangeResponse resp;
+  if (auto s = FromGrpc(stubs_->kv->DeleteRange(&ctx, req, &resp),
+                        "DeleteRange");
+      !s.ok()) {
+    return s;
+  }
+  return resp.deleted();
+}
+
+absl::StatusOr<int64_t> EtcdClient::DeletePrefix(std::string_view prefix) {
+  if (prefix.empty()) {
+    return absl::InvalidArgumentError(
+        "DeletePrefix: an empty prefix would delete every key");
+  }
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, absl::Now() + options_.call_timeout);
+  etcdserverpb::DeleteRangeRequest req;
+  req.set_key(prefix.data(), prefix.size());
+  req.set_range_end(PrefixEnd(prefix));
+  etcdserverpb::DeleteRangeResponse resp;
+  if (auto s = FromGrpc(stubs_->kv->DeleteRange(&ctx, req, &resp),
+                        "DeleteRange");
+      !s.ok()) {
+    return s;
+  }
+  return resp.deleted();
+}
+
+absl::StatusOr<TxnResult> EtcdClient::Txn(const TxnRequest& request) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, absl::Now() + options_.call_timeout);
+  etcdserverpb::TxnRequest req;
+  for (const Compare& c : request.compares) ToProto(c, req.add_compare());
+  for (const TxnOp& op : request.success) ToProto(op, req.add_success());
+  for (const TxnOp& op : request.failure) ToProto(op, req.add_failure());
+  etcdserverpb::TxnResponse resp;
+  if (auto s = FromGrpc(stubs_->kv->Txn(&ctx, req, &resp), "Txn"); !s.ok()) {
+    return s;
+  }
+  TxnResult out;
+  out.succeeded = resp.succeeded();
+  out.revision = resp.header().revision();
+  for (const auto& r : resp.responses()) {
+    TxnOpResult one;
+    if (r.has_response_range()) {
+      one.kind = TxnOp::Kind::kGet;
+      for (const auto& kv : r.response_range().kvs()) {
+        one.kvs.push_back(FromProto(kv));
+      }
+    } else if (r.has_response_put()) {
+      one.kind = TxnOp::Kind::kPut;
+    } else if (r.has_response_delete_range()) {
+      one.kind = TxnOp::Kind::kDelete;
+      one.deleted = r.response_delete_range().deleted();
+    }
+    out.results.push_back(std::move(one));
+  }
+  return out;
+}
+
+absl::StatusOr<Lease> EtcdClient::LeaseGrant(absl::Duration ttl) {
+  if (ttl <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("LeaseGrant: ttl must be positive");
+  }
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, absl::Now() + options_.call_timeout);
+  etcdserverpb::LeaseGrantRequest req;
+  req.set_ttl(absl::ToInt64Seconds(absl::Ceil(ttl, absl::Seconds(1))));
+  etcdserverpb::LeaseGrantResponse resp;
+  if (auto s = FromGrpc(stubs_->lease->LeaseGrant(&ctx, req, &resp),
+                        "LeaseGrant");
+      !s.ok()) {
+    return s;
+  }
+  if (!resp.error().empty()) {
+    return absl::UnavailableError(
+        absl::StrCat("etcd LeaseGrant: ", resp.error()));
+  }
+  return Lease{resp.id(), absl::Seconds(resp.ttl())};
+}
+
+absl::Status EtcdClient::LeaseRevoke(int64_t id) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, absl::Now() + options_.call_timeout);
+  etcdserverpb::LeaseRevokeRequest req;
+  req.set_id(id);
+  etcdserverpb::LeaseRevokeResponse resp;
+  return FromGrpc(stubs_->lease->LeaseRevoke(&ctx, req, &resp), "LeaseRevoke");
+}
+
+absl::StatusOr<absl::Duration> EtcdClient::LeaseKeepAliveOnce(int64_t id) {
+  return KeepAliveOnce(*stubs_, id, options_.call_timeout);
+}
+
+absl::StatusOr<absl::Duration> EtcdClient::LeaseTimeToLive(int64_t id) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, absl::Now() + options_.call_timeout);
+  etcdserverpb::LeaseTimeToLiveRequest req;
+  req.set_id(id);
+  etcdserverpb::LeaseTimeToLiveResponse resp;
+  if (auto s = FromGrpc(stubs_->lease->LeaseTimeToLive(&ctx, req, &resp),
+                        "LeaseTimeToLive");
+      !s.ok()) {
+    return s;
+  }
+  if (resp.ttl() < 0) {
+    return absl::NotFoundError(
+        absl::StrCat("etcd LeaseTimeToLive: lease ", id, " not found"));
+  }
+  return absl::Seconds(resp.ttl());
+}
+
+absl::Status EtcdClient::WaitForDeletion(std::string_view key,
+                                         int64_t after_revision,
+                                         absl::Time deadline) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, deadline);
+  auto stream = stubs_->watch->Watch(&ctx);
+  etcdserverpb::WatchRequest req;
+  auto* create = req.mutable_create_request();
+  create->set_key(key.data(), key.size());
+  create->set_start_revision(after_revision + 1);
+  create->add_filters(etcdserverpb::WatchCreateRequest::NOPUT);
+  bool deleted = false;
+  if (stream->Write(req)) {
+    etcdserverpb::WatchResponse resp;
+    while (!deleted && stream->Read(&resp)) {
+      // Compacted: the deletion may be in the lost history; the caller
+      // re-reads.
+      if (resp.compact_revision() > 0) deleted = true;
+      if (resp.canceled()) break;
+      for (const auto& ev : resp.events()) {
+        if (ev.type() == mvccpb::Event::DELETE) deleted = true;
+      }
+    }
+  }
+  if (deleted) {
+    ctx.TryCancel();
+    stream->Finish();
+    return absl::OkStatus();
+  }
+  absl::Status s = FromGrpc(stream->Finish(), "Watch");
+  if (s.ok()) s = absl::UnavailableError("etcd Watch: stream ended");
+  return s;
+}
+
+// --- LeaseKeeper. --------------------------------------------------------------
+
+LeaseKeeper::LeaseKeeper(EtcdClient* client, Lease lease, LostCallback on_lost)
+    : client_(client), lease_(lease), on_lost_(std::move(on_lost)) {
+  {
+    absl::MutexLock lock(&mu_);
+    alive_until_ = absl::Now() + lease_.ttl;
+  }
+  thread_ = std::thread([this] { Run(); });
+}
+
+LeaseKeeper::~LeaseKeeper() { Stop(); }
+
+void LeaseKeeper::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    stop_ = true;
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+bool LeaseKeeper::lost() const {
+  absl::MutexLock lock(&mu_);
+  return lost_;
+}
+
+int64_t LeaseKeeper::renewals() const {
+  absl::MutexLock lock(&mu_);
+  return renewals_;
+}
+
+absl::Time LeaseKeeper::alive_until() const {
+  absl::MutexLock lock(&mu_);
+  return alive_until_;
+}
+
+void LeaseKeeper::Run() {
+  // A renewal must finish well within the TTL to be of any use.
+  const absl::Duration period = lease_.ttl / 3;
+  const absl::Duration timeout =
+      std::min(client_->options().call_timeout, lease_.ttl / 2);
+  const absl::Duration retry = std::min(period / 4, absl::Milliseconds(250));
+  absl::Time next = absl::Now() + period;
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.AwaitWithDeadline(absl::Condition(&stop_), next);
+      if (stop_) return;
+    }
+    const absl::Time sent = absl::Now();
+    const absl::StatusOr<absl::Duration> ttl =
+        KeepAliveOnce(client_->stubs(), lease_.id, timeout);
+    absl::Status lost;
+    {
+      absl::MutexLock lock(&mu_);
+      if (ttl.ok()) {
+        ++renewals_;
+        alive_until_ = sent + *ttl;
+        next = sent + *ttl / 3;
+        continue;
+      }
+      if (ttl.status().code() == absl::StatusCode::kNotFound) {
+        lost = ttl.status();
+      } else if (absl::Now() >= alive_until_) {
+        lost = absl::DeadlineExceededError(absl::StrCat(
+            "lease ", lease_.id, " may have expired: no renewal succeeded "
+            "within its TTL; last error: ", ttl.status().ToString()));
+      } else {
+        next = std::min(absl::Now() + retry, alive_until_);
+        continue;
+      }
+      lost_ = true;
+    }
+    on_lost_(lost);
+    return;
+  }
+}
+
+// --- Watcher. ------------------------------------------------------------------
+
+struct Watcher::Stream {
+  grpc::ClientContext ctx;
+};
+
+Watcher::Watcher(EtcdClient* client, std::string prefix,
+                 int64_t start_revision, EventCallback on_event,
+                 ErrorCallback on_error)
+    : client_(client),
+      prefix_(std::move(prefix)),
+      on_event_(std::move(on_event)),
+      on_error_(std::move(on_error)) {
+  {
+    absl::MutexLock lock(&mu_);
+    next_revision_ = start_revision;
+  }
+  thread_ = std::thread([this] { Run(); });
+}
+
+Watcher::~Watcher() { Stop(); }
+
+void Watcher::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    stop_ = true;
+    if (stream_ != nullptr) stream_->ctx.TryCancel();
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+int64_t Watcher::next_revision() const {
+  absl::MutexLock lock(&mu_);
+  return next_revision_;
+}
+
+int64_t Watcher::streams_opened() const {
+  absl::MutexLock lock(&mu_);
+  return streams_opened_;
+}
+
+bool Watcher::connected() const {
+  absl::MutexLock lock(&mu_);
+  return connected_;
+}
+
+void Watcher::Run() {
+  constexpr absl::Duration kMinBackoff = absl::Milliseconds(20);
+  constexpr absl::Duration kMaxBackoff = absl::Seconds(1);
+  absl::Duration backoff = kMinBackoff;
+  while (true) {
+    const int64_t opened_before = streams_opened();
+    const bool again = RunStream();
+    if (!again) return;
+    absl::MutexLock lock(&mu_);
+    // A stream that got as far as etcd's confirmation resets the backoff.
+    if (streams_opened_ > opened_before && next_revision_ > 0) {
+      backoff = kMinBackoff;
+    }
+    mu_.AwaitWithTimeout(absl::Condition(&stop_), backoff);
+    if (stop_) return;
+    backoff = std::min(backoff * 2, kMaxBackoff);
+  }
+}
+
+bool Watcher::RunStream() {
+  auto stream = std::make_unique<Stream>();
+  int64_t start;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stop_) return false;
+    stream_ = stream.get();
+    start = next_revision_;
+  }
+  // No deadline: the stream lives until it breaks or Stop() cancels it.
+  // Waiting for a connection makes a down etcd a wait, not a busy loop.
+  stream->ctx.set_wait_for_ready(true);
+  auto rw = client_->stubs().watch->Watch(&stream->ctx);
+  etcdserverpb::WatchRequest req;
+  auto* create = req.mutable_create_request();
+  create->set_key(prefix_.empty() ? std::string(1, '\0') : prefix_);
+  create->set_range_end(PrefixEnd(prefix_));
+  create->set_start_revision(start);
+  absl::Status fatal;
+  if (rw->Write(req)) {
+    etcdserverpb::WatchResponse resp;
+    while (rw->Read(&resp)) {
+      if (resp.compact_revision() > 0) {
+        fatal = absl::OutOfRangeError(absl::StrCat(
+            "etcd Watch: revision ", start,
+            " has been compacted; the oldest available is ",
+            resp.compact_revision()));
+        break;
+      }
+      if (resp.canceled()) break;  // Reconnect.
+      if (resp.created()) {
+        absl::MutexLock lock(&mu_);
+        ++streams_opened_;
+        connected_ = true;
+        if (next_revision_ == 0) next_revision_ = resp.header().revision() + 1;
+      }
+      for (const auto& ev : resp.events()) {
+        WatchEvent event;
+        event.type = ev.type() == mvccpb::Event::DELETE
+                         ? WatchEvent::Type::kDelete
+                         : WatchEvent::Type::kPut;
+        event.kv = FromProto(ev.kv());
+        on_event_(event);
+      }
+      if (resp.events_size() > 0) {
+        absl::MutexLock lock(&mu_);
+        next_revision_ =
+            resp.events(resp.events_size() - 1).kv().mod_revision() + 1;
+      }
+    }
+  }
+  stream->ctx.TryCancel();
+  rw->Finish();
+  bool stopped;
+  {
+    absl::MutexLock lock(&mu_);
+    stream_ = nullptr;
+    connected_ = false;
+    stopped = stop_;
+  }
+  if (!fatal.ok()) {
+    on_error_(fatal);
+    return false;
+  }
+  return !stopped;
+}
+
+// --- LeaderElection. -----------------------------------------------------------
+
+LeaderElection::LeaderElection(EtcdClient* client, std::string key,
+                               std::string candidate, int64_t lease_id)
+    : client_(client),
+      key_(std::move(key)),
+      candidate_(std::move(candidate)),
+      lease_id_(lease_id) {}
+
+absl::StatusOr<int64_t> LeaderElection::Campaign(absl::Time deadline) {
+  const absl::Duration kRetry = absl::Milliseconds(50);
+  while (true) {
+    if (absl::Now() >= deadline) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("campaign for ", key_, ": deadline passed"));
+    }
+    TxnRequest txn;
+    txn.compares.push_back(Compare::Absent(key_));
+    txn.success.push_back(TxnOp::Put(key_, candidate_, lease_id_));
+    txn.failure.push_back(TxnOp::Get(key_));
+    absl::StatusOr<TxnResult> r = client_->Txn(txn);
+    if (!r.ok()) {
+      if (r.status().code() == absl::StatusCode::kNotFound) return r.status();
+      // Transient (etcd unreachable, or a call timed out): try again.
+      absl::SleepFor(std::min(kRetry, deadline - absl::Now()));
+      continue;
+    }
+    if (r->succeeded) return r->revision;
+    if (r->results.empty() || r->results[0].kvs.empty()) continue;
+    const KeyValue& holder = r->results[0].kvs[0];
+    if (holder.lease == lease_id_) return holder.create_revision;
+    const absl::Status s =
+        client_->WaitForDeletion(key_, holder.mod_revision, deadline);
+    if (!s.ok() && s.code() != absl::StatusCode::kDeadlineExceeded) {
+      absl::SleepFor(std::min(kRetry, deadline - absl::Now()));
+    }
+  }
+}
+
+absl::Status LeaderElection::Resign(int64_t term) {
+  TxnRequest txn;
+  txn.compares.push_back(Compare::CreateRevisionIs(key_, term));
+  txn.success.push_back(TxnOp::Delete(key_));
+  absl::StatusOr<TxnResult> r = client_->Txn(txn);
+  if (!r.ok()) return r.status();
+  if (!r->succeeded) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("resign ", key_, ": term ", term, " is not current"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<KeyValue> LeaderElection::Leader() {
+  absl::StatusOr<std::optional<KeyValue>> kv = client_->Get(key_);
+  if (!kv.ok()) return kv.status();
+  if (!kv->has_value()) {
+    return absl::NotFoundError(absl::StrCat("no leader on ", key_));
+  }
+  return **kv;
+}
+
+}  // namespace strata::cluster

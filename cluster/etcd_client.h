@@ -1,0 +1,338 @@
+#ifndef STRATA_CLUSTER_ETCD_CLIENT_H_
+#define STRATA_CLUSTER_ETCD_CLIENT_H_
+
+// A small synchronous client for etcd's v3 API over gRPC: what the Strata
+// cluster needs from etcd (project issue 18) and no more. etcd owns
+// membership (`nodes/<id>` bound to a node's lease), leases, the controller
+// election and the range map (`ranges/<id>`, changed only by a Txn that
+// compares its mod_revision).
+//
+//   EtcdClient      Range/Put/DeleteRange, Txn, leases, and a blocking wait
+//                   for a key's deletion. Every call has a deadline.
+//   LeaseKeeper     a thread renewing one lease every TTL/3 and reporting
+//                   its loss.
+//   Watcher         a thread streaming a prefix's changes to a callback,
+//                   resuming from the next revision when the stream breaks.
+//   LeaderElection  one leader at a time on one key, bound to the
+//                   candidate's lease (a Txn on create_revision == 0).
+//
+// Errors are absl::Status with the gRPC code etcd answered with (the codes
+// are the same) and the message prefixed by the RPC, e.g.
+// "etcd LeaseRevoke: etcdserver: requested lease not found" (NotFound).
+// A call that does not finish within its timeout, etcd being slow or
+// unreachable, is DeadlineExceeded (calls wait for a connection rather than
+// failing at once while the channel reconnects); one whose connection broke
+// is Unavailable. Either may have taken effect.
+//
+// Transport: plaintext gRPC to one endpoint. (TLS and several endpoints are
+// for later; nothing here assumes either away.)
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+
+namespace strata::cluster {
+
+struct EtcdClientOptions {
+  // host:port of an etcd member's client URL (no scheme), e.g.
+  // "127.0.0.1:2379".
+  std::string endpoint;
+  // Deadline of each unary call (and of each step of the helpers below).
+  absl::Duration call_timeout = absl::Seconds(5);
+};
+
+// mvccpb.KeyValue. Revisions are etcd's store revisions (a counter of
+// every change to the whole store); version counts changes of this key
+// since it was created (0 = absent).
+struct KeyValue {
+  std::string key;
+  std::string value;
+  int64_t create_revision = 0;
+  int64_t mod_revision = 0;
+  int64_t version = 0;
+  int64_t lease = 0;  // 0 = not bound to a lease.
+};
+
+struct RangeResult {
+  int64_t revision = 0;  // The store's revision when the range was read.
+  std::vector<KeyValue> kvs;  // Sorted by key.
+  bool more = false;          // The limit cut the result short.
+  int64_t count = 0;          // Keys in the range (ignoring the limit).
+};
+
+// One comparison of a Txn: `target(key) op operand`. For a missing key,
+// version, create_revision and mod_revision are 0 and value compares as
+// absent (only kNotEqual holds).
+struct Compare {
+  enum class Target { kVersion, kCreateRevision, kModRevision, kValue };
+  enum class Op { kEqual, kNotEqual, kLess, kGreater };
+  std::string key;
+  Target target = Target::kModRevision;
+  Op op = Op::kEqual;
+  int64_t number = 0;  // Operand for kVersion, kCreateRevision, kModRevision.
+  std::string value;   // Operand for kValue.
+
+  static Compare ModRevisionIs(std::string key, int64_t revision);
+  static Compare CreateRevisionIs(std::string key, int64_t revision);
+  // CreateRevisionIs(key, 0): the key does not exist.
+  static Compare Absent(std::string key);
+  static Compare VersionIs(std::string key, int64_t version);
+  static Compare ValueIs(std::string key, std::string value);
+};
+
+// One operation of a Txn branch.
+struct TxnOp {
+  enum class Kind { kGet, kPut, kDelete };
+  Kind kind = Kind::kGet;
+  std::string key;
+  std::string value;      // kPut.
+  int64_t lease = 0;      // kPut: bind the key to this lease (0 = none).
+  std::string range_end;  // kGet, kDelete: exclusive end ("" = just key).
+
+  static TxnOp Get(std::string key);
+  static TxnOp Put(std::string key, std::string value, int64_t lease = 0);
+  static TxnOp Delete(std::string key);
+};
+
+struct TxnRequest {
+  std::vector<Compare> compares;  // All must hold for `success` to run.
+  std::vector<TxnOp> success;
+  std::vector<TxnOp> failure;
+};
+
+struct TxnOpResult {
+  TxnOp::Kind kind = TxnOp::Kind::kGet;
+  std::vector<KeyValue> kvs;  // kGet.
+  int64_t deleted = 0;        // kDelete: keys deleted.
+};
+
+struct TxnResult {
+  bool succeeded = false;  // The compares held; `success` ran.
+  int64_t revision = 0;    // The store's revision after the Txn.
+  std::vector<TxnOpResult> results;  // One per op of the branch that ran.
+};
+
+struct Lease {
+  int64_t id = 0;
+  absl::Duration ttl;  // As granted (etcd rounds up to whole seconds and
+                       // to its minimum TTL).
+};
+
+// A connection to one etcd member. Thread-safe: calls may run concurrently
+// from any thread. Owns a gRPC channel, which connects lazily.
+class EtcdClient {
+ public:
+  explicit EtcdClient(EtcdClientOptions options);
+  ~EtcdClient();
+  EtcdClient(const EtcdClient&) = delete;
+  EtcdClient& operator=(const EtcdClient&) = delete;
+
+  const EtcdClientOptions& options() const { return options_; }
+
+  // The key's current value, std::nullopt if it does not exist.
+  // Linearizable read.
+  absl::StatusOr<std::optional<KeyValue>> Get(std::string_view key);
+  // Every key starting with `prefix` (all keys for ""), sorted, at most
+  // `limit` of them (0 = no limit). Linearizable read.
+  absl::StatusOr<RangeResult> GetPrefix(std::string_view prefix,
+                                        int64_t limit = 0);
+  // Sets the key (bound to `lease` unless 0). Returns the new revision.
+  // NotFound if the lease does not exist.
+  absl::StatusOr<int64_t> Put(std::string_view key, std::string_view value,
+                              int64_t lease = 0);
+  // Deletes the key; returns how many keys were deleted (0 or 1).
+  absl::StatusOr<int64_t> Delete(std::string_view key);
+  // Deletes every key starting with `prefix`; returns how many.
+  // InvalidArgument for an empty prefix (that would be the whole store).
+  absl::StatusOr<int64_t> DeletePrefix(std::string_view prefix);
+  // Runs the compares and then one branch, atomically. A compare that does
+  // not hold is a normal result (succeeded == false), not an error.
+  absl::StatusOr<TxnResult> Txn(const TxnRequest& request);
+
+  // Grants a lease of at least `ttl` (etcd rounds up to whole seconds).
+  absl::StatusOr<Lease> LeaseGrant(absl::Duration ttl);
+  // Revokes the lease, deleting every key bound to it. NotFound if it does
+  // not exist (expired or already revoked).
+  absl::Status LeaseRevoke(int64_t id);
+  // Renews the lease once (a LeaseKeepAlive exchange on a fresh stream).
+  // Returns the TTL it was renewed for. NotFound if the lease is gone.
+  absl::StatusOr<absl::Duration> LeaseKeepAliveOnce(int64_t id);
+  // The lease's remaining time to live. NotFound if it is gone.
+  absl::StatusOr<absl::Duration> LeaseTimeToLive(int64_t id);
+
+  // Blocks until `key` is deleted at a revision after `after_revision`
+  // (returns OK; also OK if etcd compacted that history away, so the
+  // caller must re-read) or until `deadline` (DeadlineExceeded).
+  // Unavailable if the watch stream breaks: the caller retries.
+  absl::Status WaitForDeletion(std::string_view key, int64_t after_revision,
+                               absl::Time deadline);
+
+  // The generated gRPC stubs (defined in the .cc).
+  struct Stubs;
+
+ private:
+  // The helpers below open their own streams.
+  friend class LeaseKeeper;
+  friend class Watcher;
+  Stubs& stubs() { return *stubs_; }
+
+  const EtcdClientOptions options_;
+  std::unique_ptr<Stubs> stubs_;
+};
+
+// Keeps one lease alive from a background thread: renews it every TTL/3
+// (retrying sooner after a failed renewal) until Stop() or destruction,
+// which do not revoke it. If etcd says the lease is gone (expired or
+// revoked), or no renewal succeeded for a whole TTL after the last good one
+// (so etcd may have expired it), `on_lost` runs once on the keeper's thread
+// with NotFound or DeadlineExceeded, and renewals stop.
+// Thread-safe. `client` must outlive the keeper.
+class LeaseKeeper {
+ public:
+  using LostCallback = std::function<void(const absl::Status&)>;
+
+  // Starts the thread; the first renewal is due TTL/3 after now.
+  LeaseKeeper(EtcdClient* client, Lease lease, LostCallback on_lost);
+  ~LeaseKeeper();  // Stop().
+  LeaseKeeper(const LeaseKeeper&) = delete;
+  LeaseKeeper& operator=(const LeaseKeeper&) = delete;
+
+  // Stops renewing and joins the thread, waiting for a renewal in flight
+  // (at most min(call_timeout, TTL/2)). Idempotent. Must not be called from
+  // `on_lost`.
+  void Stop();
+  const Lease& lease() const { return lease_; }
+  // Whether on_lost ran.
+  bool lost() const;
+  // Renewals that succeeded so far.
+  int64_t renewals() const;
+  // The latest instant until which the lease is known to be alive: the
+  // send time of the last successful renewal (or of construction) plus the
+  // TTL it was renewed for. A leader must stop acting as one by then.
+  absl::Time alive_until() const;
+
+ private:
+  void Run();
+
+  EtcdClient* const client_;
+  const Lease lease_;
+  const LostCallback on_lost_;
+  mutable absl::Mutex mu_;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  bool lost_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t renewals_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Time alive_until_ ABSL_GUARDED_BY(mu_);
+  std::thread thread_;
+};
+
+// One change seen by a Watcher.
+struct WatchEvent {
+  enum class Type { kPut, kDelete };
+  Type type = Type::kPut;
+  // For kPut the new key-value; for kDelete the key with mod_revision set
+  // to the revision of the deletion (value empty).
+  KeyValue kv;
+};
+
+// Streams every change to the keys starting with a prefix to a callback,
+// from a background thread, in revision order, each change exactly once:
+// when the stream breaks (etcd restarted, connection lost) it reconnects
+// (with backoff, indefinitely) and resumes from the revision after the last
+// one delivered. All changes of one revision (one Txn) are delivered
+// together, before the next revision's. If etcd has compacted the
+// revisions it must resume from, `on_error` runs once with OutOfRange and
+// the watcher stops: the caller re-reads the prefix and starts a new one.
+// Thread-safe. `client` must outlive the watcher.
+class Watcher {
+ public:
+  using EventCallback = std::function<void(const WatchEvent&)>;
+  using ErrorCallback = std::function<void(const absl::Status&)>;
+
+  // Starts watching `prefix` from `start_revision` (inclusive; 0 = changes
+  // after the current revision). Callbacks run on the watcher's thread and
+  // must not call Stop().
+  Watcher(EtcdClient* client, std::string prefix, int64_t start_revision,
+          EventCallback on_event, ErrorCallback on_error);
+  ~Watcher();  // Stop().
+  Watcher(const Watcher&) = delete;
+  Watcher& operator=(const Watcher&) = delete;
+
+  // Cancels the stream and joins the thread. Idempotent.
+  void Stop();
+  // The revision the watcher will resume from (last delivered + 1), or 0
+  // before it knows (started from 0 and not yet connected).
+  int64_t next_revision() const;
+  // Streams opened so far (1 once connected; more after breaks).
+  int64_t streams_opened() const;
+  // Whether the current stream is established (etcd confirmed the watch).
+  bool connected() const;
+
+ private:
+  struct Stream;
+  void Run();
+  // Runs one stream until it breaks or Stop(); returns false to stop.
+  bool RunStream();
+
+  EtcdClient* const client_;
+  const std::string prefix_;
+  const EventCallback on_event_;
+  const ErrorCallback on_error_;
+  mutable absl::Mutex mu_;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  bool connected_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t next_revision_ ABSL_GUARDED_BY(mu_);
+  int64_t streams_opened_ ABSL_GUARDED_BY(mu_) = 0;
+  Stream* stream_ ABSL_GUARDED_BY(mu_) = nullptr;  // To cancel it.
+  std::thread thread_;
+};
+
+// An election on one key: the leader is the candidate whose key-value is
+// there, bound to its lease (etcd's lease-bound key pattern; etcd's own
+// v3election API does the same with one key per candidate). Campaigning
+// creates the key with a Txn that requires create_revision == 0, or waits
+// for its deletion. Leadership ends when the leader resigns or its lease
+// ends (revoked, or expired because keep-alives stopped). The key's
+// create_revision is the term: it increases with every new leader, so a
+// leader can fence its writes with Compare::CreateRevisionIs(key, term).
+// Not thread-safe (one candidate = one thread); `client` must outlive it.
+class LeaderElection {
+ public:
+  // `candidate` is stored as the key's value (who leads).
+  // REQUIRES: lease_id names a live lease, kept alive by the caller.
+  LeaderElection(EtcdClient* client, std::string key, std::string candidate,
+                 int64_t lease_id);
+
+  // Blocks until this candidate leads and returns the term. Also returns
+  // at once if the key already holds this candidate's lease (a retried
+  // campaign). DeadlineExceeded if `deadline` passes first; NotFound if
+  // the lease is gone; other errors as EtcdClient's.
+  absl::StatusOr<int64_t> Campaign(absl::Time deadline);
+  // Ends this candidate's leadership of `term` by deleting the key if it
+  // still holds that term. FailedPrecondition if it does not (another
+  // leader, or none).
+  absl::Status Resign(int64_t term);
+  // The current leader's key-value (value = candidate, create_revision =
+  // term). NotFound if there is none.
+  absl::StatusOr<KeyValue> Leader();
+
+ private:
+  EtcdClient* const client_;
+  const std::string key_;
+  const std::string candidate_;
+  const int64_t lease_id_;
+};
+
+}  // namespace strata::cluster
+
+#endif  // STRATA_CLUSTER_ETCD_CLIENT_H_

@@ -1,0 +1,446 @@
+// The etcd client against a real etcd: one fresh single-member etcd per
+// test on free ports (tests/cluster/etcd_process.h), stopped by PID at the
+// end even when the test fails.
+
+#include "cluster/etcd_client.h"
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "gmock/gmock.h"
+#include "grpc/grpc.h"
+#include "gtest/gtest.h"
+#include "tests/cluster/etcd_process.h"
+#include "tests/support/test_util.h"
+
+namespace strata::cluster {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+// Polls `done` every few milliseconds until it holds or `timeout` passes;
+// returns whether it held.
+bool PollUntil(const std::function<bool()>& done,
+               absl::Duration timeout = absl::Seconds(15)) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return done();
+}
+
+class EtcdClientTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    // Keep gRPC initialized for the whole process, so destroying the last
+    // channel does not run gRPC's slow synchronous shutdown.
+    static const bool pinned = [] {
+      grpc_init();
+      return true;
+    }();
+    (void)pinned;
+  }
+
+  void SetUp() override {
+    auto etcd = testing::EtcdProcess::Start(dir_.path() + "/etcd");
+    ASSERT_OK(etcd);
+    etcd_ = *std::move(etcd);
+    client_ = NewClient();
+  }
+
+  void TearDown() override {
+    if (HasFailure() && etcd_ != nullptr) {
+      std::fprintf(stderr, "--- etcd log ---\n%s\n", etcd_->Log().c_str());
+    }
+  }
+
+  std::unique_ptr<EtcdClient> NewClient() {
+    EtcdClientOptions options;
+    options.endpoint = etcd_->endpoint();
+    options.call_timeout = absl::Seconds(5);
+    return std::make_unique<EtcdClient>(options);
+  }
+
+  strata::testing::TempDir dir_;
+  std::unique_ptr<testing::EtcdProcess> etcd_;
+  std::unique_ptr<EtcdClient> client_;
+};
+
+TEST_F(EtcdClientTest, PutGetDelete) {
+  ASSERT_OK_AND_ASSIGN(const int64_t rev1, client_->Put("nodes/1", "a"));
+  ASSERT_OK_AND_ASSIGN(const auto kv, client_->Get("nodes/1"));
+  ASSERT_TRUE(kv.has_value());
+  EXPECT_EQ(kv->key, "nodes/1");
+  EXPECT_EQ(kv->value, "a");
+  EXPECT_EQ(kv->create_revision, rev1);
+  EXPECT_EQ(kv->mod_revision, rev1);
+  EXPECT_EQ(kv->version, 1);
+  EXPECT_EQ(kv->lease, 0);
+
+  ASSERT_OK_AND_ASSIGN(const int64_t rev2, client_->Put("nodes/1", "b"));
+  EXPECT_GT(rev2, rev1);
+  ASSERT_OK_AND_ASSIGN(const auto kv2, client_->Get("nodes/1"));
+  EXPECT_EQ(kv2->value, "b");
+  EXPECT_EQ(kv2->create_revision, rev1);
+  EXPECT_EQ(kv2->mod_revision, rev2);
+  EXPECT_EQ(kv2->version, 2);
+
+  ASSERT_OK_AND_ASSIGN(const int64_t deleted, client_->Delete("nodes/1"));
+  EXPECT_EQ(deleted, 1);
+  ASSERT_OK_AND_ASSIGN(const auto gone, client_->Get("nodes/1"));
+  EXPECT_FALSE(gone.has_value());
+  ASSERT_OK_AND_ASSIGN(const int64_t again, client_->Delete("nodes/1"));
+  EXPECT_EQ(again, 0);
+}
+
+TEST_F(EtcdClientTest, PrefixReadsAndDeletes) {
+  for (const char* k : {"ranges/2", "ranges/1", "ranges/3", "rangesX", "nodes/1"}) {
+    ASSERT_OK(client_->Put(k, k));
+  }
+  ASSERT_OK_AND_ASSIGN(const RangeResult all, client_->GetPrefix("ranges/"));
+  std::vector<std::string> keys;
+  for (const KeyValue& kv : all.kvs) keys.push_back(kv.key);
+  EXPECT_THAT(keys, ElementsAre("ranges/1", "ranges/2", "ranges/3"));
+  EXPECT_EQ(all.count, 3);
+  EXPECT_FALSE(all.more);
+  EXPECT_GT(all.revision, 0);
+
+  ASSERT_OK_AND_ASSIGN(const RangeResult two, client_->GetPrefix("ranges/", 2));
+  EXPECT_EQ(two.kvs.size(), 2u);
+  EXPECT_TRUE(two.more);
+  EXPECT_EQ(two.count, 3);
+
+  ASSERT_OK_AND_ASSIGN(const RangeResult everything, client_->GetPrefix(""));
+  EXPECT_EQ(everything.count, 5);
+
+  ASSERT_OK_AND_ASSIGN(const int64_t deleted, client_->DeletePrefix("ranges/"));
+  EXPECT_EQ(deleted, 3);
+  ASSERT_OK_AND_ASSIGN(const RangeResult after, client_->GetPrefix("ranges"));
+  ASSERT_EQ(after.kvs.size(), 1u);
+  EXPECT_EQ(after.kvs[0].key, "rangesX");
+  EXPECT_EQ(client_->DeletePrefix("").status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(EtcdClientTest, TxnCompareAndSetOnModRevision) {
+  // The range map's update rule: change ranges/<id> only if nobody changed
+  // it since we read it.
+  ASSERT_OK_AND_ASSIGN(const int64_t rev, client_->Put("ranges/7", "epoch=1"));
+  TxnRequest cas;
+  cas.compares = {Compare::ModRevisionIs("ranges/7", rev)};
+  cas.success = {TxnOp::Put("ranges/7", "epoch=2")};
+  cas.failure = {TxnOp::Get("ranges/7")};
+  ASSERT_OK_AND_ASSIGN(const TxnResult won, client_->Txn(cas));
+  EXPECT_TRUE(won.succeeded);
+  EXPECT_GT(won.revision, rev);
+  ASSERT_EQ(won.results.size(), 1u);
+  EXPECT_EQ(won.results[0].kind, TxnOp::Kind::kPut);
+
+  // The same compare again is stale now: the failure branch shows why.
+  cas.success = {TxnOp::Put("ranges/7", "epoch=2-lost")};
+  ASSERT_OK_AND_ASSIGN(const TxnResult lost, client_->Txn(cas));
+  EXPECT_FALSE(lost.succeeded);
+  EXPECT_EQ(lost.revision, won.revision);  // Nothing was written.
+  ASSERT_EQ(lost.results.size(), 1u);
+  EXPECT_EQ(lost.results[0].kind, TxnOp::Kind::kGet);
+  ASSERT_EQ(lost.results[0].kvs.size(), 1u);
+  EXPECT_EQ(lost.results[0].kvs[0].value, "epoch=2");
+  EXPECT_EQ(lost.results[0].kvs[0].mod_revision, won.revision);
+  ASSERT_OK_AND_ASSIGN(const auto now, client_->Get("ranges/7"));
+  EXPECT_EQ(now->value, "epoch=2");
+}
+
+TEST_F(EtcdClientTest, TxnCreateIfAbsentValueAndVersionCompares) {
+  TxnRequest create;
+  create.compares = {Compare::Absent("ranges/9")};
+  create.success = {TxnOp::Put("ranges/9", "v1"), TxnOp::Get("ranges/9")};
+  ASSERT_OK_AND_ASSIGN(const TxnResult first, client_->Txn(create));
+  EXPECT_TRUE(first.succeeded);
+  ASSERT_EQ(first.results.size(), 2u);
+  ASSERT_EQ(first.results[1].kvs.size(), 1u);
+  EXPECT_EQ(first.results[1].kvs[0].value, "v1");
+  ASSERT_OK_AND_ASSIGN(const TxnResult second, client_->Txn(create));
+  EXPECT_FALSE(second.succeeded);
+  EXPECT_TRUE(second.results.empty());
+
+  TxnRequest by_value;
+  by_value.compares = {Compare::ValueIs("ranges/9", "v1"),
+                       Compare::VersionIs("ranges/9", 1)};
+  by_value.success = {TxnOp::Put("ranges/9", "v2"), TxnOp::Delete("other")};
+  ASSERT_OK_AND_ASSIGN(const TxnResult swapped, client_->Txn(by_value));
+  EXPECT_TRUE(swapped.succeeded);
+  ASSERT_EQ(swapped.results.size(), 2u);
+  EXPECT_EQ(swapped.results[1].kind, TxnOp::Kind::kDelete);
+  EXPECT_EQ(swapped.results[1].deleted, 0);
+  ASSERT_OK_AND_ASSIGN(const TxnResult stale, client_->Txn(by_value));
+  EXPECT_FALSE(stale.succeeded);
+
+  Compare greater{"ranges/9", Compare::Target::kVersion,
+                  Compare::Op::kGreater, 1, ""};
+  ASSERT_OK_AND_ASSIGN(const TxnResult g, client_->Txn({{greater}, {}, {}}));
+  EXPECT_TRUE(g.succeeded);  // Version is 2.
+}
+
+TEST_F(EtcdClientTest, LeaseExpiryDeletesBoundKey) {
+  ASSERT_OK_AND_ASSIGN(const Lease lease, client_->LeaseGrant(absl::Seconds(1)));
+  EXPECT_NE(lease.id, 0);
+  EXPECT_EQ(lease.ttl, absl::Seconds(1));
+  const absl::Time granted = absl::Now();
+  ASSERT_OK(client_->Put("nodes/3", "10.0.0.3:7000", lease.id));
+  ASSERT_OK_AND_ASSIGN(const auto bound, client_->Get("nodes/3"));
+  EXPECT_EQ(bound->lease, lease.id);
+  ASSERT_OK_AND_ASSIGN(const absl::Duration left,
+                       client_->LeaseTimeToLive(lease.id));
+  EXPECT_LE(left, absl::Seconds(1));
+
+  // Nobody renews it: etcd deletes the key once the TTL runs out.
+  EXPECT_TRUE(PollUntil([&] {
+    auto kv = client_->Get("nodes/3");
+    return kv.ok() && !kv->has_value();
+  }));
+  EXPECT_GE(absl::Now() - granted, absl::Milliseconds(900));
+  EXPECT_EQ(client_->LeaseTimeToLive(lease.id).status().code(),
+            absl::StatusCode::kNotFound);
+  const absl::Status put = client_->Put("nodes/3", "x", lease.id).status();
+  EXPECT_EQ(put.code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(put.message()),
+              HasSubstr("etcd Put: etcdserver: requested lease not found"));
+  EXPECT_EQ(client_->LeaseKeepAliveOnce(lease.id).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(EtcdClientTest, KeepAliveKeepsLeaseThenReportsRevocation) {
+  // 2 s rather than 1 s: margin for a loaded machine (renewals every 2/3 s).
+  ASSERT_OK_AND_ASSIGN(const Lease lease, client_->LeaseGrant(absl::Seconds(2)));
+  ASSERT_OK(client_->Put("nodes/4", "up", lease.id));
+  absl::Mutex mu;
+  std::vector<absl::Status> losses;
+  LeaseKeeper keeper(client_.get(), lease, [&](const absl::Status& s) {
+    absl::MutexLock lock(&mu);
+    losses.push_back(s);
+  });
+
+  // Past twice the TTL the key must still be there, checked all along.
+  const absl::Time start = absl::Now();
+  bool always_present = true;
+  EXPECT_TRUE(PollUntil([&] {
+    auto kv = client_->Get("nodes/4");
+    always_present &= kv.ok() && kv->has_value();
+    return absl::Now() - start > 2 * lease.ttl && keeper.renewals() >= 4;
+  }));
+  EXPECT_TRUE(always_present);
+  EXPECT_FALSE(keeper.lost());
+  EXPECT_GT(keeper.alive_until(), absl::Now());
+  ASSERT_OK_AND_ASSIGN(const auto kv, client_->Get("nodes/4"));
+  EXPECT_TRUE(kv.has_value());
+
+  // Revoked behind its back: the next renewal reports the loss, once.
+  ASSERT_OK(client_->LeaseRevoke(lease.id));
+  EXPECT_TRUE(PollUntil([&] { return keeper.lost(); }));
+  keeper.Stop();
+  absl::MutexLock lock(&mu);
+  ASSERT_EQ(losses.size(), 1u);
+  EXPECT_EQ(losses[0].code(), absl::StatusCode::kNotFound);
+  ASSERT_OK_AND_ASSIGN(const auto gone, client_->Get("nodes/4"));
+  EXPECT_FALSE(gone.has_value());
+  EXPECT_EQ(client_->LeaseRevoke(lease.id).code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(EtcdClientTest, KeeperReportsLossWhenEtcdIsGoneForATtl) {
+  ASSERT_OK_AND_ASSIGN(const Lease lease, client_->LeaseGrant(absl::Seconds(1)));
+  std::atomic<int> losses{0};
+  std::atomic<int> code{0};
+  LeaseKeeper keeper(client_.get(), lease, [&](const absl::Status& s) {
+    code = static_cast<int>(s.code());
+    ++losses;
+  });
+  ASSERT_TRUE(PollUntil([&] { return keeper.renewals() >= 1; }));
+  ASSERT_OK(etcd_->Stop());
+  EXPECT_TRUE(PollUntil([&] { return keeper.lost(); }));
+  EXPECT_GE(absl::Now(), keeper.alive_until());
+  EXPECT_EQ(losses.load(), 1);
+  EXPECT_EQ(code.load(), static_cast<int>(absl::StatusCode::kDeadlineExceeded));
+}
+
+struct Recorded {
+  WatchEvent::Type type;
+  std::string key;
+  std::string value;
+  int64_t revision;
+};
+
+class EventLog {
+ public:
+  void Add(const WatchEvent& e) {
+    absl::MutexLock lock(&mu_);
+    events_.push_back({e.type, e.kv.key, e.kv.value, e.kv.mod_revision});
+  }
+  size_t size() {
+    absl::MutexLock lock(&mu_);
+    return events_.size();
+  }
+  std::vector<Recorded> events() {
+    absl::MutexLock lock(&mu_);
+    return events_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<Recorded> events_;
+};
+
+TEST_F(EtcdClientTest, WatchSeesPrefixChangesInOrderAndResumesAfterRestart) {
+  EventLog log;
+  std::atomic<int> errors{0};
+  Watcher watcher(
+      client_.get(), "ranges/", 0, [&](const WatchEvent& e) { log.Add(e); },
+      [&](const absl::Status&) { ++errors; });
+  ASSERT_TRUE(PollUntil([&] { return watcher.connected(); }));
+
+  ASSERT_OK(client_->Put("ranges/a", "1"));
+  ASSERT_OK(client_->Put("nodes/x", "not watched"));
+  ASSERT_OK(client_->Put("ranges/b", "1"));
+  ASSERT_OK(client_->Delete("ranges/a"));
+  TxnRequest both;  // Two changes at one revision.
+  both.success = {TxnOp::Put("ranges/c", "1"), TxnOp::Put("ranges/d", "1")};
+  ASSERT_OK_AND_ASSIGN(const TxnResult txn, client_->Txn(both));
+  ASSERT_TRUE(PollUntil([&] { return log.size() >= 5; }));
+
+  // etcd goes away and comes back; changes made right after it is back
+  // (before the watcher has reconnected, likely) must not be lost.
+  ASSERT_OK(etcd_->Restart());
+  ASSERT_OK(client_->Put("ranges/e", "2"));
+  ASSERT_OK(client_->Delete("ranges/b"));
+  ASSERT_TRUE(PollUntil([&] { return log.size() >= 7; }));
+  ASSERT_OK_AND_ASSIGN(const int64_t last, client_->Put("ranges/f", "3"));
+  ASSERT_TRUE(PollUntil([&] { return log.size() >= 8; }));
+
+  const std::vector<Recorded> events = log.events();
+  ASSERT_EQ(events.size(), 8u);
+  std::vector<std::string> seen;
+  for (const Recorded& r : events) {
+    seen.push_back((r.type == WatchEvent::Type::kPut ? "put " : "delete ") +
+                   r.key);
+  }
+  EXPECT_THAT(seen, ElementsAre("put ranges/a", "put ranges/b",
+                                "delete ranges/a", "put ranges/c",
+                                "put ranges/d", "put ranges/e",
+                                "delete ranges/b", "put ranges/f"));
+  for (size_t i = 1; i < events.size(); ++i) {
+    EXPECT_GE(events[i].revision, events[i - 1].revision) << i;
+  }
+  EXPECT_EQ(events[3].revision, txn.revision);
+  EXPECT_EQ(events[4].revision, txn.revision);
+  EXPECT_EQ(events[7].revision, last);
+  EXPECT_EQ(watcher.next_revision(), last + 1);
+  EXPECT_GE(watcher.streams_opened(), 2);
+  EXPECT_EQ(errors.load(), 0);
+}
+
+TEST_F(EtcdClientTest, WatchReplaysFromAPastRevision) {
+  ASSERT_OK_AND_ASSIGN(const int64_t first, client_->Put("ranges/1", "a"));
+  ASSERT_OK(client_->Put("ranges/1", "b"));
+  ASSERT_OK(client_->Put("ranges/2", "c"));
+  EventLog log;
+  Watcher watcher(
+      client_.get(), "ranges/", first, [&](const WatchEvent& e) { log.Add(e); },
+      [](const absl::Status&) {});
+  ASSERT_TRUE(PollUntil([&] { return log.size() >= 3; }));
+  const std::vector<Recorded> events = log.events();
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[0].value, "a");
+  EXPECT_EQ(events[0].revision, first);
+  EXPECT_EQ(events[1].value, "b");
+  EXPECT_EQ(events[2].key, "ranges/2");
+}
+
+TEST_F(EtcdClientTest, ElectionHasOneLeaderAndTheOtherTakesOver) {
+  auto other = NewClient();
+  // Long enough not to expire during the test: only the revocation below
+  // ends a's leadership.
+  ASSERT_OK_AND_ASSIGN(const Lease lease_a, client_->LeaseGrant(absl::Seconds(30)));
+  ASSERT_OK_AND_ASSIGN(const Lease lease_b, other->LeaseGrant(absl::Seconds(30)));
+  LeaderElection a(client_.get(), "controller", "node-a", lease_a.id);
+  LeaderElection b(other.get(), "controller", "node-b", lease_b.id);
+
+  ASSERT_OK_AND_ASSIGN(const int64_t term_a,
+                       a.Campaign(absl::Now() + absl::Seconds(5)));
+  ASSERT_OK_AND_ASSIGN(const KeyValue leader, b.Leader());
+  EXPECT_EQ(leader.value, "node-a");
+  EXPECT_EQ(leader.create_revision, term_a);
+  EXPECT_EQ(leader.lease, lease_a.id);
+  // Campaigning again while leading is a no-op returning the same term.
+  ASSERT_OK_AND_ASSIGN(const int64_t again,
+                       a.Campaign(absl::Now() + absl::Seconds(5)));
+  EXPECT_EQ(again, term_a);
+
+  // b cannot win while a leads.
+  EXPECT_EQ(b.Campaign(absl::Now() + absl::Milliseconds(500)).status().code(),
+            absl::StatusCode::kDeadlineExceeded);
+
+  // b campaigns in the background; a's lease is revoked (a crashed node's
+  // lease expiring is the same event to etcd); b takes over.
+  absl::StatusOr<int64_t> term_b;
+  std::atomic<bool> done{false};
+  std::thread campaigner([&] {
+    term_b = b.Campaign(absl::Now() + absl::Seconds(15));
+    done = true;
+  });
+  EXPECT_FALSE(done.load());
+  ASSERT_OK(client_->LeaseRevoke(lease_a.id));
+  EXPECT_TRUE(PollUntil([&] { return done.load(); }));
+  campaigner.join();
+  ASSERT_OK(term_b);
+  EXPECT_GT(*term_b, term_a);
+  ASSERT_OK_AND_ASSIGN(const KeyValue now, a.Leader());
+  EXPECT_EQ(now.value, "node-b");
+
+  // a's term is over: resigning it changes nothing; a fresh campaign by a
+  // fails since its lease is gone.
+  EXPECT_EQ(a.Resign(term_a).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(a.Campaign(absl::Now() + absl::Milliseconds(300)).status().code(),
+            absl::StatusCode::kDeadlineExceeded);
+  ASSERT_OK(b.Resign(*term_b));
+  EXPECT_EQ(a.Leader().status().code(), absl::StatusCode::kNotFound);
+  // With the seat free, a's campaign reaches etcd's verdict on its lease.
+  EXPECT_EQ(a.Campaign(absl::Now() + absl::Seconds(5)).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(EtcdClientTest, ErrorsCarryEtcdsMessageAndDeadlinesHold) {
+  const absl::Status revoke = client_->LeaseRevoke(424242);
+  EXPECT_EQ(revoke.code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(revoke.message()),
+              HasSubstr("etcd LeaseRevoke: etcdserver: requested lease not found"));
+
+  // A stopped etcd: every call fails within its timeout, none hangs.
+  ASSERT_OK(etcd_->Stop());
+  EtcdClientOptions options;
+  options.endpoint = etcd_->endpoint();
+  options.call_timeout = absl::Milliseconds(300);
+  EtcdClient dead(options);
+  const absl::Time start = absl::Now();
+  const absl::StatusCode code = dead.Get("k").status().code();
+  EXPECT_TRUE(code == absl::StatusCode::kUnavailable ||
+              code == absl::StatusCode::kDeadlineExceeded)
+      << code;
+  EXPECT_FALSE(dead.Put("k", "v").ok());
+  EXPECT_FALSE(dead.LeaseGrant(absl::Seconds(1)).ok());
+  EXPECT_FALSE(dead.LeaseKeepAliveOnce(1).ok());
+  EXPECT_EQ(dead.WaitForDeletion("k", 0, absl::Now() + absl::Milliseconds(300))
+                .code() == absl::StatusCode::kOk,
+            false);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+}
+
+}  // namespace
+}  // namespace strata::cluster

@@ -1,0 +1,223 @@
+#include "tests/cluster/etcd_process.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "cluster/etcd_client.h"
+
+namespace strata::testing {
+namespace {
+
+std::string FindEtcd() {
+  if (const char* path = std::getenv("PATH"); path != nullptr) {
+    for (absl::string_view dir : absl::StrSplit(path, ':')) {
+      if (dir.empty()) continue;
+      std::string candidate = absl::StrCat(dir, "/etcd");
+      if (access(candidate.c_str(), X_OK) == 0) return candidate;
+    }
+  }
+  if (access("/usr/bin/etcd", X_OK) == 0) return "/usr/bin/etcd";
+  return "";
+}
+
+// Binds the given number of sockets to 127.0.0.1:0 at once (so the ports
+// differ) and returns their ports. The sockets are closed before etcd
+// binds them: another process could take one in between, a race we accept
+// in tests (the kernel does not hand the same ephemeral port out again
+// soon).
+absl::StatusOr<std::vector<int>> FreePorts(int n) {
+  std::vector<int> fds, ports;
+  absl::Status status;
+  for (int i = 0; i < n && status.ok(); ++i) {
+    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+      status = absl::InternalError(absl::StrCat("socket: ", strerror(errno)));
+      break;
+    }
+    fds.push_back(fd);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = 0;
+    socklen_t len = sizeof(addr);
+    if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+        getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      status = absl::InternalError(absl::StrCat("bind: ", strerror(errno)));
+      break;
+    }
+    ports.push_back(ntohs(addr.sin_port));
+  }
+  for (int fd : fds) close(fd);
+  if (!status.ok()) return status;
+  return ports;
+}
+
+// Reaps pid if it exited; true if it did (status filled).
+bool Reaped(pid_t pid, int* status) {
+  while (true) {
+    const pid_t r = waitpid(pid, status, WNOHANG);
+    if (r == pid) return true;
+    if (r < 0 && errno == EINTR) continue;
+    return r < 0;  // ECHILD: not ours any more.
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<EtcdProcess>> EtcdProcess::Start(
+    const std::string& data_dir, absl::Duration timeout) {
+  std::unique_ptr<EtcdProcess> p(new EtcdProcess());
+  p->binary_ = FindEtcd();
+  if (p->binary_.empty()) {
+    return absl::FailedPreconditionError(
+        "etcd not found on PATH or in /usr/bin: apt-get install etcd-server "
+        "(scripts/lib.sh lists it)");
+  }
+  absl::StatusOr<std::vector<int>> ports = FreePorts(2);
+  if (!ports.ok()) return ports.status();
+  p->client_port_ = (*ports)[0];
+  p->peer_port_ = (*ports)[1];
+  p->endpoint_ = absl::StrCat("127.0.0.1:", p->client_port_);
+  p->data_dir_ = data_dir;
+  p->log_path_ = data_dir + ".log";
+  if (absl::Status s = p->Spawn(); !s.ok()) return s;
+  if (absl::Status s = p->WaitUntilServing(timeout); !s.ok()) return s;
+  return p;
+}
+
+EtcdProcess::~EtcdProcess() {
+  if (pid_ > 0) {
+    kill(pid_, SIGKILL);
+    int status;
+    while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+    }
+  }
+}
+
+absl::Status EtcdProcess::Spawn() {
+  const std::string client_url = absl::StrCat("http://", endpoint_);
+  const std::string peer_url =
+      absl::StrCat("http://127.0.0.1:", peer_port_);
+  const std::vector<std::string> args = {
+      binary_,
+      "--name=strata-test",
+      absl::StrCat("--data-dir=", data_dir_),
+      absl::StrCat("--listen-client-urls=", client_url),
+      absl::StrCat("--advertise-client-urls=", client_url),
+      absl::StrCat("--listen-peer-urls=", peer_url),
+      absl::StrCat("--initial-advertise-peer-urls=", peer_url),
+      absl::StrCat("--initial-cluster=strata-test=", peer_url),
+      "--initial-cluster-state=new",
+      "--heartbeat-interval=10",
+      "--election-timeout=100",
+      "--logger=zap",
+      "--log-outputs=stderr",
+  };
+  std::vector<char*> argv;
+  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+
+  const int log_fd =
+      open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (log_fd < 0) {
+    return absl::InternalError(
+        absl::StrCat("open ", log_path_, ": ", strerror(errno)));
+  }
+  const pid_t parent = getpid();
+  const pid_t pid = fork();
+  if (pid < 0) {
+    const int e = errno;
+    close(log_fd);
+    return absl::InternalError(absl::StrCat("fork: ", strerror(e)));
+  }
+  if (pid == 0) {
+    // Child: only async-signal-safe calls until exec. Dies with the test.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127);
+    dup2(log_fd, 1);
+    dup2(log_fd, 2);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  close(log_fd);
+  pid_ = pid;
+  return absl::OkStatus();
+}
+
+absl::Status EtcdProcess::WaitUntilServing(absl::Duration timeout) {
+  cluster::EtcdClientOptions options;
+  options.endpoint = endpoint_;
+  options.call_timeout = absl::Milliseconds(250);
+  cluster::EtcdClient client(options);
+  const absl::Time deadline = absl::Now() + timeout;
+  absl::Status last;
+  while (absl::Now() < deadline) {
+    int status;
+    if (Reaped(pid_, &status)) {
+      pid_ = -1;
+      return absl::UnavailableError(
+          absl::StrCat("etcd exited (status ", status, ") before serving:\n",
+                       Log()));
+    }
+    auto r = client.Get("strata-test-probe");
+    if (r.ok()) return absl::OkStatus();
+    last = r.status();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return absl::UnavailableError(absl::StrCat(
+      "etcd did not answer within ", absl::FormatDuration(timeout), " (",
+      last.ToString(), "):\n", Log()));
+}
+
+absl::Status EtcdProcess::Stop(absl::Duration timeout) {
+  if (pid_ <= 0) return absl::OkStatus();
+  kill(pid_, SIGTERM);
+  const absl::Time deadline = absl::Now() + timeout;
+  int status;
+  while (!Reaped(pid_, &status)) {
+    if (absl::Now() >= deadline) {
+      kill(pid_, SIGKILL);
+      while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+      }
+      pid_ = -1;
+      return absl::DeadlineExceededError("etcd ignored SIGTERM; killed");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  pid_ = -1;
+  return absl::OkStatus();
+}
+
+absl::Status EtcdProcess::Restart(absl::Duration timeout) {
+  if (absl::Status s = Stop(); !s.ok()) return s;
+  if (absl::Status s = Spawn(); !s.ok()) return s;
+  return WaitUntilServing(timeout);
+}
+
+std::string EtcdProcess::Log() const {
+  std::ifstream in(log_path_);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace strata::testing
