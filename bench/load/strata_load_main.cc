@@ -44,8 +44,9 @@ ABSL_FLAG(std::string, protocol, "strata",
           "API to speak: strata (strata.v1.KV: strata-server, noop-server) "
           "or etcd (etcdserverpb.KV Put/Range of an etcd v3 server).");
 ABSL_FLAG(std::string, op, "get",
-          "get, put, mixed (--read_fraction gets, the rest puts) or scan "
-          "(--scan_limit pairs from a random key).");
+          "get, put, mixed (--read_fraction gets, the rest puts), scan "
+          "(--scan_limit pairs from a random key) or txn (a guarded put: "
+          "if the key's mod revision < 2^62 put it, else get it).");
 ABSL_FLAG(int32_t, concurrency, 16, "RPCs kept outstanding at all times.");
 ABSL_FLAG(int32_t, channels, 0,
           "Client connections (each a channel with its own subchannel); the "
@@ -87,7 +88,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 enum class Protocol { kStrata, kEtcd };
-enum class OpKind { kGet, kPut, kScan };
+enum class OpKind { kGet, kPut, kScan, kTxn };
 
 // Method names live for the whole process: gRPC keeps the pointer.
 const std::string kStrataGet = "/strata.v1.KV/Get";
@@ -95,6 +96,11 @@ const std::string kStrataPut = "/strata.v1.KV/Put";
 const std::string kStrataScan = "/strata.v1.KV/Scan";
 const std::string kEtcdRange = "/etcdserverpb.KV/Range";
 const std::string kEtcdPut = "/etcdserverpb.KV/Put";
+const std::string kStrataTxn = "/strata.v1.KV/Txn";
+const std::string kEtcdTxn = "/etcdserverpb.KV/Txn";
+
+// --op=txn compares the key's mod revision with this bound (never reached).
+constexpr int64_t kTxnModBound = int64_t{1} << 62;
 
 struct Config {
   std::string target;
@@ -252,6 +258,8 @@ class Worker {
         kind = OpKind::kPut;
       } else if (c.op == "scan") {
         kind = OpKind::kScan;
+      } else if (c.op == "txn") {
+        kind = OpKind::kTxn;
       } else {
         kind = rng_.Unit() < c.read_fraction ? OpKind::kGet : OpKind::kPut;
       }
@@ -283,6 +291,24 @@ class Worker {
           *streaming = true;
           break;
         }
+        case OpKind::kTxn: {
+          // A guarded write as a lock or leader record takes it: if the
+          // key's mod revision is below a bound (always true here), put;
+          // else read it. The same request goes to etcd below.
+          v1::TxnRequest r;
+          v1::Compare* cmp = r.add_compare();
+          cmp->set_key(key);
+          cmp->set_target(v1::Compare::MOD);
+          cmp->set_result(v1::Compare::LESS);
+          cmp->set_mod_revision(kTxnModBound);
+          v1::PutRequest* put = r.add_success()->mutable_put();
+          put->set_key(key);
+          put->set_value(c.value);
+          r.add_failure()->mutable_get()->set_key(key);
+          *request = ToBuffer(r);
+          *method = &kStrataTxn;
+          break;
+        }
       }
     } else {
       switch (kind) {
@@ -305,6 +331,24 @@ class Worker {
           r.set_value(c.value);
           *request = ToBuffer(r);
           *method = &kEtcdPut;
+          break;
+        }
+        case OpKind::kTxn: {
+          etcdserverpb::TxnRequest r;
+          etcdserverpb::Compare* cmp = r.add_compare();
+          cmp->set_key(key);
+          cmp->set_target(etcdserverpb::Compare::MOD);
+          cmp->set_result(etcdserverpb::Compare::LESS);
+          cmp->set_mod_revision(kTxnModBound);
+          etcdserverpb::PutRequest* put =
+              r.add_success()->mutable_request_put();
+          put->set_key(key);
+          put->set_value(c.value);
+          etcdserverpb::RangeRequest* get =
+              r.add_failure()->mutable_request_range();
+          get->set_key(key);
+          *request = ToBuffer(r);
+          *method = &kEtcdTxn;
           break;
         }
       }
@@ -542,8 +586,9 @@ int Main() {
   } else {
     problem = "--protocol must be strata or etcd";
   }
-  if (c.op != "get" && c.op != "put" && c.op != "mixed" && c.op != "scan") {
-    problem = "--op must be get, put, mixed or scan";
+  if (c.op != "get" && c.op != "put" && c.op != "mixed" && c.op != "scan" &&
+      c.op != "txn") {
+    problem = "--op must be get, put, mixed, scan or txn";
   }
   if (c.concurrency < 1 || c.channels < 1 || c.threads < 1 ||
       c.threads > c.concurrency) {
@@ -697,7 +742,7 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "closed-loop asynchronous gRPC load generator for strata-server (and "
       "etcd / noop-server).\n\nUsage: strata-load --target=HOST:PORT "
-      "[--protocol=strata|etcd] [--op=get|put|mixed|scan] [--concurrency=N] "
+      "[--protocol=strata|etcd] [--op=get|put|mixed|scan|txn] [--concurrency=N] "
       "[--channels=N] [--duration=S] [--keys=N] [--value_size=B] [--preload]");
   std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
   if (rest.size() > 1) {
