@@ -37,6 +37,7 @@
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/etcd/etcd_kv.pb.h"
+#include "strata/v1/kv.grpc.pb.h"
 #include "strata/v1/kv.pb.h"
 
 ABSL_FLAG(std::string, target, "127.0.0.1:50051", "Server address host:port.");
@@ -64,6 +65,10 @@ ABSL_FLAG(bool, preload, false,
           "Before the run, write every key of --keys once (not measured).");
 ABSL_FLAG(double, read_fraction, 0.9, "Share of gets in --op=mixed.");
 ABSL_FLAG(int32_t, scan_limit, 10, "Pairs per scan in --op=scan.");
+ABSL_FLAG(double, conflict_rate, 0,
+          "--op=commit: share of commits made to conflict (read at "
+          "revision 1, before the preloaded key changed: ABORTED); the rest "
+          "read at the latest revision this process has seen.");
 ABSL_FLAG(double, timeout, 10, "Deadline of each RPC in seconds.");
 ABSL_FLAG(bool, etcd_serializable, true,
           "etcd reads: serializable Range (local, no quorum) instead of "
@@ -88,7 +93,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 enum class Protocol { kStrata, kEtcd };
-enum class OpKind { kGet, kPut, kScan, kTxn };
+enum class OpKind { kGet, kPut, kScan, kTxn, kCommit };
 
 // Method names live for the whole process: gRPC keeps the pointer.
 const std::string kStrataGet = "/strata.v1.KV/Get";
@@ -97,6 +102,7 @@ const std::string kStrataScan = "/strata.v1.KV/Scan";
 const std::string kEtcdRange = "/etcdserverpb.KV/Range";
 const std::string kEtcdPut = "/etcdserverpb.KV/Put";
 const std::string kStrataTxn = "/strata.v1.KV/Txn";
+const std::string kStrataCommit = "/strata.v1.KV/Commit";
 const std::string kEtcdTxn = "/etcdserverpb.KV/Txn";
 
 // --op=txn compares the key's mod revision with this bound (never reached).
@@ -117,6 +123,7 @@ struct Config {
   std::string value;
   double read_fraction = 0.9;
   int scan_limit = 10;
+  double conflict_rate = 0;
   std::chrono::milliseconds timeout{10000};
   bool etcd_serializable = true;
   uint64_t seed = 1;
@@ -176,6 +183,9 @@ struct Phase {
   bool preload = false;                     // Put every key once, unmeasured.
   std::atomic<int64_t> next_preload_key{0};
   std::atomic<bool> stop{false};
+  // The highest revision any strata-server reply has carried (--op=commit
+  // reads "at" it).
+  std::atomic<int64_t> latest_revision{0};
   Clock::time_point measure_start;
   Clock::time_point measure_end;
 };
@@ -235,6 +245,26 @@ class Worker {
 
   void SlotIdle() { --active_; }
 
+  // Remembers the revision of a strata.v1 reply (every unary reply has its
+  // ResponseHeader as field 1 except GetResponse's; a reply of another
+  // shape parses to revision 0 and is ignored).
+  void NoteRevision(const grpc::ByteBuffer& response) {
+    if (phase_->config->op != "commit") return;
+    std::vector<grpc::Slice> slices;
+    if (!response.Dump(&slices).ok()) return;
+    std::string bytes;
+    for (const grpc::Slice& slice : slices) {
+      bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+    }
+    v1::CommitResponse r;
+    if (!r.ParseFromString(bytes)) return;
+    int64_t seen = phase_->latest_revision.load(std::memory_order_relaxed);
+    const int64_t revision = r.header().revision();
+    while (revision > seen &&
+           !phase_->latest_revision.compare_exchange_weak(seen, revision)) {
+    }
+  }
+
   // Picks the next operation and builds its request. False when the phase
   // is over.
   bool NextRequest(const std::string** method, grpc::ByteBuffer* request,
@@ -260,6 +290,8 @@ class Worker {
         kind = OpKind::kScan;
       } else if (c.op == "txn") {
         kind = OpKind::kTxn;
+      } else if (c.op == "commit") {
+        kind = OpKind::kCommit;
       } else {
         kind = rng_.Unit() < c.read_fraction ? OpKind::kGet : OpKind::kPut;
       }
@@ -309,6 +341,25 @@ class Worker {
           *method = &kStrataTxn;
           break;
         }
+        case OpKind::kCommit: {
+          // A read-modify-write of one key: it read the key at R, writes it
+          // back. With probability --conflict_rate R is 1 (the preloaded key
+          // changed after it: ABORTED), else the latest revision seen.
+          v1::CommitRequest r;
+          const bool conflict = rng_.Unit() < c.conflict_rate;
+          r.set_read_revision(
+              conflict ? 1
+                       : std::max<int64_t>(
+                             1, phase_->latest_revision.load(
+                                    std::memory_order_relaxed)));
+          r.add_read_keys(key);
+          v1::PutRequest* put = r.add_mutations()->mutable_put();
+          put->set_key(key);
+          put->set_value(c.value);
+          *request = ToBuffer(r);
+          *method = &kStrataCommit;
+          break;
+        }
       }
     } else {
       switch (kind) {
@@ -351,6 +402,8 @@ class Worker {
           *method = &kEtcdTxn;
           break;
         }
+        case OpKind::kCommit:  // Refused in main(): etcd has no Commit.
+          return false;
       }
     }
     return true;
@@ -440,6 +493,9 @@ void Slot::OnEvent(bool ok) {
 
 void Slot::Complete() {
   worker_->Record(started_, status_);
+  if (status_.ok() && worker_->config().protocol == Protocol::kStrata) {
+    worker_->NoteRevision(response_);
+  }
   unary_.reset();
   stream_.reset();
   ctx_.reset();
@@ -460,8 +516,10 @@ struct Totals {
 // Runs one phase with every slot; returns the merged results.
 Totals RunPhase(const Config& config,
                 std::vector<std::unique_ptr<grpc::GenericStub>>* stubs,
-                bool preload, const std::string& server_pid) {
+                bool preload, const std::string& server_pid,
+                int64_t start_revision = 0) {
   Phase phase;
+  phase.latest_revision = start_revision;
   phase.config = &config;
   phase.stubs = stubs;
   phase.preload = preload;
@@ -572,6 +630,7 @@ int Main() {
   c.hot_keys = absl::GetFlag(FLAGS_hot_keys);
   c.read_fraction = absl::GetFlag(FLAGS_read_fraction);
   c.scan_limit = absl::GetFlag(FLAGS_scan_limit);
+  c.conflict_rate = absl::GetFlag(FLAGS_conflict_rate);
   c.timeout = std::chrono::milliseconds(
       static_cast<int64_t>(absl::GetFlag(FLAGS_timeout) * 1000));
   c.etcd_serializable = absl::GetFlag(FLAGS_etcd_serializable);
@@ -587,8 +646,14 @@ int Main() {
     problem = "--protocol must be strata or etcd";
   }
   if (c.op != "get" && c.op != "put" && c.op != "mixed" && c.op != "scan" &&
-      c.op != "txn") {
-    problem = "--op must be get, put, mixed, scan or txn";
+      c.op != "txn" && c.op != "commit") {
+    problem = "--op must be get, put, mixed, scan, txn or commit";
+  }
+  if (c.op == "commit" && c.protocol != Protocol::kStrata) {
+    problem = "--op=commit is strata's Commit: --protocol must be strata";
+  }
+  if (c.conflict_rate < 0 || c.conflict_rate > 1) {
+    problem = "--conflict_rate must be in [0, 1]";
   }
   if (c.concurrency < 1 || c.channels < 1 || c.threads < 1 ||
       c.threads > c.concurrency) {
@@ -665,7 +730,25 @@ int Main() {
     if (pre.error_count > 0) return 1;
   }
 
-  const Totals t = RunPhase(c, &stubs, /*preload=*/false, server_pid);
+  int64_t start_revision = 0;
+  if (c.op == "commit") {
+    // Commits read "at" the latest revision seen: start from the server's.
+    auto kv = v1::KV::NewStub(channels[0]);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + c.timeout);
+    v1::GetRequest req;
+    req.set_key(Key(0));
+    v1::GetResponse resp;
+    const grpc::Status s = kv->Get(&ctx, req, &resp);
+    if (!s.ok()) {
+      std::fprintf(stderr, "strata-load: reading the revision: %s\n",
+                   s.error_message().c_str());
+      return 1;
+    }
+    start_revision = resp.header().revision();
+  }
+  const Totals t =
+      RunPhase(c, &stubs, /*preload=*/false, server_pid, start_revision);
   const Histogram& h = t.latency;
   const double ops_per_sec = h.count() / c.duration;
   auto us = [&h](double p) { return h.Percentile(p) / 1000.0; };
@@ -742,7 +825,7 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "closed-loop asynchronous gRPC load generator for strata-server (and "
       "etcd / noop-server).\n\nUsage: strata-load --target=HOST:PORT "
-      "[--protocol=strata|etcd] [--op=get|put|mixed|scan|txn] [--concurrency=N] "
+      "[--protocol=strata|etcd] [--op=get|put|mixed|scan|txn|commit] [--concurrency=N] "
       "[--channels=N] [--duration=S] [--keys=N] [--value_size=B] [--preload]");
   std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
   if (rest.size() > 1) {
