@@ -46,8 +46,9 @@ ABSL_FLAG(std::string, protocol, "strata",
           "or etcd (etcdserverpb.KV Put/Range of an etcd v3 server).");
 ABSL_FLAG(std::string, op, "get",
           "get, put, mixed (--read_fraction gets, the rest puts), scan "
-          "(--scan_limit pairs from a random key) or txn (a guarded put: "
-          "if the key's mod revision < 2^62 put it, else get it).");
+          "(--scan_limit pairs from a random key), txn (a guarded put: "
+          "if the key's mod revision < 2^62 put it, else get it), commit "
+          "(see --conflict_rate) or incr (Increment by 1).");
 ABSL_FLAG(int32_t, concurrency, 16, "RPCs kept outstanding at all times.");
 ABSL_FLAG(int32_t, channels, 0,
           "Client connections (each a channel with its own subchannel); the "
@@ -93,7 +94,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 enum class Protocol { kStrata, kEtcd };
-enum class OpKind { kGet, kPut, kScan, kTxn, kCommit };
+enum class OpKind { kGet, kPut, kScan, kTxn, kCommit, kIncrement };
 
 // Method names live for the whole process: gRPC keeps the pointer.
 const std::string kStrataGet = "/strata.v1.KV/Get";
@@ -103,6 +104,7 @@ const std::string kEtcdRange = "/etcdserverpb.KV/Range";
 const std::string kEtcdPut = "/etcdserverpb.KV/Put";
 const std::string kStrataTxn = "/strata.v1.KV/Txn";
 const std::string kStrataCommit = "/strata.v1.KV/Commit";
+const std::string kStrataIncrement = "/strata.v1.KV/Increment";
 const std::string kEtcdTxn = "/etcdserverpb.KV/Txn";
 
 // --op=txn compares the key's mod revision with this bound (never reached).
@@ -292,6 +294,8 @@ class Worker {
         kind = OpKind::kTxn;
       } else if (c.op == "commit") {
         kind = OpKind::kCommit;
+      } else if (c.op == "incr") {
+        kind = OpKind::kIncrement;
       } else {
         kind = rng_.Unit() < c.read_fraction ? OpKind::kGet : OpKind::kPut;
       }
@@ -360,6 +364,15 @@ class Worker {
           *method = &kStrataCommit;
           break;
         }
+        case OpKind::kIncrement: {
+          // Redis INCR's counterpart: +1 on an INT64 counter, durable.
+          v1::IncrementRequest r;
+          r.set_key(key);
+          r.set_delta(1);
+          *request = ToBuffer(r);
+          *method = &kStrataIncrement;
+          break;
+        }
       }
     } else {
       switch (kind) {
@@ -402,7 +415,8 @@ class Worker {
           *method = &kEtcdTxn;
           break;
         }
-        case OpKind::kCommit:  // Refused in main(): etcd has no Commit.
+        case OpKind::kCommit:  // Refused in main(): etcd has neither.
+        case OpKind::kIncrement:
           return false;
       }
     }
@@ -646,11 +660,12 @@ int Main() {
     problem = "--protocol must be strata or etcd";
   }
   if (c.op != "get" && c.op != "put" && c.op != "mixed" && c.op != "scan" &&
-      c.op != "txn" && c.op != "commit") {
-    problem = "--op must be get, put, mixed, scan, txn or commit";
+      c.op != "txn" && c.op != "commit" && c.op != "incr") {
+    problem = "--op must be get, put, mixed, scan, txn, commit or incr";
   }
-  if (c.op == "commit" && c.protocol != Protocol::kStrata) {
-    problem = "--op=commit is strata's Commit: --protocol must be strata";
+  if ((c.op == "commit" || c.op == "incr") && c.protocol != Protocol::kStrata) {
+    problem = "--op=commit and --op=incr are strata RPCs: --protocol must be "
+              "strata";
   }
   if (c.conflict_rate < 0 || c.conflict_rate > 1) {
     problem = "--conflict_rate must be in [0, 1]";
@@ -825,7 +840,7 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "closed-loop asynchronous gRPC load generator for strata-server (and "
       "etcd / noop-server).\n\nUsage: strata-load --target=HOST:PORT "
-      "[--protocol=strata|etcd] [--op=get|put|mixed|scan|txn|commit] [--concurrency=N] "
+      "[--protocol=strata|etcd] [--op=get|put|mixed|scan|txn|commit|incr] [--concurrency=N] "
       "[--channels=N] [--duration=S] [--keys=N] [--value_size=B] [--preload]");
   std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
   if (rest.size() > 1) {
