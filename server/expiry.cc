@@ -205,13 +205,26 @@ void Expiry::Wake() {
   wake_.notify_all();
 }
 
-absl::Status Expiry::ValidatePut(const v1::PutRequest& put,
+absl::Status Expiry::ValidateTtl(int64_t ttl_ms,
                                  std::string_view where) const {
-  if (put.ttl_ms() < 0 || put.ttl_ms() > options_.max_ttl_seconds * 1000) {
+  if (ttl_ms < 0 || ttl_ms > options_.max_ttl_seconds * 1000) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "%sttl_ms %d is out of range: 0 (none) .. %d (--max_ttl)", where,
-        put.ttl_ms(), options_.max_ttl_seconds * 1000));
+        ttl_ms, options_.max_ttl_seconds * 1000));
   }
+  return absl::OkStatus();
+}
+
+void Expiry::AppendTtlIndex(storage::WriteBatch* batch,
+                            std::string_view stored_key,
+                            uint64_t deadline_unix_ms) {
+  batch->Put(TtlIndexKey(deadline_unix_ms, stored_key), "");
+  ttl_keys_++;
+}
+
+absl::Status Expiry::ValidatePut(const v1::PutRequest& put,
+                                 std::string_view where) const {
+  if (absl::Status s = ValidateTtl(put.ttl_ms(), where); !s.ok()) return s;
   if (put.lease() < 0) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "%slease %d is not a lease id (ids are > 0; 0 = none)", where,
@@ -293,8 +306,7 @@ absl::Status Expiry::AppendPut(storage::CommitView* view,
   }
   batch->Put(stored_key, value, a);
   if (a.expire_at_unix_ms != 0) {
-    batch->Put(TtlIndexKey(a.expire_at_unix_ms, stored_key), "");
-    ttl_keys_++;
+    AppendTtlIndex(batch, stored_key, a.expire_at_unix_ms);
   }
   return absl::OkStatus();
 }

@@ -125,6 +125,14 @@ class Expiry {
   // InvalidArgument (prefixed with `where`) otherwise.
   absl::Status ValidatePut(const v1::PutRequest& put,
                            std::string_view where = "") const;
+  // The same check for a TTL on another write (Increment's ttl_ms).
+  absl::Status ValidateTtl(int64_t ttl_ms, std::string_view where = "") const;
+
+  // For a commit function that puts stored_key with a deadline of its own
+  // (Increment with ttl_ms): appends the TTL index entry, so the expirer
+  // writes the key's DELETE revision when the deadline passes.
+  void AppendTtlIndex(storage::WriteBatch* batch, std::string_view stored_key,
+                      uint64_t deadline_unix_ms);
 
   // For a commit function: appends the put of stored_key = value of
   // value_type (a v1::ValueType, already checked: a JSON value is stored

@@ -43,6 +43,10 @@ void KvService::HandleIncrement(IncrementCall* call) {
     call->Finish(s);
     return;
   }
+  if (absl::Status s = expiry_.ValidateTtl(request.ttl_ms()); !s.ok()) {
+    call->Finish(s);
+    return;
+  }
   absl::StatusOr<KeyspaceView> ns = ResolveNamespace(request.namespace_());
   if (!ns.ok()) {
     call->Finish(ns.status());
@@ -55,11 +59,15 @@ void KvService::HandleIncrement(IncrementCall* call) {
   v1::IncrementResponse* response = call->mutable_response();
   storage::WriteBatch batch;
   batch.SetCommitFunction(
-      [&request, response, key = ns->Encode(request.key())](
+      [this, &request, response, key = ns->Encode(request.key())](
           storage::CommitView* view, storage::WriteBatch* b) -> absl::Status {
         absl::StatusOr<IncrementResult> r = IncrementAt(view, key, request);
         if (!r.ok()) return r.status();
         b->Put(key, r->put.value, r->put.attributes);
+        // A new deadline gets its TTL index entry (a kept one has its own).
+        if (request.ttl_ms() > 0) {
+          expiry_.AppendTtlIndex(b, key, r->put.attributes.expire_at_unix_ms);
+        }
         response->set_value(r->value);
         return absl::OkStatus();
       });

@@ -275,6 +275,34 @@ TEST_F(ExpiryServerTest, TheExpirerDeletesAtARealRevisionThatWatchersSee) {
   EXPECT_EQ(Expire().ttl_keys_deleted, 0);  // Nothing left to do.
 }
 
+// A counter incremented with ttl_ms expires like a put with a TTL: the
+// expirer writes its DELETE revision; a TTL above --max_ttl is refused.
+TEST_F(ExpiryServerTest, AnIncrementWithTtlIsDeletedAtItsDeadline) {
+  auto incr = [&](int64_t ttl_ms) {
+    v1::IncrementRequest req;
+    req.set_key("hits");
+    req.set_delta(1);
+    req.set_ttl_ms(ttl_ms);
+    v1::IncrementResponse resp;
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    return stub_->Increment(&ctx, req, &resp);
+  };
+  ASSERT_TRUE(incr(100).ok());
+  ASSERT_TRUE(incr(0).ok());  // Keeps the deadline.
+  EXPECT_EQ(Get("hits"), "2");
+  EXPECT_EQ(incr(int64_t{1} << 50).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  const int64_t before = static_cast<int64_t>(db_->CurrentRevision());
+  clock_.Advance(100);
+  EXPECT_EQ(Get("hits"), "<missing>");
+  EXPECT_EQ(Expire().ttl_keys_deleted, 1);
+  const std::vector<v1::Event> events = EventsSince(before + 1);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].type(), v1::Event::DELETE);
+  EXPECT_EQ(events[0].kv().key(), "hits");
+}
+
 TEST_F(ExpiryServerTest, APutWithoutTtlClearsItAndALaterTtlReplacesIt) {
   ASSERT_TRUE(Put("cleared", "1", 100).ok());
   ASSERT_TRUE(Put("cleared", "2").ok());
