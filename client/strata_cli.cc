@@ -47,6 +47,7 @@
 #include "grpc/grpc.h"
 #include "client/strata_client.h"
 #include "server/backup_archive.h"
+#include "spdlog/spdlog.h"
 
 ABSL_FLAG(std::string, addr, "127.0.0.1:50051",
           "Server address (host:port or any gRPC target).");
@@ -955,6 +956,9 @@ int CmdBackupCreate(strata::Client& client, const std::string& path) {
 }
 
 int CmdBackupVerify(const std::string& path) {
+  // The engine opens the unpacked backup: keep its info lines (recovery)
+  // off stdout, which carries only the verdict.
+  spdlog::set_level(spdlog::level::warn);
   absl::StatusOr<strata::server::BackupSummary> summary =
       strata::server::VerifyBackup(path, "");
   if (!summary.ok()) {
