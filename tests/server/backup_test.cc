@@ -301,6 +301,52 @@ TEST_F(BackupTest, OneAtATimeAndACancelledBackupLeavesNothing) {
   EXPECT_TRUE(saw_success);
 }
 
+TEST_F(BackupTest, CompactionsDuringALongBackupDoNotBreakIt) {
+  server::ServerOptions o = Options();
+  o.backup_chunk_bytes = 16 << 10;
+  Start(o);
+  for (int i = 0; i < 4000; i++) {
+    ASSERT_OK(client_->Put(absl::StrFormat("k%05d", i % 1500),
+                           std::string(300, static_cast<char>('a' + i % 26))));
+  }
+  ASSERT_OK(server_->db()->Flush());
+  auto channel = grpc::CreateChannel(server_->address(),
+                                     grpc::InsecureChannelCredentials());
+  auto stub = v1::KV::NewStub(channel);
+  grpc::ClientContext ctx;
+  auto reader = stub->Backup(&ctx, v1::BackupRequest());
+  const std::string file = tmp_.path() + "/long.backup";
+  std::FILE* out = std::fopen(file.c_str(), "wb");
+  ASSERT_NE(out, nullptr);
+  server::BackupFileWriter writer(out);
+  ASSERT_OK(writer.WriteHeader());
+  v1::BackupResponse m;
+  ASSERT_TRUE(reader->Read(&m));  // The checkpoint is made.
+  ASSERT_TRUE(m.has_begin());
+  ASSERT_OK(writer.Write(m));
+  // Rewrite and compact everything the checkpoint holds, between chunks:
+  // every table it linked is deleted from the live directory.
+  int compactions = 0;
+  while (reader->Read(&m)) {
+    ASSERT_OK(writer.Write(m));
+    if (compactions < 3) {
+      for (int i = 0; i < 1500; i++) {
+        ASSERT_OK(client_->Put(absl::StrFormat("k%05d", i), "rewritten"));
+      }
+      ASSERT_OK(server_->db()->CompactRange(std::nullopt, std::nullopt));
+      compactions++;
+    }
+  }
+  ASSERT_TRUE(reader->Finish().ok());
+  std::fclose(out);
+  EXPECT_EQ(compactions, 3);
+  auto verified = server::VerifyBackup(file, tmp_.path());
+  ASSERT_OK(verified);
+  const std::string data = tmp_.path() + "/restored";
+  ASSERT_OK(server::RestoreBackup(file, data, false));
+  ExpectRestoredEquals(data, server_->db(), verified->revision);
+}
+
 // ---- the real binaries ----------------------------------------------------
 
 ProcessResult RunCli(const ServerProcess& server,
