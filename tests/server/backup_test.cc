@@ -238,6 +238,8 @@ TEST_F(BackupTest, OneAtATimeAndACancelledBackupLeavesNothing) {
   ASSERT_TRUE(reader->Read(&m));  // The checkpoint exists now.
   ASSERT_TRUE(m.has_begin());
   EXPECT_FALSE(std::filesystem::is_empty(BackupTmpDir()));
+  ASSERT_TRUE(reader->Read(&m));  // And some bytes were sent.
+  ASSERT_TRUE(m.has_chunk());
 
   grpc::ClientContext second;
   auto refused = stub->Backup(&second, v1::BackupRequest());
