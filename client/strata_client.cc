@@ -1,7 +1,10 @@
 #include "client/strata_client.h"
 
 #include <algorithm>
+#include <unistd.h>
+
 #include <cerrno>
+#include <cstdio>
 #include <chrono>
 #include <cstring>
 #include <fstream>
@@ -649,6 +652,98 @@ absl::StatusOr<Revision> Client::Scan(const ScanOptions& options,
   grpc::Status s = reader->Finish();
   if (!s.ok()) return FromGrpcStatus(s);
   return revision;
+}
+
+namespace {
+
+// The backup file's framing (docs/backup-format.md; the reader is
+// server/backup_archive.cc): magic, fixed32le format version, then each
+// message as fixed32le length + serialized BackupResponse.
+constexpr std::string_view kBackupMagic = "STRATABK";
+constexpr uint32_t kBackupFileFormat = 1;
+
+void AppendFixed32(std::string* out, uint32_t v) {
+  for (int i = 0; i < 4; i++) out->push_back(static_cast<char>(v >> (8 * i)));
+}
+
+absl::Status FileError(std::string_view what, const std::string& path) {
+  const int err = errno;
+  std::string msg = absl::StrFormat("%s %s: %s", what, path,
+                                    std::strerror(err));
+  if (err == ENOSPC || err == EIO || err == EDQUOT) {
+    return absl::UnavailableError(msg);
+  }
+  return absl::InternalError(msg);
+}
+
+}  // namespace
+
+absl::StatusOr<Client::BackupResult> Client::Backup(
+    const std::string& path, BackupProgressCallback progress) {
+  const std::string partial = path + ".partial";
+  std::FILE* out = std::fopen(partial.c_str(), "wb");
+  if (out == nullptr) return FileError("open", partial);
+  auto fail = [&](absl::Status s) {
+    std::fclose(out);
+    std::remove(partial.c_str());
+    return s;
+  };
+  std::string frame(kBackupMagic);
+  AppendFixed32(&frame, kBackupFileFormat);
+  grpc::ClientContext ctx;  // No deadline: a backup may take long.
+  v1::BackupRequest request;
+  std::unique_ptr<grpc::ClientReader<v1::BackupResponse>> reader =
+      stubs_->kv->Backup(&ctx, request);
+  v1::BackupResponse response;
+  BackupProgress p;
+  BackupResult result;
+  bool have_manifest = false;
+  while (reader->Read(&response)) {
+    p.revision = response.header().revision();
+    if (response.has_begin()) p.total_bytes = response.begin().total_bytes();
+    if (response.has_chunk()) p.bytes += response.chunk().data().size();
+    if (response.has_manifest()) {
+      have_manifest = true;
+      result.files = response.manifest().files_size();
+    }
+    AppendFixed32(&frame, static_cast<uint32_t>(response.ByteSizeLong()));
+    response.AppendToString(&frame);
+    if (std::fwrite(frame.data(), 1, frame.size(), out) != frame.size()) {
+      absl::Status s = FileError("write", partial);
+      ctx.TryCancel();
+      while (reader->Read(&response)) {
+      }
+      reader->Finish().ok();
+      return fail(s);
+    }
+    frame.clear();
+    progress(p);
+  }
+  grpc::Status status = reader->Finish();
+  if (!status.ok()) return fail(FromGrpcStatus(status));
+  if (!have_manifest) {
+    return fail(absl::DataLossError(
+        "the backup stream ended without its manifest"));
+  }
+  if (!frame.empty() &&
+      std::fwrite(frame.data(), 1, frame.size(), out) != frame.size()) {
+    return fail(FileError("write", partial));
+  }
+  if (std::fflush(out) != 0 || ::fsync(::fileno(out)) != 0) {
+    return fail(FileError("sync", partial));
+  }
+  if (std::fclose(out) != 0) {
+    std::remove(partial.c_str());
+    return FileError("close", partial);
+  }
+  if (std::rename(partial.c_str(), path.c_str()) != 0) {
+    absl::Status s = FileError("rename", partial);
+    std::remove(partial.c_str());
+    return s;
+  }
+  result.revision = p.revision;
+  result.bytes = p.bytes;
+  return result;
 }
 
 // The Watch stream's state. The reader thread (Next) owns everything but

@@ -662,6 +662,33 @@ class Client {
   // (ClientOptions::timeout does not apply to it).
   std::unique_ptr<WatchStream> Watch(const WatchOptions& options);
 
+  // Progress of Backup, reported after each chunk received.
+  struct BackupProgress {
+    Revision revision = 0;     // The revision the backup holds.
+    uint64_t bytes = 0;        // File data received so far.
+    uint64_t total_bytes = 0;  // File data of the whole backup.
+  };
+  // What Backup wrote.
+  struct BackupResult {
+    Revision revision = 0;
+    uint64_t bytes = 0;  // File data (the file itself is slightly larger).
+    uint64_t files = 0;
+  };
+  using BackupProgressCallback =
+      absl::FunctionRef<void(const BackupProgress& progress)>;
+
+  // Streams a full, consistent backup of the store (the Backup RPC,
+  // docs/backup.md) into the file `path` (docs/backup-format.md): written
+  // to `path`.partial, fsynced, then renamed to `path` once the server's
+  // final manifest has arrived, so `path` only ever holds a complete
+  // backup. `progress` runs on the calling thread after each chunk. No
+  // deadline (ClientOptions::timeout does not apply). Errors: the RPC's
+  // (RESOURCE_EXHAUSTED while another backup runs, UNAVAILABLE, ...);
+  // INTERNAL/UNAVAILABLE with the path when the file cannot be written
+  // (the partial file is removed).
+  absl::StatusOr<BackupResult> Backup(const std::string& path,
+                                      BackupProgressCallback progress);
+
   // Asks the standard health service about `service` ("" = the whole
   // server, "strata.v1.KV" = the KV service). true = SERVING, false = any
   // other status (NOT_SERVING while shutting down). Errors: UNAVAILABLE if

@@ -35,6 +35,7 @@ KvService::KvService(const ServerOptions& options, storage::DB* db,
       expiry_(db, options.limits, options.expiry, observer) {}
 
 void KvService::Shutdown() {
+  stopping_.store(true);
   expiry_.Stop();
   hub_.Shutdown();
 }
@@ -58,6 +59,9 @@ void KvService::RegisterMethods(RpcRegistry* registry) {
   kv.Register(&Service::RequestJsonGet, &KvService::HandleJsonGet);
   kv.Register(&Service::RequestJsonUpdate, &KvService::HandleJsonUpdate);
   RegisterExpiryMethods(&kv);
+  kv.Register(&Service::RequestBackup, &KvService::HandleBackup,
+              MethodOptions().MaxInflight(options_.max_backups,
+                                          "--max_backups"));
 }
 
 void KvService::HandleGet(GetCall* call) {

@@ -39,12 +39,20 @@
 //            like Write, with a CommitFunction (server/expiry.h).
 //   LeaseTimeToLive  blocking pool (reads the lease's keys).
 //   LeaseLeases      polling thread (the lease table in memory).
+//   Backup   blocking pool (backup_service.cc): the checkpoint, then each
+//            chunk is read there; one task or write pending at a time.
 //
 // Thread safety: handlers run on the polling threads (and hand calls to the
 // engine callback thread or the blocking pool); they never block.
 
+#include <xxhash.h>
+
+#include <atomic>
+#include <chrono>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "server/async_call.h"
@@ -88,6 +96,29 @@ struct ScanState {
   int batch = 0;  // Batches filled so far.
   // Drops what a finished scan left (snapshot and iterator are released
   // before Finish, on the blocking pool).
+  void Reset();
+};
+
+// Per-call state of a Backup (backup_service.cc): the checkpoint being
+// streamed and where the stream is in it. Touched only by the task or
+// write completion that holds the call (one at a time).
+struct BackupState {
+  std::string dir;  // The checkpoint's directory ("" before it exists).
+  storage::Revision revision = 0;
+  std::vector<std::pair<std::string, uint64_t>> files;  // Name, size.
+  size_t next_file = 0;
+  uint64_t offset = 0;  // Bytes of files[next_file] sent.
+  std::unique_ptr<storage::SequentialFile> file;
+  XXH64_state_t* hash = nullptr;  // Of files[next_file] so far.
+  v1::BackupManifest manifest;
+  uint64_t sent_bytes = 0;
+  std::chrono::steady_clock::time_point start;
+  bool begun = false;     // BackupBegin sent.
+  bool observed = false;  // OnBackupStarted reported.
+  BackupState() = default;
+  BackupState(const BackupState&) = delete;
+  BackupState& operator=(const BackupState&) = delete;
+  ~BackupState() { Reset(); }
   void Reset();
 };
 
@@ -146,6 +177,8 @@ class KvService {
       UnaryCall<v1::LeaseTimeToLiveRequest, v1::LeaseTimeToLiveResponse>;
   using LeaseLeasesCall =
       UnaryCall<v1::LeaseLeasesRequest, v1::LeaseLeasesResponse>;
+  using BackupCall = ServerStreamingCall<v1::BackupRequest,
+                                         v1::BackupResponse, BackupState>;
   friend class WatchState::Sink;
 
   // Handlers (polling thread unless noted).
@@ -194,6 +227,18 @@ class KvService {
   void HandleLeaseKeepAlive(LeaseKeepAliveCall* call);
   void HandleLeaseTimeToLive(LeaseTimeToLiveCall* call);
   void HandleLeaseLeases(LeaseLeasesCall* call);
+  // Backups (backup_service.cc).
+  void HandleBackup(BackupCall* call, StreamEvent event);
+  void ScheduleBackupStep(BackupCall* call);
+  void BackupStep(BackupCall* call);  // Blocking pool.
+  // Blocking pool: makes the checkpoint and fills the BackupBegin.
+  absl::Status BackupBegin(BackupCall* call);
+  // Blocking pool: fills the next chunk (or, at the end, the manifest:
+  // *last set).
+  absl::Status BackupNextChunk(BackupCall* call, bool* last);
+  // Removes the checkpoint, reports the end and finishes the call.
+  void EndBackup(BackupCall* call, const absl::Status& status,
+                 const v1::BackupResponse* last = nullptr);
 
   const ServerOptions& options_;
   storage::DB* const db_;
@@ -207,6 +252,10 @@ class KvService {
   GetCoalescer<GetCall*> get_groups_;
   // TTLs, leases and the expirer.
   Expiry expiry_;
+  // Set by Shutdown: running backups end (UNAVAILABLE) at their next step.
+  std::atomic<bool> stopping_{false};
+  // Names the backups' checkpoint directories.
+  std::atomic<uint64_t> backup_counter_{0};
 };
 
 }  // namespace strata::server

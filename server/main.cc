@@ -14,10 +14,12 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <thread>
 
 #include "absl/flags/flag.h"
@@ -34,6 +36,7 @@
 #include "grpc/grpc.h"
 #include "server/credentials.h"
 #include "server/kv_server.h"
+#include "server/backup_archive.h"
 #include "server/metrics/metrics_server.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
@@ -178,6 +181,19 @@ ABSL_FLAG(absl::Duration, expiry_interval, absl::Milliseconds(100),
           "deadline when none is known to be due sooner (expired keys are "
           "never served in between; this bounds how late their DELETE "
           "revision comes).");
+ABSL_FLAG(std::string, restore_from, "",
+          "Build --data_dir from this backup file (strata backup create) "
+          "before serving: it is checked (every checksum) and unpacked, then "
+          "served as usual. Refused if --data_dir is not empty, unless "
+          "--force. docs/backup.md");
+ABSL_FLAG(bool, force, false,
+          "With --restore_from: replace what --data_dir holds (once the "
+          "backup has been read successfully).");
+ABSL_FLAG(uint64_t, backup_rate_limit_bytes, 0,
+          "Bytes per second a Backup stream sends at most (0 = unlimited).");
+ABSL_FLAG(int32_t, max_backups, 1,
+          "Most Backup streams at once (0 = unlimited); more get "
+          "RESOURCE_EXHAUSTED.");
 
 namespace {
 
@@ -284,6 +300,8 @@ struct Config {
   std::string wal_sync;
   std::string compression;
   std::string metrics_listen;  // Empty: no metrics endpoint.
+  std::string restore_from;    // Empty: no restore.
+  bool force = false;
 };
 
 // --history_retention*, --watch_* and --max_watch_streams; exits with
@@ -413,6 +431,16 @@ Config ConfigFromFlags() {
     UsageError("--txn_conflict_window_keys must be at most 1073741824");
   }
   ExpiryFromFlags(&c);
+  c.restore_from = absl::GetFlag(FLAGS_restore_from);
+  c.force = absl::GetFlag(FLAGS_force);
+  if (c.force && c.restore_from.empty()) {
+    UsageError("--force applies to --restore_from only");
+  }
+  c.server.backup_tmp_dir = c.data_dir + "/backup-tmp";
+  c.server.backup_rate_limit_bytes =
+      absl::GetFlag(FLAGS_backup_rate_limit_bytes);
+  c.server.max_backups = absl::GetFlag(FLAGS_max_backups);
+  if (c.server.max_backups < 0) UsageError("--max_backups must be >= 0");
   return c;
 }
 
@@ -467,6 +495,25 @@ sigset_t BlockShutdownSignals() {
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   return signals;
+}
+
+// --restore_from: builds the data directory from the backup. On failure
+// prints why on stderr and returns false (nothing was changed).
+bool RestoreDataDir(const Config& config) {
+  absl::StatusOr<strata::server::BackupSummary> restored =
+      strata::server::RestoreBackup(config.restore_from, config.data_dir,
+                                    config.force);
+  if (!restored.ok()) {
+    std::fprintf(stderr, "strata-server: cannot restore %s from %s: %s\n",
+                 config.data_dir.c_str(), config.restore_from.c_str(),
+                 restored.status().ToString().c_str());
+    return false;
+  }
+  spdlog::info(
+      "restored {} from {}: revision {}, {} files, {} bytes, {} keys",
+      config.data_dir, config.restore_from, restored->revision,
+      restored->files, restored->bytes, restored->keys);
+  return true;
 }
 
 // Opens (or creates) the database; on failure prints why on stderr and
@@ -635,8 +682,21 @@ int main(int argc, char** argv) {
   // lines.
   spdlog::set_default_logger(spdlog::stderr_color_mt("strata"));
 
+  if (!config.restore_from.empty() && !RestoreDataDir(config)) {
+    return kExitFailure;
+  }
   std::unique_ptr<storage::DB> db = OpenEngine(config);
   if (db == nullptr) return kExitFailure;
+  // Checkpoints of backups that were running when the server last stopped
+  // (killed): nothing uses them any more.
+  {
+    std::error_code ec;
+    std::filesystem::remove_all(config.server.backup_tmp_dir, ec);
+    if (ec) {
+      spdlog::warn("removing {}: {}", config.server.backup_tmp_dir,
+                   ec.message());
+    }
+  }
   absl::StatusOr<Servers> servers = StartServers(config, db.get());
   if (!servers.ok()) {
     std::fprintf(stderr, "strata-server: %s\n",

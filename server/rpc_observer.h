@@ -62,6 +62,14 @@ class RpcObserver {
   // The expirer deleted `keys` keys `lag_seconds` after their deadline (the
   // expiry lag; called from the expirer's thread, may block briefly).
   virtual void OnKeysExpired(uint64_t /*keys*/, double /*lag_seconds*/) {}
+  // Backups (the Backup RPC, docs/backup.md). A backup started streaming
+  // (after its checkpoint was made).
+  virtual void OnBackupStarted() {}
+  // It sent `n` more bytes of file data.
+  virtual void OnBackupBytes(uint64_t /*n*/) {}
+  // It ended, `ok` if the whole backup was sent, after `seconds` (from
+  // the request); exactly once per OnBackupStarted.
+  virtual void OnBackupFinished(bool /*ok*/, double /*seconds*/) {}
 };
 
 // A process-wide observer that does nothing. Never null; never destroyed.

@@ -142,6 +142,22 @@ struct ServerOptions {
   // TTLs, leases and the expirer (server/expiry.h, docs/expiry.md).
   ExpiryOptions expiry;
 
+  // Backups (the Backup RPC, server/backup_service.cc, docs/backup.md).
+  // The directory a backup's checkpoint is made in, one subdirectory per
+  // backup, removed when it ends: it must be on the data directory's file
+  // system (the checkpoint hard-links the SSTables) and is only the
+  // server's (main.cc uses <data_dir>/backup-tmp and empties it at start).
+  // Empty: the Backup RPC fails with FAILED_PRECONDITION.
+  std::string backup_tmp_dir;
+  // The most backups streaming at once (RESOURCE_EXHAUSTED naming
+  // --max_backups above it).
+  int max_backups = 1;
+  // Bytes per second a backup streams at most; 0 = unlimited
+  // (--backup_rate_limit_bytes).
+  uint64_t backup_rate_limit_bytes = 0;
+  // Bytes of file data per BackupChunk.
+  size_t backup_chunk_bytes = 1 << 20;
+
   // TEST ONLY: called on a blocking-pool thread before each Scan batch is
   // filled, with the 0-based batch index and the call's context (whose
   // IsCancelled() turns true once the server has seen a cancellation). May

@@ -57,6 +57,22 @@ export function decodeValue(value: Buffer, type: ValueType): unknown;
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
 
 /** Per-call options. */
+/**
+ * One message of the Backup stream (strata.v1.BackupResponse as loaded by
+ * @grpc/proto-loader: longs as strings, the oneof's name in kind).
+ */
+export interface BackupMessage {
+  header: { revision: string };
+  kind: 'begin' | 'chunk' | 'manifest';
+  begin: { format_version: number; revision: string; total_bytes: string; files: number } | null;
+  chunk: { file: string; offset: string; data: Buffer; xxh64: string } | null;
+  manifest: {
+    format_version: number;
+    revision: string;
+    files: { name: string; size: string; xxh64: string }[];
+  } | null;
+}
+
 export interface CallOptions {
   /** Overrides the Client's timeoutMs for this call; null = no deadline. */
   timeoutMs?: number | null;
@@ -547,6 +563,17 @@ export class Client {
   leaseTimeToLive(id: number, options?: LeaseTimeToLiveOptions): Promise<LeaseTimeToLiveResult>;
   /** The ids of every live lease, ascending. */
   leaseLeases(options?: CallOptions): Promise<number[]>;
+  /**
+   * Streams a full backup (the raw Backup RPC, docs/backup.md): the
+   * BackupResponse messages as sent (begin, chunks, manifest). No deadline
+   * unless options.timeoutMs.
+   */
+  backup(options?: CallOptions): AsyncIterableIterator<BackupMessage>;
+  /**
+   * Writes a full backup to path (docs/backup-format.md), atomically;
+   * resolves to the revision it holds.
+   */
+  backupToFile(path: string, options?: CallOptions): Promise<number>;
   /** Renews the lease on a timer until stop(). */
   keepAlive(id: number, options?: { intervalMs?: number }): LeaseKeeper;
   /** Resolves to a Watch once the server opened the stream. */

@@ -1,6 +1,7 @@
 #include "server/metrics/rpc_metrics.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 
 #include "server/metrics/families.h"
@@ -202,7 +203,58 @@ std::vector<prometheus::MetricFamily> RpcMetrics::Collect() const {
   out.push_back(std::move(disk_reads));
   out.push_back(std::move(compacted));
   CollectExpiry(&out);
+  CollectBackups(&out);
   return out;
+}
+
+void RpcMetrics::OnBackupStarted() { backups_running_.fetch_add(1, kRelaxed); }
+
+void RpcMetrics::OnBackupBytes(uint64_t n) {
+  backup_sent_bytes_.fetch_add(n, kRelaxed);
+}
+
+void RpcMetrics::OnBackupFinished(bool ok, double seconds) {
+  backups_running_.fetch_sub(1, kRelaxed);
+  if (!ok) {
+    backups_failed_.fetch_add(1, kRelaxed);
+    return;
+  }
+  backups_ok_.fetch_add(1, kRelaxed);
+  last_backup_micros_.store(static_cast<uint64_t>(seconds * 1e6), kRelaxed);
+  last_backup_unix_ms_.store(
+      static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                std::chrono::system_clock::now()
+                                    .time_since_epoch())
+                                .count()),
+      kRelaxed);
+}
+
+void RpcMetrics::CollectBackups(
+    std::vector<prometheus::MetricFamily>* out) const {
+  out->push_back(GaugeFamily(
+      "strata_backups_running", "Backup streams in progress.",
+      static_cast<double>(backups_running_.load(kRelaxed))));
+  out->push_back(CounterFamily(
+      "strata_backup_sent_bytes_total",
+      "Bytes of checkpoint file data sent by Backup streams.",
+      static_cast<double>(backup_sent_bytes_.load(kRelaxed))));
+  prometheus::MetricFamily backups = MakeFamily(
+      "strata_backups_total",
+      "Backup streams ended, by result (ok: the whole backup was sent).",
+      MetricType::Counter);
+  AddCounter(&backups, static_cast<double>(backups_ok_.load(kRelaxed)),
+             {{"result", "ok"}});
+  AddCounter(&backups, static_cast<double>(backups_failed_.load(kRelaxed)),
+             {{"result", "failed"}});
+  out->push_back(std::move(backups));
+  out->push_back(GaugeFamily(
+      "strata_backup_last_success_timestamp_seconds",
+      "Unix time the last successful backup ended (0: none since start).",
+      static_cast<double>(last_backup_unix_ms_.load(kRelaxed)) / 1e3));
+  out->push_back(GaugeFamily(
+      "strata_backup_last_duration_seconds",
+      "Duration of the last successful backup, from request to last byte.",
+      static_cast<double>(last_backup_micros_.load(kRelaxed)) / 1e6));
 }
 
 void RpcMetrics::OnExpiryGauges(int64_t leases, int64_t ttl_keys) {

@@ -77,7 +77,7 @@ class RpcMetrics final : public RpcObserver, public prometheus::Collectable {
           "Get", "Put", "Delete", "Scan", "Write", "Watch", "Compact",
           "BatchGet", "DeleteRange", "Txn", "Commit", "Increment",
           "JsonGet", "JsonUpdate", "LeaseGrant", "LeaseRevoke",
-          "LeaseKeepAlive", "LeaseTimeToLive", "LeaseLeases"});
+          "LeaseKeepAlive", "LeaseTimeToLive", "LeaseLeases", "Backup"});
   ~RpcMetrics() override;
   RpcMetrics(const RpcMetrics&) = delete;
   RpcMetrics& operator=(const RpcMetrics&) = delete;
@@ -95,6 +95,9 @@ class RpcMetrics final : public RpcObserver, public prometheus::Collectable {
   void OnWatchCompacted() override;
   void OnExpiryGauges(int64_t leases, int64_t ttl_keys) override;
   void OnKeysExpired(uint64_t keys, double lag_seconds) override;
+  void OnBackupStarted() override;
+  void OnBackupBytes(uint64_t n) override;
+  void OnBackupFinished(bool ok, double seconds) override;
 
   // prometheus::Collectable: the families above.
   std::vector<prometheus::MetricFamily> Collect() const override;
@@ -133,6 +136,16 @@ class RpcMetrics final : public RpcObserver, public prometheus::Collectable {
   std::atomic<uint64_t> expired_keys_{0};
   std::array<std::atomic<uint64_t>, kExpiryLagBounds.size() + 1> lag_buckets_{};
   std::atomic<uint64_t> lag_micros_{0};
+  // Backups: appended to Collect by CollectBackups.
+  void CollectBackups(std::vector<prometheus::MetricFamily>* out) const;
+  alignas(64) std::atomic<int64_t> backups_running_{0};
+  std::atomic<uint64_t> backup_sent_bytes_{0};
+  std::atomic<uint64_t> backups_ok_{0};
+  std::atomic<uint64_t> backups_failed_{0};
+  // Unix time in milliseconds of the last successful backup's end (0:
+  // none yet), and its duration in microseconds.
+  std::atomic<uint64_t> last_backup_unix_ms_{0};
+  std::atomic<uint64_t> last_backup_micros_{0};
 };
 
 }  // namespace strata::server::metrics

@@ -335,11 +335,11 @@ void DBImpl::DeleteObsoleteFiles() {
     switch (type) {
       case FileType::kWal:
         keep = number >= min_wal || number == wal_number_ ||
-               WalNeededForHistory(number);
+               WalNeededForHistory(number) || pinned_files_.count(number) > 0;
         if (!keep) wal_first_revision_.erase(number);
         break;
       case FileType::kTable:
-        keep = live.count(number) > 0;
+        keep = live.count(number) > 0 || pinned_files_.count(number) > 0;
         break;
       case FileType::kManifest:
         keep = number >= manifest;

@@ -80,6 +80,7 @@ class DBImpl final : public DB {
   absl::Status CompactRange(std::optional<std::string_view> begin,
                             std::optional<std::string_view> end) override;
   Statistics GetStatistics() override;
+  absl::StatusOr<Revision> CreateCheckpoint(const std::string& dir) override;
 
   // Test hooks.
   int TEST_NumFilesAtLevel(int level);
@@ -89,7 +90,9 @@ class DBImpl final : public DB {
   // WAL files on disk that the change log still needs, by number.
   std::vector<uint64_t> TEST_RetainedWals();
   // Called (if set) at named points of flush and compaction
-  // ("flush:table_written", "compaction:outputs_written"); a non-OK status
+  // ("flush:table_written", "compaction:outputs_written",
+  // "checkpoint:files_pinned" once a checkpoint has captured its state and
+  // before it links or copies anything); a non-OK status
   // aborts that job as if the I/O had failed.
   std::function<absl::Status(std::string_view point)> TEST_hook;
 
@@ -260,6 +263,10 @@ class DBImpl final : public DB {
   int running_compactions_ ABSL_GUARDED_BY(mu_) = 0;
   int manual_compactions_ ABSL_GUARDED_BY(mu_) = 0;
   std::set<uint64_t> pending_outputs_ ABSL_GUARDED_BY(mu_);
+  // Tables and WALs (by number) that a checkpoint being written still
+  // needs: DeleteObsoleteFiles keeps them even once obsolete. A multiset:
+  // concurrent checkpoints pin the same files.
+  std::multiset<uint64_t> pinned_files_ ABSL_GUARDED_BY(mu_);
   CompactionPickerState picker_state_ ABSL_GUARDED_BY(mu_);
   // Inputs of running compactions; the policy never picks them again.
   FilesInProgress compacting_files_ ABSL_GUARDED_BY(mu_);

@@ -271,6 +271,20 @@ class PosixEnv final : public Env {
     return absl::OkStatus();
   }
 
+  absl::Status LinkFile(const std::string& from,
+                        const std::string& to) override {
+    if (::link(from.c_str(), to.c_str()) == 0) return absl::OkStatus();
+    const int err = errno;
+    // Another file system, or one without hard links: copy instead.
+    if (err == EXDEV || err == EPERM || err == EMLINK || err == ENOTSUP ||
+        err == EOPNOTSUPP) {
+      if (FileExists(to)) return IOError("link " + from + " to", to, EEXIST);
+      return CopyFile(this, from, to).status();
+    }
+    if (err == EEXIST) return IOError("link " + from + " to", to, err);
+    return IOError("link", from, err);
+  }
+
   absl::Status SyncDir(const std::string& dir) override {
     int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return IOError("open", dir, errno);

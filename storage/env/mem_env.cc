@@ -366,6 +366,19 @@ absl::Status MemEnv::RenameFile(const std::string& from,
   return absl::OkStatus();
 }
 
+absl::Status MemEnv::LinkFile(const std::string& from,
+                              const std::string& to) {
+  const std::string op = absl::StrCat("link ", from, " to");
+  MutexLock l(&fs_->mu);
+  ASSIGN_OR_RETURN(MemFileSystem::Slot src, fs_->Locate("link", from));
+  if (src.node == nullptr) return IOError("link", from, ENOENT);
+  if (src.node->is_dir) return IOError("link", from, EPERM);
+  ASSIGN_OR_RETURN(MemFileSystem::Slot dst, fs_->Locate(op, to));
+  if (dst.node != nullptr) return IOError(op, to, EEXIST);
+  dst.dir->entries[dst.name] = src.node;  // One file, two names.
+  return absl::OkStatus();
+}
+
 absl::Status MemEnv::SyncDir(const std::string& dir) {
   MutexLock l(&fs_->mu);
   ASSIGN_OR_RETURN(NodeRef node, fs_->FindDir("open", dir));

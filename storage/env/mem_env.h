@@ -62,6 +62,8 @@ class MemEnv final : public Env {
   absl::StatusOr<uint64_t> GetFileSize(const std::string& path) override;
   absl::Status RenameFile(const std::string& from,
                           const std::string& to) override;
+  absl::Status LinkFile(const std::string& from,
+                        const std::string& to) override;
   absl::Status SyncDir(const std::string& dir) override;
   absl::StatusOr<std::unique_ptr<FileLock>> LockFile(
       const std::string& path) override;

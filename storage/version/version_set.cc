@@ -329,7 +329,7 @@ absl::Status VersionSet::ReadCurrentFile(std::string* manifest_name) {
   return absl::OkStatus();
 }
 
-absl::Status VersionSet::WriteSnapshot(record::Writer* manifest) {
+VersionEdit VersionSet::SnapshotEdit(const Version* v) const {
   VersionEdit edit;
   edit.SetComparatorName(icmp_->user_comparator()->Name());
   edit.SetMinWalNumber(min_wal_number_);
@@ -337,11 +337,34 @@ absl::Status VersionSet::WriteSnapshot(record::Writer* manifest) {
   edit.SetLastSequence(LastSequence());
   edit.SetCompactedRevision(CompactedRevision());
   edit.SetDatabaseFormat(database_format_);
-  if (current_ != nullptr) {
+  if (v != nullptr) {
     for (int level = 0; level < kNumLevels; level++) {
-      for (const auto& f : current_->files_[level]) edit.AddFile(level, *f);
+      for (const auto& f : v->files_[level]) edit.AddFile(level, *f);
     }
   }
+  return edit;
+}
+
+absl::Status WriteManifestFile(Env* env, const std::string& dir,
+                               uint64_t manifest_number,
+                               const VersionEdit& edit) {
+  std::string path = ManifestFileName(dir, manifest_number);
+  ASSIGN_OR_RETURN(auto file, env->NewWritableFile(path));
+  record::Writer manifest(std::move(file));
+  std::string record;
+  edit.EncodeTo(&record);
+  absl::Status s = manifest.AddRecord(record);
+  if (s.ok()) s = manifest.Sync();
+  absl::Status closed = manifest.Close();
+  if (s.ok()) s = closed;
+  if (s.ok()) s = env->SyncDir(dir);
+  bool renamed = false;
+  if (s.ok()) s = SetCurrentFile(env, dir, manifest_number, &renamed);
+  return s;
+}
+
+absl::Status VersionSet::WriteSnapshot(record::Writer* manifest) {
+  VersionEdit edit = SnapshotEdit(current_);
   std::string record;
   edit.EncodeTo(&record);
   RETURN_IF_ERROR(manifest->AddRecord(record));

@@ -182,6 +182,14 @@ class VersionSet {
     return database_format_;
   }
 
+  // A manifest edit describing version `v` whole (comparator, counters as
+  // they are now, every file of v), as the first record of a new manifest
+  // holds. For checkpoints, which write it to another directory with
+  // WriteManifestFile; the caller may override fields (e.g. the last
+  // sequence and minimum WAL of the state it copies).
+  VersionEdit SnapshotEdit(const Version* v) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(*mu_);
+
   // Adds the number of every file listed by any live version.
   void AddLiveFiles(std::set<uint64_t>* live);
 
@@ -234,6 +242,14 @@ class VersionSet {
 // failed). Errors: the Env's.
 absl::Status SetCurrentFile(Env* env, const std::string& dbname,
                             uint64_t manifest_number, bool* renamed);
+
+// Writes a manifest holding the single record `edit` as
+// <dir>/MANIFEST-<manifest_number>, fsyncs it and points <dir>/CURRENT at
+// it: with the tables and WALs the edit names, `dir` is then an openable
+// database (checkpoints). Errors: the Env's.
+absl::Status WriteManifestFile(Env* env, const std::string& dir,
+                               uint64_t manifest_number,
+                               const VersionEdit& edit);
 
 }  // namespace strata::storage
 

@@ -114,6 +114,8 @@ std::string_view FaultOpName(FaultOp op) {
       return "rename";
     case FaultOp::kRemove:
       return "remove";
+    case FaultOp::kLink:
+      return "link";
     case FaultOp::kSyncDir:
       return "syncdir";
   }
@@ -577,6 +579,29 @@ absl::Status FaultInjectionEnv::RenameFile(const std::string& from,
   } else {
     files_.erase(to);
   }
+  dir_ops_[DirName(to)].push_back(std::move(op));
+  return absl::OkStatus();
+}
+
+absl::Status FaultInjectionEnv::LinkFile(const std::string& from,
+                                         const std::string& to) {
+  Fault fault;
+  auto check = CheckFault(FaultOp::kLink, from, &fault);
+  std::shared_lock<std::shared_mutex> io(io_mu_);
+  if (halted_) return HaltedError(FaultOp::kLink, from);
+  if (check == Check::kFail) {
+    return InjectedError(FaultOp::kLink, from, fault.error);
+  }
+  absl::Status s = base_->LinkFile(from, to);
+  if (!s.ok()) return s;
+  MutexLock l(&mu_);
+  // The new name shares the source's durability state (its bytes are the
+  // source's); files written only through the base Env count as durable.
+  auto it = files_.find(from);
+  if (it != files_.end()) files_[to] = it->second;
+  DirOp op;
+  op.type = DirOp::kCreate;
+  op.from = to;
   dir_ops_[DirName(to)].push_back(std::move(op));
   return absl::OkStatus();
 }

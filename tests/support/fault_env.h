@@ -79,6 +79,7 @@ enum class FaultOp {
   kRename,   // Env::RenameFile (the kind of the source file is matched)
   kRemove,   // Env::RemoveFile
   kSyncDir,  // Env::SyncDir (file kinds are not checked)
+  kLink,     // Env::LinkFile (the kind of the source file is matched)
 };
 
 std::string_view FaultOpName(FaultOp op);
@@ -174,6 +175,11 @@ class FaultInjectionEnv final : public storage::Env {
   absl::StatusOr<uint64_t> GetFileSize(const std::string& path) override;
   absl::Status RenameFile(const std::string& from,
                           const std::string& to) override;
+  // A new name for a file: undone by power loss until its directory's
+  // SyncDir, like a creation. (A copy made by the base Env's fallback is
+  // synced by it.) Fails after HaltWrites.
+  absl::Status LinkFile(const std::string& from,
+                        const std::string& to) override;
   absl::Status SyncDir(const std::string& dir) override;
   absl::StatusOr<std::unique_ptr<storage::FileLock>> LockFile(
       const std::string& path) override;

@@ -559,6 +559,63 @@ class Client {
     return resp.status === 'SERVING';
   }
 
+  // Streams a full, consistent backup of the store (the raw Backup RPC,
+  // docs/backup.md): an async iterator of the BackupResponse messages as the
+  // server sends them (a begin, the files' chunks, then the manifest with
+  // each file's XXH64). No deadline unless timeoutMs. One backup runs at a
+  // time on a server: another rejects with RESOURCE_EXHAUSTED.
+  async *backup({ timeoutMs = null } = {}) {
+    if (timeoutMs !== null) checkTimeout(timeoutMs);
+    const call = this._serverStream('strata.v1.KV/Backup', {}, timeoutMs);
+    let finished = false;
+    try {
+      for await (const message of call) yield message;
+      finished = true;
+    } catch (err) {
+      finished = true;
+      throw fromGrpcError(err);
+    } finally {
+      if (!finished) call.cancel();
+    }
+  }
+
+  // Writes a full backup to the file `path` in the backup file format
+  // (docs/backup-format.md; what `strata backup create` writes): to
+  // path + '.partial', fsynced, renamed once the manifest has arrived.
+  // Resolves to the revision the backup holds.
+  async backupToFile(path, { timeoutMs = null } = {}) {
+    const fs = require('fs');
+    const partial = `${path}.partial`;
+    const fd = fs.openSync(partial, 'w');
+    let revision = 0;
+    let complete = false;
+    try {
+      const header = Buffer.alloc(12);
+      header.write('STRATABK', 0, 'latin1');
+      header.writeUInt32LE(1, 8);
+      fs.writeSync(fd, header);
+      const { responseSerialize } = ALL_METHODS['strata.v1.KV/Backup'];
+      for await (const message of this.backup({ timeoutMs })) {
+        const data = responseSerialize(message);
+        const len = Buffer.alloc(4);
+        len.writeUInt32LE(data.length, 0);
+        fs.writeSync(fd, len);
+        fs.writeSync(fd, data);
+        revision = Number(message.header.revision);
+        complete = message.kind === 'manifest';
+      }
+      if (!complete) throw new Error('the backup stream ended without its manifest');
+      fs.fsyncSync(fd);
+      fs.closeSync(fd);
+    } catch (err) {
+      try { fs.closeSync(fd); } catch (_) { /* already closed */ }
+      fs.rmSync(partial, { force: true });
+      throw err;
+    }
+    fs.renameSync(partial, path);
+    return revision;
+  }
+
   // Closes the channel; in-flight calls are cancelled. Idempotent.
   close() {
     this._channel.close();
@@ -590,6 +647,7 @@ Client.RPC_METHODS = Object.freeze({
   'strata.v1.KV/LeaseKeepAlive': 'leaseKeepAlive',
   'strata.v1.KV/LeaseTimeToLive': 'leaseTimeToLive',
   'strata.v1.KV/LeaseLeases': 'leaseLeases',
+  'strata.v1.KV/Backup': 'backup',
 });
 
 // Renews a lease on a timer (Client.keepAlive).

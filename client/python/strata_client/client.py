@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import enum
 import json
+import os
+import struct
 from types import MappingProxyType, TracebackType
-from typing import (Any, Callable, ClassVar, Dict, Generic, Iterable, List,
+from typing import (Any, Callable, ClassVar, Dict, Generic, Iterable, Iterator, List,
                     Literal, Mapping, Optional, Sequence, Tuple, Type, TypeVar,
                     Union, overload)
 
@@ -260,6 +262,7 @@ class Client:
         "strata.v1.KV/LeaseKeepAlive": "lease_keep_alive",
         "strata.v1.KV/LeaseTimeToLive": "lease_time_to_live",
         "strata.v1.KV/LeaseLeases": "lease_leases",
+        "strata.v1.KV/Backup": "backup",
     })
 
     def __init__(self, target: str, timeout: Optional[float] = 10.0,
@@ -555,6 +558,54 @@ class Client:
         if metadata:
             return ScanIterator(call, KeyValue.from_proto)
         return ScanIterator(call, _pair)
+
+    def backup(self, *, timeout: Optional[float] = None) -> Iterator[Any]:
+        """Streams a full, consistent backup of the store (the raw Backup RPC).
+
+        Yields the kv_pb2.BackupResponse messages as the server sends them:
+        a BackupBegin (.begin: revision, total_bytes, files), the chunks of
+        every file (.chunk), then the BackupManifest (.manifest, with each
+        file's XXH64). No deadline by default (timeout=None). One backup
+        runs at a time on a server: another raises ResourceExhausted.
+        backup_to_file writes them as a backup file (docs/backup.md).
+        """
+        call = self._server_stream("strata.v1.KV/Backup", kv_pb2.BackupRequest(), timeout)
+        try:
+            for message in call:
+                yield message
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from e
+
+    def backup_to_file(self, path: str, *, timeout: Optional[float] = None) -> int:
+        """Writes a full backup to `path` in the backup file format.
+
+        The format is docs/backup-format.md (what `strata backup create`
+        writes, read by `strata backup verify` and strata-server
+        --restore_from). Written to path + ".partial", fsynced, and renamed
+        once the final manifest has arrived. Returns the revision the
+        backup holds.
+        """
+        partial = path + ".partial"
+        revision = 0
+        complete = False
+        try:
+            with open(partial, "wb") as out:
+                out.write(b"STRATABK" + struct.pack("<I", 1))
+                for message in self.backup(timeout=timeout):
+                    data = message.SerializeToString()
+                    out.write(struct.pack("<I", len(data)) + data)
+                    revision = int(message.header.revision)
+                    complete = message.HasField("manifest")
+                if not complete:
+                    raise OSError("the backup stream ended without its manifest")
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(partial, path)
+        except BaseException:
+            if os.path.exists(partial):
+                os.remove(partial)
+            raise
+        return revision
 
     def batch_get(self, keys: Iterable[BytesLike], *, revision: int = 0,
                   timeout: Timeout = DEFAULT_TIMEOUT) -> BatchGetResult:

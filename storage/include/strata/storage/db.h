@@ -180,6 +180,30 @@ class DB {
   virtual absl::Status CompactRange(std::optional<std::string_view> begin,
                                     std::optional<std::string_view> end) = 0;
 
+  // Writes a checkpoint of the database into directory `dir`: a
+  // consistent, openable database (DB::Open on it, with any Env that sees
+  // the files) holding exactly the writes committed up to the returned
+  // revision, with their revisions and metadata and the history and
+  // change log this database still keeps. Its SSTables are hard links to
+  // the live ones (copies where `dir` is on another file system:
+  // Env::LinkFile); the WALs holding the newest writes (and, with
+  // Options::keep_history, the change log) are copied up to the last
+  // committed write; a new manifest names exactly that state. Writes are
+  // never blocked (the state is captured under the DB mutex, no memtable
+  // switch or flush); compaction keeps the files the checkpoint still
+  // needs until it is written (they are pinned). Everything written to
+  // `dir` is fsynced before it returns.
+  //
+  // `dir` must be missing or empty; its parent must exist. Errors:
+  // FailedPrecondition if `dir` is not empty, or the DB is shutting down;
+  // the background error after a failed flush or compaction; the Env's
+  // I/O errors (the files written so far are removed again). Thread-safe;
+  // concurrent checkpoints are fine (into different directories).
+  virtual absl::StatusOr<Revision> CreateCheckpoint(const std::string& dir) {
+    (void)dir;
+    return absl::UnimplementedError("CreateCheckpoint");
+  }
+
   // A copy of the engine's counters and gauges, one struct per component
   // (see Statistics for how current each field is). Takes the DB mutex
   // briefly; never does I/O.

@@ -101,6 +101,18 @@ class Env {
   // a created or renamed file survives power loss.
   virtual absl::Status SyncDir(const std::string& dir) = 0;
 
+  // Makes `to` a second name of the file `from` (a hard link), or, where
+  // the file system cannot link them (`to` on another file system, no hard
+  // links), a copy of it, fsynced. Either way `to` then holds the bytes of
+  // `from` and survives the removal of `from`; the directory entry of `to`
+  // needs a SyncDir to survive power loss. Use it only for files nobody
+  // writes any more (SSTables): a write through either name may show
+  // through the other. Errors: NotFound if `from` is missing; Internal
+  // (EEXIST) if `to` exists; otherwise the Env's I/O errors, naming the
+  // path. The default implementation copies (CopyFile below).
+  virtual absl::Status LinkFile(const std::string& from,
+                                const std::string& to);
+
   // Takes an exclusive lock on path (creating it). Returns
   // FailedPrecondition naming the path if another process (or another DB in
   // this process) holds it.
@@ -161,6 +173,10 @@ class EnvWrapper : public Env {
   absl::Status SyncDir(const std::string& dir) override {
     return target_->SyncDir(dir);
   }
+  absl::Status LinkFile(const std::string& from,
+                        const std::string& to) override {
+    return target_->LinkFile(from, to);
+  }
   absl::StatusOr<std::unique_ptr<FileLock>> LockFile(
       const std::string& path) override {
     return target_->LockFile(path);
@@ -171,6 +187,13 @@ class EnvWrapper : public Env {
  private:
   Env* const target_;
 };
+// Copies the first `max_bytes` bytes of `from` (all of it by default; fewer
+// if the file is shorter) to a new file `to` (truncated if it exists) and
+// fsyncs it, through `env`. Returns the bytes copied. Errors: the Env's,
+// naming the path. Thread safety: as the Env's.
+absl::StatusOr<uint64_t> CopyFile(Env* env, const std::string& from,
+                                  const std::string& to,
+                                  uint64_t max_bytes = UINT64_MAX);
 
 // A new, empty file system held in memory (LevelDB's helpers/memenv,
 // Pebble's vfs.MemFS): every file, directory and lock lives in the returned
@@ -191,6 +214,8 @@ class EnvWrapper : public Env {
 //     file, not its name: reads and writes through them keep working after
 //     the file is renamed or removed, and readers see later appends.
 //   * RenameFile replaces `to` atomically; it renames files only.
+//     LinkFile gives a file a second name (a hard link: one file, two
+//     names); `to` must not exist (Internal, "File exists").
 //     RemoveFile removes files only. GetChildren lists files and
 //     subdirectories, sorted by name.
 //   * LockFile creates the file if needed; locking a path that is already

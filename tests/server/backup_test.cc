@@ -1,0 +1,453 @@
+// Online backups (docs/backup.md): the Backup RPC under a concurrent write
+// load restores to exactly the source at the backup's revision; a corrupt
+// chunk is DATA_LOSS naming the file for verify and restore; one backup at
+// a time; a cancelled backup leaves no checkpoint behind; the metrics move;
+// the real binaries: `strata backup create/verify`, --restore_from (and
+// its refusal of a non-empty data directory), SIGKILL during a backup.
+
+#include <signal.h>
+
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <regex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_format.h"
+#include "client/strata_client.h"
+#include "gtest/gtest.h"
+#include "grpcpp/create_channel.h"
+#include "server/backup_archive.h"
+#include "server/metrics/rpc_metrics.h"
+#include "strata/storage/db.h"
+#include "strata/v1/kv.grpc.pb.h"
+#include "tests/server/in_process_server.h"
+#include "tests/server/process_util.h"
+#include "tests/support/test_util.h"
+
+namespace strata::testing {
+namespace {
+
+struct Entry {
+  std::string key, value;
+  storage::KeyMetadata metadata;
+  friend bool operator==(const Entry&, const Entry&) = default;
+};
+
+std::vector<Entry> ReadAll(storage::DB* db, const storage::Snapshot* snap) {
+  storage::ReadOptions ro;
+  ro.snapshot = snap;
+  std::unique_ptr<storage::Iterator> it(db->NewIterator(ro));
+  std::vector<Entry> out;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    out.push_back({std::string(it->key()), std::string(it->value()),
+                   it->metadata()});
+  }
+  EXPECT_OK(it->status());
+  return out;
+}
+
+storage::Options HistoryEngine() {
+  storage::Options o;
+  o.memtable_bytes = 256 << 10;  // Flushes and compactions during the load.
+  o.keep_history = true;
+  o.history_retention_seconds = 0;
+  o.history_retention_revisions = 0;
+  return o;
+}
+
+// Checks the database restored in `dir` equals `source` at `revision`:
+// every key (system keys included), value and metadata.
+void ExpectRestoredEquals(const std::string& dir, storage::DB* source,
+                          int64_t revision) {
+  auto restored = storage::DB::Open(HistoryEngine(), dir);
+  ASSERT_OK(restored);
+  EXPECT_EQ((*restored)->CurrentRevision(),
+            static_cast<storage::Revision>(revision));
+  auto snap = source->GetSnapshotAt(static_cast<storage::Revision>(revision));
+  ASSERT_OK(snap);
+  std::vector<Entry> want = ReadAll(source, *snap);
+  source->ReleaseSnapshot(*snap);
+  std::vector<Entry> got = ReadAll(restored->get(), nullptr);
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < want.size(); i++) {
+    ASSERT_EQ(got[i], want[i]) << "entry " << i << " key " << want[i].key;
+  }
+}
+
+class BackupTest : public ::testing::Test {
+ protected:
+  void Start(server::ServerOptions options = TestServerOptions()) {
+    auto s = InProcessServer::Start(options, &metrics_, nullptr,
+                                    HistoryEngine());
+    ASSERT_OK(s);
+    server_ = *std::move(s);
+    ClientOptions co;
+    co.timeout = absl::Seconds(30);
+    client_ = std::make_unique<Client>(server_->address(), co);
+  }
+
+  std::string BackupTmpDir() const { return tmp_.path() + "/bk"; }
+  server::ServerOptions Options() const {
+    server::ServerOptions o = TestServerOptions();
+    o.backup_tmp_dir = BackupTmpDir();
+    return o;
+  }
+
+  TempDir tmp_;
+  server::metrics::RpcMetrics metrics_;
+  std::unique_ptr<InProcessServer> server_;
+  std::unique_ptr<Client> client_;
+};
+
+TEST_F(BackupTest, UnderConcurrentWritesRestoresToTheSourceAtItsRevision) {
+  Start(Options());
+  ASSERT_OK(client_->LeaseGrant(3600, 77));
+  // Typed values, a lease (system keys) and plenty of data before.
+  for (int i = 0; i < 3000; i++) {
+    ASSERT_OK(client_->Put(absl::StrFormat("k%05d", i),
+                           absl::StrFormat("%d", i), ValueType::kInt64));
+  }
+  PutOptions leased;
+  leased.lease = 77;
+  ASSERT_OK(client_->Put("leased", "v", leased));
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> writers;
+  for (int w = 0; w < 2; w++) {
+    writers.emplace_back([&, w] {
+      ClientOptions co;
+      co.timeout = absl::Seconds(30);
+      Client c(server_->address(), co);
+      for (int i = 0; i < 5000 && !stop.load(); i++) {
+        std::string key = absl::StrFormat("w%d-%04d", w, i % 700);
+        if (i % 5 == 4) {
+          EXPECT_OK(c.Delete(key));
+        } else {
+          EXPECT_OK(c.Put(key, std::string(200, static_cast<char>('a' + i % 26))));
+        }
+      }
+    });
+  }
+  const std::string file = tmp_.path() + "/full.backup";
+  uint64_t progress_calls = 0;
+  auto result = client_->Backup(
+      file, [&](const Client::BackupProgress&) { progress_calls++; });
+  stop.store(true);
+  for (auto& t : writers) t.join();
+  ASSERT_OK(result);
+  EXPECT_GT(result->revision, 3000);
+  EXPECT_GT(progress_calls, 0u);
+  EXPECT_FALSE(std::filesystem::exists(file + ".partial"));
+
+  auto verified = server::VerifyBackup(file, tmp_.path());
+  ASSERT_OK(verified);
+  EXPECT_EQ(verified->revision, result->revision);
+  EXPECT_GT(verified->system_keys, 0u);  // The lease.
+
+  const std::string data = tmp_.path() + "/restored";
+  auto restored = server::RestoreBackup(file, data, /*force=*/false);
+  ASSERT_OK(restored);
+  EXPECT_EQ(restored->revision, result->revision);
+  ExpectRestoredEquals(data, server_->db(), result->revision);
+  // The checkpoint is gone once the stream ended.
+  ASSERT_TRUE(server_->WaitForIdle(absl::Seconds(10)));
+  EXPECT_TRUE(std::filesystem::is_empty(BackupTmpDir()));
+
+  // A restore never overwrites a non-empty data directory without force.
+  auto again = server::RestoreBackup(file, data, /*force=*/false);
+  EXPECT_TRUE(absl::IsFailedPrecondition(again.status())) << again.status();
+  EXPECT_OK(server::RestoreBackup(file, data, /*force=*/true));
+}
+
+// Flips a byte in the middle of the data of the first chunk of the file
+// with the most data; returns that file's name.
+std::string CorruptOneChunk(const std::string& path) {
+  std::string bytes = ReadFileOrDie(path);
+  size_t pos = 12;
+  size_t best_at = 0, best_len = 0;
+  std::string best_file;
+  while (pos + 4 <= bytes.size()) {
+    uint32_t n = 0;
+    for (int i = 0; i < 4; i++) {
+      n |= static_cast<uint32_t>(static_cast<unsigned char>(bytes[pos + i]))
+           << (8 * i);
+    }
+    v1::BackupResponse m;
+    EXPECT_TRUE(m.ParseFromString(bytes.substr(pos + 4, n)));
+    if (m.has_chunk() && m.chunk().data().size() > best_len) {
+      const std::string serialized = bytes.substr(pos + 4, n);
+      size_t at = serialized.find(m.chunk().data());
+      EXPECT_NE(at, std::string::npos);
+      best_at = pos + 4 + at + m.chunk().data().size() / 2;
+      best_len = m.chunk().data().size();
+      best_file = m.chunk().file();
+    }
+    pos += 4 + n;
+  }
+  EXPECT_GT(best_len, 0u);
+  FlipByte(path, best_at, 0x01);
+  return best_file;
+}
+
+TEST_F(BackupTest, ACorruptChunkIsDataLossNamingTheFile) {
+  Start(Options());
+  for (int i = 0; i < 2000; i++) {
+    ASSERT_OK(client_->Put(absl::StrFormat("k%05d", i), std::string(100, 'x')));
+  }
+  const std::string file = tmp_.path() + "/b";
+  ASSERT_OK(client_->Backup(file, [](const Client::BackupProgress&) {}));
+  ASSERT_OK(server::VerifyBackup(file, tmp_.path()));
+  const std::string victim = CorruptOneChunk(file);
+  ASSERT_FALSE(victim.empty());
+
+  auto verified = server::VerifyBackup(file, tmp_.path());
+  EXPECT_TRUE(absl::IsDataLoss(verified.status())) << verified.status();
+  EXPECT_NE(verified.status().message().find(victim), std::string::npos)
+      << verified.status();
+  const std::string data = tmp_.path() + "/restored";
+  auto restored = server::RestoreBackup(file, data, false);
+  EXPECT_TRUE(absl::IsDataLoss(restored.status())) << restored.status();
+  EXPECT_NE(restored.status().message().find(victim), std::string::npos)
+      << restored.status();
+  EXPECT_FALSE(std::filesystem::exists(data));  // Nothing half-restored.
+
+  // A truncated backup (no manifest) is refused too.
+  std::string bytes = ReadFileOrDie(file);
+  WriteFileOrDie(file, bytes.substr(0, bytes.size() / 2));
+  EXPECT_TRUE(absl::IsDataLoss(server::VerifyBackup(file, tmp_.path()).status()));
+}
+
+TEST_F(BackupTest, OneAtATimeAndACancelledBackupLeavesNothing) {
+  server::ServerOptions o = Options();
+  o.backup_rate_limit_bytes = 64 << 10;  // Slow: seconds per backup.
+  o.backup_chunk_bytes = 16 << 10;
+  Start(o);
+  for (int i = 0; i < 3000; i++) {
+    ASSERT_OK(client_->Put(absl::StrFormat("k%05d", i), std::string(100, 'y')));
+  }
+  auto channel = grpc::CreateChannel(server_->address(),
+                                     grpc::InsecureChannelCredentials());
+  auto stub = v1::KV::NewStub(channel);
+  grpc::ClientContext first;
+  auto reader = stub->Backup(&first, v1::BackupRequest());
+  v1::BackupResponse m;
+  ASSERT_TRUE(reader->Read(&m));  // The checkpoint exists now.
+  ASSERT_TRUE(m.has_begin());
+  EXPECT_FALSE(std::filesystem::is_empty(BackupTmpDir()));
+  ASSERT_TRUE(reader->Read(&m));  // And some bytes were sent.
+  ASSERT_TRUE(m.has_chunk());
+
+  grpc::ClientContext second;
+  auto refused = stub->Backup(&second, v1::BackupRequest());
+  while (refused->Read(&m)) {
+  }
+  grpc::Status s = refused->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+      << s.error_message();
+  EXPECT_NE(s.error_message().find("--max_backups"), std::string::npos);
+
+  first.TryCancel();
+  while (reader->Read(&m)) {
+  }
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  ASSERT_TRUE(server_->WaitForIdle(absl::Seconds(10)));
+  EXPECT_TRUE(std::filesystem::is_empty(BackupTmpDir()));
+
+  grpc::ClientContext incremental;
+  v1::BackupRequest since;
+  since.set_since_revision(5);
+  auto unimplemented = stub->Backup(&incremental, since);
+  while (unimplemented->Read(&m)) {
+  }
+  EXPECT_EQ(unimplemented->Finish().error_code(),
+            grpc::StatusCode::UNIMPLEMENTED);
+
+  // Metrics: a failed backup, none running, bytes were sent.
+  std::string text;
+  for (const auto& family : metrics_.Collect()) {
+    for (const auto& metric : family.metric) {
+      double v = family.type == prometheus::MetricType::Counter
+                     ? metric.counter.value
+                     : metric.gauge.value;
+      std::string labels;
+      for (const auto& l : metric.label) labels += l.name + "=" + l.value;
+      text += absl::StrFormat("%s{%s} %g\n", family.name, labels, v);
+    }
+  }
+  EXPECT_NE(text.find("strata_backups_running{} 0\n"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("strata_backups_total{result=failed} 1\n"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("strata_backup_sent_bytes_total{} 0\n"),
+            std::string::npos)
+      << text;
+
+  // And a backup runs again afterwards, and is recorded as a success.
+  server_.reset();
+  o.backup_rate_limit_bytes = 0;
+  Start(o);
+  ASSERT_OK(client_->Put("a", "b"));
+  ASSERT_OK(client_->Backup(tmp_.path() + "/ok",
+                            [](const Client::BackupProgress&) {}));
+  bool saw_success = false;
+  for (const auto& family : metrics_.Collect()) {
+    if (family.name == "strata_backup_last_success_timestamp_seconds") {
+      saw_success = family.metric[0].gauge.value > 1e9;
+    }
+  }
+  EXPECT_TRUE(saw_success);
+}
+
+TEST_F(BackupTest, CompactionsDuringALongBackupDoNotBreakIt) {
+  server::ServerOptions o = Options();
+  o.backup_chunk_bytes = 16 << 10;
+  Start(o);
+  for (int i = 0; i < 4000; i++) {
+    ASSERT_OK(client_->Put(absl::StrFormat("k%05d", i % 1500),
+                           std::string(300, static_cast<char>('a' + i % 26))));
+  }
+  ASSERT_OK(server_->db()->Flush());
+  auto channel = grpc::CreateChannel(server_->address(),
+                                     grpc::InsecureChannelCredentials());
+  auto stub = v1::KV::NewStub(channel);
+  grpc::ClientContext ctx;
+  auto reader = stub->Backup(&ctx, v1::BackupRequest());
+  const std::string file = tmp_.path() + "/long.backup";
+  std::FILE* out = std::fopen(file.c_str(), "wb");
+  ASSERT_NE(out, nullptr);
+  server::BackupFileWriter writer(out);
+  ASSERT_OK(writer.WriteHeader());
+  v1::BackupResponse m;
+  ASSERT_TRUE(reader->Read(&m));  // The checkpoint is made.
+  ASSERT_TRUE(m.has_begin());
+  ASSERT_OK(writer.Write(m));
+  // Rewrite and compact everything the checkpoint holds, between chunks:
+  // every table it linked is deleted from the live directory.
+  int compactions = 0;
+  while (reader->Read(&m)) {
+    ASSERT_OK(writer.Write(m));
+    if (compactions < 3) {
+      for (int i = 0; i < 1500; i++) {
+        ASSERT_OK(client_->Put(absl::StrFormat("k%05d", i), "rewritten"));
+      }
+      ASSERT_OK(server_->db()->CompactRange(std::nullopt, std::nullopt));
+      compactions++;
+    }
+  }
+  ASSERT_TRUE(reader->Finish().ok());
+  std::fclose(out);
+  EXPECT_EQ(compactions, 3);
+  auto verified = server::VerifyBackup(file, tmp_.path());
+  ASSERT_OK(verified);
+  const std::string data = tmp_.path() + "/restored";
+  ASSERT_OK(server::RestoreBackup(file, data, false));
+  ExpectRestoredEquals(data, server_->db(), verified->revision);
+}
+
+// ---- the real binaries ----------------------------------------------------
+
+ProcessResult RunCli(const ServerProcess& server,
+                     const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {BinaryPath("client/strata"),
+                                   "--addr=" + server.address()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return RunProcess(argv, "", absl::Seconds(60));
+}
+
+TEST(BackupProcessTest, CliCreateVerifyAndServerRestore) {
+  ASSERT_FALSE(BinaryPath("server/strata-server").empty())
+      << "STRATA_BINARY_DIR is not set (run through ctest)";
+  TempDir tmp;
+  auto server = ServerProcess::Start(tmp.path() + "/data",
+                                     {"--metrics_listen="});
+  ASSERT_OK(server);
+  ClientOptions co;
+  co.timeout = absl::Seconds(20);
+  Client client((*server)->address(), co);
+  for (int i = 0; i < 500; i++) {
+    ASSERT_OK(client.Put(absl::StrFormat("key%04d", i), "value"));
+  }
+  const std::string file = tmp.path() + "/cli.backup";
+  ProcessResult created = RunCli(**server, {"backup", "create", file});
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  std::smatch rev;
+  ASSERT_TRUE(std::regex_search(created.out, rev, std::regex("revision [0-9]+")))
+      << created.out;
+  ProcessResult verified = RunCli(**server, {"backup", "verify", file});
+  ASSERT_EQ(verified.exit_code, 0) << verified.err;
+  EXPECT_NE(verified.out.find("OK"), std::string::npos) << verified.out;
+  EXPECT_NE(verified.out.find(rev.str() + ","), std::string::npos)
+      << verified.out;
+  std::smatch keys;
+  ASSERT_TRUE(std::regex_search(verified.out, keys,
+                                std::regex("([0-9]+) keys \\(([0-9]+) system")))
+      << verified.out;
+  EXPECT_EQ(std::stoi(keys[1]) - std::stoi(keys[2]), 500) << verified.out;
+
+  // A corrupt backup: verify exits 1 naming the damaged file.
+  const std::string bad = tmp.path() + "/bad.backup";
+  WriteFileOrDie(bad, ReadFileOrDie(file));
+  const std::string victim = CorruptOneChunk(bad);
+  ProcessResult rejected = RunCli(**server, {"backup", "verify", bad});
+  EXPECT_EQ(rejected.exit_code, 1) << rejected.err;
+  EXPECT_NE(rejected.err.find(victim), std::string::npos) << rejected.err;
+
+  // SIGKILL during a slow backup: the restarted server is healthy and the
+  // backup's checkpoint is gone.
+  server->reset();
+  server = ServerProcess::Start(
+      tmp.path() + "/data",
+      {"--metrics_listen=", "--backup_rate_limit_bytes=1000"});
+  ASSERT_OK(server);
+  {
+    auto channel = grpc::CreateChannel((*server)->address(),
+                                       grpc::InsecureChannelCredentials());
+    auto stub = v1::KV::NewStub(channel);
+    grpc::ClientContext ctx;
+    auto reader = stub->Backup(&ctx, v1::BackupRequest());
+    v1::BackupResponse m;
+    ASSERT_TRUE(reader->Read(&m));
+    EXPECT_FALSE(std::filesystem::is_empty(tmp.path() + "/data/backup-tmp"));
+    (*server)->Signal(SIGKILL);
+    ASSERT_OK((*server)->Wait(absl::Seconds(10)));
+    ctx.TryCancel();
+  }
+  server->reset();
+  server = ServerProcess::Start(tmp.path() + "/data", {"--metrics_listen="});
+  ASSERT_OK(server);
+  EXPECT_FALSE(std::filesystem::exists(tmp.path() + "/data/backup-tmp"));
+  Client again((*server)->address(), co);
+  EXPECT_OK(again.Put("after", "kill"));
+  server->reset();
+
+  // --restore_from refuses a non-empty data directory without --force.
+  ProcessResult refused = RunProcess(
+      {BinaryPath("server/strata-server"), "--listen=127.0.0.1:0",
+       "--metrics_listen=", "--data_dir=" + tmp.path() + "/data",
+       "--restore_from=" + file},
+      "", absl::Seconds(30));
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_NE(refused.err.find("--force"), std::string::npos) << refused.err;
+
+  // Into an empty directory: the server serves the backup's data.
+  auto restored = ServerProcess::Start(
+      tmp.path() + "/restored",
+      {"--metrics_listen=", "--restore_from=" + file});
+  ASSERT_OK(restored);
+  Client r((*restored)->address(), co);
+  auto value = r.Get("key0499");
+  ASSERT_OK(value);
+  ASSERT_TRUE(value->has_value());
+  EXPECT_EQ(**value, "value");
+  auto after = r.Get("after");  // Written after the backup: absent.
+  ASSERT_OK(after);
+  EXPECT_FALSE(after->has_value());
+}
+
+}  // namespace
+}  // namespace strata::testing
