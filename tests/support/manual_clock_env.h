@@ -64,6 +64,9 @@ class ManualClockEnv final : public storage::Env {
   absl::Status SyncDir(const std::string& d) override {
     return base_->SyncDir(d);
   }
+  absl::Status TruncateFile(const std::string& p, uint64_t size) override {
+    return base_->TruncateFile(p, size);
+  }
   absl::StatusOr<std::unique_ptr<storage::FileLock>> LockFile(
       const std::string& p) override {
     return base_->LockFile(p);

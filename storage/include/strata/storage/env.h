@@ -100,6 +100,13 @@ class Env {
   // Makes the directory entries of dir durable (fsync on the directory), so
   // a created or renamed file survives power loss.
   virtual absl::Status SyncDir(const std::string& dir) = 0;
+  // Cuts the file at path to its first `size` bytes and makes the new
+  // length durable (ftruncate + fsync). The engine uses it to drop a WAL
+  // tail that a failed append or sync may have left torn, so the WAL ends
+  // at its last acknowledged record. Never needs free space. The default
+  // returns Unimplemented (an Env without it cannot resume writes after an
+  // out-of-space WAL failure: the engine stays read-only instead).
+  virtual absl::Status TruncateFile(const std::string& path, uint64_t size);
 
   // Takes an exclusive lock on path (creating it). Returns
   // FailedPrecondition naming the path if another process (or another DB in
