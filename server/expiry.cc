@@ -535,6 +535,9 @@ void Expiry::Leases(v1::LeaseLeasesResponse* response) {
 }
 
 absl::StatusOr<int64_t> Expiry::ExpireTtlKeys() {
+  // No TTL index entries (counted at startup, then kept as puts add them
+  // and rounds remove them): nothing to look at, so no write at all.
+  if (ttl_keys_.load() <= 0) return 0;
   int64_t total = 0;
   for (int round = 0; round < kMaxTtlRevisionsPerRound; ++round) {
     struct Out {
