@@ -109,7 +109,13 @@ DBImpl::~DBImpl() {
   threads_.clear();
   {
     MutexLock l(&mu_);
-    if (wal_ != nullptr) {
+    if (wal_ != nullptr && wal_broken_) {
+      // Never let the close complete a refused record: cut the WAL back
+      // to its acknowledged bytes, as the retry would have.
+      absl::Status s = RepairWalTail();
+      if (!s.ok()) spdlog::error("closing WAL: {}", s.ToString());
+      wal_.reset();
+    } else if (wal_ != nullptr) {
       absl::Status s = wal_->Sync();
       if (s.ok()) s = wal_->Close();
       if (!s.ok()) spdlog::error("closing WAL: {}", s.ToString());

@@ -12,7 +12,8 @@
 //      Nothing is ever appended after them: the WAL is closed and cut back
 //      to its published offset (the end of the last acknowledged group),
 //      then writes switch to a fresh WAL. The refused group's revisions are
-//      nowhere, so the next writes may take them again.
+//      nowhere, so the next writes may take them again. (A full memtable
+//      is switched too: its switch may be what failed.)
 //   2. Every immutable memtable is flushed.
 //
 // When both succeed, space_error_ is cleared and writes resume. No
@@ -77,8 +78,11 @@ absl::Status DBImpl::ResumeAfterOutOfSpace() {
   // and refuse to write while space_error_ is set.
   while (leader_active_) bg_done_cv_.Wait(&mu_);
   RETURN_IF_ERROR(bg_error_);
-  if (wal_broken_) {
-    RETURN_IF_ERROR(RepairWalTail());
+  // A full memtable means the failure may have been its switch (creating
+  // the next WAL): redo it here, so writes do not resume only to fail
+  // again at once.
+  if (wal_broken_ || mem_->ApproximateMemoryUsage() >= options_.memtable_bytes) {
+    if (wal_broken_) RETURN_IF_ERROR(RepairWalTail());
     absl::Status s = SwitchMemTable();
     if (!s.ok()) return bg_error_.ok() ? space_error_ : bg_error_;
   }

@@ -401,6 +401,8 @@ void DBImpl::LeadGroupCommit(PendingWrite* leader) {
     if (status.ok() && decode_changes) status = DecodeChanges(records, &changes);
     mu_.Lock();
     leader_active_ = false;
+    // The flush thread's retry may be waiting for this leader to finish.
+    if (!space_error_.ok()) bg_done_cv_.SignalAll();
 
     wal_counters_.appended_bytes.Add(wal_bytes);
     wal_counters_.records.Add(records.size());

@@ -470,6 +470,28 @@ TEST_F(FaultInjectionTest, ManifestOutOfSpaceDuringFlushIsRetried) {
   VerifyModel();
 }
 
+// The next WAL cannot be created at a memtable switch: the retry redoes
+// the switch itself, so writes do not resume only to fail again.
+TEST_F(FaultInjectionTest, NoSpaceForTheNextWalIsRetriedWithTheSwitch) {
+  options_.out_of_space_retry_initial_micros = 3'600'000'000;
+  ASSERT_OK(Open());
+  env_.Inject({.op = FaultOp::kCreate, .files = t::kWalFile, .error = ENOSPC});
+  absl::Status s;
+  for (int i = 0; i < 2000 && s.ok(); i++) {
+    s = Put(absl::StrFormat("k%05d", i), std::string(200, 'v'));
+  }
+  EXPECT_TRUE(absl::IsResourceExhausted(s)) << s;
+  EXPECT_TRUE(absl::IsResourceExhausted(TEST_Impl()->TEST_RetryOutOfSpaceNow()));
+  env_.ClearFaults();
+  ASSERT_OK(TEST_Impl()->TEST_RetryOutOfSpaceNow());
+  EXPECT_EQ(db_->GetStatistics().memtable.immutable, 0);
+  Fill("m", 20);
+  EXPECT_EQ(db_->GetStatistics().out_of_space.pauses, 1u);
+  VerifyModel();
+  ASSERT_OK(Open());
+  VerifyModel();
+}
+
 // Closing the database while it waits to retry returns at once.
 TEST_F(FaultInjectionTest, ShutdownInterruptsTheOutOfSpaceBackoff) {
   options_.out_of_space_retry_initial_micros = 3'600'000'000;
