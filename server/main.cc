@@ -178,6 +178,12 @@ ABSL_FLAG(absl::Duration, expiry_interval, absl::Milliseconds(100),
           "deadline when none is known to be due sooner (expired keys are "
           "never served in between; this bounds how late their DELETE "
           "revision comes).");
+ABSL_FLAG(uint64_t, min_free_disk_bytes, 256ull << 20,
+          "Free bytes the data volume keeps in reserve: below it, writes "
+          "that add data (Put, Write with a put, Txn, Commit, Increment, "
+          "JsonUpdate, LeaseGrant) get RESOURCE_EXHAUSTED and the health "
+          "name strata.v1.KV.write turns NOT_SERVING, while deletes, "
+          "flushes and compactions go on. 0 disables. docs/operations.md");
 
 namespace {
 
@@ -413,6 +419,8 @@ Config ConfigFromFlags() {
     UsageError("--txn_conflict_window_keys must be at most 1073741824");
   }
   ExpiryFromFlags(&c);
+  c.server.disk_space.min_free_bytes = absl::GetFlag(FLAGS_min_free_disk_bytes);
+  c.server.disk_space.data_dir = c.data_dir;
   return c;
 }
 

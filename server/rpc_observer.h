@@ -62,6 +62,14 @@ class RpcObserver {
   // The expirer deleted `keys` keys `lag_seconds` after their deadline (the
   // expiry lag; called from the expirer's thread, may block briefly).
   virtual void OnKeysExpired(uint64_t /*keys*/, double /*lag_seconds*/) {}
+
+  // Full disk (server/write_gate.h). Free bytes of the data volume, read
+  // about every 100 ms by the write gate's thread.
+  virtual void OnDiskFree(uint64_t /*free_bytes*/) {}
+  // A write was refused before reaching the engine; `reason` is one of
+  // "disk_reserve", "engine_out_of_space", "engine_read_only" (static
+  // storage). May be called from the polling threads: must not block.
+  virtual void OnWriteRefused(std::string_view /*reason*/) {}
 };
 
 // A process-wide observer that does nothing. Never null; never destroyed.
