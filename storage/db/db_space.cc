@@ -59,7 +59,8 @@ void DBImpl::RetryAfterOutOfSpace() {
       space_resumes_.Add();
       MaybeScheduleCompaction();
     } else if (!IsOutOfSpace(s)) {
-      RecordBackgroundError(s);  // Not transient: read-only.
+      // Not transient: read-only (unless SwitchMemTable already said so).
+      if (bg_error_.ok()) RecordBackgroundError(s);
     } else {
       space_retry_micros_ =
           std::min(2 * std::max<uint64_t>(space_retry_micros_, 1),
