@@ -7,10 +7,13 @@
 
 namespace strata::server {
 
-HealthService::HealthService(const std::vector<std::string>& services) {
+HealthService::HealthService(const std::vector<std::string>& services,
+                             std::string write_name)
+    : write_name_(std::move(write_name)) {
   absl::MutexLock lock(&mu_);
   status_[""] = Response::NOT_SERVING;
   for (const std::string& name : services) status_[name] = Response::NOT_SERVING;
+  if (!write_name_.empty()) status_[write_name_] = Response::NOT_SERVING;
 }
 
 void HealthService::RegisterMethods(RpcRegistry* registry) {
@@ -27,16 +30,28 @@ HealthService::Response::ServingStatus HealthService::StatusLocked(
   return it == status_.end() ? Response::SERVICE_UNKNOWN : it->second;
 }
 
-std::vector<HealthService::WatchCall*> HealthService::SetAllLocked(
-    Response::ServingStatus status) {
-  for (auto& [name, s] : status_) s = status;
-  std::vector<WatchCall*> changed;
+std::vector<std::pair<HealthService::WatchCall*,
+                      HealthService::Response::ServingStatus>>
+HealthService::UpdateLocked() {
+  const bool serving = serving_ && !shut_down_;
+  for (auto& [name, s] : status_) {
+    const bool up = serving && (name != write_name_ || writable_);
+    s = up ? Response::SERVING : Response::NOT_SERVING;
+  }
   auto keep = std::partition(parked_.begin(), parked_.end(), [&](WatchCall* c) {
     return StatusLocked(c->request().service()) == c->state().sent;
   });
-  changed.assign(keep, parked_.end());
+  std::vector<std::pair<WatchCall*, Response::ServingStatus>> changed;
+  for (auto it = keep; it != parked_.end(); ++it) {
+    changed.emplace_back(*it, StatusLocked((*it)->request().service()));
+  }
   parked_.erase(keep, parked_.end());
   return changed;
+}
+
+void HealthService::WriteChanged(
+    const std::vector<std::pair<WatchCall*, Response::ServingStatus>>& c) {
+  for (const auto& [call, status] : c) WriteStatus(call, status);
 }
 
 void HealthService::WriteStatus(WatchCall* call,
@@ -48,30 +63,40 @@ void HealthService::WriteStatus(WatchCall* call,
 }
 
 void HealthService::SetServing(bool serving) {
-  const Response::ServingStatus status =
-      serving ? Response::SERVING : Response::NOT_SERVING;
-  std::vector<WatchCall*> changed;
+  std::vector<std::pair<WatchCall*, Response::ServingStatus>> changed;
   {
     absl::MutexLock lock(&mu_);
     if (shut_down_) return;
-    changed = SetAllLocked(status);
+    serving_ = serving;
+    changed = UpdateLocked();
   }
-  for (WatchCall* call : changed) WriteStatus(call, status);
+  WriteChanged(changed);
+}
+
+void HealthService::SetWritable(bool writable) {
+  std::vector<std::pair<WatchCall*, Response::ServingStatus>> changed;
+  {
+    absl::MutexLock lock(&mu_);
+    if (shut_down_) return;
+    writable_ = writable;
+    changed = UpdateLocked();
+  }
+  WriteChanged(changed);
 }
 
 void HealthService::Shutdown() {
-  std::vector<WatchCall*> changed;
+  std::vector<std::pair<WatchCall*, Response::ServingStatus>> changed;
   std::vector<WatchCall*> unchanged;
   {
     absl::MutexLock lock(&mu_);
     if (shut_down_) return;
     shut_down_ = true;
-    changed = SetAllLocked(Response::NOT_SERVING);
+    changed = UpdateLocked();
     unchanged.swap(parked_);
   }
   // Watchers hear NOT_SERVING, then their streams end (WatchWriteDone), so
   // no Watch holds the server's drain.
-  for (WatchCall* call : changed) WriteStatus(call, Response::NOT_SERVING);
+  WriteChanged(changed);
   for (WatchCall* call : unchanged) FinishShutDown(call);
 }
 

@@ -16,7 +16,10 @@
 // service name and NOT_FOUND for an unknown one. Watch sends the current
 // status at once (SERVICE_UNKNOWN for an unknown name) and then every
 // change, until the client cancels or the server shuts down. Known names:
-// "" (the whole server) and "strata.v1.KV". Shutdown() turns every name
+// "" (the whole server) and "strata.v1.KV" (liveness: SERVING while the
+// server runs, whatever the disk), and "strata.v1.KV.write" (readiness for
+// writes: NOT_SERVING while writes are refused for a full disk or an
+// engine error, server/write_gate.h). Shutdown() turns every name
 // NOT_SERVING for good, tells every watcher, and then ends every Watch
 // stream with UNAVAILABLE (so no watcher holds the server's drain).
 //
@@ -26,6 +29,7 @@
 
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -35,6 +39,9 @@
 #include "server/rpc_registry.h"
 
 namespace strata::server {
+
+// The health name that reports whether the node takes writes.
+inline constexpr char kWriteHealthName[] = "strata.v1.KV.write";
 
 // Per-call state of a Watch.
 struct HealthWatchState {
@@ -53,8 +60,10 @@ class HealthService {
   using WatchCall = ServerStreamingCall<Request, Response, HealthWatchState>;
 
   // `services`: the names this server reports on besides "" (all start
-  // NOT_SERVING).
-  explicit HealthService(const std::vector<std::string>& services);
+  // NOT_SERVING). `write_name` (if not empty) is one more, SERVING only
+  // while the others are and SetWritable(false) was not called.
+  explicit HealthService(const std::vector<std::string>& services,
+                         std::string write_name = "");
   HealthService(const HealthService&) = delete;
   HealthService& operator=(const HealthService&) = delete;
 
@@ -66,6 +75,8 @@ class HealthService {
   // Sets every known name SERVING (true) or NOT_SERVING (false) and writes
   // the change to every watcher. Ignored after Shutdown().
   void SetServing(bool serving);
+  // Whether writes are taken (the write name's status while serving).
+  void SetWritable(bool writable);
   // Every name NOT_SERVING, permanently; watchers are told. Idempotent.
   void Shutdown();
 
@@ -80,10 +91,14 @@ class HealthService {
   // Status of `name` (SERVICE_UNKNOWN if not a known name).
   Response::ServingStatus StatusLocked(const std::string& name) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Sets every name to `status` and returns the parked watchers whose last
-  // sent status differs (now unparked: the caller writes to them).
-  std::vector<WatchCall*> SetAllLocked(Response::ServingStatus status)
+  // Sets every name from serving_ and writable_ and returns the parked
+  // watchers whose last sent status differs, with their new status (now
+  // unparked: the caller writes to them).
+  std::vector<std::pair<WatchCall*, Response::ServingStatus>> UpdateLocked()
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Writes each new status.
+  static void WriteChanged(
+      const std::vector<std::pair<WatchCall*, Response::ServingStatus>>& c);
   // Writes `status` to a watcher that has no operation pending.
   static void WriteStatus(WatchCall* call, Response::ServingStatus status);
   // Ends a watcher's stream with UNAVAILABLE once the server shuts down.
@@ -93,6 +108,9 @@ class HealthService {
   absl::Mutex mu_;
   std::map<std::string, Response::ServingStatus> status_ ABSL_GUARDED_BY(mu_);
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
+  const std::string write_name_;
+  bool serving_ ABSL_GUARDED_BY(mu_) = false;
+  bool writable_ ABSL_GUARDED_BY(mu_) = true;
   // Watch streams with no write pending, waiting for a change. A call is
   // here, or has a write pending, or is finishing: whoever takes it out
   // under mu_ owns its next operation.

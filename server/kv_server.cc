@@ -107,7 +107,8 @@ KvServer::KvServer(ServerOptions options, storage::DB* db,
     : options_(std::move(options)),
       db_(db),
       observer_(observer != nullptr ? observer : NoopRpcObserver()),
-      health_({std::string(v1::KV::service_full_name())}) {}
+      health_({std::string(v1::KV::service_full_name())},
+              std::string(kWriteHealthName)) {}
 
 KvServer::~KvServer() {
   Shutdown();
@@ -130,12 +131,14 @@ absl::Status KvServer::Start() {
   if (!s.ok()) {  // Nothing serves: drop what RegisterServices made.
     registry_.reset();
     kv_.reset();
+    write_gate_.reset();
     pool_.reset();
     return s;
   }
   started_ = true;
   StartPollers();
   health_.SetServing(true);
+  write_gate_->Start();
   return absl::OkStatus();
 }
 
@@ -143,7 +146,11 @@ absl::Status KvServer::RegisterServices() {
   pool_ = std::make_unique<ThreadPool>(options_.io_threads, "strata-io");
   registry_ = std::make_unique<RpcRegistry>(options_.max_inflight_rpcs,
                                             options_.limits);
-  kv_ = std::make_unique<KvService>(options_, db_, observer_, pool_.get());
+  write_gate_ = std::make_unique<WriteGate>(
+      options_.disk_space, db_, observer_,
+      [this](bool writable) { health_.SetWritable(writable); });
+  kv_ = std::make_unique<KvService>(options_, db_, observer_, pool_.get(),
+                                    write_gate_.get());
   kv_->RegisterMethods(registry_.get());
   if (absl::Status s = kv_->StartExpiry(); !s.ok()) return s;
   health_.RegisterMethods(registry_.get());
@@ -256,6 +263,7 @@ void KvServer::Shutdown() {
   spdlog::info("shutdown: health NOT_SERVING, finishing in-flight RPCs "
                "(grace {} ms)",
                absl::ToInt64Milliseconds(options_.shutdown_grace));
+  write_gate_->Stop();
   health_.Shutdown();
   kv_->Shutdown();  // Ends Watch streams, which would hold the drain.
   // gRPC's Shutdown stops accepting, fails every posted request and waits

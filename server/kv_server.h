@@ -82,6 +82,8 @@ class KvServer {
   // The expirer (server/expiry.h), to drive it by hand (TEST ONLY).
   // REQUIRES: Start returned OK.
   Expiry* TEST_expiry() { return kv_->TEST_expiry(); }
+  // The write gate (full disk), to refresh it by hand (TEST ONLY).
+  WriteGate* TEST_write_gate() { return write_gate_.get(); }
 
   // Number of call objects armed or serving (TEST ONLY).
   int64_t TEST_live_calls() const;
@@ -118,6 +120,9 @@ class KvServer {
   // Set by Start. The services and the registry outlive server_ (it holds
   // the services) and the calls (they hold the registry's methods).
   std::unique_ptr<ThreadPool> pool_;
+  // Full disk: admits writes and drives the "strata.v1.KV.write" health
+  // name. Outlives kv_, which asks it.
+  std::unique_ptr<WriteGate> write_gate_;
   std::unique_ptr<KvService> kv_;
   std::unique_ptr<RpcRegistry> registry_;
   std::unique_ptr<grpc::Server> server_;

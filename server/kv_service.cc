@@ -25,9 +25,11 @@ void ScanState::Reset() {
 }
 
 KvService::KvService(const ServerOptions& options, storage::DB* db,
-                     RpcObserver* observer, ThreadPool* pool)
+                     RpcObserver* observer, ThreadPool* pool,
+                     WriteGate* gate)
     : options_(options),
       db_(db),
+      gate_(gate),
       observer_(observer),
       pool_(pool),
       write_options_{.sync = options.sync_writes},
@@ -168,6 +170,7 @@ void KvService::SubmitWrite(Call* call,
 }
 
 void KvService::HandlePut(PutCall* call) {
+  if (RefusedByWriteGate(call)) return;
   const v1::PutRequest& request = call->request();
   if (request.ttl_ms() != 0 || request.lease() != 0) {
     SubmitWrite(call, expiry_.PutBatch(request));
@@ -181,6 +184,13 @@ void KvService::HandleDelete(DeleteCall* call) {
 }
 
 void KvService::HandleWrite(WriteCall* call) {
+  // A Write of deletes only is how space is freed: never refused.
+  for (const v1::Mutation& m : call->request().mutations()) {
+    if (m.has_put()) {
+      if (RefusedByWriteGate(call)) return;
+      break;
+    }
+  }
   if (HasExpiry(call->request())) {
     SubmitWrite(call, expiry_.WriteBatchFor(call->request()));
     return;

@@ -64,6 +64,7 @@
 #include "server/server_options.h"
 #include "server/thread_pool.h"
 #include "server/watch_hub.h"
+#include "server/write_gate.h"
 #include "strata/storage/db.h"
 #include "strata/storage/write_batch.h"
 #include "strata/v1/kv.grpc.pb.h"
@@ -126,9 +127,11 @@ struct BackupState {
 class KvService {
  public:
   // Everything must outlive the service; `pool` must accept tasks until
-  // every call has finished (KvServer::Shutdown stops it last).
+  // every call has finished (KvServer::Shutdown stops it last). `gate`
+  // (may be null: no gate) admits writes that add data.
   KvService(const ServerOptions& options, storage::DB* db,
-            RpcObserver* observer, ThreadPool* pool);
+            RpcObserver* observer, ThreadPool* pool,
+            WriteGate* gate = nullptr);
   KvService(const KvService&) = delete;
   KvService& operator=(const KvService&) = delete;
 
@@ -242,6 +245,17 @@ class KvService {
 
   const ServerOptions& options_;
   storage::DB* const db_;
+  WriteGate* const gate_;
+  // Writes that add data ask the gate first (full disk, write_gate.h):
+  // finishes the call with its refusal and returns true if it refuses.
+  template <class Call>
+  bool RefusedByWriteGate(Call* call) {
+    if (gate_ == nullptr) return false;
+    absl::Status s = gate_->Admit();
+    if (s.ok()) return false;
+    call->Finish(s);
+    return true;
+  }
   RpcObserver* const observer_;
   ThreadPool* const pool_;
   const storage::WriteOptions write_options_;

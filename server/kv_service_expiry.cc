@@ -50,6 +50,7 @@ void KvService::SubmitLeaseWrite(Call* call,
 }
 
 void KvService::HandleLeaseGrant(LeaseGrantCall* call) {
+  if (RefusedByWriteGate(call)) return;
   SubmitLeaseWrite(
       call, expiry_.GrantBatch(call->request(), call->mutable_response()));
 }

@@ -38,6 +38,7 @@ void WriteAndFinish(storage::DB* db, const storage::WriteOptions& options,
 }  // namespace
 
 void KvService::HandleIncrement(IncrementCall* call) {
+  if (RefusedByWriteGate(call)) return;
   const v1::IncrementRequest& request = call->request();
   if (absl::Status s = ValidateIncrement(request, options_.limits); !s.ok()) {
     call->Finish(s);
@@ -135,6 +136,7 @@ void KvService::FinishJsonGet(JsonGetCall* call,
 }
 
 void KvService::HandleJsonUpdate(JsonUpdateCall* call) {
+  if (RefusedByWriteGate(call)) return;
   const v1::JsonUpdateRequest& request = call->request();
   // The patch is checked and parsed here, so the commit thread only does
   // the work that depends on the document.

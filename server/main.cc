@@ -194,6 +194,12 @@ ABSL_FLAG(uint64_t, backup_rate_limit_bytes, 0,
 ABSL_FLAG(int32_t, max_backups, 1,
           "Most Backup streams at once (0 = unlimited); more get "
           "RESOURCE_EXHAUSTED.");
+ABSL_FLAG(uint64_t, min_free_disk_bytes, 256ull << 20,
+          "Free bytes the data volume keeps in reserve: below it, writes "
+          "that add data (Put, Write with a put, Txn, Commit, Increment, "
+          "JsonUpdate, LeaseGrant) get RESOURCE_EXHAUSTED and the health "
+          "name strata.v1.KV.write turns NOT_SERVING, while deletes, "
+          "flushes and compactions go on. 0 disables. docs/operations.md");
 
 namespace {
 
@@ -441,6 +447,8 @@ Config ConfigFromFlags() {
       absl::GetFlag(FLAGS_backup_rate_limit_bytes);
   c.server.max_backups = absl::GetFlag(FLAGS_max_backups);
   if (c.server.max_backups < 0) UsageError("--max_backups must be >= 0");
+  c.server.disk_space.min_free_bytes = absl::GetFlag(FLAGS_min_free_disk_bytes);
+  c.server.disk_space.data_dir = c.data_dir;
   return c;
 }
 

@@ -70,6 +70,14 @@ class RpcObserver {
   // It ended, `ok` if the whole backup was sent, after `seconds` (from
   // the request); exactly once per OnBackupStarted.
   virtual void OnBackupFinished(bool /*ok*/, double /*seconds*/) {}
+
+  // Full disk (server/write_gate.h). Free bytes of the data volume, read
+  // about every 100 ms by the write gate's thread.
+  virtual void OnDiskFree(uint64_t /*free_bytes*/) {}
+  // A write was refused before reaching the engine; `reason` is one of
+  // "disk_reserve", "engine_out_of_space", "engine_read_only" (static
+  // storage). May be called from the polling threads: must not block.
+  virtual void OnWriteRefused(std::string_view /*reason*/) {}
 };
 
 // A process-wide observer that does nothing. Never null; never destroyed.

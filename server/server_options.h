@@ -12,6 +12,7 @@
 #include "server/expiry.h"
 #include "server/handlers.h"
 #include "server/limits.h"
+#include "server/write_gate.h"
 
 namespace grpc {
 class ServerContext;
@@ -115,6 +116,10 @@ struct ServerOptions {
   // Requests kept posted per method per completion queue, so a burst of new
   // RPCs does not wait for a re-arm.
   int calls_per_method = 8;
+
+  // The free-space reserve and the write gate (server/write_gate.h):
+  // --min_free_disk_bytes, and the data directory whose volume is watched.
+  DiskSpaceOptions disk_space;
 
   // How long Shutdown lets in-flight RPCs finish before cancelling them.
   absl::Duration shutdown_grace = absl::Seconds(5);

@@ -15,6 +15,7 @@
 namespace strata::server {
 
 void KvService::HandleTxn(TxnCall* call) {
+  if (RefusedByWriteGate(call)) return;
   absl::StatusOr<PreparedTxn> prepared =
       PrepareTxn(call->request(), options_.limits);
   if (!prepared.ok()) {
@@ -48,6 +49,12 @@ void KvService::HandleTxn(TxnCall* call) {
 
 void KvService::HandleCommit(CommitCall* call) {
   const v1::CommitRequest& request = call->request();
+  for (const v1::Mutation& m : request.mutations()) {
+    if (m.has_put()) {
+      if (RefusedByWriteGate(call)) return;
+      break;
+    }
+  }
   absl::StatusOr<storage::WriteBatch> batch =
       PrepareCommit(request, options_.limits);
   if (!batch.ok()) {

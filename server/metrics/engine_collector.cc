@@ -111,9 +111,18 @@ constexpr EngineMetric kEngineMetrics[] = {
      "its target size.",
      kGauge, [](const S& s) -> double { return s.compaction.pending_bytes; }},
     {"strata_background_errors_total",
-     "Flush or compaction errors (the first one makes the engine refuse "
-     "writes until restart).",
+     "WAL, flush or compaction errors (the first one that is not for lack "
+     "of space makes the engine refuse writes until restart).",
      kCounter, [](const S& s) -> double { return s.background_errors; }},
+    {"strata_out_of_space_errors_total",
+     "WAL, flush or compaction failures for lack of disk space (ENOSPC, "
+     "EDQUOT); retried with backoff.",
+     kCounter, [](const S& s) -> double { return s.out_of_space.errors; }},
+    {"strata_writes_paused",
+     "1 while the engine refuses writes because the disk ran out of space "
+     "(they resume by themselves once a retry succeeds), else 0.",
+     kGauge,
+     [](const S& s) -> double { return s.out_of_space.writes_paused ? 1 : 0; }},
 
     // Write stalls.
     {"strata_write_stall_seconds_total",

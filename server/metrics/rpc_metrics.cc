@@ -204,6 +204,7 @@ std::vector<prometheus::MetricFamily> RpcMetrics::Collect() const {
   out.push_back(std::move(compacted));
   CollectExpiry(&out);
   CollectBackups(&out);
+  CollectDisk(&out);
   return out;
 }
 
@@ -255,6 +256,43 @@ void RpcMetrics::CollectBackups(
       "strata_backup_last_duration_seconds",
       "Duration of the last successful backup, from request to last byte.",
       static_cast<double>(last_backup_micros_.load(kRelaxed)) / 1e6));
+}
+
+namespace {
+constexpr std::array<std::string_view, 3> kWriteRefusalReasons = {
+    "disk_reserve", "engine_out_of_space", "engine_read_only"};
+}  // namespace
+
+void RpcMetrics::OnDiskFree(uint64_t free_bytes) {
+  disk_free_bytes_.store(free_bytes, kRelaxed);
+}
+
+void RpcMetrics::OnWriteRefused(std::string_view reason) {
+  for (size_t i = 0; i < kWriteRefusalReasons.size(); i++) {
+    if (kWriteRefusalReasons[i] == reason) {
+      write_refusals_[i].fetch_add(1, kRelaxed);
+      return;
+    }
+  }
+}
+
+void RpcMetrics::CollectDisk(std::vector<prometheus::MetricFamily>* out) const {
+  out->push_back(GaugeFamily(
+      "strata_disk_free_bytes",
+      "Free bytes on the data volume (statvfs, refreshed about every 100 ms).",
+      static_cast<double>(disk_free_bytes_.load(kRelaxed))));
+  prometheus::MetricFamily refusals = MakeFamily(
+      "strata_write_refusals_total",
+      "Writes refused before reaching the engine, by reason: disk_reserve "
+      "(free space below --min_free_disk_bytes), engine_out_of_space (writes "
+      "paused after ENOSPC), engine_read_only (after an I/O error).",
+      MetricType::Counter);
+  for (size_t i = 0; i < kWriteRefusalReasons.size(); i++) {
+    AddCounter(&refusals,
+               static_cast<double>(write_refusals_[i].load(kRelaxed)),
+               {{"reason", std::string(kWriteRefusalReasons[i])}});
+  }
+  out->push_back(std::move(refusals));
 }
 
 void RpcMetrics::OnExpiryGauges(int64_t leases, int64_t ttl_keys) {

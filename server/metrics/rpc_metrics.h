@@ -61,6 +61,8 @@ std::string_view GrpcCodeName(grpc::StatusCode code);
 //   strata_ttl_keys                                 gauge
 //   strata_expired_keys_total                       counter
 //   strata_expiry_lag_seconds                       histogram
+//   strata_disk_free_bytes                          gauge   (write gate)
+//   strata_write_refusals_total{reason}             counter
 // requests_total has a code="OK" sample per method from the start (so rates
 // exist before the first request); other codes appear once they occur.
 //
@@ -98,6 +100,8 @@ class RpcMetrics final : public RpcObserver, public prometheus::Collectable {
   void OnBackupStarted() override;
   void OnBackupBytes(uint64_t n) override;
   void OnBackupFinished(bool ok, double seconds) override;
+  void OnDiskFree(uint64_t free_bytes) override;
+  void OnWriteRefused(std::string_view reason) override;
 
   // prometheus::Collectable: the families above.
   std::vector<prometheus::MetricFamily> Collect() const override;
@@ -131,6 +135,11 @@ class RpcMetrics final : public RpcObserver, public prometheus::Collectable {
   std::atomic<uint64_t> watch_compacted_{0};
   // Expiry: appended to Collect by CollectExpiry.
   void CollectExpiry(std::vector<prometheus::MetricFamily>* out) const;
+  // Full disk: appended to Collect by CollectDisk. Refusal reasons in the
+  // order of kWriteRefusalReasons (rpc_metrics.cc).
+  void CollectDisk(std::vector<prometheus::MetricFamily>* out) const;
+  alignas(64) std::atomic<uint64_t> disk_free_bytes_{0};
+  std::array<std::atomic<uint64_t>, 3> write_refusals_{};
   alignas(64) std::atomic<int64_t> leases_{0};
   std::atomic<int64_t> ttl_keys_{0};
   std::atomic<uint64_t> expired_keys_{0};

@@ -2,9 +2,13 @@
 // picked, merging the inputs into new tables of the next level and
 // dropping entries no reader can see.
 
+#include <algorithm>
+#include <chrono>
+
 #include "absl/strings/str_format.h"
 #include "db/db_impl.h"
 #include "db/table_file_writer.h"
+#include "env/io_error.h"
 #include "spdlog/spdlog.h"
 #include "table/merging_iterator.h"
 #include "util/status_macros.h"
@@ -17,10 +21,11 @@ void DBImpl::MaybeScheduleCompaction() { compaction_cv_.SignalAll(); }
 void DBImpl::CompactionThreadMain() {
   MutexLock l(&mu_);
   versions_->AssertHeld();
+  uint64_t backoff_micros = 0;  // After compactions failed for lack of space.
   while (true) {
     std::unique_ptr<Compaction> c;
     while (!shutting_down_.load()) {
-      if (bg_error_.ok() && manual_compactions_ == 0) {
+      if (bg_error_.ok() && space_error_.ok() && manual_compactions_ == 0) {
         c = PickCompaction(options_, &icmp_, versions_->current(),
                            picker_state_, compacting_files_);
         if (c != nullptr) {
@@ -32,10 +37,30 @@ void DBImpl::CompactionThreadMain() {
     }
     if (shutting_down_.load()) return;
     absl::Status s = RunCompaction(c.get());
-    if (!s.ok() && !shutting_down_.load()) RecordBackgroundError(s);
+    const bool out_of_space = !s.ok() && IsOutOfSpace(s);
+    if (!s.ok() && !shutting_down_.load()) {
+      if (out_of_space) {
+        // Not fatal, and writes go on: the outputs are dropped and the
+        // compaction is tried again after a backoff.
+        space_errors_.Add();
+        background_errors_.Add();
+        backoff_micros =
+            backoff_micros == 0
+                ? options_.out_of_space_retry_initial_micros
+                : std::min(2 * backoff_micros,
+                           options_.out_of_space_retry_max_micros);
+        spdlog::warn("compaction failed for lack of space ({}); retrying in "
+                     "{} ms",
+                     std::string(s.message()), backoff_micros / 1000);
+      } else {
+        RecordBackgroundError(s);
+      }
+    }
+    if (s.ok()) backoff_micros = 0;
     c.reset();  // Unpins the input version, so its inputs become obsolete.
     DeleteObsoleteFiles();
     bg_done_cv_.SignalAll();
+    if (out_of_space) CompactionBackoff(backoff_micros);
   }
 }
 
@@ -231,7 +256,14 @@ absl::Status DBImpl::CompactRange(std::optional<std::string_view> begin,
       s = RunCompaction(c.get());
       c.reset();
       if (!s.ok()) {
-        RecordBackgroundError(s);
+        // Out of space: the caller hears of it; writes go on.
+        if (IsOutOfSpace(s)) {
+          space_errors_.Add();
+          background_errors_.Add();
+        } else {
+          RecordBackgroundError(s);
+        }
+        DeleteObsoleteFiles();  // The failed outputs.
       } else {
         DeleteObsoleteFiles();
       }
@@ -241,6 +273,19 @@ absl::Status DBImpl::CompactRange(std::optional<std::string_view> begin,
   MaybeScheduleCompaction();
   if (s.ok()) s = bg_error_;
   return s;
+}
+
+void DBImpl::CompactionBackoff(uint64_t micros) {
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::microseconds(micros);
+  while (!shutting_down_.load()) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) break;
+    compaction_cv_.WaitForMicros(
+        &mu_, std::chrono::duration_cast<std::chrono::microseconds>(
+                  deadline - now)
+                  .count());
+  }
 }
 
 }  // namespace strata::storage

@@ -12,6 +12,7 @@ void DBImpl::FlushThreadMain() {
   MutexLock l(&mu_);
   while (true) {
     while (!shutting_down_.load() && (imm_.empty() || !bg_error_.ok())) {
+      if (bg_error_.ok() && !space_error_.ok()) break;
       if (HistoryRetentionIsTimed()) {
         // Wake about once a second to advance the compacted revision.
         flush_cv_.WaitForMicros(&mu_, 1'000'000);
@@ -22,6 +23,14 @@ void DBImpl::FlushThreadMain() {
     }
     // On shutdown the WAL still holds the immutable memtables' data.
     if (shutting_down_.load()) return;
+    if (!space_error_.ok()) {
+      // Writes are paused for lack of space: retry what failed, with
+      // backoff.
+      WaitForOutOfSpaceRetry();
+      if (shutting_down_.load()) return;
+      RetryAfterOutOfSpace();
+      continue;
+    }
     // Also between flushes, which may follow each other without a wait.
     if (HistoryRetentionIsTimed()) MaybeAdvanceHistory();
     absl::Status s = FlushOldestImmutable();

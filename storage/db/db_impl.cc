@@ -5,6 +5,7 @@
 #include "absl/strings/str_format.h"
 #include "db/db_iter.h"
 #include "db/write_batch_internal.h"
+#include "env/io_error.h"
 #include "util/stored_value.h"
 #include "spdlog/spdlog.h"
 #include "table/merging_iterator.h"
@@ -108,7 +109,13 @@ DBImpl::~DBImpl() {
   threads_.clear();
   {
     MutexLock l(&mu_);
-    if (wal_ != nullptr) {
+    if (wal_ != nullptr && wal_broken_) {
+      // Never let the close complete a refused record: cut the WAL back
+      // to its acknowledged bytes, as the retry would have.
+      absl::Status s = RepairWalTail();
+      if (!s.ok()) spdlog::error("closing WAL: {}", s.ToString());
+      wal_.reset();
+    } else if (wal_ != nullptr) {
       absl::Status s = wal_->Sync();
       if (s.ok()) s = wal_->Close();
       if (!s.ok()) spdlog::error("closing WAL: {}", s.ToString());
@@ -287,13 +294,52 @@ void DBImpl::SetCommitListener(CommitListener* listener) {
 
 void DBImpl::RecordBackgroundError(const absl::Status& s) {
   background_errors_.Add();
-  if (bg_error_.ok()) {
-    spdlog::error("engine entering read-only mode after error: {}",
-                  s.ToString());
-    bg_error_ = absl::UnavailableError(absl::StrFormat(
-        "database is read-only after an I/O error: %s", s.ToString()));
+  if (!bg_error_.ok()) return;
+  if (IsOutOfSpace(s)) {
+    space_errors_.Add();
+    if (!space_error_.ok()) return;
+    spdlog::warn("writes paused: out of disk space ({}); retrying in the "
+                 "background, writes resume once space is freed",
+                 std::string(s.message()));
+    space_error_ = absl::ResourceExhaustedError(absl::StrFormat(
+        "writes paused: the disk is out of space (%s); the database resumes "
+        "writes by itself once space is freed",
+        s.message()));
+    // Keeps the errno, so IsOutOfSpace(space_error_) holds (a retry that
+    // fails with it is still out of space, not a new failure).
+    if (auto err = s.GetPayload(kErrnoPayloadUrl)) {
+      space_error_.SetPayload(kErrnoPayloadUrl, *err);
+    }
+    space_pauses_.Add();
+    space_retry_micros_ = options_.out_of_space_retry_initial_micros;
+    PublishWriteAvailability();
     bg_done_cv_.SignalAll();
+    flush_cv_.SignalAll();
+    return;
   }
+  spdlog::error("engine entering read-only mode after error: {}",
+                s.ToString());
+  bg_error_ = absl::UnavailableError(absl::StrFormat(
+      "database is read-only after an I/O error: %s", s.message()));
+  PublishWriteAvailability();
+  bg_done_cv_.SignalAll();
+  flush_cv_.SignalAll();
+}
+
+absl::Status DBImpl::WriteRefusal() const {
+  return bg_error_.ok() ? space_error_ : bg_error_;
+}
+
+void DBImpl::PublishWriteAvailability() {
+  MutexLock l(&availability_mu_);
+  availability_ = WriteRefusal();
+  write_availability_.store(!bg_error_.ok() ? 2 : !space_error_.ok() ? 1 : 0);
+}
+
+absl::Status DBImpl::WriteAvailability() {
+  if (write_availability_.load() == 0) return absl::OkStatus();
+  MutexLock l(&availability_mu_);
+  return availability_;
 }
 
 absl::Status DBImpl::SyncWAL() {
@@ -301,21 +347,26 @@ absl::Status DBImpl::SyncWAL() {
   if (wal_ == nullptr) return absl::OkStatus();
   // Serialize with the write leader by waiting for an empty write queue.
   while (!write_queue_.empty()) bg_done_cv_.Wait(&mu_);
+  if (wal_broken_) return WriteRefusal();
   absl::Status s = wal_->Sync();
-  if (!s.ok()) RecordBackgroundError(s);
+  if (!s.ok()) {
+    if (IsOutOfSpace(s)) wal_broken_ = true;
+    RecordBackgroundError(s);
+  }
   return s;
 }
 
 absl::Status DBImpl::Flush() {
   MutexLock l(&mu_);
-  if (!bg_error_.ok()) return bg_error_;
+  RETURN_IF_ERROR(WriteRefusal());
   // Wait for the write queue to drain so no leader is using mem_.
   while (!write_queue_.empty()) bg_done_cv_.Wait(&mu_);
+  RETURN_IF_ERROR(WriteRefusal());
   if (!mem_->empty()) RETURN_IF_ERROR(SwitchMemTable());
-  while (!imm_.empty() && bg_error_.ok() && !shutting_down_.load()) {
+  while (!imm_.empty() && WriteRefusal().ok() && !shutting_down_.load()) {
     bg_done_cv_.Wait(&mu_);
   }
-  return bg_error_;
+  return WriteRefusal();
 }
 
 void DBImpl::DeleteObsoleteFiles() {
@@ -376,6 +427,10 @@ Statistics DBImpl::GetStatistics() {
   s.reads = read_counters_.Snapshot();
   s.revisions.current = versions_->LastSequence();
   s.background_errors = background_errors_.Load();
+  s.out_of_space.errors = space_errors_.Load();
+  s.out_of_space.pauses = space_pauses_.Load();
+  s.out_of_space.resumes = space_resumes_.Load();
+  s.out_of_space.writes_paused = write_availability_.load() == 1;
   // The gauges of the memtables and the current version.
   MutexLock l(&mu_);
   versions_->AssertHeld();

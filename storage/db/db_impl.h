@@ -81,6 +81,7 @@ class DBImpl final : public DB {
                             std::optional<std::string_view> end) override;
   Statistics GetStatistics() override;
   absl::StatusOr<Revision> CreateCheckpoint(const std::string& dir) override;
+  absl::Status WriteAvailability() override;
 
   // Test hooks.
   int TEST_NumFilesAtLevel(int level);
@@ -95,6 +96,10 @@ class DBImpl final : public DB {
   // before it links or copies anything); a non-OK status
   // aborts that job as if the I/O had failed.
   std::function<absl::Status(std::string_view point)> TEST_hook;
+  // While writes are paused for lack of space: makes the flush thread retry
+  // now instead of after its backoff, waits for that attempt and returns
+  // WriteAvailability() after it. Returns it at once otherwise.
+  absl::Status TEST_RetryOutOfSpaceNow();
 
  private:
   struct PendingWrite;
@@ -147,6 +152,11 @@ class DBImpl final : public DB {
   // looks at the tables, CheckNoReservedKeysIn at one format-1 WAL record.
   absl::Status CheckNoReservedKeys() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static absl::Status CheckNoReservedKeysIn(std::string_view record);
+  // Writes a replayed memtable to a level-0 table, or, out of space (or
+  // after an earlier flush ran out), keeps it as an immutable memtable for
+  // the flush thread. Takes over the caller's reference to mem.
+  absl::Status FlushRecoveredMemTable(MemTable* mem, VersionEdit* edit)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Reads the first revision of a WAL kept for history into
   // wal_first_revision_ (nothing for a format-1 WAL).
   absl::Status NoteWalFirstRevision(uint64_t number)
@@ -170,8 +180,28 @@ class DBImpl final : public DB {
   void InstallSuperVersion() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::shared_ptr<const SuperVersion> GetSuperVersion();
   void DeleteObsoleteFiles() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A failure of background work or of the WAL: out of space (IsOutOfSpace)
+  // pauses writes until the flush thread's retry succeeds; anything else
+  // makes the database read-only until reopened.
   void RecordBackgroundError(const absl::Status& s)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Why writes are refused now (bg_error_, else space_error_), or OK.
+  absl::Status WriteRefusal() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // ---- out of space (db_space.cc)
+  // Flush thread, while writes are paused for lack of space: waits for the
+  // backoff (or a TEST_ request, or shutdown), then tries to resume.
+  void WaitForOutOfSpaceRetry() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RetryAfterOutOfSpace() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Redoes what failed: drops a possibly torn WAL tail and switches to a
+  // fresh WAL, then flushes every immutable memtable. OK means writes may
+  // resume.
+  absl::Status ResumeAfterOutOfSpace() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Closes the WAL a failed append or sync left in an unknown state and
+  // cuts it back to its published (acknowledged) bytes.
+  absl::Status RepairWalTail() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Compaction threads: waits `micros` (or until shutdown).
+  void CompactionBackoff(uint64_t micros) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The oldest revision a read may still need: compaction keeps the
   // newest entry of each key at or below it and everything above it. With
   // keep_history it is at most the compacted revision.
@@ -225,6 +255,34 @@ class DBImpl final : public DB {
   std::unique_ptr<VersionSet> versions_;  // Guarded by mu_ (see its notes).
   std::atomic<bool> shutting_down_{false};
   absl::Status bg_error_ ABSL_GUARDED_BY(mu_);
+  // Set (ResourceExhausted) while writes are paused for lack of space; the
+  // flush thread clears it once a retry succeeds (db_space.cc).
+  absl::Status space_error_ ABSL_GUARDED_BY(mu_);
+  // The current WAL saw a failed append or sync for lack of space: it may
+  // end in a torn or unacknowledged record, so nothing is appended to it
+  // again; the retry cuts it back and switches to a fresh WAL.
+  bool wal_broken_ ABSL_GUARDED_BY(mu_) = false;
+  // A group commit leader is writing the WAL and memtable without mu_.
+  bool leader_active_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t space_retry_micros_ ABSL_GUARDED_BY(mu_) = 0;  // Next backoff.
+  uint64_t retry_requests_ ABSL_GUARDED_BY(mu_) = 0;  // TEST_ requests.
+  uint64_t retry_attempts_ ABSL_GUARDED_BY(mu_) = 0;  // ...answered.
+  // Recovery: once a replayed memtable could not be flushed for lack of
+  // space, later ones are kept as immutable memtables too (level-0 tables
+  // must be written oldest data first); the WAL the memtable being
+  // replayed starts in.
+  bool defer_recovery_flushes_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t recovery_mem_first_wal_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Status recovery_space_error_ ABSL_GUARDED_BY(mu_);
+  // 0: writes accepted; 1: paused for lack of space; 2: read-only. For
+  // WriteAvailability without mu_ (which may be held across I/O); the
+  // refusal itself is copied under availability_mu_, which never is.
+  std::atomic<int> write_availability_{0};
+  Mutex availability_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  absl::Status availability_ ABSL_GUARDED_BY(availability_mu_);
+  // Sets write_availability_ and availability_ from bg_error_ and
+  // space_error_.
+  void PublishWriteAvailability() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Memtables. mem_ is replaced only by the write leader (under mu_).
   MemTable* mem_ ABSL_GUARDED_BY(mu_) = nullptr;
@@ -282,6 +340,9 @@ class DBImpl final : public DB {
   CompactionCounters compaction_counters_;
   ReadCounters read_counters_;
   Counter background_errors_;
+  Counter space_errors_;
+  Counter space_pauses_;
+  Counter space_resumes_;
 };
 
 }  // namespace strata::storage

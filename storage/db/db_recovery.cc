@@ -9,6 +9,7 @@
 #include "db/db_iter.h"
 #include "table/merging_iterator.h"
 #include "db/write_batch_internal.h"
+#include "env/io_error.h"
 #include "record/reader.h"
 #include "spdlog/spdlog.h"
 #include "util/filename.h"
@@ -85,6 +86,7 @@ absl::Status DBImpl::Recover() {
   VersionEdit edit;
   SequenceNumber max_sequence = versions_->LastSequence();
   MemTable* mem = nullptr;
+  defer_recovery_flushes_ = false;
   for (uint64_t number : wals) {
     absl::Status s = ReplayWal(number, &edit, &max_sequence, &mem);
     if (!s.ok()) {
@@ -104,9 +106,7 @@ absl::Status DBImpl::Recover() {
     }
   }
   if (mem != nullptr) {
-    absl::Status s = WriteLevel0Table(mem, &edit);
-    mem->Unref();
-    RETURN_IF_ERROR(s);
+    RETURN_IF_ERROR(FlushRecoveredMemTable(mem, &edit));
   }
 
   // A fresh WAL; the replayed ones become obsolete once the edit is in.
@@ -122,7 +122,8 @@ absl::Status DBImpl::Recover() {
   // it (the manifest edit below fsyncs the manifest, not the directory).
   RETURN_IF_ERROR(env_->SyncDir(dbname_));
   versions_->SetLastSequence(max_sequence);
-  edit.SetMinWalNumber(number);
+  // Replayed memtables not flushed for lack of space still need their WALs.
+  edit.SetMinWalNumber(imm_.empty() ? number : imm_.front().wal_number);
   if (versions_->DatabaseFormat() < VersionEdit::kDatabaseFormat) {
     // A database written before revisions: its older history was not kept
     // (and its WALs are format 1), so it starts with everything up to now
@@ -146,6 +147,32 @@ absl::Status DBImpl::Recover() {
     spdlog::info("recovered {} WAL file(s); last sequence {}", wals.size(),
                  max_sequence);
   }
+  if (!imm_.empty()) {
+    // Opened on a full disk: reads work, writes wait for the flush thread
+    // to write these memtables (db_space.cc).
+    spdlog::warn("{}: {} replayed memtable(s) kept in memory: out of disk "
+                 "space",
+                 dbname_, imm_.size());
+    RecordBackgroundError(recovery_space_error_);
+    recovery_space_error_ = absl::OkStatus();
+  }
+  return absl::OkStatus();
+}
+
+absl::Status DBImpl::FlushRecoveredMemTable(MemTable* mem,
+                                            VersionEdit* edit) {
+  if (!defer_recovery_flushes_) {
+    absl::Status s = WriteLevel0Table(mem, edit);
+    if (s.ok() || !IsOutOfSpace(s)) {
+      mem->Unref();
+      return s;
+    }
+    // Open anyway: the memtable stays in memory (its WALs stay on disk)
+    // until the flush thread can write it.
+    defer_recovery_flushes_ = true;
+    recovery_space_error_ = s;
+  }
+  imm_.push_back(ImmutableMemTable{mem, recovery_mem_first_wal_});
   return absl::OkStatus();
 }
 
@@ -163,6 +190,7 @@ absl::Status DBImpl::ReplayWal(uint64_t number, VersionEdit* edit,
     if (*mem == nullptr) {
       *mem = NewMemTable();
       (*mem)->Ref();
+      recovery_mem_first_wal_ = number;
     }
     absl::Status s;
     SequenceNumber last = 0;
@@ -191,8 +219,7 @@ absl::Status DBImpl::ReplayWal(uint64_t number, VersionEdit* edit,
     records++;
     if (last > *max_sequence) *max_sequence = last;
     if ((*mem)->ApproximateMemoryUsage() > options_.memtable_bytes) {
-      absl::Status fs = WriteLevel0Table(*mem, edit);
-      (*mem)->Unref();
+      absl::Status fs = FlushRecoveredMemTable(*mem, edit);
       *mem = nullptr;
       RETURN_IF_ERROR(fs);
     }

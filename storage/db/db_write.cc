@@ -23,6 +23,7 @@
 #include "db/db_impl.h"
 #include "db/db_iter.h"
 #include "db/write_batch_internal.h"
+#include "env/io_error.h"
 #include "spdlog/spdlog.h"
 #include "table/merging_iterator.h"
 #include "util/filename.h"
@@ -371,6 +372,7 @@ void DBImpl::LeadGroupCommit(PendingWrite* leader) {
 
     // The leader is the only thread touching the WAL and the memtable's
     // write side, so the lock is released for lookups and I/O.
+    leader_active_ = true;
     mu_.Unlock();
     for (PendingWrite* w : group) {
       absl::StatusOr<Revision> r = commit.Add(w->batch);
@@ -398,6 +400,9 @@ void DBImpl::LeadGroupCommit(PendingWrite* leader) {
     std::vector<ChangeBatch> changes;
     if (status.ok() && decode_changes) status = DecodeChanges(records, &changes);
     mu_.Lock();
+    leader_active_ = false;
+    // The flush thread's retry may be waiting for this leader to finish.
+    if (!space_error_.ok()) bg_done_cv_.SignalAll();
 
     wal_counters_.appended_bytes.Add(wal_bytes);
     wal_counters_.records.Add(records.size());
@@ -424,9 +429,12 @@ void DBImpl::LeadGroupCommit(PendingWrite* leader) {
       write_counters_.user_bytes.Add(commit.user_bytes());
     } else {
       // The WAL may now hold a partial or unsynced record: acknowledge
-      // nothing more until the database is reopened.
+      // nothing more, and never append after it. Out of space, the retry
+      // cuts the WAL back to its published bytes (db_space.cc); anything
+      // else leaves the database read-only until reopened.
+      if (IsOutOfSpace(status)) wal_broken_ = true;
       RecordBackgroundError(status);
-      status = bg_error_;
+      if (!WriteRefusal().ok()) status = WriteRefusal();
     }
   }
 
@@ -473,8 +481,8 @@ absl::Status DBImpl::MakeRoomForWrite(bool force) {
   uint64_t stall_start = 0;
   absl::Status s;
   while (true) {
-    if (!bg_error_.ok()) {
-      s = bg_error_;
+    if (!bg_error_.ok() || !space_error_.ok()) {
+      s = WriteRefusal();
       break;
     }
     int l0_files = versions_->current()->NumFiles(0);
@@ -533,25 +541,30 @@ absl::Status DBImpl::SwitchMemTable() {
   auto file = env_->NewWritableFile(WalFileName(dbname_, number));
   if (!file.ok()) {
     RecordBackgroundError(file.status());
-    return bg_error_;
+    return WriteRefusal();
   }
   // The old WAL's data must be durable before writes go to the new one, so
-  // recovery never sees a newer WAL after a torn older one.
-  if (wal_ != nullptr) {
+  // recovery never sees a newer WAL after a torn older one. (A broken WAL
+  // was already closed and cut back, durably, by RepairWalTail.)
+  if (wal_ != nullptr && !wal_broken_) {
     absl::Status s = wal_->Sync();
     if (s.ok()) s = wal_->Close();
     if (!s.ok()) {
       env_->RemoveFile(WalFileName(dbname_, number)).IgnoreError();
+      if (IsOutOfSpace(s)) wal_broken_ = true;
       RecordBackgroundError(s);
-      return bg_error_;
+      return WriteRefusal();
     }
   }
   // The new WAL's directory entry must survive power loss before writes to
   // it are acknowledged (fdatasync of the file alone does not promise that).
   absl::Status dir_status = env_->SyncDir(dbname_);
   if (!dir_status.ok()) {
+    env_->RemoveFile(WalFileName(dbname_, number)).IgnoreError();
+    // The old WAL is closed: the retry must not sync or append to it.
+    if (IsOutOfSpace(dir_status)) wal_broken_ = true;
     RecordBackgroundError(dir_status);
-    return bg_error_;
+    return WriteRefusal();
   }
   auto new_wal = std::make_unique<record::Writer>(std::move(*file),
                                                   record::kWalFormatVersion);
@@ -561,10 +574,12 @@ absl::Status DBImpl::SwitchMemTable() {
   // there yet. One fdatasync per memtable switch.
   if (absl::Status s = new_wal->Sync(); !s.ok()) {
     env_->RemoveFile(WalFileName(dbname_, number)).IgnoreError();
+    if (IsOutOfSpace(s)) wal_broken_ = true;  // The old WAL is closed.
     RecordBackgroundError(s);
-    return bg_error_;
+    return WriteRefusal();
   }
   wal_ = std::move(new_wal);
+  wal_broken_ = false;
   imm_.push_back(ImmutableMemTable{mem_, wal_number_});
   wal_number_ = number;
   published_wal_offset_ = wal_->BytesWritten();

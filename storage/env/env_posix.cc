@@ -10,10 +10,12 @@
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <set>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "util/mutex.h"
 #include "strata/storage/env.h"
@@ -21,10 +23,9 @@
 
 namespace strata::storage {
 
-absl::Status IOError(std::string_view context, const std::string& path,
-                     int err) {
-  std::string msg =
-      absl::StrCat(std::string(context), " ", path, ": ", std::strerror(err));
+namespace {
+// The Status code for an errno (see io_error.h).
+absl::Status StatusForErrno(int err, const std::string& msg) {
   switch (err) {
     case ENOENT:
       return absl::NotFoundError(msg);
@@ -39,6 +40,28 @@ absl::Status IOError(std::string_view context, const std::string& path,
     default:
       return absl::InternalError(msg);
   }
+}
+}  // namespace
+
+absl::Status IOError(std::string_view context, const std::string& path,
+                     int err) {
+  std::string msg =
+      absl::StrCat(std::string(context), " ", path, ": ", std::strerror(err));
+  absl::Status s = StatusForErrno(err, msg);
+  s.SetPayload(kErrnoPayloadUrl, absl::Cord(std::to_string(err)));
+  return s;
+}
+
+bool IsOutOfSpace(const absl::Status& s) {
+  auto payload = s.GetPayload(kErrnoPayloadUrl);
+  if (!payload.has_value()) return false;
+  const std::string err(*payload);
+  return err == std::to_string(ENOSPC) || err == std::to_string(EDQUOT);
+}
+
+absl::Status Env::TruncateFile(const std::string& path, uint64_t) {
+  return absl::UnimplementedError("truncate " + path +
+                                  ": not supported by this Env");
 }
 
 namespace {
@@ -283,6 +306,19 @@ class PosixEnv final : public Env {
     }
     if (err == EEXIST) return IOError("link " + from + " to", to, err);
     return IOError("link", from, err);
+  }
+
+  absl::Status TruncateFile(const std::string& path, uint64_t size) override {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return IOError("open", path, errno);
+    absl::Status s;
+    if (::ftruncate(fd, static_cast<off_t>(size)) != 0) {
+      s = IOError("ftruncate", path, errno);
+    } else if (::fsync(fd) != 0) {
+      s = IOError("fsync", path, errno);
+    }
+    ::close(fd);
+    return s;
   }
 
   absl::Status SyncDir(const std::string& dir) override {

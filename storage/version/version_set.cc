@@ -4,6 +4,7 @@
 #include <map>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "record/reader.h"
@@ -330,12 +331,17 @@ absl::Status VersionSet::ReadCurrentFile(std::string* manifest_name) {
 }
 
 VersionEdit VersionSet::SnapshotEdit(const Version* v) const {
+  return SnapshotEdit(v, CompactedRevision());
+}
+
+VersionEdit VersionSet::SnapshotEdit(const Version* v,
+                                     SequenceNumber compacted) const {
   VersionEdit edit;
   edit.SetComparatorName(icmp_->user_comparator()->Name());
   edit.SetMinWalNumber(min_wal_number_);
   edit.SetNextFile(next_file_number_);
   edit.SetLastSequence(LastSequence());
-  edit.SetCompactedRevision(CompactedRevision());
+  edit.SetCompactedRevision(compacted);
   edit.SetDatabaseFormat(database_format_);
   if (v != nullptr) {
     for (int level = 0; level < kNumLevels; level++) {
@@ -363,8 +369,10 @@ absl::Status WriteManifestFile(Env* env, const std::string& dir,
   return s;
 }
 
-absl::Status VersionSet::WriteSnapshot(record::Writer* manifest) {
-  VersionEdit edit = SnapshotEdit(current_);
+absl::Status VersionSet::WriteSnapshot(record::Writer* manifest,
+                                       const Version* v,
+                                       SequenceNumber compacted) {
+  VersionEdit edit = SnapshotEdit(v, compacted);
   std::string record;
   edit.EncodeTo(&record);
   RETURN_IF_ERROR(manifest->AddRecord(record));
@@ -373,22 +381,29 @@ absl::Status VersionSet::WriteSnapshot(record::Writer* manifest) {
 }
 
 absl::Status VersionSet::StartNewManifest() {
+  bool renamed = false;
+  return StartNewManifest(current_, CompactedRevision(), &renamed);
+}
+
+absl::Status VersionSet::StartNewManifest(const Version* v,
+                                          SequenceNumber compacted,
+                                          bool* renamed) {
+  *renamed = false;
   uint64_t number = NewFileNumber();
   std::string path = ManifestFileName(dbname_, number);
   ASSIGN_OR_RETURN(auto file, env_->NewWritableFile(path));
   auto manifest = std::make_unique<record::Writer>(std::move(file));
-  absl::Status s = WriteSnapshot(manifest.get());
+  absl::Status s = WriteSnapshot(manifest.get(), v, compacted);
   // The manifest's entry must be durable before CURRENT names it.
   if (s.ok()) s = manifest->Sync();
   if (s.ok()) s = env_->SyncDir(dbname_);
-  bool renamed = false;
-  if (s.ok()) s = SetCurrentFile(env_, dbname_, number, &renamed);
+  if (s.ok()) s = SetCurrentFile(env_, dbname_, number, renamed);
   if (!s.ok()) {
     manifest->Close().IgnoreError();
     // Once CURRENT has been renamed it may name this manifest (even though
     // the directory fsync failed): keep the file, or the database could not
     // be opened again.
-    if (!renamed) env_->RemoveFile(path).IgnoreError();
+    if (!*renamed) env_->RemoveFile(path).IgnoreError();
     return s;
   }
   manifest_ = std::move(manifest);
@@ -516,26 +531,28 @@ absl::Status VersionSet::LogAndApply(VersionEdit* edit) {
     if (s.ok()) s = manifest->Sync();
   }
   mu_->Lock();
-  if (s.ok()) {
-    manifest_bytes_ += record.size();
-    // Durable now (or written by the snapshot below, which reads it).
-    const SequenceNumber old_compacted = CompactedRevision();
-    if (edit->compacted_revision() &&
-        *edit->compacted_revision() > old_compacted) {
-      compacted_revision_.store(*edit->compacted_revision(),
-                                std::memory_order_release);
-    }
+  SequenceNumber compacted = CompactedRevision();
+  if (edit->compacted_revision() && *edit->compacted_revision() > compacted) {
+    compacted = *edit->compacted_revision();
+  }
+  bool renamed = false;
+  if (roll) {
+    // The snapshot holds the new version: if it cannot be written, the
+    // edit is not applied (as when an append fails), so the caller may
+    // retry the same work (e.g. after running out of space).
+    s = StartNewManifest(v, compacted, &renamed);
+  }
+  if (s.ok() || renamed) {
+    if (s.ok()) manifest_bytes_ += roll ? 0 : record.size();
+    // Durable now, or perhaps (CURRENT renamed, then a failure): install
+    // it, as recovery may find it. The failure then is not a transient
+    // one for the caller (its errno is dropped): writes stop for good.
+    compacted_revision_.store(compacted, std::memory_order_release);
     AppendVersion(v);
-    if (roll) {
-      // The version is installed in memory; if its snapshot cannot be
-      // written the caller records a background error (writes stop) and
-      // the next edit tries a fresh manifest again. The compacted revision
-      // was not made durable, so compactions must not use it.
-      s = StartNewManifest();
-      if (!s.ok()) {
-        manifest_.reset();
-        compacted_revision_.store(old_compacted, std::memory_order_release);
-      }
+    if (!s.ok()) {
+      manifest_.reset();
+      s = absl::UnavailableError(absl::StrCat(
+          "manifest switch failed after CURRENT was renamed: ", s.message()));
     }
   } else {
     delete v;

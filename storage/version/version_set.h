@@ -203,10 +203,22 @@ class VersionSet {
 
   void AppendVersion(Version* v) ABSL_EXCLUSIVE_LOCKS_REQUIRED(*mu_);
   void RemoveVersion(Version* v);
-  absl::Status WriteSnapshot(record::Writer* manifest)
+  // SnapshotEdit with the compacted revision `compacted`.
+  VersionEdit SnapshotEdit(const Version* v, SequenceNumber compacted) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(*mu_);
+  // Writes version v (its files) with the compacted revision `compacted`
+  // and the current counters as one record.
+  absl::Status WriteSnapshot(record::Writer* manifest, const Version* v,
+                             SequenceNumber compacted)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(*mu_);
   // Starts MANIFEST-<new number> with a snapshot and points CURRENT at it.
+  // The first form snapshots the current version; the second version v
+  // (not yet installed), and sets *renamed once CURRENT may name the new
+  // manifest (even if a later step failed).
   absl::Status StartNewManifest() ABSL_EXCLUSIVE_LOCKS_REQUIRED(*mu_);
+  absl::Status StartNewManifest(const Version* v, SequenceNumber compacted,
+                                bool* renamed)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(*mu_);
   absl::Status ReadCurrentFile(std::string* manifest_name);
 
   const std::string dbname_;

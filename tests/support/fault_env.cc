@@ -606,6 +606,21 @@ absl::Status FaultInjectionEnv::LinkFile(const std::string& from,
   return absl::OkStatus();
 }
 
+absl::Status FaultInjectionEnv::TruncateFile(const std::string& path,
+                                             uint64_t size) {
+  std::shared_lock<std::shared_mutex> io(io_mu_);
+  if (halted_) return HaltedError(FaultOp::kFlush, path);
+  absl::Status s = base_->TruncateFile(path, size);
+  if (!s.ok()) return s;
+  MutexLock l(&mu_);
+  auto it = files_.find(path);
+  if (it != files_.end()) {
+    it->second.size = std::min(it->second.size, size);
+    it->second.synced = it->second.size;
+  }
+  return absl::OkStatus();
+}
+
 absl::Status FaultInjectionEnv::SyncDir(const std::string& dir) {
   Fault fault;
   auto check = CheckFault(FaultOp::kSyncDir, dir, &fault);

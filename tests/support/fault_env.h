@@ -181,6 +181,9 @@ class FaultInjectionEnv final : public storage::Env {
   absl::Status LinkFile(const std::string& from,
                         const std::string& to) override;
   absl::Status SyncDir(const std::string& dir) override;
+  // Forwards; the new length counts as synced. Never faulted (ftruncate
+  // needs no space), but refused after HaltWrites.
+  absl::Status TruncateFile(const std::string& path, uint64_t size) override;
   absl::StatusOr<std::unique_ptr<storage::FileLock>> LockFile(
       const std::string& path) override;
   uint64_t NowMicros() override;

@@ -1,6 +1,7 @@
 // The engine under injected I/O faults and simulated crashes
 // (tests/support/fault_env.h): a failed WAL write or sync fails that write
-// and every later one with Unavailable while reads keep working; flush,
+// and every later one with Unavailable while reads keep working (out of
+// space: ResourceExhausted until the engine's retry resumes writes); flush,
 // compaction and manifest failures surface instead of vanishing; faults and
 // crashes during recovery never cost an acknowledged write; and a power
 // loss after acknowledged synced writes loses none of them.
@@ -206,6 +207,8 @@ class FaultInjectionTest : public ::testing::Test {
     ASSERT_OK(Open());
   }
 
+  DBImpl* TEST_Impl() { return static_cast<DBImpl*>(db_.get()); }
+
   void VerifyModel() {
     std::string errors = model_.VerifyAndSettle(db_.get());
     EXPECT_EQ(errors, "");
@@ -303,26 +306,52 @@ TEST_F(FaultInjectionTest, FailedWalSyncThenPowerLossLosesNothingAcknowledged) {
   EXPECT_EQ(Get("lost"), "NOT_FOUND");  // It was never synced.
 }
 
-TEST_F(FaultInjectionTest, NoSpaceOnWalAppendFailsWriteThenRecovers) {
+// Out of space is not fatal (storage/db/db_space.cc): writes are refused
+// with ResourceExhausted naming the cause while reads go on, and once space
+// is back the engine's own retry resumes writes, with no restart. These
+// tests set a backoff too long to ever fire and drive the retry with
+// TEST_RetryOutOfSpaceNow, so nothing depends on timing.
+TEST_F(FaultInjectionTest, NoSpaceOnWalAppendPausesWritesThenResumesWithoutRestart) {
+  options_.out_of_space_retry_initial_micros = 3'600'000'000;
+  options_.out_of_space_retry_max_micros = 3'600'000'000;
   ASSERT_OK(Open());
   Fill("k", 20);
   env_.Inject({.op = FaultOp::kAppend, .files = t::kWalFile, .error = ENOSPC});
   absl::Status s = Put("full", "x");
-  EXPECT_TRUE(absl::IsUnavailable(s)) << s;
+  EXPECT_TRUE(absl::IsResourceExhausted(s)) << s;
   EXPECT_NE(s.message().find("No space left on device"), std::string_view::npos)
       << s;
-  EXPECT_TRUE(absl::IsUnavailable(Put("later", "y")));
+  EXPECT_NE(s.message().find("writes paused"), std::string_view::npos) << s;
+  s = Put("later", "y");
+  EXPECT_TRUE(absl::IsResourceExhausted(s)) << s;
+  EXPECT_TRUE(absl::IsResourceExhausted(db_->WriteAvailability()));
+  EXPECT_TRUE(db_->GetStatistics().out_of_space.writes_paused);
   EXPECT_EQ(Get("k00003"), std::string(200, 'd'));
-  // Space is freed; the operator restarts the server.
+  // Still full: the retry fails (the fresh WAL's header cannot be written)
+  // and writes stay paused.
+  EXPECT_TRUE(absl::IsResourceExhausted(TEST_Impl()->TEST_RetryOutOfSpaceNow()));
+  EXPECT_TRUE(absl::IsResourceExhausted(Put("still", "z")));
+  // Space is freed: the next retry resumes writes in this process.
   env_.ClearFaults();
-  ASSERT_OK(Open());
-  VerifyModel();
+  ASSERT_OK(TEST_Impl()->TEST_RetryOutOfSpaceNow());
+  ASSERT_OK(db_->WriteAvailability());
   ASSERT_OK(Put("after", "z"));
+  // A refused write never shows up, now or after a restart.
+  EXPECT_EQ(Get("full"), "NOT_FOUND");
+  Statistics stats = db_->GetStatistics();
+  EXPECT_EQ(stats.out_of_space.pauses, 1u);
+  EXPECT_EQ(stats.out_of_space.resumes, 1u);
+  EXPECT_GE(stats.out_of_space.errors, 2u);
+  EXPECT_FALSE(stats.out_of_space.writes_paused);
+  VerifyModel();
   ASSERT_OK(Open());
   VerifyModel();
+  EXPECT_EQ(Get("full"), "NOT_FOUND");
+  EXPECT_EQ(Get("after"), "z");
 }
 
-TEST_F(FaultInjectionTest, ShortWalWriteIsATornTailAtReopen) {
+TEST_F(FaultInjectionTest, ShortWalWriteIsCutBackBeforeWritesResume) {
+  options_.out_of_space_retry_initial_micros = 3'600'000'000;
   ASSERT_OK(Open());
   Fill("k", 20);
   // A 100 KB record spans several blocks; half of one append reaches the
@@ -332,11 +361,163 @@ TEST_F(FaultInjectionTest, ShortWalWriteIsATornTailAtReopen) {
                .after = 2,
                .error = ENOSPC,
                .short_write = true});
-  EXPECT_TRUE(absl::IsUnavailable(Put("big", std::string(100000, 'b'))));
-  EXPECT_TRUE(absl::IsUnavailable(Put("small", "s")));
-  CrashAndReopen(/*power_loss=*/false);
+  EXPECT_TRUE(absl::IsResourceExhausted(Put("big", std::string(100000, 'b'))));
+  EXPECT_TRUE(absl::IsResourceExhausted(Put("small", "s")));
+  env_.ClearFaults();
+  ASSERT_OK(TEST_Impl()->TEST_RetryOutOfSpaceNow());
+  // Writes after the resume go to a fresh WAL; power loss right after
+  // them loses nothing acknowledged, and the torn record never
+  // reappears.
+  WriteOptions sync;
+  sync.sync = true;
+  ASSERT_OK(db_->Put(sync, "after", "a").status());
+  model_.Acked("after", "a");
+  CrashAndReopen(/*power_loss=*/true);
   VerifyModel();
-  EXPECT_EQ(Get("big"), "NOT_FOUND");  // A partial record is dropped.
+  EXPECT_EQ(Get("big"), "NOT_FOUND");
+  EXPECT_EQ(Get("after"), "a");
+}
+
+// The group's record reached the WAL whole, but its fsync ran out of space:
+// the write was refused, so the retry cuts it off the WAL. Otherwise it
+// would come back at the next restart (or in the change log) under a
+// revision that a later, acknowledged write also has.
+TEST_F(FaultInjectionTest, RefusedWriteWhoseSyncRanOutOfSpaceNeverReappears) {
+  options_.out_of_space_retry_initial_micros = 3'600'000'000;
+  options_.keep_history = true;
+  ASSERT_OK(Open());
+  wo_.sync = true;
+  ASSERT_OK(Put("a", "1"));
+  env_.Inject({.op = FaultOp::kSync,
+               .files = t::kWalFile,
+               .times = 1,
+               .error = ENOSPC});
+  absl::Status s = Put("refused", "x");
+  ASSERT_TRUE(absl::IsResourceExhausted(s)) << s;
+  ASSERT_OK(TEST_Impl()->TEST_RetryOutOfSpaceNow());
+  ASSERT_OK(Put("b", "2"));
+  EXPECT_EQ(Get("refused"), "NOT_FOUND");
+  // Every revision of the change log once, in order, none refused.
+  auto check_log = [&] {
+    auto it = db_->GetUpdatesSince(db_->CompactedRevision() + 1);
+    ASSERT_OK(it.status());
+    Revision last = 0;
+    std::vector<std::string> keys;
+    while ((*it)->Next()) {
+      EXPECT_GT((*it)->batch().revision, last);
+      last = (*it)->batch().revision;
+      for (const Change& c : (*it)->batch().changes) {
+        keys.emplace_back(c.key);
+      }
+    }
+    ASSERT_OK((*it)->status());
+    EXPECT_EQ(std::count(keys.begin(), keys.end(), "refused"), 0);
+  };
+  check_log();
+  CrashAndReopen(/*power_loss=*/false);
+  EXPECT_EQ(Get("refused"), "NOT_FOUND");
+  EXPECT_EQ(Get("b"), "2");
+  VerifyModel();
+  check_log();
+}
+
+// A restart on a disk too full for the replayed memtable's table: the
+// database opens (reads work), writes wait for space, then resume.
+TEST_F(FaultInjectionTest, ReopenOnAFullDiskOpensAndResumesWhenSpaceReturns) {
+  options_.out_of_space_retry_initial_micros = 3'600'000'000;
+  ASSERT_OK(Open());
+  Fill("k", 50);
+  env_.HaltWrites();
+  db_.reset();
+  env_.Restart();
+  env_.Inject({.op = FaultOp::kAppend, .files = t::kTableFile, .error = ENOSPC});
+  ASSERT_OK(Open());
+  EXPECT_EQ(Get("k00003"), std::string(200, 'd'));
+  absl::Status s = Put("x", "1");
+  EXPECT_TRUE(absl::IsResourceExhausted(s)) << s;
+  EXPECT_TRUE(absl::IsResourceExhausted(TEST_Impl()->TEST_RetryOutOfSpaceNow()));
+  env_.ClearFaults();
+  ASSERT_OK(TEST_Impl()->TEST_RetryOutOfSpaceNow());
+  ASSERT_OK(Put("y", "2"));
+  VerifyModel();
+  // Crash again before any flush: the replayed WALs were kept until their
+  // memtable's table was installed.
+  CrashAndReopen(/*power_loss=*/true);
+  VerifyModel();
+}
+
+// The flush's manifest edit ran out of space: the edit is not applied, the
+// retry writes it to a fresh manifest, and the table is installed once.
+TEST_F(FaultInjectionTest, ManifestOutOfSpaceDuringFlushIsRetried) {
+  options_.out_of_space_retry_initial_micros = 3'600'000'000;
+  ASSERT_OK(Open());
+  Fill("k", 60);
+  env_.Inject({.op = FaultOp::kAppend,
+               .files = t::kManifestFile,
+               .error = ENOSPC,
+               .short_write = true});
+  EXPECT_TRUE(absl::IsResourceExhausted(db_->Flush()));
+  EXPECT_TRUE(absl::IsResourceExhausted(TEST_Impl()->TEST_RetryOutOfSpaceNow()));
+  EXPECT_EQ(TEST_Impl()->TEST_NumFilesAtLevel(0), 0);
+  env_.ClearFaults();
+  ASSERT_OK(TEST_Impl()->TEST_RetryOutOfSpaceNow());
+  EXPECT_EQ(TEST_Impl()->TEST_NumFilesAtLevel(0), 1);
+  ASSERT_OK(Put("after", "x"));
+  VerifyModel();
+  CrashAndReopen(/*power_loss=*/true);
+  VerifyModel();
+  ASSERT_OK(db_->CompactRange(std::nullopt, std::nullopt));
+  VerifyModel();
+}
+
+// The next WAL cannot be created at a memtable switch: the retry redoes
+// the switch itself, so writes do not resume only to fail again.
+TEST_F(FaultInjectionTest, NoSpaceForTheNextWalIsRetriedWithTheSwitch) {
+  options_.out_of_space_retry_initial_micros = 3'600'000'000;
+  ASSERT_OK(Open());
+  env_.Inject({.op = FaultOp::kCreate, .files = t::kWalFile, .error = ENOSPC});
+  absl::Status s;
+  for (int i = 0; i < 2000 && s.ok(); i++) {
+    s = Put(absl::StrFormat("k%05d", i), std::string(200, 'v'));
+  }
+  EXPECT_TRUE(absl::IsResourceExhausted(s)) << s;
+  EXPECT_TRUE(absl::IsResourceExhausted(TEST_Impl()->TEST_RetryOutOfSpaceNow()));
+  env_.ClearFaults();
+  ASSERT_OK(TEST_Impl()->TEST_RetryOutOfSpaceNow());
+  EXPECT_EQ(db_->GetStatistics().memtable.immutable, 0);
+  Fill("m", 20);
+  EXPECT_EQ(db_->GetStatistics().out_of_space.pauses, 1u);
+  VerifyModel();
+  ASSERT_OK(Open());
+  VerifyModel();
+}
+
+// Closing the database while it waits to retry returns at once.
+TEST_F(FaultInjectionTest, ShutdownInterruptsTheOutOfSpaceBackoff) {
+  options_.out_of_space_retry_initial_micros = 3'600'000'000;
+  ASSERT_OK(Open());
+  env_.Inject({.op = FaultOp::kAppend, .files = t::kWalFile, .error = ENOSPC});
+  EXPECT_TRUE(absl::IsResourceExhausted(Put("a", "1")));
+  env_.ClearFaults();
+  db_.reset();  // Would wait an hour if the backoff ignored shutdown.
+  ASSERT_OK(Open());
+  VerifyModel();
+}
+
+// EIO is not transient: the database stays read-only even once the fault
+// is gone and the retry machinery has nothing to resume.
+TEST_F(FaultInjectionTest, IoErrorOnWalAppendStaysReadOnly) {
+  ASSERT_OK(Open());
+  ASSERT_OK(Put("a", "1"));
+  env_.Inject({.op = FaultOp::kAppend, .files = t::kWalFile, .error = EIO});
+  absl::Status s = Put("b", "2");
+  EXPECT_TRUE(absl::IsUnavailable(s)) << s;
+  env_.ClearFaults();
+  EXPECT_TRUE(absl::IsUnavailable(TEST_Impl()->TEST_RetryOutOfSpaceNow()));
+  s = Put("c", "3");
+  EXPECT_TRUE(absl::IsUnavailable(s)) << s;
+  EXPECT_NE(s.message().find("read-only"), std::string_view::npos) << s;
+  EXPECT_TRUE(absl::IsUnavailable(db_->WriteAvailability()));
 }
 
 TEST_F(FaultInjectionTest, FailedWalCreationAtMemtableSwitchFailsWrites) {
@@ -393,12 +574,18 @@ TEST_F(FaultInjectionTest, FlushFailureOnNoSpaceSurfaces) {
   ASSERT_OK(Open());
   Fill("k", 100);
   env_.Inject({.op = FaultOp::kAppend, .files = t::kTableFile, .error = ENOSPC});
-  EXPECT_TRUE(absl::IsUnavailable(db_->Flush()));
-  // Writes that fill the memtable no longer get through.
-  absl::Status s;
-  for (int i = 0; i < 1000 && s.ok(); i++) s = Put(absl::StrFormat("m%05d", i), "v");
-  EXPECT_TRUE(absl::IsUnavailable(s)) << s;
+  absl::Status s = db_->Flush();
+  EXPECT_TRUE(absl::IsResourceExhausted(s)) << s;
+  // Writes are paused until a retry of the flush succeeds.
+  s = Put("m", "v");
+  EXPECT_TRUE(absl::IsResourceExhausted(s)) << s;
+  EXPECT_NE(s.message().find("No space left on device"), std::string_view::npos)
+      << s;
   env_.ClearFaults();
+  ASSERT_OK(TEST_Impl()->TEST_RetryOutOfSpaceNow());
+  ASSERT_OK(Put("n", "v"));
+  ASSERT_OK(db_->Flush());
+  VerifyModel();
   ASSERT_OK(Open());
   VerifyModel();
 }
@@ -450,8 +637,10 @@ TEST_F(FaultInjectionTest, CompactionFailureSurfaces) {
   env_.Inject({.op = FaultOp::kAppend, .files = t::kTableFile, .error = ENOSPC});
   absl::Status s = db_->CompactRange(std::nullopt, std::nullopt);
   EXPECT_TRUE(absl::IsUnavailable(s)) << s;
-  EXPECT_TRUE(absl::IsUnavailable(Put("after", "x")));
+  // Out of space, a failed compaction is retried later; writes go on.
+  ASSERT_OK(Put("after", "x"));
   EXPECT_GE(db_->GetStatistics().background_errors, 1u);
+  EXPECT_GE(db_->GetStatistics().out_of_space.errors, 1u);
   EXPECT_EQ(Get("b00010"), std::string(200, 'k'));
   env_.ClearFaults();
   ASSERT_OK(Open());

@@ -203,6 +203,13 @@ class DB {
     (void)dir;
     return absl::UnimplementedError("CreateCheckpoint");
   }
+  // Whether writes are accepted now, cheaply (no lock, no I/O), for health
+  // checks: OK; ResourceExhausted while writes are paused because the disk
+  // ran out of space (the engine retries the failed work with backoff and
+  // resumes writes by itself, see Options::out_of_space_retry_*);
+  // Unavailable once an I/O error (EIO, corruption) made the database
+  // read-only until it is reopened. Thread-safe.
+  virtual absl::Status WriteAvailability() { return absl::OkStatus(); }
 
   // A copy of the engine's counters and gauges, one struct per component
   // (see Statistics for how current each field is). Takes the DB mutex

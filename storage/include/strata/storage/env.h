@@ -100,6 +100,13 @@ class Env {
   // Makes the directory entries of dir durable (fsync on the directory), so
   // a created or renamed file survives power loss.
   virtual absl::Status SyncDir(const std::string& dir) = 0;
+  // Cuts the file at path to its first `size` bytes and makes the new
+  // length durable (ftruncate + fsync). The engine uses it to drop a WAL
+  // tail that a failed append or sync may have left torn, so the WAL ends
+  // at its last acknowledged record. Never needs free space. The default
+  // returns Unimplemented (an Env without it cannot resume writes after an
+  // out-of-space WAL failure: the engine stays read-only instead).
+  virtual absl::Status TruncateFile(const std::string& path, uint64_t size);
 
   // Makes `to` a second name of the file `from` (a hard link), or, where
   // the file system cannot link them (`to` on another file system, no hard
@@ -176,6 +183,9 @@ class EnvWrapper : public Env {
   absl::Status LinkFile(const std::string& from,
                         const std::string& to) override {
     return target_->LinkFile(from, to);
+  }
+  absl::Status TruncateFile(const std::string& path, uint64_t size) override {
+    return target_->TruncateFile(path, size);
   }
   absl::StatusOr<std::unique_ptr<FileLock>> LockFile(
       const std::string& path) override {

@@ -111,6 +111,16 @@ struct Options {
   // thread).
   int compaction_threads = 1;
 
+  // Running out of disk space (ENOSPC, EDQUOT) is not fatal: the engine
+  // pauses writes (they fail with ResourceExhausted naming the cause),
+  // retries the failed WAL switch or flush after this backoff, doubling up
+  // to the maximum, and resumes writes by itself once a retry succeeds. A
+  // failed compaction is retried on the same schedule without pausing
+  // writes. Other I/O errors (EIO, corruption) still make the database
+  // read-only until it is reopened.
+  uint64_t out_of_space_retry_initial_micros = 100'000;
+  uint64_t out_of_space_retry_max_micros = 5'000'000;
+
   // History (docs/revisions.md). With keep_history, the engine keeps every
   // version of every key and every change (the WAL files that hold them)
   // newer than the compacted revision, so reads at a past revision

@@ -127,9 +127,19 @@ struct Statistics {
   TableCache table_cache;
   Filter filter;
   Reads reads;
-  // Failed WAL writes, flushes and compactions; the first one makes the
-  // engine refuse writes until it is reopened.
+  // Failed WAL writes, flushes and compactions; the first one that is not
+  // for lack of space makes the engine refuse writes until it is reopened.
   uint64_t background_errors = 0;
+
+  // Running out of disk space (ENOSPC, EDQUOT): writes pause, the failed
+  // work is retried with backoff and writes resume by themselves.
+  struct OutOfSpace {
+    uint64_t errors = 0;    // Out-of-space failures of WAL, flush, compaction.
+    uint64_t pauses = 0;    // Times writes were paused for lack of space.
+    uint64_t resumes = 0;   // Times writes resumed after such a pause.
+    bool writes_paused = false;  // Gauge: writes refused for lack of space.
+  };
+  OutOfSpace out_of_space;
 };
 
 }  // namespace strata::storage
