@@ -38,14 +38,19 @@ HealthService::UpdateLocked() {
     const bool up = serving && (name != write_name_ || writable_);
     s = up ? Response::SERVING : Response::NOT_SERVING;
   }
-  auto keep = std::partition(parked_.begin(), parked_.end(), [&](WatchCall* c) {
-    return StatusLocked(c->request().service()) == c->state().sent;
-  });
+  // Parked watchers whose status changed leave parked_ (a plain loop: the
+  // thread-safety analysis does not see mu_ held inside a lambda).
   std::vector<std::pair<WatchCall*, Response::ServingStatus>> changed;
-  for (auto it = keep; it != parked_.end(); ++it) {
-    changed.emplace_back(*it, StatusLocked((*it)->request().service()));
+  std::vector<WatchCall*> unchanged;
+  for (WatchCall* c : parked_) {
+    const Response::ServingStatus now = StatusLocked(c->request().service());
+    if (now == c->state().sent) {
+      unchanged.push_back(c);
+    } else {
+      changed.emplace_back(c, now);
+    }
   }
-  parked_.erase(keep, parked_.end());
+  parked_.swap(unchanged);
   return changed;
 }
 
