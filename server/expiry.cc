@@ -269,13 +269,10 @@ absl::Status Expiry::AppendPut(storage::CommitView* view,
   // The request was checked before the write was queued; a typed value is
   // stored as the plain put stores it (normalized, with its type).
   std::string normalized;
-  if (value_type != v1::BYTES) {
-    absl::StatusOr<std::string_view> typed =
-        PrepareTypedValue(value_type, value, &normalized);
-    if (!typed.ok()) return typed.status();
-    value = *typed;
-    a.value_type = static_cast<uint8_t>(value_type);
-  }
+  absl::StatusOr<std::string_view> typed =
+      PrepareTypedPut(value_type, value, &normalized, &a);
+  if (!typed.ok()) return typed.status();
+  value = *typed;
   if (ttl_ms > 0) a.expire_at_unix_ms = now + static_cast<uint64_t>(ttl_ms);
   if (lease != 0) {
     std::optional<LeaseTable::Lease> l = leases_->Find(lease);

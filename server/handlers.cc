@@ -44,8 +44,9 @@ absl::Status AppendPut(const v1::PutRequest& put, const KeyspaceView& ns,
     return absl::OkStatus();
   }
   std::string normalized;
+  storage::PutAttributes attributes;
   absl::StatusOr<std::string_view> value =
-      PrepareTypedValue(put.type(), put.value(), &normalized);
+      PrepareTypedPut(put.type(), put.value(), &normalized, &attributes);
   if (!value.ok()) {
     return absl::InvalidArgumentError(
         absl::StrFormat("%s%s", prefix, value.status().message()));
@@ -56,8 +57,6 @@ absl::Status AppendPut(const v1::PutRequest& put, const KeyspaceView& ns,
         "(--max_value_bytes)",
         prefix, value->size(), limits.max_value_bytes));
   }
-  storage::PutAttributes attributes;
-  attributes.value_type = static_cast<uint8_t>(put.type());
   batch->Put(ns.Encode(put.key()), *value, attributes);
   return absl::OkStatus();
 }

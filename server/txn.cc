@@ -311,17 +311,13 @@ class TxnRunner {
     if (!s.ok() && !absl::IsNotFound(s)) return s;
     const bool live = s.ok();
     Entry e;
-    e.value = req.value();
-    if (req.type() != v1::BYTES) {
-      // Later reads of the Txn see the value as it will be stored: with its
-      // type, normalized (validated before the write was queued).
-      std::string normalized;
-      absl::StatusOr<std::string_view> typed =
-          PrepareTypedValue(req.type(), req.value(), &normalized);
-      if (!typed.ok()) return typed.status();
-      e.value = std::string(*typed);
-      e.metadata.attributes.value_type = static_cast<uint8_t>(req.type());
-    }
+    // Later reads of the Txn see the value as it will be stored: with its
+    // type, normalized (validated before the write was queued).
+    std::string normalized;
+    absl::StatusOr<std::string_view> stored = PrepareTypedPut(
+        req.type(), req.value(), &normalized, &e.metadata.attributes);
+    if (!stored.ok()) return stored.status();
+    e.value = std::string(*stored);
     e.metadata.mod_revision = view_->revision();
     e.metadata.create_revision =
         live ? now.create_revision : view_->revision();

@@ -348,6 +348,16 @@ absl::StatusOr<std::string> NormalizeJson(std::string_view text,
   return Dump(*j);
 }
 
+absl::StatusOr<std::string_view> PrepareTypedPut(
+    int type, std::string_view value, std::string* storage,
+    storage::PutAttributes* attributes) {
+  if (type == v1::BYTES) return value;
+  absl::StatusOr<std::string_view> stored =
+      PrepareTypedValue(type, value, storage);
+  if (stored.ok()) attributes->value_type = static_cast<uint8_t>(type);
+  return stored;
+}
+
 absl::StatusOr<std::string_view> PrepareTypedValue(int type,
                                                    std::string_view value,
                                                    std::string* storage) {

@@ -55,6 +55,14 @@ absl::StatusOr<std::string_view> PrepareTypedValue(int type,
                                                    std::string_view value,
                                                    std::string* storage);
 
+// PrepareTypedValue for a put: also records the type in *attributes (left
+// as they are for BYTES, whose value is stored as given). The one place a
+// put's value becomes its stored form: Put and Write, their expiry path and
+// a Txn's own reads all call it. Same errors; thread-safe (no state).
+absl::StatusOr<std::string_view> PrepareTypedPut(
+    int type, std::string_view value, std::string* storage,
+    storage::PutAttributes* attributes);
+
 // OK if `text` is well-formed UTF-8 (RFC 3629: no overlong forms, no
 // surrogates, nothing above U+10FFFF; NUL is allowed); else InvalidArgument
 // "<what> is not valid UTF-8: ..." with the offset of the first bad byte.
