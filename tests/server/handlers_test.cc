@@ -1,4 +1,5 @@
 #include "server/handlers.h"
+#include "server/keyspace.h"
 
 #include <map>
 #include <string>
@@ -250,6 +251,25 @@ TEST(DeleteToBatchTest, BuildsOneDeleteAndChecksTheKey) {
   EXPECT_TRUE(absl::IsInvalidArgument(DeleteToBatch(r, DefaultLimits()).status()));
   r.set_key(std::string(8193, 'k'));
   EXPECT_TRUE(absl::IsInvalidArgument(DeleteToBatch(r, DefaultLimits()).status()));
+}
+
+// The key limit applies to the key the client sent, not to its stored form:
+// a default-namespace key beginning "\xff\xff" is stored one byte longer
+// (server/keyspace.h), and a key of exactly max_key_bytes must still be
+// accepted. (Found by fuzz_request, whose checker had confused the two.)
+TEST(DeleteToBatchTest, KeyLimitAppliesToTheUserKeyNotItsStoredForm) {
+  Limits l = DefaultLimits();
+  l.max_key_bytes = 3;
+  v1::DeleteRequest r;
+  r.set_key(std::string("\xff\xffy", 3));
+  ASSERT_OK_AND_ASSIGN(storage::WriteBatch b, DeleteToBatch(r, l));
+  BatchRecorder rec;
+  ASSERT_OK(b.Iterate(&rec));
+  ASSERT_EQ(rec.ops.size(), 1u);
+  EXPECT_EQ(rec.ops[0], "D " + std::string("\xff\xff\xffy", 4));
+  const DecodedKey d = DecodeStoredKey(std::string("\xff\xff\xffy", 4));
+  EXPECT_EQ(d.kind, DecodedKey::Kind::kUser);
+  EXPECT_EQ(d.key, r.key());
 }
 
 v1::WriteRequest MakeWrite(int n) {
