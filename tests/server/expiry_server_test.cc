@@ -495,6 +495,59 @@ TEST_F(ExpiryServerTest, ALeaseOf1000KeysExpiresInOneRevisionOf1000Deletes) {
   EXPECT_EQ(Revoke(id).error_code(), grpc::StatusCode::NOT_FOUND);
 }
 
+// What TiKV users report missing: the disk space of expired keys comes back.
+// The expirer deletes them with tombstones; once the deletions leave the
+// history window (here: CompactHistory to the current revision, what
+// --history_retention does on its own after its window) compaction drops the
+// values and the tombstones, and the SSTables shrink to the live keys.
+TEST_F(ExpiryServerTest, ExpiredKeysSpaceIsReclaimedByCompaction) {
+  constexpr int kExpiring = 2000;
+  constexpr int kStaying = 100;
+  constexpr size_t kValueBytes = 4096;
+  std::mt19937_64 rng(17);
+  auto random_value = [&] {
+    std::string v(kValueBytes, '\0');
+    for (char& c : v) c = static_cast<char>(rng());  // Incompressible.
+    return v;
+  };
+  for (int batch = 0; batch < (kExpiring + kStaying) / 100; ++batch) {
+    v1::WriteRequest req;
+    for (int i = batch * 100; i < (batch + 1) * 100; ++i) {
+      auto* p = req.add_mutations()->mutable_put();
+      p->set_key(absl::StrFormat("k%05d", i));
+      p->set_value(random_value());
+      if (i % ((kExpiring + kStaying) / kStaying) != 0) p->set_ttl_ms(1000);
+    }
+    v1::WriteResponse resp;
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    ASSERT_TRUE(stub_->Write(&ctx, req, &resp).ok());
+  }
+  ASSERT_OK(db_->Flush());
+  ASSERT_OK(db_->CompactRange(std::nullopt, std::nullopt));
+  const uint64_t before = db_->GetStatistics().levels.live_sst_bytes;
+  EXPECT_GE(before, (kExpiring + kStaying) * kValueBytes);
+
+  clock_.Advance(1000);
+  int64_t deleted = 0;
+  for (int round = 0; round < 10 && deleted < kExpiring; ++round) {
+    deleted += Expire().ttl_keys_deleted;
+  }
+  ASSERT_EQ(deleted, kExpiring);
+  ASSERT_OK(db_->CompactHistory(db_->CurrentRevision()));
+  ASSERT_OK(db_->Flush());
+  ASSERT_OK(db_->CompactRange(std::nullopt, std::nullopt));
+  const uint64_t after = db_->GetStatistics().levels.live_sst_bytes;
+  RecordProperty("live_sst_bytes_before", std::to_string(before));
+  RecordProperty("live_sst_bytes_after", std::to_string(after));
+  // The staying keys' values, plus block and index overhead.
+  EXPECT_GE(after, kStaying * kValueBytes);
+  EXPECT_LT(after, 2 * kStaying * kValueBytes)
+      << "before " << before << " bytes, after " << after << " bytes";
+  EXPECT_EQ(Get("k00000").size(), kValueBytes);
+  EXPECT_EQ(Get("k00001"), "<missing>");
+}
+
 TEST_F(ExpiryServerTest, KeepAliveKeepsTheKeys) {
   const int64_t id = Grant(10);
   ASSERT_TRUE(Put("k", "v", 0, id).ok());
