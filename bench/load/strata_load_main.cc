@@ -70,6 +70,9 @@ ABSL_FLAG(double, conflict_rate, 0,
           "--op=commit: share of commits made to conflict (read at "
           "revision 1, before the preloaded key changed: ABORTED); the rest "
           "read at the latest revision this process has seen.");
+ABSL_FLAG(int64_t, ttl_ms, 0,
+          "--op=put (strata): the TTL of every put in milliseconds (0 = none); "
+          "bench/expiry-lag.sh uses it.");
 ABSL_FLAG(double, timeout, 10, "Deadline of each RPC in seconds.");
 ABSL_FLAG(bool, etcd_serializable, true,
           "etcd reads: serializable Range (local, no quorum) instead of "
@@ -126,6 +129,7 @@ struct Config {
   double read_fraction = 0.9;
   int scan_limit = 10;
   double conflict_rate = 0;
+  int64_t ttl_ms = 0;
   std::chrono::milliseconds timeout{10000};
   bool etcd_serializable = true;
   uint64_t seed = 1;
@@ -314,6 +318,7 @@ class Worker {
           v1::PutRequest r;
           r.set_key(key);
           r.set_value(c.value);
+          r.set_ttl_ms(c.ttl_ms);
           *request = ToBuffer(r);
           *method = &kStrataPut;
           break;
@@ -645,6 +650,7 @@ int Main() {
   c.read_fraction = absl::GetFlag(FLAGS_read_fraction);
   c.scan_limit = absl::GetFlag(FLAGS_scan_limit);
   c.conflict_rate = absl::GetFlag(FLAGS_conflict_rate);
+  c.ttl_ms = absl::GetFlag(FLAGS_ttl_ms);
   c.timeout = std::chrono::milliseconds(
       static_cast<int64_t>(absl::GetFlag(FLAGS_timeout) * 1000));
   c.etcd_serializable = absl::GetFlag(FLAGS_etcd_serializable);

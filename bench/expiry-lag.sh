@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Expiry lag: how long after its deadline a TTL key's DELETE commits.
+# Loads a server with TTL puts (strata-load --op=put --ttl_ms), lets every
+# key expire, and reads the server's own histogram strata_expiry_lag_seconds
+# (docs/metrics.md): quantiles are the bucket bounds they fall in.
+#   bench/expiry-lag.sh [BUILD_DIR] [KEYS]   (default build/, 100000 keys)
+# Runs the server on CPU 0 and the load on CPU 1, default flags
+# (--expiry_interval=100ms), 1 s TTL, then waits for the backlog to drain.
+set -u
+B=$(realpath "${1:-build}")
+KEYS="${2:-100000}"
+D=/tmp/expiry-lag; rm -rf $D; mkdir -p $D
+taskset -c 0 "$B/server/strata-server" --data_dir=$D/strata --listen=127.0.0.1:50995 \
+  --metrics_listen=127.0.0.1:50996 > $D/strata.log 2>&1 &
+SP=$!
+trap 'kill $SP 2>/dev/null; wait 2>/dev/null' EXIT
+for _ in $(seq 50); do curl -fs http://127.0.0.1:50996/metrics >/dev/null && break; sleep 0.1; done
+taskset -c 1 "$B/bench/strata-load" --target=127.0.0.1:50995 --op=put --keys="$KEYS" \
+  --ttl_ms=1000 --concurrency=16 --duration=5 --warmup=0 2>&1 | grep -o 'json: .*' | cut -c7- > $D/load.json
+# Every key's deadline is at most 1 s after the load ends; give the expirer
+# time to drain the backlog (bounded: 30 s).
+for _ in $(seq 300); do
+  left=$("$B/client/strata" --target=127.0.0.1:50995 scan --limit=1 2>/dev/null | wc -l)
+  [ "$left" = 0 ] && break; sleep 0.1
+done
+sleep 1
+curl -fs http://127.0.0.1:50996/metrics > $D/metrics.txt
+/usr/bin/python3 - "$D/metrics.txt" "$D/load.json" <<'PY'
+import json, sys
+buckets, count = [], 0
+for line in open(sys.argv[1]):
+    if line.startswith('strata_expiry_lag_seconds_bucket'):
+        le = line.split('le="')[1].split('"')[0]
+        buckets.append((float('inf') if le == '+Inf' else float(le), float(line.split()[-1])))
+    elif line.startswith('strata_expiry_lag_seconds_count'):
+        count = float(line.split()[-1])
+load = json.load(open(sys.argv[2]))
+def q(p):
+    for le, c in buckets:
+        if c >= p * count: return le
+print(f"puts {load['ops']} ({load['ops_per_sec']:.0f}/s) with a 1 s TTL; keys expired {count:.0f}")
+print(f"expiry lag (bucket upper bounds): p50 <= {q(.5)*1000:g} ms, p99 <= {q(.99)*1000:g} ms, max <= {q(1.0)*1000:g} ms")
+PY
