@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "server/handlers.h"
+#include "server/typed_ops.h"
 #include "server/typed_values.h"
 
 namespace strata::server {
@@ -74,8 +75,28 @@ bool TargetMatches(const v1::Compare& c) {
       return c.target() == v1::Compare::MOD;
     case v1::Compare::kValue:
       return c.target() == v1::Compare::VALUE;
+    case v1::Compare::kInt64Value:
+      return c.target() == v1::Compare::INT64_VALUE;
   }
   return false;
+}
+
+// The constant's field of each target, for messages.
+const char* TargetField(v1::Compare::CompareTarget target) {
+  switch (target) {
+    case v1::Compare::VERSION:
+      return "version";
+    case v1::Compare::CREATE:
+      return "create_revision";
+    case v1::Compare::MOD:
+      return "mod_revision";
+    case v1::Compare::VALUE:
+      return "value";
+    case v1::Compare::INT64_VALUE:
+      return "int64_value";
+    default:
+      return "?";
+  }
 }
 
 absl::Status ValidateCompare(const v1::Compare& c, size_t index,
@@ -100,16 +121,15 @@ absl::Status ValidateCompare(const v1::Compare& c, size_t index,
   }
   if (!v1::Compare::CompareTarget_IsValid(c.target())) {
     return absl::InvalidArgumentError(absl::StrFormat(
-        "%sunknown target %d (VERSION, CREATE, MOD or VALUE)", prefix,
+        "%sunknown target %d (VERSION, CREATE, MOD, VALUE or INT64_VALUE)",
+        prefix,
         static_cast<int>(c.target())));
   }
   if (!TargetMatches(c)) {
-    static const char* kField[] = {"version", "create_revision",
-                                   "mod_revision", "value"};
     return absl::InvalidArgumentError(absl::StrFormat(
         "%starget %s compares the %s field; another target's field is set",
         prefix, v1::Compare::CompareTarget_Name(c.target()),
-        kField[static_cast<int>(c.target())]));
+        TargetField(c.target())));
   }
   return absl::OkStatus();
 }
@@ -125,7 +145,7 @@ absl::Status ValidateReadRevision(int64_t revision, std::string_view prefix) {
 absl::Status PrepareBranch(
     const google::protobuf::RepeatedPtrField<v1::RequestOp>& ops,
     std::string_view name, const Limits& limits, const KeyspaceView& ns,
-    storage::WriteBatch* writes) {
+    storage::WriteBatch* writes, std::map<int, JsonUpdatePatch>* patches) {
   if (static_cast<size_t>(ops.size()) > limits.max_batch_mutations) {
     return CountError(absl::StrCat(absl::string_view(name.data(), name.size()),
                                    " ops"),
@@ -138,7 +158,8 @@ absl::Status PrepareBranch(
     const std::string prefix =
         absl::StrFormat("%s op %d: ", std::string(name), i);
     const std::string* write_key = nullptr;
-    absl::StatusOr<storage::WriteBatch> b;
+    // Puts and deletes, encoded now; typed operations write at commit time.
+    std::optional<absl::StatusOr<storage::WriteBatch>> b;
     switch (op.request_case()) {
       case v1::RequestOp::kGet:
         if (absl::Status s = ValidateKey(op.get().key(), limits); !s.ok()) {
@@ -173,12 +194,45 @@ absl::Status PrepareBranch(
         b = DeleteToBatch(op.delete_(), limits, ns);
         write_key = &op.delete_().key();
         break;
+      case v1::RequestOp::kIncrement:
+        if (op.increment().ttl_ms() != 0) {
+          return absl::InvalidArgumentError(absl::StrFormat(
+              "%sttl_ms is not supported on an increment inside Txn yet; use "
+              "Increment",
+              prefix));
+        }
+        if (!op.increment().namespace_().empty()) {
+          return absl::InvalidArgumentError(absl::StrFormat(
+              "%san increment inside a Txn runs in the Txn's namespace; "
+              "leave its namespace empty",
+              prefix));
+        }
+        if (absl::Status s = ValidateIncrement(op.increment(), limits);
+            !s.ok()) {
+          return Prefixed(s, prefix);
+        }
+        write_key = &op.increment().key();
+        break;
+      case v1::RequestOp::kJsonGet:
+        if (absl::Status s = ValidateJsonGet(op.json_get(), limits); !s.ok()) {
+          return Prefixed(s, prefix);
+        }
+        continue;
+      case v1::RequestOp::kJsonUpdate: {
+        absl::StatusOr<JsonUpdatePatch> patch =
+            PrepareJsonUpdate(op.json_update(), limits);
+        if (!patch.ok()) return Prefixed(patch.status(), prefix);
+        patches->emplace(i, *std::move(patch));
+        write_key = &op.json_update().key();
+        break;
+      }
       case v1::RequestOp::REQUEST_NOT_SET:
         return absl::InvalidArgumentError(absl::StrFormat(
-            "%s op %d has no operation (set get, put, delete or scan)",
+            "%s op %d has no operation (set get, put, delete, scan, "
+            "increment, json_get or json_update)",
             std::string(name), i));
     }
-    if (!b.ok()) return Prefixed(b.status(), prefix);
+    if (b.has_value() && !b->ok()) return Prefixed(b->status(), prefix);
     auto [it, fresh] =
         written.emplace(std::string_view(*write_key), static_cast<size_t>(i));
     if (!fresh) {
@@ -187,7 +241,7 @@ absl::Status PrepareBranch(
           "Txn writes each key at most once",
           prefix, Show(*write_key), std::string(name), it->second));
     }
-    writes->Append(*b);
+    if (b.has_value()) writes->Append(**b);
   }
   return absl::OkStatus();
 }
@@ -215,7 +269,7 @@ bool CompareHolds(const v1::Compare& c, const storage::KeyMetadata& m,
       break;
     }
     default:
-      return false;  // Validated before.
+      return false;  // Validated before; INT64_VALUE: CompareKeyHolds.
   }
   switch (c.result()) {
     case v1::Compare::EQUAL:
@@ -231,11 +285,46 @@ bool CompareHolds(const v1::Compare& c, const storage::KeyMetadata& m,
   }
 }
 
-// A missing key: version and revisions 0; a VALUE compare on it is false
-// (etcd: there is no way to tell a missing value from an empty one).
+// A missing key: version and revisions 0; a VALUE or INT64_VALUE compare
+// on it is false (etcd: there is no way to tell a missing value from an
+// empty one).
 bool CompareHoldsForMissing(const v1::Compare& c) {
-  if (c.target() == v1::Compare::VALUE) return false;
+  if (c.target() == v1::Compare::VALUE ||
+      c.target() == v1::Compare::INT64_VALUE) {
+    return false;
+  }
   return CompareHolds(c, storage::KeyMetadata(), std::string_view());
+}
+
+// CompareHolds for an existing key `user_key`, with INT64_VALUE compared
+// numerically: FailedPrecondition (naming the key) if the key is not
+// INT64-typed, DataLoss if its stored number does not parse.
+absl::StatusOr<bool> CompareKeyHolds(const v1::Compare& c,
+                                     std::string_view user_key,
+                                     const storage::KeyMetadata& m,
+                                     std::string_view value) {
+  if (c.target() != v1::Compare::INT64_VALUE) return CompareHolds(c, m, value);
+  absl::StatusOr<int64_t> n =
+      StoredInt64(StoredValue{std::string(value), m});
+  if (!n.ok()) {
+    return absl::Status(n.status().code(),
+                        absl::StrFormat("compare of key \"%s\": %s",
+                                        Show(user_key), n.status().message()));
+  }
+  const int64_t k = c.int64_value();
+  const int order = *n < k ? -1 : (*n > k ? 1 : 0);
+  switch (c.result()) {
+    case v1::Compare::EQUAL:
+      return order == 0;
+    case v1::Compare::NOT_EQUAL:
+      return order != 0;
+    case v1::Compare::GREATER:
+      return order > 0;
+    case v1::Compare::LESS:
+      return order < 0;
+    default:
+      return false;
+  }
 }
 
 // The end of a compare's range in user keys (empty = no upper bound), by
@@ -258,7 +347,7 @@ class TxnRunner {
       absl::Status s = view_->Get(ns_.Encode(c.key()), &value, &meta);
       if (absl::IsNotFound(s)) return CompareHoldsForMissing(c);
       if (!s.ok()) return s;
-      return CompareHolds(c, meta, value);
+      return CompareKeyHolds(c, c.key(), meta, value);
     }
     const std::string_view end = CompareEnd(c);
     if (!end.empty() && end <= c.key()) return CompareHoldsForMissing(c);
@@ -274,7 +363,9 @@ class TxnRunner {
             limits_.max_batch_mutations));
       }
       any = true;
-      if (!CompareHolds(c, it->metadata(), it->value())) return false;
+      absl::StatusOr<bool> holds =
+          CompareKeyHolds(c, it->key(), it->metadata(), it->value());
+      if (!holds.ok() || !*holds) return holds;
     }
     if (!it->status().ok()) return it->status();
     return any || CompareHoldsForMissing(c);
@@ -328,6 +419,64 @@ class TxnRunner {
 
   void Delete(const v1::DeleteRequest& req) {
     pending_[req.key()] = std::nullopt;
+  }
+
+  // Typed operations (typed_ops.h) on the state the Txn commits on top of:
+  // the key is written by no other op of the branch (PrepareBranch), so
+  // the view has its current value. They append their put to *batch and
+  // stage it, so later reads of the Txn see it.
+  absl::Status Increment(const v1::IncrementRequest& req,
+                         v1::IncrementResponse* out,
+                         storage::WriteBatch* batch) {
+    const std::string key = ns_.Encode(req.key());
+    absl::StatusOr<std::optional<StoredValue>> current =
+        ReadForUpdate(view_, key);
+    if (!current.ok()) return current.status();
+    absl::StatusOr<IncrementResult> r =
+        ComputeIncrement(*current, req, view_->now_unix_ms());
+    if (!r.ok()) return r.status();
+    out->set_value(r->value);
+    Stage(req.key(), *current, r->put);
+    batch->Put(key, r->put.value, r->put.attributes);
+    return absl::OkStatus();
+  }
+
+  absl::Status JsonUpdate(const v1::JsonUpdateRequest& req,
+                          const JsonUpdatePatch& patch,
+                          v1::JsonUpdateResponse* out,
+                          storage::WriteBatch* batch) {
+    const std::string key = ns_.Encode(req.key());
+    absl::StatusOr<std::optional<StoredValue>> current =
+        ReadForUpdate(view_, key);
+    if (!current.ok()) return current.status();
+    absl::StatusOr<TypedPut> put = ComputeJsonUpdate(*current, patch, limits_);
+    if (!put.ok()) return put.status();
+    STRATA_TXN_RETURN_IF_ERROR(Account(req.key(), put->value));
+    out->set_json(put->value);
+    Stage(req.key(), *current, *put);
+    batch->Put(key, put->value, put->attributes);
+    return absl::OkStatus();
+  }
+
+  // Sees the branch's earlier writes, like Get.
+  absl::Status JsonGet(const v1::JsonGetRequest& req,
+                       v1::JsonGetResponse* out) {
+    std::optional<StoredValue> current;
+    if (auto p = pending_.find(req.key()); p != pending_.end()) {
+      if (p->second.has_value()) {
+        current = StoredValue{p->second->value, p->second->metadata};
+      }
+    } else {
+      absl::StatusOr<std::optional<StoredValue>> read =
+          ReadForUpdate(view_, ns_.Encode(req.key()));
+      if (!read.ok()) return read.status();
+      current = *std::move(read);
+    }
+    absl::StatusOr<std::string> json = ComputeJsonGet(current, req);
+    if (!json.ok()) return json.status();
+    STRATA_TXN_RETURN_IF_ERROR(Account(req.key(), *json));
+    out->set_json(*std::move(json));
+    return absl::OkStatus();
   }
 
   absl::Status Scan(const v1::ScanRequest& req, v1::ScanResponse* out) {
@@ -405,6 +554,22 @@ class TxnRunner {
     storage::KeyMetadata metadata;
   };
 
+  // Records a typed operation's put of `user_key` (which held `current`)
+  // with the metadata it will have once committed.
+  void Stage(const std::string& user_key,
+             const std::optional<StoredValue>& current, const TypedPut& put) {
+    Entry e;
+    e.value = put.value;
+    e.metadata.attributes = put.attributes;
+    e.metadata.mod_revision = view_->revision();
+    e.metadata.create_revision = current.has_value()
+                                     ? current->metadata.create_revision
+                                     : view_->revision();
+    e.metadata.version =
+        current.has_value() ? current->metadata.version + 1 : 1;
+    pending_[user_key] = std::move(e);
+  }
+
   absl::Status Account(std::string_view key, std::string_view value) {
     bytes_ += key.size() + value.size() + kPairOverheadBytes;
     if (bytes_ <= limits_.max_message_bytes) return absl::OkStatus();
@@ -453,8 +618,10 @@ absl::Status RunTxn(const v1::TxnRequest& request, const PreparedTxn& prepared,
   response->set_succeeded(succeeded);
   const auto& ops = succeeded ? request.success() : request.failure();
   response->mutable_responses()->Reserve(ops.size());
-  for (const v1::RequestOp& op : ops) {
+  for (int i = 0; i < ops.size(); ++i) {
+    const v1::RequestOp& op = ops[i];
     v1::ResponseOp* out = response->add_responses();
+    absl::Status s;  // Of a typed operation.
     switch (op.request_case()) {
       case v1::RequestOp::kGet:
         STRATA_TXN_RETURN_IF_ERROR(runner.Get(op.get(), out->mutable_get()));
@@ -470,8 +637,29 @@ absl::Status RunTxn(const v1::TxnRequest& request, const PreparedTxn& prepared,
       case v1::RequestOp::kScan:
         STRATA_TXN_RETURN_IF_ERROR(runner.Scan(op.scan(), out->mutable_scan()));
         break;
+      case v1::RequestOp::kIncrement:
+        s = runner.Increment(op.increment(), out->mutable_increment(), batch);
+        break;
+      case v1::RequestOp::kJsonGet:
+        s = runner.JsonGet(op.json_get(), out->mutable_json_get());
+        break;
+      case v1::RequestOp::kJsonUpdate: {
+        const auto& patches =
+            succeeded ? prepared.success_patches : prepared.failure_patches;
+        auto patch = patches.find(i);
+        if (patch == patches.end()) {
+          return absl::InternalError("json_update op with no parsed patch");
+        }
+        s = runner.JsonUpdate(op.json_update(), patch->second,
+                              out->mutable_json_update(), batch);
+        break;
+      }
       case v1::RequestOp::REQUEST_NOT_SET:
         return absl::InternalError("txn op with no operation");  // Validated.
+    }
+    if (!s.ok()) {
+      return Prefixed(s, absl::StrFormat("%s op %d: ",
+                                         succeeded ? "success" : "failure", i));
     }
   }
   batch->Append(succeeded ? prepared.success_writes : prepared.failure_writes);
@@ -517,10 +705,12 @@ absl::StatusOr<PreparedTxn> PrepareTxn(const v1::TxnRequest& request,
         ValidateCompare(request.compare(static_cast<int>(i)), i, limits));
   }
   PreparedTxn prepared;
-  STRATA_TXN_RETURN_IF_ERROR(PrepareBranch(request.success(), "success", limits, ns,
-                                 &prepared.success_writes));
-  STRATA_TXN_RETURN_IF_ERROR(PrepareBranch(request.failure(), "failure", limits, ns,
-                                 &prepared.failure_writes));
+  STRATA_TXN_RETURN_IF_ERROR(PrepareBranch(request.success(), "success",
+                                           limits, ns, &prepared.success_writes,
+                                           &prepared.success_patches));
+  STRATA_TXN_RETURN_IF_ERROR(PrepareBranch(request.failure(), "failure",
+                                           limits, ns, &prepared.failure_writes,
+                                           &prepared.failure_patches));
   return prepared;
 }
 

@@ -28,6 +28,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -37,6 +38,7 @@
 #include "absl/status/statusor.h"
 #include "server/keyspace.h"
 #include "server/limits.h"
+#include "server/typed_values.h"
 #include "strata/storage/write_batch.h"
 #include "strata/v1/kv.pb.h"
 
@@ -45,8 +47,12 @@ namespace strata::server {
 // A validated Txn with each branch's writes already encoded, ready to be
 // run at commit time by ExecuteTxn.
 struct PreparedTxn {
+  // The branches' puts and deletes (typed operations write at commit time).
   storage::WriteBatch success_writes;
   storage::WriteBatch failure_writes;
+  // The parsed patch of each json_update op, by its index in the branch.
+  std::map<int, JsonUpdatePatch> success_patches;
+  std::map<int, JsonUpdatePatch> failure_patches;
 };
 
 // Validates a Txn against the limits and encodes its branches' puts and
@@ -56,7 +62,8 @@ struct PreparedTxn {
 // ops; a bad key, range bound or value; an op or compare with nothing set;
 // a compare whose constant is in a field of another target; a Get or Scan
 // with a revision (reads in a Txn are at its revision); a branch that
-// writes the same key twice.
+// writes the same key twice (puts, deletes, increments and JSON updates
+// all write); an increment with ttl_ms; a malformed JSON pointer or patch.
 absl::StatusOr<PreparedTxn> PrepareTxn(const v1::TxnRequest& request,
                                        const Limits& limits,
                                        const KeyspaceView& ns = KeyspaceView());
@@ -67,6 +74,10 @@ absl::StatusOr<PreparedTxn> PrepareTxn(const v1::TxnRequest& request,
 // and appends the chosen branch's writes to *batch. Reads see the state
 // the Txn commits on top of plus the branch's earlier writes.
 // Errors (nothing is written; *response is cleared):
+//   the error of a typed op, prefixed "success op N: " (typed_ops.h:
+//                       NotFound, FailedPrecondition, OutOfRange,
+//                       InvalidArgument); FailedPrecondition for an
+//                       INT64_VALUE compare on a key of another type.
 //   FailedPrecondition  the range compares examined more than
 //                       limits.max_batch_mutations keys, or the response
 //                       would exceed limits.max_message_bytes.

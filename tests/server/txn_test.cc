@@ -368,6 +368,136 @@ TEST_F(TxnTest, ReadsOfTheTxnsOwnTypedWritesCarryTheTypeAndStoredForm) {
   EXPECT_EQ(Value("doc"), R"({"a":2,"b":1})");
 }
 
+// ---- Typed operations inside a Txn (docs/values.md, issue 17)
+
+TEST_F(TxnTest, IncrementTwoCountersAndSetADocumentAtOneRevision) {
+  ASSERT_OK_AND_ASSIGN(v1::TxnResponse seeded, Txn(R"pb(
+      success { put { key: "stock" value: "10" type: INT64 } })pb"));
+  ASSERT_OK_AND_ASSIGN(v1::TxnResponse r, Txn(R"pb(
+      compare { key: "stock" target: INT64_VALUE result: GREATER int64_value: 0 }
+      success { increment { key: "stock" delta: -1 } }
+      success { increment { key: "sold" delta: 1 } }
+      success { put { key: "order/1" value: "{\"qty\": 1}" type: JSON } }
+      success { json_get { key: "order/1" pointer: "/qty" } }
+      success { get { key: "sold" } })pb"));
+  ASSERT_TRUE(r.succeeded());
+  EXPECT_EQ(r.responses(0).increment().value(), 9);
+  EXPECT_EQ(r.responses(1).increment().value(), 1);
+  EXPECT_EQ(r.responses(3).json_get().json(), "1");  // Sees the Txn's put.
+  EXPECT_EQ(r.responses(4).get().value(), "1");      // And its increment.
+  EXPECT_EQ(r.responses(4).get().type(), v1::INT64);
+  EXPECT_EQ(r.responses(4).get().version(), 1);
+  EXPECT_EQ(Value("stock"), "9");
+  EXPECT_EQ(Value("sold"), "1");
+  // All three writes at the Txn's one revision.
+  for (const char* k : {"stock", "sold", "order/1"}) {
+    auto g = db_->GetWithMetadata(storage::ReadOptions(),
+                                  KeyspaceView().Encode(k));
+    ASSERT_TRUE(g.ok() && g->found) << k;
+    EXPECT_EQ(static_cast<int64_t>(g->metadata.mod_revision),
+              r.header().revision())
+        << k;
+  }
+}
+
+TEST_F(TxnTest, JsonUpdateInsideATxnPatchesAndReturnsTheDocument) {
+  ASSERT_OK(Txn(R"pb(success {
+                   put { key: "cfg" value: "{\"a\":1,\"b\":{\"c\":2}}" type: JSON }
+                 })pb").status());
+  ASSERT_OK_AND_ASSIGN(v1::TxnResponse r, Txn(R"pb(
+      success { json_update { key: "cfg" merge_patch: "{\"b\":{\"c\":null,\"d\":3}}" } }
+      success { get { key: "cfg" } })pb"));
+  EXPECT_EQ(r.responses(0).json_update().json(), R"({"a":1,"b":{"d":3}})");
+  EXPECT_EQ(r.responses(1).get().value(), R"({"a":1,"b":{"d":3}})");
+  EXPECT_EQ(r.responses(1).get().type(), v1::JSON);
+  EXPECT_EQ(Value("cfg"), R"({"a":1,"b":{"d":3}})");
+}
+
+TEST_F(TxnTest, AFailingTypedOpFailsTheWholeTxnAndWritesNothing) {
+  Put("text", "not a number");
+  const Revision before = db_->CurrentRevision();
+  struct Case {
+    std::string txn;
+    absl::StatusCode code;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {R"pb(success { put { key: "a" value: "1" } }
+            success { increment { key: "text" delta: 1 } })pb",
+       absl::StatusCode::kFailedPrecondition, "success op 1: "},
+      {R"pb(success { put { key: "a" value: "1" } }
+            success { increment { key: "none" delta: 1 must_exist: true } })pb",
+       absl::StatusCode::kNotFound, "success op 1: "},
+      {R"pb(success { json_update { key: "text" merge_patch: "{}" } })pb",
+       absl::StatusCode::kFailedPrecondition, "success op 0: "},
+      {R"pb(compare { key: "text" target: INT64_VALUE result: EQUAL int64_value: 1 }
+            success { put { key: "a" value: "1" } })pb",
+       absl::StatusCode::kFailedPrecondition, "compare of key \"text\""},
+  };
+  for (const Case& c : cases) {
+    absl::StatusOr<v1::TxnResponse> r = Txn(c.txn);
+    EXPECT_EQ(r.status().code(), c.code) << c.txn << " -> " << r.status();
+    EXPECT_NE(r.status().message().find(c.message), std::string::npos)
+        << r.status();
+  }
+  EXPECT_EQ(db_->CurrentRevision(), before);
+  EXPECT_EQ(Value("a"), "<absent>");
+}
+
+TEST_F(TxnTest, Int64ValueComparesNumericallyWhereValueComparesBytes) {
+  ASSERT_OK(Txn(R"pb(success { put { key: "n" value: "10" type: INT64 } })pb")
+                .status());
+  // Bytes: "10" < "9"; numbers: 10 > 9.
+  EXPECT_TRUE(Holds(R"pb(key: "n" target: VALUE result: LESS value: "9")pb"));
+  EXPECT_TRUE(Holds(
+      R"pb(key: "n" target: INT64_VALUE result: GREATER int64_value: 9)pb"));
+  EXPECT_TRUE(Holds(
+      R"pb(key: "n" target: INT64_VALUE result: EQUAL int64_value: 10)pb"));
+  EXPECT_FALSE(Holds(
+      R"pb(key: "n" target: INT64_VALUE result: NOT_EQUAL int64_value: 10)pb"));
+  // A missing key never satisfies it (like VALUE).
+  EXPECT_FALSE(Holds(
+      R"pb(key: "none" target: INT64_VALUE result: NOT_EQUAL int64_value: 1)pb"));
+  // Ranges: every counter in [c/, c0) must hold.
+  ASSERT_OK(Txn(R"pb(success { increment { key: "c/1" delta: 5 } }
+                     success { increment { key: "c/2" delta: -5 } })pb")
+                .status());
+  EXPECT_TRUE(Holds(R"pb(key: "c/" range_end: "c0" target: INT64_VALUE
+                         result: LESS int64_value: 6)pb"));
+  EXPECT_FALSE(Holds(R"pb(key: "c/" range_end: "c0" target: INT64_VALUE
+                          result: GREATER int64_value: 0)pb"));
+}
+
+TEST_F(TxnTest, TypedOpsAreValidatedBeforeAnythingRuns) {
+  struct Case {
+    std::string txn;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {R"pb(success { increment { key: "k" delta: 1 ttl_ms: 1000 } })pb",
+       "success op 0: ttl_ms is not supported on an increment inside Txn"},
+      {R"pb(success { put { key: "k" value: "1" } }
+            success { increment { key: "k" delta: 1 } })pb",
+       "writes key \"k\" a second time"},
+      {R"pb(failure { json_update { key: "k" merge_patch: "{" } })pb",
+       "failure op 0: "},
+      {R"pb(success { json_update { key: "k" merge_patch: "{}" } }
+            success { increment { key: "k" delta: 1 } })pb",
+       "writes key \"k\" a second time"},
+      {R"pb(success { json_get { key: "k" pointer: "no-slash" } })pb",
+       "success op 0: "},
+      {R"pb(compare { key: "k" target: INT64_VALUE value: "1" })pb",
+       "target INT64_VALUE compares the int64_value field"},
+  };
+  for (const Case& c : cases) {
+    absl::StatusOr<v1::TxnResponse> r = Txn(c.txn);
+    EXPECT_TRUE(absl::IsInvalidArgument(r.status())) << c.txn << " -> "
+                                                     << r.status();
+    EXPECT_NE(r.status().message().find(c.message), std::string::npos)
+        << r.status();
+  }
+}
+
 TEST_F(TxnTest, ValidationNamesThePartAndTheLimit) {
   limits_.max_batch_mutations = 2;
   limits_.max_key_bytes = 8;
@@ -394,7 +524,8 @@ TEST_F(TxnTest, ValidationNamesThePartAndTheLimit) {
        "compare 0: target MOD compares the mod_revision field; another "
        "target's field is set"},
       {"success { }",
-       "success op 0 has no operation (set get, put, delete or scan)"},
+       "success op 0 has no operation (set get, put, delete, scan, "
+       "increment, json_get or json_update)"},
       {"failure { get { key: 'a' } } failure { put { key: 'a' value: '12345' } }",
        "failure op 1: value is 5 bytes; the limit is 4 (--max_value_bytes)"},
       {"success { delete { key: '' } }",
