@@ -220,7 +220,10 @@ commands:
                      database it holds and count its keys (no server
                      needed); exit 1 if it is corrupt (DATA_LOSS naming the
                      file inside it)
-  health             print SERVING or NOT_SERVING (exit 0 only when serving)
+  health [SERVICE]   print SERVING or NOT_SERVING (exit 0 only when serving)
+                     of the whole server, or of SERVICE: strata.v1.KV, or
+                     strata.v1.KV.write (NOT_SERVING while writes are
+                     refused, e.g. disk space below --min_free_disk_bytes)
   help               print this help
 
 flags:
@@ -807,8 +810,8 @@ int TlsFromFlags(strata::ClientOptions* options) {
 }
 
 int CmdHealth(strata::Client& client, const std::vector<std::string>& args) {
-  if (!args.empty()) return UsageError("health takes no arguments");
-  absl::StatusOr<bool> serving = client.Health();
+  if (args.size() > 1) return UsageError("health takes at most one SERVICE");
+  absl::StatusOr<bool> serving = client.Health(args.empty() ? "" : args[0]);
   if (!serving.ok()) return ServerError(serving.status());
   std::printf("%s\n", *serving ? "SERVING" : "NOT_SERVING");
   return *serving ? kExitOk : kExitServer;

@@ -278,6 +278,15 @@ TEST_F(StrataCliTest, HealthPrintsServing) {
   ProcessResult r = Strata({"health"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "SERVING\n");
+  // The names a readiness probe asks about (docs/operations.md).
+  for (const char* service : {"strata.v1.KV", "strata.v1.KV.write"}) {
+    r = Strata({"health", service});
+    EXPECT_EQ(r.exit_code, 0) << service << ": " << r.err;
+    EXPECT_EQ(r.out, "SERVING\n") << service;
+  }
+  r = Strata({"health", "no.such.Service"});
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_THAT(r.err, HasSubstr("NOT_FOUND"));
 }
 
 TEST_F(StrataCliTest, ServerErrorsExitThreeWithTheStatus) {
@@ -297,7 +306,7 @@ TEST_F(StrataCliTest, UsageErrorsExitTwo) {
            {"put", "only-key"},
            {"delete"},
            {"import"},
-           {"health", "extra"},
+           {"health", "strata.v1.KV", "extra"},
            {"scan", "positional"},
            {"scan", "--prefix=a", "--start=b"},
            {"get", "k", "--limit=3"},
