@@ -111,6 +111,9 @@ struct MethodInfo {
   // Whether the RpcObserver hears of this method's RPCs. False for
   // grpc.health.v1 (probes are not KV traffic and have no metrics row).
   bool observed = true;
+  // Added to the wall clock when checking a new request's deadline
+  // (ServerOptions::TEST_deadline_clock_offset; 0 outside tests).
+  std::chrono::nanoseconds deadline_clock_offset{0};
   std::atomic<int> inflight{0};
 };
 
@@ -463,6 +466,15 @@ class AsyncCall final : public CallBase {
     phase_ = Phase::kActive;
     absl::Status s = accounting_.Begin(&method().info, factory_->observer(),
                                        request_.ByteSizeLong());
+    // Load shedding: a request that waited past its deadline (in the
+    // transport or the queue) gets its answer without any work; the client
+    // has given up on it anyway. One clock read per RPC.
+    if (s.ok() && ctx_->deadline() <= std::chrono::system_clock::now() +
+                                          method().info.deadline_clock_offset) {
+      s = absl::DeadlineExceededError(
+          "the deadline passed before the server started the request; "
+          "nothing was done");
+    }
     if (!s.ok()) {
       Finish(s);
       return;

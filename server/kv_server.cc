@@ -146,6 +146,7 @@ absl::Status KvServer::RegisterServices() {
   pool_ = std::make_unique<ThreadPool>(options_.io_threads, "strata-io");
   registry_ = std::make_unique<RpcRegistry>(options_.max_inflight_rpcs,
                                             options_.limits);
+  registry_->set_deadline_clock_offset(options_.TEST_deadline_clock_offset);
   write_gate_ = std::make_unique<WriteGate>(
       options_.disk_space, db_, observer_,
       [this](bool writable) { health_.SetWritable(writable); });

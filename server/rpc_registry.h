@@ -32,6 +32,7 @@
 // thread; afterwards the registry is read-only and the Method objects it
 // owns are shared by every completion queue.
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -105,6 +106,11 @@ class RpcRegistry {
   // every method is held to.
   RpcRegistry(int default_max_inflight, const Limits& limits)
       : default_max_inflight_(default_max_inflight), limits_(limits) {}
+  // Tests only (ServerOptions::TEST_deadline_clock_offset): applies to the
+  // methods registered after the call.
+  void set_deadline_clock_offset(std::chrono::nanoseconds offset) {
+    deadline_clock_offset_ = offset;
+  }
   RpcRegistry(const RpcRegistry&) = delete;
   RpcRegistry& operator=(const RpcRegistry&) = delete;
 
@@ -167,6 +173,7 @@ class RpcRegistry {
                                  : "--max_inflight_rpcs";
     info.limits = limits_;
     info.observed = options.observed();
+    info.deadline_clock_offset = deadline_clock_offset_;
     entry->method.request = std::move(request);
     entry->method.handler = std::move(handler);
     methods_.push_back(std::move(entry));
@@ -174,6 +181,7 @@ class RpcRegistry {
 
   const int default_max_inflight_;
   const Limits limits_;
+  std::chrono::nanoseconds deadline_clock_offset_{0};
   absl::Status status_;
   std::vector<grpc::Service*> services_;
   std::vector<std::unique_ptr<Entry>> methods_;

@@ -4,6 +4,7 @@
 // Everything a KvServer needs besides the open DB. main.cc fills it from the
 // flags; tests fill it directly.
 
+#include <chrono>
 #include <cstddef>
 #include <functional>
 #include <string>
@@ -112,6 +113,12 @@ struct ServerOptions {
   // every method; a method may set its own at registration
   // (MethodOptions::max_inflight, rpc_registry.h).
   int max_inflight_rpcs = 4096;
+
+  // Tests only: added to the wall clock when the server checks whether a
+  // request's deadline has passed before its handler starts (such a
+  // request ends at once with DEADLINE_EXCEEDED, nothing done). A large
+  // offset makes every request with a deadline look expired.
+  std::chrono::nanoseconds TEST_deadline_clock_offset{0};
 
   // Requests kept posted per method per completion queue, so a burst of new
   // RPCs does not wait for a re-arm.

@@ -718,6 +718,45 @@ TEST_F(KvServerTest, UnaryDeadlineExceeded) {
             grpc::StatusCode::DEADLINE_EXCEEDED);
 }
 
+// Load shedding: a request whose deadline passed while it waited (in the
+// transport or the queue) is answered DEADLINE_EXCEEDED before its handler
+// runs, so an overloaded node spends nothing on work nobody waits for. The
+// server's deadline clock is shifted an hour ahead: every request with a
+// deadline looks expired when its handler would start.
+TEST_F(KvServerTest, ARequestPastItsDeadlineIsShedWithoutWork) {
+  ServerOptions options = TestServerOptions();
+  options.TEST_deadline_clock_offset = std::chrono::hours(1);
+  StartServer(options);
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(10));
+    v1::PutRequest req;
+    req.set_key("shed");
+    req.set_value("v");
+    v1::PutResponse resp;
+    grpc::Status s = stub_->Put(&ctx, req, &resp);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+    EXPECT_THAT(s.error_message(), HasSubstr("nothing was done"));
+  }
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(10));
+    auto reader = stub_->Scan(&ctx, v1::ScanRequest());
+    v1::ScanResponse resp;
+    EXPECT_FALSE(reader->Read(&resp));
+    EXPECT_EQ(reader->Finish().error_code(),
+              grpc::StatusCode::DEADLINE_EXCEEDED);
+  }
+  // Without a deadline nothing is shed, and the shed Put wrote nothing.
+  grpc::ClientContext ctx;
+  v1::GetRequest req;
+  req.set_key("shed");
+  v1::GetResponse resp;
+  ASSERT_TRUE(stub_->Get(&ctx, req, &resp).ok());
+  EXPECT_FALSE(resp.found());
+  EXPECT_TRUE(WaitForIdle());
+}
+
 TEST_F(KvServerTest, InFlightCapReturnsResourceExhausted) {
   ServerOptions options = TestServerOptions();
   options.max_inflight_rpcs = 1;
