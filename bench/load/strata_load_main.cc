@@ -8,6 +8,14 @@
 // are counted. The report gives ops/s, p50/p90/p99/p99.9 latency and errors
 // by status code, as text and as one JSON line (prefixed "json: ").
 //
+// --rate=R makes it open-loop: requests arrive at fixed times, R per second
+// in all (request k at start + k/R), whether or not earlier ones have
+// completed, as users of a service arrive. --concurrency is then the most
+// requests outstanding at once; an arrival that finds every slot busy is
+// sent as soon as one frees, and its latency counts from its scheduled
+// arrival (no coordinated omission), so a server that falls behind shows
+// it in p99. ops/s is then the goodput: requests answered OK.
+//
 // Keys are 16 decimal digits (key i = "%016d" of i) drawn uniformly from
 // [0, --keys), or from [0, --hot_keys) for a hot-key workload. Every request
 // is built with protobuf and sent through gRPC's generic stub, so Strata,
@@ -32,6 +40,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
+#include "grpcpp/alarm.h"
 #include "bench/common/histogram.h"
 #include "bench/common/proc_stats.h"
 #include "grpcpp/generic/generic_stub.h"
@@ -49,7 +58,13 @@ ABSL_FLAG(std::string, op, "get",
           "(--scan_limit pairs from a random key), txn (a guarded put: "
           "if the key's mod revision < 2^62 put it, else get it), commit "
           "(see --conflict_rate) or incr (Increment by 1).");
-ABSL_FLAG(int32_t, concurrency, 16, "RPCs kept outstanding at all times.");
+ABSL_FLAG(int32_t, concurrency, 16,
+          "RPCs kept outstanding at all times (with --rate: the most "
+          "outstanding at once).");
+ABSL_FLAG(double, rate, 0,
+          "Open loop: requests per second in all, at fixed arrival times "
+          "(0 = closed loop, each slot issues its next RPC when the last "
+          "completes).");
 ABSL_FLAG(int32_t, channels, 0,
           "Client connections (each a channel with its own subchannel); the "
           "outstanding RPCs are spread round-robin. 0 = --concurrency (one "
@@ -119,6 +134,7 @@ struct Config {
   std::string protocol_name;
   std::string op;
   int concurrency = 16;
+  double rate = 0;  // Open loop when > 0.
   int channels = 16;
   int threads = 1;
   double duration = 10;
@@ -194,6 +210,11 @@ struct Phase {
   std::atomic<int64_t> latest_revision{0};
   Clock::time_point measure_start;
   Clock::time_point measure_end;
+  // Open loop: arrival k is due at origin + k / rate.
+  Clock::time_point origin;
+  std::atomic<int64_t> next_arrival{0};
+  // Arrivals in the measured window given up for want of a free slot.
+  std::atomic<int64_t> missed{0};
 };
 
 class Worker;
@@ -209,8 +230,11 @@ class Slot {
   void OnEvent(bool ok);
 
  private:
-  enum class State { kUnary, kStreamStart, kStreamWrite, kStreamRead,
-                     kStreamFinish };
+  enum class State { kWaiting, kUnary, kStreamStart, kStreamWrite,
+                     kStreamRead, kStreamFinish };
+  // Sends the RPC of the request built by Start; `started` is when it
+  // counts from (its scheduled arrival in open loop).
+  void Issue(Clock::time_point started);
   void Complete();
   void BeginStreamFinish();
 
@@ -224,6 +248,9 @@ class Slot {
   grpc::ByteBuffer response_;
   grpc::Status status_;
   Clock::time_point started_;
+  const std::string* method_ = nullptr;
+  bool streaming_ = false;
+  grpc::Alarm alarm_;  // Open loop: wakes the slot at its next arrival.
 };
 
 class Worker {
@@ -270,6 +297,8 @@ class Worker {
            !phase_->latest_revision.compare_exchange_weak(seen, revision)) {
     }
   }
+
+  const Phase& phase() const { return *phase_; }
 
   // Picks the next operation and builds its request. False when the phase
   // is over.
@@ -460,27 +489,63 @@ class Worker {
 };
 
 bool Slot::Start() {
-  const std::string* method = nullptr;
-  bool streaming = false;
-  if (!worker_->NextRequest(&method, &request_, &streaming)) {
-    return false;
+  const Config& c = worker_->config();
+  const Phase& phase = worker_->phase();
+  if (c.rate <= 0 || phase.preload) {
+    if (!worker_->NextRequest(&method_, &request_, &streaming_)) return false;
+    Issue(Clock::now());
+    return true;
   }
+  // Open loop: take the next arrival; none after the measured window. An
+  // arrival that waited for a free slot longer than --timeout is given up
+  // (counted as missed, nothing sent): its user has gone, and sending it
+  // would only feed the server work nobody waits for.
+  Phase& shared = const_cast<Phase&>(phase);
+  Clock::time_point due;
+  while (true) {
+    const int64_t k = shared.next_arrival.fetch_add(1);
+    due = phase.origin + std::chrono::duration_cast<Clock::duration>(
+                             std::chrono::duration<double>(k / c.rate));
+    if (due > phase.measure_end) return false;
+    if (due + c.timeout > Clock::now()) break;
+    if (due >= phase.measure_start) shared.missed.fetch_add(1);
+  }
+  if (!worker_->NextRequest(&method_, &request_, &streaming_)) return false;
+  const Clock::time_point now = Clock::now();
+  if (due <= now) {  // Behind: every slot was busy at its arrival.
+    Issue(due);
+    return true;
+  }
+  started_ = due;
+  state_ = State::kWaiting;
+  alarm_.Set(worker_->cq(),
+             std::chrono::system_clock::now() +
+                 std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                     due - now),
+             this);
+  return true;
+}
+
+void Slot::Issue(Clock::time_point started) {
   ctx_ = std::make_unique<grpc::ClientContext>();
-  ctx_->set_deadline(std::chrono::system_clock::now() +
-                     worker_->config().timeout);
-  started_ = Clock::now();
-  if (!streaming) {
+  // The deadline counts from the arrival (open loop: a user who waited in
+  // the client's queue has that much less patience left).
+  ctx_->set_deadline(
+      std::chrono::system_clock::now() +
+      std::chrono::duration_cast<std::chrono::system_clock::duration>(
+          worker_->config().timeout - (Clock::now() - started)));
+  started_ = started;
+  if (!streaming_) {
     state_ = State::kUnary;
-    unary_ = stub_->PrepareUnaryCall(ctx_.get(), *method, request_,
+    unary_ = stub_->PrepareUnaryCall(ctx_.get(), *method_, request_,
                                      worker_->cq());
     unary_->StartCall();
     unary_->Finish(&response_, &status_, this);
   } else {
     state_ = State::kStreamStart;
-    stream_ = stub_->PrepareCall(ctx_.get(), *method, worker_->cq());
+    stream_ = stub_->PrepareCall(ctx_.get(), *method_, worker_->cq());
     stream_->StartCall(this);
   }
-  return true;
 }
 
 void Slot::BeginStreamFinish() {
@@ -490,6 +555,9 @@ void Slot::BeginStreamFinish() {
 
 void Slot::OnEvent(bool ok) {
   switch (state_) {
+    case State::kWaiting:  // The alarm rang (it is never cancelled).
+      Issue(started_);
+      return;
     case State::kUnary:
       Complete();
       return;
@@ -530,6 +598,8 @@ struct Totals {
   Histogram latency;
   std::map<grpc::StatusCode, uint64_t> errors;
   uint64_t error_count = 0;
+  // Open loop: arrivals given up without a free slot (Phase::missed).
+  int64_t missed = 0;
 };
 
 // Runs one phase with every slot; returns the merged results.
@@ -549,6 +619,7 @@ Totals RunPhase(const Config& config,
   phase.measure_end =
       phase.measure_start + std::chrono::duration_cast<Clock::duration>(
                                 std::chrono::duration<double>(config.duration));
+  phase.origin = start;
   std::vector<std::unique_ptr<Worker>> workers;
   for (int t = 0; t < config.threads; ++t) {
     workers.push_back(std::make_unique<Worker>(
@@ -576,6 +647,7 @@ Totals RunPhase(const Config& config,
   Totals totals;
   totals.server_cpu_seconds = server_cpu;
   totals.client_cpu_seconds = client_cpu;
+  totals.missed = phase.missed.load();
   for (const auto& w : workers) {
     totals.latency.Merge(w->latency());
     for (const auto& [code, n] : w->errors()) {
@@ -640,6 +712,7 @@ int Main() {
   c.protocol_name = absl::GetFlag(FLAGS_protocol);
   c.op = absl::GetFlag(FLAGS_op);
   c.concurrency = absl::GetFlag(FLAGS_concurrency);
+  c.rate = absl::GetFlag(FLAGS_rate);
   c.channels = absl::GetFlag(FLAGS_channels);
   if (c.channels == 0) c.channels = c.concurrency;
   c.threads = absl::GetFlag(FLAGS_threads);
@@ -673,6 +746,7 @@ int Main() {
     problem = "--op=commit and --op=incr are strata RPCs: --protocol must be "
               "strata";
   }
+  if (c.rate < 0) problem = "--rate must be >= 0 (0 = closed loop)";
   if (c.conflict_rate < 0 || c.conflict_rate > 1) {
     problem = "--conflict_rate must be in [0, 1]";
   }
@@ -799,6 +873,16 @@ int Main() {
               t.client_cpu_seconds, 100.0 * t.client_cpu_seconds / c.duration,
               client_cpu_us);
   std::string extra;
+  if (c.rate > 0) {
+    std::printf(
+        "  open loop: %.0f requests/s offered; goodput %.0f/s = %.0f%%; "
+        "%lld arrivals missed (no free slot within --timeout: raise "
+        "--concurrency if > 0)\n",
+        c.rate, ops_per_sec, 100.0 * ops_per_sec / c.rate,
+        static_cast<long long>(t.missed));
+    absl::StrAppendFormat(&extra, ",\"rate\":%.1f,\"missed\":%d", c.rate,
+                          t.missed);
+  }
   absl::StrAppendFormat(&extra, ",\"client_cpu_us_per_op\":%.1f,"
                         "\"client_cpu_share\":%.2f",
                         client_cpu_us, t.client_cpu_seconds / c.duration);
