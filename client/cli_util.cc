@@ -135,9 +135,11 @@ absl::StatusOr<Compare> ParseCompare(const std::vector<std::string>& w) {
     c.target = Compare::Target::kMod;
   } else if (target == "value") {
     c.target = Compare::Target::kValue;
+  } else if (target == "int") {
+    c.target = Compare::Target::kInt64Value;
   } else {
     return absl::InvalidArgumentError(absl::StrFormat(
-        "unknown target '%s' (version, create, mod or value)", target));
+        "unknown target '%s' (version, create, mod, value or int)", target));
   }
   if (op == "=" || op == "==") {
     c.result = Compare::Result::kEqual;
@@ -189,9 +191,23 @@ absl::StatusOr<TxnOp> ParseTxnOp(const std::vector<std::string>& w) {
     if (absl::Status s = limit(1, &o.limit); !s.ok()) return s;
     return TxnOp::Scan(std::move(o));
   }
+  if (op == "incr" && n == 2) {
+    int64_t delta;
+    if (!absl::SimpleAtoi(w[3], &delta)) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("incr: DELTA must be an integer, not '%s'", w[3]));
+    }
+    return TxnOp::Increment(w[2], delta);
+  }
+  if (op == "json-get" && (n == 1 || n == 2)) {
+    return TxnOp::JsonGet(w[2], n == 2 ? w[3] : "");
+  }
+  if (op == "json-merge" && n == 2) return TxnOp::JsonMergePatch(w[2], w[3]);
+  if (op == "json-patch" && n == 2) return TxnOp::JsonPatch(w[2], w[3]);
   return absl::InvalidArgumentError(absl::StrFormat(
-      "%s takes get KEY, put KEY VALUE, delete KEY, scan START END [LIMIT] "
-      "or scan-prefix PREFIX [LIMIT]",
+      "%s takes get KEY, put KEY VALUE, delete KEY, scan START END [LIMIT], "
+      "scan-prefix PREFIX [LIMIT], incr KEY DELTA, json-get KEY [POINTER], "
+      "json-merge KEY PATCH or json-patch KEY PATCH",
       w[0]));
 }
 

@@ -57,13 +57,18 @@ class ImportBatcher {
 //   compare KEY TARGET OP X
 //   compare-range START END TARGET OP X   (END "" = every key >= START)
 //   compare-prefix PREFIX TARGET OP X
-//       TARGET: version | create | mod | value;  OP: = | != | > | <
-//       X: an integer (a string for value)
+//       TARGET: version | create | mod | value | int;  OP: = | != | > | <
+//       X: an integer (a string for value); int compares an INT64 value
+//       as a number
 //   then|else get KEY
 //   then|else put KEY VALUE
 //   then|else delete KEY
 //   then|else scan START END [LIMIT]        (END "" = no upper bound)
 //   then|else scan-prefix PREFIX [LIMIT]
+//   then|else incr KEY DELTA                (DELTA may be negative)
+//   then|else json-get KEY [POINTER]        (no POINTER = the document)
+//   then|else json-merge KEY PATCH          (RFC 7386 JSON Merge Patch)
+//   then|else json-patch KEY PATCH          (RFC 6902 JSON Patch)
 struct TxnScript {
   std::vector<Compare> compares;
   std::vector<TxnOp> success;

@@ -189,16 +189,20 @@ commands:
                      REV, and watches from REV or below, fail afterwards
   txn [-w] [FILE]    run a transaction (docs/transactions.md) read from
                      FILE (default '-' = stdin), one statement a line:
-                       compare KEY version|create|mod|value =|!=|>|< X
+                       compare KEY version|create|mod|value|int =|!=|>|< X
                        compare-range START END ...  compare-prefix P ...
                        then|else get KEY | put KEY VALUE | delete KEY
                        then|else scan START END [LIMIT] | scan-prefix P [LIMIT]
-                     ("double quotes" for blanks and C escapes). If every
-                     compare holds the then-ops run, else the else-ops, at
-                     one revision. Prints SUCCESS or FAILURE, then per op:
-                     put/delete "OK"; get "key<TAB>value" (or "(not found)
-                     KEY"); scan its "key<TAB>value" lines; -w adds "revision
-                     R". Exit 1 when the compares failed
+                       then|else incr KEY DELTA | json-get KEY [POINTER]
+                       then|else json-merge KEY PATCH | json-patch KEY PATCH
+                     ("double quotes" for blanks and C escapes; int compares
+                     an int64 value as a number). If every compare holds
+                     the then-ops run, else the else-ops, at one revision.
+                     Prints SUCCESS or FAILURE, then per op: put/delete
+                     "OK"; get "key<TAB>value" (or "(not found) KEY"); scan
+                     its "key<TAB>value" lines; incr the new value; json-get
+                     the JSON; json-merge/json-patch the new document; -w
+                     adds "revision R". Exit 1 when the compares failed
   import FILE        load "key<TAB>value" lines from FILE ('-' = stdin) in
                      atomic batches of <= 1000 pairs and <= 4 MiB; progress
                      on stderr, a summary on stdout
@@ -784,6 +788,14 @@ int CmdTxn(strata::Client& client, const std::vector<std::string>& args) {
           WriteOut(kv.value);
           WriteOut("\n");
         }
+        break;
+      case strata::TxnOp::Type::kIncrement:
+        std::printf("%lld\n", static_cast<long long>(result.counter));
+        break;
+      case strata::TxnOp::Type::kJsonGet:
+      case strata::TxnOp::Type::kJsonUpdate:
+        WriteOut(result.json);
+        WriteOut("\n");
         break;
     }
   }

@@ -502,6 +502,10 @@ void ToWire(const Compare& c, v1::Compare* out) {
       out->set_target(v1::Compare::VALUE);
       out->set_value(c.value);
       break;
+    case Compare::Target::kInt64Value:
+      out->set_target(v1::Compare::INT64_VALUE);
+      out->set_int64_value(c.number);
+      break;
   }
 }
 
@@ -525,6 +529,27 @@ void ToWire(const TxnOp& op, v1::RequestOp* out) {
       scan->set_keys_only(op.scan.keys_only);
       scan->set_revision(op.scan.revision);
       scan->set_reverse(op.scan.reverse);
+      break;
+    }
+    case TxnOp::Type::kIncrement: {
+      v1::IncrementRequest* inc = out->mutable_increment();
+      inc->set_key(op.key);
+      inc->set_delta(op.delta);
+      inc->set_must_exist(op.must_exist);
+      break;
+    }
+    case TxnOp::Type::kJsonGet:
+      out->mutable_json_get()->set_key(op.key);
+      out->mutable_json_get()->set_pointer(op.pointer);
+      break;
+    case TxnOp::Type::kJsonUpdate: {
+      v1::JsonUpdateRequest* update = out->mutable_json_update();
+      update->set_key(op.key);
+      if (op.patch_kind == JsonPatchKind::kMergePatch) {
+        update->set_merge_patch(op.value);
+      } else {
+        update->set_json_patch(op.value);
+      }
       break;
     }
   }
@@ -559,13 +584,28 @@ absl::StatusOr<TxnResult> Client::Txn(const std::vector<Compare>& compares,
     v1::ResponseOp* wire = response.mutable_responses(i);
     TxnOpResult& out = result.results.emplace_back();
     out.type = op.type;
-    if (op.type == TxnOp::Type::kGet) {
-      out.kv = FromWire(op.key, wire->mutable_get());
-    } else if (op.type == TxnOp::Type::kScan) {
-      out.kvs.reserve(static_cast<size_t>(wire->scan().pairs_size()));
-      for (v1::KeyValue& kv : *wire->mutable_scan()->mutable_pairs()) {
-        out.kvs.push_back(FromWire(&kv));
-      }
+    switch (op.type) {
+      case TxnOp::Type::kGet:
+        out.kv = FromWire(op.key, wire->mutable_get());
+        break;
+      case TxnOp::Type::kScan:
+        out.kvs.reserve(static_cast<size_t>(wire->scan().pairs_size()));
+        for (v1::KeyValue& kv : *wire->mutable_scan()->mutable_pairs()) {
+          out.kvs.push_back(FromWire(&kv));
+        }
+        break;
+      case TxnOp::Type::kIncrement:
+        out.counter = wire->increment().value();
+        break;
+      case TxnOp::Type::kJsonGet:
+        out.json = std::move(*wire->mutable_json_get()->mutable_json());
+        break;
+      case TxnOp::Type::kJsonUpdate:
+        out.json = std::move(*wire->mutable_json_update()->mutable_json());
+        break;
+      case TxnOp::Type::kPut:
+      case TxnOp::Type::kDelete:
+        break;
     }
   }
   return result;

@@ -336,6 +336,13 @@ struct Mutation {
   }
 };
 
+// The kinds of patch Client::JsonUpdate and TxnOp::JsonMergePatch /
+// TxnOp::JsonPatch apply.
+enum class JsonPatchKind {
+  kMergePatch,  // RFC 7386: {"a": 2, "b": null} sets a, removes b.
+  kJsonPatch,   // RFC 6902: [{"op": "add", "path": "/a", "value": 2}, ...].
+};
+
 // ---- Transactions (docs/transactions.md)
 
 // One condition of a Txn (etcd's Compare): the key's version, create
@@ -343,9 +350,11 @@ struct Mutation {
 // has version and revisions 0 (so "does not exist" is Version(key, kEqual,
 // 0)); a value compare on a missing key is false. With a range_end, every
 // existing key of the range must satisfy it (an empty range compares as
-// one missing key).
+// one missing key). An Int64Value compare compares an INT64 value
+// (docs/values.md) as a number; it is false on a missing key, and a key of
+// another type fails the whole Txn with FAILED_PRECONDITION.
 struct Compare {
-  enum class Target { kVersion, kCreate, kMod, kValue };
+  enum class Target { kVersion, kCreate, kMod, kValue, kInt64Value };
   enum class Result { kEqual, kGreater, kLess, kNotEqual };
   std::string key;
   // etcd's convention: empty = just `key`; "\0" (one zero byte) = every
@@ -353,7 +362,7 @@ struct Compare {
   std::string range_end;
   Target target = Target::kVersion;
   Result result = Result::kEqual;
-  // The constant for kVersion, kCreate and kMod.
+  // The constant for kVersion, kCreate, kMod and kInt64Value.
   int64_t number = 0;
   // The constant for kValue.
   std::string value;
@@ -372,6 +381,11 @@ struct Compare {
   static Compare Value(std::string key, Result result, std::string value) {
     return {std::move(key), "", Target::kValue, result, 0, std::move(value)};
   }
+  // The key's INT64 value compared numerically with `value` ("10" > "9",
+  // which Value's byte order gets wrong).
+  static Compare Int64Value(std::string key, Result result, int64_t value) {
+    return {std::move(key), "", Target::kInt64Value, result, value, ""};
+  }
   // The same compare over [key, range_end) (see range_end).
   Compare InRange(std::string end) const {
     Compare c = *this;
@@ -381,14 +395,34 @@ struct Compare {
 };
 
 // One operation of a Txn branch. Reads see the branch's earlier writes.
+//
+// The typed operations (kIncrement, kJsonGet, kJsonUpdate; docs/values.md)
+// read the key as the Txn sees it and write it at the Txn's revision, so
+// the branch may not write that key otherwise (INVALID_ARGUMENT). If one
+// fails (a missing key with must_exist or for a JSON op, a key of another
+// type, an overflow, a JSON Patch "test" that fails, a pointer that does
+// not resolve), the whole Txn fails with that operation's code
+// (NOT_FOUND, FAILED_PRECONDITION, OUT_OF_RANGE) and writes nothing; the
+// message names the op ("success op 2: ...").
 struct TxnOp {
-  enum class Type { kGet, kPut, kDelete, kScan };
+  enum class Type { kGet, kPut, kDelete, kScan, kIncrement, kJsonGet,
+                    kJsonUpdate };
   Type type = Type::kGet;
-  std::string key;    // kGet, kPut, kDelete.
-  std::string value;  // kPut.
+  // Every type but kScan.
+  std::string key;
+  // kPut: the value; kJsonUpdate: the patch (JSON text).
+  std::string value;
   // kScan: range, limit, keys_only and reverse (revision must be 0: reads
   // in a Txn are at its revision). All its pairs come in one response.
   ScanOptions scan;
+  // kIncrement: added to the counter (may be negative or 0), and whether a
+  // missing key is NOT_FOUND instead of counting from 0.
+  int64_t delta = 0;
+  bool must_exist = false;
+  // kJsonGet: an RFC 6901 JSON Pointer ("" = the whole document).
+  std::string pointer;
+  // kJsonUpdate: how `value` patches the document.
+  JsonPatchKind patch_kind = JsonPatchKind::kMergePatch;
 
   static TxnOp Get(std::string key) {
     TxnOp op;
@@ -414,6 +448,46 @@ struct TxnOp {
     op.scan = std::move(options);
     return op;
   }
+  // Adds delta to the INT64 value of key (as Client::Increment, without a
+  // TTL); the result's `counter` is its value after it. A missing key
+  // counts from 0, or is NOT_FOUND with must_exist.
+  static TxnOp Increment(std::string key, int64_t delta,
+                         bool must_exist = false) {
+    TxnOp op;
+    op.type = Type::kIncrement;
+    op.key = std::move(key);
+    op.delta = delta;
+    op.must_exist = must_exist;
+    return op;
+  }
+  // The JSON text at `pointer` of the JSON value of key (as
+  // Client::JsonGet), in the result's `json`; it sees the branch's earlier
+  // writes.
+  static TxnOp JsonGet(std::string key, std::string pointer = "") {
+    TxnOp op;
+    op.type = Type::kJsonGet;
+    op.key = std::move(key);
+    op.pointer = std::move(pointer);
+    return op;
+  }
+  // Applies an RFC 7386 JSON Merge Patch to the JSON value of key (as
+  // Client::JsonUpdate); the result's `json` is the new document.
+  static TxnOp JsonMergePatch(std::string key, std::string patch) {
+    TxnOp op;
+    op.type = Type::kJsonUpdate;
+    op.key = std::move(key);
+    op.value = std::move(patch);
+    op.patch_kind = JsonPatchKind::kMergePatch;
+    return op;
+  }
+  // Applies an RFC 6902 JSON Patch (an array of operations, all or
+  // nothing) to the JSON value of key; the result's `json` is the new
+  // document.
+  static TxnOp JsonPatch(std::string key, std::string patch) {
+    TxnOp op = JsonMergePatch(std::move(key), std::move(patch));
+    op.patch_kind = JsonPatchKind::kJsonPatch;
+    return op;
+  }
 };
 
 // The result of one TxnOp, in the same position.
@@ -423,6 +497,11 @@ struct TxnOpResult {
   std::optional<KeyValue> kv;
   // kScan: the pairs.
   std::vector<KeyValue> kvs;
+  // kIncrement: the counter after the increment.
+  int64_t counter = 0;
+  // kJsonGet: the JSON text at the pointer; kJsonUpdate: the new document
+  // (both normalized).
+  std::string json;
 };
 
 // What a Txn did.
@@ -466,12 +545,6 @@ struct IncrementResult {
 struct JsonResult {
   std::string json;
   Revision revision = 0;
-};
-
-// The kinds of patch Client::JsonUpdate applies.
-enum class JsonPatchKind {
-  kMergePatch,  // RFC 7386: {"a": 2, "b": null} sets a, removes b.
-  kJsonPatch,   // RFC 6902: [{"op": "add", "path": "/a", "value": 2}, ...].
 };
 
 // A connection to one server.

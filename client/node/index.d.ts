@@ -324,7 +324,7 @@ export class WriteBatch {
 export type CompareOp = '==' | '!=' | '>' | '<';
 
 /** What a Compare reads of the key (strata.v1.Compare.CompareTarget). */
-export type CompareTarget = 'VERSION' | 'CREATE' | 'MOD' | 'VALUE';
+export type CompareTarget = 'VERSION' | 'CREATE' | 'MOD' | 'VALUE' | 'INT64_VALUE';
 
 export interface CompareOptions {
   /** Compare every existing key of [key, rangeEnd) ('\0' = every key >= key); '' (default) = just key. */
@@ -342,7 +342,7 @@ export class Compare {
   readonly key: Buffer;
   readonly target: CompareTarget;
   readonly op: CompareOp;
-  /** A number or bigint for VERSION, CREATE and MOD; a Buffer for VALUE. */
+  /** A number or bigint for VERSION, CREATE, MOD and INT64_VALUE; a Buffer for VALUE. */
   readonly constant: number | bigint | Buffer;
   /** Empty = just key; else the exclusive end of the range. */
   readonly rangeEnd: Buffer;
@@ -354,6 +354,12 @@ export class Compare {
   static modRevision(key: BytesLike, op: CompareOp, revision: number | bigint, options?: CompareOptions): Compare;
   /** The key's value OP value (bytewise); false for a missing key. */
   static value(key: BytesLike, op: CompareOp, value: BytesLike, options?: CompareOptions): Compare;
+  /**
+   * The key's INT64 value OP value, as numbers (10 > 9; value() compares
+   * bytes); false for a missing key; a key of another type fails the whole
+   * Txn with FAILED_PRECONDITION.
+   */
+  static int64Value(key: BytesLike, op: CompareOp, value: number | bigint, options?: CompareOptions): Compare;
   /** The same compare over every key of [key, end). */
   inRange(end: BytesLike): Compare;
   /** The same compare over every key that starts with key. */
@@ -362,7 +368,7 @@ export class Compare {
   toProto(): object;
 }
 
-export type TxnOpKind = 'get' | 'put' | 'delete' | 'scan';
+export type TxnOpKind = 'get' | 'put' | 'delete' | 'scan' | 'increment' | 'jsonGet' | 'jsonUpdate';
 
 /** A scan inside a Txn: as ScanOptions, without revision (reads are at the Txn's revision). */
 export interface TxnScanOptions {
@@ -388,6 +394,18 @@ export class TxnOp {
   static delete(key: BytesLike): TxnOp;
   /** All the pairs come in the one Txn response. */
   static scan(options?: TxnScanOptions): TxnOp;
+  /**
+   * Adds delta (default 1) to the INT64 value of key, as Client.incr (no
+   * ttlMs in a Txn); the result's counter is the value after it. A missing
+   * key counts from 0 (mustExist: the Txn fails with NOT_FOUND).
+   */
+  static increment(key: BytesLike, delta?: number | bigint, options?: { mustExist?: boolean }): TxnOp;
+  /** The JSON at pointer ('' = the whole document), in the result's json and document. */
+  static jsonGet(key: BytesLike, pointer?: string): TxnOp;
+  /** An RFC 7386 JSON Merge Patch (serialized with JSON.stringify; a Buffer is JSON text). */
+  static jsonMergePatch(key: BytesLike, patch: unknown): TxnOp;
+  /** An RFC 6902 JSON Patch (all or nothing; a failed test fails the Txn). */
+  static jsonPatch(key: BytesLike, patch: unknown): TxnOp;
 }
 
 /** The result of one TxnOp of the branch that ran, in the same position. */
@@ -399,6 +417,12 @@ export interface TxnOpResult {
   value: Buffer | null;
   /** scan: the pairs; [] for the other kinds. */
   kvs: KeyValue[];
+  /** increment: the counter after the increment; null for the other kinds. */
+  counter: bigint | null;
+  /** jsonGet: the normalized JSON text at the pointer; jsonUpdate: the new document's; null for the other kinds. */
+  json: Buffer | null;
+  /** jsonGet and jsonUpdate: json parsed; absent for the other kinds. */
+  document?: JsonValue;
 }
 
 /** What Client.txn resolves to. */

@@ -127,6 +127,42 @@ else scan-prefix p/
   EXPECT_EQ(s.failure[2].scan.end, "p0");
 }
 
+TEST(TxnScriptTest, ParsesTypedOpsAndTheIntCompare) {
+  ASSERT_OK_AND_ASSIGN(TxnScript s, ParseTxnScript(R"(
+compare stock int > 0
+compare-prefix c/ int < -5
+then incr stock -1
+then incr sold 1
+then json-get order "/a~1b/0"
+then json-get order
+else json-merge order "{\"paid\": true}"
+else json-patch order "[{\"op\": \"remove\", \"path\": \"/a\"}]"
+)"));
+  ASSERT_EQ(s.compares.size(), 2u);
+  EXPECT_EQ(s.compares[0].target, Compare::Target::kInt64Value);
+  EXPECT_EQ(s.compares[0].result, Compare::Result::kGreater);
+  EXPECT_EQ(s.compares[0].number, 0);
+  EXPECT_EQ(s.compares[1].target, Compare::Target::kInt64Value);
+  EXPECT_EQ(s.compares[1].number, -5);
+  EXPECT_EQ(s.compares[1].range_end, "c0");
+  ASSERT_EQ(s.success.size(), 4u);
+  EXPECT_EQ(s.success[0].type, TxnOp::Type::kIncrement);
+  EXPECT_EQ(s.success[0].key, "stock");
+  EXPECT_EQ(s.success[0].delta, -1);
+  EXPECT_FALSE(s.success[0].must_exist);
+  EXPECT_EQ(s.success[1].delta, 1);
+  EXPECT_EQ(s.success[2].type, TxnOp::Type::kJsonGet);
+  EXPECT_EQ(s.success[2].pointer, "/a~1b/0");
+  EXPECT_EQ(s.success[3].pointer, "");
+  ASSERT_EQ(s.failure.size(), 2u);
+  EXPECT_EQ(s.failure[0].type, TxnOp::Type::kJsonUpdate);
+  EXPECT_EQ(s.failure[0].patch_kind, JsonPatchKind::kMergePatch);
+  EXPECT_EQ(s.failure[0].value, R"({"paid": true})");
+  EXPECT_EQ(s.failure[1].type, TxnOp::Type::kJsonUpdate);
+  EXPECT_EQ(s.failure[1].patch_kind, JsonPatchKind::kJsonPatch);
+  EXPECT_EQ(s.failure[1].value, R"([{"op": "remove", "path": "/a"}])");
+}
+
 TEST(TxnScriptTest, ErrorsNameTheLine) {
   const struct {
     const char* script;
@@ -140,6 +176,11 @@ TEST(TxnScriptTest, ErrorsNameTheLine) {
       {"then put k", "line 1: then takes get KEY, put KEY VALUE"},
       {"else scan a b c", "line 1: bad LIMIT 'c'"},
       {"then get \"k", "line 1: unterminated quote"},
+      {"compare k int = ten", "line 1: int compares a number, not 'ten'"},
+      {"then incr k", "line 1: then takes get KEY"},
+      {"then incr k 1.5", "line 1: incr: DELTA must be an integer, not '1.5'"},
+      {"else json-merge k", "json-merge KEY PATCH"},
+      {"then json-get k /a /b", "json-get KEY [POINTER]"},
   };
   for (const auto& c : cases) {
     absl::StatusOr<TxnScript> s = ParseTxnScript(c.script);

@@ -144,6 +144,39 @@ else get cli-txn/missing
   EXPECT_EQ(r.exit_code, 1);
 }
 
+// `strata txn` with typed ops: a numeric compare on a counter guards an
+// increment and a JSON update; each prints its result.
+TEST_F(StrataCliTest, TxnRunsTypedOpsAndPrintsTheirResults) {
+  ProcessResult r = Strata({"put", "--type=int64", "cli-ttxn/stock", "10"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = Strata({"put", "--type=json", "cli-ttxn/order", R"({"qty": 1})"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string script = R"(compare cli-ttxn/stock int > 9
+then incr cli-ttxn/stock -1
+then incr cli-ttxn/sold 1
+then json-merge cli-ttxn/order "{\"paid\": true}"
+then json-get cli-ttxn/order /paid
+else json-patch cli-ttxn/order "[{\"op\": \"replace\", \"path\": \"/qty\", \"value\": 0}]"
+else json-get cli-ttxn/order
+)";
+  r = Strata({"txn"}, script);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "SUCCESS\n9\n1\n{\"paid\":true,\"qty\":1}\ntrue\n");
+  // Stock is 9 now (10 > 9 numerically; as bytes "10" < "9"): else runs.
+  r = Strata({"txn"}, script);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_EQ(r.out, "FAILURE\n{\"paid\":true,\"qty\":0}\n"
+                   "{\"paid\":true,\"qty\":0}\n");
+  // A typed op that fails fails the whole txn: exit 3, nothing written.
+  r = Strata({"txn"}, "then incr cli-ttxn/sold 1\n"
+                      "then incr cli-ttxn/order 1\n");
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_THAT(r.err, HasSubstr("FAILED_PRECONDITION"));
+  EXPECT_THAT(r.err, HasSubstr("success op 1: "));
+  r = Strata({"get", "cli-ttxn/sold"});
+  EXPECT_EQ(r.out, "1\n");
+}
+
 TEST_F(StrataCliTest, TxnScriptErrorsNameTheLine) {
   ProcessResult r = Strata({"txn"}, "compare k version = 0\nthen frob k\n");
   EXPECT_EQ(r.exit_code, 2);

@@ -6,6 +6,7 @@
 #include "client/transaction.h"
 
 #include <atomic>
+#include <limits>
 #include <map>
 #include <memory>
 #include <string>
@@ -104,6 +105,92 @@ TEST_F(TransactionTest, TxnComparesAndBranches) {
   // A branch that writes a key twice is refused.
   r = client_->Txn({}, {TxnOp::Put("x", "1"), TxnOp::Delete("x")});
   EXPECT_TRUE(absl::IsInvalidArgument(r.status())) << r.status();
+}
+
+// The typed operations inside a Txn (issue 17): take one from a stock
+// counter guarded by a numeric compare, add one to a sold counter and patch
+// the order document, all at one revision, each answering in its result.
+TEST_F(TransactionTest, TxnRunsTypedOpsGuardedByANumericCompare) {
+  using R = Compare::Result;
+  ASSERT_OK(client_->Put("stock", "10", ValueType::kInt64));
+  ASSERT_OK(client_->Put("order/1", R"({"qty": 1, "note": "x"})",
+                         ValueType::kJson));
+  // Bytes: "10" < "9"; as a number 10 > 9.
+  absl::StatusOr<TxnResult> r = client_->Txn(
+      {Compare::Int64Value("stock", R::kGreater, 9),
+       Compare::Value("stock", R::kLess, "9")},
+      {TxnOp::Increment("stock", -1), TxnOp::Increment("sold", 1),
+       TxnOp::JsonMergePatch("order/1", R"({"note": null, "paid": true})"),
+       TxnOp::JsonGet("order/1", "/paid"), TxnOp::Get("sold")});
+  ASSERT_OK(r);
+  ASSERT_TRUE(r->succeeded);
+  ASSERT_EQ(r->results.size(), 5u);
+  EXPECT_EQ(r->results[0].type, TxnOp::Type::kIncrement);
+  EXPECT_EQ(r->results[0].counter, 9);
+  EXPECT_EQ(r->results[1].counter, 1);
+  EXPECT_EQ(r->results[2].type, TxnOp::Type::kJsonUpdate);
+  EXPECT_EQ(r->results[2].json, R"({"paid":true,"qty":1})");
+  EXPECT_EQ(r->results[3].json, "true");  // Sees the branch's patch.
+  ASSERT_TRUE(r->results[4].kv.has_value());
+  EXPECT_EQ(r->results[4].kv->value, "1");
+  EXPECT_EQ(r->results[4].kv->type, ValueType::kInt64);
+  for (const char* key : {"stock", "sold", "order/1"}) {
+    ASSERT_OK_AND_ASSIGN(GetResult g, client_->GetWithMetadata(key));
+    ASSERT_TRUE(g.kv.has_value()) << key;
+    EXPECT_EQ(g.kv->mod_revision, r->revision) << key;
+  }
+  // Now stock is 9: the numeric compare fails and the else branch's JSON
+  // Patch runs instead.
+  r = client_->Txn({Compare::Int64Value("stock", R::kGreater, 9)},
+                   {TxnOp::Increment("stock", -1)},
+                   {TxnOp::JsonPatch(
+                       "order/1", R"([{"op": "replace", "path": "/qty", "value": 0}])"),
+                    TxnOp::JsonGet("order/1")});
+  ASSERT_OK(r);
+  EXPECT_FALSE(r->succeeded);
+  EXPECT_EQ(r->results[0].json, R"({"paid":true,"qty":0})");
+  EXPECT_EQ(r->results[1].json, R"({"paid":true,"qty":0})");
+  EXPECT_EQ(Value("stock"), "9");
+}
+
+TEST_F(TransactionTest, AFailingTypedOpFailsTheTxnWithItsCode) {
+  using R = Compare::Result;
+  ASSERT_OK(client_->Put("text", "not a number"));
+  ASSERT_OK(client_->Put("doc", "{}", ValueType::kJson));
+  ASSERT_OK_AND_ASSIGN(Revision before, client_->Put("n", "1",
+                                                     ValueType::kInt64));
+  struct Case {
+    std::vector<Compare> compares;
+    std::vector<TxnOp> ops;
+    absl::StatusCode code;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {{}, {TxnOp::Put("a", "1"), TxnOp::Increment("none", 1, true)},
+       absl::StatusCode::kNotFound, "success op 1: "},
+      {{}, {TxnOp::Increment("text", 1)}, absl::StatusCode::kFailedPrecondition,
+       "success op 0: "},
+      {{}, {TxnOp::Increment("n", std::numeric_limits<int64_t>::max())},
+       absl::StatusCode::kOutOfRange, "success op 0: "},
+      {{}, {TxnOp::Put("a", "1"), TxnOp::JsonGet("doc", "/missing")},
+       absl::StatusCode::kNotFound, "success op 1: "},
+      {{},
+       {TxnOp::JsonPatch("doc", R"([{"op": "test", "path": "/a", "value": 1}])")},
+       absl::StatusCode::kFailedPrecondition, "success op 0: "},
+      {{}, {TxnOp::JsonMergePatch("doc", "{")}, absl::StatusCode::kInvalidArgument,
+       "success op 0: "},
+      {{Compare::Int64Value("text", R::kEqual, 1)}, {TxnOp::Put("a", "1")},
+       absl::StatusCode::kFailedPrecondition, "\"text\""},
+  };
+  for (const Case& c : cases) {
+    absl::StatusOr<TxnResult> r = client_->Txn(c.compares, c.ops);
+    EXPECT_EQ(r.status().code(), c.code) << c.message << " -> " << r.status();
+    EXPECT_THAT(r.status().message(), HasSubstr(c.message));
+  }
+  // Nothing was written.
+  ASSERT_OK_AND_ASSIGN(GetResult g, client_->GetWithMetadata("any"));
+  EXPECT_EQ(g.revision, before);
+  EXPECT_EQ(Value("a"), "<absent>");
 }
 
 TEST_F(TransactionTest, ReadsAreOneSnapshotAndSeeTheTransactionsWrites) {

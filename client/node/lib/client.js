@@ -387,14 +387,19 @@ class Client {
   // Evaluates every Compare of compare and, if all hold, runs the success
   // ops (TxnOp), else the failure ops, atomically at one revision (etcd's
   // Txn). Resolves to { succeeded, results, revision }: results has one
-  // { kind, kv, value, kvs } per op of the branch that ran (kv/value for a
-  // get: null when missing; kvs for a scan), revision is the one it
+  // { kind, kv, value, kvs, counter, json, document } per op of the branch
+  // that ran (kv/value for a get: null when missing; kvs for a scan;
+  // counter, a BigInt, for an increment; json, the text, and document, the
+  // parsed value, for jsonGet and jsonUpdate), revision is the one it
   // committed at (the current one if it wrote nothing). No compares: the
   // success branch runs. INVALID_ARGUMENT (nothing written) for more than
   // the server's --max_batch_mutations compares or ops per branch, a bad
   // key or value, a branch that writes a key twice; FAILED_PRECONDITION if
   // range compares cover more than --max_batch_mutations keys or the
-  // response would exceed --max_message_bytes.
+  // response would exceed --max_message_bytes. A typed op that fails (a
+  // missing key, a key of another type, an overflow, a JSON Patch test)
+  // rejects with its code (NOT_FOUND, FAILED_PRECONDITION, OUT_OF_RANGE),
+  // nothing written; the message names the op ('success op 2: ...').
   async txn(options = {}) {
     if (options === null || typeof options !== 'object') throw new TypeError('txn options must be an object');
     checkKeys(options, TXN_OPTION_KEYS, 'txn');
@@ -423,12 +428,20 @@ class Client {
     }
     const results = ops.map((op, i) => {
       const r = resp.responses[i];
+      const result = { kind: op.kind, kv: null, value: null, kvs: [], counter: null, json: null };
       if (op.kind === 'get') {
-        const kv = r.get && r.get.found ? toKeyValue({ ...r.get, key: op.key }) : null;
-        return { kind: 'get', kv, value: kv ? kv.value : null, kvs: [] };
+        result.kv = r.get && r.get.found ? toKeyValue({ ...r.get, key: op.key }) : null;
+        result.value = result.kv ? result.kv.value : null;
+      } else if (op.kind === 'scan') {
+        result.kvs = (r.scan ? r.scan.pairs : []).map(toKeyValue);
+      } else if (op.kind === 'increment') {
+        result.counter = BigInt(r.increment ? r.increment.value : 0);
+      } else if (op.kind === 'jsonGet' || op.kind === 'jsonUpdate') {
+        const field = op.kind === 'jsonGet' ? r.json_get : r.json_update;
+        result.json = field ? field.json : Buffer.alloc(0);
+        result.document = JSON.parse(result.json.toString('utf8'));
       }
-      if (op.kind === 'scan') return { kind: 'scan', kv: null, value: null, kvs: (r.scan ? r.scan.pairs : []).map(toKeyValue) };
-      return { kind: op.kind, kv: null, value: null, kvs: [] };
+      return result;
     });
     return { succeeded: Boolean(resp.succeeded), results, revision: Number(resp.header.revision) };
   }

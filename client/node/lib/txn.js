@@ -12,24 +12,37 @@
 //   r.succeeded, r.revision, r.results[0].value
 //
 // Compares read a key's version (puts since it was created), create
-// revision, mod revision or value; a missing key has version and revisions
-// 0, so "key does not exist" is Compare.version(key, '==', 0), and a value
-// compare on a missing key is false. Same shapes as the Python client's
+// revision, mod revision, value or INT64 value (as a number); a missing key
+// has version and revisions 0, so "key does not exist" is
+// Compare.version(key, '==', 0), and a value compare on a missing key is
+// false. The typed operations of docs/values.md run inside a Txn too, at its
+// revision:
+//
+//   const r = await db.txn({
+//     compare: [Compare.int64Value('stock', '>', 0)],
+//     success: [TxnOp.increment('stock', -1), TxnOp.increment('sold'),
+//               TxnOp.jsonMergePatch('order/1', { paid: true })],
+//   });
+//   r.results[0].counter, r.results[2].document
+// Same shapes as the Python client's
 // strata_client/txn.py and the C++ client's strata::Compare / strata::TxnOp.
 'use strict';
 
 const { toBuffer, prefixEnd, checkKeys, putOptions } = require('./convert');
-const { checkValueType } = require('./values');
+const { checkValueType, jsonText } = require('./values');
 
 // How a Compare relates the key's attribute to its constant: attribute OP constant.
 const RESULTS = Object.freeze({ '==': 'EQUAL', '!=': 'NOT_EQUAL', '>': 'GREATER', '<': 'LESS' });
 // The target -> the field of strata.v1.Compare that holds its constant.
-const TARGET_FIELDS = Object.freeze({ VERSION: 'version', CREATE: 'create_revision', MOD: 'mod_revision', VALUE: 'value' });
+const TARGET_FIELDS = Object.freeze({
+  VERSION: 'version', CREATE: 'create_revision', MOD: 'mod_revision', VALUE: 'value', INT64_VALUE: 'int64_value',
+});
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
 const MAX_LIMIT = 0xffffffff;
 const COMPARE_OPTION_KEYS = ['rangeEnd'];
 const SCAN_OP_KEYS = ['start', 'end', 'prefix', 'limit', 'keysOnly', 'reverse'];
+const INCREMENT_OP_KEYS = ['mustExist'];
 
 // A compare constant: a safe integer or a BigInt in the int64 range.
 function int64(n, what) {
@@ -49,13 +62,14 @@ function checkLimit(limit) {
 }
 
 // One condition of a Txn: the key's target attribute OP constant. Build it
-// with Compare.version, .createRevision, .modRevision or .value. With
+// with Compare.version, .createRevision, .modRevision, .value or
+// .int64Value. With
 // rangeEnd every existing key of [key, rangeEnd) must satisfy it ('\0':
 // every key >= key; an empty range compares as one missing key). Frozen.
 class Compare {
-  // Use the static constructors. target: 'VERSION', 'CREATE', 'MOD' or
-  // 'VALUE'; op: '==', '!=', '>' or '<'; constant: a number or BigInt, or
-  // (VALUE) a Buffer.
+  // Use the static constructors. target: 'VERSION', 'CREATE', 'MOD',
+  // 'VALUE' or 'INT64_VALUE'; op: '==', '!=', '>' or '<'; constant: a
+  // number or BigInt, or (VALUE) a Buffer.
   constructor(key, target, op, constant, rangeEnd = Buffer.alloc(0)) {
     if (!Object.prototype.hasOwnProperty.call(RESULTS, op)) {
       throw new TypeError(`compare op must be one of ${Object.keys(RESULTS).join(', ')}, not ${JSON.stringify(op)}`);
@@ -99,6 +113,14 @@ class Compare {
     return Compare._make(key, 'VALUE', op, value, options);
   }
 
+  // The key's INT64 value (docs/values.md) OP value, as numbers (10 > 9,
+  // where value()'s byte order has '10' < '9'); false for a missing key. A
+  // key of another type fails the whole Txn with FAILED_PRECONDITION naming
+  // the key.
+  static int64Value(key, op, value, options = {}) {
+    return Compare._make(key, 'INT64_VALUE', op, value, options);
+  }
+
   // The same compare over every key of [key, end) ('\0': every key >= key).
   inRange(end) {
     return new Compare(this.key, this.target, this.op, this.constant, end);
@@ -120,10 +142,13 @@ class Compare {
   }
 }
 
-// One operation of a Txn branch: TxnOp.get, .put, .delete or .scan. Reads
-// see the branch's earlier writes and are made at the Txn's revision; a
-// branch may write each key once (else INVALID_ARGUMENT). kind is 'get',
-// 'put', 'delete' or 'scan'; key the key (a scan's start); message the
+// One operation of a Txn branch: TxnOp.get, .put, .delete, .scan, or a
+// typed one: .increment, .jsonGet, .jsonMergePatch, .jsonPatch. Reads see
+// the branch's earlier writes and are made at the Txn's revision; a branch
+// may write each key once (else INVALID_ARGUMENT); a typed op that fails
+// fails the whole Txn with its code, nothing written. kind is 'get', 'put',
+// 'delete', 'scan', 'increment', 'jsonGet' or 'jsonUpdate' (jsonMergePatch
+// and jsonPatch); key the key (a scan's start); message the
 // strata.v1.RequestOp it sends. Frozen.
 class TxnOp {
   constructor(kind, key, message) {
@@ -171,6 +196,47 @@ class TxnOp {
     return new TxnOp('scan', s, {
       scan: { start_key: s, end_key: e, limit: checkLimit(limit), keys_only: Boolean(keysOnly), reverse: Boolean(reverse) },
     });
+  }
+
+  // Adds delta (a safe integer or a BigInt) to the INT64 value of key, as
+  // Client.incr (no ttlMs inside a Txn); its result's counter (a BigInt) is
+  // the value after it. A missing key counts from 0 ({ mustExist: true }:
+  // the Txn fails with NOT_FOUND); a key of another type fails it with
+  // FAILED_PRECONDITION, an overflow with OUT_OF_RANGE.
+  static increment(key, delta = 1, options = {}) {
+    checkKeys(options, INCREMENT_OP_KEYS, 'TxnOp.increment');
+    const k = toBuffer(key, 'key');
+    const d = int64(delta, 'delta');
+    return new TxnOp('increment', k, {
+      increment: { key: k, delta: d.toString(), must_exist: Boolean(options.mustExist) },
+    });
+  }
+
+  // Reads the JSON at pointer (RFC 6901, '' = the whole document) of the
+  // JSON value of key, as Client.jsonGet; its result's json is the text
+  // and document the parsed value. A missing key or a pointer that does not
+  // resolve fails the Txn with NOT_FOUND.
+  static jsonGet(key, pointer = '') {
+    if (typeof pointer !== 'string') throw new TypeError('pointer must be a string');
+    const k = toBuffer(key, 'key');
+    return new TxnOp('jsonGet', k, { json_get: { key: k, pointer } });
+  }
+
+  // Applies a JSON Merge Patch (RFC 7386: { a: 2, b: null } sets a, removes
+  // b) to the JSON value of key, as Client.jsonUpdate; its result's json /
+  // document is the new document. The patch is serialized with
+  // JSON.stringify (a Buffer is sent as JSON text).
+  static jsonMergePatch(key, patch) {
+    const k = toBuffer(key, 'key');
+    return new TxnOp('jsonUpdate', k, { json_update: { key: k, merge_patch: jsonText(patch, 'patch') } });
+  }
+
+  // Applies a JSON Patch (RFC 6902: [{ op: 'add', path: '/a', value: 2 }],
+  // all or nothing) as jsonMergePatch does; a failed test fails the Txn
+  // with FAILED_PRECONDITION.
+  static jsonPatch(key, patch) {
+    const k = toBuffer(key, 'key');
+    return new TxnOp('jsonUpdate', k, { json_update: { key: k, json_patch: jsonText(patch, 'patch') } });
   }
 }
 

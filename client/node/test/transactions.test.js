@@ -36,6 +36,31 @@ describe('Compare and TxnOp builders (no server needed)', () => {
     assert.equal(TxnOp.put('n', '1', 'INT64').message.put.type, 'INT64');
   });
 
+  it('build the typed ops and the INT64_VALUE compare', () => {
+    assert.deepEqual(Compare.int64Value('n', '>', -3, { rangeEnd: 'o' }).toProto(), {
+      key: Buffer.from('n'), range_end: Buffer.from('o'), result: 'GREATER', target: 'INT64_VALUE', int64_value: '-3',
+    });
+    const inc = TxnOp.increment('c', -2n, { mustExist: true });
+    assert.ok(Object.isFrozen(inc));
+    assert.deepEqual([inc.kind, str(inc.key)], ['increment', 'c']);
+    assert.deepEqual(inc.message, { increment: { key: Buffer.from('c'), delta: '-2', must_exist: true } });
+    assert.equal(TxnOp.increment('c').message.increment.delta, '1');
+    assert.deepEqual(TxnOp.jsonGet('d', '/a/0').message, { json_get: { key: Buffer.from('d'), pointer: '/a/0' } });
+    assert.equal(TxnOp.jsonGet('d').kind, 'jsonGet');
+    // Values are serialized; a Buffer is sent as JSON text as it is.
+    const merge = TxnOp.jsonMergePatch('d', { b: null, a: [1] });
+    assert.equal(merge.kind, 'jsonUpdate');
+    assert.equal(str(merge.message.json_update.merge_patch), '{"b":null,"a":[1]}');
+    const patch = TxnOp.jsonPatch('d', Buffer.from('[{"op":"remove","path":"/a"}]'));
+    assert.equal(str(patch.message.json_update.json_patch), '[{"op":"remove","path":"/a"}]');
+    assert.throws(() => Compare.int64Value('n', '==', '1'), TypeError);
+    assert.throws(() => TxnOp.increment('c', 2n ** 63n), RangeError);
+    assert.throws(() => TxnOp.increment('c', 1.5), TypeError);
+    assert.throws(() => TxnOp.increment('c', 1, { must_exist: true }), /unknown TxnOp.increment option "must_exist"/);
+    assert.throws(() => TxnOp.jsonGet('d', 7), TypeError);
+    assert.throws(() => TxnOp.jsonMergePatch('d', undefined), TypeError);
+  });
+
   it('reject bad arguments before anything is sent', async () => {
     assert.throws(() => Compare.version('k', '=', 0), TypeError);
     assert.throws(() => Compare.version('k', '==', 1.5), TypeError);
@@ -159,6 +184,61 @@ describe('transactions against strata-server', { skip: skipReason() }, () => {
         isCode(status.INVALID_ARGUMENT, 'second time'));
       assert.equal(await db.get('a'), null);
       assert.equal(str(await db.get('n')), '6');
+    });
+  });
+
+  describe('typed ops in a txn', () => {
+    it('run at one revision, guarded by a numeric compare', async () => {
+      await db.put('stock', '10', { type: 'INT64' });
+      await db.putJson('order/1', { qty: 1, note: 'x' });
+      // As numbers 10 > 9; as bytes '10' < '9'.
+      const sell = {
+        compare: [Compare.int64Value('stock', '>', 9), Compare.value('stock', '<', '9')],
+        success: [TxnOp.increment('stock', -1), TxnOp.increment('sold'),
+          TxnOp.jsonMergePatch('order/1', { note: null, paid: true }),
+          TxnOp.jsonGet('order/1', '/paid'), TxnOp.get('sold')],
+        failure: [TxnOp.jsonPatch('order/1', [{ op: 'replace', path: '/qty', value: 0 }]),
+          TxnOp.jsonGet('order/1')],
+      };
+      let r = await db.txn(sell);
+      assert.equal(r.succeeded, true);
+      assert.deepEqual(r.results.map((x) => x.kind), ['increment', 'increment', 'jsonUpdate', 'jsonGet', 'get']);
+      assert.deepEqual([r.results[0].counter, r.results[1].counter], [9n, 1n]);
+      assert.equal(str(r.results[2].json), '{"paid":true,"qty":1}');
+      assert.deepEqual(r.results[2].document, { paid: true, qty: 1 });
+      assert.equal(r.results[3].document, true); // sees the branch's patch
+      assert.deepEqual([str(r.results[4].value), r.results[4].kv.type], ['1', 'INT64']);
+      assert.deepEqual([r.results[4].counter, r.results[4].json, r.results[4].document], [null, null, undefined]);
+      for (const key of ['stock', 'sold', 'order/1']) {
+        const got = await db.getWithMetadata(key);
+        assert.equal(got.kv.modRevision, r.revision, key);
+      }
+      // Stock is 9 now: the compare fails and the else branch's JSON Patch runs.
+      r = await db.txn(sell);
+      assert.equal(r.succeeded, false);
+      assert.deepEqual(r.results[0].document, { paid: true, qty: 0 });
+      assert.equal(str(r.results[1].json), '{"paid":true,"qty":0}');
+      assert.equal(str(await db.get('stock')), '9');
+    });
+
+    it('a failing typed op fails the whole txn and writes nothing', async () => {
+      await db.put('text', 'not a number');
+      await db.putJson('doc', {});
+      const before = await db.put('n', '1', { type: 'INT64' });
+      const cases = [
+        [[], [TxnOp.put('a', '1'), TxnOp.increment('none', 1, { mustExist: true })], status.NOT_FOUND, 'success op 1: '],
+        [[], [TxnOp.increment('text')], status.FAILED_PRECONDITION, 'success op 0: '],
+        [[], [TxnOp.increment('n', 2n ** 63n - 1n)], status.OUT_OF_RANGE, 'success op 0: '],
+        [[], [TxnOp.put('a', '1'), TxnOp.jsonGet('doc', '/missing')], status.NOT_FOUND, 'success op 1: '],
+        [[], [TxnOp.jsonPatch('doc', [{ op: 'test', path: '/a', value: 1 }])], status.FAILED_PRECONDITION, 'success op 0: '],
+        [[], [TxnOp.jsonMergePatch('doc', Buffer.from('{'))], status.INVALID_ARGUMENT, 'success op 0: '],
+        [[Compare.int64Value('text', '==', 1)], [TxnOp.put('a', '1')], status.FAILED_PRECONDITION, '"text"'],
+      ];
+      for (const [compare, success, code, message] of cases) {
+        await assert.rejects(db.txn({ compare, success }), isCode(code, message), message);
+      }
+      assert.equal((await db.getWithMetadata('any')).revision, before);
+      assert.equal(await db.get('a'), null);
     });
   });
 

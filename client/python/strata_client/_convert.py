@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Union
+import json
+from typing import Any, Union
 
 from .results import ValueType
 
@@ -36,3 +37,16 @@ def value_type_name(t: ValueType) -> str:
     if not isinstance(t, ValueType):
         raise TypeError(f"type must be a ValueType, not {type(t).__name__}")
     return t.name
+
+
+def json_text(value: Any, what: str) -> bytes:
+    """A patch or document for the server: bytes are JSON text as is; any
+    other value is serialized with json.dumps (a str is a JSON string);
+    ValueError if it cannot be."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    try:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False,
+                          separators=(",", ":")).encode("utf-8")
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{what} cannot be encoded as JSON: {e}") from e

@@ -16,6 +16,7 @@ import grpc
 from . import _rpc
 from ._convert import BytesLike
 from ._convert import check_revision as _revision
+from ._convert import json_text as _json_text
 from ._convert import to_bytes as _to_bytes
 from ._convert import value_type_name as _value_type
 from ._gen import kv_pb2
@@ -48,18 +49,6 @@ DEFAULT_TIMEOUT = _Default.TIMEOUT
 # A per-call timeout: seconds, None for no deadline, or DEFAULT_TIMEOUT for the
 # Client's.
 Timeout = Union[float, None, _Default]
-
-
-def _json_text(value: Any, what: str) -> bytes:
-    """A patch or document for the server: bytes are JSON text as is; any
-    other value is serialized (a str is a JSON string)."""
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return bytes(value)
-    try:
-        return json.dumps(value, ensure_ascii=False, allow_nan=False,
-                          separators=(",", ":")).encode("utf-8")
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"{what} cannot be encoded as JSON: {e}") from e
 
 
 class _Unset(enum.Enum):
@@ -653,14 +642,18 @@ class Client:
 
         Returns a TxnResult: .succeeded (whether the compares held), .results
         (one TxnOpResult per op of the branch that ran: .kv for a get, .kvs
-        for a scan) and .revision (the revision it committed at, or the
+        for a scan, .counter for an increment, .json and .document for
+        json_get, json_merge_patch and json_patch) and .revision (the revision it committed at, or the
         current one if it wrote nothing). No compares: the success branch
         runs. InvalidArgument (nothing written) for more than the server's
         --max_batch_mutations compares or ops per branch, a bad key or
         value, a branch that writes a key twice, or a put with a TTL or a
         lease; FailedPrecondition if range compares cover more than
         --max_batch_mutations keys or the response would exceed
-        --max_message_bytes.
+        --max_message_bytes. A typed op that fails (a missing key, a key of
+        another type, an overflow, a JSON Patch "test") fails the whole Txn
+        with its error (NotFound, FailedPrecondition, OutOfRange), nothing
+        written; the message names the op ("success op 2: ...").
         """
         compares, ok_ops, else_ops = list(compare), list(success), list(failure)
         for c in compares:
@@ -687,6 +680,12 @@ class Client:
             elif op.kind == "scan":
                 results.append(TxnOpResult(kind="scan",
                                            kvs=[KeyValue.from_proto(p) for p in r.scan.pairs]))
+            elif op.kind == "increment":
+                results.append(TxnOpResult(kind="increment", counter=int(r.increment.value)))
+            elif op.kind == "json_get":
+                results.append(TxnOpResult(kind="json_get", json=bytes(r.json_get.json)))
+            elif op.kind == "json_update":
+                results.append(TxnOpResult(kind="json_update", json=bytes(r.json_update.json)))
             else:
                 results.append(TxnOpResult(kind=op.kind))
         return TxnResult(succeeded=bool(resp.succeeded), results=results,

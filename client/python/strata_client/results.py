@@ -173,16 +173,29 @@ class TxnOpResult:
     """The result of one TxnOp of the branch a Txn ran, in the same position.
 
     Attributes:
-      kind: the op's kind: "get", "put", "delete" or "scan".
+      kind: the op's kind: "get", "put", "delete", "scan", "increment",
+        "json_get" or "json_update".
       kv: get: the key's state (with its metadata; a key the branch put
         earlier shows the metadata it will have), or None when it does not
         exist. None for the other kinds.
       kvs: scan: the pairs, in the scan's order; [] for the other kinds.
+      counter: increment: the counter after the increment; None for the
+        other kinds.
+      json: json_get: the normalized JSON text at the pointer; json_update:
+        the new document's; None for the other kinds (see .document).
     """
 
     kind: str
     kv: Optional[KeyValue] = None
     kvs: List[KeyValue] = field(default_factory=list)
+    counter: Optional[int] = None
+    json: Optional[bytes] = None
+
+    @property
+    def document(self) -> Any:
+        """json_get and json_update: .json parsed into Python objects (a JSON
+        null is None); None for the other kinds."""
+        return None if self.json is None else json.loads(self.json)
 
     @property
     def value(self) -> Optional[bytes]:

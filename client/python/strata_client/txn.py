@@ -11,9 +11,19 @@ failure ops, all at one revision, serializable with every other write:
     r.succeeded, r.revision, r.results[0].value
 
 Compares read a key's version (puts since it was created), create revision,
-mod revision or value; a missing key has version and revisions 0, so "key
-does not exist" is Compare.version(key, "==", 0), and a value compare on a
-missing key is false. Plain immutable values, safe to share between threads.
+mod revision, value or INT64 value (as a number); a missing key has version
+and revisions 0, so "key does not exist" is Compare.version(key, "==", 0),
+and a value compare on a missing key is false. Plain immutable values, safe
+to share between threads.
+
+The typed operations of docs/values.md run inside a Txn too, at its
+revision (take one from a stock counter, add one to a sold counter and mark
+the order paid, only while stock > 0):
+
+    r = db.txn(compare=[Compare.int64_value("stock", ">", 0)],
+               success=[TxnOp.increment("stock", -1), TxnOp.increment("sold"),
+                        TxnOp.json_merge_patch("order/1", {"paid": True})])
+    r.results[0].counter, r.results[2].document
 """
 
 from __future__ import annotations
@@ -23,7 +33,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any, Dict, Literal, Optional, Union
 
-from ._convert import BytesLike, to_bytes, value_type_name
+from ._convert import BytesLike, json_text, to_bytes, value_type_name
 from ._gen import kv_pb2
 from .results import ValueType, prefix_end
 
@@ -41,6 +51,7 @@ class CompareTarget(str, enum.Enum):
     CREATE = "CREATE"  # the revision that created it; 0 when missing
     MOD = "MOD"  # the revision of its latest put; 0 when missing
     VALUE = "VALUE"  # its value (false for a missing key)
+    INT64_VALUE = "INT64_VALUE"  # its INT64 value as a number (false when missing)
 
 
 def _int64(n: int, what: str) -> int:
@@ -55,7 +66,8 @@ def _int64(n: int, what: str) -> int:
 class Compare:
     """One condition of a Txn: the key's target attribute <op> constant.
 
-    Build it with Compare.version, .create_revision, .mod_revision or .value.
+    Build it with Compare.version, .create_revision, .mod_revision, .value or
+    .int64_value.
     With range_end, every existing key of [key, range_end) must satisfy it
     (b"\\x00": every key >= key; an empty range compares as one missing key).
 
@@ -63,7 +75,8 @@ class Compare:
       key: the key (or the start of the range).
       target: the attribute compared (CompareTarget).
       op: "==", "!=", ">" or "<".
-      constant: an int for VERSION, CREATE and MOD; bytes for VALUE.
+      constant: an int for VERSION, CREATE, MOD and INT64_VALUE; bytes for
+        VALUE.
       range_end: b"" for just key; else the exclusive end of the range.
     """
 
@@ -108,6 +121,15 @@ class Compare:
         """The key's value <op> value (bytewise); false for a missing key."""
         return cls._make(key, CompareTarget.VALUE, op, to_bytes(value, "value"), range_end)
 
+    @classmethod
+    def int64_value(cls, key: BytesLike, op: CompareOp, value: int, *,
+                    range_end: BytesLike = b"") -> Compare:
+        """The key's INT64 value (docs/values.md) <op> value, as numbers (10 >
+        9, where .value's byte order has b"10" < b"9"); false for a missing
+        key. A key of another type fails the whole Txn with
+        FailedPrecondition naming the key."""
+        return cls._make(key, CompareTarget.INT64_VALUE, op, _int64(value, "value"), range_end)
+
     def in_range(self, end: BytesLike) -> Compare:
         """The same compare over every key of [key, end) (b"\\x00": every key >= key)."""
         return dataclasses.replace(self, range_end=to_bytes(end, "range_end"))
@@ -121,24 +143,28 @@ class Compare:
         fields: Dict[str, Any] = {"key": self.key, "range_end": self.range_end,
                                   "result": _RESULTS[self.op], "target": self.target.value}
         field = {CompareTarget.VERSION: "version", CompareTarget.CREATE: "create_revision",
-                 CompareTarget.MOD: "mod_revision", CompareTarget.VALUE: "value"}[self.target]
+                 CompareTarget.MOD: "mod_revision", CompareTarget.VALUE: "value",
+                 CompareTarget.INT64_VALUE: "int64_value"}[self.target]
         fields[field] = self.constant
         return kv_pb2.Compare(**fields)
 
 
 # What a TxnOp does.
-TxnOpKind = Literal["get", "put", "delete", "scan"]
+TxnOpKind = Literal["get", "put", "delete", "scan", "increment", "json_get", "json_update"]
 
 
 @dataclass(frozen=True)
 class TxnOp:
-    """One operation of a Txn branch: TxnOp.get, .put, .delete or .scan.
+    """One operation of a Txn branch: TxnOp.get, .put, .delete, .scan, or a
+    typed one: .increment, .json_get, .json_merge_patch, .json_patch.
 
     Reads see the branch's earlier writes and are made at the Txn's revision.
-    A branch may write each key once (else InvalidArgument).
+    A branch may write each key once (else InvalidArgument). A typed op
+    that fails fails the whole Txn with its error, nothing written.
 
     Attributes:
-      kind: "get", "put", "delete" or "scan".
+      kind: "get", "put", "delete", "scan", "increment", "json_get" or
+        "json_update" (json_merge_patch and json_patch).
       key: the key (for a scan: its start).
       message: the strata.v1.RequestOp it sends.
     """
@@ -188,6 +214,50 @@ class TxnOp:
         return cls("scan", s, kv_pb2.RequestOp(scan=kv_pb2.ScanRequest(
             start_key=s, end_key=e, limit=limit, keys_only=bool(keys_only),
             reverse=bool(reverse))))
+
+    @classmethod
+    def increment(cls, key: BytesLike, delta: int = 1, *, must_exist: bool = False) -> TxnOp:
+        """Adds delta to the INT64 value of key, as Client.incr (no ttl_ms
+        inside a Txn); its result's .counter is the value after it. A missing
+        key counts from 0 (must_exist=True: the Txn fails with NotFound); a
+        key of another type fails it with FailedPrecondition, an overflow
+        with OutOfRange."""
+        k = to_bytes(key, "key")
+        return cls("increment", k, kv_pb2.RequestOp(increment=kv_pb2.IncrementRequest(
+            key=k, delta=_int64(delta, "delta"), must_exist=bool(must_exist))))
+
+    @classmethod
+    def json_get(cls, key: BytesLike, pointer: str = "") -> TxnOp:
+        """Reads the JSON at pointer (RFC 6901, "" = the whole document) of
+        the JSON value of key, as Client.json_get; its result's .json is the
+        text and .document the Python objects. A missing key or a pointer
+        that does not resolve fails the Txn with NotFound."""
+        if not isinstance(pointer, str):
+            raise TypeError(f"pointer must be a str, not {type(pointer).__name__}")
+        k = to_bytes(key, "key")
+        return cls("json_get", k, kv_pb2.RequestOp(json_get=kv_pb2.JsonGetRequest(
+            key=k, pointer=pointer)))
+
+    @classmethod
+    def json_merge_patch(cls, key: BytesLike, patch: Any) -> TxnOp:
+        """Applies a JSON Merge Patch (RFC 7386: {"a": 2, "b": None} sets a,
+        removes b) to the JSON value of key, as Client.json_update; its
+        result's .json / .document is the new document. patch: bytes are
+        sent as JSON text; anything else is serialized with json.dumps (a
+        str is a JSON string); ValueError if it cannot be."""
+        k = to_bytes(key, "key")
+        return cls("json_update", k, kv_pb2.RequestOp(json_update=kv_pb2.JsonUpdateRequest(
+            key=k, merge_patch=json_text(patch, "patch"))))
+
+    @classmethod
+    def json_patch(cls, key: BytesLike, patch: Any) -> TxnOp:
+        """Applies a JSON Patch (RFC 6902: [{"op": "add", "path": "/a",
+        "value": 2}], all or nothing) to the JSON value of key, as
+        json_merge_patch; a failed "test" fails the Txn with
+        FailedPrecondition."""
+        k = to_bytes(key, "key")
+        return cls("json_update", k, kv_pb2.RequestOp(json_update=kv_pb2.JsonUpdateRequest(
+            key=k, json_patch=json_text(patch, "patch"))))
 
 
 __all__ = ["Compare", "CompareOp", "CompareTarget", "TxnOp", "TxnOpKind"]

@@ -21,8 +21,8 @@ from typing import Callable, List
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from strata_client import (Aborted, Client, Compare, CompareTarget,  # noqa: E402
-                           FailedPrecondition, InvalidArgument, Transaction,
-                           TxnOp, TxnResult, ValueType, WriteBatch)
+                           FailedPrecondition, InvalidArgument, NotFound, OutOfRange,
+                           Transaction, TxnOp, TxnResult, ValueType, WriteBatch)
 from server_process import server_binary  # noqa: E402
 from test_client import ServerTestCase  # noqa: E402
 
@@ -53,6 +53,36 @@ class TxnBuildersTest(unittest.TestCase):
         self.assertEqual(Compare.mod_revision(b"\xff", ">", 3).in_prefix().range_end, b"\x00")
         self.assertEqual(Compare.create_revision("k", "<", 9, range_end="m").to_proto().range_end,
                          b"m")
+
+    def test_typed_ops_and_the_int64_compare_build_the_wire_message(self):
+        m = Compare.int64_value("n", ">", -3, range_end="o").to_proto()
+        self.assertEqual((m.target, m.WhichOneof("target_union"), m.int64_value, m.range_end),
+                         (5, "int64_value", -3, b"o"))
+        inc = TxnOp.increment("c", -2, must_exist=True)
+        self.assertEqual((inc.kind, inc.key), ("increment", b"c"))
+        self.assertEqual((inc.message.increment.delta, inc.message.increment.must_exist),
+                         (-2, True))
+        self.assertEqual(TxnOp.increment("c").message.increment.delta, 1)
+        get = TxnOp.json_get(b"d", "/a/0")
+        self.assertEqual((get.kind, get.message.json_get.pointer), ("json_get", "/a/0"))
+        # Python objects are serialized; bytes are sent as JSON text as they are.
+        merge = TxnOp.json_merge_patch("d", {"b": None, "a": [1]})
+        self.assertEqual(merge.kind, "json_update")
+        self.assertEqual(merge.message.json_update.WhichOneof("patch"), "merge_patch")
+        self.assertEqual(merge.message.json_update.merge_patch, b'{"b":null,"a":[1]}')
+        patch = TxnOp.json_patch("d", b'[{"op":"remove","path":"/a"}]')
+        self.assertEqual(patch.message.json_update.json_patch, b'[{"op":"remove","path":"/a"}]')
+        self.assertEqual(TxnOp.json_patch("d", "x").message.json_update.json_patch, b'"x"')
+        with self.assertRaises(TypeError):
+            Compare.int64_value("n", "==", "1")  # type: ignore[arg-type]
+        with self.assertRaises(ValueError):
+            TxnOp.increment("c", 1 << 63)
+        with self.assertRaises(TypeError):
+            TxnOp.increment("c", True)
+        with self.assertRaises(TypeError):
+            TxnOp.json_get("d", b"/a")  # type: ignore[arg-type]
+        with self.assertRaises(ValueError):
+            TxnOp.json_merge_patch("d", {"x": float("nan")})
 
     def test_bad_arguments_raise_before_anything_is_sent(self):
         with self.assertRaises(ValueError):
@@ -168,6 +198,70 @@ class TxnTest(ServerTestCase):
         self.assertIn("second time", cm.exception.details)
         self.assertIsNone(db.get("a"))
         self.assertEqual(db.get("n"), b"6")
+
+
+    def test_typed_ops_run_at_one_revision_guarded_by_a_numeric_compare(self):
+        db = self.client
+        db.put("stock", "10", type=ValueType.INT64)
+        db.put_json("order/1", {"qty": 1, "note": "x"})
+        # As numbers 10 > 9; as bytes b"10" < b"9".
+        sell = dict(compare=[Compare.int64_value("stock", ">", 9),
+                             Compare.value("stock", "<", "9")],
+                    success=[TxnOp.increment("stock", -1), TxnOp.increment("sold"),
+                             TxnOp.json_merge_patch("order/1", {"note": None, "paid": True}),
+                             TxnOp.json_get("order/1", "/paid"), TxnOp.get("sold")],
+                    failure=[TxnOp.json_patch("order/1", [{"op": "replace", "path": "/qty",
+                                                           "value": 0}]),
+                             TxnOp.json_get("order/1")])
+        r = db.txn(**sell)
+        self.assertTrue(r.succeeded)
+        self.assertEqual([x.kind for x in r.results],
+                         ["increment", "increment", "json_update", "json_get", "get"])
+        self.assertEqual((r.results[0].counter, r.results[1].counter), (9, 1))
+        self.assertEqual(r.results[2].json, b'{"paid":true,"qty":1}')
+        self.assertEqual(r.results[2].document, {"paid": True, "qty": 1})
+        self.assertIs(r.results[3].document, True)  # sees the branch's patch
+        kv = r.results[4].kv
+        assert kv is not None
+        self.assertEqual((kv.value, kv.type), (b"1", ValueType.INT64))
+        self.assertIsNone(r.results[4].counter)
+        for key in ("stock", "sold", "order/1"):
+            got = db.get_with_metadata(key).kv
+            assert got is not None
+            self.assertEqual(got.mod_revision, r.revision, key)
+        # Stock is 9 now: the compare fails and the else branch's JSON Patch runs.
+        r = db.txn(**sell)
+        self.assertFalse(r.succeeded)
+        self.assertEqual(r.results[0].document, {"paid": True, "qty": 0})
+        self.assertEqual(r.results[1].json, b'{"paid":true,"qty":0}')
+        self.assertEqual(db.get("stock"), b"9")
+
+    def test_a_failing_typed_op_fails_the_whole_txn(self):
+        db = self.client
+        db.put("text", "not a number")
+        db.put_json("doc", {})
+        before = db.put("n", "1", type=ValueType.INT64)
+        cases = [
+            ([], [TxnOp.put("a", "1"), TxnOp.increment("none", must_exist=True)],
+             NotFound, "success op 1: "),
+            ([], [TxnOp.increment("text")], FailedPrecondition, "success op 0: "),
+            ([], [TxnOp.increment("n", (1 << 63) - 1)], OutOfRange, "success op 0: "),
+            ([], [TxnOp.put("a", "1"), TxnOp.json_get("doc", "/missing")],
+             NotFound, "success op 1: "),
+            ([], [TxnOp.json_patch("doc", [{"op": "test", "path": "/a", "value": 1}])],
+             FailedPrecondition, "success op 0: "),
+            ([], [TxnOp.json_merge_patch("doc", b"{")], InvalidArgument, "success op 0: "),
+            ([Compare.int64_value("text", "==", 1)], [TxnOp.put("a", "1")],
+             FailedPrecondition, '"text"'),
+        ]
+        for compares, ops, error, message in cases:
+            with self.subTest(message=message, error=error.__name__):
+                with self.assertRaises(error) as cm:
+                    db.txn(compares, ops)
+                self.assertIn(message, cm.exception.details)
+        # Nothing was written.
+        self.assertEqual(db.get_with_metadata("any").revision, before)
+        self.assertIsNone(db.get("a"))
 
 
 class CommitTest(ServerTestCase):
