@@ -159,7 +159,7 @@ void KvService::SubmitWrite(Call* call,
   }
   // The callback runs on an engine thread once the batch is durable;
   // Finish only queues the reply, so it does not block the engine.
-  db_->WriteAsync(write_options_, *std::move(batch),
+  db_->WriteAsync(WriteOptionsFor(call), *std::move(batch),
                   [call](absl::StatusOr<storage::Revision> r) {
                     if (r.ok()) {
                       call->mutable_response()->mutable_header()->set_revision(
@@ -463,7 +463,7 @@ void KvService::HandleDeleteRange(DeleteRangeCall* call) {
     response->set_deleted(deleted);
     return absl::OkStatus();
   });
-  db_->WriteAsync(write_options_, std::move(batch),
+  db_->WriteAsync(WriteOptionsFor(call), std::move(batch),
                   [call](absl::StatusOr<storage::Revision> r) {
                     v1::DeleteRangeResponse* response = call->mutable_response();
                     if (r.ok()) {

@@ -256,6 +256,15 @@ class KvService {
     call->Finish(s);
     return true;
   }
+  // The engine's write options for a call: the server's, with the call's
+  // deadline, so a write still queued in the engine when its client has
+  // given up is dropped unwritten (DEADLINE_EXCEEDED; WriteOptions).
+  template <class Call>
+  storage::WriteOptions WriteOptionsFor(Call* call) const {
+    storage::WriteOptions options = write_options_;
+    options.deadline = call->context()->deadline();
+    return options;
+  }
   RpcObserver* const observer_;
   ThreadPool* const pool_;
   const storage::WriteOptions write_options_;

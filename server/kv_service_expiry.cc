@@ -37,7 +37,7 @@ void KvService::SubmitLeaseWrite(Call* call,
   }
   // The commit function fills the response; the callback adds the
   // revision (or clears it after a failure) and finishes the call.
-  db_->WriteAsync(write_options_, *std::move(batch),
+  db_->WriteAsync(WriteOptionsFor(call), *std::move(batch),
                   [call](absl::StatusOr<storage::Revision> r) {
                     if (r.ok()) {
                       call->mutable_response()->mutable_header()->set_revision(

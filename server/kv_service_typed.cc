@@ -72,7 +72,7 @@ void KvService::HandleIncrement(IncrementCall* call) {
         response->set_value(r->value);
         return absl::OkStatus();
       });
-  WriteAndFinish(db_, write_options_, call, std::move(batch));
+  WriteAndFinish(db_, WriteOptionsFor(call), call, std::move(batch));
 }
 
 void KvService::HandleJsonGet(JsonGetCall* call) {
@@ -158,7 +158,7 @@ void KvService::HandleJsonUpdate(JsonUpdateCall* call) {
         response->set_json(std::move(put->value));
         return absl::OkStatus();
       });
-  WriteAndFinish(db_, write_options_, call, std::move(batch));
+  WriteAndFinish(db_, WriteOptionsFor(call), call, std::move(batch));
 }
 
 }  // namespace strata::server

@@ -35,7 +35,7 @@ void KvService::HandleTxn(TxnCall* call) {
         const KeyspaceView ns;
         return ExecuteTxn(request, *branches, limits, ns, view, b, response);
       });
-  db_->WriteAsync(write_options_, std::move(batch),
+  db_->WriteAsync(WriteOptionsFor(call), std::move(batch),
                   [call](absl::StatusOr<storage::Revision> r) {
                     v1::TxnResponse* response = call->mutable_response();
                     if (r.ok()) {
@@ -77,7 +77,7 @@ void KvService::HandleCommit(CommitCall* call) {
         const KeyspaceView ns;
         return CheckCommitConflicts(request, ns, view);
       });
-  db_->WriteAsync(write_options_, *std::move(batch),
+  db_->WriteAsync(WriteOptionsFor(call), *std::move(batch),
                   [call](absl::StatusOr<storage::Revision> r) {
                     if (r.ok()) {
                       call->mutable_response()->mutable_header()->set_revision(

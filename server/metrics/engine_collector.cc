@@ -68,6 +68,10 @@ constexpr EngineMetric kEngineMetrics[] = {
      kCounter, [](const S& s) -> double { return s.writes.user_bytes; }},
     {"strata_write_keys_total", "Put and Delete operations written.", kCounter,
      [](const S& s) -> double { return s.writes.keys; }},
+    {"strata_writes_expired_in_queue_total",
+     "Writes dropped unwritten because their deadline passed while they "
+     "waited in the write queue.",
+     kCounter, [](const S& s) -> double { return s.writes.expired_in_queue; }},
 
     // Revisions and history.
     {"strata_revision", "The latest committed revision.", kGauge,

@@ -55,12 +55,14 @@ struct WriteCounters {
   Counter user_bytes;
   Counter keys;
   Counter stall_micros;
+  Counter expired_in_queue;
   std::atomic<StallState> stall_state{StallState::kNone};  // Gauge.
 
   Statistics::Writes Snapshot() const {
     return {.user_bytes = user_bytes.Load(),
             .keys = keys.Load(),
             .stall_seconds = static_cast<double>(stall_micros.Load()) / 1e6,
+            .expired_in_queue = expired_in_queue.Load(),
             .stall_state = stall_state.load(std::memory_order_relaxed)};
   }
 };

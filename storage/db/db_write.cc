@@ -36,6 +36,9 @@ struct DBImpl::PendingWrite {
   WriteBatch* batch = nullptr;
   WriteBatch owned_batch;  // Async writers keep their batch here.
   bool sync = false;
+  // WriteOptions::deadline.
+  std::chrono::system_clock::time_point deadline =
+      std::chrono::system_clock::time_point::max();
   bool done = false;
   absl::Status status;
   Revision revision = 0;   // Set when the write committed (or was a no-op).
@@ -300,6 +303,7 @@ absl::StatusOr<Revision> DBImpl::Write(const WriteOptions& options,
   PendingWrite w;
   w.batch = batch;
   w.sync = options.sync;
+  w.deadline = options.deadline;
   MutexLock l(&mu_);
   EnqueueWrite(&w);
   while (!w.done && write_queue_.front() != &w) w.cv.Wait(&mu_);
@@ -319,6 +323,7 @@ void DBImpl::WriteAsync(const WriteOptions& options, WriteBatch batch,
       w->owned_batch = std::move(batch);
       w->batch = &w->owned_batch;
       w->sync = options.sync;
+      w->deadline = options.deadline;
       w->callback = std::move(done);
       EnqueueWrite(w);
       if (write_queue_.front() == w) commit_cv_.Signal();
@@ -374,7 +379,20 @@ void DBImpl::LeadGroupCommit(PendingWrite* leader) {
     // write side, so the lock is released for lookups and I/O.
     leader_active_ = true;
     mu_.Unlock();
+    // One clock read per group, only when some writer has a deadline.
+    std::optional<std::chrono::system_clock::time_point> now;
     for (PendingWrite* w : group) {
+      if (w->deadline != std::chrono::system_clock::time_point::max()) {
+        if (!now.has_value()) now = std::chrono::system_clock::now();
+        if (*now >= w->deadline) {
+          w->status = absl::DeadlineExceededError(
+              "the write's deadline passed while it waited in the write "
+              "queue; nothing was written");
+          w->revision = 0;
+          write_counters_.expired_in_queue.Add();
+          continue;
+        }
+      }
       absl::StatusOr<Revision> r = commit.Add(w->batch);
       w->status = r.status();
       w->revision = r.ok() ? *r : 0;

@@ -6,6 +6,7 @@
 
 #include "strata/storage/db.h"
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <string>
@@ -274,6 +275,57 @@ TEST_F(DBTest, WriteAsyncCallsBackOnceDurable) {
   EXPECT_EQ(Get("async0499"), "v");
   Reopen();
   EXPECT_EQ(Get("async0000"), "v");
+}
+
+// A write whose deadline has passed when its commit group forms is dropped
+// unwritten (an overloaded server's client has given up on it): no
+// revision, no commit function, DeadlineExceeded; the writes around it in
+// the same queue commit as usual.
+TEST_F(DBTest, AWriteQueuedPastItsDeadlineIsNotWritten) {
+  const Revision before = db_->CurrentRevision();
+  WriteOptions late = wo_;
+  late.deadline = std::chrono::system_clock::now() - std::chrono::seconds(1);
+  WriteBatch b;
+  b.Put("late", "v");
+  bool commit_function_ran = false;
+  b.SetCommitFunction([&](CommitView*, WriteBatch*) {
+    commit_function_ran = true;
+    return absl::OkStatus();
+  });
+  absl::StatusOr<Revision> r = db_->Write(late, &b);
+  EXPECT_TRUE(absl::IsDeadlineExceeded(r.status())) << r.status();
+  EXPECT_FALSE(commit_function_ran);
+  EXPECT_EQ(Get("late"), "NOT_FOUND");
+  EXPECT_EQ(db_->CurrentRevision(), before);
+
+  // Asynchronous writers: every other one is late; the others commit.
+  constexpr int kWrites = 100;
+  Mutex mu;
+  CondVar cv;
+  int done = 0;
+  int expired = 0;
+  WriteOptions in_time = wo_;
+  in_time.deadline = std::chrono::system_clock::now() + std::chrono::hours(1);
+  for (int i = 0; i < kWrites; i++) {
+    WriteBatch w;
+    w.Put(absl::StrFormat("k%03d", i), "v");
+    db_->WriteAsync(i % 2 == 0 ? late : in_time, std::move(w),
+                    [&](absl::StatusOr<Revision> result) {
+                      MutexLock l(&mu);
+                      if (absl::IsDeadlineExceeded(result.status())) expired++;
+                      done++;
+                      cv.SignalAll();
+                    });
+  }
+  {
+    MutexLock l(&mu);
+    while (done < kWrites) cv.Wait(&mu);
+  }
+  EXPECT_EQ(expired, kWrites / 2);
+  EXPECT_EQ(Get("k000"), "NOT_FOUND");
+  EXPECT_EQ(Get("k001"), "v");
+  EXPECT_EQ(db_->CurrentRevision(), before + kWrites / 2);
+  EXPECT_EQ(db_->GetStatistics().writes.expired_in_queue, 1u + kWrites / 2);
 }
 
 TEST_F(DBTest, CacheOnlyGetWouldBlockOnColdTable) {

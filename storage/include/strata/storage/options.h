@@ -1,6 +1,7 @@
 #ifndef STRATA_STORAGE_OPTIONS_H_
 #define STRATA_STORAGE_OPTIONS_H_
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -180,6 +181,16 @@ struct WriteOptions {
   // When true (and Options::wal_sync is kSync) the write is fsynced to the
   // WAL before it is acknowledged.
   bool sync = true;
+  // The caller's deadline (wall clock; max() = none). A write still queued
+  // when it passes is not applied: when the commit group that would hold
+  // it is formed at or after the deadline, the write completes with
+  // DeadlineExceeded and nothing of it (nor its CommitFunction) runs. An
+  // overloaded server thereby drops writes whose client has given up
+  // instead of spending the WAL, an fsync and a revision on them. A write
+  // whose group formed in time commits even if it finishes after the
+  // deadline (the caller then learns the outcome only from a later read).
+  std::chrono::system_clock::time_point deadline =
+      std::chrono::system_clock::time_point::max();
 };
 
 }  // namespace strata::storage

@@ -47,6 +47,9 @@ struct Statistics {
     uint64_t user_bytes = 0;   // Keys + values accepted by Write.
     uint64_t keys = 0;         // Put + Delete operations.
     double stall_seconds = 0;  // Time writers were delayed or stopped.
+    // Writes dropped because their WriteOptions::deadline passed while
+    // they waited in the write queue.
+    uint64_t expired_in_queue = 0;
     enum class StallState { kNone = 0, kSlowdown = 1, kStop = 2 };
     StallState stall_state = StallState::kNone;  // Gauge.
   };
