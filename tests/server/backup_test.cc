@@ -536,6 +536,45 @@ TEST_F(BackupTest, FullPlusThreeIncrementalsAndPointInTimeRestore) {
   EXPECT_TRUE(absl::IsDataLoss(server::VerifyBackup(bad, tmp_.path()).status()));
 }
 
+TEST_F(BackupTest, IncrementalUnderConcurrentWritesStopsAtItsRevision) {
+  server::ServerOptions o = Options();
+  o.backup_chunk_bytes = 4 << 10;  // Many chunks while the writers run.
+  Start(o);
+  for (int i = 0; i < 500; i++) {
+    ASSERT_OK(client_->Put(absl::StrFormat("k%04d", i), "base"));
+  }
+  const std::string full = tmp_.path() + "/full.backup";
+  auto base = client_->Backup(full, [](const Client::BackupProgress&) {});
+  ASSERT_OK(base);
+  for (int i = 0; i < 1500; i++) {
+    ASSERT_OK(client_->Put(absl::StrFormat("k%04d", i % 700),
+                           std::string(100, 'a' + i % 26)));
+  }
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> writers;
+  for (int w = 0; w < 2; w++) {
+    writers.emplace_back([&, w] {
+      ClientOptions co;
+      co.timeout = absl::Seconds(30);
+      Client c(server_->address(), co);
+      for (int i = 0; i < 5000 && !stop.load(); i++) {
+        const std::string key = absl::StrFormat("w%d-%03d", w, i % 300);
+        EXPECT_OK(i % 4 == 3 ? c.Delete(key) : c.Put(key, "x"));
+      }
+    });
+  }
+  const std::string incr = tmp_.path() + "/incr.backup";
+  auto r = client_->Backup(incr, [](const Client::BackupProgress&) {},
+                           base->revision);
+  stop.store(true);
+  for (auto& t : writers) t.join();
+  ASSERT_OK(r);
+  EXPECT_EQ(r->batches, static_cast<uint64_t>(r->revision - base->revision));
+  ASSERT_OK(server::RestoreBackup({full, incr}, tmp_.path() + "/restored",
+                                  false));
+  ExpectRestoredEquals(tmp_.path() + "/restored", server_->db(), r->revision);
+}
+
 TEST_F(BackupTest, IncrementalPastRetentionIsOutOfRange) {
   Start(Options());
   for (int i = 0; i < 50; i++) {
