@@ -78,6 +78,10 @@ ABSL_FLAG(absl::Duration, ttl, absl::ZeroDuration(),
 ABSL_FLAG(int64_t, lease, 0,
           "put: attach the key to this lease (strata lease grant).");
 ABSL_FLAG(bool, keys, false, "lease ttl: also list the lease's keys.");
+ABSL_FLAG(int64_t, since, 0,
+          "backup create: an incremental backup of the changes committed "
+          "after this revision (e.g. the previous backup's); 0 = a full "
+          "backup.");
 ABSL_FLAG(bool, all, false,
           "watch, delete-range: every key (delete-range needs it to delete "
           "everything).");
@@ -215,14 +219,19 @@ commands:
   lease ttl ID [--keys]
                      print "lease ID ttl N granted G" (and its keys, one a line)
   lease list         print the ids of the live leases, one a line
-  backup create FILE stream a consistent backup of the whole store into
+  backup create FILE [--since REV]
+                     stream a consistent backup of the whole store into
                      FILE (written as FILE.partial, renamed when complete),
                      with progress on stderr (bytes, rate, ETA); prints
                      "backup FILE: revision R, N files, SIZE in T s"
-                     (docs/backup.md)
+                     (docs/backup.md). --since REV: an incremental backup,
+                     the changes after revision REV (the previous backup's);
+                     prints "incremental backup FILE: revisions A to B, N
+                     batches, M changes, SIZE in T s"
   backup verify FILE check every checksum of the backup FILE, open the
                      database it holds and count its keys (no server
-                     needed); exit 1 if it is corrupt (DATA_LOSS naming the
+                     needed); for an incremental, count its batches and
+                     changes; exit 1 if it is corrupt (DATA_LOSS naming the
                      file inside it)
   health [SERVICE]   print SERVING or NOT_SERVING (exit 0 only when serving)
                      of the whole server, or of SERVICE: strata.v1.KV, or
@@ -926,6 +935,8 @@ std::string Bytes(double n) {
 }
 
 int CmdBackupCreate(strata::Client& client, const std::string& path) {
+  const int64_t since = absl::GetFlag(FLAGS_since);
+  if (since < 0) return UsageError("--since must be >= 0");
   const bool tty = ::isatty(STDERR_FILENO) != 0;
   const auto start = std::chrono::steady_clock::now();
   auto last_print = start - std::chrono::seconds(1);
@@ -942,6 +953,25 @@ int CmdBackupCreate(strata::Client& client, const std::string& path) {
         last_print = now;
         const double elapsed = std::max(seconds_since(), 1e-3);
         const double rate = static_cast<double>(p.bytes) / elapsed;
+        if (p.from_revision > 0) {
+          // Incremental: the size is not known ahead, the revisions are.
+          const double span =
+              static_cast<double>(p.revision - p.from_revision);
+          const double done =
+              static_cast<double>(p.last_revision - p.from_revision);
+          std::fprintf(
+              stderr,
+              "%sincremental backup of revisions %lld to %lld: at %lld "
+              "(%.0f%%), %s, %s/s%s",
+              tty ? "\r" : "", static_cast<long long>(p.from_revision + 1),
+              static_cast<long long>(p.revision),
+              static_cast<long long>(p.last_revision),
+              span > 0 ? 100.0 * done / span : 100.0,
+              Bytes(static_cast<double>(p.bytes)).c_str(),
+              Bytes(rate).c_str(), tty ? "" : "\n");
+          std::fflush(stderr);
+          return;
+        }
         const double left =
             rate > 0 ? static_cast<double>(p.total_bytes - std::min(
                                                                p.bytes,
@@ -959,9 +989,21 @@ int CmdBackupCreate(strata::Client& client, const std::string& path) {
                                        : 100.0,
                      Bytes(rate).c_str(), left, tty ? "" : "\n");
         std::fflush(stderr);
-      });
+      },
+      static_cast<strata::Revision>(since));
   if (tty) std::fputc('\n', stderr);
   if (!result.ok()) return ServerError(result.status());
+  if (since > 0) {
+    std::printf(
+        "incremental backup %s: revisions %lld to %lld, %llu batches, %llu "
+        "changes, %s in %.1f s\n",
+        path.c_str(), static_cast<long long>(result->from_revision + 1),
+        static_cast<long long>(result->revision),
+        static_cast<unsigned long long>(result->batches),
+        static_cast<unsigned long long>(result->changes),
+        Bytes(static_cast<double>(result->bytes)).c_str(), seconds_since());
+    return kExitOk;
+  }
   std::printf("backup %s: revision %lld, %llu files, %s in %.1f s\n",
               path.c_str(), static_cast<long long>(result->revision),
               static_cast<unsigned long long>(result->files),
@@ -981,6 +1023,19 @@ int CmdBackupVerify(const std::string& path) {
                  summary.status().ToString().c_str());
     return absl::IsDataLoss(summary.status()) ? kExitNotFound : kExitServer;
   }
+  if (summary->from_revision > 0) {
+    std::printf(
+        "backup %s OK: format %u, incremental, revisions %lld to %lld (since "
+        "%lld), %llu batches, %llu changes, %llu bytes\n",
+        path.c_str(), summary->format_version,
+        static_cast<long long>(summary->from_revision + 1),
+        static_cast<long long>(summary->revision),
+        static_cast<long long>(summary->from_revision),
+        static_cast<unsigned long long>(summary->batches),
+        static_cast<unsigned long long>(summary->changes),
+        static_cast<unsigned long long>(summary->bytes));
+    return kExitOk;
+  }
   std::printf(
       "backup %s OK: format %u, revision %lld, %llu files, %llu bytes, %llu "
       "keys (%llu system)\n",
@@ -995,7 +1050,8 @@ int CmdBackupVerify(const std::string& path) {
 
 int CmdBackup(strata::Client& client, const std::vector<std::string>& args) {
   if (args.size() != 2 || (args[0] != "create" && args[0] != "verify")) {
-    return UsageError("backup takes: create FILE | verify FILE");
+    return UsageError(
+        "backup takes: create FILE [--since REV] | verify FILE");
   }
   if (args[0] == "create") return CmdBackupCreate(client, args[1]);
   return CmdBackupVerify(args[1]);

@@ -719,7 +719,8 @@ absl::Status FileError(std::string_view what, const std::string& path) {
 }  // namespace
 
 absl::StatusOr<Client::BackupResult> Client::Backup(
-    const std::string& path, BackupProgressCallback progress) {
+    const std::string& path, BackupProgressCallback progress,
+    Revision since_revision) {
   const std::string partial = path + ".partial";
   std::FILE* out = std::fopen(partial.c_str(), "wb");
   if (out == nullptr) return FileError("open", partial);
@@ -728,10 +729,13 @@ absl::StatusOr<Client::BackupResult> Client::Backup(
     std::remove(partial.c_str());
     return s;
   };
-  std::string frame(kBackupMagic);
-  AppendFixed32(&frame, kBackupFileFormat);
+  // The header goes out with the first message: its version is the
+  // BackupBegin's (1 for a full backup, 2 for an incremental).
+  std::string frame;
+  bool have_header = false;
   grpc::ClientContext ctx;  // No deadline: a backup may take long.
   v1::BackupRequest request;
+  request.set_since_revision(static_cast<int64_t>(since_revision));
   std::unique_ptr<grpc::ClientReader<v1::BackupResponse>> reader =
       stubs_->kv->Backup(&ctx, request);
   v1::BackupResponse response;
@@ -740,11 +744,30 @@ absl::StatusOr<Client::BackupResult> Client::Backup(
   bool have_manifest = false;
   while (reader->Read(&response)) {
     p.revision = response.header().revision();
-    if (response.has_begin()) p.total_bytes = response.begin().total_bytes();
+    if (!have_header) {
+      frame.append(kBackupMagic);
+      const uint32_t version = response.has_begin()
+                                   ? response.begin().format_version()
+                                   : 0;
+      AppendFixed32(&frame, version != 0 ? version : kBackupFileFormat);
+      have_header = true;
+    }
+    if (response.has_begin()) {
+      p.total_bytes = response.begin().total_bytes();
+      p.from_revision = static_cast<Revision>(response.begin().from_revision());
+      p.last_revision = p.from_revision;
+    }
     if (response.has_chunk()) p.bytes += response.chunk().data().size();
+    if (response.has_changes()) {
+      p.bytes += response.changes().data().size();
+      p.last_revision =
+          static_cast<Revision>(response.changes().last_revision());
+    }
     if (response.has_manifest()) {
       have_manifest = true;
       result.files = response.manifest().files_size();
+      result.batches = response.manifest().batches();
+      result.changes = response.manifest().changes();
     }
     AppendFixed32(&frame, static_cast<uint32_t>(response.ByteSizeLong()));
     response.AppendToString(&frame);
@@ -783,6 +806,7 @@ absl::StatusOr<Client::BackupResult> Client::Backup(
   }
   result.revision = p.revision;
   result.bytes = p.bytes;
+  result.from_revision = p.from_revision;
   return result;
 }
 

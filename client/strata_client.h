@@ -738,14 +738,24 @@ class Client {
   // Progress of Backup, reported after each chunk received.
   struct BackupProgress {
     Revision revision = 0;     // The revision the backup holds.
-    uint64_t bytes = 0;        // File data received so far.
-    uint64_t total_bytes = 0;  // File data of the whole backup.
+    uint64_t bytes = 0;        // File data (or change data) received so far.
+    uint64_t total_bytes = 0;  // File data of the whole backup (0 for an
+                               // incremental: not known in advance).
+    // Incremental backups: the revision the changes start after, and the
+    // last revision received so far.
+    Revision from_revision = 0;
+    Revision last_revision = 0;
   };
   // What Backup wrote.
   struct BackupResult {
     Revision revision = 0;
     uint64_t bytes = 0;  // File data (the file itself is slightly larger).
     uint64_t files = 0;
+    // Incremental backups: as in BackupProgress, and the batches
+    // (revisions) and changes the file holds.
+    Revision from_revision = 0;
+    uint64_t batches = 0;
+    uint64_t changes = 0;
   };
   using BackupProgressCallback =
       absl::FunctionRef<void(const BackupProgress& progress)>;
@@ -759,8 +769,14 @@ class Client {
   // (RESOURCE_EXHAUSTED while another backup runs, UNAVAILABLE, ...);
   // INTERNAL/UNAVAILABLE with the path when the file cannot be written
   // (the partial file is removed).
+  //
+  // With since_revision > 0, an incremental backup: the changes committed
+  // after since_revision (e.g. the previous backup's revision), in format
+  // 2 (docs/backup-format.md); OUT_OF_RANGE when they are no longer
+  // retained (take a full backup).
   absl::StatusOr<BackupResult> Backup(const std::string& path,
-                                      BackupProgressCallback progress);
+                                      BackupProgressCallback progress,
+                                      Revision since_revision = 0);
 
   // Asks the standard health service about `service` ("" = the whole
   // server, "strata.v1.KV" = the KV service). true = SERVING, false = any

@@ -62,6 +62,77 @@ void RemoveAll(const std::string& dir) {
   std::filesystem::remove_all(dir, ec);
 }
 
+// Reads a backup file's header and its messages, checking the framing.
+// Errors are DataLoss naming the backup file.
+class MessageReader {
+ public:
+  explicit MessageReader(std::string path) : path_(std::move(path)) {}
+
+  absl::Status Corrupt(const std::string& what) const {
+    return absl::DataLossError(absl::StrFormat("backup %s: %s", path_, what));
+  }
+
+  // Opens the file and reads the header (magic and version).
+  absl::Status Open() {
+    in_.reset(std::fopen(path_.c_str(), "rb"));
+    if (in_ == nullptr) return ErrnoError("open", path_, errno);
+    unsigned char header[12];
+    if (std::fread(header, 1, sizeof(header), in_.get()) != sizeof(header) ||
+        std::string_view(reinterpret_cast<char*>(header), 8) != kBackupMagic) {
+      return Corrupt("not a strata backup file (bad magic)");
+    }
+    version_ = GetFixed32(header + 8);
+    if (version_ == 0) return Corrupt("format version 0");
+    if (version_ > kBackupFormatVersion) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "backup %s has format version %d; this build reads up to %d: use a "
+          "newer strata",
+          path_, version_, kBackupFormatVersion));
+    }
+    offset_ = sizeof(header);
+    return absl::OkStatus();
+  }
+
+  // Reads the next message; false at the end of the file. *offset: where
+  // the message starts in the file.
+  absl::StatusOr<bool> Next(v1::BackupResponse* message, uint64_t* offset) {
+    unsigned char len_bytes[4];
+    size_t got = std::fread(len_bytes, 1, 4, in_.get());
+    if (got == 0 && std::feof(in_.get())) return false;
+    if (got != 4) {
+      if (std::ferror(in_.get())) return ErrnoError("read", path_, errno);
+      return Corrupt(absl::StrFormat("truncated at offset %d", offset_));
+    }
+    const uint32_t n = GetFixed32(len_bytes);
+    if (n > kBackupMaxMessageBytes) {
+      return Corrupt(absl::StrFormat(
+          "message of %d bytes at offset %d (corrupt length)", n, offset_));
+    }
+    buffer_.resize(n);
+    if (std::fread(buffer_.data(), 1, n, in_.get()) != n) {
+      if (std::ferror(in_.get())) return ErrnoError("read", path_, errno);
+      return Corrupt(absl::StrFormat("truncated at offset %d", offset_));
+    }
+    message->Clear();
+    if (!message->ParseFromString(buffer_)) {
+      return Corrupt(absl::StrFormat("unreadable message at offset %d", offset_));
+    }
+    *offset = offset_;
+    offset_ += 4 + n;
+    return true;
+  }
+
+  uint32_t version() const { return version_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  const std::string path_;
+  std::unique_ptr<std::FILE, FileCloser> in_;
+  uint32_t version_ = 0;
+  uint64_t offset_ = 0;
+  std::string buffer_;
+};
+
 }  // namespace
 
 bool IsValidBackupFileName(std::string_view name) {
@@ -70,9 +141,9 @@ bool IsValidBackupFileName(std::string_view name) {
          name.find('\0') == std::string_view::npos;
 }
 
-absl::Status BackupFileWriter::WriteHeader() {
+absl::Status BackupFileWriter::WriteHeader(uint32_t version) {
   std::string header(kBackupMagic);
-  PutFixed32(&header, kBackupFormatVersion);
+  PutFixed32(&header, version);
   if (std::fwrite(header.data(), 1, header.size(), file_) != header.size()) {
     return ErrnoError("write", "backup file", errno);
   }
@@ -93,25 +164,13 @@ absl::Status BackupFileWriter::Write(const v1::BackupResponse& message) {
 
 absl::StatusOr<BackupSummary> ReadBackupFile(const std::string& path,
                                              const std::string& out_dir) {
-  std::unique_ptr<std::FILE, FileCloser> in(std::fopen(path.c_str(), "rb"));
-  if (in == nullptr) return ErrnoError("open", path, errno);
-  auto corrupt = [&path](const std::string& what) {
-    return absl::DataLossError(absl::StrFormat("backup %s: %s", path, what));
+  MessageReader reader(path);
+  if (absl::Status s = reader.Open(); !s.ok()) return s;
+  auto corrupt = [&reader](const std::string& what) {
+    return reader.Corrupt(what);
   };
-  unsigned char header[12];
-  if (std::fread(header, 1, sizeof(header), in.get()) != sizeof(header) ||
-      std::string_view(reinterpret_cast<char*>(header), 8) != kBackupMagic) {
-    return corrupt("not a strata backup file (bad magic)");
-  }
   BackupSummary summary;
-  summary.format_version = GetFixed32(header + 8);
-  if (summary.format_version == 0) return corrupt("format version 0");
-  if (summary.format_version > kBackupFormatVersion) {
-    return absl::FailedPreconditionError(absl::StrFormat(
-        "backup %s has format version %d; this build reads up to %d: use a "
-        "newer strata",
-        path, summary.format_version, kBackupFormatVersion));
-  }
+  summary.format_version = reader.version();
   storage::Env* env = storage::Env::Default();
   if (!out_dir.empty()) {
     if (env->FileExists(out_dir)) {
@@ -142,30 +201,12 @@ absl::StatusOr<BackupSummary> ReadBackupFile(const std::string& path,
   bool begun = false;
   bool have_manifest = false;
   v1::BackupManifest manifest;
-  std::string buffer;
-  uint64_t offset = sizeof(header);
+  v1::BackupResponse message;
   while (true) {
-    unsigned char len_bytes[4];
-    size_t got = std::fread(len_bytes, 1, 4, in.get());
-    if (got == 0 && std::feof(in.get())) break;
-    if (got != 4) {
-      return corrupt(absl::StrFormat("truncated at offset %d", offset));
-    }
-    const uint32_t n = GetFixed32(len_bytes);
-    if (n > kBackupMaxMessageBytes) {
-      return corrupt(absl::StrFormat(
-          "message of %d bytes at offset %d (corrupt length)", n, offset));
-    }
-    buffer.resize(n);
-    if (std::fread(buffer.data(), 1, n, in.get()) != n) {
-      return corrupt(absl::StrFormat("truncated at offset %d", offset));
-    }
-    v1::BackupResponse message;
-    if (!message.ParseFromString(buffer)) {
-      return corrupt(absl::StrFormat("unreadable message at offset %d", offset));
-    }
-    const uint64_t message_offset = offset;
-    offset += 4 + n;
+    uint64_t message_offset = 0;
+    absl::StatusOr<bool> more = reader.Next(&message, &message_offset);
+    if (!more.ok()) return more.status();
+    if (!*more) break;
     if (have_manifest) {
       return corrupt(absl::StrFormat("data after the manifest at offset %d",
                                      message_offset));
@@ -173,6 +214,14 @@ absl::StatusOr<BackupSummary> ReadBackupFile(const std::string& path,
     switch (message.kind_case()) {
       case v1::BackupResponse::kBegin:
         if (begun) return corrupt("a second BackupBegin");
+        if (message.begin().from_revision() != 0) {
+          return absl::InvalidArgumentError(absl::StrFormat(
+              "backup %s is an incremental backup (revisions %d to %d), not "
+              "a full one: restore a full backup first, then it "
+              "(--restore_from=FULL,INCREMENTAL...)",
+              path, message.begin().from_revision() + 1,
+              message.begin().revision()));
+        }
         begun = true;
         summary.revision = message.begin().revision();
         break;
@@ -230,7 +279,6 @@ absl::StatusOr<BackupSummary> ReadBackupFile(const std::string& path,
                                        message_offset));
     }
   }
-  if (std::ferror(in.get())) return ErrnoError("read", path, errno);
   if (!have_manifest) {
     return corrupt("truncated: the manifest (the final message) is missing");
   }
@@ -277,15 +325,169 @@ absl::StatusOr<BackupSummary> ReadBackupFile(const std::string& path,
   return summary;
 }
 
+absl::StatusOr<BackupSummary> ReadBackupBegin(const std::string& path) {
+  MessageReader reader(path);
+  if (absl::Status s = reader.Open(); !s.ok()) return s;
+  v1::BackupResponse message;
+  uint64_t offset = 0;
+  absl::StatusOr<bool> more = reader.Next(&message, &offset);
+  if (!more.ok()) return more.status();
+  if (!*more || !message.has_begin()) {
+    return reader.Corrupt("the first message is not a BackupBegin");
+  }
+  BackupSummary summary;
+  summary.format_version = reader.version();
+  summary.revision = message.begin().revision();
+  summary.from_revision = message.begin().from_revision();
+  return summary;
+}
+
+absl::StatusOr<BackupSummary> ReadIncrementalBackup(
+    const std::string& path, const BackupBatchFunction& apply) {
+  MessageReader reader(path);
+  if (absl::Status s = reader.Open(); !s.ok()) return s;
+  BackupSummary summary;
+  summary.format_version = reader.version();
+  bool begun = false;
+  bool have_manifest = false;
+  v1::BackupManifest manifest;
+  XXH64_state_t* hash = XXH64_createState();
+  XXH64_reset(hash, 0);
+  struct HashFree {
+    XXH64_state_t* h;
+    ~HashFree() { XXH64_freeState(h); }
+  } hash_free{hash};
+  v1::BackupResponse message;
+  v1::BackupChangeBatches batches;
+  while (true) {
+    uint64_t offset = 0;
+    absl::StatusOr<bool> more = reader.Next(&message, &offset);
+    if (!more.ok()) return more.status();
+    if (!*more) break;
+    if (have_manifest) {
+      return reader.Corrupt(
+          absl::StrFormat("data after the manifest at offset %d", offset));
+    }
+    switch (message.kind_case()) {
+      case v1::BackupResponse::kBegin: {
+        if (begun) return reader.Corrupt("a second BackupBegin");
+        const v1::BackupBegin& begin = message.begin();
+        if (begin.from_revision() == 0) {
+          return absl::InvalidArgumentError(absl::StrFormat(
+              "backup %s is a full backup (revision %d), not an incremental "
+              "one",
+              path, begin.revision()));
+        }
+        if (begin.from_revision() < 0 ||
+            begin.revision() < begin.from_revision()) {
+          return reader.Corrupt(absl::StrFormat(
+              "impossible revisions %d to %d in BackupBegin",
+              begin.from_revision(), begin.revision()));
+        }
+        begun = true;
+        summary.from_revision = begin.from_revision();
+        summary.revision = begin.revision();
+        break;
+      }
+      case v1::BackupResponse::kChanges: {
+        if (!begun) return reader.Corrupt("a chunk before BackupBegin");
+        const v1::BackupChangeChunk& chunk = message.changes();
+        const std::string where = absl::StrFormat(
+            "changes chunk at offset %d (revisions %d to %d)", offset,
+            chunk.first_revision(), chunk.last_revision());
+        if (XXH64(chunk.data().data(), chunk.data().size(), 0) !=
+            chunk.xxh64()) {
+          return reader.Corrupt(absl::StrFormat(
+              "%s: checksum mismatch (the backup is corrupt)", where));
+        }
+        XXH64_update(hash, chunk.data().data(), chunk.data().size());
+        summary.bytes += chunk.data().size();
+        if (!batches.ParseFromString(chunk.data()) ||
+            batches.batches_size() == 0) {
+          return reader.Corrupt(absl::StrFormat("%s: unreadable", where));
+        }
+        if (batches.batches(0).revision() != chunk.first_revision() ||
+            batches.batches(batches.batches_size() - 1).revision() !=
+                chunk.last_revision()) {
+          return reader.Corrupt(
+              absl::StrFormat("%s: holds other revisions", where));
+        }
+        for (const v1::BackupChangeBatch& b : batches.batches()) {
+          const int64_t expected =
+              summary.from_revision + static_cast<int64_t>(summary.batches) + 1;
+          if (b.revision() != expected) {
+            return reader.Corrupt(absl::StrFormat(
+                "%s: batch at revision %d, expected %d", where, b.revision(),
+                expected));
+          }
+          if (b.revision() > summary.revision || b.changes_size() == 0) {
+            return reader.Corrupt(absl::StrFormat(
+                "%s: batch at revision %d is past the end or empty", where,
+                b.revision()));
+          }
+          summary.batches++;
+          summary.changes += static_cast<uint64_t>(b.changes_size());
+          if (apply) {
+            if (absl::Status s = apply(b); !s.ok()) return s;
+          }
+        }
+        break;
+      }
+      case v1::BackupResponse::kManifest:
+        if (!begun) return reader.Corrupt("a manifest before BackupBegin");
+        manifest = message.manifest();
+        have_manifest = true;
+        break;
+      case v1::BackupResponse::kChunk:
+        return reader.Corrupt(absl::StrFormat(
+            "a file chunk in an incremental backup at offset %d", offset));
+      default:
+        return reader.Corrupt(
+            absl::StrFormat("unknown message at offset %d", offset));
+    }
+  }
+  if (!have_manifest) {
+    return reader.Corrupt(
+        "truncated: the manifest (the final message) is missing");
+  }
+  if (manifest.from_revision() != summary.from_revision ||
+      manifest.revision() != summary.revision ||
+      manifest.batches() != summary.batches ||
+      manifest.changes() != summary.changes ||
+      manifest.changes_xxh64() != XXH64_digest(hash)) {
+    return reader.Corrupt(absl::StrFormat(
+        "the manifest (revisions %d to %d, %d batches, %d changes) does not "
+        "match the chunks (revisions %d to %d, %d batches, %d changes, or "
+        "their XXH64)",
+        manifest.from_revision() + 1, manifest.revision(), manifest.batches(),
+        manifest.changes(), summary.from_revision + 1, summary.revision,
+        summary.batches, summary.changes));
+  }
+  if (summary.from_revision + static_cast<int64_t>(summary.batches) !=
+      summary.revision) {
+    return reader.Corrupt(absl::StrFormat(
+        "the batches end at revision %d, the backup says %d",
+        summary.from_revision + static_cast<int64_t>(summary.batches),
+        summary.revision));
+  }
+  return summary;
+}
+
 namespace {
 
-// Opens the database unpacked in `dir` and counts its keys.
-absl::Status CountKeys(const std::string& dir, BackupSummary* summary) {
+storage::Options RestoreEngineOptions() {
   storage::Options options;
   options.create_if_missing = false;
   options.keep_history = true;  // Change nothing about its history.
+  options.history_retention_seconds = 0;
+  options.history_retention_revisions = 0;
   options.compaction_threads = 1;
-  auto db = storage::DB::Open(options, dir);
+  return options;
+}
+
+// Opens the database unpacked in `dir` and counts its keys.
+absl::Status CountKeys(const std::string& dir, BackupSummary* summary) {
+  auto db = storage::DB::Open(RestoreEngineOptions(), dir);
   if (!db.ok()) return db.status();
   if ((*db)->CurrentRevision() != static_cast<uint64_t>(summary->revision)) {
     return absl::DataLossError(absl::StrFormat(
@@ -308,10 +510,112 @@ std::string ParentOf(const std::string& path) {
   return parent.empty() ? "." : parent.string();
 }
 
+// The engine's form of a batch of an incremental backup. Its string_views
+// point into `in`.
+storage::ChangeBatch ToChangeBatch(const v1::BackupChangeBatch& in) {
+  storage::ChangeBatch out;
+  out.revision = static_cast<storage::Revision>(in.revision());
+  out.changes.reserve(static_cast<size_t>(in.changes_size()));
+  for (const v1::BackupChange& c : in.changes()) {
+    storage::Change change;
+    change.key = c.key();
+    change.metadata.mod_revision = out.revision;
+    if (c.deleted()) {
+      change.type = storage::Change::Type::kDelete;
+    } else {
+      change.type = storage::Change::Type::kPut;
+      change.value = c.value();
+      change.metadata.create_revision =
+          static_cast<storage::Revision>(c.create_revision());
+      change.metadata.version = static_cast<uint64_t>(c.version());
+      change.metadata.attributes.expire_at_unix_ms =
+          static_cast<uint64_t>(c.expire_at_unix_ms());
+      change.metadata.attributes.lease = static_cast<uint64_t>(c.lease());
+      change.metadata.attributes.value_type =
+          static_cast<uint8_t>(c.value_type());
+    }
+    out.changes.push_back(change);
+  }
+  return out;
+}
+
+// Applies the incremental backups `paths[1..]` to the database in `dir`
+// (at summary->revision, the full backup's), up to `to_revision` (0 =
+// all). Updates summary's revision, batches and changes.
+absl::Status ApplyIncrementals(const std::vector<std::string>& paths,
+                               const std::string& dir, int64_t to_revision,
+                               BackupSummary* summary) {
+  storage::Options options = RestoreEngineOptions();
+  options.allow_committed_batches = true;
+  auto db = storage::DB::Open(options, dir);
+  if (!db.ok()) return db.status();
+  // `current`: the revision applied so far; `chain_end`: the last one the
+  // backups read so far hold (above current only past to_revision).
+  int64_t current = static_cast<int64_t>((*db)->CurrentRevision());
+  int64_t chain_end = current;
+  std::string reached_by = paths[0];  // The file that ends at chain_end.
+  const int64_t limit = to_revision > 0 ? to_revision : INT64_MAX;
+  storage::WriteOptions wo;
+  wo.sync = false;  // One SyncWAL at the end.
+  for (size_t i = 1; i < paths.size(); i++) {
+    const std::string& path = paths[i];
+    absl::StatusOr<BackupSummary> begin = ReadBackupBegin(path);
+    if (!begin.ok()) return begin.status();
+    if (begin->from_revision == 0) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "backup %s is a full backup: only the first backup of a restore "
+          "may be full, the others must be incremental",
+          path));
+    }
+    if (begin->from_revision > chain_end) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "gap in the backup chain: incremental backup %s holds revisions %d "
+          "to %d, but the backups before it (up to %s) end at revision %d: "
+          "revisions %d to %d are missing (give the incrementals in order, "
+          "each starting at or below where the previous one ended)",
+          path, begin->from_revision + 1, begin->revision, reached_by,
+          chain_end, chain_end + 1, begin->from_revision));
+    }
+    absl::StatusOr<BackupSummary> read = ReadIncrementalBackup(
+        path, [&](const v1::BackupChangeBatch& b) -> absl::Status {
+          if (b.revision() <= current || b.revision() > limit) {
+            return absl::OkStatus();  // Already applied, or past the target.
+          }
+          absl::Status s = (*db)->ApplyCommittedBatch(wo, ToChangeBatch(b));
+          if (absl::IsInvalidArgument(s)) {
+            return absl::DataLossError(absl::StrFormat(
+                "backup %s: batch at revision %d: %s", path, b.revision(),
+                s.message()));
+          }
+          if (!s.ok()) return s;
+          current = b.revision();
+          summary->batches++;
+          summary->changes += static_cast<uint64_t>(b.changes_size());
+          return absl::OkStatus();
+        });
+    if (!read.ok()) return read.status();
+    if (read->revision > chain_end) {
+      chain_end = read->revision;
+      reached_by = path;
+    }
+  }
+  if (to_revision > chain_end) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "--restore_to_revision=%d is above the last revision the backups "
+        "hold, %d (%s)",
+        to_revision, chain_end, reached_by));
+  }
+  summary->revision = current;
+  return (*db)->SyncWAL();
+}
+
 }  // namespace
 
 absl::StatusOr<BackupSummary> VerifyBackup(const std::string& path,
                                            const std::string& scratch_dir) {
+  absl::StatusOr<BackupSummary> begin = ReadBackupBegin(path);
+  if (!begin.ok()) return begin.status();
+  if (begin->from_revision != 0) return ReadIncrementalBackup(path, nullptr);
   std::string base = scratch_dir;
   if (base.empty()) {
     const char* tmp = std::getenv("TMPDIR");
@@ -331,8 +635,21 @@ absl::StatusOr<BackupSummary> VerifyBackup(const std::string& path,
 }
 
 absl::StatusOr<BackupSummary> RestoreBackup(const std::string& path,
-                                            const std::string& data_dir_arg,
+                                            const std::string& data_dir,
                                             bool force) {
+  return RestoreBackup(std::vector<std::string>{path}, data_dir, force);
+}
+
+absl::StatusOr<BackupSummary> RestoreBackup(
+    const std::vector<std::string>& paths, const std::string& data_dir_arg,
+    bool force, int64_t to_revision) {
+  if (paths.empty()) {
+    return absl::InvalidArgumentError("no backup to restore from");
+  }
+  if (to_revision < 0) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "--restore_to_revision=%d is negative", to_revision));
+  }
   std::string data_dir = data_dir_arg;
   while (data_dir.size() > 1 && data_dir.back() == '/') data_dir.pop_back();
   storage::Env* env = storage::Env::Default();
@@ -348,12 +665,26 @@ absl::StatusOr<BackupSummary> RestoreBackup(const std::string& path,
         "(pass --force to replace what it holds)",
         data_dir));
   }
+  // Cheap checks first: the full backup's revision against the target.
+  absl::StatusOr<BackupSummary> full = ReadBackupBegin(paths[0]);
+  if (!full.ok()) return full.status();
+  if (full->from_revision == 0 && to_revision > 0 &&
+      to_revision < full->revision) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "--restore_to_revision=%d is below the revision of the full backup "
+        "%s, %d: a restore cannot go back before its full backup",
+        to_revision, paths[0], full->revision));
+  }
   const std::string parent = ParentOf(data_dir);
   if (absl::Status s = env->CreateDir(parent); !s.ok()) return s;
   const std::string staging =
       absl::StrCat(data_dir, ".restore-tmp");
   RemoveAll(staging);  // A previous restore that was killed.
-  absl::StatusOr<BackupSummary> summary = ReadBackupFile(path, staging);
+  absl::StatusOr<BackupSummary> summary = ReadBackupFile(paths[0], staging);
+  if (summary.ok() && (paths.size() > 1 || to_revision > 0)) {
+    absl::Status s = ApplyIncrementals(paths, staging, to_revision, &*summary);
+    if (!s.ok()) summary = s;
+  }
   if (summary.ok()) {
     absl::Status s = CountKeys(staging, &*summary);
     if (!s.ok()) summary = s;

@@ -20,8 +20,10 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -31,8 +33,14 @@ namespace strata::server {
 
 // The first 8 bytes of a backup file.
 inline constexpr std::string_view kBackupMagic = "STRATABK";
-// The format version this build writes; it reads every version up to it.
-inline constexpr uint32_t kBackupFormatVersion = 1;
+// The newest format version this build reads; it reads every version up
+// to it. It writes full backups in version 1 (unchanged since the first
+// release, so older builds still read them) and incremental backups in
+// version 2 (which a version-1 reader refuses as too new instead of
+// misreading).
+inline constexpr uint32_t kBackupFormatVersion = 2;
+inline constexpr uint32_t kBackupFullFormatVersion = 1;
+inline constexpr uint32_t kBackupIncrementalFormatVersion = 2;
 // The largest message a reader accepts (a chunk is ~1 MiB).
 inline constexpr uint32_t kBackupMaxMessageBytes = 64u << 20;
 
@@ -42,8 +50,9 @@ class BackupFileWriter {
  public:
   // `file` is not owned and stays open (the caller closes and syncs it).
   explicit BackupFileWriter(std::FILE* file) : file_(file) {}
-  // Writes the header. Errors: Unavailable/Internal with errno text.
-  absl::Status WriteHeader();
+  // Writes the header with `version` (the BackupBegin's format_version).
+  // Errors: Unavailable/Internal with errno text.
+  absl::Status WriteHeader(uint32_t version = kBackupFullFormatVersion);
   absl::Status Write(const v1::BackupResponse& message);
 
  private:
@@ -61,7 +70,36 @@ struct BackupSummary {
   // prefix: leases, ...).
   uint64_t keys = 0;
   uint64_t system_keys = 0;
+  // Incremental backups: the revision the changes start after (0 for a
+  // full backup; `revision` is the last one), the batches (one per
+  // revision) and the changes (puts and deletes) they hold. After a
+  // restore of a chain: the batches and changes applied.
+  int64_t from_revision = 0;
+  uint64_t batches = 0;
+  uint64_t changes = 0;
 };
+
+// Reads the header and the BackupBegin of the backup at `path`: its format
+// version, revision and (for an incremental) from_revision. Errors as
+// ReadBackupFile's.
+absl::StatusOr<BackupSummary> ReadBackupBegin(const std::string& path);
+
+// Called with each batch of an incremental backup, in revision order, once
+// its chunk's checksum has been checked. A non-OK status stops the read
+// and is returned.
+using BackupBatchFunction =
+    std::function<absl::Status(const v1::BackupChangeBatch& batch)>;
+
+// Reads and checks the incremental backup at `path` (format 2,
+// docs/backup-format.md): every chunk's XXH64, that the batches are the
+// consecutive revisions from_revision + 1 .. revision, one each, and the
+// manifest's counts and XXH64. Calls `apply` (if set) with each batch as it
+// goes: a corrupt chunk is found only after the batches before it were
+// passed on. Errors: DataLoss naming the backup file (and the chunk's
+// offset and revisions) for a corrupt or truncated one; InvalidArgument
+// for a full backup; FailedPrecondition for a newer format; `apply`'s.
+absl::StatusOr<BackupSummary> ReadIncrementalBackup(
+    const std::string& path, const BackupBatchFunction& apply);
 
 // Reads and checks the backup file at `path`; unless `out_dir` is empty,
 // writes its files into `out_dir` (created if missing; it must be empty),
@@ -72,19 +110,37 @@ struct BackupSummary {
 absl::StatusOr<BackupSummary> ReadBackupFile(const std::string& path,
                                              const std::string& out_dir);
 
-// ReadBackupFile into a temporary directory next to `scratch_dir` (made
-// and removed here; "" = $TMPDIR or /tmp), then opens the database it
-// holds and counts its keys: what `strata backup verify` reports.
+// What `strata backup verify` reports. A full backup: ReadBackupFile into
+// a temporary directory next to `scratch_dir` (made and removed here; "" =
+// $TMPDIR or /tmp), then opens the database it holds and counts its keys.
+// An incremental backup: ReadIncrementalBackup (no database: keys stay 0).
 absl::StatusOr<BackupSummary> VerifyBackup(const std::string& path,
                                            const std::string& scratch_dir);
 
-// Builds the data directory `data_dir` from the backup at `path` (what
-// strata-server --restore_from does before it opens the engine): the
-// backup is unpacked and checked in a sibling directory, then moved into
-// place. `data_dir` must be missing or empty, unless `force`, which
-// removes what it holds first (only once the backup has been read
-// successfully). Errors: FailedPrecondition naming data_dir when it is not
-// empty and !force; those of ReadBackupFile (nothing is changed then).
+// Builds the data directory `data_dir` from backups (what strata-server
+// --restore_from does before it opens the engine): `paths[0]`, a full
+// backup, is unpacked and checked in a sibling directory; then the
+// incremental backups `paths[1..]` are applied in order, each batch at its
+// own revision (DB::ApplyCommittedBatch), up to `to_revision` (0 = all);
+// then the directory is moved into place. Each incremental must start at
+// or below the revision the restore has reached (batches at or below it
+// are skipped), so a chain may overlap but not leave a gap. Every
+// incremental is read and checked to its end, even past to_revision.
+// `data_dir` must be missing or empty, unless `force`, which removes what
+// it holds first (only once every backup has been read successfully).
+// The summary's revision is the restored one.
+//
+// Errors (data_dir is unchanged then): FailedPrecondition naming data_dir
+// when it is not empty and !force; InvalidArgument when paths is empty,
+// paths[0] is incremental or a later one is full, to_revision is below
+// the full backup's revision or above the last revision the backups hold
+// (naming both); FailedPrecondition naming the files for a gap in the
+// chain; those of ReadBackupFile and ReadIncrementalBackup (DataLoss
+// naming the corrupt file).
+absl::StatusOr<BackupSummary> RestoreBackup(
+    const std::vector<std::string>& paths, const std::string& data_dir,
+    bool force, int64_t to_revision = 0);
+// A full backup alone.
 absl::StatusOr<BackupSummary> RestoreBackup(const std::string& path,
                                             const std::string& data_dir,
                                             bool force);

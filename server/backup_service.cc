@@ -10,6 +10,12 @@
 // for a backup and the engine's pins last only while the checkpoint is
 // made. Whatever ends the stream (done, an error, the client cancelling or
 // going away, shutdown) removes the checkpoint directory at once.
+//
+// An incremental backup (since_revision > 0) streams the change log
+// instead (DB::GetUpdatesSince, the retained WAL): the same steps, each
+// converting the next batches into a BackupChangeChunk of about
+// backup_chunk_bytes; no checkpoint, nothing to remove. Format 2 of
+// docs/backup-format.md.
 
 #include <unistd.h>
 
@@ -39,6 +45,155 @@ double SecondsSince(std::chrono::steady_clock::time_point start) {
       .count();
 }
 
+// ---- Incremental backups (docs/backup-format.md, format 2) ----
+
+// Fills the BackupBegin of an incremental backup of the changes after
+// `since` and opens the change log. OUT_OF_RANGE (naming the oldest
+// revision an incremental can start from) when those changes are gone.
+absl::Status BeginIncrementalBackup(storage::DB* db, storage::Revision since,
+                                    BackupState* st, v1::BackupResponse* out,
+                                    RpcObserver* observer) {
+  const storage::Revision compacted = db->CompactedRevision();
+  const storage::Revision current = db->CurrentRevision();
+  auto gone = [&](storage::Revision oldest) {
+    return absl::OutOfRangeError(absl::StrFormat(
+        "incremental backup since revision %d: the changes after it are no "
+        "longer retained (the oldest revision an incremental backup can "
+        "start from is %d, the compacted revision; see "
+        "--history_retention): take a full backup",
+        since, oldest));
+  };
+  if (since < compacted) return gone(compacted);
+  if (since > current) {
+    return absl::OutOfRangeError(absl::StrFormat(
+        "incremental backup since revision %d: above the current revision "
+        "%d",
+        since, current));
+  }
+  absl::StatusOr<std::unique_ptr<storage::ChangeIterator>> changes =
+      db->GetUpdatesSince(since + 1);
+  if (!changes.ok()) {
+    if (absl::IsOutOfRange(changes.status())) {
+      return gone(db->CompactedRevision());
+    }
+    return changes.status();
+  }
+  st->changes = *std::move(changes);
+  // The iterator ends at the revision current when it was made, at or
+  // above `current`: the backup stops at `current`, named in its begin.
+  st->from_revision = since;
+  st->revision = current;
+  st->hash = XXH64_createState();
+  XXH64_reset(st->hash, 0);
+  st->manifest.set_format_version(kBackupIncrementalFormatVersion);
+  st->manifest.set_from_revision(ToWire(since));
+  out->mutable_header()->set_revision(ToWire(st->revision));
+  v1::BackupBegin* begin = out->mutable_begin();
+  begin->set_format_version(kBackupIncrementalFormatVersion);
+  begin->set_from_revision(ToWire(since));
+  begin->set_revision(ToWire(st->revision));
+  st->begun = true;
+  st->observed = true;
+  observer->OnBackupStarted();
+  spdlog::info("incremental backup of revisions {}..{}", since + 1,
+               st->revision);
+  return absl::OkStatus();
+}
+
+void ToBackupBatch(const storage::ChangeBatch& in, v1::BackupChangeBatch* out) {
+  out->set_revision(static_cast<int64_t>(in.revision));
+  for (const storage::Change& c : in.changes) {
+    v1::BackupChange* change = out->add_changes();
+    change->set_key(c.key.data(), c.key.size());
+    if (c.type == storage::Change::Type::kDelete) {
+      change->set_deleted(true);
+      continue;
+    }
+    change->set_value(c.value.data(), c.value.size());
+    change->set_create_revision(static_cast<int64_t>(c.metadata.create_revision));
+    change->set_version(static_cast<int64_t>(c.metadata.version));
+    change->set_expire_at_unix_ms(
+        static_cast<int64_t>(c.metadata.attributes.expire_at_unix_ms));
+    change->set_lease(static_cast<int64_t>(c.metadata.attributes.lease));
+    change->set_value_type(c.metadata.attributes.value_type);
+  }
+}
+
+// Fills the next BackupChangeChunk (consecutive batches, about
+// `chunk_bytes` of them or one), or at the end the manifest (*last).
+absl::Status NextIncrementalChunk(uint64_t chunk_bytes, BackupState* st,
+                                  v1::BackupResponse* out,
+                                  RpcObserver* observer, bool* last) {
+  out->mutable_header()->set_revision(ToWire(st->revision));
+  v1::BackupChangeBatches batches;
+  uint64_t size = 0;
+  while (!st->changes_done) {
+    if (!st->change_pending) {
+      if (!st->changes->Next()) {
+        if (!st->changes->status().ok()) return st->changes->status();
+        st->changes_done = true;
+        break;
+      }
+      st->change_pending = true;
+    }
+    const storage::ChangeBatch& b = st->changes->batch();
+    if (b.revision > st->revision) {  // Committed after the backup began.
+      st->change_pending = false;
+      st->changes_done = true;
+      break;
+    }
+    const storage::Revision expected =
+        st->from_revision + st->manifest.batches() + batches.batches_size() + 1;
+    if (b.revision != expected) {
+      return absl::InternalError(absl::StrFormat(
+          "incremental backup: the change log gave revision %d, expected %d",
+          b.revision, expected));
+    }
+    v1::BackupChangeBatch converted;
+    ToBackupBatch(b, &converted);
+    const uint64_t n = converted.ByteSizeLong() + 8;
+    if (batches.batches_size() > 0 && size + n > chunk_bytes) break;
+    size += n;
+    *batches.add_batches() = std::move(converted);
+    st->change_pending = false;
+  }
+  if (batches.batches_size() == 0) {
+    const storage::Revision end =
+        st->from_revision + st->manifest.batches();
+    if (end != st->revision) {
+      return absl::InternalError(absl::StrFormat(
+          "incremental backup: the change log ended at revision %d, expected "
+          "%d",
+          end, st->revision));
+    }
+    st->manifest.set_revision(ToWire(st->revision));
+    st->manifest.set_changes_xxh64(XXH64_digest(st->hash));
+    *out->mutable_manifest() = st->manifest;
+    *last = true;
+    return absl::OkStatus();
+  }
+  v1::BackupChangeChunk* chunk = out->mutable_changes();
+  chunk->set_first_revision(batches.batches(0).revision());
+  chunk->set_last_revision(batches.batches(batches.batches_size() - 1).revision());
+  uint64_t changes = 0;
+  for (const v1::BackupChangeBatch& b : batches.batches()) {
+    changes += static_cast<uint64_t>(b.changes_size());
+  }
+  std::string* data = chunk->mutable_data();
+  if (!batches.SerializeToString(data)) {
+    return absl::InternalError("incremental backup: cannot serialize a chunk");
+  }
+  chunk->set_xxh64(XXH64(data->data(), data->size(), 0));
+  XXH64_update(st->hash, data->data(), data->size());
+  st->manifest.set_batches(st->manifest.batches() +
+                           static_cast<uint64_t>(batches.batches_size()));
+  st->manifest.set_changes(st->manifest.changes() + changes);
+  st->sent_bytes += data->size();
+  observer->OnBackupBytes(data->size());
+  *last = false;
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 void BackupState::Reset() {
@@ -54,18 +209,23 @@ void BackupState::Reset() {
   sent_bytes = 0;
   begun = false;
   observed = false;
+  from_revision = 0;
+  changes.reset();
+  change_pending = false;
+  changes_done = false;
 }
 
 void KvService::HandleBackup(BackupCall* call, StreamEvent event) {
   switch (event) {
     case StreamEvent::kStarted:
-      if (call->request().since_revision() != 0) {
-        call->Finish(absl::UnimplementedError(
-            "incremental backups (since_revision) are not supported yet: "
-            "take a full backup (since_revision = 0)"));
+      if (call->request().since_revision() < 0) {
+        call->Finish(absl::InvalidArgumentError(absl::StrFormat(
+            "since_revision %d is negative (0 = a full backup)",
+            call->request().since_revision())));
         return;
       }
-      if (options_.backup_tmp_dir.empty()) {
+      if (call->request().since_revision() == 0 &&
+          options_.backup_tmp_dir.empty()) {
         call->Finish(absl::FailedPreconditionError(
             "backups are not configured on this server (no backup "
             "directory)"));
@@ -98,13 +258,20 @@ void KvService::EndBackup(BackupCall* call, const absl::Status& status,
                           const v1::BackupResponse* last) {
   BackupState& st = call->state();
   st.file.reset();
+  st.changes.reset();  // Before the DB may go away.
   if (!st.dir.empty()) RemoveDirectory(st.dir);
   st.dir.clear();
   if (st.observed) {
     observer_->OnBackupFinished(status.ok(), SecondsSince(st.start));
     st.observed = false;
   }
-  if (status.ok()) {
+  if (status.ok() && st.from_revision > 0) {
+    spdlog::info(
+        "incremental backup of revisions {}..{} done: {} batches, {} changes, "
+        "{} bytes in {:.1f} s",
+        st.from_revision + 1, st.revision, st.manifest.batches(),
+        st.manifest.changes(), st.sent_bytes, SecondsSince(st.start));
+  } else if (status.ok()) {
     spdlog::info("backup at revision {} done: {} files, {} bytes in {:.1f} s",
                  st.revision, st.files.size(), st.sent_bytes,
                  SecondsSince(st.start));
@@ -116,6 +283,11 @@ void KvService::EndBackup(BackupCall* call, const absl::Status& status,
 
 absl::Status KvService::BackupBegin(BackupCall* call) {
   BackupState& st = call->state();
+  if (call->request().since_revision() > 0) {
+    return BeginIncrementalBackup(
+        db_, static_cast<storage::Revision>(call->request().since_revision()),
+        &st, call->mutable_response(), observer_);
+  }
   storage::Env* env = storage::Env::Default();
   if (absl::Status s = env->CreateDir(options_.backup_tmp_dir); !s.ok()) {
     return s;
@@ -140,12 +312,12 @@ absl::Status KvService::BackupBegin(BackupCall* call) {
   }
   st.hash = XXH64_createState();
   XXH64_reset(st.hash, 0);
-  st.manifest.set_format_version(kBackupFormatVersion);
+  st.manifest.set_format_version(kBackupFullFormatVersion);
   st.manifest.set_revision(ToWire(st.revision));
   v1::BackupResponse* out = call->mutable_response();
   out->mutable_header()->set_revision(ToWire(st.revision));
   v1::BackupBegin* begin = out->mutable_begin();
-  begin->set_format_version(kBackupFormatVersion);
+  begin->set_format_version(kBackupFullFormatVersion);
   begin->set_revision(ToWire(st.revision));
   begin->set_total_bytes(total);
   begin->set_files(static_cast<uint32_t>(st.files.size()));
@@ -159,6 +331,10 @@ absl::Status KvService::BackupBegin(BackupCall* call) {
 
 absl::Status KvService::BackupNextChunk(BackupCall* call, bool* last) {
   BackupState& st = call->state();
+  if (st.from_revision > 0) {
+    return NextIncrementalChunk(options_.backup_chunk_bytes, &st,
+                                call->mutable_response(), observer_, last);
+  }
   storage::Env* env = storage::Env::Default();
   v1::BackupResponse* out = call->mutable_response();
   out->mutable_header()->set_revision(ToWire(st.revision));

@@ -116,6 +116,13 @@ struct BackupState {
   std::chrono::steady_clock::time_point start;
   bool begun = false;     // BackupBegin sent.
   bool observed = false;  // OnBackupStarted reported.
+  // Incremental backups (since_revision > 0): the change log being
+  // streamed instead of a checkpoint; `hash` covers every chunk's data and
+  // `manifest` counts batches and changes.
+  storage::Revision from_revision = 0;
+  std::unique_ptr<storage::ChangeIterator> changes;
+  bool change_pending = false;  // changes->batch() is not sent yet.
+  bool changes_done = false;    // The change log is exhausted.
   BackupState() = default;
   BackupState(const BackupState&) = delete;
   BackupState& operator=(const BackupState&) = delete;

@@ -21,6 +21,7 @@
 #include <string_view>
 #include <system_error>
 #include <thread>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "common/flag_parsing.h"
@@ -30,6 +31,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
@@ -182,10 +184,18 @@ ABSL_FLAG(absl::Duration, expiry_interval, absl::Milliseconds(100),
           "never served in between; this bounds how late their DELETE "
           "revision comes).");
 ABSL_FLAG(std::string, restore_from, "",
-          "Build --data_dir from this backup file (strata backup create) "
-          "before serving: it is checked (every checksum) and unpacked, then "
-          "served as usual. Refused if --data_dir is not empty, unless "
-          "--force. docs/backup.md");
+          "Build --data_dir from backup files before serving: "
+          "FULL[,INCREMENTAL...], a full backup then incremental ones in "
+          "order (strata backup create [--since REV]); each is checked "
+          "(every checksum), the full one unpacked, the incrementals "
+          "applied batch by batch at their own revisions, then it is served "
+          "as usual. Refused if --data_dir is not empty, unless --force. "
+          "docs/backup.md");
+ABSL_FLAG(int64_t, restore_to_revision, 0,
+          "With --restore_from: stop at this revision (point-in-time "
+          "restore); 0 = everything the backups hold. It must be at least "
+          "the full backup's revision and at most the last one the "
+          "backups hold.");
 ABSL_FLAG(bool, force, false,
           "With --restore_from: replace what --data_dir holds (once the "
           "backup has been read successfully).");
@@ -307,6 +317,7 @@ struct Config {
   std::string compression;
   std::string metrics_listen;  // Empty: no metrics endpoint.
   std::string restore_from;    // Empty: no restore.
+  int64_t restore_to_revision = 0;
   bool force = false;
 };
 
@@ -442,6 +453,13 @@ Config ConfigFromFlags() {
   if (c.force && c.restore_from.empty()) {
     UsageError("--force applies to --restore_from only");
   }
+  c.restore_to_revision = absl::GetFlag(FLAGS_restore_to_revision);
+  if (c.restore_to_revision != 0 && c.restore_from.empty()) {
+    UsageError("--restore_to_revision applies to --restore_from only");
+  }
+  if (c.restore_to_revision < 0) {
+    UsageError("--restore_to_revision must be >= 0");
+  }
   c.server.backup_tmp_dir = c.data_dir + "/backup-tmp";
   c.server.backup_rate_limit_bytes =
       absl::GetFlag(FLAGS_backup_rate_limit_bytes);
@@ -508,9 +526,11 @@ sigset_t BlockShutdownSignals() {
 // --restore_from: builds the data directory from the backup. On failure
 // prints why on stderr and returns false (nothing was changed).
 bool RestoreDataDir(const Config& config) {
+  std::vector<std::string> paths =
+      absl::StrSplit(config.restore_from, ',', absl::SkipEmpty());
   absl::StatusOr<strata::server::BackupSummary> restored =
-      strata::server::RestoreBackup(config.restore_from, config.data_dir,
-                                    config.force);
+      strata::server::RestoreBackup(paths, config.data_dir, config.force,
+                                    config.restore_to_revision);
   if (!restored.ok()) {
     std::fprintf(stderr, "strata-server: cannot restore %s from %s: %s\n",
                  config.data_dir.c_str(), config.restore_from.c_str(),
@@ -518,9 +538,11 @@ bool RestoreDataDir(const Config& config) {
     return false;
   }
   spdlog::info(
-      "restored {} from {}: revision {}, {} files, {} bytes, {} keys",
+      "restored {} from {}: revision {}, {} files, {} bytes, {} incremental "
+      "batches ({} changes), {} keys",
       config.data_dir, config.restore_from, restored->revision,
-      restored->files, restored->bytes, restored->keys);
+      restored->files, restored->bytes, restored->batches, restored->changes,
+      restored->keys);
   return true;
 }
 

@@ -63,14 +63,33 @@ export type JsonValue = null | boolean | number | string | JsonValue[] | { [key:
  */
 export interface BackupMessage {
   header: { revision: string };
-  kind: 'begin' | 'chunk' | 'manifest';
-  begin: { format_version: number; revision: string; total_bytes: string; files: number } | null;
+  kind: 'begin' | 'chunk' | 'manifest' | 'changes';
+  begin: {
+    format_version: number;
+    revision: string;
+    total_bytes: string;
+    files: number;
+    /** Incremental backups: the revision the changes start after. */
+    from_revision: string;
+  } | null;
   chunk: { file: string; offset: string; data: Buffer; xxh64: string } | null;
+  /** Incremental backups: a serialized BackupChangeBatches and its XXH64. */
+  changes: { first_revision: string; last_revision: string; data: Buffer; xxh64: string } | null;
   manifest: {
     format_version: number;
     revision: string;
     files: { name: string; size: string; xxh64: string }[];
+    from_revision: string;
+    batches: string;
+    changes: string;
+    changes_xxh64: string;
   } | null;
+}
+
+/** Options of backup and backupToFile. */
+export interface BackupOptions extends CallOptions {
+  /** > 0: an incremental backup of the changes after this revision. */
+  sinceRevision?: number;
 }
 
 export interface CallOptions {
@@ -592,12 +611,12 @@ export class Client {
    * BackupResponse messages as sent (begin, chunks, manifest). No deadline
    * unless options.timeoutMs.
    */
-  backup(options?: CallOptions): AsyncIterableIterator<BackupMessage>;
+  backup(options?: BackupOptions): AsyncIterableIterator<BackupMessage>;
   /**
-   * Writes a full backup to path (docs/backup-format.md), atomically;
-   * resolves to the revision it holds.
+   * Writes a backup to path (docs/backup-format.md), atomically; resolves
+   * to the revision it holds (options.sinceRevision: an incremental).
    */
-  backupToFile(path: string, options?: CallOptions): Promise<number>;
+  backupToFile(path: string, options?: BackupOptions): Promise<number>;
   /** Renews the lease on a timer until stop(). */
   keepAlive(id: number, options?: { intervalMs?: number }): LeaseKeeper;
   /** Resolves to a Watch once the server opened the stream. */

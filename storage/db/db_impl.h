@@ -81,6 +81,8 @@ class DBImpl final : public DB {
                             std::optional<std::string_view> end) override;
   Statistics GetStatistics() override;
   absl::StatusOr<Revision> CreateCheckpoint(const std::string& dir) override;
+  absl::Status ApplyCommittedBatch(const WriteOptions& options,
+                                   const ChangeBatch& batch) override;
   absl::Status WriteAvailability() override;
 
   // Test hooks.

@@ -18,6 +18,7 @@
 #include <chrono>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "db/db_impl.h"
@@ -43,6 +44,8 @@ struct DBImpl::PendingWrite {
   absl::Status status;
   Revision revision = 0;   // Set when the write committed (or was a no-op).
   WriteCallback callback;  // Set for asynchronous writers.
+  // Set by ApplyCommittedBatch: committed elsewhere, appended as it is.
+  const ChangeBatch* committed = nullptr;
   CondVar cv;              // Signalled for synchronous writers.
 
   bool is_async() const { return static_cast<bool>(callback); }
@@ -170,6 +173,52 @@ class DBImpl::GroupCommit final : public CommitView {
       db_->recent_writes_->Record(op.key, next_);
     }
     if (builder.count() == 0) return next_ - 1;
+    keys_ += builder.count();
+    records_.push_back(std::make_shared<const std::string>(builder.Finish()));
+    if (overlay_ != nullptr) {
+      RETURN_IF_ERROR(
+          WriteBatchInternal::InsertCommitted(*records_.back(), overlay_));
+    }
+    return next_++;
+  }
+
+  // Appends a batch committed elsewhere (DB::ApplyCommittedBatch) at its
+  // own revision, with its own metadata: no lookups, nothing dropped.
+  absl::StatusOr<Revision> AddCommitted(const ChangeBatch& batch) {
+    if (batch.revision != next_) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "committed batch at revision %d, but the next revision is %d",
+          batch.revision, next_));
+    }
+    if (batch.changes.empty()) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "committed batch at revision %d has no change", batch.revision));
+    }
+    absl::flat_hash_set<std::string_view> seen;
+    CommittedBatchBuilder builder(next_);
+    for (const Change& c : batch.changes) {
+      if (c.key.empty() || !seen.insert(c.key).second) {
+        return absl::InvalidArgumentError(absl::StrFormat(
+            "committed batch at revision %d: an empty or repeated key",
+            batch.revision));
+      }
+      if (c.type == Change::Type::kPut) {
+        const KeyMetadata& m = c.metadata;
+        if (m.mod_revision != next_ || m.create_revision == 0 ||
+            m.create_revision > next_ || m.version == 0) {
+          return absl::InvalidArgumentError(absl::StrFormat(
+              "committed batch at revision %d: impossible metadata (create "
+              "revision %d, mod revision %d, version %d)",
+              batch.revision, m.create_revision, m.mod_revision, m.version));
+        }
+        builder.Put(c.key, m, c.value);
+        user_bytes_ += c.key.size() + c.value.size();
+      } else {
+        builder.Delete(c.key);
+        user_bytes_ += c.key.size();
+      }
+      db_->recent_writes_->Record(c.key, next_);
+    }
     keys_ += builder.count();
     records_.push_back(std::make_shared<const std::string>(builder.Finish()));
     if (overlay_ != nullptr) {
@@ -312,6 +361,28 @@ absl::StatusOr<Revision> DBImpl::Write(const WriteOptions& options,
   return w.result();
 }
 
+absl::Status DBImpl::ApplyCommittedBatch(const WriteOptions& options,
+                                         const ChangeBatch& batch) {
+  if (!options_.allow_committed_batches) {
+    return absl::FailedPreconditionError(
+        "ApplyCommittedBatch is for restores only "
+        "(Options::allow_committed_batches is off)");
+  }
+  if (shutting_down_.load()) {
+    return absl::FailedPreconditionError("database is shutting down");
+  }
+  WriteBatch empty;
+  PendingWrite w;
+  w.batch = &empty;
+  w.committed = &batch;
+  w.sync = options.sync;
+  MutexLock l(&mu_);
+  EnqueueWrite(&w);
+  while (!w.done && write_queue_.front() != &w) w.cv.Wait(&mu_);
+  if (!w.done) LeadGroupCommit(&w);
+  return w.status;
+}
+
 void DBImpl::WriteAsync(const WriteOptions& options, WriteBatch batch,
                         WriteCallback done) {
   {
@@ -393,7 +464,9 @@ void DBImpl::LeadGroupCommit(PendingWrite* leader) {
           continue;
         }
       }
-      absl::StatusOr<Revision> r = commit.Add(w->batch);
+      absl::StatusOr<Revision> r = w->committed != nullptr
+                                       ? commit.AddCommitted(*w->committed)
+                                       : commit.Add(w->batch);
       w->status = r.status();
       w->revision = r.ok() ? *r : 0;
     }

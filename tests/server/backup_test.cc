@@ -257,14 +257,17 @@ TEST_F(BackupTest, OneAtATimeAndACancelledBackupLeavesNothing) {
   ASSERT_TRUE(server_->WaitForIdle(absl::Seconds(10)));
   EXPECT_TRUE(std::filesystem::is_empty(BackupTmpDir()));
 
+  // An incremental makes no checkpoint: nothing to clean up either.
   grpc::ClientContext incremental;
   v1::BackupRequest since;
-  since.set_since_revision(5);
-  auto unimplemented = stub->Backup(&incremental, since);
-  while (unimplemented->Read(&m)) {
-  }
-  EXPECT_EQ(unimplemented->Finish().error_code(),
-            grpc::StatusCode::UNIMPLEMENTED);
+  since.set_since_revision(2990);
+  auto changes = stub->Backup(&incremental, since);
+  int messages = 0;
+  while (changes->Read(&m)) messages++;
+  EXPECT_TRUE(changes->Finish().ok());
+  EXPECT_EQ(messages, 3);  // Begin, one chunk, manifest.
+  ASSERT_TRUE(server_->WaitForIdle(absl::Seconds(10)));
+  EXPECT_TRUE(std::filesystem::is_empty(BackupTmpDir()));
 
   // Metrics: a failed backup, none running, bytes were sent.
   std::string text;
@@ -347,6 +350,262 @@ TEST_F(BackupTest, CompactionsDuringALongBackupDoNotBreakIt) {
   const std::string data = tmp_.path() + "/restored";
   ASSERT_OK(server::RestoreBackup(file, data, false));
   ExpectRestoredEquals(data, server_->db(), verified->revision);
+}
+
+// ---- incremental backups -------------------------------------------------
+
+// Flips a byte in the middle of the data of the largest changes chunk of
+// the incremental backup at `path`.
+void CorruptOneChangesChunk(const std::string& path) {
+  std::string bytes = ReadFileOrDie(path);
+  size_t pos = 12;
+  size_t best_at = 0, best_len = 0;
+  while (pos + 4 <= bytes.size()) {
+    uint32_t n = 0;
+    for (int i = 0; i < 4; i++) {
+      n |= static_cast<uint32_t>(static_cast<unsigned char>(bytes[pos + i]))
+           << (8 * i);
+    }
+    v1::BackupResponse m;
+    EXPECT_TRUE(m.ParseFromString(bytes.substr(pos + 4, n)));
+    if (m.has_changes() && m.changes().data().size() > best_len) {
+      const std::string serialized = bytes.substr(pos + 4, n);
+      size_t at = serialized.find(m.changes().data());
+      EXPECT_NE(at, std::string::npos);
+      best_at = pos + 4 + at + m.changes().data().size() / 2;
+      best_len = m.changes().data().size();
+    }
+    pos += 4 + n;
+  }
+  ASSERT_GT(best_len, 0u);
+  FlipByte(path, best_at, 0x01);
+}
+
+// One round of writes between backups: new keys, overwrites (typed), TTL
+// puts, lease puts, deletes and a multi-key batch.
+void WriteRound(Client* client, int round) {
+  for (int i = 0; i < 150; i++) {
+    const std::string key = absl::StrFormat("r%d-%03d", round, i);
+    ASSERT_OK(client->Put(key, std::string(40 + i % 50, 'a' + round)));
+  }
+  for (int i = 0; i < 60; i++) {
+    ASSERT_OK(client->Put(absl::StrFormat("shared-%03d", i),
+                          absl::StrFormat("%d", round * 1000 + i),
+                          ValueType::kInt64));
+  }
+  PutOptions ttl;
+  ttl.ttl_ms = 3'600'000;  // Long enough never to expire in the test.
+  for (int i = 0; i < 40; i++) {
+    ASSERT_OK(client->Put(absl::StrFormat("ttl-%03d", i),
+                          absl::StrFormat("round %d", round), ttl));
+  }
+  PutOptions leased;
+  leased.lease = 77;
+  ASSERT_OK(client->Put(absl::StrFormat("leased-%d", round), "l", leased));
+  for (int i = round; i < 150; i += 7) {
+    ASSERT_OK(client->Delete(absl::StrFormat("r0-%03d", i)));
+  }
+  for (int i = round; i < 60; i += 11) {
+    ASSERT_OK(client->Delete(absl::StrFormat("shared-%03d", i)));
+  }
+}
+
+TEST_F(BackupTest, FullPlusThreeIncrementalsAndPointInTimeRestore) {
+  Start(Options());
+  ASSERT_OK(client_->LeaseGrant(3600, 77));
+  WriteRound(client_.get(), 0);
+  const std::string full = tmp_.path() + "/full.backup";
+  auto full_result = client_->Backup(full, [](const Client::BackupProgress&) {});
+  ASSERT_OK(full_result);
+  std::vector<std::string> files = {full};
+  std::vector<Revision> ends = {full_result->revision};
+  for (int round = 1; round <= 3; round++) {
+    WriteRound(client_.get(), round);
+    const std::string file = absl::StrFormat("%s/incr%d.backup", tmp_.path(),
+                                             round);
+    uint64_t progress_calls = 0;
+    auto r = client_->Backup(
+        file, [&](const Client::BackupProgress&) { progress_calls++; },
+        ends.back());
+    ASSERT_OK(r);
+    EXPECT_EQ(r->from_revision, ends.back());
+    EXPECT_EQ(r->revision, server_->db()->CurrentRevision());
+    EXPECT_EQ(r->batches, static_cast<uint64_t>(r->revision - ends.back()));
+    EXPECT_GT(r->changes, r->batches);  // A batch can change several keys.
+    EXPECT_GT(progress_calls, 1u);
+    auto verified = server::VerifyBackup(file, tmp_.path());
+    ASSERT_OK(verified);
+    EXPECT_EQ(verified->format_version, server::kBackupIncrementalFormatVersion);
+    EXPECT_EQ(verified->from_revision, ends.back());
+    EXPECT_EQ(verified->revision, r->revision);
+    EXPECT_EQ(verified->batches, r->batches);
+    EXPECT_EQ(verified->changes, r->changes);
+    files.push_back(file);
+    ends.push_back(r->revision);
+  }
+
+  // The whole chain: exactly the source at its end.
+  auto restored =
+      server::RestoreBackup(files, tmp_.path() + "/all", /*force=*/false);
+  ASSERT_OK(restored);
+  EXPECT_EQ(restored->revision, ends[3]);
+  EXPECT_EQ(restored->batches, static_cast<uint64_t>(ends[3] - ends[0]));
+  ExpectRestoredEquals(tmp_.path() + "/all", server_->db(), ends[3]);
+
+  // Point in time: the middle of the second incremental, and the full
+  // backup's own revision.
+  const int64_t middle = ends[1] + (ends[2] - ends[1]) / 2;
+  ASSERT_OK(server::RestoreBackup(files, tmp_.path() + "/pit", false, middle));
+  ExpectRestoredEquals(tmp_.path() + "/pit", server_->db(), middle);
+  ASSERT_OK(server::RestoreBackup(files, tmp_.path() + "/pit0", false,
+                                  ends[0]));
+  ExpectRestoredEquals(tmp_.path() + "/pit0", server_->db(), ends[0]);
+
+  // Overlap is fine: an incremental since the full backup's revision after
+  // the first one (its first revisions are skipped).
+  const std::string overlap = tmp_.path() + "/overlap.backup";
+  ASSERT_OK(client_->Backup(overlap, [](const Client::BackupProgress&) {},
+                            ends[0]));
+  ASSERT_OK(server::RestoreBackup({full, files[1], overlap},
+                                  tmp_.path() + "/overlap", false));
+  ExpectRestoredEquals(tmp_.path() + "/overlap", server_->db(), ends[3]);
+  // An empty incremental (nothing since) is valid.
+  const std::string none = tmp_.path() + "/none.backup";
+  auto empty = client_->Backup(none, [](const Client::BackupProgress&) {},
+                               ends[3]);
+  ASSERT_OK(empty);
+  EXPECT_EQ(empty->batches, 0u);
+  ASSERT_OK(server::RestoreBackup({full, files[1], files[2], files[3], none},
+                                  tmp_.path() + "/with-empty", false));
+
+  // A gap (the second incremental missing, or out of order) is refused,
+  // naming the files, and nothing is left behind.
+  struct Gap {
+    std::vector<std::string> chain;
+    std::string after, offender;
+  };
+  for (const Gap& g : {Gap{{full, files[1], files[3]}, files[1], files[3]},
+                       Gap{{full, files[2], files[1]}, full, files[2]}}) {
+    const std::string dir = tmp_.path() + "/gap";
+    auto gap = server::RestoreBackup(g.chain, dir, false);
+    EXPECT_TRUE(absl::IsFailedPrecondition(gap.status())) << gap.status();
+    EXPECT_NE(gap.status().message().find(g.offender + " holds"),
+              std::string::npos)
+        << gap.status();
+    EXPECT_NE(gap.status().message().find("up to " + g.after + ")"),
+              std::string::npos)
+        << gap.status();
+    EXPECT_FALSE(std::filesystem::exists(dir));
+    EXPECT_FALSE(std::filesystem::exists(dir + ".restore-tmp"));
+  }
+  // Below the full backup's revision, above the chain's end, an
+  // incremental first, a full one later: refused.
+  auto below = server::RestoreBackup(files, tmp_.path() + "/x", false,
+                                     ends[0] - 1);
+  EXPECT_TRUE(absl::IsInvalidArgument(below.status())) << below.status();
+  EXPECT_NE(below.status().message().find(absl::StrCat(ends[0])),
+            std::string::npos)
+      << below.status();
+  auto above = server::RestoreBackup(files, tmp_.path() + "/x", false,
+                                     ends[3] + 1);
+  EXPECT_TRUE(absl::IsInvalidArgument(above.status())) << above.status();
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      server::RestoreBackup({files[1]}, tmp_.path() + "/x", false).status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      server::RestoreBackup({full, full}, tmp_.path() + "/x", false).status()));
+  EXPECT_FALSE(std::filesystem::exists(tmp_.path() + "/x"));
+
+  // A corrupt chunk of an incremental: DATA_LOSS naming the file, from
+  // verify and from a restore (which leaves nothing behind).
+  const std::string bad = tmp_.path() + "/bad.backup";
+  WriteFileOrDie(bad, ReadFileOrDie(files[2]));
+  CorruptOneChangesChunk(bad);
+  auto verified = server::VerifyBackup(bad, tmp_.path());
+  EXPECT_TRUE(absl::IsDataLoss(verified.status())) << verified.status();
+  EXPECT_NE(verified.status().message().find(bad), std::string::npos)
+      << verified.status();
+  auto corrupt = server::RestoreBackup({full, files[1], bad, files[3]},
+                                       tmp_.path() + "/corrupt", false);
+  EXPECT_TRUE(absl::IsDataLoss(corrupt.status())) << corrupt.status();
+  EXPECT_NE(corrupt.status().message().find(bad), std::string::npos)
+      << corrupt.status();
+  EXPECT_FALSE(std::filesystem::exists(tmp_.path() + "/corrupt"));
+  // Truncated (no manifest): DATA_LOSS too.
+  std::string bytes = ReadFileOrDie(files[3]);
+  WriteFileOrDie(bad, bytes.substr(0, bytes.size() - 10));
+  EXPECT_TRUE(absl::IsDataLoss(server::VerifyBackup(bad, tmp_.path()).status()));
+}
+
+TEST_F(BackupTest, IncrementalUnderConcurrentWritesStopsAtItsRevision) {
+  server::ServerOptions o = Options();
+  o.backup_chunk_bytes = 4 << 10;  // Many chunks while the writers run.
+  Start(o);
+  for (int i = 0; i < 500; i++) {
+    ASSERT_OK(client_->Put(absl::StrFormat("k%04d", i), "base"));
+  }
+  const std::string full = tmp_.path() + "/full.backup";
+  auto base = client_->Backup(full, [](const Client::BackupProgress&) {});
+  ASSERT_OK(base);
+  for (int i = 0; i < 1500; i++) {
+    ASSERT_OK(client_->Put(absl::StrFormat("k%04d", i % 700),
+                           std::string(100, 'a' + i % 26)));
+  }
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> writers;
+  for (int w = 0; w < 2; w++) {
+    writers.emplace_back([&, w] {
+      ClientOptions co;
+      co.timeout = absl::Seconds(30);
+      Client c(server_->address(), co);
+      for (int i = 0; i < 5000 && !stop.load(); i++) {
+        const std::string key = absl::StrFormat("w%d-%03d", w, i % 300);
+        EXPECT_OK(i % 4 == 3 ? c.Delete(key) : c.Put(key, "x"));
+      }
+    });
+  }
+  const std::string incr = tmp_.path() + "/incr.backup";
+  auto r = client_->Backup(incr, [](const Client::BackupProgress&) {},
+                           base->revision);
+  stop.store(true);
+  for (auto& t : writers) t.join();
+  ASSERT_OK(r);
+  EXPECT_EQ(r->batches, static_cast<uint64_t>(r->revision - base->revision));
+  ASSERT_OK(server::RestoreBackup({full, incr}, tmp_.path() + "/restored",
+                                  false));
+  ExpectRestoredEquals(tmp_.path() + "/restored", server_->db(), r->revision);
+}
+
+TEST_F(BackupTest, IncrementalPastRetentionIsOutOfRange) {
+  Start(Options());
+  for (int i = 0; i < 50; i++) {
+    ASSERT_OK(client_->Put(absl::StrFormat("k%02d", i), "v"));
+  }
+  const Revision current = server_->db()->CurrentRevision();
+  ASSERT_OK(server_->db()->CompactHistory(current - 10));
+  const std::string file = tmp_.path() + "/incr.backup";
+  auto gone = client_->Backup(file, [](const Client::BackupProgress&) {}, 5);
+  EXPECT_TRUE(absl::IsOutOfRange(gone.status())) << gone.status();
+  EXPECT_NE(gone.status().message().find("take a full backup"),
+            std::string::npos)
+      << gone.status();
+  EXPECT_NE(gone.status().message().find(absl::StrCat(current - 10)),
+            std::string::npos)
+      << gone.status();
+  EXPECT_FALSE(std::filesystem::exists(file));
+  EXPECT_FALSE(std::filesystem::exists(file + ".partial"));
+  // At the compacted revision itself it still works; above the current
+  // one it is OUT_OF_RANGE; negative is INVALID_ARGUMENT.
+  auto oldest = client_->Backup(file, [](const Client::BackupProgress&) {},
+                                current - 10);
+  ASSERT_OK(oldest);
+  EXPECT_EQ(oldest->batches, 10u);
+  auto future = client_->Backup(tmp_.path() + "/f",
+                                [](const Client::BackupProgress&) {},
+                                current + 5);
+  EXPECT_TRUE(absl::IsOutOfRange(future.status())) << future.status();
+  auto negative = client_->Backup(tmp_.path() + "/n",
+                                  [](const Client::BackupProgress&) {}, -1);
+  EXPECT_TRUE(absl::IsInvalidArgument(negative.status())) << negative.status();
 }
 
 // ---- the real binaries ----------------------------------------------------
@@ -447,6 +706,105 @@ TEST(BackupProcessTest, CliCreateVerifyAndServerRestore) {
   auto after = r.Get("after");  // Written after the backup: absent.
   ASSERT_OK(after);
   EXPECT_FALSE(after->has_value());
+}
+
+TEST(BackupProcessTest, CliIncrementalAndPointInTimeRestoreFlags) {
+  ASSERT_FALSE(BinaryPath("server/strata-server").empty())
+      << "STRATA_BINARY_DIR is not set (run through ctest)";
+  TempDir tmp;
+  auto server = ServerProcess::Start(tmp.path() + "/data",
+                                     {"--metrics_listen="});
+  ASSERT_OK(server);
+  ClientOptions co;
+  co.timeout = absl::Seconds(20);
+  Client client((*server)->address(), co);
+  for (int i = 0; i < 100; i++) {
+    ASSERT_OK(client.Put(absl::StrFormat("key%03d", i), "one"));
+  }
+  const std::string full = tmp.path() + "/full.backup";
+  ProcessResult created = RunCli(**server, {"backup", "create", full});
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(created.out, m, std::regex("revision ([0-9]+)")))
+      << created.out;
+  const int64_t r0 = std::stoll(m[1]);
+  auto middle = client.Put("key000", "two");  // r0 + 1
+  ASSERT_OK(middle);
+  ASSERT_OK(client.Delete("key001"));
+  ASSERT_OK(client.Put("key000", "three"));
+  const std::string incr = tmp.path() + "/incr.backup";
+  ProcessResult inc = RunCli(
+      **server, {"backup", "create", incr, "--since", absl::StrCat(r0)});
+  ASSERT_EQ(inc.exit_code, 0) << inc.err;
+  EXPECT_NE(inc.out.find(absl::StrFormat("incremental backup %s: revisions "
+                                         "%d to %d, 3 batches, 3 changes",
+                                         incr, r0 + 1, r0 + 3)),
+            std::string::npos)
+      << inc.out;
+  ProcessResult verified = RunCli(**server, {"backup", "verify", incr});
+  ASSERT_EQ(verified.exit_code, 0) << verified.err;
+  EXPECT_NE(verified.out.find(absl::StrFormat(
+                "OK: format 2, incremental, revisions %d to %d (since %d), 3 "
+                "batches, 3 changes",
+                r0 + 1, r0 + 3, r0)),
+            std::string::npos)
+      << verified.out;
+  // Past retention: exit 3, OUT_OF_RANGE.
+  ProcessResult future = RunCli(
+      **server, {"backup", "create", tmp.path() + "/f", "--since", "999999"});
+  EXPECT_EQ(future.exit_code, 3) << future.err;
+  EXPECT_NE(future.err.find("OUT_OF_RANGE"), std::string::npos) << future.err;
+  server->reset();
+
+  // The whole chain, then a point in time in its middle.
+  auto all = ServerProcess::Start(
+      tmp.path() + "/all",
+      {"--metrics_listen=", "--restore_from=" + full + "," + incr});
+  ASSERT_OK(all);
+  {
+    Client r((*all)->address(), co);
+    auto v = r.Get("key000");
+    ASSERT_OK(v);
+    ASSERT_TRUE(v->has_value());
+    EXPECT_EQ(**v, "three");
+    auto gone = r.Get("key001");
+    ASSERT_OK(gone);
+    EXPECT_FALSE(gone->has_value());
+    // It serves on at the next revision.
+    auto next = r.Put("new", "x");
+    ASSERT_OK(next);
+    EXPECT_EQ(*next, r0 + 4);
+  }
+  all->reset();
+  auto pit = ServerProcess::Start(
+      tmp.path() + "/pit",
+      {"--metrics_listen=", "--restore_from=" + full + "," + incr,
+       absl::StrCat("--restore_to_revision=", *middle)});
+  ASSERT_OK(pit);
+  {
+    Client r((*pit)->address(), co);
+    auto v = r.Get("key000");
+    ASSERT_OK(v);
+    ASSERT_TRUE(v->has_value());
+    EXPECT_EQ(**v, "two");
+    auto kept = r.Get("key001");
+    ASSERT_OK(kept);
+    EXPECT_TRUE(kept->has_value());
+  }
+  pit->reset();
+  // Below the full backup's revision: refused, naming both.
+  ProcessResult below = RunProcess(
+      {BinaryPath("server/strata-server"), "--listen=127.0.0.1:0",
+       "--metrics_listen=", "--data_dir=" + tmp.path() + "/below",
+       "--restore_from=" + full + "," + incr,
+       absl::StrCat("--restore_to_revision=", r0 - 1)},
+      "", absl::Seconds(30));
+  EXPECT_NE(below.exit_code, 0);
+  EXPECT_NE(below.err.find(absl::StrCat(r0 - 1)), std::string::npos)
+      << below.err;
+  EXPECT_NE(below.err.find(full + ", " + absl::StrCat(r0)), std::string::npos)
+      << below.err;
+  EXPECT_FALSE(std::filesystem::exists(tmp.path() + "/below"));
 }
 
 }  // namespace

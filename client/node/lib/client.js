@@ -576,10 +576,14 @@ class Client {
   // docs/backup.md): an async iterator of the BackupResponse messages as the
   // server sends them (a begin, the files' chunks, then the manifest with
   // each file's XXH64). No deadline unless timeoutMs. One backup runs at a
-  // time on a server: another rejects with RESOURCE_EXHAUSTED.
-  async *backup({ timeoutMs = null } = {}) {
+  // time on a server: another rejects with RESOURCE_EXHAUSTED. With
+  // sinceRevision > 0, an incremental backup of the changes after it (a
+  // begin with from_revision, 'changes' chunks, the manifest); OUT_OF_RANGE
+  // if they are no longer retained (take a full backup).
+  async *backup({ sinceRevision = 0, timeoutMs = null } = {}) {
     if (timeoutMs !== null) checkTimeout(timeoutMs);
-    const call = this._serverStream('strata.v1.KV/Backup', {}, timeoutMs);
+    const call = this._serverStream('strata.v1.KV/Backup',
+      { since_revision: String(sinceRevision) }, timeoutMs);
     let finished = false;
     try {
       for await (const message of call) yield message;
@@ -595,20 +599,27 @@ class Client {
   // Writes a full backup to the file `path` in the backup file format
   // (docs/backup-format.md; what `strata backup create` writes): to
   // path + '.partial', fsynced, renamed once the manifest has arrived.
-  // Resolves to the revision the backup holds.
-  async backupToFile(path, { timeoutMs = null } = {}) {
+  // Resolves to the revision the backup holds (its last one). With
+  // sinceRevision > 0, an incremental backup (`strata backup create
+  // --since`).
+  async backupToFile(path, { sinceRevision = 0, timeoutMs = null } = {}) {
     const fs = require('fs');
     const partial = `${path}.partial`;
     const fd = fs.openSync(partial, 'w');
     let revision = 0;
     let complete = false;
     try {
-      const header = Buffer.alloc(12);
-      header.write('STRATABK', 0, 'latin1');
-      header.writeUInt32LE(1, 8);
-      fs.writeSync(fd, header);
       const { responseSerialize } = ALL_METHODS['strata.v1.KV/Backup'];
-      for await (const message of this.backup({ timeoutMs })) {
+      let header = false;
+      for await (const message of this.backup({ sinceRevision, timeoutMs })) {
+        if (!header) {
+          // The file's version is the begin's: 1 full, 2 incremental.
+          const h = Buffer.alloc(12);
+          h.write('STRATABK', 0, 'latin1');
+          h.writeUInt32LE((message.begin && message.begin.format_version) || 1, 8);
+          fs.writeSync(fd, h);
+          header = true;
+        }
         const data = responseSerialize(message);
         const len = Buffer.alloc(4);
         len.writeUInt32LE(data.length, 0);

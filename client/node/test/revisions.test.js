@@ -562,3 +562,40 @@ describe('Watch bookkeeping against scripted streams (no server needed)', () => 
     assert.deepEqual(other.requests, [0]);
   });
 });
+
+describe('incremental backups against strata-server', { skip: skipReason() }, () => {
+  it('backupToFile with sinceRevision writes a format-2 file of the changes', async () => {
+    const fs = require('node:fs');
+    const path = require('node:path');
+    const server = new StrataServer();
+    await server.start();
+    const db = new Client(server.address);
+    try {
+      for (let i = 0; i < 5; i++) await db.put(`k${i}`, 'v');
+      const full = path.join(server.dir, 'full.backup');
+      const since = await db.backupToFile(full);
+      assert.equal(since, 5);
+      assert.equal(fs.readFileSync(full).readUInt32LE(8), 1);
+      await db.put('k0', 'w');
+      await db.delete('k1');
+      const incr = path.join(server.dir, 'incr.backup');
+      assert.equal(await db.backupToFile(incr, { sinceRevision: since }), 7);
+      const bytes = fs.readFileSync(incr);
+      assert.equal(bytes.toString('latin1', 0, 8), 'STRATABK');
+      assert.equal(bytes.readUInt32LE(8), 2);
+      const kinds = [];
+      for await (const m of db.backup({ sinceRevision: since })) {
+        kinds.push(m.kind);
+        if (m.kind === 'begin') assert.equal(m.begin.from_revision, '5');
+        if (m.kind === 'manifest') assert.equal(m.manifest.batches, '2');
+      }
+      assert.deepEqual(kinds, ['begin', 'changes', 'manifest']);
+      await assert.rejects(db.backupToFile(path.join(server.dir, 'f'), { sinceRevision: 100 }),
+        isCode(status.OUT_OF_RANGE));
+      assert.equal(fs.existsSync(path.join(server.dir, 'f.partial')), false);
+    } finally {
+      db.close();
+      await server.cleanup();
+    }
+  });
+});

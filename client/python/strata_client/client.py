@@ -548,39 +548,52 @@ class Client:
             return ScanIterator(call, KeyValue.from_proto)
         return ScanIterator(call, _pair)
 
-    def backup(self, *, timeout: Optional[float] = None) -> Iterator[Any]:
+    def backup(self, *, since_revision: int = 0,
+               timeout: Optional[float] = None) -> Iterator[Any]:
         """Streams a full, consistent backup of the store (the raw Backup RPC).
 
         Yields the kv_pb2.BackupResponse messages as the server sends them:
         a BackupBegin (.begin: revision, total_bytes, files), the chunks of
         every file (.chunk), then the BackupManifest (.manifest, with each
-        file's XXH64). No deadline by default (timeout=None). One backup
-        runs at a time on a server: another raises ResourceExhausted.
-        backup_to_file writes them as a backup file (docs/backup.md).
+        file's XXH64). With since_revision > 0, an incremental backup of
+        the changes committed after it: a BackupBegin with from_revision,
+        BackupChangeChunks (.changes), then the manifest; OutOfRange if
+        those changes are no longer retained (take a full backup). No
+        deadline by default (timeout=None). One backup runs at a time on a
+        server: another raises ResourceExhausted. backup_to_file writes
+        them as a backup file (docs/backup.md).
         """
-        call = self._server_stream("strata.v1.KV/Backup", kv_pb2.BackupRequest(), timeout)
+        request = kv_pb2.BackupRequest(since_revision=int(since_revision))
+        call = self._server_stream("strata.v1.KV/Backup", request, timeout)
         try:
             for message in call:
                 yield message
         except grpc.RpcError as e:
             raise from_rpc_error(e) from e
 
-    def backup_to_file(self, path: str, *, timeout: Optional[float] = None) -> int:
-        """Writes a full backup to `path` in the backup file format.
+    def backup_to_file(self, path: str, *, since_revision: int = 0,
+                       timeout: Optional[float] = None) -> int:
+        """Writes a backup to `path` in the backup file format.
 
         The format is docs/backup-format.md (what `strata backup create`
         writes, read by `strata backup verify` and strata-server
-        --restore_from). Written to path + ".partial", fsynced, and renamed
-        once the final manifest has arrived. Returns the revision the
-        backup holds.
+        --restore_from). since_revision > 0: an incremental backup of the
+        changes after it (`strata backup create --since`). Written to
+        path + ".partial", fsynced, and renamed once the final manifest has
+        arrived. Returns the revision the backup holds (its last one).
         """
         partial = path + ".partial"
         revision = 0
         complete = False
+        header = False
         try:
             with open(partial, "wb") as out:
-                out.write(b"STRATABK" + struct.pack("<I", 1))
-                for message in self.backup(timeout=timeout):
+                for message in self.backup(since_revision=since_revision, timeout=timeout):
+                    if not header:
+                        # The file's version is the BackupBegin's: 1 full, 2 incremental.
+                        version = message.begin.format_version if message.HasField("begin") else 0
+                        out.write(b"STRATABK" + struct.pack("<I", version or 1))
+                        header = True
                     data = message.SerializeToString()
                     out.write(struct.pack("<I", len(data)) + data)
                     revision = int(message.header.revision)

@@ -727,3 +727,48 @@ class ScriptedWatchTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+def _read_backup(path):
+    """The (version, [BackupResponse]) of a backup file."""
+    with open(path, "rb") as f:
+        data = f.read()
+    assert data[:8] == b"STRATABK", data[:8]
+    version = int.from_bytes(data[8:12], "little")
+    pos, messages = 12, []
+    while pos < len(data):
+        n = int.from_bytes(data[pos:pos + 4], "little")
+        m = kv_pb2.BackupResponse()
+        m.ParseFromString(data[pos + 4:pos + 4 + n])
+        messages.append(m)
+        pos += 4 + n
+    return version, messages
+
+
+class IncrementalBackupTest(ServerTestCase):
+    def test_full_then_incremental_files(self):
+        for i in range(20):
+            self.client.put(b"k%02d" % i, b"v")
+        full = os.path.join(self.tmp, "full.backup")
+        since = self.client.backup_to_file(full)
+        self.assertEqual(_read_backup(full)[0], 1)
+        self.client.put(b"k00", b"w")
+        self.client.delete(b"k01")
+        incr = os.path.join(self.tmp, "incr.backup")
+        last = self.client.backup_to_file(incr, since_revision=since)
+        self.assertEqual(last, since + 2)
+        version, messages = _read_backup(incr)
+        self.assertEqual(version, 2)
+        self.assertEqual(messages[0].begin.from_revision, since)
+        self.assertTrue(any(m.HasField("changes") for m in messages))
+        manifest = messages[-1].manifest
+        self.assertEqual((manifest.batches, manifest.changes), (2, 2))
+        batches = kv_pb2.BackupChangeBatches()
+        batches.ParseFromString(messages[1].changes.data)
+        self.assertEqual([b.revision for b in batches.batches], [since + 1, since + 2])
+        self.assertTrue(batches.batches[1].changes[0].deleted)
+        # Above the current revision: OutOfRange, and no file is left.
+        with self.assertRaises(OutOfRange):
+            self.client.backup_to_file(os.path.join(self.tmp, "f"), since_revision=last + 10)
+        self.assertEqual(sorted(os.listdir(self.tmp)),
+                         sorted(["data", "server.log", "full.backup", "incr.backup"]))

@@ -203,6 +203,33 @@ class DB {
     (void)dir;
     return absl::UnimplementedError("CreateCheckpoint");
   }
+  // Restore only (Options::allow_committed_batches; docs/backup.md,
+  // "Incremental backups"): appends `batch`, a write committed by the
+  // database an incremental backup was taken of, exactly as it was
+  // committed there: at its own revision, which must be CurrentRevision()
+  // + 1, and with each put's metadata (create revision, version,
+  // attributes) as given, not recomputed. That is what a replay through
+  // Write could not do: Write judges expiry by today's clock and assigns
+  // versions from it, so a key that was live when the source committed
+  // a put, but has expired since, would come back with version 1. No
+  // CommitFunction runs and nothing is dropped (a delete writes its
+  // tombstone). The batch goes through the WAL and the memtable like any
+  // write (durable per options.sync) and reaches the change log and the
+  // commit listener. `batch.record` is not used.
+  //
+  // Errors: FailedPrecondition without Options::allow_committed_batches;
+  // InvalidArgument if batch.revision is not CurrentRevision() + 1, the
+  // batch is empty, a key is empty or appears twice, or a put's metadata
+  // is impossible (mod_revision other than the batch's revision,
+  // create_revision above it or 0, version 0); the write path's errors
+  // otherwise. Thread-safe, but meant for a database only the restore
+  // writes to.
+  virtual absl::Status ApplyCommittedBatch(const WriteOptions& options,
+                                           const ChangeBatch& batch) {
+    (void)options;
+    (void)batch;
+    return absl::UnimplementedError("ApplyCommittedBatch");
+  }
   // Whether writes are accepted now, cheaply (no lock, no I/O), for health
   // checks: OK; ResourceExhausted while writes are paused because the disk
   // ran out of space (the engine retries the failed work with backoff and

@@ -150,6 +150,13 @@ struct Options {
   // Lease deadlines (see LeaseDeadlines). Not owned; must outlive the DB.
   // nullptr: a key's lease does not make it expire.
   const LeaseDeadlines* lease_deadlines = nullptr;
+
+  // Restore only: allows DB::ApplyCommittedBatch, which appends batches
+  // committed by another database (an incremental backup's change log) at
+  // their own revisions with their own metadata. A serving database never
+  // sets it, so nothing but a restore can write a revision or metadata
+  // the engine did not compute itself (docs/backup.md).
+  bool allow_committed_batches = false;
 };
 
 // Options for a read.
