@@ -109,6 +109,17 @@ ABSL_FLAG(std::string, tls_cert, "",
           "PEM client certificate chain for mutual TLS; needs --tls_key.");
 ABSL_FLAG(std::string, tls_key, "",
           "PEM private key (unencrypted) of --tls_cert.");
+ABSL_FLAG(std::string, namespace, "",
+          "The namespace of every command that names keys "
+          "(docs/namespaces.md); empty = the default namespace. -n is the "
+          "same.");
+ABSL_FLAG(std::string, n, "", "Short for --namespace.");
+ABSL_FLAG(uint64_t, quota_bytes, 0,
+          "ns create, ns update: the namespace's quota of bytes (keys + "
+          "values); 0 = unlimited.");
+ABSL_FLAG(uint64_t, quota_keys, 0,
+          "ns create, ns update: the namespace's quota of keys; 0 = "
+          "unlimited.");
 ABSL_FLAG(std::string, tls_server_name, "",
           "Name the server certificate must carry instead of the host in "
           "--addr (implies TLS).");
@@ -127,7 +138,8 @@ constexpr size_t kImportBatchBytes = 4u << 20;
 constexpr char kUsage[] =
     R"usage(command-line client of a Strata storage node.
 
-usage: strata [--addr=HOST:PORT] [--timeout=SECONDS] [TLS flags] COMMAND [ARGS]
+usage: strata [--addr=HOST:PORT] [--timeout=SECONDS] [-n NAMESPACE] [TLS flags]
+              COMMAND [ARGS]
 
 commands:
   put [-w] [--type=T] [--ttl=DURATION] [--lease=ID] KEY VALUE
@@ -233,6 +245,14 @@ commands:
                      needed); for an incremental, count its batches and
                      changes; exit 1 if it is corrupt (DATA_LOSS naming the
                      file inside it)
+  ns create NAME [--quota_bytes=N] [--quota_keys=N]
+                     create an empty namespace (docs/namespaces.md); names
+                     are 1..255 bytes of [A-Za-z0-9._/-]
+  ns delete NAME     delete a namespace and all its keys at once
+  ns list [PREFIX]   print "name<TAB>quota_bytes<TAB>quota_keys" per
+                     namespace (starting with PREFIX), in name order
+  ns update NAME --quota_bytes=N --quota_keys=N
+                     replace a namespace's quotas (0 = unlimited)
   health [SERVICE]   print SERVING or NOT_SERVING (exit 0 only when serving)
                      of the whole server, or of SERVICE: strata.v1.KV, or
                      strata.v1.KV.write (NOT_SERVING while writes are
@@ -242,6 +262,10 @@ commands:
 flags:
   --addr=HOST:PORT   server address (default 127.0.0.1:50051)
   --timeout=SECONDS  deadline of each RPC (default 10; watch has none)
+  --namespace=NAME, -n NAME
+                     the namespace of every command that names keys
+                     (default: the default namespace); an unknown one is
+                     exit 3 (NOT_FOUND)
 
 TLS (plaintext unless one of these is given; see docs/security.md):
   --tls              TLS, server verified against gRPC's default root CAs
@@ -869,6 +893,39 @@ int CmdLeaseKeepAlive(strata::Client& client, int64_t id) {
   }
 }
 
+int CmdNamespace(strata::Client& client,
+                 const std::vector<std::string>& args) {
+  const std::string sub = args.empty() ? "" : args[0];
+  const uint64_t quota_bytes = absl::GetFlag(FLAGS_quota_bytes);
+  const uint64_t quota_keys = absl::GetFlag(FLAGS_quota_keys);
+  if (sub == "list" && args.size() <= 2) {
+    absl::StatusOr<std::vector<strata::NamespaceInfo>> list =
+        client.ListNamespaces(args.size() == 2 ? args[1] : "");
+    if (!list.ok()) return ServerError(list.status());
+    for (const strata::NamespaceInfo& n : *list) {
+      std::printf("%s\t%llu\t%llu\n", n.name.c_str(),
+                  static_cast<unsigned long long>(n.quota_bytes),
+                  static_cast<unsigned long long>(n.quota_keys));
+    }
+    return kExitOk;
+  }
+  if (args.size() != 2 ||
+      (sub != "create" && sub != "delete" && sub != "update")) {
+    return UsageError(
+        "ns takes: create NAME [--quota_bytes=N] [--quota_keys=N] | delete "
+        "NAME | list [PREFIX] | update NAME --quota_bytes=N --quota_keys=N");
+  }
+  absl::StatusOr<strata::Revision> r =
+      sub == "create"   ? client.CreateNamespace(args[1], quota_bytes,
+                                                 quota_keys)
+      : sub == "delete" ? client.DeleteNamespace(args[1])
+                        : client.UpdateNamespace(args[1], quota_bytes,
+                                                 quota_keys);
+  if (!r.ok()) return ServerError(r.status());
+  WriteRevisionLine(*r);
+  return kExitOk;
+}
+
 int CmdLease(strata::Client& client, const std::vector<std::string>& args) {
   const std::string sub = args.empty() ? "" : args[0];
   if (sub == "list" && args.size() == 1) {
@@ -1071,6 +1128,7 @@ constexpr Command kCommands[] = {
     {"txn", CmdTxn},
     {"incr", CmdIncr},         {"json", CmdJson},
     {"lease", CmdLease},       {"backup", CmdBackup},
+    {"ns", CmdNamespace},
 };
 
 // Command flags and the commands they apply to.
@@ -1100,6 +1158,8 @@ const std::vector<FlagUse>& FlagUses() {
       {"ttl", {"put"}},
       {"lease", {"put"}},
       {"keys", {"lease"}},
+      {"quota_bytes", {"ns"}},
+      {"quota_keys", {"ns"}},
   };
   return *uses;
 }
@@ -1172,6 +1232,13 @@ int main(int argc, char** argv) {
 
   strata::ClientOptions options;
   options.timeout = absl::Seconds(timeout);
+  options.ns = absl::GetFlag(FLAGS_namespace);
+  if (const std::string n = absl::GetFlag(FLAGS_n); !n.empty()) {
+    if (!options.ns.empty() && options.ns != n) {
+      return UsageError("--namespace and -n name different namespaces");
+    }
+    options.ns = n;
+  }
   if (int code = TlsFromFlags(&options); code != kExitOk) return code;
   strata::Client client(absl::GetFlag(FLAGS_addr), options);
   for (const Command& c : kCommands) {

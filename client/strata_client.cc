@@ -211,6 +211,7 @@ absl::StatusOr<std::optional<std::string>> Client::Get(std::string_view key) {
   grpc::ClientContext ctx;
   SetDeadline(&ctx, options_.timeout);
   v1::GetRequest request;
+  request.set_namespace_(options_.ns);
   request.set_key(key.data(), key.size());
   v1::GetResponse response;
   grpc::Status s = stubs_->kv->Get(&ctx, request, &response);
@@ -224,6 +225,7 @@ absl::StatusOr<GetResult> Client::GetWithMetadata(std::string_view key,
   grpc::ClientContext ctx;
   SetDeadline(&ctx, options_.timeout);
   v1::GetRequest request;
+  request.set_namespace_(options_.ns);
   request.set_key(key.data(), key.size());
   request.set_revision(revision);
   v1::GetResponse response;
@@ -240,6 +242,7 @@ absl::StatusOr<BatchGetResult> Client::BatchGet(
   grpc::ClientContext ctx;
   SetDeadline(&ctx, options_.timeout);
   v1::BatchGetRequest request;
+  request.set_namespace_(options_.ns);
   request.mutable_keys()->Reserve(static_cast<int>(keys.size()));
   for (const std::string& key : keys) request.add_keys(key);
   request.set_revision(revision);
@@ -279,6 +282,7 @@ absl::StatusOr<Revision> Client::Put(std::string_view key,
   grpc::ClientContext ctx;
   SetDeadline(&ctx, options_.timeout);
   v1::PutRequest request;
+  request.set_namespace_(options_.ns);
   request.set_key(key.data(), key.size());
   request.set_value(value.data(), value.size());
   request.set_ttl_ms(options.ttl_ms);
@@ -355,6 +359,7 @@ absl::StatusOr<Revision> Client::Delete(std::string_view key) {
   grpc::ClientContext ctx;
   SetDeadline(&ctx, options_.timeout);
   v1::DeleteRequest request;
+  request.set_namespace_(options_.ns);
   request.set_key(key.data(), key.size());
   v1::DeleteResponse response;
   grpc::Status s = stubs_->kv->Delete(&ctx, request, &response);
@@ -367,6 +372,7 @@ absl::StatusOr<Revision> Client::Write(const std::vector<Mutation>& mutations) {
   grpc::ClientContext ctx;
   SetDeadline(&ctx, options_.timeout);
   v1::WriteRequest request;
+  request.set_namespace_(options_.ns);
   request.mutable_mutations()->Reserve(static_cast<int>(mutations.size()));
   for (const Mutation& m : mutations) {
     v1::Mutation* out = request.add_mutations();
@@ -393,7 +399,7 @@ absl::StatusOr<IncrementResult> Client::Increment(
   request.set_delta(delta);
   request.set_must_exist(options.must_exist);
   request.set_ttl_ms(options.ttl_ms);
-  request.set_namespace_(options.ns);
+  request.set_namespace_(options.ns.empty() ? options_.ns : options.ns);
   v1::IncrementResponse response;
   grpc::Status s = stubs_->kv->Increment(&ctx, request, &response);
   if (!s.ok()) return FromGrpcStatus(s);
@@ -405,6 +411,7 @@ absl::StatusOr<JsonResult> Client::JsonGet(std::string_view key,
   grpc::ClientContext ctx;
   SetDeadline(&ctx, options_.timeout);
   v1::JsonGetRequest request;
+  request.set_namespace_(options_.ns);
   request.set_key(key.data(), key.size());
   request.set_pointer(pointer.data(), pointer.size());
   v1::JsonGetResponse response;
@@ -420,6 +427,7 @@ absl::StatusOr<JsonResult> Client::JsonUpdate(std::string_view key,
   grpc::ClientContext ctx;
   SetDeadline(&ctx, options_.timeout);
   v1::JsonUpdateRequest request;
+  request.set_namespace_(options_.ns);
   request.set_key(key.data(), key.size());
   if (kind == JsonPatchKind::kMergePatch) {
     request.set_merge_patch(patch.data(), patch.size());
@@ -439,6 +447,7 @@ absl::StatusOr<DeleteRangeResult> Client::DeleteRange(std::string_view start,
   grpc::ClientContext ctx;
   SetDeadline(&ctx, options_.timeout);
   v1::DeleteRangeRequest request;
+  request.set_namespace_(options_.ns);
   request.set_start_key(start.data(), start.size());
   request.set_end_key(end.data(), end.size());
   request.set_prev_kv(prev_kv);
@@ -563,6 +572,7 @@ absl::StatusOr<TxnResult> Client::Txn(const std::vector<Compare>& compares,
   grpc::ClientContext ctx;
   SetDeadline(&ctx, options_.timeout);
   v1::TxnRequest request;
+  request.set_namespace_(options_.ns);
   for (const Compare& c : compares) ToWire(c, request.add_compare());
   for (const TxnOp& op : success) ToWire(op, request.add_success());
   for (const TxnOp& op : failure) ToWire(op, request.add_failure());
@@ -618,6 +628,7 @@ absl::StatusOr<Revision> Client::Commit(
   grpc::ClientContext ctx;
   SetDeadline(&ctx, options_.timeout);
   v1::CommitRequest request;
+  request.set_namespace_(options_.ns);
   request.set_read_revision(read_revision);
   for (const std::string& k : read_keys) request.add_read_keys(k);
   for (const KeyRange& r : read_ranges) {
@@ -659,6 +670,7 @@ absl::StatusOr<Revision> Client::Scan(const ScanOptions& options,
   grpc::ClientContext ctx;
   SetDeadline(&ctx, options_.timeout);
   v1::ScanRequest request;
+  request.set_namespace_(options_.ns);
   request.set_start_key(options.start);
   request.set_end_key(options.end);
   request.set_limit(options.limit);
@@ -874,6 +886,7 @@ bool WatchStream::Impl::Open() {
                                                  : options.start_revision);
   request.set_prev_kv(options.prev_kv);
   request.set_progress_notify(options.progress_notify);
+  request.set_namespace_(options.ns);
   grpc::ClientContext* ctx_ptr;
   {
     absl::MutexLock l(&mu);
@@ -995,12 +1008,72 @@ absl::StatusOr<WatchBatch> WatchStream::Next() {
   }
 }
 
-std::unique_ptr<WatchStream> Client::Watch(const WatchOptions& options) {
+std::unique_ptr<WatchStream> Client::Watch(const WatchOptions& given) {
+  WatchOptions options = given;
+  if (options.ns.empty()) options.ns = options_.ns;
   auto new_channel = [target = target_, client_options = options_] {
     return MakeChannel(target, client_options, /*own_subchannels=*/true);
   };
   return std::unique_ptr<WatchStream>(new WatchStream(
       std::make_unique<WatchStream::Impl>(channel_, new_channel, options)));
+}
+
+absl::StatusOr<Revision> Client::CreateNamespace(std::string_view name,
+                                                 uint64_t quota_bytes,
+                                                 uint64_t quota_keys) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, options_.timeout);
+  v1::CreateNamespaceRequest request;
+  request.set_name(name.data(), name.size());
+  request.set_quota_bytes(quota_bytes);
+  request.set_quota_keys(quota_keys);
+  v1::CreateNamespaceResponse response;
+  grpc::Status s = stubs_->kv->CreateNamespace(&ctx, request, &response);
+  if (!s.ok()) return FromGrpcStatus(s);
+  return response.header().revision();
+}
+
+absl::StatusOr<Revision> Client::DeleteNamespace(std::string_view name) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, options_.timeout);
+  v1::DeleteNamespaceRequest request;
+  request.set_name(name.data(), name.size());
+  v1::DeleteNamespaceResponse response;
+  grpc::Status s = stubs_->kv->DeleteNamespace(&ctx, request, &response);
+  if (!s.ok()) return FromGrpcStatus(s);
+  return response.header().revision();
+}
+
+absl::StatusOr<Revision> Client::UpdateNamespace(std::string_view name,
+                                                 uint64_t quota_bytes,
+                                                 uint64_t quota_keys) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, options_.timeout);
+  v1::UpdateNamespaceRequest request;
+  request.set_name(name.data(), name.size());
+  request.set_quota_bytes(quota_bytes);
+  request.set_quota_keys(quota_keys);
+  v1::UpdateNamespaceResponse response;
+  grpc::Status s = stubs_->kv->UpdateNamespace(&ctx, request, &response);
+  if (!s.ok()) return FromGrpcStatus(s);
+  return response.header().revision();
+}
+
+absl::StatusOr<std::vector<NamespaceInfo>> Client::ListNamespaces(
+    std::string_view prefix) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, options_.timeout);
+  v1::ListNamespacesRequest request;
+  request.set_prefix(prefix.data(), prefix.size());
+  v1::ListNamespacesResponse response;
+  grpc::Status s = stubs_->kv->ListNamespaces(&ctx, request, &response);
+  if (!s.ok()) return FromGrpcStatus(s);
+  std::vector<NamespaceInfo> out;
+  for (const v1::NamespaceInfo& n : response.namespaces()) {
+    out.push_back(NamespaceInfo{n.name(), n.quota_bytes(), n.quota_keys(),
+                                n.approximate_keys(), n.approximate_bytes()});
+  }
+  return out;
 }
 
 absl::StatusOr<bool> Client::Health(std::string_view service) {

@@ -96,6 +96,18 @@ struct ClientOptions {
   // wrong name, missing or rejected client certificate) makes every RPC
   // fail with UNAVAILABLE.
   std::optional<ClientTlsOptions> tls;
+  // The namespace of every call that names keys (docs/namespaces.md); "" =
+  // the default namespace. A namespace that does not exist: NOT_FOUND.
+  std::string ns;
+};
+
+// One namespace (Client::ListNamespaces). Quotas: 0 = unlimited.
+struct NamespaceInfo {
+  std::string name;
+  uint64_t quota_bytes = 0;
+  uint64_t quota_keys = 0;
+  uint64_t approximate_keys = 0;
+  uint64_t approximate_bytes = 0;
 };
 
 // A revision: the number of a committed write (1, 2, ...). 0 in a request
@@ -213,6 +225,8 @@ struct WatchOptions {
   Revision start_revision = 0;
   // Fill WatchEvent::prev_kv (the key's state before each change).
   bool prev_kv = false;
+  // The namespace watched; "" = the client's (ClientOptions::ns).
+  std::string ns;
   // While nothing changes, the server sends a batch without events every
   // --watch_progress_interval (10 s) saying how far the stream is complete.
   bool progress_notify = false;
@@ -531,7 +545,7 @@ struct IncrementOptions {
   // > 0: the counter expires this many milliseconds after the increment;
   // 0: it keeps the expiry it had.
   int64_t ttl_ms = 0;
-  // The key's namespace; "" = the default (the only one for now).
+  // The key's namespace; "" = the client's (ClientOptions::ns).
   std::string ns;
 };
 
@@ -783,6 +797,23 @@ class Client {
   // other status (NOT_SERVING while shutting down). Errors: UNAVAILABLE if
   // unreachable, NOT_FOUND for a service the server does not know.
   absl::StatusOr<bool> Health(std::string_view service = "");
+
+  // Namespaces (docs/namespaces.md). Names are 1..255 bytes of
+  // [A-Za-z0-9._/-] (else INVALID_ARGUMENT); quotas 0 = unlimited. Each
+  // write returns the revision it committed at.
+  // Creates an empty namespace; ALREADY_EXISTS if it exists.
+  absl::StatusOr<Revision> CreateNamespace(std::string_view name,
+                                           uint64_t quota_bytes = 0,
+                                           uint64_t quota_keys = 0);
+  // Deletes a namespace and all its keys at once; NOT_FOUND if absent.
+  absl::StatusOr<Revision> DeleteNamespace(std::string_view name);
+  // Replaces a namespace's quotas; NOT_FOUND if absent.
+  absl::StatusOr<Revision> UpdateNamespace(std::string_view name,
+                                           uint64_t quota_bytes,
+                                           uint64_t quota_keys);
+  // The namespaces whose names start with `prefix`, in name order.
+  absl::StatusOr<std::vector<NamespaceInfo>> ListNamespaces(
+      std::string_view prefix = "");
 
   // The options given at construction.
   const ClientOptions& options() const { return options_; }

@@ -309,13 +309,13 @@ absl::Status Expiry::AppendPut(storage::CommitView* view,
 }
 
 absl::StatusOr<storage::WriteBatch> Expiry::PutBatch(
-    const v1::PutRequest& request) {
+    const v1::PutRequest& request, const KeyspaceView& ns) {
   if (absl::Status s = PutToBatch(request, limits_).status(); !s.ok()) return s;
   if (absl::Status s = ValidatePut(request); !s.ok()) return s;
   storage::WriteBatch batch;
-  batch.SetCommitFunction([this, &request](storage::CommitView* view,
-                                           storage::WriteBatch* b) {
-    return AppendPut(view, b, KeyspaceView().Encode(request.key()),
+  batch.SetCommitFunction([this, &request, ns](storage::CommitView* view,
+                                               storage::WriteBatch* b) {
+    return AppendPut(view, b, ns.Encode(request.key()),
                      request.value(), request.type(), request.ttl_ms(),
                      request.lease());
   });
@@ -323,7 +323,7 @@ absl::StatusOr<storage::WriteBatch> Expiry::PutBatch(
 }
 
 absl::StatusOr<storage::WriteBatch> Expiry::WriteBatchFor(
-    const v1::WriteRequest& request) {
+    const v1::WriteRequest& request, const NamespaceViews& ns) {
   if (absl::Status s = WriteToBatch(request, limits_).status(); !s.ok()) {
     return s;
   }
@@ -339,18 +339,17 @@ absl::StatusOr<storage::WriteBatch> Expiry::WriteBatchFor(
   // Every mutation goes through the commit function, in order, so later
   // mutations of a key still win.
   storage::WriteBatch batch;
-  batch.SetCommitFunction([this, &request](storage::CommitView* view,
-                                           storage::WriteBatch* b) {
-    const KeyspaceView ns;
+  batch.SetCommitFunction([this, &request, ns](storage::CommitView* view,
+                                               storage::WriteBatch* b) {
     for (const v1::Mutation& m : request.mutations()) {
       if (m.has_delete_()) {
-        b->Delete(ns.Encode(m.delete_().key()));
+        b->Delete(ns.For(m.delete_().namespace_()).Encode(m.delete_().key()));
         continue;
       }
       const v1::PutRequest& p = m.put();
       if (absl::Status s =
-              AppendPut(view, b, ns.Encode(p.key()), p.value(), p.type(),
-                        p.ttl_ms(), p.lease());
+              AppendPut(view, b, ns.For(p.namespace_()).Encode(p.key()),
+                        p.value(), p.type(), p.ttl_ms(), p.lease());
           !s.ok()) {
         return s;
       }

@@ -37,6 +37,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "server/keyspace.h"
 #include "server/lease_table.h"
 #include "server/limits.h"
 #include "server/rpc_observer.h"
@@ -148,10 +149,12 @@ class Expiry {
 
   // The batch for a Put / Write that has a TTL or a lease (else the plain
   // handlers' batch is used): every mutation is applied in order by a
-  // commit function. `request` must outlive the write.
-  absl::StatusOr<storage::WriteBatch> PutBatch(const v1::PutRequest& request);
+  // commit function. `request` must outlive the write. Keys are stored in
+  // `ns` (for a Write, each mutation in ns.For(its namespace)).
+  absl::StatusOr<storage::WriteBatch> PutBatch(
+      const v1::PutRequest& request, const KeyspaceView& ns = KeyspaceView());
   absl::StatusOr<storage::WriteBatch> WriteBatchFor(
-      const v1::WriteRequest& request);
+      const v1::WriteRequest& request, const NamespaceViews& ns = {});
 
   // Lease RPCs as commit functions; each fills its response (which must
   // outlive the write) on success. See kv.proto for the contract.

@@ -151,7 +151,7 @@ absl::StatusOr<storage::WriteBatch> DeleteToBatch(
 
 absl::StatusOr<storage::WriteBatch> WriteToBatch(
     const v1::WriteRequest& request, const Limits& limits,
-    const KeyspaceView& ns) {
+    const NamespaceViews& ns) {
   const size_t n = static_cast<size_t>(request.mutations_size());
   if (n > limits.max_batch_mutations) {
     return absl::InvalidArgumentError(absl::StrFormat(
@@ -188,11 +188,11 @@ absl::StatusOr<storage::WriteBatch> WriteToBatch(
   for (size_t i = 0; i < n; ++i) {
     const v1::Mutation& m = request.mutations(static_cast<int>(i));
     if (m.op_case() == v1::Mutation::kPut) {
-      absl::Status s = AppendPut(m.put(), ns, limits,
+      absl::Status s = AppendPut(m.put(), ns.For(m.put().namespace_()), limits,
                                  absl::StrFormat("mutation %d: ", i), &batch);
       if (!s.ok()) return s;
     } else {
-      batch.Delete(ns.Encode(m.delete_().key()));
+      batch.Delete(ns.For(m.delete_().namespace_()).Encode(m.delete_().key()));
     }
   }
   return batch;

@@ -73,7 +73,8 @@ absl::Status ValidateDeleteRange(const v1::DeleteRangeRequest& request,
 // not of its type (typed_values.h; a JSON value is stored normalized); the
 // batch is then not returned, so nothing is written. Later mutations of the same key
 // win (the engine applies a batch in order).
-// Keys are stored as `ns` lays them out (keyspace.h).
+// Keys are stored as `ns` lays them out (keyspace.h); a Write's mutation in
+// ns.For(its own namespace): its own if it names one, else the request's.
 absl::StatusOr<storage::WriteBatch> PutToBatch(
     const v1::PutRequest& request, const Limits& limits,
     const KeyspaceView& ns = KeyspaceView());
@@ -82,7 +83,7 @@ absl::StatusOr<storage::WriteBatch> DeleteToBatch(
     const KeyspaceView& ns = KeyspaceView());
 absl::StatusOr<storage::WriteBatch> WriteToBatch(
     const v1::WriteRequest& request, const Limits& limits,
-    const KeyspaceView& ns = KeyspaceView());
+    const NamespaceViews& ns = {});
 
 // Scan: start_key and end_key may be empty (unbounded); an end_key at or
 // below start_key gives an empty result. InvalidArgument for a negative

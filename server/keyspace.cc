@@ -2,8 +2,6 @@
 
 #include <utility>
 
-#include "absl/strings/escaping.h"
-#include "absl/strings/str_format.h"
 
 namespace strata::server {
 namespace {
@@ -235,13 +233,6 @@ std::unique_ptr<storage::Iterator> KeyspaceView::NewIterator(
     return std::make_unique<DefaultNamespaceIterator>(std::move(base));
   }
   return std::make_unique<PrefixedNamespaceIterator>(std::move(base), prefix_);
-}
-
-absl::StatusOr<KeyspaceView> ResolveNamespace(std::string_view name) {
-  if (name.empty()) return KeyspaceView();
-  return absl::NotFoundError(absl::StrFormat(
-      "namespace \"%s\" does not exist", absl::CHexEscape(absl::string_view(
-                                             name.data(), name.size()))));
 }
 
 }  // namespace strata::server

@@ -22,9 +22,12 @@
 // pure.
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "absl/status/statusor.h"
 #include "strata/storage/db.h"
@@ -87,10 +90,45 @@ class KeyspaceView {
   std::string prefix_;  // "\xff\xff\x01" varint64(id); empty for default.
 };
 
-// The namespace a request names: "" is the default namespace. Until
-// namespaces can be created, every other name is NotFound "namespace \"n\"
-// does not exist".
-absl::StatusOr<KeyspaceView> ResolveNamespace(std::string_view name);
+// The namespaces one request names, resolved (NamespaceCatalog::ResolveAll):
+// a name -> its view, with the request's own namespace as the fallback for
+// the parts that name none (docs/namespaces.md: "a mutation's non-empty
+// namespace wins, else the request's"). Implicitly made from one view, so a
+// single-namespace caller passes a KeyspaceView.
+//
+// Thread safety: an immutable value once built.
+class NamespaceViews {
+ public:
+  NamespaceViews(KeyspaceView fallback = KeyspaceView())  // NOLINT: implicit.
+      : fallback_(fallback) {}
+  NamespaceViews(std::string fallback_name, KeyspaceView fallback)
+      : fallback_name_(std::move(fallback_name)), fallback_(fallback) {}
+
+  // Records that `name` (non-empty) resolves to `view`.
+  void Add(std::string name, KeyspaceView view) {
+    named_.emplace(std::move(name), view);
+  }
+
+  // The view of a part that names `name`: the fallback for "", else the
+  // view Add recorded. REQUIRES: a non-empty name was Added (the resolver
+  // adds every name of the request); an unknown one gets the fallback.
+  const KeyspaceView& For(std::string_view name) const {
+    if (name.empty()) return fallback_;
+    auto it = named_.find(name);
+    return it == named_.end() ? fallback_ : it->second;
+  }
+  const KeyspaceView& fallback() const { return fallback_; }
+  const std::string& fallback_name() const { return fallback_name_; }
+  // Every explicitly named namespace (not the fallback).
+  const std::map<std::string, KeyspaceView, std::less<>>& named() const {
+    return named_;
+  }
+
+ private:
+  std::string fallback_name_;
+  KeyspaceView fallback_;
+  std::map<std::string, KeyspaceView, std::less<>> named_;
+};
 
 }  // namespace strata::server
 

@@ -33,6 +33,7 @@ KvService::KvService(const ServerOptions& options, storage::DB* db,
       observer_(observer),
       pool_(pool),
       write_options_{.sync = options.sync_writes},
+      catalog_(db),
       hub_(db, pool, options.watch, observer),
       expiry_(db, options.limits, options.expiry, observer) {}
 
@@ -61,6 +62,7 @@ void KvService::RegisterMethods(RpcRegistry* registry) {
   kv.Register(&Service::RequestJsonGet, &KvService::HandleJsonGet);
   kv.Register(&Service::RequestJsonUpdate, &KvService::HandleJsonUpdate);
   RegisterExpiryMethods(&kv);
+  RegisterNamespaceMethods(&kv);
   kv.Register(&Service::RequestBackup, &KvService::HandleBackup,
               MethodOptions().MaxInflight(options_.max_backups,
                                           "--max_backups"));
@@ -72,17 +74,20 @@ void KvService::HandleGet(GetCall* call) {
     call->Finish(s);
     return;
   }
+  const std::optional<KeyspaceView> ns =
+      ResolveOrFinish(call, request.namespace_());
+  if (!ns) return;
   if (request.revision() != 0) {
     // A read at a past revision pins it (the DB mutex) and may read old
     // versions from disk: always on the blocking pool.
-    if (!pool_->Schedule([this, call] { FinishGetBlocking(call); })) {
-      FinishGetBlocking(call);  // Pool stopped: only during shutdown.
+    if (!pool_->Schedule([this, call, ns] { FinishGetBlocking(call, *ns); })) {
+      FinishGetBlocking(call, *ns);  // Pool stopped: only during shutdown.
     }
     return;
   }
   storage::ReadOptions read_options;
   read_options.cache_only = true;
-  const std::string key = KeyspaceView().Encode(request.key());
+  const std::string key = ns->Encode(request.key());
   absl::StatusOr<storage::GetResult> result =
       db_->GetWithMetadata(read_options, key);
   if (result.ok() || !storage::IsWouldBlock(result.status())) {
@@ -91,8 +96,8 @@ void KvService::HandleGet(GetCall* call) {
   }
   // The value is on disk: read it on the blocking pool.
   if (!options_.coalesce_gets) {
-    if (!pool_->Schedule([this, call] { FinishGetBlocking(call); })) {
-      FinishGetBlocking(call);  // Pool stopped: only during shutdown.
+    if (!pool_->Schedule([this, call, ns] { FinishGetBlocking(call, *ns); })) {
+      FinishGetBlocking(call, *ns);  // Pool stopped: only during shutdown.
     }
     return;
   }
@@ -106,7 +111,7 @@ void KvService::HandleGet(GetCall* call) {
   }
 }
 
-void KvService::FinishGetBlocking(GetCall* call) {
+void KvService::FinishGetBlocking(GetCall* call, KeyspaceView ns) {
   const v1::GetRequest& request = call->request();
   storage::ReadOptions read_options;
   const storage::Snapshot* snapshot = nullptr;
@@ -123,7 +128,7 @@ void KvService::FinishGetBlocking(GetCall* call) {
     read_options.hide_expired_history = true;
   }
   absl::StatusOr<storage::GetResult> result =
-      db_->GetWithMetadata(read_options, KeyspaceView().Encode(request.key()));
+      db_->GetWithMetadata(read_options, ns.Encode(request.key()));
   if (snapshot != nullptr) db_->ReleaseSnapshot(snapshot);
   call->Finish(FillGetResponse(std::move(result), call->mutable_response()));
 }
@@ -172,15 +177,32 @@ void KvService::SubmitWrite(Call* call,
 void KvService::HandlePut(PutCall* call) {
   if (RefusedByWriteGate(call)) return;
   const v1::PutRequest& request = call->request();
-  if (request.ttl_ms() != 0 || request.lease() != 0) {
-    SubmitWrite(call, expiry_.PutBatch(request));
-    return;
+  const std::optional<KeyspaceView> ns =
+      ResolveOrFinish(call, request.namespace_());
+  if (!ns) return;
+  absl::StatusOr<storage::WriteBatch> batch =
+      request.ttl_ms() != 0 || request.lease() != 0
+          ? expiry_.PutBatch(request, *ns)
+          : PutToBatch(request, options_.limits, *ns);
+  if (batch.ok()) {
+    NamespaceCatalog::Guard(NamespaceViews(request.namespace_(), *ns),
+                            &*batch);
   }
-  SubmitWrite(call, PutToBatch(request, options_.limits));
+  SubmitWrite(call, std::move(batch));
 }
 
 void KvService::HandleDelete(DeleteCall* call) {
-  SubmitWrite(call, DeleteToBatch(call->request(), options_.limits));
+  const v1::DeleteRequest& request = call->request();
+  const std::optional<KeyspaceView> ns =
+      ResolveOrFinish(call, request.namespace_());
+  if (!ns) return;
+  absl::StatusOr<storage::WriteBatch> batch =
+      DeleteToBatch(request, options_.limits, *ns);
+  if (batch.ok()) {
+    NamespaceCatalog::Guard(NamespaceViews(request.namespace_(), *ns),
+                            &*batch);
+  }
+  SubmitWrite(call, std::move(batch));
 }
 
 void KvService::HandleWrite(WriteCall* call) {
@@ -191,11 +213,20 @@ void KvService::HandleWrite(WriteCall* call) {
       break;
     }
   }
-  if (HasExpiry(call->request())) {
-    SubmitWrite(call, expiry_.WriteBatchFor(call->request()));
-    return;
+  const v1::WriteRequest& request = call->request();
+  std::vector<std::string_view> names;
+  for (const v1::Mutation& m : request.mutations()) {
+    names.push_back(m.has_put() ? m.put().namespace_()
+                                : m.delete_().namespace_());
   }
-  SubmitWrite(call, WriteToBatch(call->request(), options_.limits));
+  std::optional<NamespaceViews> ns =
+      ResolveAllOrFinish(call, request.namespace_(), names);
+  if (!ns) return;
+  absl::StatusOr<storage::WriteBatch> batch =
+      HasExpiry(request) ? expiry_.WriteBatchFor(request, *ns)
+                         : WriteToBatch(request, options_.limits, *ns);
+  if (batch.ok()) NamespaceCatalog::Guard(*ns, &*batch);
+  SubmitWrite(call, std::move(batch));
 }
 
 void KvService::HandleScan(ScanCall* call, StreamEvent event) {
@@ -223,6 +254,10 @@ void KvService::ScanStart(ScanCall* call) {
     call->Finish(s);
     return;
   }
+  const std::optional<KeyspaceView> ns =
+      ResolveOrFinish(call, call->request().namespace_());
+  if (!ns) return;
+  call->state().ns = *ns;
   // The snapshot is taken as the call starts: the scan sees exactly the
   // writes acknowledged before it arrived. One at a past revision is taken
   // by the first batch, on the blocking pool.
@@ -267,7 +302,7 @@ void KvService::ScanBatch(ScanCall* call) {
     storage::ReadOptions read_options;
     read_options.snapshot = st.snapshot;
     read_options.hide_expired_history = true;  // docs/expiry.md.
-    st.iterator = KeyspaceView().NewIterator(db_->NewIterator(read_options));
+    st.iterator = st.ns.NewIterator(db_->NewIterator(read_options));
   }
   v1::ScanResponse* batch = call->mutable_response();
   batch->mutable_header()->set_revision(ToWire(st.snapshot->revision()));
@@ -322,8 +357,10 @@ void KvService::WatchStart(WatchCall* call) {
   st.sink.service = this;
   st.sink.call = call;
   int64_t compacted = 0;
+  absl::StatusOr<KeyspaceView> ns = catalog_.Resolve(call->request().namespace_());
   absl::StatusOr<std::shared_ptr<WatchHub::Watcher>> watcher =
-      hub_.Add(call->request(), &st.sink, &compacted);
+      ns.ok() ? hub_.Add(call->request(), *ns, &st.sink, &compacted)
+              : ns.status();
   if (!watcher.ok()) {
     v1::WatchResponse* last = call->mutable_response();
     if (compacted > 0) {
@@ -380,12 +417,15 @@ void KvService::HandleBatchGet(BatchGetCall* call) {
     call->Finish(s);
     return;
   }
-  if (!pool_->Schedule([this, call] { BatchGetBlocking(call); })) {
-    BatchGetBlocking(call);  // Pool stopped: only during shutdown.
+  const std::optional<KeyspaceView> ns =
+      ResolveOrFinish(call, call->request().namespace_());
+  if (!ns) return;
+  if (!pool_->Schedule([this, call, ns] { BatchGetBlocking(call, *ns); })) {
+    BatchGetBlocking(call, *ns);  // Pool stopped: only during shutdown.
   }
 }
 
-void KvService::BatchGetBlocking(BatchGetCall* call) {
+void KvService::BatchGetBlocking(BatchGetCall* call, KeyspaceView ns) {
   const v1::BatchGetRequest& request = call->request();
   absl::StatusOr<const storage::Snapshot*> snapshot =
       request.revision() == 0
@@ -401,7 +441,6 @@ void KvService::BatchGetBlocking(BatchGetCall* call) {
   v1::BatchGetResponse* response = call->mutable_response();
   response->mutable_header()->set_revision(ToWire((*snapshot)->revision()));
   absl::Status status;
-  const KeyspaceView ns;
   for (const std::string& key : request.keys()) {
     v1::GetResponse* result = response->add_results();
     status = FillGetResponse(db_->GetWithMetadata(read_options, ns.Encode(key)),
@@ -421,6 +460,9 @@ void KvService::HandleDeleteRange(DeleteRangeCall* call) {
     call->Finish(s);
     return;
   }
+  const std::optional<KeyspaceView> view =
+      ResolveOrFinish(call, request.namespace_());
+  if (!view) return;
   if (!request.end_key().empty() && request.end_key() <= request.start_key()) {
     call->mutable_response()->mutable_header()->set_revision(
         ToWire(db_->CurrentRevision()));
@@ -434,11 +476,10 @@ void KvService::HandleDeleteRange(DeleteRangeCall* call) {
   v1::DeleteRangeResponse* response = call->mutable_response();
   const size_t max_prev = options_.limits.max_batch_mutations;
   storage::WriteBatch batch;
-  batch.SetCommitFunction([&request, response, max_prev](
+  batch.SetCommitFunction([&request, response, max_prev, ns = *view](
                               storage::CommitView* view,
                               storage::WriteBatch* b) -> absl::Status {
     response->Clear();
-    const KeyspaceView ns;
     std::unique_ptr<storage::Iterator> it = ns.NewIterator(view->NewIterator());
     const std::string_view end = request.end_key();
     int64_t deleted = 0;
@@ -463,6 +504,7 @@ void KvService::HandleDeleteRange(DeleteRangeCall* call) {
     response->set_deleted(deleted);
     return absl::OkStatus();
   });
+  NamespaceCatalog::Guard(NamespaceViews(request.namespace_(), *view), &batch);
   db_->WriteAsync(WriteOptionsFor(call), std::move(batch),
                   [call](absl::StatusOr<storage::Revision> r) {
                     v1::DeleteRangeResponse* response = call->mutable_response();

@@ -41,6 +41,13 @@
 //   LeaseLeases      polling thread (the lease table in memory).
 //   Backup   blocking pool (backup_service.cc): the checkpoint, then each
 //            chunk is read there; one task or write pending at a time.
+//   CreateNamespace, DeleteNamespace, UpdateNamespace (namespace_service.cc)
+//            like Write: a CommitFunction checks and writes the catalog.
+//   ListNamespaces   polling thread (the catalog's copy in memory).
+//
+// Every RPC that names a key resolves its namespace first, on the polling
+// thread, from the catalog's copy in memory (namespace_catalog.h); writes
+// re-check it at commit time (NamespaceCatalog::Guard).
 //
 // Thread safety: handlers run on the polling threads (and hand calls to the
 // engine callback thread or the blocking pool); they never block.
@@ -50,7 +57,9 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -59,6 +68,7 @@
 #include "server/expiry.h"
 #include "server/get_coalescer.h"
 #include "server/handlers.h"
+#include "server/namespace_catalog.h"
 #include "server/rpc_observer.h"
 #include "server/rpc_registry.h"
 #include "server/server_options.h"
@@ -95,6 +105,7 @@ struct ScanState {
   std::unique_ptr<storage::Iterator> iterator;
   ScanCursor cursor;
   int batch = 0;  // Batches filled so far.
+  KeyspaceView ns;  // The namespace scanned.
   // Drops what a finished scan left (snapshot and iterator are released
   // before Finish, on the blocking pool).
   void Reset();
@@ -146,8 +157,9 @@ class KvService {
   // server starts.
   void RegisterMethods(RpcRegistry* registry);
 
-  // Rebuilds the lease table and starts the expirer (server/expiry.h).
-  // Once, after RegisterMethods and before the server serves.
+  // Loads the namespace catalog, rebuilds the lease table and starts the
+  // expirer (server/expiry.h). Once, after RegisterMethods and before the
+  // server serves.
   absl::Status StartExpiry();
   // The expirer, to drive it by hand (TEST ONLY).
   Expiry* TEST_expiry() { return &expiry_; }
@@ -189,11 +201,20 @@ class KvService {
       UnaryCall<v1::LeaseLeasesRequest, v1::LeaseLeasesResponse>;
   using BackupCall = ServerStreamingCall<v1::BackupRequest,
                                          v1::BackupResponse, BackupState>;
+  // Namespaces (namespace_service.cc).
+  using CreateNamespaceCall =
+      UnaryCall<v1::CreateNamespaceRequest, v1::CreateNamespaceResponse>;
+  using DeleteNamespaceCall =
+      UnaryCall<v1::DeleteNamespaceRequest, v1::DeleteNamespaceResponse>;
+  using ListNamespacesCall =
+      UnaryCall<v1::ListNamespacesRequest, v1::ListNamespacesResponse>;
+  using UpdateNamespaceCall =
+      UnaryCall<v1::UpdateNamespaceRequest, v1::UpdateNamespaceResponse>;
   friend class WatchState::Sink;
 
   // Handlers (polling thread unless noted).
   void HandleGet(GetCall* call);
-  void FinishGetBlocking(GetCall* call);  // Blocking pool.
+  void FinishGetBlocking(GetCall* call, KeyspaceView ns);  // Blocking pool.
   // Blocking pool: one lookup of `key` answers its whole coalesced group.
   void FinishGetGroup(const std::string& key);
   void HandlePut(PutCall* call);
@@ -213,7 +234,7 @@ class KvService {
   void WatchSend(WatchCall* call);
   void HandleCompact(CompactCall* call);
   void HandleBatchGet(BatchGetCall* call);
-  void BatchGetBlocking(BatchGetCall* call);  // Blocking pool.
+  void BatchGetBlocking(BatchGetCall* call, KeyspaceView ns);  // Pool.
   void HandleDeleteRange(DeleteRangeCall* call);
   // Transactions (txn_service.cc).
   void HandleTxn(TxnCall* call);
@@ -222,7 +243,7 @@ class KvService {
   void HandleIncrement(IncrementCall* call);
   void HandleJsonGet(JsonGetCall* call);
   // Blocking pool: reads the key (and answers, as FinishJsonGet).
-  void JsonGetBlocking(JsonGetCall* call);
+  void JsonGetBlocking(JsonGetCall* call, KeyspaceView ns);
   // Any thread: answers from the key's state as read.
   void FinishJsonGet(JsonGetCall* call,
                      absl::StatusOr<storage::GetResult> result);
@@ -249,6 +270,32 @@ class KvService {
   // Removes the checkpoint, reports the end and finishes the call.
   void EndBackup(BackupCall* call, const absl::Status& status,
                  const v1::BackupResponse* last = nullptr);
+  // Namespaces (namespace_service.cc).
+  void RegisterNamespaceMethods(
+      RpcRegistry::ServiceMethods<KvService, Service>* kv);
+  void HandleCreateNamespace(CreateNamespaceCall* call);
+  void HandleDeleteNamespace(DeleteNamespaceCall* call);
+  void HandleListNamespaces(ListNamespacesCall* call);
+  void HandleUpdateNamespace(UpdateNamespaceCall* call);
+  // Resolves a request's namespace; on error finishes the call with it
+  // (InvalidArgument, NotFound) and returns nullopt.
+  template <class Call>
+  std::optional<KeyspaceView> ResolveOrFinish(Call* call,
+                                              std::string_view name) {
+    absl::StatusOr<KeyspaceView> ns = catalog_.Resolve(name);
+    if (ns.ok()) return *ns;
+    call->Finish(ns.status());
+    return std::nullopt;
+  }
+  template <class Call>
+  std::optional<NamespaceViews> ResolveAllOrFinish(
+      Call* call, std::string_view fallback,
+      const std::vector<std::string_view>& names) {
+    absl::StatusOr<NamespaceViews> ns = catalog_.ResolveAll(fallback, names);
+    if (ns.ok()) return *std::move(ns);
+    call->Finish(ns.status());
+    return std::nullopt;
+  }
 
   const ServerOptions& options_;
   storage::DB* const db_;
@@ -277,6 +324,8 @@ class KvService {
   const storage::WriteOptions write_options_;
 
   Service service_;
+  // Which namespaces exist (namespace_catalog.h).
+  NamespaceCatalog catalog_;
   WatchHub hub_;
   // Gets waiting for a queued disk lookup, by key (--coalesce_gets).
   GetCoalescer<GetCall*> get_groups_;

@@ -17,7 +17,11 @@ void KvService::RegisterExpiryMethods(
   kv->Register(&Service::RequestLeaseLeases, &KvService::HandleLeaseLeases);
 }
 
-absl::Status KvService::StartExpiry() { return expiry_.Start(); }
+absl::Status KvService::StartExpiry() {
+  // The catalog first: requests resolve their namespace from it.
+  if (absl::Status s = catalog_.Load(); !s.ok()) return s;
+  return expiry_.Start();
+}
 
 bool KvService::HasExpiry(const v1::WriteRequest& request) {
   for (const v1::Mutation& m : request.mutations()) {

@@ -48,11 +48,9 @@ void KvService::HandleIncrement(IncrementCall* call) {
     call->Finish(s);
     return;
   }
-  absl::StatusOr<KeyspaceView> ns = ResolveNamespace(request.namespace_());
-  if (!ns.ok()) {
-    call->Finish(ns.status());
-    return;
-  }
+  const std::optional<KeyspaceView> ns =
+      ResolveOrFinish(call, request.namespace_());
+  if (!ns) return;
   // The key is read and written at commit time, serialized with every
   // other write of the engine: no increment is lost, whatever the
   // concurrency. The request and response live as long as the call, which
@@ -72,6 +70,7 @@ void KvService::HandleIncrement(IncrementCall* call) {
         response->set_value(r->value);
         return absl::OkStatus();
       });
+  NamespaceCatalog::Guard(NamespaceViews(request.namespace_(), *ns), &batch);
   WriteAndFinish(db_, WriteOptionsFor(call), call, std::move(batch));
 }
 
@@ -81,10 +80,13 @@ void KvService::HandleJsonGet(JsonGetCall* call) {
     call->Finish(s);
     return;
   }
+  const std::optional<KeyspaceView> ns =
+      ResolveOrFinish(call, request.namespace_());
+  if (!ns) return;
   storage::ReadOptions read_options;
   read_options.cache_only = true;
-  absl::StatusOr<storage::GetResult> result = db_->GetWithMetadata(
-      read_options, KeyspaceView().Encode(request.key()));
+  absl::StatusOr<storage::GetResult> result =
+      db_->GetWithMetadata(read_options, ns->Encode(request.key()));
   const bool on_disk = !result.ok() && storage::IsWouldBlock(result.status());
   const bool large = result.ok() && result->found &&
                      !request.pointer().empty() &&
@@ -96,7 +98,7 @@ void KvService::HandleJsonGet(JsonGetCall* call) {
   // A disk read, or a large document to parse: on the blocking pool.
   ThreadPool::Task task;
   if (on_disk) {
-    task = [this, call] { JsonGetBlocking(call); };
+    task = [this, call, ns] { JsonGetBlocking(call, *ns); };
   } else {
     task = [this, call, r = std::move(result)]() mutable {
       FinishJsonGet(call, std::move(r));
@@ -108,10 +110,9 @@ void KvService::HandleJsonGet(JsonGetCall* call) {
   }
 }
 
-void KvService::JsonGetBlocking(JsonGetCall* call) {
-  FinishJsonGet(call, db_->GetWithMetadata(
-                          storage::ReadOptions(),
-                          KeyspaceView().Encode(call->request().key())));
+void KvService::JsonGetBlocking(JsonGetCall* call, KeyspaceView ns) {
+  FinishJsonGet(call, db_->GetWithMetadata(storage::ReadOptions(),
+                                           ns.Encode(call->request().key())));
 }
 
 void KvService::FinishJsonGet(JsonGetCall* call,
@@ -146,11 +147,14 @@ void KvService::HandleJsonUpdate(JsonUpdateCall* call) {
     call->Finish(patch.status());
     return;
   }
+  const std::optional<KeyspaceView> ns =
+      ResolveOrFinish(call, request.namespace_());
+  if (!ns) return;
   v1::JsonUpdateResponse* response = call->mutable_response();
   storage::WriteBatch batch;
   batch.SetCommitFunction(
       [response, limits = options_.limits, patch = *std::move(patch),
-       key = KeyspaceView().Encode(request.key())](
+       key = ns->Encode(request.key())](
           storage::CommitView* view, storage::WriteBatch* b) -> absl::Status {
         absl::StatusOr<TypedPut> put = JsonUpdateAt(view, key, patch, limits);
         if (!put.ok()) return put.status();
@@ -158,6 +162,7 @@ void KvService::HandleJsonUpdate(JsonUpdateCall* call) {
         response->set_json(std::move(put->value));
         return absl::OkStatus();
       });
+  NamespaceCatalog::Guard(NamespaceViews(request.namespace_(), *ns), &batch);
   WriteAndFinish(db_, WriteOptionsFor(call), call, std::move(batch));
 }
 

@@ -144,20 +144,22 @@ absl::Status ValidateReadRevision(int64_t revision, std::string_view prefix) {
 // Validates one branch and encodes its writes into *writes.
 absl::Status PrepareBranch(
     const google::protobuf::RepeatedPtrField<v1::RequestOp>& ops,
-    std::string_view name, const Limits& limits, const KeyspaceView& ns,
+    std::string_view name, const Limits& limits, const NamespaceViews& ns,
     storage::WriteBatch* writes, std::map<int, JsonUpdatePatch>* patches) {
   if (static_cast<size_t>(ops.size()) > limits.max_batch_mutations) {
     return CountError(absl::StrCat(absl::string_view(name.data(), name.size()),
                                    " ops"),
                       ops.size(), limits);
   }
-  // Written user key -> the op that writes it.
-  absl::flat_hash_map<std::string_view, size_t> written;
+  // Written stored key (a user key in its namespace) -> the op that
+  // writes it.
+  absl::flat_hash_map<std::string, size_t> written;
   for (int i = 0; i < ops.size(); ++i) {
     const v1::RequestOp& op = ops[i];
     const std::string prefix =
         absl::StrFormat("%s op %d: ", std::string(name), i);
     const std::string* write_key = nullptr;
+    std::string stored_key;
     // Puts and deletes, encoded now; typed operations write at commit time.
     std::optional<absl::StatusOr<storage::WriteBatch>> b;
     switch (op.request_case()) {
@@ -187,12 +189,15 @@ absl::Status PrepareBranch(
         if (op.put().ttl_ms() != 0 || op.put().lease() != 0) {
           return ExpiryInTransactionError(prefix);
         }
-        b = PutToBatch(op.put(), limits, ns);
+        b = PutToBatch(op.put(), limits, ns.For(op.put().namespace_()));
         write_key = &op.put().key();
+        stored_key = ns.For(op.put().namespace_()).Encode(*write_key);
         break;
       case v1::RequestOp::kDelete:
-        b = DeleteToBatch(op.delete_(), limits, ns);
+        b = DeleteToBatch(op.delete_(), limits,
+                          ns.For(op.delete_().namespace_()));
         write_key = &op.delete_().key();
+        stored_key = ns.For(op.delete_().namespace_()).Encode(*write_key);
         break;
       case v1::RequestOp::kIncrement:
         if (op.increment().ttl_ms() != 0) {
@@ -201,17 +206,12 @@ absl::Status PrepareBranch(
               "Increment",
               prefix));
         }
-        if (!op.increment().namespace_().empty()) {
-          return absl::InvalidArgumentError(absl::StrFormat(
-              "%san increment inside a Txn runs in the Txn's namespace; "
-              "leave its namespace empty",
-              prefix));
-        }
         if (absl::Status s = ValidateIncrement(op.increment(), limits);
             !s.ok()) {
           return Prefixed(s, prefix);
         }
         write_key = &op.increment().key();
+        stored_key = ns.For(op.increment().namespace_()).Encode(*write_key);
         break;
       case v1::RequestOp::kJsonGet:
         if (absl::Status s = ValidateJsonGet(op.json_get(), limits); !s.ok()) {
@@ -224,6 +224,7 @@ absl::Status PrepareBranch(
         if (!patch.ok()) return Prefixed(patch.status(), prefix);
         patches->emplace(i, *std::move(patch));
         write_key = &op.json_update().key();
+        stored_key = ns.For(op.json_update().namespace_()).Encode(*write_key);
         break;
       }
       case v1::RequestOp::REQUEST_NOT_SET:
@@ -234,7 +235,7 @@ absl::Status PrepareBranch(
     }
     if (b.has_value() && !b->ok()) return Prefixed(b->status(), prefix);
     auto [it, fresh] =
-        written.emplace(std::string_view(*write_key), static_cast<size_t>(i));
+        written.emplace(std::move(stored_key), static_cast<size_t>(i));
     if (!fresh) {
       return absl::InvalidArgumentError(absl::StrFormat(
           "%swrites key \"%s\" a second time (%s op %d writes it too); a "
@@ -336,22 +337,23 @@ std::string_view CompareEnd(const v1::Compare& c) {
 
 class TxnRunner {
  public:
-  TxnRunner(const Limits& limits, const KeyspaceView& ns,
+  TxnRunner(const Limits& limits, const NamespaceViews& ns,
             storage::CommitView* view)
       : limits_(limits), ns_(ns), view_(view) {}
 
   absl::StatusOr<bool> Compare(const v1::Compare& c) {
+    const KeyspaceView& ns = ns_.For(c.namespace_());
     if (c.range_end().empty()) {
       std::string value;
       storage::KeyMetadata meta;
-      absl::Status s = view_->Get(ns_.Encode(c.key()), &value, &meta);
+      absl::Status s = view_->Get(ns.Encode(c.key()), &value, &meta);
       if (absl::IsNotFound(s)) return CompareHoldsForMissing(c);
       if (!s.ok()) return s;
       return CompareKeyHolds(c, c.key(), meta, value);
     }
     const std::string_view end = CompareEnd(c);
     if (!end.empty() && end <= c.key()) return CompareHoldsForMissing(c);
-    std::unique_ptr<storage::Iterator> it = ns_.NewIterator(view_->NewIterator());
+    std::unique_ptr<storage::Iterator> it = ns.NewIterator(view_->NewIterator());
     bool any = false;
     for (it->Seek(c.key()); it->Valid() && (end.empty() || it->key() < end);
          it->Next()) {
@@ -372,7 +374,9 @@ class TxnRunner {
   }
 
   absl::Status Get(const v1::GetRequest& req, v1::GetResponse* out) {
-    if (auto p = pending_.find(req.key()); p != pending_.end()) {
+    const KeyspaceView& ns = ns_.For(req.namespace_());
+    const Overlay& pending = pending_[ns.id()];
+    if (auto p = pending.find(req.key()); p != pending.end()) {
       if (p->second.has_value()) {
         out->set_found(true);
         out->set_value(p->second->value);
@@ -383,7 +387,7 @@ class TxnRunner {
     }
     std::string value;
     storage::KeyMetadata meta;
-    absl::Status s = view_->Get(ns_.Encode(req.key()), &value, &meta);
+    absl::Status s = view_->Get(ns.Encode(req.key()), &value, &meta);
     if (absl::IsNotFound(s)) return absl::OkStatus();
     if (!s.ok()) return s;
     STRATA_TXN_RETURN_IF_ERROR(Account(req.key(), value));
@@ -398,7 +402,8 @@ class TxnRunner {
   absl::Status Put(const v1::PutRequest& req) {
     std::string unused;
     storage::KeyMetadata now;
-    absl::Status s = view_->Get(ns_.Encode(req.key()), &unused, &now);
+    const KeyspaceView& ns = ns_.For(req.namespace_());
+    absl::Status s = view_->Get(ns.Encode(req.key()), &unused, &now);
     if (!s.ok() && !absl::IsNotFound(s)) return s;
     const bool live = s.ok();
     Entry e;
@@ -413,12 +418,12 @@ class TxnRunner {
     e.metadata.create_revision =
         live ? now.create_revision : view_->revision();
     e.metadata.version = live ? now.version + 1 : 1;
-    pending_[req.key()] = std::move(e);
+    pending_[ns.id()][req.key()] = std::move(e);
     return absl::OkStatus();
   }
 
   void Delete(const v1::DeleteRequest& req) {
-    pending_[req.key()] = std::nullopt;
+    pending_[ns_.For(req.namespace_()).id()][req.key()] = std::nullopt;
   }
 
   // Typed operations (typed_ops.h) on the state the Txn commits on top of:
@@ -428,7 +433,8 @@ class TxnRunner {
   absl::Status Increment(const v1::IncrementRequest& req,
                          v1::IncrementResponse* out,
                          storage::WriteBatch* batch) {
-    const std::string key = ns_.Encode(req.key());
+    const KeyspaceView& ns = ns_.For(req.namespace_());
+    const std::string key = ns.Encode(req.key());
     absl::StatusOr<std::optional<StoredValue>> current =
         ReadForUpdate(view_, key);
     if (!current.ok()) return current.status();
@@ -436,7 +442,7 @@ class TxnRunner {
         ComputeIncrement(*current, req, view_->now_unix_ms());
     if (!r.ok()) return r.status();
     out->set_value(r->value);
-    Stage(req.key(), *current, r->put);
+    Stage(ns, req.key(), *current, r->put);
     batch->Put(key, r->put.value, r->put.attributes);
     return absl::OkStatus();
   }
@@ -445,7 +451,8 @@ class TxnRunner {
                           const JsonUpdatePatch& patch,
                           v1::JsonUpdateResponse* out,
                           storage::WriteBatch* batch) {
-    const std::string key = ns_.Encode(req.key());
+    const KeyspaceView& ns = ns_.For(req.namespace_());
+    const std::string key = ns.Encode(req.key());
     absl::StatusOr<std::optional<StoredValue>> current =
         ReadForUpdate(view_, key);
     if (!current.ok()) return current.status();
@@ -453,7 +460,7 @@ class TxnRunner {
     if (!put.ok()) return put.status();
     STRATA_TXN_RETURN_IF_ERROR(Account(req.key(), put->value));
     out->set_json(put->value);
-    Stage(req.key(), *current, *put);
+    Stage(ns, req.key(), *current, *put);
     batch->Put(key, put->value, put->attributes);
     return absl::OkStatus();
   }
@@ -461,14 +468,16 @@ class TxnRunner {
   // Sees the branch's earlier writes, like Get.
   absl::Status JsonGet(const v1::JsonGetRequest& req,
                        v1::JsonGetResponse* out) {
+    const KeyspaceView& ns = ns_.For(req.namespace_());
+    const Overlay& pending = pending_[ns.id()];
     std::optional<StoredValue> current;
-    if (auto p = pending_.find(req.key()); p != pending_.end()) {
+    if (auto p = pending.find(req.key()); p != pending.end()) {
       if (p->second.has_value()) {
         current = StoredValue{p->second->value, p->second->metadata};
       }
     } else {
       absl::StatusOr<std::optional<StoredValue>> read =
-          ReadForUpdate(view_, ns_.Encode(req.key()));
+          ReadForUpdate(view_, ns.Encode(req.key()));
       if (!read.ok()) return read.status();
       current = *std::move(read);
     }
@@ -483,9 +492,11 @@ class TxnRunner {
     const std::string_view start = req.start_key();
     const std::string_view end = req.end_key();
     if (!end.empty() && end <= start) return absl::OkStatus();
-    std::unique_ptr<storage::Iterator> it = ns_.NewIterator(view_->NewIterator());
-    const auto lo = pending_.lower_bound(start);
-    const auto hi = end.empty() ? pending_.end() : pending_.lower_bound(end);
+    const KeyspaceView& ns = ns_.For(req.namespace_());
+    const Overlay& pending = pending_[ns.id()];
+    std::unique_ptr<storage::Iterator> it = ns.NewIterator(view_->NewIterator());
+    const auto lo = pending.lower_bound(start);
+    const auto hi = end.empty() ? pending.end() : pending.lower_bound(end);
     const uint64_t limit = req.limit();
     uint64_t returned = 0;
     if (!req.reverse()) {
@@ -556,7 +567,7 @@ class TxnRunner {
 
   // Records a typed operation's put of `user_key` (which held `current`)
   // with the metadata it will have once committed.
-  void Stage(const std::string& user_key,
+  void Stage(const KeyspaceView& ns, const std::string& user_key,
              const std::optional<StoredValue>& current, const TypedPut& put) {
     Entry e;
     e.value = put.value;
@@ -567,7 +578,7 @@ class TxnRunner {
                                      : view_->revision();
     e.metadata.version =
         current.has_value() ? current->metadata.version + 1 : 1;
-    pending_[user_key] = std::move(e);
+    pending_[ns.id()][user_key] = std::move(e);
   }
 
   absl::Status Account(std::string_view key, std::string_view value) {
@@ -593,16 +604,18 @@ class TxnRunner {
   }
 
   const Limits& limits_;
-  const KeyspaceView& ns_;
+  const NamespaceViews& ns_;
   storage::CommitView* const view_;
-  // The branch's writes so far, by user key (nullopt: deleted).
-  std::map<std::string, std::optional<Entry>, std::less<>> pending_;
+  // The branch's writes so far, by namespace id and user key (nullopt:
+  // deleted).
+  using Overlay = std::map<std::string, std::optional<Entry>, std::less<>>;
+  std::map<uint64_t, Overlay> pending_;
   size_t examined_ = 0;  // Keys read by range compares.
   size_t bytes_ = 0;     // Approximate bytes of the response.
 };
 
 absl::Status RunTxn(const v1::TxnRequest& request, const PreparedTxn& prepared,
-                    const Limits& limits, const KeyspaceView& ns,
+                    const Limits& limits, const NamespaceViews& ns,
                     storage::CommitView* view, storage::WriteBatch* batch,
                     v1::TxnResponse* response) {
   TxnRunner runner(limits, ns, view);
@@ -695,7 +708,7 @@ std::string UserKeyOf(const KeyspaceView& ns, std::string_view stored) {
 
 absl::StatusOr<PreparedTxn> PrepareTxn(const v1::TxnRequest& request,
                                        const Limits& limits,
-                                       const KeyspaceView& ns) {
+                                       const NamespaceViews& ns) {
   const size_t compares = static_cast<size_t>(request.compare_size());
   if (compares > limits.max_batch_mutations) {
     return CountError("compares", compares, limits);
@@ -716,7 +729,7 @@ absl::StatusOr<PreparedTxn> PrepareTxn(const v1::TxnRequest& request,
 
 absl::Status ExecuteTxn(const v1::TxnRequest& request,
                         const PreparedTxn& prepared, const Limits& limits,
-                        const KeyspaceView& ns, storage::CommitView* view,
+                        const NamespaceViews& ns, storage::CommitView* view,
                         storage::WriteBatch* batch,
                         v1::TxnResponse* response) {
   response->Clear();
@@ -728,7 +741,7 @@ absl::Status ExecuteTxn(const v1::TxnRequest& request,
 
 absl::StatusOr<storage::WriteBatch> PrepareCommit(
     const v1::CommitRequest& request, const Limits& limits,
-    const KeyspaceView& ns) {
+    const NamespaceViews& ns) {
   if (request.read_revision() < 0) {
     return absl::InvalidArgumentError(
         "read_revision must be >= 0 (the revision the transaction read at)");
@@ -774,10 +787,11 @@ absl::StatusOr<storage::WriteBatch> PrepareCommit(
         if (m.put().ttl_ms() != 0 || m.put().lease() != 0) {
           return ExpiryInTransactionError(absl::StrFormat("mutation %d: ", i));
         }
-        one = PutToBatch(m.put(), limits, ns);
+        one = PutToBatch(m.put(), limits, ns.For(m.put().namespace_()));
         break;
       case v1::Mutation::kDelete:
-        one = DeleteToBatch(m.delete_(), limits, ns);
+        one = DeleteToBatch(m.delete_(), limits,
+                            ns.For(m.delete_().namespace_()));
         break;
       default:
         return absl::InvalidArgumentError(absl::StrFormat(
@@ -792,8 +806,10 @@ absl::StatusOr<storage::WriteBatch> PrepareCommit(
 }
 
 absl::Status CheckCommitConflicts(const v1::CommitRequest& request,
-                                  const KeyspaceView& ns,
+                                  const NamespaceViews& views,
                                   storage::CommitView* view) {
+  // The reads are all in the request's namespace.
+  const KeyspaceView& ns = views.fallback();
   if (request.read_keys_size() == 0 && request.read_ranges_size() == 0) {
     return absl::OkStatus();  // A blind write: nothing to conflict with.
   }

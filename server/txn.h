@@ -56,7 +56,8 @@ struct PreparedTxn {
 };
 
 // Validates a Txn against the limits and encodes its branches' puts and
-// deletes (stored keys, `ns`'s layout). InvalidArgument, naming the part
+// deletes (stored keys; each op's namespace is ns.For(its namespace), the
+// request's for an op that names none, docs/namespaces.md). InvalidArgument, naming the part
 // ("compare 2: ", "success op 5: ", "failure op 0: ") and the limit, for:
 // more than limits.max_batch_mutations compares, success ops or failure
 // ops; a bad key, range bound or value; an op or compare with nothing set;
@@ -66,7 +67,7 @@ struct PreparedTxn {
 // all write); an increment with ttl_ms; a malformed JSON pointer or patch.
 absl::StatusOr<PreparedTxn> PrepareTxn(const v1::TxnRequest& request,
                                        const Limits& limits,
-                                       const KeyspaceView& ns = KeyspaceView());
+                                       const NamespaceViews& ns = {});
 
 // Runs a prepared Txn on `view` (inside a CommitFunction): evaluates the
 // compares, fills *response (succeeded, one ResponseOp per op of the
@@ -84,18 +85,19 @@ absl::StatusOr<PreparedTxn> PrepareTxn(const v1::TxnRequest& request,
 //   DataLoss, Unavailable  a read failed.
 absl::Status ExecuteTxn(const v1::TxnRequest& request,
                         const PreparedTxn& prepared, const Limits& limits,
-                        const KeyspaceView& ns, storage::CommitView* view,
+                        const NamespaceViews& ns, storage::CommitView* view,
                         storage::WriteBatch* batch, v1::TxnResponse* response);
 
 // Validates a Commit and encodes its mutations (later ones of the same key
-// win, as in Write). InvalidArgument, naming the limit or the offending
+// win, as in Write; each in ns.For(its namespace)). The reads are checked
+// in ns.fallback(), the request's namespace. InvalidArgument, naming the limit or the offending
 // entry ("read key 3: ", "read range 0: ", "mutation 7: "), for: a
 // negative read_revision; more than limits.max_batch_mutations read keys,
 // read ranges or mutations; a bad key, bound or value; a mutation with no
 // operation.
 absl::StatusOr<storage::WriteBatch> PrepareCommit(
     const v1::CommitRequest& request, const Limits& limits,
-    const KeyspaceView& ns = KeyspaceView());
+    const NamespaceViews& ns = {});
 
 // The conflict check of a Commit, inside its CommitFunction. OK if nothing
 // the transaction read changed after request.read_revision (or it read
@@ -115,7 +117,7 @@ absl::StatusOr<storage::WriteBatch> PrepareCommit(
 //   InvalidArgument     read_revision is above the current revision.
 //   DataLoss, Unavailable  a lookup failed.
 absl::Status CheckCommitConflicts(const v1::CommitRequest& request,
-                                  const KeyspaceView& ns,
+                                  const NamespaceViews& ns,
                                   storage::CommitView* view);
 
 // The stored-key ranges that hold exactly the keys of user range

@@ -7,17 +7,63 @@
 // call once the batch is durable.
 
 #include <memory>
+#include <optional>
+#include <string_view>
 #include <utility>
+#include <vector>
 
 #include "server/kv_service.h"
 #include "server/txn.h"
 
 namespace strata::server {
 
+namespace {
+
+// Every namespace a Txn's compares and ops name (docs/namespaces.md).
+std::vector<std::string_view> TxnNamespaces(const v1::TxnRequest& request) {
+  std::vector<std::string_view> names;
+  for (const v1::Compare& c : request.compare()) names.push_back(c.namespace_());
+  for (const auto* branch : {&request.success(), &request.failure()}) {
+    for (const v1::RequestOp& op : *branch) {
+      switch (op.request_case()) {
+        case v1::RequestOp::kGet:
+          names.push_back(op.get().namespace_());
+          break;
+        case v1::RequestOp::kPut:
+          names.push_back(op.put().namespace_());
+          break;
+        case v1::RequestOp::kDelete:
+          names.push_back(op.delete_().namespace_());
+          break;
+        case v1::RequestOp::kScan:
+          names.push_back(op.scan().namespace_());
+          break;
+        case v1::RequestOp::kIncrement:
+          names.push_back(op.increment().namespace_());
+          break;
+        case v1::RequestOp::kJsonGet:
+          names.push_back(op.json_get().namespace_());
+          break;
+        case v1::RequestOp::kJsonUpdate:
+          names.push_back(op.json_update().namespace_());
+          break;
+        case v1::RequestOp::REQUEST_NOT_SET:
+          break;
+      }
+    }
+  }
+  return names;
+}
+
+}  // namespace
+
 void KvService::HandleTxn(TxnCall* call) {
   if (RefusedByWriteGate(call)) return;
+  std::optional<NamespaceViews> ns = ResolveAllOrFinish(
+      call, call->request().namespace_(), TxnNamespaces(call->request()));
+  if (!ns) return;
   absl::StatusOr<PreparedTxn> prepared =
-      PrepareTxn(call->request(), options_.limits);
+      PrepareTxn(call->request(), options_.limits, *ns);
   if (!prepared.ok()) {
     call->Finish(prepared.status());
     return;
@@ -30,11 +76,11 @@ void KvService::HandleTxn(TxnCall* call) {
   auto branches = std::make_shared<const PreparedTxn>(*std::move(prepared));
   storage::WriteBatch batch;
   batch.SetCommitFunction(
-      [&request, response, &limits, branches](
+      [&request, response, &limits, branches, ns = *ns](
           storage::CommitView* view, storage::WriteBatch* b) -> absl::Status {
-        const KeyspaceView ns;
         return ExecuteTxn(request, *branches, limits, ns, view, b, response);
       });
+  NamespaceCatalog::Guard(*ns, &batch);
   db_->WriteAsync(WriteOptionsFor(call), std::move(batch),
                   [call](absl::StatusOr<storage::Revision> r) {
                     v1::TxnResponse* response = call->mutable_response();
@@ -55,8 +101,16 @@ void KvService::HandleCommit(CommitCall* call) {
       break;
     }
   }
+  std::vector<std::string_view> names;
+  for (const v1::Mutation& m : request.mutations()) {
+    names.push_back(m.has_put() ? m.put().namespace_()
+                                : m.delete_().namespace_());
+  }
+  std::optional<NamespaceViews> ns =
+      ResolveAllOrFinish(call, request.namespace_(), names);
+  if (!ns) return;
   absl::StatusOr<storage::WriteBatch> batch =
-      PrepareCommit(request, options_.limits);
+      PrepareCommit(request, options_.limits, *ns);
   if (!batch.ok()) {
     call->Finish(batch.status());
     return;
@@ -72,11 +126,11 @@ void KvService::HandleCommit(CommitCall* call) {
   // The conflict check runs at commit time, on the state the mutations
   // commit on top of: nothing can commit between the check and the write.
   batch->SetCommitFunction(
-      [&request](storage::CommitView* view,
-                 storage::WriteBatch*) -> absl::Status {
-        const KeyspaceView ns;
+      [&request, ns = *ns](storage::CommitView* view,
+                           storage::WriteBatch*) -> absl::Status {
         return CheckCommitConflicts(request, ns, view);
       });
+  NamespaceCatalog::Guard(*ns, &*batch);
   db_->WriteAsync(WriteOptionsFor(call), *std::move(batch),
                   [call](absl::StatusOr<storage::Revision> r) {
                     if (r.ok()) {

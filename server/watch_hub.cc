@@ -42,9 +42,10 @@ void FillKeyValue(const Change& c, std::string_view user_key,
 
 class WatchHub::Watcher {
  public:
-  Watcher(uint64_t id, const v1::WatchRequest& r, WatchSink* sink)
+  Watcher(uint64_t id, const v1::WatchRequest& r, const KeyspaceView& ns,
+          WatchSink* sink)
       : id(id),
-        view(),
+        view(ns),
         key(r.key()),
         range_end(r.range_end()),
         prev_kv(r.prev_kv()),
@@ -165,7 +166,8 @@ void WatchHub::OnCommit(const std::vector<ChangeBatch>& batches) {
 }
 
 absl::StatusOr<std::shared_ptr<WatchHub::Watcher>> WatchHub::Add(
-    const v1::WatchRequest& request, WatchSink* sink, int64_t* compacted) {
+    const v1::WatchRequest& request, const KeyspaceView& ns, WatchSink* sink,
+    int64_t* compacted) {
   *compacted = 0;
   if (request.key().empty() && request.range_end().empty()) {
     return absl::InvalidArgumentError(
@@ -197,7 +199,7 @@ absl::StatusOr<std::shared_ptr<WatchHub::Watcher>> WatchHub::Add(
         "gone; read the range at revision %d and watch from %d",
         start, compacted_rev, compacted_rev, compacted_rev + 1));
   }
-  auto w = std::make_shared<Watcher>(next_id_++, request, sink);
+  auto w = std::make_shared<Watcher>(next_id_++, request, ns, sink);
   w->start = start;
   w->position = start;
   watchers_[w->id] = w;

@@ -43,6 +43,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "server/keyspace.h"
 #include "server/rpc_observer.h"
 #include "server/server_options.h"
 #include "server/thread_pool.h"
@@ -88,11 +89,13 @@ class WatchHub final : public storage::CommitListener {
   WatchHub(const WatchHub&) = delete;
   WatchHub& operator=(const WatchHub&) = delete;
 
-  // Starts a watcher for `request`, feeding `sink` (which must stay valid
-  // until Remove). Errors: InvalidArgument for a bad range; OutOfRange if
+  // Starts a watcher for `request` over namespace `ns` (it sees only that
+  // namespace's changes; docs/namespaces.md), feeding `sink` (which must
+  // stay valid until Remove). Errors: InvalidArgument for a bad range; OutOfRange if
   // start_revision is at or below the compacted revision (the message
   // names it; *compacted is set); Unavailable after Shutdown.
   absl::StatusOr<std::shared_ptr<Watcher>> Add(const v1::WatchRequest& request,
+                                               const KeyspaceView& ns,
                                                WatchSink* sink,
                                                int64_t* compacted);
   // Stops feeding the watcher (its stream is over): no MessagesReady call

@@ -36,6 +36,23 @@ export interface ClientOptions {
   credentials?: ChannelCredentials;
   /** Extra grpc-js channel options, e.g. {'grpc.max_receive_message_length': n}. */
   channelOptions?: ChannelOptions;
+  /** The namespace of every call that names keys (docs/namespaces.md); '' (default) = the default namespace. */
+  namespace?: string;
+}
+
+/** One namespace (listNamespaces). Quotas: 0 = unlimited. */
+export interface NamespaceInfo {
+  name: string;
+  quotaBytes: number;
+  quotaKeys: number;
+  approximateKeys: number;
+  approximateBytes: number;
+}
+
+/** Options of createNamespace / updateNamespace. */
+export interface NamespaceQuotaOptions extends CallOptions {
+  quotaBytes?: number;
+  quotaKeys?: number;
 }
 
 /**
@@ -557,6 +574,10 @@ export class Client {
   constructor(target: string, options?: ClientOptions);
   readonly target: string;
   readonly timeoutMs: number | null;
+  /** The namespace of this client's calls ('' = the default). */
+  readonly namespace: string;
+  /** A client for another namespace on the same channel. */
+  inNamespace(namespace: string): Client;
   /** RPC full name ('strata.v1.KV/Get') -> the Client method that calls it. */
   static readonly RPC_METHODS: Readonly<Record<string, string>>;
 
@@ -623,6 +644,14 @@ export class Client {
   watch(options: WatchOptions): Promise<Watch>;
   /** True when service ('' = the whole server) is SERVING. */
   health(service?: string, options?: CallOptions): Promise<boolean>;
+  /** Creates an empty namespace (ALREADY_EXISTS if it exists); resolves to the revision. */
+  createNamespace(name: string, options?: NamespaceQuotaOptions): Promise<number>;
+  /** Deletes a namespace and all its keys at once (NOT_FOUND if absent); resolves to the revision. */
+  deleteNamespace(name: string, options?: CallOptions): Promise<number>;
+  /** The namespaces whose names start with prefix, in name order. */
+  listNamespaces(prefix?: string, options?: CallOptions): Promise<NamespaceInfo[]>;
+  /** Replaces a namespace's quotas (NOT_FOUND if absent); resolves to the revision. */
+  updateNamespace(name: string, options?: NamespaceQuotaOptions): Promise<number>;
   /** Closes the channel; in-flight calls are cancelled. */
   close(): void;
 }

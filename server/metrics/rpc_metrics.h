@@ -79,7 +79,10 @@ class RpcMetrics final : public RpcObserver, public prometheus::Collectable {
           "Get", "Put", "Delete", "Scan", "Write", "Watch", "Compact",
           "BatchGet", "DeleteRange", "Txn", "Commit", "Increment",
           "JsonGet", "JsonUpdate", "LeaseGrant", "LeaseRevoke",
-          "LeaseKeepAlive", "LeaseTimeToLive", "LeaseLeases", "Backup"});
+          "LeaseKeepAlive", "LeaseTimeToLive", "LeaseLeases", "Backup",
+          // Namespaces (docs/namespaces.md).
+          "CreateNamespace", "DeleteNamespace", "ListNamespaces",
+          "UpdateNamespace"});
   ~RpcMetrics() override;
   RpcMetrics(const RpcMetrics&) = delete;
   RpcMetrics& operator=(const RpcMetrics&) = delete;

@@ -233,6 +233,40 @@ TEST_F(StrataCliTest, TtlAndLeaseCommands) {
   EXPECT_EQ(Strata({"lease", "keepalive", "x"}).exit_code, 2);
 }
 
+TEST_F(StrataCliTest, NamespaceCommandsAndTheNamespaceFlag) {
+  ProcessResult r = Strata(
+      {"ns", "create", "cli/ns-a", "--quota_bytes=100", "--quota_keys=5"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("revision "));
+  ASSERT_EQ(Strata({"ns", "create", "cli/ns-b"}).exit_code, 0);
+  r = Strata({"ns", "create", "cli/ns-a"});
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_THAT(r.err, HasSubstr("ALREADY_EXISTS"));
+  EXPECT_EQ(Strata({"ns", "list", "cli/ns-"}).out,
+            "cli/ns-a\t100\t5\ncli/ns-b\t0\t0\n");
+  EXPECT_EQ(Strata({"-n", "cli/ns-a", "put", "cli/k", "A"}).exit_code, 0);
+  EXPECT_EQ(Strata({"--namespace=cli/ns-b", "put", "cli/k", "B"}).exit_code,
+            0);
+  EXPECT_EQ(Strata({"-n", "cli/ns-a", "get", "cli/k"}).out, "A\n");
+  EXPECT_EQ(Strata({"-n", "cli/ns-b", "scan", "--prefix=cli/"}).out,
+            "cli/k\tB\n");
+  EXPECT_EQ(Strata({"get", "cli/k"}).exit_code, 1);  // Not in the default.
+  r = Strata({"ns", "update", "cli/ns-b", "--quota_keys=9"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(Strata({"ns", "list", "cli/ns-b"}).out, "cli/ns-b\t0\t9\n");
+  EXPECT_EQ(Strata({"ns", "delete", "cli/ns-a"}).exit_code, 0);
+  r = Strata({"-n", "cli/ns-a", "get", "cli/k"});
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_THAT(r.err, HasSubstr("NOT_FOUND"));
+  EXPECT_EQ(Strata({"ns", "delete", "cli/ns-a"}).exit_code, 3);
+  EXPECT_EQ(Strata({"ns", "create", "bad name"}).exit_code, 3);
+  EXPECT_EQ(Strata({"ns", "rename", "x"}).exit_code, 2);
+  EXPECT_EQ(Strata({"put", "--quota_keys=1", "k", "v"}).exit_code, 2);
+  EXPECT_EQ(
+      Strata({"-n", "cli/ns-a", "--namespace=cli/ns-b", "get", "k"}).exit_code,
+      2);
+}
+
 TEST_F(StrataCliTest, ValuesStartingWithDashAfterDoubleDash) {
   ProcessResult r = Strata({"put", "--", "cli/dash", "-v-"});
   ASSERT_EQ(r.exit_code, 0) << r.err;

@@ -345,9 +345,9 @@ TEST_F(MetricsTest, RpcCountersByMethodAndCodeAreExact) {
   EXPECT_EQ(Delta(after, before, req, MC("Write", "OK")), 1);
   EXPECT_EQ(Delta(after, before, req, MC("Write", "INVALID_ARGUMENT")), 1);
   EXPECT_EQ(Delta(after, before, req, MC("Scan", "OK")), 1);
-  // No other series appeared: 20 OK (one per method, Backup included) + 3
-  // INVALID_ARGUMENT.
-  EXPECT_EQ(after.Series(req).size(), 23u);
+  // No other series appeared: 24 OK (one per method, Backup and the
+  // namespace RPCs included) + 3 INVALID_ARGUMENT.
+  EXPECT_EQ(after.Series(req).size(), 27u);
   EXPECT_FALSE(after.Get(req, MC("other", "OK")));
 
   const std::string dur = "strata_rpc_duration_seconds";

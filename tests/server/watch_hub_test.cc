@@ -194,7 +194,7 @@ class WatchHubTest : public ::testing::Test {
     r.set_prev_kv(prev_kv);
     r.set_progress_notify(progress);
     int64_t c = 0;
-    auto w = hub_->Add(r, sink.get(), &c);
+    auto w = hub_->Add(r, KeyspaceView(), sink.get(), &c);
     if (compacted != nullptr) *compacted = c;
     if (!w.ok()) {
       if (error != nullptr) *error = w.status();

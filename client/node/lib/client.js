@@ -13,7 +13,7 @@ const { Compare, TxnOp } = require('./txn');
 const { Transaction, runTransaction } = require('./transaction');
 
 const DEFAULT_TIMEOUT_MS = 10000;
-const CLIENT_OPTION_KEYS = ['timeoutMs', 'tls', 'credentials', 'channelOptions'];
+const CLIENT_OPTION_KEYS = ['timeoutMs', 'tls', 'credentials', 'channelOptions', 'namespace'];
 const MAX_LIMIT = 0xffffffff;
 const SCAN_OPTION_KEYS = ['start', 'end', 'prefix', 'limit', 'keysOnly', 'revision', 'reverse', 'timeoutMs'];
 const WATCH_OPTION_KEYS = ['key', 'prefix', 'rangeEnd', 'startRevision', 'prevKv', 'progressNotify', 'resume', 'timeoutMs'];
@@ -79,7 +79,9 @@ class WriteBatch {
 // One gRPC channel to target. Share one Client: calls are multiplexed.
 // Options: timeoutMs (default deadline of each call, for scan the whole
 // stream; null = none), tls ({ca, cert, key, serverName}: TLS or mutual TLS),
-// credentials (grpc-js ChannelCredentials, instead of tls), channelOptions.
+// credentials (grpc-js ChannelCredentials, instead of tls), channelOptions,
+// namespace (of every call that names keys, docs/namespaces.md; '' = the
+// default; inNamespace(name) gives a client for another on the same channel).
 // Every method rejects with a StrataError carrying the gRPC status code;
 // bad arguments throw TypeError/RangeError before anything is sent.
 class Client {
@@ -90,7 +92,8 @@ class Client {
         throw new TypeError(`unknown Client option "${k}" (known: ${CLIENT_OPTION_KEYS.join(', ')})`);
       }
     }
-    const { timeoutMs = DEFAULT_TIMEOUT_MS, tls, credentials, channelOptions = {} } = options;
+    const { timeoutMs = DEFAULT_TIMEOUT_MS, tls, credentials, channelOptions = {}, namespace = '' } = options;
+    this.namespace = checkNamespace(namespace);
     if (tls !== undefined && credentials !== undefined) throw new TypeError('pass tls or credentials, not both');
     checkTimeout(timeoutMs);
     this.target = target;
@@ -110,8 +113,24 @@ class Client {
     return ms === null ? {} : { deadline: new Date(Date.now() + ms) };
   }
 
+  // The request with the client's namespace when it names keys and none.
+  _withNamespace(rpc, request) {
+    if (this.namespace === '' || request.namespace || !NAMESPACED_RPCS.has(rpc)) return request;
+    return { ...request, namespace: this.namespace };
+  }
+
+  // A client for another namespace on the same channel (closing either
+  // closes both).
+  inNamespace(namespace) {
+    const other = Object.create(Client.prototype);
+    Object.assign(other, this);
+    other.namespace = checkNamespace(namespace);
+    return other;
+  }
+
   // Calls a unary RPC by full name; resolves to its response message.
   _unary(rpc, request, timeoutMs) {
+    request = this._withNamespace(rpc, request);
     const m = ALL_METHODS[rpc];
     const options = this._callOptions(timeoutMs);
     return new Promise((resolve, reject) => {
@@ -122,6 +141,7 @@ class Client {
 
   // Starts a server-streaming RPC by full name; returns the grpc-js call.
   _serverStream(rpc, request, timeoutMs) {
+    request = this._withNamespace(rpc, request);
     const m = ALL_METHODS[rpc];
     return this._channel.makeServerStreamRequest(m.path, m.requestSerialize, m.responseDeserialize,
       request, this._callOptions(timeoutMs));
@@ -547,10 +567,10 @@ class Client {
     } else {
       throw new TypeError('watch: pass key or prefix');
     }
-    const request = {
+    const request = this._withNamespace('strata.v1.KV/Watch', {
       key: k, range_end: end, start_revision: checkRevision(startRevision, 'startRevision'),
       prev_kv: Boolean(prevKv), progress_notify: Boolean(progressNotify),
-    };
+    });
     const policy = resumePolicy(resume);
     const ms = timeoutMs === undefined ? this.timeoutMs : timeoutMs;
     checkTimeout(ms);
@@ -640,6 +660,45 @@ class Client {
     return revision;
   }
 
+  // Namespaces (docs/namespaces.md): names are 1..255 bytes of
+  // [A-Za-z0-9._/-] (else INVALID_ARGUMENT). Quotas: 0 = unlimited.
+
+  // Creates an empty namespace (ALREADY_EXISTS if it exists); resolves to
+  // the revision.
+  async createNamespace(name, { quotaBytes = 0, quotaKeys = 0, timeoutMs } = {}) {
+    const resp = await this._unary('strata.v1.KV/CreateNamespace',
+      { name: checkNamespace(name), quota_bytes: quotaBytes, quota_keys: quotaKeys }, timeoutMs);
+    return Number(resp.header.revision);
+  }
+
+  // Deletes a namespace and all its keys at once (NOT_FOUND if it does not
+  // exist); resolves to the revision.
+  async deleteNamespace(name, { timeoutMs } = {}) {
+    const resp = await this._unary('strata.v1.KV/DeleteNamespace', { name: checkNamespace(name) }, timeoutMs);
+    return Number(resp.header.revision);
+  }
+
+  // The namespaces whose names start with prefix, in name order:
+  // [{name, quotaBytes, quotaKeys, approximateKeys, approximateBytes}].
+  async listNamespaces(prefix = '', { timeoutMs } = {}) {
+    const resp = await this._unary('strata.v1.KV/ListNamespaces', { prefix: checkNamespace(prefix) }, timeoutMs);
+    return resp.namespaces.map((n) => ({
+      name: n.name,
+      quotaBytes: Number(n.quota_bytes),
+      quotaKeys: Number(n.quota_keys),
+      approximateKeys: Number(n.approximate_keys),
+      approximateBytes: Number(n.approximate_bytes),
+    }));
+  }
+
+  // Replaces a namespace's quotas (NOT_FOUND if it does not exist); resolves
+  // to the revision.
+  async updateNamespace(name, { quotaBytes = 0, quotaKeys = 0, timeoutMs } = {}) {
+    const resp = await this._unary('strata.v1.KV/UpdateNamespace',
+      { name: checkNamespace(name), quota_bytes: quotaBytes, quota_keys: quotaKeys }, timeoutMs);
+    return Number(resp.header.revision);
+  }
+
   // Closes the channel; in-flight calls are cancelled. Idempotent.
   close() {
     this._channel.close();
@@ -672,7 +731,23 @@ Client.RPC_METHODS = Object.freeze({
   'strata.v1.KV/LeaseTimeToLive': 'leaseTimeToLive',
   'strata.v1.KV/LeaseLeases': 'leaseLeases',
   'strata.v1.KV/Backup': 'backup',
+  'strata.v1.KV/CreateNamespace': 'createNamespace',
+  'strata.v1.KV/DeleteNamespace': 'deleteNamespace',
+  'strata.v1.KV/ListNamespaces': 'listNamespaces',
+  'strata.v1.KV/UpdateNamespace': 'updateNamespace',
 });
+
+// The RPCs whose request names keys in a namespace (a top-level namespace
+// field): the client's namespace is set on them.
+const NAMESPACED_RPCS = new Set(Object.entries(ALL_METHODS)
+  .filter(([, m]) => m.requestType && m.requestType.type && Array.isArray(m.requestType.type.field) &&
+    m.requestType.type.field.some((f) => f.name === 'namespace'))
+  .map(([name]) => name));
+
+function checkNamespace(name) {
+  if (typeof name !== 'string') throw new TypeError('namespace must be a string');
+  return name;
+}
 
 // Renews a lease on a timer (Client.keepAlive).
 class LeaseKeeper {

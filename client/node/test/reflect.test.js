@@ -17,7 +17,8 @@ const SESSION_MARKER = '<!-- grpcurl-session';
 const EXPECTED_SERVICES = ['grpc.health.v1.Health', 'grpc.reflection.v1alpha.ServerReflection', 'strata.v1.KV'];
 const KV_METHODS = ['Get', 'Put', 'Delete', 'Scan', 'Write', 'Watch', 'Compact', 'BatchGet', 'DeleteRange',
   'Txn', 'Commit', 'Increment', 'JsonGet', 'JsonUpdate',
-  'LeaseGrant', 'LeaseRevoke', 'LeaseKeepAlive', 'LeaseTimeToLive', 'LeaseLeases', 'Backup'];
+  'LeaseGrant', 'LeaseRevoke', 'LeaseKeepAlive', 'LeaseTimeToLive', 'LeaseLeases', 'Backup',
+  'CreateNamespace', 'DeleteNamespace', 'ListNamespaces', 'UpdateNamespace'];
 const STREAMING_METHODS = ['Scan', 'Watch', 'Backup']; // server streaming
 
 // ---- parsing docs/clients.md -------------------------------------------------

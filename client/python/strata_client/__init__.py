@@ -32,8 +32,8 @@ calls and the error model, docs/revisions.md for revisions and Watch,
 docs/transactions.md for txn and transactions.
 """
 
-from .client import (DEFAULT_TIMEOUT, BytesLike, ChannelOptions, Client, Pair,
-                     ScanIterator, Timeout, WriteBatch, WriteOp)
+from .client import (DEFAULT_TIMEOUT, BytesLike, ChannelOptions, Client, NamespaceInfo,
+                     Pair, ScanIterator, Timeout, WriteBatch, WriteOp)
 from .errors import (Aborted, Cancelled, DataLoss, DeadlineExceeded,
                      FailedPrecondition, Internal, InvalidArgument, NotFound,
                      OutOfRange, PermissionDenied, ResourceExhausted,
@@ -52,7 +52,7 @@ from .watch import EventType, ResumePolicy, Watch, WatchEvent
 __version__ = "0.1.0"
 
 __all__ = [
-    "Client", "ScanIterator", "WriteBatch", "TLSConfig",
+    "Client", "ScanIterator", "WriteBatch", "TLSConfig", "NamespaceInfo",
     "BytesLike", "WriteOp", "Pair", "Timeout", "DEFAULT_TIMEOUT", "ChannelOptions", "PemSource",
     "KeyValue", "GetResult", "BatchGetResult", "DeleteRangeResult", "prefix_end", "prefix_range",
     "ValueType", "decode_value",

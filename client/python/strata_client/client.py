@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import enum
 import json
 import os
 import struct
+from dataclasses import dataclass
 from types import MappingProxyType, TracebackType
 from typing import (Any, Callable, ClassVar, Dict, Generic, Iterable, Iterator, List,
                     Literal, Mapping, Optional, Sequence, Tuple, Type, TypeVar,
@@ -225,6 +227,9 @@ class Client:
       options: extra channel arguments, e.g. [("grpc.max_receive_message_length", n)].
       tls: a TLSConfig: TLS, or mutual TLS with a client certificate. Its files
         are read here (OSError if one cannot be). Not together with credentials.
+      namespace: the namespace of every call that names keys (docs/namespaces.md);
+        "" = the default namespace. in_namespace(name) gives a client on the same
+        channel for another one; incr also takes namespace= per call.
     """
 
     # Every RPC of proto/strata/v1 and the Client method that calls it. The
@@ -252,14 +257,19 @@ class Client:
         "strata.v1.KV/LeaseTimeToLive": "lease_time_to_live",
         "strata.v1.KV/LeaseLeases": "lease_leases",
         "strata.v1.KV/Backup": "backup",
+        "strata.v1.KV/CreateNamespace": "create_namespace",
+        "strata.v1.KV/DeleteNamespace": "delete_namespace",
+        "strata.v1.KV/ListNamespaces": "list_namespaces",
+        "strata.v1.KV/UpdateNamespace": "update_namespace",
     })
 
     def __init__(self, target: str, timeout: Optional[float] = 10.0,
                  credentials: Optional[grpc.ChannelCredentials] = None,
                  options: Optional[ChannelOptions] = None, *,
-                 tls: Optional[TLSConfig] = None) -> None:
+                 tls: Optional[TLSConfig] = None, namespace: str = "") -> None:
         if tls is not None and credentials is not None:
             raise ValueError("Client: pass tls= or credentials=, not both")
+        self.namespace = _namespace(namespace)
         self.target = target
         self.timeout = timeout
         channel_options: List[Tuple[str, Any]] = list(options or [])
@@ -288,8 +298,23 @@ class Client:
     def _deadline(self, timeout: Timeout) -> Optional[float]:
         return self.timeout if isinstance(timeout, _Default) else timeout
 
+    def _with_namespace(self, request: Any) -> Any:
+        """Sets the client's namespace on a request that names keys and none."""
+        if self.namespace and "namespace" in request.DESCRIPTOR.fields_by_name \
+                and not request.namespace:
+            request.namespace = self.namespace
+        return request
+
+    def in_namespace(self, namespace: str) -> Client:
+        """A client for another namespace on the same channel (closing either
+        closes both)."""
+        other = copy.copy(self)
+        other.namespace = _namespace(namespace)
+        return other
+
     def _unary(self, rpc: str, request: Any, timeout: Timeout) -> Any:
         """Calls a unary RPC by full name; returns its response message."""
+        request = self._with_namespace(request)
         try:
             return self._calls[rpc](request, timeout=self._deadline(timeout))
         except grpc.RpcError as e:
@@ -297,6 +322,7 @@ class Client:
 
     def _server_stream(self, rpc: str, request: Any, timeout: Timeout) -> Any:
         """Starts a server-streaming RPC; returns the call (an iterator)."""
+        request = self._with_namespace(request)
         try:
             return self._calls[rpc](request, timeout=self._deadline(timeout))
         except grpc.RpcError as e:  # pragma: no cover - errors normally come on read
@@ -833,10 +859,50 @@ class Client:
             policy = resume
         else:
             policy = ResumePolicy() if resume else None
+        self._with_namespace(request)
         call = self._calls["strata.v1.KV/Watch"]
         return Watch(lambda req, ready: call(req, timeout=None, wait_for_ready=ready), request,
                      progress_notify=progress_notify, resume=policy,
                      timeout=self._deadline(timeout))
+
+    # Namespaces (docs/namespaces.md): names are 1..255 bytes of
+    # [A-Za-z0-9._/-] (else InvalidArgument). Quotas: 0 = unlimited.
+
+    def create_namespace(self, name: str, *, quota_bytes: int = 0, quota_keys: int = 0,
+                         timeout: Timeout = DEFAULT_TIMEOUT) -> int:
+        """Creates an empty namespace; AlreadyExists if it exists. Returns the revision."""
+        resp = self._unary("strata.v1.KV/CreateNamespace",
+                           kv_pb2.CreateNamespaceRequest(name=name, quota_bytes=int(quota_bytes),
+                                                         quota_keys=int(quota_keys)), timeout)
+        return int(resp.header.revision)
+
+    def delete_namespace(self, name: str, *, timeout: Timeout = DEFAULT_TIMEOUT) -> int:
+        """Deletes a namespace and all its keys at once (fast whatever its size);
+        NotFound if it does not exist. Returns the revision."""
+        resp = self._unary("strata.v1.KV/DeleteNamespace",
+                           kv_pb2.DeleteNamespaceRequest(name=name), timeout)
+        return int(resp.header.revision)
+
+    def list_namespaces(self, prefix: str = "", *,
+                        timeout: Timeout = DEFAULT_TIMEOUT) -> List[NamespaceInfo]:
+        """The namespaces whose names start with prefix, in name order (the
+        default namespace is not listed)."""
+        resp = self._unary("strata.v1.KV/ListNamespaces",
+                           kv_pb2.ListNamespacesRequest(prefix=prefix), timeout)
+        return [NamespaceInfo(name=n.name, quota_bytes=int(n.quota_bytes),
+                              quota_keys=int(n.quota_keys),
+                              approximate_keys=int(n.approximate_keys),
+                              approximate_bytes=int(n.approximate_bytes))
+                for n in resp.namespaces]
+
+    def update_namespace(self, name: str, *, quota_bytes: int = 0, quota_keys: int = 0,
+                         timeout: Timeout = DEFAULT_TIMEOUT) -> int:
+        """Replaces a namespace's quotas; NotFound if it does not exist.
+        Returns the revision."""
+        resp = self._unary("strata.v1.KV/UpdateNamespace",
+                           kv_pb2.UpdateNamespaceRequest(name=name, quota_bytes=int(quota_bytes),
+                                                         quota_keys=int(quota_keys)), timeout)
+        return int(resp.header.revision)
 
     def health(self, service: str = "", *, timeout: Timeout = DEFAULT_TIMEOUT) -> bool:
         """Asks the standard health service (grpc.health.v1.Health/Check).
@@ -861,5 +927,22 @@ class Client:
         self.close()
 
 
-__all__ = ["Client", "WriteBatch", "ScanIterator", "BytesLike", "WriteOp",
+@dataclass(frozen=True)
+class NamespaceInfo:
+    """One namespace (list_namespaces). Quotas: 0 = unlimited."""
+
+    name: str
+    quota_bytes: int
+    quota_keys: int
+    approximate_keys: int
+    approximate_bytes: int
+
+
+def _namespace(name: Any) -> str:
+    if not isinstance(name, str):
+        raise TypeError(f"namespace must be a str, not {type(name).__name__}")
+    return name
+
+
+__all__ = ["Client", "NamespaceInfo", "WriteBatch", "ScanIterator", "BytesLike", "WriteOp",
            "Timeout", "DEFAULT_TIMEOUT", "ChannelOptions", "Pair"]

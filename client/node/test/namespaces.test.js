@@ -1,0 +1,65 @@
+// Namespaces through @strata/client against a real strata-server
+// (docs/namespaces.md): the admin calls, the client's namespace option and
+// inNamespace(), isolation of the same key, NOT_FOUND for an unknown one.
+'use strict';
+
+const { describe, it, beforeEach, afterEach } = require('node:test');
+const assert = require('node:assert/strict');
+const { Client, WriteBatch, StrataError, status } = require('@strata/client');
+const { StrataServer, skipReason } = require('./server.js');
+
+const isCode = (code) => (err) => err instanceof StrataError && err.code === code;
+
+describe('namespaces against strata-server', { skip: skipReason() }, () => {
+  let server;
+  let db;
+
+  beforeEach(async () => {
+    server = new StrataServer();
+    await server.start();
+    db = new Client(server.address);
+  });
+
+  afterEach(async () => {
+    db.close();
+    await server.cleanup();
+  });
+
+  it('creates, lists, updates and deletes namespaces', async () => {
+    assert.ok(await db.createNamespace('team/a', { quotaBytes: 100, quotaKeys: 5 }) > 0);
+    await db.createNamespace('team/b');
+    await assert.rejects(db.createNamespace('team/a'), isCode(status.ALREADY_EXISTS));
+    await assert.rejects(db.createNamespace('bad name'), isCode(status.INVALID_ARGUMENT));
+    await db.updateNamespace('team/b', { quotaKeys: 9 });
+    assert.deepEqual(await db.listNamespaces('team/'), [
+      { name: 'team/a', quotaBytes: 100, quotaKeys: 5, approximateKeys: 0, approximateBytes: 0 },
+      { name: 'team/b', quotaBytes: 0, quotaKeys: 9, approximateKeys: 0, approximateBytes: 0 },
+    ]);
+    await db.deleteNamespace('team/a');
+    await assert.rejects(db.deleteNamespace('team/a'), isCode(status.NOT_FOUND));
+    assert.deepEqual((await db.listNamespaces()).map((n) => n.name), ['team/b']);
+  });
+
+  it('keeps the same key apart in two namespaces', async () => {
+    await db.createNamespace('a');
+    await db.createNamespace('b');
+    const a = new Client(server.address, { namespace: 'a' });
+    const b = a.inNamespace('b');
+    try {
+      await db.put('k', 'default');
+      await a.put('k', 'A');
+      await b.write(new WriteBatch().put('k', 'B').put('only-b', '1'));
+      assert.equal((await db.get('k')).toString(), 'default');
+      assert.equal((await a.get('k')).toString(), 'A');
+      assert.equal((await b.get('k')).toString(), 'B');
+      const keys = [];
+      for await (const p of b.scan()) keys.push(p.key.toString());
+      assert.deepEqual(keys, ['k', 'only-b']);
+      await db.deleteNamespace('a');
+      await assert.rejects(a.get('k'), isCode(status.NOT_FOUND));
+      assert.equal((await b.get('k')).toString(), 'B');
+    } finally {
+      a.close();
+    }
+  });
+});

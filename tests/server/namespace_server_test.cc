@@ -1,0 +1,495 @@
+// Namespaces over gRPC (docs/namespaces.md): the same key in two namespaces
+// never crosses through Get, BatchGet, Scan, Watch, DeleteRange, Txn or
+// Commit; a Write spans namespaces atomically; an unknown namespace is
+// NOT_FOUND (a malformed one INVALID_ARGUMENT) on every RPC that names a
+// key; a deleted namespace's keys vanish at once and a re-created one of the
+// same name is empty; the catalog survives a restart; the admin RPCs'
+// errors.
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "google/protobuf/text_format.h"
+#include "grpcpp/create_channel.h"
+#include "gtest/gtest.h"
+#include "server/kv_server.h"
+#include "strata/v1/kv.grpc.pb.h"
+#include "tests/server/in_process_server.h"
+#include "tests/support/test_util.h"
+
+namespace strata::server {
+namespace {
+
+using ::strata::testing::TempDir;
+
+constexpr absl::Duration kWait = absl::Seconds(20);
+
+void SetDeadline(grpc::ClientContext* ctx) {
+  ctx->set_deadline(std::chrono::system_clock::now() +
+                    absl::ToChronoMilliseconds(kWait));
+}
+
+template <class Msg>
+Msg Parse(const std::string& text) {
+  Msg m;
+  EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(text, &m)) << text;
+  return m;
+}
+
+// A KvServer on a DB in a temp dir; can be stopped and started again on the
+// same directory.
+class NamespaceServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Start(); }
+  void TearDown() override { Stop(); }
+
+  void Start() {
+    strata::testing::PinGrpcLibrary();
+    options_ = strata::testing::TestServerOptions();
+    storage::Options engine;
+    engine.create_if_missing = true;
+    engine.keep_history = true;
+    auto db = storage::DB::Open(engine, dir_.path() + "/db");
+    ASSERT_TRUE(db.ok()) << db.status();
+    db_ = std::move(*db);
+    server_ = std::make_unique<KvServer>(options_, db_.get());
+    ASSERT_OK(server_->Start());
+    stub_ = v1::KV::NewStub(grpc::CreateChannel(
+        server_->bound_address(), grpc::InsecureChannelCredentials()));
+  }
+  void Stop() {
+    stub_.reset();
+    if (server_) server_->Shutdown();
+    server_.reset();
+    db_.reset();
+  }
+  void Restart() {
+    Stop();
+    Start();
+  }
+
+  grpc::StatusCode Create(const std::string& name, uint64_t quota_bytes = 0,
+                          uint64_t quota_keys = 0) {
+    v1::CreateNamespaceRequest req;
+    req.set_name(name);
+    req.set_quota_bytes(quota_bytes);
+    req.set_quota_keys(quota_keys);
+    v1::CreateNamespaceResponse resp;
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    grpc::Status s = stub_->CreateNamespace(&ctx, req, &resp);
+    if (s.ok()) {
+      EXPECT_GT(resp.header().revision(), 0);
+    }
+    return s.error_code();
+  }
+  grpc::StatusCode Drop(const std::string& name) {
+    v1::DeleteNamespaceRequest req;
+    req.set_name(name);
+    v1::DeleteNamespaceResponse resp;
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    return stub_->DeleteNamespace(&ctx, req, &resp).error_code();
+  }
+  v1::ListNamespacesResponse List(const std::string& prefix = "") {
+    v1::ListNamespacesRequest req;
+    req.set_prefix(prefix);
+    v1::ListNamespacesResponse resp;
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    grpc::Status s = stub_->ListNamespaces(&ctx, req, &resp);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return resp;
+  }
+  grpc::Status Put(const std::string& ns, const std::string& k,
+                   const std::string& v) {
+    v1::PutRequest req;
+    req.set_namespace_(ns);
+    req.set_key(k);
+    req.set_value(v);
+    v1::PutResponse resp;
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    return stub_->Put(&ctx, req, &resp);
+  }
+  // The value, "<missing>", or the status code's number after "error ".
+  std::string Get(const std::string& ns, const std::string& k,
+                  int64_t* mod_revision = nullptr) {
+    v1::GetRequest req;
+    req.set_namespace_(ns);
+    req.set_key(k);
+    v1::GetResponse resp;
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    grpc::Status s = stub_->Get(&ctx, req, &resp);
+    if (!s.ok()) return "error " + std::to_string(s.error_code());
+    if (mod_revision != nullptr) *mod_revision = resp.mod_revision();
+    return resp.found() ? resp.value() : "<missing>";
+  }
+  // "k=v," for every pair of a whole-namespace scan, or the error.
+  std::string Scan(const std::string& ns) {
+    v1::ScanRequest req;
+    req.set_namespace_(ns);
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    auto reader = stub_->Scan(&ctx, req);
+    std::string out;
+    v1::ScanResponse resp;
+    while (reader->Read(&resp)) {
+      for (const v1::KeyValue& kv : resp.pairs()) {
+        out += kv.key() + "=" + kv.value() + ",";
+      }
+    }
+    grpc::Status s = reader->Finish();
+    if (!s.ok()) return "error " + std::to_string(s.error_code());
+    return out;
+  }
+
+  TempDir dir_;
+  ServerOptions options_;
+  std::unique_ptr<storage::DB> db_;
+  std::unique_ptr<KvServer> server_;
+  std::unique_ptr<v1::KV::Stub> stub_;
+};
+
+TEST_F(NamespaceServerTest, TheSameKeyInTwoNamespacesNeverCrosses) {
+  ASSERT_EQ(Create("a"), grpc::OK);
+  ASSERT_EQ(Create("team/b"), grpc::OK);
+  ASSERT_TRUE(Put("", "k", "default").ok());
+  ASSERT_TRUE(Put("a", "k", "A").ok());
+  ASSERT_TRUE(Put("team/b", "k", "B").ok());
+  ASSERT_TRUE(Put("a", "only-a", "1").ok());
+  // A default-namespace key that begins like the reserved area.
+  ASSERT_TRUE(Put("", "\xff\xff" "x", "esc").ok());
+
+  EXPECT_EQ(Get("", "k"), "default");
+  EXPECT_EQ(Get("a", "k"), "A");
+  EXPECT_EQ(Get("team/b", "k"), "B");
+  EXPECT_EQ(Get("team/b", "only-a"), "<missing>");
+  EXPECT_EQ(Scan(""), "k=default,\xff\xff" "x=esc,");
+  EXPECT_EQ(Scan("a"), "k=A,only-a=1,");
+  EXPECT_EQ(Scan("team/b"), "k=B,");
+
+  v1::BatchGetRequest bg;
+  bg.set_namespace_("team/b");
+  bg.add_keys("k");
+  bg.add_keys("only-a");
+  v1::BatchGetResponse bgr;
+  {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    ASSERT_TRUE(stub_->BatchGet(&ctx, bg, &bgr).ok());
+  }
+  ASSERT_EQ(bgr.results_size(), 2);
+  EXPECT_EQ(bgr.results(0).value(), "B");
+  EXPECT_FALSE(bgr.results(1).found());
+
+  // DeleteRange of everything in one namespace leaves the others alone.
+  v1::DeleteRangeRequest dr;
+  dr.set_namespace_("a");
+  v1::DeleteRangeResponse drr;
+  {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    ASSERT_TRUE(stub_->DeleteRange(&ctx, dr, &drr).ok());
+  }
+  EXPECT_EQ(drr.deleted(), 2);
+  EXPECT_EQ(Scan("a"), "");
+  EXPECT_EQ(Scan("team/b"), "k=B,");
+  EXPECT_EQ(Get("", "k"), "default");
+}
+
+TEST_F(NamespaceServerTest, AWatcherSeesOnlyItsNamespace) {
+  ASSERT_EQ(Create("a"), grpc::OK);
+  ASSERT_EQ(Create("b"), grpc::OK);
+  v1::WatchRequest wr;
+  wr.set_namespace_("a");
+  wr.set_key("k");
+  wr.set_range_end(std::string(1, '\0'));  // Every key >= "k" of a.
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  auto reader = stub_->Watch(&ctx, wr);
+  v1::WatchResponse resp;
+  ASSERT_TRUE(reader->Read(&resp));  // The opening message: registered.
+  // Changes to the same keys elsewhere first, then one in a.
+  ASSERT_TRUE(Put("b", "k", "B").ok());
+  ASSERT_TRUE(Put("", "k", "default").ok());
+  ASSERT_TRUE(Put("", "kz", "default").ok());
+  ASSERT_TRUE(Put("a", "k", "A").ok());
+  std::vector<std::string> seen;
+  while (seen.empty() && reader->Read(&resp)) {
+    for (const v1::Event& e : resp.events()) {
+      seen.push_back(e.kv().key() + "=" + e.kv().value());
+    }
+  }
+  ctx.TryCancel();
+  reader->Finish();
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0], "k=A");
+}
+
+TEST_F(NamespaceServerTest, ATxnReadsAndWritesEachOpsOwnNamespace) {
+  ASSERT_EQ(Create("a"), grpc::OK);
+  ASSERT_EQ(Create("b"), grpc::OK);
+  ASSERT_TRUE(Put("a", "k", "A").ok());
+  ASSERT_TRUE(Put("b", "k", "B").ok());
+  // The compare is in the request's namespace (a); ops name their own.
+  auto req = Parse<v1::TxnRequest>(R"pb(
+    namespace: "a"
+    compare { key: "k" target: VALUE result: EQUAL value: "A" }
+    success { get { key: "k" namespace: "b" } }
+    success { put { key: "k" value: "B2" namespace: "b" } }
+    success { put { key: "n" value: "A-new" } }
+    success { scan { namespace: "b" } }
+    success { get { key: "k" } }
+  )pb");
+  v1::TxnResponse resp;
+  {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    grpc::Status s = stub_->Txn(&ctx, req, &resp);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+  ASSERT_TRUE(resp.succeeded());
+  ASSERT_EQ(resp.responses_size(), 5);
+  EXPECT_EQ(resp.responses(0).get().value(), "B");
+  ASSERT_EQ(resp.responses(3).scan().pairs_size(), 1);
+  EXPECT_EQ(resp.responses(3).scan().pairs(0).value(), "B2");  // Own write.
+  EXPECT_EQ(resp.responses(4).get().value(), "A");
+  EXPECT_EQ(Get("b", "k"), "B2");
+  EXPECT_EQ(Get("a", "k"), "A");
+  EXPECT_EQ(Get("a", "n"), "A-new");
+  EXPECT_EQ(Get("b", "n"), "<missing>");
+  EXPECT_EQ(Get("", "n"), "<missing>");
+
+  // A compare naming b sees b's value, not a's.
+  auto in_b = Parse<v1::TxnRequest>(R"pb(
+    namespace: "a"
+    compare { key: "k" target: VALUE result: EQUAL value: "A" namespace: "b" }
+  )pb");
+  {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    ASSERT_TRUE(stub_->Txn(&ctx, in_b, &resp).ok());
+  }
+  EXPECT_FALSE(resp.succeeded());
+
+  // The same key written in two namespaces by one branch is allowed.
+  auto both = Parse<v1::TxnRequest>(R"pb(
+    success { put { key: "z" value: "1" namespace: "a" } }
+    success { put { key: "z" value: "2" namespace: "b" } }
+  )pb");
+  {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    grpc::Status s = stub_->Txn(&ctx, both, &resp);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+  EXPECT_EQ(Get("a", "z"), "1");
+  EXPECT_EQ(Get("b", "z"), "2");
+}
+
+TEST_F(NamespaceServerTest, ACommitChecksReadsInItsNamespace) {
+  ASSERT_EQ(Create("a"), grpc::OK);
+  ASSERT_TRUE(Put("a", "k", "A").ok());
+  int64_t rev = 0;
+  ASSERT_EQ(Get("a", "k", &rev), "A");
+  // A later write of "k" in the default namespace is no conflict...
+  ASSERT_TRUE(Put("", "k", "D").ok());
+  auto req = Parse<v1::CommitRequest>(R"pb(
+    namespace: "a" read_keys: "k"
+    mutations { put { key: "k" value: "A2" } }
+  )pb");
+  req.set_read_revision(rev);
+  v1::CommitResponse resp;
+  {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    grpc::Status s = stub_->Commit(&ctx, req, &resp);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+  EXPECT_EQ(Get("a", "k"), "A2");
+  EXPECT_EQ(Get("", "k"), "D");
+  // ...but one in a is.
+  req.set_read_revision(resp.header().revision());
+  ASSERT_TRUE(Put("a", "k", "A3").ok());
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  EXPECT_EQ(stub_->Commit(&ctx, req, &resp).error_code(), grpc::ABORTED);
+}
+
+TEST_F(NamespaceServerTest, AWriteSpansNamespacesAtomically) {
+  ASSERT_EQ(Create("a"), grpc::OK);
+  ASSERT_EQ(Create("b"), grpc::OK);
+  ASSERT_TRUE(Put("", "d", "old").ok());
+  // The request's namespace (a) for mutations that name none.
+  auto req = Parse<v1::WriteRequest>(R"pb(
+    namespace: "a"
+    mutations { put { key: "x" value: "in a" } }
+    mutations { put { key: "x" value: "in b" namespace: "b" } }
+    mutations { delete { key: "d" } }
+  )pb");
+  v1::WriteResponse resp;
+  {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    ASSERT_TRUE(stub_->Write(&ctx, req, &resp).ok());
+  }
+  int64_t ra = 0, rb = 0;
+  EXPECT_EQ(Get("a", "x", &ra), "in a");
+  EXPECT_EQ(Get("b", "x", &rb), "in b");
+  EXPECT_EQ(ra, resp.header().revision());
+  EXPECT_EQ(rb, resp.header().revision());
+  EXPECT_EQ(Get("", "d"), "old");  // The delete was of a's "d".
+
+  // One mutation in a namespace that does not exist: nothing is written.
+  auto bad = Parse<v1::WriteRequest>(R"pb(
+    mutations { put { key: "y" value: "1" namespace: "a" } }
+    mutations { put { key: "y" value: "2" namespace: "nope" } }
+  )pb");
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  EXPECT_EQ(stub_->Write(&ctx, bad, &resp).error_code(), grpc::NOT_FOUND);
+  EXPECT_EQ(Get("a", "y"), "<missing>");
+}
+
+TEST_F(NamespaceServerTest, EveryKeyRpcRefusesAnUnknownOrMalformedNamespace) {
+  for (const auto& [ns, code] :
+       std::vector<std::pair<std::string, grpc::StatusCode>>{
+           {"nope", grpc::NOT_FOUND}, {"bad name", grpc::INVALID_ARGUMENT}}) {
+    SCOPED_TRACE(ns);
+    auto call = [&](auto rpc, auto req, auto resp) {
+      grpc::ClientContext ctx;
+      SetDeadline(&ctx);
+      return (stub_.get()->*rpc)(&ctx, req, &resp).error_code();
+    };
+    v1::GetRequest get;
+    get.set_key("k");
+    get.set_namespace_(ns);
+    EXPECT_EQ(call(&v1::KV::Stub::Get, get, v1::GetResponse()), code);
+    EXPECT_EQ(Put(ns, "k", "v").error_code(), code);
+    v1::DeleteRequest del;
+    del.set_key("k");
+    del.set_namespace_(ns);
+    EXPECT_EQ(call(&v1::KV::Stub::Delete, del, v1::DeleteResponse()), code);
+    v1::WriteRequest write;
+    write.set_namespace_(ns);
+    write.add_mutations()->mutable_put()->set_key("k");
+    EXPECT_EQ(call(&v1::KV::Stub::Write, write, v1::WriteResponse()), code);
+    v1::BatchGetRequest bg;
+    bg.add_keys("k");
+    bg.set_namespace_(ns);
+    EXPECT_EQ(call(&v1::KV::Stub::BatchGet, bg, v1::BatchGetResponse()), code);
+    v1::DeleteRangeRequest dr;
+    dr.set_namespace_(ns);
+    EXPECT_EQ(call(&v1::KV::Stub::DeleteRange, dr, v1::DeleteRangeResponse()),
+              code);
+    v1::TxnRequest txn;
+    txn.add_success()->mutable_get()->set_key("k");
+    txn.mutable_success(0)->mutable_get()->set_namespace_(ns);
+    EXPECT_EQ(call(&v1::KV::Stub::Txn, txn, v1::TxnResponse()), code);
+    v1::CommitRequest commit;
+    commit.set_namespace_(ns);
+    commit.add_read_keys("k");
+    EXPECT_EQ(call(&v1::KV::Stub::Commit, commit, v1::CommitResponse()), code);
+    v1::IncrementRequest inc;
+    inc.set_key("k");
+    inc.set_namespace_(ns);
+    EXPECT_EQ(call(&v1::KV::Stub::Increment, inc, v1::IncrementResponse()),
+              code);
+    v1::JsonGetRequest jg;
+    jg.set_key("k");
+    jg.set_namespace_(ns);
+    EXPECT_EQ(call(&v1::KV::Stub::JsonGet, jg, v1::JsonGetResponse()), code);
+    v1::JsonUpdateRequest ju;
+    ju.set_key("k");
+    ju.set_merge_patch("{}");
+    ju.set_namespace_(ns);
+    EXPECT_EQ(call(&v1::KV::Stub::JsonUpdate, ju, v1::JsonUpdateResponse()),
+              code);
+    EXPECT_EQ(Scan(ns), "error " + std::to_string(code));
+    v1::WatchRequest wr;
+    wr.set_key("k");
+    wr.set_namespace_(ns);
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    auto reader = stub_->Watch(&ctx, wr);
+    v1::WatchResponse wresp;
+    while (reader->Read(&wresp)) {
+    }
+    EXPECT_EQ(reader->Finish().error_code(), code);
+  }
+  EXPECT_EQ(Scan(""), "");  // Nothing was written anywhere.
+}
+
+TEST_F(NamespaceServerTest, DeletedKeysVanishAtOnceAndARecreatedNameIsEmpty) {
+  ASSERT_EQ(Create("a"), grpc::OK);
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_TRUE(Put("a", "k" + std::to_string(i), "v").ok());
+  }
+  ASSERT_TRUE(Put("", "k1", "default").ok());
+  ASSERT_EQ(Drop("a"), grpc::OK);
+  EXPECT_EQ(Get("a", "k1"), "error " + std::to_string(grpc::NOT_FOUND));
+  EXPECT_EQ(Put("a", "k1", "v").error_code(), grpc::NOT_FOUND);
+  ASSERT_EQ(Create("a"), grpc::OK);
+  EXPECT_EQ(Scan("a"), "");
+  EXPECT_EQ(Get("a", "k1"), "<missing>");
+  EXPECT_EQ(Get("", "k1"), "default");
+}
+
+TEST_F(NamespaceServerTest, TheCatalogSurvivesARestart) {
+  ASSERT_EQ(Create("keep", 1000, 10), grpc::OK);
+  ASSERT_EQ(Create("gone"), grpc::OK);
+  ASSERT_TRUE(Put("keep", "k", "v").ok());
+  ASSERT_TRUE(Put("gone", "k", "old").ok());
+  ASSERT_EQ(Drop("gone"), grpc::OK);
+  Restart();
+  v1::ListNamespacesResponse list = List();
+  ASSERT_EQ(list.namespaces_size(), 1);
+  EXPECT_EQ(list.namespaces(0).name(), "keep");
+  EXPECT_EQ(list.namespaces(0).quota_bytes(), 1000u);
+  EXPECT_EQ(list.namespaces(0).quota_keys(), 10u);
+  EXPECT_EQ(Get("keep", "k"), "v");
+  EXPECT_EQ(Get("gone", "k"), "error " + std::to_string(grpc::NOT_FOUND));
+  // A new namespace of the old name never shows the old keys (new id).
+  ASSERT_EQ(Create("gone"), grpc::OK);
+  EXPECT_EQ(Scan("gone"), "");
+}
+
+TEST_F(NamespaceServerTest, AdminErrorsAndUpdate) {
+  EXPECT_EQ(Create(""), grpc::INVALID_ARGUMENT);
+  EXPECT_EQ(Create(std::string(256, 'a')), grpc::INVALID_ARGUMENT);
+  EXPECT_EQ(Create("a*b"), grpc::INVALID_ARGUMENT);
+  EXPECT_EQ(Create(std::string(255, 'a')), grpc::OK);
+  EXPECT_EQ(Create("x"), grpc::OK);
+  EXPECT_EQ(Create("x"), grpc::ALREADY_EXISTS);
+  EXPECT_EQ(Drop("y"), grpc::NOT_FOUND);
+  EXPECT_EQ(Drop("bad name"), grpc::INVALID_ARGUMENT);
+
+  v1::UpdateNamespaceRequest up;
+  up.set_name("x");
+  up.set_quota_bytes(7);
+  up.set_quota_keys(8);
+  v1::UpdateNamespaceResponse upr;
+  {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    ASSERT_TRUE(stub_->UpdateNamespace(&ctx, up, &upr).ok());
+  }
+  v1::ListNamespacesResponse list = List("x");
+  ASSERT_EQ(list.namespaces_size(), 1);
+  EXPECT_EQ(list.namespaces(0).quota_bytes(), 7u);
+  EXPECT_EQ(list.namespaces(0).quota_keys(), 8u);
+  EXPECT_EQ(List("").namespaces_size(), 2);
+  up.set_name("y");
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  EXPECT_EQ(stub_->UpdateNamespace(&ctx, up, &upr).error_code(),
+            grpc::NOT_FOUND);
+}
+
+}  // namespace
+}  // namespace strata::server
