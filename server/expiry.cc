@@ -11,6 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "server/handlers.h"
 #include "server/keyspace.h"
+#include "server/namespace_catalog.h"
 #include "server/typed_values.h"
 #include "spdlog/spdlog.h"
 
@@ -459,6 +460,8 @@ absl::StatusOr<storage::WriteBatch> Expiry::RevokeBatch(int64_t id) {
   }
   storage::WriteBatch batch;
   batch.SetCommitFunction(EndLeaseFunction(id, /*only_if_due=*/false, nullptr));
+  // The lease's keys in named namespaces leave their usage records.
+  NamespaceCatalog::AccountUsage(&batch);
   return batch;
 }
 

@@ -43,7 +43,8 @@
 //            chunk is read there; one task or write pending at a time.
 //   CreateNamespace, DeleteNamespace, UpdateNamespace (namespace_service.cc)
 //            like Write: a CommitFunction checks and writes the catalog.
-//   ListNamespaces   polling thread (the catalog's copy in memory).
+//   ListNamespaces   blocking pool (the catalog's copy in memory and each
+//                    namespace's usage record).
 //
 // Every RPC that names a key resolves its namespace first, on the polling
 // thread, from the catalog's copy in memory (namespace_catalog.h); writes

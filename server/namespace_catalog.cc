@@ -57,6 +57,115 @@ absl::StatusOr<std::optional<NamespaceEntry>> ReadEntry(
   return std::optional<NamespaceEntry>(*e);
 }
 
+absl::StatusOr<NamespaceUsage> DecodeUsage(std::string_view bytes) {
+  NamespaceUsage u;
+  if (!GetVarint64(&bytes, &u.keys) || !GetVarint64(&bytes, &u.bytes)) {
+    return absl::DataLossError("namespace usage record: malformed");
+  }
+  return u;
+}
+
+std::string EncodeUsage(const NamespaceUsage& u) {
+  std::string s;
+  PutVarint64(&s, u.keys);
+  PutVarint64(&s, u.bytes);
+  return s;
+}
+
+// Collects a batch's operations on keys of named namespaces: the last one
+// of each stored key wins (as the engine applies a batch).
+class NamespacedOps final : public storage::WriteBatch::Handler {
+ public:
+  struct Op {
+    uint64_t id = 0;
+    uint64_t user_key_bytes = 0;
+    std::optional<uint64_t> value_bytes;  // nullopt: a delete.
+  };
+  void Put(std::string_view key, std::string_view value,
+           const storage::PutAttributes&) override {
+    Record(key, value.size());
+  }
+  void Delete(std::string_view key) override { Record(key, std::nullopt); }
+  std::map<std::string, Op, std::less<>> ops;
+
+ private:
+  void Record(std::string_view stored, std::optional<uint64_t> value_bytes) {
+    if (stored.substr(0, kReservedPrefix.size()) != kReservedPrefix) return;
+    DecodedKey d = DecodeStoredKey(stored);
+    if (d.kind != DecodedKey::Kind::kUser || d.namespace_id == 0) return;
+    ops[std::string(stored)] = Op{d.namespace_id, d.key.size(), value_bytes};
+  }
+};
+
+// A namespace's quotas, for the checks (Guard).
+struct Quota {
+  std::string name;
+  NamespaceEntry entry;
+};
+
+// Updates the usage records of every named namespace `b` writes (after its
+// commit function ran), refusing growth beyond the quotas in `quotas`.
+absl::Status ApplyUsage(storage::CommitView* view, storage::WriteBatch* b,
+                        const std::map<uint64_t, Quota>& quotas) {
+  NamespacedOps collected;
+  if (absl::Status s = b->Iterate(&collected); !s.ok()) return s;
+  std::map<uint64_t, std::pair<int64_t, int64_t>> delta;  // Keys, bytes.
+  for (const auto& [stored, op] : collected.ops) {
+    std::string value;
+    storage::KeyMetadata meta;
+    absl::Status s = view->Get(stored, &value, &meta);
+    if (!s.ok() && !absl::IsNotFound(s)) return s;
+    auto& [keys, bytes] = delta[op.id];
+    if (s.ok()) {
+      keys -= 1;
+      bytes -= static_cast<int64_t>(op.user_key_bytes + value.size());
+    }
+    if (op.value_bytes) {
+      keys += 1;
+      bytes += static_cast<int64_t>(op.user_key_bytes + *op.value_bytes);
+    }
+  }
+  for (const auto& [id, d] : delta) {
+    const auto [dkeys, dbytes] = d;
+    if (dkeys == 0 && dbytes == 0) continue;
+    std::string value;
+    storage::KeyMetadata meta;
+    absl::Status s = view->Get(NamespaceUsageKey(id), &value, &meta);
+    if (!s.ok() && !absl::IsNotFound(s)) return s;
+    NamespaceUsage u;
+    if (s.ok()) {
+      absl::StatusOr<NamespaceUsage> old = DecodeUsage(value);
+      if (!old.ok()) return old.status();
+      u = *old;
+    }
+    auto add = [](uint64_t v, int64_t d) -> uint64_t {
+      if (d >= 0) return v + static_cast<uint64_t>(d);
+      const auto m = static_cast<uint64_t>(-d);
+      return m > v ? 0 : v - m;
+    };
+    const NamespaceUsage next{add(u.keys, dkeys), add(u.bytes, dbytes)};
+    if (auto q = quotas.find(id); q != quotas.end()) {
+      const NamespaceEntry& e = q->second.entry;
+      if (dkeys > 0 && e.quota_keys != 0 && next.keys > e.quota_keys) {
+        return absl::ResourceExhaustedError(absl::StrFormat(
+            "namespace %s would hold %d keys; its quota is %d keys "
+            "(quota_keys); nothing was written",
+            Quoted(q->second.name), next.keys, e.quota_keys));
+      }
+      if (dbytes > 0 && e.quota_bytes != 0 && next.bytes > e.quota_bytes) {
+        return absl::ResourceExhaustedError(absl::StrFormat(
+            "namespace %s would hold %d bytes; its quota is %d bytes "
+            "(quota_bytes); nothing was written",
+            Quoted(q->second.name), next.bytes, e.quota_bytes));
+      }
+    }
+    // A namespace deleted meanwhile has no record: never create one.
+    if (!s.ok() && next.keys == 0 && next.bytes == 0) continue;
+    b->Put(NamespaceUsageKey(id), EncodeUsage(next));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 std::string NamespaceCatalogKey(std::string_view name) {
@@ -66,6 +175,12 @@ std::string NamespaceCatalogKey(std::string_view name) {
 }
 
 std::string NamespaceNextIdKey() { return SystemKey("ns/next_id"); }
+
+std::string NamespaceUsageKey(uint64_t id) {
+  std::string k = SystemKey("ns/usage/");
+  PutVarint64(&k, id);
+  return k;
+}
 
 std::string EncodeNamespaceEntry(const NamespaceEntry& entry) {
   std::string s(1, kEntryFormat);
@@ -172,6 +287,7 @@ void NamespaceCatalog::Guard(const NamespaceViews& views,
   batch->SetCommitFunction(
       [checks = std::move(checks), inner = batch->commit_function()](
           storage::CommitView* view, storage::WriteBatch* b) -> absl::Status {
+        std::map<uint64_t, Quota> quotas;
         for (const auto& [name, id] : checks) {
           absl::StatusOr<std::optional<NamespaceEntry>> e =
               ReadEntry(view, name);
@@ -179,9 +295,32 @@ void NamespaceCatalog::Guard(const NamespaceViews& views,
           // Deleted (and perhaps re-created under a new id): the write
           // resolved a namespace that no longer exists.
           if (!e->has_value() || (*e)->id != id) return DoesNotExist(name);
+          quotas[id] = Quota{name, **e};
         }
-        return inner ? inner(view, b) : absl::OkStatus();
+        if (inner) {
+          if (absl::Status s = inner(view, b); !s.ok()) return s;
+        }
+        return ApplyUsage(view, b, quotas);
       });
+}
+
+void NamespaceCatalog::AccountUsage(storage::WriteBatch* batch) {
+  batch->SetCommitFunction(
+      [inner = batch->commit_function()](
+          storage::CommitView* view, storage::WriteBatch* b) -> absl::Status {
+        if (inner) {
+          if (absl::Status s = inner(view, b); !s.ok()) return s;
+        }
+        return ApplyUsage(view, b, {});
+      });
+}
+
+absl::StatusOr<NamespaceUsage> NamespaceCatalog::ReadUsage(uint64_t id) const {
+  absl::StatusOr<std::string> v =
+      db_->Get(storage::ReadOptions(), NamespaceUsageKey(id));
+  if (absl::IsNotFound(v.status())) return NamespaceUsage();
+  if (!v.ok()) return v.status();
+  return DecodeUsage(*v);
 }
 
 storage::WriteBatch NamespaceCatalog::CreateBatch(std::string name,
@@ -230,9 +369,11 @@ storage::WriteBatch NamespaceCatalog::DeleteBatch(std::string name) {
         absl::StatusOr<std::optional<NamespaceEntry>> e = ReadEntry(view, name);
         if (!e.ok()) return e.status();
         if (!e->has_value()) return DoesNotExist(name);
-        // Only the record goes: the keys vanish for every reader because
-        // their id no longer resolves (and is never reused).
+        // Only the record goes (and the usage record): the keys vanish for
+        // every reader because their id no longer resolves (and is never
+        // reused).
         b->Delete(NamespaceCatalogKey(name));
+        b->Delete(NamespaceUsageKey((*e)->id));
         return absl::OkStatus();
       });
   return batch;

@@ -11,6 +11,11 @@
 //                                 varint64 quota_bytes, varint64 quota_keys
 //   SystemKey("ns/next_id")    -> varint64: the id the next namespace gets
 //                                 (absent = 1). Ids are never reused.
+//   SystemKey("ns/usage/" varint64(id))
+//                              -> varint64 keys, varint64 bytes: what the
+//                                 namespace holds (user key + value bytes of
+//                                 its live keys), updated in the same batch
+//                                 as every write into it (absent = 0, 0).
 //
 // A copy of the catalog is kept in memory (loaded by Load, updated by Apply
 // after each admin write commits), so a request resolves its namespace
@@ -49,9 +54,17 @@ struct NamespaceEntry {
   uint64_t quota_keys = 0;   // 0 = unlimited.
 };
 
-// The stored key of `name`'s catalog record, and of the next-id counter.
+// The stored key of `name`'s catalog record, of the next-id counter and of
+// namespace `id`'s usage record.
 std::string NamespaceCatalogKey(std::string_view name);
 std::string NamespaceNextIdKey();
+std::string NamespaceUsageKey(uint64_t id);
+
+// What a namespace holds (its usage record).
+struct NamespaceUsage {
+  uint64_t keys = 0;
+  uint64_t bytes = 0;  // User key + value bytes of its live keys.
+};
 // The record's stored form, and back (DataLoss for malformed bytes).
 std::string EncodeNamespaceEntry(const NamespaceEntry& entry);
 absl::StatusOr<NamespaceEntry> DecodeNamespaceEntry(std::string_view bytes);
@@ -87,8 +100,24 @@ class NamespaceCatalog {
   // still exists with the id it resolved to: wraps the batch's commit
   // function (if any) in one that checks the catalog records first, on the
   // CommitView, and fails the write with NotFound otherwise (nothing is
-  // written). A batch of the default namespace only is left unchanged.
+  // written). After the wrapped function ran, it updates the usage record
+  // of every named namespace the batch writes and enforces the quotas:
+  // ResourceExhausted (naming the namespace and the quota; nothing is
+  // written) if the batch would take a namespace's keys or bytes above a
+  // non-zero quota. A batch that only shrinks a namespace (deletes, smaller
+  // values) is always allowed. Costs one CommitView lookup per key written
+  // into a named namespace, on the commit thread. A batch of the default
+  // namespace only is left unchanged.
   static void Guard(const NamespaceViews& views, storage::WriteBatch* batch);
+
+  // Makes `batch` (deletes by the server itself: expiry, leases) keep the
+  // usage records of the named namespaces it writes up to date, without
+  // quota checks: wraps its commit function.
+  static void AccountUsage(storage::WriteBatch* batch);
+
+  // The usage record of namespace `id`, as of the latest revision.
+  // DataLoss for a malformed record.
+  absl::StatusOr<NamespaceUsage> ReadUsage(uint64_t id) const;
 
   // Admin writes. Each returns a batch whose commit function checks and
   // writes the durable catalog at commit time; hand it to DB::WriteAsync

@@ -3,8 +3,9 @@
 // CommitFunction checks and writes the durable catalog at commit time;
 // namespace_catalog.h) and, once the write is durable, the engine callback
 // updates the catalog's copy in memory before it answers, so a client that
-// got the answer sees the change in its next request. ListNamespaces reads
-// the copy in memory on the polling thread.
+// got the answer sees the change in its next request. ListNamespaces lists
+// the copy in memory with each namespace's usage record, on the blocking
+// pool.
 
 #include <memory>
 #include <optional>
@@ -96,15 +97,27 @@ void KvService::HandleUpdateNamespace(UpdateNamespaceCall* call) {
 }
 
 void KvService::HandleListNamespaces(ListNamespacesCall* call) {
-  v1::ListNamespacesResponse* response = call->mutable_response();
-  response->mutable_header()->set_revision(ToWire(db_->CurrentRevision()));
-  for (auto& [name, entry] : catalog_.List(call->request().prefix())) {
-    v1::NamespaceInfo* info = response->add_namespaces();
-    info->set_name(name);
-    info->set_quota_bytes(entry.quota_bytes);
-    info->set_quota_keys(entry.quota_keys);
-  }
-  call->Finish(absl::OkStatus());
+  // The usage records are engine reads: on the blocking pool.
+  auto list = [this, call] {
+    v1::ListNamespacesResponse* response = call->mutable_response();
+    response->mutable_header()->set_revision(ToWire(db_->CurrentRevision()));
+    for (auto& [name, entry] : catalog_.List(call->request().prefix())) {
+      absl::StatusOr<NamespaceUsage> usage = catalog_.ReadUsage(entry.id);
+      if (!usage.ok()) {
+        response->Clear();
+        call->Finish(usage.status());
+        return;
+      }
+      v1::NamespaceInfo* info = response->add_namespaces();
+      info->set_name(name);
+      info->set_quota_bytes(entry.quota_bytes);
+      info->set_quota_keys(entry.quota_keys);
+      info->set_approximate_keys(usage->keys);
+      info->set_approximate_bytes(usage->bytes);
+    }
+    call->Finish(absl::OkStatus());
+  };
+  if (!pool_->Schedule(list)) list();  // Pool stopped: only at shutdown.
 }
 
 }  // namespace strata::server

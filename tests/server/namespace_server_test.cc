@@ -491,5 +491,123 @@ TEST_F(NamespaceServerTest, AdminErrorsAndUpdate) {
             grpc::NOT_FOUND);
 }
 
+// What ListNamespaces says namespace `name` holds: "keys/bytes".
+std::string Usage(const v1::ListNamespacesResponse& list,
+                  const std::string& name) {
+  for (const v1::NamespaceInfo& n : list.namespaces()) {
+    if (n.name() == name) {
+      return std::to_string(n.approximate_keys()) + "/" +
+             std::to_string(n.approximate_bytes());
+    }
+  }
+  return "<absent>";
+}
+
+TEST_F(NamespaceServerTest, AKeyQuotaHoldsAtTheBoundaryAndDeletesAlwaysPass) {
+  ASSERT_EQ(Create("q", 0, 3), grpc::OK);
+  ASSERT_TRUE(Put("q", "a", "1").ok());
+  ASSERT_TRUE(Put("q", "b", "1").ok());
+  ASSERT_TRUE(Put("q", "c", "1").ok());  // Exactly at the quota.
+  grpc::Status s = Put("q", "d", "1");
+  EXPECT_EQ(s.error_code(), grpc::RESOURCE_EXHAUSTED);
+  EXPECT_NE(s.error_message().find("\"q\""), std::string::npos)
+      << s.error_message();
+  EXPECT_NE(s.error_message().find("quota_keys"), std::string::npos);
+  EXPECT_EQ(Get("q", "d"), "<missing>");
+  EXPECT_TRUE(Put("q", "a", "22").ok());  // Overwrite: no new key.
+  EXPECT_EQ(Usage(List(), "q"), "3/7");  // a22 b1 c1.
+
+  // A quota lowered below what the namespace holds: deletes and shrinking
+  // writes pass, growth does not.
+  v1::UpdateNamespaceRequest up;
+  up.set_name("q");
+  up.set_quota_keys(1);
+  v1::UpdateNamespaceResponse upr;
+  {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    ASSERT_TRUE(stub_->UpdateNamespace(&ctx, up, &upr).ok());
+  }
+  EXPECT_TRUE(Put("q", "a", "1").ok());
+  EXPECT_EQ(Put("q", "e", "1").error_code(), grpc::RESOURCE_EXHAUSTED);
+  v1::DeleteRequest del;
+  del.set_namespace_("q");
+  del.set_key("b");
+  v1::DeleteResponse delr;
+  {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    EXPECT_TRUE(stub_->Delete(&ctx, del, &delr).ok());
+  }
+  EXPECT_EQ(Usage(List(), "q"), "2/4");
+}
+
+TEST_F(NamespaceServerTest, AByteQuotaCountsKeysAndValuesExactly) {
+  ASSERT_EQ(Create("qb", 10, 0), grpc::OK);
+  ASSERT_TRUE(Put("qb", "k1", "123").ok());  // 5 bytes.
+  EXPECT_EQ(Put("qb", "k2", "1234").error_code(), grpc::RESOURCE_EXHAUSTED);
+  ASSERT_TRUE(Put("qb", "k2", "123").ok());  // 10 bytes: exactly the quota.
+  EXPECT_EQ(Usage(List(), "qb"), "2/10");
+  // One over-quota mutation refuses the whole Write, in every namespace.
+  auto w = Parse<v1::WriteRequest>(R"pb(
+    mutations { put { key: "d" value: "x" } }
+    mutations { put { key: "k1" value: "1234" namespace: "qb" } }
+  )pb");
+  v1::WriteResponse wr;
+  {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    grpc::Status s = stub_->Write(&ctx, w, &wr);
+    EXPECT_EQ(s.error_code(), grpc::RESOURCE_EXHAUSTED);
+    EXPECT_NE(s.error_message().find("quota_bytes"), std::string::npos);
+  }
+  EXPECT_EQ(Get("", "d"), "<missing>");
+  EXPECT_EQ(Get("qb", "k1"), "123");
+  // The default namespace has no quota and no usage record.
+  ASSERT_TRUE(Put("", "big", std::string(100, 'x')).ok());
+}
+
+TEST_F(NamespaceServerTest, UsageFollowsEveryWritePathAndSurvivesARestart) {
+  ASSERT_EQ(Create("u"), grpc::OK);
+  auto txn = Parse<v1::TxnRequest>(R"pb(
+    namespace: "u"
+    success { put { key: "t1" value: "abc" } }
+    success { put { key: "t2" value: "abc" } }
+  )pb");
+  v1::TxnResponse tr;
+  {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    ASSERT_TRUE(stub_->Txn(&ctx, txn, &tr).ok());
+  }
+  v1::IncrementRequest inc;
+  inc.set_namespace_("u");
+  inc.set_key("n");
+  inc.set_delta(42);
+  v1::IncrementResponse ir;
+  {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    ASSERT_TRUE(stub_->Increment(&ctx, inc, &ir).ok());
+  }
+  EXPECT_EQ(Usage(List(), "u"), "3/13");  // t1abc t2abc n42.
+  Restart();
+  EXPECT_EQ(Usage(List(), "u"), "3/13");
+  v1::DeleteRangeRequest dr;
+  dr.set_namespace_("u");
+  dr.set_start_key("t");
+  v1::DeleteRangeResponse drr;
+  {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    ASSERT_TRUE(stub_->DeleteRange(&ctx, dr, &drr).ok());
+  }
+  EXPECT_EQ(Usage(List(), "u"), "1/3");
+  // A deleted and re-created namespace starts from nothing.
+  ASSERT_EQ(Drop("u"), grpc::OK);
+  ASSERT_EQ(Create("u"), grpc::OK);
+  EXPECT_EQ(Usage(List(), "u"), "0/0");
+}
+
 }  // namespace
 }  // namespace strata::server
