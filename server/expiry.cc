@@ -592,6 +592,8 @@ absl::StatusOr<int64_t> Expiry::ExpireTtlKeys() {
       }
       return it->status();
     });
+    // Expired keys of named namespaces leave their usage records.
+    NamespaceCatalog::AccountUsage(&batch);
     absl::StatusOr<storage::Revision> r =
         db_->Write(storage::WriteOptions(), &batch);
     if (!r.ok()) return r.status();
@@ -620,6 +622,7 @@ absl::StatusOr<ExpiryRound> Expiry::RunOnce() {
       if (l) lag_ms = now - std::min(now, l->deadline_ms);
       return end(view, b);
     });
+    NamespaceCatalog::AccountUsage(&batch);
     absl::StatusOr<storage::Revision> r =
         db_->Write(storage::WriteOptions(), &batch);
     if (absl::IsNotFound(r.status()) ||

@@ -113,7 +113,9 @@ absl::Status ApplyUsage(storage::CommitView* view, storage::WriteBatch* b,
   for (const auto& [stored, op] : collected.ops) {
     std::string value;
     storage::KeyMetadata meta;
-    absl::Status s = view->Get(stored, &value, &meta);
+    // What is stored, expired or not: the expirer's delete of a key past
+    // its TTL frees its space, and a put over such a key replaces it.
+    absl::Status s = view->GetStored(stored, &value, &meta);
     if (!s.ok() && !absl::IsNotFound(s)) return s;
     auto& [keys, bytes] = delta[op.id];
     if (s.ok()) {

@@ -242,9 +242,18 @@ class DBImpl::GroupCommit final : public CommitView {
   Revision base_revision() const override { return next_ - 1; }
   absl::Status Get(std::string_view key, std::string* value,
                    KeyMetadata* metadata) override {
+    return GetLatest(key, /*include_expired=*/false, value, metadata);
+  }
+  absl::Status GetStored(std::string_view key, std::string* value,
+                         KeyMetadata* metadata) override {
+    return GetLatest(key, /*include_expired=*/true, value, metadata);
+  }
+  absl::Status GetLatest(std::string_view key, bool include_expired,
+                         std::string* value, KeyMetadata* metadata) {
     LookupResult current;
     RETURN_IF_ERROR(LookupLatest(key, &current, metadata));
-    if (current.state != LookupResult::State::kFound || Expired(*metadata)) {
+    if (current.state != LookupResult::State::kFound ||
+        (!include_expired && Expired(*metadata))) {
       return absl::NotFoundError("key not found");
     }
     std::string_view v;

@@ -548,6 +548,62 @@ TEST_F(ExpiryServerTest, ExpiredKeysSpaceIsReclaimedByCompaction) {
   EXPECT_EQ(Get("k00001"), "<missing>");
 }
 
+// A namespace's usage (ListNamespaces, the quotas) follows expiry: a key
+// whose TTL or lease ends leaves the record when the expirer deletes it, and
+// a quota that was full takes writes again. (The accounting reads what is
+// stored; reads already hid the expired keys.)
+TEST_F(ExpiryServerTest, ExpiredKeysLeaveTheirNamespacesUsage) {
+  {
+    v1::CreateNamespaceRequest req;
+    req.set_name("sessions");
+    req.set_quota_keys(2);
+    v1::CreateNamespaceResponse resp;
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    ASSERT_TRUE(stub_->CreateNamespace(&ctx, req, &resp).ok());
+  }
+  auto usage = [&]() -> int64_t {
+    v1::ListNamespacesRequest req;
+    req.set_prefix("sessions");
+    v1::ListNamespacesResponse resp;
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    grpc::Status s = stub_->ListNamespaces(&ctx, req, &resp);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return resp.namespaces_size() == 1
+               ? static_cast<int64_t>(resp.namespaces(0).approximate_keys())
+               : -1;
+  };
+  auto put = [&](const std::string& k, int64_t ttl_ms, int64_t lease) {
+    v1::PutRequest req;
+    req.set_namespace_("sessions");
+    req.set_key(k);
+    req.set_value("v");
+    req.set_ttl_ms(ttl_ms);
+    req.set_lease(lease);
+    v1::PutResponse resp;
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    return stub_->Put(&ctx, req, &resp);
+  };
+  const int64_t lease = Grant(5);
+  ASSERT_TRUE(put("ttl", 1000, 0).ok());
+  ASSERT_TRUE(put("leased", 0, lease).ok());
+  EXPECT_EQ(usage(), 2);
+  EXPECT_EQ(put("third", 0, 0).error_code(),
+            grpc::StatusCode::RESOURCE_EXHAUSTED);
+
+  clock_.Advance(1000);
+  EXPECT_EQ(Expire().ttl_keys_deleted, 1);
+  EXPECT_EQ(usage(), 1);
+  clock_.Advance(4000);
+  EXPECT_EQ(Expire().lease_keys_deleted, 1);
+  EXPECT_EQ(usage(), 0);
+  ASSERT_TRUE(put("third", 0, 0).ok());
+  ASSERT_TRUE(put("fourth", 0, 0).ok());
+  EXPECT_EQ(usage(), 2);
+}
+
 TEST_F(ExpiryServerTest, KeepAliveKeepsTheKeys) {
   const int64_t id = Grant(10);
   ASSERT_TRUE(Put("k", "v", 0, id).ok());

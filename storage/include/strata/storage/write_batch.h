@@ -116,6 +116,11 @@ class CommitView {
   // Unavailable if the lookup failed (the write then fails too).
   virtual absl::Status Get(std::string_view key, std::string* value,
                            KeyMetadata* metadata) = 0;
+  // Like Get, but a key whose TTL or lease has ended and that no delete has
+  // removed yet is returned too: what is still stored, for accounting the
+  // space a batch frees or takes (namespace quotas). Same errors as Get.
+  virtual absl::Status GetStored(std::string_view key, std::string* value,
+                                 KeyMetadata* metadata) = 0;
   // An iterator over the same state (metadata() gives each key's metadata).
   // The caller owns it and deletes it before returning.
   virtual std::unique_ptr<Iterator> NewIterator() = 0;
