@@ -104,8 +104,12 @@ struct ClientOptions {
 // One namespace (Client::ListNamespaces). Quotas: 0 = unlimited.
 struct NamespaceInfo {
   std::string name;
-  uint64_t quota_bytes = 0;
-  uint64_t quota_keys = 0;
+  uint64_t quota_bytes = 0;  // Bytes of user keys plus values.
+  uint64_t quota_keys = 0;   // Keys.
+  // What the namespace holds, from its usage record as of the reply's
+  // revision (exact for writes; a key whose TTL or lease ended counts until
+  // the expirer deletes it, docs/namespaces.md): keys, and bytes of user
+  // keys plus values.
   uint64_t approximate_keys = 0;
   uint64_t approximate_bytes = 0;
 };
@@ -811,7 +815,8 @@ class Client {
   absl::StatusOr<Revision> UpdateNamespace(std::string_view name,
                                            uint64_t quota_bytes,
                                            uint64_t quota_keys);
-  // The namespaces whose names start with `prefix`, in name order.
+  // The namespaces whose names start with `prefix`, in name order (the
+  // default namespace has no entry: it has no name, quota or usage record).
   absl::StatusOr<std::vector<NamespaceInfo>> ListNamespaces(
       std::string_view prefix = "");
 

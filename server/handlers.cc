@@ -140,6 +140,24 @@ absl::StatusOr<storage::WriteBatch> PutToBatch(const v1::PutRequest& request,
   return batch;
 }
 
+std::vector<std::string_view> MutationNamespaces(
+    const google::protobuf::RepeatedPtrField<v1::Mutation>& mutations) {
+  std::vector<std::string_view> names;
+  names.reserve(static_cast<size_t>(mutations.size()));
+  for (const v1::Mutation& m : mutations) {
+    names.push_back(m.has_put() ? m.put().namespace_()
+                                : m.delete_().namespace_());
+  }
+  return names;
+}
+
+bool HasPut(const google::protobuf::RepeatedPtrField<v1::Mutation>& mutations) {
+  for (const v1::Mutation& m : mutations) {
+    if (m.has_put()) return true;
+  }
+  return false;
+}
+
 absl::StatusOr<storage::WriteBatch> DeleteToBatch(
     const v1::DeleteRequest& request, const Limits& limits,
     const KeyspaceView& ns) {

@@ -15,6 +15,7 @@
 #include <limits>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -78,6 +79,14 @@ absl::Status ValidateDeleteRange(const v1::DeleteRangeRequest& request,
 absl::StatusOr<storage::WriteBatch> PutToBatch(
     const v1::PutRequest& request, const Limits& limits,
     const KeyspaceView& ns = KeyspaceView());
+
+// The namespace each mutation names ("" = the request's), in order, for
+// NamespaceCatalog::ResolveAll; views into `mutations`.
+std::vector<std::string_view> MutationNamespaces(
+    const google::protobuf::RepeatedPtrField<v1::Mutation>& mutations);
+// Whether any mutation is a put (a write of deletes only frees space and is
+// never refused by the write gate).
+bool HasPut(const google::protobuf::RepeatedPtrField<v1::Mutation>& mutations);
 absl::StatusOr<storage::WriteBatch> DeleteToBatch(
     const v1::DeleteRequest& request, const Limits& limits,
     const KeyspaceView& ns = KeyspaceView());

@@ -4,7 +4,6 @@
 
 
 namespace strata::server {
-namespace {
 
 void AppendVarint64(std::string* dst, uint64_t v) {
   while (v >= 0x80) {
@@ -27,6 +26,8 @@ bool ConsumeVarint64(std::string_view* in, uint64_t* v) {
   }
   return false;
 }
+
+namespace {
 
 bool StartsWith(std::string_view s, std::string_view prefix) {
   return s.substr(0, prefix.size()) == prefix;

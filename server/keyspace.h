@@ -44,6 +44,14 @@ inline constexpr char kEscapedDefaultTag = '\xff';
 // engine reserves it for us: storage::kReservedKeyPrefix).
 inline constexpr std::string_view kReservedPrefix = storage::kReservedKeyPrefix;
 
+// LEB128 varints (LevelDB's "varint64", docs/namespaces.md), as the key
+// layout and the namespace catalog's records use them. AppendVarint64
+// appends 1..10 bytes; ConsumeVarint64 reads one from the front of *in and
+// advances it, false (nothing meaningful in *v) if *in ends inside one or
+// it is longer than 10 bytes.
+void AppendVarint64(std::string* dst, uint64_t v);
+bool ConsumeVarint64(std::string_view* in, uint64_t* v);
+
 // Stored key of server metadata `key` ("\xff\xff\x00" key).
 std::string SystemKey(std::string_view key);
 // The prefix every system key starts with.

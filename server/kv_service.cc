@@ -206,21 +206,11 @@ void KvService::HandleDelete(DeleteCall* call) {
 }
 
 void KvService::HandleWrite(WriteCall* call) {
-  // A Write of deletes only is how space is freed: never refused.
-  for (const v1::Mutation& m : call->request().mutations()) {
-    if (m.has_put()) {
-      if (RefusedByWriteGate(call)) return;
-      break;
-    }
-  }
   const v1::WriteRequest& request = call->request();
-  std::vector<std::string_view> names;
-  for (const v1::Mutation& m : request.mutations()) {
-    names.push_back(m.has_put() ? m.put().namespace_()
-                                : m.delete_().namespace_());
-  }
-  std::optional<NamespaceViews> ns =
-      ResolveAllOrFinish(call, request.namespace_(), names);
+  // A Write of deletes only is how space is freed: never refused.
+  if (HasPut(request.mutations()) && RefusedByWriteGate(call)) return;
+  std::optional<NamespaceViews> ns = ResolveAllOrFinish(
+      call, request.namespace_(), MutationNamespaces(request.mutations()));
   if (!ns) return;
   absl::StatusOr<storage::WriteBatch> batch =
       HasExpiry(request) ? expiry_.WriteBatchFor(request, *ns)

@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_format.h"
 
@@ -11,28 +12,6 @@ namespace {
 // Part of the on-disk format of a catalog record: never change or reuse.
 constexpr char kEntryFormat = 1;
 constexpr size_t kMaxNameBytes = 255;
-
-void PutVarint64(std::string* dst, uint64_t v) {
-  while (v >= 0x80) {
-    dst->push_back(static_cast<char>((v & 0x7f) | 0x80));
-    v >>= 7;
-  }
-  dst->push_back(static_cast<char>(v));
-}
-
-bool GetVarint64(std::string_view* in, uint64_t* v) {
-  uint64_t result = 0;
-  for (int shift = 0; shift <= 63 && !in->empty(); shift += 7) {
-    const auto byte = static_cast<uint8_t>(in->front());
-    in->remove_prefix(1);
-    result |= static_cast<uint64_t>(byte & 0x7f) << shift;
-    if ((byte & 0x80) == 0) {
-      *v = result;
-      return true;
-    }
-  }
-  return false;
-}
 
 std::string Quoted(std::string_view name) {
   return absl::StrFormat(
@@ -59,7 +38,8 @@ absl::StatusOr<std::optional<NamespaceEntry>> ReadEntry(
 
 absl::StatusOr<NamespaceUsage> DecodeUsage(std::string_view bytes) {
   NamespaceUsage u;
-  if (!GetVarint64(&bytes, &u.keys) || !GetVarint64(&bytes, &u.bytes)) {
+  if (!ConsumeVarint64(&bytes, &u.keys) ||
+      !ConsumeVarint64(&bytes, &u.bytes)) {
     return absl::DataLossError("namespace usage record: malformed");
   }
   return u;
@@ -67,8 +47,8 @@ absl::StatusOr<NamespaceUsage> DecodeUsage(std::string_view bytes) {
 
 std::string EncodeUsage(const NamespaceUsage& u) {
   std::string s;
-  PutVarint64(&s, u.keys);
-  PutVarint64(&s, u.bytes);
+  AppendVarint64(&s, u.keys);
+  AppendVarint64(&s, u.bytes);
   return s;
 }
 
@@ -86,14 +66,16 @@ class NamespacedOps final : public storage::WriteBatch::Handler {
     Record(key, value.size());
   }
   void Delete(std::string_view key) override { Record(key, std::nullopt); }
-  std::map<std::string, Op, std::less<>> ops;
+  // By stored key, pointing into the batch: valid until the batch changes
+  // (ApplyUsage appends to it only after the last use).
+  absl::flat_hash_map<std::string_view, Op> ops;
 
  private:
   void Record(std::string_view stored, std::optional<uint64_t> value_bytes) {
     if (stored.substr(0, kReservedPrefix.size()) != kReservedPrefix) return;
     DecodedKey d = DecodeStoredKey(stored);
     if (d.kind != DecodedKey::Kind::kUser || d.namespace_id == 0) return;
-    ops[std::string(stored)] = Op{d.namespace_id, d.key.size(), value_bytes};
+    ops[stored] = Op{d.namespace_id, d.key.size(), value_bytes};
   }
 };
 
@@ -180,15 +162,15 @@ std::string NamespaceNextIdKey() { return SystemKey("ns/next_id"); }
 
 std::string NamespaceUsageKey(uint64_t id) {
   std::string k = SystemKey("ns/usage/");
-  PutVarint64(&k, id);
+  AppendVarint64(&k, id);
   return k;
 }
 
 std::string EncodeNamespaceEntry(const NamespaceEntry& entry) {
   std::string s(1, kEntryFormat);
-  PutVarint64(&s, entry.id);
-  PutVarint64(&s, entry.quota_bytes);
-  PutVarint64(&s, entry.quota_keys);
+  AppendVarint64(&s, entry.id);
+  AppendVarint64(&s, entry.quota_bytes);
+  AppendVarint64(&s, entry.quota_keys);
   return s;
 }
 
@@ -198,8 +180,9 @@ absl::StatusOr<NamespaceEntry> DecodeNamespaceEntry(std::string_view bytes) {
     return absl::DataLossError("namespace catalog record: unknown format");
   }
   bytes.remove_prefix(1);
-  if (!GetVarint64(&bytes, &e.id) || !GetVarint64(&bytes, &e.quota_bytes) ||
-      !GetVarint64(&bytes, &e.quota_keys) || e.id == 0) {
+  if (!ConsumeVarint64(&bytes, &e.id) ||
+      !ConsumeVarint64(&bytes, &e.quota_bytes) ||
+      !ConsumeVarint64(&bytes, &e.quota_keys) || e.id == 0) {
     return absl::DataLossError("namespace catalog record: malformed");
   }
   return e;
@@ -253,7 +236,7 @@ absl::StatusOr<KeyspaceView> NamespaceCatalog::Resolve(
     std::string_view name) const {
   if (name.empty()) return KeyspaceView();
   if (absl::Status s = ValidateName(name); !s.ok()) return s;
-  absl::MutexLock l(&mu_);
+  absl::ReaderMutexLock l(&mu_);
   auto it = known_.find(name);
   if (it == known_.end() || !it->second.entry) return DoesNotExist(name);
   return KeyspaceView(it->second.entry->id);
@@ -346,7 +329,7 @@ storage::WriteBatch NamespaceCatalog::CreateBatch(std::string name,
         absl::Status s = view->Get(NamespaceNextIdKey(), &value, &meta);
         if (s.ok()) {
           std::string_view in = value;
-          if (!GetVarint64(&in, &next) || next == 0) {
+          if (!ConsumeVarint64(&in, &next) || next == 0) {
             return absl::DataLossError("namespace catalog: malformed next id");
           }
         } else if (!absl::IsNotFound(s)) {
@@ -354,7 +337,7 @@ storage::WriteBatch NamespaceCatalog::CreateBatch(std::string name,
         }
         const NamespaceEntry entry{next, quota_bytes, quota_keys};
         std::string next_value;
-        PutVarint64(&next_value, next + 1);
+        AppendVarint64(&next_value, next + 1);
         b->Put(NamespaceNextIdKey(), next_value);
         b->Put(NamespaceCatalogKey(name), EncodeNamespaceEntry(entry));
         *result = entry;
@@ -416,7 +399,7 @@ void NamespaceCatalog::Apply(const std::string& name,
 std::vector<std::pair<std::string, NamespaceEntry>> NamespaceCatalog::List(
     std::string_view prefix) const {
   std::vector<std::pair<std::string, NamespaceEntry>> out;
-  absl::MutexLock l(&mu_);
+  absl::ReaderMutexLock l(&mu_);
   for (auto it = known_.lower_bound(prefix);
        it != known_.end() &&
        std::string_view(it->first).substr(0, prefix.size()) == prefix;

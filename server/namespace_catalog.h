@@ -115,8 +115,10 @@ class NamespaceCatalog {
   // quota checks: wraps its commit function.
   static void AccountUsage(storage::WriteBatch* batch);
 
-  // The usage record of namespace `id`, as of the latest revision.
-  // DataLoss for a malformed record.
+  // The usage record of namespace `id` (keys; bytes of user keys plus
+  // values), as of the latest revision. A blocking engine read: call it on
+  // the blocking pool, never on a polling thread. DataLoss for a malformed
+  // record; the engine's read errors (DataLoss, Unavailable) as they are.
   absl::StatusOr<NamespaceUsage> ReadUsage(uint64_t id) const;
 
   // Admin writes. Each returns a batch whose commit function checks and
@@ -126,7 +128,11 @@ class NamespaceCatalog {
   //   Create: AlreadyExists if `name` exists; takes the next id.
   //   Delete: NotFound if it does not exist; *result stays nullopt.
   //   Update: NotFound if it does not exist; sets both quotas.
-  // The name must have passed ValidateName.
+  // The name must have passed ValidateName. The commit functions also
+  // return DataLoss for a malformed catalog record or next id. *result is
+  // written by the engine's commit thread when the batch commits (cleared
+  // first, so a retried group does not see a stale value) and may be read
+  // in the write's callback, which runs after it.
   using Result = std::shared_ptr<std::optional<NamespaceEntry>>;
   static storage::WriteBatch CreateBatch(std::string name,
                                          uint64_t quota_bytes,

@@ -12,6 +12,7 @@
 #include <string>
 #include <utility>
 
+#include "absl/functional/function_ref.h"
 #include "server/kv_service.h"
 #include "server/namespace_catalog.h"
 
@@ -31,15 +32,25 @@ void KvService::RegisterNamespaceMethods(
 
 namespace {
 
-// Commits an admin batch; once durable, records `name`'s new state
-// (*result; nullopt = deleted) in the catalog's copy, sets the header and
-// finishes the call.
+// Validates the request's namespace name (INVALID_ARGUMENT, nothing
+// written), commits the admin batch `make` builds and, once it is durable,
+// records the name's new state (what the batch's commit function left in
+// the Result; nullopt = deleted) in the catalog's copy, sets the header and
+// finishes the call. The name lives in the request, which outlives the
+// engine's callback.
 template <class Call>
-void CommitAdmin(storage::DB* db, const storage::WriteOptions& options,
-                 NamespaceCatalog* catalog, Call* call, std::string name,
-                 storage::WriteBatch batch, NamespaceCatalog::Result result) {
-  db->WriteAsync(options, std::move(batch),
-                 [catalog, call, name = std::move(name), result](
+void CommitAdmin(
+    storage::DB* db, const storage::WriteOptions& options,
+    NamespaceCatalog* catalog, Call* call,
+    absl::FunctionRef<storage::WriteBatch(NamespaceCatalog::Result)> make) {
+  const std::string& name = call->request().name();
+  if (absl::Status s = NamespaceCatalog::ValidateName(name); !s.ok()) {
+    call->Finish(s);
+    return;
+  }
+  auto result = std::make_shared<std::optional<NamespaceEntry>>();
+  db->WriteAsync(options, make(result),
+                 [catalog, call, &name, result](
                      absl::StatusOr<storage::Revision> r) {
                    if (r.ok()) {
                      catalog->Apply(name, *result, *r);
@@ -55,45 +66,30 @@ void CommitAdmin(storage::DB* db, const storage::WriteOptions& options,
 void KvService::HandleCreateNamespace(CreateNamespaceCall* call) {
   if (RefusedByWriteGate(call)) return;
   const v1::CreateNamespaceRequest& request = call->request();
-  if (absl::Status s = NamespaceCatalog::ValidateName(request.name());
-      !s.ok()) {
-    call->Finish(s);
-    return;
-  }
-  auto result = std::make_shared<std::optional<NamespaceEntry>>();
-  CommitAdmin(db_, write_options_, &catalog_, call, request.name(),
-              NamespaceCatalog::CreateBatch(request.name(),
-                                            request.quota_bytes(),
-                                            request.quota_keys(), result),
-              result);
+  CommitAdmin(db_, WriteOptionsFor(call), &catalog_, call,
+              [&request](NamespaceCatalog::Result result) {
+                return NamespaceCatalog::CreateBatch(
+                    request.name(), request.quota_bytes(),
+                    request.quota_keys(), std::move(result));
+              });
 }
 
 void KvService::HandleDeleteNamespace(DeleteNamespaceCall* call) {
   // Never refused by the write gate: deleting is how space is freed.
-  const v1::DeleteNamespaceRequest& request = call->request();
-  if (absl::Status s = NamespaceCatalog::ValidateName(request.name());
-      !s.ok()) {
-    call->Finish(s);
-    return;
-  }
-  CommitAdmin(db_, write_options_, &catalog_, call, request.name(),
-              NamespaceCatalog::DeleteBatch(request.name()),
-              std::make_shared<std::optional<NamespaceEntry>>());
+  CommitAdmin(db_, WriteOptionsFor(call), &catalog_, call,
+              [call](NamespaceCatalog::Result) {
+                return NamespaceCatalog::DeleteBatch(call->request().name());
+              });
 }
 
 void KvService::HandleUpdateNamespace(UpdateNamespaceCall* call) {
   const v1::UpdateNamespaceRequest& request = call->request();
-  if (absl::Status s = NamespaceCatalog::ValidateName(request.name());
-      !s.ok()) {
-    call->Finish(s);
-    return;
-  }
-  auto result = std::make_shared<std::optional<NamespaceEntry>>();
-  CommitAdmin(db_, write_options_, &catalog_, call, request.name(),
-              NamespaceCatalog::UpdateBatch(request.name(),
-                                            request.quota_bytes(),
-                                            request.quota_keys(), result),
-              result);
+  CommitAdmin(db_, WriteOptionsFor(call), &catalog_, call,
+              [&request](NamespaceCatalog::Result result) {
+                return NamespaceCatalog::UpdateBatch(
+                    request.name(), request.quota_bytes(),
+                    request.quota_keys(), std::move(result));
+              });
 }
 
 void KvService::HandleListNamespaces(ListNamespacesCall* call) {
@@ -117,7 +113,10 @@ void KvService::HandleListNamespaces(ListNamespacesCall* call) {
     }
     call->Finish(absl::OkStatus());
   };
-  if (!pool_->Schedule(list)) list();  // Pool stopped: only at shutdown.
+  if (!pool_->Schedule(std::move(list))) {
+    // Pool stopped: only during shutdown.
+    call->Finish(absl::UnavailableError("server is shutting down"));
+  }
 }
 
 }  // namespace strata::server

@@ -158,8 +158,8 @@ absl::Status PrepareBranch(
     const v1::RequestOp& op = ops[i];
     const std::string prefix =
         absl::StrFormat("%s op %d: ", std::string(name), i);
+    const KeyspaceView& op_ns = ns.For(OpNamespace(op));
     const std::string* write_key = nullptr;
-    std::string stored_key;
     // Puts and deletes, encoded now; typed operations write at commit time.
     std::optional<absl::StatusOr<storage::WriteBatch>> b;
     switch (op.request_case()) {
@@ -189,15 +189,12 @@ absl::Status PrepareBranch(
         if (op.put().ttl_ms() != 0 || op.put().lease() != 0) {
           return ExpiryInTransactionError(prefix);
         }
-        b = PutToBatch(op.put(), limits, ns.For(op.put().namespace_()));
+        b = PutToBatch(op.put(), limits, op_ns);
         write_key = &op.put().key();
-        stored_key = ns.For(op.put().namespace_()).Encode(*write_key);
         break;
       case v1::RequestOp::kDelete:
-        b = DeleteToBatch(op.delete_(), limits,
-                          ns.For(op.delete_().namespace_()));
+        b = DeleteToBatch(op.delete_(), limits, op_ns);
         write_key = &op.delete_().key();
-        stored_key = ns.For(op.delete_().namespace_()).Encode(*write_key);
         break;
       case v1::RequestOp::kIncrement:
         if (op.increment().ttl_ms() != 0) {
@@ -211,7 +208,6 @@ absl::Status PrepareBranch(
           return Prefixed(s, prefix);
         }
         write_key = &op.increment().key();
-        stored_key = ns.For(op.increment().namespace_()).Encode(*write_key);
         break;
       case v1::RequestOp::kJsonGet:
         if (absl::Status s = ValidateJsonGet(op.json_get(), limits); !s.ok()) {
@@ -224,7 +220,6 @@ absl::Status PrepareBranch(
         if (!patch.ok()) return Prefixed(patch.status(), prefix);
         patches->emplace(i, *std::move(patch));
         write_key = &op.json_update().key();
-        stored_key = ns.For(op.json_update().namespace_()).Encode(*write_key);
         break;
       }
       case v1::RequestOp::REQUEST_NOT_SET:
@@ -234,8 +229,9 @@ absl::Status PrepareBranch(
             std::string(name), i));
     }
     if (b.has_value() && !b->ok()) return Prefixed(b->status(), prefix);
-    auto [it, fresh] =
-        written.emplace(std::move(stored_key), static_cast<size_t>(i));
+    // Reads `continue` above: every op here writes *write_key.
+    auto [it, fresh] = written.emplace(op_ns.Encode(*write_key),
+                                       static_cast<size_t>(i));
     if (!fresh) {
       return absl::InvalidArgumentError(absl::StrFormat(
           "%swrites key \"%s\" a second time (%s op %d writes it too); a "
@@ -249,29 +245,9 @@ absl::Status PrepareBranch(
 
 // ---- Txn execution
 
-// etcd's compareKV: the key's attribute against the compare's constant.
-bool CompareHolds(const v1::Compare& c, const storage::KeyMetadata& m,
-                  std::string_view value) {
-  int order = 0;
-  auto cmp = [](int64_t a, int64_t b) { return a < b ? -1 : (a > b ? 1 : 0); };
-  switch (c.target()) {
-    case v1::Compare::VERSION:
-      order = cmp(static_cast<int64_t>(m.version), c.version());
-      break;
-    case v1::Compare::CREATE:
-      order = cmp(ToWire(m.create_revision), c.create_revision());
-      break;
-    case v1::Compare::MOD:
-      order = cmp(ToWire(m.mod_revision), c.mod_revision());
-      break;
-    case v1::Compare::VALUE: {
-      const int r = value.compare(c.value());
-      order = r < 0 ? -1 : (r > 0 ? 1 : 0);
-      break;
-    }
-    default:
-      return false;  // Validated before; INT64_VALUE: CompareKeyHolds.
-  }
+// Whether `order` (<0, 0, >0: the key's attribute against the constant)
+// satisfies the compare's result.
+bool ResultHolds(const v1::Compare& c, int order) {
   switch (c.result()) {
     case v1::Compare::EQUAL:
       return order == 0;
@@ -282,8 +258,33 @@ bool CompareHolds(const v1::Compare& c, const storage::KeyMetadata& m,
     case v1::Compare::LESS:
       return order < 0;
     default:
-      return false;
+      return false;  // Validated before.
   }
+}
+
+int Order(int64_t a, int64_t b) { return a < b ? -1 : (a > b ? 1 : 0); }
+
+// etcd's compareKV: the key's attribute against the compare's constant.
+bool CompareHolds(const v1::Compare& c, const storage::KeyMetadata& m,
+                  std::string_view value) {
+  int order = 0;
+  switch (c.target()) {
+    case v1::Compare::VERSION:
+      order = Order(static_cast<int64_t>(m.version), c.version());
+      break;
+    case v1::Compare::CREATE:
+      order = Order(ToWire(m.create_revision), c.create_revision());
+      break;
+    case v1::Compare::MOD:
+      order = Order(ToWire(m.mod_revision), c.mod_revision());
+      break;
+    case v1::Compare::VALUE:
+      order = Order(value.compare(c.value()), 0);
+      break;
+    default:
+      return false;  // Validated before; INT64_VALUE: CompareKeyHolds.
+  }
+  return ResultHolds(c, order);
 }
 
 // A missing key: version and revisions 0; a VALUE or INT64_VALUE compare
@@ -305,27 +306,13 @@ absl::StatusOr<bool> CompareKeyHolds(const v1::Compare& c,
                                      const storage::KeyMetadata& m,
                                      std::string_view value) {
   if (c.target() != v1::Compare::INT64_VALUE) return CompareHolds(c, m, value);
-  absl::StatusOr<int64_t> n =
-      StoredInt64(StoredValue{std::string(value), m});
+  absl::StatusOr<int64_t> n = StoredInt64(value, m);
   if (!n.ok()) {
     return absl::Status(n.status().code(),
                         absl::StrFormat("compare of key \"%s\": %s",
                                         Show(user_key), n.status().message()));
   }
-  const int64_t k = c.int64_value();
-  const int order = *n < k ? -1 : (*n > k ? 1 : 0);
-  switch (c.result()) {
-    case v1::Compare::EQUAL:
-      return order == 0;
-    case v1::Compare::NOT_EQUAL:
-      return order != 0;
-    case v1::Compare::GREATER:
-      return order > 0;
-    case v1::Compare::LESS:
-      return order < 0;
-    default:
-      return false;
-  }
+  return ResultHolds(c, Order(*n, c.int64_value()));
 }
 
 // The end of a compare's range in user keys (empty = no upper bound), by
@@ -405,20 +392,14 @@ class TxnRunner {
     const KeyspaceView& ns = ns_.For(req.namespace_());
     absl::Status s = view_->Get(ns.Encode(req.key()), &unused, &now);
     if (!s.ok() && !absl::IsNotFound(s)) return s;
-    const bool live = s.ok();
-    Entry e;
     // Later reads of the Txn see the value as it will be stored: with its
     // type, normalized (validated before the write was queued).
     std::string normalized;
-    absl::StatusOr<std::string_view> stored = PrepareTypedPut(
-        req.type(), req.value(), &normalized, &e.metadata.attributes);
+    storage::PutAttributes attributes;
+    absl::StatusOr<std::string_view> stored =
+        PrepareTypedPut(req.type(), req.value(), &normalized, &attributes);
     if (!stored.ok()) return stored.status();
-    e.value = std::string(*stored);
-    e.metadata.mod_revision = view_->revision();
-    e.metadata.create_revision =
-        live ? now.create_revision : view_->revision();
-    e.metadata.version = live ? now.version + 1 : 1;
-    pending_[ns.id()][req.key()] = std::move(e);
+    Stage(ns, req.key(), s.ok() ? &now : nullptr, *stored, attributes);
     return absl::OkStatus();
   }
 
@@ -442,7 +423,8 @@ class TxnRunner {
         ComputeIncrement(*current, req, view_->now_unix_ms());
     if (!r.ok()) return r.status();
     out->set_value(r->value);
-    Stage(ns, req.key(), *current, r->put);
+    Stage(ns, req.key(), MetadataOf(*current), r->put.value,
+          r->put.attributes);
     batch->Put(key, r->put.value, r->put.attributes);
     return absl::OkStatus();
   }
@@ -460,7 +442,7 @@ class TxnRunner {
     if (!put.ok()) return put.status();
     STRATA_TXN_RETURN_IF_ERROR(Account(req.key(), put->value));
     out->set_json(put->value);
-    Stage(ns, req.key(), *current, *put);
+    Stage(ns, req.key(), MetadataOf(*current), put->value, put->attributes);
     batch->Put(key, put->value, put->attributes);
     return absl::OkStatus();
   }
@@ -565,19 +547,24 @@ class TxnRunner {
     storage::KeyMetadata metadata;
   };
 
-  // Records a typed operation's put of `user_key` (which held `current`)
-  // with the metadata it will have once committed.
+  static const storage::KeyMetadata* MetadataOf(
+      const std::optional<StoredValue>& v) {
+    return v.has_value() ? &v->metadata : nullptr;
+  }
+
+  // Records the branch's put of `user_key` (whose current metadata is
+  // *current, nullptr if it is absent) with the metadata it will have once
+  // committed, so later reads of the Txn see it.
   void Stage(const KeyspaceView& ns, const std::string& user_key,
-             const std::optional<StoredValue>& current, const TypedPut& put) {
+             const storage::KeyMetadata* current, std::string_view value,
+             const storage::PutAttributes& attributes) {
     Entry e;
-    e.value = put.value;
-    e.metadata.attributes = put.attributes;
+    e.value = std::string(value);
+    e.metadata.attributes = attributes;
     e.metadata.mod_revision = view_->revision();
-    e.metadata.create_revision = current.has_value()
-                                     ? current->metadata.create_revision
-                                     : view_->revision();
-    e.metadata.version =
-        current.has_value() ? current->metadata.version + 1 : 1;
+    e.metadata.create_revision =
+        current != nullptr ? current->create_revision : view_->revision();
+    e.metadata.version = current != nullptr ? current->version + 1 : 1;
     pending_[ns.id()][user_key] = std::move(e);
   }
 
@@ -705,6 +692,37 @@ std::string UserKeyOf(const KeyspaceView& ns, std::string_view stored) {
 }
 
 }  // namespace
+
+std::string_view OpNamespace(const v1::RequestOp& op) {
+  switch (op.request_case()) {
+    case v1::RequestOp::kGet:
+      return op.get().namespace_();
+    case v1::RequestOp::kPut:
+      return op.put().namespace_();
+    case v1::RequestOp::kDelete:
+      return op.delete_().namespace_();
+    case v1::RequestOp::kScan:
+      return op.scan().namespace_();
+    case v1::RequestOp::kIncrement:
+      return op.increment().namespace_();
+    case v1::RequestOp::kJsonGet:
+      return op.json_get().namespace_();
+    case v1::RequestOp::kJsonUpdate:
+      return op.json_update().namespace_();
+    case v1::RequestOp::REQUEST_NOT_SET:
+      break;
+  }
+  return std::string_view();
+}
+
+std::vector<std::string_view> TxnNamespaces(const v1::TxnRequest& request) {
+  std::vector<std::string_view> names;
+  for (const v1::Compare& c : request.compare()) names.push_back(c.namespace_());
+  for (const auto* branch : {&request.success(), &request.failure()}) {
+    for (const v1::RequestOp& op : *branch) names.push_back(OpNamespace(op));
+  }
+  return names;
+}
 
 absl::StatusOr<PreparedTxn> PrepareTxn(const v1::TxnRequest& request,
                                        const Limits& limits,

@@ -55,6 +55,12 @@ struct PreparedTxn {
   std::map<int, JsonUpdatePatch> failure_patches;
 };
 
+// The namespace a Txn op names ("" = the request's), and every namespace a
+// Txn's compares and ops name, in order, for NamespaceCatalog::ResolveAll
+// (views into `request`).
+std::string_view OpNamespace(const v1::RequestOp& op);
+std::vector<std::string_view> TxnNamespaces(const v1::TxnRequest& request);
+
 // Validates a Txn against the limits and encodes its branches' puts and
 // deletes (stored keys; each op's namespace is ns.For(its namespace), the
 // request's for an op that names none, docs/namespaces.md). InvalidArgument, naming the part

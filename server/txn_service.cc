@@ -17,45 +17,6 @@
 
 namespace strata::server {
 
-namespace {
-
-// Every namespace a Txn's compares and ops name (docs/namespaces.md).
-std::vector<std::string_view> TxnNamespaces(const v1::TxnRequest& request) {
-  std::vector<std::string_view> names;
-  for (const v1::Compare& c : request.compare()) names.push_back(c.namespace_());
-  for (const auto* branch : {&request.success(), &request.failure()}) {
-    for (const v1::RequestOp& op : *branch) {
-      switch (op.request_case()) {
-        case v1::RequestOp::kGet:
-          names.push_back(op.get().namespace_());
-          break;
-        case v1::RequestOp::kPut:
-          names.push_back(op.put().namespace_());
-          break;
-        case v1::RequestOp::kDelete:
-          names.push_back(op.delete_().namespace_());
-          break;
-        case v1::RequestOp::kScan:
-          names.push_back(op.scan().namespace_());
-          break;
-        case v1::RequestOp::kIncrement:
-          names.push_back(op.increment().namespace_());
-          break;
-        case v1::RequestOp::kJsonGet:
-          names.push_back(op.json_get().namespace_());
-          break;
-        case v1::RequestOp::kJsonUpdate:
-          names.push_back(op.json_update().namespace_());
-          break;
-        case v1::RequestOp::REQUEST_NOT_SET:
-          break;
-      }
-    }
-  }
-  return names;
-}
-
-}  // namespace
 
 void KvService::HandleTxn(TxnCall* call) {
   if (RefusedByWriteGate(call)) return;
@@ -95,19 +56,9 @@ void KvService::HandleTxn(TxnCall* call) {
 
 void KvService::HandleCommit(CommitCall* call) {
   const v1::CommitRequest& request = call->request();
-  for (const v1::Mutation& m : request.mutations()) {
-    if (m.has_put()) {
-      if (RefusedByWriteGate(call)) return;
-      break;
-    }
-  }
-  std::vector<std::string_view> names;
-  for (const v1::Mutation& m : request.mutations()) {
-    names.push_back(m.has_put() ? m.put().namespace_()
-                                : m.delete_().namespace_());
-  }
-  std::optional<NamespaceViews> ns =
-      ResolveAllOrFinish(call, request.namespace_(), names);
+  if (HasPut(request.mutations()) && RefusedByWriteGate(call)) return;
+  std::optional<NamespaceViews> ns = ResolveAllOrFinish(
+      call, request.namespace_(), MutationNamespaces(request.mutations()));
   if (!ns) return;
   absl::StatusOr<storage::WriteBatch> batch =
       PrepareCommit(request, options_.limits, *ns);

@@ -9,11 +9,11 @@ namespace strata::server {
 namespace {
 
 // FailedPrecondition: the key holds `stored`, not `want`.
-absl::Status WrongType(const StoredValue& stored, v1::ValueType want,
-                       std::string_view operation) {
+absl::Status WrongType(const storage::KeyMetadata& metadata,
+                       v1::ValueType want, std::string_view operation) {
   return absl::FailedPreconditionError(
       absl::StrFormat("%s: the key holds a %s value, not %s", operation,
-                      TypeName(TypeOf(stored.metadata)), TypeName(want)));
+                      TypeName(TypeOf(metadata)), TypeName(want)));
 }
 
 // The attributes a read-modify-write keeps: the key's expiry and lease,
@@ -37,11 +37,12 @@ absl::StatusOr<std::optional<StoredValue>> ReadForUpdate(
   return std::optional<StoredValue>(std::move(stored));
 }
 
-absl::StatusOr<int64_t> StoredInt64(const StoredValue& stored) {
-  if (TypeOf(stored.metadata) != v1::INT64) {
-    return WrongType(stored, v1::INT64, "a numeric comparison");
+absl::StatusOr<int64_t> StoredInt64(std::string_view value,
+                                    const storage::KeyMetadata& metadata) {
+  if (TypeOf(metadata) != v1::INT64) {
+    return WrongType(metadata, v1::INT64, "a numeric comparison");
   }
-  absl::StatusOr<int64_t> n = ParseInt64(stored.value, "stored value");
+  absl::StatusOr<int64_t> n = ParseInt64(value, "stored value");
   if (!n.ok()) return absl::DataLossError(n.status().message());
   return n;
 }
@@ -63,7 +64,7 @@ absl::StatusOr<IncrementResult> ComputeIncrement(
   int64_t before = 0;
   if (current.has_value()) {
     if (TypeOf(current->metadata) != v1::INT64) {
-      return WrongType(*current, v1::INT64, "Increment");
+      return WrongType(current->metadata, v1::INT64, "Increment");
     }
     absl::StatusOr<int64_t> n = StoredInt64(*current);
     if (!n.ok()) return n.status();
@@ -106,7 +107,7 @@ absl::StatusOr<std::string> ComputeJsonGet(
     const v1::JsonGetRequest& request) {
   if (!current.has_value()) return absl::NotFoundError("key not found");
   if (TypeOf(current->metadata) != v1::JSON) {
-    return WrongType(*current, v1::JSON, "JsonGet");
+    return WrongType(current->metadata, v1::JSON, "JsonGet");
   }
   return JsonAtPointer(current->value, request.pointer());
 }
@@ -125,7 +126,7 @@ absl::StatusOr<TypedPut> ComputeJsonUpdate(
         "key not found; create the document with Put (type JSON) first");
   }
   if (TypeOf(current->metadata) != v1::JSON) {
-    return WrongType(*current, v1::JSON, "JsonUpdate");
+    return WrongType(current->metadata, v1::JSON, "JsonUpdate");
   }
   absl::StatusOr<std::string> document = patch.Apply(current->value);
   if (!document.ok()) return document.status();

@@ -59,7 +59,11 @@ absl::StatusOr<std::optional<StoredValue>> ReadForUpdate(
 // The number an INT64 value holds, for a numeric compare.
 // FailedPrecondition if the value is of another type; DataLoss if a stored
 // INT64 does not parse (corruption: it was checked when written).
-absl::StatusOr<int64_t> StoredInt64(const StoredValue& stored);
+absl::StatusOr<int64_t> StoredInt64(std::string_view value,
+                                    const storage::KeyMetadata& metadata);
+inline absl::StatusOr<int64_t> StoredInt64(const StoredValue& stored) {
+  return StoredInt64(stored.value, stored.metadata);
+}
 
 // ---- Increment -----------------------------------------------------------
 

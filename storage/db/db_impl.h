@@ -131,6 +131,10 @@ class DBImpl final : public DB {
 
   // ---- write path (db_write.cc)
   void EnqueueWrite(PendingWrite* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Queues a synchronous writer (Write, ApplyCommittedBatch) and returns
+  // once it is done: it waits for its turn and leads the group commit if
+  // no earlier leader took it along.
+  void RunSynchronousWrite(PendingWrite* w) ABSL_LOCKS_EXCLUDED(mu_);
   void LeadGroupCommit(PendingWrite* leader)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Appends the writes at the front of the queue that commit together

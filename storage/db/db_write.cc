@@ -173,13 +173,7 @@ class DBImpl::GroupCommit final : public CommitView {
       db_->recent_writes_->Record(op.key, next_);
     }
     if (builder.count() == 0) return next_ - 1;
-    keys_ += builder.count();
-    records_.push_back(std::make_shared<const std::string>(builder.Finish()));
-    if (overlay_ != nullptr) {
-      RETURN_IF_ERROR(
-          WriteBatchInternal::InsertCommitted(*records_.back(), overlay_));
-    }
-    return next_++;
+    return AppendRecord(&builder);
   }
 
   // Appends a batch committed elsewhere (DB::ApplyCommittedBatch) at its
@@ -194,24 +188,29 @@ class DBImpl::GroupCommit final : public CommitView {
       return absl::InvalidArgumentError(absl::StrFormat(
           "committed batch at revision %d has no change", batch.revision));
     }
+    // Checked whole before anything is recorded: a bad batch leaves no
+    // trace (no window entries, no statistics).
     absl::flat_hash_set<std::string_view> seen;
-    CommittedBatchBuilder builder(next_);
     for (const Change& c : batch.changes) {
       if (c.key.empty() || !seen.insert(c.key).second) {
         return absl::InvalidArgumentError(absl::StrFormat(
             "committed batch at revision %d: an empty or repeated key",
             batch.revision));
       }
+      const KeyMetadata& m = c.metadata;
+      if (c.type == Change::Type::kPut &&
+          (m.mod_revision != next_ || m.create_revision == 0 ||
+           m.create_revision > next_ || m.version == 0)) {
+        return absl::InvalidArgumentError(absl::StrFormat(
+            "committed batch at revision %d: impossible metadata (create "
+            "revision %d, mod revision %d, version %d)",
+            batch.revision, m.create_revision, m.mod_revision, m.version));
+      }
+    }
+    CommittedBatchBuilder builder(next_);
+    for (const Change& c : batch.changes) {
       if (c.type == Change::Type::kPut) {
-        const KeyMetadata& m = c.metadata;
-        if (m.mod_revision != next_ || m.create_revision == 0 ||
-            m.create_revision > next_ || m.version == 0) {
-          return absl::InvalidArgumentError(absl::StrFormat(
-              "committed batch at revision %d: impossible metadata (create "
-              "revision %d, mod revision %d, version %d)",
-              batch.revision, m.create_revision, m.mod_revision, m.version));
-        }
-        builder.Put(c.key, m, c.value);
+        builder.Put(c.key, c.metadata, c.value);
         user_bytes_ += c.key.size() + c.value.size();
       } else {
         builder.Delete(c.key);
@@ -219,8 +218,14 @@ class DBImpl::GroupCommit final : public CommitView {
       }
       db_->recent_writes_->Record(c.key, next_);
     }
-    keys_ += builder.count();
-    records_.push_back(std::make_shared<const std::string>(builder.Finish()));
+    return AppendRecord(&builder);
+  }
+
+  // Seals the batch `builder` holds as revision next_: its record joins the
+  // group's, and the overlay for later batches of the group.
+  absl::StatusOr<Revision> AppendRecord(CommittedBatchBuilder* builder) {
+    keys_ += builder->count();
+    records_.push_back(std::make_shared<const std::string>(builder->Finish()));
     if (overlay_ != nullptr) {
       RETURN_IF_ERROR(
           WriteBatchInternal::InsertCommitted(*records_.back(), overlay_));
@@ -248,20 +253,7 @@ class DBImpl::GroupCommit final : public CommitView {
                          KeyMetadata* metadata) override {
     return GetLatest(key, /*include_expired=*/true, value, metadata);
   }
-  absl::Status GetLatest(std::string_view key, bool include_expired,
-                         std::string* value, KeyMetadata* metadata) {
-    LookupResult current;
-    RETURN_IF_ERROR(LookupLatest(key, &current, metadata));
-    if (current.state != LookupResult::State::kFound ||
-        (!include_expired && Expired(*metadata))) {
-      return absl::NotFoundError("key not found");
-    }
-    std::string_view v;
-    RETURN_IF_ERROR(DecodeStoredValue(current.type, current.sequence,
-                                      current.stored_value, metadata, &v));
-    value->assign(v.data(), v.size());
-    return absl::OkStatus();
-  }
+
   std::unique_ptr<Iterator> NewIterator() override {
     std::vector<Iterator*> extra;
     if (overlay_ != nullptr) {
@@ -294,6 +286,20 @@ class DBImpl::GroupCommit final : public CommitView {
   uint64_t now_unix_ms() const override { return now_unix_ms_; }
 
  private:
+  absl::Status GetLatest(std::string_view key, bool include_expired,
+                         std::string* value, KeyMetadata* metadata) {
+    LookupResult current;
+    RETURN_IF_ERROR(LookupLatest(key, &current, metadata));
+    if (current.state != LookupResult::State::kFound ||
+        (!include_expired && Expired(*metadata))) {
+      return absl::NotFoundError("key not found");
+    }
+    std::string_view v;
+    RETURN_IF_ERROR(DecodeStoredValue(current.type, current.sequence,
+                                      current.stored_value, metadata, &v));
+    value->assign(v.data(), v.size());
+    return absl::OkStatus();
+  }
   // The newest entry of key: in the overlay, else as of base_. Fills *meta
   // when it is a value.
   absl::Status LookupLatest(std::string_view key, LookupResult* result,
@@ -362,12 +368,15 @@ absl::StatusOr<Revision> DBImpl::Write(const WriteOptions& options,
   w.batch = batch;
   w.sync = options.sync;
   w.deadline = options.deadline;
-  MutexLock l(&mu_);
-  EnqueueWrite(&w);
-  while (!w.done && write_queue_.front() != &w) w.cv.Wait(&mu_);
-  if (w.done) return w.result();
-  LeadGroupCommit(&w);
+  RunSynchronousWrite(&w);
   return w.result();
+}
+
+void DBImpl::RunSynchronousWrite(PendingWrite* w) {
+  MutexLock l(&mu_);
+  EnqueueWrite(w);
+  while (!w->done && write_queue_.front() != w) w->cv.Wait(&mu_);
+  if (!w->done) LeadGroupCommit(w);
 }
 
 absl::Status DBImpl::ApplyCommittedBatch(const WriteOptions& options,
@@ -385,10 +394,7 @@ absl::Status DBImpl::ApplyCommittedBatch(const WriteOptions& options,
   w.batch = &empty;
   w.committed = &batch;
   w.sync = options.sync;
-  MutexLock l(&mu_);
-  EnqueueWrite(&w);
-  while (!w.done && write_queue_.front() != &w) w.cv.Wait(&mu_);
-  if (!w.done) LeadGroupCommit(&w);
+  RunSynchronousWrite(&w);
   return w.status;
 }
 

@@ -214,7 +214,8 @@ class DB {
   // a put, but has expired since, would come back with version 1. No
   // CommitFunction runs and nothing is dropped (a delete writes its
   // tombstone). The batch goes through the WAL and the memtable like any
-  // write (durable per options.sync) and reaches the change log and the
+  // write (durable per options.sync; options.deadline is ignored: a
+  // restore has no client to give up) and reaches the change log and the
   // commit listener. `batch.record` is not used.
   //
   // Errors: FailedPrecondition without Options::allow_committed_batches;

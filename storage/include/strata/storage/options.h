@@ -196,6 +196,9 @@ struct WriteOptions {
   // instead of spending the WAL, an fsync and a revision on them. A write
   // whose group formed in time commits even if it finishes after the
   // deadline (the caller then learns the outcome only from a later read).
+  // Compared with the real wall clock (std::chrono::system_clock, as gRPC
+  // deadlines are), not Options::env's: a test's manual clock does not
+  // expire it. DB::ApplyCommittedBatch ignores it.
   std::chrono::system_clock::time_point deadline =
       std::chrono::system_clock::time_point::max();
 };
