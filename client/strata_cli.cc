@@ -1160,6 +1160,7 @@ const std::vector<FlagUse>& FlagUses() {
       {"keys", {"lease"}},
       {"quota_bytes", {"ns"}},
       {"quota_keys", {"ns"}},
+      {"since", {"backup"}},
   };
   return *uses;
 }

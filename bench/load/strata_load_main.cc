@@ -30,6 +30,7 @@
 #include <cstdio>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -298,7 +299,30 @@ class Worker {
     }
   }
 
-  const Phase& phase() const { return *phase_; }
+  // Open loop: claims the next arrival due in the measured window, and its
+  // time; nullopt when the window's arrivals are all claimed. An arrival
+  // that waited for a free slot longer than --timeout is given up (counted
+  // as missed, nothing sent): its user has gone, and sending it would only
+  // feed the server work nobody waits for.
+  std::optional<Clock::time_point> NextArrival() {
+    const Config& c = *phase_->config;
+    while (true) {
+      const int64_t k = phase_->next_arrival.fetch_add(1);
+      const Clock::time_point due =
+          phase_->origin + std::chrono::duration_cast<Clock::duration>(
+                               std::chrono::duration<double>(k / c.rate));
+      if (due > phase_->measure_end) return std::nullopt;
+      if (due + c.timeout > Clock::now()) return due;
+      NoteMissed(due);
+    }
+  }
+  // An arrival given up without an RPC.
+  void NoteMissed(Clock::time_point due) {
+    if (due >= phase_->measure_start) phase_->missed.fetch_add(1);
+  }
+  bool open_loop() const {
+    return phase_->config->rate > 0 && !phase_->preload;
+  }
 
   // Picks the next operation and builds its request. False when the phase
   // is over.
@@ -314,7 +338,11 @@ class Worker {
       key_index = static_cast<uint64_t>(k);
       kind = OpKind::kPut;
     } else {
-      if (phase_->stop.load(std::memory_order_relaxed)) return false;
+      // Open loop ends with its last arrival (NextArrival), not at stop: an
+      // arrival claimed before the window closed is still sent.
+      if (c.rate <= 0 && phase_->stop.load(std::memory_order_relaxed)) {
+        return false;
+      }
       const int64_t space = c.hot_keys > 0 ? c.hot_keys : c.keys;
       key_index = rng_.Uniform(static_cast<uint64_t>(space));
       if (c.op == "get") {
@@ -347,7 +375,7 @@ class Worker {
           v1::PutRequest r;
           r.set_key(key);
           r.set_value(c.value);
-          r.set_ttl_ms(c.ttl_ms);
+          if (!phase_->preload) r.set_ttl_ms(c.ttl_ms);
           *request = ToBuffer(r);
           *method = &kStrataPut;
           break;
@@ -463,7 +491,12 @@ class Worker {
       return;
     }
     const Clock::time_point now = Clock::now();
-    if (started < phase_->measure_start || now > phase_->measure_end) return;
+    // Open loop counts every arrival of the window, however late it is
+    // answered (the slow tail is the point); closed loop what completes in it.
+    if (started < phase_->measure_start ||
+        (!open_loop() && now > phase_->measure_end)) {
+      return;
+    }
     if (status.ok()) {
       latency_.Add(static_cast<uint64_t>(
           std::chrono::duration_cast<std::chrono::nanoseconds>(now - started)
@@ -489,39 +522,26 @@ class Worker {
 };
 
 bool Slot::Start() {
-  const Config& c = worker_->config();
-  const Phase& phase = worker_->phase();
-  if (c.rate <= 0 || phase.preload) {
+  if (!worker_->open_loop()) {
     if (!worker_->NextRequest(&method_, &request_, &streaming_)) return false;
     Issue(Clock::now());
     return true;
   }
-  // Open loop: take the next arrival; none after the measured window. An
-  // arrival that waited for a free slot longer than --timeout is given up
-  // (counted as missed, nothing sent): its user has gone, and sending it
-  // would only feed the server work nobody waits for.
-  Phase& shared = const_cast<Phase&>(phase);
-  Clock::time_point due;
-  while (true) {
-    const int64_t k = shared.next_arrival.fetch_add(1);
-    due = phase.origin + std::chrono::duration_cast<Clock::duration>(
-                             std::chrono::duration<double>(k / c.rate));
-    if (due > phase.measure_end) return false;
-    if (due + c.timeout > Clock::now()) break;
-    if (due >= phase.measure_start) shared.missed.fetch_add(1);
+  const std::optional<Clock::time_point> due = worker_->NextArrival();
+  if (!due || !worker_->NextRequest(&method_, &request_, &streaming_)) {
+    return false;
   }
-  if (!worker_->NextRequest(&method_, &request_, &streaming_)) return false;
   const Clock::time_point now = Clock::now();
-  if (due <= now) {  // Behind: every slot was busy at its arrival.
-    Issue(due);
+  if (*due <= now) {  // Behind: every slot was busy at its arrival.
+    Issue(*due);
     return true;
   }
-  started_ = due;
+  started_ = *due;
   state_ = State::kWaiting;
   alarm_.Set(worker_->cq(),
              std::chrono::system_clock::now() +
                  std::chrono::duration_cast<std::chrono::system_clock::duration>(
-                     due - now),
+                     *due - now),
              this);
   return true;
 }
@@ -556,6 +576,11 @@ void Slot::BeginStreamFinish() {
 void Slot::OnEvent(bool ok) {
   switch (state_) {
     case State::kWaiting:  // The alarm rang (it is never cancelled).
+      if (started_ + worker_->config().timeout <= Clock::now()) {
+        worker_->NoteMissed(started_);  // It rang too late to be worth it.
+        if (!Start()) worker_->SlotIdle();
+        return;
+      }
       Issue(started_);
       return;
     case State::kUnary:
@@ -747,6 +772,10 @@ int Main() {
               "strata";
   }
   if (c.rate < 0) problem = "--rate must be >= 0 (0 = closed loop)";
+  if (c.ttl_ms != 0 && (c.protocol != Protocol::kStrata || c.ttl_ms < 0)) {
+    problem = "--ttl_ms is a strata PutRequest field: --protocol=strata and "
+              "--ttl_ms >= 0";
+  }
   if (c.conflict_rate < 0 || c.conflict_rate > 1) {
     problem = "--conflict_rate must be in [0, 1]";
   }

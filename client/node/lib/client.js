@@ -21,6 +21,27 @@ const INCR_OPTION_KEYS = ['mustExist', 'ttlMs', 'namespace', 'timeoutMs'];
 const JSON_UPDATE_OPTION_KEYS = ['mergePatch', 'jsonPatch', 'timeoutMs'];
 const TXN_OPTION_KEYS = ['compare', 'success', 'failure', 'timeoutMs'];
 const COMMIT_OPTION_KEYS = ['readRevision', 'readKeys', 'readRanges', 'mutations', 'timeoutMs'];
+const BACKUP_OPTION_KEYS = ['sinceRevision', 'timeoutMs'];
+const NAMESPACE_OPTION_KEYS = ['quotaBytes', 'quotaKeys', 'timeoutMs'];
+
+// The options of backup/backupToFile, checked (TypeError for an unknown
+// key, RangeError for a negative or non-integer sinceRevision).
+function backupOptions(options, what) {
+  checkKeys(options, BACKUP_OPTION_KEYS, what);
+  const { sinceRevision = 0, timeoutMs = null } = options;
+  return { sinceRevision: checkRevision(sinceRevision, 'sinceRevision'), timeoutMs };
+}
+
+// The options of createNamespace/updateNamespace, checked the same way.
+function namespaceOptions(options, what) {
+  checkKeys(options, NAMESPACE_OPTION_KEYS, what);
+  const { quotaBytes = 0, quotaKeys = 0, timeoutMs } = options;
+  return {
+    quotaBytes: checkRevision(quotaBytes, 'quotaBytes'),
+    quotaKeys: checkRevision(quotaKeys, 'quotaKeys'),
+    timeoutMs,
+  };
+}
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
 
@@ -104,7 +125,11 @@ class Client {
       creds = tlsCredentials(tls);
       extra = tlsChannelOptions(tls);
     }
-    this._channel = new grpc.Client(target, creds, { ...channelOptions, ...extra });
+    // No receive limit of our own, as the C++ client: the server bounds its
+    // replies (--max_message_bytes), and a Txn reply or a backup chunk may
+    // pass gRPC's default 4 MiB. channelOptions may set one.
+    this._channel = new grpc.Client(target, creds,
+      { 'grpc.max_receive_message_length': -1, ...channelOptions, ...extra });
   }
 
   _callOptions(timeoutMs) {
@@ -600,7 +625,8 @@ class Client {
   // sinceRevision > 0, an incremental backup of the changes after it (a
   // begin with from_revision, 'changes' chunks, the manifest); OUT_OF_RANGE
   // if they are no longer retained (take a full backup).
-  async *backup({ sinceRevision = 0, timeoutMs = null } = {}) {
+  async *backup(options = {}) {
+    const { sinceRevision, timeoutMs } = backupOptions(options, 'backup');
     if (timeoutMs !== null) checkTimeout(timeoutMs);
     const call = this._serverStream('strata.v1.KV/Backup',
       { since_revision: String(sinceRevision) }, timeoutMs);
@@ -622,7 +648,8 @@ class Client {
   // Resolves to the revision the backup holds (its last one). With
   // sinceRevision > 0, an incremental backup (`strata backup create
   // --since`).
-  async backupToFile(path, { sinceRevision = 0, timeoutMs = null } = {}) {
+  async backupToFile(path, options = {}) {
+    const { sinceRevision, timeoutMs } = backupOptions(options, 'backupToFile');
     const fs = require('fs');
     const partial = `${path}.partial`;
     const fd = fs.openSync(partial, 'w');
@@ -665,7 +692,8 @@ class Client {
 
   // Creates an empty namespace (ALREADY_EXISTS if it exists); resolves to
   // the revision.
-  async createNamespace(name, { quotaBytes = 0, quotaKeys = 0, timeoutMs } = {}) {
+  async createNamespace(name, options = {}) {
+    const { quotaBytes, quotaKeys, timeoutMs } = namespaceOptions(options, 'createNamespace');
     const resp = await this._unary('strata.v1.KV/CreateNamespace',
       { name: checkNamespace(name), quota_bytes: quotaBytes, quota_keys: quotaKeys }, timeoutMs);
     return Number(resp.header.revision);
@@ -693,7 +721,8 @@ class Client {
 
   // Replaces a namespace's quotas (NOT_FOUND if it does not exist); resolves
   // to the revision.
-  async updateNamespace(name, { quotaBytes = 0, quotaKeys = 0, timeoutMs } = {}) {
+  async updateNamespace(name, options = {}) {
+    const { quotaBytes, quotaKeys, timeoutMs } = namespaceOptions(options, 'updateNamespace');
     const resp = await this._unary('strata.v1.KV/UpdateNamespace',
       { name: checkNamespace(name), quota_bytes: quotaBytes, quota_keys: quotaKeys }, timeoutMs);
     return Number(resp.header.revision);

@@ -40,6 +40,17 @@ describe('namespaces against strata-server', { skip: skipReason() }, () => {
     assert.deepEqual((await db.listNamespaces()).map((n) => n.name), ['team/b']);
   });
 
+  it('refuses unknown or out-of-range options before sending anything', async () => {
+    // snake_case would silently have meant "no quota" and "a full backup".
+    await assert.rejects(db.createNamespace('c', { quota_bytes: 100 }), TypeError);
+    await assert.rejects(db.updateNamespace('c', { quotaKeys: -1 }), RangeError);
+    await assert.rejects(db.backupToFile('/nonexistent/f', { since: 5 }), TypeError);
+    await assert.rejects(async () => {
+      for await (const m of db.backup({ sinceRevision: 1.5 })) void m;
+    }, RangeError);
+    assert.deepEqual(await db.listNamespaces(), []);
+  });
+
   it('keeps the same key apart in two namespaces', async () => {
     await db.createNamespace('a');
     await db.createNamespace('b');

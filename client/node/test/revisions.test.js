@@ -8,7 +8,7 @@
 const { describe, it, beforeEach, afterEach } = require('node:test');
 const assert = require('node:assert/strict');
 const grpc = require('@grpc/grpc-js');
-const { Client, Watch, StrataError, status, prefixEnd } = require('@strata/client');
+const { Client, Watch, WriteBatch, StrataError, status, prefixEnd } = require('@strata/client');
 const { resumePolicy } = require('../lib/watch.js');
 const { nodeBlocks, runExample } = require('./doc.js');
 const { StrataServer, skipReason } = require('./server.js');
@@ -590,6 +590,13 @@ describe('incremental backups against strata-server', { skip: skipReason() }, ()
         if (m.kind === 'manifest') assert.equal(m.manifest.batches, '2');
       }
       assert.deepEqual(kinds, ['begin', 'changes', 'manifest']);
+      // One batch of 6 MB travels as one chunk: above gRPC's default 4 MiB
+      // receive limit, which the client lifts (as the C++ client does).
+      const crypto = require('node:crypto');
+      const big = new WriteBatch();
+      for (let i = 0; i < 3; i++) big.put(`big${i}`, crypto.randomBytes(2000000));
+      await db.write(big);
+      assert.equal(await db.backupToFile(path.join(server.dir, 'big.backup'), { sinceRevision: 7 }), 8);
       await assert.rejects(db.backupToFile(path.join(server.dir, 'f'), { sinceRevision: 100 }),
         isCode(status.OUT_OF_RANGE));
       assert.equal(fs.existsSync(path.join(server.dir, 'f.partial')), false);

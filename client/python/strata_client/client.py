@@ -273,6 +273,11 @@ class Client:
         self.target = target
         self.timeout = timeout
         channel_options: List[Tuple[str, Any]] = list(options or [])
+        # No receive limit of our own, as the C++ client: the server bounds
+        # its replies (--max_message_bytes), and a Txn reply or a backup
+        # chunk may pass gRPC's default 4 MiB.
+        if not any(k == "grpc.max_receive_message_length" for k, _ in channel_options):
+            channel_options.append(("grpc.max_receive_message_length", -1))
         if tls is not None:
             credentials = tls.channel_credentials()
             channel_options += tls.channel_options()

@@ -19,15 +19,7 @@ import grpc  # noqa: E402
 from strata_client import (Client, InvalidArgument, NamespaceInfo,  # noqa: E402
                            NotFound, StrataError, WriteBatch)
 from server_process import server_binary  # noqa: E402
-from test_client import ServerTestCase  # noqa: E402
-
-
-def setUpModule():
-    if not os.path.exists(server_binary()):
-        why = f"strata-server not found at {server_binary()}"
-        if os.environ.get("STRATA_TEST_REQUIRE_SERVER"):
-            raise RuntimeError(why)
-        raise unittest.SkipTest(why)
+from test_client import ServerTestCase, setUpModule  # noqa: E402,F401
 
 
 class NamespacesTest(ServerTestCase):

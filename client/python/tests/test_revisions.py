@@ -767,6 +767,17 @@ class IncrementalBackupTest(ServerTestCase):
         batches.ParseFromString(messages[1].changes.data)
         self.assertEqual([b.revision for b in batches.batches], [since + 1, since + 2])
         self.assertTrue(batches.batches[1].changes[0].deleted)
+        # One batch of 6 MB travels as one chunk: above gRPC's default 4 MiB
+        # receive limit, which the client lifts (as the C++ client does).
+        big = WriteBatch()
+        for i in range(3):
+            big.put(b"big%d" % i, os.urandom(2_000_000))
+        self.client.write(big)
+        self.assertEqual(
+            self.client.backup_to_file(os.path.join(self.tmp, "big.backup"),
+                                       since_revision=last),
+            last + 1)
+        os.remove(os.path.join(self.tmp, "big.backup"))
         # Above the current revision: OutOfRange, and no file is left.
         with self.assertRaises(OutOfRange):
             self.client.backup_to_file(os.path.join(self.tmp, "f"), since_revision=last + 10)
