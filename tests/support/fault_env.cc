@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
 #include "env/io_error.h"
 #include "util/filename.h"
 
@@ -175,6 +176,10 @@ class FaultWritableFile final : public WritableFile {
     if (check == FaultInjectionEnv::Check::kFail) {
       return env_->InjectedError(FaultOp::kSync, path_, fault.error);
     }
+    io.unlock();  // A slow fsync must not block HaltWrites.
+    env_->SlowDownSync(path_);
+    io.lock();
+    if (env_->halted_) return FaultInjectionEnv::HaltedError(FaultOp::kSync, path_);
     s = base_->Sync();
     if (s.ok()) env_->NoteSynced(path_);
     return s;
@@ -359,6 +364,63 @@ void FaultInjectionEnv::NoteSynced(const std::string& path) {
   MutexLock l(&mu_);
   auto it = files_.find(path);
   if (it != files_.end()) it->second.synced = it->second.size;
+  const uint32_t kind = FileKindOf(path);
+  for (int bit = 0; bit < 6; bit++) {
+    if (kind == (1u << bit)) syncs_done_[bit]++;
+  }
+}
+
+void FaultInjectionEnv::SetSyncDelay(uint32_t files, absl::Duration delay) {
+  MutexLock l(&mu_);
+  sync_delay_files_ = files;
+  sync_delay_ = delay;
+}
+
+void FaultInjectionEnv::HoldSyncs(uint32_t files) {
+  std::lock_guard<std::mutex> lock(hold_mu_);
+  hold_files_ = files;
+}
+
+void FaultInjectionEnv::ReleaseSyncs() {
+  {
+    std::lock_guard<std::mutex> lock(hold_mu_);
+    hold_files_ = 0;
+    hold_epoch_++;
+  }
+  hold_cv_.notify_all();
+}
+
+bool FaultInjectionEnv::WaitForHeldSyncs(int n, absl::Duration timeout) {
+  std::unique_lock<std::mutex> lock(hold_mu_);
+  return hold_cv_.wait_for(lock, absl::ToChronoNanoseconds(timeout),
+                           [&] { return held_ >= n; });
+}
+
+int64_t FaultInjectionEnv::syncs_done(uint32_t files) const {
+  MutexLock l(&mu_);
+  int64_t n = 0;
+  for (int bit = 0; bit < 6; bit++) {
+    if (files & (1u << bit)) n += syncs_done_[bit];
+  }
+  return n;
+}
+
+void FaultInjectionEnv::SlowDownSync(const std::string& path) {
+  const uint32_t kind = FileKindOf(path);
+  absl::Duration delay;
+  {
+    MutexLock l(&mu_);
+    if (sync_delay_files_ & kind) delay = sync_delay_;
+  }
+  // The simulated fsync latency itself, not a wait for another thread.
+  if (delay > absl::ZeroDuration()) absl::SleepFor(delay);
+  std::unique_lock<std::mutex> lock(hold_mu_);
+  if ((hold_files_ & kind) == 0) return;
+  const uint64_t epoch = hold_epoch_;
+  held_++;
+  hold_cv_.notify_all();
+  hold_cv_.wait(lock, [&] { return hold_epoch_ != epoch; });
+  held_--;
 }
 
 void FaultInjectionEnv::HaltWrites() {

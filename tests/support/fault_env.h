@@ -16,7 +16,11 @@
 //     lost, data handed to the OS survives), and a power loss
 //     (DropUnsyncedData: every file loses what was not fsynced, and, unless
 //     disabled, files created or renamed since their directory's last
-//     SyncDir lose that directory entry).
+//     SyncDir lose that directory entry);
+//   * make a disk slow: delay every fsync of chosen file kinds, or hold
+//     them until the test releases them (a latch the test can wait on, so
+//     it observes the engine during an fsync that has not returned without
+//     sleeping), and count the fsyncs that returned.
 //
 // Model of durability (what a POSIX file system guarantees, no more):
 //   Append    bytes sit in a user-space buffer (lost by a process crash);
@@ -36,10 +40,12 @@
 // fails; nothing reaches a file after HaltWrites returns.
 
 #include <cerrno>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <shared_mutex>
 #include <string>
 #include <string_view>
@@ -48,6 +54,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "strata/storage/env.h"
 #include "util/mutex.h"
 
@@ -134,6 +141,27 @@ class FaultInjectionEnv final : public storage::Env {
   // HaltWrites to crash at a precise point. Set it before the DB opens.
   void SetHook(std::function<void(FaultOp, const std::string& path)> hook);
 
+  // ---- a slow disk
+  // From now on every Sync of a file whose kind is in `files` waits
+  // `delay` (real time) after its flush and before the bytes reach the
+  // disk, as an fsync during a latency spike would. ZeroDuration (the
+  // default) or files = 0 ends the spike. Syncs already waiting keep their
+  // delay.
+  void SetSyncDelay(uint32_t files, absl::Duration delay);
+  // From now on every Sync of a file whose kind is in `files` stops after
+  // its flush, before the bytes reach the disk, until ReleaseSyncs: an
+  // fsync that does not return. Its bytes are not synced meanwhile (power
+  // loss drops them). HaltWrites does not release it.
+  void HoldSyncs(uint32_t files);
+  // Lets every held Sync go on, and holds no later one.
+  void ReleaseSyncs();
+  // Waits until at least n Syncs are held at once; false if `timeout`
+  // passes first.
+  bool WaitForHeldSyncs(int n, absl::Duration timeout);
+  // Syncs of files whose kind is in `files` that returned OK so far (after
+  // their delay or hold): the fsyncs the engine could count on.
+  int64_t syncs_done(uint32_t files) const;
+
   // ---- crashes
   // The machine stops: from now on every create, append, flush, sync,
   // rename, remove and directory sync fails with Unavailable ("injected
@@ -217,6 +245,8 @@ class FaultInjectionEnv final : public storage::Env {
   static absl::Status HaltedError(FaultOp op, const std::string& path);
   void NoteFlushed(const std::string& path, uint64_t size);
   void NoteSynced(const std::string& path);
+  // The slow-disk part of a Sync: its delay, then its hold, if any.
+  void SlowDownSync(const std::string& path);
 
   storage::Env* const base_;
 
@@ -232,6 +262,17 @@ class FaultInjectionEnv final : public storage::Env {
   std::map<std::string, FileState> files_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::vector<DirOp>> dir_ops_ ABSL_GUARDED_BY(mu_);
   bool lose_dir_entries_ ABSL_GUARDED_BY(mu_) = true;
+  uint32_t sync_delay_files_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Duration sync_delay_ ABSL_GUARDED_BY(mu_);
+  // Syncs that returned OK, by FileKind bit (index = bit number).
+  int64_t syncs_done_[6] ABSL_GUARDED_BY(mu_) = {};
+
+  // The hold (a latch); a std::mutex so waits can time out.
+  std::mutex hold_mu_;
+  std::condition_variable hold_cv_;
+  uint32_t hold_files_ = 0;    // Guarded by hold_mu_.
+  uint64_t hold_epoch_ = 0;    // Guarded by hold_mu_; ReleaseSyncs bumps it.
+  int held_ = 0;               // Guarded by hold_mu_: Syncs held now.
 };
 
 }  // namespace strata::testing
