@@ -216,6 +216,9 @@ struct Phase {
   std::atomic<int64_t> next_arrival{0};
   // Arrivals in the measured window given up for want of a free slot.
   std::atomic<int64_t> missed{0};
+  // Arrivals due in the measured window: each is answered (ok or an error
+  // code) or missed.
+  std::atomic<int64_t> arrivals{0};
 };
 
 class Worker;
@@ -312,6 +315,7 @@ class Worker {
           phase_->origin + std::chrono::duration_cast<Clock::duration>(
                                std::chrono::duration<double>(k / c.rate));
       if (due > phase_->measure_end) return std::nullopt;
+      if (due >= phase_->measure_start) phase_->arrivals.fetch_add(1);
       if (due + c.timeout > Clock::now()) return due;
       NoteMissed(due);
     }
@@ -625,6 +629,7 @@ struct Totals {
   uint64_t error_count = 0;
   // Open loop: arrivals given up without a free slot (Phase::missed).
   int64_t missed = 0;
+  int64_t arrivals = 0;  // Open loop: Phase::arrivals.
 };
 
 // Runs one phase with every slot; returns the merged results.
@@ -673,6 +678,7 @@ Totals RunPhase(const Config& config,
   totals.server_cpu_seconds = server_cpu;
   totals.client_cpu_seconds = client_cpu;
   totals.missed = phase.missed.load();
+  totals.arrivals = phase.arrivals.load();
   for (const auto& w : workers) {
     totals.latency.Merge(w->latency());
     for (const auto& [code, n] : w->errors()) {
@@ -909,8 +915,9 @@ int Main() {
         "--concurrency if > 0)\n",
         c.rate, ops_per_sec, 100.0 * ops_per_sec / c.rate,
         static_cast<long long>(t.missed));
-    absl::StrAppendFormat(&extra, ",\"rate\":%.1f,\"missed\":%d", c.rate,
-                          t.missed);
+    // arrivals = ops + errors + missed: every request is accounted for.
+    absl::StrAppendFormat(&extra, ",\"rate\":%.1f,\"missed\":%d,\"arrivals\":%d",
+                          c.rate, t.missed, t.arrivals);
   }
   absl::StrAppendFormat(&extra, ",\"client_cpu_us_per_op\":%.1f,"
                         "\"client_cpu_share\":%.2f",
