@@ -134,7 +134,7 @@ TEST_F(DiskFaultsServerTest, AWriteWhoseDeadlinePassesDuringItsFsyncIsDurable) {
   ASSERT_TRUE(Put("before", "b").ok());
   env_.HoldSyncs(t::kWalFile);
   // The client gives up at its deadline; the fsync has not returned.
-  grpc::Status s = Put("slow", "s", std::chrono::milliseconds(500));
+  grpc::Status s = Put("slow", "s", std::chrono::milliseconds(1000));
   EXPECT_EQ(s.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED)
       << s.error_message();
   ASSERT_TRUE(env_.WaitForHeldSyncs(1, absl::Seconds(30)))
