@@ -338,7 +338,9 @@ TEST_F(DiskTest, FsyncLatencySpikesSlowWritesWhichGroupUpAndRecoverAfter) {
 
   LoadResult fast = RunLoad(db_.get(), &env_, "fast");
   ASSERT_EQ(fast.failures, 0);
-  EXPECT_LT(Median(fast.write_ms), spike_ms / 2)
+  // Every write during the spikes took >= one spike; after them most take
+  // less (a real fsync: a few ms on a quiet disk).
+  EXPECT_LT(Median(fast.write_ms), spike_ms)
       << "write latency did not come back after the spikes";
   std::printf("fsync spikes of %.0f ms: %zu writes, %lld fsyncs, median "
               "write %.1f ms, median read %.3f ms; after: median write %.1f "
