@@ -347,10 +347,10 @@ absl::Status NextNamespaceChunk(uint64_t chunk_bytes, BackupState* st,
     return absl::OkStatus();
   };
   while (!st->ns_pending.empty() && size < chunk_bytes) {
-    // Sent in the order collected; popping from the back would reverse it.
-    std::vector<v1::BackupChange>& p = st->ns_pending;
-    if (absl::Status s = add(std::move(p.front())); !s.ok()) return s;
-    p.erase(p.begin());
+    if (absl::Status s = add(std::move(st->ns_pending.front())); !s.ok()) {
+      return s;
+    }
+    st->ns_pending.pop_front();
   }
   while (size < chunk_bytes && st->ns_keys != nullptr &&
          st->ns_keys->Valid() && StartsWith(st->ns_keys->key(), st->ns_prefix)) {

@@ -56,6 +56,7 @@
 #include <xxhash.h>
 
 #include <atomic>
+#include <deque>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -143,7 +144,7 @@ struct BackupState {
   std::string ns_name;  // "" = not a namespace backup.
   std::string ns_prefix;
   const storage::Snapshot* snapshot = nullptr;
-  std::vector<v1::BackupChange> ns_pending;
+  std::deque<v1::BackupChange> ns_pending;
   std::unique_ptr<storage::Iterator> ns_keys;
   BackupState() = default;
   BackupState(const BackupState&) = delete;
