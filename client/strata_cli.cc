@@ -239,7 +239,9 @@ commands:
                      (docs/backup.md). --since REV: an incremental backup,
                      the changes after revision REV (the previous backup's);
                      prints "incremental backup FILE: revisions A to B, N
-                     batches, M changes, SIZE in T s"
+                     batches, M changes, SIZE in T s". With -n NS: a
+                     backup of namespace NS only (its keys and quotas;
+                     restores alone into a node holding just it)
   backup verify FILE check every checksum of the backup FILE, open the
                      database it holds and count its keys (no server
                      needed); for an incremental, count its batches and
@@ -1061,6 +1063,16 @@ int CmdBackupCreate(strata::Client& client, const std::string& path) {
         Bytes(static_cast<double>(result->bytes)).c_str(), seconds_since());
     return kExitOk;
   }
+  if (!result->ns.empty()) {
+    std::printf(
+        "backup %s of namespace %s: revision %lld, %llu entries, %s in %.1f "
+        "s\n",
+        path.c_str(), result->ns.c_str(),
+        static_cast<long long>(result->revision),
+        static_cast<unsigned long long>(result->changes),
+        Bytes(static_cast<double>(result->bytes)).c_str(), seconds_since());
+    return kExitOk;
+  }
   std::printf("backup %s: revision %lld, %llu files, %s in %.1f s\n",
               path.c_str(), static_cast<long long>(result->revision),
               static_cast<unsigned long long>(result->files),
@@ -1079,6 +1091,17 @@ int CmdBackupVerify(const std::string& path) {
     std::fprintf(stderr, "strata: backup %s is NOT valid: %s\n", path.c_str(),
                  summary.status().ToString().c_str());
     return absl::IsDataLoss(summary.status()) ? kExitNotFound : kExitServer;
+  }
+  if (!summary->namespace_name.empty()) {
+    std::printf(
+        "backup %s OK: format %u, namespace %s, revision %lld, %llu "
+        "entries, %llu bytes\n",
+        path.c_str(), summary->format_version,
+        summary->namespace_name.c_str(),
+        static_cast<long long>(summary->revision),
+        static_cast<unsigned long long>(summary->changes),
+        static_cast<unsigned long long>(summary->bytes));
+    return kExitOk;
   }
   if (summary->from_revision > 0) {
     std::printf(

@@ -748,6 +748,7 @@ absl::StatusOr<Client::BackupResult> Client::Backup(
   grpc::ClientContext ctx;  // No deadline: a backup may take long.
   v1::BackupRequest request;
   request.set_since_revision(static_cast<int64_t>(since_revision));
+  request.set_namespace_(options_.ns);
   std::unique_ptr<grpc::ClientReader<v1::BackupResponse>> reader =
       stubs_->kv->Backup(&ctx, request);
   v1::BackupResponse response;
@@ -770,6 +771,7 @@ absl::StatusOr<Client::BackupResult> Client::Backup(
       p.last_revision = p.from_revision;
     }
     if (response.has_chunk()) p.bytes += response.chunk().data().size();
+    if (response.has_keys()) p.bytes += response.keys().data().size();
     if (response.has_changes()) {
       p.bytes += response.changes().data().size();
       p.last_revision =
@@ -780,6 +782,7 @@ absl::StatusOr<Client::BackupResult> Client::Backup(
       result.files = response.manifest().files_size();
       result.batches = response.manifest().batches();
       result.changes = response.manifest().changes();
+      result.ns = response.manifest().namespace_();
     }
     AppendFixed32(&frame, static_cast<uint32_t>(response.ByteSizeLong()));
     response.AppendToString(&frame);

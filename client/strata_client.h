@@ -774,6 +774,9 @@ class Client {
     Revision from_revision = 0;
     uint64_t batches = 0;
     uint64_t changes = 0;
+    // Namespace backups (ClientOptions::ns set): the namespace, and
+    // `changes` counts its entries (keys and their system entries).
+    std::string ns;
   };
   using BackupProgressCallback =
       absl::FunctionRef<void(const BackupProgress& progress)>;
@@ -792,6 +795,10 @@ class Client {
   // after since_revision (e.g. the previous backup's revision), in format
   // 2 (docs/backup-format.md); OUT_OF_RANGE when they are no longer
   // retained (take a full backup).
+  //
+  // With ClientOptions::ns set, a backup of that namespace only (format 3,
+  // docs/backup.md "One namespace"): NOT_FOUND if it does not exist,
+  // UNIMPLEMENTED with since_revision > 0.
   absl::StatusOr<BackupResult> Backup(const std::string& path,
                                       BackupProgressCallback progress,
                                       Revision since_revision = 0);

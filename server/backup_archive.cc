@@ -17,6 +17,7 @@
 #include "absl/strings/str_format.h"
 #include "strata/storage/db.h"
 #include "strata/storage/env.h"
+#include "strata/storage/write_batch.h"
 
 namespace strata::server {
 namespace {
@@ -222,6 +223,12 @@ absl::StatusOr<BackupSummary> ReadBackupFile(const std::string& path,
               path, message.begin().from_revision() + 1,
               message.begin().revision()));
         }
+        if (!message.begin().namespace_().empty()) {
+          return absl::InvalidArgumentError(absl::StrFormat(
+              "backup %s is a backup of namespace \"%s\", not of a whole "
+              "node",
+              path, message.begin().namespace_()));
+        }
         begun = true;
         summary.revision = message.begin().revision();
         break;
@@ -339,6 +346,106 @@ absl::StatusOr<BackupSummary> ReadBackupBegin(const std::string& path) {
   summary.format_version = reader.version();
   summary.revision = message.begin().revision();
   summary.from_revision = message.begin().from_revision();
+  summary.namespace_name = message.begin().namespace_();
+  return summary;
+}
+
+absl::StatusOr<BackupSummary> ReadNamespaceBackup(
+    const std::string& path, const BackupEntriesFunction& apply) {
+  MessageReader reader(path);
+  if (absl::Status s = reader.Open(); !s.ok()) return s;
+  BackupSummary summary;
+  summary.format_version = reader.version();
+  bool begun = false;
+  bool have_manifest = false;
+  v1::BackupManifest manifest;
+  XXH64_state_t* hash = XXH64_createState();
+  XXH64_reset(hash, 0);
+  struct HashFree {
+    XXH64_state_t* h;
+    ~HashFree() { XXH64_freeState(h); }
+  } hash_free{hash};
+  v1::BackupResponse message;
+  v1::BackupChangeBatch entries;
+  while (true) {
+    uint64_t offset = 0;
+    absl::StatusOr<bool> more = reader.Next(&message, &offset);
+    if (!more.ok()) return more.status();
+    if (!*more) break;
+    if (have_manifest) {
+      return reader.Corrupt(
+          absl::StrFormat("data after the manifest at offset %d", offset));
+    }
+    switch (message.kind_case()) {
+      case v1::BackupResponse::kBegin: {
+        if (begun) return reader.Corrupt("a second BackupBegin");
+        const v1::BackupBegin& begin = message.begin();
+        if (begin.namespace_().empty()) {
+          return absl::InvalidArgumentError(absl::StrFormat(
+              "backup %s is not a namespace backup", path));
+        }
+        if (begin.from_revision() != 0 || begin.revision() < 0) {
+          return reader.Corrupt("impossible revisions in BackupBegin");
+        }
+        begun = true;
+        summary.revision = begin.revision();
+        summary.namespace_name = begin.namespace_();
+        break;
+      }
+      case v1::BackupResponse::kKeys: {
+        if (!begun) return reader.Corrupt("a chunk before BackupBegin");
+        const v1::BackupKeysChunk& chunk = message.keys();
+        const std::string where =
+            absl::StrFormat("keys chunk at offset %d", offset);
+        if (XXH64(chunk.data().data(), chunk.data().size(), 0) !=
+            chunk.xxh64()) {
+          return reader.Corrupt(absl::StrFormat(
+              "%s: checksum mismatch (the backup is corrupt)", where));
+        }
+        XXH64_update(hash, chunk.data().data(), chunk.data().size());
+        summary.bytes += chunk.data().size();
+        if (!entries.ParseFromString(chunk.data()) ||
+            entries.changes_size() == 0 ||
+            entries.revision() != summary.revision) {
+          return reader.Corrupt(absl::StrFormat("%s: unreadable", where));
+        }
+        for (const v1::BackupChange& e : entries.changes()) {
+          if (e.deleted() || e.key().empty()) {
+            return reader.Corrupt(absl::StrFormat(
+                "%s: an entry that is not a put of a key", where));
+          }
+        }
+        summary.changes += static_cast<uint64_t>(entries.changes_size());
+        if (apply) {
+          if (absl::Status s = apply(entries); !s.ok()) return s;
+        }
+        break;
+      }
+      case v1::BackupResponse::kManifest:
+        if (!begun) return reader.Corrupt("a manifest before BackupBegin");
+        manifest = message.manifest();
+        have_manifest = true;
+        break;
+      default:
+        return reader.Corrupt(absl::StrFormat(
+            "a message other than a keys chunk at offset %d", offset));
+    }
+  }
+  if (!have_manifest) {
+    return reader.Corrupt(
+        "truncated: the manifest (the final message) is missing");
+  }
+  if (manifest.namespace_() != summary.namespace_name ||
+      manifest.revision() != summary.revision ||
+      manifest.changes() != summary.changes ||
+      manifest.changes_xxh64() != XXH64_digest(hash)) {
+    return reader.Corrupt(absl::StrFormat(
+        "the manifest (namespace \"%s\", revision %d, %d entries) does not "
+        "match the chunks (namespace \"%s\", revision %d, %d entries, or "
+        "their XXH64)",
+        manifest.namespace_(), manifest.revision(), manifest.changes(),
+        summary.namespace_name, summary.revision, summary.changes));
+  }
   return summary;
 }
 
@@ -374,9 +481,14 @@ absl::StatusOr<BackupSummary> ReadIncrementalBackup(
         const v1::BackupBegin& begin = message.begin();
         if (begin.from_revision() == 0) {
           return absl::InvalidArgumentError(absl::StrFormat(
-              "backup %s is a full backup (revision %d), not an incremental "
-              "one",
-              path, begin.revision()));
+              "backup %s is a full backup%s (revision %d), not an "
+              "incremental one",
+              path,
+              begin.namespace_().empty()
+                  ? ""
+                  : absl::StrFormat(" of namespace \"%s\"",
+                                    begin.namespace_()),
+              begin.revision()));
         }
         if (begin.from_revision() < 0 ||
             begin.revision() < begin.from_revision()) {
@@ -609,6 +721,35 @@ absl::Status ApplyIncrementals(const std::vector<std::string>& paths,
   return (*db)->SyncWAL();
 }
 
+// Writes the namespace backup at `path` into a new database in `dir`, one
+// write per chunk (a new history: revisions from 1). Sets summary's
+// revision to the restored database's.
+absl::Status RestoreNamespace(const std::string& path, const std::string& dir,
+                              BackupSummary* summary) {
+  storage::Options options = RestoreEngineOptions();
+  options.create_if_missing = true;
+  auto db = storage::DB::Open(options, dir);
+  if (!db.ok()) return db.status();
+  storage::WriteOptions wo;
+  wo.sync = false;  // One SyncWAL at the end.
+  absl::StatusOr<BackupSummary> read = ReadNamespaceBackup(
+      path, [&](const v1::BackupChangeBatch& entries) -> absl::Status {
+        storage::WriteBatch batch;
+        for (const v1::BackupChange& e : entries.changes()) {
+          storage::PutAttributes a;
+          a.expire_at_unix_ms = static_cast<uint64_t>(e.expire_at_unix_ms());
+          a.lease = static_cast<uint64_t>(e.lease());
+          a.value_type = static_cast<uint8_t>(e.value_type());
+          batch.Put(e.key(), e.value(), a);
+        }
+        return (*db)->Write(wo, &batch).status();
+      });
+  if (!read.ok()) return read.status();
+  *summary = *read;
+  summary->revision = static_cast<int64_t>((*db)->CurrentRevision());
+  return (*db)->SyncWAL();
+}
+
 }  // namespace
 
 absl::StatusOr<BackupSummary> VerifyBackup(const std::string& path,
@@ -616,6 +757,11 @@ absl::StatusOr<BackupSummary> VerifyBackup(const std::string& path,
   absl::StatusOr<BackupSummary> begin = ReadBackupBegin(path);
   if (!begin.ok()) return begin.status();
   if (begin->from_revision != 0) return ReadIncrementalBackup(path, nullptr);
+  if (!begin->namespace_name.empty()) {
+    absl::StatusOr<BackupSummary> summary = ReadNamespaceBackup(path, nullptr);
+    if (summary.ok()) summary->keys = summary->changes;
+    return summary;
+  }
   std::string base = scratch_dir;
   if (base.empty()) {
     const char* tmp = std::getenv("TMPDIR");
@@ -675,12 +821,26 @@ absl::StatusOr<BackupSummary> RestoreBackup(
         "%s, %d: a restore cannot go back before its full backup",
         to_revision, paths[0], full->revision));
   }
+  const bool is_namespace = !full->namespace_name.empty();
+  if (is_namespace && (paths.size() > 1 || to_revision > 0)) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "backup %s is a backup of namespace \"%s\": it restores alone, "
+        "with no incrementals and no --restore_to_revision",
+        paths[0], full->namespace_name));
+  }
   const std::string parent = ParentOf(data_dir);
   if (absl::Status s = env->CreateDir(parent); !s.ok()) return s;
   const std::string staging =
       absl::StrCat(data_dir, ".restore-tmp");
   RemoveAll(staging);  // A previous restore that was killed.
-  absl::StatusOr<BackupSummary> summary = ReadBackupFile(paths[0], staging);
+  absl::StatusOr<BackupSummary> summary;
+  if (is_namespace) {
+    summary = BackupSummary();
+    absl::Status s = RestoreNamespace(paths[0], staging, &*summary);
+    if (!s.ok()) summary = s;
+  } else {
+    summary = ReadBackupFile(paths[0], staging);
+  }
   if (summary.ok() && (paths.size() > 1 || to_revision > 0)) {
     absl::Status s = ApplyIncrementals(paths, staging, to_revision, &*summary);
     if (!s.ok()) summary = s;

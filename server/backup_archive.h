@@ -38,11 +38,21 @@ inline constexpr std::string_view kBackupMagic = "STRATABK";
 // release, so older builds still read them) and incremental backups in
 // version 2 (which a version-1 reader refuses as too new instead of
 // misreading).
-inline constexpr uint32_t kBackupFormatVersion = 2;
+// Namespace backups (one namespace's entries, BackupKeysChunks) are
+// version 3, which older readers refuse as too new.
+inline constexpr uint32_t kBackupFormatVersion = 3;
 inline constexpr uint32_t kBackupFullFormatVersion = 1;
 inline constexpr uint32_t kBackupIncrementalFormatVersion = 2;
+inline constexpr uint32_t kBackupNamespaceFormatVersion = 3;
 // The largest message a reader accepts (a chunk is ~1 MiB).
 inline constexpr uint32_t kBackupMaxMessageBytes = 64u << 20;
+// The largest committed batch an incremental backup carries (serialized
+// BackupChangeBatch): a chunk holding it, with the chunk's and the
+// message's framing (well under 1 KiB), stays within
+// kBackupMaxMessageBytes. The server refuses a larger one
+// (FailedPrecondition naming its revision and size: take a full backup).
+inline constexpr uint32_t kBackupMaxChangeBatchBytes =
+    kBackupMaxMessageBytes - (64u << 10);
 
 // Writes a backup file: the header at construction, then each message.
 // Thread safety: one thread at a time. Not copyable.
@@ -77,6 +87,11 @@ struct BackupSummary {
   int64_t from_revision = 0;
   uint64_t batches = 0;
   uint64_t changes = 0;
+  // Namespace backups (format 3): the namespace ("" otherwise); `changes`
+  // counts its entries and `revision` is the source's revision it was
+  // read at (after a restore: the restored database's revision, a new
+  // history).
+  std::string namespace_name;
 };
 
 // Reads the header and the BackupBegin of the backup at `path`: its format
@@ -101,6 +116,18 @@ using BackupBatchFunction =
 absl::StatusOr<BackupSummary> ReadIncrementalBackup(
     const std::string& path, const BackupBatchFunction& apply);
 
+// Reads and checks the namespace backup at `path` (format 3,
+// docs/backup-format.md): every chunk's XXH64, that each holds puts at the
+// backup's revision, and the manifest's count and XXH64. Calls `apply` (if
+// set) with each chunk's entries as it goes. Errors: DataLoss naming the
+// backup file (and the chunk's offset) for a corrupt or truncated one;
+// InvalidArgument for another kind of backup; FailedPrecondition for a
+// newer format; `apply`'s.
+using BackupEntriesFunction =
+    std::function<absl::Status(const v1::BackupChangeBatch& entries)>;
+absl::StatusOr<BackupSummary> ReadNamespaceBackup(
+    const std::string& path, const BackupEntriesFunction& apply);
+
 // Reads and checks the backup file at `path`; unless `out_dir` is empty,
 // writes its files into `out_dir` (created if missing; it must be empty),
 // each fsynced, then the directory. Errors: NotFound for a missing backup
@@ -117,6 +144,14 @@ absl::StatusOr<BackupSummary> ReadBackupFile(const std::string& path,
 absl::StatusOr<BackupSummary> VerifyBackup(const std::string& path,
                                            const std::string& scratch_dir);
 
+// A namespace backup (format 3) restores alone: `paths` must be just it
+// and `to_revision` 0 (else InvalidArgument). Its entries are written
+// into a new database, one write per chunk, so the restored node holds
+// that namespace (catalog record, quotas, usage, keys with their values,
+// types, TTL deadlines and leases, the leases themselves) and nothing
+// else, in a new history: revisions start at 1 and every key has version
+// 1.
+//
 // Builds the data directory `data_dir` from backups (what strata-server
 // --restore_from does before it opens the engine): `paths[0]`, a full
 // backup, is unpacked and checked in a sibling directory; then the

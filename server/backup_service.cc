@@ -23,11 +23,14 @@
 #include <cstring>
 #include <filesystem>
 #include <system_error>
+#include <set>
 #include <thread>
 
 #include "absl/strings/str_format.h"
 #include "server/backup_archive.h"
+#include "server/keyspace.h"
 #include "server/kv_service.h"
+#include "server/namespace_catalog.h"
 #include "spdlog/spdlog.h"
 
 namespace strata::server {
@@ -130,7 +133,17 @@ absl::Status NextIncrementalChunk(uint64_t chunk_bytes, BackupState* st,
   while (!st->changes_done) {
     if (!st->change_pending) {
       if (!st->changes->Next()) {
-        if (!st->changes->status().ok()) return st->changes->status();
+        const absl::Status& s = st->changes->status();
+        if (absl::IsOutOfRange(s)) {
+          // History retention passed while the backup streamed and removed
+          // a WAL it had not read yet: the backup cannot be completed.
+          return absl::OutOfRangeError(absl::StrFormat(
+              "incremental backup since revision %d: the change log was "
+              "trimmed while the backup streamed (--history_retention "
+              "passed): take a full backup (%s)",
+              st->from_revision, s.message()));
+        }
+        if (!s.ok()) return s;
         st->changes_done = true;
         break;
       }
@@ -152,6 +165,18 @@ absl::Status NextIncrementalChunk(uint64_t chunk_bytes, BackupState* st,
     v1::BackupChangeBatch converted;
     ToBackupBatch(b, &converted);
     const uint64_t n = converted.ByteSizeLong() + 8;
+    if (n > kBackupMaxChangeBatchBytes) {
+      // Only a batch committed with --max_message_bytes raised can be this
+      // large; its chunk would be a message every reader refuses as
+      // corrupt, so refuse it here, naming it, instead of writing a backup
+      // that cannot be restored.
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "incremental backup: the batch committed at revision %d is %d "
+          "bytes, above the %d bytes a backup chunk can carry (it was "
+          "written with --max_message_bytes raised): take a full backup "
+          "(which copies files, not batches) instead",
+          b.revision, n, kBackupMaxChangeBatchBytes));
+    }
     if (batches.batches_size() > 0 && size + n > chunk_bytes) break;
     size += n;
     *batches.add_batches() = std::move(converted);
@@ -194,6 +219,171 @@ absl::Status NextIncrementalChunk(uint64_t chunk_bytes, BackupState* st,
   return absl::OkStatus();
 }
 
+// ---- Namespace backups (docs/backup-format.md, format 3) ----
+
+bool StartsWith(std::string_view s, std::string_view prefix) {
+  return s.substr(0, prefix.size()) == prefix;
+}
+
+// A put of a stored entry as read (value and attributes; a restore writes
+// it anew, so create revision and version are not carried).
+v1::BackupChange ToBackupEntry(std::string_view key, std::string_view value,
+                               const storage::KeyMetadata& metadata) {
+  v1::BackupChange e;
+  e.set_key(key.data(), key.size());
+  e.set_value(value.data(), value.size());
+  e.set_expire_at_unix_ms(
+      static_cast<int64_t>(metadata.attributes.expire_at_unix_ms));
+  e.set_lease(static_cast<int64_t>(metadata.attributes.lease));
+  e.set_value_type(metadata.attributes.value_type);
+  return e;
+}
+
+// Fills the BackupBegin of a backup of namespace `name` at a new snapshot
+// and collects the system entries that belong to it: its catalog record,
+// the next-id counter (so a restored node never reuses an id), its usage
+// record, the TTL and lease index entries of its keys and the records of
+// the leases they are attached to. Stored layouts: namespace_catalog.h,
+// expiry.h. NOT_FOUND / INVALID_ARGUMENT for the name as Resolve says.
+absl::Status BeginNamespaceBackup(storage::DB* db,
+                                  const NamespaceCatalog& catalog,
+                                  const std::string& name, BackupState* st,
+                                  v1::BackupResponse* out,
+                                  RpcObserver* observer) {
+  if (absl::StatusOr<KeyspaceView> view = catalog.Resolve(name); !view.ok()) {
+    return view.status();
+  }
+  st->snapshot = db->GetSnapshot();
+  storage::ReadOptions ro;
+  ro.snapshot = st->snapshot;
+  st->revision = st->snapshot->revision();
+  // The record as of the snapshot (the copy in memory may lag a delete).
+  const std::string record_key = NamespaceCatalogKey(name);
+  absl::StatusOr<storage::GetResult> got = db->GetWithMetadata(ro, record_key);
+  if (!got.ok()) return got.status();
+  const storage::GetResult& record = *got;
+  if (!record.found) {
+    return absl::NotFoundError(
+        absl::StrFormat("namespace \"%s\" does not exist", name));
+  }
+  absl::StatusOr<NamespaceEntry> entry = DecodeNamespaceEntry(record.value);
+  if (!entry.ok()) return entry.status();
+  st->ns_name = name;
+  st->ns_prefix = KeyspaceView(entry->id).Encode("");
+  st->ns_pending.push_back(
+      ToBackupEntry(record_key, record.value, record.metadata));
+  for (const std::string& key :
+       {NamespaceNextIdKey(), NamespaceUsageKey(entry->id)}) {
+    absl::StatusOr<storage::GetResult> r = db->GetWithMetadata(ro, key);
+    if (!r.ok()) return r.status();
+    if (r->found) {
+      st->ns_pending.push_back(ToBackupEntry(key, r->value, r->metadata));
+    }
+  }
+  // Index entries are "tag/" be64 stored_key: keep this namespace's.
+  std::set<std::string> leases;  // Lease record keys, in order.
+  std::unique_ptr<storage::Iterator> it(db->NewIterator(ro));
+  for (const char* tag : {"ttl/", "leasekey/"}) {
+    const std::string prefix = SystemKey(tag);
+    for (it->Seek(prefix); it->Valid() && StartsWith(it->key(), prefix);
+         it->Next()) {
+      std::string_view rest = it->key().substr(prefix.size());
+      if (rest.size() < 8 || !StartsWith(rest.substr(8), st->ns_prefix)) {
+        continue;
+      }
+      st->ns_pending.push_back(
+          ToBackupEntry(it->key(), it->value(), it->metadata()));
+      if (std::string_view(tag) == "leasekey/") {
+        leases.insert(SystemKey("lease/") + std::string(rest.substr(0, 8)));
+      }
+    }
+    if (!it->status().ok()) return it->status();
+  }
+  for (const std::string& key : leases) {
+    absl::StatusOr<storage::GetResult> r = db->GetWithMetadata(ro, key);
+    if (!r.ok()) return r.status();
+    if (r->found) {
+      st->ns_pending.push_back(ToBackupEntry(key, r->value, r->metadata));
+    }
+  }
+  it->Seek(st->ns_prefix);
+  st->ns_keys = std::move(it);
+  st->hash = XXH64_createState();
+  XXH64_reset(st->hash, 0);
+  st->manifest.set_format_version(kBackupNamespaceFormatVersion);
+  st->manifest.set_namespace_(name);
+  out->mutable_header()->set_revision(ToWire(st->revision));
+  v1::BackupBegin* begin = out->mutable_begin();
+  begin->set_format_version(kBackupNamespaceFormatVersion);
+  begin->set_revision(ToWire(st->revision));
+  begin->set_namespace_(name);
+  st->begun = true;
+  st->observed = true;
+  observer->OnBackupStarted();
+  spdlog::info("backup of namespace {} at revision {}", name, st->revision);
+  return absl::OkStatus();
+}
+
+// Fills the next BackupKeysChunk (entries of about `chunk_bytes`, or one),
+// or at the end the manifest (*last).
+absl::Status NextNamespaceChunk(uint64_t chunk_bytes, BackupState* st,
+                                v1::BackupResponse* out,
+                                RpcObserver* observer, bool* last) {
+  out->mutable_header()->set_revision(ToWire(st->revision));
+  v1::BackupChangeBatch batch;
+  batch.set_revision(ToWire(st->revision));
+  uint64_t size = 0;
+  auto add = [&](v1::BackupChange e) -> absl::Status {
+    const uint64_t n = e.ByteSizeLong() + 8;
+    if (n > kBackupMaxChangeBatchBytes) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "namespace backup: key of %d bytes with its value is above the %d "
+          "bytes a backup chunk can carry (written with --max_message_bytes "
+          "raised): take a backup of the whole node",
+          n, kBackupMaxChangeBatchBytes));
+    }
+    size += n;
+    *batch.add_changes() = std::move(e);
+    return absl::OkStatus();
+  };
+  while (!st->ns_pending.empty() && size < chunk_bytes) {
+    if (absl::Status s = add(std::move(st->ns_pending.front())); !s.ok()) {
+      return s;
+    }
+    st->ns_pending.pop_front();
+  }
+  while (size < chunk_bytes && st->ns_keys != nullptr &&
+         st->ns_keys->Valid() && StartsWith(st->ns_keys->key(), st->ns_prefix)) {
+    absl::Status s = add(ToBackupEntry(st->ns_keys->key(), st->ns_keys->value(),
+                                       st->ns_keys->metadata()));
+    if (!s.ok()) return s;
+    st->ns_keys->Next();
+  }
+  if (st->ns_keys != nullptr && !st->ns_keys->status().ok()) {
+    return st->ns_keys->status();
+  }
+  if (batch.changes_size() == 0) {
+    st->manifest.set_revision(ToWire(st->revision));
+    st->manifest.set_changes_xxh64(XXH64_digest(st->hash));
+    *out->mutable_manifest() = st->manifest;
+    *last = true;
+    return absl::OkStatus();
+  }
+  v1::BackupKeysChunk* chunk = out->mutable_keys();
+  std::string* data = chunk->mutable_data();
+  if (!batch.SerializeToString(data)) {
+    return absl::InternalError("namespace backup: cannot serialize a chunk");
+  }
+  chunk->set_xxh64(XXH64(data->data(), data->size(), 0));
+  XXH64_update(st->hash, data->data(), data->size());
+  st->manifest.set_changes(st->manifest.changes() +
+                           static_cast<uint64_t>(batch.changes_size()));
+  st->sent_bytes += data->size();
+  observer->OnBackupBytes(data->size());
+  *last = false;
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 void BackupState::Reset() {
@@ -213,6 +403,11 @@ void BackupState::Reset() {
   changes.reset();
   change_pending = false;
   changes_done = false;
+  ns_name.clear();
+  ns_prefix.clear();
+  snapshot = nullptr;  // EndBackup released it.
+  ns_pending.clear();
+  ns_keys.reset();
 }
 
 void KvService::HandleBackup(BackupCall* call, StreamEvent event) {
@@ -224,7 +419,17 @@ void KvService::HandleBackup(BackupCall* call, StreamEvent event) {
             call->request().since_revision())));
         return;
       }
+      if (!call->request().namespace_().empty() &&
+          call->request().since_revision() > 0) {
+        call->Finish(absl::UnimplementedError(absl::StrFormat(
+            "incremental backups of one namespace (\"%s\") are not "
+            "supported: take a full backup of the namespace, or an "
+            "incremental backup of the whole node (no namespace)",
+            call->request().namespace_())));
+        return;
+      }
       if (call->request().since_revision() == 0 &&
+          call->request().namespace_().empty() &&
           options_.backup_tmp_dir.empty()) {
         call->Finish(absl::FailedPreconditionError(
             "backups are not configured on this server (no backup "
@@ -259,13 +464,22 @@ void KvService::EndBackup(BackupCall* call, const absl::Status& status,
   BackupState& st = call->state();
   st.file.reset();
   st.changes.reset();  // Before the DB may go away.
+  st.ns_keys.reset();
+  if (st.snapshot != nullptr) db_->ReleaseSnapshot(st.snapshot);
+  st.snapshot = nullptr;
   if (!st.dir.empty()) RemoveDirectory(st.dir);
   st.dir.clear();
   if (st.observed) {
     observer_->OnBackupFinished(status.ok(), SecondsSince(st.start));
     st.observed = false;
   }
-  if (status.ok() && st.from_revision > 0) {
+  if (status.ok() && !st.ns_name.empty()) {
+    spdlog::info(
+        "backup of namespace {} at revision {} done: {} entries, {} bytes in "
+        "{:.1f} s",
+        st.ns_name, st.revision, st.manifest.changes(), st.sent_bytes,
+        SecondsSince(st.start));
+  } else if (status.ok() && st.from_revision > 0) {
     spdlog::info(
         "incremental backup of revisions {}..{} done: {} batches, {} changes, "
         "{} bytes in {:.1f} s",
@@ -287,6 +501,10 @@ absl::Status KvService::BackupBegin(BackupCall* call) {
     return BeginIncrementalBackup(
         db_, static_cast<storage::Revision>(call->request().since_revision()),
         &st, call->mutable_response(), observer_);
+  }
+  if (!call->request().namespace_().empty()) {
+    return BeginNamespaceBackup(db_, catalog_, call->request().namespace_(),
+                                &st, call->mutable_response(), observer_);
   }
   storage::Env* env = storage::Env::Default();
   if (absl::Status s = env->CreateDir(options_.backup_tmp_dir); !s.ok()) {
@@ -334,6 +552,10 @@ absl::Status KvService::BackupNextChunk(BackupCall* call, bool* last) {
   if (st.from_revision > 0) {
     return NextIncrementalChunk(options_.backup_chunk_bytes, &st,
                                 call->mutable_response(), observer_, last);
+  }
+  if (!st.ns_name.empty()) {
+    return NextNamespaceChunk(options_.backup_chunk_bytes, &st,
+                              call->mutable_response(), observer_, last);
   }
   storage::Env* env = storage::Env::Default();
   v1::BackupResponse* out = call->mutable_response();

@@ -56,6 +56,7 @@
 #include <xxhash.h>
 
 #include <atomic>
+#include <deque>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -135,6 +136,16 @@ struct BackupState {
   std::unique_ptr<storage::ChangeIterator> changes;
   bool change_pending = false;  // changes->batch() is not sent yet.
   bool changes_done = false;    // The change log is exhausted.
+  // Namespace backups (BackupRequest.namespace, format 3): the stored
+  // entries of one namespace read at `snapshot` (released by EndBackup):
+  // first the system entries collected when it began (`ns_pending`), then
+  // the namespace's keys (`ns_keys`, over its prefix `ns_prefix`); `hash`
+  // covers every chunk's data and `manifest.changes` counts the entries.
+  std::string ns_name;  // "" = not a namespace backup.
+  std::string ns_prefix;
+  const storage::Snapshot* snapshot = nullptr;
+  std::deque<v1::BackupChange> ns_pending;
+  std::unique_ptr<storage::Iterator> ns_keys;
   BackupState() = default;
   BackupState(const BackupState&) = delete;
   BackupState& operator=(const BackupState&) = delete;

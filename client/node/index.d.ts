@@ -80,7 +80,7 @@ export type JsonValue = null | boolean | number | string | JsonValue[] | { [key:
  */
 export interface BackupMessage {
   header: { revision: string };
-  kind: 'begin' | 'chunk' | 'manifest' | 'changes';
+  kind: 'begin' | 'chunk' | 'manifest' | 'changes' | 'keys';
   begin: {
     format_version: number;
     revision: string;
@@ -88,15 +88,21 @@ export interface BackupMessage {
     files: number;
     /** Incremental backups: the revision the changes start after. */
     from_revision: string;
+    /** Namespace backups: the namespace ('' otherwise). */
+    namespace: string;
   } | null;
   chunk: { file: string; offset: string; data: Buffer; xxh64: string } | null;
   /** Incremental backups: a serialized BackupChangeBatches and its XXH64. */
   changes: { first_revision: string; last_revision: string; data: Buffer; xxh64: string } | null;
+  /** Namespace backups: a serialized BackupChangeBatch of entries and its XXH64. */
+  keys: { data: Buffer; xxh64: string } | null;
   manifest: {
     format_version: number;
     revision: string;
     files: { name: string; size: string; xxh64: string }[];
     from_revision: string;
+    /** Namespace backups: the namespace ('' otherwise). */
+    namespace: string;
     batches: string;
     changes: string;
     changes_xxh64: string;
@@ -107,6 +113,11 @@ export interface BackupMessage {
 export interface BackupOptions extends CallOptions {
   /** > 0: an incremental backup of the changes after this revision. */
   sinceRevision?: number;
+  /**
+   * A backup of this namespace only (default: the client's; '' on a
+   * client without one = the whole node). Not with sinceRevision.
+   */
+  namespace?: string;
 }
 
 export interface CallOptions {

@@ -340,6 +340,76 @@ class Watcher {
   std::thread thread_;
 };
 
+// ---- A backup running when the server is killed (docs/backup.md) ----
+// Every cycle starts a Backup stream, a full one or (every other cycle) an
+// incremental since the verified revision, that reads its first message
+// and then stops reading (a small window), so the server still holds it
+// (a full backup's checkpoint directory exists) when SIGKILL comes. After
+// the restart the data directory must hold no orphaned checkpoint or
+// staging directory (CheckNoOrphanedBackupFiles).
+class BackupInFlight {
+ public:
+  BackupInFlight(const ServerProcess& server, int64_t since_revision)
+      : stub_(Connect(server, /*small_window=*/true)) {
+    SetDeadline(&ctx_, absl::Seconds(90));
+    thread_ = std::thread([this, since_revision] {
+      v1::BackupRequest req;
+      req.set_since_revision(since_revision);
+      auto reader = stub_->Backup(&ctx_, req);
+      v1::BackupResponse m;
+      begun_ = reader->Read(&m) && m.has_begin();
+      {
+        std::unique_lock<std::mutex> l(mu_);
+        cv_.wait(l, [this] { return released_; });
+      }
+      while (reader->Read(&m)) {
+      }
+      status_ = reader->Finish();
+    });
+  }
+  ~BackupInFlight() {
+    if (thread_.joinable()) {
+      ctx_.TryCancel();
+      Join();
+    }
+  }
+  // Lets it read to its end and waits for it; whether its BackupBegin
+  // arrived. REQUIRES: the server was killed (or the deadline bounds it).
+  bool Join() {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      released_ = true;
+      cv_.notify_all();
+    }
+    thread_.join();
+    return begun_;
+  }
+
+ private:
+  std::unique_ptr<v1::KV::Stub> stub_;
+  grpc::ClientContext ctx_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool released_ = false;  // Guarded by mu_.
+  bool begun_ = false;     // Written by the thread only until joined.
+  grpc::Status status_;
+  std::thread thread_;
+};
+
+// After a restart: no directory is left in the data directory but an
+// empty backup-tmp (the server empties it at start), and no restore
+// staging directory beside it.
+void CheckNoOrphanedBackupFiles(const std::string& data_dir) {
+  for (const auto& e : std::filesystem::directory_iterator(data_dir)) {
+    if (!e.is_directory()) continue;
+    EXPECT_EQ(e.path().filename(), "backup-tmp")
+        << "orphaned directory " << e.path();
+    EXPECT_TRUE(std::filesystem::is_empty(e.path()))
+        << "orphaned backup checkpoint in " << e.path();
+  }
+  EXPECT_FALSE(std::filesystem::exists(data_dir + ".restore-tmp"));
+}
+
 class CrashLoopTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -582,6 +652,7 @@ class CrashLoopTest : public ::testing::Test {
 
   uint64_t seed_ = 0;
   int cycles_ = 0;
+  int backups_killed_ = 0;  // Backups that had begun when a kill came.
   std::string work_;
   std::string data_dir_;
 
@@ -1440,6 +1511,7 @@ TEST_F(CrashLoopTest, AcknowledgedWritesAndRevisionsSurviveKill9) {
     ASSERT_TRUE(server.ok()) << "server did not open the data directory "
                                 "after a crash: "
                              << server.status();
+    CheckNoOrphanedBackupFiles(data_dir_);
     std::unique_ptr<v1::KV::Stub> checker = Connect(**server);
     CheckRevisionsAndWatch(checker.get(), cycle);
     if (HasFatalFailure()) return;
@@ -1447,6 +1519,8 @@ TEST_F(CrashLoopTest, AcknowledgedWritesAndRevisionsSurviveKill9) {
     if (HasFatalFailure()) return;
     CheckPastReads(checker.get(), cycle, &rng);
     if (HasFatalFailure()) return;
+    // A backup stream held open across the kill (see BackupInFlight).
+    BackupInFlight backup(**server, cycle % 2 == 0 ? 0 : current_revision_);
 
     // A watcher over every key from the verified revision on, then
     // writers until a random number of further acknowledgements; then the
@@ -1486,6 +1560,7 @@ TEST_F(CrashLoopTest, AcknowledgedWritesAndRevisionsSurviveKill9) {
     stop_ = true;
     for (auto& t : writers) t.join();
     last_watch_ = watcher.Join();
+    if (backup.Join()) backups_killed_++;
 
     // The directory a crash leaves must verify clean (warnings allowed).
     if (!verify.empty() && std::filesystem::exists(verify)) {
@@ -1499,6 +1574,9 @@ TEST_F(CrashLoopTest, AcknowledgedWritesAndRevisionsSurviveKill9) {
   // The last crash is checked too.
   auto server = ServerProcess::Start(data_dir_, ServerFlags(cycles_));
   ASSERT_TRUE(server.ok()) << server.status();
+  CheckNoOrphanedBackupFiles(data_dir_);
+  std::printf("crash loop: %d backups were streaming at a kill\n",
+              backups_killed_);
   std::unique_ptr<v1::KV::Stub> checker = Connect(**server);
   CheckRevisionsAndWatch(checker.get(), cycles_);
   if (HasFatalFailure()) return;

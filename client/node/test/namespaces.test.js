@@ -5,6 +5,8 @@
 
 const { describe, it, beforeEach, afterEach } = require('node:test');
 const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const path = require('node:path');
 const { Client, WriteBatch, StrataError, status } = require('@strata/client');
 const { StrataServer, skipReason } = require('./server.js');
 
@@ -49,6 +51,39 @@ describe('namespaces against strata-server', { skip: skipReason() }, () => {
       for await (const m of db.backup({ sinceRevision: 1.5 })) void m;
     }, RangeError);
     assert.deepEqual(await db.listNamespaces(), []);
+  });
+
+  it('backs up one namespace (format 3) with the namespace option', async () => {
+    await db.createNamespace('a', { quotaKeys: 10 });
+    await db.createNamespace('b');
+    const a = new Client(server.address, { namespace: 'a' });
+    try {
+      await a.put('k', 'A');
+      await a.inNamespace('b').put('k', 'B');
+      // The client's namespace, or the option on a client without one.
+      for (const [client, options] of [[a, {}], [db, { namespace: 'a' }]]) {
+        const file = path.join(server.dir, 'a.backup');
+        assert.ok(await client.backupToFile(file, options) > 0);
+        assert.equal(fs.readFileSync(file).readUInt32LE(8), 3);
+        const kinds = [];
+        let begin = null;
+        for await (const m of client.backup(options)) {
+          kinds.push(m.kind);
+          if (m.kind === 'begin') begin = m.begin;
+        }
+        assert.equal(begin.namespace, 'a');
+        assert.equal(kinds[kinds.length - 1], 'manifest');
+        assert.ok(kinds.slice(1, -1).every((k) => k === 'keys'));
+      }
+      await assert.rejects(db.backupToFile(path.join(server.dir, 'n'), { namespace: 'nope' }),
+        isCode(status.NOT_FOUND));
+      assert.equal(fs.existsSync(path.join(server.dir, 'n')), false);
+      await assert.rejects(async () => {
+        for await (const m of a.backup({ sinceRevision: 1 })) void m;
+      }, isCode(status.UNIMPLEMENTED));
+    } finally {
+      a.close();
+    }
   });
 
   it('keeps the same key apart in two namespaces', async () => {

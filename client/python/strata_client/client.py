@@ -579,7 +579,7 @@ class Client:
             return ScanIterator(call, KeyValue.from_proto)
         return ScanIterator(call, _pair)
 
-    def backup(self, *, since_revision: int = 0,
+    def backup(self, *, since_revision: int = 0, namespace: Optional[str] = None,
                timeout: Optional[float] = None) -> Iterator[Any]:
         """Streams a full, consistent backup of the store (the raw Backup RPC).
 
@@ -593,8 +593,15 @@ class Client:
         deadline by default (timeout=None). One backup runs at a time on a
         server: another raises ResourceExhausted. backup_to_file writes
         them as a backup file (docs/backup.md).
+
+        namespace (default: the client's namespace; "" on a client without
+        one: the whole node): a backup of that namespace only, format 3
+        (BackupKeysChunks in .keys; docs/backup.md "One namespace");
+        NotFound if it does not exist, Unimplemented with since_revision.
         """
         request = kv_pb2.BackupRequest(since_revision=int(since_revision))
+        if namespace is not None:
+            request.namespace = _namespace(namespace)
         call = self._server_stream("strata.v1.KV/Backup", request, timeout)
         try:
             for message in call:
@@ -603,13 +610,16 @@ class Client:
             raise from_rpc_error(e) from e
 
     def backup_to_file(self, path: str, *, since_revision: int = 0,
+                       namespace: Optional[str] = None,
                        timeout: Optional[float] = None) -> int:
         """Writes a backup to `path` in the backup file format.
 
         The format is docs/backup-format.md (what `strata backup create`
         writes, read by `strata backup verify` and strata-server
         --restore_from). since_revision > 0: an incremental backup of the
-        changes after it (`strata backup create --since`). Written to
+        changes after it (`strata backup create --since`); namespace: a
+        backup of one namespace, as backup() (`strata -n NS backup
+        create`). Written to
         path + ".partial", fsynced, and renamed once the final manifest has
         arrived. Returns the revision the backup holds (its last one).
         """
@@ -619,9 +629,11 @@ class Client:
         header = False
         try:
             with open(partial, "wb") as out:
-                for message in self.backup(since_revision=since_revision, timeout=timeout):
+                for message in self.backup(since_revision=since_revision,
+                                           namespace=namespace, timeout=timeout):
                     if not header:
-                        # The file's version is the BackupBegin's: 1 full, 2 incremental.
+                        # The file's version is the BackupBegin's: 1 full, 2
+                        # incremental, 3 one namespace.
                         version = message.begin.format_version if message.HasField("begin") else 0
                         out.write(b"STRATABK" + struct.pack("<I", version or 1))
                         header = True

@@ -9,7 +9,9 @@ it).
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -17,7 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import grpc  # noqa: E402
 
 from strata_client import (Client, InvalidArgument, NamespaceInfo,  # noqa: E402
-                           NotFound, StrataError, WriteBatch)
+                           NotFound, StrataError, Unimplemented, WriteBatch)
 from server_process import server_binary  # noqa: E402
 from test_client import ServerTestCase, setUpModule  # noqa: E402,F401
 
@@ -63,6 +65,33 @@ class NamespacesTest(ServerTestCase):
             a.get("k")
         with self.assertRaises(NotFound):
             Client(self.address, namespace="nope").put("k", "v")
+
+    def test_backup_of_one_namespace(self):
+        db = self.client
+        db.create_namespace("a", quota_keys=10)
+        db.create_namespace("b")
+        a = Client(self.address, namespace="a")
+        self.addCleanup(a.close)
+        a.put("k", "A")
+        a.in_namespace("b").put("k", "B")
+        tmp = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, tmp, True)
+        # The client's namespace, or namespace= on a client without one.
+        for client, kwargs in ((a, {}), (db, {"namespace": "a"})):
+            path = os.path.join(tmp, "a.backup")
+            revision = client.backup_to_file(path, **kwargs)
+            self.assertGreater(revision, 0)
+            with open(path, "rb") as f:
+                self.assertEqual(f.read(12), b"STRATABK\x03\x00\x00\x00")
+            messages = list(client.backup(**kwargs))
+            self.assertEqual(messages[0].begin.namespace, "a")
+            self.assertEqual(messages[-1].manifest.namespace, "a")
+            self.assertTrue(all(m.HasField("keys") for m in messages[1:-1]))
+        with self.assertRaises(NotFound):
+            db.backup_to_file(os.path.join(tmp, "n.backup"), namespace="nope")
+        self.assertFalse(os.path.exists(os.path.join(tmp, "n.backup")))
+        with self.assertRaises(Unimplemented):
+            list(a.backup(since_revision=1))
 
 
 if __name__ == "__main__":
