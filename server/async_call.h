@@ -18,8 +18,9 @@
 //   | kRequested |  request was never matched, so no done tag will come
 //   +------------+
 //       | ok=true: [S] tags_ = 2 (finish and done tags); arm a
-//       | replacement call for the method; OnRpcStart; in-flight cap and
-//       | request size (a refused RPC goes straight to Finish(error));
+//       | replacement call for the method; OnRpcStart; in-flight cap,
+//       | request size, deadline and authorization (authz.h) (a refused
+//       | RPC goes straight to Finish(error));
 //       | unary: handler(call)   [S] handler(call, kStarted)
 //       v
 //   +------------+  [S] Write(msg)  +-----------+  tag(ok)
@@ -77,6 +78,7 @@
 #include "grpcpp/server_context.h"
 #include "grpcpp/support/async_stream.h"
 #include "grpcpp/support/async_unary_call.h"
+#include "server/authz.h"
 #include "server/limits.h"
 #include "server/rpc_observer.h"
 #include "server/status_util.h"
@@ -114,6 +116,12 @@ struct MethodInfo {
   // Added to the wall clock when checking a new request's deadline
   // (ServerOptions::TEST_deadline_clock_offset; 0 outside tests).
   std::chrono::nanoseconds deadline_clock_offset{0};
+  // Authorization (authz.h): null = the method is not checked (no policy,
+  // or not a strata.v1.KV method). Else every request passes
+  // authorizer->Check(name, access_rule, ...) before its handler runs; a
+  // null access_rule is refused.
+  const Authorizer* authorizer = nullptr;
+  AccessRule access_rule = nullptr;
   std::atomic<int> inflight{0};
 };
 
@@ -474,6 +482,13 @@ class AsyncCall final : public CallBase {
       s = absl::DeadlineExceededError(
           "the deadline passed before the server started the request; "
           "nothing was done");
+    }
+    // Authorization: the one place every KV RPC is checked, before its
+    // handler reads or writes anything.
+    if (s.ok() && method().info.authorizer != nullptr) {
+      s = method().info.authorizer->Check(method().info.name,
+                                          method().info.access_rule, *ctx_,
+                                          request_);
     }
     if (!s.ok()) {
       Finish(s);
