@@ -18,8 +18,8 @@
 //   | kRequested |  request was never matched, so no done tag will come
 //   +------------+
 //       | ok=true: [S] tags_ = 2 (finish and done tags); arm a
-//       | replacement call for the method; OnRpcStart; in-flight cap,
-//       | request size, deadline and authorization (authz.h) (a refused
+//       | replacement call for the method; OnRpcStart; authorization
+//       | (authz.h), in-flight cap, request size and deadline (a refused
 //       | RPC goes straight to Finish(error));
 //       | unary: handler(call)   [S] handler(call, kStarted)
 //       v
@@ -474,6 +474,14 @@ class AsyncCall final : public CallBase {
     phase_ = Phase::kActive;
     absl::Status s = accounting_.Begin(&method().info, factory_->observer(),
                                        request_.ByteSizeLong());
+    // Authorization: the one place every KV RPC is checked, before its
+    // handler reads or writes anything, and before the other refusals, so
+    // a client without a grant learns nothing of the server's load.
+    if (method().info.authorizer != nullptr) {
+      absl::Status denied = method().info.authorizer->Check(
+          method().info.name, method().info.access_rule, *ctx_, request_);
+      if (!denied.ok()) s = std::move(denied);
+    }
     // Load shedding: a request that waited past its deadline (in the
     // transport or the queue) gets its answer without any work; the client
     // has given up on it anyway. One clock read per RPC.
@@ -482,13 +490,6 @@ class AsyncCall final : public CallBase {
       s = absl::DeadlineExceededError(
           "the deadline passed before the server started the request; "
           "nothing was done");
-    }
-    // Authorization: the one place every KV RPC is checked, before its
-    // handler reads or writes anything.
-    if (s.ok() && method().info.authorizer != nullptr) {
-      s = method().info.authorizer->Check(method().info.name,
-                                          method().info.access_rule, *ctx_,
-                                          request_);
     }
     if (!s.ok()) {
       Finish(s);

@@ -340,8 +340,11 @@ absl::Status Authorizer::ReloadNow() {
   absl::StatusOr<std::string> bytes = ReadWholeFile(policy_file_);
   if (bytes.ok() ? last_bytes_ == *bytes
                  : last_error_ == bytes.status().message()) {
-    // Nothing new: the same policy, or the same problem already reported.
-    return bytes.ok() ? absl::OkStatus() : bytes.status();
+    // Nothing new: the same policy, or the same problem already reported
+    // (returned again, not counted again).
+    if (!bytes.ok()) return bytes.status();
+    return last_error_.empty() ? absl::OkStatus()
+                               : absl::InvalidArgumentError(last_error_);
   }
   absl::StatusOr<AuthzPolicy> policy =
       bytes.ok() ? ParseFile(policy_file_, *bytes)

@@ -102,11 +102,12 @@ class Authorizer {
   std::function<bool(std::string_view ns)> NamespaceFilter(
       const grpc::ServerContext& context) const;
 
-  // Re-reads the file. Unchanged bytes: nothing happens. A valid new
+  // Re-reads the file. Unchanged bytes: nothing happens (the status of the
+  // last change is returned again, uncounted). A valid new
   // policy takes effect for the next RPC (on every connection) and counts
   // as a reload with result "ok"; an unreadable or invalid file is logged,
   // counted as "error", and the policy in force is kept. Returns what the
-  // reload found (OK when unchanged). Thread-safe.
+  // reload found. Thread-safe.
   absl::Status ReloadNow();
 
   // Starts a thread that calls ReloadNow every `interval` (no thread if
