@@ -63,7 +63,7 @@ tsan_engine_tests=(memtable_concurrency_test skiplist_test lru_cache_test
                    revisions_test slow_and_failing_disk_test)
 tsan_server_tests=(thread_pool_test get_coalescer_test kv_server_concurrency_test
                    rpc_registry_test watch_hub_test revisions_server_test
-                   namespace_catalog_test namespace_server_test)
+                   namespace_catalog_test namespace_server_test authz_test)
 
 run_tsan() {
   echo ">>> ThreadSanitizer: build into $tsan_build"

@@ -18,8 +18,9 @@
 //   | kRequested |  request was never matched, so no done tag will come
 //   +------------+
 //       | ok=true: [S] tags_ = 2 (finish and done tags); arm a
-//       | replacement call for the method; OnRpcStart; in-flight cap and
-//       | request size (a refused RPC goes straight to Finish(error));
+//       | replacement call for the method; OnRpcStart; authorization
+//       | (authz.h), in-flight cap, request size and deadline (a refused
+//       | RPC goes straight to Finish(error));
 //       | unary: handler(call)   [S] handler(call, kStarted)
 //       v
 //   +------------+  [S] Write(msg)  +-----------+  tag(ok)
@@ -77,6 +78,7 @@
 #include "grpcpp/server_context.h"
 #include "grpcpp/support/async_stream.h"
 #include "grpcpp/support/async_unary_call.h"
+#include "server/authz.h"
 #include "server/limits.h"
 #include "server/rpc_observer.h"
 #include "server/status_util.h"
@@ -114,6 +116,12 @@ struct MethodInfo {
   // Added to the wall clock when checking a new request's deadline
   // (ServerOptions::TEST_deadline_clock_offset; 0 outside tests).
   std::chrono::nanoseconds deadline_clock_offset{0};
+  // Authorization (authz.h): null = the method is not checked (no policy,
+  // or not a strata.v1.KV method). Else every request passes
+  // authorizer->Check(name, access_rule, ...) before its handler runs; a
+  // null access_rule is refused.
+  const Authorizer* authorizer = nullptr;
+  AccessRule access_rule = nullptr;
   std::atomic<int> inflight{0};
 };
 
@@ -466,6 +474,14 @@ class AsyncCall final : public CallBase {
     phase_ = Phase::kActive;
     absl::Status s = accounting_.Begin(&method().info, factory_->observer(),
                                        request_.ByteSizeLong());
+    // Authorization: the one place every KV RPC is checked, before its
+    // handler reads or writes anything, and before the other refusals, so
+    // a client without a grant learns nothing of the server's load.
+    if (method().info.authorizer != nullptr) {
+      absl::Status denied = method().info.authorizer->Check(
+          method().info.name, method().info.access_rule, *ctx_, request_);
+      if (!denied.ok()) s = std::move(denied);
+    }
     // Load shedding: a request that waited past its deadline (in the
     // transport or the queue) gets its answer without any work; the client
     // has given up on it anyway. One clock read per RPC.

@@ -59,6 +59,12 @@ absl::Status ValidateServerOptions(const ServerOptions& o) {
     return absl::InvalidArgumentError(
         "min_client_ping_interval and max_ping_strikes must be >= 0");
   }
+  if (!o.authz_policy_file.empty() && o.tls.client_ca_file.empty()) {
+    return absl::InvalidArgumentError(
+        "--authz_policy needs mutual TLS (--tls_cert, --tls_key and "
+        "--tls_client_ca): the policy grants by client certificate, and "
+        "without one no client can be identified");
+  }
   if (o.scan_batch_bytes < 1 || o.scan_batch_max_pairs < 1) {
     return absl::InvalidArgumentError(
         "scan_batch_bytes and scan_batch_max_pairs must be >= 1");
@@ -131,6 +137,7 @@ absl::Status KvServer::Start() {
   if (!s.ok()) {  // Nothing serves: drop what RegisterServices made.
     registry_.reset();
     kv_.reset();
+    authorizer_.reset();
     write_gate_.reset();
     pool_.reset();
     return s;
@@ -139,6 +146,7 @@ absl::Status KvServer::Start() {
   StartPollers();
   health_.SetServing(true);
   write_gate_->Start();
+  if (authorizer_) authorizer_->StartReloading(options_.tls.reload_interval);
   return absl::OkStatus();
 }
 
@@ -150,9 +158,17 @@ absl::Status KvServer::RegisterServices() {
   write_gate_ = std::make_unique<WriteGate>(
       options_.disk_space, db_, observer_,
       [this](bool writable) { health_.SetWritable(writable); });
+  if (!options_.authz_policy_file.empty()) {
+    absl::StatusOr<std::unique_ptr<Authorizer>> authz =
+        Authorizer::Create(options_.authz_policy_file, observer_);
+    if (!authz.ok()) return authz.status();
+    authorizer_ = *std::move(authz);
+  }
   kv_ = std::make_unique<KvService>(options_, db_, observer_, pool_.get(),
-                                    write_gate_.get());
+                                    write_gate_.get(), authorizer_.get());
+  registry_->set_authorizer(authorizer_.get());  // KV methods only.
   kv_->RegisterMethods(registry_.get());
+  registry_->set_authorizer(nullptr);
   if (absl::Status s = kv_->StartExpiry(); !s.ok()) return s;
   health_.RegisterMethods(registry_.get());
   if (options_.TEST_register_services) {
@@ -265,6 +281,7 @@ void KvServer::Shutdown() {
                "(grace {} ms)",
                absl::ToInt64Milliseconds(options_.shutdown_grace));
   write_gate_->Stop();
+  if (authorizer_) authorizer_->Stop();
   health_.Shutdown();
   kv_->Shutdown();  // Ends Watch streams, which would hold the drain.
   // gRPC's Shutdown stops accepting, fails every posted request and waits

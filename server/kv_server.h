@@ -32,6 +32,7 @@
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
 #include "server/async_call.h"
+#include "server/authz.h"
 #include "server/health_service.h"
 #include "server/kv_service.h"
 #include "server/rpc_observer.h"
@@ -85,6 +86,10 @@ class KvServer {
   // The write gate (full disk), to refresh it by hand (TEST ONLY).
   WriteGate* TEST_write_gate() { return write_gate_.get(); }
 
+  // The authorization policy holder (null without --authz_policy), to
+  // reload it by hand (TEST ONLY). REQUIRES: Start returned OK.
+  Authorizer* TEST_authorizer() { return authorizer_.get(); }
+
   // Number of call objects armed or serving (TEST ONLY).
   int64_t TEST_live_calls() const;
   // TEST_live_calls() of a started server with no RPC in progress: every
@@ -123,6 +128,9 @@ class KvServer {
   // Full disk: admits writes and drives the "strata.v1.KV.write" health
   // name. Outlives kv_, which asks it.
   std::unique_ptr<WriteGate> write_gate_;
+  // --authz_policy (null without one). Outlives kv_ and the calls, which
+  // ask it.
+  std::unique_ptr<Authorizer> authorizer_;
   std::unique_ptr<KvService> kv_;
   std::unique_ptr<RpcRegistry> registry_;
   std::unique_ptr<grpc::Server> server_;

@@ -26,10 +26,11 @@ void ScanState::Reset() {
 
 KvService::KvService(const ServerOptions& options, storage::DB* db,
                      RpcObserver* observer, ThreadPool* pool,
-                     WriteGate* gate)
+                     WriteGate* gate, const Authorizer* authz)
     : options_(options),
       db_(db),
       gate_(gate),
+      authz_(authz),
       observer_(observer),
       pool_(pool),
       write_options_{.sync = options.sync_writes},

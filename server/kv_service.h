@@ -158,10 +158,12 @@ class KvService {
  public:
   // Everything must outlive the service; `pool` must accept tasks until
   // every call has finished (KvServer::Shutdown stops it last). `gate`
-  // (may be null: no gate) admits writes that add data.
+  // (may be null: no gate) admits writes that add data. `authz` (may be
+  // null: no policy) filters what ListNamespaces shows (the checks of
+  // every RPC happen before the handlers, in async_call.h).
   KvService(const ServerOptions& options, storage::DB* db,
             RpcObserver* observer, ThreadPool* pool,
-            WriteGate* gate = nullptr);
+            WriteGate* gate = nullptr, const Authorizer* authz = nullptr);
   KvService(const KvService&) = delete;
   KvService& operator=(const KvService&) = delete;
 
@@ -312,6 +314,7 @@ class KvService {
   const ServerOptions& options_;
   storage::DB* const db_;
   WriteGate* const gate_;
+  const Authorizer* const authz_;
   // Writes that add data ask the gate first (full disk, write_gate.h):
   // finishes the call with its refusal and returns true if it refuses.
   template <class Call>

@@ -36,6 +36,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "grpc/grpc.h"
+#include "server/authz_policy.h"
 #include "server/credentials.h"
 #include "server/kv_server.h"
 #include "server/backup_archive.h"
@@ -110,6 +111,14 @@ ABSL_FLAG(absl::Duration, tls_reload_interval, absl::Seconds(60),
           "How often the TLS files are re-read; changed files apply to new "
           "connections without a restart. 0 = read once (rotate by "
           "restarting).");
+
+// Authorization (docs/security.md, "Authorization").
+ABSL_FLAG(std::string, authz_policy, "",
+          "JSON policy file granting client certificate identities read, "
+          "write or admin on namespaces; every KV RPC is checked against "
+          "it (PERMISSION_DENIED otherwise). Needs mutual TLS "
+          "(--tls_client_ca). Re-read every --tls_reload_interval. Empty = "
+          "no authorization: every client may do anything.");
 
 // Resource bounds (docs/security.md, "Resource bounds").
 ABSL_FLAG(int32_t, max_inflight_rpcs, 4096,
@@ -284,6 +293,22 @@ void TlsAndBoundsFromFlags(ServerOptions* so) {
   }
 }
 
+// --authz_policy: needs mutual TLS, and the file must be a valid policy;
+// exits with status 2 otherwise (before the DB is opened).
+void AuthzFromFlags(ServerOptions* so) {
+  so->authz_policy_file = absl::GetFlag(FLAGS_authz_policy);
+  if (so->authz_policy_file.empty()) return;
+  if (so->tls.client_ca_file.empty()) {
+    UsageError(
+        "--authz_policy needs mutual TLS (--tls_cert, --tls_key and "
+        "--tls_client_ca): the policy grants by client certificate, and "
+        "without one no client can be identified");
+  }
+  absl::StatusOr<strata::server::AuthzPolicy> policy =
+      strata::server::LoadAuthzPolicyFile(so->authz_policy_file);
+  if (!policy.ok()) UsageError(std::string(policy.status().message()));
+}
+
 // Printed to stderr once the server listens in plaintext on an address
 // other machines can reach.
 void WarnIfExposedPlaintext(const ServerOptions& so,
@@ -442,6 +467,7 @@ Config ConfigFromFlags() {
     UsageError("--compaction_threads must be 1..64");
   }
   TlsAndBoundsFromFlags(&c.server);
+  AuthzFromFlags(&c.server);
   HistoryAndWatchFromFlags(&c);
   c.engine.conflict_window_keys = absl::GetFlag(FLAGS_txn_conflict_window_keys);
   if (c.engine.conflict_window_keys > (uint64_t{1} << 30)) {

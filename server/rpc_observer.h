@@ -78,6 +78,16 @@ class RpcObserver {
   // "disk_reserve", "engine_out_of_space", "engine_read_only" (static
   // storage). May be called from the polling threads: must not block.
   virtual void OnWriteRefused(std::string_view /*reason*/) {}
+
+  // Authorization (server/authz.h, docs/security.md). An RPC of `method`
+  // was refused PERMISSION_DENIED for lack of `permission` ("read",
+  // "write", "admin"; both static storage). Polling threads: must not
+  // block.
+  virtual void OnAuthzDenied(std::string_view /*method*/,
+                             std::string_view /*permission*/) {}
+  // The policy file changed and was re-read: `ok` if the new policy took
+  // effect, false if it was invalid (the old one stays in force).
+  virtual void OnAuthzPolicyReload(bool /*ok*/) {}
 };
 
 // A process-wide observer that does nothing. Never null; never destroyed.

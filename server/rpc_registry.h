@@ -48,6 +48,7 @@
 #include "grpcpp/impl/service_type.h"
 #include "grpcpp/server_context.h"
 #include "server/async_call.h"
+#include "server/authz.h"
 #include "server/limits.h"
 
 namespace strata::server {
@@ -110,6 +111,13 @@ class RpcRegistry {
   // methods registered after the call.
   void set_deadline_clock_offset(std::chrono::nanoseconds offset) {
     deadline_clock_offset_ = offset;
+  }
+  // Authorization: every method registered after the call (until it is
+  // called again with null) is checked by `authorizer` (not owned; must
+  // outlive the server) with its rule from KvAccessRule (authz.h). The
+  // server sets it around strata.v1.KV's registration only.
+  void set_authorizer(const Authorizer* authorizer) {
+    authorizer_ = authorizer;
   }
   RpcRegistry(const RpcRegistry&) = delete;
   RpcRegistry& operator=(const RpcRegistry&) = delete;
@@ -174,6 +182,10 @@ class RpcRegistry {
     info.limits = limits_;
     info.observed = options.observed();
     info.deadline_clock_offset = deadline_clock_offset_;
+    info.authorizer = authorizer_;
+    if (authorizer_ != nullptr) {
+      info.access_rule = KvAccessRule(*name, Req::descriptor());
+    }
     entry->method.request = std::move(request);
     entry->method.handler = std::move(handler);
     methods_.push_back(std::move(entry));
@@ -182,6 +194,7 @@ class RpcRegistry {
   const int default_max_inflight_;
   const Limits limits_;
   std::chrono::nanoseconds deadline_clock_offset_{0};
+  const Authorizer* authorizer_ = nullptr;
   absl::Status status_;
   std::vector<grpc::Service*> services_;
   std::vector<std::unique_ptr<Entry>> methods_;

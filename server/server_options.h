@@ -170,6 +170,14 @@ struct ServerOptions {
   // Bytes of file data per BackupChunk.
   size_t backup_chunk_bytes = 1 << 20;
 
+  // Authorization (server/authz.h, docs/security.md "Authorization"): a
+  // JSON policy file granting client identities read/write/admin on
+  // namespaces; every KV RPC is checked against it. Empty = no policy
+  // (every client that passes the handshake may do anything). REQUIRES
+  // mutual TLS (tls.client_ca_file), else Start fails with
+  // InvalidArgument. Re-read every tls.reload_interval (0 = read once).
+  std::string authz_policy_file;
+
   // TEST ONLY: called on a blocking-pool thread before each Scan batch is
   // filled, with the 0-based batch index and the call's context (whose
   // IsCancelled() turns true once the server has seen a cancellation). May

@@ -48,7 +48,9 @@ std::string_view GrpcCodeName(grpc::StatusCode code) {
 
 RpcMetrics::RpcMetrics(const std::vector<std::string>& methods)
     : num_methods_(methods.size()),
-      stats_(new MethodStats[methods.size() + 1]) {
+      stats_(new MethodStats[methods.size() + 1]),
+      authz_denials_(
+          new std::array<std::atomic<uint64_t>, 3>[methods.size() + 1]()) {
   static_assert(kNumCodes == kCodeNames.size());
   for (size_t i = 0; i < num_methods_; ++i) stats_[i].name = methods[i];
   stats_[num_methods_].name = "other";
@@ -205,6 +207,7 @@ std::vector<prometheus::MetricFamily> RpcMetrics::Collect() const {
   CollectExpiry(&out);
   CollectBackups(&out);
   CollectDisk(&out);
+  CollectAuthz(&out);
   return out;
 }
 

@@ -63,6 +63,8 @@ std::string_view GrpcCodeName(grpc::StatusCode code);
 //   strata_expiry_lag_seconds                       histogram
 //   strata_disk_free_bytes                          gauge   (write gate)
 //   strata_write_refusals_total{reason}             counter
+//   strata_authz_denials_total{method,permission}   counter (authz)
+//   strata_authz_policy_reloads_total{result}       counter
 // requests_total has a code="OK" sample per method from the start (so rates
 // exist before the first request); other codes appear once they occur.
 //
@@ -105,6 +107,10 @@ class RpcMetrics final : public RpcObserver, public prometheus::Collectable {
   void OnBackupFinished(bool ok, double seconds) override;
   void OnDiskFree(uint64_t free_bytes) override;
   void OnWriteRefused(std::string_view reason) override;
+  // Authorization (authz_metrics.cc).
+  void OnAuthzDenied(std::string_view method,
+                     std::string_view permission) override;
+  void OnAuthzPolicyReload(bool ok) override;
 
   // prometheus::Collectable: the families above.
   std::vector<prometheus::MetricFamily> Collect() const override;
@@ -158,6 +164,13 @@ class RpcMetrics final : public RpcObserver, public prometheus::Collectable {
   // none yet), and its duration in microseconds.
   std::atomic<uint64_t> last_backup_unix_ms_{0};
   std::atomic<uint64_t> last_backup_micros_{0};
+  // Authorization (authz_metrics.cc): denials per method slot (as stats_)
+  // and permission (read, write, admin); policy reloads by result.
+  void CollectAuthz(std::vector<prometheus::MetricFamily>* out) const;
+  const std::unique_ptr<std::array<std::atomic<uint64_t>, 3>[]>
+      authz_denials_;
+  alignas(64) std::atomic<uint64_t> authz_reloads_ok_{0};
+  std::atomic<uint64_t> authz_reloads_error_{0};
 };
 
 }  // namespace strata::server::metrics
