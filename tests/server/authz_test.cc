@@ -713,6 +713,37 @@ TEST_F(AuthzTest, RefusalNamesIdentityPermissionAndNamespaceOnly) {
   EXPECT_EQ(server_->db()->CurrentRevision(), rev);
 }
 
+// A backup of one namespace needs admin on that namespace only; a backup of
+// the whole node needs admin on "*".
+TEST_F(AuthzTest, NamespaceBackupNeedsAdminOnThatNamespaceOnly) {
+  ASSERT_NO_FATAL_FAILURE(Start(Options()));
+  ASSERT_NO_FATAL_FAILURE(Populate());
+  auto backup = [&](const std::string& who, const std::string& ns) {
+    v1::BackupRequest req;
+    req.set_namespace_(ns);
+    auto ctx = Ctx();
+    auto reader = StubFor(who)->Backup(ctx.get(), req);
+    v1::BackupResponse resp;
+    while (reader->Read(&resp)) {
+    }
+    return reader->Finish();
+  };
+  // svc-b holds admin on team/b.
+  grpc::Status s = backup("svc-b", "team/b");
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  s = backup("svc-b", "team/a");
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(s.error_message(), HasSubstr("\"admin\" grant on namespace \"team/a\""));
+  s = backup("svc-b", "");
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(s.error_message(), HasSubstr("the whole node"));
+  // svc-a may read and write team/a but not administer it.
+  EXPECT_EQ(backup("svc-a", "team/a").error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  s = backup("ops", "");
+  EXPECT_TRUE(s.ok()) << s.error_message();
+}
+
 TEST_F(AuthzTest, ListNamespacesShowsOnlyGrantedNamespaces) {
   ASSERT_NO_FATAL_FAILURE(Start(Options()));
   ASSERT_NO_FATAL_FAILURE(Populate());
