@@ -448,6 +448,10 @@ Config ConfigFromFlags() {
     UsageError("--txn_conflict_window_keys must be at most 1073741824");
   }
   ExpiryFromFlags(&c);
+  // Compaction drops the keys of deleted namespaces (docs/namespaces.md).
+  c.server.deleted_namespaces =
+      std::make_shared<strata::server::DeletedNamespaces>();
+  c.engine.compaction_filter = c.server.deleted_namespaces;
   c.restore_from = absl::GetFlag(FLAGS_restore_from);
   c.force = absl::GetFlag(FLAGS_force);
   if (c.force && c.restore_from.empty()) {
