@@ -210,16 +210,15 @@ absl::Status NamespaceCatalog::Load() {
   if (deleted_ != nullptr) {
     // Ids are handed out in order and never reused: every id below the
     // next one without a record was deleted.
+    // The same iterator (one consistent state with the records above).
     uint64_t next = 1;
-    absl::StatusOr<std::string> v =
-        db_->Get(storage::ReadOptions(), NamespaceNextIdKey());
-    if (v.ok()) {
-      std::string_view in = *v;
+    it->Seek(NamespaceNextIdKey());
+    if (!it->status().ok()) return it->status();
+    if (it->Valid() && it->key() == NamespaceNextIdKey()) {
+      std::string_view in = it->value();
       if (!ConsumeVarint64(&in, &next) || next == 0) {
         return absl::DataLossError("namespace catalog: malformed next id");
       }
-    } else if (!absl::IsNotFound(v.status())) {
-      return v.status();
     }
     absl::flat_hash_set<uint64_t> live;
     for (const auto& [name, known] : loaded) live.insert(known.entry->id);
