@@ -114,12 +114,15 @@ ABSL_FLAG(std::string, namespace, "",
           "(docs/namespaces.md); empty = the default namespace. -n is the "
           "same.");
 ABSL_FLAG(std::string, n, "", "Short for --namespace.");
-ABSL_FLAG(uint64_t, quota_bytes, 0,
+// Optional flags: ns update changes only the quotas it is given.
+ABSL_FLAG(std::optional<uint64_t>, quota_bytes, std::nullopt,
           "ns create, ns update: the namespace's quota of bytes (keys + "
-          "values); 0 = unlimited.");
-ABSL_FLAG(uint64_t, quota_keys, 0,
+          "values); 0 = unlimited. ns update leaves it as it is when not "
+          "given (ns create: 0).");
+ABSL_FLAG(std::optional<uint64_t>, quota_keys, std::nullopt,
           "ns create, ns update: the namespace's quota of keys; 0 = "
-          "unlimited.");
+          "unlimited. ns update leaves it as it is when not given (ns "
+          "create: 0).");
 ABSL_FLAG(std::string, tls_server_name, "",
           "Name the server certificate must carry instead of the host in "
           "--addr (implies TLS).");
@@ -253,8 +256,9 @@ commands:
   ns delete NAME     delete a namespace and all its keys at once
   ns list [PREFIX]   print "name<TAB>quota_bytes<TAB>quota_keys" per
                      namespace (starting with PREFIX), in name order
-  ns update NAME --quota_bytes=N --quota_keys=N
-                     replace a namespace's quotas (0 = unlimited)
+  ns update NAME [--quota_bytes=N] [--quota_keys=N]
+                     change the quotas given (0 = unlimited); a quota not
+                     given stays as it is
   health [SERVICE]   print SERVING or NOT_SERVING (exit 0 only when serving)
                      of the whole server, or of SERVICE: strata.v1.KV, or
                      strata.v1.KV.write (NOT_SERVING while writes are
@@ -898,8 +902,9 @@ int CmdLeaseKeepAlive(strata::Client& client, int64_t id) {
 int CmdNamespace(strata::Client& client,
                  const std::vector<std::string>& args) {
   const std::string sub = args.empty() ? "" : args[0];
-  const uint64_t quota_bytes = absl::GetFlag(FLAGS_quota_bytes);
-  const uint64_t quota_keys = absl::GetFlag(FLAGS_quota_keys);
+  // nullopt: not given (ns update keeps that quota; ns create uses 0).
+  const std::optional<uint64_t> new_bytes = absl::GetFlag(FLAGS_quota_bytes);
+  const std::optional<uint64_t> new_keys = absl::GetFlag(FLAGS_quota_keys);
   if (sub == "list" && args.size() <= 2) {
     absl::StatusOr<std::vector<strata::NamespaceInfo>> list =
         client.ListNamespaces(args.size() == 2 ? args[1] : "");
@@ -915,14 +920,18 @@ int CmdNamespace(strata::Client& client,
       (sub != "create" && sub != "delete" && sub != "update")) {
     return UsageError(
         "ns takes: create NAME [--quota_bytes=N] [--quota_keys=N] | delete "
-        "NAME | list [PREFIX] | update NAME --quota_bytes=N --quota_keys=N");
+        "NAME | list [PREFIX] | update NAME [--quota_bytes=N] "
+        "[--quota_keys=N]");
+  }
+  // Only the quotas given change; the server keeps the other atomically.
+  if (sub == "update" && !new_bytes && !new_keys) {
+    return UsageError("ns update takes --quota_bytes=N, --quota_keys=N or both");
   }
   absl::StatusOr<strata::Revision> r =
-      sub == "create"   ? client.CreateNamespace(args[1], quota_bytes,
-                                                 quota_keys)
+      sub == "create"   ? client.CreateNamespace(args[1], new_bytes.value_or(0),
+                                                 new_keys.value_or(0))
       : sub == "delete" ? client.DeleteNamespace(args[1])
-                        : client.UpdateNamespace(args[1], quota_bytes,
-                                                 quota_keys);
+                        : client.UpdateNamespace(args[1], new_bytes, new_keys);
   if (!r.ok()) return ServerError(r.status());
   WriteRevisionLine(*r);
   return kExitOk;

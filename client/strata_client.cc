@@ -1047,15 +1047,17 @@ absl::StatusOr<Revision> Client::DeleteNamespace(std::string_view name) {
   return response.header().revision();
 }
 
-absl::StatusOr<Revision> Client::UpdateNamespace(std::string_view name,
-                                                 uint64_t quota_bytes,
-                                                 uint64_t quota_keys) {
+absl::StatusOr<Revision> Client::UpdateNamespace(
+    std::string_view name, std::optional<uint64_t> quota_bytes,
+    std::optional<uint64_t> quota_keys) {
   grpc::ClientContext ctx;
   SetDeadline(&ctx, options_.timeout);
   v1::UpdateNamespaceRequest request;
   request.set_name(name.data(), name.size());
-  request.set_quota_bytes(quota_bytes);
-  request.set_quota_keys(quota_keys);
+  request.set_quota_bytes(quota_bytes.value_or(0));
+  request.set_keep_quota_bytes(!quota_bytes.has_value());
+  request.set_quota_keys(quota_keys.value_or(0));
+  request.set_keep_quota_keys(!quota_keys.has_value());
   v1::UpdateNamespaceResponse response;
   grpc::Status s = stubs_->kv->UpdateNamespace(&ctx, request, &response);
   if (!s.ok()) return FromGrpcStatus(s);

@@ -818,10 +818,11 @@ class Client {
                                            uint64_t quota_keys = 0);
   // Deletes a namespace and all its keys at once; NOT_FOUND if absent.
   absl::StatusOr<Revision> DeleteNamespace(std::string_view name);
-  // Replaces a namespace's quotas; NOT_FOUND if absent.
-  absl::StatusOr<Revision> UpdateNamespace(std::string_view name,
-                                           uint64_t quota_bytes,
-                                           uint64_t quota_keys);
+  // Replaces a namespace's quotas; a quota given as nullopt stays as it is
+  // (atomically: the server keeps it). NOT_FOUND if absent.
+  absl::StatusOr<Revision> UpdateNamespace(
+      std::string_view name, std::optional<uint64_t> quota_bytes,
+      std::optional<uint64_t> quota_keys);
   // The namespaces whose names start with `prefix`, in name order (the
   // default namespace has no entry: it has no name, quota or usage record).
   absl::StatusOr<std::vector<NamespaceInfo>> ListNamespaces(

@@ -432,6 +432,13 @@ class AsyncCall final : public CallBase {
         }
         return;
       case Phase::kFinishing:
+        // Per-namespace first, so an observer that saw OnRpcEnd has seen
+        // both.
+        if constexpr (requires(const Req& r) { r.namespace_(); }) {
+          factory_->observer()->OnNamespaceRpcEnd(
+              request_.namespace_(), method().info.name,
+              ok ? code_ : grpc::StatusCode::CANCELLED);
+        }
         accounting_.End(&method().info, factory_->observer(),
                         ok ? code_ : grpc::StatusCode::CANCELLED);
         phase_ = Phase::kDone;

@@ -34,7 +34,7 @@ KvService::KvService(const ServerOptions& options, storage::DB* db,
       observer_(observer),
       pool_(pool),
       write_options_{.sync = options.sync_writes},
-      catalog_(db),
+      catalog_(db, options.deleted_namespaces.get()),
       hub_(db, pool, options.watch, observer),
       expiry_(db, options.limits, options.expiry, observer) {}
 

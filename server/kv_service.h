@@ -291,6 +291,10 @@ class KvService {
   void HandleDeleteNamespace(DeleteNamespaceCall* call);
   void HandleListNamespaces(ListNamespacesCall* call);
   void HandleUpdateNamespace(UpdateNamespaceCall* call);
+  // After a DeleteNamespace of `id` is durable: compacts the id's key range
+  // on the blocking pool, so the compaction filter (DeletedNamespaces)
+  // drops its keys now rather than when ordinary compactions reach them.
+  void ReclaimNamespace(uint64_t id);
   // Resolves a request's namespace; on error finishes the call with it
   // (InvalidArgument, NotFound) and returns nullopt.
   template <class Call>

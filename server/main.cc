@@ -55,6 +55,11 @@ ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9090",
           "docs/metrics.md); empty disables. Port 0 picks a free port; the "
           "bound address is printed on stdout as 'strata-server metrics on "
           "HOST:PORT' after the listening line.");
+ABSL_FLAG(int32_t, metrics_namespace_limit, 32,
+          "Named namespaces that get their own per-namespace metric series "
+          "(the first ones seen to exist); the others are summed as "
+          "namespace=\"other\" (docs/metrics.md, \"Namespaces\"). 0 = "
+          "none.");
 ABSL_FLAG(std::string, data_dir, "./data",
           "Directory of the database (created if missing). Only one server "
           "may use it at a time (LOCK file).");
@@ -341,6 +346,7 @@ struct Config {
   std::string wal_sync;
   std::string compression;
   std::string metrics_listen;  // Empty: no metrics endpoint.
+  size_t metrics_namespace_limit = 32;
   std::string restore_from;    // Empty: no restore.
   int64_t restore_to_revision = 0;
   bool force = false;
@@ -399,6 +405,11 @@ Config ConfigFromFlags() {
                                c.server.listen));
   }
   c.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  if (absl::GetFlag(FLAGS_metrics_namespace_limit) < 0) {
+    UsageError("--metrics_namespace_limit must be >= 0");
+  }
+  c.metrics_namespace_limit =
+      static_cast<size_t>(absl::GetFlag(FLAGS_metrics_namespace_limit));
   if (!c.metrics_listen.empty()) {
     if (absl::Status s =
             strata::server::metrics::ValidateMetricsAddress(c.metrics_listen);
@@ -474,6 +485,10 @@ Config ConfigFromFlags() {
     UsageError("--txn_conflict_window_keys must be at most 1073741824");
   }
   ExpiryFromFlags(&c);
+  // Compaction drops the keys of deleted namespaces (docs/namespaces.md).
+  c.server.deleted_namespaces =
+      std::make_shared<strata::server::DeletedNamespaces>();
+  c.engine.compaction_filter = c.server.deleted_namespaces;
   c.restore_from = absl::GetFlag(FLAGS_restore_from);
   c.force = absl::GetFlag(FLAGS_force);
   if (c.force && c.restore_from.empty()) {
@@ -647,7 +662,8 @@ absl::StatusOr<Servers> StartServers(const Config& config, storage::DB* db) {
   Servers servers;
   if (!config.metrics_listen.empty()) {
     servers.metrics = std::make_unique<strata::server::metrics::MetricsServer>(
-        db, strata::server::metrics::BuildInfo{STRATA_VERSION, STRATA_GIT_SHA});
+        db, strata::server::metrics::BuildInfo{STRATA_VERSION, STRATA_GIT_SHA},
+        config.metrics_namespace_limit);
     if (absl::Status s = servers.metrics->Listen(config.metrics_listen);
         !s.ok()) {
       return absl::Status(s.code(),

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_format.h"
 
@@ -206,9 +207,32 @@ absl::Status NamespaceCatalog::Load() {
         Known{*e, it->metadata().mod_revision};
   }
   if (!it->status().ok()) return it->status();
+  if (deleted_ != nullptr) {
+    // Ids are handed out in order and never reused: every id below the
+    // next one without a record was deleted.
+    // The same iterator (one consistent state with the records above).
+    uint64_t next = 1;
+    it->Seek(NamespaceNextIdKey());
+    if (!it->status().ok()) return it->status();
+    if (it->Valid() && it->key() == NamespaceNextIdKey()) {
+      std::string_view in = it->value();
+      if (!ConsumeVarint64(&in, &next) || next == 0) {
+        return absl::DataLossError("namespace catalog: malformed next id");
+      }
+    }
+    absl::flat_hash_set<uint64_t> live;
+    for (const auto& [name, known] : loaded) live.insert(known.entry->id);
+    for (uint64_t id = 1; id < next; ++id) {
+      if (!live.contains(id)) deleted_->Add(id, 0);
+    }
+  }
   absl::MutexLock l(&mu_);
   known_ = std::move(loaded);
   return absl::OkStatus();
+}
+
+void NamespaceCatalog::RecordDeleted(uint64_t id, storage::Revision revision) {
+  if (deleted_ != nullptr) deleted_->Add(id, revision);
 }
 
 absl::Status NamespaceCatalog::ValidateName(std::string_view name) {
@@ -346,11 +370,13 @@ storage::WriteBatch NamespaceCatalog::CreateBatch(std::string name,
   return batch;
 }
 
-storage::WriteBatch NamespaceCatalog::DeleteBatch(std::string name) {
+storage::WriteBatch NamespaceCatalog::DeleteBatch(std::string name,
+                                                  Result result) {
   storage::WriteBatch batch;
   batch.SetCommitFunction(
-      [name = std::move(name)](storage::CommitView* view,
-                               storage::WriteBatch* b) -> absl::Status {
+      [name = std::move(name), result](storage::CommitView* view,
+                                       storage::WriteBatch* b) -> absl::Status {
+        result->reset();
         absl::StatusOr<std::optional<NamespaceEntry>> e = ReadEntry(view, name);
         if (!e.ok()) return e.status();
         if (!e->has_value()) return DoesNotExist(name);
@@ -359,15 +385,15 @@ storage::WriteBatch NamespaceCatalog::DeleteBatch(std::string name) {
         // reused).
         b->Delete(NamespaceCatalogKey(name));
         b->Delete(NamespaceUsageKey((*e)->id));
+        *result = **e;
         return absl::OkStatus();
       });
   return batch;
 }
 
-storage::WriteBatch NamespaceCatalog::UpdateBatch(std::string name,
-                                                  uint64_t quota_bytes,
-                                                  uint64_t quota_keys,
-                                                  Result result) {
+storage::WriteBatch NamespaceCatalog::UpdateBatch(
+    std::string name, std::optional<uint64_t> quota_bytes,
+    std::optional<uint64_t> quota_keys, Result result) {
   storage::WriteBatch batch;
   batch.SetCommitFunction(
       [name = std::move(name), quota_bytes, quota_keys, result](
@@ -377,8 +403,8 @@ storage::WriteBatch NamespaceCatalog::UpdateBatch(std::string name,
         if (!e.ok()) return e.status();
         if (!e->has_value()) return DoesNotExist(name);
         NamespaceEntry entry = **e;
-        entry.quota_bytes = quota_bytes;
-        entry.quota_keys = quota_keys;
+        if (quota_bytes) entry.quota_bytes = *quota_bytes;
+        if (quota_keys) entry.quota_keys = *quota_keys;
         b->Put(NamespaceCatalogKey(name), EncodeNamespaceEntry(entry));
         *result = entry;
         return absl::OkStatus();

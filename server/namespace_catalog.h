@@ -41,6 +41,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "server/deleted_namespaces.h"
 #include "server/keyspace.h"
 #include "strata/storage/db.h"
 #include "strata/storage/write_batch.h"
@@ -71,13 +72,18 @@ absl::StatusOr<NamespaceEntry> DecodeNamespaceEntry(std::string_view bytes);
 
 class NamespaceCatalog {
  public:
-  // `db` must outlive the catalog.
-  explicit NamespaceCatalog(storage::DB* db) : db_(db) {}
+  // `db` must outlive the catalog, and so must `deleted` (may be null: then
+  // deletions are not recorded for compaction).
+  explicit NamespaceCatalog(storage::DB* db,
+                            DeletedNamespaces* deleted = nullptr)
+      : db_(db), deleted_(deleted) {}
   NamespaceCatalog(const NamespaceCatalog&) = delete;
   NamespaceCatalog& operator=(const NamespaceCatalog&) = delete;
 
   // Reads the durable catalog into memory. Once, before the server serves.
-  // DataLoss for a malformed record; the engine's read errors as they are.
+  // Records every id below the next id without a catalog record as deleted
+  // (in `deleted`, at revision 0). DataLoss for a malformed record or next
+  // id; the engine's read errors as they are.
   absl::Status Load();
 
   // OK if `name` is a valid namespace name: 1..255 bytes of
@@ -126,8 +132,10 @@ class NamespaceCatalog {
   // and, once it committed at revision r, call Apply(name, *result, r)
   // (`result` is filled at commit time).
   //   Create: AlreadyExists if `name` exists; takes the next id.
-  //   Delete: NotFound if it does not exist; *result stays nullopt.
-  //   Update: NotFound if it does not exist; sets both quotas.
+  //   Delete: NotFound if it does not exist; *result is the entry that was
+  //   deleted (call Apply with nullopt, and RecordDeleted with its id).
+  //   Update: NotFound if it does not exist; sets each quota given (nullopt:
+  //   keeps that one).
   // The name must have passed ValidateName. The commit functions also
   // return DataLoss for a malformed catalog record or next id. *result is
   // written by the engine's commit thread when the batch commits (cleared
@@ -137,10 +145,11 @@ class NamespaceCatalog {
   static storage::WriteBatch CreateBatch(std::string name,
                                          uint64_t quota_bytes,
                                          uint64_t quota_keys, Result result);
-  static storage::WriteBatch DeleteBatch(std::string name);
+  static storage::WriteBatch DeleteBatch(std::string name, Result result);
   static storage::WriteBatch UpdateBatch(std::string name,
-                                         uint64_t quota_bytes,
-                                         uint64_t quota_keys, Result result);
+                                         std::optional<uint64_t> quota_bytes,
+                                         std::optional<uint64_t> quota_keys,
+                                         Result result);
 
   // Records that `name` is `entry` (nullopt: deleted) as of `revision`,
   // unless the copy already holds a later revision's state of it (admin
@@ -148,6 +157,10 @@ class NamespaceCatalog {
   void Apply(const std::string& name,
              const std::optional<NamespaceEntry>& entry,
              storage::Revision revision);
+
+  // Records that namespace `id` was deleted at `revision` (durably), for
+  // compaction to drop its keys. No-op without `deleted`.
+  void RecordDeleted(uint64_t id, storage::Revision revision);
 
   // Every namespace whose name starts with `prefix`, in name order.
   std::vector<std::pair<std::string, NamespaceEntry>> List(
@@ -160,6 +173,7 @@ class NamespaceCatalog {
   };
 
   storage::DB* const db_;
+  DeletedNamespaces* const deleted_;
   mutable absl::Mutex mu_;
   std::map<std::string, Known, std::less<>> known_ ABSL_GUARDED_BY(mu_);
 };

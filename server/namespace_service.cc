@@ -7,6 +7,7 @@
 // the copy in memory with each namespace's usage record, on the blocking
 // pool.
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -16,6 +17,7 @@
 #include "absl/functional/function_ref.h"
 #include "server/kv_service.h"
 #include "server/namespace_catalog.h"
+#include "spdlog/spdlog.h"
 
 namespace strata::server {
 
@@ -36,14 +38,16 @@ namespace {
 // Validates the request's namespace name (INVALID_ARGUMENT, nothing
 // written), commits the admin batch `make` builds and, once it is durable,
 // records the name's new state (what the batch's commit function left in
-// the Result; nullopt = deleted) in the catalog's copy, sets the header and
-// finishes the call. The name lives in the request, which outlives the
-// engine's callback.
+// the Result; nullopt = deleted) in the catalog's copy, runs `durable`
+// (if any; on the engine's callback thread: it must not block), sets the
+// header and finishes the call. The name lives in the request, which
+// outlives the engine's callback.
 template <class Call>
 void CommitAdmin(
     storage::DB* db, const storage::WriteOptions& options,
     NamespaceCatalog* catalog, Call* call,
-    absl::FunctionRef<storage::WriteBatch(NamespaceCatalog::Result)> make) {
+    absl::FunctionRef<storage::WriteBatch(NamespaceCatalog::Result)> make,
+    std::function<void(storage::Revision)> durable = nullptr) {
   const std::string& name = call->request().name();
   if (absl::Status s = NamespaceCatalog::ValidateName(name); !s.ok()) {
     call->Finish(s);
@@ -51,10 +55,11 @@ void CommitAdmin(
   }
   auto result = std::make_shared<std::optional<NamespaceEntry>>();
   db->WriteAsync(options, make(result),
-                 [catalog, call, &name, result](
+                 [catalog, call, &name, result, durable = std::move(durable)](
                      absl::StatusOr<storage::Revision> r) {
                    if (r.ok()) {
                      catalog->Apply(name, *result, *r);
+                     if (durable) durable(*r);
                      call->mutable_response()->mutable_header()->set_revision(
                          ToWire(*r));
                    }
@@ -77,19 +82,71 @@ void KvService::HandleCreateNamespace(CreateNamespaceCall* call) {
 
 void KvService::HandleDeleteNamespace(DeleteNamespaceCall* call) {
   // Never refused by the write gate: deleting is how space is freed.
-  CommitAdmin(db_, WriteOptionsFor(call), &catalog_, call,
-              [call](NamespaceCatalog::Result) {
-                return NamespaceCatalog::DeleteBatch(call->request().name());
-              });
+  // The catalog's copy learns the name is gone (Apply with nullopt); the
+  // deleted entry goes to the compaction filter once the delete is durable.
+  auto deleted = std::make_shared<std::optional<NamespaceEntry>>();
+  CommitAdmin(
+      db_, WriteOptionsFor(call), &catalog_, call,
+      [call, deleted](NamespaceCatalog::Result) {
+        return NamespaceCatalog::DeleteBatch(call->request().name(), deleted);
+      },
+      [this, deleted](storage::Revision revision) {
+        if (!deleted->has_value()) return;
+        catalog_.RecordDeleted((*deleted)->id, revision);
+        ReclaimNamespace((*deleted)->id);
+      });
+}
+
+void KvService::ReclaimNamespace(uint64_t id) {
+  // The namespace's stored keys are one contiguous range (keyspace.h):
+  // ["\xff\xff\x01" varint64(id), the same with its last byte + 1), the
+  // varint's last byte being < 0x80. CompactRange's end is inclusive: the
+  // one key it may take in beyond the range only makes the compaction a
+  // little wider.
+  std::string begin = KeyspaceView(id).Encode("");
+  std::string end = begin;
+  end.back() = static_cast<char>(end.back() + 1);
+  auto compact = [this, id, begin = std::move(begin), end = std::move(end)] {
+    // Compaction drops the keys whole (DeletedNamespaces), level by level
+    // down to the last one; minutes for many GiB, on one pool thread.
+    const auto start = std::chrono::steady_clock::now();
+    absl::Status s = db_->CompactRange(begin, end);
+    const double seconds = std::chrono::duration<double>(
+                               std::chrono::steady_clock::now() - start)
+                               .count();
+    if (s.ok()) {
+      spdlog::info("deleted namespace id {}: its key range compacted in "
+                   "{:.3f} s",
+                   id, seconds);
+    } else {
+      // Not fatal: ordinary compactions drop the keys when they reach them.
+      spdlog::warn("deleted namespace id {}: compacting its key range "
+                   "failed after {:.3f} s: {}",
+                   id, seconds, s.ToString());
+    }
+    if (options_.TEST_namespace_reclaimed) {
+      options_.TEST_namespace_reclaimed(id, s);
+    }
+  };
+  // Pool stopped (shutdown): ordinary compactions drop the keys later.
+  (void)pool_->Schedule(std::move(compact));
 }
 
 void KvService::HandleUpdateNamespace(UpdateNamespaceCall* call) {
   const v1::UpdateNamespaceRequest& request = call->request();
   CommitAdmin(db_, WriteOptionsFor(call), &catalog_, call,
               [&request](NamespaceCatalog::Result result) {
+                // keep_*: that quota stays as committed (no client-side
+                // read-modify-write).
                 return NamespaceCatalog::UpdateBatch(
-                    request.name(), request.quota_bytes(),
-                    request.quota_keys(), std::move(result));
+                    request.name(),
+                    request.keep_quota_bytes()
+                        ? std::nullopt
+                        : std::optional<uint64_t>(request.quota_bytes()),
+                    request.keep_quota_keys()
+                        ? std::nullopt
+                        : std::optional<uint64_t>(request.quota_keys()),
+                    std::move(result));
               });
 }
 

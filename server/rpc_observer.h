@@ -36,6 +36,13 @@ class RpcObserver {
                         double /*seconds*/, size_t /*request_bytes*/,
                         size_t /*response_bytes*/) {}
 
+  // An RPC whose request names a namespace (a `namespace` field; "" = the
+  // default namespace, as the client sent it: it may not exist) ended with
+  // `code`. Called right before its OnRpcEnd, for per-namespace metrics.
+  virtual void OnNamespaceRpcEnd(std::string_view /*ns*/,
+                                 std::string_view /*method*/,
+                                 grpc::StatusCode /*code*/) {}
+
   // A Get was answered by a disk lookup that another Get of the same key
   // had queued (read coalescing, server/get_coalescer.h). Called once per
   // such Get, between its OnRpcStart and OnRpcEnd.

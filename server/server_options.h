@@ -9,7 +9,10 @@
 #include <functional>
 #include <string>
 
+#include <memory>
+
 #include "absl/time/time.h"
+#include "server/deleted_namespaces.h"
 #include "server/expiry.h"
 #include "server/handlers.h"
 #include "server/limits.h"
@@ -154,6 +157,12 @@ struct ServerOptions {
   // TTLs, leases and the expirer (server/expiry.h, docs/expiry.md).
   ExpiryOptions expiry;
 
+  // The deleted namespaces, filled by the catalog; the same object must be
+  // the engine's Options::compaction_filter, so compaction drops their keys
+  // (server/deleted_namespaces.h). nullptr: a deleted namespace's keys keep
+  // their space.
+  std::shared_ptr<DeletedNamespaces> deleted_namespaces;
+
   // Backups (the Backup RPC, server/backup_service.cc, docs/backup.md).
   // The directory a backup's checkpoint is made in, one subdirectory per
   // backup, removed when it ends: it must be on the data directory's file
@@ -189,6 +198,12 @@ struct ServerOptions {
   // theirs, to add more services and methods (a test service exercising
   // the call machinery). What it registers must outlive the server.
   std::function<void(RpcRegistry* registry)> TEST_register_services;
+
+  // TEST ONLY: called on a blocking-pool thread when the compaction of a
+  // deleted namespace's key range (after DeleteNamespace) ended, with the
+  // namespace's id and the compaction's status. Must be thread-safe.
+  std::function<void(uint64_t id, const absl::Status& status)>
+      TEST_namespace_reclaimed;
 };
 
 }  // namespace strata::server

@@ -661,7 +661,7 @@ export class Client {
   deleteNamespace(name: string, options?: CallOptions): Promise<number>;
   /** The namespaces whose names start with prefix, in name order. */
   listNamespaces(prefix?: string, options?: CallOptions): Promise<NamespaceInfo[]>;
-  /** Replaces a namespace's quotas (NOT_FOUND if absent); resolves to the revision. */
+  /** Sets the quotas given (a quota not given stays as it is; NOT_FOUND if absent); resolves to the revision. */
   updateNamespace(name: string, options?: NamespaceQuotaOptions): Promise<number>;
   /** Closes the channel; in-flight calls are cancelled. */
   close(): void;

@@ -114,6 +114,11 @@ constexpr EngineMetric kEngineMetrics[] = {
      "Estimated bytes compaction must rewrite to bring every level under "
      "its target size.",
      kGauge, [](const S& s) -> double { return s.compaction.pending_bytes; }},
+    {"strata_compaction_filtered_entries_total",
+     "Entries compactions dropped because no reader can reach their key any "
+     "more (a deleted namespace's).",
+     kCounter,
+     [](const S& s) -> double { return s.compaction.filtered_entries; }},
     {"strata_background_errors_total",
      "WAL, flush or compaction errors (the first one that is not for lack "
      "of space makes the engine refuse writes until restart).",

@@ -20,6 +20,7 @@
 #include "prometheus/text_serializer.h"
 #include "server/metrics/connection_collector.h"
 #include "server/metrics/engine_collector.h"
+#include "server/metrics/namespace_metrics.h"
 #include "server/metrics/rpc_metrics.h"
 
 namespace strata::server::metrics {
@@ -102,11 +103,16 @@ absl::Status ValidateMetricsAddress(const std::string& address) {
   return absl::OkStatus();
 }
 
-MetricsServer::MetricsServer(storage::DB* db, BuildInfo build)
+MetricsServer::MetricsServer(storage::DB* db, BuildInfo build,
+                             size_t namespace_limit)
     : rpc_(std::make_shared<RpcMetrics>()) {
+  auto namespaces = std::make_shared<NamespaceMetrics>(
+      db, rpc_->MethodLabels(), namespace_limit);
+  rpc_->SetNamespaceMetrics(namespaces.get());
   collectables_.push_back(
       std::make_shared<ProcessCollector>(std::move(build)));
   collectables_.push_back(rpc_);
+  collectables_.push_back(std::move(namespaces));
   collectables_.push_back(std::make_shared<ConnectionCollector>());
   if (db != nullptr) {
     collectables_.push_back(std::make_shared<EngineCollector>(db));

@@ -44,9 +44,15 @@ absl::Status ValidateMetricsAddress(const std::string& address);
 // Destruction stops the HTTP server and waits for in-progress scrapes.
 class MetricsServer {
  public:
+  static constexpr size_t kDefaultNamespaceLimit = 32;
+
   // `db` (not owned; nullptr = no engine metrics) must stay open until this
-  // object is destroyed: every scrape calls db->GetStatistics().
-  MetricsServer(storage::DB* db, BuildInfo build);
+  // object is destroyed: every scrape calls db->GetStatistics() (and reads
+  // the namespace catalog). `namespace_limit`: how many named namespaces
+  // get their own per-namespace series (--metrics_namespace_limit;
+  // NamespaceMetrics).
+  MetricsServer(storage::DB* db, BuildInfo build,
+                size_t namespace_limit = kDefaultNamespaceLimit);
   ~MetricsServer();
   MetricsServer(const MetricsServer&) = delete;
   MetricsServer& operator=(const MetricsServer&) = delete;

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "server/metrics/families.h"
+#include "server/metrics/namespace_metrics.h"
 
 namespace strata::server::metrics {
 namespace {
@@ -88,6 +89,20 @@ void RpcMetrics::OnRpcEnd(std::string_view method, grpc::StatusCode code,
       kRelaxed);
   s->received_bytes.fetch_add(request_bytes, kRelaxed);
   s->sent_bytes.fetch_add(response_bytes, kRelaxed);
+}
+
+void RpcMetrics::OnNamespaceRpcEnd(std::string_view ns,
+                                   std::string_view method,
+                                   grpc::StatusCode code) {
+  if (namespaces_ == nullptr) return;
+  namespaces_->OnRequestEnd(ns, static_cast<size_t>(Find(method) - &stats_[0]),
+                            code);
+}
+
+std::vector<std::string> RpcMetrics::MethodLabels() const {
+  std::vector<std::string> out;
+  for (size_t i = 0; i <= num_methods_; ++i) out.push_back(stats_[i].name);
+  return out;
 }
 
 void RpcMetrics::OnGetCoalesced() {

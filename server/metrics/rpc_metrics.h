@@ -72,6 +72,8 @@ std::string_view GrpcCodeName(grpc::StatusCode code);
 // any number of threads; Collect may run concurrently with them (each value
 // is read atomically; a scrape may see an RPC in one family and not yet in
 // another).
+class NamespaceMetrics;
+
 class RpcMetrics final : public RpcObserver, public prometheus::Collectable {
  public:
   // `methods`: the method names the server reports ("Get", "Put", ...).
@@ -94,6 +96,9 @@ class RpcMetrics final : public RpcObserver, public prometheus::Collectable {
   void OnRpcEnd(std::string_view method, grpc::StatusCode code,
                 double seconds, size_t request_bytes,
                 size_t response_bytes) override;
+  // Forwarded to the NamespaceMetrics set by SetNamespaceMetrics, if any.
+  void OnNamespaceRpcEnd(std::string_view ns, std::string_view method,
+                         grpc::StatusCode code) override;
   void OnGetCoalesced() override;
   void OnWatchOpened(int delta) override;
   void OnWatchEvents(uint64_t n) override;
@@ -111,6 +116,13 @@ class RpcMetrics final : public RpcObserver, public prometheus::Collectable {
   void OnAuthzDenied(std::string_view method,
                      std::string_view permission) override;
   void OnAuthzPolicyReload(bool ok) override;
+
+  // The method labels by number: the known methods, then "other"
+  // (NamespaceMetrics numbers its methods the same way).
+  std::vector<std::string> MethodLabels() const;
+  // Sends OnNamespaceRpcEnd to `ns` (not owned; must outlive this object).
+  // REQUIRES: before the server reports its first RPC.
+  void SetNamespaceMetrics(NamespaceMetrics* ns) { namespaces_ = ns; }
 
   // prometheus::Collectable: the families above.
   std::vector<prometheus::MetricFamily> Collect() const override;
@@ -136,6 +148,7 @@ class RpcMetrics final : public RpcObserver, public prometheus::Collectable {
   // Fixed after construction: the known methods, then "other".
   const size_t num_methods_;
   const std::unique_ptr<MethodStats[]> stats_;
+  NamespaceMetrics* namespaces_ = nullptr;
   alignas(64) std::atomic<uint64_t> coalesced_gets_{0};
   alignas(64) std::atomic<int64_t> watchers_{0};
   std::atomic<int64_t> watchers_catching_up_{0};

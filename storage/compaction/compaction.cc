@@ -110,10 +110,11 @@ std::unique_ptr<Compaction> PickLevelFile(const Options& options,
 Compaction::Compaction(const Options& options,
                        const InternalKeyComparator* icmp,
                        Version* input_version, int level,
-                       CompactionReason reason)
+                       CompactionReason reason, bool in_place)
     : icmp_(icmp),
       input_version_(input_version),
       level_(level),
+      output_level_(in_place ? level : level + 1),
       reason_(reason),
       max_output_file_size_(options.target_file_size),
       max_grandparent_overlap_bytes_(10 * options.target_file_size) {
@@ -124,21 +125,21 @@ Compaction::Compaction(const Options& options,
 Compaction::~Compaction() { input_version_->Unref(); }
 
 bool Compaction::IsTrivialMove() const {
-  return inputs_[0].size() == 1 && inputs_[1].empty() &&
+  return !in_place() && inputs_[0].size() == 1 && inputs_[1].empty() &&
          TotalBytes(grandparents_) <= max_grandparent_overlap_bytes_;
 }
 
 void Compaction::AddInputDeletions(VersionEdit* edit) const {
   for (int which = 0; which < 2; which++) {
     for (const auto& f : inputs_[which]) {
-      edit->RemoveFile(level_ + which, f->number);
+      edit->RemoveFile(which == 0 ? level_ : output_level_, f->number);
     }
   }
 }
 
 bool Compaction::IsBaseLevelForKey(std::string_view user_key) {
   const Comparator* ucmp = icmp_->user_comparator();
-  for (int lvl = level_ + 2; lvl < kNumLevels; lvl++) {
+  for (int lvl = output_level_ + 1; lvl < kNumLevels; lvl++) {
     const std::vector<FileRef>& files = input_version_->files(lvl);
     while (level_ptrs_[lvl] < files.size()) {
       const FileRef& f = files[level_ptrs_[lvl]];
@@ -229,6 +230,28 @@ std::unique_ptr<Compaction> PickRangeCompaction(
                                         CompactionReason::kManual);
   c->inputs(0) = std::move(inputs);
   if (!SetupOtherInputs(icmp, in_progress, c.get())) return nullptr;
+  return c;
+}
+
+std::unique_ptr<Compaction> PickInPlaceCompaction(
+    const Options& options, const InternalKeyComparator* icmp,
+    Version* version, int level, const InternalKey* begin,
+    const InternalKey* end, const FilesInProgress& in_progress) {
+  if (level < 1) return nullptr;  // Level 0 files overlap: never in place.
+  std::vector<FileRef> inputs = version->GetOverlappingInputs(level, begin, end);
+  if (inputs.empty() || AnyInProgress(inputs, in_progress)) return nullptr;
+  auto c = std::make_unique<Compaction>(options, icmp, version, level,
+                                        CompactionReason::kManual,
+                                        /*in_place=*/true);
+  // The outputs hold a subset of the inputs' keys, so they stay within the
+  // inputs' range, which no other file of the level overlaps.
+  c->inputs(0) = std::move(inputs);
+  if (level + 1 < kNumLevels) {
+    InternalKey smallest, largest;
+    GetRange(icmp, c->inputs(0), &smallest, &largest);
+    c->grandparents() =
+        version->GetOverlappingInputs(level + 1, &smallest, &largest);
+  }
   return c;
 }
 

@@ -38,18 +38,24 @@ enum class CompactionReason {
 };
 
 // One compaction: inputs[0] from `level`, inputs[1] from level + 1; the
-// output goes to level + 1. Holds a reference to the version it was picked
-// from. Thread safety: owned by the one thread that runs it.
+// output goes to level + 1. An in-place compaction (level >= 1) instead
+// rewrites inputs[0] into `level` itself, with no inputs[1]: that is how
+// DB::CompactRange lets the CompactionFilter see keys already in the
+// bottom level, which no push-down compaction ever rewrites. Holds a
+// reference to the version it was picked from. Thread safety: owned by the
+// one thread that runs it.
 class Compaction {
  public:
   Compaction(const Options& options, const InternalKeyComparator* icmp,
-             Version* input_version, int level, CompactionReason reason);
+             Version* input_version, int level, CompactionReason reason,
+             bool in_place = false);
   ~Compaction();
   Compaction(const Compaction&) = delete;
   Compaction& operator=(const Compaction&) = delete;
 
   int level() const { return level_; }
-  int output_level() const { return level_ + 1; }
+  int output_level() const { return output_level_; }
+  bool in_place() const { return output_level_ == level_; }
   CompactionReason reason() const { return reason_; }
   Version* input_version() const { return input_version_; }
   std::vector<FileRef>& inputs(int which) { return inputs_[which]; }
@@ -63,6 +69,7 @@ class Compaction {
 
   // A single input file with nothing to merge in the next level and little
   // grandparent overlap: it can be moved down by a manifest edit alone.
+  // Never for an in-place compaction (its point is the rewrite).
   bool IsTrivialMove() const;
 
   // Records the removal of every input in edit.
@@ -88,6 +95,7 @@ class Compaction {
   const InternalKeyComparator* const icmp_;
   Version* const input_version_;
   const int level_;
+  const int output_level_;
   const CompactionReason reason_;
   const uint64_t max_output_file_size_;
   const uint64_t max_grandparent_overlap_bytes_;
@@ -140,6 +148,14 @@ std::unique_ptr<Compaction> PickCompaction(const Options& options,
 // file) into level + 1, with reason kManual; nullptr if no file overlaps or
 // an input is in `in_progress`. Pure, like PickCompaction.
 std::unique_ptr<Compaction> PickRangeCompaction(
+    const Options& options, const InternalKeyComparator* icmp,
+    Version* version, int level, const InternalKey* begin,
+    const InternalKey* end, const FilesInProgress& in_progress);
+
+// An in-place compaction (reason kManual) rewriting the files of `level`
+// (>= 1) overlapping [begin, end] into `level` itself; nullptr if none
+// overlaps or one is in `in_progress`. Pure, like PickCompaction.
+std::unique_ptr<Compaction> PickInPlaceCompaction(
     const Options& options, const InternalKeyComparator* icmp,
     Version* version, int level, const InternalKey* begin,
     const InternalKey* end, const FilesInProgress& in_progress);

@@ -89,6 +89,9 @@ absl::Status DBImpl::RunCompaction(Compaction* c) {
   }
   c->RemoveInputsFrom(&compacting_files_);
   running_compactions_--;
+  // Wakes a CompactRange waiting for these inputs (two CompactRange calls
+  // at once, e.g. a namespace's reclaim and a Compact RPC).
+  bg_done_cv_.SignalAll();
   if (s.ok()) {
     compaction_counters_.count.Add();
     compaction_counters_.seconds.Observe((env_->NowMicros() - start) / 1e6);
@@ -102,6 +105,12 @@ absl::Status DBImpl::RunCompaction(Compaction* c) {
 
 absl::Status DBImpl::DoCompactionWork(Compaction* c, VersionEdit* edit) {
   const SequenceNumber smallest_snapshot = OldestSnapshotSequence();
+  // The oldest revision a reader may still read through a snapshot (the
+  // history window aside): keys the CompactionFilter calls unreachable
+  // since a revision at or before it are dropped whole.
+  const SequenceNumber oldest_reader =
+      snapshots_.empty() ? versions_->LastSequence() : *snapshots_.begin();
+  const CompactionFilter* const filter = options_.compaction_filter.get();
   const Comparator* ucmp = icmp_.user_comparator();
 
   // Inputs: one iterator per L0 file, one concatenating iterator per level.
@@ -131,6 +140,7 @@ absl::Status DBImpl::DoCompactionWork(Compaction* c, VersionEdit* edit) {
   bool has_current_user_key = false;
   SequenceNumber last_sequence_for_key = kMaxSequenceNumber;
   bool key_changed = true;
+  bool unreachable_key = false;  // The filter dropped the current key.
 
   auto finish_output = [&]() -> absl::Status {
     absl::Status fs = out->Finish();
@@ -168,6 +178,18 @@ absl::Status DBImpl::DoCompactionWork(Compaction* c, VersionEdit* edit) {
         s = finish_output();
         if (!s.ok()) break;
       }
+      unreachable_key = false;
+      if (filter != nullptr) {
+        std::optional<Revision> since = filter->UnreachableSince(ikey.user_key);
+        unreachable_key = since.has_value() && *since <= oldest_reader;
+      }
+    }
+    if (unreachable_key) {
+      // Every version and tombstone of it: no reader can reach any of them
+      // (CompactionFilter's contract), so versions left in deeper levels
+      // are unreachable too and need no tombstone to hide them.
+      compaction_counters_.filtered_entries.Add();
+      continue;
     }
 
     bool drop = false;
@@ -269,10 +291,48 @@ absl::Status DBImpl::CompactRange(std::optional<std::string_view> begin,
       }
     }
   }
+  if (s.ok() && options_.compaction_filter != nullptr) {
+    s = CompactBottomInPlace(b, e);
+  }
   manual_compactions_--;
   MaybeScheduleCompaction();
   if (s.ok()) s = bg_error_;
   return s;
+}
+
+absl::Status DBImpl::CompactBottomInPlace(const InternalKey* b,
+                                          const InternalKey* e) {
+  versions_->AssertHeld();
+  // The push-downs above never rewrite the deepest level holding the
+  // range, and nothing else does either once the range gets no writes (a
+  // deleted namespace): rewrite it in place so the filter sees its keys.
+  while (!shutting_down_.load()) {
+    Version* v = versions_->current();
+    int level = 0;
+    for (int l = kNumLevels - 1; l >= 1 && level == 0; l--) {
+      if (!v->GetOverlappingInputs(l, b, e).empty()) level = l;
+    }
+    if (level == 0) return absl::OkStatus();
+    std::unique_ptr<Compaction> c = PickInPlaceCompaction(
+        options_, &icmp_, v, level, b, e, compacting_files_);
+    if (c == nullptr) {
+      bg_done_cv_.Wait(&mu_);  // An input is busy in the background.
+      continue;
+    }
+    absl::Status s = RunCompaction(c.get());
+    c.reset();
+    if (!s.ok()) {
+      if (IsOutOfSpace(s)) {
+        space_errors_.Add();
+        background_errors_.Add();
+      } else {
+        RecordBackgroundError(s);
+      }
+    }
+    DeleteObsoleteFiles();
+    return s;
+  }
+  return absl::OkStatus();
 }
 
 void DBImpl::CompactionBackoff(uint64_t micros) {

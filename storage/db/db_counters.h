@@ -86,13 +86,15 @@ struct CompactionCounters {
   Counter count;
   Counter read_bytes;
   Counter written_bytes;
+  Counter filtered_entries;
   AtomicHistogram seconds{DurationBounds()};
 
   Statistics::Compaction Snapshot() const {
     return {.count = count.Load(),
             .read_bytes = read_bytes.Load(),
             .written_bytes = written_bytes.Load(),
-            .seconds = seconds.Snapshot()};
+            .seconds = seconds.Snapshot(),
+            .filtered_entries = filtered_entries.Load()};
   }
 };
 

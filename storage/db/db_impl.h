@@ -208,6 +208,10 @@ class DBImpl final : public DB {
   absl::Status RepairWalTail() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Compaction threads: waits `micros` (or until shutdown).
   void CompactionBackoff(uint64_t micros) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // CompactRange with a CompactionFilter: rewrites the files of the
+  // deepest level overlapping [b, e] (nullptr = unbounded) in place, once.
+  absl::Status CompactBottomInPlace(const InternalKey* b, const InternalKey* e)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The oldest revision a read may still need: compaction keeps the
   // newest entry of each key at or below it and everything above it. With
   // keep_history it is at most the compacted revision.

@@ -267,6 +267,32 @@ TEST_F(StrataCliTest, NamespaceCommandsAndTheNamespaceFlag) {
       2);
 }
 
+// ns update changes only the quotas it is given: one flag once reset the
+// other quota to 0 (unlimited). An explicit 0 still means unlimited, and an
+// update with no quota at all is a usage error.
+TEST_F(StrataCliTest, NamespaceUpdateKeepsTheQuotaItIsNotGiven) {
+  ASSERT_EQ(Strata({"ns", "create", "cli/upd", "--quota_bytes=1000",
+                    "--quota_keys=10"})
+                .exit_code,
+            0);
+  ProcessResult r = Strata({"ns", "update", "cli/upd", "--quota_keys=20"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(Strata({"ns", "list", "cli/upd"}).out, "cli/upd\t1000\t20\n");
+  r = Strata({"ns", "update", "cli/upd", "--quota_bytes=2000"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(Strata({"ns", "list", "cli/upd"}).out, "cli/upd\t2000\t20\n");
+  r = Strata({"ns", "update", "cli/upd", "--quota_keys=0"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(Strata({"ns", "list", "cli/upd"}).out, "cli/upd\t2000\t0\n");
+  r = Strata({"ns", "update", "cli/upd", "--quota_bytes=5", "--quota_keys=6"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(Strata({"ns", "list", "cli/upd"}).out, "cli/upd\t5\t6\n");
+  r = Strata({"ns", "update", "cli/upd"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--quota_bytes"));
+  EXPECT_EQ(Strata({"ns", "list", "cli/upd"}).out, "cli/upd\t5\t6\n");
+}
+
 TEST_F(StrataCliTest, ValuesStartingWithDashAfterDoubleDash) {
   ProcessResult r = Strata({"put", "--", "cli/dash", "-v-"});
   ASSERT_EQ(r.exit_code, 0) << r.err;

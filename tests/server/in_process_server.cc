@@ -39,6 +39,12 @@ absl::StatusOr<std::unique_ptr<InProcessServer>> InProcessServer::Start(
     options.expiry.leases = std::make_shared<server::LeaseTable>();
     engine.lease_deadlines = options.expiry.leases.get();
   }
+  // Compaction drops deleted namespaces' keys, as in strata-server.
+  if (options.deleted_namespaces == nullptr &&
+      engine.compaction_filter == nullptr) {
+    options.deleted_namespaces = std::make_shared<server::DeletedNamespaces>();
+    engine.compaction_filter = options.deleted_namespaces;
+  }
   absl::StatusOr<std::unique_ptr<storage::DB>> db =
       storage::DB::Open(engine, s->dir_.path() + "/db");
   if (!db.ok()) return db.status();

@@ -70,6 +70,10 @@ class EndWaiter : public RpcObserver {
     absl::MutexLock l(&mu_);
     ++ends_;
   }
+  void OnNamespaceRpcEnd(std::string_view ns, std::string_view method,
+                         grpc::StatusCode code) override {
+    inner_->OnNamespaceRpcEnd(ns, method, code);
+  }
   // True once at least n RPCs have ended (false after kWait).
   bool WaitForEnds(int64_t n) {
     absl::MutexLock l(&mu_);
@@ -96,11 +100,13 @@ class MetricsTest : public ::testing::Test {
  protected:
   void SetUp() override { strata::testing::PinGrpcLibrary(); }
 
-  void StartServer(ServerOptions options = strata::testing::TestServerOptions()) {
+  void StartServer(
+      ServerOptions options = strata::testing::TestServerOptions(),
+      size_t namespace_limit = MetricsServer::kDefaultNamespaceLimit) {
     ASSERT_OK_AND_ASSIGN(db_, storage::DB::Open(EngineOptions(),
                                                 dir_.path() + "/db"));
     metrics_ = std::make_unique<MetricsServer>(
-        db_.get(), BuildInfo{"9.9.9-test", "abc123def456"});
+        db_.get(), BuildInfo{"9.9.9-test", "abc123def456"}, namespace_limit);
     ASSERT_OK(metrics_->Listen("127.0.0.1:0"));
     ASSERT_GT(metrics_->port(), 0);
     waiter_ = std::make_unique<EndWaiter>(metrics_->rpc_observer());
@@ -401,6 +407,76 @@ TEST_F(MetricsTest, RpcCountersByMethodAndCodeAreExact) {
   EXPECT_EQ(Delta(after, before, "strata_rpc_sent_bytes_total", M("Put")),
             put_out);
   EXPECT_GT(put_out, 0u);
+}
+
+// Per-namespace series: the default namespace, then the first
+// --metrics_namespace_limit namespaces seen to exist (an OK answer or the
+// catalog), the rest (and names that do not exist) summed as "other"; keys
+// and bytes from the usage records.
+TEST_F(MetricsTest, PerNamespaceSeriesAreBoundedByTheLimit) {
+  ASSERT_NO_FATAL_FAILURE(
+      StartServer(strata::testing::TestServerOptions(), /*namespace_limit=*/2));
+  for (const char* name : {"a", "b", "c"}) {
+    v1::CreateNamespaceRequest req;
+    req.set_name(name);
+    v1::CreateNamespaceResponse resp;
+    grpc::ClientContext ctx;
+    ++rpcs_;
+    ASSERT_TRUE(stub_->CreateNamespace(&ctx, req, &resp).ok());
+  }
+  auto put = [&](const std::string& ns, const std::string& key,
+                 const std::string& value) {
+    v1::PutRequest req;
+    req.set_namespace_(ns);
+    req.set_key(key);
+    req.set_value(value);
+    v1::PutResponse resp;
+    grpc::ClientContext ctx;
+    ++rpcs_;
+    return stub_->Put(&ctx, req, &resp).error_code();
+  };
+  // "c" then "a" take the two slots; "b" comes too late; "nope" does not
+  // exist (NOT_FOUND) and never gets one.
+  ASSERT_EQ(put("c", "k1", "v1"), grpc::StatusCode::OK);
+  ASSERT_EQ(put("c", "k2", "value"), grpc::StatusCode::OK);
+  ASSERT_EQ(put("a", "k", "v"), grpc::StatusCode::OK);
+  ASSERT_EQ(put("b", "kb", "vb"), grpc::StatusCode::OK);
+  ASSERT_EQ(put("nope", "k", "v"), grpc::StatusCode::NOT_FOUND);
+  ASSERT_EQ(put("", "k", "v"), grpc::StatusCode::OK);
+  size_t unused = 0;
+  ASSERT_TRUE(Get("k", &unused, &unused).ok());
+  WaitForRecordedRpcs();
+
+  const Exposition e = Scrape();
+  const std::string req = "strata_namespace_requests_total";
+  auto nmc = [](const std::string& ns, const std::string& method,
+                const std::string& code) -> LabelList {
+    return {{"namespace", ns}, {"method", method}, {"code", code}};
+  };
+  EXPECT_EQ(e.Get(req, nmc("c", "Put", "OK")), 2);
+  EXPECT_EQ(e.Get(req, nmc("a", "Put", "OK")), 1);
+  EXPECT_EQ(e.Get(req, nmc("other", "Put", "OK")), 1);  // "b"
+  EXPECT_EQ(e.Get(req, nmc("other", "Put", "NOT_FOUND")), 1);  // "nope"
+  EXPECT_EQ(e.Get(req, nmc("(default)", "Put", "OK")), 1);
+  EXPECT_EQ(e.Get(req, nmc("(default)", "Get", "OK")), 1);
+  EXPECT_EQ(e.Get("strata_namespace_keys", {{"namespace", "c"}}), 2);
+  EXPECT_EQ(e.Get("strata_namespace_bytes", {{"namespace", "c"}}),
+            std::string("k1v1k2value").size());
+  EXPECT_EQ(e.Get("strata_namespace_keys", {{"namespace", "a"}}), 1);
+  EXPECT_EQ(e.Get("strata_namespace_keys", {{"namespace", "other"}}), 1);
+  EXPECT_EQ(e.Get("strata_namespace_bytes", {{"namespace", "other"}}), 4);
+  // At most limit + 2 namespace label values, none of them "b" or "nope".
+  std::set<std::string> seen;
+  for (const char* family :
+       {"strata_namespace_requests_total", "strata_namespace_keys",
+        "strata_namespace_bytes"}) {
+    for (const auto& [labels, value] : e.Series(family)) {
+      for (const auto& [k, v] : labels) {
+        if (k == "namespace") seen.insert(v);
+      }
+    }
+  }
+  EXPECT_EQ(seen, (std::set<std::string>{"(default)", "a", "c", "other"}));
 }
 
 TEST_F(MetricsTest, InFlightGaugeCountsAFrozenScan) {

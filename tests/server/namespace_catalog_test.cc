@@ -46,8 +46,13 @@ class NamespaceCatalogTest : public ::testing::Test {
     return Admin(name, NamespaceCatalog::CreateBatch(name, qb, qk, result),
                  result);
   }
-  absl::StatusOr<Revision> Delete(const std::string& name) {
-    return Admin(name, NamespaceCatalog::DeleteBatch(name),
+  // As the server: the catalog's copy learns the name is gone; `deleted`
+  // (if given) gets the deleted entry.
+  absl::StatusOr<Revision> Delete(
+      const std::string& name,
+      NamespaceCatalog::Result deleted =
+          std::make_shared<std::optional<NamespaceEntry>>()) {
+    return Admin(name, NamespaceCatalog::DeleteBatch(name, deleted),
                  std::make_shared<std::optional<NamespaceEntry>>());
   }
 
@@ -106,6 +111,38 @@ TEST_F(NamespaceCatalogTest, CreateResolveDeleteAndIdsAreNeverReused) {
   const uint64_t a2 = catalog_->Resolve("a")->id();
   EXPECT_GT(a2, a1);  // A new id: the old keys can never show through.
   EXPECT_NE(a2, catalog_->Resolve("b")->id());
+}
+
+// The compaction filter learns every deleted id: from the delete batch's
+// result (the server records it once the delete is durable), and at Load
+// (every id below the next id without a record), so a delete just before a
+// restart is not forgotten. Keys of live namespaces, the default namespace
+// and system keys are never unreachable.
+TEST_F(NamespaceCatalogTest, DeletedIdsReachTheCompactionFilter) {
+  ASSERT_OK(Create("a"));
+  ASSERT_OK(Create("b"));
+  ASSERT_OK(Create("c"));
+  auto deleted = std::make_shared<std::optional<NamespaceEntry>>();
+  absl::StatusOr<Revision> r = Delete("b", deleted);
+  ASSERT_OK(r);
+  ASSERT_TRUE(deleted->has_value());
+  EXPECT_EQ((*deleted)->id, 2u);
+
+  DeletedNamespaces filter;
+  NamespaceCatalog reloaded(db_.get(), &filter);
+  ASSERT_OK(reloaded.Load());
+  EXPECT_FALSE(filter.Contains(1));
+  EXPECT_TRUE(filter.Contains(2));
+  EXPECT_FALSE(filter.Contains(3));
+  EXPECT_EQ(filter.UnreachableSince(KeyspaceView(2).Encode("k")), 0u);
+  EXPECT_EQ(filter.UnreachableSince(KeyspaceView(1).Encode("k")),
+            std::nullopt);
+  EXPECT_EQ(filter.UnreachableSince("k"), std::nullopt);
+  EXPECT_EQ(filter.UnreachableSince(SystemKey("ns/next_id")), std::nullopt);
+  // A delete recorded at run time keeps its revision.
+  ASSERT_OK(Delete("c"));
+  reloaded.RecordDeleted(3, *r + 1);
+  EXPECT_EQ(filter.UnreachableSince(KeyspaceView(3).Encode("")), *r + 1);
 }
 
 TEST_F(NamespaceCatalogTest, UpdateSetsQuotasAndNeedsAnExistingNamespace) {

@@ -8,9 +8,13 @@
 
 #include <chrono>
 #include <memory>
+#include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "google/protobuf/text_format.h"
 #include "grpcpp/create_channel.h"
@@ -49,9 +53,18 @@ class NamespaceServerTest : public ::testing::Test {
   void Start() {
     strata::testing::PinGrpcLibrary();
     options_ = strata::testing::TestServerOptions();
+    // As in strata-server: compaction drops deleted namespaces' keys. A
+    // fresh filter per start: the catalog's Load refills it.
+    options_.deleted_namespaces = std::make_shared<DeletedNamespaces>();
+    options_.TEST_namespace_reclaimed = [this](uint64_t id,
+                                               const absl::Status& s) {
+      absl::MutexLock l(&reclaim_mu_);
+      reclaimed_.emplace_back(id, s);
+    };
     storage::Options engine;
     engine.create_if_missing = true;
     engine.keep_history = true;
+    engine.compaction_filter = options_.deleted_namespaces;
     auto db = storage::DB::Open(engine, dir_.path() + "/db");
     ASSERT_TRUE(db.ok()) << db.status();
     db_ = std::move(*db);
@@ -66,6 +79,11 @@ class NamespaceServerTest : public ::testing::Test {
     server_.reset();
     db_.reset();
   }
+  absl::Mutex reclaim_mu_;
+  // (id, status) of every reclaim compaction that ended, in order.
+  std::vector<std::pair<uint64_t, absl::Status>> reclaimed_
+      ABSL_GUARDED_BY(reclaim_mu_);
+
   void Restart() {
     Stop();
     Start();
@@ -440,6 +458,124 @@ TEST_F(NamespaceServerTest, DeletedKeysVanishAtOnceAndARecreatedNameIsEmpty) {
   EXPECT_EQ(Get("", "k1"), "default");
 }
 
+// Writes `count` keys of `value_bytes` random (incompressible) bytes into
+// namespace `ns`, 100 per Write.
+void FillNamespace(v1::KV::Stub* stub, const std::string& ns, int count,
+                   size_t value_bytes, std::mt19937_64* rng) {
+  for (int first = 0; first < count; first += 100) {
+    v1::WriteRequest req;
+    req.set_namespace_(ns);
+    for (int i = first; i < std::min(count, first + 100); ++i) {
+      auto* p = req.add_mutations()->mutable_put();
+      p->set_key(absl::StrFormat("k%06d", i));
+      std::string v(value_bytes, '\0');
+      for (char& c : v) c = static_cast<char>((*rng)());
+      p->set_value(std::move(v));
+    }
+    v1::WriteResponse resp;
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    grpc::Status s = stub->Write(&ctx, req, &resp);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+}
+
+// The "space reclaimed after compaction": a deleted namespace's
+// bytes leave the SSTables at the next compaction of its range, down to
+// what the other namespaces hold, even inside the history window (nobody
+// can read a deleted namespace's history), while a snapshot taken before
+// the delete keeps them until it is released.
+TEST_F(NamespaceServerTest, DeletedNamespaceSpaceIsReclaimedByCompaction) {
+  constexpr int kBigKeys = 2000;
+  constexpr int kSmallKeys = 100;
+  constexpr size_t kValueBytes = 4096;
+  std::mt19937_64 rng(16);
+  ASSERT_EQ(Create("big"), grpc::OK);
+  ASSERT_EQ(Create("small"), grpc::OK);
+  ASSERT_NO_FATAL_FAILURE(
+      FillNamespace(stub_.get(), "big", kBigKeys, kValueBytes, &rng));
+  ASSERT_NO_FATAL_FAILURE(
+      FillNamespace(stub_.get(), "small", kSmallKeys, kValueBytes, &rng));
+  ASSERT_OK(db_->Flush());
+  ASSERT_OK(db_->CompactRange(std::nullopt, std::nullopt));
+  const uint64_t before = db_->GetStatistics().levels.live_sst_bytes;
+  ASSERT_GE(before, (kBigKeys + kSmallKeys) * kValueBytes);
+
+  // A reader that started before the delete.
+  const storage::Snapshot* snapshot = db_->GetSnapshot();
+  ASSERT_EQ(Drop("big"), grpc::OK);
+  ASSERT_OK(db_->CompactRange(std::nullopt, std::nullopt));
+  EXPECT_GE(db_->GetStatistics().levels.live_sst_bytes,
+            (kBigKeys + kSmallKeys) * kValueBytes)
+      << "dropped what a snapshot from before the delete still reads";
+  db_->ReleaseSnapshot(snapshot);
+
+  ASSERT_OK(db_->CompactRange(std::nullopt, std::nullopt));
+  const uint64_t after = db_->GetStatistics().levels.live_sst_bytes;
+  RecordProperty("live_sst_bytes_before", std::to_string(before));
+  RecordProperty("live_sst_bytes_after", std::to_string(after));
+  // The small namespace's values, plus block and index overhead.
+  EXPECT_GE(after, kSmallKeys * kValueBytes);
+  EXPECT_LT(after, 2 * kSmallKeys * kValueBytes)
+      << "before " << before << " bytes, after " << after << " bytes";
+  EXPECT_GE(db_->GetStatistics().compaction.filtered_entries,
+            static_cast<uint64_t>(kBigKeys));
+  EXPECT_EQ(Get("small", "k000000").size(), kValueBytes);
+  EXPECT_EQ(Get("small", absl::StrFormat("k%06d", kSmallKeys - 1)).size(),
+            kValueBytes);
+  // A namespace of the same name is new and empty.
+  ASSERT_EQ(Create("big"), grpc::OK);
+  EXPECT_EQ(Scan("big"), "");
+}
+
+// DeleteNamespace itself compacts the namespace's range (on the blocking
+// pool, after it answered): the space comes back without waiting for
+// ordinary compactions; and a deletion found at start (catalog Load) is
+// reclaimed too.
+TEST_F(NamespaceServerTest, DeleteNamespaceCompactsItsRangeByItself) {
+  constexpr int kKeys = 1000;
+  constexpr size_t kValueBytes = 4096;
+  std::mt19937_64 rng(7);
+  ASSERT_EQ(Create("a"), grpc::OK);
+  ASSERT_EQ(Create("b"), grpc::OK);
+  ASSERT_NO_FATAL_FAILURE(
+      FillNamespace(stub_.get(), "a", kKeys, kValueBytes, &rng));
+  ASSERT_NO_FATAL_FAILURE(
+      FillNamespace(stub_.get(), "b", kKeys, kValueBytes, &rng));
+  ASSERT_OK(db_->Flush());
+  ASSERT_OK(db_->CompactRange(std::nullopt, std::nullopt));
+  ASSERT_GE(db_->GetStatistics().levels.live_sst_bytes,
+            2 * kKeys * kValueBytes);
+
+  ASSERT_EQ(Drop("a"), grpc::OK);
+  {
+    absl::MutexLock l(&reclaim_mu_);
+    ASSERT_TRUE(reclaim_mu_.AwaitWithTimeout(
+        absl::Condition(
+            +[](std::vector<std::pair<uint64_t, absl::Status>>* r) {
+              return !r->empty();
+            },
+            &reclaimed_),
+        kWait));
+    ASSERT_EQ(reclaimed_.size(), 1u);
+    EXPECT_EQ(reclaimed_[0].first, 1u);  // "a" had the first id.
+    EXPECT_OK(reclaimed_[0].second);
+  }
+  uint64_t live = db_->GetStatistics().levels.live_sst_bytes;
+  EXPECT_GE(live, kKeys * kValueBytes);
+  EXPECT_LT(live, 3 * kKeys * kValueBytes / 2) << live << " bytes";
+  EXPECT_EQ(Get("b", "k000000").size(), kValueBytes);
+
+  // "b" deleted just before a restart that leaves no time for its own
+  // reclaim to matter: the catalog's Load records it, and the next
+  // compaction drops it.
+  ASSERT_EQ(Drop("b"), grpc::OK);
+  Restart();
+  ASSERT_OK(db_->CompactRange(std::nullopt, std::nullopt));
+  live = db_->GetStatistics().levels.live_sst_bytes;
+  EXPECT_LT(live, kKeys * kValueBytes / 4) << live << " bytes";
+}
+
 TEST_F(NamespaceServerTest, TheCatalogSurvivesARestart) {
   ASSERT_EQ(Create("keep", 1000, 10), grpc::OK);
   ASSERT_EQ(Create("gone"), grpc::OK);
@@ -484,6 +620,29 @@ TEST_F(NamespaceServerTest, AdminErrorsAndUpdate) {
   EXPECT_EQ(list.namespaces(0).quota_bytes(), 7u);
   EXPECT_EQ(list.namespaces(0).quota_keys(), 8u);
   EXPECT_EQ(List("").namespaces_size(), 2);
+  // keep_quota_*: that quota stays (its value field is ignored).
+  up.set_quota_bytes(70);
+  up.set_quota_keys(999);
+  up.set_keep_quota_keys(true);
+  {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    ASSERT_TRUE(stub_->UpdateNamespace(&ctx, up, &upr).ok());
+  }
+  list = List("x");
+  EXPECT_EQ(list.namespaces(0).quota_bytes(), 70u);
+  EXPECT_EQ(list.namespaces(0).quota_keys(), 8u);
+  up.set_keep_quota_keys(false);
+  up.set_keep_quota_bytes(true);
+  up.set_quota_keys(0);
+  {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    ASSERT_TRUE(stub_->UpdateNamespace(&ctx, up, &upr).ok());
+  }
+  list = List("x");
+  EXPECT_EQ(list.namespaces(0).quota_bytes(), 70u);
+  EXPECT_EQ(list.namespaces(0).quota_keys(), 0u);
   up.set_name("y");
   grpc::ClientContext ctx;
   SetDeadline(&ctx);

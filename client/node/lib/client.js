@@ -733,10 +733,17 @@ class Client {
 
   // Replaces a namespace's quotas (NOT_FOUND if it does not exist); resolves
   // to the revision.
+  // A quota not given (undefined) stays as it is: the server keeps it.
   async updateNamespace(name, options = {}) {
     const { quotaBytes, quotaKeys, timeoutMs } = namespaceOptions(options, 'updateNamespace');
     const resp = await this._unary('strata.v1.KV/UpdateNamespace',
-      { name: checkNamespace(name), quota_bytes: quotaBytes, quota_keys: quotaKeys }, timeoutMs);
+      {
+        name: checkNamespace(name),
+        quota_bytes: quotaBytes,
+        keep_quota_bytes: options.quotaBytes === undefined,
+        quota_keys: quotaKeys,
+        keep_quota_keys: options.quotaKeys === undefined,
+      }, timeoutMs);
     return Number(resp.header.revision);
   }
 

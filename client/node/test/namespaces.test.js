@@ -37,6 +37,13 @@ describe('namespaces against strata-server', { skip: skipReason() }, () => {
       { name: 'team/a', quotaBytes: 100, quotaKeys: 5, approximateKeys: 0, approximateBytes: 0 },
       { name: 'team/b', quotaBytes: 0, quotaKeys: 9, approximateKeys: 0, approximateBytes: 0 },
     ]);
+    // Only the quota given changes; the other stays.
+    await db.updateNamespace('team/a', { quotaKeys: 6 });
+    assert.deepEqual((await db.listNamespaces('team/a'))[0],
+      { name: 'team/a', quotaBytes: 100, quotaKeys: 6, approximateKeys: 0, approximateBytes: 0 });
+    await db.updateNamespace('team/a', { quotaBytes: 0 });
+    assert.deepEqual((await db.listNamespaces('team/a'))[0],
+      { name: 'team/a', quotaBytes: 0, quotaKeys: 6, approximateKeys: 0, approximateBytes: 0 });
     await db.deleteNamespace('team/a');
     await assert.rejects(db.deleteNamespace('team/a'), isCode(status.NOT_FOUND));
     assert.deepEqual((await db.listNamespaces()).map((n) => n.name), ['team/b']);

@@ -912,13 +912,19 @@ class Client:
                               approximate_bytes=int(n.approximate_bytes))
                 for n in resp.namespaces]
 
-    def update_namespace(self, name: str, *, quota_bytes: int = 0, quota_keys: int = 0,
+    def update_namespace(self, name: str, *, quota_bytes: Optional[int] = None,
+                         quota_keys: Optional[int] = None,
                          timeout: Timeout = DEFAULT_TIMEOUT) -> int:
-        """Replaces a namespace's quotas; NotFound if it does not exist.
-        Returns the revision."""
+        """Sets the quotas given (0 = unlimited); a quota left as None stays
+        as it is (the server keeps it atomically). NotFound if the namespace
+        does not exist. Returns the revision."""
         resp = self._unary("strata.v1.KV/UpdateNamespace",
-                           kv_pb2.UpdateNamespaceRequest(name=name, quota_bytes=int(quota_bytes),
-                                                         quota_keys=int(quota_keys)), timeout)
+                           kv_pb2.UpdateNamespaceRequest(
+                               name=name,
+                               quota_bytes=int(quota_bytes or 0),
+                               keep_quota_bytes=quota_bytes is None,
+                               quota_keys=int(quota_keys or 0),
+                               keep_quota_keys=quota_keys is None), timeout)
         return int(resp.header.revision)
 
     def health(self, service: str = "", *, timeout: Timeout = DEFAULT_TIMEOUT) -> bool:

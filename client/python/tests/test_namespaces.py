@@ -37,6 +37,11 @@ class NamespacesTest(ServerTestCase):
         db.update_namespace("team/b", quota_keys=9)
         self.assertEqual(db.list_namespaces("team/"), [
             NamespaceInfo("team/a", 100, 5, 0, 0), NamespaceInfo("team/b", 0, 9, 0, 0)])
+        # Only the quota given changes; the other stays.
+        db.update_namespace("team/a", quota_keys=6)
+        self.assertEqual(db.list_namespaces("team/a"), [NamespaceInfo("team/a", 100, 6, 0, 0)])
+        db.update_namespace("team/a", quota_bytes=0)
+        self.assertEqual(db.list_namespaces("team/a"), [NamespaceInfo("team/a", 0, 6, 0, 0)])
         db.delete_namespace("team/a")
         with self.assertRaises(NotFound):
             db.delete_namespace("team/a")

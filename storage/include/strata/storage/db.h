@@ -176,7 +176,10 @@ class DB {
   // Flushes the memtable to a level-0 SSTable and waits for it.
   virtual absl::Status Flush() = 0;
   // Compacts every level overlapping [begin, end] (nullopt = unbounded)
-  // down to the bottom level, and waits.
+  // down to the bottom level, and waits. With Options::compaction_filter,
+  // it then rewrites the bottom level's files overlapping the range in
+  // place, so the filter sees every key of the range (no other compaction
+  // rewrites the bottom level of a range that gets no writes).
   virtual absl::Status CompactRange(std::optional<std::string_view> begin,
                                     std::optional<std::string_view> end) = 0;
 

@@ -5,6 +5,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <string_view>
+
+#include "strata/storage/key_metadata.h"
 
 namespace strata::storage {
 
@@ -27,6 +31,43 @@ class LeaseDeadlines {
   // Wall-clock deadline (ms since the Unix epoch) of lease `id`, or 0 if it
   // has none (its keys do not expire by it).
   virtual uint64_t DeadlineUnixMs(uint64_t id) const = 0;
+};
+
+// Tells compaction which keys the layer above can never read again, so
+// their space comes back without rewriting anything synchronously (the
+// server drops a deleted namespace's keys this way, docs/namespaces.md).
+//
+// Compaction asks once per user key it merges (not per version; push-down
+// compactions, and DB::CompactRange, which also rewrites the range's
+// bottom level in place for this). When the
+// answer is a revision R and every reader the engine still serves is at or
+// after R (every live snapshot, from DB::GetSnapshot or GetSnapshotAt, is
+// at a revision >= R; iterators pin the files they read, so they are
+// unaffected), compaction drops every version and tombstone of that key in
+// its inputs. Versions of it in other files stay until those are compacted
+// in turn; nothing else changes: the WAL files that keep the change log
+// (DB::GetUpdatesSince) and checkpoints already taken are left as they are.
+// The revision history window does not hold such a key back: the contract
+// below says no read at any revision reaches it any more.
+//
+// Contract for implementations: answering R promises that from revision R
+// on nobody reads `user_key` at any revision, current or past, except
+// through a snapshot already held (those are protected as above); and the
+// answer for a key never goes back from a revision to nullopt (the key is
+// gone for good: e.g. the server never reuses a namespace id). The engine
+// then needs no further coordination with the caller.
+//
+// Thread safety: UnreachableSince is called on compaction threads (and by
+// DB::CompactRange's caller), concurrently, with the DB mutex NOT held: it
+// must be thread-safe and quick (it runs once per key compacted), and must
+// not call into the DB.
+class CompactionFilter {
+ public:
+  virtual ~CompactionFilter() = default;
+  // The revision from which no reader can reach `user_key` (any version),
+  // or nullopt if it may still be read (the common case).
+  virtual std::optional<Revision> UnreachableSince(
+      std::string_view user_key) const = 0;
 };
 
 // Per-block compression of SSTable data blocks. Part of the on-disk format:
@@ -150,6 +191,13 @@ struct Options {
   // Lease deadlines (see LeaseDeadlines). Not owned; must outlive the DB.
   // nullptr: a key's lease does not make it expire.
   const LeaseDeadlines* lease_deadlines = nullptr;
+
+  // Keys the layer above can never read again (see CompactionFilter), for
+  // compaction to drop. Shared with the caller, which may keep updating
+  // what it answers while the DB is open. nullptr: compaction drops only
+  // what the LSM rules (overwritten, deleted, outside the history window)
+  // allow.
+  std::shared_ptr<const CompactionFilter> compaction_filter;
 
   // Restore only: allows DB::ApplyCommittedBatch, which appends batches
   // committed by another database (an incremental backup's change log) at

@@ -85,6 +85,9 @@ struct Statistics {
     uint64_t written_bytes = 0;  // Output SSTable bytes.
     HistogramSnapshot seconds;   // Duration of one compaction.
     uint64_t pending_bytes = 0;  // Gauge: estimate of bytes over target.
+    // Entries (versions and tombstones) dropped because the
+    // CompactionFilter called their key unreachable.
+    uint64_t filtered_entries = 0;
   };
 
   // The block cache (data, index and filter blocks).
