@@ -111,6 +111,10 @@ class RpcRegistry {
   void set_deadline_clock_offset(std::chrono::nanoseconds offset) {
     deadline_clock_offset_ = offset;
   }
+  // The byte budget of requests in progress, shared by every method
+  // registered after the call (null = none). Not owned; must outlive the
+  // server.
+  void set_inflight_bytes(InflightBytes* budget) { inflight_bytes_ = budget; }
   RpcRegistry(const RpcRegistry&) = delete;
   RpcRegistry& operator=(const RpcRegistry&) = delete;
 
@@ -174,6 +178,7 @@ class RpcRegistry {
     info.limits = limits_;
     info.observed = options.observed();
     info.deadline_clock_offset = deadline_clock_offset_;
+    info.inflight_bytes = inflight_bytes_;
     entry->method.request = std::move(request);
     entry->method.handler = std::move(handler);
     methods_.push_back(std::move(entry));
@@ -182,6 +187,7 @@ class RpcRegistry {
   const int default_max_inflight_;
   const Limits limits_;
   std::chrono::nanoseconds deadline_clock_offset_{0};
+  InflightBytes* inflight_bytes_ = nullptr;
   absl::Status status_;
   std::vector<grpc::Service*> services_;
   std::vector<std::unique_ptr<Entry>> methods_;

@@ -89,7 +89,7 @@ struct ServerOptions {
   std::string listen = "127.0.0.1:50051";
 
   // Completion queues, each with one polling thread. 0 means one per
-  // hardware core.
+  // usable CPU (server/usable_cpus.h: affinity mask and cgroup quota).
   int cq_threads = 0;
   // Threads of the blocking pool that serves Gets missing the block cache
   // and Scan batches.
@@ -113,6 +113,21 @@ struct ServerOptions {
   // every method; a method may set its own at registration
   // (MethodOptions::max_inflight, rpc_registry.h).
   int max_inflight_rpcs = 4096;
+
+  // Most serialized bytes of requests in progress at once, all methods
+  // together, from arrival until the status is sent (so including writes
+  // waiting in the engine's write queue); a request that would pass it
+  // ends at once with RESOURCE_EXHAUSTED naming --max_inflight_bytes. 0 =
+  // unlimited; otherwise at least limits.max_message_bytes. Each byte
+  // counted is held about twice (the parsed request and its write batch).
+  // server/limits.h, InflightBytes.
+  uint64_t max_inflight_bytes = 64u << 20;
+  // gRPC's ResourceQuota for the transport (grpc::ResourceQuota on the
+  // ServerBuilder): the memory gRPC may use for connection and message
+  // buffers before a request reaches a handler. Under pressure gRPC
+  // shrinks its read buffers and flow-control windows, so senders wait.
+  // 0 = no quota.
+  uint64_t transport_memory_bytes = 64u << 20;
 
   // Tests only: added to the wall clock when the server checks whether a
   // request's deadline has passed before its handler starts (such a
