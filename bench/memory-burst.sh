@@ -18,6 +18,8 @@
 #                         untuned   --malloc_tuning=false (glibc's own defaults)
 #                         unbounded --malloc_tuning=false --max_inflight_bytes=0
 #                                   --transport_memory_bytes=0 (before issue 22)
+#                         mmap1m    as shipped but MALLOC_MMAP_THRESHOLD_=1048576
+#                                   (only buffers of 1 MiB and more in mmap)
 #                         jemalloc  --malloc_tuning=false with Debian's
 #                                   libjemalloc2 LD_PRELOADed
 # Environment: BUILD_DIR (default <repo>/build), WORK_DIR (default a fresh
@@ -31,7 +33,7 @@ CONNS=40
 PER_CONN=50
 DURATION=10
 RUNS=1
-VARIANTS="default,untuned,unbounded,jemalloc"
+VARIANTS="default,mmap1m,untuned,unbounded,jemalloc"
 EXTRA=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -41,7 +43,7 @@ while [[ $# -gt 0 ]]; do
     --runs) RUNS=$2; shift 2 ;;
     --variants) VARIANTS=$2; shift 2 ;;
     --) shift; EXTRA=("$@"); break ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
     *) echo "memory-burst.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -70,6 +72,7 @@ run() {
     default) ;;
     untuned) flags=(--malloc_tuning=false) ;;
     unbounded) flags=(--malloc_tuning=false --max_inflight_bytes=0 --transport_memory_bytes=0) ;;
+    mmap1m) env=(MALLOC_MMAP_THRESHOLD_=1048576) ;;
     jemalloc)
       [[ -n $JEMALLOC ]] || { echo "jemalloc: libjemalloc2 not installed, skipped"; return 0; }
       flags=(--malloc_tuning=false); env=(LD_PRELOAD="$JEMALLOC") ;;
@@ -99,6 +102,7 @@ run() {
   sleep 5  # Let the server settle: what it keeps after the burst.
   local after; after=$(kib "$PID" VmRSS)
   kill -TERM "$PID"; wait "$PID" 2>/dev/null || true; PID=""
+  rm -rf "$dir"  # Gigabytes per run: keep only the logs.
   local json; json=$(grep -o '{.*}' "$dir.load" | tail -1)
   /usr/bin/python3 - "$variant" "$idle" "$peak" "$after" "$json" >>"$WORK/results.tsv" <<'PY'
 import json, sys

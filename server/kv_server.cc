@@ -88,6 +88,11 @@ void AddTransportLimits(const TransportLimits& t,
                               ClampToIntMs(t.min_client_ping_interval));
   builder->AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES,
                               t.max_ping_strikes);
+  if (t.stream_window_bytes > 0) {
+    builder->AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+    builder->AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES,
+                                t.stream_window_bytes);
+  }
 }
 
 // Receive and send message limits from the request limits.

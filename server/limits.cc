@@ -45,9 +45,15 @@ absl::Status ValidateRequestSize(size_t bytes, const Limits& limits) {
 
 absl::Status InflightBytes::Acquire(uint64_t bytes) {
   if (limit_ == 0) return absl::OkStatus();
-  const uint64_t before = used_.fetch_add(bytes, std::memory_order_relaxed);
-  if (before + bytes <= limit_) return absl::OkStatus();
-  used_.fetch_sub(bytes, std::memory_order_relaxed);
+  // A compare-and-swap loop, so the count never passes the limit even for
+  // a moment (a refused request takes nothing).
+  uint64_t before = used_.load(std::memory_order_relaxed);
+  while (before + bytes <= limit_) {
+    if (used_.compare_exchange_weak(before, before + bytes,
+                                    std::memory_order_relaxed)) {
+      return absl::OkStatus();
+    }
+  }
   return absl::ResourceExhaustedError(absl::StrFormat(
       "requests in progress hold %d bytes; this request of %d bytes would "
       "pass the limit of %d (%s)",
