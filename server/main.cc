@@ -130,11 +130,12 @@ ABSL_FLAG(uint64_t, max_inflight_bytes, 64u << 20,
           "RESOURCE_EXHAUSTED. Each byte is held about twice (request and "
           "write batch). 0 = unlimited; else at least --max_message_bytes. "
           "docs/operations.md");
-ABSL_FLAG(uint64_t, transport_memory_bytes, 64u << 20,
+ABSL_FLAG(uint64_t, transport_memory_bytes, 256u << 20,
           "gRPC ResourceQuota: memory the transport may use for connection "
-          "and message buffers before requests reach the server; under "
-          "pressure gRPC shrinks read buffers and flow-control windows so "
-          "senders wait. 0 = no quota. docs/operations.md");
+          "and message buffers before requests reach the server. A soft "
+          "bound: over it gRPC reclaims memory, at worst by resetting "
+          "streams or closing connections. 0 = no quota. "
+          "docs/operations.md");
 ABSL_FLAG(bool, malloc_tuning, true,
           "Tune glibc malloc so memory freed after a burst of large requests "
           "goes back to the OS: M_MMAP_THRESHOLD 128 KiB, M_TRIM_THRESHOLD "
