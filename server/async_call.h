@@ -122,6 +122,9 @@ struct MethodInfo {
   // null access_rule is refused.
   const Authorizer* authorizer = nullptr;
   AccessRule access_rule = nullptr;
+  // The server-wide byte budget of requests in progress
+  // (--max_inflight_bytes); null = none. Not owned; outlives the method.
+  InflightBytes* inflight_bytes = nullptr;
   std::atomic<int> inflight{0};
 };
 
@@ -224,8 +227,8 @@ class CallFactory final : public CallFactoryBase {
 class RpcAccounting {
  public:
   // Records the start and reports it to the observer. Returns a non-OK
-  // status if the RPC must be refused (cap reached: RESOURCE_EXHAUSTED;
-  // request too large: INVALID_ARGUMENT).
+  // status if the RPC must be refused (count cap or byte budget reached:
+  // RESOURCE_EXHAUSTED; request too large: INVALID_ARGUMENT).
   absl::Status Begin(MethodInfo* info, RpcObserver* observer,
                      size_t request_bytes) {
     start_ = std::chrono::steady_clock::now();
@@ -239,7 +242,18 @@ class RpcAccounting {
         return CapReached(*info);
       }
     }
-    return ValidateRequestSize(request_bytes, info->limits);
+    if (absl::Status s = ValidateRequestSize(request_bytes, info->limits);
+        !s.ok()) {
+      return s;
+    }
+    if (info->inflight_bytes != nullptr) {
+      if (absl::Status s = info->inflight_bytes->Acquire(request_bytes);
+          !s.ok()) {
+        return s;
+      }
+      bytes_held_ = request_bytes;
+    }
+    return absl::OkStatus();
   }
   void AddResponseBytes(size_t n) { response_bytes_ += n; }
   size_t request_bytes() const { return request_bytes_; }
@@ -249,6 +263,10 @@ class RpcAccounting {
     if (counted_) {
       info->inflight.fetch_sub(1, std::memory_order_relaxed);
       counted_ = false;
+    }
+    if (bytes_held_ > 0) {
+      info->inflight_bytes->Release(bytes_held_);
+      bytes_held_ = 0;
     }
     const double seconds = std::chrono::duration<double>(
                                std::chrono::steady_clock::now() - start_)
@@ -271,6 +289,7 @@ class RpcAccounting {
   std::chrono::steady_clock::time_point start_;
   size_t request_bytes_ = 0;
   size_t response_bytes_ = 0;
+  size_t bytes_held_ = 0;  // Taken from MethodInfo::inflight_bytes.
   bool counted_ = false;
 };
 

@@ -11,8 +11,10 @@
 #include "absl/synchronization/blocking_counter.h"
 #include "grpc/grpc.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/resource_quota.h"
 #include "grpcpp/server_builder.h"
 #include "server/credentials.h"
+#include "server/usable_cpus.h"
 #include "spdlog/spdlog.h"
 
 namespace strata::server {
@@ -40,6 +42,10 @@ absl::Status ValidateServerOptions(const ServerOptions& o) {
         "cq_threads must be >= 0 (0 = one per core), io_threads and "
         "calls_per_method >= 1; got %d, %d, %d",
         o.cq_threads, o.io_threads, o.calls_per_method));
+  }
+  if (absl::Status s = ValidateInflightBytes(o.max_inflight_bytes, o.limits);
+      !s.ok()) {
+    return s;
   }
   if (o.max_inflight_rpcs < 0) {
     return absl::InvalidArgumentError(
@@ -88,6 +94,11 @@ void AddTransportLimits(const TransportLimits& t,
                               ClampToIntMs(t.min_client_ping_interval));
   builder->AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES,
                               t.max_ping_strikes);
+  if (t.stream_window_bytes > 0) {
+    builder->AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+    builder->AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES,
+                                t.stream_window_bytes);
+  }
 }
 
 // Receive and send message limits from the request limits.
@@ -113,6 +124,7 @@ KvServer::KvServer(ServerOptions options, storage::DB* db,
     : options_(std::move(options)),
       db_(db),
       observer_(observer != nullptr ? observer : NoopRpcObserver()),
+      inflight_bytes_(options_.max_inflight_bytes, "--max_inflight_bytes"),
       health_({std::string(v1::KV::service_full_name())},
               std::string(kWriteHealthName)) {}
 
@@ -155,6 +167,7 @@ absl::Status KvServer::RegisterServices() {
   registry_ = std::make_unique<RpcRegistry>(options_.max_inflight_rpcs,
                                             options_.limits);
   registry_->set_deadline_clock_offset(options_.TEST_deadline_clock_offset);
+  registry_->set_inflight_bytes(&inflight_bytes_);
   write_gate_ = std::make_unique<WriteGate>(
       options_.disk_space, db_, observer_,
       [this](bool writable) { health_.SetWritable(writable); });
@@ -194,10 +207,17 @@ absl::Status KvServer::BuildServer(
   // kernel splits connections between them.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   AddTransportLimits(options_.transport, &builder);
+  // The quota must live while the server does; gRPC keeps its own
+  // reference, so a local is enough.
+  if (options_.transport_memory_bytes > 0) {
+    grpc::ResourceQuota quota("strata-transport");
+    quota.Resize(options_.transport_memory_bytes);
+    builder.SetResourceQuota(quota);
+  }
   const int num_cqs =
       options_.cq_threads > 0
           ? options_.cq_threads
-          : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+          : DetectUsableCpus().count;
   for (int i = 0; i < num_cqs; ++i) {
     cqs_.push_back(builder.AddCompletionQueue(/*is_frequently_polled=*/true));
   }

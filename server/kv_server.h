@@ -119,6 +119,9 @@ class KvServer {
   const ServerOptions options_;
   storage::DB* const db_;
   RpcObserver* const observer_;
+  // --max_inflight_bytes, shared by every method's calls (which it
+  // outlives).
+  InflightBytes inflight_bytes_;
 
   HealthService health_;
 

@@ -1,5 +1,7 @@
 #include "server/limits.h"
 
+#include <string>
+
 #include "absl/strings/str_format.h"
 
 namespace strata::server {
@@ -39,6 +41,40 @@ absl::Status ValidateRequestSize(size_t bytes, const Limits& limits) {
   return absl::InvalidArgumentError(absl::StrFormat(
       "request is %d bytes; the limit is %d (--max_message_bytes)", bytes,
       limits.max_message_bytes));
+}
+
+absl::Status InflightBytes::Acquire(uint64_t bytes) {
+  if (limit_ == 0) return absl::OkStatus();
+  // A compare-and-swap loop, so the count never passes the limit even for
+  // a moment (a refused request takes nothing).
+  uint64_t before = used_.load(std::memory_order_relaxed);
+  while (before + bytes <= limit_) {
+    if (used_.compare_exchange_weak(before, before + bytes,
+                                    std::memory_order_relaxed)) {
+      return absl::OkStatus();
+    }
+  }
+  return absl::ResourceExhaustedError(absl::StrFormat(
+      "requests in progress hold %d bytes; this request of %d bytes would "
+      "pass the limit of %d (%s)",
+      before, bytes, limit_, std::string(flag_)));
+}
+
+void InflightBytes::Release(uint64_t bytes) {
+  if (limit_ == 0) return;
+  used_.fetch_sub(bytes, std::memory_order_relaxed);
+}
+
+absl::Status ValidateInflightBytes(uint64_t max_inflight_bytes,
+                                   const Limits& limits) {
+  if (max_inflight_bytes == 0 ||
+      max_inflight_bytes >= limits.max_message_bytes) {
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(absl::StrFormat(
+      "--max_inflight_bytes (%d) must be 0 (unlimited) or at least "
+      "--max_message_bytes (%d)",
+      max_inflight_bytes, limits.max_message_bytes));
 }
 
 }  // namespace strata::server

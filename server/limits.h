@@ -9,7 +9,10 @@
 //
 // Thread safety: plain values and pure functions; any thread.
 
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
+#include <string_view>
 
 #include "absl/status/status.h"
 
@@ -39,6 +42,50 @@ absl::Status ValidateLimits(const Limits& limits);
 // InvalidArgument if a serialized request of `bytes` bytes exceeds
 // limits.max_message_bytes.
 absl::Status ValidateRequestSize(size_t bytes, const Limits& limits);
+
+// The byte budget of requests in progress (--max_inflight_bytes): the
+// serialized bytes of every request the server has received and not yet
+// answered, all methods together, including writes waiting in the
+// engine's write queue. A count cap alone (--max_inflight_rpcs) lets 4,096
+// Puts of 16 MiB each pile up; this bounds their bytes. A request that
+// would take the total past the limit is refused at once with
+// RESOURCE_EXHAUSTED naming the flag (it never waits: waiting would hold a
+// completion-queue thread; clients retry with backoff). gRPC's
+// ResourceQuota (--transport_memory_bytes) bounds the bytes still in the
+// transport, before a request reaches this count.
+//
+// Thread safety: Acquire and Release are lock-free and safe from any
+// thread.
+class InflightBytes {
+ public:
+  // `limit` 0 = unlimited (nothing is counted). `flag` names the limit in
+  // the refusal and must have static storage (a literal).
+  InflightBytes(uint64_t limit, std::string_view flag)
+      : limit_(limit), flag_(flag) {}
+  InflightBytes(const InflightBytes&) = delete;
+  InflightBytes& operator=(const InflightBytes&) = delete;
+
+  // Takes `bytes` from the budget: OK, or RESOURCE_EXHAUSTED ("requests in
+  // progress hold N bytes; this request of R bytes would pass the limit of
+  // L (--max_inflight_bytes)") and nothing is taken. Each OK must be
+  // matched by one Release(bytes).
+  absl::Status Acquire(uint64_t bytes);
+  void Release(uint64_t bytes);
+
+  uint64_t limit() const { return limit_; }
+  // Bytes held now (racy snapshot, for metrics and tests).
+  uint64_t used() const { return used_.load(std::memory_order_relaxed); }
+
+ private:
+  const uint64_t limit_;
+  const std::string_view flag_;
+  alignas(64) std::atomic<uint64_t> used_{0};
+};
+
+// InvalidArgument unless `max_inflight_bytes` is 0 (unlimited) or at least
+// limits.max_message_bytes (a largest request must be admissible).
+absl::Status ValidateInflightBytes(uint64_t max_inflight_bytes,
+                                   const Limits& limits);
 
 }  // namespace strata::server
 

@@ -119,6 +119,10 @@ class RpcRegistry {
   void set_authorizer(const Authorizer* authorizer) {
     authorizer_ = authorizer;
   }
+  // The byte budget of requests in progress, shared by every method
+  // registered after the call (null = none). Not owned; must outlive the
+  // server.
+  void set_inflight_bytes(InflightBytes* budget) { inflight_bytes_ = budget; }
   RpcRegistry(const RpcRegistry&) = delete;
   RpcRegistry& operator=(const RpcRegistry&) = delete;
 
@@ -186,6 +190,7 @@ class RpcRegistry {
     if (authorizer_ != nullptr) {
       info.access_rule = KvAccessRule(*name, Req::descriptor());
     }
+    info.inflight_bytes = inflight_bytes_;
     entry->method.request = std::move(request);
     entry->method.handler = std::move(handler);
     methods_.push_back(std::move(entry));
@@ -195,6 +200,7 @@ class RpcRegistry {
   const Limits limits_;
   std::chrono::nanoseconds deadline_clock_offset_{0};
   const Authorizer* authorizer_ = nullptr;
+  InflightBytes* inflight_bytes_ = nullptr;
   absl::Status status_;
   std::vector<grpc::Service*> services_;
   std::vector<std::unique_ptr<Entry>> methods_;

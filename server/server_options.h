@@ -64,6 +64,14 @@ struct TransportLimits {
   // permitted).
   absl::Duration min_client_ping_interval = absl::Seconds(10);
   int max_ping_strikes = 2;
+  // HTTP/2 receive window of each stream, in bytes, fixed (gRPC's
+  // bandwidth-delay probing off); 0 = gRPC's adaptive windows. Meant to
+  // bound what a burst of large requests buffers in the transport, but in
+  // our measurement (gRPC 1.51, 2,000 streams of 2 MiB) it did not lower
+  // the peak: gRPC still takes in the whole message of a stream it reads
+  // (docs/operations.md, "Memory"). A small window costs throughput when
+  // window / round-trip time is below the link's speed. --stream_window_bytes.
+  int stream_window_bytes = 0;
 };
 
 // Settings of the watch hub (server/watch_hub.h, docs/revisions.md).
@@ -92,7 +100,7 @@ struct ServerOptions {
   std::string listen = "127.0.0.1:50051";
 
   // Completion queues, each with one polling thread. 0 means one per
-  // hardware core.
+  // usable CPU (server/usable_cpus.h: affinity mask and cgroup quota).
   int cq_threads = 0;
   // Threads of the blocking pool that serves Gets missing the block cache
   // and Scan batches.
@@ -116,6 +124,22 @@ struct ServerOptions {
   // every method; a method may set its own at registration
   // (MethodOptions::max_inflight, rpc_registry.h).
   int max_inflight_rpcs = 4096;
+
+  // Most serialized bytes of requests in progress at once, all methods
+  // together, from arrival until the status is sent (so including writes
+  // waiting in the engine's write queue); a request that would pass it
+  // ends at once with RESOURCE_EXHAUSTED naming --max_inflight_bytes. 0 =
+  // unlimited; otherwise at least limits.max_message_bytes. Each byte
+  // counted is held about twice (the parsed request and its write batch).
+  // server/limits.h, InflightBytes.
+  uint64_t max_inflight_bytes = 64u << 20;
+  // gRPC's ResourceQuota for the transport (grpc::ResourceQuota on the
+  // ServerBuilder): the memory gRPC may use for connection and message
+  // buffers before a request reaches a handler. Under pressure gRPC
+  // reclaims memory, at worst by resetting streams (RESOURCE_EXHAUSTED)
+  // or closing connections (UNAVAILABLE): 64 MiB did that under 128
+  // concurrent 2 MiB Puts, 256 MiB did not. 0 = no quota.
+  uint64_t transport_memory_bytes = 256u << 20;
 
   // Tests only: added to the wall clock when the server checks whether a
   // request's deadline has passed before its handler starts (such a

@@ -2,6 +2,7 @@
 // --listen=127.0.0.1:0 on a temp data directory. Restart durability,
 // SIGKILL, SIGTERM under load, the data-directory lock and flag errors.
 
+#include <sched.h>
 #include <signal.h>
 
 #include <atomic>
@@ -211,6 +212,37 @@ TEST_F(ServerProcessTest, BadFlagsExitWithStatusTwo) {
   }
 }
 
+// Thread counts left at their defaults follow the CPUs the process may
+// use (server/usable_cpus.h): started with a one-CPU affinity mask (as
+// `taskset -c 0` or a one-CPU container), the server runs one completion
+// queue and says why in its start-up log.
+TEST_F(ServerProcessTest, DefaultThreadsFollowTheAffinityMask) {
+  cpu_set_t saved;
+  ASSERT_EQ(sched_getaffinity(0, sizeof(saved), &saved), 0);
+  int first_cpu = 0;
+  while (first_cpu < CPU_SETSIZE && !CPU_ISSET(first_cpu, &saved)) ++first_cpu;
+  ASSERT_LT(first_cpu, CPU_SETSIZE);
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(first_cpu, &one);
+  // The child inherits this thread's mask at fork; restored right after.
+  ASSERT_EQ(sched_setaffinity(0, sizeof(one), &one), 0);
+  auto server = StartServer();
+  ASSERT_EQ(sched_setaffinity(0, sizeof(saved), &saved), 0);
+  ASSERT_NE(server, nullptr);
+  StopCleanly(server.get());
+  const std::string log = server->Stderr();
+  EXPECT_THAT(log, HasSubstr("threads: cq=1 pool=2 compaction=1 (usable CPUs "
+                             "1: affinity 1, cgroup quota"));
+  EXPECT_THAT(log, HasSubstr("derived: cq,pool,compaction)"));
+  // A flag wins over the derived count.
+  auto flagged = StartServer({"--cq_threads=3", "--io_threads=5"});
+  ASSERT_NE(flagged, nullptr);
+  StopCleanly(flagged.get());
+  EXPECT_THAT(flagged->Stderr(), HasSubstr("threads: cq=3 pool=5 compaction="));
+  EXPECT_THAT(flagged->Stderr(), HasSubstr("derived: compaction)"));
+}
+
 TEST_F(ServerProcessTest, HelpDocumentsEveryFlagAndExitsZero) {
   ProcessResult r =
       RunProcess({BinaryPath("server/strata-server"), "--help"}, "",
@@ -221,9 +253,13 @@ TEST_F(ServerProcessTest, HelpDocumentsEveryFlagAndExitsZero) {
        {"--listen", "--data_dir", "--cq_threads", "--io_threads", "--wal_sync",
         "--max_key_bytes", "--max_value_bytes", "--max_message_bytes",
         "--max_batch_mutations", "--memtable_bytes", "--block_cache_bytes",
-        "--max_open_files", "--compression", "--compaction_threads"}) {
+        "--max_open_files", "--compression", "--compaction_threads",
+        "--max_inflight_bytes", "--transport_memory_bytes",
+        "--malloc_tuning"}) {
     EXPECT_THAT(r.out, HasSubstr(flag));
   }
+  // The thread defaults say they are derived, and from what.
+  EXPECT_THAT(r.out, HasSubstr("derived: one per usable CPU"));
 }
 
 }  // namespace
