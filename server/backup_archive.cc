@@ -8,9 +8,11 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
+#include <string_view>
 #include <system_error>
 
 #include "absl/strings/str_cat.h"
@@ -45,16 +47,30 @@ struct FileCloser {
   void operator()(std::FILE* f) const { std::fclose(f); }
 };
 
+// A running XXH64 (seed 0) over a sequence of byte strings; owns its state.
+class Xxh64Hasher {
+ public:
+  Xxh64Hasher() : state_(XXH64_createState()) { XXH64_reset(state_, 0); }
+  ~Xxh64Hasher() { XXH64_freeState(state_); }
+  Xxh64Hasher(const Xxh64Hasher&) = delete;
+  Xxh64Hasher& operator=(const Xxh64Hasher&) = delete;
+
+  void Update(std::string_view data) {
+    XXH64_update(state_, data.data(), data.size());
+  }
+  // The XXH64 of everything given to Update so far.
+  uint64_t Digest() const { return XXH64_digest(state_); }
+
+ private:
+  XXH64_state_t* state_;
+};
+
 // One file being unpacked.
 struct OpenFile {
   std::string name;
   uint64_t size = 0;
-  XXH64_state_t* hash = nullptr;
+  Xxh64Hasher hash;
   std::unique_ptr<storage::WritableFile> out;  // Null when only checking.
-  OpenFile() : hash(XXH64_createState()) { XXH64_reset(hash, 0); }
-  ~OpenFile() { XXH64_freeState(hash); }
-  OpenFile(const OpenFile&) = delete;
-  OpenFile& operator=(const OpenFile&) = delete;
 };
 
 // Removes `dir` and everything in it, ignoring errors.
@@ -194,7 +210,7 @@ absl::StatusOr<BackupSummary> ReadBackupFile(const std::string& path,
       if (s.ok()) s = current->out->Close();
       if (!s.ok()) return s;
     }
-    done[current->name] = {current->size, XXH64_digest(current->hash)};
+    done[current->name] = {current->size, current->hash.Digest()};
     summary.files++;
     current.reset();
     return absl::OkStatus();
@@ -265,7 +281,7 @@ absl::StatusOr<BackupSummary> ReadBackupFile(const std::string& path,
               "corrupt)",
               chunk.file(), chunk.offset()));
         }
-        XXH64_update(current->hash, chunk.data().data(), chunk.data().size());
+        current->hash.Update(chunk.data());
         current->size += chunk.data().size();
         summary.bytes += chunk.data().size();
         if (current->out != nullptr) {
@@ -350,23 +366,34 @@ absl::StatusOr<BackupSummary> ReadBackupBegin(const std::string& path) {
   return summary;
 }
 
-absl::StatusOr<BackupSummary> ReadNamespaceBackup(
-    const std::string& path, const BackupEntriesFunction& apply) {
-  MessageReader reader(path);
-  if (absl::Status s = reader.Open(); !s.ok()) return s;
-  BackupSummary summary;
-  summary.format_version = reader.version();
+namespace {
+
+// The messages of a namespace or incremental backup after the header: one
+// BackupBegin, chunks of changes, and the manifest last. Each reader states
+// what its begin and its chunks mean; the order is checked here.
+struct ChangeBackupHandlers {
+  // The message kind holding this backup's chunks; one before the
+  // BackupBegin is corrupt.
+  v1::BackupResponse::KindCase chunk_kind;
+  // Checks the (first and only) BackupBegin and fills the summary from it.
+  std::function<absl::Status(const v1::BackupBegin&)> on_begin;
+  // Handles every message that is neither a begin nor the manifest, with the
+  // offset it starts at: a chunk of `chunk_kind` (after the begin), or an
+  // error for any other kind.
+  std::function<absl::Status(const v1::BackupResponse&, uint64_t offset)>
+      on_message;
+};
+
+// Reads the messages after `reader`'s header until the end of the file.
+// Returns the manifest, for the caller to compare with what the chunks held;
+// DataLoss (from `reader`) when the order is wrong or the manifest is
+// missing, or the first error of a handler.
+absl::StatusOr<v1::BackupManifest> ReadChangeBackupMessages(
+    MessageReader& reader, const ChangeBackupHandlers& handlers) {
   bool begun = false;
   bool have_manifest = false;
   v1::BackupManifest manifest;
-  XXH64_state_t* hash = XXH64_createState();
-  XXH64_reset(hash, 0);
-  struct HashFree {
-    XXH64_state_t* h;
-    ~HashFree() { XXH64_freeState(h); }
-  } hash_free{hash};
   v1::BackupResponse message;
-  v1::BackupChangeBatch entries;
   while (true) {
     uint64_t offset = 0;
     absl::StatusOr<bool> more = reader.Next(&message, &offset);
@@ -376,74 +403,110 @@ absl::StatusOr<BackupSummary> ReadNamespaceBackup(
       return reader.Corrupt(
           absl::StrFormat("data after the manifest at offset %d", offset));
     }
-    switch (message.kind_case()) {
-      case v1::BackupResponse::kBegin: {
-        if (begun) return reader.Corrupt("a second BackupBegin");
-        const v1::BackupBegin& begin = message.begin();
-        if (begin.namespace_().empty()) {
-          return absl::InvalidArgumentError(absl::StrFormat(
-              "backup %s is not a namespace backup", path));
-        }
-        if (begin.from_revision() != 0 || begin.revision() < 0) {
-          return reader.Corrupt("impossible revisions in BackupBegin");
-        }
-        begun = true;
-        summary.revision = begin.revision();
-        summary.namespace_name = begin.namespace_();
-        break;
+    if (message.kind_case() == v1::BackupResponse::kBegin) {
+      if (begun) return reader.Corrupt("a second BackupBegin");
+      if (absl::Status s = handlers.on_begin(message.begin()); !s.ok()) {
+        return s;
       }
-      case v1::BackupResponse::kKeys: {
-        if (!begun) return reader.Corrupt("a chunk before BackupBegin");
-        const v1::BackupKeysChunk& chunk = message.keys();
-        const std::string where =
-            absl::StrFormat("keys chunk at offset %d", offset);
-        if (XXH64(chunk.data().data(), chunk.data().size(), 0) !=
-            chunk.xxh64()) {
-          return reader.Corrupt(absl::StrFormat(
-              "%s: checksum mismatch (the backup is corrupt)", where));
-        }
-        XXH64_update(hash, chunk.data().data(), chunk.data().size());
-        summary.bytes += chunk.data().size();
-        if (!entries.ParseFromString(chunk.data()) ||
-            entries.changes_size() == 0 ||
-            entries.revision() != summary.revision) {
-          return reader.Corrupt(absl::StrFormat("%s: unreadable", where));
-        }
-        for (const v1::BackupChange& e : entries.changes()) {
-          if (e.deleted() || e.key().empty()) {
-            return reader.Corrupt(absl::StrFormat(
-                "%s: an entry that is not a put of a key", where));
-          }
-        }
-        summary.changes += static_cast<uint64_t>(entries.changes_size());
-        if (apply) {
-          if (absl::Status s = apply(entries); !s.ok()) return s;
-        }
-        break;
+      begun = true;
+    } else if (message.kind_case() == v1::BackupResponse::kManifest) {
+      if (!begun) return reader.Corrupt("a manifest before BackupBegin");
+      manifest = message.manifest();
+      have_manifest = true;
+    } else {
+      if (message.kind_case() == handlers.chunk_kind && !begun) {
+        return reader.Corrupt("a chunk before BackupBegin");
       }
-      case v1::BackupResponse::kManifest:
-        if (!begun) return reader.Corrupt("a manifest before BackupBegin");
-        manifest = message.manifest();
-        have_manifest = true;
-        break;
-      default:
-        return reader.Corrupt(absl::StrFormat(
-            "a message other than a keys chunk at offset %d", offset));
+      if (absl::Status s = handlers.on_message(message, offset); !s.ok()) {
+        return s;
+      }
     }
   }
   if (!have_manifest) {
     return reader.Corrupt(
         "truncated: the manifest (the final message) is missing");
   }
-  if (manifest.namespace_() != summary.namespace_name ||
-      manifest.revision() != summary.revision ||
-      manifest.changes() != summary.changes ||
-      manifest.changes_xxh64() != XXH64_digest(hash)) {
+  return manifest;
+}
+
+// Checks a chunk's data against its XXH64 and adds it to `hash` (over all
+// chunks, for the manifest) and to `summary->bytes`. DataLoss naming `where`
+// on a mismatch.
+absl::Status AddChunkData(const MessageReader& reader, std::string_view where,
+                          const std::string& data, uint64_t xxh64,
+                          Xxh64Hasher* hash, BackupSummary* summary) {
+  if (XXH64(data.data(), data.size(), 0) != xxh64) {
+    return reader.Corrupt(absl::StrFormat(
+        "%s: checksum mismatch (the backup is corrupt)", where));
+  }
+  hash->Update(data);
+  summary->bytes += data.size();
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<BackupSummary> ReadNamespaceBackup(
+    const std::string& path, const BackupEntriesFunction& apply) {
+  MessageReader reader(path);
+  if (absl::Status s = reader.Open(); !s.ok()) return s;
+  BackupSummary summary;
+  summary.format_version = reader.version();
+  Xxh64Hasher hash;
+  v1::BackupChangeBatch entries;
+  ChangeBackupHandlers handlers;
+  handlers.chunk_kind = v1::BackupResponse::kKeys;
+  handlers.on_begin = [&](const v1::BackupBegin& begin) -> absl::Status {
+    if (begin.namespace_().empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("backup %s is not a namespace backup", path));
+    }
+    if (begin.from_revision() != 0 || begin.revision() < 0) {
+      return reader.Corrupt("impossible revisions in BackupBegin");
+    }
+    summary.revision = begin.revision();
+    summary.namespace_name = begin.namespace_();
+    return absl::OkStatus();
+  };
+  handlers.on_message = [&](const v1::BackupResponse& message,
+                            uint64_t offset) -> absl::Status {
+    if (message.kind_case() != v1::BackupResponse::kKeys) {
+      return reader.Corrupt(absl::StrFormat(
+          "a message other than a keys chunk at offset %d", offset));
+    }
+    const v1::BackupKeysChunk& chunk = message.keys();
+    const std::string where = absl::StrFormat("keys chunk at offset %d", offset);
+    if (absl::Status s = AddChunkData(reader, where, chunk.data(),
+                                      chunk.xxh64(), &hash, &summary);
+        !s.ok()) {
+      return s;
+    }
+    if (!entries.ParseFromString(chunk.data()) ||
+        entries.changes_size() == 0 || entries.revision() != summary.revision) {
+      return reader.Corrupt(absl::StrFormat("%s: unreadable", where));
+    }
+    for (const v1::BackupChange& e : entries.changes()) {
+      if (e.deleted() || e.key().empty()) {
+        return reader.Corrupt(absl::StrFormat(
+            "%s: an entry that is not a put of a key", where));
+      }
+    }
+    summary.changes += static_cast<uint64_t>(entries.changes_size());
+    if (apply) return apply(entries);
+    return absl::OkStatus();
+  };
+  absl::StatusOr<v1::BackupManifest> manifest =
+      ReadChangeBackupMessages(reader, handlers);
+  if (!manifest.ok()) return manifest.status();
+  if (manifest->namespace_() != summary.namespace_name ||
+      manifest->revision() != summary.revision ||
+      manifest->changes() != summary.changes ||
+      manifest->changes_xxh64() != hash.Digest()) {
     return reader.Corrupt(absl::StrFormat(
         "the manifest (namespace \"%s\", revision %d, %d entries) does not "
         "match the chunks (namespace \"%s\", revision %d, %d entries, or "
         "their XXH64)",
-        manifest.namespace_(), manifest.revision(), manifest.changes(),
+        manifest->namespace_(), manifest->revision(), manifest->changes(),
         summary.namespace_name, summary.revision, summary.changes));
   }
   return summary;
@@ -455,125 +518,94 @@ absl::StatusOr<BackupSummary> ReadIncrementalBackup(
   if (absl::Status s = reader.Open(); !s.ok()) return s;
   BackupSummary summary;
   summary.format_version = reader.version();
-  bool begun = false;
-  bool have_manifest = false;
-  v1::BackupManifest manifest;
-  XXH64_state_t* hash = XXH64_createState();
-  XXH64_reset(hash, 0);
-  struct HashFree {
-    XXH64_state_t* h;
-    ~HashFree() { XXH64_freeState(h); }
-  } hash_free{hash};
-  v1::BackupResponse message;
+  Xxh64Hasher hash;
   v1::BackupChangeBatches batches;
-  while (true) {
-    uint64_t offset = 0;
-    absl::StatusOr<bool> more = reader.Next(&message, &offset);
-    if (!more.ok()) return more.status();
-    if (!*more) break;
-    if (have_manifest) {
+  ChangeBackupHandlers handlers;
+  handlers.chunk_kind = v1::BackupResponse::kChanges;
+  handlers.on_begin = [&](const v1::BackupBegin& begin) -> absl::Status {
+    if (begin.from_revision() == 0) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "backup %s is a full backup%s (revision %d), not an "
+          "incremental one",
+          path,
+          begin.namespace_().empty()
+              ? ""
+              : absl::StrFormat(" of namespace \"%s\"", begin.namespace_()),
+          begin.revision()));
+    }
+    if (begin.from_revision() < 0 ||
+        begin.revision() < begin.from_revision()) {
       return reader.Corrupt(
-          absl::StrFormat("data after the manifest at offset %d", offset));
+          absl::StrFormat("impossible revisions %d to %d in BackupBegin",
+                          begin.from_revision(), begin.revision()));
     }
-    switch (message.kind_case()) {
-      case v1::BackupResponse::kBegin: {
-        if (begun) return reader.Corrupt("a second BackupBegin");
-        const v1::BackupBegin& begin = message.begin();
-        if (begin.from_revision() == 0) {
-          return absl::InvalidArgumentError(absl::StrFormat(
-              "backup %s is a full backup%s (revision %d), not an "
-              "incremental one",
-              path,
-              begin.namespace_().empty()
-                  ? ""
-                  : absl::StrFormat(" of namespace \"%s\"",
-                                    begin.namespace_()),
-              begin.revision()));
-        }
-        if (begin.from_revision() < 0 ||
-            begin.revision() < begin.from_revision()) {
-          return reader.Corrupt(absl::StrFormat(
-              "impossible revisions %d to %d in BackupBegin",
-              begin.from_revision(), begin.revision()));
-        }
-        begun = true;
-        summary.from_revision = begin.from_revision();
-        summary.revision = begin.revision();
-        break;
-      }
-      case v1::BackupResponse::kChanges: {
-        if (!begun) return reader.Corrupt("a chunk before BackupBegin");
-        const v1::BackupChangeChunk& chunk = message.changes();
-        const std::string where = absl::StrFormat(
-            "changes chunk at offset %d (revisions %d to %d)", offset,
-            chunk.first_revision(), chunk.last_revision());
-        if (XXH64(chunk.data().data(), chunk.data().size(), 0) !=
-            chunk.xxh64()) {
-          return reader.Corrupt(absl::StrFormat(
-              "%s: checksum mismatch (the backup is corrupt)", where));
-        }
-        XXH64_update(hash, chunk.data().data(), chunk.data().size());
-        summary.bytes += chunk.data().size();
-        if (!batches.ParseFromString(chunk.data()) ||
-            batches.batches_size() == 0) {
-          return reader.Corrupt(absl::StrFormat("%s: unreadable", where));
-        }
-        if (batches.batches(0).revision() != chunk.first_revision() ||
-            batches.batches(batches.batches_size() - 1).revision() !=
-                chunk.last_revision()) {
-          return reader.Corrupt(
-              absl::StrFormat("%s: holds other revisions", where));
-        }
-        for (const v1::BackupChangeBatch& b : batches.batches()) {
-          const int64_t expected =
-              summary.from_revision + static_cast<int64_t>(summary.batches) + 1;
-          if (b.revision() != expected) {
-            return reader.Corrupt(absl::StrFormat(
-                "%s: batch at revision %d, expected %d", where, b.revision(),
-                expected));
-          }
-          if (b.revision() > summary.revision || b.changes_size() == 0) {
-            return reader.Corrupt(absl::StrFormat(
-                "%s: batch at revision %d is past the end or empty", where,
-                b.revision()));
-          }
-          summary.batches++;
-          summary.changes += static_cast<uint64_t>(b.changes_size());
-          if (apply) {
-            if (absl::Status s = apply(b); !s.ok()) return s;
-          }
-        }
-        break;
-      }
-      case v1::BackupResponse::kManifest:
-        if (!begun) return reader.Corrupt("a manifest before BackupBegin");
-        manifest = message.manifest();
-        have_manifest = true;
-        break;
-      case v1::BackupResponse::kChunk:
-        return reader.Corrupt(absl::StrFormat(
-            "a file chunk in an incremental backup at offset %d", offset));
-      default:
+    summary.from_revision = begin.from_revision();
+    summary.revision = begin.revision();
+    return absl::OkStatus();
+  };
+  handlers.on_message = [&](const v1::BackupResponse& message,
+                            uint64_t offset) -> absl::Status {
+    if (message.kind_case() == v1::BackupResponse::kChunk) {
+      return reader.Corrupt(absl::StrFormat(
+          "a file chunk in an incremental backup at offset %d", offset));
+    }
+    if (message.kind_case() != v1::BackupResponse::kChanges) {
+      return reader.Corrupt(
+          absl::StrFormat("unknown message at offset %d", offset));
+    }
+    const v1::BackupChangeChunk& chunk = message.changes();
+    const std::string where = absl::StrFormat(
+        "changes chunk at offset %d (revisions %d to %d)", offset,
+        chunk.first_revision(), chunk.last_revision());
+    if (absl::Status s = AddChunkData(reader, where, chunk.data(),
+                                      chunk.xxh64(), &hash, &summary);
+        !s.ok()) {
+      return s;
+    }
+    if (!batches.ParseFromString(chunk.data()) || batches.batches_size() == 0) {
+      return reader.Corrupt(absl::StrFormat("%s: unreadable", where));
+    }
+    if (batches.batches(0).revision() != chunk.first_revision() ||
+        batches.batches(batches.batches_size() - 1).revision() !=
+            chunk.last_revision()) {
+      return reader.Corrupt(absl::StrFormat("%s: holds other revisions", where));
+    }
+    for (const v1::BackupChangeBatch& b : batches.batches()) {
+      const int64_t expected =
+          summary.from_revision + static_cast<int64_t>(summary.batches) + 1;
+      if (b.revision() != expected) {
         return reader.Corrupt(
-            absl::StrFormat("unknown message at offset %d", offset));
+            absl::StrFormat("%s: batch at revision %d, expected %d", where,
+                            b.revision(), expected));
+      }
+      if (b.revision() > summary.revision || b.changes_size() == 0) {
+        return reader.Corrupt(absl::StrFormat(
+            "%s: batch at revision %d is past the end or empty", where,
+            b.revision()));
+      }
+      summary.batches++;
+      summary.changes += static_cast<uint64_t>(b.changes_size());
+      if (apply) {
+        if (absl::Status s = apply(b); !s.ok()) return s;
+      }
     }
-  }
-  if (!have_manifest) {
-    return reader.Corrupt(
-        "truncated: the manifest (the final message) is missing");
-  }
-  if (manifest.from_revision() != summary.from_revision ||
-      manifest.revision() != summary.revision ||
-      manifest.batches() != summary.batches ||
-      manifest.changes() != summary.changes ||
-      manifest.changes_xxh64() != XXH64_digest(hash)) {
+    return absl::OkStatus();
+  };
+  absl::StatusOr<v1::BackupManifest> manifest =
+      ReadChangeBackupMessages(reader, handlers);
+  if (!manifest.ok()) return manifest.status();
+  if (manifest->from_revision() != summary.from_revision ||
+      manifest->revision() != summary.revision ||
+      manifest->batches() != summary.batches ||
+      manifest->changes() != summary.changes ||
+      manifest->changes_xxh64() != hash.Digest()) {
     return reader.Corrupt(absl::StrFormat(
         "the manifest (revisions %d to %d, %d batches, %d changes) does not "
         "match the chunks (revisions %d to %d, %d batches, %d changes, or "
         "their XXH64)",
-        manifest.from_revision() + 1, manifest.revision(), manifest.batches(),
-        manifest.changes(), summary.from_revision + 1, summary.revision,
-        summary.batches, summary.changes));
+        manifest->from_revision() + 1, manifest->revision(),
+        manifest->batches(), manifest->changes(), summary.from_revision + 1,
+        summary.revision, summary.batches, summary.changes));
   }
   if (summary.from_revision + static_cast<int64_t>(summary.batches) !=
       summary.revision) {

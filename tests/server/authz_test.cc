@@ -38,11 +38,8 @@
 #include "strata/v1/kv.grpc.pb.h"
 #include "tests/server/in_process_server.h"
 #include "tests/server/process_util.h"
+#include "tests/server/test_pki.h"
 #include "tests/support/test_util.h"
-
-#ifndef STRATA_SOURCE_DIR
-#error "STRATA_SOURCE_DIR must point at the source tree (tests/server/CMakeLists.txt)"
-#endif
 
 namespace strata::testing {
 namespace {
@@ -54,34 +51,9 @@ using server::ServerOptions;
 
 // ---- Certificates ----------------------------------------------------------
 
-class Pki {
- public:
-  static const Pki& Get() {
-    static Pki* pki = new Pki();
-    return *pki;
-  }
-  const std::string& error() const { return error_; }
-  std::string Path(const std::string& name) const {
-    return dir_.path() + "/" + name;
-  }
-  std::string Pem(const std::string& name) const {
-    return ReadFileOrDie(Path(name));
-  }
-
- private:
-  Pki() {
-    ProcessResult r = RunProcess(
-        {"/bin/bash",
-         std::string(STRATA_SOURCE_DIR) + "/scripts/gen-test-certs.sh",
-         dir_.path(), "DNS:localhost,IP:127.0.0.1", "2"},
-        "", absl::Seconds(60));
-    if (!r.exited || r.exit_code != 0) {
-      error_ = absl::StrCat("gen-test-certs.sh failed: ", r.err);
-      return;
-    }
-    // Client certificates with the identities the policy names, signed by
-    // the same CA.
-    const std::string script = R"sh(set -euo pipefail
+// gen-test-certs.sh's files plus client certificates with the identities
+// the policy names, signed by the same CA; made once per binary.
+constexpr char kClientCertsScript[] = R"sh(set -euo pipefail
 cd "$1"
 leaf() {
   openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -noenc \
@@ -97,15 +69,11 @@ leaf svc-a /CN=svc-a-cn "subjectAltName=URI:spiffe://strata.test/svc-a"
 leaf svc-b /CN=svc-b-cn "subjectAltName=DNS:svc-b.example"
 leaf ops /CN=ops-admin ""
 )sh";
-    r = RunProcess({"/bin/bash", "-c", script, "leaf", dir_.path()}, "",
-                   absl::Seconds(60));
-    if (!r.exited || r.exit_code != 0) {
-      error_ = absl::StrCat("making client certificates failed: ", r.err);
-    }
-  }
-  TempDir dir_;
-  std::string error_;
-};
+
+const TestPki& Pki() {
+  static TestPki* pki = new TestPki(kClientCertsScript);
+  return *pki;
+}
 
 // ---- The policy and what it grants ------------------------------------------
 
@@ -469,13 +437,13 @@ class AuthzTest : public ::testing::Test {
  protected:
   void SetUp() override {
     PinGrpcLibrary();
-    ASSERT_EQ(Pki::Get().error(), "");
+    ASSERT_EQ(Pki().error(), "");
     policy_path_ = dir_.path() + "/policy.json";
     WriteFileOrDie(policy_path_, kPolicy);
   }
 
   ServerOptions Options(absl::Duration reload = absl::ZeroDuration()) const {
-    const Pki& pki = Pki::Get();
+    const TestPki& pki = Pki();
     ServerOptions o = TestServerOptions();
     o.tls.cert_file = pki.Path("server.crt");
     o.tls.key_file = pki.Path("server.key");
@@ -493,7 +461,7 @@ class AuthzTest : public ::testing::Test {
   }
 
   std::shared_ptr<grpc::Channel> Channel(const std::string& who) const {
-    const Pki& pki = Pki::Get();
+    const TestPki& pki = Pki();
     grpc::SslCredentialsOptions ssl;
     ssl.pem_root_certs = pki.Pem("ca.crt");
     ssl.pem_cert_chain = pki.Pem(who + ".crt");
@@ -858,7 +826,7 @@ TEST_F(AuthzTest, StartRefusesWithoutMutualTlsOrWithABadPolicy) {
 TEST_F(AuthzTest, ServerBinaryRefusesBadPolicyFlags) {
   const std::string server_bin = BinaryPath("server/strata-server");
   ASSERT_FALSE(server_bin.empty()) << "STRATA_BINARY_DIR is not set";
-  const Pki& pki = Pki::Get();
+  const TestPki& pki = Pki();
   const std::string data = "--data_dir=" + dir_.path() + "/data";
   const std::vector<std::string> tls = {
       "--tls_cert=" + pki.Path("server.crt"),

@@ -29,11 +29,8 @@
 #include "strata/v1/kv.grpc.pb.h"
 #include "tests/server/in_process_server.h"
 #include "tests/server/process_util.h"
+#include "tests/server/test_pki.h"
 #include "tests/support/test_util.h"
-
-#ifndef STRATA_SOURCE_DIR
-#error "STRATA_SOURCE_DIR must point at the source tree (tests/server/CMakeLists.txt)"
-#endif
 
 namespace strata::testing {
 namespace {
@@ -41,39 +38,6 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 using server::ServerOptions;
-
-// The CA, server, client and other-CA files of gen-test-certs.sh, generated
-// once for the whole binary.
-class TestPki {
- public:
-  static const TestPki& Get() {
-    static TestPki* pki = new TestPki();
-    return *pki;
-  }
-  // "" if generation worked; otherwise why not.
-  const std::string& error() const { return error_; }
-  // Path of e.g. "server.crt".
-  std::string Path(const std::string& name) const {
-    return dir_.path() + "/" + name;
-  }
-  std::string Pem(const std::string& name) const {
-    return ReadFileOrDie(Path(name));
-  }
-
- private:
-  TestPki() {
-    ProcessResult r = RunProcess(
-        {"/bin/bash", std::string(STRATA_SOURCE_DIR) + "/scripts/gen-test-certs.sh",
-         dir_.path(), "DNS:localhost,IP:127.0.0.1", "2"},
-        "", absl::Seconds(60));
-    if (!r.exited || r.exit_code != 0) {
-      error_ = absl::StrCat("gen-test-certs.sh failed (exit ", r.exit_code,
-                            "): ", r.err);
-    }
-  }
-  TempDir dir_;
-  std::string error_;
-};
 
 // TLS options of a client that trusts `ca` and, if `client` is not empty,
 // presents <client>.crt/.key.
