@@ -17,9 +17,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
-#include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 
 #include "absl/time/time.h"
@@ -28,9 +26,9 @@
 #include "gtest/gtest.h"
 #include "server/health_service.h"
 #include "server/kv_server.h"
-#include "server/rpc_observer.h"
 #include "strata/v1/kv.grpc.pb.h"
 #include "tests/server/in_process_server.h"
+#include "tests/server/write_gate_fixture.h"
 #include "tests/support/fault_env.h"
 #include "tests/support/test_util.h"
 
@@ -47,58 +45,21 @@ void SetDeadline(grpc::ClientContext* ctx,
   ctx->set_deadline(std::chrono::system_clock::now() + in);
 }
 
-class RefusalCounter final : public RpcObserver {
- public:
-  void OnWriteRefused(std::string_view reason) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    counts_[std::string(reason)]++;
-  }
-  int count(const std::string& reason) {
-    std::lock_guard<std::mutex> lock(mu_);
-    return counts_[reason];
-  }
-
- private:
-  std::mutex mu_;
-  std::map<std::string, int> counts_;
-};
-
-class DiskFaultsServerTest : public ::testing::Test {
+class DiskFaultsServerTest : public t::WriteGateServerTest {
  protected:
   void SetUp() override {
-    t::PinGrpcLibrary();
     ServerOptions options = t::TestServerOptions();
     // Free space is not what this test is about; the gate is refreshed by
     // hand.
     options.disk_space.min_free_bytes = 0;
     options.disk_space.refresh_interval = absl::Hours(1);
-    storage::Options engine;
-    engine.env = &env_;
-    auto server = t::InProcessServer::Start(options, &observer_, nullptr, engine);
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = std::move(*server);
-    auto channel = grpc::CreateChannel(server_->address(),
-                                       grpc::InsecureChannelCredentials());
-    kv_ = v1::KV::NewStub(channel);
-    health_ = grpc::health::v1::Health::NewStub(channel);
+    StartServer(options, storage::Options());
   }
   void TearDown() override {
     env_.ReleaseSyncs();
-    kv_.reset();
-    health_.reset();
-    server_.reset();
+    WriteGateServerTest::TearDown();
   }
 
-  grpc::Status Put(const std::string& k, const std::string& v,
-                   std::chrono::milliseconds deadline = std::chrono::seconds(20)) {
-    v1::PutRequest req;
-    req.set_key(k);
-    req.set_value(v);
-    v1::PutResponse resp;
-    grpc::ClientContext ctx;
-    SetDeadline(&ctx, deadline);
-    return kv_->Put(&ctx, req, &resp);
-  }
   // The value, "NOT_FOUND", or "ERROR <code>: <message>".
   std::string Get(const std::string& k) {
     v1::GetRequest req;
@@ -112,22 +73,6 @@ class DiskFaultsServerTest : public ::testing::Test {
     }
     return resp.found() ? resp.value() : "NOT_FOUND";
   }
-  HealthResponse::ServingStatus Health(const std::string& service) {
-    grpc::health::v1::HealthCheckRequest req;
-    req.set_service(service);
-    HealthResponse resp;
-    grpc::ClientContext ctx;
-    SetDeadline(&ctx);
-    grpc::Status s = health_->Check(&ctx, req, &resp);
-    EXPECT_TRUE(s.ok()) << service << ": " << s.error_message();
-    return resp.status();
-  }
-
-  FaultInjectionEnv env_;
-  RefusalCounter observer_;
-  std::unique_ptr<t::InProcessServer> server_;
-  std::unique_ptr<v1::KV::Stub> kv_;
-  std::unique_ptr<grpc::health::v1::Health::Stub> health_;
 };
 
 TEST_F(DiskFaultsServerTest, AWriteWhoseDeadlinePassesDuringItsFsyncIsDurable) {

@@ -8,9 +8,7 @@
 
 #include <atomic>
 #include <cerrno>
-#include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 
 #include "absl/strings/str_format.h"
@@ -20,9 +18,9 @@
 #include "gtest/gtest.h"
 #include "server/health_service.h"
 #include "server/kv_server.h"
-#include "server/rpc_observer.h"
 #include "strata/v1/kv.grpc.pb.h"
 #include "tests/server/in_process_server.h"
+#include "tests/server/write_gate_fixture.h"
 #include "tests/support/fault_env.h"
 #include "tests/support/test_util.h"
 
@@ -39,32 +37,11 @@ void SetDeadline(grpc::ClientContext* ctx) {
   ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
 }
 
-// Counts write refusals by reason.
-class RefusalCounter final : public RpcObserver {
- public:
-  void OnWriteRefused(std::string_view reason) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    counts_[std::string(reason)]++;
-  }
-  void OnDiskFree(uint64_t free_bytes) override { free_ = free_bytes; }
-  int count(const std::string& reason) {
-    std::lock_guard<std::mutex> lock(mu_);
-    return counts_[reason];
-  }
-  uint64_t free() const { return free_.load(); }
-
- private:
-  std::mutex mu_;
-  std::map<std::string, int> counts_;
-  std::atomic<uint64_t> free_{0};
-};
-
-class FullDiskServerTest : public ::testing::Test {
+class FullDiskServerTest : public strata::testing::WriteGateServerTest {
  protected:
   // `refresh`: how often the gate re-reads free space (a long one: the test
   // refreshes by hand).
   void Start(absl::Duration refresh = absl::Hours(1)) {
-    strata::testing::PinGrpcLibrary();
     ServerOptions options = strata::testing::TestServerOptions();
     options.disk_space.min_free_bytes = kReserve;
     options.disk_space.refresh_interval = refresh;
@@ -72,33 +49,11 @@ class FullDiskServerTest : public ::testing::Test {
       return free_bytes_.load();
     };
     storage::Options engine;
-    engine.env = &env_;
     engine.out_of_space_retry_initial_micros = 1000;
     engine.out_of_space_retry_max_micros = 20'000;
-    auto server = strata::testing::InProcessServer::Start(options, &observer_,
-                                                           nullptr, engine);
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = std::move(*server);
-    auto channel = grpc::CreateChannel(server_->address(),
-                                       grpc::InsecureChannelCredentials());
-    kv_ = v1::KV::NewStub(channel);
-    health_ = grpc::health::v1::Health::NewStub(channel);
-  }
-  void TearDown() override {
-    kv_.reset();
-    health_.reset();
-    server_.reset();
+    StartServer(options, engine);
   }
 
-  grpc::Status Put(const std::string& k, const std::string& v) {
-    v1::PutRequest req;
-    req.set_key(k);
-    req.set_value(v);
-    v1::PutResponse resp;
-    grpc::ClientContext ctx;
-    SetDeadline(&ctx);
-    return kv_->Put(&ctx, req, &resp);
-  }
   grpc::Status Delete(const std::string& k) {
     v1::DeleteRequest req;
     req.set_key(k);
@@ -119,24 +74,9 @@ class FullDiskServerTest : public ::testing::Test {
     if (!resp.found()) return absl::NotFoundError(k);
     return resp.value();
   }
-  HealthResponse::ServingStatus Health(const std::string& service) {
-    grpc::health::v1::HealthCheckRequest req;
-    req.set_service(service);
-    HealthResponse resp;
-    grpc::ClientContext ctx;
-    SetDeadline(&ctx);
-    grpc::Status s = health_->Check(&ctx, req, &resp);
-    EXPECT_TRUE(s.ok()) << service << ": " << s.error_message();
-    return resp.status();
-  }
   void Refresh() { server_->server()->TEST_write_gate()->Refresh(); }
 
   std::atomic<uint64_t> free_bytes_{uint64_t{1} << 40};
-  FaultInjectionEnv env_;
-  RefusalCounter observer_;
-  std::unique_ptr<strata::testing::InProcessServer> server_;
-  std::unique_ptr<v1::KV::Stub> kv_;
-  std::unique_ptr<grpc::health::v1::Health::Stub> health_;
 };
 
 TEST_F(FullDiskServerTest, BelowReserveRefusesWritesThatAddDataButNotDeletes) {
