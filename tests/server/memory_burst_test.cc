@@ -36,6 +36,12 @@
 namespace strata {
 namespace {
 
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kSanitizerBuild = true;
+#else
+constexpr bool kSanitizerBuild = false;
+#endif
+
 using ::strata::testing::BinaryPath;
 using ::strata::testing::ServerProcess;
 using ::strata::testing::TempDir;
@@ -145,9 +151,14 @@ TEST(MemoryBurstTest, PeakResidentMemoryStaysUnderTheBudget) {
   EXPECT_EQ(codes[grpc::StatusCode::OK] + codes[grpc::RESOURCE_EXHAUSTED],
             kChannels * kSlotsPerChannel * kPutsPerSlot);
   ASSERT_GT(peak, 0u) << "no VmHWM in /proc/" << pid << "/status";
-  EXPECT_LE(peak, budget) << "peak RSS " << peak / kMiB << " MiB, budget "
-                          << budget / kMiB << " MiB";
-  EXPECT_LE(peak, kStatefulSetLimitBytes);
+  // A sanitizer build's server keeps freed memory in quarantine and adds
+  // shadow memory: its RSS says nothing about the shipped binary's. The
+  // answers above are still checked there.
+  if (!kSanitizerBuild) {
+    EXPECT_LE(peak, budget) << "peak RSS " << peak / kMiB << " MiB, budget "
+                            << budget / kMiB << " MiB";
+    EXPECT_LE(peak, kStatefulSetLimitBytes);
+  }
   // The budget is given back: once the burst is over a Put is taken.
   {
     v1::PutRequest request;
