@@ -22,7 +22,11 @@ namespace {
 
 using ::strata::testing::InProcessServer;
 
+// Every call waits for its connection (a client thread's first call on a
+// loaded machine may otherwise fail UNAVAILABLE before the channel is up)
+// and gives up after 60 s.
 void SetDeadline(grpc::ClientContext* ctx) {
+  ctx->set_wait_for_ready(true);
   ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
 }
 
