@@ -1,10 +1,6 @@
 #include "server/authz.h"
 
-#include <cerrno>
 #include <chrono>
-#include <cstring>
-#include <fstream>
-#include <sstream>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
@@ -203,27 +199,6 @@ std::string NamespaceForHumans(std::string_view ns) {
   return "namespace \"" + std::string(ns) + "\"";
 }
 
-absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "--authz_policy file %s: cannot read: %s", path, std::strerror(errno)));
-  }
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-absl::StatusOr<AuthzPolicy> ParseFile(const std::string& path,
-                                      const std::string& bytes) {
-  absl::StatusOr<AuthzPolicy> policy = AuthzPolicy::Parse(bytes);
-  if (!policy.ok()) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "--authz_policy file %s: %s", path, policy.status().message()));
-  }
-  return policy;
-}
-
 int64_t SteadyNanos() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
@@ -259,9 +234,10 @@ ClientIdentity IdentityOf(const grpc::ServerContext& context) {
 
 absl::StatusOr<std::unique_ptr<Authorizer>> Authorizer::Create(
     std::string policy_file, RpcObserver* observer) {
-  absl::StatusOr<std::string> bytes = ReadWholeFile(policy_file);
+  absl::StatusOr<std::string> bytes = ReadAuthzPolicyFile(policy_file);
   if (!bytes.ok()) return bytes.status();
-  absl::StatusOr<AuthzPolicy> policy = ParseFile(policy_file, *bytes);
+  absl::StatusOr<AuthzPolicy> policy =
+      ParseAuthzPolicyFile(policy_file, *bytes);
   if (!policy.ok()) return policy.status();
   spdlog::info("authorization: policy {} with {} grant(s); every KV RPC is "
                "checked against it",
@@ -344,7 +320,7 @@ void Authorizer::LogDenial(const std::string& message) const {
 
 absl::Status Authorizer::ReloadNow() {
   absl::MutexLock lock(&reload_mu_);
-  absl::StatusOr<std::string> bytes = ReadWholeFile(policy_file_);
+  absl::StatusOr<std::string> bytes = ReadAuthzPolicyFile(policy_file_);
   if (bytes.ok() ? last_bytes_ == *bytes
                  : last_error_ == bytes.status().message()) {
     // Nothing new: the same policy, or the same problem already reported
@@ -354,7 +330,7 @@ absl::Status Authorizer::ReloadNow() {
                                : absl::InvalidArgumentError(last_error_);
   }
   absl::StatusOr<AuthzPolicy> policy =
-      bytes.ok() ? ParseFile(policy_file_, *bytes)
+      bytes.ok() ? ParseAuthzPolicyFile(policy_file_, *bytes)
                  : absl::StatusOr<AuthzPolicy>(bytes.status());
   last_bytes_ = bytes.ok() ? std::optional<std::string>(*bytes) : std::nullopt;
   if (!policy.ok()) {

@@ -212,7 +212,7 @@ bool AuthzPolicy::AnyGrant(const ClientIdentity& who,
   return PermissionsOn(who, ns) != 0;
 }
 
-absl::StatusOr<AuthzPolicy> LoadAuthzPolicyFile(const std::string& path) {
+absl::StatusOr<std::string> ReadAuthzPolicyFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     return absl::InvalidArgumentError(absl::StrFormat(
@@ -220,12 +220,23 @@ absl::StatusOr<AuthzPolicy> LoadAuthzPolicyFile(const std::string& path) {
   }
   std::ostringstream text;
   text << in.rdbuf();
-  absl::StatusOr<AuthzPolicy> policy = AuthzPolicy::Parse(text.str());
+  return text.str();
+}
+
+absl::StatusOr<AuthzPolicy> ParseAuthzPolicyFile(const std::string& path,
+                                                 const std::string& bytes) {
+  absl::StatusOr<AuthzPolicy> policy = AuthzPolicy::Parse(bytes);
   if (!policy.ok()) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "--authz_policy file %s: %s", path, policy.status().message()));
   }
   return policy;
+}
+
+absl::StatusOr<AuthzPolicy> LoadAuthzPolicyFile(const std::string& path) {
+  absl::StatusOr<std::string> bytes = ReadAuthzPolicyFile(path);
+  if (!bytes.ok()) return bytes.status();
+  return ParseAuthzPolicyFile(path, *bytes);
 }
 
 }  // namespace strata::server

@@ -99,8 +99,19 @@ class AuthzPolicy {
   std::vector<Grant> grants_;
 };
 
-// Reads and parses a policy file. InvalidArgument (with the path) if it
-// cannot be read or is not a valid policy.
+// The bytes of a policy file. InvalidArgument naming the flag, the path and
+// the errno text if it cannot be read. Blocking file I/O; thread-safe.
+absl::StatusOr<std::string> ReadAuthzPolicyFile(const std::string& path);
+
+// Parses `bytes` read from `path`. InvalidArgument naming the flag, the
+// path and what is wrong (AuthzPolicy::Parse) if it is not a valid policy.
+// Thread-safe.
+absl::StatusOr<AuthzPolicy> ParseAuthzPolicyFile(const std::string& path,
+                                                 const std::string& bytes);
+
+// Reads and parses a policy file (the two above). InvalidArgument (with the
+// path) if it cannot be read or is not a valid policy. Blocking file I/O;
+// thread-safe.
 absl::StatusOr<AuthzPolicy> LoadAuthzPolicyFile(const std::string& path);
 
 }  // namespace strata::server

@@ -275,20 +275,7 @@ absl::Status DBImpl::CompactRange(std::optional<std::string_view> begin,
         bg_done_cv_.Wait(&mu_);  // An input is busy in the background.
         continue;
       }
-      s = RunCompaction(c.get());
-      c.reset();
-      if (!s.ok()) {
-        // Out of space: the caller hears of it; writes go on.
-        if (IsOutOfSpace(s)) {
-          space_errors_.Add();
-          background_errors_.Add();
-        } else {
-          RecordBackgroundError(s);
-        }
-        DeleteObsoleteFiles();  // The failed outputs.
-      } else {
-        DeleteObsoleteFiles();
-      }
+      s = RunManualCompaction(std::move(c));
     }
   }
   if (s.ok() && options_.compaction_filter != nullptr) {
@@ -297,6 +284,23 @@ absl::Status DBImpl::CompactRange(std::optional<std::string_view> begin,
   manual_compactions_--;
   MaybeScheduleCompaction();
   if (s.ok()) s = bg_error_;
+  return s;
+}
+
+absl::Status DBImpl::RunManualCompaction(std::unique_ptr<Compaction> c) {
+  versions_->AssertHeld();
+  absl::Status s = RunCompaction(c.get());
+  c.reset();  // Unpins the input version, so its files can go below.
+  if (!s.ok()) {
+    // Out of space: the caller hears of it; writes go on.
+    if (IsOutOfSpace(s)) {
+      space_errors_.Add();
+      background_errors_.Add();
+    } else {
+      RecordBackgroundError(s);
+    }
+  }
+  DeleteObsoleteFiles();  // The inputs, or a failed compaction's outputs.
   return s;
 }
 
@@ -319,18 +323,7 @@ absl::Status DBImpl::CompactBottomInPlace(const InternalKey* b,
       bg_done_cv_.Wait(&mu_);  // An input is busy in the background.
       continue;
     }
-    absl::Status s = RunCompaction(c.get());
-    c.reset();
-    if (!s.ok()) {
-      if (IsOutOfSpace(s)) {
-        space_errors_.Add();
-        background_errors_.Add();
-      } else {
-        RecordBackgroundError(s);
-      }
-    }
-    DeleteObsoleteFiles();
-    return s;
+    return RunManualCompaction(std::move(c));
   }
   return absl::OkStatus();
 }

@@ -208,6 +208,11 @@ class DBImpl final : public DB {
   absl::Status RepairWalTail() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Compaction threads: waits `micros` (or until shutdown).
   void CompactionBackoff(uint64_t micros) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // CompactRange's steps: runs `c` on the caller's thread, records a
+  // failure as a background error (out of space: counted, not fatal),
+  // deletes obsolete files; returns RunCompaction's status.
+  absl::Status RunManualCompaction(std::unique_ptr<Compaction> c)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // CompactRange with a CompactionFilter: rewrites the files of the
   // deepest level overlapping [b, e] (nullptr = unbounded) in place, once.
   absl::Status CompactBottomInPlace(const InternalKey* b, const InternalKey* e)
