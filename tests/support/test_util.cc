@@ -57,6 +57,16 @@ void FlipByte(const std::string& path, size_t offset, unsigned char mask) {
   WriteFileOrDie(path, data);
 }
 
+void QuietLogs() {
+  if (getenv("STRATA_LOG") == nullptr) {
+    spdlog::set_level(spdlog::level::critical);
+  }
+}
+
+void RestoreLogs() {
+  if (getenv("STRATA_LOG") == nullptr) spdlog::set_level(spdlog::level::info);
+}
+
 }  // namespace strata::testing
 
 namespace {

@@ -38,6 +38,14 @@ void WriteFileOrDie(const std::string& path, const std::string& contents);
 // XORs the byte at offset with mask (default flips every bit).
 void FlipByte(const std::string& path, size_t offset, unsigned char mask = 0xff);
 
+// For tests whose injected faults make the engine log errors by design:
+// QuietLogs sets the log level to critical, RestoreLogs back to info;
+// both do nothing when STRATA_LOG is set (that level stays). Call them
+// from a fixture's constructor and destructor. Not thread-safe against
+// other log-level changes.
+void QuietLogs();
+void RestoreLogs();
+
 }  // namespace strata::testing
 
 #define EXPECT_OK(expr) \

@@ -47,9 +47,7 @@ std::string Key(int i) { return absl::StrFormat("key%05d", i); }
 class CorruptionTest : public ::testing::Test {
  protected:
   CorruptionTest() {
-    if (std::getenv("STRATA_LOG") == nullptr) {
-      spdlog::set_level(spdlog::level::critical);
-    }
+    ::strata::testing::QuietLogs();
     options_.memtable_bytes = 1 << 20;  // Flushes only when asked.
     options_.block_size = 1024;            // Many data blocks.
     options_.compression = CompressionType::kNone;
@@ -58,9 +56,7 @@ class CorruptionTest : public ::testing::Test {
   }
   ~CorruptionTest() override {
     db_.reset();
-    if (std::getenv("STRATA_LOG") == nullptr) {
-      spdlog::set_level(spdlog::level::info);
-    }
+    ::strata::testing::RestoreLogs();
   }
 
   // Keys 0..299 in one SSTable; then 250..399 rewritten and 10..19 deleted

@@ -25,7 +25,6 @@
 #include "absl/strings/str_join.h"
 #include "db/db_impl.h"
 #include "gtest/gtest.h"
-#include "spdlog/spdlog.h"
 #include "strata/storage/db.h"
 #include "tests/support/fault_env.h"
 #include "tests/support/test_util.h"
@@ -131,9 +130,7 @@ class FaultInjectionTest : public ::testing::Test {
  protected:
   FaultInjectionTest() {
     // Injected faults make the engine log errors by design.
-    if (std::getenv("STRATA_LOG") == nullptr) {
-      spdlog::set_level(spdlog::level::critical);
-    }
+    ::strata::testing::QuietLogs();
     options_.env = &env_;
     options_.memtable_bytes = 64 << 10;
     options_.block_cache_bytes = 1 << 20;
@@ -146,9 +143,7 @@ class FaultInjectionTest : public ::testing::Test {
   }
   ~FaultInjectionTest() override {
     db_.reset();
-    if (std::getenv("STRATA_LOG") == nullptr) {
-      spdlog::set_level(spdlog::level::info);
-    }
+    ::strata::testing::RestoreLogs();
   }
 
   absl::Status Open() {

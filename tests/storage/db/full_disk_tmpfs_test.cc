@@ -11,7 +11,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -21,7 +20,6 @@
 #include "absl/strings/str_format.h"
 #include "db/db_impl.h"
 #include "gtest/gtest.h"
-#include "spdlog/spdlog.h"
 #include "strata/storage/db.h"
 #include "tests/support/test_util.h"
 
@@ -33,9 +31,7 @@ constexpr uint64_t kFsBytes = 8 << 20;
 class TmpfsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (std::getenv("STRATA_LOG") == nullptr) {
-      spdlog::set_level(spdlog::level::critical);
-    }
+    ::strata::testing::QuietLogs();
     mount_point_ = dir_.path() + "/fs";
     ASSERT_EQ(::mkdir(mount_point_.c_str(), 0755), 0) << std::strerror(errno);
     const std::string opts = absl::StrFormat("size=%d", kFsBytes);
@@ -54,9 +50,7 @@ class TmpfsTest : public ::testing::Test {
           << std::strerror(errno);
       ::rmdir(mount_point_.c_str());
     }
-    if (std::getenv("STRATA_LOG") == nullptr) {
-      spdlog::set_level(spdlog::level::info);
-    }
+    ::strata::testing::RestoreLogs();
   }
 
   absl::Status Open() {

@@ -19,7 +19,6 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
-#include <cstdlib>
 #include <functional>
 #include <memory>
 #include <string>
@@ -30,7 +29,6 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
-#include "spdlog/spdlog.h"
 #include "strata/storage/db.h"
 #include "tests/support/fault_env.h"
 #include "tests/support/test_util.h"
@@ -95,9 +93,7 @@ class DiskTest : public ::testing::Test {
  protected:
   DiskTest() {
     // Injected faults make the engine log errors by design.
-    if (std::getenv("STRATA_LOG") == nullptr) {
-      spdlog::set_level(spdlog::level::critical);
-    }
+    ::strata::testing::QuietLogs();
     options_.env = &env_;
     options_.memtable_bytes = 64 << 10;
     options_.compression = CompressionType::kNone;
@@ -105,9 +101,7 @@ class DiskTest : public ::testing::Test {
   ~DiskTest() override {
     env_.ReleaseSyncs();
     db_.reset();
-    if (std::getenv("STRATA_LOG") == nullptr) {
-      spdlog::set_level(spdlog::level::info);
-    }
+    ::strata::testing::RestoreLogs();
   }
 
   void Open() {

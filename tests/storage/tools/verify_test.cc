@@ -4,7 +4,6 @@
 
 #include "tools/verify.h"
 
-#include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -13,7 +12,6 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "gtest/gtest.h"
-#include "spdlog/spdlog.h"
 #include "strata/storage/db.h"
 #include "tests/support/fault_env.h"
 #include "tests/support/test_util.h"
@@ -29,9 +27,7 @@ namespace fs = std::filesystem;
 class VerifyTest : public ::testing::Test {
  protected:
   VerifyTest() {
-    if (std::getenv("STRATA_LOG") == nullptr) {
-      spdlog::set_level(spdlog::level::critical);
-    }
+    ::strata::testing::QuietLogs();
     options_.env = &env_;
     options_.memtable_bytes = 64 << 10;
     options_.block_size = 1024;
@@ -40,9 +36,7 @@ class VerifyTest : public ::testing::Test {
   }
   ~VerifyTest() override {
     db_.reset();
-    if (std::getenv("STRATA_LOG") == nullptr) {
-      spdlog::set_level(spdlog::level::info);
-    }
+    ::strata::testing::RestoreLogs();
   }
 
   void Open() {
