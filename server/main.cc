@@ -9,13 +9,16 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <memory>
@@ -150,6 +153,14 @@ ABSL_FLAG(uint64_t, transport_memory_bytes, 256u << 20,
           "bound: over it gRPC reclaims memory, at worst by resetting "
           "streams or closing connections. 0 = no quota. "
           "docs/operations.md");
+// Connections (docs/operations.md, "Connections").
+ABSL_FLAG(bool, raise_nofile, true,
+          "At start, raise the soft RLIMIT_NOFILE (open descriptors) to the "
+          "hard limit: every client connection holds a descriptor, and a "
+          "soft limit of 1,024 refuses connections long before memory runs "
+          "out. The hard limit (ulimit -Hn, systemd LimitNOFILE=, the "
+          "container runtime's) stays the ceiling; the start-up log says "
+          "what was set. false = keep the inherited limit.");
 ABSL_FLAG(bool, malloc_tuning, true,
           "Tune glibc malloc so memory freed after a burst of large requests "
           "goes back to the OS: M_MMAP_THRESHOLD 128 KiB, M_TRIM_THRESHOLD "
@@ -397,6 +408,7 @@ struct Config {
   strata::server::UsableCpus cpus;
   std::string derived_threads;
   bool malloc_tuning = true;
+  bool raise_nofile = true;
 };
 
 // --history_retention*, --watch_* and --max_watch_streams; exits with
@@ -496,6 +508,7 @@ Config ConfigFromFlags() {
   if (c.data_dir.empty()) UsageError("--data_dir must not be empty");
   ThreadsFromFlags(&c);
   c.malloc_tuning = absl::GetFlag(FLAGS_malloc_tuning);
+  c.raise_nofile = absl::GetFlag(FLAGS_raise_nofile);
   c.server.coalesce_gets = absl::GetFlag(FLAGS_coalesce_gets);
   c.wal_sync = absl::GetFlag(FLAGS_wal_sync);
   if (c.wal_sync == "fsync") {
@@ -735,6 +748,59 @@ class MallocTrimmer {
   std::thread thread_;
 };
 
+// The descriptor limit before and after RaiseDescriptorLimit.
+struct DescriptorLimit {
+  uint64_t inherited = 0;  // soft limit the process started with
+  uint64_t soft = 0;       // soft limit in force
+  uint64_t hard = 0;
+  std::string error;       // why it could not be read or raised
+};
+
+// Raises the soft RLIMIT_NOFILE to the hard limit (--raise_nofile): each
+// connection is a descriptor, and gRPC refuses new ones (accept fails with
+// EMFILE) once the soft limit is reached.
+DescriptorLimit RaiseDescriptorLimit(bool raise) {
+  DescriptorLimit d;
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+    d.error = absl::StrCat("getrlimit(RLIMIT_NOFILE): ", std::strerror(errno));
+    return d;
+  }
+  d.inherited = d.soft = rl.rlim_cur;
+  d.hard = rl.rlim_max;
+  if (!raise || rl.rlim_cur >= rl.rlim_max) return d;
+  const rlimit raised{rl.rlim_max, rl.rlim_max};
+  if (setrlimit(RLIMIT_NOFILE, &raised) != 0) {
+    d.error = absl::StrCat("setrlimit(RLIMIT_NOFILE, ", rl.rlim_max,
+                           "): ", std::strerror(errno));
+    return d;
+  }
+  d.soft = rl.rlim_max;
+  return d;
+}
+
+// gRPC 1.51 charges each idle connection ~14 KiB (its 8 KiB read buffer
+// and transport state) to the ResourceQuota; when the quota is full its
+// reclamation closes idle connections (GOAWAY "Buffers full"). Measured in
+// docs/benchmarks.md, "Connections".
+constexpr uint64_t kQuotaBytesPerIdleConnection = 14 << 10;
+
+// The descriptor limit and how many idle connections the transport quota
+// holds (docs/operations.md, "Connections").
+void LogConnections(const DescriptorLimit& d, const Config& config) {
+  if (!d.error.empty()) spdlog::warn("connections: {}", d.error);
+  const uint64_t quota = config.server.transport_memory_bytes;
+  spdlog::info(
+      "connections: RLIMIT_NOFILE soft {} (inherited {}, hard {}{}); "
+      "--transport_memory_bytes holds {} idle connections before gRPC "
+      "closes idle ones (~{} KiB each)",
+      d.soft, d.inherited, d.hard,
+      config.raise_nofile ? "" : ", --raise_nofile=false",
+      quota == 0 ? std::string("any number of")
+                 : absl::StrCat("~", quota / kQuotaBytesPerIdleConnection),
+      kQuotaBytesPerIdleConnection >> 10);
+}
+
 // The thread counts and where they came from (a flag, or the usable CPUs).
 void LogThreads(const Config& config) {
   const strata::server::UsableCpus& cpus = config.cpus;
@@ -882,6 +948,7 @@ int main(int argc, char** argv) {
 
   // Before any thread exists; this thread collects them with sigwait.
   const sigset_t signals = BlockShutdownSignals();
+  const DescriptorLimit nofile = RaiseDescriptorLimit(config.raise_nofile);
 
   // Hold a gRPC library reference for the whole process. Otherwise the
   // last reference is dropped by ~Server, whose synchronous grpc_shutdown
@@ -917,6 +984,7 @@ int main(int argc, char** argv) {
                  std::string(servers.status().message()).c_str());
     return kExitFailure;  // Whatever started is stopped before the DB.
   }
+  LogConnections(nofile, config);
   const int sig = WaitForSignal(signals, config.server);
   return ShutDown(sig, *std::move(servers), std::move(db));
 }
