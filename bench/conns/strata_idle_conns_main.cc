@@ -80,12 +80,15 @@ constexpr uint8_t kWindowUpdate = 0x8, kAck = 0x1;
 
 void AppendFrameHeader(std::string* out, uint32_t len, uint8_t type,
                        uint8_t flags, uint32_t stream) {
-  const unsigned char h[9] = {
-      static_cast<unsigned char>(len >> 16), static_cast<unsigned char>(len >> 8),
-      static_cast<unsigned char>(len),       type,
-      flags,                                 static_cast<unsigned char>(stream >> 24),
-      static_cast<unsigned char>(stream >> 16), static_cast<unsigned char>(stream >> 8),
-      static_cast<unsigned char>(stream)};
+  const unsigned char h[9] = {static_cast<unsigned char>(len >> 16),
+                              static_cast<unsigned char>(len >> 8),
+                              static_cast<unsigned char>(len),
+                              type,
+                              flags,
+                              static_cast<unsigned char>(stream >> 24),
+                              static_cast<unsigned char>(stream >> 16),
+                              static_cast<unsigned char>(stream >> 8),
+                              static_cast<unsigned char>(stream)};
   out->append(reinterpret_cast<const char*>(h), 9);
 }
 
@@ -105,12 +108,13 @@ void AppendSetting(std::string* out, uint16_t id, uint32_t value) {
 std::string ClientGreeting() {
   std::string g = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
   std::string settings;
-  AppendSetting(&settings, 0x2, 0);          // ENABLE_PUSH
-  AppendSetting(&settings, 0x3, 0);          // MAX_CONCURRENT_STREAMS
-  AppendSetting(&settings, 0x4, 4194304);    // INITIAL_WINDOW_SIZE
-  AppendSetting(&settings, 0x6, 16384);      // MAX_HEADER_LIST_SIZE
-  AppendSetting(&settings, 0xfe03, 1);       // grpc allow_true_binary_metadata
-  AppendFrameHeader(&g, static_cast<uint32_t>(settings.size()), kSettings, 0, 0);
+  AppendSetting(&settings, 0x2, 0);        // ENABLE_PUSH
+  AppendSetting(&settings, 0x3, 0);        // MAX_CONCURRENT_STREAMS
+  AppendSetting(&settings, 0x4, 4194304);  // INITIAL_WINDOW_SIZE
+  AppendSetting(&settings, 0x6, 16384);    // MAX_HEADER_LIST_SIZE
+  AppendSetting(&settings, 0xfe03, 1);     // grpc allow_true_binary_metadata
+  AppendFrameHeader(&g, static_cast<uint32_t>(settings.size()), kSettings, 0,
+                    0);
   g += settings;
   AppendFrameHeader(&g, 4, kWindowUpdate, 0, 0);
   AppendU32(&g, 4128769);  // gRPC's connection window increment
@@ -127,9 +131,9 @@ struct Conn {
 };
 
 struct Counts {
-  int open = 0;       // server SETTINGS received, still open
-  int failed = 0;     // connect failed or closed before being open
-  int closed = 0;     // closed by the server after being open
+  int open = 0;    // server SETTINGS received, still open
+  int failed = 0;  // connect failed or closed before being open
+  int closed = 0;  // closed by the server after being open
   int goaways = 0;
   int pings = 0;
 };
@@ -137,8 +141,8 @@ struct Counts {
 bool SendAll(int fd, const std::string& bytes) {
   size_t off = 0;
   while (off < bytes.size()) {
-    const ssize_t n = send(fd, bytes.data() + off, bytes.size() - off,
-                           MSG_NOSIGNAL);
+    const ssize_t n =
+        send(fd, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return false;  // a few bytes never fill a socket buffer
     off += static_cast<size_t>(n);
@@ -232,13 +236,15 @@ int StartConnect(const sockaddr_in& target, int index, int sources) {
   if (sources > 0) {
     sockaddr_in src{};
     src.sin_family = AF_INET;
-    src.sin_addr.s_addr = htonl(0x7f000002u + static_cast<uint32_t>(index % sources));
+    src.sin_addr.s_addr =
+        htonl(0x7f000002u + static_cast<uint32_t>(index % sources));
     if (bind(fd, reinterpret_cast<const sockaddr*>(&src), sizeof src) != 0) {
       close(fd);
       return -1;
     }
   }
-  if (connect(fd, reinterpret_cast<const sockaddr*>(&target), sizeof target) != 0 &&
+  if (connect(fd, reinterpret_cast<const sockaddr*>(&target), sizeof target) !=
+          0 &&
       errno != EINPROGRESS) {
     close(fd);
     return -1;
@@ -267,18 +273,21 @@ int main(int argc, char** argv) {
   const size_t colon = target_str.rfind(':');
   int port = 0;
   if (n < 1 || sources < 0 || colon == std::string::npos ||
-      inet_pton(AF_INET, target_str.substr(0, colon).c_str(), &target.sin_addr) != 1 ||
+      inet_pton(AF_INET, target_str.substr(0, colon).c_str(),
+                &target.sin_addr) != 1 ||
       !absl::SimpleAtoi(target_str.substr(colon + 1), &port) || port <= 0 ||
       port > 65535) {
-    std::fprintf(stderr, "need --target=IPv4:PORT, --connections >= 1, "
-                         "--source_addresses >= 0\n");
+    std::fprintf(stderr,
+                 "need --target=IPv4:PORT, --connections >= 1, "
+                 "--source_addresses >= 0\n");
     return 2;
   }
   target.sin_port = htons(static_cast<uint16_t>(port));
   const rlim_t nofile = RaiseNofile(static_cast<rlim_t>(n) + 64);
   if (nofile < static_cast<rlim_t>(n) + 16) {
-    std::fprintf(stderr, "RLIMIT_NOFILE is %llu, too low for %d connections "
-                         "(run as root or raise the hard limit: ulimit -Hn)\n",
+    std::fprintf(stderr,
+                 "RLIMIT_NOFILE is %llu, too low for %d connections "
+                 "(run as root or raise the hard limit: ulimit -Hn)\n",
                  static_cast<unsigned long long>(nofile), n);
     return 2;
   }
@@ -294,14 +303,15 @@ int main(int argc, char** argv) {
   const int at_once = std::max(1, absl::GetFlag(FLAGS_connecting_at_once));
   const auto start = Clock::now();
   const auto connect_deadline =
-      start + std::chrono::duration_cast<Clock::duration>(
-                  std::chrono::duration<double>(absl::GetFlag(FLAGS_connect_timeout)));
+      start +
+      std::chrono::duration_cast<Clock::duration>(
+          std::chrono::duration<double>(absl::GetFlag(FLAGS_connect_timeout)));
   std::vector<epoll_event> events(1024);
 
   // One loop for both phases: open (bounded by connect_deadline), then hold.
   auto poll_once = [&](int timeout_ms) {
-    const int k = epoll_wait(epfd, events.data(), static_cast<int>(events.size()),
-                             timeout_ms);
+    const int k = epoll_wait(epfd, events.data(),
+                             static_cast<int>(events.size()), timeout_ms);
     for (int e = 0; e < k; ++e) {
       Conn* c = &conns[events[e].data.u32];
       if (c->state == State::kClosed) continue;
@@ -351,8 +361,9 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
 
   const auto hold_deadline =
-      Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                         std::chrono::duration<double>(absl::GetFlag(FLAGS_hold)));
+      Clock::now() +
+      std::chrono::duration_cast<Clock::duration>(
+          std::chrono::duration<double>(absl::GetFlag(FLAGS_hold)));
   while (!g_stop && Clock::now() < hold_deadline) poll_once(100);
   const uint64_t rss_end = pid.empty() ? 0 : RssKiB(pid);
   const uint64_t client_rss = RssKiB();
@@ -360,9 +371,10 @@ int main(int argc, char** argv) {
   // Per connection from the RSS at the end of the hold: right after the
   // last connection opens, the server is still answering the newest ones.
   const double per_conn =
-      opened > 0 ? (static_cast<double>(rss_end) - static_cast<double>(rss_before)) /
-                       opened
-                 : 0;
+      opened > 0
+          ? (static_cast<double>(rss_end) - static_cast<double>(rss_before)) /
+                opened
+          : 0;
   std::printf(
       "connections: %d requested, %d opened in %.1f s over %d source "
       "address(es), %d failed, %d still open at the end (%d closed by the "
@@ -371,9 +383,10 @@ int main(int argc, char** argv) {
       counts.open, counts.closed, counts.goaways, counts.pings,
       client_rss / 1024.0);
   if (!pid.empty()) {
-    std::printf("server RSS: %.1f MiB before, %.1f MiB with all open, %.1f MiB "
-                "at the end = %.2f KiB per connection\n",
-                rss_before / 1024.0, rss_open / 1024.0, rss_end / 1024.0, per_conn);
+    std::printf(
+        "server RSS: %.1f MiB before, %.1f MiB with all open, %.1f MiB "
+        "at the end = %.2f KiB per connection\n",
+        rss_before / 1024.0, rss_open / 1024.0, rss_end / 1024.0, per_conn);
   }
   std::printf(
       "json: {\"connections\":%d,\"opened\":%d,\"open_seconds\":%.2f,"

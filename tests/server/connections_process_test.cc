@@ -5,8 +5,8 @@
 // "Connections").
 
 #include <arpa/inet.h>
-#include <signal.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -107,8 +107,8 @@ class ConnectionsProcessTest : public ::testing::Test {
     hard_ = rl.rlim_max;
     if (rl.rlim_max < 2 * kConnections || rl.rlim_cur < 2 * kConnections) {
       GTEST_SKIP() << "needs a descriptor limit of at least "
-                   << 2 * kConnections << " (soft " << rl.rlim_cur
-                   << ", hard " << rl.rlim_max << ")";
+                   << 2 * kConnections << " (soft " << rl.rlim_cur << ", hard "
+                   << rl.rlim_max << ")";
     }
   }
 
@@ -140,7 +140,8 @@ class ConnectionsProcessTest : public ::testing::Test {
   rlim_t hard_ = 0;
 };
 
-TEST_F(ConnectionsProcessTest, AcceptsMoreConnectionsThanTheInheritedSoftLimit) {
+TEST_F(ConnectionsProcessTest,
+       AcceptsMoreConnectionsThanTheInheritedSoftLimit) {
   auto server = StartWithLowSoftLimit();
   ASSERT_NE(server, nullptr);
   std::vector<std::unique_ptr<Socket>> held;
@@ -176,8 +177,9 @@ TEST_F(ConnectionsProcessTest, LogsHowManyIdleConnectionsTheQuotaHolds) {
   auto server = StartWithLowSoftLimit({"--transport_memory_bytes=14680064"});
   ASSERT_NE(server, nullptr);
   Stop(server.get());
-  EXPECT_THAT(server->Stderr(),
-              HasSubstr("--transport_memory_bytes holds ~1024 idle connections"));
+  EXPECT_THAT(
+      server->Stderr(),
+      HasSubstr("--transport_memory_bytes holds ~1024 idle connections"));
 }
 
 }  // namespace
