@@ -16,6 +16,16 @@
 // arrival (no coordinated omission), so a server that falls behind shows
 // it in p99. ops/s is then the goodput: requests answered OK.
 //
+// --adaptive_throttle=K (open loop) makes the client throttle itself as
+// the Google SRE book's "client-side throttling" does: over the last
+// second it counts the requests it was asked to send and those the server
+// accepted (answered with anything but RESOURCE_EXHAUSTED,
+// DEADLINE_EXCEEDED or UNAVAILABLE), and refuses a new request locally,
+// without sending it, with probability max(0, (requests - K * accepts) /
+// (requests + 1)). Refused requests are counted as "throttled". A sent
+// request counts when its answer comes (a refused one at once), so a
+// client that has heard nothing yet does not throttle.
+//
 // Keys are 16 decimal digits (key i = "%016d" of i) drawn uniformly from
 // [0, --keys), or from [0, --hot_keys) for a hot-key workload. Every request
 // is built with protobuf and sent through gRPC's generic stub, so Strata,
@@ -90,6 +100,11 @@ ABSL_FLAG(int64_t, ttl_ms, 0,
           "--op=put (strata): the TTL of every put in milliseconds (0 = none); "
           "bench/expiry-lag.sh uses it.");
 ABSL_FLAG(double, timeout, 10, "Deadline of each RPC in seconds.");
+ABSL_FLAG(double, adaptive_throttle, 0,
+          "Open loop: client-side adaptive throttling with this K (the SRE "
+          "book's; e.g. 1.1): a request is refused locally, unsent, with "
+          "probability max(0, (requests - K * accepts) / (requests + 1)) "
+          "over the last second. 0 = off.");
 ABSL_FLAG(bool, etcd_serializable, true,
           "etcd reads: serializable Range (local, no quorum) instead of "
           "linearizable.");
@@ -148,6 +163,7 @@ struct Config {
   double conflict_rate = 0;
   int64_t ttl_ms = 0;
   std::chrono::milliseconds timeout{10000};
+  double adaptive_throttle = 0;  // K; 0 = off.
   bool etcd_serializable = true;
   uint64_t seed = 1;
 };
@@ -217,8 +233,71 @@ struct Phase {
   // Arrivals in the measured window given up for want of a free slot.
   std::atomic<int64_t> missed{0};
   // Arrivals due in the measured window: each is answered (ok or an error
-  // code) or missed.
+  // code), missed or throttled.
   std::atomic<int64_t> arrivals{0};
+  // Arrivals in the measured window refused by --adaptive_throttle.
+  std::atomic<int64_t> throttled{0};
+};
+
+// Client-side adaptive throttling (--adaptive_throttle): requests (answered
+// or refused here) and requests the server accepted over the last second,
+// in ten 100 ms buckets. Any thread.
+class Throttle {
+ public:
+  explicit Throttle(double k) : k_(k) {}
+  // Whether to send a request now; a refused one counts as a request.
+  bool Admit(double unit_random) {
+    const int64_t now = Tick();
+    int64_t requests = 0;
+    int64_t accepts = 0;
+    for (const Bucket& x : buckets_) {
+      if (now - x.tick.load(std::memory_order_relaxed) < kBuckets) {
+        requests += x.requests.load(std::memory_order_relaxed);
+        accepts += x.accepts.load(std::memory_order_relaxed);
+      }
+    }
+    const double p = (static_cast<double>(requests) -
+                      k_ * static_cast<double>(accepts)) /
+                     static_cast<double>(requests + 1);
+    if (unit_random >= p) return true;
+    BucketAt(now).requests.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  // A sent request was answered; `accepted` unless the server refused it
+  // for overload (or it timed out).
+  void Answered(bool accepted) {
+    Bucket& b = BucketAt(Tick());
+    b.requests.fetch_add(1, std::memory_order_relaxed);
+    if (accepted) b.accepts.fetch_add(1, std::memory_order_relaxed);
+  }
+
+ private:
+  static constexpr int64_t kBuckets = 10;
+  struct Bucket {
+    std::atomic<int64_t> tick{-1};
+    std::atomic<int64_t> requests{0};
+    std::atomic<int64_t> accepts{0};
+  };
+  static int64_t Tick() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               Clock::now().time_since_epoch())
+               .count() /
+           100;
+  }
+  // The bucket of `tick`, emptied first if it last held an older tick.
+  // (Two threads may both reset it and lose a count: harmless here.)
+  Bucket& BucketAt(int64_t tick) {
+    Bucket& b = buckets_[static_cast<size_t>(tick % kBuckets)];
+    int64_t seen = b.tick.load(std::memory_order_relaxed);
+    if (seen != tick && b.tick.compare_exchange_strong(seen, tick)) {
+      b.requests.store(0, std::memory_order_relaxed);
+      b.accepts.store(0, std::memory_order_relaxed);
+    }
+    return b;
+  }
+
+  const double k_;
+  Bucket buckets_[kBuckets];
 };
 
 class Worker;
@@ -324,6 +403,14 @@ class Worker {
   void NoteMissed(Clock::time_point due) {
     if (due >= phase_->measure_start) phase_->missed.fetch_add(1);
   }
+  // Open loop: whether --adaptive_throttle lets the arrival due at `due`
+  // be sent; a refused one is counted (nothing is sent).
+  bool Admit(Clock::time_point due) {
+    if (throttle_ == nullptr || throttle_->Admit(rng_.Unit())) return true;
+    if (due >= phase_->measure_start) phase_->throttled.fetch_add(1);
+    return false;
+  }
+  void set_throttle(Throttle* t) { throttle_ = t; }
   bool open_loop() const {
     return phase_->config->rate > 0 && !phase_->preload;
   }
@@ -490,6 +577,12 @@ class Worker {
   }
 
   void Record(Clock::time_point started, const grpc::Status& status) {
+    if (throttle_ != nullptr) {
+      const grpc::StatusCode code = status.error_code();
+      throttle_->Answered(code != grpc::StatusCode::RESOURCE_EXHAUSTED &&
+                          code != grpc::StatusCode::DEADLINE_EXCEEDED &&
+                          code != grpc::StatusCode::UNAVAILABLE);
+    }
     if (phase_->preload) {
       if (!status.ok()) ++errors_[status.error_code()];
       return;
@@ -518,6 +611,7 @@ class Worker {
  private:
   Phase* const phase_;
   Rng rng_;
+  Throttle* throttle_ = nullptr;  // Open loop with --adaptive_throttle.
   grpc::CompletionQueue cq_;
   std::vector<std::unique_ptr<Slot>> slots_;
   int active_ = 0;
@@ -531,14 +625,20 @@ bool Slot::Start() {
     Issue(Clock::now());
     return true;
   }
-  const std::optional<Clock::time_point> due = worker_->NextArrival();
-  if (!due || !worker_->NextRequest(&method_, &request_, &streaming_)) {
-    return false;
-  }
-  const Clock::time_point now = Clock::now();
-  if (*due <= now) {  // Behind: every slot was busy at its arrival.
-    Issue(*due);
-    return true;
+  std::optional<Clock::time_point> due;
+  Clock::time_point now;
+  while (true) {
+    due = worker_->NextArrival();
+    if (!due || !worker_->NextRequest(&method_, &request_, &streaming_)) {
+      return false;
+    }
+    now = Clock::now();
+    if (*due > now) break;  // Wait for it (below).
+    // Behind: every slot was busy at its arrival.
+    if (worker_->Admit(*due)) {
+      Issue(*due);
+      return true;
+    }
   }
   started_ = *due;
   state_ = State::kWaiting;
@@ -582,6 +682,10 @@ void Slot::OnEvent(bool ok) {
     case State::kWaiting:  // The alarm rang (it is never cancelled).
       if (started_ + worker_->config().timeout <= Clock::now()) {
         worker_->NoteMissed(started_);  // It rang too late to be worth it.
+        if (!Start()) worker_->SlotIdle();
+        return;
+      }
+      if (!worker_->Admit(started_)) {
         if (!Start()) worker_->SlotIdle();
         return;
       }
@@ -629,6 +733,7 @@ struct Totals {
   uint64_t error_count = 0;
   // Open loop: arrivals given up without a free slot (Phase::missed).
   int64_t missed = 0;
+  int64_t throttled = 0;  // Open loop: Phase::throttled.
   int64_t arrivals = 0;  // Open loop: Phase::arrivals.
 };
 
@@ -651,9 +756,14 @@ Totals RunPhase(const Config& config,
                                 std::chrono::duration<double>(config.duration));
   phase.origin = start;
   std::vector<std::unique_ptr<Worker>> workers;
+  std::optional<Throttle> throttle;
+  if (config.adaptive_throttle > 0 && config.rate > 0 && !preload) {
+    throttle.emplace(config.adaptive_throttle);
+  }
   for (int t = 0; t < config.threads; ++t) {
     workers.push_back(std::make_unique<Worker>(
         &phase, config.seed * 0x100000001b3ull + static_cast<uint64_t>(t)));
+    if (throttle) workers.back()->set_throttle(&*throttle);
   }
   for (int i = 0; i < config.concurrency; ++i) {
     workers[i % config.threads]->AddSlot(
@@ -678,6 +788,7 @@ Totals RunPhase(const Config& config,
   totals.server_cpu_seconds = server_cpu;
   totals.client_cpu_seconds = client_cpu;
   totals.missed = phase.missed.load();
+  totals.throttled = phase.throttled.load();
   totals.arrivals = phase.arrivals.load();
   for (const auto& w : workers) {
     totals.latency.Merge(w->latency());
@@ -758,6 +869,7 @@ int Main() {
   c.timeout = std::chrono::milliseconds(
       static_cast<int64_t>(absl::GetFlag(FLAGS_timeout) * 1000));
   c.etcd_serializable = absl::GetFlag(FLAGS_etcd_serializable);
+  c.adaptive_throttle = absl::GetFlag(FLAGS_adaptive_throttle);
   c.seed = absl::GetFlag(FLAGS_seed);
   const int value_size = absl::GetFlag(FLAGS_value_size);
 
@@ -778,6 +890,9 @@ int Main() {
               "strata";
   }
   if (c.rate < 0) problem = "--rate must be >= 0 (0 = closed loop)";
+  if (c.adaptive_throttle < 0 || (c.adaptive_throttle > 0 && c.rate <= 0)) {
+    problem = "--adaptive_throttle must be >= 0, and needs --rate";
+  }
   if (c.ttl_ms != 0 && (c.protocol != Protocol::kStrata || c.ttl_ms < 0)) {
     problem = "--ttl_ms is a strata PutRequest field: --protocol=strata and "
               "--ttl_ms >= 0";
@@ -912,12 +1027,15 @@ int Main() {
     std::printf(
         "  open loop: %.0f requests/s offered; goodput %.0f/s = %.0f%%; "
         "%lld arrivals missed (no free slot within --timeout: raise "
-        "--concurrency if > 0)\n",
+        "--concurrency if > 0); %lld refused by --adaptive_throttle\n",
         c.rate, ops_per_sec, 100.0 * ops_per_sec / c.rate,
-        static_cast<long long>(t.missed));
-    // arrivals = ops + errors + missed: every request is accounted for.
-    absl::StrAppendFormat(&extra, ",\"rate\":%.1f,\"missed\":%d,\"arrivals\":%d",
-                          c.rate, t.missed, t.arrivals);
+        static_cast<long long>(t.missed), static_cast<long long>(t.throttled));
+    // arrivals = ops + errors + missed + throttled: every request is
+    // accounted for.
+    absl::StrAppendFormat(&extra,
+                          ",\"rate\":%.1f,\"missed\":%d,\"throttled\":%d,"
+                          "\"arrivals\":%d",
+                          c.rate, t.missed, t.throttled, t.arrivals);
   }
   absl::StrAppendFormat(&extra, ",\"client_cpu_us_per_op\":%.1f,"
                         "\"client_cpu_share\":%.2f",
