@@ -12,6 +12,29 @@ void DeleteTable(std::string_view, void* value) {
   delete static_cast<Table*>(value);
 }
 
+// A mapped table file holding one of the table cache's mapping slots,
+// returned when the file is closed.
+class MappingSlotFile final : public RandomAccessFile {
+ public:
+  MappingSlotFile(std::unique_ptr<RandomAccessFile> file,
+                  std::atomic<int>* slots)
+      : file_(std::move(file)), slots_(slots) {}
+  ~MappingSlotFile() override { slots_->fetch_sub(1); }
+
+  absl::StatusOr<std::string_view> Read(uint64_t offset, size_t n,
+                                        char* scratch) const override {
+    return file_->Read(offset, n, scratch);
+  }
+  std::string_view Mapping() const override { return file_->Mapping(); }
+  bool InMemory(uint64_t offset, size_t n) const override {
+    return file_->InMemory(offset, n);
+  }
+
+ private:
+  const std::unique_ptr<RandomAccessFile> file_;
+  std::atomic<int>* const slots_;
+};
+
 std::string CacheKey(uint64_t number) {
   std::string key;
   PutFixed64(&key, number);
@@ -21,10 +44,12 @@ std::string CacheKey(uint64_t number) {
 }  // namespace
 
 TableCache::TableCache(std::string dbname, Env* env,
-                       const TableOptions& table_options, int max_open_files)
+                       const TableOptions& table_options, int max_open_files,
+                       int max_mapped_tables)
     : dbname_(std::move(dbname)),
       env_(env),
       table_options_(table_options),
+      max_mapped_tables_(max_mapped_tables),
       // One shard: the capacity is a small count of tables, and sharding
       // would split it into uselessly small pieces.
       cache_(NewLRUCache(static_cast<size_t>(max_open_files > 10
@@ -45,12 +70,28 @@ absl::StatusOr<Cache::Handle*> TableCache::FindTable(uint64_t number,
   counters_.misses.Add();
   if (cache_only) return WouldBlockError();
   std::string fname = TableFileName(dbname_, number);
-  ASSIGN_OR_RETURN(std::unique_ptr<RandomAccessFile> file,
-                   env_->NewRandomAccessFile(fname));
+  ASSIGN_OR_RETURN(std::unique_ptr<RandomAccessFile> file, OpenFile(fname));
   ASSIGN_OR_RETURN(std::unique_ptr<Table> table,
                    Table::Open(table_options_, fname, std::move(file),
                                file_size));
   return cache_->Insert(key, table.release(), 1, &DeleteTable);
+}
+
+absl::StatusOr<std::unique_ptr<RandomAccessFile>> TableCache::OpenFile(
+    const std::string& fname) {
+  // Take a mapping slot first, so concurrent opens never exceed the cap.
+  if (max_mapped_tables_ > 0 &&
+      mapped_tables_.fetch_add(1) < max_mapped_tables_) {
+    auto file = env_->NewMappedRandomAccessFile(fname);
+    if (file.ok() && !(*file)->Mapping().empty()) {
+      return std::make_unique<MappingSlotFile>(std::move(file).value(),
+                                               &mapped_tables_);
+    }
+    mapped_tables_.fetch_sub(1);
+    return file;  // An error, or a file the Env read with pread.
+  }
+  if (max_mapped_tables_ > 0) mapped_tables_.fetch_sub(1);
+  return env_->NewRandomAccessFile(fname);
 }
 
 Iterator* TableCache::NewIterator(const ReadOptions& options, uint64_t number,

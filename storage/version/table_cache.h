@@ -1,6 +1,7 @@
 #ifndef STRATA_STORAGE_VERSION_TABLE_CACHE_H_
 #define STRATA_STORAGE_VERSION_TABLE_CACHE_H_
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -28,17 +29,20 @@ struct TableCacheCounters {
   }
 };
 
-// Keeps up to `max_open_files` SSTables open (file descriptor, footer, index
-// and filter), evicting the least recently used; tables in use by a reader
-// stay open until released.
+// Keeps up to `max_open_files` SSTables open (file descriptor or mapping,
+// footer, index and filter), evicting the least recently used; tables in
+// use by a reader stay open until released. Up to `max_mapped_tables` of
+// the open tables are memory-mapped (Env::NewMappedRandomAccessFile; see
+// Options::mmap_table_reads); a table opened while that many are mapped is
+// read with pread, and a slot frees when a mapped table is closed.
 //
 // Thread safety: safe for concurrent use.
 class TableCache {
  public:
   // env and the block cache and filter counters of table_options are not
-  // owned and must outlive this.
+  // owned and must outlive this. max_mapped_tables 0 maps no table.
   TableCache(std::string dbname, Env* env, const TableOptions& table_options,
-             int max_open_files);
+             int max_open_files, int max_mapped_tables = 0);
   ~TableCache();
 
   // An iterator over table `number` (of file_size bytes). The table stays
@@ -59,8 +63,13 @@ class TableCache {
   void Evict(uint64_t number);
 
   const TableCacheCounters& counters() const { return counters_; }
+  // Open tables read through a memory mapping now.
+  int mapped_tables() const { return mapped_tables_.load(); }
 
  private:
+  // Opens table file fname: mapped if a mapping slot is free, else pread.
+  absl::StatusOr<std::unique_ptr<RandomAccessFile>> OpenFile(
+      const std::string& fname);
   absl::StatusOr<Cache::Handle*> FindTable(uint64_t number, uint64_t file_size,
                                            bool cache_only);
 
@@ -68,6 +77,11 @@ class TableCache {
   Env* const env_;
   const TableOptions table_options_;
   TableCacheCounters counters_;
+  const int max_mapped_tables_;
+  // Mapped tables open (a slot is taken before mapping, returned when the
+  // table's file is closed). Declared before cache_ so it outlives the
+  // tables cache_ deletes.
+  std::atomic<int> mapped_tables_{0};
   std::unique_ptr<Cache> cache_;
 };
 

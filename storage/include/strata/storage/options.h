@@ -140,6 +140,28 @@ struct Options {
   // Upper bound on SSTable file descriptors kept open by the table cache.
   int max_open_files = 1000;
 
+  // Read SSTables through a read-only memory mapping (Env::
+  // NewMappedRandomAccessFile; LevelDB's default read path): an
+  // uncompressed data block is read in place, with no copy, no system call
+  // and no block cache entry, and its checksum is still verified on every
+  // read (ReadOptions::verify_checksums). Compressed blocks still go
+  // through the block cache. Memory: mapped pages are the kernel's page
+  // cache, clean and reclaimable; they count in the process's RSS
+  // (RssFile) while touched, but never more than the mapped tables' size,
+  // and the kernel drops them under memory pressure. A mapped table needs
+  // no file descriptor. Only the POSIX Env maps files (others read with
+  // pread). SIGBUS: the engine never modifies a table file once written,
+  // but if another process truncates one while it is mapped, the next
+  // read of a page past the new end kills the server with SIGBUS; a file
+  // already shorter than the manifest says is DataLoss at open. Off by
+  // default on 32-bit builds (address space).
+  bool mmap_table_reads = sizeof(void*) >= 8;
+  // At most this many tables are mapped at once (LevelDB's cap is 1000 on
+  // 64-bit); tables opened beyond it are read with pread through the block
+  // cache. Bounds the address space mapped to about max_mapped_tables *
+  // target_file_size (64 GiB by default). 0 maps none.
+  int max_mapped_tables = 1000;
+
   // Level-0 file count that triggers an L0->L1 compaction.
   int level0_compaction_trigger = 4;
   // Level-0 file count at which each write is delayed (1 ms) to let
