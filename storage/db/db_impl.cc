@@ -35,7 +35,6 @@ Options SanitizeOptions(Options o) {
   o.block_size = std::max<size_t>(o.block_size, 256);
   o.block_restart_interval = std::max(o.block_restart_interval, 1);
   o.max_open_files = std::max(o.max_open_files, 20);
-  o.max_mapped_tables = std::max(o.max_mapped_tables, 0);
   o.level0_compaction_trigger = std::max(o.level0_compaction_trigger, 2);
   o.level0_slowdown_writes_trigger =
       std::max(o.level0_slowdown_writes_trigger, o.level0_compaction_trigger);
@@ -72,7 +71,7 @@ DBImpl::DBImpl(const Options& options, std::string dbname)
   topts.filter_counters = &filter_counters_;
   table_cache_ = std::make_unique<TableCache>(
       dbname_, env_, topts, options_.max_open_files,
-      options_.mmap_table_reads ? options_.max_mapped_tables : 0);
+      options_.mmap_table_reads ? options_.max_mapped_table_bytes : 0);
   versions_ = std::make_unique<VersionSet>(dbname_, options_,
                                            table_cache_.get(), &icmp_, &mu_);
 }

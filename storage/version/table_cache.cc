@@ -12,14 +12,14 @@ void DeleteTable(std::string_view, void* value) {
   delete static_cast<Table*>(value);
 }
 
-// A mapped table file holding one of the table cache's mapping slots,
+// A mapped table file holding `bytes` of the table cache's mapping budget,
 // returned when the file is closed.
-class MappingSlotFile final : public RandomAccessFile {
+class MappedTableFile final : public RandomAccessFile {
  public:
-  MappingSlotFile(std::unique_ptr<RandomAccessFile> file,
-                  std::atomic<int>* slots)
-      : file_(std::move(file)), slots_(slots) {}
-  ~MappingSlotFile() override { slots_->fetch_sub(1); }
+  MappedTableFile(std::unique_ptr<RandomAccessFile> file, uint64_t bytes,
+                  std::atomic<uint64_t>* budget_used)
+      : file_(std::move(file)), bytes_(bytes), budget_used_(budget_used) {}
+  ~MappedTableFile() override { budget_used_->fetch_sub(bytes_); }
 
   absl::StatusOr<std::string_view> Read(uint64_t offset, size_t n,
                                         char* scratch) const override {
@@ -32,7 +32,8 @@ class MappingSlotFile final : public RandomAccessFile {
 
  private:
   const std::unique_ptr<RandomAccessFile> file_;
-  std::atomic<int>* const slots_;
+  const uint64_t bytes_;
+  std::atomic<uint64_t>* const budget_used_;
 };
 
 std::string CacheKey(uint64_t number) {
@@ -45,11 +46,11 @@ std::string CacheKey(uint64_t number) {
 
 TableCache::TableCache(std::string dbname, Env* env,
                        const TableOptions& table_options, int max_open_files,
-                       int max_mapped_tables)
+                       uint64_t max_mapped_bytes)
     : dbname_(std::move(dbname)),
       env_(env),
       table_options_(table_options),
-      max_mapped_tables_(max_mapped_tables),
+      max_mapped_bytes_(max_mapped_bytes),
       // One shard: the capacity is a small count of tables, and sharding
       // would split it into uselessly small pieces.
       cache_(NewLRUCache(static_cast<size_t>(max_open_files > 10
@@ -70,7 +71,8 @@ absl::StatusOr<Cache::Handle*> TableCache::FindTable(uint64_t number,
   counters_.misses.Add();
   if (cache_only) return WouldBlockError();
   std::string fname = TableFileName(dbname_, number);
-  ASSIGN_OR_RETURN(std::unique_ptr<RandomAccessFile> file, OpenFile(fname));
+  ASSIGN_OR_RETURN(std::unique_ptr<RandomAccessFile> file,
+                   OpenFile(fname, file_size));
   ASSIGN_OR_RETURN(std::unique_ptr<Table> table,
                    Table::Open(table_options_, fname, std::move(file),
                                file_size));
@@ -78,19 +80,21 @@ absl::StatusOr<Cache::Handle*> TableCache::FindTable(uint64_t number,
 }
 
 absl::StatusOr<std::unique_ptr<RandomAccessFile>> TableCache::OpenFile(
-    const std::string& fname) {
-  // Take a mapping slot first, so concurrent opens never exceed the cap.
-  if (max_mapped_tables_ > 0 &&
-      mapped_tables_.fetch_add(1) < max_mapped_tables_) {
+    const std::string& fname, uint64_t file_size) {
+  // Reserve the bytes first, so concurrent opens never exceed the budget.
+  if (file_size > 0 && file_size <= max_mapped_bytes_ &&
+      mapped_bytes_.fetch_add(file_size) <= max_mapped_bytes_ - file_size) {
     auto file = env_->NewMappedRandomAccessFile(fname);
     if (file.ok() && !(*file)->Mapping().empty()) {
-      return std::make_unique<MappingSlotFile>(std::move(file).value(),
-                                               &mapped_tables_);
+      return std::make_unique<MappedTableFile>(std::move(file).value(),
+                                               file_size, &mapped_bytes_);
     }
-    mapped_tables_.fetch_sub(1);
-    return file;  // An error, or a file the Env read with pread.
+    mapped_bytes_.fetch_sub(file_size);
+    return file;  // An error, or a file the Env reads with pread.
   }
-  if (max_mapped_tables_ > 0) mapped_tables_.fetch_sub(1);
+  if (file_size > 0 && file_size <= max_mapped_bytes_) {
+    mapped_bytes_.fetch_sub(file_size);
+  }
   return env_->NewRandomAccessFile(fname);
 }
 
