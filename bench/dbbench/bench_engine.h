@@ -33,6 +33,9 @@ struct EngineSettings {
   // Most table files kept open.
   int max_open_files = 1000;
   // Compression is always off (the values are incompressible anyway).
+  // Strata only: memory-mapped table reads, and checksums verified per read.
+  bool strata_mmap_reads = true;
+  bool strata_verify_checksums = true;
 };
 
 // An ordered cursor. key()/value() are valid until the next move.

@@ -79,6 +79,12 @@ ABSL_FLAG(bool, stats, false,
 ABSL_FLAG(uint64_t, write_buffer_bytes, 64u << 20, "Memtable size in bytes.");
 ABSL_FLAG(uint64_t, cache_bytes, 64u << 20, "Block cache size in bytes.");
 ABSL_FLAG(int32_t, bloom_bits, 10, "Bloom filter bits per key (0 = none).");
+ABSL_FLAG(bool, strata_mmap_reads, true,
+          "Strata only: read table files through a memory mapping "
+          "(Options::mmap_table_reads); false reads them with pread through "
+          "the block cache.");
+ABSL_FLAG(bool, strata_verify_checksums, true,
+          "Strata only: ReadOptions::verify_checksums of every read.");
 
 namespace strata::bench {
 namespace {
@@ -450,6 +456,9 @@ int Main() {
   config.settings.write_buffer_bytes = absl::GetFlag(FLAGS_write_buffer_bytes);
   config.settings.block_cache_bytes = absl::GetFlag(FLAGS_cache_bytes);
   config.settings.bloom_bits_per_key = absl::GetFlag(FLAGS_bloom_bits);
+  config.settings.strata_mmap_reads = absl::GetFlag(FLAGS_strata_mmap_reads);
+  config.settings.strata_verify_checksums =
+      absl::GetFlag(FLAGS_strata_verify_checksums);
   if (config.num < 1 || absl::GetFlag(FLAGS_value_size) < 0 ||
       config.value_size > (512u << 10)) {
     std::fprintf(stderr, "strata-dbbench: --num must be >= 1 and "

@@ -35,7 +35,10 @@ class StrataIterator final : public BenchIterator {
 
 class StrataEngine final : public BenchEngine {
  public:
-  explicit StrataEngine(std::unique_ptr<storage::DB> db) : db_(std::move(db)) {}
+  StrataEngine(std::unique_ptr<storage::DB> db, bool verify_checksums)
+      : db_(std::move(db)) {
+    read_options_.verify_checksums = verify_checksums;
+  }
 
   absl::Status Put(std::string_view key, std::string_view value,
                    bool sync) override {
@@ -50,7 +53,7 @@ class StrataEngine final : public BenchEngine {
   }
   absl::Status Get(std::string_view key, std::string* value,
                    bool* found) override {
-    absl::StatusOr<std::string> got = db_->Get(storage::ReadOptions(), key);
+    absl::StatusOr<std::string> got = db_->Get(read_options_, key);
     if (got.ok()) {
       *value = *std::move(got);
       *found = true;
@@ -62,7 +65,7 @@ class StrataEngine final : public BenchEngine {
   }
   std::unique_ptr<BenchIterator> NewIterator() override {
     return std::make_unique<StrataIterator>(
-        db_->NewIterator(storage::ReadOptions()));
+        db_->NewIterator(read_options_));
   }
   std::string StatsReport() override {
     const storage::Statistics s = db_->GetStatistics();
@@ -93,6 +96,7 @@ class StrataEngine final : public BenchEngine {
 
  private:
   std::unique_ptr<storage::DB> db_;
+  storage::ReadOptions read_options_;
 };
 
 }  // namespace
@@ -108,11 +112,13 @@ absl::StatusOr<std::unique_ptr<BenchEngine>> OpenStrata(
   options.max_open_files = settings.max_open_files;
   options.compression = storage::CompressionType::kNone;
   options.wal_sync = storage::WalSyncMode::kSync;  // Honour WriteOptions::sync.
+  options.mmap_table_reads = settings.strata_mmap_reads;
   absl::StatusOr<std::unique_ptr<storage::DB>> db =
       storage::DB::Open(options, dir);
   if (!db.ok()) return db.status();
   return std::unique_ptr<BenchEngine>(
-      std::make_unique<StrataEngine>(*std::move(db)));
+      std::make_unique<StrataEngine>(*std::move(db),
+                                     settings.strata_verify_checksums));
 }
 
 std::string StrataVersion() {

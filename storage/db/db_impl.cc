@@ -69,8 +69,9 @@ DBImpl::DBImpl(const Options& options, std::string dbname)
   topts.comparator = &icmp_;
   topts.block_cache = block_cache_.get();
   topts.filter_counters = &filter_counters_;
-  table_cache_ = std::make_unique<TableCache>(dbname_, env_, topts,
-                                              options_.max_open_files);
+  table_cache_ = std::make_unique<TableCache>(
+      dbname_, env_, topts, options_.max_open_files,
+      options_.mmap_table_reads ? options_.max_mapped_table_bytes : 0);
   versions_ = std::make_unique<VersionSet>(dbname_, options_,
                                            table_cache_.get(), &icmp_, &mu_);
 }

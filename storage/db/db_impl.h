@@ -87,6 +87,10 @@ class DBImpl final : public DB {
 
   // Test hooks.
   int TEST_NumFilesAtLevel(int level);
+  // Bytes of the open tables read through a memory mapping now.
+  uint64_t TEST_MappedTableBytes() const {
+    return table_cache_->mapped_bytes();
+  }
   // Runs one step of automatic history retention now (it also runs about
   // once a second on the flush thread).
   void TEST_AdvanceHistory();

@@ -43,6 +43,11 @@ absl::StatusOr<uint64_t> CopyFile(Env* env, const std::string& from,
   return copied;
 }
 
+absl::StatusOr<std::unique_ptr<RandomAccessFile>>
+Env::NewMappedRandomAccessFile(const std::string& path) {
+  return NewRandomAccessFile(path);
+}
+
 absl::Status Env::LinkFile(const std::string& from, const std::string& to) {
   if (FileExists(to)) {
     return absl::InternalError("link " + from + " to " + to +

@@ -4,12 +4,15 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <vector>
 #include <optional>
 #include <set>
 #include <string>
@@ -123,6 +126,56 @@ class PosixRandomAccessFile final : public RandomAccessFile {
  private:
   const std::string path_;
   const int fd_;
+};
+
+// A file read through a read-only shared mapping of all of it (LevelDB's
+// PosixMmapReadableFile). Reads return views into the mapping; the file
+// descriptor is closed once the mapping exists.
+class PosixMmapRandomAccessFile final : public RandomAccessFile {
+ public:
+  PosixMmapRandomAccessFile(std::string path, const char* base, size_t size)
+      : path_(std::move(path)), base_(base), size_(size) {}
+  ~PosixMmapRandomAccessFile() override {
+    ::munmap(const_cast<char*>(base_), size_);
+  }
+
+  absl::StatusOr<std::string_view> Read(uint64_t offset, size_t n,
+                                        char* /*scratch*/) const override {
+    if (offset >= size_) return std::string_view(base_ + size_, 0);
+    n = static_cast<size_t>(std::min<uint64_t>(n, size_ - offset));
+    return std::string_view(base_ + offset, n);
+  }
+
+  std::string_view Mapping() const override { return {base_, size_}; }
+
+  bool InMemory(uint64_t offset, size_t n) const override {
+    if (offset >= size_ || n == 0) return false;
+    n = static_cast<size_t>(std::min<uint64_t>(n, size_ - offset));
+    static const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+    const uintptr_t start = reinterpret_cast<uintptr_t>(base_ + offset);
+    const uintptr_t first = start & ~(page - 1);
+    const size_t pages = (start + n - first + page - 1) / page;
+    // Blocks are a few KiB: a small vector on the stack covers them.
+    unsigned char small[16];
+    std::vector<unsigned char> large;
+    unsigned char* vec = small;
+    if (pages > sizeof(small)) {
+      large.resize(pages);
+      vec = large.data();
+    }
+    if (::mincore(reinterpret_cast<void*>(first), pages * page, vec) != 0) {
+      return false;
+    }
+    for (size_t i = 0; i < pages; i++) {
+      if ((vec[i] & 1) == 0) return false;
+    }
+    return true;
+  }
+
+ private:
+  const std::string path_;
+  const char* const base_;
+  const size_t size_;
 };
 
 // Buffers appends in user space (64 KiB) to keep small WAL records cheap.
@@ -239,6 +292,31 @@ class PosixEnv final : public Env {
       const std::string& path) override {
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return IOError("open", path, errno);
+    return std::make_unique<PosixRandomAccessFile>(path, fd);
+  }
+
+  absl::StatusOr<std::unique_ptr<RandomAccessFile>> NewMappedRandomAccessFile(
+      const std::string& path) override {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return IOError("open", path, errno);
+    struct stat st;
+    if (::fstat(fd, &st) != 0) {
+      const int err = errno;
+      ::close(fd);
+      return IOError("fstat", path, err);
+    }
+    const uint64_t size = static_cast<uint64_t>(st.st_size);
+    if (size > 0 && size <= SIZE_MAX) {
+      void* base = ::mmap(nullptr, static_cast<size_t>(size), PROT_READ,
+                          MAP_SHARED, fd, 0);
+      if (base != MAP_FAILED) {
+        ::close(fd);
+        return std::make_unique<PosixMmapRandomAccessFile>(
+            path, static_cast<const char*>(base), static_cast<size_t>(size));
+      }
+    }
+    // Empty, too large for the address space, or mmap failed (ENOMEM when
+    // the address space or vm.max_map_count is exhausted): read with pread.
     return std::make_unique<PosixRandomAccessFile>(path, fd);
   }
 

@@ -249,6 +249,23 @@ absl::StatusOr<BlockContents> UncompressBlock(uint8_t type,
 
 namespace {
 
+// Verifies the trailer checksum of the n-byte block contents at data (the
+// 5-byte trailer follows them in memory).
+absl::Status VerifyBlockChecksum(const char* data, uint64_t n,
+                                 const std::string& filename,
+                                 uint64_t offset) {
+  uint32_t stored = DecodeFixed32(data + n + 1);
+  uint32_t actual = Checksum32(data, n + 1, kBlockChecksumSeed);
+  if (stored != actual) {
+    return TableCorruption(
+        filename, offset,
+        absl::StrFormat("block checksum mismatch (stored 0x%08x, computed "
+                        "0x%08x)",
+                        stored, actual));
+  }
+  return absl::OkStatus();
+}
+
 // Reads handle's block; the caller has checked that it lies inside the file.
 absl::StatusOr<BlockContents> ReadCheckedBlock(const RandomAccessFile* file,
                                                const std::string& filename,
@@ -273,15 +290,7 @@ absl::StatusOr<BlockContents> ReadCheckedBlock(const RandomAccessFile* file,
   const char* data = buf.get();
   const uint8_t type = static_cast<uint8_t>(data[n]);
   if (options.verify_checksums) {
-    uint32_t stored = DecodeFixed32(data + n + 1);
-    uint32_t actual = Checksum32(data, n + 1, kBlockChecksumSeed);
-    if (stored != actual) {
-      return TableCorruption(
-          filename, handle.offset(),
-          absl::StrFormat("block checksum mismatch (stored 0x%08x, computed "
-                          "0x%08x)",
-                          stored, actual));
-    }
+    RETURN_IF_ERROR(VerifyBlockChecksum(data, n, filename, handle.offset()));
   }
   if (type == static_cast<uint8_t>(CompressionType::kNone)) {
     BlockContents result;
@@ -331,6 +340,32 @@ absl::StatusOr<BlockContents> ReadBlock(const RandomAccessFile* file,
     }
   }
   return ReadCheckedBlock(file, filename, options, handle);
+}
+
+absl::StatusOr<BlockContents> ReadMappedBlock(std::string_view file,
+                                              const std::string& filename,
+                                              const ReadOptions& options,
+                                              const BlockHandle& handle) {
+  if (!handle.FitsBefore(file.size())) {
+    return TableCorruption(
+        filename, handle.offset(),
+        absl::StrFormat("block of %d bytes extends past end of file (%d "
+                        "bytes)",
+                        handle.size(), file.size()));
+  }
+  const uint64_t n = handle.size();
+  const char* data = file.data() + handle.offset();
+  if (options.verify_checksums) {
+    RETURN_IF_ERROR(VerifyBlockChecksum(data, n, filename, handle.offset()));
+  }
+  const uint8_t type = static_cast<uint8_t>(data[n]);
+  if (type == static_cast<uint8_t>(CompressionType::kNone)) {
+    BlockContents result;
+    result.data = std::string_view(data, n);
+    return result;
+  }
+  return UncompressBlock(type, std::string_view(data, n), filename,
+                         handle.offset());
 }
 
 std::string CompressionTypeName(uint8_t type) {

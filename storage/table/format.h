@@ -105,10 +105,11 @@ struct Footer {
                                            uint64_t offset);
 };
 
-// The contents of one block, decompressed, in a buffer it owns. Move-only.
+// The contents of one block, decompressed, in a buffer it owns, or (from
+// ReadMappedBlock, buffer null) in a file's memory mapping. Move-only.
 struct BlockContents {
   std::unique_ptr<char[]> buffer;
-  std::string_view data;  // Points into buffer.
+  std::string_view data;  // Points into buffer, or into a mapping.
 };
 
 // The DataLoss status for corruption in `filename` at byte `offset`:
@@ -135,6 +136,20 @@ absl::StatusOr<BlockContents> ReadBlock(const RandomAccessFile* file,
                                         const std::string& filename,
                                         const ReadOptions& options,
                                         const BlockHandle& handle);
+
+// ReadBlock for a table whose bytes are all in memory: `file` is the whole
+// file (RandomAccessFile::Mapping of a memory-mapped SSTable). An
+// uncompressed block is not copied: the result has no buffer and its data
+// points into `file`, valid as long as `file` is. A compressed block is
+// decompressed into a new buffer. Verifies the checksum when
+// options.verify_checksums. Returns DataLoss naming filename and the
+// block's offset on a handle reaching past the end of `file`, a bad
+// checksum, an unknown compression type or a decompression failure; never
+// reads outside `file`. Thread-safe.
+absl::StatusOr<BlockContents> ReadMappedBlock(std::string_view file,
+                                              const std::string& filename,
+                                              const ReadOptions& options,
+                                              const BlockHandle& handle);
 
 // The trailer checksum of a block: Checksum32 over contents followed by the
 // type byte. Equal to Checksum32(p, contents.size() + 1, kBlockChecksumSeed)

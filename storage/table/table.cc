@@ -1,5 +1,6 @@
 #include "table/table.h"
 
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_format.h"
@@ -19,22 +20,21 @@ struct Table::FilterBlock {
   const BloomFilterReader reader;
 };
 
-// A data block kept alive for a reader: pinned in the cache, or owned.
+// A data block kept alive for a reader: pinned in the cache, owned, or
+// (read in place from a memory-mapped file) held here over the mapping,
+// which needs no allocation. Not movable: GetBlock fills it where it lives.
 struct Table::PinnedBlock {
   const Block* block = nullptr;
   CacheHandle cache_pin;
   std::unique_ptr<Block> owned;
+  std::optional<Block> mapped;
 };
 
 // A block iterator that holds its block's pin: one allocation per block
 // visited, no cleanup closure.
 class Table::PinnedBlockIter final : public BlockIter {
  public:
-  PinnedBlockIter(PinnedBlock pin, const Comparator* cmp,
-                  const std::string* filename)
-      : pin_(std::move(pin)) {
-    Init(pin_.block, cmp, filename);
-  }
+  PinnedBlock* pin() { return &pin_; }
 
  private:
   PinnedBlock pin_;
@@ -63,6 +63,7 @@ Table::Table(const TableOptions& options, std::string filename,
       filename_(std::move(filename)),
       file_(std::move(file)),
       file_size_(file_size),
+      mapped_(file_->Mapping()),
       cache_(options.block_cache) {}
 
 Table::~Table() {
@@ -93,6 +94,18 @@ absl::StatusOr<std::unique_ptr<Table>> Table::Open(
         absl::StrFormat("file of %d bytes is too short to be an sstable",
                         file_size));
   }
+  const std::string_view mapping = file->Mapping();
+  if (!mapping.empty() && mapping.size() != file_size) {
+    // The file changed since it was written (the manifest's size is the
+    // table's). Blocks are read in place only inside the mapping, so a
+    // file shorter than the mapping would be SIGBUS later; refuse it now.
+    return TableCorruption(
+        filename, 0,
+        absl::StrFormat("file is %d bytes, the table is %d (truncated or "
+                        "modified)",
+                        mapping.size(), file_size));
+  }
+
   const uint64_t footer_offset = file_size - Footer::kEncodedLength;
   char space[Footer::kEncodedLength];
   ASSIGN_OR_RETURN(std::string_view input,
@@ -186,6 +199,21 @@ absl::Status Table::ReadMetaBlocks(const Footer& footer) {
 absl::Status Table::GetBlock(const ReadOptions& options,
                              const BlockHandle& handle,
                              PinnedBlock* out) const {
+  if (!mapped_.empty() && handle.FitsBefore(mapped_.size()) &&
+      static_cast<uint8_t>(mapped_[handle.offset() + handle.size()]) ==
+          static_cast<uint8_t>(CompressionType::kNone)) {
+    // An uncompressed block of a mapped file is read in place and never
+    // cached: the page cache already holds it. Without I/O only if its
+    // pages are resident.
+    if (options.cache_only &&
+        !file_->InMemory(handle.offset(), handle.size() + kBlockTrailerSize)) {
+      return WouldBlockError();
+    }
+    ASSIGN_OR_RETURN(BlockContents contents,
+                     ReadMappedBlock(mapped_, filename_, options, handle));
+    out->block = &out->mapped.emplace(std::move(contents), handle.offset());
+    return absl::OkStatus();
+  }
   char key[kCacheKeyLength];
   if (cache_ != nullptr) {
     BlockCacheKey(cache_id_, handle.offset(), key);
@@ -200,9 +228,13 @@ absl::Status Table::GetBlock(const ReadOptions& options,
   const bool fill = cache_ != nullptr && options.fill_cache;
   ReadOptions read_options = options;
   if (fill) read_options.verify_checksums = true;  // Cached blocks are trusted.
+  // A compressed block of a mapped file is decompressed from the mapping
+  // (no copy before) into a buffer the block cache then holds.
   ASSIGN_OR_RETURN(
       BlockContents contents,
-      ReadBlock(file_.get(), filename_, read_options, handle, file_size_));
+      mapped_.empty()
+          ? ReadBlock(file_.get(), filename_, read_options, handle, file_size_)
+          : ReadMappedBlock(mapped_, filename_, read_options, handle));
   auto block = std::make_unique<Block>(std::move(contents), handle.offset());
   if (fill && !block->malformed()) {
     const size_t charge = block->charge();
@@ -229,11 +261,11 @@ Iterator* Table::BlockReader(void* arg, const ReadOptions& options,
   if (!handle.DecodeFrom(&index_value)) {
     return NewErrorIterator(table->BadIndexEntry());
   }
-  PinnedBlock pin;
-  absl::Status s = table->GetBlock(options, handle, &pin);
+  auto it = std::make_unique<PinnedBlockIter>();
+  absl::Status s = table->GetBlock(options, handle, it->pin());
   if (!s.ok()) return NewErrorIterator(s);
-  return new PinnedBlockIter(std::move(pin), table->options_.comparator,
-                             &table->filename_);
+  it->Init(it->pin()->block, table->options_.comparator, &table->filename_);
+  return it.release();
 }
 
 Iterator* Table::NewIterator(const ReadOptions& options) const {

@@ -63,6 +63,20 @@ struct TableOptions {
 // amount over all open tables. Without a cache, data blocks are read per
 // access and freed when no longer used.
 //
+// Memory-mapped files (RandomAccessFile::Mapping non-empty, from
+// Env::NewMappedRandomAccessFile): an uncompressed data block is read in
+// place from the mapping, with no copy, no heap buffer and no block cache
+// entry (the kernel's page cache holds it, and its pages count in the
+// process's RSS as file-backed, reclaimable memory while mapped); its
+// checksum is verified per ReadOptions::verify_checksums on every read,
+// since a page evicted from the page cache is read from disk again.
+// Compressed blocks are decompressed from the mapping into the block cache
+// as with pread. The index, filter and properties blocks are copied at
+// Open as for any file. Open rejects (DataLoss) a mapped file whose size
+// is not file_size, so no block is ever read past the end of the mapping;
+// a file truncated by another process after Open raises SIGBUS on the next
+// read of a page past its new end (see RandomAccessFile::Mapping).
+//
 // Thread safety: all methods are safe for concurrent use.
 class Table {
  public:
@@ -92,7 +106,8 @@ class Table {
   // there is one; key and value are valid only during the call. Returns OK
   // whether or not found was called; DataLoss on corruption;
   // WouldBlockError() when options.cache_only and the data block
-  // is not cached (no I/O is done); InvalidArgument for an internal key
+  // is not cached (for a mapped file: its pages are not resident; no I/O
+  // is done); InvalidArgument for an internal key
   // shorter than 8 bytes. Bumps filter_counters->checks, and ->negatives
   // when the filter rules the key out.
   //
@@ -135,6 +150,9 @@ class Table {
   const std::string filename_;
   const std::unique_ptr<RandomAccessFile> file_;
   const uint64_t file_size_;
+  // The whole file if it is memory-mapped (RandomAccessFile::Mapping), else
+  // empty.
+  const std::string_view mapped_;
   Cache* const cache_;
   uint64_t cache_id_ = 0;      // Prefix of this table's cache keys.
   uint64_t index_offset_ = 0;

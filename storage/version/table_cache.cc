@@ -12,6 +12,30 @@ void DeleteTable(std::string_view, void* value) {
   delete static_cast<Table*>(value);
 }
 
+// A mapped table file holding `bytes` of the table cache's mapping budget,
+// returned when the file is closed.
+class MappedTableFile final : public RandomAccessFile {
+ public:
+  MappedTableFile(std::unique_ptr<RandomAccessFile> file, uint64_t bytes,
+                  std::atomic<uint64_t>* budget_used)
+      : file_(std::move(file)), bytes_(bytes), budget_used_(budget_used) {}
+  ~MappedTableFile() override { budget_used_->fetch_sub(bytes_); }
+
+  absl::StatusOr<std::string_view> Read(uint64_t offset, size_t n,
+                                        char* scratch) const override {
+    return file_->Read(offset, n, scratch);
+  }
+  std::string_view Mapping() const override { return file_->Mapping(); }
+  bool InMemory(uint64_t offset, size_t n) const override {
+    return file_->InMemory(offset, n);
+  }
+
+ private:
+  const std::unique_ptr<RandomAccessFile> file_;
+  const uint64_t bytes_;
+  std::atomic<uint64_t>* const budget_used_;
+};
+
 std::string CacheKey(uint64_t number) {
   std::string key;
   PutFixed64(&key, number);
@@ -21,10 +45,12 @@ std::string CacheKey(uint64_t number) {
 }  // namespace
 
 TableCache::TableCache(std::string dbname, Env* env,
-                       const TableOptions& table_options, int max_open_files)
+                       const TableOptions& table_options, int max_open_files,
+                       uint64_t max_mapped_bytes)
     : dbname_(std::move(dbname)),
       env_(env),
       table_options_(table_options),
+      max_mapped_bytes_(max_mapped_bytes),
       // One shard: the capacity is a small count of tables, and sharding
       // would split it into uselessly small pieces.
       cache_(NewLRUCache(static_cast<size_t>(max_open_files > 10
@@ -46,11 +72,30 @@ absl::StatusOr<Cache::Handle*> TableCache::FindTable(uint64_t number,
   if (cache_only) return WouldBlockError();
   std::string fname = TableFileName(dbname_, number);
   ASSIGN_OR_RETURN(std::unique_ptr<RandomAccessFile> file,
-                   env_->NewRandomAccessFile(fname));
+                   OpenFile(fname, file_size));
   ASSIGN_OR_RETURN(std::unique_ptr<Table> table,
                    Table::Open(table_options_, fname, std::move(file),
                                file_size));
   return cache_->Insert(key, table.release(), 1, &DeleteTable);
+}
+
+absl::StatusOr<std::unique_ptr<RandomAccessFile>> TableCache::OpenFile(
+    const std::string& fname, uint64_t file_size) {
+  // Reserve the bytes first, so concurrent opens never exceed the budget.
+  if (file_size > 0 && file_size <= max_mapped_bytes_ &&
+      mapped_bytes_.fetch_add(file_size) <= max_mapped_bytes_ - file_size) {
+    auto file = env_->NewMappedRandomAccessFile(fname);
+    if (file.ok() && !(*file)->Mapping().empty()) {
+      return std::make_unique<MappedTableFile>(std::move(file).value(),
+                                               file_size, &mapped_bytes_);
+    }
+    mapped_bytes_.fetch_sub(file_size);
+    return file;  // An error, or a file the Env reads with pread.
+  }
+  if (file_size > 0 && file_size <= max_mapped_bytes_) {
+    mapped_bytes_.fetch_sub(file_size);
+  }
+  return env_->NewRandomAccessFile(fname);
 }
 
 Iterator* TableCache::NewIterator(const ReadOptions& options, uint64_t number,

@@ -131,6 +131,51 @@ TEST(PosixEnvTest, LockIsVisibleToOtherProcesses) {
   EXPECT_TRUE(holder.locked());
 }
 
+// Open file descriptors of this process.
+int OpenDescriptors() {
+  auto names = Env::Default()->GetChildren("/proc/self/fd");
+  EXPECT_OK(names);
+  return names.ok() ? static_cast<int>(names->size()) : -1;
+}
+
+// A mapped file holds no descriptor (a table cache of mapped tables does
+// not count against RLIMIT_NOFILE) and its bytes are resident once read.
+TEST(PosixEnvTest, MappedFileHoldsNoDescriptorAndKnowsWhatIsInMemory) {
+  testing::TempDir dir;
+  const std::string path = dir.path() + "/000001.sst";
+  const std::string contents(3 * 4096 + 100, 'x');
+  testing::WriteFileOrDie(path, contents);
+  const int before = OpenDescriptors();
+  auto file = Env::Default()->NewMappedRandomAccessFile(path);
+  ASSERT_OK(file);
+  EXPECT_EQ(OpenDescriptors(), before);
+  std::string_view m = (*file)->Mapping();
+  ASSERT_EQ(m, contents);
+  // Just written and read: in the page cache.
+  EXPECT_TRUE((*file)->InMemory(0, contents.size()));
+  EXPECT_TRUE((*file)->InMemory(4000, 200));
+  // Outside the file: never.
+  EXPECT_FALSE((*file)->InMemory(contents.size(), 1));
+  EXPECT_FALSE((*file)->InMemory(0, 0));
+  file->reset();
+  EXPECT_EQ(OpenDescriptors(), before);
+}
+
+// An empty file cannot be mapped: it is read with pread instead.
+TEST(PosixEnvTest, EmptyFileIsReadWithPreadInsteadOfMapped) {
+  testing::TempDir dir;
+  const std::string path = dir.path() + "/empty";
+  testing::WriteFileOrDie(path, "");
+  auto file = Env::Default()->NewMappedRandomAccessFile(path);
+  ASSERT_OK(file);
+  EXPECT_TRUE((*file)->Mapping().empty());
+  EXPECT_FALSE((*file)->InMemory(0, 1));
+  char scratch[4];
+  auto r = (*file)->Read(0, sizeof(scratch), scratch);
+  ASSERT_OK(r);
+  EXPECT_EQ(*r, "");
+}
+
 TEST(PosixEnvTest, DefaultIsOneSharedInstance) {
   EXPECT_EQ(Env::Default(), Env::Default());
 }

@@ -4,6 +4,7 @@
 
 #include "strata/storage/env.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <memory>
@@ -167,6 +168,44 @@ TEST_P(EnvTest, ConcurrentPositionalReadsSeeTheirOwnBytes) {
   }
   for (auto& th : threads) th.join();
   EXPECT_THAT(mismatches, ::testing::Each(0));
+}
+
+// The contract of NewMappedRandomAccessFile on every Env: the same bytes
+// as NewRandomAccessFile, mapped (POSIX) or read with pread (others); the
+// file keeps reading after its name is removed.
+TEST_P(EnvTest, MappedFilesReadTheSameBytesAsPositionalReads) {
+  std::string contents;
+  for (int i = 0; i < 20000; i++) contents += static_cast<char>(i * 7 % 251);
+  WriteFile("f", contents);
+  auto mapped = env_->NewMappedRandomAccessFile(Path("f"));
+  ASSERT_OK(mapped);
+  auto plain = env_->NewRandomAccessFile(Path("f"));
+  ASSERT_OK(plain);
+  EXPECT_TRUE((*plain)->Mapping().empty());
+  if (GetParam() == EnvKind::kPosix) {
+    EXPECT_EQ((*mapped)->Mapping(), contents);
+  } else {
+    EXPECT_TRUE((*mapped)->Mapping().empty());  // Read with pread.
+  }
+  ASSERT_OK(env_->RemoveFile(Path("f")));
+  char a[512], b[512];
+  for (uint64_t offset : {0ul, 1ul, 4095ul, 4096ul, 19700ul, 19999ul, 20000ul,
+                          30000ul}) {
+    auto ra = (*mapped)->Read(offset, sizeof(a), a);
+    auto rb = (*plain)->Read(offset, sizeof(b), b);
+    ASSERT_OK(ra);
+    ASSERT_OK(rb);
+    EXPECT_EQ(*ra, *rb) << offset;
+    EXPECT_EQ(*ra, std::string_view(contents).substr(
+                       std::min<uint64_t>(offset, contents.size()), 512))
+        << offset;
+  }
+}
+
+TEST_P(EnvTest, MappedOpenOfAMissingFileIsNotFoundNamingThePath) {
+  const std::string path = Path("missing");
+  ExpectIOError(env_->NewMappedRandomAccessFile(path).status(),
+                absl::StatusCode::kNotFound, path, ENOENT);
 }
 
 TEST_P(EnvTest, NewWritableFileTruncatesAnExistingFile) {

@@ -5,6 +5,7 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -73,10 +74,13 @@ struct OpenedTable {
   const StringSource* source = nullptr;
 };
 
+// With `mapped`, the table reads its blocks in place from the source's
+// Mapping(), as from a memory-mapped file.
 absl::StatusOr<OpenedTable> OpenTable(const std::string& contents,
-                                      TableOptions options = {}) {
+                                      TableOptions options = {},
+                                      bool mapped = false) {
   if (options.comparator == nullptr) options.comparator = &kIcmp;
-  auto source = std::make_unique<StringSource>(contents);
+  auto source = std::make_unique<StringSource>(contents, mapped);
   OpenedTable t;
   t.source = source.get();
   auto table = Table::Open(options, "mem.sst", std::move(source),
@@ -126,17 +130,24 @@ void ExpectScanMatches(const Table& table, const Entries& entries,
 
 // --- Round trips ---
 
-class TableRoundTripTest : public ::testing::TestWithParam<CompressionType> {};
+// Every compression type, read with pread and (mapped) in place from a
+// memory mapping: the same entries either way.
+class TableRoundTripTest
+    : public ::testing::TestWithParam<std::tuple<CompressionType, bool>> {
+ protected:
+  static CompressionType Compression() { return std::get<0>(GetParam()); }
+  static bool Mapped() { return std::get<1>(GetParam()); }
+};
 
 TEST_P(TableRoundTripTest, ManyKeysAcrossManyBlocks) {
   const Entries entries = MakeEntries(3000);
-  std::string contents = BuildTable(BuilderOptions(GetParam()), entries);
-  ASSERT_OK_AND_ASSIGN(OpenedTable t, OpenTable(contents));
+  std::string contents = BuildTable(BuilderOptions(Compression()), entries);
+  ASSERT_OK_AND_ASSIGN(OpenedTable t, OpenTable(contents, {}, Mapped()));
   const TableProperties& p = t.table->properties();
   EXPECT_EQ(p.num_entries, entries.size());
   EXPECT_GT(p.num_data_blocks, 100u);
-  EXPECT_EQ(p.compression, static_cast<uint64_t>(GetParam()));
-  if (GetParam() != CompressionType::kNone) {
+  EXPECT_EQ(p.compression, static_cast<uint64_t>(Compression()));
+  if (Compression() != CompressionType::kNone) {
     // Values are repetitive: compression must have kicked in.
     EXPECT_LT(p.data_bytes, (p.raw_key_bytes + p.raw_value_bytes) / 2);
   }
@@ -162,23 +173,26 @@ TEST_P(TableRoundTripTest, LargeValuesSpanOwnBlocks) {
     for (size_t j = 0; j < v.size(); j += 97) v[j] = static_cast<char>(rnd());
     entries.emplace_back(IKey(UserKey(i), 5), v);
   }
-  std::string contents = BuildTable(BuilderOptions(GetParam()), entries);
-  ASSERT_OK_AND_ASSIGN(OpenedTable t, OpenTable(contents));
+  std::string contents = BuildTable(BuilderOptions(Compression()), entries);
+  ASSERT_OK_AND_ASSIGN(OpenedTable t, OpenTable(contents, {}, Mapped()));
   ExpectScanMatches(*t.table, entries);
   GetResult r = Get(*t.table, entries[11].first);
   ASSERT_TRUE(r.found);
   EXPECT_EQ(r.value, entries[11].second);
 }
 
-INSTANTIATE_TEST_SUITE_P(AllCompressionTypes, TableRoundTripTest,
-                         ::testing::Values(CompressionType::kNone,
-                                           CompressionType::kSnappy,
-                                           CompressionType::kLZ4,
-                                           CompressionType::kZstd),
-                         [](const auto& info) {
-                           return CompressionTypeName(
-                               static_cast<uint8_t>(info.param));
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    AllCompressionTypes, TableRoundTripTest,
+    ::testing::Combine(::testing::Values(CompressionType::kNone,
+                                         CompressionType::kSnappy,
+                                         CompressionType::kLZ4,
+                                         CompressionType::kZstd),
+                       ::testing::Bool()),
+    [](const auto& info) {
+      return CompressionTypeName(
+                 static_cast<uint8_t>(std::get<0>(info.param))) +
+             (std::get<1>(info.param) ? "_mapped" : "_pread");
+    });
 
 TEST(TableTest, EmptyTableHasNoEntries) {
   std::string contents = BuildTable(BuilderOptions(), {});
@@ -552,6 +566,87 @@ TEST_F(TableCacheTest, ConcurrentGetsAndScansAgree) {
   EXPECT_EQ(errors.load(), 0);
 }
 
+// --- Memory-mapped tables ---
+
+// Uncompressed blocks of a mapped table are read in place: no Read call on
+// the file and nothing added to the block cache (the page cache holds them).
+TEST(MappedTableTest, UncompressedBlocksSkipTheBlockCacheAndTheFileReads) {
+  const Entries entries = MakeEntries(2000);
+  const std::string contents =
+      BuildTable(BuilderOptions(CompressionType::kNone), entries);
+  std::unique_ptr<Cache> cache = NewLRUCache(1 << 20, 0);
+  TableOptions to;
+  to.block_cache = cache.get();
+  ASSERT_OK_AND_ASSIGN(OpenedTable t, OpenTable(contents, to, /*mapped=*/true));
+  const size_t pinned = cache->TotalCharge();  // Index and filter.
+  const int reads_at_open = t.source->reads();
+  ExpectScanMatches(*t.table, entries);
+  for (size_t i = 0; i < entries.size(); i += 13) {
+    GetResult r = Get(*t.table, entries[i].first);
+    ASSERT_OK(r.status);
+    EXPECT_EQ(r.value, entries[i].second);
+  }
+  EXPECT_EQ(cache->TotalCharge(), pinned);
+  EXPECT_EQ(t.source->reads(), reads_at_open);
+}
+
+// Compressed blocks of a mapped table are decompressed from the mapping
+// into the block cache, as with pread, and served from it afterwards.
+TEST(MappedTableTest, CompressedBlocksAreDecompressedIntoTheBlockCache) {
+  const Entries entries = MakeEntries(2000);
+  const std::string contents =
+      BuildTable(BuilderOptions(CompressionType::kLZ4), entries);
+  std::unique_ptr<Cache> cache = NewLRUCache(4 << 20, 0);
+  TableOptions to;
+  to.block_cache = cache.get();
+  ASSERT_OK_AND_ASSIGN(OpenedTable t, OpenTable(contents, to, /*mapped=*/true));
+  const size_t pinned = cache->TotalCharge();
+  const int reads_at_open = t.source->reads();
+  ExpectScanMatches(*t.table, entries);
+  EXPECT_GT(cache->TotalCharge(), pinned);
+  EXPECT_EQ(t.source->reads(), reads_at_open);
+  // Now cached: a cache_only lookup needs nothing else.
+  ReadOptions ro;
+  ro.cache_only = true;
+  GetResult r = Get(*t.table, entries[1234].first, ro);
+  ASSERT_OK(r.status);
+  EXPECT_EQ(r.value, entries[1234].second);
+}
+
+// A cache_only read of a mapped block is served when its pages are in
+// memory (StringSource says they always are), with no block cache at all.
+TEST(MappedTableTest, CacheOnlyGetIsServedFromResidentPages) {
+  const Entries entries = MakeEntries(500);
+  const std::string contents =
+      BuildTable(BuilderOptions(CompressionType::kNone), entries);
+  ASSERT_OK_AND_ASSIGN(OpenedTable t, OpenTable(contents, {}, /*mapped=*/true));
+  ReadOptions ro;
+  ro.cache_only = true;
+  GetResult r = Get(*t.table, entries[77].first, ro);
+  ASSERT_OK(r.status);
+  EXPECT_EQ(r.value, entries[77].second);
+}
+
+// A mapping shorter or longer than the table's size (a file truncated or
+// appended to since it was written) is DataLoss at Open: a read past the
+// end of a mapping would raise SIGBUS instead of failing.
+TEST(MappedTableTest, MappingOfTheWrongSizeIsDataLoss) {
+  const std::string contents = BuildTable(BuilderOptions(), MakeEntries(100));
+  for (const std::string& file :
+       {contents.substr(0, contents.size() - 100), contents + "garbage"}) {
+    TableOptions to;
+    to.comparator = &kIcmp;
+    auto table =
+        Table::Open(to, "mem.sst", std::make_unique<StringSource>(file, true),
+                    contents.size());
+    EXPECT_EQ(table.status().code(), absl::StatusCode::kDataLoss)
+        << table.status();
+    EXPECT_NE(table.status().message().find("truncated or modified"),
+              std::string::npos)
+        << table.status();
+  }
+}
+
 // --- Corruption: DataLoss naming file and offset, never a wrong value ---
 
 class TableCorruptionTest : public ::testing::Test {
@@ -568,11 +663,14 @@ class TableCorruptionTest : public ::testing::Test {
     footer_ = *footer;
   }
 
-  absl::StatusOr<std::unique_ptr<Table>> Open(Cache* cache = nullptr) {
+  // With `mapped`, through a memory mapping of the file.
+  absl::StatusOr<std::unique_ptr<Table>> Open(Cache* cache = nullptr,
+                                              bool mapped = false) {
     Env* env = Env::Default();
     auto size = env->GetFileSize(path_);
     if (!size.ok()) return size.status();
-    auto file = env->NewRandomAccessFile(path_);
+    auto file = mapped ? env->NewMappedRandomAccessFile(path_)
+                       : env->NewRandomAccessFile(path_);
     if (!file.ok()) return file.status();
     TableOptions to;
     to.comparator = &kIcmp;
@@ -597,9 +695,12 @@ class TableCorruptionTest : public ::testing::Test {
 
 TEST_F(TableCorruptionTest, FlippedByteInDataBlockIsDataLoss) {
   ::strata::testing::FlipByte(path_, 10);  // Inside the first data block.
-  for (bool with_cache : {false, true}) {
+  for (int mode = 0; mode < 4; mode++) {
+    const bool with_cache = mode & 1, mapped = mode & 2;
+    SCOPED_TRACE(absl::StrFormat("cache %d mapped %d", with_cache, mapped));
     std::unique_ptr<Cache> cache = NewLRUCache(1 << 20);
-    ASSERT_OK_AND_ASSIGN(auto table, Open(with_cache ? cache.get() : nullptr));
+    ASSERT_OK_AND_ASSIGN(auto table,
+                         Open(with_cache ? cache.get() : nullptr, mapped));
     GetResult r = Get(*table, entries_[0].first);
     ExpectDataLoss(r.status, 0);
     EXPECT_FALSE(r.found);
@@ -691,6 +792,20 @@ TEST_F(TableCorruptionTest, TruncatedFileIsDataLoss) {
   for (size_t n : {size_t{0}, size_t{10}, size_t{75}, contents_.size() / 2,
                    contents_.size() - 1}) {
     ::strata::testing::WriteFileOrDie(path_, contents_.substr(0, n));
+    for (bool mapped : {false, true}) {
+      // The size the manifest would give: the table as written.
+      Env* env = Env::Default();
+      auto file = mapped ? env->NewMappedRandomAccessFile(path_)
+                         : env->NewRandomAccessFile(path_);
+      ASSERT_OK(file);
+      TableOptions to;
+      to.comparator = &kIcmp;
+      auto table = Table::Open(to, path_, std::move(file).value(),
+                               contents_.size());
+      EXPECT_EQ(table.status().code(), absl::StatusCode::kDataLoss)
+          << n << " " << mapped;
+      EXPECT_NE(table.status().message().find(path_), std::string::npos);
+    }
     auto table = Open();
     EXPECT_EQ(table.status().code(), absl::StatusCode::kDataLoss) << n;
     EXPECT_NE(table.status().message().find(path_), std::string::npos);
@@ -706,46 +821,54 @@ TEST_F(TableCorruptionTest, GarbageAppendedAfterFooterIsDataLoss) {
 // harmless; reads never return a wrong value.
 TEST(TableFuzzTest, EveryFlippedByteIsDetectedNeverAWrongValue) {
   Entries entries = MakeEntries(60, 20);
-  TableBuilderOptions o = BuilderOptions(CompressionType::kSnappy);
-  o.block_size = 256;
-  const std::string good = BuildTable(o, entries);
-  int detected = 0;
-  for (size_t pos = 0; pos < good.size(); pos++) {
-    std::string bad = good;
-    bad[pos] ^= 0x20;
-    auto t = OpenTable(bad);
-    if (!t.ok()) {
-      EXPECT_EQ(t.status().code(), absl::StatusCode::kDataLoss) << pos;
-      detected++;
-      continue;
-    }
-    bool error = false;
-    std::unique_ptr<Iterator> it(t->table->NewIterator(ReadOptions()));
-    size_t i = 0;
-    for (it->SeekToFirst(); it->Valid(); it->Next(), i++) {
-      ASSERT_LT(i, entries.size()) << pos;
-      ASSERT_EQ(it->key(), entries[i].first) << pos;
-      ASSERT_EQ(it->value(), entries[i].second) << pos;
-    }
-    if (!it->status().ok()) {
-      EXPECT_EQ(it->status().code(), absl::StatusCode::kDataLoss) << pos;
-      error = true;
-    } else {
-      EXPECT_EQ(i, entries.size()) << pos;
-    }
-    for (const auto& [k, v] : entries) {
-      GetResult r = Get(*t->table, k);
-      if (!r.status.ok()) {
-        EXPECT_EQ(r.status.code(), absl::StatusCode::kDataLoss) << pos;
-        error = true;
-      } else if (r.found && ExtractUserKey(r.key) == ExtractUserKey(k)) {
-        ASSERT_EQ(r.value, v) << pos;
+  // Mapped uncompressed blocks are read in place; compressed ones are
+  // decompressed from the mapping.
+  for (int mode = 0; mode < 4; mode++) {
+    const bool mapped = mode & 1;
+    TableBuilderOptions o = BuilderOptions(
+        mode & 2 ? CompressionType::kNone : CompressionType::kSnappy);
+    o.block_size = 256;
+    const std::string good = BuildTable(o, entries);
+    SCOPED_TRACE(absl::StrFormat("mapped %d compressed %d", mapped,
+                                 (mode & 2) == 0));
+    int detected = 0;
+    for (size_t pos = 0; pos < good.size(); pos++) {
+      std::string bad = good;
+      bad[pos] ^= 0x20;
+      auto t = OpenTable(bad, {}, mapped);
+      if (!t.ok()) {
+        EXPECT_EQ(t.status().code(), absl::StatusCode::kDataLoss) << pos;
+        detected++;
+        continue;
       }
+      bool error = false;
+      std::unique_ptr<Iterator> it(t->table->NewIterator(ReadOptions()));
+      size_t i = 0;
+      for (it->SeekToFirst(); it->Valid(); it->Next(), i++) {
+        ASSERT_LT(i, entries.size()) << pos;
+        ASSERT_EQ(it->key(), entries[i].first) << pos;
+        ASSERT_EQ(it->value(), entries[i].second) << pos;
+      }
+      if (!it->status().ok()) {
+        EXPECT_EQ(it->status().code(), absl::StatusCode::kDataLoss) << pos;
+        error = true;
+      } else {
+        EXPECT_EQ(i, entries.size()) << pos;
+      }
+      for (const auto& [k, v] : entries) {
+        GetResult r = Get(*t->table, k);
+        if (!r.status.ok()) {
+          EXPECT_EQ(r.status.code(), absl::StatusCode::kDataLoss) << pos;
+          error = true;
+        } else if (r.found && ExtractUserKey(r.key) == ExtractUserKey(k)) {
+          ASSERT_EQ(r.value, v) << pos;
+        }
+      }
+      if (error) detected++;
     }
-    if (error) detected++;
+    // Every byte is covered by a checksum or the magic number.
+    EXPECT_EQ(detected, static_cast<int>(good.size()));
   }
-  // Every byte is covered by a checksum or the magic number.
-  EXPECT_EQ(detected, static_cast<int>(good.size()));
 }
 
 // Without checksum verification corrupt blocks reach the parsers; they must
@@ -767,7 +890,7 @@ TEST(TableFuzzTest, UnverifiedGarbageNeverCrashes) {
     for (int trial = 0; trial < 300; trial++) {
       std::string bad = good;
       for (int f = 0; f < 3; f++) bad[rnd() % data_end] ^= static_cast<char>(1 + rnd() % 255);
-      auto t = OpenTable(bad);
+      auto t = OpenTable(bad, {}, /*mapped=*/trial % 2 == 1);
       ASSERT_OK(t);  // Only data blocks were touched.
       std::unique_ptr<Iterator> it(t->table->NewIterator(ro));
       int steps = 0;

@@ -36,11 +36,17 @@ class StringSink final : public WritableFile {
   std::string contents_;
 };
 
-// A RandomAccessFile over a string; counts reads.
+// A RandomAccessFile over a string; counts reads. With `mapped`, it also
+// offers the string as its Mapping(), as a memory-mapped file does (all of
+// it InMemory), so a Table reads blocks in place from it.
 class StringSource final : public RandomAccessFile {
  public:
-  explicit StringSource(std::string contents)
-      : contents_(std::move(contents)) {}
+  explicit StringSource(std::string contents, bool mapped = false)
+      : contents_(std::move(contents)), mapped_(mapped) {}
+  std::string_view Mapping() const override {
+    return mapped_ ? std::string_view(contents_) : std::string_view();
+  }
+  bool InMemory(uint64_t, size_t) const override { return mapped_; }
   absl::StatusOr<std::string_view> Read(uint64_t offset, size_t n,
                                         char* scratch) const override {
     reads_.fetch_add(1);
@@ -53,6 +59,7 @@ class StringSource final : public RandomAccessFile {
 
  private:
   const std::string contents_;
+  const bool mapped_;
   mutable std::atomic<int> reads_{0};
 };
 

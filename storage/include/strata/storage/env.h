@@ -44,9 +44,31 @@ class RandomAccessFile {
  public:
   virtual ~RandomAccessFile() = default;
   // Reads up to n bytes at offset. A view shorter than n means the read
-  // reached end of file. REQUIRES: scratch has room for n bytes.
+  // reached end of file. The view points into scratch or, for a
+  // memory-mapped file, into the mapping (valid while this object lives).
+  // REQUIRES: scratch has room for n bytes.
   virtual absl::StatusOr<std::string_view> Read(uint64_t offset, size_t n,
                                                 char* scratch) const = 0;
+
+  // For a memory-mapped file (Env::NewMappedRandomAccessFile): the whole
+  // file, as it was when opened, as one view into a read-only shared
+  // mapping that stays valid while this object lives. Reading it copies
+  // nothing and needs no system call; a page not in memory is read from
+  // disk by a page fault. Empty for files read with pread (the default).
+  //
+  // Only a file nobody modifies may be mapped: if another process
+  // truncates it, touching a page past the new end raises SIGBUS and kills
+  // the process (the engine maps only SSTables, which are immutable once
+  // written and only ever deleted; a deleted file stays mapped and
+  // readable).
+  virtual std::string_view Mapping() const { return {}; }
+
+  // Whether bytes [offset, offset + n) of a mapped file are in memory now
+  // (mincore), so reading them through Mapping() does no disk I/O. Always
+  // false for files that are not mapped.
+  virtual bool InMemory(uint64_t /*offset*/, size_t /*n*/) const {
+    return false;
+  }
 };
 
 // A file written sequentially (WAL, SSTables, manifest).
@@ -82,6 +104,18 @@ class Env {
       const std::string& path) = 0;
   virtual absl::StatusOr<std::unique_ptr<RandomAccessFile>>
   NewRandomAccessFile(const std::string& path) = 0;
+  // A RandomAccessFile whose bytes are memory-mapped (see
+  // RandomAccessFile::Mapping), for files that are never modified once
+  // written (SSTables). The mapping needs no file descriptor once made.
+  // Where the Env cannot map a file (mmap fails, e.g. for lack of address
+  // space, or an empty file) it returns a file read with pread instead, so
+  // callers must check Mapping(). Errors: those of NewRandomAccessFile.
+  // The default implementation, which every Env but the POSIX one uses
+  // (EnvWrapper does not forward it, so a wrapper's own NewRandomAccessFile
+  // and its fault injection stay in the read path), is
+  // NewRandomAccessFile(path).
+  virtual absl::StatusOr<std::unique_ptr<RandomAccessFile>>
+  NewMappedRandomAccessFile(const std::string& path);
   // Creates or truncates path.
   virtual absl::StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(
       const std::string& path) = 0;

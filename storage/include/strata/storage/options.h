@@ -140,6 +140,34 @@ struct Options {
   // Upper bound on SSTable file descriptors kept open by the table cache.
   int max_open_files = 1000;
 
+  // Read SSTables through a read-only memory mapping (Env::
+  // NewMappedRandomAccessFile; LevelDB's default read path): an
+  // uncompressed data block is read in place, with no copy, no system call
+  // and no block cache entry, and its checksum is still verified on every
+  // read (ReadOptions::verify_checksums). Compressed blocks still go
+  // through the block cache. A mapped table needs no file descriptor. Only
+  // the POSIX Env maps files (others read with pread). Off by default on
+  // 32-bit builds (address space).
+  //
+  // Memory: mapped pages are the kernel's page cache (which pread fills
+  // too), clean and file-backed: the kernel drops them under memory
+  // pressure (a cgroup's memory.max reclaims them rather than OOM-killing),
+  // but while touched they count in the process's RSS (RssFile), up to
+  // max_mapped_table_bytes.
+  //
+  // SIGBUS: the engine never modifies a table file once written, and a
+  // deleted file stays mapped and readable. A file already shorter than
+  // the manifest says is DataLoss when the table is opened; but if another
+  // process truncates a table file while it is mapped, the next read of a
+  // page past the new end kills the process with SIGBUS (as LevelDB's
+  // mmap reads do). Nothing but the engine may write to its directory.
+  bool mmap_table_reads = sizeof(void*) >= 8;
+  // At most this many bytes of table files are mapped at once; a table
+  // opened beyond it is read with pread through the block cache (LevelDB
+  // caps mmaps at 1000 files of 2 MiB). Bounds the RSS the mappings can add
+  // (see mmap_table_reads). 0 maps nothing.
+  uint64_t max_mapped_table_bytes = 1ull << 30;
+
   // Level-0 file count that triggers an L0->L1 compaction.
   int level0_compaction_trigger = 4;
   // Level-0 file count at which each write is delayed (1 ms) to let
