@@ -186,17 +186,27 @@ Controller::~Controller() { Stop(); }
 
 void Controller::Start() {
   if (thread_.joinable()) return;
+  {
+    absl::MutexLock lock(&mu_);
+    started_ = absl::Now();
+  }
   watcher_ = std::make_unique<Watcher>(
       store_->client(), store_->prefix(), /*start_revision=*/0,
-      [this](const WatchEvent&) {
-        absl::MutexLock lock(&mu_);
-        ++changes_;
-      },
+      [this](const WatchEvent& e) { OnWatchEvent(e); },
       [this](const absl::Status& s) {
         // Compacted history: the reconcile_interval pass still runs.
         spdlog::warn("controller {}: watch stopped: {}", self_, s.ToString());
       });
   thread_ = std::thread([this] { Run(); });
+}
+
+void Controller::OnWatchEvent(const WatchEvent& e) {
+  const std::string nodes = store_->NodesPrefix();
+  absl::MutexLock lock(&mu_);
+  ++changes_;
+  if (e.type == WatchEvent::Type::kPut && e.kv.key.starts_with(nodes)) {
+    seen_live_.insert(e.kv.key.substr(nodes.size()));
+  }
 }
 
 void Controller::Stop() {
@@ -248,6 +258,13 @@ void Controller::WaitForChange(int64_t seen, absl::Duration timeout) {
 void Controller::Run() {
   LeaderElection election(store_->client(), store_->ControllerKey(), self_,
                           lease_id_);
+  // The nodes live now (the watch, started first, adds later arrivals).
+  if (absl::StatusOr<std::map<NodeId, std::string>> live =
+          store_->ListLiveNodes();
+      live.ok()) {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [id, address] : *live) seen_live_.insert(id);
+  }
   while (true) {
     int64_t seen = 0;
     {
@@ -318,7 +335,18 @@ absl::Status Controller::Reconcile(int64_t term) {
   // Not initialized yet (NotFound) is not an error worth a warning.
   ASSIGN_OR_RETURN(const RangeMap map, store_->ReadRangeMap());
   ASSIGN_OR_RETURN(const auto live_nodes, store_->ListLiveNodes());
-  const RangePlan plan = PlanFailover(map, Keys(live_nodes));
+  std::set<NodeId> live = Keys(live_nodes);
+  {
+    absl::MutexLock lock(&mu_);
+    seen_live_.insert(live.begin(), live.end());
+    if (absl::Now() < started_ + options_.startup_grace) {
+      // Not yet seen is not yet dead: it may still be registering.
+      for (const RangeDescriptor& r : map.ranges()) {
+        if (!seen_live_.contains(r.primary)) live.insert(r.primary);
+      }
+    }
+  }
+  const RangePlan plan = PlanFailover(map, live);
   {
     absl::MutexLock lock(&mu_);
     stats_.stranded_ranges = static_cast<int64_t>(plan.stuck.size());

@@ -105,6 +105,13 @@ struct ControllerOptions {
   // While leading, re-plan at least this often even without a change in
   // etcd (a safety net for a missed event or a failed write).
   absl::Duration reconcile_interval = absl::Seconds(1);
+  // A primary this controller has seen live since Start() (every
+  // candidate watches the liveness keys, leading or not) is failed over as
+  // soon as its liveness key is gone. One it has never seen live (the
+  // cluster is starting and nodes are still registering, or it died before
+  // this controller started) is failed over only once the controller has
+  // run this long: long enough for a starting node to register.
+  absl::Duration startup_grace = absl::Seconds(5);
 };
 
 // Counters a controller keeps (the wiring round exports them as metrics).
@@ -118,7 +125,9 @@ struct ControllerStats {
 
 // Runs on every node: campaigns for <p>controller with the node's lease
 // and, while it leads, watches <p> and applies PlanFailover after every
-// change (and every reconcile_interval). Each write is guarded by the
+// change (and every reconcile_interval), counting as live the nodes whose
+// liveness key exists and, during startup_grace, the nodes it has not yet
+// seen (see ControllerOptions). Each write is guarded by the
 // election term, so a controller that lost the key (lease revoked or
 // expired) can no longer change a range. If the lease itself is gone the
 // controller stops campaigning (the node must re-register with a new lease
@@ -152,6 +161,7 @@ class Controller {
   void Lead(int64_t term);
   // One plan-and-write pass. FailedPrecondition if no longer the leader.
   absl::Status Reconcile(int64_t term);
+  void OnWatchEvent(const WatchEvent& event);
   // Waits until a watch event after the `seen`-th, Stop() or `timeout`.
   void WaitForChange(int64_t seen, absl::Duration timeout);
 
@@ -166,6 +176,9 @@ class Controller {
   int64_t term_ ABSL_GUARDED_BY(mu_) = 0;
   ControllerStats stats_ ABSL_GUARDED_BY(mu_);
   absl::Status lease_status_ ABSL_GUARDED_BY(mu_);
+  absl::Time started_ ABSL_GUARDED_BY(mu_);
+  // Nodes whose liveness key this controller has seen since Start().
+  std::set<NodeId> seen_live_ ABSL_GUARDED_BY(mu_);
   // Stranded (range, epoch) pairs already logged, so each is logged once.
   std::set<std::pair<RangeId, Epoch>> logged_stranded_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<Watcher> watcher_;  // Start/Stop only.
