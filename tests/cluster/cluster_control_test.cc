@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "cluster/control/cluster_rpc.h"
 #include "cluster/control/cluster_store.h"
 #include "cluster/control/controller.h"
 #include "cluster/control/range_map.h"
@@ -412,6 +413,28 @@ TEST_F(ClusterControlTest, SecondControllerTakesOverAndOldTermIsFenced) {
   const auto fenced = store_->UpdateRange(
       r, {Compare::CreateRevisionIs(store_->ControllerKey(), old_term)});
   EXPECT_TRUE(absl::IsAborted(fenced.status())) << fenced.status();
+}
+
+TEST_F(ClusterControlTest, ClusterStatusShowsRangesNodesAndController) {
+  EXPECT_TRUE(absl::IsNotFound(ReadClusterStatus(*store_).status()));
+  Init(3, 3);
+  ASSERT_NE(StartNode("n1"), nullptr);
+  ASSERT_NE(StartNode("n2", /*controller=*/false), nullptr);
+  TestNode* leader = WaitForLeader();
+  ASSERT_NE(leader, nullptr);
+  ASSERT_OK_AND_ASSIGN(const v1::GetClusterStatusResponse status,
+                       ReadClusterStatus(*store_));
+  EXPECT_EQ(status.ranges_size(), 3);
+  EXPECT_EQ(status.ranges(0).primary_address(), "127.0.0.1:1001");
+  EXPECT_EQ(status.controller(), "n1");
+  EXPECT_EQ(status.controller_term(), leader->controller->term());
+  EXPECT_EQ(status.replication_factor(), 3u);
+  EXPECT_EQ(status.min_in_sync(), 2u);
+  ASSERT_EQ(status.nodes_size(), 3);
+  EXPECT_TRUE(status.nodes(0).live());   // n1
+  EXPECT_TRUE(status.nodes(1).live());   // n2
+  EXPECT_FALSE(status.nodes(2).live());  // n3 never started
+  EXPECT_TRUE(status.nodes(2).member());
 }
 
 TEST_F(ClusterControlTest, DrainMovesPrimariesOffANode) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/strings/str_replace.h"
+#include "cluster/control/cluster_rpc.h"
 #include "cluster/control/cluster_store.h"
 #include "cluster/control/controller.h"
 #include "gmock/gmock.h"
@@ -299,6 +300,29 @@ TEST(PlanMembershipTest, AddFillsOnlyUnderReplicatedRangesOutOfSync) {
   EXPECT_THAT(plan.updates[0].replicas, ElementsAre("n1", "n2", "n4"));
   EXPECT_THAT(plan.updates[0].in_sync, ElementsAre("n1", "n2"));
   EXPECT_THAT(PlanAddMember(*map, "n2", {3, 2}).updates, IsEmpty());
+}
+
+TEST(ClusterRpcTest, GetRangeMapResponseCarriesPrimaryAddresses) {
+  const RangeMap map = ThreeRanges();
+  v1::GetRangeMapResponse resp;
+  FillGetRangeMapResponse(map, {{"n1", "h1:1"}, {"n2", "h2:2"}},
+                          {{"n2", "stale:9"}, {"n3", "h3:3"}}, &resp);
+  EXPECT_EQ(resp.etcd_revision(), 42);
+  ASSERT_EQ(resp.ranges_size(), 3);
+  EXPECT_EQ(resp.ranges(1).id(), 1u);
+  EXPECT_EQ(resp.ranges(1).start_key(), "g");
+  EXPECT_EQ(resp.ranges(1).end_key(), "p");
+  EXPECT_EQ(resp.ranges(1).primary(), "n2");
+  EXPECT_EQ(resp.ranges(1).primary_address(), "h2:2");  // the member's
+  EXPECT_EQ(resp.ranges(2).primary_address(), "h3:3");  // only live
+  EXPECT_THAT(resp.ranges(2).replicas(), ElementsAre("n3", "n1", "n2"));
+  EXPECT_THAT(resp.ranges(2).in_sync(), ElementsAre("n3", "n1", "n2"));
+  ASSERT_EQ(resp.nodes_size(), 3);
+  EXPECT_EQ(resp.nodes(0).id(), "n1");
+  EXPECT_TRUE(resp.nodes(0).member());
+  EXPECT_FALSE(resp.nodes(0).live());
+  EXPECT_FALSE(resp.nodes(2).member());
+  EXPECT_TRUE(resp.nodes(2).live());
 }
 
 }  // namespace
