@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "cluster/control/cluster_rpc.h"
@@ -342,9 +343,12 @@ TEST_F(ClusterControlTest, FailoverOnExpiredLeaseWithinTtlPlusBound) {
   }
   std::sort(seconds.begin(), seconds.end());
   std::printf("failover after the primary stops (lease TTL %s): p50 %.3f s, "
-              "max %.3f s over %d runs\n",
+              "max %.3f s over %d runs (%s)\n",
               absl::FormatDuration(kLeaseTtl).c_str(), seconds[kRuns / 2],
-              seconds.back(), kRuns);
+              seconds.back(), kRuns,
+              absl::StrJoin(seconds, " ", [](std::string* out, double s) {
+                absl::StrAppend(out, absl::StrFormat("%.3f", s));
+              }).c_str());
   // Never before etcd could have expired the lease (the TTL, less the
   // renewal interval already elapsed when the keeper stopped).
   EXPECT_GE(seconds.front(), absl::ToDoubleSeconds(kLeaseTtl) * 2 / 3 - 0.1);
