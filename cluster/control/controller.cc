@@ -6,8 +6,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "cluster/control/status_macros.h"
 #include "spdlog/spdlog.h"
-#include "storage/util/status_macros.h"
 
 namespace strata::cluster {
 namespace {
@@ -32,11 +32,21 @@ std::set<NodeId> Keys(const std::map<NodeId, std::string>& m) {
   return out;
 }
 
+// The new primary's liveness key still exists when the Txn commits.
+Compare PrimaryIsLive(const ClusterStore& store, const NodeId& primary) {
+  return Compare{store.NodeKey(primary), Compare::Target::kVersion,
+                 Compare::Op::kGreater, 0, ""};
+}
+
 // Writes each update of `plan`; true if all won, false if one lost a race
-// (Aborted). Other errors are returned.
-absl::StatusOr<bool> Apply(ClusterStore& store, const RangePlan& plan) {
+// (Aborted). Other errors are returned. With `primaries_live`, each write
+// also requires its range's primary to be live (a primary change).
+absl::StatusOr<bool> Apply(ClusterStore& store, const RangePlan& plan,
+                           bool primaries_live = false) {
   for (const RangeDescriptor& r : plan.updates) {
-    absl::StatusOr<int64_t> rev = store.UpdateRange(r);
+    std::vector<Compare> guards;
+    if (primaries_live) guards.push_back(PrimaryIsLive(store, r.primary));
+    absl::StatusOr<int64_t> rev = store.UpdateRange(r, guards);
     if (absl::IsAborted(rev.status())) return false;
     if (!rev.ok()) return rev.status();
   }
@@ -129,10 +139,11 @@ RangePlan PlanAddMember(const RangeMap& map, const NodeId& node,
 
 absl::StatusOr<DrainResult> Drain(ClusterStore& store, const NodeId& node) {
   for (int attempt = 0; attempt < kOperatorAttempts; ++attempt) {
-    ASSIGN_OR_RETURN(const RangeMap map, store.ReadRangeMap());
-    ASSIGN_OR_RETURN(const auto live, store.ListLiveNodes());
+    CLUSTER_ASSIGN_OR_RETURN(const RangeMap map, store.ReadRangeMap());
+    CLUSTER_ASSIGN_OR_RETURN(const auto live, store.ListLiveNodes());
     const RangePlan plan = PlanDrain(map, node, Keys(live));
-    ASSIGN_OR_RETURN(const bool won, Apply(store, plan));
+    CLUSTER_ASSIGN_OR_RETURN(const bool won,
+                     Apply(store, plan, /*primaries_live=*/true));
     if (!won) continue;
     DrainResult result;
     for (const RangeDescriptor& r : plan.updates) result.moved.push_back(r.id);
@@ -144,12 +155,12 @@ absl::StatusOr<DrainResult> Drain(ClusterStore& store, const NodeId& node) {
 
 absl::StatusOr<std::vector<RangeId>> AddMember(ClusterStore& store,
                                                const Member& member) {
-  RETURN_IF_ERROR(store.AddMember(member));
+  CLUSTER_RETURN_IF_ERROR(store.AddMember(member));
   for (int attempt = 0; attempt < kOperatorAttempts; ++attempt) {
-    ASSIGN_OR_RETURN(const ClusterConfig config, store.ReadConfig());
-    ASSIGN_OR_RETURN(const RangeMap map, store.ReadRangeMap());
+    CLUSTER_ASSIGN_OR_RETURN(const ClusterConfig config, store.ReadConfig());
+    CLUSTER_ASSIGN_OR_RETURN(const RangeMap map, store.ReadRangeMap());
     const RangePlan plan = PlanAddMember(map, member.id, config);
-    ASSIGN_OR_RETURN(const bool won, Apply(store, plan));
+    CLUSTER_ASSIGN_OR_RETURN(const bool won, Apply(store, plan));
     if (!won) continue;
     std::vector<RangeId> placed;
     for (const RangeDescriptor& r : plan.updates) placed.push_back(r.id);
@@ -160,11 +171,11 @@ absl::StatusOr<std::vector<RangeId>> AddMember(ClusterStore& store,
 
 absl::Status RemoveMember(ClusterStore& store, const NodeId& node) {
   for (int attempt = 0; attempt < kOperatorAttempts; ++attempt) {
-    ASSIGN_OR_RETURN(const ClusterConfig config, store.ReadConfig());
-    ASSIGN_OR_RETURN(const RangeMap map, store.ReadRangeMap());
-    ASSIGN_OR_RETURN(const RangePlan plan,
+    CLUSTER_ASSIGN_OR_RETURN(const ClusterConfig config, store.ReadConfig());
+    CLUSTER_ASSIGN_OR_RETURN(const RangeMap map, store.ReadRangeMap());
+    CLUSTER_ASSIGN_OR_RETURN(const RangePlan plan,
                      PlanRemoveMember(map, node, config));
-    ASSIGN_OR_RETURN(const bool won, Apply(store, plan));
+    CLUSTER_ASSIGN_OR_RETURN(const bool won, Apply(store, plan));
     if (!won) continue;
     absl::Status removed = store.RemoveMember(node);
     if (absl::IsNotFound(removed) && !plan.updates.empty()) {
@@ -326,15 +337,15 @@ absl::Status Controller::Reconcile(int64_t term) {
   if (absl::IsNotFound(leader.status())) {
     return absl::FailedPreconditionError("the controller key is gone");
   }
-  RETURN_IF_ERROR(leader.status());
+  CLUSTER_RETURN_IF_ERROR(leader.status());
   if (leader->create_revision != term || leader->value != self_) {
     return absl::FailedPreconditionError(
         absl::StrCat("controller is ", leader->value, " term ",
                      leader->create_revision));
   }
   // Not initialized yet (NotFound) is not an error worth a warning.
-  ASSIGN_OR_RETURN(const RangeMap map, store_->ReadRangeMap());
-  ASSIGN_OR_RETURN(const auto live_nodes, store_->ListLiveNodes());
+  CLUSTER_ASSIGN_OR_RETURN(const RangeMap map, store_->ReadRangeMap());
+  CLUSTER_ASSIGN_OR_RETURN(const auto live_nodes, store_->ListLiveNodes());
   std::set<NodeId> live = Keys(live_nodes);
   {
     absl::MutexLock lock(&mu_);
@@ -364,16 +375,14 @@ absl::Status Controller::Reconcile(int64_t term) {
   for (const RangeDescriptor& u : plan.updates) {
     const std::vector<Compare> guards = {
         Compare::CreateRevisionIs(store_->ControllerKey(), term),
-        // The new primary is still live when the Txn commits.
-        Compare{store_->NodeKey(u.primary), Compare::Target::kVersion,
-                Compare::Op::kGreater, 0, ""}};
+        PrimaryIsLive(*store_, u.primary)};
     absl::StatusOr<int64_t> rev = store_->UpdateRange(u, guards);
     if (absl::IsAborted(rev.status())) {
       absl::MutexLock lock(&mu_);
       ++stats_.lost_races;
       return rev.status();
     }
-    RETURN_IF_ERROR(rev.status());
+    CLUSTER_RETURN_IF_ERROR(rev.status());
     const RangeDescriptor* old = map.Find(u.id);
     spdlog::warn("controller {}: range {} failover {} -> {}, epoch {}",
                  self_, u.id, old->primary, u.primary, u.epoch);

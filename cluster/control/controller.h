@@ -55,7 +55,7 @@ RangePlan PlanFailover(const RangeMap& map, const std::set<NodeId>& live);
 
 // Drain: for every range whose primary is `node`, the first replica (in
 // list order) that is in sync, live and not `node` becomes primary, epoch
-// + 1. The old primary stays in sync (it is alive and has every
+// + 1 (Drain() writes it only if that node is still live at commit). The old primary stays in sync (it is alive and has every
 // acknowledged write; the data plane truncates a tail the new epoch did
 // not keep). Ranges with no such replica are `stuck`.
 RangePlan PlanDrain(const RangeMap& map, const NodeId& node,
@@ -143,6 +143,8 @@ class Controller {
   Controller(const Controller&) = delete;
   Controller& operator=(const Controller&) = delete;
 
+  // Starts the thread. Once: a stopped controller is not restarted (make a
+  // new one).
   void Start();
   // Stops the thread (does not resign: the lease's end hands over).
   // Idempotent.
