@@ -61,10 +61,11 @@ absl::Status TooManyRaces(const std::string& what) {
 
 }  // namespace
 
-RangePlan PlanFailover(const RangeMap& map, const std::set<NodeId>& live) {
+RangePlan PlanFailover(const RangeMap& map, const std::set<NodeId>& live,
+                       const std::set<NodeId>& spared) {
   RangePlan plan;
   for (const RangeDescriptor& r : map.ranges()) {
-    if (live.contains(r.primary)) continue;
+    if (live.contains(r.primary) || spared.contains(r.primary)) continue;
     const std::optional<NodeId> next = PickPrimary(r, live, r.primary);
     if (!next.has_value()) {
       plan.stuck.push_back(r.id);
@@ -322,8 +323,9 @@ void Controller::Lead(int64_t term) {
                    std::string(s.message()));
       break;
     }
-    if (absl::IsAborted(s)) continue;  // The map changed: plan again now.
-    if (!s.ok() && !absl::IsNotFound(s)) {
+    // Aborted (a lost race) needs no special case: the winning change came
+    // after `seen`, so its watch event ends the wait at once.
+    if (!s.ok() && !absl::IsNotFound(s) && !absl::IsAborted(s)) {
       spdlog::warn("controller {}: reconcile failed: {}", self_, s.ToString());
     }
     WaitForChange(seen, options_.reconcile_interval);
@@ -346,20 +348,22 @@ absl::Status Controller::Reconcile(int64_t term) {
   // Not initialized yet (NotFound) is not an error worth a warning.
   CLUSTER_ASSIGN_OR_RETURN(const RangeMap map, store_->ReadRangeMap());
   CLUSTER_ASSIGN_OR_RETURN(const auto live_nodes, store_->ListLiveNodes());
-  std::set<NodeId> live = Keys(live_nodes);
+  const std::set<NodeId> live = Keys(live_nodes);
+  std::set<NodeId> spared;
   {
     absl::MutexLock lock(&mu_);
     seen_live_.insert(live.begin(), live.end());
     if (absl::Now() < started_ + options_.startup_grace) {
       // Not yet seen is not yet dead: it may still be registering.
       for (const RangeDescriptor& r : map.ranges()) {
-        if (!seen_live_.contains(r.primary)) live.insert(r.primary);
+        if (!seen_live_.contains(r.primary)) spared.insert(r.primary);
       }
     }
   }
-  const RangePlan plan = PlanFailover(map, live);
+  const RangePlan plan = PlanFailover(map, live, spared);
   {
     absl::MutexLock lock(&mu_);
+    ++stats_.reconciles;
     stats_.stranded_ranges = static_cast<int64_t>(plan.stuck.size());
     for (const RangeId id : plan.stuck) {
       const RangeDescriptor* r = map.Find(id);

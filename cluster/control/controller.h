@@ -49,9 +49,11 @@ struct RangePlan {
 };
 
 // Failover: for every range whose primary is not in `live`, the rule above.
-// Ranges whose primary is live are untouched. Deterministic: the same map
-// and live set give the same plan.
-RangePlan PlanFailover(const RangeMap& map, const std::set<NodeId>& live);
+// Ranges whose primary is live, or in `spared` (not yet seen: the
+// controller's startup grace), are untouched; `spared` never makes a node
+// eligible for promotion. Deterministic: the same inputs give the same plan.
+RangePlan PlanFailover(const RangeMap& map, const std::set<NodeId>& live,
+                       const std::set<NodeId>& spared = {});
 
 // Drain: for every range whose primary is `node`, the first replica (in
 // list order) that is in sync, live and not `node` becomes primary, epoch
@@ -121,6 +123,7 @@ struct ControllerStats {
   int64_t stranded_ranges = 0; // Ranges without a live in-sync replica at
                                // the last reconcile.
   int64_t lost_races = 0;      // UpdateRange answered Aborted.
+  int64_t reconciles = 0;      // Plan-and-write passes that read the map.
 };
 
 // Runs on every node: campaigns for <p>controller with the node's lease

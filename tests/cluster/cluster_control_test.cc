@@ -113,7 +113,8 @@ class ClusterControlTest : public ::testing::Test {
 
   // Registers node `id` (lease, keeper, liveness key) and, unless
   // `controller` is false, starts its controller.
-  TestNode* StartNode(const NodeId& id, bool controller = true) {
+  TestNode* StartNode(const NodeId& id, bool controller = true,
+                      absl::Duration startup_grace = kStartupGrace) {
     auto node = std::make_unique<TestNode>();
     node->id = id;
     auto lease = client_->LeaseGrant(kLeaseTtl);
@@ -127,7 +128,7 @@ class ClusterControlTest : public ::testing::Test {
       ControllerOptions options;
       options.campaign_slice = absl::Milliseconds(100);
       options.reconcile_interval = absl::Milliseconds(200);
-      options.startup_grace = kStartupGrace;
+      options.startup_grace = startup_grace;
       node->controller = std::make_unique<Controller>(
           store_.get(), id, node->lease.id, options);
       node->controller->Start();
@@ -352,6 +353,43 @@ TEST_F(ClusterControlTest, FailoverOnExpiredLeaseWithinTtlPlusBound) {
   // Never before etcd could have expired the lease (the TTL, less the
   // renewal interval already elapsed when the keeper stopped).
   EXPECT_GE(seconds.front(), absl::ToDoubleSeconds(kLeaseTtl) * 2 / 3 - 0.1);
+}
+
+// Regression: nodes that register after the first controller started
+// looked dead to it and lost their ranges at bootstrap.
+TEST_F(ClusterControlTest, NodesRegisteringAfterTheControllerKeepTheirRanges) {
+  Init(3, 3);
+  TestNode* n1 = StartNode("n1", true, /*startup_grace=*/absl::Seconds(60));
+  ASSERT_NE(n1, nullptr);
+  ASSERT_TRUE(PollUntil([&] {
+    return n1->controller->is_leader() &&
+           n1->controller->stats().reconciles >= 2;
+  }));
+  // n2 and n3 (primaries of ranges 1 and 2) have not registered yet.
+  ASSERT_OK_AND_ASSIGN(const RangeMap map, store_->ReadRangeMap());
+  for (const RangeDescriptor& r : map.ranges()) {
+    EXPECT_EQ(r.epoch, 1u) << r.id;
+    EXPECT_EQ(r.primary, r.replicas.front()) << r.id;
+  }
+  EXPECT_EQ(n1->controller->stats().failovers, 0);
+  // Once seen live, a node's loss is acted on at once, grace or not.
+  ASSERT_NE(StartNode("n2", /*controller=*/false), nullptr);
+  ASSERT_TRUE(PollUntil([&] {
+    // Two passes after the registration: the second began after it.
+    return n1->controller->stats().reconciles >= 4;
+  }));
+  RangeMapWatch watch(store_.get());
+  ASSERT_OK(watch.Start());
+  Kill(Node("n2"));
+  ASSERT_TRUE(watch.WaitFor(
+      [](const RangeMap& m) { return m.Find(1)->primary != "n2"; },
+      absl::Now() + kFailoverBound));
+  // Range 1's replicas are n2 n3 n1: n3 is spared as a primary by the
+  // grace, but not live, so never promoted; n1 is.
+  EXPECT_EQ(watch.current()->Find(1)->primary, "n1");
+  EXPECT_EQ(watch.current()->Find(1)->epoch, 2u);
+  EXPECT_EQ(watch.current()->Find(2)->epoch, 1u);  // n3's: still spared
+  EXPECT_EQ(n1->controller->stats().lost_races, 0);
 }
 
 TEST_F(ClusterControlTest, OutOfSyncReplicaIsNeverPromoted) {

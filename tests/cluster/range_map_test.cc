@@ -239,6 +239,20 @@ TEST(PlanFailoverTest, PromotesFirstLiveInSyncReplicaAndDropsOldPrimary) {
   EXPECT_THAT(PlanFailover(map, {"n1", "n2", "n3"}).updates, IsEmpty());
 }
 
+TEST(PlanFailoverTest, SparedPrimariesStayButAreNeverPromoted) {
+  const RangeMap map = ThreeRanges();
+  // Only n1 is live; n2 and n3 have not been seen yet (startup grace).
+  const RangePlan plan = PlanFailover(map, {"n1"}, {"n2", "n3"});
+  EXPECT_THAT(plan.updates, IsEmpty());
+  EXPECT_THAT(plan.stuck, IsEmpty());
+  // n2 died after being seen; n3 is still spared: range 1 (n2 n3 n1)
+  // goes to n1, not to the unseen n3.
+  const RangePlan next = PlanFailover(map, {"n1"}, {"n3"});
+  ASSERT_EQ(next.updates.size(), 1u);
+  EXPECT_EQ(next.updates[0].id, 1u);
+  EXPECT_EQ(next.updates[0].primary, "n1");
+}
+
 TEST(PlanFailoverTest, NeverPromotesAnOutOfSyncReplica) {
   // n2 is live but out of sync; n3 (in sync) is down with the primary.
   auto map = RangeMap::Create(
