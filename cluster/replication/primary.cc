@@ -418,23 +418,33 @@ absl::Status ReplicationSource::RunStream(Peer* peer, bool* accepted) {
     std::thread reader([this, peer, &stream] { ReadAcks(peer, stream.get()); });
     Revision next = *durable + 1;
     std::unique_ptr<storage::ChangeIterator> log;
+    // Whether the replica ended the stream (then its status says why and
+    // must not be replaced by a cancellation).
+    bool ended = false;
     while (true) {
       v1::AppendBatches batches;
       absl::Status error;
       if (!NextBatches(peer, &next, &log, &batches, &error)) {
         result = error;
+        absl::MutexLock lock(&mu_);
+        ended = peer->broken;
         break;
       }
       if (batches.batches_size() == 0) continue;
       v1::AppendRequest req;
       *req.mutable_batches() = std::move(batches);
-      if (!stream->Write(req)) break;
+      if (!stream->Write(req)) {  // The stream is over: Read ends too.
+        ended = true;
+        break;
+      }
     }
-    ctx.TryCancel();
+    if (!ended) ctx.TryCancel();
     reader.join();
   } else {
     result = durable.status();
-    ctx.TryCancel();
+    // Only a protocol error leaves the stream open; a failed Read or
+    // Write means it is over and Finish has the replica's status.
+    if (absl::IsInternal(result)) ctx.TryCancel();
   }
   grpc::Status rpc = stream->Finish();
   {

@@ -228,6 +228,10 @@ absl::StatusOr<Revision> ReplicaSink::Resync(Epoch epoch,
   absl::StatusOr<ReceivedCheckpoint> got = Fetch(epoch, primary, dir);
   absl::MutexLock lock(&mu_);
   resyncing_ = false;
+  if (got.ok() && !broken_.ok()) {  // Closed while fetching.
+    std::filesystem::remove_all(dir, ec);
+    return broken_;
+  }
   if (!got.ok()) {
     spdlog::warn("range {}: re-sync failed: {}", options_.range_id,
                  got.status().ToString());
@@ -265,6 +269,14 @@ absl::StatusOr<Revision> ReplicaSink::Resync(Epoch epoch,
   spdlog::info("range {}: re-synced to revision {} ({} files, {} bytes)",
                options_.range_id, got->revision, got->files, got->bytes);
   return stats_.durable_revision;
+}
+
+void ReplicaSink::Close() {
+  absl::MutexLock lock(&mu_);
+  if (broken_.ok()) {
+    broken_ = absl::UnavailableError(absl::StrFormat(
+        "range %d: this replica is closed", options_.range_id));
+  }
 }
 
 ReplicaSink::Stats ReplicaSink::GetStats() const {

@@ -110,6 +110,13 @@ class ReplicaSink {
   // runs or the primary cannot be reached; the hook's.
   absl::StatusOr<Revision> Resync(Epoch epoch, const NodeId& primary);
 
+  // Stops the sink: every later call (and the running stream's next one)
+  // fails with Unavailable, and once Close returns the sink no longer
+  // touches the database, so the caller may close it (the range is
+  // removed from this node, or the node shuts down). Waits for a running
+  // Start or Apply; do not call it during a Resync.
+  void Close();
+
   // For the server's metrics and for tests.
   struct Stats {
     Epoch highest_epoch = 0;
