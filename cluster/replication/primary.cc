@@ -91,6 +91,12 @@ void ReplicationSource::OnCommit(
     // It was caught up until this commit: its lag starts now.
     if (peer->acked >= committed_) peer->caught_up_at = now;
   }
+  if (!recent_.empty() &&
+      batches.front().revision != recent_.back().revision + 1) {
+    // Commits were missed (the listener was away): the buffer must stay
+    // consecutive, so start it again; the streams read the change log.
+    recent_.clear();
+  }
   for (const storage::ChangeBatch& b : batches) recent_.push_back(b);
   while (recent_.size() > options_.buffer_batches) recent_.pop_front();
   committed_ = batches.back().revision;
@@ -349,20 +355,28 @@ bool ReplicationSource::NextBatches(
     *next = b.revision + 1;
   };
   if (*log == nullptr) {
-    absl::MutexLock lock(&mu_);
-    auto ready = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-      return *next <= committed_ || peer->broken || !fenced_.ok() ||
-             stopping_;
-    };
-    mu_.Await(absl::Condition(&ready));
-    if (peer->broken || !fenced_.ok() || stopping_) return false;
-    if (!recent_.empty() && *next >= recent_.front().revision) {
-      const size_t first =
-          static_cast<size_t>(*next - recent_.front().revision);
-      for (size_t i = first;
-           i < recent_.size() && bytes < options_.max_message_bytes; ++i) {
-        add(recent_[i]);
+    // Copies of the buffered batches (cheap: they share their records),
+    // so the records are serialized without holding mu_.
+    std::vector<storage::ChangeBatch> buffered;
+    {
+      absl::MutexLock lock(&mu_);
+      auto ready = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+        return *next <= committed_ || peer->broken || !fenced_.ok() ||
+               stopping_;
+      };
+      mu_.Await(absl::Condition(&ready));
+      if (peer->broken || !fenced_.ok() || stopping_) return false;
+      if (!recent_.empty() && *next >= recent_.front().revision) {
+        uint64_t size = 0;
+        for (size_t i = static_cast<size_t>(*next - recent_.front().revision);
+             i < recent_.size() && size < options_.max_message_bytes; ++i) {
+          buffered.push_back(recent_[i]);
+          size += recent_[i].record->size();
+        }
       }
+    }
+    if (!buffered.empty()) {
+      for (const storage::ChangeBatch& b : buffered) add(b);
       return true;
     }
   }
