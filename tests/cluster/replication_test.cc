@@ -22,6 +22,7 @@
 #include "gtest/gtest.h"
 #include "strata/storage/db.h"
 #include "tests/support/test_util.h"
+#include "xxhash.h"
 
 namespace strata::cluster::replication {
 namespace {
@@ -485,6 +486,117 @@ TEST_F(ReplicationTest, FenceFailsWaitersAndStopsShipping) {
   absl::Status later = WaitReplicated(node("n1"), 1);
   EXPECT_TRUE(absl::IsUnavailable(later)) << later;
   EXPECT_TRUE(node("n1")->source->GetStats().fenced);
+}
+
+// Batches straight into a sink, as a stream would hand them over.
+TEST_F(ReplicationTest, ReplicaRefusesGapsCorruptRecordsAndSupersededEpochs) {
+  StartReplica(node("n2"));
+  OpenDb(node("n1"));
+  Write(node("n1"), 4);
+  std::vector<v1::AppendBatch> log;
+  {
+    ASSERT_OK_AND_ASSIGN(auto it, node("n1")->db->GetUpdatesSince(1));
+    while (it->Next()) {
+      v1::AppendBatch b;
+      b.set_revision(static_cast<int64_t>(it->batch().revision));
+      b.set_record(*it->batch().record);
+      log.push_back(b);
+    }
+    ASSERT_OK(it->status());
+  }
+  ASSERT_EQ(log.size(), 4u);
+  ReplicaSink* sink = node("n2")->sink.get();
+  ASSERT_OK_AND_ASSIGN(ReplicaSink::StartResult start,
+                       sink->Start(1, "n1", {{1, 1}}));
+  EXPECT_EQ(start.durable_revision, 0u);
+  EXPECT_TRUE(start.resync_reason.empty());
+  auto one = [](const v1::AppendBatch& b) {
+    v1::AppendBatches m;
+    *m.add_batches() = b;
+    return m;
+  };
+  // A gap: revision 2 before 1.
+  absl::Status gap = sink->Apply(1, one(log[1])).status();
+  EXPECT_TRUE(absl::IsOutOfRange(gap)) << gap;
+  // A record cut short.
+  v1::AppendBatch cut = log[0];
+  cut.set_record(cut.record().substr(0, 5));
+  EXPECT_TRUE(absl::IsDataLoss(sink->Apply(1, one(cut)).status()));
+  // A record whose revision is not the batch's.
+  v1::AppendBatch wrong = log[0];
+  wrong.set_revision(7);
+  EXPECT_TRUE(absl::IsInvalidArgument(sink->Apply(1, one(wrong)).status()));
+  EXPECT_EQ(node("n2")->db->CurrentRevision(), 0u);
+  // Two at once, one ack's worth.
+  v1::AppendBatches two;
+  *two.add_batches() = log[0];
+  *two.add_batches() = log[1];
+  ASSERT_OK_AND_ASSIGN(Revision durable, sink->Apply(1, two));
+  EXPECT_EQ(durable, 2u);
+  // Epoch 2's primary arrives; a stream of epoch 1 still open is refused.
+  ASSERT_OK(sink->Start(2, "n3", {{1, 1}, {2, 3}}).status());
+  absl::Status stale = sink->Apply(1, one(log[2])).status();
+  EXPECT_TRUE(absl::IsFailedPrecondition(stale)) << stale;
+  ASSERT_OK(sink->Apply(2, one(log[2])).status());
+  EXPECT_EQ(sink->GetStats().durable_revision, 3u);
+  EXPECT_EQ(sink->GetStats().batches_applied, 3u);
+}
+
+TEST(CheckpointTransferTest, IncompleteOrInconsistentStreamsAreDataLoss) {
+  TempDir dir;
+  auto file_msgs = [](const std::string& data) {
+    std::vector<v1::FetchCheckpointResponse> m(3);
+    m[0].mutable_begin()->set_revision(5);
+    m[0].mutable_begin()->set_files(1);
+    m[0].mutable_begin()->set_total_bytes(data.size());
+    v1::EpochStart* e = m[0].mutable_begin()->add_epoch_history();
+    e->set_epoch(1);
+    e->set_start_revision(1);
+    v1::CheckpointChunk* c = m[1].mutable_chunk();
+    c->set_file("000001.sst");
+    c->set_data(data);
+    c->set_xxh64(XXH64(data.data(), data.size(), 0));
+    v1::CheckpointFile* f = m[2].mutable_manifest()->add_files();
+    f->set_name("000001.sst");
+    f->set_size(data.size());
+    f->set_xxh64(XXH64(data.data(), data.size(), 0));
+    return m;
+  };
+  auto receive = [&](std::vector<v1::FetchCheckpointResponse> msgs,
+                     const std::string& name) {
+    size_t i = 0;
+    return ReceiveCheckpoint(
+        [&](v1::FetchCheckpointResponse* out) {
+          if (i == msgs.size()) return false;
+          *out = msgs[i++];
+          return true;
+        },
+        dir.path() + "/" + name);
+  };
+  ASSERT_OK_AND_ASSIGN(ReceivedCheckpoint ok, receive(file_msgs("abcdef"), "ok"));
+  EXPECT_EQ(ok.revision, 5u);
+  EXPECT_EQ(ok.bytes, 6u);
+  EXPECT_EQ(strata::testing::ReadFileOrDie(dir.path() + "/ok/000001.sst"),
+            "abcdef");
+
+  auto no_manifest = file_msgs("abcdef");
+  no_manifest.pop_back();
+  EXPECT_TRUE(absl::IsDataLoss(receive(no_manifest, "a").status()));
+  auto short_file = file_msgs("abcdef");
+  short_file[2].mutable_manifest()->mutable_files(0)->set_size(7);
+  EXPECT_TRUE(absl::IsDataLoss(receive(short_file, "b").status()));
+  auto bad_sum = file_msgs("abcdef");
+  bad_sum[2].mutable_manifest()->mutable_files(0)->set_xxh64(1);
+  EXPECT_TRUE(absl::IsDataLoss(receive(bad_sum, "c").status()));
+  auto escape = file_msgs("abcdef");
+  escape[1].mutable_chunk()->set_file("../x");
+  EXPECT_TRUE(absl::IsInvalidArgument(receive(escape, "d").status()));
+  for (const char* name : {"a", "b", "c", "d"}) {
+    EXPECT_FALSE(std::filesystem::exists(dir.path() + "/" + name)) << name;
+  }
+  // Never into a directory that exists.
+  EXPECT_TRUE(absl::IsFailedPrecondition(
+      receive(file_msgs("abcdef"), "ok").status()));
 }
 
 }  // namespace
