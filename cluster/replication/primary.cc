@@ -210,6 +210,11 @@ void ReplicationSource::RunNotifier() {
           peer->lagging_reported = false;
           continue;
         }
+        // Only an in-sync replica holds the watermark back.
+        if (std::find(in_sync_.begin(), in_sync_.end(), peer->id) ==
+            in_sync_.end()) {
+          continue;
+        }
         const absl::Duration lag = now - peer->caught_up_at;
         if (lag >= options_.lag_timeout && !peer->lagging_reported &&
             fenced_.ok()) {

@@ -54,8 +54,9 @@ class ReplicationSource final : public storage::CommitListener {
     NodeId self;
     // Every other replica of the range (the primary is not listed).
     std::vector<Replica> replicas;
-    // A replica that has not been caught up for this long is reported
-    // through on_lagging (once per lagging spell).
+    // An in-sync replica that has not been caught up (acked everything
+    // committed) for this long is reported through on_lagging, once per
+    // lagging spell.
     absl::Duration lag_timeout = absl::Seconds(5);
     // Called on the notifier thread; the control plane decides whether to
     // drop the replica from the in-sync set (SetInSync).

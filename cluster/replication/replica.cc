@@ -29,6 +29,14 @@ absl::StatusOr<std::unique_ptr<ReplicaSink>> ReplicaSink::Open(
     contents = fresh;
   }
   if (!contents.ok()) return contents.status();
+  // A re-sync interrupted by a crash leaves its partial checkpoint.
+  std::error_code ec;
+  for (const auto& e :
+       std::filesystem::directory_iterator(options.range_dir, ec)) {
+    if (e.path().filename().string().rfind("resync-", 0) == 0) {
+      std::filesystem::remove_all(e.path(), ec);
+    }
+  }
   if (contents->range_id != options.range_id) {
     return absl::DataLossError(absl::StrFormat(
         "epoch file %s belongs to range %d, not %d", path, contents->range_id,

@@ -68,7 +68,8 @@ class ReplicaSink {
   // Opens the sink over `db` (not owned; it must outlive the sink, or be
   // replaced through the swap hook; it must have been opened with
   // Options::allow_committed_batches). Reads the epoch file, or creates an
-  // empty one (highest epoch 0) if it is missing. Errors: InvalidArgument
+  // empty one (highest epoch 0) if it is missing, and removes what an
+  // interrupted re-sync left ("resync-*"). Errors: InvalidArgument
   // for a missing hook or directory; the epoch file's (DataLoss for a
   // corrupt one, naming it; a range id other than options.range_id too).
   static absl::StatusOr<std::unique_ptr<ReplicaSink>> Open(storage::DB* db,

@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -486,6 +487,48 @@ TEST_F(ReplicationTest, FenceFailsWaitersAndStopsShipping) {
   absl::Status later = WaitReplicated(node("n1"), 1);
   EXPECT_TRUE(absl::IsUnavailable(later)) << later;
   EXPECT_TRUE(node("n1")->source->GetStats().fenced);
+}
+
+TEST_F(ReplicationTest, CallbacksNeverRunOnTheCallersThread) {
+  StartReplica(node("n2"));
+  StartPrimary(node("n1"), 1, {{1, 1}}, {"n2"});
+  const Revision r = Write(node("n1"), 1);
+  ASSERT_OK(WaitReplicated(node("n1"), r));
+  // Already replicated, and then fenced: both are answered at once, but
+  // on the notifier thread, never inline.
+  for (int i = 0; i < 2; ++i) {
+    if (i == 1) node("n1")->source->Fence(absl::UnavailableError("test"));
+    absl::Notification done;
+    std::thread::id ran_on;
+    node("n1")->source->WaitReplicated(r, absl::Now() + kWait,
+                                       [&](absl::Status) {
+                                         ran_on = std::this_thread::get_id();
+                                         done.Notify();
+                                       });
+    ASSERT_TRUE(done.WaitForNotificationWithTimeout(kWait));
+    EXPECT_NE(ran_on, std::this_thread::get_id());
+  }
+}
+
+TEST_F(ReplicationTest, ReplicasOutsideTheInSyncSetAreNotReportedLagging) {
+  StartReplica(node("n2"));
+  std::atomic<int> reports{0};
+  ReplicationSource::Options o;
+  o.lag_timeout = absl::Milliseconds(20);
+  o.on_lagging = [&](const NodeId& id, absl::Duration) {
+    if (id == "n3") reports++;  // n2 may lag 20 ms on a loaded machine.
+  };
+  StartPrimary(node("n1"), 1, {{1, 1}}, {"n2", "n3"}, o);
+  node("n1")->source->SetInSync({"n1", "n2"});  // n3 is down and out.
+  // Each wait spans many lag timeouts of the down n3.
+  for (int i = 0; i < 5; ++i) {
+    const Revision r = Write(node("n1"), 1);
+    ASSERT_OK(WaitReplicated(node("n1"), r));
+  }
+  absl::Status s = WaitReplicated(node("n1"), 1000, absl::Milliseconds(200));
+  EXPECT_TRUE(absl::IsDeadlineExceeded(s)) << s;
+  StopSource(node("n1"));
+  EXPECT_EQ(reports.load(), 0);
 }
 
 // Batches straight into a sink, as a stream would hand them over.
