@@ -88,6 +88,9 @@ absl::StatusOr<ReplicaSink::StartResult> ReplicaSink::Start(
   absl::MutexLock lock(&mu_);
   if (absl::Status s = CheckUsable(epoch); !s.ok()) return s;
   const Revision last = db_->CurrentRevision();
+  // A failed Apply may have left batches applied but not fsynced: the
+  // revision offered as durable must be.
+  if (absl::Status s = db_->SyncWAL(); !s.ok()) return s;
   StartResult out;
   out.durable_revision = last;
   const EpochFileContents before = state_;

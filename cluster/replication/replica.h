@@ -86,10 +86,11 @@ class ReplicaSink {
   // A primary of `epoch` with `history` (its last entry is `epoch`) opens a
   // stream. Records the epoch durably. If this replica's log is a prefix of
   // the primary's (CheckNotDiverged) it adopts the primary's history and
-  // returns its durable revision; otherwise it returns the reason to
-  // re-sync. Errors: FailedPrecondition naming both epochs if `epoch` is
-  // older than the highest seen; InvalidArgument for a bad history;
-  // Unavailable while a re-sync runs; the epoch file's I/O errors.
+  // returns its durable revision (its WAL is synced first, so every
+  // revision it holds is); otherwise it returns the reason to re-sync.
+  // Errors: FailedPrecondition naming both epochs if `epoch` is older than
+  // the highest seen; InvalidArgument for a bad history; Unavailable while
+  // a re-sync runs; the epoch file's and the WAL sync's I/O errors.
   absl::StatusOr<StartResult> Start(Epoch epoch, const NodeId& primary,
                                     const EpochHistory& history);
 
