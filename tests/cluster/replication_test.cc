@@ -4,7 +4,9 @@
 // to the others over real gRPC streams. Every wait is on an event (a
 // WaitReplicated callback, a reported lag, a fence), bounded in time.
 
+#include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -529,6 +531,45 @@ TEST_F(ReplicationTest, ReplicasOutsideTheInSyncSetAreNotReportedLagging) {
   EXPECT_TRUE(absl::IsDeadlineExceeded(s)) << s;
   StopSource(node("n1"));
   EXPECT_EQ(reports.load(), 0);
+}
+
+// Not a test: what replication adds to a durable write's latency. Run by
+// hand (docs/replication.md, "Cost"):
+//   build/tests/cluster/replication_test --gtest_also_run_disabled_tests
+//     --gtest_filter='*DISABLED_MeasureReplicatedWriteLatency'
+TEST_F(ReplicationTest, DISABLED_MeasureReplicatedWriteLatency) {
+  StartReplica(node("n2"));
+  StartReplica(node("n3"));
+  StartPrimary(node("n1"), 1, {{1, 1}}, {"n2", "n3"});
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<storage::DB> solo,
+                       storage::DB::Open(DbOptions(), dir_.path() + "/solo"));
+  constexpr int kWrites = 200;
+  constexpr int kRounds = 5;
+  std::vector<double> solo_us, replicated_us;
+  for (int round = 0; round < kRounds; ++round) {
+    absl::Time t0 = absl::Now();
+    for (int i = 0; i < kWrites; ++i) {
+      ASSERT_OK(solo->Put(storage::WriteOptions(), absl::StrCat("k", i), "v"));
+    }
+    solo_us.push_back(absl::ToDoubleMicroseconds(absl::Now() - t0) / kWrites);
+    t0 = absl::Now();
+    for (int i = 0; i < kWrites; ++i) {
+      ASSERT_OK_AND_ASSIGN(
+          Revision r,
+          node("n1")->db->Put(storage::WriteOptions(), absl::StrCat("k", i), "v"));
+      ASSERT_OK(WaitReplicated(node("n1"), r));
+    }
+    replicated_us.push_back(absl::ToDoubleMicroseconds(absl::Now() - t0) /
+                            kWrites);
+  }
+  std::sort(solo_us.begin(), solo_us.end());
+  std::sort(replicated_us.begin(), replicated_us.end());
+  const double single = solo_us[kRounds / 2];
+  const double replicated = replicated_us[kRounds / 2];
+  std::printf(
+      "median of %d rounds of %d sequential durable Puts: single node %.0f us, "
+      "replicated to 2 replicas (RF 3) %.0f us, ratio %.2f\n",
+      kRounds, kWrites, single, replicated, replicated / single);
 }
 
 // Batches straight into a sink, as a stream would hand them over.
