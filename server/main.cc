@@ -896,6 +896,21 @@ int ShutDown(int sig, Servers servers, std::unique_ptr<storage::DB> db) {
   return exit_code;
 }
 
+// Cluster mode: starts this program again with the same flags, on
+// `listen` (the port it had). Returns only if exec failed (logged).
+void ReExec(int argc, char** argv, const std::string& listen) {
+  std::vector<std::string> args(argv, argv + argc);
+  args.push_back(absl::StrCat("--listen=", listen));
+  std::vector<char*> cargs;
+  for (std::string& a : args) cargs.push_back(a.data());
+  cargs.push_back(nullptr);
+  spdlog::info("re-executing to take the node's role from the range map");
+  spdlog::default_logger()->flush();
+  execv("/proc/self/exe", cargs.data());
+  std::fprintf(stderr, "strata-server: re-exec failed: %s\n",
+               std::strerror(errno));
+}
+
 // Cluster mode (--cluster_etcd; cluster/node/cluster_node.h): the node
 // takes the role the range map gives it. As primary it serves strata.v1.KV
 // on the replicated DB, plus Replication and Cluster; as a replica only
@@ -923,6 +938,11 @@ int RunClusterNode(Config config, const sigset_t& signals, int argc,
   if (!started.ok()) {
     std::fprintf(stderr, "strata-server: cluster: %s\n",
                  started.status().ToString().c_str());
+    if (absl::IsUnavailable(started.status())) {
+      // As the new primary, the replicas did not catch up in time (each
+      // attempt waits --replication_timeout): start over from the map.
+      ReExec(argc, argv, config.server.listen);
+    }
     return absl::IsInvalidArgument(started.status()) ? kExitUsage
                                                      : kExitFailure;
   }
@@ -994,17 +1014,7 @@ int RunClusterNode(Config config, const sigset_t& signals, int argc,
   node.reset();
   if (!restart) return kExitOk;
 
-  // Start again with the same flags, on the same port.
-  std::vector<std::string> args(argv, argv + argc);
-  args.push_back(absl::StrCat("--listen=", bound));
-  std::vector<char*> cargs;
-  for (std::string& a : args) cargs.push_back(a.data());
-  cargs.push_back(nullptr);
-  spdlog::info("re-executing to take the new role");
-  spdlog::default_logger()->flush();
-  execv("/proc/self/exe", cargs.data());
-  std::fprintf(stderr, "strata-server: re-exec failed: %s\n",
-               std::strerror(errno));
+  ReExec(argc, argv, bound);
   return kExitFailure;
 }
 
