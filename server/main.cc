@@ -48,6 +48,7 @@
 #include "server/backup_archive.h"
 #include "server/usable_cpus.h"
 #include "server/metrics/metrics_server.h"
+#include "cluster/node/cluster_metrics.h"
 #include "cluster/node/cluster_node.h"
 #include "grpcpp/grpcpp.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
@@ -823,12 +824,17 @@ void LogSettings(const Config& config, const std::string& bound_address) {
 // metrics port fails the start instead of leaving a server nobody can
 // monitor. On failure nothing is left running and the error's message
 // says what failed.
-absl::StatusOr<Servers> StartServers(const Config& config, storage::DB* db) {
+absl::StatusOr<Servers> StartServers(
+    const Config& config, storage::DB* db,
+    std::shared_ptr<prometheus::Collectable> extra_metrics = nullptr) {
   Servers servers;
   if (!config.metrics_listen.empty()) {
     servers.metrics = std::make_unique<strata::server::metrics::MetricsServer>(
         db, strata::server::metrics::BuildInfo{STRATA_VERSION, STRATA_GIT_SHA},
         config.metrics_namespace_limit);
+    if (extra_metrics != nullptr) {  // Cluster mode.
+      servers.metrics->AddCollectable(std::move(extra_metrics));
+    }
     if (absl::Status s = servers.metrics->Listen(config.metrics_listen);
         !s.ok()) {
       return absl::Status(s.code(),
@@ -957,7 +963,9 @@ int RunClusterNode(Config config, const sigset_t& signals, int argc,
   std::unique_ptr<grpc::Server> replica_server;
   if (node->role() == strata::cluster::ClusterNode::Role::kPrimary) {
     config.server.extra_services = node->services();
-    absl::StatusOr<Servers> s = StartServers(config, node->serving_db());
+    absl::StatusOr<Servers> s =
+        StartServers(config, node->serving_db(),
+                     strata::cluster::MakeClusterCollector(node.get()));
     if (!s.ok()) {
       std::fprintf(stderr, "strata-server: %s\n",
                    std::string(s.status().message()).c_str());
@@ -985,7 +993,28 @@ int RunClusterNode(Config config, const sigset_t& signals, int argc,
     }
     const size_t colon = config.server.listen.rfind(':');
     bound = absl::StrCat(config.server.listen.substr(0, colon), ":", port);
+    if (!config.metrics_listen.empty()) {
+      // No engine or RPC families on a replica: the cluster's.
+      servers.metrics =
+          std::make_unique<strata::server::metrics::MetricsServer>(
+              nullptr,
+              strata::server::metrics::BuildInfo{STRATA_VERSION,
+                                                 STRATA_GIT_SHA},
+              config.metrics_namespace_limit);
+      servers.metrics->AddCollectable(
+          strata::cluster::MakeClusterCollector(node.get()));
+      if (absl::Status s = servers.metrics->Listen(config.metrics_listen);
+          !s.ok()) {
+        std::fprintf(stderr, "strata-server: --metrics_listen: %s\n",
+                     std::string(s.message()).c_str());
+        return kExitFailure;
+      }
+    }
     std::printf("strata-server listening on %s\n", bound.c_str());
+    if (servers.metrics) {
+      std::printf("strata-server metrics on %s\n",
+                  servers.metrics->bound_address().c_str());
+    }
     std::fflush(stdout);
     spdlog::info("replica of range 0 at epoch {} listening on {} "
                  "(strata.v1.Replication, strata.v1.Cluster; other RPCs "

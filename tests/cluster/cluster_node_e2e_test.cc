@@ -18,6 +18,10 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
 #include <map>
 #include <memory>
 #include <string>
@@ -27,12 +31,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "client/strata_client.h"
 #include "cluster/control/cluster_store.h"
 #include "cluster/etcd_client.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "strata/v1/kv.grpc.pb.h"
 #include "tests/cluster/etcd_process.h"
+#include "tests/server/metrics_text.h"
 #include "tests/server/process_util.h"
 #include "tests/support/test_util.h"
 
@@ -65,6 +71,38 @@ int FreePort() {
   const int port = ntohs(addr.sin_port);
   close(fd);
   return port;
+}
+
+// The families documented under "### Cluster" in docs/metrics.md, as
+// "name type".
+std::set<std::string> DocumentedClusterFamilies() {
+  std::ifstream in(std::string(STRATA_SOURCE_DIR) + "/docs/metrics.md");
+  static const std::regex kRow(
+      R"(^\| `([a-z0-9_]+)(\{[^`]*\})?` \| (counter|gauge|histogram) \|.*)");
+  std::set<std::string> out;
+  bool in_section = false;
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("## ", 0) == 0 || line.rfind("### ", 0) == 0) {
+      in_section = line == "### Cluster";
+    }
+    std::smatch m;
+    if (in_section && std::regex_match(line, m, kRow)) {
+      out.insert(std::string(m[1]) + " " + std::string(m[3]));
+    }
+  }
+  return out;
+}
+
+// The strata_cluster_* families a /metrics body declares, as "name type".
+std::set<std::string> ExportedClusterFamilies(const std::string& body) {
+  std::set<std::string> out;
+  std::istringstream lines(body);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("# TYPE strata_cluster_", 0) == 0) {
+      out.insert(line.substr(std::string("# TYPE ").size()));
+    }
+  }
+  return out;
 }
 
 class ClusterNodeE2ETest : public ::testing::Test {
@@ -199,6 +237,35 @@ TEST_F(ClusterNodeE2ETest, FailoverKeepsEveryAcknowledgedWrite) {
                 absl::StrCat("the primary is n1 at ", addresses_["n1"])),
             std::string::npos)
       << refused.error_message();
+
+  // The primary exports the cluster families docs/metrics.md documents.
+  {
+    absl::StatusOr<std::string> metrics = nodes_["n1"]->WaitForStdoutLine(
+        "strata-server metrics on ", absl::Seconds(5));
+    ASSERT_TRUE(metrics.ok()) << metrics.status();
+    const int port = std::stoi(metrics->substr(metrics->rfind(':') + 1));
+    absl::StatusOr<testing::HttpResponse> scraped =
+        testing::HttpGet(port, "/metrics");
+    ASSERT_TRUE(scraped.ok()) << scraped.status();
+    const std::set<std::string> documented = DocumentedClusterFamilies();
+    EXPECT_FALSE(documented.empty());
+    EXPECT_EQ(ExportedClusterFamilies(scraped->body), documented);
+    EXPECT_NE(scraped->body.find(
+                  "strata_cluster_role{range=\"0\",role=\"primary\"} 1"),
+              std::string::npos)
+        << scraped->body;
+  }
+
+  // The C++ client, pointed at a replica, follows it to the primary.
+  {
+    Client routed(addresses_["n3"]);
+    absl::StatusOr<Revision> put = routed.Put("routed", "r");
+    ASSERT_TRUE(put.ok()) << put.status();
+    absl::StatusOr<std::optional<std::string>> got = routed.Get("routed");
+    ASSERT_TRUE(got.ok()) << got.status();
+    EXPECT_EQ(got->value_or(""), "r");
+    acked["routed"] = "r";
+  }
 
   // Kill the primary; another in-sync node takes over.
   nodes_["n1"]->Signal(SIGKILL);
