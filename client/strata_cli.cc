@@ -44,6 +44,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "client/cli_util.h"
+#include "client/cluster_cli.h"
 #include "grpc/grpc.h"
 #include "client/strata_client.h"
 #include "server/backup_archive.h"
@@ -263,6 +264,9 @@ commands:
                      of the whole server, or of SERVICE: strata.v1.KV, or
                      strata.v1.KV.write (NOT_SERVING while writes are
                      refused, e.g. disk space below --min_free_disk_bytes)
+  cluster init|status|add-node|remove-node|drain --etcd=HOST:PORT ...
+                     the cluster's operator commands ('strata help' lists
+                     them at the end; docs/cluster.md)
   help               print this help
 
 flags:
@@ -1193,6 +1197,13 @@ const std::vector<FlagUse>& FlagUses() {
       {"quota_bytes", {"ns"}},
       {"quota_keys", {"ns"}},
       {"since", {"backup"}},
+      {"etcd", {"cluster"}},
+      {"cluster_prefix", {"cluster"}},
+      {"nodes", {"cluster"}},
+      {"ranges", {"cluster"}},
+      {"split_keys", {"cluster"}},
+      {"replication_factor", {"cluster"}},
+      {"min_in_sync", {"cluster"}},
   };
   return *uses;
 }
@@ -1228,7 +1239,8 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(kUsage);
   absl::FlagsUsageConfig usage_config;
   usage_config.contains_help_flags = [](absl::string_view path) {
-    return absl::EndsWith(path, "client/strata_cli.cc");
+    return absl::EndsWith(path, "client/strata_cli.cc") ||
+           absl::EndsWith(path, "client/cluster_cli.cc");
   };
   usage_config.contains_helpshort_flags = usage_config.contains_help_flags;
   usage_config.normalize_filename = [](absl::string_view path) {
@@ -1245,7 +1257,9 @@ int main(int argc, char** argv) {
   const std::string command = positional[1];
   const std::vector<std::string> args(positional.begin() + 2, positional.end());
   if (command == "help") {
-    std::printf("strata: %s", kUsage);
+    std::printf("strata: %s\ncluster commands (they talk to etcd, not to a "
+                "node; docs/cluster.md):\n%s",
+                kUsage, strata::cli::kClusterUsage);
     return kExitOk;
   }
   // Signals are blocked before gRPC starts threads, which inherit the mask.
@@ -1261,6 +1275,10 @@ int main(int argc, char** argv) {
   if (!(timeout > 0)) return UsageError("--timeout must be > 0 seconds");
   if (std::optional<std::string> misuse = MisusedFlag(command)) {
     return UsageError(*misuse);
+  }
+
+  if (command == "cluster") {
+    return strata::cli::RunClusterCommand(args, absl::Seconds(timeout));
   }
 
   strata::ClientOptions options;

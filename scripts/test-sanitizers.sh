@@ -4,7 +4,8 @@
 #      including the crash loop against an instrumented strata-server;
 #   2. ThreadSanitizer: the concurrency tests of the engine (memtable and
 #      skiplist, LRU cache, in-memory Env, DB, model, fault injection) and
-#      of the server (every test labelled "concurrency").
+#      of the server (every test labelled "concurrency"), and the cluster's
+#      replication (streams, acks, waiters).
 # Any sanitizer report fails the test that produced it (UBSan and TSan are
 # made fatal), so a green run means zero reports.
 #
@@ -64,6 +65,8 @@ tsan_engine_tests=(memtable_concurrency_test skiplist_test lru_cache_test
 tsan_server_tests=(thread_pool_test get_coalescer_test kv_server_concurrency_test
                    rpc_registry_test watch_hub_test revisions_server_test
                    namespace_catalog_test namespace_server_test authz_test)
+# The cluster's data plane: streams, acks and waiters across threads.
+tsan_cluster_tests=(replication_test)
 
 run_tsan() {
   echo ">>> ThreadSanitizer: build into $tsan_build"
@@ -86,13 +89,14 @@ run_tsan() {
   configure "$tsan_build" thread \
     -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=thread $shim -rdynamic -ldl"
   timed "TSan build" ninja -C "$tsan_build" -j "$(nproc)" \
-    "${tsan_engine_tests[@]}" "${tsan_server_tests[@]}"
+    "${tsan_engine_tests[@]}" "${tsan_server_tests[@]}" "${tsan_cluster_tests[@]}"
   # Debian's gRPC and Abseil are not built with -fsanitize=thread: see
   # tests/tsan.supp for what is suppressed and why.
   export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$STRATA_ROOT/tests/tsan.supp"
   local t0=$(date +%s) failed=()
   local t
-  for t in "${tsan_engine_tests[@]}" "${tsan_server_tests[@]}"; do
+  for t in "${tsan_engine_tests[@]}" "${tsan_server_tests[@]}" \
+           "${tsan_cluster_tests[@]}"; do
     local bin
     bin=$(find "$tsan_build/tests" -type f -name "$t" -perm -u+x | head -1)
     echo ">>> tsan: $t"

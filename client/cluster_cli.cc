@@ -1,0 +1,228 @@
+#include "client/cluster_cli.h"
+
+#include <cstdio>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/status/status.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "cluster/control/cluster_rpc.h"
+#include "cluster/control/cluster_store.h"
+#include "cluster/control/controller.h"
+#include "cluster/etcd_client.h"
+
+ABSL_FLAG(std::string, etcd, "",
+          "cluster: host:port of an etcd member's client URL.");
+ABSL_FLAG(std::string, cluster_prefix, "strata/",
+          "cluster: the etcd key prefix the cluster lives under.");
+ABSL_FLAG(std::string, nodes, "",
+          "cluster init: the first members, ID=HOST:PORT,... (at least "
+          "--replication_factor of them).");
+ABSL_FLAG(int32_t, ranges, 1,
+          "cluster init: this many equal ranges over the key space's first "
+          "two bytes (ignored with --split_keys).");
+ABSL_FLAG(std::string, split_keys, "",
+          "cluster init: split keys (stored keys, C escapes allowed, "
+          "comma-separated, ascending): k keys make k+1 ranges.");
+ABSL_FLAG(int32_t, replication_factor, 3,
+          "cluster init: replicas per range, on distinct nodes.");
+ABSL_FLAG(int32_t, min_in_sync, 2,
+          "cluster init: the smallest in-sync set a member removal may "
+          "leave (writes stop below it).");
+
+namespace strata::cli {
+
+const char kClusterUsage[] =
+    R"usage(  cluster init --etcd=H:P --nodes=ID=H:P,... [--ranges=N | --split_keys=K,...]
+               [--replication_factor=3] [--min_in_sync=2]
+                     create the cluster in etcd (once: exit 3 ALREADY_EXISTS
+                     after); range i gets replicas on nodes i, i+1, ...
+  cluster status --etcd=H:P
+                     print the ranges (epoch, primary, replicas, in-sync
+                     set), the nodes (member, live) and the controller
+  cluster add-node --etcd=H:P ID H:P
+                     make ID a member; it joins under-replicated ranges as
+                     an out-of-sync replica
+  cluster remove-node --etcd=H:P ID
+                     drop ID from every range and from the members; refused
+                     while it is a primary or holds an in-sync replica the
+                     range cannot spare (min_in_sync)
+  cluster drain --etcd=H:P ID
+                     move every range whose primary is ID to a live in-sync
+                     replica (exit 3 if one has none)
+                     (all: --cluster_prefix=P, default "strata/")
+)usage";
+
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitUsage = 2;
+constexpr int kExitServer = 3;
+
+int Usage(const std::string& message) {
+  std::fprintf(stderr, "strata: %s\n(run 'strata help' for usage)\n",
+               message.c_str());
+  return kExitUsage;
+}
+
+int Fail(const absl::Status& s) {
+  std::fprintf(stderr, "strata: %s: %s\n",
+               absl::StatusCodeToString(s.code()).c_str(),
+               std::string(s.message()).c_str());
+  return kExitServer;
+}
+
+std::string Key(std::string_view key, bool is_end) {
+  if (key.empty()) return is_end ? "+inf" : "-inf";
+  return absl::StrCat("\"", absl::CHexEscape({key.data(), key.size()}), "\"");
+}
+
+int Init(cluster::ClusterStore& store) {
+  cluster::InitOptions o;
+  o.config.replication_factor = absl::GetFlag(FLAGS_replication_factor);
+  o.config.min_in_sync = absl::GetFlag(FLAGS_min_in_sync);
+  o.num_ranges = absl::GetFlag(FLAGS_ranges);
+  for (absl::string_view item :
+       absl::StrSplit(absl::GetFlag(FLAGS_nodes), ',', absl::SkipEmpty())) {
+    const std::vector<std::string> parts =
+        absl::StrSplit(item, absl::MaxSplits('=', 1));
+    if (parts.size() != 2) {
+      return Usage(absl::StrCat("--nodes: want ID=HOST:PORT, got ", item));
+    }
+    o.members.push_back({parts[0], parts[1]});
+  }
+  if (o.members.empty()) return Usage("cluster init needs --nodes");
+  for (absl::string_view item :
+       absl::StrSplit(absl::GetFlag(FLAGS_split_keys), ',', absl::SkipEmpty())) {
+    std::string key;
+    if (!absl::CUnescape(item, &key)) {
+      return Usage(absl::StrCat("--split_keys: bad escape in ", item));
+    }
+    o.split_keys.push_back(std::move(key));
+  }
+  absl::StatusOr<std::vector<cluster::RangeDescriptor>> plan =
+      cluster::PlanInitialRanges(o);
+  if (!plan.ok()) return Usage(std::string(plan.status().message()));
+  if (absl::Status s = store.InitCluster(o); !s.ok()) return Fail(s);
+  std::printf("initialized cluster \"%s\": %zu ranges, %zu members, "
+              "replication_factor %d, min_in_sync %d\n",
+              store.prefix().c_str(), plan->size(), o.members.size(),
+              o.config.replication_factor, o.config.min_in_sync);
+  return kExitOk;
+}
+
+int Status(cluster::ClusterStore& store) {
+  absl::StatusOr<v1::GetClusterStatusResponse> status =
+      cluster::ReadClusterStatus(store);
+  if (!status.ok()) return Fail(status.status());
+  std::printf("cluster \"%s\" at etcd revision %lld: replication_factor %u, "
+              "min_in_sync %u\n",
+              store.prefix().c_str(),
+              static_cast<long long>(status->etcd_revision()),
+              status->replication_factor(), status->min_in_sync());
+  if (status->controller().empty()) {
+    std::printf("controller: none\n");
+  } else {
+    std::printf("controller: %s (term %lld)\n", status->controller().c_str(),
+                static_cast<long long>(status->controller_term()));
+  }
+  std::printf("nodes:\n");
+  for (const v1::ClusterNode& n : status->nodes()) {
+    std::printf("  %-12s %-22s %s %s\n", n.id().c_str(),
+                n.address().empty() ? "-" : n.address().c_str(),
+                n.member() ? "member" : "not-member",
+                n.live() ? "live" : "down");
+  }
+  std::printf("ranges:\n  %-4s %-14s %-14s %-6s %-12s %-24s %s\n", "ID",
+              "START", "END", "EPOCH", "PRIMARY", "REPLICAS", "IN_SYNC");
+  for (const v1::Range& r : status->ranges()) {
+    bool primary_live = false;
+    for (const v1::ClusterNode& n : status->nodes()) {
+      if (n.id() == r.primary()) primary_live = n.live();
+    }
+    std::printf("  %-4u %-14s %-14s %-6llu %-12s %-24s %s\n", r.id(),
+                Key(r.start_key(), false).c_str(),
+                Key(r.end_key(), true).c_str(),
+                static_cast<unsigned long long>(r.epoch()),
+                (r.primary() + (primary_live ? "" : "(down)")).c_str(),
+                absl::StrJoin(r.replicas(), ",").c_str(),
+                absl::StrJoin(r.in_sync(), ",").c_str());
+  }
+  return kExitOk;
+}
+
+int AddNode(cluster::ClusterStore& store, const std::vector<std::string>& a) {
+  if (a.size() != 3) return Usage("cluster add-node takes ID HOST:PORT");
+  absl::StatusOr<std::vector<cluster::RangeId>> placed =
+      cluster::AddMember(store, {a[1], a[2]});
+  if (absl::IsInvalidArgument(placed.status())) {
+    return Usage(std::string(placed.status().message()));
+  }
+  if (!placed.ok()) return Fail(placed.status());
+  std::printf("added %s; out-of-sync replica of ranges: %s\n", a[1].c_str(),
+              placed->empty() ? "none" : absl::StrJoin(*placed, ",").c_str());
+  return kExitOk;
+}
+
+int RemoveNode(cluster::ClusterStore& store,
+               const std::vector<std::string>& a) {
+  if (a.size() != 2) return Usage("cluster remove-node takes ID");
+  if (absl::Status s = cluster::RemoveMember(store, a[1]); !s.ok()) {
+    return Fail(s);
+  }
+  std::printf("removed %s\n", a[1].c_str());
+  return kExitOk;
+}
+
+int DrainNode(cluster::ClusterStore& store,
+              const std::vector<std::string>& a) {
+  if (a.size() != 2) return Usage("cluster drain takes ID");
+  absl::StatusOr<cluster::DrainResult> r = cluster::Drain(store, a[1]);
+  if (!r.ok()) return Fail(r.status());
+  std::printf("moved primaries of ranges: %s\n",
+              r->moved.empty() ? "none" : absl::StrJoin(r->moved, ",").c_str());
+  if (!r->stuck.empty()) {
+    return Fail(absl::FailedPreconditionError(absl::StrCat(
+        a[1], " still leads ranges ", absl::StrJoin(r->stuck, ","),
+        ": no live in-sync replica to take over")));
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+int RunClusterCommand(const std::vector<std::string>& args,
+                      absl::Duration timeout) {
+  if (args.empty()) {
+    return Usage("cluster takes init|status|add-node|remove-node|drain");
+  }
+  const std::string etcd = absl::GetFlag(FLAGS_etcd);
+  if (etcd.empty()) return Usage("cluster commands need --etcd=HOST:PORT");
+  const std::string prefix = absl::GetFlag(FLAGS_cluster_prefix);
+  if (prefix.empty()) return Usage("--cluster_prefix must not be empty");
+  cluster::EtcdClientOptions options;
+  options.endpoint = etcd;
+  options.call_timeout = timeout;
+  cluster::EtcdClient client(options);
+  cluster::ClusterStore store(&client, prefix);
+  const std::string& sub = args[0];
+  if (sub == "init") {
+    if (args.size() != 1) return Usage("cluster init takes flags only");
+    return Init(store);
+  }
+  if (sub == "status") {
+    if (args.size() != 1) return Usage("cluster status takes flags only");
+    return Status(store);
+  }
+  if (sub == "add-node") return AddNode(store, args);
+  if (sub == "remove-node") return RemoveNode(store, args);
+  if (sub == "drain") return DrainNode(store, args);
+  return Usage(absl::StrCat("unknown cluster command '", sub, "'"));
+}
+
+}  // namespace strata::cli
