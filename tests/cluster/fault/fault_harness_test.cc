@@ -191,6 +191,49 @@ TEST(EpochCheckTest, OnePrimaryPerEpochAndNoGoingBack) {
   EXPECT_EQ(CheckEpochs(back).size(), 1u);
 }
 
+// The oracle the fault runs rely on, on the shapes they produce: a final
+// read that misses an acknowledged write (a lost write), or a deposed
+// primary acknowledging a write the new one never saw, is refused; an
+// indeterminate write may or may not show.
+TEST(CheckLoggedTest, CatchesALostAcknowledgedWrite) {
+  auto op = [](OpType t, OpOutcome o, std::optional<std::string> v,
+               int64_t inv, std::optional<int64_t> c) {
+    LoggedOp lo;
+    lo.op.key = "k0";
+    lo.op.type = t;
+    lo.op.outcome = o;
+    lo.op.value = std::move(v);
+    lo.op.invoke_ns = inv;
+    lo.op.complete_ns = c;
+    return lo;
+  };
+  const std::vector<LoggedOp> lost = {
+      op(OpType::kWrite, OpOutcome::kOk, "a", 0, 10),
+      op(OpType::kRead, OpOutcome::kOk, std::nullopt, 20, 30)};  // Final read.
+  auto r = CheckLogged(lost, absl::Seconds(5));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->verdict, cluster::Verdict::kNotLinearizable);
+
+  const std::vector<LoggedOp> zombie = {
+      op(OpType::kWrite, OpOutcome::kOk, "a", 0, 10),
+      op(OpType::kWrite, OpOutcome::kOk, "b", 20, 30),   // New primary.
+      op(OpType::kWrite, OpOutcome::kOk, "z", 40, 50),   // Zombie acks.
+      op(OpType::kRead, OpOutcome::kOk, "b", 60, 70)};   // Final read.
+  r = CheckLogged(zombie, absl::Seconds(5));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->verdict, cluster::Verdict::kNotLinearizable);
+
+  for (const char* final_value : {"a", "u"}) {
+    const std::vector<LoggedOp> maybe = {
+        op(OpType::kWrite, OpOutcome::kOk, "a", 0, 10),
+        op(OpType::kWrite, OpOutcome::kUnknown, "u", 20, std::nullopt),
+        op(OpType::kRead, OpOutcome::kOk, final_value, 60, 70)};
+    r = CheckLogged(maybe, absl::Seconds(5));
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->verdict, cluster::Verdict::kLinearizable) << final_value;
+  }
+}
+
 TEST(FailoverTimeTest, FirstAckAtAnotherNodeAfterTheFault) {
   auto op = [](OpType t, OpOutcome o, int64_t inv, std::optional<int64_t> c,
                int node) {
