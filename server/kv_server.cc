@@ -202,6 +202,9 @@ absl::Status KvServer::BuildServer(
   for (grpc::Service* service : registry_->services()) {
     builder.RegisterService(service);
   }
+  for (grpc::Service* service : options_.extra_services) {
+    builder.RegisterService(service);  // Cluster mode only.
+  }
   SetMessageSizeLimits(options_, &builder);
   // Without this, Linux lets a second server bind the same port and the
   // kernel splits connections between them.

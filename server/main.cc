@@ -15,7 +15,9 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <memory>
@@ -46,6 +48,8 @@
 #include "server/backup_archive.h"
 #include "server/usable_cpus.h"
 #include "server/metrics/metrics_server.h"
+#include "cluster/node/cluster_node.h"
+#include "grpcpp/grpcpp.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
 #include "strata/storage/db.h"
@@ -256,6 +260,30 @@ ABSL_FLAG(uint64_t, min_free_disk_bytes, 256ull << 20,
           "JsonUpdate, LeaseGrant) get RESOURCE_EXHAUSTED and the health "
           "name strata.v1.KV.write turns NOT_SERVING, while deletes, "
           "flushes and compactions go on. 0 disables. docs/operations.md");
+
+// Cluster mode (docs/cluster.md, "Running a cluster"). Without
+// --cluster_etcd the server is a standalone node, exactly as before.
+ABSL_FLAG(std::string, cluster_etcd, "",
+          "host:port of etcd's client endpoint: run as a node of the cluster "
+          "whose state lives there under --cluster_prefix (initialized by "
+          "strata cluster init --ranges=1). Needs --node_id and "
+          "--advertise_address. Empty = standalone (no cluster).");
+ABSL_FLAG(std::string, node_id, "",
+          "Cluster mode: this node's id ([a-z0-9-]{1,63}), as in strata "
+          "cluster init --members.");
+ABSL_FLAG(std::string, advertise_address, "",
+          "Cluster mode: host:port other nodes and clients dial to reach "
+          "this node (its --listen address as seen from them).");
+ABSL_FLAG(std::string, cluster_prefix, "strata/",
+          "Cluster mode: the etcd key prefix of the cluster's state.");
+ABSL_FLAG(absl::Duration, cluster_lease_ttl, absl::Seconds(5),
+          "Cluster mode: TTL of the node's etcd lease (liveness). A dead "
+          "primary is replaced about this long after it stops renewing; a "
+          "primary cut from etcd stops accepting writes by then.");
+ABSL_FLAG(absl::Duration, replication_timeout, absl::Seconds(10),
+          "Cluster mode: how long a write committed on the primary waits "
+          "for every in-sync replica before the client gets "
+          "DEADLINE_EXCEEDED (the write's outcome is then unknown).");
 
 namespace {
 
@@ -868,6 +896,118 @@ int ShutDown(int sig, Servers servers, std::unique_ptr<storage::DB> db) {
   return exit_code;
 }
 
+// Cluster mode (--cluster_etcd; cluster/node/cluster_node.h): the node
+// takes the role the range map gives it. As primary it serves strata.v1.KV
+// on the replicated DB, plus Replication and Cluster; as a replica only
+// Replication and Cluster, answering everything else FAILED_PRECONDITION
+// with the primary's address. When its role must change the node raises
+// SIGUSR1 at itself; the process then shuts down and re-executes itself
+// with the same flags (and --listen fixed to the port it had), so the new
+// role starts from a clean process: everything derived from the database
+// is rebuilt by the ordinary start-up. Returns the exit code (it does not
+// return after a successful re-exec).
+int RunClusterNode(Config config, const sigset_t& signals, int argc,
+                   char** argv) {
+  strata::cluster::ClusterNodeOptions o;
+  o.etcd_endpoint = absl::GetFlag(FLAGS_cluster_etcd);
+  o.prefix = absl::GetFlag(FLAGS_cluster_prefix);
+  o.node_id = absl::GetFlag(FLAGS_node_id);
+  o.advertise_address = absl::GetFlag(FLAGS_advertise_address);
+  o.data_dir = config.data_dir;
+  o.lease_ttl = absl::GetFlag(FLAGS_cluster_lease_ttl);
+  o.replication_timeout = absl::GetFlag(FLAGS_replication_timeout);
+  o.engine = config.engine;
+  o.on_role_change = [](const std::string&) { kill(getpid(), SIGUSR1); };
+  absl::StatusOr<std::unique_ptr<strata::cluster::ClusterNode>> started =
+      strata::cluster::ClusterNode::Start(o);
+  if (!started.ok()) {
+    std::fprintf(stderr, "strata-server: cluster: %s\n",
+                 started.status().ToString().c_str());
+    return absl::IsInvalidArgument(started.status()) ? kExitUsage
+                                                     : kExitFailure;
+  }
+  std::unique_ptr<strata::cluster::ClusterNode> node = *std::move(started);
+  // Checkpoints are made elsewhere in cluster mode (cluster-tmp); backups
+  // use the primary's server as usual.
+  std::error_code ec;
+  std::filesystem::remove_all(config.server.backup_tmp_dir, ec);
+
+  std::string bound;
+  Servers servers;
+  std::unique_ptr<grpc::Server> replica_server;
+  if (node->role() == strata::cluster::ClusterNode::Role::kPrimary) {
+    config.server.extra_services = node->services();
+    absl::StatusOr<Servers> s = StartServers(config, node->serving_db());
+    if (!s.ok()) {
+      std::fprintf(stderr, "strata-server: %s\n",
+                   std::string(s.status().message()).c_str());
+      return kExitFailure;
+    }
+    servers = *std::move(s);
+    bound = servers.kv->bound_address();
+  } else {
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort(config.server.listen,
+                             grpc::InsecureServerCredentials(), &port);
+    builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+    builder.SetMaxReceiveMessageSize(
+        static_cast<int>(config.server.limits.max_message_bytes * 2));
+    for (grpc::Service* service : node->services()) {
+      builder.RegisterService(service);
+    }
+    builder.RegisterCallbackGenericService(node->not_primary_service());
+    replica_server = builder.BuildAndStart();
+    if (replica_server == nullptr || port == 0) {
+      std::fprintf(stderr, "strata-server: cannot listen on %s\n",
+                   config.server.listen.c_str());
+      return kExitFailure;
+    }
+    const size_t colon = config.server.listen.rfind(':');
+    bound = absl::StrCat(config.server.listen.substr(0, colon), ":", port);
+    std::printf("strata-server listening on %s\n", bound.c_str());
+    std::fflush(stdout);
+    spdlog::info("replica of range 0 at epoch {} listening on {} "
+                 "(strata.v1.Replication, strata.v1.Cluster; other RPCs "
+                 "are answered FAILED_PRECONDITION naming the primary)",
+                 node->epoch(), bound);
+  }
+
+  int sig = 0;
+  while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) {
+    spdlog::info("received SIGHUP: ignored");
+  }
+  const bool restart = sig == SIGUSR1;
+  spdlog::info("{}; shutting down",
+               restart ? "role change" : "received a shutdown signal");
+  if (servers.kv) {
+    servers.kv->Shutdown();
+    servers.kv.reset();
+  }
+  servers.metrics.reset();
+  if (replica_server) {
+    replica_server->Shutdown(std::chrono::system_clock::now() +
+                             std::chrono::seconds(1));
+    replica_server.reset();
+  }
+  node->Stop();
+  node.reset();
+  if (!restart) return kExitOk;
+
+  // Start again with the same flags, on the same port.
+  std::vector<std::string> args(argv, argv + argc);
+  args.push_back(absl::StrCat("--listen=", bound));
+  std::vector<char*> cargs;
+  for (std::string& a : args) cargs.push_back(a.data());
+  cargs.push_back(nullptr);
+  spdlog::info("re-executing to take the new role");
+  spdlog::default_logger()->flush();
+  execv("/proc/self/exe", cargs.data());
+  std::fprintf(stderr, "strata-server: re-exec failed: %s\n",
+               std::strerror(errno));
+  return kExitFailure;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -881,7 +1021,15 @@ int main(int argc, char** argv) {
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
 
   // Before any thread exists; this thread collects them with sigwait.
-  const sigset_t signals = BlockShutdownSignals();
+  sigset_t signals = BlockShutdownSignals();
+  const bool cluster_mode = !absl::GetFlag(FLAGS_cluster_etcd).empty();
+  if (cluster_mode) {  // A role change (RunClusterNode).
+    sigset_t usr1;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &usr1, nullptr);
+    sigaddset(&signals, SIGUSR1);
+  }
 
   // Hold a gRPC library reference for the whole process. Otherwise the
   // last reference is dropped by ~Server, whose synchronous grpc_shutdown
@@ -897,6 +1045,7 @@ int main(int argc, char** argv) {
   if (!config.restore_from.empty() && !RestoreDataDir(config)) {
     return kExitFailure;
   }
+  if (cluster_mode) return RunClusterNode(config, signals, argc, argv);
   std::unique_ptr<storage::DB> db = OpenEngine(config);
   if (db == nullptr) return kExitFailure;
   // Checkpoints of backups that were running when the server last stopped

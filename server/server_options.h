@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include <memory>
 
@@ -20,6 +21,7 @@
 
 namespace grpc {
 class ServerContext;
+class Service;
 }  // namespace grpc
 
 namespace strata::server {
@@ -222,6 +224,14 @@ struct ServerOptions {
   // theirs, to add more services and methods (a test service exercising
   // the call machinery). What it registers must outlive the server.
   std::function<void(RpcRegistry* registry)> TEST_register_services;
+
+  // Cluster mode (--cluster_etcd; cluster/node/cluster_node.h): services
+  // of gRPC's synchronous API registered on the same port next to
+  // strata.v1.KV (strata.v1.Replication, strata.v1.Cluster: they block on
+  // disk or etcd, so they run on gRPC's sync threads, never on a
+  // completion queue). Not owned; they outlive the server. Empty in
+  // standalone mode.
+  std::vector<grpc::Service*> extra_services;
 
   // TEST ONLY: called on a blocking-pool thread when the compaction of a
   // deleted namespace's key range (after DeleteNamespace) ended, with the

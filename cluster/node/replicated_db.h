@@ -1,0 +1,151 @@
+#ifndef STRATA_CLUSTER_NODE_REPLICATED_DB_H_
+#define STRATA_CLUSTER_NODE_REPLICATED_DB_H_
+
+// ReplicatedDB: the storage::DB a cluster node's KvService runs on while
+// the node is the primary of range 0 (docs/cluster.md, "The write and read
+// rules"). It decorates the range's own DB so that no RPC handler knows
+// about replication:
+//
+// - Writes (Put, Delete, Write, WriteAsync) are refused with
+//   FAILED_PRECONDITION once the node is fenced (Fence: the range map names
+//   another primary or a higher epoch) or its etcd lease may have ended
+//   (now >= lease_deadline()); otherwise they commit locally and their
+//   result is held back until ReplicationSource::WaitReplicated says every
+//   in-sync replica has the revision. A failure after the local commit
+//   (UNAVAILABLE: fenced while waiting; DEADLINE_EXCEEDED: not replicated
+//   within replication_timeout) is indeterminate: the write may or may not
+//   survive a failover.
+// - Reads at the latest revision (no snapshot in ReadOptions), GetSnapshot
+//   and CurrentRevision are served at the replicated watermark, never at a
+//   revision a failover could un-happen. Before any replica acknowledged
+//   (watermark 0 with data committed) reads answer UNAVAILABLE.
+// - The commit listener (the Watch hub) hears a batch only once it is
+//   replicated, and GetUpdatesSince stops at the watermark, so Watch never
+//   shows an event a failover could un-happen.
+// - ApplyCommittedBatch is refused (only a replica's sink applies batches).
+//
+// Thread safety: thread-safe, as storage::DB. `base` and `source` must
+// outlive it; it installs itself as base's commit listener (forwarding
+// every commit to `source` at once) and removes itself on destruction.
+
+#include <atomic>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "cluster/replication/primary.h"
+#include "strata/storage/db.h"
+
+namespace strata::cluster {
+
+class ReplicatedDB final : public storage::DB {
+ public:
+  struct Options {
+    // How long a committed write waits for its replicas before the client
+    // hears DEADLINE_EXCEEDED (indeterminate).
+    absl::Duration replication_timeout = absl::Seconds(10);
+    // The instant after which this node may no longer act as primary (its
+    // etcd lease's alive_until). Unset: no lease check.
+    std::function<absl::Time()> lease_deadline;
+    // Range and epoch, for the error messages.
+    uint32_t range_id = 0;
+    uint64_t epoch = 0;
+  };
+
+  ReplicatedDB(storage::DB* base, replication::ReplicationSource* source,
+               Options options);
+  ~ReplicatedDB() override;
+
+  // Refuses every later write with FAILED_PRECONDITION naming `why`, and
+  // fences the source (waiting writes fail UNAVAILABLE). Idempotent.
+  void Fence(const absl::Status& why);
+  bool fenced() const;
+  // Writes refused because the node was fenced or its lease had run out.
+  int64_t fenced_writes() const { return fenced_writes_.load(); }
+
+  absl::StatusOr<storage::Revision> Put(const storage::WriteOptions& options,
+                                        std::string_view key,
+                                        std::string_view value) override;
+  absl::StatusOr<storage::Revision> Delete(const storage::WriteOptions& options,
+                                           std::string_view key) override;
+  absl::StatusOr<storage::Revision> Write(const storage::WriteOptions& options,
+                                          storage::WriteBatch* batch) override;
+  void WriteAsync(const storage::WriteOptions& options,
+                  storage::WriteBatch batch, WriteCallback done) override;
+
+  absl::StatusOr<std::string> Get(const storage::ReadOptions& options,
+                                  std::string_view key) override;
+  absl::StatusOr<storage::GetResult> GetWithMetadata(
+      const storage::ReadOptions& options, std::string_view key) override;
+  std::unique_ptr<storage::Iterator> NewIterator(
+      const storage::ReadOptions& options) override;
+
+  const storage::Snapshot* GetSnapshot() override;
+  absl::StatusOr<const storage::Snapshot*> GetSnapshotAt(
+      storage::Revision revision) override;
+  void ReleaseSnapshot(const storage::Snapshot* snapshot) override;
+
+  storage::Revision CurrentRevision() override;
+  storage::Revision CompactedRevision() override;
+  absl::Status CompactHistory(storage::Revision revision) override;
+  absl::StatusOr<std::unique_ptr<storage::ChangeIterator>> GetUpdatesSince(
+      storage::Revision revision) override;
+  void SetCommitListener(storage::CommitListener* listener) override;
+
+  absl::Status SyncWAL() override;
+  absl::Status Flush() override;
+  absl::Status CompactRange(std::optional<std::string_view> begin,
+                            std::optional<std::string_view> end) override;
+  absl::StatusOr<storage::Revision> CreateCheckpoint(
+      const std::string& dir) override;
+  absl::Status ApplyCommittedBatch(const storage::WriteOptions& options,
+                                   const storage::ChangeBatch& batch) override;
+  absl::Status WriteAvailability() override;
+  storage::Statistics GetStatistics() override;
+
+ private:
+  class FanOut;
+  // OK, or the FAILED_PRECONDITION a write gets now (counted).
+  absl::Status CheckWritable();
+  // A snapshot at min(latest, watermark), or UNAVAILABLE.
+  absl::StatusOr<const storage::Snapshot*> WatermarkSnapshot();
+  // Reads with options.snapshot unset get a watermark snapshot (`*taken`
+  // is set so the caller releases it).
+  absl::Status PrepareRead(storage::ReadOptions* options,
+                           const storage::Snapshot** taken);
+  // From base's commit listener: forward to the source, queue for the
+  // delayed listener.
+  void OnCommit(const std::vector<storage::ChangeBatch>& batches);
+  // Hands the delayed listener every queued batch at or below the
+  // watermark, in order.
+  void DeliverReplicated();
+
+  storage::DB* const base_;
+  replication::ReplicationSource* const source_;
+  const Options options_;
+  std::unique_ptr<FanOut> fan_out_;
+  std::atomic<int64_t> fenced_writes_{0};
+
+  mutable absl::Mutex mu_;
+  absl::Status fenced_ ABSL_GUARDED_BY(mu_);
+
+  // Serializes deliveries to the delayed listener (the hub expects commits
+  // in order, one call at a time).
+  absl::Mutex deliver_mu_ ABSL_ACQUIRED_BEFORE(queue_mu_);
+  storage::CommitListener* delayed_ ABSL_GUARDED_BY(deliver_mu_) = nullptr;
+  absl::Mutex queue_mu_;
+  std::deque<storage::ChangeBatch> pending_ ABSL_GUARDED_BY(queue_mu_);
+};
+
+}  // namespace strata::cluster
+
+#endif  // STRATA_CLUSTER_NODE_REPLICATED_DB_H_
