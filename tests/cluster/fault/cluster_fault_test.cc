@@ -213,13 +213,28 @@ class FaultTest : public ::testing::Test {
     for (const std::string& bad : CheckEpochs(cluster.RangeHistory())) {
       ADD_FAILURE() << bad;
     }
+    {
+      int64_t acked = 0, unknown = 0;
+      for (const LoggedOp& o : ops) {
+        acked += o.op.type != cluster::OpType::kRead && o.op.outcome == OpOutcome::kOk;
+        unknown += o.op.outcome == OpOutcome::kUnknown;
+      }
+      const std::vector<RangeEvent> history = cluster.RangeHistory();
+      std::printf("%s: %zu operations (%lld writes acknowledged, %lld "
+                  "indeterminate), epoch %llu -> %llu\n",
+                  Name(fault), ops.size(), static_cast<long long>(acked),
+                  static_cast<long long>(unknown),
+                  static_cast<unsigned long long>(before.epoch),
+                  static_cast<unsigned long long>(
+                      history.empty() ? 0 : history.back().epoch));
+    }
     if (replaced) {
       failover = FailoverTime(ops, fault_ns, old);
       EXPECT_TRUE(failover.has_value()) << "no write acknowledged at a new primary";
       if (failover) {
         EXPECT_LT(*failover, kFailoverBound);
-        std::printf("%s: failover %s (%zu operations)\n", Name(fault),
-                    absl::FormatDuration(*failover).c_str(), ops.size());
+        std::printf("%s: failover %s\n", Name(fault),
+                    absl::FormatDuration(*failover).c_str());
       }
     }
     return failover;
