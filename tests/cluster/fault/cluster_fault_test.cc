@@ -18,8 +18,10 @@
 //   - a paused or cut-off old primary, once back, acknowledges no write.
 // Environment: STRATA_FAULT_RUNS, STRATA_FAULT_SECONDS,
 // STRATA_FAULT_NODE_FLAGS (extra strata-server flags, space-separated,
-// e.g. a shorter lease), STRATA_FAULT_SKEW (libfaketime's FAKETIME for the
-// skewed node; default "+0 x0.5": its clocks run at half speed).
+// e.g. a shorter lease; default --cluster_lease_ttl=2s), STRATA_FAULT_SKEW
+// (libfaketime's FAKETIME for the skewed node; default "+0 x0.5": its
+// clocks run at half speed), STRATA_FAULT_LOGS=1 (print the tail of every
+// node's log after each run).
 // Skipped (with the reason) while strata-server has no --cluster_etcd.
 
 #include <algorithm>
@@ -30,6 +32,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
@@ -220,13 +223,18 @@ class FaultTest : public ::testing::Test {
         unknown += o.op.outcome == OpOutcome::kUnknown;
       }
       const std::vector<RangeEvent> history = cluster.RangeHistory();
+      std::string epochs;
+      for (const RangeEvent& e : history) {
+        const std::string step = absl::StrCat(" ", e.epoch, ":", e.primary);
+        if (!absl::EndsWith(epochs, step)) epochs += step;
+      }
       std::printf("%s: %zu operations (%lld writes acknowledged, %lld "
-                  "indeterminate), epoch %llu -> %llu\n",
+                  "indeterminate); epoch:primary%s\n",
                   Name(fault), ops.size(), static_cast<long long>(acked),
-                  static_cast<long long>(unknown),
-                  static_cast<unsigned long long>(before.epoch),
-                  static_cast<unsigned long long>(
-                      history.empty() ? 0 : history.back().epoch));
+                  static_cast<long long>(unknown), epochs.c_str());
+    }
+    if (EnvInt("STRATA_FAULT_LOGS", 0) != 0) {
+      std::printf("%s\n", cluster.Logs().c_str());
     }
     if (replaced) {
       failover = FailoverTime(ops, fault_ns, old);
