@@ -181,6 +181,10 @@ class FaultTest : public ::testing::Test {
         EXPECT_NE(next->primary, before.primary);
       }
     }
+    if (fault == Fault::kRestartReplica || fault == Fault::kSkewPrimary) {
+      // Nothing here is a reason to change the primary.
+      EXPECT_EQ(cluster.Current().primary, before.primary);
+    }
     const int64_t acked = w.acknowledged_writes();
     EXPECT_TRUE(WaitForAcks(w, acked, 50, kFailoverBound))
         << "writes did not resume after: " << Name(fault) << "\n" << cluster.Logs();

@@ -86,9 +86,9 @@ class Workload {
   // deposed primary breaks the history too); returns the gRPC status code.
   int PutDirect(int node, const std::string& key, const std::string& value);
 
-  // Asks each node in turn for the range map; the primary's node index of
-  // the range holding `key`'s stored form (one range covers everything in
-  // these runs), or NotFound if no node named a live primary.
+  // Asks each node in turn for the range map (GetRangeMap, 500 ms each)
+  // and returns the index of the first range's primary (these runs have
+  // one range), or NotFound if no node named a primary among `addresses`.
   absl::StatusOr<int> PrimaryFromRangeMap() const;
 
   const std::vector<std::string>& addresses() const { return addresses_; }
