@@ -196,25 +196,72 @@ struct Client::Stubs {
   std::unique_ptr<grpc::health::v1::Health::Stub> health;
 };
 
+struct Client::Route {
+  absl::Mutex mu;
+  // The primary a cluster node named (null: use `target`).
+  std::shared_ptr<v1::KV::Stub> kv ABSL_GUARDED_BY(mu);
+};
+
 Client::Client(const std::string& target, const ClientOptions& options)
     : options_(options),
       target_(target),
       channel_(MakeChannel(target, options, /*own_subchannels=*/false)),
-      stubs_(std::make_unique<Stubs>()) {
+      stubs_(std::make_unique<Stubs>()),
+      route_(std::make_unique<Route>()) {
   stubs_->kv = v1::KV::NewStub(channel_);
   stubs_->health = grpc::health::v1::Health::NewStub(channel_);
 }
 
 Client::~Client() = default;
 
+namespace {
+
+// The address in a cluster node's "not the primary" answer
+// ("...; the primary is NODE at HOST:PORT"), or "" if it is not one.
+std::string NamedPrimary(const grpc::Status& s) {
+  if (s.error_code() != grpc::StatusCode::FAILED_PRECONDITION) return "";
+  const std::string& m = s.error_message();
+  constexpr std::string_view kMarker = "; the primary is ";
+  const size_t at = m.rfind(kMarker);
+  if (at == std::string::npos) return "";
+  const size_t addr = m.find(" at ", at + kMarker.size());
+  if (addr == std::string::npos) return "";
+  std::string address = m.substr(addr + 4);
+  if (address.empty() || address.find(' ') != std::string::npos) return "";
+  return address;
+}
+
+}  // namespace
+
+grpc::Status Client::RoutedKv(
+    const std::function<grpc::Status(void* kv_stub)>& call) {
+  std::shared_ptr<v1::KV::Stub> routed;
+  {
+    absl::MutexLock lock(&route_->mu);
+    routed = route_->kv;
+  }
+  grpc::Status s = call(routed != nullptr ? routed.get() : stubs_->kv.get());
+  const std::string primary = NamedPrimary(s);
+  if (primary.empty()) return s;
+  routed = std::shared_ptr<v1::KV::Stub>(v1::KV::NewStub(
+      MakeChannel(primary, options_, /*own_subchannels=*/false)));
+  {
+    absl::MutexLock lock(&route_->mu);
+    route_->kv = routed;
+  }
+  return call(routed.get());
+}
+
 absl::StatusOr<std::optional<std::string>> Client::Get(std::string_view key) {
-  grpc::ClientContext ctx;
-  SetDeadline(&ctx, options_.timeout);
   v1::GetRequest request;
   request.set_namespace_(options_.ns);
   request.set_key(key.data(), key.size());
   v1::GetResponse response;
-  grpc::Status s = stubs_->kv->Get(&ctx, request, &response);
+  grpc::Status s = RoutedKv([&](void* kv) {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx, options_.timeout);
+    return static_cast<v1::KV::Stub*>(kv)->Get(&ctx, request, &response);
+  });
   if (!s.ok()) return FromGrpcStatus(s);
   if (!response.found()) return std::optional<std::string>();
   return std::optional<std::string>(std::move(*response.mutable_value()));
@@ -222,14 +269,16 @@ absl::StatusOr<std::optional<std::string>> Client::Get(std::string_view key) {
 
 absl::StatusOr<GetResult> Client::GetWithMetadata(std::string_view key,
                                                    Revision revision) {
-  grpc::ClientContext ctx;
-  SetDeadline(&ctx, options_.timeout);
   v1::GetRequest request;
   request.set_namespace_(options_.ns);
   request.set_key(key.data(), key.size());
   request.set_revision(revision);
   v1::GetResponse response;
-  grpc::Status s = stubs_->kv->Get(&ctx, request, &response);
+  grpc::Status s = RoutedKv([&](void* kv) {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx, options_.timeout);
+    return static_cast<v1::KV::Stub*>(kv)->Get(&ctx, request, &response);
+  });
   if (!s.ok()) return FromGrpcStatus(s);
   GetResult result;
   result.revision = response.header().revision();
@@ -279,8 +328,6 @@ absl::StatusOr<Revision> Client::Put(std::string_view key,
 absl::StatusOr<Revision> Client::Put(std::string_view key,
                                      std::string_view value,
                                      const PutOptions& options) {
-  grpc::ClientContext ctx;
-  SetDeadline(&ctx, options_.timeout);
   v1::PutRequest request;
   request.set_namespace_(options_.ns);
   request.set_key(key.data(), key.size());
@@ -289,7 +336,11 @@ absl::StatusOr<Revision> Client::Put(std::string_view key,
   request.set_lease(options.lease);
   request.set_type(static_cast<v1::ValueType>(options.type));
   v1::PutResponse response;
-  grpc::Status s = stubs_->kv->Put(&ctx, request, &response);
+  grpc::Status s = RoutedKv([&](void* kv) {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx, options_.timeout);
+    return static_cast<v1::KV::Stub*>(kv)->Put(&ctx, request, &response);
+  });
   if (!s.ok()) return FromGrpcStatus(s);
   return response.header().revision();
 }
@@ -356,13 +407,15 @@ absl::StatusOr<std::vector<int64_t>> Client::LeaseLeases() {
 }
 
 absl::StatusOr<Revision> Client::Delete(std::string_view key) {
-  grpc::ClientContext ctx;
-  SetDeadline(&ctx, options_.timeout);
   v1::DeleteRequest request;
   request.set_namespace_(options_.ns);
   request.set_key(key.data(), key.size());
   v1::DeleteResponse response;
-  grpc::Status s = stubs_->kv->Delete(&ctx, request, &response);
+  grpc::Status s = RoutedKv([&](void* kv) {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx, options_.timeout);
+    return static_cast<v1::KV::Stub*>(kv)->Delete(&ctx, request, &response);
+  });
   if (!s.ok()) return FromGrpcStatus(s);
   return response.header().revision();
 }

@@ -833,11 +833,21 @@ class Client {
 
  private:
   struct Stubs;
+  // Cluster routing (docs/cluster.md, "What a client sees").
+  struct Route;
+  // Runs `call` (one RPC on the KV stub it is given) against the node
+  // believed to be the primary: `target` at first. If that node answers
+  // FAILED_PRECONDITION "...; the primary is NODE at HOST:PORT" (a cluster
+  // node that is not the primary), the client remembers HOST:PORT for
+  // later calls and runs `call` once more there. Get, GetWithMetadata,
+  // Put and Delete are routed; the other methods stay on `target`.
+  grpc::Status RoutedKv(const std::function<grpc::Status(void* kv_stub)>& call);
 
   const ClientOptions options_;
   const std::string target_;
   const std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<Stubs> stubs_;
+  std::unique_ptr<Route> route_;
 };
 
 }  // namespace strata

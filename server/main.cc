@@ -48,6 +48,7 @@
 #include "server/backup_archive.h"
 #include "server/usable_cpus.h"
 #include "server/metrics/metrics_server.h"
+#include "cluster/node/cluster_metrics.h"
 #include "cluster/node/cluster_node.h"
 #include "grpcpp/grpcpp.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
@@ -823,12 +824,17 @@ void LogSettings(const Config& config, const std::string& bound_address) {
 // metrics port fails the start instead of leaving a server nobody can
 // monitor. On failure nothing is left running and the error's message
 // says what failed.
-absl::StatusOr<Servers> StartServers(const Config& config, storage::DB* db) {
+absl::StatusOr<Servers> StartServers(
+    const Config& config, storage::DB* db,
+    std::shared_ptr<prometheus::Collectable> extra_metrics = nullptr) {
   Servers servers;
   if (!config.metrics_listen.empty()) {
     servers.metrics = std::make_unique<strata::server::metrics::MetricsServer>(
         db, strata::server::metrics::BuildInfo{STRATA_VERSION, STRATA_GIT_SHA},
         config.metrics_namespace_limit);
+    if (extra_metrics != nullptr) {  // Cluster mode.
+      servers.metrics->AddCollectable(std::move(extra_metrics));
+    }
     if (absl::Status s = servers.metrics->Listen(config.metrics_listen);
         !s.ok()) {
       return absl::Status(s.code(),
@@ -896,6 +902,21 @@ int ShutDown(int sig, Servers servers, std::unique_ptr<storage::DB> db) {
   return exit_code;
 }
 
+// Cluster mode: starts this program again with the same flags, on
+// `listen` (the port it had). Returns only if exec failed (logged).
+void ReExec(int argc, char** argv, const std::string& listen) {
+  std::vector<std::string> args(argv, argv + argc);
+  args.push_back(absl::StrCat("--listen=", listen));
+  std::vector<char*> cargs;
+  for (std::string& a : args) cargs.push_back(a.data());
+  cargs.push_back(nullptr);
+  spdlog::info("re-executing to take the node's role from the range map");
+  spdlog::default_logger()->flush();
+  execv("/proc/self/exe", cargs.data());
+  std::fprintf(stderr, "strata-server: re-exec failed: %s\n",
+               std::strerror(errno));
+}
+
 // Cluster mode (--cluster_etcd; cluster/node/cluster_node.h): the node
 // takes the role the range map gives it. As primary it serves strata.v1.KV
 // on the replicated DB, plus Replication and Cluster; as a replica only
@@ -923,6 +944,11 @@ int RunClusterNode(Config config, const sigset_t& signals, int argc,
   if (!started.ok()) {
     std::fprintf(stderr, "strata-server: cluster: %s\n",
                  started.status().ToString().c_str());
+    if (absl::IsUnavailable(started.status())) {
+      // As the new primary, the replicas did not catch up in time (each
+      // attempt waits --replication_timeout): start over from the map.
+      ReExec(argc, argv, config.server.listen);
+    }
     return absl::IsInvalidArgument(started.status()) ? kExitUsage
                                                      : kExitFailure;
   }
@@ -937,7 +963,9 @@ int RunClusterNode(Config config, const sigset_t& signals, int argc,
   std::unique_ptr<grpc::Server> replica_server;
   if (node->role() == strata::cluster::ClusterNode::Role::kPrimary) {
     config.server.extra_services = node->services();
-    absl::StatusOr<Servers> s = StartServers(config, node->serving_db());
+    absl::StatusOr<Servers> s =
+        StartServers(config, node->serving_db(),
+                     strata::cluster::MakeClusterCollector(node.get()));
     if (!s.ok()) {
       std::fprintf(stderr, "strata-server: %s\n",
                    std::string(s.status().message()).c_str());
@@ -965,7 +993,28 @@ int RunClusterNode(Config config, const sigset_t& signals, int argc,
     }
     const size_t colon = config.server.listen.rfind(':');
     bound = absl::StrCat(config.server.listen.substr(0, colon), ":", port);
+    if (!config.metrics_listen.empty()) {
+      // No engine or RPC families on a replica: the cluster's.
+      servers.metrics =
+          std::make_unique<strata::server::metrics::MetricsServer>(
+              nullptr,
+              strata::server::metrics::BuildInfo{STRATA_VERSION,
+                                                 STRATA_GIT_SHA},
+              config.metrics_namespace_limit);
+      servers.metrics->AddCollectable(
+          strata::cluster::MakeClusterCollector(node.get()));
+      if (absl::Status s = servers.metrics->Listen(config.metrics_listen);
+          !s.ok()) {
+        std::fprintf(stderr, "strata-server: --metrics_listen: %s\n",
+                     std::string(s.message()).c_str());
+        return kExitFailure;
+      }
+    }
     std::printf("strata-server listening on %s\n", bound.c_str());
+    if (servers.metrics) {
+      std::printf("strata-server metrics on %s\n",
+                  servers.metrics->bound_address().c_str());
+    }
     std::fflush(stdout);
     spdlog::info("replica of range 0 at epoch {} listening on {} "
                  "(strata.v1.Replication, strata.v1.Cluster; other RPCs "
@@ -994,17 +1043,7 @@ int RunClusterNode(Config config, const sigset_t& signals, int argc,
   node.reset();
   if (!restart) return kExitOk;
 
-  // Start again with the same flags, on the same port.
-  std::vector<std::string> args(argv, argv + argc);
-  args.push_back(absl::StrCat("--listen=", bound));
-  std::vector<char*> cargs;
-  for (std::string& a : args) cargs.push_back(a.data());
-  cargs.push_back(nullptr);
-  spdlog::info("re-executing to take the new role");
-  spdlog::default_logger()->flush();
-  execv("/proc/self/exe", cargs.data());
-  std::fprintf(stderr, "strata-server: re-exec failed: %s\n",
-               std::strerror(errno));
+  ReExec(argc, argv, bound);
   return kExitFailure;
 }
 

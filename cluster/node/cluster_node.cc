@@ -216,11 +216,18 @@ absl::Status ClusterNode::Init() {
   absl::Status started = role_ == Role::kPrimary ? StartPrimary(range)
                                                  : StartReplica(range);
   if (!started.ok()) return started;
+  if (role_ == Role::kPrimary) {
+    // Serve nothing until the in-sync replicas hold everything this node
+    // has: its tail may include revisions the previous primary never had
+    // acknowledged, which a read must not show before they are replicated
+    // (and the server's start-up reads the catalog and lease records).
+    if (absl::Status s = WaitForReplicas(); !s.ok()) return s;
+  }
   epoch_.store(range.epoch);
   spdlog::info("cluster: node {} is the {} of range {} at epoch {} (replicas "
                "{}, in sync {})",
                options_.node_id,
-               role_ == Role::kPrimary ? "primary" : "a replica", range.id,
+               role_ == Role::kPrimary ? "primary" : "replica", range.id,
                range.epoch, absl::StrJoin(range.replicas, ","),
                absl::StrJoin(range.in_sync, ","));
   maintenance_ = std::thread([this] { Maintain(); });
@@ -228,6 +235,28 @@ absl::Status ClusterNode::Init() {
   // until the role is set up) is caught by the next event or here.
   OnMap(*watch_->current());
   return absl::OkStatus();
+}
+
+absl::Status ClusterNode::WaitForReplicas() {
+  storage::Revision current;
+  {
+    absl::MutexLock lock(&db_mu_);
+    current = db_->CurrentRevision();
+  }
+  absl::Notification done;
+  absl::Status result;
+  source_->WaitReplicated(current,
+                          absl::Now() + options_.replication_timeout,
+                          [&](absl::Status s) {
+                            result = s;
+                            done.Notify();
+                          });
+  done.WaitForNotification();
+  if (result.ok()) return result;
+  return absl::UnavailableError(absl::StrCat(
+      "as the new primary of range ", kRange,
+      ": the in-sync replicas did not acknowledge revision ", current,
+      " within --replication_timeout: ", result.message()));
 }
 
 absl::Status ClusterNode::OpenDb() {

@@ -95,7 +95,9 @@ class ClusterNode {
   // range's database and takes its role. Errors: InvalidArgument for bad
   // options; FailedPrecondition if the map has more than one range, this
   // node holds no replica of range 0, or the epoch file has seen a newer
-  // epoch than the map's (wait for the map); DeadlineExceeded if the
+  // epoch than the map's (wait for the map); Unavailable if, as primary,
+  // its in-sync replicas do not catch up within replication_timeout (start
+  // again); DeadlineExceeded if the
   // cluster is not initialized within init_wait; etcd's and the engine's
   // errors.
   static absl::StatusOr<std::unique_ptr<ClusterNode>> Start(
@@ -146,6 +148,9 @@ class ClusterNode {
   explicit ClusterNode(ClusterNodeOptions options);
   absl::Status Init();
   absl::Status OpenDb();
+  // Primary: waits (up to replication_timeout) until the in-sync replicas
+  // hold every revision this node has. Unavailable if they do not.
+  absl::Status WaitForReplicas();
   absl::Status StartPrimary(const RangeDescriptor& range);
   absl::Status StartReplica(const RangeDescriptor& range);
   void OnMap(const RangeMap& map);

@@ -18,6 +18,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -57,6 +58,11 @@ class MetricsServer {
   MetricsServer(const MetricsServer&) = delete;
   MetricsServer& operator=(const MetricsServer&) = delete;
 
+  // Adds families gathered on scrape after the built-in ones (cluster
+  // mode's, cluster/node/cluster_metrics.h). REQUIRES: before Listen.
+  void AddCollectable(std::shared_ptr<prometheus::Collectable> collectable) {
+    collectables_.push_back(std::move(collectable));
+  }
   // The observer to pass to KvServer; lives as long as this object.
   RpcObserver* rpc_observer();
 
