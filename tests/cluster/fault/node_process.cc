@@ -4,7 +4,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -106,20 +106,36 @@ absl::Status NodeProcess::Spawn(absl::Duration timeout) {
                       ? std::filesystem::file_size(spec_.log_path, ec)
                       : 0;
   }
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 1, spec_.log_path.c_str(),
-                                   O_WRONLY | O_CREAT | O_APPEND, 0644);
-  posix_spawn_file_actions_adddup2(&fa, 1, 2);
-  const int rc = posix_spawn(&pid_, cargv[0], &fa, nullptr, cargv.data(),
-                             cenv.data());
-  posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) {
-    pid_ = -1;
+  const int log_fd = open(spec_.log_path.c_str(),
+                          O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (log_fd < 0) {
     return absl::InternalError(
-        absl::StrCat("posix_spawn ", spec_.binary, ": ", strerror(rc)));
+        absl::StrCat("open ", spec_.log_path, ": ", strerror(errno)));
   }
+  const pid_t parent = getpid();
+  const pid_t pid = fork();
+  if (pid < 0) {
+    const int e = errno;
+    close(log_fd);
+    return absl::InternalError(absl::StrCat("fork: ", strerror(e)));
+  }
+  if (pid == 0) {
+    // Child: only async-signal-safe calls until exec. Dies with the test
+    // process (SIGKILL when the thread that started it ends: the tests
+    // start nodes from their main thread), so a test killed by ctest's
+    // timeout leaves no server behind; the setting survives the server's
+    // own re-exec on a role change.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127);
+    const int devnull = open("/dev/null", O_RDONLY);
+    if (devnull >= 0) dup2(devnull, 0);
+    dup2(log_fd, 1);
+    dup2(log_fd, 2);
+    execve(cargv[0], cargv.data(), cenv.data());
+    _exit(127);
+  }
+  close(log_fd);
+  pid_ = pid;
   const absl::Time deadline = absl::Now() + timeout;
   while (true) {
     if (ReadFrom(spec_.log_path, log_offset_)

@@ -5,8 +5,11 @@
 // SIGTERM, SIGKILL, SIGSTOP/SIGCONT, restart with the same flags, data
 // directory and port. Its stdout and stderr go to one log file (appended
 // across restarts), so a chatty server never blocks on a full pipe.
-// Destroying it SIGCONTs and SIGKILLs the process and reaps it, whatever
-// state it is in.
+// Destroying it SIGKILLs the process and reaps it, whatever state it is in
+// (stopped too); if the test process dies first, the kernel SIGKILLs the
+// server (PR_SET_PDEATHSIG, as EtcdProcess does). Start and Restart from
+// the thread that lives longest (the test's main thread): the kernel ties
+// that signal to the starting thread.
 
 #include <sys/types.h>
 
