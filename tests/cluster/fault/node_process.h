@@ -64,9 +64,12 @@ class NodeProcess {
   void Kill();
   // SIGTERM, wait up to `timeout`, then SIGKILL; reaps either way.
   void Stop(absl::Duration timeout = absl::Seconds(10));
-  // Starts it again (after Kill/Stop) with the same spec; `env` replaces
-  // the spec's extra environment when given (to add or lift a skew).
+  // Starts it again (after Kill/Stop) with the same spec (port, data
+  // directory, flags, environment). FailedPrecondition if it is running;
+  // otherwise as Start.
   absl::Status Restart(absl::Duration timeout = absl::Seconds(30));
+  // Replaces the extra environment for the next Restart (to add or lift a
+  // clock skew).
   void set_env(std::vector<std::string> env) { spec_.env = std::move(env); }
 
   // The last `bytes` of the log.
