@@ -416,6 +416,10 @@ void ClusterNode::Stop() {
   if (stopped_) return;
   stopped_ = true;
   if (!stop_.HasBeenNotified()) stop_.Notify();
+  // Fencing first also ends a maintenance pass waiting on the source.
+  if (replicated_db_ != nullptr) {
+    replicated_db_->Fence(absl::UnavailableError("the node is shutting down"));
+  }
   if (maintenance_.joinable()) maintenance_.join();
   if (watch_ != nullptr) watch_->Stop();
   if (controller_ != nullptr) controller_->Stop();
@@ -423,9 +427,6 @@ void ClusterNode::Stop() {
   if (repl_service_ != nullptr) {
     repl_service_->RemovePrimary(kRange);
     repl_service_->RemoveReplica(kRange);
-  }
-  if (replicated_db_ != nullptr) {
-    replicated_db_->Fence(absl::UnavailableError("the node is shutting down"));
   }
   replicated_db_.reset();  // No longer the commit listener.
   source_.reset();

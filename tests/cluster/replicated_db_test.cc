@@ -1,0 +1,141 @@
+// ReplicatedDB (cluster/node/replicated_db.h) without a cluster: a primary
+// whose one replica never answers, so the replicated watermark is under the
+// test's control through SetInSync.
+
+#include "cluster/node/replicated_db.h"
+
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "strata/storage/db.h"
+#include "tests/support/test_util.h"
+
+namespace strata::cluster {
+namespace {
+
+using replication::ReplicationSource;
+
+class ReplicatedDbTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    storage::Options o;
+    o.create_if_missing = true;
+    o.keep_history = true;
+    o.allow_committed_batches = true;
+    auto db = storage::DB::Open(o, dir_.path() + "/db");
+    ASSERT_TRUE(db.ok()) << db.status();
+    base_ = *std::move(db);
+    ReplicationSource::Options so;
+    so.epoch = 1;
+    so.history = {{1, 1}};
+    so.self = "n1";
+    // Nothing listens there: the replica never acknowledges.
+    so.replicas.push_back(
+        {"n2", grpc::CreateChannel("127.0.0.1:1",
+                                   grpc::InsecureChannelCredentials())});
+    auto source = ReplicationSource::Create(base_.get(), so);
+    ASSERT_TRUE(source.ok()) << source.status();
+    source_ = *std::move(source);
+  }
+
+  void TearDown() override {
+    rdb_.reset();
+    source_.reset();
+    base_.reset();
+  }
+
+  std::unique_ptr<ReplicatedDB> Make(ReplicatedDB::Options o = {}) {
+    if (o.replication_timeout == absl::Seconds(10)) {
+      o.replication_timeout = absl::Milliseconds(200);
+    }
+    return std::make_unique<ReplicatedDB>(base_.get(), source_.get(), o);
+  }
+
+  testing::TempDir dir_;
+  std::unique_ptr<storage::DB> base_;
+  std::unique_ptr<ReplicationSource> source_;
+  std::unique_ptr<ReplicatedDB> rdb_;
+};
+
+TEST_F(ReplicatedDbTest, UnreplicatedWriteIsIndeterminateAndNotRead) {
+  rdb_ = Make();
+  absl::StatusOr<storage::Revision> put =
+      rdb_->Put(storage::WriteOptions(), "k", "v");
+  // Committed locally, never acknowledged by the in-sync replica.
+  ASSERT_EQ(put.status().code(), absl::StatusCode::kDeadlineExceeded)
+      << put.status();
+  EXPECT_NE(put.status().message().find("may or may not survive"),
+            std::string::npos);
+  ASSERT_TRUE(base_->Get(storage::ReadOptions(), "k").ok());
+  // Not served: nothing is replicated yet.
+  EXPECT_FALSE(rdb_->Get(storage::ReadOptions(), "k").ok());
+  EXPECT_EQ(rdb_->CurrentRevision(), 0);
+
+  // Once the set no longer waits for the replica, revision 1 is
+  // replicated, and served.
+  source_->SetInSync({});
+  absl::StatusOr<std::string> got = rdb_->Get(storage::ReadOptions(), "k");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, "v");
+  EXPECT_EQ(rdb_->CurrentRevision(), 1);
+  absl::StatusOr<storage::Revision> second =
+      rdb_->Put(storage::WriteOptions(), "k", "w");
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(*second, 2);
+}
+
+TEST_F(ReplicatedDbTest, ReadsStopAtTheWatermark) {
+  source_->SetInSync({});
+  rdb_ = Make();
+  ASSERT_TRUE(rdb_->Put(storage::WriteOptions(), "k", "v1").ok());
+  // The replica joins the set: the watermark stays at 1.
+  source_->SetInSync({"n2"});
+  EXPECT_FALSE(rdb_->Put(storage::WriteOptions(), "k", "v2").ok());
+  ASSERT_EQ(base_->Get(storage::ReadOptions(), "k").value_or(""), "v2");
+  absl::StatusOr<std::string> got = rdb_->Get(storage::ReadOptions(), "k");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, "v1");
+  std::unique_ptr<storage::Iterator> it =
+      rdb_->NewIterator(storage::ReadOptions());
+  it->SeekToFirst();
+  ASSERT_TRUE(it->Valid()) << it->status();
+  EXPECT_EQ(it->value(), "v1");
+  EXPECT_EQ(rdb_->CurrentRevision(), 1);
+  EXPECT_EQ(rdb_->GetSnapshotAt(2).status().code(),
+            absl::StatusCode::kOutOfRange);
+}
+
+TEST_F(ReplicatedDbTest, FencedOrLeaseExpiredRefusesWrites) {
+  source_->SetInSync({});
+  rdb_ = Make();
+  ASSERT_TRUE(rdb_->Put(storage::WriteOptions(), "k", "v").ok());
+  rdb_->Fence(absl::UnavailableError("epoch 2 has primary n3"));
+  absl::StatusOr<storage::Revision> put =
+      rdb_->Put(storage::WriteOptions(), "k", "w");
+  EXPECT_EQ(put.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(put.status().message().find("epoch 2 has primary n3"),
+            std::string::npos);
+  EXPECT_EQ(rdb_->fenced_writes(), 1);
+  EXPECT_EQ(base_->Get(storage::ReadOptions(), "k").value_or(""), "v");
+}
+
+TEST_F(ReplicatedDbTest, LeaseDeadlinePassedFences) {
+  source_->SetInSync({});
+  ReplicatedDB::Options o;
+  o.lease_deadline = [] { return absl::Now() - absl::Seconds(1); };
+  rdb_ = Make(o);
+  absl::StatusOr<storage::Revision> put =
+      rdb_->Put(storage::WriteOptions(), "k", "v");
+  EXPECT_EQ(put.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(rdb_->fenced());
+  EXPECT_TRUE(source_->fenced());
+  // Nothing was committed.
+  EXPECT_EQ(base_->CurrentRevision(), 0);
+}
+
+}  // namespace
+}  // namespace strata::cluster
