@@ -16,8 +16,9 @@ STRATA_BUILD_DEPS=(
 )
 
 # Programs the ctest suite runs besides Strata's own (etcd for the etcd
-# client and cluster tests in tests/cluster/).
-STRATA_TEST_DEPS=(etcd-server)
+# client and cluster tests in tests/cluster/; faketime for the clock-skew
+# fault in tests/cluster/fault/).
+STRATA_TEST_DEPS=(etcd-server faketime)
 
 # Packages the Python and Node.js client tests need (scripts/test-clients.sh):
 # Debian's gRPC/protobuf for Python, venv + setuptools + build to install and

@@ -1,0 +1,208 @@
+#include "tests/cluster/fault/node_process.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+
+extern char** environ;
+
+namespace strata::testing {
+namespace {
+
+std::string ReadFrom(const std::string& path, size_t offset) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return "";
+  in.seekg(0, std::ios::end);
+  const auto size = static_cast<size_t>(in.tellg());
+  if (offset > size) offset = size;
+  in.seekg(static_cast<std::streamoff>(offset));
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// waitpid with a deadline (WNOHANG polling every 5 ms: a child's exit has
+// no file descriptor to wait on).
+bool WaitFor(pid_t pid, absl::Time deadline) {
+  while (true) {
+    int status = 0;
+    const pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid || (r < 0 && errno == ECHILD)) return true;
+    if (absl::Now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<int> PickFreePort() {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return absl::InternalError(absl::StrCat("socket: ", strerror(errno)));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    const int e = errno;
+    close(fd);
+    return absl::InternalError(absl::StrCat("bind 127.0.0.1:0: ", strerror(e)));
+  }
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+std::string FaketimeLibrary() {
+  for (const char* p : {"/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1",
+                        "/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1"}) {
+    if (std::filesystem::exists(p)) return p;
+  }
+  return "";
+}
+
+absl::StatusOr<std::unique_ptr<NodeProcess>> NodeProcess::Start(
+    NodeSpec spec, absl::Duration timeout) {
+  std::unique_ptr<NodeProcess> n(new NodeProcess(std::move(spec)));
+  if (absl::Status s = n->Spawn(timeout); !s.ok()) return s;
+  return n;
+}
+
+std::string NodeProcess::address() const {
+  return absl::StrCat("127.0.0.1:", spec_.port);
+}
+
+absl::Status NodeProcess::Spawn(absl::Duration timeout) {
+  std::vector<std::string> argv = {
+      spec_.binary, absl::StrCat("--listen=", address()),
+      "--metrics_listen=127.0.0.1:0", "--data_dir=" + spec_.data_dir};
+  argv.insert(argv.end(), spec_.flags.begin(), spec_.flags.end());
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) env.emplace_back(*e);
+  env.insert(env.end(), spec_.env.begin(), spec_.env.end());
+  std::vector<char*> cargv, cenv;
+  for (auto& a : argv) cargv.push_back(a.data());
+  cargv.push_back(nullptr);
+  for (auto& e : env) cenv.push_back(e.data());
+  cenv.push_back(nullptr);
+
+  {
+    std::error_code ec;
+    log_offset_ = std::filesystem::exists(spec_.log_path, ec)
+                      ? std::filesystem::file_size(spec_.log_path, ec)
+                      : 0;
+  }
+  const int log_fd = open(spec_.log_path.c_str(),
+                          O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (log_fd < 0) {
+    return absl::InternalError(
+        absl::StrCat("open ", spec_.log_path, ": ", strerror(errno)));
+  }
+  const pid_t parent = getpid();
+  const pid_t pid = fork();
+  if (pid < 0) {
+    const int e = errno;
+    close(log_fd);
+    return absl::InternalError(absl::StrCat("fork: ", strerror(e)));
+  }
+  if (pid == 0) {
+    // Child: only async-signal-safe calls until exec. Dies with the test
+    // process (SIGKILL when the thread that started it ends: the tests
+    // start nodes from their main thread), so a test killed by ctest's
+    // timeout leaves no server behind; the setting survives the server's
+    // own re-exec on a role change.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127);
+    const int devnull = open("/dev/null", O_RDONLY);
+    if (devnull >= 0) dup2(devnull, 0);
+    dup2(log_fd, 1);
+    dup2(log_fd, 2);
+    execve(cargv[0], cargv.data(), cenv.data());
+    _exit(127);
+  }
+  close(log_fd);
+  pid_ = pid;
+  const absl::Time deadline = absl::Now() + timeout;
+  while (true) {
+    if (ReadFrom(spec_.log_path, log_offset_)
+            .find("strata-server listening on ") != std::string::npos) {
+      return absl::OkStatus();
+    }
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return absl::UnavailableError(absl::StrCat(
+          "strata-server exited before listening (status ", status,
+          "); log: ", LogTail()));
+    }
+    if (absl::Now() >= deadline) {
+      Kill();
+      return absl::DeadlineExceededError(absl::StrCat(
+          "strata-server did not report listening; log: ", LogTail()));
+    }
+    // The log is a file: nothing to poll on, so look again shortly.
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+NodeProcess::~NodeProcess() { Kill(); }
+
+void NodeProcess::Pause() {
+  if (pid_ > 0) kill(pid_, SIGSTOP);
+}
+void NodeProcess::Resume() {
+  if (pid_ > 0) kill(pid_, SIGCONT);
+}
+
+void NodeProcess::Reap(absl::Duration timeout) {
+  if (pid_ <= 0) return;
+  if (!WaitFor(pid_, absl::Now() + timeout)) {
+    kill(pid_, SIGKILL);
+    kill(pid_, SIGCONT);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+  }
+  pid_ = -1;
+}
+
+void NodeProcess::Kill() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGKILL);
+  kill(pid_, SIGCONT);  // A stopped process dies on SIGKILL too; harmless.
+  int status = 0;
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+}
+
+void NodeProcess::Stop(absl::Duration timeout) {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGCONT);
+  kill(pid_, SIGTERM);
+  Reap(timeout);
+}
+
+absl::Status NodeProcess::Restart(absl::Duration timeout) {
+  if (pid_ > 0) return absl::FailedPreconditionError("node is still running");
+  return Spawn(timeout);
+}
+
+std::string NodeProcess::LogTail(size_t bytes) const {
+  std::string all = ReadFrom(spec_.log_path, 0);
+  return all.size() > bytes ? all.substr(all.size() - bytes) : all;
+}
+
+}  // namespace strata::testing
