@@ -224,10 +224,10 @@ absl::Status ClusterNode::Init() {
     if (absl::Status s = WaitForReplicas(); !s.ok()) return s;
   }
   epoch_.store(range.epoch);
-  spdlog::info("cluster: node {} is the {} of range {} at epoch {} (replicas "
+  spdlog::info("cluster: node {} is {} of range {} at epoch {} (replicas "
                "{}, in sync {})",
                options_.node_id,
-               role_ == Role::kPrimary ? "primary" : "replica", range.id,
+               role_ == Role::kPrimary ? "the primary" : "a replica", range.id,
                range.epoch, absl::StrJoin(range.replicas, ","),
                absl::StrJoin(range.in_sync, ","));
   maintenance_ = std::thread([this] { Maintain(); });
