@@ -346,6 +346,7 @@ absl::Status ClusterNode::StartPrimary(const RangeDescriptor& range) {
 
   ReplicatedDB::Options ro;
   ro.replication_timeout = options_.replication_timeout;
+  ro.min_in_sync = config_.min_in_sync;
   LeaseKeeper* keeper = keeper_.get();
   ro.lease_deadline = [keeper] { return keeper->alive_until(); };
   ro.range_id = kRange;

@@ -88,7 +88,19 @@ absl::Status ReplicatedDB::CheckWritable() {
         "TTL)");
     Fence(why);
   }
-  if (why.ok()) return absl::OkStatus();
+  if (why.ok()) {
+    const size_t in_sync = source_->in_sync_size();
+    if (options_.min_in_sync > 1 &&
+        in_sync < static_cast<size_t>(options_.min_in_sync)) {
+      return absl::UnavailableError(absl::StrCat(
+          "only ", in_sync, " of range ", options_.range_id,
+          "'s replicas are in sync (the primary included); writes need ",
+          options_.min_in_sync,
+          " (the cluster's min_in_sync) and resume once a replica catches "
+          "up; nothing was written"));
+    }
+    return absl::OkStatus();
+  }
   fenced_writes_.fetch_add(1);
   return absl::FailedPreconditionError(absl::StrCat(
       "not the primary of range ", options_.range_id, " any more (epoch ",

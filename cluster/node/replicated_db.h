@@ -56,6 +56,12 @@ class ReplicatedDB final : public storage::DB {
     // The instant after which this node may no longer act as primary (its
     // etcd lease's alive_until). Unset: no lease check.
     std::function<absl::Time()> lease_deadline;
+    // The fewest members of the in-sync set (the primary included) with
+    // which a write is taken: below it, writes are refused UNAVAILABLE
+    // before they commit, as Kafka's min.insync.replicas does, until a
+    // replica catches up and rejoins the set (the cluster's min_in_sync;
+    // a failover can leave the set smaller than that).
+    int min_in_sync = 1;
     // Range and epoch, for the error messages.
     uint32_t range_id = 0;
     uint64_t epoch = 0;

@@ -477,6 +477,11 @@ absl::Status ReplicationSource::RunStream(Peer* peer, bool* accepted) {
   return result.ok() ? FromGrpc(rpc) : result;
 }
 
+size_t ReplicationSource::in_sync_size() const {
+  absl::MutexLock lock(&mu_);
+  return in_sync_.size() + 1;
+}
+
 ReplicationSource::Stats ReplicationSource::GetStats() const {
   const absl::Time now = absl::Now();
   absl::MutexLock lock(&mu_);

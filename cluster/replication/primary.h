@@ -97,6 +97,8 @@ class ReplicationSource final : public storage::CommitListener {
   // The highest revision every in-sync replica holds durably (and this
   // primary has committed).
   Revision replicated_revision() const;
+  // Members of the in-sync set, this primary included (so at least 1).
+  size_t in_sync_size() const;
 
   // Calls `done` once, on the notifier thread: OK when the replicated
   // watermark reaches `revision`; DeadlineExceeded if `deadline` passes

@@ -137,5 +137,29 @@ TEST_F(ReplicatedDbTest, LeaseDeadlinePassedFences) {
   EXPECT_EQ(base_->CurrentRevision(), 0);
 }
 
+TEST_F(ReplicatedDbTest, FewerInSyncThanMinInSyncRefusesWritesUntilOneRejoins) {
+  // A failover left only the primary in the set; the cluster wants 2.
+  source_->SetInSync({});
+  ReplicatedDB::Options o;
+  o.min_in_sync = 2;
+  rdb_ = Make(o);
+  absl::StatusOr<storage::Revision> put =
+      rdb_->Put(storage::WriteOptions(), "k", "v");
+  EXPECT_EQ(put.status().code(), absl::StatusCode::kUnavailable)
+      << put.status();
+  EXPECT_NE(put.status().message().find("min_in_sync"), std::string::npos);
+  EXPECT_EQ(base_->CurrentRevision(), 0);  // Refused before the commit.
+  EXPECT_FALSE(rdb_->fenced());
+  EXPECT_EQ(rdb_->fenced_writes(), 0);
+
+  // The replica rejoins: the write is taken (and here waits for it, which
+  // never answers, so the outcome is the indeterminate one).
+  source_->SetInSync({"n2"});
+  put = rdb_->Put(storage::WriteOptions(), "k", "v");
+  EXPECT_EQ(put.status().code(), absl::StatusCode::kDeadlineExceeded)
+      << put.status();
+  EXPECT_EQ(base_->CurrentRevision(), 1);
+}
+
 }  // namespace
 }  // namespace strata::cluster
