@@ -83,6 +83,48 @@ bool Reaped(pid_t pid, int* status) {
 
 }  // namespace
 
+absl::StatusOr<pid_t> SpawnWithLog(const std::vector<std::string>& argv,
+                                   const std::vector<std::string>& env,
+                                   const std::string& log_path) {
+  // Everything the child needs is built before fork: after it, only
+  // async-signal-safe calls until exec.
+  std::vector<std::string> environment = env;
+  if (environment.empty()) {
+    for (char** e = environ; *e != nullptr; ++e) environment.emplace_back(*e);
+  }
+  std::vector<char*> cargv, cenv;
+  for (const std::string& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
+  cargv.push_back(nullptr);
+  for (std::string& e : environment) cenv.push_back(e.data());
+  cenv.push_back(nullptr);
+
+  const int log_fd =
+      open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (log_fd < 0) {
+    return absl::InternalError(
+        absl::StrCat("open ", log_path, ": ", strerror(errno)));
+  }
+  const pid_t parent = getpid();
+  const pid_t pid = fork();
+  if (pid < 0) {
+    const int e = errno;
+    close(log_fd);
+    return absl::InternalError(absl::StrCat("fork: ", strerror(e)));
+  }
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127);
+    const int devnull = open("/dev/null", O_RDONLY);
+    if (devnull >= 0) dup2(devnull, 0);
+    dup2(log_fd, 1);
+    dup2(log_fd, 2);
+    execve(cargv[0], cargv.data(), cenv.data());
+    _exit(127);
+  }
+  close(log_fd);
+  return pid;
+}
+
 absl::StatusOr<std::unique_ptr<EtcdProcess>> EtcdProcess::Start(
     const std::string& data_dir, absl::Duration timeout) {
   std::unique_ptr<EtcdProcess> p(new EtcdProcess());
@@ -132,34 +174,9 @@ absl::Status EtcdProcess::Spawn() {
       "--logger=zap",
       "--log-outputs=stderr",
   };
-  std::vector<char*> argv;
-  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-
-  const int log_fd =
-      open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (log_fd < 0) {
-    return absl::InternalError(
-        absl::StrCat("open ", log_path_, ": ", strerror(errno)));
-  }
-  const pid_t parent = getpid();
-  const pid_t pid = fork();
-  if (pid < 0) {
-    const int e = errno;
-    close(log_fd);
-    return absl::InternalError(absl::StrCat("fork: ", strerror(e)));
-  }
-  if (pid == 0) {
-    // Child: only async-signal-safe calls until exec. Dies with the test.
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(127);
-    dup2(log_fd, 1);
-    dup2(log_fd, 2);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
-  close(log_fd);
-  pid_ = pid;
+  absl::StatusOr<pid_t> pid = SpawnWithLog(args, {}, log_path_);
+  if (!pid.ok()) return pid.status();
+  pid_ = *pid;
   return absl::OkStatus();
 }
 

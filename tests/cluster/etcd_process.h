@@ -9,11 +9,24 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 
 namespace strata::testing {
+
+// Starts `argv` (argv[0] is the program's path) in a child process with
+// environment `env` ("NAME=value" entries; empty = this process's own),
+// stdin from /dev/null and stdout/stderr appended to `log_path`. The child
+// dies with the thread that started it (PR_SET_PDEATHSIG: a test killed by
+// ctest's timeout leaves nothing behind; the setting survives an exec of
+// the child's own). Returns its PID, for the caller to kill and reap.
+// Internal with the path or call and errno text if the log cannot be
+// opened or fork fails; a program that cannot be executed exits 127.
+absl::StatusOr<pid_t> SpawnWithLog(const std::vector<std::string>& argv,
+                                   const std::vector<std::string>& env,
+                                   const std::string& log_path);
 
 class EtcdProcess {
  public:

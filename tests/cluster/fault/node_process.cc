@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -18,6 +17,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "tests/cluster/etcd_process.h"
 
 extern char** environ;
 
@@ -94,48 +94,17 @@ absl::Status NodeProcess::Spawn(absl::Duration timeout) {
   std::vector<std::string> env;
   for (char** e = environ; *e != nullptr; ++e) env.emplace_back(*e);
   env.insert(env.end(), spec_.env.begin(), spec_.env.end());
-  std::vector<char*> cargv, cenv;
-  for (auto& a : argv) cargv.push_back(a.data());
-  cargv.push_back(nullptr);
-  for (auto& e : env) cenv.push_back(e.data());
-  cenv.push_back(nullptr);
-
   {
     std::error_code ec;
     log_offset_ = std::filesystem::exists(spec_.log_path, ec)
                       ? std::filesystem::file_size(spec_.log_path, ec)
                       : 0;
   }
-  const int log_fd = open(spec_.log_path.c_str(),
-                          O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (log_fd < 0) {
-    return absl::InternalError(
-        absl::StrCat("open ", spec_.log_path, ": ", strerror(errno)));
-  }
-  const pid_t parent = getpid();
-  const pid_t pid = fork();
-  if (pid < 0) {
-    const int e = errno;
-    close(log_fd);
-    return absl::InternalError(absl::StrCat("fork: ", strerror(e)));
-  }
-  if (pid == 0) {
-    // Child: only async-signal-safe calls until exec. Dies with the test
-    // process (SIGKILL when the thread that started it ends: the tests
-    // start nodes from their main thread), so a test killed by ctest's
-    // timeout leaves no server behind; the setting survives the server's
-    // own re-exec on a role change.
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(127);
-    const int devnull = open("/dev/null", O_RDONLY);
-    if (devnull >= 0) dup2(devnull, 0);
-    dup2(log_fd, 1);
-    dup2(log_fd, 2);
-    execve(cargv[0], cargv.data(), cenv.data());
-    _exit(127);
-  }
-  close(log_fd);
-  pid_ = pid;
+  // The node dies with the thread that started it (the tests start nodes
+  // from their main thread), also across its own re-exec on a role change.
+  absl::StatusOr<pid_t> pid = SpawnWithLog(argv, env, spec_.log_path);
+  if (!pid.ok()) return pid.status();
+  pid_ = *pid;
   const absl::Time deadline = absl::Now() + timeout;
   while (true) {
     if (ReadFrom(spec_.log_path, log_offset_)
