@@ -1023,10 +1023,53 @@ int RunClusterNode(Config config, const sigset_t& signals, int argc,
   std::error_code ec;
   std::filesystem::remove_all(config.server.backup_tmp_dir, ec);
 
+  // The node's own services (Replication, Cluster) and "not the primary"
+  // for every other method, on the node's port: a replica's whole server,
+  // and a new primary's until its replicas have caught up.
+  auto serve_node_services =
+      [&](std::string* bound_address) -> std::unique_ptr<grpc::Server> {
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort(config.server.listen,
+                             grpc::InsecureServerCredentials(), &port);
+    builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+    builder.SetMaxReceiveMessageSize(
+        static_cast<int>(config.server.limits.max_message_bytes * 2));
+    for (grpc::Service* service : node->services()) {
+      builder.RegisterService(service);
+    }
+    builder.RegisterCallbackGenericService(node->not_primary_service());
+    std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+    if (server == nullptr || port == 0) {
+      std::fprintf(stderr, "strata-server: cannot listen on %s\n",
+                   config.server.listen.c_str());
+      return nullptr;
+    }
+    const size_t colon = config.server.listen.rfind(':');
+    *bound_address =
+        absl::StrCat(config.server.listen.substr(0, colon), ":", port);
+    return server;
+  };
+
   std::string bound;
   Servers servers;
   std::unique_ptr<grpc::Server> replica_server;
   if (node->role() == strata::cluster::ClusterNode::Role::kPrimary) {
+    // Until the in-sync replicas hold this node's whole tail, the port
+    // serves only the node's services: a replica with a divergent tail
+    // re-syncs from this node's checkpoint before it can acknowledge.
+    std::unique_ptr<grpc::Server> waiting = serve_node_services(&bound);
+    if (waiting == nullptr) return kExitFailure;
+    absl::Status caught_up = node->WaitForReplicas();
+    waiting->Shutdown();
+    waiting.reset();
+    if (!caught_up.ok()) {
+      std::fprintf(stderr, "strata-server: cluster: %s\n",
+                   caught_up.ToString().c_str());
+      node->Stop();
+      ReExec(argc, argv, bound);  // Start over from the map.
+      return kExitFailure;
+    }
     config.server.extra_services = node->services();
     absl::StatusOr<Servers> s =
         StartServers(config, node->serving_db(),
@@ -1039,25 +1082,8 @@ int RunClusterNode(Config config, const sigset_t& signals, int argc,
     servers = *std::move(s);
     bound = servers.kv->bound_address();
   } else {
-    grpc::ServerBuilder builder;
-    int port = 0;
-    builder.AddListeningPort(config.server.listen,
-                             grpc::InsecureServerCredentials(), &port);
-    builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-    builder.SetMaxReceiveMessageSize(
-        static_cast<int>(config.server.limits.max_message_bytes * 2));
-    for (grpc::Service* service : node->services()) {
-      builder.RegisterService(service);
-    }
-    builder.RegisterCallbackGenericService(node->not_primary_service());
-    replica_server = builder.BuildAndStart();
-    if (replica_server == nullptr || port == 0) {
-      std::fprintf(stderr, "strata-server: cannot listen on %s\n",
-                   config.server.listen.c_str());
-      return kExitFailure;
-    }
-    const size_t colon = config.server.listen.rfind(':');
-    bound = absl::StrCat(config.server.listen.substr(0, colon), ":", port);
+    replica_server = serve_node_services(&bound);
+    if (replica_server == nullptr) return kExitFailure;
     if (!config.metrics_listen.empty()) {
       // No engine or RPC families on a replica: the cluster's.
       servers.metrics =

@@ -216,13 +216,8 @@ absl::Status ClusterNode::Init() {
   absl::Status started = role_ == Role::kPrimary ? StartPrimary(range)
                                                  : StartReplica(range);
   if (!started.ok()) return started;
-  if (role_ == Role::kPrimary) {
-    // Serve nothing until the in-sync replicas hold everything this node
-    // has: its tail may include revisions the previous primary never had
-    // acknowledged, which a read must not show before they are replicated
-    // (and the server's start-up reads the catalog and lease records).
-    if (absl::Status s = WaitForReplicas(); !s.ok()) return s;
-  }
+  // A primary serves clients only after WaitForReplicas (main calls it
+  // while its port serves the Replication service).
   epoch_.store(range.epoch);
   spdlog::info("cluster: node {} is {} of range {} at epoch {} (replicas "
                "{}, in sync {})",

@@ -95,11 +95,11 @@ class ClusterNode {
   // range's database and takes its role. Errors: InvalidArgument for bad
   // options; FailedPrecondition if the map has more than one range, this
   // node holds no replica of range 0, or the epoch file has seen a newer
-  // epoch than the map's (wait for the map); Unavailable if, as primary,
-  // its in-sync replicas do not catch up within replication_timeout (start
-  // again); DeadlineExceeded if the
+  // epoch than the map's (wait for the map); DeadlineExceeded if the
   // cluster is not initialized within init_wait; etcd's and the engine's
-  // errors.
+  // errors. A primary must then serve services() and
+  // not_primary_service() while it calls WaitForReplicas(), and only after
+  // that serve clients from serving_db().
   static absl::StatusOr<std::unique_ptr<ClusterNode>> Start(
       ClusterNodeOptions options);
   // Stop().
@@ -128,6 +128,16 @@ class ClusterNode {
   // is NODE at ADDR" (clients parse the last part; client/strata_client.cc).
   absl::Status not_primary_status() const;
 
+  // Primary, before it serves clients: waits (up to replication_timeout)
+  // until the in-sync replicas hold every revision this node has — its
+  // tail may hold revisions the previous primary never had acknowledged,
+  // which no read may show before they are replicated. The node's gRPC
+  // port must serve services() meanwhile: a replica with a divergent tail
+  // re-syncs from this node's checkpoint (FetchCheckpoint) before it can
+  // acknowledge anything. Unavailable if they do not catch up in time (the
+  // caller starts over from the map). Blocks; call from main's thread.
+  absl::Status WaitForReplicas();
+
   // Numbers for the metrics endpoint (docs/metrics.md, "Cluster").
   struct Stats {
     bool primary = false;
@@ -148,9 +158,6 @@ class ClusterNode {
   explicit ClusterNode(ClusterNodeOptions options);
   absl::Status Init();
   absl::Status OpenDb();
-  // Primary: waits (up to replication_timeout) until the in-sync replicas
-  // hold every revision this node has. Unavailable if they do not.
-  absl::Status WaitForReplicas();
   absl::Status StartPrimary(const RangeDescriptor& range);
   absl::Status StartReplica(const RangeDescriptor& range);
   void OnMap(const RangeMap& map);
