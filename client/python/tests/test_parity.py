@@ -42,7 +42,9 @@ _NODE_DUMP = r"""
 const { Client } = require('./index.js');
 const proto = Client.prototype;
 const defined = Object.getOwnPropertyNames(proto)
-  .filter((n) => n !== 'constructor' && !n.startsWith('_') && typeof proto[n] === 'function');
+  // Through the descriptor: reading a getter (Client.primary) on the prototype would run it.
+  .filter((n) => n !== 'constructor' && !n.startsWith('_') &&
+    typeof Object.getOwnPropertyDescriptor(proto, n).value === 'function');
 process.stdout.write(JSON.stringify({ methods: Client.RPC_METHODS, defined }));
 """
 
