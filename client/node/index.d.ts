@@ -38,6 +38,57 @@ export interface ClientOptions {
   channelOptions?: ChannelOptions;
   /** The namespace of every call that names keys (docs/namespaces.md); '' (default) = the default namespace. */
   namespace?: string;
+  /**
+   * Default true: when a cluster replica answers get/put/delete with FAILED_PRECONDITION
+   * "...; the primary is NODE at HOST:PORT", retry there once and send every later
+   * get/put/delete there (docs/cluster.md). false: reject with the replica's answer.
+   */
+  followPrimary?: boolean;
+}
+
+/** One range of stored keys in a cluster's range map (proto/strata/v1/cluster.proto). */
+export interface RangeInfo {
+  id: number;
+  /** Inclusive; empty = the start of the key space. */
+  startKey: Buffer;
+  /** Exclusive; empty = the end of the key space. */
+  endKey: Buffer;
+  /** One more with every primary change. */
+  epoch: number;
+  /** The primary's node id and the address to dial it at ('' if unknown). */
+  primary: string;
+  primaryAddress: string;
+  /** Every replica's node id, in failover preference order. */
+  replicas: string[];
+  /** The replicas holding every acknowledged write. */
+  inSync: string[];
+}
+
+/** A node known to the cluster. */
+export interface ClusterNodeInfo {
+  id: string;
+  /** host:port clients and nodes dial. */
+  address: string;
+  member: boolean;
+  live: boolean;
+}
+
+/** What Client.getRangeMap resolves to. */
+export interface RangeMap {
+  /** The etcd revision the map was read at; higher = newer. */
+  etcdRevision: number;
+  /** Every range, in key order. */
+  ranges: RangeInfo[];
+  nodes: ClusterNodeInfo[];
+}
+
+/** What Client.clusterStatus resolves to. */
+export interface ClusterStatus extends RangeMap {
+  /** The node acting as controller ('' = none) and its term. */
+  controller: string;
+  controllerTerm: number;
+  replicationFactor: number;
+  minInSync: number;
 }
 
 /** One namespace (listNamespaces). Quotas: 0 = unlimited. */
@@ -589,6 +640,10 @@ export class Client {
   readonly namespace: string;
   /** A client for another namespace on the same channel. */
   inNamespace(namespace: string): Client;
+  /** Whether get/put/delete follow a replica's "the primary is" answer (ClientOptions.followPrimary). */
+  followPrimary: boolean;
+  /** The HOST:PORT of the primary get/put/delete now go to, or null while they use target. */
+  readonly primary: string | null;
   /** RPC full name ('strata.v1.KV/Get') -> the Client method that calls it. */
   static readonly RPC_METHODS: Readonly<Record<string, string>>;
 
@@ -663,7 +718,11 @@ export class Client {
   listNamespaces(prefix?: string, options?: CallOptions): Promise<NamespaceInfo[]>;
   /** Sets the quotas given (a quota not given stays as it is; NOT_FOUND if absent); resolves to the revision. */
   updateNamespace(name: string, options?: NamespaceQuotaOptions): Promise<number>;
-  /** Closes the channel; in-flight calls are cancelled. */
+  /** The cluster's range map (strata.v1.Cluster/GetRangeMap); UNIMPLEMENTED on a node that is not clustered. */
+  getRangeMap(options?: CallOptions): Promise<RangeMap>;
+  /** The range map plus membership, the controller and the configuration (strata.v1.Cluster/GetClusterStatus). */
+  clusterStatus(options?: CallOptions): Promise<ClusterStatus>;
+  /** Closes the channel (and the followed primary's); in-flight calls are cancelled. */
   close(): void;
 }
 

@@ -13,7 +13,7 @@ const { Compare, TxnOp } = require('./txn');
 const { Transaction, runTransaction } = require('./transaction');
 
 const DEFAULT_TIMEOUT_MS = 10000;
-const CLIENT_OPTION_KEYS = ['timeoutMs', 'tls', 'credentials', 'channelOptions', 'namespace'];
+const CLIENT_OPTION_KEYS = ['timeoutMs', 'tls', 'credentials', 'channelOptions', 'namespace', 'followPrimary'];
 const MAX_LIMIT = 0xffffffff;
 const SCAN_OPTION_KEYS = ['start', 'end', 'prefix', 'limit', 'keysOnly', 'revision', 'reverse', 'timeoutMs'];
 const WATCH_OPTION_KEYS = ['key', 'prefix', 'rangeEnd', 'startRevision', 'prevKv', 'progressNotify', 'resume', 'timeoutMs'];
@@ -106,7 +106,12 @@ class WriteBatch {
 // stream; null = none), tls ({ca, cert, key, serverName}: TLS or mutual TLS),
 // credentials (grpc-js ChannelCredentials, instead of tls), channelOptions,
 // namespace (of every call that names keys, docs/namespaces.md; '' = the
-// default; inNamespace(name) gives a client for another on the same channel).
+// default; inNamespace(name) gives a client for another on the same channel),
+// followPrimary (default true: when a cluster replica answers get/put/delete
+// with FAILED_PRECONDITION "...; the primary is NODE at HOST:PORT", dial
+// HOST:PORT with the same credentials and options, retry the call there once
+// and send every later get/put/delete there, as the C++ client; false =
+// reject with the replica's answer; other methods always use target).
 // Every method rejects with a StrataError carrying the gRPC status code;
 // bad arguments throw TypeError/RangeError before anything is sent.
 class Client {
@@ -117,7 +122,11 @@ class Client {
         throw new TypeError(`unknown Client option "${k}" (known: ${CLIENT_OPTION_KEYS.join(', ')})`);
       }
     }
-    const { timeoutMs = DEFAULT_TIMEOUT_MS, tls, credentials, channelOptions = {}, namespace = '' } = options;
+    const {
+      timeoutMs = DEFAULT_TIMEOUT_MS, tls, credentials, channelOptions = {}, namespace = '', followPrimary = true,
+    } = options;
+    if (typeof followPrimary !== 'boolean') throw new TypeError('followPrimary must be a boolean');
+    this.followPrimary = followPrimary;
     this.namespace = checkNamespace(namespace);
     if (tls !== undefined && credentials !== undefined) throw new TypeError('pass tls or credentials, not both');
     checkTimeout(timeoutMs);
@@ -132,8 +141,18 @@ class Client {
     // No receive limit of our own, as the C++ client: the server bounds its
     // replies (--max_message_bytes), and a Txn reply or a backup chunk may
     // pass gRPC's default 4 MiB. channelOptions may set one.
-    this._channel = new grpc.Client(target, creds,
-      { 'grpc.max_receive_message_length': -1, ...channelOptions, ...extra });
+    const channelArgs = { 'grpc.max_receive_message_length': -1, ...channelOptions, ...extra };
+    this._dial = (address) => new grpc.Client(address, creds, channelArgs);
+    this._channel = this._dial(target);
+    // The primary this client follows ({address, channel}, or null while it
+    // uses target); shared with its inNamespace() copies.
+    this._route = { address: null, channel: null };
+  }
+
+  // The HOST:PORT of the primary this client followed and now sends
+  // get/put/delete to, or null while it uses target.
+  get primary() {
+    return this._route.address;
   }
 
   _callOptions(timeoutMs) {
@@ -168,6 +187,35 @@ class Client {
     });
   }
 
+  // _unary for get/put/delete: to the primary this client follows, if any;
+  // on a replica's "the primary is NODE at HOST:PORT" answer, follows it
+  // (once per call) and sticks to it (see followPrimary).
+  async _routedUnary(rpc, request, timeoutMs) {
+    request = this._withNamespace(rpc, request);
+    const m = ALL_METHODS[rpc];
+    const call = (channel) => new Promise((resolve, reject) => {
+      channel.makeUnaryRequest(m.path, m.requestSerialize, m.responseDeserialize, request,
+        this._callOptions(timeoutMs), (err, resp) => (err ? reject(err) : resolve(resp)));
+    });
+    try {
+      return await call(this._route.channel || this._channel);
+    } catch (err) {
+      const primary = this.followPrimary && err && err.code === grpc.status.FAILED_PRECONDITION
+        ? namedPrimary(String(err.details || '')) : null;
+      if (primary === null) throw fromGrpcError(err);
+      if (this._route.address !== primary) {
+        // The old channel is left to its running calls, not closed.
+        this._route.channel = this._dial(primary);
+        this._route.address = primary;
+      }
+    }
+    try {
+      return await call(this._route.channel);
+    } catch (err) {
+      throw fromGrpcError(err);
+    }
+  }
+
   // Starts a server-streaming RPC by full name; returns the grpc-js call.
   _serverStream(rpc, request, timeoutMs) {
     request = this._withNamespace(rpc, request);
@@ -192,7 +240,7 @@ class Client {
   // (KeyValue with createRevision, modRevision, version; null if missing) }.
   async getWithMetadata(key, { revision = 0, timeoutMs } = {}) {
     const k = toBuffer(key, 'key');
-    const resp = await this._unary('strata.v1.KV/Get', { key: k, revision: checkRevision(revision) }, timeoutMs);
+    const resp = await this._routedUnary('strata.v1.KV/Get', { key: k, revision: checkRevision(revision) }, timeoutMs);
     const kv = resp.found ? toKeyValue({ ...resp, key: k }) : null;
     return { revision: Number(resp.header.revision), found: Boolean(resp.found), value: kv ? kv.value : null, kv };
   }
@@ -208,7 +256,7 @@ class Client {
     const request = {
       key: toBuffer(key, 'key'), value: toBuffer(value, 'value'), type: checkValueType(type), ttl_ms: ttlMs, lease,
     };
-    const resp = await this._unary('strata.v1.KV/Put', request, timeoutMs);
+    const resp = await this._routedUnary('strata.v1.KV/Put', request, timeoutMs);
     return Number(resp.header.revision);
   }
 
@@ -329,7 +377,7 @@ class Client {
   // Removes key (a missing key is fine: nothing changes and it resolves to
   // the current revision); durable when it resolves. Resolves to its revision.
   async delete(key, { timeoutMs } = {}) {
-    const resp = await this._unary('strata.v1.KV/Delete', { key: toBuffer(key, 'key') }, timeoutMs);
+    const resp = await this._routedUnary('strata.v1.KV/Delete', { key: toBuffer(key, 'key') }, timeoutMs);
     return Number(resp.header.revision);
   }
 
@@ -747,9 +795,36 @@ class Client {
     return Number(resp.header.revision);
   }
 
-  // Closes the channel; in-flight calls are cancelled. Idempotent.
+  // strata.v1.Cluster (docs/cluster.md): any node of a cluster answers from
+  // the range map it watches in etcd (it may trail etcd briefly); a node that
+  // is not clustered rejects with UNIMPLEMENTED.
+
+  // Resolves to the cluster's range map: { etcdRevision, ranges: [{ id,
+  // startKey, endKey (Buffers, empty = unbounded), epoch, primary,
+  // primaryAddress, replicas, inSync }], nodes: [{ id, address, member, live }] }.
+  async getRangeMap({ timeoutMs } = {}) {
+    const resp = await this._unary('strata.v1.Cluster/GetRangeMap', {}, timeoutMs);
+    return toRangeMap(resp);
+  }
+
+  // Resolves to the range map plus { controller ('' = none), controllerTerm,
+  // replicationFactor, minInSync } (what `strata cluster status` shows).
+  async clusterStatus({ timeoutMs } = {}) {
+    const resp = await this._unary('strata.v1.Cluster/GetClusterStatus', {}, timeoutMs);
+    return {
+      ...toRangeMap(resp),
+      controller: resp.controller,
+      controllerTerm: Number(resp.controller_term),
+      replicationFactor: Number(resp.replication_factor),
+      minInSync: Number(resp.min_in_sync),
+    };
+  }
+
+  // Closes the channel (and the followed primary's); in-flight calls are
+  // cancelled. Idempotent.
   close() {
     this._channel.close();
+    if (this._route.channel !== null) this._route.channel.close();
   }
 }
 
@@ -783,7 +858,41 @@ Client.RPC_METHODS = Object.freeze({
   'strata.v1.KV/DeleteNamespace': 'deleteNamespace',
   'strata.v1.KV/ListNamespaces': 'listNamespaces',
   'strata.v1.KV/UpdateNamespace': 'updateNamespace',
+  'strata.v1.Cluster/GetRangeMap': 'getRangeMap',
+  'strata.v1.Cluster/GetClusterStatus': 'clusterStatus',
 });
+
+// The marker of a replica's "not the primary" answer, as the C++ client reads it.
+const PRIMARY_MARKER = '; the primary is ';
+
+// The HOST:PORT in "...; the primary is NODE at HOST:PORT", or null.
+function namedPrimary(details) {
+  const at = details.lastIndexOf(PRIMARY_MARKER);
+  if (at < 0) return null;
+  const addr = details.indexOf(' at ', at + PRIMARY_MARKER.length);
+  if (addr < 0) return null;
+  const address = details.slice(addr + 4);
+  return address === '' || address.includes(' ') ? null : address;
+}
+
+// A GetRangeMapResponse (or the same fields of GetClusterStatusResponse) as
+// the client returns it.
+function toRangeMap(resp) {
+  return {
+    etcdRevision: Number(resp.etcd_revision),
+    ranges: resp.ranges.map((r) => ({
+      id: r.id,
+      startKey: r.start_key,
+      endKey: r.end_key,
+      epoch: Number(r.epoch),
+      primary: r.primary,
+      primaryAddress: r.primary_address,
+      replicas: [...r.replicas],
+      inSync: [...r.in_sync],
+    })),
+    nodes: resp.nodes.map((n) => ({ id: n.id, address: n.address, member: n.member, live: n.live })),
+  };
+}
 
 // The RPCs whose request names keys in a namespace (a top-level namespace
 // field): the client's namespace is set on them.

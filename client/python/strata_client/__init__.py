@@ -34,6 +34,7 @@ docs/transactions.md for txn and transactions.
 
 from .client import (DEFAULT_TIMEOUT, BytesLike, ChannelOptions, Client, NamespaceInfo,
                      Pair, ScanIterator, Timeout, WriteBatch, WriteOp)
+from .cluster import ClusterNode, ClusterStatus, Range, RangeMap
 from .errors import (Aborted, Cancelled, DataLoss, DeadlineExceeded,
                      FailedPrecondition, Internal, InvalidArgument, NotFound,
                      OutOfRange, PermissionDenied, ResourceExhausted,
@@ -60,6 +61,7 @@ __all__ = [
     "Compare", "CompareOp", "CompareTarget", "TxnOp", "TxnOpKind", "TxnResult", "TxnOpResult",
     "Transaction",
     "Watch", "WatchEvent", "EventType", "ResumePolicy",
+    "RangeMap", "ClusterStatus", "Range", "ClusterNode",
     "StrataError", "InvalidArgument", "DeadlineExceeded", "Cancelled",
     "Unavailable", "ResourceExhausted", "DataLoss", "Internal", "Unimplemented",
     "NotFound", "Unauthenticated", "PermissionDenied", "FailedPrecondition", "Aborted",

@@ -7,6 +7,7 @@ import enum
 import json
 import os
 import struct
+import threading
 from dataclasses import dataclass
 from types import MappingProxyType, TracebackType
 from typing import (Any, Callable, ClassVar, Dict, Generic, Iterable, Iterator, List,
@@ -16,6 +17,7 @@ from typing import (Any, Callable, ClassVar, Dict, Generic, Iterable, Iterator, 
 import grpc
 
 from . import _rpc
+from .cluster import ClusterStatus, RangeMap, named_primary
 from ._convert import BytesLike
 from ._convert import check_revision as _revision
 from ._convert import json_text as _json_text
@@ -230,6 +232,12 @@ class Client:
       namespace: the namespace of every call that names keys (docs/namespaces.md);
         "" = the default namespace. in_namespace(name) gives a client on the same
         channel for another one; incr also takes namespace= per call.
+      follow_primary: when a cluster replica answers get/put/delete with
+        FailedPrecondition "...; the primary is NODE at HOST:PORT"
+        (docs/cluster.md), dial HOST:PORT (same credentials and options),
+        retry that call there once, and send every later get/put/delete to it
+        (as the C++ client). False: surface the error. Other methods always
+        use target.
     """
 
     # Every RPC of proto/strata/v1 and the Client method that calls it. The
@@ -261,12 +269,15 @@ class Client:
         "strata.v1.KV/DeleteNamespace": "delete_namespace",
         "strata.v1.KV/ListNamespaces": "list_namespaces",
         "strata.v1.KV/UpdateNamespace": "update_namespace",
+        "strata.v1.Cluster/GetRangeMap": "get_range_map",
+        "strata.v1.Cluster/GetClusterStatus": "cluster_status",
     })
 
     def __init__(self, target: str, timeout: Optional[float] = 10.0,
                  credentials: Optional[grpc.ChannelCredentials] = None,
                  options: Optional[ChannelOptions] = None, *,
-                 tls: Optional[TLSConfig] = None, namespace: str = "") -> None:
+                 tls: Optional[TLSConfig] = None, namespace: str = "",
+                 follow_primary: bool = True) -> None:
         if tls is not None and credentials is not None:
             raise ValueError("Client: pass tls= or credentials=, not both")
         self.namespace = _namespace(namespace)
@@ -281,20 +292,31 @@ class Client:
         if tls is not None:
             credentials = tls.channel_credentials()
             channel_options += tls.channel_options()
-        if credentials is not None:
-            self._channel = grpc.secure_channel(target, credentials, options=channel_options)
-        else:
-            self._channel = grpc.insecure_channel(target, options=channel_options)
-        self._calls: Dict[str, Any] = {
-            m.full_name: self._callable(m)
-            for m in [*_rpc.METHODS.values(), _rpc.HEALTH_CHECK]}
+        self._credentials = credentials
+        self._channel_options = channel_options
+        self._channel = self._dial(target)
+        self._calls: Dict[str, Any] = self._callables(self._channel)
+        self.follow_primary = bool(follow_primary)
+        # Shared with in_namespace() copies: the primary they all follow.
+        self._route = _Route()
 
-    def _callable(self, method: _rpc.Method) -> Any:
+    def _dial(self, target: str) -> grpc.Channel:
+        if self._credentials is not None:
+            return grpc.secure_channel(target, self._credentials, options=self._channel_options)
+        return grpc.insecure_channel(target, options=self._channel_options)
+
+    @staticmethod
+    def _callables(channel: grpc.Channel) -> Dict[str, Any]:
+        return {m.full_name: Client._callable(channel, m)
+                for m in [*_rpc.METHODS.values(), _rpc.HEALTH_CHECK]}
+
+    @staticmethod
+    def _callable(channel: grpc.Channel, method: _rpc.Method) -> Any:
         factory = {
-            (False, False): self._channel.unary_unary,
-            (False, True): self._channel.unary_stream,
-            (True, False): self._channel.stream_unary,
-            (True, True): self._channel.stream_stream,
+            (False, False): channel.unary_unary,
+            (False, True): channel.unary_stream,
+            (True, False): channel.stream_unary,
+            (True, True): channel.stream_stream,
         }[(method.client_streaming, method.server_streaming)]
         return factory(method.path,
                        request_serializer=method.request.SerializeToString,
@@ -324,6 +346,36 @@ class Client:
             return self._calls[rpc](request, timeout=self._deadline(timeout))
         except grpc.RpcError as e:
             raise from_rpc_error(e) from e
+
+    def _routed_unary(self, rpc: str, request: Any, timeout: Timeout) -> Any:
+        """_unary for get/put/delete: to the primary this client follows, if
+        any; on a replica's "the primary is NODE at HOST:PORT" answer, follows
+        it (once per call) and sticks to it (see follow_primary)."""
+        request = self._with_namespace(request)
+        calls = self._route.calls() or self._calls
+        try:
+            return calls[rpc](request, timeout=self._deadline(timeout))
+        except grpc.RpcError as e:
+            primary = self._primary_named_by(e)
+            if primary is None:
+                raise from_rpc_error(e) from e
+        calls = self._route.follow(primary, self._dial, self._callables)
+        try:
+            return calls[rpc](request, timeout=self._deadline(timeout))
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from e
+
+    def _primary_named_by(self, e: grpc.RpcError) -> Optional[str]:
+        if not self.follow_primary or not isinstance(e, grpc.Call) \
+                or e.code() != grpc.StatusCode.FAILED_PRECONDITION:
+            return None
+        return named_primary(str(e.details() or ""))
+
+    @property
+    def primary(self) -> Optional[str]:
+        """The HOST:PORT of the primary this client followed and now sends
+        get/put/delete to, or None while it uses target."""
+        return self._route.address()
 
     def _server_stream(self, rpc: str, request: Any, timeout: Timeout) -> Any:
         """Starts a server-streaming RPC; returns the call (an iterator)."""
@@ -355,7 +407,7 @@ class Client:
         revision read at and whose .kv is the KeyValue (create_revision,
         mod_revision, version), or None when the key does not exist."""
         k = _to_bytes(key, "key")
-        resp: kv_pb2.GetResponse = self._unary(
+        resp: kv_pb2.GetResponse = self._routed_unary(
             "strata.v1.KV/Get", kv_pb2.GetRequest(key=k, revision=_revision(revision)), timeout)
         kv = KeyValue.from_proto(resp, key=k) if resp.found else None
         return GetResult(revision=int(resp.header.revision), kv=kv)
@@ -375,7 +427,7 @@ class Client:
         lease: attach the key to a lease (lease_grant); NotFound if the lease
         does not exist (nothing is written).
         """
-        resp = self._unary("strata.v1.KV/Put",
+        resp = self._routed_unary("strata.v1.KV/Put",
                            kv_pb2.PutRequest(key=_to_bytes(key, "key"),
                                              value=_to_bytes(value, "value"),
                                              type=_value_type(type),
@@ -518,7 +570,7 @@ class Client:
         Returns the revision of the delete; for a missing key nothing
         changes and the current revision is returned.
         """
-        resp = self._unary("strata.v1.KV/Delete",
+        resp = self._routed_unary("strata.v1.KV/Delete",
                            kv_pb2.DeleteRequest(key=_to_bytes(key, "key")), timeout)
         return int(resp.header.revision)
 
@@ -938,9 +990,29 @@ class Client:
                            _rpc.HealthCheckRequest(service=service), timeout)
         return int(resp.status) == _rpc.SERVING
 
+    # strata.v1.Cluster (docs/cluster.md): any node of a cluster answers from
+    # the range map it watches in etcd (it may trail etcd briefly); a node
+    # that is not clustered answers Unimplemented.
+
+    def get_range_map(self, *, timeout: Timeout = DEFAULT_TIMEOUT) -> RangeMap:
+        """The cluster's range map: its ranges (primary, replicas, in-sync
+        set, epoch), the replicas' addresses and its etcd revision."""
+        resp = self._unary("strata.v1.Cluster/GetRangeMap",
+                           _rpc.METHODS["strata.v1.Cluster/GetRangeMap"].request(), timeout)
+        return RangeMap.from_proto(resp)
+
+    def cluster_status(self, *, timeout: Timeout = DEFAULT_TIMEOUT) -> ClusterStatus:
+        """The range map plus membership, liveness, the controller and the
+        cluster's configuration (what `strata cluster status` shows)."""
+        resp = self._unary("strata.v1.Cluster/GetClusterStatus",
+                           _rpc.METHODS["strata.v1.Cluster/GetClusterStatus"].request(), timeout)
+        return ClusterStatus.from_proto(resp)
+
     def close(self) -> None:
-        """Closes the channel; in-flight calls are cancelled. Idempotent."""
+        """Closes the channel (and the followed primary's); in-flight calls
+        are cancelled. Idempotent."""
         self._channel.close()
+        self._route.close()
 
     def __enter__(self) -> Client:
         return self
@@ -948,6 +1020,46 @@ class Client:
     def __exit__(self, exc_type: Optional[Type[BaseException]],
                  exc: Optional[BaseException], tb: Optional[TracebackType]) -> None:
         self.close()
+
+
+class _Route:
+    """The primary a Client (and its in_namespace copies) follows: its
+    address and the callables on a channel to it. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._address: Optional[str] = None
+        self._channel: Optional[grpc.Channel] = None
+        self._calls: Optional[Dict[str, Any]] = None
+
+    def calls(self) -> Optional[Dict[str, Any]]:
+        with self._lock:
+            return self._calls
+
+    def address(self) -> Optional[str]:
+        with self._lock:
+            return self._address
+
+    def follow(self, address: str, dial: Callable[[str], grpc.Channel],
+               callables: Callable[[grpc.Channel], Dict[str, Any]]) -> Dict[str, Any]:
+        """Switches to address (keeps the channel if it is already the one
+        followed); returns its callables."""
+        with self._lock:
+            if self._address == address and self._calls is not None:
+                return self._calls
+            # The old channel is dropped, not closed: calls still running on
+            # it (another thread's) finish; gRPC closes it once unreferenced.
+            self._channel = dial(address)
+            self._calls = callables(self._channel)
+            self._address = address
+            return self._calls
+
+    def close(self) -> None:
+        with self._lock:
+            channel, self._channel = self._channel, None
+            self._calls, self._address = None, None
+        if channel is not None:
+            channel.close()
 
 
 @dataclass(frozen=True)

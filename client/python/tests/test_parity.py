@@ -4,7 +4,9 @@ The RPCs come from the proto files themselves (protoc --descriptor_set_out);
 each client exposes RPC_METHODS, a table RPC full name -> client method. The
 test fails when a client lacks an RPC, lists one no proto has, or maps one to
 a method it does not define; for Node also when index.d.ts does not declare
-it. The C++ client and CLI are not covered here.
+it. The C++ client and CLI are not covered here. Services between the nodes
+of a cluster (INTERNAL_SERVICES: strata.v1.Replication, "Not for clients")
+are left out.
 
 No server needed; Node's table is read by running node on client/node (after
 npm ci there).
@@ -32,13 +34,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
 PROTO_ROOT = os.path.join(REPO_ROOT, "proto")
 NODE_PACKAGE = os.path.join(REPO_ROOT, "client", "node")
+# Node-to-node services of proto/strata/v1 that no client exposes.
+INTERNAL_SERVICES = frozenset({"strata.v1.Replication"})
 REQUIRE_ALL = bool(os.environ.get("STRATA_TEST_REQUIRE_SERVER"))  # CI: never skip
 
 _NODE_DUMP = r"""
 const { Client } = require('./index.js');
 const proto = Client.prototype;
 const defined = Object.getOwnPropertyNames(proto)
-  .filter((n) => n !== 'constructor' && !n.startsWith('_') && typeof proto[n] === 'function');
+  // Through the descriptor: reading a getter (Client.primary) on the prototype would run it.
+  .filter((n) => n !== 'constructor' && !n.startsWith('_') &&
+    typeof Object.getOwnPropertyDescriptor(proto, n).value === 'function');
 process.stdout.write(JSON.stringify({ methods: Client.RPC_METHODS, defined }));
 """
 
@@ -52,7 +58,8 @@ class ClientTable:
 
 
 def proto_rpcs(proto_root: str = PROTO_ROOT) -> Set[str]:
-    """Full names ("strata.v1.KV/Get") of every RPC in proto_root/strata/v1/*.proto."""
+    """Full names ("strata.v1.KV/Get") of every client RPC in
+    proto_root/strata/v1/*.proto (INTERNAL_SERVICES left out)."""
     files = sorted(os.path.relpath(p, proto_root)
                    for p in glob.glob(os.path.join(proto_root, "strata", "v1", "*.proto")))
     if not files:
@@ -64,7 +71,8 @@ def proto_rpcs(proto_root: str = PROTO_ROOT) -> Set[str]:
         with open(out, "rb") as f:
             fds = descriptor_pb2.FileDescriptorSet.FromString(f.read())
     return {f"{fd.package}.{svc.name}/{m.name}"
-            for fd in fds.file for svc in fd.service for m in svc.method}
+            for fd in fds.file for svc in fd.service for m in svc.method
+            if f"{fd.package}.{svc.name}" not in INTERNAL_SERVICES}
 
 
 def python_table() -> ClientTable:
@@ -130,6 +138,11 @@ class ParityTest(unittest.TestCase):
         for rpc in ("Get", "Put", "Delete", "Scan", "Write", "Watch", "Compact", "BatchGet",
                     "DeleteRange", "Txn", "Commit"):
             self.assertIn(f"strata.v1.KV/{rpc}", self.rpcs)
+
+    def test_the_cluster_rpcs_are_client_rpcs_and_replication_is_not(self):
+        self.assertIn("strata.v1.Cluster/GetRangeMap", self.rpcs)
+        self.assertIn("strata.v1.Cluster/GetClusterStatus", self.rpcs)
+        self.assertFalse([r for r in self.rpcs if r.startswith("strata.v1.Replication/")])
 
     def test_the_transaction_rpcs_have_their_documented_method_names(self):
         # The names the READMEs show; transaction() and run_transaction() call them.

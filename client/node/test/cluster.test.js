@@ -1,0 +1,203 @@
+// @strata/client against fake cluster nodes (no etcd, no strata-server): a
+// fake replica answers FAILED_PRECONDITION "...; the primary is n2 at
+// HOST:PORT" like a real one (docs/cluster.md), a fake primary answers; the
+// client must follow the named primary once per call and then stick to it.
+// getRangeMap()/clusterStatus() are decoded against a fake strata.v1.Cluster.
+'use strict';
+
+const { describe, it, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const grpc = require('@grpc/grpc-js');
+const { Client, StrataError, status } = require('@strata/client');
+const { METHODS } = require('../lib/proto');
+
+const isCode = (code) => (err) => err instanceof StrataError && err.code === code;
+
+// A gRPC server on 127.0.0.1 port 0 answering the given unary methods
+// ({'strata.v1.KV/Put': (request) => response, or throws {code, details}}),
+// recording the full name of every call.
+async function fakeNode(handlers) {
+  const server = new grpc.Server();
+  const calls = [];
+  const byService = {};
+  for (const [fullName, fn] of Object.entries(handlers)) {
+    const [service, method] = fullName.split('/');
+    byService[service] = byService[service] || { definition: {}, implementation: {} };
+    byService[service].definition[method] = METHODS[fullName];
+    byService[service].implementation[method] = (call, callback) => {
+      calls.push(fullName);
+      try {
+        callback(null, fn(call.request));
+      } catch (err) {
+        callback(err);
+      }
+    };
+  }
+  for (const { definition, implementation } of Object.values(byService)) {
+    server.addService(definition, implementation);
+  }
+  const port = await new Promise((resolve, reject) => {
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(),
+      (err, p) => (err ? reject(err) : resolve(p)));
+  });
+  return { address: `127.0.0.1:${port}`, calls, stop: () => server.forceShutdown() };
+}
+
+const header = (revision) => ({ header: { revision } });
+const refuseWith = (details) => () => {
+  throw { code: status.FAILED_PRECONDITION, details };
+};
+
+describe('following a replica to the primary (fake nodes)', () => {
+  let primary;
+  let replica;
+
+  before(async () => {
+    primary = await fakeNode({
+      'strata.v1.KV/Put': () => header(7),
+      'strata.v1.KV/Get': (req) => ({ ...header(7), found: true, value: Buffer.concat([Buffer.from('v:'), req.key]) }),
+      'strata.v1.KV/Delete': () => header(8),
+    });
+    const refuse = refuseWith(`not the primary of range 0 (epoch 2); the primary is n2 at ${primary.address}`);
+    replica = await fakeNode({ 'strata.v1.KV/Put': refuse, 'strata.v1.KV/Get': refuse, 'strata.v1.KV/Delete': refuse });
+  });
+
+  after(() => {
+    if (primary) primary.stop();
+    if (replica) replica.stop();
+  });
+
+  const reset = () => {
+    primary.calls.length = 0;
+    replica.calls.length = 0;
+  };
+
+  it('follows the named primary once, then sticks to it (get, put, delete)', async () => {
+    reset();
+    const db = new Client(replica.address, { timeoutMs: 5000 });
+    try {
+      assert.equal(db.primary, null);
+      assert.equal(await db.put('k', 'v'), 7);
+      assert.equal(db.primary, primary.address);
+      assert.deepEqual(await db.get('k'), Buffer.from('v:k'));
+      assert.equal(await db.delete('k'), 8);
+      assert.equal(await db.inNamespace('other').put('k2', 'v'), 7);
+    } finally {
+      db.close();
+    }
+    assert.deepEqual(replica.calls, ['strata.v1.KV/Put']);
+    assert.deepEqual(primary.calls, ['strata.v1.KV/Put', 'strata.v1.KV/Get', 'strata.v1.KV/Delete', 'strata.v1.KV/Put']);
+  });
+
+  it('followPrimary: false rejects with the replica\'s answer', async () => {
+    reset();
+    const db = new Client(replica.address, { timeoutMs: 5000, followPrimary: false });
+    try {
+      await assert.rejects(db.put('k', 'v'), (err) => isCode(status.FAILED_PRECONDITION)(err) &&
+        /the primary is n2 at/.test(err.details));
+      assert.equal(db.primary, null);
+    } finally {
+      db.close();
+    }
+    assert.deepEqual(primary.calls, []);
+    assert.throws(() => new Client(replica.address, { followPrimary: 'yes' }), TypeError);
+  });
+
+  it('follows only once per call', async () => {
+    reset();
+    const second = await fakeNode({ 'strata.v1.KV/Put': refuseWith(`not the primary; the primary is n3 at ${primary.address}`) });
+    const hop = await fakeNode({ 'strata.v1.KV/Put': refuseWith(`not the primary; the primary is n2 at ${second.address}`) });
+    const db = new Client(hop.address, { timeoutMs: 5000 });
+    try {
+      await assert.rejects(db.put('k', 'v'), (err) => isCode(status.FAILED_PRECONDITION)(err) && /n3 at/.test(err.details));
+    } finally {
+      db.close();
+      second.stop();
+      hop.stop();
+    }
+    assert.deepEqual(second.calls, ['strata.v1.KV/Put']);
+    assert.deepEqual(primary.calls, []);
+  });
+
+  it('does not follow other FAILED_PRECONDITION answers', async () => {
+    const node = await fakeNode({ 'strata.v1.KV/Put': refuseWith('value is not an INT64') });
+    const db = new Client(node.address, { timeoutMs: 5000 });
+    try {
+      await assert.rejects(db.put('k', 'v'), isCode(status.FAILED_PRECONDITION));
+      assert.equal(db.primary, null);
+    } finally {
+      db.close();
+      node.stop();
+    }
+  });
+});
+
+const RANGE_MAP = {
+  etcd_revision: 42,
+  ranges: [
+    { id: 0, start_key: Buffer.alloc(0), end_key: Buffer.from('m'), epoch: 3, primary: 'n2',
+      primary_address: '10.0.0.2:50051', replicas: ['n2', 'n1', 'n3'], in_sync: ['n2', 'n1'] },
+    { id: 1, start_key: Buffer.from('m'), end_key: Buffer.alloc(0), epoch: 1, primary: 'n1',
+      primary_address: '10.0.0.1:50051', replicas: ['n1', 'n2', 'n3'], in_sync: ['n1', 'n2', 'n3'] },
+  ],
+  nodes: [
+    { id: 'n1', address: '10.0.0.1:50051', member: true, live: true },
+    { id: 'n3', address: '10.0.0.3:50051', member: true, live: false },
+  ],
+};
+
+describe('strata.v1.Cluster (fake node)', () => {
+  let node;
+  let db;
+
+  before(async () => {
+    node = await fakeNode({
+      'strata.v1.Cluster/GetRangeMap': () => RANGE_MAP,
+      'strata.v1.Cluster/GetClusterStatus': () => ({
+        ...RANGE_MAP, controller: 'n1', controller_term: 17, replication_factor: 3, min_in_sync: 2,
+      }),
+    });
+    db = new Client(node.address, { timeoutMs: 5000 });
+  });
+
+  after(() => {
+    if (db) db.close();
+    if (node) node.stop();
+  });
+
+  it('getRangeMap decodes every field', async () => {
+    const m = await db.getRangeMap();
+    assert.equal(m.etcdRevision, 42);
+    assert.deepEqual(m.ranges[0], {
+      id: 0, startKey: Buffer.alloc(0), endKey: Buffer.from('m'), epoch: 3, primary: 'n2',
+      primaryAddress: '10.0.0.2:50051', replicas: ['n2', 'n1', 'n3'], inSync: ['n2', 'n1'],
+    });
+    assert.deepEqual(m.ranges[1].startKey, Buffer.from('m'));
+    assert.deepEqual(m.nodes, [
+      { id: 'n1', address: '10.0.0.1:50051', member: true, live: true },
+      { id: 'n3', address: '10.0.0.3:50051', member: true, live: false },
+    ]);
+  });
+
+  it('clusterStatus decodes the controller and the configuration', async () => {
+    const s = await db.clusterStatus();
+    assert.equal(s.controller, 'n1');
+    assert.equal(s.controllerTerm, 17);
+    assert.equal(s.replicationFactor, 3);
+    assert.equal(s.minInSync, 2);
+    assert.equal(s.etcdRevision, 42);
+    assert.equal(s.ranges.length, 2);
+    assert.equal(s.nodes[1].live, false);
+  });
+
+  it('a node without the service rejects with UNIMPLEMENTED', async () => {
+    const bare = await fakeNode({});
+    const c = new Client(bare.address, { timeoutMs: 5000 });
+    try {
+      await assert.rejects(c.getRangeMap(), isCode(status.UNIMPLEMENTED));
+    } finally {
+      c.close();
+      bare.stop();
+    }
+  });
+});

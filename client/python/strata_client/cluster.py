@@ -1,0 +1,111 @@
+"""What the strata.v1.Cluster service answers (proto/strata/v1/cluster.proto,
+docs/cluster.md): the range map and the cluster's status, as plain values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, List, Optional
+
+# The marker of a replica's "not the primary" answer (FAILED_PRECONDITION
+# "...; the primary is NODE at HOST:PORT"), as the C++ client reads it.
+_PRIMARY_MARKER = "; the primary is "
+
+
+def named_primary(details: str) -> Optional[str]:
+    """The HOST:PORT in a replica's "...; the primary is NODE at HOST:PORT"
+    message, or None if the message is not one (the caller checks the status
+    code is FAILED_PRECONDITION)."""
+    at = details.rfind(_PRIMARY_MARKER)
+    if at < 0:
+        return None
+    addr = details.find(" at ", at + len(_PRIMARY_MARKER))
+    if addr < 0:
+        return None
+    address = details[addr + 4:]
+    if not address or " " in address:
+        return None
+    return address
+
+
+@dataclass(frozen=True)
+class Range:
+    """One range of stored keys: [start_key, end_key) (b"" = unbounded), its
+    epoch (one more with every primary change), its primary (node id and the
+    address to dial, "" if unknown), its replicas in failover order, and the
+    replicas holding every acknowledged write (in_sync)."""
+
+    id: int
+    start_key: bytes
+    end_key: bytes
+    epoch: int
+    primary: str
+    primary_address: str
+    replicas: List[str]
+    in_sync: List[str]
+
+    @classmethod
+    def from_proto(cls, r: Any) -> Range:
+        return cls(id=int(r.id), start_key=bytes(r.start_key), end_key=bytes(r.end_key),
+                   epoch=int(r.epoch), primary=str(r.primary),
+                   primary_address=str(r.primary_address),
+                   replicas=[str(n) for n in r.replicas], in_sync=[str(n) for n in r.in_sync])
+
+
+@dataclass(frozen=True)
+class ClusterNode:
+    """A node known to the cluster: id, the host:port to dial, whether it is
+    a member (may hold data) and whether its liveness lease is alive."""
+
+    id: str
+    address: str
+    member: bool
+    live: bool
+
+    @classmethod
+    def from_proto(cls, n: Any) -> ClusterNode:
+        return cls(id=str(n.id), address=str(n.address), member=bool(n.member),
+                   live=bool(n.live))
+
+
+@dataclass(frozen=True)
+class RangeMap:
+    """Client.get_range_map(): every range in key order (together they cover
+    the key space), the address of each replica known, and the etcd revision
+    the map was read at (higher = newer)."""
+
+    etcd_revision: int
+    ranges: List[Range]
+    nodes: List[ClusterNode]
+
+    @classmethod
+    def from_proto(cls, resp: Any) -> RangeMap:
+        return cls(etcd_revision=int(resp.etcd_revision),
+                   ranges=[Range.from_proto(r) for r in resp.ranges],
+                   nodes=[ClusterNode.from_proto(n) for n in resp.nodes])
+
+
+@dataclass(frozen=True)
+class ClusterStatus:
+    """Client.cluster_status(): the range map, members and live nodes, the
+    controller ("" = none) and its term, and the cluster's configuration."""
+
+    etcd_revision: int
+    ranges: List[Range]
+    nodes: List[ClusterNode]
+    controller: str
+    controller_term: int
+    replication_factor: int
+    min_in_sync: int
+
+    @classmethod
+    def from_proto(cls, resp: Any) -> ClusterStatus:
+        return cls(etcd_revision=int(resp.etcd_revision),
+                   ranges=[Range.from_proto(r) for r in resp.ranges],
+                   nodes=[ClusterNode.from_proto(n) for n in resp.nodes],
+                   controller=str(resp.controller),
+                   controller_term=int(resp.controller_term),
+                   replication_factor=int(resp.replication_factor),
+                   min_in_sync=int(resp.min_in_sync))
+
+
+__all__ = ["Range", "ClusterNode", "RangeMap", "ClusterStatus", "named_primary"]
