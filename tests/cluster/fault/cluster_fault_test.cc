@@ -258,8 +258,8 @@ TEST_F(FaultTest, PausePrimaryPastItsLease) { RunFault(Fault::kPausePrimary); }
 TEST_F(FaultTest, CutPrimaryFromEtcd) { RunFault(Fault::kCutPrimary); }
 TEST_F(FaultTest, RestartReplica) { RunFault(Fault::kRestartReplica); }
 TEST_F(FaultTest, SkewPrimaryClock) {
-  if (FaketimeLibrary().empty()) {
-    GTEST_SKIP() << "faketime is not installed (Debian package faketime)";
+  if (const std::string why = FaketimeUnavailableReason(); !why.empty()) {
+    GTEST_SKIP() << why;
   }
   RunFault(Fault::kSkewPrimary);
 }

@@ -75,6 +75,18 @@ std::string FaketimeLibrary() {
   return "";
 }
 
+std::string FaketimeUnavailableReason() {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  return "a sanitizer build: libfaketime preloaded ahead of the sanitizer "
+         "runtime aborts strata-server";
+#else
+  if (FaketimeLibrary().empty()) {
+    return "faketime is not installed (Debian package faketime)";
+  }
+  return "";
+#endif
+}
+
 absl::StatusOr<std::unique_ptr<NodeProcess>> NodeProcess::Start(
     NodeSpec spec, absl::Duration timeout) {
   std::unique_ptr<NodeProcess> n(new NodeProcess(std::move(spec)));

@@ -30,6 +30,11 @@ absl::StatusOr<int> PickFreePort();
 // The Debian libfaketime library for clock skew, or "" if the package is
 // not installed (tests skip the skew fault then).
 std::string FaketimeLibrary();
+// Why a node cannot run under libfaketime here ("" if it can): the package
+// is missing, or this is a sanitizer build (a preloaded libfaketime comes
+// before the sanitizer runtime, which then aborts the server at start).
+// Tests of the clock-skew fault skip with this reason.
+std::string FaketimeUnavailableReason();
 
 struct NodeSpec {
   std::string binary;    // Path of strata-server.
