@@ -889,35 +889,51 @@ void LogSettings(const Config& config, const std::string& bound_address) {
 // metrics port fails the start instead of leaving a server nobody can
 // monitor. On failure nothing is left running and the error's message
 // says what failed.
+// The metrics endpoint on --metrics_listen (nullptr when it is empty):
+// the engine's families for `db` (none if db is null), the RPC families,
+// and `extra` (cluster mode) if given. The error names the flag.
+absl::StatusOr<std::unique_ptr<strata::server::metrics::MetricsServer>>
+StartMetrics(const Config& config, storage::DB* db,
+             std::shared_ptr<prometheus::Collectable> extra) {
+  if (config.metrics_listen.empty()) return nullptr;
+  auto metrics = std::make_unique<strata::server::metrics::MetricsServer>(
+      db, strata::server::metrics::BuildInfo{STRATA_VERSION, STRATA_GIT_SHA},
+      config.metrics_namespace_limit);
+  if (extra != nullptr) metrics->AddCollectable(std::move(extra));
+  if (absl::Status s = metrics->Listen(config.metrics_listen); !s.ok()) {
+    return absl::Status(s.code(),
+                        absl::StrCat("--metrics_listen: ", s.message()));
+  }
+  return metrics;
+}
+
+// The "listening" and "metrics on" lines on stdout, which tests and
+// scripts wait for.
+void AnnounceListening(const std::string& address,
+                       const strata::server::metrics::MetricsServer* metrics) {
+  std::printf("strata-server listening on %s\n", address.c_str());
+  if (metrics != nullptr) {
+    std::printf("strata-server metrics on %s\n",
+                metrics->bound_address().c_str());
+  }
+  std::fflush(stdout);
+}
+
 absl::StatusOr<Servers> StartServers(
     const Config& config, storage::DB* db,
     std::shared_ptr<prometheus::Collectable> extra_metrics = nullptr) {
   Servers servers;
-  if (!config.metrics_listen.empty()) {
-    servers.metrics = std::make_unique<strata::server::metrics::MetricsServer>(
-        db, strata::server::metrics::BuildInfo{STRATA_VERSION, STRATA_GIT_SHA},
-        config.metrics_namespace_limit);
-    if (extra_metrics != nullptr) {  // Cluster mode.
-      servers.metrics->AddCollectable(std::move(extra_metrics));
-    }
-    if (absl::Status s = servers.metrics->Listen(config.metrics_listen);
-        !s.ok()) {
-      return absl::Status(s.code(),
-                          absl::StrCat("--metrics_listen: ", s.message()));
-    }
-  }
+  absl::StatusOr<std::unique_ptr<strata::server::metrics::MetricsServer>>
+      metrics = StartMetrics(config, db, std::move(extra_metrics));
+  if (!metrics.ok()) return metrics.status();
+  servers.metrics = *std::move(metrics);
   servers.kv = std::make_unique<KvServer>(
       config.server, db,
       servers.metrics ? servers.metrics->rpc_observer() : nullptr);
   if (absl::Status s = servers.kv->Start(); !s.ok()) return s;
 
   const std::string address = servers.kv->bound_address();
-  std::printf("strata-server listening on %s\n", address.c_str());
-  if (servers.metrics) {
-    std::printf("strata-server metrics on %s\n",
-                servers.metrics->bound_address().c_str());
-  }
-  std::fflush(stdout);
+  AnnounceListening(address, servers.metrics.get());
   if (servers.metrics) {
     spdlog::info("metrics on http://{}/metrics",
                  servers.metrics->bound_address());
@@ -930,7 +946,8 @@ absl::StatusOr<Servers> StartServers(
   return servers;
 }
 
-// Waits for SIGTERM or SIGINT (SIGHUP is logged and ignored) and returns it.
+// Waits for a signal of `signals` other than SIGHUP (logged and ignored):
+// SIGTERM or SIGINT, and SIGUSR1 (a role change) in cluster mode.
 int WaitForSignal(const sigset_t& signals, const ServerOptions& so) {
   int sig = 0;
   while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) {
@@ -1009,11 +1026,6 @@ int RunClusterNode(Config config, const sigset_t& signals, int argc,
   if (!started.ok()) {
     std::fprintf(stderr, "strata-server: cluster: %s\n",
                  started.status().ToString().c_str());
-    if (absl::IsUnavailable(started.status())) {
-      // As the new primary, the replicas did not catch up in time (each
-      // attempt waits --replication_timeout): start over from the map.
-      ReExec(argc, argv, config.server.listen);
-    }
     return absl::IsInvalidArgument(started.status()) ? kExitUsage
                                                      : kExitFailure;
   }
@@ -1084,39 +1096,24 @@ int RunClusterNode(Config config, const sigset_t& signals, int argc,
   } else {
     replica_server = serve_node_services(&bound);
     if (replica_server == nullptr) return kExitFailure;
-    if (!config.metrics_listen.empty()) {
-      // No engine or RPC families on a replica: the cluster's.
-      servers.metrics =
-          std::make_unique<strata::server::metrics::MetricsServer>(
-              nullptr,
-              strata::server::metrics::BuildInfo{STRATA_VERSION,
-                                                 STRATA_GIT_SHA},
-              config.metrics_namespace_limit);
-      servers.metrics->AddCollectable(
-          strata::cluster::MakeClusterCollector(node.get()));
-      if (absl::Status s = servers.metrics->Listen(config.metrics_listen);
-          !s.ok()) {
-        std::fprintf(stderr, "strata-server: --metrics_listen: %s\n",
-                     std::string(s.message()).c_str());
-        return kExitFailure;
-      }
+    // No engine families on a replica (its DB is the sink's): the cluster's.
+    absl::StatusOr<std::unique_ptr<strata::server::metrics::MetricsServer>>
+        metrics = StartMetrics(config, nullptr,
+                               strata::cluster::MakeClusterCollector(node.get()));
+    if (!metrics.ok()) {
+      std::fprintf(stderr, "strata-server: %s\n",
+                   std::string(metrics.status().message()).c_str());
+      return kExitFailure;
     }
-    std::printf("strata-server listening on %s\n", bound.c_str());
-    if (servers.metrics) {
-      std::printf("strata-server metrics on %s\n",
-                  servers.metrics->bound_address().c_str());
-    }
-    std::fflush(stdout);
+    servers.metrics = *std::move(metrics);
+    AnnounceListening(bound, servers.metrics.get());
     spdlog::info("replica of range 0 at epoch {} listening on {} "
                  "(strata.v1.Replication, strata.v1.Cluster; other RPCs "
                  "are answered FAILED_PRECONDITION naming the primary)",
                  node->epoch(), bound);
   }
 
-  int sig = 0;
-  while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) {
-    spdlog::info("received SIGHUP: ignored");
-  }
+  const int sig = WaitForSignal(signals, config.server);
   const bool restart = sig == SIGUSR1;
   spdlog::info("{}; shutting down",
                restart ? "role change" : "received a shutdown signal");
