@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "cluster/replication/service.h"
 #include "strata/storage/env.h"
 #include "xxhash.h"
 
@@ -35,15 +36,6 @@ std::string Parent(const std::string& path) {
   return slash == std::string::npos ? "." : path.substr(0, slash);
 }
 
-void ToProto(const EpochHistory& history,
-             google::protobuf::RepeatedPtrField<v1::EpochStart>* out) {
-  for (const EpochStart& e : history) {
-    v1::EpochStart* p = out->Add();
-    p->set_epoch(e.epoch);
-    p->set_start_revision(static_cast<int64_t>(e.start_revision));
-  }
-}
-
 // Streams the files of the checkpoint in `dir` at `revision`.
 absl::Status SendFiles(const std::string& dir, Revision revision,
                        const EpochHistory& history, uint64_t chunk_bytes,
@@ -64,7 +56,7 @@ absl::Status SendFiles(const std::string& dir, Revision revision,
   begin.mutable_begin()->set_revision(static_cast<int64_t>(revision));
   begin.mutable_begin()->set_files(static_cast<uint32_t>(names->size()));
   begin.mutable_begin()->set_total_bytes(total);
-  ToProto(history, begin.mutable_begin()->mutable_epoch_history());
+  EpochHistoryToProto(history, begin.mutable_begin()->mutable_epoch_history());
   if (!send(begin)) return absl::CancelledError("checkpoint: stream gone");
   v1::FetchCheckpointResponse manifest;
   std::string buf(std::max<uint64_t>(chunk_bytes, 1), '\0');
@@ -141,10 +133,7 @@ absl::StatusOr<ReceivedCheckpoint> ReceiveInto(const CheckpointRead& read,
   }
   ReceivedCheckpoint out;
   out.revision = static_cast<Revision>(msg.begin().revision());
-  for (const v1::EpochStart& e : msg.begin().epoch_history()) {
-    out.history.push_back(
-        {e.epoch(), static_cast<Revision>(e.start_revision())});
-  }
+  out.history = EpochHistoryFromProto(msg.begin().epoch_history());
   if (absl::Status s = ValidateEpochHistory(out.history); !s.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat("checkpoint into ", dir, ": ", s.message()));

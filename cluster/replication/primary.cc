@@ -276,11 +276,7 @@ absl::StatusOr<Revision> ReplicationSource::Handshake(
   start->set_range_id(options_.range_id);
   start->set_epoch(options_.epoch);
   start->set_primary(options_.self);
-  for (const EpochStart& e : options_.history) {
-    v1::EpochStart* p = start->add_epoch_history();
-    p->set_epoch(e.epoch);
-    p->set_start_revision(static_cast<int64_t>(e.start_revision));
-  }
+  EpochHistoryToProto(options_.history, start->mutable_epoch_history());
   if (!stream->Write(req)) return absl::UnavailableError("stream broken");
   bool asked = false;  // Whether we asked for a re-sync already.
   v1::AppendResponse resp;

@@ -6,6 +6,25 @@
 
 namespace strata::cluster::replication {
 
+void EpochHistoryToProto(
+    const EpochHistory& history,
+    google::protobuf::RepeatedPtrField<v1::EpochStart>* out) {
+  for (const EpochStart& e : history) {
+    v1::EpochStart* p = out->Add();
+    p->set_epoch(e.epoch);
+    p->set_start_revision(static_cast<int64_t>(e.start_revision));
+  }
+}
+
+EpochHistory EpochHistoryFromProto(
+    const google::protobuf::RepeatedPtrField<v1::EpochStart>& in) {
+  EpochHistory out;
+  for (const v1::EpochStart& e : in) {
+    out.push_back({e.epoch(), static_cast<Revision>(e.start_revision())});
+  }
+  return out;
+}
+
 grpc::Status ToGrpc(const absl::Status& s) {
   if (s.ok()) return grpc::Status::OK;
   return grpc::Status(static_cast<grpc::StatusCode>(s.code()),
@@ -51,15 +70,6 @@ void ReplicationService::TEST_SetChunkHook(
 
 namespace {
 
-EpochHistory FromProto(
-    const google::protobuf::RepeatedPtrField<v1::EpochStart>& in) {
-  EpochHistory out;
-  for (const v1::EpochStart& e : in) {
-    out.push_back({e.epoch(), static_cast<Revision>(e.start_revision())});
-  }
-  return out;
-}
-
 // Rebuilds `sink` (telling the primary first) and answers with the new
 // durable revision.
 grpc::Status ResyncAndAccept(
@@ -104,7 +114,7 @@ grpc::Status ReplicationService::Append(
   }
   const Epoch epoch = start.epoch();
   absl::StatusOr<ReplicaSink::StartResult> started =
-      sink->Start(epoch, start.primary(), FromProto(start.epoch_history()));
+      sink->Start(epoch, start.primary(), EpochHistoryFromProto(start.epoch_history()));
   if (!started.ok()) return ToGrpc(started.status());
   if (!started->resync_reason.empty()) {
     grpc::Status s = ResyncAndAccept(sink.get(), epoch, start.primary(),

@@ -72,6 +72,14 @@ class ReplicationService final : public v1::Replication::Service {
   std::function<void(v1::CheckpointChunk*)> chunk_hook_ ABSL_GUARDED_BY(mu_);
 };
 
+// EpochHistory <-> the repeated EpochStart of AppendStart and
+// CheckpointBegin (no validation: callers run ValidateEpochHistory).
+void EpochHistoryToProto(
+    const EpochHistory& history,
+    google::protobuf::RepeatedPtrField<v1::EpochStart>* out);
+EpochHistory EpochHistoryFromProto(
+    const google::protobuf::RepeatedPtrField<v1::EpochStart>& in);
+
 // absl::Status <-> grpc::Status (the codes are the same).
 grpc::Status ToGrpc(const absl::Status& s);
 absl::Status FromGrpc(const grpc::Status& s);
