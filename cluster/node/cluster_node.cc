@@ -20,9 +20,13 @@ constexpr RangeId kRange = 0;
 constexpr absl::Duration kMaintainInterval = absl::Milliseconds(100);
 constexpr absl::Duration kMembersRefresh = absl::Seconds(2);
 
-grpc::Status ToGrpcStatus(const absl::Status& s) {
-  return grpc::Status(static_cast<grpc::StatusCode>(s.code()),
-                      std::string(s.message()));
+// A range replica's database: the engine options of the node, plus what
+// replication needs (replicas apply the primary's committed batches; the
+// change log feeds catch-up and Watch).
+storage::Options RangeDbOptions(storage::Options engine) {
+  engine.allow_committed_batches = true;
+  engine.keep_history = true;
+  return engine;
 }
 
 bool Contains(const std::vector<NodeId>& v, const NodeId& id) {
@@ -57,7 +61,7 @@ class ClusterNode::ClusterService final : public v1::Cluster::Service {
                                 v1::GetClusterStatusResponse* response) override {
     absl::StatusOr<v1::GetClusterStatusResponse> status =
         ReadClusterStatus(*node_->store_);
-    if (!status.ok()) return ToGrpcStatus(status.status());
+    if (!status.ok()) return replication::ToGrpc(status.status());
     *response = *std::move(status);
     return grpc::Status::OK;
   }
@@ -79,7 +83,7 @@ class ClusterNode::NotPrimaryService final
       explicit Reactor(const grpc::Status& status) { Finish(status); }
       void OnDone() override { delete this; }
     };
-    return new Reactor(ToGrpcStatus(node_->not_primary_status()));
+    return new Reactor(replication::ToGrpc(node_->not_primary_status()));
   }
 
  private:
@@ -255,11 +259,8 @@ absl::Status ClusterNode::WaitForReplicas() {
 }
 
 absl::Status ClusterNode::OpenDb() {
-  storage::Options o = options_.engine;
-  o.allow_committed_batches = true;
-  o.keep_history = true;
   absl::StatusOr<std::unique_ptr<storage::DB>> db =
-      storage::DB::Open(o, db_dir_);
+      storage::DB::Open(RangeDbOptions(options_.engine), db_dir_);
   if (!db.ok()) return db.status();
   absl::MutexLock lock(&db_mu_);
   db_ = *std::move(db);
@@ -371,25 +372,15 @@ absl::Status ClusterNode::StartReplica(const RangeDescriptor&) {
       -> absl::StatusOr<storage::DB*> {
     absl::MutexLock lock(&db_mu_);
     db_.reset();
-    if (absl::Status s = replication::ReplaceDirectory(checkpoint, db_dir_);
-        !s.ok()) {
-      // Leave a database open (the hook's contract): the old one if the
-      // move did not happen.
-      storage::Options eo = options_.engine;
-      eo.allow_committed_batches = true;
-      eo.keep_history = true;
-      absl::StatusOr<std::unique_ptr<storage::DB>> old =
-          storage::DB::Open(eo, db_dir_);
-      if (old.ok()) db_ = *std::move(old);
-      return s;
-    }
-    storage::Options eo = options_.engine;
-    eo.allow_committed_batches = true;
-    eo.keep_history = true;
+    // If the move fails, the old database is still there: reopen it (the
+    // hook's contract is to leave one open) and report the move's error.
+    const absl::Status moved =
+        replication::ReplaceDirectory(checkpoint, db_dir_);
     absl::StatusOr<std::unique_ptr<storage::DB>> db =
-        storage::DB::Open(eo, db_dir_);
+        storage::DB::Open(RangeDbOptions(options_.engine), db_dir_);
+    if (db.ok()) db_ = *std::move(db);
+    if (!moved.ok()) return moved;
     if (!db.ok()) return db.status();
-    db_ = *std::move(db);
     spdlog::info("cluster: re-synced range {} from a checkpoint", kRange);
     return db_.get();
   };

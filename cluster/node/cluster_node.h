@@ -114,6 +114,8 @@ class ClusterNode {
   // serving_db() or services() any more.
   void Stop();
 
+  // The accessors below are thread-safe once Start has returned; the
+  // objects they return are owned by the node and valid until Stop().
   Role role() const { return role_; }
   Epoch epoch() const { return epoch_.load(); }
   // Primary: the ReplicatedDB for the KvServer. Replica: nullptr.
@@ -121,7 +123,9 @@ class ClusterNode {
   // The services to register on the node's gRPC server: Replication and
   // Cluster.
   std::vector<grpc::Service*> services();
-  // Replica: the generic service answering every other method.
+  // The generic service answering every other method with
+  // not_primary_status(): a replica's, and a new primary's until
+  // WaitForReplicas returns.
   grpc::CallbackGenericService* not_primary_service();
   // What a client gets from a node that is not the primary:
   // FAILED_PRECONDITION "not the primary of range 0 (epoch E); the primary
@@ -138,13 +142,14 @@ class ClusterNode {
   // caller starts over from the map). Blocks; call from main's thread.
   absl::Status WaitForReplicas();
 
-  // Numbers for the metrics endpoint (docs/metrics.md, "Cluster").
+  // Numbers for the metrics endpoint (docs/metrics.md, "Cluster"), read
+  // without I/O. Thread-safe.
   struct Stats {
     bool primary = false;
     Epoch epoch = 0;
     uint64_t in_sync_size = 0;
     uint64_t lag_revisions = 0;  // Max over the in-sync replicas.
-    double lag_seconds = 0;      // Max over the in-sync replicas.
+    double lag_seconds = 0;      // Seconds; max over the in-sync replicas.
     int64_t fenced_writes = 0;
     bool fenced = false;
     ControllerStats controller;
@@ -178,7 +183,8 @@ class ClusterNode {
   std::unique_ptr<RangeMapWatch> watch_;
   ClusterConfig config_;
 
-  Role role_ = Role::kReplica;
+  // Set once in Init; read by the lease keeper's and watch's threads.
+  std::atomic<Role> role_{Role::kReplica};
   // Set (once) when the role is taken; 0 before (OnMap ignores maps).
   std::atomic<Epoch> epoch_{0};
   std::vector<NodeId> replicas_;  // Of range 0 at start.

@@ -95,7 +95,12 @@ class ReplicatedDB final : public storage::DB {
   std::unique_ptr<storage::Iterator> NewIterator(
       const storage::ReadOptions& options) override;
 
+  // The snapshot at the replicated watermark; before any write is
+  // replicated, the one at CompactedRevision() (DB::GetSnapshot has no
+  // error, unlike Get, which answers Unavailable then).
   const storage::Snapshot* GetSnapshot() override;
+  // OutOfRange above the replicated watermark (not yet on every in-sync
+  // replica); otherwise the engine's GetSnapshotAt.
   absl::StatusOr<const storage::Snapshot*> GetSnapshotAt(
       storage::Revision revision) override;
   void ReleaseSnapshot(const storage::Snapshot* snapshot) override;
