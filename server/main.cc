@@ -17,7 +17,6 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
-#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -987,7 +986,16 @@ int ShutDown(int sig, Servers servers, std::unique_ptr<storage::DB> db) {
 // Cluster mode: starts this program again with the same flags, on
 // `listen` (the port it had). Returns only if exec failed (logged).
 void ReExec(int argc, char** argv, const std::string& listen) {
-  std::vector<std::string> args(argv, argv + argc);
+  // The flags it was started with, but one --listen (each re-exec would
+  // otherwise append another).
+  std::vector<std::string> args;
+  for (int i = 0; i < argc; ++i) {
+    const std::string_view a = argv[i];
+    if (i > 0 && (a.starts_with("--listen=") || a.starts_with("-listen="))) {
+      continue;
+    }
+    args.emplace_back(a);
+  }
   args.push_back(absl::StrCat("--listen=", listen));
   std::vector<char*> cargs;
   for (std::string& a : args) cargs.push_back(a.data());
@@ -1173,6 +1181,7 @@ int main(int argc, char** argv) {
   if (!config.restore_from.empty() && !RestoreDataDir(config)) {
     return kExitFailure;
   }
+  LogConnections(nofile, config);
   if (cluster_mode) return RunClusterNode(config, signals, argc, argv);
   std::unique_ptr<storage::DB> db = OpenEngine(config);
   if (db == nullptr) return kExitFailure;
@@ -1194,7 +1203,6 @@ int main(int argc, char** argv) {
                  std::string(servers.status().message()).c_str());
     return kExitFailure;  // Whatever started is stopped before the DB.
   }
-  LogConnections(nofile, config);
   const int sig = WaitForSignal(signals, config.server);
   return ShutDown(sig, *std::move(servers), std::move(db));
 }
