@@ -59,20 +59,6 @@ constexpr absl::Duration kFailoverBound = absl::Seconds(20);
 // A free TCP port on 127.0.0.1 (bound to 0, then closed), as EtcdProcess
 // picks its ports: the node's address must be in the cluster's membership
 // before the node starts.
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  const int port = ntohs(addr.sin_port);
-  close(fd);
-  return port;
-}
-
 // The families documented under "### Cluster" in docs/metrics.md, as
 // "name type".
 std::set<std::string> DocumentedClusterFamilies() {
@@ -122,7 +108,8 @@ class ClusterNodeE2ETest : public ::testing::Test {
         EtcdClientOptions{.endpoint = etcd_->endpoint()});
     store_ = std::make_unique<ClusterStore>(client_.get(), "strata/");
     for (const char* id : {"n1", "n2", "n3"}) {
-      addresses_[id] = absl::StrCat("127.0.0.1:", FreePort());
+      absl::StatusOr<int> port = testing::PickFreePort();
+      addresses_[id] = absl::StrCat("127.0.0.1:", port.value_or(0));
     }
   }
 

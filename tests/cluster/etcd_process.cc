@@ -39,11 +39,18 @@ std::string FindEtcd() {
   return "";
 }
 
-// Binds the given number of sockets to 127.0.0.1:0 at once (so the ports
-// differ) and returns their ports. The sockets are closed before etcd
-// binds them: another process could take one in between, a race we accept
-// in tests (the kernel does not hand the same ephemeral port out again
-// soon).
+// Reaps pid if it exited; true if it did (status filled).
+bool Reaped(pid_t pid, int* status) {
+  while (true) {
+    const pid_t r = waitpid(pid, status, WNOHANG);
+    if (r == pid) return true;
+    if (r < 0 && errno == EINTR) continue;
+    return r < 0;  // ECHILD: not ours any more.
+  }
+}
+
+}  // namespace
+
 absl::StatusOr<std::vector<int>> FreePorts(int n) {
   std::vector<int> fds, ports;
   absl::Status status;
@@ -71,17 +78,11 @@ absl::StatusOr<std::vector<int>> FreePorts(int n) {
   return ports;
 }
 
-// Reaps pid if it exited; true if it did (status filled).
-bool Reaped(pid_t pid, int* status) {
-  while (true) {
-    const pid_t r = waitpid(pid, status, WNOHANG);
-    if (r == pid) return true;
-    if (r < 0 && errno == EINTR) continue;
-    return r < 0;  // ECHILD: not ours any more.
-  }
+absl::StatusOr<int> PickFreePort() {
+  absl::StatusOr<std::vector<int>> ports = FreePorts(1);
+  if (!ports.ok()) return ports.status();
+  return ports->front();
 }
-
-}  // namespace
 
 absl::StatusOr<pid_t> SpawnWithLog(const std::vector<std::string>& argv,
                                    const std::vector<std::string>& env,

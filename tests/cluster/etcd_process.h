@@ -28,6 +28,15 @@ absl::StatusOr<pid_t> SpawnWithLog(const std::vector<std::string>& argv,
                                    const std::vector<std::string>& env,
                                    const std::string& log_path);
 
+// `n` distinct free TCP ports on 127.0.0.1, found by binding port 0 (all
+// at once, so they differ) and closing the sockets again: another process
+// may take one before the caller binds it, rarely (the kernel does not
+// hand a released ephemeral port out again soon). Internal with errno text
+// if a socket cannot be made or bound.
+absl::StatusOr<std::vector<int>> FreePorts(int n);
+// FreePorts(1)'s port.
+absl::StatusOr<int> PickFreePort();
+
 class EtcdProcess {
  public:
   // Picks two free ports (client, peer) by binding 127.0.0.1:0, starts

@@ -85,13 +85,6 @@ bool WaitForAcks(const Workload& w, int64_t from, int64_t n,
 
 class FaultTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    if (!ServerHasFlag(BinaryPath("server/strata-server"), "cluster_etcd")) {
-      GTEST_SKIP() << "strata-server has no --cluster_etcd yet: the cluster "
-                      "wiring (issue 18, branch s27-wire) is not merged";
-    }
-  }
-
   // One fault, STRATA_FAULT_RUNS times; failover times printed.
   void RunFault(Fault fault) {
     const int runs = std::max(1, EnvInt("STRATA_FAULT_RUNS", 1));
@@ -116,10 +109,7 @@ class FaultTest : public ::testing::Test {
     ClusterOptions co;
     // A 2 s lease (the default is 5 s) keeps each run short; the
     // failover bound holds for either.
-    const std::string default_flags =
-        ServerHasFlag(BinaryPath("server/strata-server"), "cluster_lease_ttl")
-            ? "--cluster_lease_ttl=2s"
-            : "";
+    const std::string default_flags = "--cluster_lease_ttl=2s";
     for (const auto& f :
          absl::StrSplit(EnvStr("STRATA_FAULT_NODE_FLAGS", default_flags), ' ',
                         absl::SkipEmpty())) {

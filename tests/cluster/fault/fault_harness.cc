@@ -544,15 +544,6 @@ std::vector<std::string> CheckEpochs(const std::vector<RangeEvent>& events) {
   return bad;
 }
 
-bool ServerHasFlag(const std::string& binary, const std::string& flag) {
-  if (binary.empty()) return false;
-  ProcessResult r = RunProcess({binary, "--helpfull"});
-  return (r.out + r.err).find("-" + flag + " ") != std::string::npos ||
-         (r.out + r.err).find("-" + flag + ")") != std::string::npos ||
-         (r.out + r.err).find("-" + flag + "\n") != std::string::npos ||
-         (r.out + r.err).find("-" + flag + ";") != std::string::npos;
-}
-
 std::optional<absl::Duration> FailoverTime(const std::vector<LoggedOp>& ops,
                                            int64_t fault_ns, int old_node) {
   std::optional<int64_t> first;

@@ -181,10 +181,6 @@ class FaultCluster {
 // watch's history. Returns a description of each violation (empty = ok).
 std::vector<std::string> CheckEpochs(const std::vector<RangeEvent>& events);
 
-// Whether the strata-server at `binary` lists flag --<flag> in its
-// --helpfull (the fault runs skip until --cluster_etcd lands).
-bool ServerHasFlag(const std::string& binary, const std::string& flag);
-
 // Failover time of one run: from `fault_ns` to the completion of the first
 // acknowledged write (or successful cas) at a node other than `old_node`
 // that was invoked after the fault. nullopt if none.

@@ -19,13 +19,9 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "tests/cluster/etcd_process.h"  // PickFreePort
 
 namespace strata::testing {
-
-// A free TCP port on 127.0.0.1 (bound to port 0 and released: another
-// process could take it before the caller binds it; the same trick as
-// EtcdProcess). Internal with errno text on failure.
-absl::StatusOr<int> PickFreePort();
 
 // The Debian libfaketime library for clock skew, or "" if the package is
 // not installed (tests skip the skew fault then).
