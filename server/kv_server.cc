@@ -119,6 +119,29 @@ void SetMessageSizeLimits(const ServerOptions& o,
 
 }  // namespace
 
+void ConfigureConnections(const ServerOptions& options,
+                          grpc::ServerBuilder* builder) {
+  SetMessageSizeLimits(options, builder);
+  // Without this, Linux lets a second server bind the same port and the
+  // kernel splits connections between them.
+  builder->AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  AddTransportLimits(options.transport, builder);
+  // The quota must live while the server does; gRPC keeps its own
+  // reference, so a local is enough.
+  if (options.transport_memory_bytes > 0) {
+    grpc::ResourceQuota quota("strata-transport");
+    quota.Resize(options.transport_memory_bytes);
+    builder->SetResourceQuota(quota);
+  }
+}
+
+std::string BoundAddress(const std::string& listen, int port) {
+  const size_t colon = listen.rfind(':');
+  const std::string host =
+      colon == std::string::npos ? listen : listen.substr(0, colon);
+  return absl::StrFormat("%s:%d", host, port);
+}
+
 KvServer::KvServer(ServerOptions options, storage::DB* db,
                    RpcObserver* observer)
     : options_(std::move(options)),
@@ -205,18 +228,7 @@ absl::Status KvServer::BuildServer(
   for (grpc::Service* service : options_.extra_services) {
     builder.RegisterService(service);  // Cluster mode only.
   }
-  SetMessageSizeLimits(options_, &builder);
-  // Without this, Linux lets a second server bind the same port and the
-  // kernel splits connections between them.
-  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  AddTransportLimits(options_.transport, &builder);
-  // The quota must live while the server does; gRPC keeps its own
-  // reference, so a local is enough.
-  if (options_.transport_memory_bytes > 0) {
-    grpc::ResourceQuota quota("strata-transport");
-    quota.Resize(options_.transport_memory_bytes);
-    builder.SetResourceQuota(quota);
-  }
+  ConfigureConnections(options_, &builder);
   const int num_cqs =
       options_.cq_threads > 0
           ? options_.cq_threads
@@ -263,11 +275,7 @@ void KvServer::StartPollers() {
 }
 
 std::string KvServer::bound_address() const {
-  const std::string& listen = options_.listen;
-  const size_t colon = listen.rfind(':');
-  const std::string host =
-      colon == std::string::npos ? listen : listen.substr(0, colon);
-  return absl::StrFormat("%s:%d", host, port_);
+  return BoundAddress(options_.listen, port_);
 }
 
 void KvServer::PollLoop(size_t index) {

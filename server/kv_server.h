@@ -31,6 +31,7 @@
 #include "absl/time/time.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
+#include "grpcpp/server_builder.h"
 #include "server/async_call.h"
 #include "server/authz.h"
 #include "server/health_service.h"
@@ -42,6 +43,18 @@
 #include "strata/storage/db.h"
 
 namespace strata::server {
+
+// What every listener on the node's port gets from `options`, whichever
+// services it serves: the message size limits (--max_message_bytes), no
+// SO_REUSEPORT, the HTTP/2 transport limits (keepalive, ping strikes,
+// streams, stream window) and the --transport_memory_bytes ResourceQuota.
+// Not the credentials, the services or the completion queues.
+void ConfigureConnections(const ServerOptions& options,
+                          grpc::ServerBuilder* builder);
+
+// "host:port" from a --listen address (its host part) and the port the
+// server bound (for --listen=...:0).
+std::string BoundAddress(const std::string& listen, int port);
 
 // The gRPC server of one storage node.
 //

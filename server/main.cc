@@ -1052,9 +1052,7 @@ int RunClusterNode(Config config, const sigset_t& signals, int argc,
     int port = 0;
     builder.AddListeningPort(config.server.listen,
                              grpc::InsecureServerCredentials(), &port);
-    builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-    builder.SetMaxReceiveMessageSize(
-        static_cast<int>(config.server.limits.max_message_bytes * 2));
+    strata::server::ConfigureConnections(config.server, &builder);
     for (grpc::Service* service : node->services()) {
       builder.RegisterService(service);
     }
@@ -1065,9 +1063,7 @@ int RunClusterNode(Config config, const sigset_t& signals, int argc,
                    config.server.listen.c_str());
       return nullptr;
     }
-    const size_t colon = config.server.listen.rfind(':');
-    *bound_address =
-        absl::StrCat(config.server.listen.substr(0, colon), ":", port);
+    *bound_address = strata::server::BoundAddress(config.server.listen, port);
     return server;
   };
 
