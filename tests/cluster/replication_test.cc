@@ -675,7 +675,21 @@ TEST(CheckpointTransferTest, IncompleteOrInconsistentStreamsAreDataLoss) {
   auto escape = file_msgs("abcdef");
   escape[1].mutable_chunk()->set_file("../x");
   EXPECT_TRUE(absl::IsInvalidArgument(receive(escape, "d").status()));
-  for (const char* name : {"a", "b", "c", "d"}) {
+  // Chunks of two files, a manifest listing the first one twice: the counts
+  // and total agree, but nothing vouches for the second file.
+  auto listed_twice = file_msgs("abc");
+  listed_twice[0].mutable_begin()->set_files(2);
+  listed_twice[0].mutable_begin()->set_total_bytes(6);
+  v1::FetchCheckpointResponse other;
+  other.mutable_chunk()->set_file("000002.sst");
+  other.mutable_chunk()->set_data("xyz");
+  other.mutable_chunk()->set_xxh64(XXH64("xyz", 3, 0));
+  listed_twice.insert(listed_twice.begin() + 2, other);
+  *listed_twice[3].mutable_manifest()->add_files() =
+      listed_twice[3].manifest().files(0);
+  absl::Status twice = receive(listed_twice, "e").status();
+  EXPECT_TRUE(absl::IsDataLoss(twice)) << twice;
+  for (const char* name : {"a", "b", "c", "d", "e"}) {
     EXPECT_FALSE(std::filesystem::exists(dir.path() + "/" + name)) << name;
   }
   // Never into a directory that exists.
