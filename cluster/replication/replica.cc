@@ -190,14 +190,20 @@ absl::StatusOr<ReceivedCheckpoint> ReplicaSink::Fetch(Epoch epoch,
   req.set_epoch(epoch);
   std::unique_ptr<grpc::ClientReaderInterface<v1::FetchCheckpointResponse>>
       reader = stub->FetchCheckpoint(&ctx, req);
+  bool ended = false;  // The stream ended (a Read failed).
   absl::StatusOr<ReceivedCheckpoint> got = ReceiveCheckpoint(
-      [&](v1::FetchCheckpointResponse* m) { return reader->Read(m); }, dir);
+      [&](v1::FetchCheckpointResponse* m) {
+        ended = !reader->Read(m);
+        return !ended;
+      },
+      dir);
   if (!got.ok()) {
-    ctx.TryCancel();
-    // A stream that ended early: the primary's status says why.
+    // If the primary (or the deadline) ended the stream, its status says
+    // why; cancelling it first would replace that status by CANCELLED.
+    // Otherwise what was received was wrong: stop the primary sending.
+    if (!ended) ctx.TryCancel();
     grpc::Status rpc = reader->Finish();
-    if (!rpc.ok() && absl::IsDataLoss(got.status()) &&
-        got.status().message().find("ended before") != std::string::npos) {
+    if (!rpc.ok() && rpc.error_code() != grpc::StatusCode::CANCELLED) {
       return FetchError(options_.range_id, primary, rpc);
     }
     return got.status();

@@ -471,6 +471,28 @@ TEST_F(ReplicationTest, CorruptCheckpointChunkIsDataLossAndNothingIsSwapped) {
   EXPECT_EQ(Contents(node("n2")->db.get()), Contents(node("n1")->db.get()));
 }
 
+TEST_F(ReplicationTest, FailedCheckpointFetchReportsThePrimarysStatus) {
+  StartReplica(node("n2"));
+  StartPrimary(node("n1"), 2, {{2, 1}}, {});
+  Write(node("n1"), 3);
+  // n1 is at epoch 2: its FAILED_PRECONDITION must not reach the Append
+  // stream as such (that would tell the primary it is superseded).
+  absl::Status other_epoch = node("n2")->sink->Resync(1, "n1").status();
+  EXPECT_TRUE(absl::IsUnavailable(other_epoch)) << other_epoch;
+  EXPECT_NE(other_epoch.message().find("fetching a checkpoint from n1"),
+            std::string::npos)
+      << other_epoch;
+  // n3 is not the primary of the range.
+  absl::Status not_primary = node("n2")->sink->Resync(1, "n3").status();
+  EXPECT_TRUE(absl::IsNotFound(not_primary)) << not_primary;
+  EXPECT_EQ(node("n2")->swaps.load(), 0);
+  EXPECT_EQ(node("n2")->db->CurrentRevision(), 0u);
+  for (const auto& e : std::filesystem::directory_iterator(node("n2")->range_dir)) {
+    EXPECT_EQ(e.path().filename().string().find("resync-"), std::string::npos)
+        << e.path();
+  }
+}
+
 TEST_F(ReplicationTest, FenceFailsWaitersAndStopsShipping) {
   StartReplica(node("n2"));
   StartPrimary(node("n1"), 1, {{1, 1}}, {"n2", "n3"});  // n3 is down.
