@@ -52,7 +52,6 @@ ReplicaSink::ReplicaSink(storage::DB* db, Options options,
       epoch_path_(absl::StrCat(options_.range_dir, "/", kEpochFileName)),
       db_(db),
       state_(std::move(contents)) {
-  stats_.highest_epoch = state_.highest_epoch;
   stats_.durable_revision = db_->CurrentRevision();
 }
 
@@ -73,7 +72,6 @@ absl::Status ReplicaSink::CheckUsable(Epoch epoch) {
 }
 
 absl::Status ReplicaSink::Persist() {
-  stats_.highest_epoch = state_.highest_epoch;
   return WriteEpochFile(epoch_path_, state_);
 }
 
@@ -239,7 +237,6 @@ absl::StatusOr<Revision> ReplicaSink::Resync(Epoch epoch,
                           resync_counter_++);
   }
   std::error_code ec;
-  std::filesystem::remove_all(dir, ec);  // Left by a crash.
   spdlog::info("range {}: re-syncing from a checkpoint of {} (epoch {})",
                options_.range_id, primary, epoch);
   absl::StatusOr<ReceivedCheckpoint> got = Fetch(epoch, primary, dir);
@@ -298,7 +295,9 @@ void ReplicaSink::Close() {
 
 ReplicaSink::Stats ReplicaSink::GetStats() const {
   absl::MutexLock lock(&mu_);
-  return stats_;
+  Stats out = stats_;
+  out.highest_epoch = state_.highest_epoch;
+  return out;
 }
 
 EpochHistory ReplicaSink::epoch_history() const {

@@ -152,6 +152,9 @@ class ReplicaSink {
   bool resyncing_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status broken_ ABSL_GUARDED_BY(mu_);
   uint64_t resync_counter_ ABSL_GUARDED_BY(mu_) = 0;
+  // GetStats fills highest_epoch from state_. durable_revision is kept
+  // here, not read from db_: GetStats may run after Close (when the DB may
+  // be gone), and a failed Apply can leave revisions that are not fsynced.
   Stats stats_ ABSL_GUARDED_BY(mu_);
 };
 
