@@ -116,7 +116,9 @@ class ReplicaSink {
   // fails with Unavailable, and once Close returns the sink no longer
   // touches the database, so the caller may close it (the range is
   // removed from this node, or the node shuts down). Waits for a running
-  // Start or Apply; do not call it during a Resync.
+  // Start or Apply (or a Resync's swap). Safe during a Resync: Close does
+  // not wait for its fetch, and a checkpoint fetched after Close is
+  // discarded, never swapped in (that Resync returns Unavailable).
   void Close();
 
   // For the server's metrics and for tests.
