@@ -109,7 +109,10 @@ class ReplicaSink {
   // the checkpoint's epoch history, and returns the new durable revision.
   // Errors (the database is unchanged): DataLoss for a corrupt checkpoint;
   // FailedPrecondition for a stale epoch; Unavailable if a re-sync already
-  // runs or the primary cannot be reached; the hook's.
+  // runs or the primary cannot be reached; the primary's error if it ends
+  // the fetch (NotFound if it is not the range's primary; its
+  // FailedPrecondition, at another epoch there, as Unavailable); the
+  // hook's.
   absl::StatusOr<Revision> Resync(Epoch epoch, const NodeId& primary);
 
   // Stops the sink: every later call (and the running stream's next one)
