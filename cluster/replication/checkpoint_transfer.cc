@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <set>
 #include <system_error>
 #include <unistd.h>
 
@@ -180,10 +181,16 @@ absl::StatusOr<ReceivedCheckpoint> ReceiveInto(const CheckpointRead& read,
                                    m.files_size(), want_files));
   }
   uint64_t total = 0;
+  // A name listed twice would let the count check below pass with a file
+  // the manifest never describes.
+  std::set<std::string> listed;
   for (const v1::CheckpointFile& f : m.files()) {
     if (!IsValidFileName(f.name())) {
       return absl::InvalidArgumentError(absl::StrFormat(
           "checkpoint into %s: bad file name \"%s\"", dir, f.name()));
+    }
+    if (!listed.insert(f.name()).second) {
+      return corrupt(absl::StrFormat("the manifest lists %s twice", f.name()));
     }
     Incoming& in = files[f.name()];
     if (in.file == nullptr && f.size() != 0) {

@@ -52,7 +52,6 @@ ReplicaSink::ReplicaSink(storage::DB* db, Options options,
       epoch_path_(absl::StrCat(options_.range_dir, "/", kEpochFileName)),
       db_(db),
       state_(std::move(contents)) {
-  stats_.highest_epoch = state_.highest_epoch;
   stats_.durable_revision = db_->CurrentRevision();
 }
 
@@ -73,7 +72,6 @@ absl::Status ReplicaSink::CheckUsable(Epoch epoch) {
 }
 
 absl::Status ReplicaSink::Persist() {
-  stats_.highest_epoch = state_.highest_epoch;
   return WriteEpochFile(epoch_path_, state_);
 }
 
@@ -190,14 +188,20 @@ absl::StatusOr<ReceivedCheckpoint> ReplicaSink::Fetch(Epoch epoch,
   req.set_epoch(epoch);
   std::unique_ptr<grpc::ClientReaderInterface<v1::FetchCheckpointResponse>>
       reader = stub->FetchCheckpoint(&ctx, req);
+  bool ended = false;  // The stream ended (a Read failed).
   absl::StatusOr<ReceivedCheckpoint> got = ReceiveCheckpoint(
-      [&](v1::FetchCheckpointResponse* m) { return reader->Read(m); }, dir);
+      [&](v1::FetchCheckpointResponse* m) {
+        ended = !reader->Read(m);
+        return !ended;
+      },
+      dir);
   if (!got.ok()) {
-    ctx.TryCancel();
-    // A stream that ended early: the primary's status says why.
+    // If the primary (or the deadline) ended the stream, its status says
+    // why; cancelling it first would replace that status by CANCELLED.
+    // Otherwise what was received was wrong: stop the primary sending.
+    if (!ended) ctx.TryCancel();
     grpc::Status rpc = reader->Finish();
-    if (!rpc.ok() && absl::IsDataLoss(got.status()) &&
-        got.status().message().find("ended before") != std::string::npos) {
+    if (!rpc.ok() && rpc.error_code() != grpc::StatusCode::CANCELLED) {
       return FetchError(options_.range_id, primary, rpc);
     }
     return got.status();
@@ -233,7 +237,6 @@ absl::StatusOr<Revision> ReplicaSink::Resync(Epoch epoch,
                           resync_counter_++);
   }
   std::error_code ec;
-  std::filesystem::remove_all(dir, ec);  // Left by a crash.
   spdlog::info("range {}: re-syncing from a checkpoint of {} (epoch {})",
                options_.range_id, primary, epoch);
   absl::StatusOr<ReceivedCheckpoint> got = Fetch(epoch, primary, dir);
@@ -292,7 +295,9 @@ void ReplicaSink::Close() {
 
 ReplicaSink::Stats ReplicaSink::GetStats() const {
   absl::MutexLock lock(&mu_);
-  return stats_;
+  Stats out = stats_;
+  out.highest_epoch = state_.highest_epoch;
+  return out;
 }
 
 EpochHistory ReplicaSink::epoch_history() const {

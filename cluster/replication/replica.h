@@ -109,14 +109,19 @@ class ReplicaSink {
   // the checkpoint's epoch history, and returns the new durable revision.
   // Errors (the database is unchanged): DataLoss for a corrupt checkpoint;
   // FailedPrecondition for a stale epoch; Unavailable if a re-sync already
-  // runs or the primary cannot be reached; the hook's.
+  // runs or the primary cannot be reached; the primary's error if it ends
+  // the fetch (NotFound if it is not the range's primary; its
+  // FailedPrecondition, at another epoch there, as Unavailable); the
+  // hook's.
   absl::StatusOr<Revision> Resync(Epoch epoch, const NodeId& primary);
 
   // Stops the sink: every later call (and the running stream's next one)
   // fails with Unavailable, and once Close returns the sink no longer
   // touches the database, so the caller may close it (the range is
   // removed from this node, or the node shuts down). Waits for a running
-  // Start or Apply; do not call it during a Resync.
+  // Start or Apply (or a Resync's swap). Safe during a Resync: Close does
+  // not wait for its fetch, and a checkpoint fetched after Close is
+  // discarded, never swapped in (that Resync returns Unavailable).
   void Close();
 
   // For the server's metrics and for tests.
@@ -152,6 +157,9 @@ class ReplicaSink {
   bool resyncing_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status broken_ ABSL_GUARDED_BY(mu_);
   uint64_t resync_counter_ ABSL_GUARDED_BY(mu_) = 0;
+  // GetStats fills highest_epoch from state_. durable_revision is kept
+  // here, not read from db_: GetStats may run after Close (when the DB may
+  // be gone), and a failed Apply can leave revisions that are not fsynced.
   Stats stats_ ABSL_GUARDED_BY(mu_);
 };
 

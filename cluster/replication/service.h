@@ -29,7 +29,9 @@ namespace strata::cluster::replication {
 
 // What FetchCheckpoint needs of a range this node is the primary of.
 struct CheckpointSource {
-  storage::DB* db = nullptr;  // Not owned; outlives the registration.
+  // Not owned; outlives the registration and every FetchCheckpoint that
+  // started while it was registered.
+  storage::DB* db = nullptr;
   Epoch epoch = 0;
   EpochHistory history;
 };
@@ -44,10 +46,15 @@ class ReplicationService final : public v1::Replication::Service {
   };
   explicit ReplicationService(Options options);
 
-  // Serve Append streams of `range` with `sink` (replacing any earlier).
+  // Serve Append streams of `range` with `sink` (replacing any earlier),
+  // or stop serving them. Thread-safe, also while streams run: only new
+  // streams see the change; a running stream keeps the sink it started
+  // with until it ends (ReplicaSink::Close ends it at its next message).
   void AddReplica(RangeId range, std::shared_ptr<ReplicaSink> sink);
   void RemoveReplica(RangeId range);
-  // Serve FetchCheckpoint of `range` from `source`.
+  // Serve FetchCheckpoint of `range` from `source`, or stop serving it.
+  // Thread-safe, also while streams run: a running FetchCheckpoint keeps
+  // the source it started with (and reads its db) until it ends.
   void AddPrimary(RangeId range, std::shared_ptr<const CheckpointSource> source);
   void RemovePrimary(RangeId range);
 

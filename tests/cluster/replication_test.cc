@@ -471,6 +471,28 @@ TEST_F(ReplicationTest, CorruptCheckpointChunkIsDataLossAndNothingIsSwapped) {
   EXPECT_EQ(Contents(node("n2")->db.get()), Contents(node("n1")->db.get()));
 }
 
+TEST_F(ReplicationTest, FailedCheckpointFetchReportsThePrimarysStatus) {
+  StartReplica(node("n2"));
+  StartPrimary(node("n1"), 2, {{2, 1}}, {});
+  Write(node("n1"), 3);
+  // n1 is at epoch 2: its FAILED_PRECONDITION must not reach the Append
+  // stream as such (that would tell the primary it is superseded).
+  absl::Status other_epoch = node("n2")->sink->Resync(1, "n1").status();
+  EXPECT_TRUE(absl::IsUnavailable(other_epoch)) << other_epoch;
+  EXPECT_NE(other_epoch.message().find("fetching a checkpoint from n1"),
+            std::string::npos)
+      << other_epoch;
+  // n3 is not the primary of the range.
+  absl::Status not_primary = node("n2")->sink->Resync(1, "n3").status();
+  EXPECT_TRUE(absl::IsNotFound(not_primary)) << not_primary;
+  EXPECT_EQ(node("n2")->swaps.load(), 0);
+  EXPECT_EQ(node("n2")->db->CurrentRevision(), 0u);
+  for (const auto& e : std::filesystem::directory_iterator(node("n2")->range_dir)) {
+    EXPECT_EQ(e.path().filename().string().find("resync-"), std::string::npos)
+        << e.path();
+  }
+}
+
 TEST_F(ReplicationTest, FenceFailsWaitersAndStopsShipping) {
   StartReplica(node("n2"));
   StartPrimary(node("n1"), 1, {{1, 1}}, {"n2", "n3"});  // n3 is down.
@@ -675,7 +697,21 @@ TEST(CheckpointTransferTest, IncompleteOrInconsistentStreamsAreDataLoss) {
   auto escape = file_msgs("abcdef");
   escape[1].mutable_chunk()->set_file("../x");
   EXPECT_TRUE(absl::IsInvalidArgument(receive(escape, "d").status()));
-  for (const char* name : {"a", "b", "c", "d"}) {
+  // Chunks of two files, a manifest listing the first one twice: the counts
+  // and total agree, but nothing vouches for the second file.
+  auto listed_twice = file_msgs("abc");
+  listed_twice[0].mutable_begin()->set_files(2);
+  listed_twice[0].mutable_begin()->set_total_bytes(6);
+  v1::FetchCheckpointResponse other;
+  other.mutable_chunk()->set_file("000002.sst");
+  other.mutable_chunk()->set_data("xyz");
+  other.mutable_chunk()->set_xxh64(XXH64("xyz", 3, 0));
+  listed_twice.insert(listed_twice.begin() + 2, other);
+  *listed_twice[3].mutable_manifest()->add_files() =
+      listed_twice[3].manifest().files(0);
+  absl::Status twice = receive(listed_twice, "e").status();
+  EXPECT_TRUE(absl::IsDataLoss(twice)) << twice;
+  for (const char* name : {"a", "b", "c", "d", "e"}) {
     EXPECT_FALSE(std::filesystem::exists(dir.path() + "/" + name)) << name;
   }
   // Never into a directory that exists.
