@@ -246,14 +246,18 @@ absl::Status ClusterStore::RegisterNode(const Member& node, int64_t lease_id) {
   return client_->Put(NodeKey(node.id), node.address, lease_id).status();
 }
 
-absl::StatusOr<std::map<NodeId, std::string>> ClusterStore::ListLiveNodes() {
-  const std::string prefix = NodesPrefix();
+absl::StatusOr<std::map<NodeId, std::string>> ClusterStore::ListAddresses(
+    const std::string& prefix) {
   ASSIGN_OR_RETURN(const RangeResult result, client_->GetPrefix(prefix));
   std::map<NodeId, std::string> out;
   for (const KeyValue& kv : result.kvs) {
     out.emplace(std::string(Suffix(kv.key, prefix)), kv.value);
   }
   return out;
+}
+
+absl::StatusOr<std::map<NodeId, std::string>> ClusterStore::ListLiveNodes() {
+  return ListAddresses(NodesPrefix());
 }
 
 absl::Status ClusterStore::AddMember(const Member& member) {
@@ -277,13 +281,7 @@ absl::Status ClusterStore::RemoveMember(std::string_view id) {
 }
 
 absl::StatusOr<std::map<NodeId, std::string>> ClusterStore::ListMembers() {
-  const std::string prefix = MembersPrefix();
-  ASSIGN_OR_RETURN(const RangeResult result, client_->GetPrefix(prefix));
-  std::map<NodeId, std::string> out;
-  for (const KeyValue& kv : result.kvs) {
-    out.emplace(std::string(Suffix(kv.key, prefix)), kv.value);
-  }
-  return out;
+  return ListAddresses(MembersPrefix());
 }
 
 absl::StatusOr<KeyValue> ClusterStore::Controller() {

@@ -132,6 +132,11 @@ class ClusterStore {
   absl::StatusOr<KeyValue> Controller();
 
  private:
+  // The keys under `prefix` (members/ or nodes/): id (the key after
+  // `prefix`) -> address (the value), at one etcd revision.
+  absl::StatusOr<std::map<NodeId, std::string>> ListAddresses(
+      const std::string& prefix);
+
   EtcdClient* const client_;
   const std::string prefix_;
 };
