@@ -232,11 +232,6 @@ void Controller::Stop() {
   }
 }
 
-bool Controller::is_leader() const {
-  absl::MutexLock lock(&mu_);
-  return term_ != 0;
-}
-
 int64_t Controller::term() const {
   absl::MutexLock lock(&mu_);
   return term_;
@@ -245,11 +240,6 @@ int64_t Controller::term() const {
 ControllerStats Controller::stats() const {
   absl::MutexLock lock(&mu_);
   return stats_;
-}
-
-absl::Status Controller::lease_status() const {
-  absl::MutexLock lock(&mu_);
-  return lease_status_;
 }
 
 void Controller::WaitForChange(int64_t seen, absl::Duration timeout) {
@@ -293,8 +283,6 @@ void Controller::Run() {
     if (absl::IsNotFound(term.status())) {
       spdlog::warn("controller {}: lease {} is gone, not campaigning: {}",
                    self_, lease_id_, term.status().ToString());
-      absl::MutexLock lock(&mu_);
-      lease_status_ = term.status();
       return;
     }
     // etcd unreachable or slow: try again after a pause (or a change).

@@ -153,12 +153,10 @@ class Controller {
   // Idempotent.
   void Stop();
 
-  bool is_leader() const;
   // The term while leading, 0 otherwise.
   int64_t term() const;
+  bool is_leader() const { return term() != 0; }
   ControllerStats stats() const;
-  // Why the controller stopped campaigning (OK while it runs).
-  absl::Status lease_status() const;
 
  private:
   void Run();
@@ -180,7 +178,6 @@ class Controller {
   int64_t changes_ ABSL_GUARDED_BY(mu_) = 0;  // Watch events seen.
   int64_t term_ ABSL_GUARDED_BY(mu_) = 0;
   ControllerStats stats_ ABSL_GUARDED_BY(mu_);
-  absl::Status lease_status_ ABSL_GUARDED_BY(mu_);
   absl::Time started_ ABSL_GUARDED_BY(mu_);
   // Nodes whose liveness key this controller has seen since Start().
   std::set<NodeId> seen_live_ ABSL_GUARDED_BY(mu_);
