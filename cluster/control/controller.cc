@@ -34,8 +34,7 @@ std::set<NodeId> Keys(const std::map<NodeId, std::string>& m) {
 
 // The new primary's liveness key still exists when the Txn commits.
 Compare PrimaryIsLive(const ClusterStore& store, const NodeId& primary) {
-  return Compare{store.NodeKey(primary), Compare::Target::kVersion,
-                 Compare::Op::kGreater, 0, ""};
+  return Compare::Exists(store.NodeKey(primary));
 }
 
 // Writes each update of `plan`; true if all won, false if one lost a race
