@@ -162,6 +162,9 @@ Compare Compare::CreateRevisionIs(std::string key, int64_t revision) {
 Compare Compare::Absent(std::string key) {
   return CreateRevisionIs(std::move(key), 0);
 }
+Compare Compare::Exists(std::string key) {
+  return Compare{std::move(key), Target::kVersion, Op::kGreater, 0, ""};
+}
 Compare Compare::VersionIs(std::string key, int64_t version) {
   return Compare{std::move(key), Target::kVersion, Op::kEqual, version, ""};
 }

@@ -87,6 +87,8 @@ struct Compare {
   static Compare CreateRevisionIs(std::string key, int64_t revision);
   // CreateRevisionIs(key, 0): the key does not exist.
   static Compare Absent(std::string key);
+  // version > 0: the key exists.
+  static Compare Exists(std::string key);
   static Compare VersionIs(std::string key, int64_t version);
   static Compare ValueIs(std::string key, std::string value);
 };

@@ -8,6 +8,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/status_macros.h"
 #include "server/handlers.h"
 #include "server/typed_ops.h"
 #include "server/typed_values.h"
@@ -23,15 +24,6 @@ absl::Status ExpiryInTransactionError(std::string_view prefix) {
       "yet; use Put or Write",
       prefix));
 }
-
-// Returns the status of `expr` if it is not OK (the server has no status
-// macros of its own; the engine's are internal to it).
-#define STRATA_TXN_RETURN_IF_ERROR(expr)     \
-  do {                                       \
-    if (absl::Status _s = (expr); !_s.ok()) { \
-      return _s;                             \
-    }                                        \
-  } while (false)
 
 // Per ResponseOp pair: what a KeyValue costs on the wire beyond its key
 // and value (tags, lengths, three revisions).
@@ -377,7 +369,7 @@ class TxnRunner {
     absl::Status s = view_->Get(ns.Encode(req.key()), &value, &meta);
     if (absl::IsNotFound(s)) return absl::OkStatus();
     if (!s.ok()) return s;
-    STRATA_TXN_RETURN_IF_ERROR(Account(req.key(), value));
+    RETURN_IF_ERROR(Account(req.key(), value));
     out->set_found(true);
     out->set_value(std::move(value));
     FillMetadata(meta, out);
@@ -440,7 +432,7 @@ class TxnRunner {
     if (!current.ok()) return current.status();
     absl::StatusOr<TypedPut> put = ComputeJsonUpdate(*current, patch, limits_);
     if (!put.ok()) return put.status();
-    STRATA_TXN_RETURN_IF_ERROR(Account(req.key(), put->value));
+    RETURN_IF_ERROR(Account(req.key(), put->value));
     out->set_json(put->value);
     Stage(ns, req.key(), MetadataOf(*current), put->value, put->attributes);
     batch->Put(key, put->value, put->attributes);
@@ -465,7 +457,7 @@ class TxnRunner {
     }
     absl::StatusOr<std::string> json = ComputeJsonGet(current, req);
     if (!json.ok()) return json.status();
-    STRATA_TXN_RETURN_IF_ERROR(Account(req.key(), *json));
+    RETURN_IF_ERROR(Account(req.key(), *json));
     out->set_json(*std::move(json));
     return absl::OkStatus();
   }
@@ -492,15 +484,15 @@ class TxnRunner {
                           : !has_ov ? -1
                                     : it->key().compare(ov->first);
         if (order < 0) {
-          STRATA_TXN_RETURN_IF_ERROR(Emit(req, it->key(), it->value(), it->metadata(),
-                                out, &returned));
+          RETURN_IF_ERROR(Emit(req, it->key(), it->value(), it->metadata(), out,
+                               &returned));
           it->Next();
           continue;
         }
         if (order == 0) it->Next();  // The Txn's own write wins.
         if (ov->second.has_value()) {
-          STRATA_TXN_RETURN_IF_ERROR(Emit(req, ov->first, ov->second->value,
-                                ov->second->metadata, out, &returned));
+          RETURN_IF_ERROR(Emit(req, ov->first, ov->second->value,
+                               ov->second->metadata, out, &returned));
         }
         ++ov;
       }
@@ -525,15 +517,15 @@ class TxnRunner {
                           : !has_ov ? 1
                                     : it->key().compare(prev->first);
         if (order > 0) {
-          STRATA_TXN_RETURN_IF_ERROR(Emit(req, it->key(), it->value(), it->metadata(),
-                                out, &returned));
+          RETURN_IF_ERROR(Emit(req, it->key(), it->value(), it->metadata(), out,
+                               &returned));
           it->Prev();
           continue;
         }
         if (order == 0) it->Prev();
         if (prev->second.has_value()) {
-          STRATA_TXN_RETURN_IF_ERROR(Emit(req, prev->first, prev->second->value,
-                                prev->second->metadata, out, &returned));
+          RETURN_IF_ERROR(Emit(req, prev->first, prev->second->value,
+                               prev->second->metadata, out, &returned));
         }
         ov = prev;
       }
@@ -581,7 +573,7 @@ class TxnRunner {
                     std::string_view value, const storage::KeyMetadata& meta,
                     v1::ScanResponse* out, uint64_t* returned) {
     if (req.keys_only()) value = std::string_view();
-    STRATA_TXN_RETURN_IF_ERROR(Account(key, value));
+    RETURN_IF_ERROR(Account(key, value));
     v1::KeyValue* kv = out->add_pairs();
     kv->set_key(key.data(), key.size());
     if (!value.empty()) kv->set_value(value.data(), value.size());
@@ -624,10 +616,10 @@ absl::Status RunTxn(const v1::TxnRequest& request, const PreparedTxn& prepared,
     absl::Status s;  // Of a typed operation.
     switch (op.request_case()) {
       case v1::RequestOp::kGet:
-        STRATA_TXN_RETURN_IF_ERROR(runner.Get(op.get(), out->mutable_get()));
+        RETURN_IF_ERROR(runner.Get(op.get(), out->mutable_get()));
         break;
       case v1::RequestOp::kPut:
-        STRATA_TXN_RETURN_IF_ERROR(runner.Put(op.put()));
+        RETURN_IF_ERROR(runner.Put(op.put()));
         out->mutable_put();
         break;
       case v1::RequestOp::kDelete:
@@ -635,7 +627,7 @@ absl::Status RunTxn(const v1::TxnRequest& request, const PreparedTxn& prepared,
         out->mutable_delete_();
         break;
       case v1::RequestOp::kScan:
-        STRATA_TXN_RETURN_IF_ERROR(runner.Scan(op.scan(), out->mutable_scan()));
+        RETURN_IF_ERROR(runner.Scan(op.scan(), out->mutable_scan()));
         break;
       case v1::RequestOp::kIncrement:
         s = runner.Increment(op.increment(), out->mutable_increment(), batch);
@@ -732,16 +724,16 @@ absl::StatusOr<PreparedTxn> PrepareTxn(const v1::TxnRequest& request,
     return CountError("compares", compares, limits);
   }
   for (size_t i = 0; i < compares; ++i) {
-    STRATA_TXN_RETURN_IF_ERROR(
+    RETURN_IF_ERROR(
         ValidateCompare(request.compare(static_cast<int>(i)), i, limits));
   }
   PreparedTxn prepared;
-  STRATA_TXN_RETURN_IF_ERROR(PrepareBranch(request.success(), "success",
-                                           limits, ns, &prepared.success_writes,
-                                           &prepared.success_patches));
-  STRATA_TXN_RETURN_IF_ERROR(PrepareBranch(request.failure(), "failure",
-                                           limits, ns, &prepared.failure_writes,
-                                           &prepared.failure_patches));
+  RETURN_IF_ERROR(PrepareBranch(request.success(), "success", limits, ns,
+                                &prepared.success_writes,
+                                &prepared.success_patches));
+  RETURN_IF_ERROR(PrepareBranch(request.failure(), "failure", limits, ns,
+                                &prepared.failure_writes,
+                                &prepared.failure_patches));
   return prepared;
 }
 

@@ -2,7 +2,7 @@
 
 #include <set>
 
-#include "cluster/control/status_macros.h"
+#include "common/status_macros.h"
 
 namespace strata::cluster {
 namespace {
@@ -59,10 +59,10 @@ void FillGetRangeMapResponse(const RangeMap& map,
 
 absl::StatusOr<v1::GetClusterStatusResponse> ReadClusterStatus(
     ClusterStore& store) {
-  CLUSTER_ASSIGN_OR_RETURN(const ClusterConfig config, store.ReadConfig());
-  CLUSTER_ASSIGN_OR_RETURN(const RangeMap map, store.ReadRangeMap());
-  CLUSTER_ASSIGN_OR_RETURN(const auto members, store.ListMembers());
-  CLUSTER_ASSIGN_OR_RETURN(const auto live, store.ListLiveNodes());
+  ASSIGN_OR_RETURN(const ClusterConfig config, store.ReadConfig());
+  ASSIGN_OR_RETURN(const RangeMap map, store.ReadRangeMap());
+  ASSIGN_OR_RETURN(const auto members, store.ListMembers());
+  ASSIGN_OR_RETURN(const auto live, store.ListLiveNodes());
   v1::GetClusterStatusResponse out;
   out.set_etcd_revision(map.revision());
   std::set<NodeId> ids;

@@ -5,14 +5,12 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "cluster/control/status_macros.h"
+#include "cluster/control/strings.h"
+#include "common/status_macros.h"
 #include "nlohmann/json.hpp"
 
 namespace strata::cluster {
 namespace {
-
-// Debian's Abseil has its own string_view (STYLE.md): convert at StrCat.
-absl::string_view Sv(std::string_view s) { return {s.data(), s.size()}; }
 
 using Json = nlohmann::json;
 
@@ -154,7 +152,7 @@ std::string ClusterStore::ControllerKey() const {
 }
 
 absl::Status ClusterStore::InitCluster(const InitOptions& options) {
-  CLUSTER_ASSIGN_OR_RETURN(const std::vector<RangeDescriptor> ranges,
+  ASSIGN_OR_RETURN(const std::vector<RangeDescriptor> ranges,
                    PlanInitialRanges(options));
   if (ranges.size() + options.members.size() + 1 > kMaxTxnOps) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -171,7 +169,7 @@ absl::Status ClusterStore::InitCluster(const InitOptions& options) {
   for (const RangeDescriptor& r : ranges) {
     txn.success.push_back(TxnOp::Put(RangeKey(r.id), EncodeRange(r)));
   }
-  CLUSTER_ASSIGN_OR_RETURN(const TxnResult result, client_->Txn(txn));
+  ASSIGN_OR_RETURN(const TxnResult result, client_->Txn(txn));
   if (!result.succeeded) {
     return absl::AlreadyExistsError(absl::StrCat(
         "cluster under prefix \"", prefix_, "\" is already initialized"));
@@ -180,7 +178,7 @@ absl::Status ClusterStore::InitCluster(const InitOptions& options) {
 }
 
 absl::StatusOr<ClusterConfig> ClusterStore::ReadConfig() {
-  CLUSTER_ASSIGN_OR_RETURN(const std::optional<KeyValue> kv, client_->Get(ConfigKey()));
+  ASSIGN_OR_RETURN(const std::optional<KeyValue> kv, client_->Get(ConfigKey()));
   if (!kv.has_value()) {
     return absl::NotFoundError(absl::StrCat(
         "no cluster under prefix \"", prefix_, "\" (not initialized)"));
@@ -190,14 +188,14 @@ absl::StatusOr<ClusterConfig> ClusterStore::ReadConfig() {
 
 absl::StatusOr<RangeMap> ClusterStore::ReadRangeMap() {
   const std::string prefix = RangesPrefix();
-  CLUSTER_ASSIGN_OR_RETURN(const RangeResult result, client_->GetPrefix(prefix));
+  ASSIGN_OR_RETURN(const RangeResult result, client_->GetPrefix(prefix));
   if (result.kvs.empty()) {
     return absl::NotFoundError(absl::StrCat(
         "no ranges under \"", prefix, "\" (cluster not initialized)"));
   }
   std::vector<RangeDescriptor> ranges;
   for (const KeyValue& kv : result.kvs) {
-    CLUSTER_ASSIGN_OR_RETURN(RangeDescriptor r, DecodeRange(kv.key, kv.value));
+    ASSIGN_OR_RETURN(RangeDescriptor r, DecodeRange(kv.key, kv.value));
     uint32_t id = 0;
     const std::string_view suffix = Suffix(kv.key, prefix);
     if (!absl::SimpleAtoi(absl::string_view(suffix.data(), suffix.size()),
@@ -221,7 +219,7 @@ absl::StatusOr<RangeMap> ClusterStore::ReadRangeMap() {
 
 absl::StatusOr<int64_t> ClusterStore::UpdateRange(
     const RangeDescriptor& updated, const std::vector<Compare>& guards) {
-  CLUSTER_RETURN_IF_ERROR(ValidateRange(updated));
+  RETURN_IF_ERROR(ValidateRange(updated));
   if (updated.mod_revision == 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         "range ", updated.id, ": no mod_revision to compare (read it first)"));
@@ -231,7 +229,7 @@ absl::StatusOr<int64_t> ClusterStore::UpdateRange(
   txn.compares.push_back(Compare::ModRevisionIs(key, updated.mod_revision));
   for (const Compare& g : guards) txn.compares.push_back(g);
   txn.success.push_back(TxnOp::Put(key, EncodeRange(updated)));
-  CLUSTER_ASSIGN_OR_RETURN(const TxnResult result, client_->Txn(txn));
+  ASSIGN_OR_RETURN(const TxnResult result, client_->Txn(txn));
   if (!result.succeeded) {
     return absl::AbortedError(absl::StrCat(
         "range ", updated.id, " changed since mod_revision ",
@@ -248,14 +246,18 @@ absl::Status ClusterStore::RegisterNode(const Member& node, int64_t lease_id) {
   return client_->Put(NodeKey(node.id), node.address, lease_id).status();
 }
 
-absl::StatusOr<std::map<NodeId, std::string>> ClusterStore::ListLiveNodes() {
-  const std::string prefix = NodesPrefix();
-  CLUSTER_ASSIGN_OR_RETURN(const RangeResult result, client_->GetPrefix(prefix));
+absl::StatusOr<std::map<NodeId, std::string>> ClusterStore::ListAddresses(
+    const std::string& prefix) {
+  ASSIGN_OR_RETURN(const RangeResult result, client_->GetPrefix(prefix));
   std::map<NodeId, std::string> out;
   for (const KeyValue& kv : result.kvs) {
     out.emplace(std::string(Suffix(kv.key, prefix)), kv.value);
   }
   return out;
+}
+
+absl::StatusOr<std::map<NodeId, std::string>> ClusterStore::ListLiveNodes() {
+  return ListAddresses(NodesPrefix());
 }
 
 absl::Status ClusterStore::AddMember(const Member& member) {
@@ -271,7 +273,7 @@ absl::Status ClusterStore::AddMember(const Member& member) {
 }
 
 absl::Status ClusterStore::RemoveMember(std::string_view id) {
-  CLUSTER_ASSIGN_OR_RETURN(const int64_t deleted, client_->Delete(MemberKey(id)));
+  ASSIGN_OR_RETURN(const int64_t deleted, client_->Delete(MemberKey(id)));
   if (deleted == 0) {
     return absl::NotFoundError(absl::StrCat("no member ", Sv(id)));
   }
@@ -279,17 +281,11 @@ absl::Status ClusterStore::RemoveMember(std::string_view id) {
 }
 
 absl::StatusOr<std::map<NodeId, std::string>> ClusterStore::ListMembers() {
-  const std::string prefix = MembersPrefix();
-  CLUSTER_ASSIGN_OR_RETURN(const RangeResult result, client_->GetPrefix(prefix));
-  std::map<NodeId, std::string> out;
-  for (const KeyValue& kv : result.kvs) {
-    out.emplace(std::string(Suffix(kv.key, prefix)), kv.value);
-  }
-  return out;
+  return ListAddresses(MembersPrefix());
 }
 
 absl::StatusOr<KeyValue> ClusterStore::Controller() {
-  CLUSTER_ASSIGN_OR_RETURN(const std::optional<KeyValue> kv,
+  ASSIGN_OR_RETURN(const std::optional<KeyValue> kv,
                    client_->Get(ControllerKey()));
   if (!kv.has_value()) return absl::NotFoundError("no controller");
   return *kv;
@@ -302,7 +298,7 @@ RangeMapWatch::~RangeMapWatch() { Stop(); }
 
 absl::Status RangeMapWatch::Start() {
   Stop();
-  CLUSTER_ASSIGN_OR_RETURN(RangeMap map, store_->ReadRangeMap());
+  ASSIGN_OR_RETURN(RangeMap map, store_->ReadRangeMap());
   const int64_t revision = map.revision();
   {
     absl::MutexLock lock(&mu_);

@@ -118,7 +118,8 @@ class ClusterStore {
   // keeps the lease alive (LeaseKeeper). InvalidArgument for a bad id;
   // NotFound if the lease is gone.
   absl::Status RegisterNode(const Member& node, int64_t lease_id);
-  // The nodes whose liveness key exists now: id -> address.
+  // The nodes whose liveness key exists now: id -> address. Errors:
+  // EtcdClient's.
   absl::StatusOr<std::map<NodeId, std::string>> ListLiveNodes();
 
   // Membership. AddMember creates or updates members/<id>; InvalidArgument
@@ -126,12 +127,18 @@ class ClusterStore {
   // touch ranges (controller.h's RemoveMember does that first).
   absl::Status AddMember(const Member& member);
   absl::Status RemoveMember(std::string_view id);
+  // The members: id -> address. Errors: EtcdClient's.
   absl::StatusOr<std::map<NodeId, std::string>> ListMembers();
 
   // The controller's node id and term, NotFound if there is none.
   absl::StatusOr<KeyValue> Controller();
 
  private:
+  // The keys under `prefix` (members/ or nodes/): id (the key after
+  // `prefix`) -> address (the value), at one etcd revision.
+  absl::StatusOr<std::map<NodeId, std::string>> ListAddresses(
+      const std::string& prefix);
+
   EtcdClient* const client_;
   const std::string prefix_;
 };
@@ -143,7 +150,9 @@ class ClusterStore {
 // is unreachable the last map stays current (traffic continues on it). If
 // etcd compacted the history the watch needs, last_error() is OutOfRange
 // and the map stops updating: the owner calls Stop() and Start() again.
-// Thread-safe; `store` must outlive it.
+// Thread safety: Start, Stop and the destructor from one thread (they
+// write watcher_ without a lock); current, last_error and WaitFor from any
+// thread. `store` must outlive it.
 class RangeMapWatch {
  public:
   using ChangeCallback = std::function<void(const RangeMap&)>;
@@ -156,13 +165,17 @@ class RangeMapWatch {
   // Reads the map and starts watching (after stopping a previous watch).
   // Errors as ReadRangeMap's. Not from `on_change`.
   absl::Status Start();
+  // Stops watching and joins the watcher's thread; current() keeps the
+  // last map. Idempotent. Not from `on_change`.
   void Stop();
   // The latest map, nullptr before Start succeeded.
   std::shared_ptr<const RangeMap> current() const;
   // The last error re-reading the map (OK if the last re-read worked).
   absl::Status last_error() const;
   // Blocks until the current map satisfies `pred` or `deadline` passes;
-  // returns whether it does. `pred` runs under the watch's lock.
+  // returns whether it does. `pred` runs under the watch's lock, which is
+  // not reentrant: it must not call current() or last_error() (it would
+  // deadlock); it gets the map as its argument.
   bool WaitFor(const std::function<bool(const RangeMap&)>& pred,
                absl::Time deadline);
 

@@ -6,7 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
-#include "cluster/control/status_macros.h"
+#include "common/status_macros.h"
 #include "spdlog/spdlog.h"
 
 namespace strata::cluster {
@@ -34,8 +34,7 @@ std::set<NodeId> Keys(const std::map<NodeId, std::string>& m) {
 
 // The new primary's liveness key still exists when the Txn commits.
 Compare PrimaryIsLive(const ClusterStore& store, const NodeId& primary) {
-  return Compare{store.NodeKey(primary), Compare::Target::kVersion,
-                 Compare::Op::kGreater, 0, ""};
+  return Compare::Exists(store.NodeKey(primary));
 }
 
 // Writes each update of `plan`; true if all won, false if one lost a race
@@ -140,10 +139,10 @@ RangePlan PlanAddMember(const RangeMap& map, const NodeId& node,
 
 absl::StatusOr<DrainResult> Drain(ClusterStore& store, const NodeId& node) {
   for (int attempt = 0; attempt < kOperatorAttempts; ++attempt) {
-    CLUSTER_ASSIGN_OR_RETURN(const RangeMap map, store.ReadRangeMap());
-    CLUSTER_ASSIGN_OR_RETURN(const auto live, store.ListLiveNodes());
+    ASSIGN_OR_RETURN(const RangeMap map, store.ReadRangeMap());
+    ASSIGN_OR_RETURN(const auto live, store.ListLiveNodes());
     const RangePlan plan = PlanDrain(map, node, Keys(live));
-    CLUSTER_ASSIGN_OR_RETURN(const bool won,
+    ASSIGN_OR_RETURN(const bool won,
                      Apply(store, plan, /*primaries_live=*/true));
     if (!won) continue;
     DrainResult result;
@@ -156,12 +155,12 @@ absl::StatusOr<DrainResult> Drain(ClusterStore& store, const NodeId& node) {
 
 absl::StatusOr<std::vector<RangeId>> AddMember(ClusterStore& store,
                                                const Member& member) {
-  CLUSTER_RETURN_IF_ERROR(store.AddMember(member));
+  RETURN_IF_ERROR(store.AddMember(member));
   for (int attempt = 0; attempt < kOperatorAttempts; ++attempt) {
-    CLUSTER_ASSIGN_OR_RETURN(const ClusterConfig config, store.ReadConfig());
-    CLUSTER_ASSIGN_OR_RETURN(const RangeMap map, store.ReadRangeMap());
+    ASSIGN_OR_RETURN(const ClusterConfig config, store.ReadConfig());
+    ASSIGN_OR_RETURN(const RangeMap map, store.ReadRangeMap());
     const RangePlan plan = PlanAddMember(map, member.id, config);
-    CLUSTER_ASSIGN_OR_RETURN(const bool won, Apply(store, plan));
+    ASSIGN_OR_RETURN(const bool won, Apply(store, plan));
     if (!won) continue;
     std::vector<RangeId> placed;
     for (const RangeDescriptor& r : plan.updates) placed.push_back(r.id);
@@ -172,11 +171,10 @@ absl::StatusOr<std::vector<RangeId>> AddMember(ClusterStore& store,
 
 absl::Status RemoveMember(ClusterStore& store, const NodeId& node) {
   for (int attempt = 0; attempt < kOperatorAttempts; ++attempt) {
-    CLUSTER_ASSIGN_OR_RETURN(const ClusterConfig config, store.ReadConfig());
-    CLUSTER_ASSIGN_OR_RETURN(const RangeMap map, store.ReadRangeMap());
-    CLUSTER_ASSIGN_OR_RETURN(const RangePlan plan,
-                     PlanRemoveMember(map, node, config));
-    CLUSTER_ASSIGN_OR_RETURN(const bool won, Apply(store, plan));
+    ASSIGN_OR_RETURN(const ClusterConfig config, store.ReadConfig());
+    ASSIGN_OR_RETURN(const RangeMap map, store.ReadRangeMap());
+    ASSIGN_OR_RETURN(const RangePlan plan, PlanRemoveMember(map, node, config));
+    ASSIGN_OR_RETURN(const bool won, Apply(store, plan));
     if (!won) continue;
     absl::Status removed = store.RemoveMember(node);
     if (absl::IsNotFound(removed) && !plan.updates.empty()) {
@@ -233,11 +231,6 @@ void Controller::Stop() {
   }
 }
 
-bool Controller::is_leader() const {
-  absl::MutexLock lock(&mu_);
-  return term_ != 0;
-}
-
 int64_t Controller::term() const {
   absl::MutexLock lock(&mu_);
   return term_;
@@ -246,11 +239,6 @@ int64_t Controller::term() const {
 ControllerStats Controller::stats() const {
   absl::MutexLock lock(&mu_);
   return stats_;
-}
-
-absl::Status Controller::lease_status() const {
-  absl::MutexLock lock(&mu_);
-  return lease_status_;
 }
 
 void Controller::WaitForChange(int64_t seen, absl::Duration timeout) {
@@ -294,8 +282,6 @@ void Controller::Run() {
     if (absl::IsNotFound(term.status())) {
       spdlog::warn("controller {}: lease {} is gone, not campaigning: {}",
                    self_, lease_id_, term.status().ToString());
-      absl::MutexLock lock(&mu_);
-      lease_status_ = term.status();
       return;
     }
     // etcd unreachable or slow: try again after a pause (or a change).
@@ -339,15 +325,15 @@ absl::Status Controller::Reconcile(int64_t term) {
   if (absl::IsNotFound(leader.status())) {
     return absl::FailedPreconditionError("the controller key is gone");
   }
-  CLUSTER_RETURN_IF_ERROR(leader.status());
+  RETURN_IF_ERROR(leader.status());
   if (leader->create_revision != term || leader->value != self_) {
     return absl::FailedPreconditionError(
         absl::StrCat("controller is ", leader->value, " term ",
                      leader->create_revision));
   }
   // Not initialized yet (NotFound) is not an error worth a warning.
-  CLUSTER_ASSIGN_OR_RETURN(const RangeMap map, store_->ReadRangeMap());
-  CLUSTER_ASSIGN_OR_RETURN(const auto live_nodes, store_->ListLiveNodes());
+  ASSIGN_OR_RETURN(const RangeMap map, store_->ReadRangeMap());
+  ASSIGN_OR_RETURN(const auto live_nodes, store_->ListLiveNodes());
   const std::set<NodeId> live = Keys(live_nodes);
   std::set<NodeId> spared;
   {
@@ -386,7 +372,7 @@ absl::Status Controller::Reconcile(int64_t term) {
       ++stats_.lost_races;
       return rev.status();
     }
-    CLUSTER_RETURN_IF_ERROR(rev.status());
+    RETURN_IF_ERROR(rev.status());
     const RangeDescriptor* old = map.Find(u.id);
     spdlog::warn("controller {}: range {} failover {} -> {}, epoch {}",
                  self_, u.id, old->primary, u.primary, u.epoch);

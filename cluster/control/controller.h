@@ -83,6 +83,19 @@ RangePlan PlanAddMember(const RangeMap& map, const NodeId& node,
 // The operator's actions (`strata cluster ...`): read, plan, write each
 // update with its CAS; on Aborted (someone else changed a range first)
 // re-read and re-plan, at most `kOperatorAttempts` times, then Aborted.
+//
+// Blocking: each attempt is two reads plus one Txn per range its plan
+// changes (R, at most the number of ranges), each etcd call bounded by
+// EtcdClientOptions::call_timeout; so an action makes at most
+// kOperatorAttempts * (2 + R) etcd calls, plus one for members/<id> in
+// AddMember and RemoveMember.
+//
+// Not atomic: ranges are written one Txn each, so after an error (Aborted
+// after too many races included) some ranges may already be updated; each
+// such range is valid on its own. Re-running the action is safe: it
+// re-plans from the current map and leaves done ranges alone (a
+// RemoveMember whose earlier run already deleted members/<id> and every
+// replica then answers NotFound).
 inline constexpr int kOperatorAttempts = 5;
 
 struct DrainResult {
@@ -135,8 +148,10 @@ struct ControllerStats {
 // expired) can no longer change a range. If the lease itself is gone the
 // controller stops campaigning (the node must re-register with a new lease
 // and start a new Controller).
-// Thread-safe; one background thread from Start() to Stop(). `store`
-// must outlive it.
+// Thread safety: one background thread from Start() to Stop(). Start, Stop
+// and the destructor from one thread (they own the thread and the watcher
+// without a lock); term, is_leader and stats from any thread. `store` must
+// outlive it.
 class Controller {
  public:
   // REQUIRES: lease_id names a live lease that the caller keeps alive.
@@ -153,12 +168,10 @@ class Controller {
   // Idempotent.
   void Stop();
 
-  bool is_leader() const;
   // The term while leading, 0 otherwise.
   int64_t term() const;
+  bool is_leader() const { return term() != 0; }
   ControllerStats stats() const;
-  // Why the controller stopped campaigning (OK while it runs).
-  absl::Status lease_status() const;
 
  private:
   void Run();
@@ -180,7 +193,6 @@ class Controller {
   int64_t changes_ ABSL_GUARDED_BY(mu_) = 0;  // Watch events seen.
   int64_t term_ ABSL_GUARDED_BY(mu_) = 0;
   ControllerStats stats_ ABSL_GUARDED_BY(mu_);
-  absl::Status lease_status_ ABSL_GUARDED_BY(mu_);
   absl::Time started_ ABSL_GUARDED_BY(mu_);
   // Nodes whose liveness key this controller has seen since Start().
   std::set<NodeId> seen_live_ ABSL_GUARDED_BY(mu_);

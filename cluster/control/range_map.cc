@@ -7,13 +7,11 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "cluster/control/strings.h"
 #include "nlohmann/json.hpp"
 
 namespace strata::cluster {
 namespace {
-
-// Debian's Abseil has its own string_view (STYLE.md): convert at StrCat.
-absl::string_view Sv(std::string_view s) { return {s.data(), s.size()}; }
 
 using Json = nlohmann::json;
 

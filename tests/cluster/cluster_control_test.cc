@@ -205,6 +205,26 @@ TEST_F(ClusterControlTest, InitWritesTheLayoutOnceThenAlreadyExists) {
   ASSERT_OK(other.InitCluster(again));
 }
 
+// Members (persistent) and live nodes (bound to a lease) are listed from
+// their own prefixes: a registered node is not a member, and a member that
+// has not registered is not live.
+TEST_F(ClusterControlTest, ListMembersAndListLiveNodesReadTheirOwnKeys) {
+  Init(1, 3);
+  TestNode* n4 = StartNode("n4", /*controller=*/false);
+  ASSERT_NE(n4, nullptr);
+  ASSERT_OK_AND_ASSIGN(const auto live, store_->ListLiveNodes());
+  EXPECT_THAT(live, ElementsAre(std::pair<const NodeId, std::string>(
+                        "n4", "127.0.0.1:1")));
+  ASSERT_OK_AND_ASSIGN(const auto members, store_->ListMembers());
+  EXPECT_EQ(members.size(), 3u);
+  EXPECT_FALSE(members.contains("n4"));
+  EXPECT_EQ(members.at("n1"), "127.0.0.1:1001");
+
+  Kill(n4);
+  ASSERT_OK_AND_ASSIGN(const auto after, store_->ListLiveNodes());
+  EXPECT_THAT(after, IsEmpty());
+}
+
 TEST_F(ClusterControlTest, InitRefusesMoreKeysThanOneTxn) {
   InitOptions o;
   o.num_ranges = 200;

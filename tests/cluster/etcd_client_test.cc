@@ -190,6 +190,26 @@ TEST_F(EtcdClientTest, TxnCreateIfAbsentValueAndVersionCompares) {
   EXPECT_TRUE(g.succeeded);  // Version is 2.
 }
 
+TEST_F(EtcdClientTest, TxnExistsHoldsOnlyWhileTheKeyExists) {
+  TxnRequest if_exists;
+  if_exists.compares = {Compare::Exists("nodes/5")};
+  if_exists.success = {TxnOp::Put("ranges/5", "primary=5")};
+  ASSERT_OK_AND_ASSIGN(const TxnResult missing, client_->Txn(if_exists));
+  EXPECT_FALSE(missing.succeeded);  // Never written.
+
+  ASSERT_OK(client_->Put("nodes/5", "10.0.0.5:7000"));
+  ASSERT_OK_AND_ASSIGN(const TxnResult present, client_->Txn(if_exists));
+  EXPECT_TRUE(present.succeeded);
+  ASSERT_OK_AND_ASSIGN(const auto written, client_->Get("ranges/5"));
+  ASSERT_TRUE(written.has_value());
+  EXPECT_EQ(written->value, "primary=5");
+
+  ASSERT_OK_AND_ASSIGN(const int64_t deleted, client_->Delete("nodes/5"));
+  EXPECT_EQ(deleted, 1);
+  ASSERT_OK_AND_ASSIGN(const TxnResult gone, client_->Txn(if_exists));
+  EXPECT_FALSE(gone.succeeded);  // Deleted: its version is 0 again.
+}
+
 TEST_F(EtcdClientTest, LeaseExpiryDeletesBoundKey) {
   ASSERT_OK_AND_ASSIGN(const Lease lease, client_->LeaseGrant(absl::Seconds(1)));
   EXPECT_NE(lease.id, 0);
