@@ -18,8 +18,10 @@
 #
 # Prints one table: capacity, goodput at 1x and at the factor, goodput /
 # capacity, p50/p99 of the requests answered OK, answers by code, arrivals
-# the client gave up (no free slot within --timeout), peak RSS, recovery
-# time, and the load generator's CPU share (near 1.0 = it measured itself).
+# the client gave up (missed: no free slot within --timeout) or refused
+# itself (throttled: --load_flags --adaptive_throttle; not lost goodput),
+# peak RSS, recovery time, and the load generator's CPU share (near 1.0 =
+# it measured itself).
 # See docs/operations.md ("Overload") and docs/benchmarks.md.
 #
 # Usage: bench/overload.sh [--cpu_quota Q] [--duration S] [--duration_1x S]
@@ -76,7 +78,7 @@ while [[ $# -gt 0 ]]; do
     --channels) CHANNELS=$2; shift 2 ;;
     --load_flags) LOAD_FLAGS=$2; shift 2 ;;
     --) shift; EXTRA=("$@"); break ;;
-    -h|--help) sed -n '2,46p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,48p' "$0"; exit 0 ;;
     *) echo "overload.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -219,10 +221,10 @@ print(json.dumps({"op": op, "run": int(n), "capacity": float(cap),
 PY
   tail -1 "$WORK/results.jsonl" | $PY -c 'import json,sys
 r = json.load(sys.stdin); o = r["over"]
-print("%s run %d: capacity %.0f/s; at %.0f/s goodput %.0f/s (%.0f%%), p99 %.0f ms, errors %s, missed %s; peak RSS %.0f MiB; recovery %.2f s" % (
+print("%s run %d: capacity %.0f/s; at %.0f/s goodput %.0f/s (%.0f%%), p99 %.0f ms, errors %s, missed %s, throttled %s; peak RSS %.0f MiB; recovery %.2f s" % (
   r["op"], r["run"], r["capacity"], o.get("rate", 0), o.get("ops_per_sec", 0),
   100 * o.get("ops_per_sec", 0) / max(r["capacity"], 1), o.get("p99_us", 0) / 1000,
-  o.get("errors"), o.get("missed"), r["peak_rss_mib"], r["recovery_s"]))'
+  o.get("errors"), o.get("missed"), o.get("throttled", 0), r["peak_rss_mib"], r["recovery_s"]))'
 }
 
 IFS=, read -r -a OPLIST <<<"$OPS"
@@ -240,18 +242,19 @@ for line in open(sys.argv[1]):
     r = json.loads(line)
     rows.setdefault(r["op"], []).append(r)
 f = sys.argv[2]
-print("| op | capacity/s | goodput 1x/s | goodput %sx/s | %sx / capacity | p50 ms | p99 ms | answers at %sx (last run) | missed | peak RSS MiB | recovery s | client CPU |" % (f, f, f))
-print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+print("| op | capacity/s | goodput 1x/s | goodput %sx/s | %sx / capacity | p50 ms | p99 ms | answers at %sx (last run) | missed | throttled | peak RSS MiB | recovery s | client CPU |" % (f, f, f))
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for op, rs in rows.items():
     med = lambda g: statistics.median(g(r) for r in rs)
     last = rs[-1]["over"]
     answers = dict(last.get("errors", {}))
     answers = " ".join(["OK=%d" % last.get("ops", 0)] + ["%s=%d" % kv for kv in sorted(answers.items())])
-    print("| %s | %.0f | %.0f | %.0f | %.0f%% | %.1f | %.1f | %s | %d | %.0f | %.2f | %.2f |" % (
+    print("| %s | %.0f | %.0f | %.0f | %.0f%% | %.1f | %.1f | %s | %d | %d | %.0f | %.2f | %.2f |" % (
         op, med(lambda r: r["capacity"]), med(lambda r: r["one"].get("ops_per_sec", 0)),
         med(lambda r: r["over"].get("ops_per_sec", 0)),
         100 * med(lambda r: r["over"].get("ops_per_sec", 0) / max(r["capacity"], 1)),
         med(lambda r: r["over"].get("p50_us", 0)) / 1000, med(lambda r: r["over"].get("p99_us", 0)) / 1000,
-        answers, med(lambda r: r["over"].get("missed", 0)), med(lambda r: r["peak_rss_mib"]),
+        answers, med(lambda r: r["over"].get("missed", 0)),
+        med(lambda r: r["over"].get("throttled", 0)), med(lambda r: r["peak_rss_mib"]),
         med(lambda r: r["recovery_s"]), med(lambda r: r["over"].get("client_cpu_share", 0))))
 PY

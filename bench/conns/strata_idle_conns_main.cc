@@ -31,6 +31,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
@@ -75,7 +76,7 @@ volatile sig_atomic_t g_stop = 0;
 void OnSignal(int) { g_stop = 1; }
 
 // HTTP/2 frame types and flags (RFC 9113).
-constexpr uint8_t kData = 0x0, kSettings = 0x4, kPing = 0x6, kGoaway = 0x7;
+constexpr uint8_t kSettings = 0x4, kPing = 0x6, kGoaway = 0x7;
 constexpr uint8_t kWindowUpdate = 0x8, kAck = 0x1;
 
 void AppendFrameHeader(std::string* out, uint32_t len, uint8_t type,
@@ -186,7 +187,6 @@ void HandleFrames(int epfd, Conn* c, Counts* counts) {
     } else if (type == kGoaway) {
       ++counts->goaways;
     }
-    (void)kData;
     off += 9 + len;
     if (!reply.empty() && !SendAll(c->fd, reply)) {
       Close(epfd, c, counts);

@@ -133,8 +133,8 @@ class PosixRandomAccessFile final : public RandomAccessFile {
 // descriptor is closed once the mapping exists.
 class PosixMmapRandomAccessFile final : public RandomAccessFile {
  public:
-  PosixMmapRandomAccessFile(std::string path, const char* base, size_t size)
-      : path_(std::move(path)), base_(base), size_(size) {}
+  PosixMmapRandomAccessFile(const char* base, size_t size)
+      : base_(base), size_(size) {}
   ~PosixMmapRandomAccessFile() override {
     ::munmap(const_cast<char*>(base_), size_);
   }
@@ -173,7 +173,6 @@ class PosixMmapRandomAccessFile final : public RandomAccessFile {
   }
 
  private:
-  const std::string path_;
   const char* const base_;
   const size_t size_;
 };
@@ -312,7 +311,7 @@ class PosixEnv final : public Env {
       if (base != MAP_FAILED) {
         ::close(fd);
         return std::make_unique<PosixMmapRandomAccessFile>(
-            path, static_cast<const char*>(base), static_cast<size_t>(size));
+            static_cast<const char*>(base), static_cast<size_t>(size));
       }
     }
     // Empty, too large for the address space, or mmap failed (ENOMEM when

@@ -266,6 +266,30 @@ absl::Status VerifyBlockChecksum(const char* data, uint64_t n,
   return absl::OkStatus();
 }
 
+// Decodes handle's block from data (its contents, then its trailer):
+// verifies the checksum when options.verify_checksums, then returns an
+// uncompressed block in place (owned by `buffer`, or by no one when data
+// points into a mapping) or decompresses it into a new buffer.
+absl::StatusOr<BlockContents> DecodeBlock(const char* data,
+                                          std::unique_ptr<char[]> buffer,
+                                          const std::string& filename,
+                                          const ReadOptions& options,
+                                          const BlockHandle& handle) {
+  const uint64_t n = handle.size();
+  if (options.verify_checksums) {
+    RETURN_IF_ERROR(VerifyBlockChecksum(data, n, filename, handle.offset()));
+  }
+  const uint8_t type = static_cast<uint8_t>(data[n]);
+  if (type == static_cast<uint8_t>(CompressionType::kNone)) {
+    BlockContents result;
+    result.data = std::string_view(data, n);
+    result.buffer = std::move(buffer);
+    return result;
+  }
+  return UncompressBlock(type, std::string_view(data, n), filename,
+                         handle.offset());
+}
+
 // Reads handle's block; the caller has checked that it lies inside the file.
 absl::StatusOr<BlockContents> ReadCheckedBlock(const RandomAccessFile* file,
                                                const std::string& filename,
@@ -287,19 +311,18 @@ absl::StatusOr<BlockContents> ReadCheckedBlock(const RandomAccessFile* file,
                         total));
   }
   if (got.data() != buf.get()) std::memcpy(buf.get(), got.data(), total);
-  const char* data = buf.get();
-  const uint8_t type = static_cast<uint8_t>(data[n]);
-  if (options.verify_checksums) {
-    RETURN_IF_ERROR(VerifyBlockChecksum(data, n, filename, handle.offset()));
-  }
-  if (type == static_cast<uint8_t>(CompressionType::kNone)) {
-    BlockContents result;
-    result.data = std::string_view(data, n);
-    result.buffer = std::move(buf);
-    return result;
-  }
-  return UncompressBlock(type, std::string_view(data, n), filename,
-                         handle.offset());
+  const char* data = buf.get();  // Taken before buf is moved.
+  return DecodeBlock(data, std::move(buf), filename, options, handle);
+}
+
+// The DataLoss status for a handle reaching past the end of a file of
+// file_size bytes.
+absl::Status BlockPastEnd(const std::string& filename,
+                          const BlockHandle& handle, uint64_t file_size) {
+  return TableCorruption(
+      filename, handle.offset(),
+      absl::StrFormat("block of %d bytes extends past end of file (%d bytes)",
+                      handle.size(), file_size));
 }
 
 }  // namespace
@@ -310,11 +333,7 @@ absl::StatusOr<BlockContents> ReadBlock(const RandomAccessFile* file,
                                         const BlockHandle& handle,
                                         uint64_t file_size) {
   if (!handle.FitsBefore(file_size)) {
-    return TableCorruption(
-        filename, handle.offset(),
-        absl::StrFormat("block of %d bytes extends past end of file (%d "
-                        "bytes)",
-                        handle.size(), file_size));
+    return BlockPastEnd(filename, handle, file_size);
   }
   return ReadCheckedBlock(file, filename, options, handle);
 }
@@ -347,25 +366,10 @@ absl::StatusOr<BlockContents> ReadMappedBlock(std::string_view file,
                                               const ReadOptions& options,
                                               const BlockHandle& handle) {
   if (!handle.FitsBefore(file.size())) {
-    return TableCorruption(
-        filename, handle.offset(),
-        absl::StrFormat("block of %d bytes extends past end of file (%d "
-                        "bytes)",
-                        handle.size(), file.size()));
+    return BlockPastEnd(filename, handle, file.size());
   }
-  const uint64_t n = handle.size();
-  const char* data = file.data() + handle.offset();
-  if (options.verify_checksums) {
-    RETURN_IF_ERROR(VerifyBlockChecksum(data, n, filename, handle.offset()));
-  }
-  const uint8_t type = static_cast<uint8_t>(data[n]);
-  if (type == static_cast<uint8_t>(CompressionType::kNone)) {
-    BlockContents result;
-    result.data = std::string_view(data, n);
-    return result;
-  }
-  return UncompressBlock(type, std::string_view(data, n), filename,
-                         handle.offset());
+  return DecodeBlock(file.data() + handle.offset(), nullptr, filename,
+                     options, handle);
 }
 
 std::string CompressionTypeName(uint8_t type) {

@@ -199,16 +199,18 @@ absl::Status Table::ReadMetaBlocks(const Footer& footer) {
 absl::Status Table::GetBlock(const ReadOptions& options,
                              const BlockHandle& handle,
                              PinnedBlock* out) const {
+  // A cache_only read touches the mapping (even its type byte) only if
+  // the block's pages are resident: a page fault would read the disk on
+  // the caller's thread. Otherwise the block cache alone decides: the
+  // cached block (a compressed one) or WouldBlock.
   if (!mapped_.empty() && handle.FitsBefore(mapped_.size()) &&
+      (!options.cache_only ||
+       file_->InMemory(handle.offset(),
+                       handle.size() + kBlockTrailerSize)) &&
       static_cast<uint8_t>(mapped_[handle.offset() + handle.size()]) ==
           static_cast<uint8_t>(CompressionType::kNone)) {
     // An uncompressed block of a mapped file is read in place and never
-    // cached: the page cache already holds it. Without I/O only if its
-    // pages are resident.
-    if (options.cache_only &&
-        !file_->InMemory(handle.offset(), handle.size() + kBlockTrailerSize)) {
-      return WouldBlockError();
-    }
+    // cached: the page cache already holds it.
     ASSIGN_OR_RETURN(BlockContents contents,
                      ReadMappedBlock(mapped_, filename_, options, handle));
     out->block = &out->mapped.emplace(std::move(contents), handle.offset());

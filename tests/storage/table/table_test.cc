@@ -68,10 +68,11 @@ std::string BuildTable(const TableBuilderOptions& options,
   return sink.contents();
 }
 
-// An open in-memory table; keeps a pointer to its source to count reads.
+// An open in-memory table; keeps a pointer to its source to count reads
+// (and, mapped, to evict its pages).
 struct OpenedTable {
   std::unique_ptr<Table> table;
-  const StringSource* source = nullptr;
+  StringSource* source = nullptr;
 };
 
 // With `mapped`, the table reads its blocks in place from the source's
@@ -625,6 +626,52 @@ TEST(MappedTableTest, CacheOnlyGetIsServedFromResidentPages) {
   GetResult r = Get(*t.table, entries[77].first, ro);
   ASSERT_OK(r.status);
   EXPECT_EQ(r.value, entries[77].second);
+}
+
+// A cache_only read of an uncompressed block whose pages are not resident
+// is WouldBlock without touching the mapping (touching an evicted page would
+// read the disk on the caller's thread; here it would raise SIGSEGV).
+TEST(MappedTableTest, CacheOnlyGetOfANonResidentBlockWouldBlock) {
+  const Entries entries = MakeEntries(500);
+  const std::string contents =
+      BuildTable(BuilderOptions(CompressionType::kNone), entries);
+  std::unique_ptr<Cache> cache = NewLRUCache(1 << 20, 0);
+  TableOptions to;
+  to.block_cache = cache.get();
+  ASSERT_OK_AND_ASSIGN(OpenedTable t, OpenTable(contents, to, /*mapped=*/true));
+  t.source->set_resident(false);
+  ReadOptions ro;
+  ro.cache_only = true;
+  GetResult r = Get(*t.table, entries[77].first, ro);
+  EXPECT_TRUE(IsWouldBlock(r.status)) << r.status;
+  EXPECT_FALSE(r.found);
+  t.source->set_resident(true);
+  r = Get(*t.table, entries[77].first, ro);
+  ASSERT_OK(r.status);
+  EXPECT_EQ(r.value, entries[77].second);
+}
+
+// A cache_only read of a compressed block already in the block cache is
+// served from the cache whether or not its pages are resident, and never
+// touches the mapping to find out the block is compressed.
+TEST(MappedTableTest, CacheOnlyGetOfACachedBlockNeedsNoResidentPages) {
+  const Entries entries = MakeEntries(500);
+  const std::string contents =
+      BuildTable(BuilderOptions(CompressionType::kLZ4), entries);
+  std::unique_ptr<Cache> cache = NewLRUCache(4 << 20, 0);
+  TableOptions to;
+  to.block_cache = cache.get();
+  ASSERT_OK_AND_ASSIGN(OpenedTable t, OpenTable(contents, to, /*mapped=*/true));
+  ASSERT_OK(Get(*t.table, entries[77].first).status);  // Fills the cache.
+  t.source->set_resident(false);
+  ReadOptions ro;
+  ro.cache_only = true;
+  GetResult r = Get(*t.table, entries[77].first, ro);
+  ASSERT_OK(r.status);
+  EXPECT_EQ(r.value, entries[77].second);
+  // A block not in the cache would block.
+  r = Get(*t.table, entries[400].first, ro);
+  EXPECT_TRUE(IsWouldBlock(r.status)) << r.status;
 }
 
 // A mapping shorter or longer than the table's size (a file truncated or

@@ -3,8 +3,11 @@
 
 // In-memory files and a vector-backed iterator for the table tests.
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <string_view>
@@ -37,16 +40,44 @@ class StringSink final : public WritableFile {
 };
 
 // A RandomAccessFile over a string; counts reads. With `mapped`, it also
-// offers the string as its Mapping(), as a memory-mapped file does (all of
-// it InMemory), so a Table reads blocks in place from it.
+// offers a copy of the string as its Mapping(), as a memory-mapped file
+// does, so a Table reads blocks in place from it. The mapping is resident
+// (InMemory) until set_resident(false), which also makes its pages
+// inaccessible: touching them then raises SIGSEGV, as touching an evicted
+// page would read the disk. Read() is unaffected.
 class StringSource final : public RandomAccessFile {
  public:
   explicit StringSource(std::string contents, bool mapped = false)
-      : contents_(std::move(contents)), mapped_(mapped) {}
-  std::string_view Mapping() const override {
-    return mapped_ ? std::string_view(contents_) : std::string_view();
+      : contents_(std::move(contents)) {
+    if (!mapped || contents_.empty()) return;
+    void* p = mmap(nullptr, contents_.size(), PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) std::abort();  // Test setup only.
+    std::memcpy(p, contents_.data(), contents_.size());
+    mapping_ = std::string_view(static_cast<const char*>(p), contents_.size());
+    set_resident(true);
   }
-  bool InMemory(uint64_t, size_t) const override { return mapped_; }
+  ~StringSource() override {
+    if (!mapping_.empty()) {
+      munmap(const_cast<char*>(mapping_.data()), mapping_.size());
+    }
+  }
+  StringSource(const StringSource&) = delete;
+  StringSource& operator=(const StringSource&) = delete;
+
+  // REQUIRES: mapped. Not concurrently with reads of the mapping.
+  void set_resident(bool resident) {
+    if (mprotect(const_cast<char*>(mapping_.data()), mapping_.size(),
+                 resident ? PROT_READ : PROT_NONE) != 0) {
+      std::abort();  // Test setup only.
+    }
+    resident_.store(resident);
+  }
+
+  std::string_view Mapping() const override { return mapping_; }
+  bool InMemory(uint64_t, size_t) const override {
+    return !mapping_.empty() && resident_.load();
+  }
   absl::StatusOr<std::string_view> Read(uint64_t offset, size_t n,
                                         char* scratch) const override {
     reads_.fetch_add(1);
@@ -59,7 +90,8 @@ class StringSource final : public RandomAccessFile {
 
  private:
   const std::string contents_;
-  const bool mapped_;
+  std::string_view mapping_;  // Anonymous memory; empty unless mapped.
+  std::atomic<bool> resident_{false};
   mutable std::atomic<int> reads_{0};
 };
 

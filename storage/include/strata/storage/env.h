@@ -63,9 +63,11 @@ class RandomAccessFile {
   // readable).
   virtual std::string_view Mapping() const { return {}; }
 
-  // Whether bytes [offset, offset + n) of a mapped file are in memory now
-  // (mincore), so reading them through Mapping() does no disk I/O. Always
-  // false for files that are not mapped.
+  // Whether bytes [offset, offset + n) of a mapped file are in memory now,
+  // so reading them through Mapping() does no disk I/O. One mincore(2)
+  // system call per call. A hint only: pages may be evicted right after,
+  // so a read may still fault. Always false for files that are not mapped
+  // (and for n == 0 or offset past the end).
   virtual bool InMemory(uint64_t /*offset*/, size_t /*n*/) const {
     return false;
   }
