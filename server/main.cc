@@ -294,6 +294,12 @@ ABSL_FLAG(absl::Duration, replication_timeout, absl::Seconds(10),
           "Cluster mode: how long a write committed on the primary waits "
           "for every in-sync replica before the client gets "
           "DEADLINE_EXCEEDED (the write's outcome is then unknown).");
+ABSL_FLAG(bool, cluster_forward, true,
+          "Cluster mode: a node that is not the primary forwards every "
+          "client RPC (KV, health, reflection, ...) to the primary, so any "
+          "node can be dialed; false = it answers FAILED_PRECONDITION naming "
+          "the primary (trailer strata-primary). A client can opt out per "
+          "call with the metadata strata-no-forward: 1.");
 
 namespace {
 
@@ -1027,6 +1033,7 @@ int RunClusterNode(Config config, const sigset_t& signals, int argc,
   o.data_dir = config.data_dir;
   o.lease_ttl = absl::GetFlag(FLAGS_cluster_lease_ttl);
   o.replication_timeout = absl::GetFlag(FLAGS_replication_timeout);
+  o.forward = absl::GetFlag(FLAGS_cluster_forward);
   o.engine = config.engine;
   o.on_role_change = [](const std::string&) { kill(getpid(), SIGUSR1); };
   absl::StatusOr<std::unique_ptr<strata::cluster::ClusterNode>> started =
@@ -1113,8 +1120,11 @@ int RunClusterNode(Config config, const sigset_t& signals, int argc,
     AnnounceListening(bound, servers.metrics.get());
     spdlog::info("replica of range 0 at epoch {} listening on {} "
                  "(strata.v1.Replication, strata.v1.Cluster; other RPCs "
-                 "are answered FAILED_PRECONDITION naming the primary)",
-                 node->epoch(), bound);
+                 "are {})",
+                 node->epoch(), bound,
+                 absl::GetFlag(FLAGS_cluster_forward)
+                     ? "forwarded to the primary"
+                     : "answered FAILED_PRECONDITION naming the primary");
   }
 
   const int sig = WaitForSignal(signals, config.server);

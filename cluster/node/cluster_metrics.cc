@@ -5,11 +5,13 @@
 #include "prometheus/collectable.h"
 #include "prometheus/metric_family.h"
 #include "server/metrics/families.h"
+#include "server/metrics/rpc_metrics.h"
 
 namespace strata::cluster {
 
 namespace {
 
+using server::metrics::AddCounter;
 using server::metrics::AddGauge;
 using server::metrics::CounterFamily;
 using server::metrics::GaugeFamily;
@@ -68,6 +70,21 @@ class ClusterCollector final : public prometheus::Collectable {
         "Ranges without a live in-sync replica to promote, at this node's "
         "controller's last reconcile.",
         static_cast<double>(s.controller.stranded_ranges)));
+    prometheus::MetricFamily forwarded = MakeFamily(
+        "strata_cluster_forwarded_requests_total",
+        "Calls this node forwarded to the primary that ended, by method "
+        "(strata.v1.KV's, else other) and the status code the client got.",
+        prometheus::MetricType::Counter);
+    if (node_->forwarding() != nullptr) {
+      for (const ForwardingService::ForwardedCount& c :
+           node_->forwarding()->ForwardedCounts()) {
+        AddCounter(&forwarded, static_cast<double>(c.count),
+                   {{"method", c.method},
+                    {"code", std::string(server::metrics::GrpcCodeName(
+                                 c.code))}});
+      }
+    }
+    out.push_back(std::move(forwarded));
     return out;
   }
 

@@ -70,26 +70,6 @@ class ClusterNode::ClusterService final : public v1::Cluster::Service {
   ClusterNode* const node_;
 };
 
-// Every method a replica does not serve (strata.v1.KV, health, ...):
-// FAILED_PRECONDITION naming the primary.
-class ClusterNode::NotPrimaryService final
-    : public grpc::CallbackGenericService {
- public:
-  explicit NotPrimaryService(ClusterNode* node) : node_(node) {}
-  grpc::ServerGenericBidiReactor* CreateReactor(
-      grpc::GenericCallbackServerContext*) override {
-    class Reactor final : public grpc::ServerGenericBidiReactor {
-     public:
-      explicit Reactor(const grpc::Status& status) { Finish(status); }
-      void OnDone() override { delete this; }
-    };
-    return new Reactor(replication::ToGrpc(node_->not_primary_status()));
-  }
-
- private:
-  ClusterNode* const node_;
-};
-
 ClusterNode::ClusterNode(ClusterNodeOptions options)
     : options_(std::move(options)),
       range_dir_(absl::StrCat(options_.data_dir, "/ranges/", kRange)),
@@ -215,7 +195,11 @@ absl::Status ClusterNode::Init() {
   repl_service_ = std::make_unique<replication::ReplicationService>(
       replication::ReplicationService::Options{.checkpoint_dir = tmp});
   cluster_service_ = std::make_unique<ClusterService>(this);
-  not_primary_ = std::make_unique<NotPrimaryService>(this);
+  forwarding_ = std::make_unique<ForwardingService>(ForwardingService::Options{
+      .node_id = options_.node_id,
+      .forward = options_.forward,
+      .route = [this] { return Route(); },
+      .range_map = [this] { return RangeMapBytes(); }});
   if (absl::Status s = OpenDb(); !s.ok()) return s;
   absl::Status started = role_ == Role::kPrimary ? StartPrimary(range)
                                                  : StartReplica(range);
@@ -435,7 +419,7 @@ std::vector<grpc::Service*> ClusterNode::services() {
 }
 
 grpc::CallbackGenericService* ClusterNode::not_primary_service() {
-  return not_primary_.get();
+  return forwarding_.get();
 }
 
 std::string ClusterNode::AddressOf(const NodeId& id) const {
@@ -445,20 +429,43 @@ std::string ClusterNode::AddressOf(const NodeId& id) const {
 }
 
 absl::Status ClusterNode::not_primary_status() const {
+  return Route().not_primary;
+}
+
+ForwardingService::Route ClusterNode::Route() const {
   std::shared_ptr<const RangeMap> map =
       watch_ == nullptr ? nullptr : watch_->current();
   if (map == nullptr || map->ranges().empty()) {
-    return absl::UnavailableError("no range map read from etcd yet");
+    return {absl::UnavailableError("no range map read from etcd yet"), ""};
   }
   const RangeDescriptor& r = map->ranges().front();
   if (r.primary == options_.node_id) {
-    return absl::UnavailableError(absl::StrCat(
-        "this node becomes the primary of range ", r.id, " (epoch ", r.epoch,
-        "); retry"));
+    return {absl::UnavailableError(absl::StrCat(
+                "this node becomes the primary of range ", r.id, " (epoch ",
+                r.epoch, "); retry")),
+            ""};
   }
-  return absl::FailedPreconditionError(absl::StrCat(
-      "not the primary of range ", r.id, " (epoch ", r.epoch,
-      "); the primary is ", r.primary, " at ", AddressOf(r.primary)));
+  std::string address = AddressOf(r.primary);
+  absl::Status status = absl::FailedPreconditionError(
+      absl::StrCat("not the primary of range ", r.id, " (epoch ", r.epoch,
+                   "); the primary is ", r.primary, " at ", address));
+  return {std::move(status), std::move(address)};
+}
+
+// What strata.v1.Cluster/GetRangeMap returns, serialized ("" before the
+// first map).
+std::string ClusterNode::RangeMapBytes() const {
+  std::shared_ptr<const RangeMap> map =
+      watch_ == nullptr ? nullptr : watch_->current();
+  if (map == nullptr) return "";
+  std::map<NodeId, std::string> members;
+  {
+    absl::MutexLock lock(&mu_);
+    members = members_;
+  }
+  v1::GetRangeMapResponse response;
+  FillGetRangeMapResponse(*map, members, {}, &response);
+  return response.SerializeAsString();
 }
 
 void ClusterNode::RoleChange(const std::string& why) {

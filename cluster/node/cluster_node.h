@@ -15,8 +15,10 @@
 //   a replica refuses its epoch. It removes a lagging in-sync replica from
 //   the in-sync set (etcd CAS) and adds a caught-up one back.
 // - replica: a ReplicaSink applies the primary's stream; the node serves
-//   only strata.v1.Replication and strata.v1.Cluster, and answers every
-//   other RPC FAILED_PRECONDITION naming the primary (not_primary_status).
+//   strata.v1.Replication and strata.v1.Cluster itself and forwards every
+//   other RPC to the primary (forwarding.h), or answers it
+//   FAILED_PRECONDITION naming the primary (not_primary_status) when the
+//   client or the node asked not to forward.
 //
 // A role is never changed in place: when the map (or the lease) says this
 // node's role must change, the node fences if it was primary and calls
@@ -53,6 +55,7 @@
 #include "cluster/control/controller.h"
 #include "cluster/control/range_map.h"
 #include "cluster/etcd_client.h"
+#include "cluster/node/forwarding.h"
 #include "cluster/node/replicated_db.h"
 #include "cluster/replication/primary.h"
 #include "cluster/replication/replica.h"
@@ -79,6 +82,10 @@ struct ClusterNodeOptions {
   // ReplicationSource::Options::lag_timeout.
   absl::Duration lag_timeout = absl::Seconds(5);
   ControllerOptions controller;
+  // --cluster_forward: a node that is not the primary forwards the calls
+  // it does not serve to the primary (false: answers them
+  // FAILED_PRECONDITION naming the primary).
+  bool forward = true;
   // The engine options of the range's database (allow_committed_batches and
   // keep_history are forced on).
   storage::Options engine;
@@ -123,13 +130,17 @@ class ClusterNode {
   // The services to register on the node's gRPC server: Replication and
   // Cluster.
   std::vector<grpc::Service*> services();
-  // The generic service answering every other method with
-  // not_primary_status(): a replica's, and a new primary's until
-  // WaitForReplicas returns.
+  // The generic service for every other method (forwarding.h): a
+  // replica's, and a new primary's until WaitForReplicas returns (which
+  // answers UNAVAILABLE: it becomes the primary).
   grpc::CallbackGenericService* not_primary_service();
-  // What a client gets from a node that is not the primary:
-  // FAILED_PRECONDITION "not the primary of range 0 (epoch E); the primary
-  // is NODE at ADDR" (clients parse the last part; client/strata_client.cc).
+  // The same, for its counters (the metrics endpoint).
+  const ForwardingService* forwarding() const { return forwarding_.get(); }
+  // What a client gets from a node that is not the primary and does not
+  // forward: FAILED_PRECONDITION "not the primary of range 0 (epoch E); the
+  // primary is NODE at ADDR" (with the strata-primary trailer; old clients
+  // parse the last part of the message); UNAVAILABLE with no map yet or
+  // while this node becomes the primary.
   absl::Status not_primary_status() const;
 
   // Primary, before it serves clients: waits (up to replication_timeout)
@@ -158,7 +169,6 @@ class ClusterNode {
 
  private:
   class ClusterService;
-  class NotPrimaryService;
 
   explicit ClusterNode(ClusterNodeOptions options);
   absl::Status Init();
@@ -171,6 +181,8 @@ class ClusterNode {
   void HandleLagging();
   void ReAddCaughtUp();
   std::string AddressOf(const NodeId& id) const;
+  ForwardingService::Route Route() const;
+  std::string RangeMapBytes() const;
 
   const ClusterNodeOptions options_;
   const std::string range_dir_;
@@ -195,7 +207,7 @@ class ClusterNode {
 
   std::unique_ptr<replication::ReplicationService> repl_service_;
   std::unique_ptr<ClusterService> cluster_service_;
-  std::unique_ptr<NotPrimaryService> not_primary_;
+  std::unique_ptr<ForwardingService> forwarding_;
   std::unique_ptr<replication::ReplicationSource> source_;
   std::unique_ptr<ReplicatedDB> replicated_db_;
   std::shared_ptr<replication::ReplicaSink> sink_;

@@ -28,14 +28,17 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/synchronization/notification.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "client/strata_client.h"
 #include "cluster/control/cluster_store.h"
 #include "cluster/etcd_client.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "strata/v1/cluster.pb.h"
 #include "strata/v1/kv.grpc.pb.h"
 #include "tests/cluster/etcd_process.h"
 #include "tests/server/metrics_text.h"
@@ -143,15 +146,17 @@ class ClusterNodeE2ETest : public ::testing::Test {
   }
 
   grpc::Status Put(const std::string& id, const std::string& key,
-                   const std::string& value) {
+                   const std::string& value, bool no_forward = false,
+                   v1::PutResponse* out = nullptr) {
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() +
                      std::chrono::seconds(5));
+    if (no_forward) ctx.AddMetadata("strata-no-forward", "1");
     v1::PutRequest req;
     req.set_key(key);
     req.set_value(value);
     v1::PutResponse resp;
-    return Kv(id)->Put(&ctx, req, &resp);
+    return Kv(id)->Put(&ctx, req, out != nullptr ? out : &resp);
   }
 
   grpc::Status Get(const std::string& id, const std::string& key,
@@ -169,6 +174,54 @@ class ClusterNodeE2ETest : public ::testing::Test {
     absl::StatusOr<cluster::RangeMap> map = store_->ReadRangeMap();
     if (!map.ok()) return map.status();
     return map->ranges().front();
+  }
+
+  // The body of node `id`'s /metrics.
+  absl::StatusOr<std::string> Scrape(const std::string& id) {
+    absl::StatusOr<std::string> metrics = nodes_[id]->WaitForStdoutLine(
+        "strata-server metrics on ", absl::Seconds(5));
+    if (!metrics.ok()) return metrics.status();
+    const int port = std::stoi(metrics->substr(metrics->rfind(':') + 1));
+    absl::StatusOr<testing::HttpResponse> scraped =
+        testing::HttpGet(port, "/metrics");
+    if (!scraped.ok()) return scraped.status();
+    return scraped->body;
+  }
+
+  // The value of the sample `name{labels}` in node `id`'s /metrics (labels
+  // as prometheus-cpp prints them), or -1 if absent.
+  double Sample(const std::string& id, const std::string& series) {
+    absl::StatusOr<std::string> body = Scrape(id);
+    if (!body.ok()) return -1;
+    std::istringstream lines(*body);
+    for (std::string line; std::getline(lines, line);) {
+      if (line.rfind(series + " ", 0) == 0) {
+        return std::stod(line.substr(series.size() + 1));
+      }
+    }
+    return -1;
+  }
+
+  // Starts n1, n2, n3 (n1 the primary) and waits until n1 acknowledges a
+  // write (its replicas have connected). Returns that write's revision.
+  int64_t StartClusterAndWrite() {
+    EXPECT_TRUE(Init().ok());
+    for (const char* id : {"n1", "n2", "n3"}) {
+      auto p = StartNode(id);
+      EXPECT_TRUE(p.ok()) << p.status() << Logs();
+      if (!p.ok()) return -1;
+      nodes_[id] = *std::move(p);
+    }
+    const absl::Time deadline = absl::Now() + absl::Seconds(20);
+    while (absl::Now() < deadline) {
+      v1::PutResponse resp;
+      if (Put("n1", "first", "1", false, &resp).ok()) {
+        return resp.header().revision();
+      }
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+    ADD_FAILURE() << "n1 acknowledged no write within 20 s" << Logs();
+    return -1;
   }
 
   std::string Logs() {
@@ -217,8 +270,8 @@ TEST_F(ClusterNodeE2ETest, FailoverKeepsEveryAcknowledgedWrite) {
     EXPECT_EQ(resp.value(), value);
   }
 
-  // A replica names the primary.
-  grpc::Status refused = Put("n2", "k", "v");
+  // A replica asked not to forward names the primary.
+  grpc::Status refused = Put("n2", "k", "v", /*no_forward=*/true);
   EXPECT_EQ(refused.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_NE(refused.error_message().find(
                 absl::StrCat("the primary is n1 at ", addresses_["n1"])),
@@ -304,9 +357,129 @@ TEST_F(ClusterNodeE2ETest, FailoverKeepsEveryAcknowledgedWrite) {
   }
   EXPECT_TRUE(rejoined) << Logs();
   if (getenv("STRATA_E2E_LOGS") != nullptr) std::fprintf(stderr, "%s", Logs().c_str());
-  grpc::Status from_replica = Put("n1", "k", "v");
+  grpc::Status from_replica = Put("n1", "k", "v", /*no_forward=*/true);
   EXPECT_EQ(from_replica.error_code(), grpc::StatusCode::FAILED_PRECONDITION)
       << from_replica.error_message();
+}
+
+// A replica forwards what it does not serve to the primary (docs/cluster.md,
+// "What a client sees"): unary and streaming calls, unknown methods (the
+// primary's answer), the opt-out with its trailers, the metric, and a
+// client's cancellation ending the upstream call.
+TEST_F(ClusterNodeE2ETest, ReplicaForwardsToThePrimary) {
+  const int64_t first = StartClusterAndWrite();
+  ASSERT_GT(first, 0);
+
+  // Unary, through the replica n2.
+  v1::PutResponse put;
+  grpc::Status s = Put("n2", "fwd", "through-n2", false, &put);
+  ASSERT_TRUE(s.ok()) << s.error_code() << " " << s.error_message() << Logs();
+  v1::GetResponse got;
+  s = Get("n2", "fwd", &got);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_TRUE(got.found());
+  EXPECT_EQ(got.value(), "through-n2");
+  got.Clear();
+  ASSERT_TRUE(Get("n1", "fwd", &got).ok());
+  EXPECT_EQ(got.value(), "through-n2") << "the write went to the primary";
+
+  // A Watch stream through the replica n3 sees a Put made on the primary.
+  // start_revision makes the stream start at the next revision whenever
+  // the primary registers it (no race with the Put).
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(10));
+    v1::WatchRequest req;
+    req.set_key("watched");
+    req.set_start_revision(put.header().revision() + 1);
+    std::unique_ptr<grpc::ClientReader<v1::WatchResponse>> stream =
+        Kv("n3")->Watch(&ctx, req);
+    ASSERT_TRUE(Put("n1", "watched", "w1").ok());
+    v1::WatchResponse resp;
+    bool seen = false;
+    while (!seen && stream->Read(&resp)) {
+      for (const v1::Event& e : resp.events()) {
+        seen = seen || (e.kv().key() == "watched" && e.kv().value() == "w1");
+      }
+    }
+    ASSERT_TRUE(seen) << stream->Finish().error_message();
+    // The primary serves the stream; cancelling it through the replica
+    // ends it there too.
+    EXPECT_EQ(Sample("n1", R"(strata_rpc_requests_in_flight{method="Watch"})"),
+              1);
+    ctx.TryCancel();
+    EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::CANCELLED);
+    double in_flight = -1;
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (absl::Now() < deadline) {
+      in_flight =
+          Sample("n1", R"(strata_rpc_requests_in_flight{method="Watch"})");
+      if (in_flight == 0) break;
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+    EXPECT_EQ(in_flight, 0) << "the primary's Watch outlived the client's";
+  }
+
+  // The opt-out: FAILED_PRECONDITION with the primary and the map as
+  // trailers.
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(5));
+    ctx.AddMetadata("strata-no-forward", "true");
+    v1::GetRequest req;
+    req.set_key("fwd");
+    v1::GetResponse resp;
+    s = Kv("n2")->Get(&ctx, req, &resp);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+    const auto& trailers = ctx.GetServerTrailingMetadata();
+    auto primary = trailers.find("strata-primary");
+    ASSERT_NE(primary, trailers.end());
+    EXPECT_EQ(std::string(primary->second.data(), primary->second.size()),
+              addresses_["n1"]);
+    auto map = trailers.find("strata-range-map-bin");
+    ASSERT_NE(map, trailers.end());
+    v1::GetRangeMapResponse parsed;
+    ASSERT_TRUE(parsed.ParseFromArray(map->second.data(),
+                                      static_cast<int>(map->second.size())));
+    ASSERT_EQ(parsed.ranges_size(), 1);
+    EXPECT_EQ(parsed.ranges(0).primary(), "n1");
+    EXPECT_EQ(parsed.ranges(0).primary_address(), addresses_["n1"]);
+  }
+
+  // A method nobody serves: the primary's UNIMPLEMENTED (the replica
+  // itself would answer FAILED_PRECONDITION).
+  {
+    grpc::GenericStub stub(grpc::CreateChannel(
+        addresses_["n2"], grpc::InsecureChannelCredentials()));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(5));
+    grpc::Slice empty("");
+    grpc::ByteBuffer request(&empty, 1);
+    grpc::ByteBuffer response;
+    absl::Notification done;
+    grpc::Status status;
+    stub.UnaryCall(&ctx, "/strata.v1.KV/NoSuchMethod", grpc::StubOptions(),
+                   &request, &response, [&](grpc::Status st) {
+                     status = std::move(st);
+                     done.Notify();
+                   });
+    ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED)
+        << status.error_message();
+  }
+
+  // The replicas count what they forwarded.
+  EXPECT_GE(Sample("n2", R"(strata_cluster_forwarded_requests_total{method="Put",code="OK"})"),
+            1);
+  EXPECT_GE(Sample("n2", R"(strata_cluster_forwarded_requests_total{method="Get",code="OK"})"),
+            1);
+  EXPECT_EQ(Sample("n2", R"(strata_cluster_forwarded_requests_total{method="other",code="UNIMPLEMENTED"})"),
+            1);
+  EXPECT_EQ(Sample("n3", R"(strata_cluster_forwarded_requests_total{method="Watch",code="CANCELLED"})"),
+            1);
 }
 
 }  // namespace
