@@ -296,10 +296,11 @@ ABSL_FLAG(absl::Duration, replication_timeout, absl::Seconds(10),
           "DEADLINE_EXCEEDED (the write's outcome is then unknown).");
 ABSL_FLAG(bool, cluster_forward, true,
           "Cluster mode: a node that is not the primary forwards every "
-          "client RPC (KV, health, reflection, ...) to the primary, so any "
-          "node can be dialed; false = it answers FAILED_PRECONDITION naming "
-          "the primary (trailer strata-primary). A client can opt out per "
-          "call with the metadata strata-no-forward: 1.");
+          "client RPC (KV, reflection, ...; not health checks, which "
+          "describe the node itself) to the primary, so any node can be "
+          "dialed; false = it answers FAILED_PRECONDITION naming the "
+          "primary (trailer strata-primary). A client can opt out per call "
+          "with the metadata strata-no-forward: 1.");
 
 namespace {
 

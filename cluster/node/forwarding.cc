@@ -33,6 +33,13 @@ bool WantsNoForward(const grpc::GenericCallbackServerContext& ctx) {
   return false;
 }
 
+// A health check asks about this node: forwarding it would report the
+// primary's health as this node's (and make every replica Ready where a
+// readiness probe relies on "only the primary is Ready").
+bool IsHealthCheck(std::string_view method) {
+  return method.substr(0, 23) == "/grpc.health.v1.Health/";
+}
+
 bool WasForwarded(const grpc::GenericCallbackServerContext& ctx) {
   return ctx.client_metadata().count(grpc::string_ref(
              kForwardedByKey.data(), kForwardedByKey.size())) > 0;
@@ -263,8 +270,8 @@ grpc::ServerGenericBidiReactor* ForwardingService::CreateReactor(
     grpc::GenericCallbackServerContext* ctx) {
   const Route route = options_.route();
   if (absl::IsFailedPrecondition(route.not_primary) && options_.forward &&
-      !route.primary_address.empty() && !WantsNoForward(*ctx) &&
-      !WasForwarded(*ctx)) {
+      !route.primary_address.empty() && !IsHealthCheck(ctx->method()) &&
+      !WantsNoForward(*ctx) && !WasForwarded(*ctx)) {
     Call* call = new Call(this, ctx, StubFor(route.primary_address),
                           MethodSlot(ctx->method()));
     return call->Start();

@@ -2,7 +2,7 @@
 #define STRATA_CLUSTER_NODE_FORWARDING_H_
 
 // ForwardingService: what a cluster node that is not the range's primary
-// does with every method it does not serve itself (strata.v1.KV, health,
+// does with every method it does not serve itself (strata.v1.KV,
 // reflection, ...; docs/cluster.md, "What a client sees"). By default it
 // forwards the call, byte for byte, to the primary the node knows from the
 // range map, so grpcurl and the CLI work against any node:
@@ -21,6 +21,9 @@
 //   the upstream call; an upstream call that fails ends the client's.
 //
 // The node answers itself instead of forwarding:
+// - health checks (grpc.health.v1.Health): they ask about this node, which
+//   is not the primary, so the answer below (a readiness probe passes on
+//   the primary only, as deploy/k8s/overlays/cluster relies on);
 // - UNAVAILABLE when it has no range map yet or becomes the primary (the
 //   `route` callback's status is not FAILED_PRECONDITION);
 // - FAILED_PRECONDITION "not the primary ... the primary is NODE at ADDR"

@@ -224,6 +224,34 @@ class ClusterNodeE2ETest : public ::testing::Test {
     return -1;
   }
 
+  // Calls `method` on node `id` with an empty request message, without a
+  // generated stub (so any method name can be called).
+  grpc::Status EmptyUnaryCall(const std::string& id,
+                              const std::string& method) {
+    grpc::GenericStub stub(grpc::CreateChannel(
+        addresses_[id], grpc::InsecureChannelCredentials()));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(5));
+    grpc::Slice empty("");
+    grpc::ByteBuffer request(&empty, 1);
+    grpc::ByteBuffer response;
+    absl::Notification done;
+    grpc::Status status;
+    stub.UnaryCall(&ctx, method, grpc::StubOptions(), &request, &response,
+                   [&](grpc::Status st) {
+                     status = std::move(st);
+                     done.Notify();
+                   });
+    // The deadline ends the call well before this.
+    if (!done.WaitForNotificationWithTimeout(absl::Seconds(30))) {
+      ADD_FAILURE() << method << " did not end";
+      ctx.TryCancel();
+      done.WaitForNotification();
+    }
+    return status;
+  }
+
   std::string Logs() {
     std::string out;
     for (const auto& [id, p] : nodes_) {
@@ -450,25 +478,30 @@ TEST_F(ClusterNodeE2ETest, ReplicaForwardsToThePrimary) {
 
   // A method nobody serves: the primary's UNIMPLEMENTED (the replica
   // itself would answer FAILED_PRECONDITION).
+  grpc::Status unknown = EmptyUnaryCall("n2", "/strata.v1.KV/NoSuchMethod");
+  EXPECT_EQ(unknown.error_code(), grpc::StatusCode::UNIMPLEMENTED)
+      << unknown.error_message();
+  // A health check describes the replica itself: not forwarded.
+  grpc::Status health = EmptyUnaryCall("n2", "/grpc.health.v1.Health/Check");
+  EXPECT_EQ(health.error_code(), grpc::StatusCode::FAILED_PRECONDITION)
+      << health.error_message();
+
+  // No second hop: a call already forwarded by another node is answered
+  // with the primary's address (a stale map cannot make a loop).
   {
-    grpc::GenericStub stub(grpc::CreateChannel(
-        addresses_["n2"], grpc::InsecureChannelCredentials()));
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() +
                      std::chrono::seconds(5));
-    grpc::Slice empty("");
-    grpc::ByteBuffer request(&empty, 1);
-    grpc::ByteBuffer response;
-    absl::Notification done;
-    grpc::Status status;
-    stub.UnaryCall(&ctx, "/strata.v1.KV/NoSuchMethod", grpc::StubOptions(),
-                   &request, &response, [&](grpc::Status st) {
-                     status = std::move(st);
-                     done.Notify();
-                   });
-    ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
-    EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED)
-        << status.error_message();
+    ctx.AddMetadata("strata-forwarded-by", "n3");
+    v1::PutRequest req;
+    req.set_key("hop");
+    v1::PutResponse resp;
+    s = Kv("n2")->Put(&ctx, req, &resp);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+    auto primary = ctx.GetServerTrailingMetadata().find("strata-primary");
+    ASSERT_NE(primary, ctx.GetServerTrailingMetadata().end());
+    EXPECT_EQ(std::string(primary->second.data(), primary->second.size()),
+              addresses_["n1"]);
   }
 
   // The replicas count what they forwarded.
