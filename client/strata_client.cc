@@ -216,10 +216,17 @@ Client::~Client() = default;
 
 namespace {
 
-// The address in a cluster node's "not the primary" answer
-// ("...; the primary is NODE at HOST:PORT"), or "" if it is not one.
-std::string NamedPrimary(const grpc::Status& s) {
+// The address in a cluster node's "not the primary" answer, or "" if it
+// is not one: its strata-primary trailer, else (servers before the
+// trailer) the end of its message "...; the primary is NODE at HOST:PORT".
+std::string NamedPrimary(const grpc::Status& s,
+                         const grpc::ClientContext& ctx) {
   if (s.error_code() != grpc::StatusCode::FAILED_PRECONDITION) return "";
+  const auto& trailers = ctx.GetServerTrailingMetadata();
+  if (auto it = trailers.find("strata-primary");
+      it != trailers.end() && it->second.size() > 0) {
+    return std::string(it->second.data(), it->second.size());
+  }
   const std::string& m = s.error_message();
   constexpr std::string_view kMarker = "; the primary is ";
   const size_t at = m.rfind(kMarker);
@@ -234,22 +241,31 @@ std::string NamedPrimary(const grpc::Status& s) {
 }  // namespace
 
 grpc::Status Client::RoutedKv(
-    const std::function<grpc::Status(void* kv_stub)>& call) {
+    const std::function<grpc::Status(void* kv_stub, grpc::ClientContext* ctx)>&
+        call) {
   std::shared_ptr<v1::KV::Stub> routed;
   {
     absl::MutexLock lock(&route_->mu);
     routed = route_->kv;
   }
-  grpc::Status s = call(routed != nullptr ? routed.get() : stubs_->kv.get());
-  const std::string primary = NamedPrimary(s);
-  if (primary.empty()) return s;
+  std::string primary;
+  {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx, options_.timeout);
+    grpc::Status s =
+        call(routed != nullptr ? routed.get() : stubs_->kv.get(), &ctx);
+    primary = NamedPrimary(s, ctx);
+    if (primary.empty()) return s;
+  }
   routed = std::shared_ptr<v1::KV::Stub>(v1::KV::NewStub(
       MakeChannel(primary, options_, /*own_subchannels=*/false)));
   {
     absl::MutexLock lock(&route_->mu);
     route_->kv = routed;
   }
-  return call(routed.get());
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, options_.timeout);
+  return call(routed.get(), &ctx);
 }
 
 absl::StatusOr<std::optional<std::string>> Client::Get(std::string_view key) {
@@ -257,10 +273,8 @@ absl::StatusOr<std::optional<std::string>> Client::Get(std::string_view key) {
   request.set_namespace_(options_.ns);
   request.set_key(key.data(), key.size());
   v1::GetResponse response;
-  grpc::Status s = RoutedKv([&](void* kv) {
-    grpc::ClientContext ctx;
-    SetDeadline(&ctx, options_.timeout);
-    return static_cast<v1::KV::Stub*>(kv)->Get(&ctx, request, &response);
+  grpc::Status s = RoutedKv([&](void* kv, grpc::ClientContext* ctx) {
+    return static_cast<v1::KV::Stub*>(kv)->Get(ctx, request, &response);
   });
   if (!s.ok()) return FromGrpcStatus(s);
   if (!response.found()) return std::optional<std::string>();
@@ -274,10 +288,8 @@ absl::StatusOr<GetResult> Client::GetWithMetadata(std::string_view key,
   request.set_key(key.data(), key.size());
   request.set_revision(revision);
   v1::GetResponse response;
-  grpc::Status s = RoutedKv([&](void* kv) {
-    grpc::ClientContext ctx;
-    SetDeadline(&ctx, options_.timeout);
-    return static_cast<v1::KV::Stub*>(kv)->Get(&ctx, request, &response);
+  grpc::Status s = RoutedKv([&](void* kv, grpc::ClientContext* ctx) {
+    return static_cast<v1::KV::Stub*>(kv)->Get(ctx, request, &response);
   });
   if (!s.ok()) return FromGrpcStatus(s);
   GetResult result;
@@ -336,10 +348,8 @@ absl::StatusOr<Revision> Client::Put(std::string_view key,
   request.set_lease(options.lease);
   request.set_type(static_cast<v1::ValueType>(options.type));
   v1::PutResponse response;
-  grpc::Status s = RoutedKv([&](void* kv) {
-    grpc::ClientContext ctx;
-    SetDeadline(&ctx, options_.timeout);
-    return static_cast<v1::KV::Stub*>(kv)->Put(&ctx, request, &response);
+  grpc::Status s = RoutedKv([&](void* kv, grpc::ClientContext* ctx) {
+    return static_cast<v1::KV::Stub*>(kv)->Put(ctx, request, &response);
   });
   if (!s.ok()) return FromGrpcStatus(s);
   return response.header().revision();
@@ -411,10 +421,8 @@ absl::StatusOr<Revision> Client::Delete(std::string_view key) {
   request.set_namespace_(options_.ns);
   request.set_key(key.data(), key.size());
   v1::DeleteResponse response;
-  grpc::Status s = RoutedKv([&](void* kv) {
-    grpc::ClientContext ctx;
-    SetDeadline(&ctx, options_.timeout);
-    return static_cast<v1::KV::Stub*>(kv)->Delete(&ctx, request, &response);
+  grpc::Status s = RoutedKv([&](void* kv, grpc::ClientContext* ctx) {
+    return static_cast<v1::KV::Stub*>(kv)->Delete(ctx, request, &response);
   });
   if (!s.ok()) return FromGrpcStatus(s);
   return response.header().revision();

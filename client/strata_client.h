@@ -50,6 +50,7 @@
 
 namespace grpc {
 class Channel;
+class ClientContext;
 class Status;
 }  // namespace grpc
 
@@ -835,13 +836,18 @@ class Client {
   struct Stubs;
   // Cluster routing (docs/cluster.md, "What a client sees").
   struct Route;
-  // Runs `call` (one RPC on the KV stub it is given) against the node
-  // believed to be the primary: `target` at first. If that node answers
-  // FAILED_PRECONDITION "...; the primary is NODE at HOST:PORT" (a cluster
-  // node that is not the primary), the client remembers HOST:PORT for
-  // later calls and runs `call` once more there. Get, GetWithMetadata,
-  // Put and Delete are routed; the other methods stay on `target`.
-  grpc::Status RoutedKv(const std::function<grpc::Status(void* kv_stub)>& call);
+  // Runs `call` (one RPC on the KV stub it is given, with a context whose
+  // deadline is set) against the node believed to be the primary: `target`
+  // at first. If that node answers FAILED_PRECONDITION naming the primary
+  // (a cluster node that is not the primary and did not forward the call:
+  // the trailer strata-primary: HOST:PORT, or from servers before it the
+  // message "...; the primary is NODE at HOST:PORT"), the client remembers
+  // HOST:PORT for later calls and runs `call` once more there. Get,
+  // GetWithMetadata, Put and Delete are routed; the other methods stay on
+  // `target`.
+  grpc::Status RoutedKv(
+      const std::function<grpc::Status(void* kv_stub,
+                                       grpc::ClientContext* ctx)>& call);
 
   const ClientOptions options_;
   const std::string target_;

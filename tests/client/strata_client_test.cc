@@ -16,9 +16,11 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
+#include "grpcpp/grpcpp.h"
 #include "grpcpp/support/status.h"
 #include "gtest/gtest.h"
 #include "server/kv_server.h"
+#include "strata/v1/kv.grpc.pb.h"
 #include "tests/server/in_process_server.h"
 #include "tests/support/test_util.h"
 
@@ -663,6 +665,73 @@ TEST(StrataClientNoServerTest, UnreachableServerIsUnavailable) {
   const absl::Time start = absl::Now();
   EXPECT_TRUE(absl::IsUnavailable(client.Watch(watch)->Next().status()));
   EXPECT_LT(absl::Now() - start, absl::Seconds(30));
+}
+
+// A cluster node that does not forward (strata-server --cluster_forward=
+// false): every Put is FAILED_PRECONDITION, naming the primary in the
+// strata-primary trailer and/or the message as configured.
+class NotPrimaryKv final : public v1::KV::Service {
+ public:
+  NotPrimaryKv(std::string trailer, std::string message)
+      : trailer_(std::move(trailer)), message_(std::move(message)) {}
+  grpc::Status Put(grpc::ServerContext* ctx, const v1::PutRequest*,
+                   v1::PutResponse*) override {
+    if (!trailer_.empty()) ctx->AddTrailingMetadata("strata-primary", trailer_);
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, message_);
+  }
+
+ private:
+  const std::string trailer_;
+  const std::string message_;
+};
+
+// Serves `service` on 127.0.0.1:0; *address is where.
+std::unique_ptr<grpc::Server> Serve(grpc::Service* service,
+                                    std::string* address) {
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
+                           &port);
+  builder.RegisterService(service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  *address = absl::StrFormat("127.0.0.1:%d", port);
+  return server;
+}
+
+TEST_F(StrataClientTest, FollowsTheStrataPrimaryTrailer) {
+  // The message names an address nothing listens on: only the trailer
+  // leads to the real server.
+  NotPrimaryKv replica(server_->address(),
+                       absl::StrFormat("not the primary of range 0 (epoch 1); "
+                                       "the primary is n1 at 127.0.0.1:%d",
+                                       UnusedPort()));
+  std::string address;
+  std::unique_ptr<grpc::Server> fake = Serve(&replica, &address);
+  ASSERT_NE(fake, nullptr);
+  ClientOptions options;
+  options.timeout = absl::Seconds(5);
+  Client routed(address, options);
+  ASSERT_OK(routed.Put("routed", "by-trailer"));
+  absl::StatusOr<std::optional<std::string>> got = client_->Get("routed");
+  ASSERT_OK(got);
+  EXPECT_EQ(got->value_or(""), "by-trailer");
+  fake->Shutdown();
+}
+
+TEST_F(StrataClientTest, FollowsThePrimaryInTheMessageWithoutTrailer) {
+  NotPrimaryKv replica("", "not the primary of range 0 (epoch 1); the "
+                           "primary is n1 at " + server_->address());
+  std::string address;
+  std::unique_ptr<grpc::Server> fake = Serve(&replica, &address);
+  ASSERT_NE(fake, nullptr);
+  ClientOptions options;
+  options.timeout = absl::Seconds(5);
+  Client routed(address, options);
+  ASSERT_OK(routed.Put("routed", "by-message"));
+  absl::StatusOr<std::optional<std::string>> got = client_->Get("routed");
+  ASSERT_OK(got);
+  EXPECT_EQ(got->value_or(""), "by-message");
+  fake->Shutdown();
 }
 
 TEST(FromGrpcStatusTest, SameCodeSameMessage) {
