@@ -17,7 +17,7 @@ from typing import (Any, Callable, ClassVar, Dict, Generic, Iterable, Iterator, 
 import grpc
 
 from . import _rpc
-from .cluster import ClusterStatus, RangeMap, named_primary
+from .cluster import ClusterStatus, RangeMap, named_primary, primary_trailer
 from ._convert import BytesLike
 from ._convert import check_revision as _revision
 from ._convert import json_text as _json_text
@@ -232,9 +232,12 @@ class Client:
       namespace: the namespace of every call that names keys (docs/namespaces.md);
         "" = the default namespace. in_namespace(name) gives a client on the same
         channel for another one; incr also takes namespace= per call.
-      follow_primary: when a cluster replica answers get/put/delete with
-        FailedPrecondition "...; the primary is NODE at HOST:PORT"
-        (docs/cluster.md), dial HOST:PORT (same credentials and options),
+      follow_primary: when a cluster node that is not the primary answers
+        get/put/delete with FailedPrecondition naming the primary (a node
+        started with --cluster_forward=false; nodes forward by default) in
+        its strata-primary trailer (or, from older servers, the message
+        "...; the primary is NODE at HOST:PORT"; docs/cluster.md), dial
+        HOST:PORT (same credentials and options),
         retry that call there once, and send every later get/put/delete to it
         (as the C++ client). False: surface the error. Other methods always
         use target.
@@ -369,7 +372,8 @@ class Client:
         if not self.follow_primary or not isinstance(e, grpc.Call) \
                 or e.code() != grpc.StatusCode.FAILED_PRECONDITION:
             return None
-        return named_primary(str(e.details() or ""))
+        return primary_trailer(e.trailing_metadata()) \
+            or named_primary(str(e.details() or ""))
 
     @property
     def primary(self) -> Optional[str]:

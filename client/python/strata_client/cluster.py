@@ -11,6 +11,21 @@ from typing import Any, List, Optional
 _PRIMARY_MARKER = "; the primary is "
 
 
+# The trailing metadata key in which a node that is not the primary (and did
+# not forward the call) names the primary's HOST:PORT.
+PRIMARY_TRAILER = "strata-primary"
+
+
+def primary_trailer(metadata: Any) -> Optional[str]:
+    """The HOST:PORT of a "not the primary" answer's strata-primary trailer
+    (a grpc.Call's trailing_metadata()), or None. Servers before the trailer
+    name the primary only in the message (named_primary)."""
+    for key, value in metadata or ():
+        if key == PRIMARY_TRAILER and value:
+            return value.decode() if isinstance(value, bytes) else str(value)
+    return None
+
+
 def named_primary(details: str) -> Optional[str]:
     """The HOST:PORT in a replica's "...; the primary is NODE at HOST:PORT"
     message, or None if the message is not one (the caller checks the status
@@ -108,4 +123,5 @@ class ClusterStatus:
                    min_in_sync=int(resp.min_in_sync))
 
 
-__all__ = ["Range", "ClusterNode", "RangeMap", "ClusterStatus", "named_primary"]
+__all__ = ["Range", "ClusterNode", "RangeMap", "ClusterStatus", "named_primary",
+           "primary_trailer", "PRIMARY_TRAILER"]

@@ -3,7 +3,8 @@
 Fake gRPC servers on 127.0.0.1 port 0 stand in for a replica, which answers
 FAILED_PRECONDITION "...; the primary is n2 at HOST:PORT" like a real one
 (docs/cluster.md), and for the primary; they check that the client follows
-the named primary once and then sticks to it, that follow_primary=False
+the named primary once (from the strata-primary trailer, else the message)
+and then sticks to it, that follow_primary=False
 surfaces the error, and that get_range_map()/cluster_status() decode
 strata.v1.Cluster's answers.
 """
@@ -109,6 +110,25 @@ class FollowPrimaryTest(unittest.TestCase):
             self.assertIn("the primary is n2 at", cm.exception.details)
             self.assertIsNone(db.primary)
         self.assertEqual(self.primary.calls, [])
+
+    def test_follows_the_strata_primary_trailer_over_the_message(self) -> None:
+        # The message names a node that is down; the trailer the primary.
+        down = FakeNode({})
+        down_address = down.address
+        down.stop()
+
+        def refuse(req: Any, ctx: Any) -> Any:
+            ctx.set_trailing_metadata((("strata-primary", self.primary.address),))
+            ctx.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                      "not the primary of range 0 (epoch 2); the primary is n2 at "
+                      + down_address)
+
+        replica = FakeNode({"strata.v1.KV/Put": (kv_pb2.PutRequest, kv_pb2.PutResponse, refuse)})
+        self.addCleanup(replica.stop)
+        with Client(replica.address, timeout=5) as db:
+            self.assertEqual(db.put(b"k", b"v"), 7)
+            self.assertEqual(db.primary, self.primary.address)
+        self.assertEqual(self.primary.calls, ["strata.v1.KV/Put"])
 
     def test_follows_only_once_per_call(self) -> None:
         # A "primary" that itself names another node: the call fails with its
