@@ -39,8 +39,9 @@ export interface ClientOptions {
   /** The namespace of every call that names keys (docs/namespaces.md); '' (default) = the default namespace. */
   namespace?: string;
   /**
-   * Default true: when a cluster replica answers get/put/delete with FAILED_PRECONDITION
-   * "...; the primary is NODE at HOST:PORT", retry there once and send every later
+   * Default true: when a cluster node that is not the primary (and does not forward the call)
+   * answers get/put/delete with FAILED_PRECONDITION naming the primary (its strata-primary
+   * trailer, else the message "...; the primary is NODE at HOST:PORT"), retry there once and send every later
    * get/put/delete there (docs/cluster.md). false: reject with the replica's answer.
    */
   followPrimary?: boolean;

@@ -107,8 +107,10 @@ class WriteBatch {
 // credentials (grpc-js ChannelCredentials, instead of tls), channelOptions,
 // namespace (of every call that names keys, docs/namespaces.md; '' = the
 // default; inNamespace(name) gives a client for another on the same channel),
-// followPrimary (default true: when a cluster replica answers get/put/delete
-// with FAILED_PRECONDITION "...; the primary is NODE at HOST:PORT", dial
+// followPrimary (default true: when a cluster node that is not the primary
+// and does not forward (--cluster_forward=false) answers get/put/delete with
+// FAILED_PRECONDITION naming the primary in its strata-primary trailer, or
+// from older servers in the message "...; the primary is NODE at HOST:PORT", dial
 // HOST:PORT with the same credentials and options, retry the call there once
 // and send every later get/put/delete there, as the C++ client; false =
 // reject with the replica's answer; other methods always use target).
@@ -188,7 +190,8 @@ class Client {
   }
 
   // _unary for get/put/delete: to the primary this client follows, if any;
-  // on a replica's "the primary is NODE at HOST:PORT" answer, follows it
+  // on a replica's answer naming the primary (strata-primary trailer, else
+  // "the primary is NODE at HOST:PORT"), follows it
   // (once per call) and sticks to it (see followPrimary).
   async _routedUnary(rpc, request, timeoutMs) {
     request = this._withNamespace(rpc, request);
@@ -201,7 +204,7 @@ class Client {
       return await call(this._route.channel || this._channel);
     } catch (err) {
       const primary = this.followPrimary && err && err.code === grpc.status.FAILED_PRECONDITION
-        ? namedPrimary(String(err.details || '')) : null;
+        ? (primaryTrailer(err.metadata) || namedPrimary(String(err.details || ''))) : null;
       if (primary === null) throw fromGrpcError(err);
       if (this._route.address !== primary) {
         // The old channel is left to its running calls, not closed.
@@ -861,6 +864,20 @@ Client.RPC_METHODS = Object.freeze({
   'strata.v1.Cluster/GetRangeMap': 'getRangeMap',
   'strata.v1.Cluster/GetClusterStatus': 'clusterStatus',
 });
+
+// The trailing metadata key in which a node that is not the primary (and did
+// not forward the call) names the primary's HOST:PORT.
+const PRIMARY_TRAILER = 'strata-primary';
+
+// The HOST:PORT in a "not the primary" answer's strata-primary trailer (the
+// error's grpc-js Metadata), or null. Servers before the trailer name the
+// primary only in the message (namedPrimary).
+function primaryTrailer(metadata) {
+  if (!metadata || typeof metadata.get !== 'function') return null;
+  const values = metadata.get(PRIMARY_TRAILER);
+  if (values.length === 0 || values[0] === '') return null;
+  return String(values[0]);
+}
 
 // The marker of a replica's "not the primary" answer, as the C++ client reads it.
 const PRIMARY_MARKER = '; the primary is ';

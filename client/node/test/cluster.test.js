@@ -1,6 +1,7 @@
 // @strata/client against fake cluster nodes (no etcd, no strata-server): a
 // fake replica answers FAILED_PRECONDITION "...; the primary is n2 at
-// HOST:PORT" like a real one (docs/cluster.md), a fake primary answers; the
+// HOST:PORT" like a real one that does not forward (docs/cluster.md; or
+// names it in the strata-primary trailer), a fake primary answers; the
 // client must follow the named primary once per call and then stick to it.
 // getRangeMap()/clusterStatus() are decoded against a fake strata.v1.Cluster.
 'use strict';
@@ -101,6 +102,31 @@ describe('following a replica to the primary (fake nodes)', () => {
     }
     assert.deepEqual(primary.calls, []);
     assert.throws(() => new Client(replica.address, { followPrimary: 'yes' }), TypeError);
+  });
+
+  it('prefers the strata-primary trailer to the message', async () => {
+    reset();
+    // The message names a node that is down; the trailer names the primary.
+    const down = await fakeNode({});
+    const downAddress = down.address;
+    down.stop();
+    const trailer = new grpc.Metadata();
+    trailer.set('strata-primary', primary.address);
+    const node = await fakeNode({
+      'strata.v1.KV/Put': () => {
+        throw { code: status.FAILED_PRECONDITION, metadata: trailer,
+          details: `not the primary of range 0 (epoch 2); the primary is n2 at ${downAddress}` };
+      },
+    });
+    const db = new Client(node.address, { timeoutMs: 5000 });
+    try {
+      assert.equal(await db.put('k', 'v'), 7);
+      assert.equal(db.primary, primary.address);
+    } finally {
+      db.close();
+      node.stop();
+    }
+    assert.deepEqual(primary.calls, ['strata.v1.KV/Put']);
   });
 
   it('follows only once per call', async () => {
