@@ -3,12 +3,15 @@
 // cluster mode on 127.0.0.1, one range with RF 3, tiny memtables.
 //
 // What it checks: writes acknowledged by the primary are readable there; a
-// replica refuses a client with FAILED_PRECONDITION naming the primary;
-// after the primary is SIGKILLed another node becomes primary (higher
-// epoch) and serves writes within the lease TTL plus a bound, with every
-// acknowledged write present; the killed node, restarted, catches up as a
-// replica and is back in the in-sync set. Every wait is bounded; every
-// process is killed by PID when the test ends.
+// replica asked not to forward refuses a client with FAILED_PRECONDITION
+// naming the primary; after the primary is SIGKILLed another node becomes
+// primary (higher epoch) and serves writes within the lease TTL plus a
+// bound, with every acknowledged write present; the killed node,
+// restarted, catches up as a replica and is back in the in-sync set. And a
+// replica forwards what it does not serve to the primary (unary, Watch,
+// unknown methods, cancellation), but not health checks, a second hop, or
+// with --cluster_forward=false. Every wait is bounded; every process is
+// killed by PID when the test ends.
 
 #include <netinet/in.h>
 #include <signal.h>
@@ -126,10 +129,9 @@ class ClusterNodeE2ETest : public ::testing::Test {
   }
 
   absl::StatusOr<std::unique_ptr<ServerProcess>> StartNode(
-      const std::string& id) {
-    return ServerProcess::Start(
-        absl::StrCat(dir_.path(), "/", id),
-        {absl::StrCat("--listen=", addresses_[id]),
+      const std::string& id, const std::string& extra_flag = "") {
+    std::vector<std::string> flags = {
+         absl::StrCat("--listen=", addresses_[id]),
          absl::StrCat("--cluster_etcd=", etcd_->endpoint()),
          absl::StrCat("--node_id=", id),
          absl::StrCat("--advertise_address=", addresses_[id]),
@@ -137,7 +139,9 @@ class ClusterNodeE2ETest : public ::testing::Test {
                       absl::FormatDuration(kLeaseTtl)),
          "--replication_timeout=5s", "--metrics_listen=127.0.0.1:0",
          "--memtable_bytes=65536", "--wal_sync=none", "--cq_threads=1",
-         "--io_threads=2", "--compaction_threads=1", "--malloc_tuning=false"});
+         "--io_threads=2", "--compaction_threads=1", "--malloc_tuning=false"};
+    if (!extra_flag.empty()) flags.push_back(extra_flag);
+    return ServerProcess::Start(absl::StrCat(dir_.path(), "/", id), flags);
   }
 
   std::unique_ptr<v1::KV::Stub> Kv(const std::string& id) {
@@ -202,12 +206,15 @@ class ClusterNodeE2ETest : public ::testing::Test {
     return -1;
   }
 
-  // Starts n1, n2, n3 (n1 the primary) and waits until n1 acknowledges a
-  // write (its replicas have connected). Returns that write's revision.
+  // Starts n1, n2, n3 (n1 the primary; n3 with --cluster_forward=false)
+  // and waits until n1 acknowledges a write (its replicas have connected).
+  // Returns that write's revision.
   int64_t StartClusterAndWrite() {
     EXPECT_TRUE(Init().ok());
     for (const char* id : {"n1", "n2", "n3"}) {
-      auto p = StartNode(id);
+      auto p = StartNode(id, id == std::string("n3")
+                                 ? "--cluster_forward=false"
+                                 : "");
       EXPECT_TRUE(p.ok()) << p.status() << Logs();
       if (!p.ok()) return -1;
       nodes_[id] = *std::move(p);
@@ -411,7 +418,7 @@ TEST_F(ClusterNodeE2ETest, ReplicaForwardsToThePrimary) {
   ASSERT_TRUE(Get("n1", "fwd", &got).ok());
   EXPECT_EQ(got.value(), "through-n2") << "the write went to the primary";
 
-  // A Watch stream through the replica n3 sees a Put made on the primary.
+  // A Watch stream through the replica n2 sees a Put made on the primary.
   // start_revision makes the stream start at the next revision whenever
   // the primary registers it (no race with the Put).
   {
@@ -422,7 +429,7 @@ TEST_F(ClusterNodeE2ETest, ReplicaForwardsToThePrimary) {
     req.set_key("watched");
     req.set_start_revision(put.header().revision() + 1);
     std::unique_ptr<grpc::ClientReader<v1::WatchResponse>> stream =
-        Kv("n3")->Watch(&ctx, req);
+        Kv("n2")->Watch(&ctx, req);
     ASSERT_TRUE(Put("n1", "watched", "w1").ok());
     v1::WatchResponse resp;
     bool seen = false;
@@ -511,8 +518,27 @@ TEST_F(ClusterNodeE2ETest, ReplicaForwardsToThePrimary) {
             1);
   EXPECT_EQ(Sample("n2", R"(strata_cluster_forwarded_requests_total{method="other",code="UNIMPLEMENTED"})"),
             1);
-  EXPECT_EQ(Sample("n3", R"(strata_cluster_forwarded_requests_total{method="Watch",code="CANCELLED"})"),
+  EXPECT_EQ(Sample("n2", R"(strata_cluster_forwarded_requests_total{method="Watch",code="CANCELLED"})"),
             1);
+
+  // A node started with --cluster_forward=false names the primary instead.
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(5));
+    v1::PutRequest req;
+    req.set_key("not-forwarded");
+    v1::PutResponse resp;
+    s = Kv("n3")->Put(&ctx, req, &resp);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION)
+        << s.error_message();
+    auto primary = ctx.GetServerTrailingMetadata().find("strata-primary");
+    ASSERT_NE(primary, ctx.GetServerTrailingMetadata().end());
+    EXPECT_EQ(std::string(primary->second.data(), primary->second.size()),
+              addresses_["n1"]);
+    EXPECT_EQ(Sample("n3", R"(strata_cluster_forwarded_requests_total{method="Put",code="OK"})"),
+              0);
+  }
 }
 
 }  // namespace
