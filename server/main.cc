@@ -1065,6 +1065,11 @@ int RunClusterNode(Config config, const sigset_t& signals, int argc,
       builder.RegisterService(service);
     }
     builder.RegisterCallbackGenericService(node->not_primary_service());
+    if (absl::GetFlag(FLAGS_cluster_forward)) {
+      // Reflection calls go to the primary too, which describes every
+      // service (this server's own would list only Replication, Cluster).
+      builder.SetOption(strata::cluster::WithoutLocalReflection());
+    }
     std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
     if (server == nullptr || port == 0) {
       std::fprintf(stderr, "strata-server: cannot listen on %s\n",

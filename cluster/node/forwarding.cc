@@ -332,4 +332,25 @@ std::shared_ptr<grpc::GenericStub> ForwardingService::StubFor(
   return stub_;
 }
 
+namespace {
+
+class WithoutReflectionOption final : public grpc::ServerBuilderOption {
+ public:
+  void UpdateArguments(grpc::ChannelArguments*) override {}
+  void UpdatePlugins(
+      std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>* plugins)
+      override {
+    // grpc::reflection::ProtoServerReflectionPlugin's name.
+    std::erase_if(*plugins, [](const auto& plugin) {
+      return plugin->name() == "proto_server_reflection";
+    });
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<grpc::ServerBuilderOption> WithoutLocalReflection() {
+  return std::make_unique<WithoutReflectionOption>();
+}
+
 }  // namespace strata::cluster

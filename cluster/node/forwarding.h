@@ -59,6 +59,7 @@
 #include "grpcpp/generic/async_generic_service.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
+#include "grpcpp/impl/server_builder_option.h"
 
 namespace strata::cluster {
 
@@ -137,6 +138,14 @@ class ForwardingService final : public grpc::CallbackGenericService {
   std::string stub_address_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<grpc::GenericStub> stub_ ABSL_GUARDED_BY(mu_);
 };
+
+// A ServerBuilder option that leaves out gRPC's reflection service (which
+// gRPC adds to every server once the reflection plugin is linked). For the
+// server of a node that forwards: its own reflection would describe only
+// the services it serves itself (Replication, Cluster), so grpcurl could
+// not find strata.v1.KV there; without it, reflection calls are forwarded
+// and the primary describes every service.
+std::unique_ptr<grpc::ServerBuilderOption> WithoutLocalReflection();
 
 }  // namespace strata::cluster
 

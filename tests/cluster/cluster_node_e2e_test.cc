@@ -32,6 +32,7 @@
 
 #include "absl/status/status.h"
 #include "absl/synchronization/notification.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -488,6 +489,71 @@ TEST_F(ClusterNodeE2ETest, ReplicaForwardsToThePrimary) {
   grpc::Status unknown = EmptyUnaryCall("n2", "/strata.v1.KV/NoSuchMethod");
   EXPECT_EQ(unknown.error_code(), grpc::StatusCode::UNIMPLEMENTED)
       << unknown.error_message();
+  // A bidirectional stream (server reflection, which the primary serves):
+  // two requests on one stream through the replica, each answered.
+  {
+    grpc::GenericStub stub(grpc::CreateChannel(
+        addresses_["n2"], grpc::InsecureChannelCredentials()));
+    grpc::CompletionQueue cq;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(10));
+    std::unique_ptr<grpc::GenericClientAsyncReaderWriter> call =
+        stub.PrepareCall(&ctx,
+                         "/grpc.reflection.v1alpha.ServerReflection/"
+                         "ServerReflectionInfo",
+                         &cq);
+    // Each step's tag is its number; the deadline bounds every wait.
+    auto step = [&](intptr_t tag) {
+      void* got = nullptr;
+      bool ok = false;
+      return cq.Next(&got, &ok) && got == reinterpret_cast<void*>(tag) && ok;
+    };
+    // The exchange; any failure leaves it (the call is then cancelled and
+    // the queue drained below).
+    auto exchange = [&]() -> std::string {
+      call->StartCall(reinterpret_cast<void*>(1));
+      if (!step(1)) return "start";
+      // ServerReflectionRequest{list_services: ""} (field 7, length 0).
+      const std::string list_services("\x3a\x00", 2);
+      for (intptr_t round = 0; round < 2; ++round) {
+        grpc::Slice slice(list_services);
+        grpc::ByteBuffer request(&slice, 1);
+        call->Write(request, reinterpret_cast<void*>(10 + round));
+        if (!step(10 + round)) return absl::StrCat("write ", round);
+        grpc::ByteBuffer response;
+        call->Read(&response, reinterpret_cast<void*>(20 + round));
+        if (!step(20 + round)) return absl::StrCat("read ", round);
+        std::vector<grpc::Slice> slices;
+        if (!response.Dump(&slices).ok()) return "dump";
+        std::string bytes;
+        for (const grpc::Slice& piece : slices) {
+          bytes.append(reinterpret_cast<const char*>(piece.begin()),
+                       piece.size());
+        }
+        if (bytes.find("strata.v1.KV") == std::string::npos) {
+          return absl::StrCat("round ", round, ": no strata.v1.KV in \"",
+                              absl::CHexEscape(bytes), "\"");
+        }
+      }
+      call->WritesDone(reinterpret_cast<void*>(30));
+      if (!step(30)) return "writes done";
+      grpc::Status status;
+      call->Finish(&status, reinterpret_cast<void*>(40));
+      if (!step(40)) return "finish";
+      if (!status.ok()) return status.error_message();
+      return "";
+    };
+    const std::string failed = exchange();
+    EXPECT_EQ(failed, "") << "the reflection stream through n2 failed";
+    ctx.TryCancel();
+    cq.Shutdown();
+    void* tag;
+    bool ok;
+    while (cq.Next(&tag, &ok)) {
+    }
+  }
+
   // A health check describes the replica itself: not forwarded.
   grpc::Status health = EmptyUnaryCall("n2", "/grpc.health.v1.Health/Check");
   EXPECT_EQ(health.error_code(), grpc::StatusCode::FAILED_PRECONDITION)
