@@ -167,13 +167,47 @@ cpu_seconds() {  # PID...: user+system CPU seconds of the processes, summed
   awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", t / hz }'
 }
 
+metrics_port() {  # NAME: the port of the last "strata-server metrics on H:P"
+  local line
+  line=$(grep '^strata-server metrics on ' "$WORK/$1.out" | tail -n 1 || true)
+  echo "${line##*:}"
+}
+# wal_snapshot PORT...: one JSON list, per strata-server, of the WAL
+# counters on its /metrics (fdatasyncs, their seconds, group commits and the
+# write batches they carried); [] without ports.
+wal_snapshot() {
+  /usr/bin/python3 - "$@" <<'PYEOF'
+import json, sys, urllib.request
+names = {"strata_wal_syncs_total": "syncs",
+         "strata_wal_sync_duration_seconds_sum": "sync_s",
+         "strata_wal_writes_per_group_commit_count": "groups",
+         "strata_wal_writes_per_group_commit_sum": "batches"}
+out = []
+for port in sys.argv[1:]:
+    v = dict.fromkeys(names.values(), 0.0)
+    try:
+        text = urllib.request.urlopen("http://127.0.0.1:%s/metrics" % port, timeout=2).read().decode()
+        for line in text.splitlines():
+            parts = line.split()
+            if len(parts) >= 2 and parts[0] in names:
+                v[names[parts[0]]] += float(parts[1])
+    except Exception:
+        pass
+    out.append(v)
+print(json.dumps(out))
+PYEOF
+}
+METRICS_PORTS=()  # /metrics of the strata-server under load (none for etcd)
+
 # point LABEL PORT PROTOCOL OP CONC RUN [strata-load flags...]: one measured
 # point against 127.0.0.1:PORT; appends its JSON line, with the CPU seconds
 # of every process of the configuration (CONFIG_PIDS) over the whole
-# strata-load run, to results.jsonl.
+# strata-load run and the WAL counters' growth on each strata-server
+# (METRICS_PORTS), to results.jsonl.
 point() {
   local label=$1 port=$2 protocol=$3 op=$4 conc=$5 run=$6; shift 6
-  local before after out json
+  local before after out json wal_before wal_after
+  wal_before=$(wal_snapshot "${METRICS_PORTS[@]}")
   before=$(cpu_seconds "${CONFIG_PIDS[@]}")
   if ! out=$("$LOAD" --target="127.0.0.1:$port" --protocol="$protocol" \
       --op="$op" --concurrency="$conc" --duration="$POINT_SECONDS" \
@@ -184,9 +218,14 @@ point() {
   fi
   echo "$out" >> "$WORK/load.log"
   after=$(cpu_seconds "${CONFIG_PIDS[@]}")
+  wal_after=$(wal_snapshot "${METRICS_PORTS[@]}")
   json=$(echo "$out" | sed -n 's/^json: //p')
   [[ -n "$json" ]] || return 0
   json="${json%\}},\"run\":$run,\"config_cpu_s\":$(awk -v a="$after" -v b="$before" 'BEGIN { printf "%.2f", a - b }'),\"window_s\":$(awk -v d="$POINT_SECONDS" -v w="$WARMUP" 'BEGIN { print d + w }')}"
+  json=$(/usr/bin/python3 -c 'import json, sys
+r, b, a = (json.loads(x) for x in sys.argv[1:4])
+r["wal"] = [{k: y[k] - x[k] for k in x} for x, y in zip(b, a)]
+print(json.dumps(r))' "$json" "$wal_before" "$wal_after")
   echo "$json" >> "$RESULTS"
   /usr/bin/python3 -c 'import json, sys; r = json.loads(sys.argv[1]); print("   %-18s %s c=%-3d run %d: %8.0f ops/s  p50 %7.2f ms  p99 %7.2f ms  errors %s" % (r["label"], r["op"], r["concurrency"], r["run"], r["ops_per_sec"], r["p50_us"] / 1e3, r["p99_us"] / 1e3, r["errors"] or "none"))' "$json"
 }
@@ -232,6 +271,7 @@ if ! skipped single; then
     --data_dir="$WORK/single" --wal_sync=fsync
   CONFIG_PIDS=("$STARTED_PID")
   port=$(bound_port single)
+  METRICS_PORTS=("$(metrics_port single)")
   preload "$port" strata
   for run in $(seq "$RUNS"); do
     for c in $CONCS; do
@@ -240,6 +280,7 @@ if ! skipped single; then
     done
   done
   stop "${CONFIG_PIDS[@]}"
+  METRICS_PORTS=()
 fi
 
 # --- (b) 3-node Strata cluster, RF 3 ----------------------------------------------
@@ -287,6 +328,9 @@ if ! skipped cluster; then
   [[ -n "$primary" ]] || { tails coord-etcd n1 n2 n3; die "the cluster had no serving primary within 60 s"; }
   port=${node_port[$primary]}
   echo "   primary $primary at 127.0.0.1:$port, in sync: $in_sync"
+  # A replica exports no engine families (its DB is the replica sink's),
+  # so only the primary's WAL is counted.
+  METRICS_PORTS=("$(metrics_port "$primary")")
   preload "$port" strata
   for run in $(seq "$RUNS"); do
     for c in $CONCS; do
@@ -304,6 +348,7 @@ if ! skipped cluster; then
   done
   stop "${CONFIG_PIDS[@]:1}"   # the nodes first, then their etcd
   stop "${CONFIG_PIDS[0]}"
+  METRICS_PORTS=()
 fi
 
 # --- (c) 3-member etcd cluster ---------------------------------------------------
@@ -435,6 +480,33 @@ for op in ("put", "get"):
             v = med(label, op, c, "cpu_us")
             cells.append("-" if v is None else "%.0f" % v)
         print("| %s | %d | %s |" % (op, c, " | ".join(cells)))
+# WAL work per Put, from the server's /metrics over each Put point (the
+# warmup included, as for CPU).
+wal = collections.defaultdict(list)
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if r["op"] != "put" or not r.get("wal"):
+        continue
+    n, ops_in_window = r["wal"][0], r["ops_per_sec"] * r["window_s"]
+    if n["syncs"] > 0 and ops_in_window > 0:
+        wal[(r["label"], r["concurrency"])].append(
+            (n["syncs"] / ops_in_window, n["sync_s"] * 1e3 / n["syncs"],
+             n["batches"] / max(n["groups"], 1)))
+if wal:
+    print()
+    print("WAL of the node under load per Put (its /metrics, medians): fdatasyncs per "
+          "Put, mean fdatasync in ms, Puts per group commit (replicas export no engine "
+          "metrics)")
+    print()
+    print("| c | single | cluster primary |")
+    print("|---|---|---|")
+    for c in concs:
+        cells = []
+        for label in ("single", "cluster"):
+            v = wal.get((label, c))
+            cells.append("-" if not v else "%.2f syncs, %.2f ms, %.1f per group" % tuple(
+                statistics.median(x[i] for x in v) for i in range(3)))
+        print("| %d | %s |" % (c, " | ".join(cells)))
 s1, k1 = med("single", "put", 1, "p50_us"), med("cluster", "put", 1, "p50_us")
 if s1 is not None and k1 is not None:
     print()
