@@ -422,6 +422,8 @@ for line in open(sys.argv[1]):
     ops = r["ops_per_sec"] * r["window_s"]
     if ops > 0:
         pts[k]["cpu_us"].append(r["config_cpu_s"] * 1e6 / ops)
+    if r.get("client_cpu_share") is not None:
+        pts[k]["client"].append(r["client_cpu_share"])
     if r.get("in_sync_changed"):
         warnings.append("%s %s c=%d run %d: the in-sync set or primary changed" % (*k, r["run"]))
     if errors:
@@ -469,7 +471,8 @@ if any(("etcd-serializable", "get", c) in pts for c in concs):
 print()
 print("CPU per operation in us, all processes of the configuration together (single: 1 "
       "server; cluster: 3 nodes + the coordination etcd; etcd: 3 members), over the "
-      "warmup and the measured window; 2 cores bound throughput at about 2e6 / this:")
+      "warmup and the measured window; 2 cores bound throughput at about 2e6 / this; in "
+      "brackets the load generator's busy share of one core (it runs on the same 2 cores):")
 print()
 print("| op | c | single | cluster | etcd |")
 print("|---|---|---|---|---|")
@@ -477,8 +480,9 @@ for op in ("put", "get"):
     for c in concs:
         cells = []
         for label in ("single", "cluster", "etcd"):
-            v = med(label, op, c, "cpu_us")
-            cells.append("-" if v is None else "%.0f" % v)
+            v, share = med(label, op, c, "cpu_us"), med(label, op, c, "client")
+            cells.append(("-" if v is None else "%.0f" % v)
+                         + ("" if share is None else " (%.2f)" % share))
         print("| %s | %d | %s |" % (op, c, " | ".join(cells)))
 # WAL work per Put, from the server's /metrics over each Put point (the
 # warmup included, as for CPU).
@@ -518,5 +522,6 @@ if warnings:
     for w in warnings:
         print("- " + w)
 else:
-    print("no errors; the cluster kept its primary and all three replicas in sync throughout")
+    print("no errors" + ("; the cluster kept its primary and all three replicas in sync "
+                         "throughout" if any(k[0] == "cluster" for k in pts) else ""))
 EOF
