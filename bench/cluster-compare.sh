@@ -16,6 +16,9 @@
 #                 run (~1.5 min); flags after it override it
 #   --skip ITEMS  comma list of single,cluster,etcd to leave out
 #   --keep        keep the work dir (data dirs, logs, results.jsonl)
+#   --wal_sync M  strata-server's --wal_sync for every Strata node (default
+#                 fsync; "none" is NOT durable: only to split a replicated
+#                 write's latency into fsyncs and the rest)
 # Environment: BUILD_DIR (default <repo>/build; must have been configured
 # with -DSTRATA_BUILD_BENCH=ON; strata-server, strata and strata-load are
 # built there under nice, -j2), WORK_DIR (default a fresh
@@ -49,8 +52,9 @@ KEYS=100000
 VALUE=100
 SKIP=""
 KEEP=0
+WAL_SYNC=fsync
 
-usage() { sed -n '2,38p' "$0"; }
+usage() { sed -n '2,41p' "$0"; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --seconds) POINT_SECONDS=$2; shift 2 ;;
@@ -60,6 +64,7 @@ while [[ $# -gt 0 ]]; do
     --quick) POINT_SECONDS=1; WARMUP=0.5; RUNS=1; KEYS=10000; shift ;;
     --skip) SKIP=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
+    --wal_sync) WAL_SYNC=$2; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "cluster-compare.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -261,14 +266,15 @@ echo "commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknow
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'); shared and noisy, nothing pinned"
 echo "load average at start: $LOAD_START (1, 5, 15 min)"
 echo "disk: $(df -T "$WORK" | awk 'NR==2 {print $2 " on " $1}'); fdatasync of 100 B: $(fsync_probe)"
+[[ $WAL_SYNC == fsync ]] || echo "WARNING: --wal_sync=$WAL_SYNC: Strata's writes are NOT durable in this run"
 echo "points: $POINT_SECONDS s (+$WARMUP s warmup) x $RUNS run(s), concurrency $CONCS, $KEYS keys, $VALUE B values; etcd $(etcd --version | awk 'NR==1 {print $3}')"
 echo "work dir: $WORK"
 
 # --- (a) single strata-server ---------------------------------------------------
 if ! skipped single; then
-  echo "== single: strata-server --wal_sync=fsync"
+  echo "== single: strata-server --wal_sync=$WAL_SYNC"
   start single "$SERVER" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 \
-    --data_dir="$WORK/single" --wal_sync=fsync
+    --data_dir="$WORK/single" --wal_sync="$WAL_SYNC"
   CONFIG_PIDS=("$STARTED_PID")
   port=$(bound_port single)
   METRICS_PORTS=("$(metrics_port single)")
@@ -309,7 +315,7 @@ if ! skipped cluster; then
     start "$id" "$SERVER" --listen="127.0.0.1:${node_port[$id]}" \
       --metrics_listen=127.0.0.1:0 --data_dir="$WORK/cluster/$id" \
       --cluster_etcd="127.0.0.1:$coord_port" --node_id="$id" \
-      --advertise_address="127.0.0.1:${node_port[$id]}" --wal_sync=fsync
+      --advertise_address="127.0.0.1:${node_port[$id]}" --wal_sync="$WAL_SYNC"
     CONFIG_PIDS+=("$STARTED_PID")
   done
   # Ready: the map names a live primary with all three replicas in sync,
