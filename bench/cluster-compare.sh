@@ -13,7 +13,7 @@
 #   --conc LIST   concurrencies, comma or space separated (default 1,16,64)
 #   --keys N      key space, preloaded before the points (default 100000)
 #   --quick       1 s per point, 0.5 s warmup, 1 run, 10,000 keys: a smoke
-#                 run (~1.5 min); flags after it override it
+#                 run (~1 min); flags after it override it
 #   --skip ITEMS  comma list of single,cluster,etcd to leave out
 #   --keep        keep the work dir (data dirs, logs, results.jsonl)
 #   --wal_sync M  strata-server's --wal_sync for every Strata node (default
