@@ -172,7 +172,7 @@ fi
 
 # --- strata-server ------------------------------------------------------------
 if ! skipped strata; then
-  start strata "$STRATA" --listen=127.0.0.1:0 --data_dir="$WORK/strata-data" \
+  start strata "$STRATA" --listen=127.0.0.1:0 --metrics_listen= --data_dir="$WORK/strata-data" \
     --cq_threads=1 --wal_sync=fsync
   pid=$SERVER_PID
   port=$(bound_port strata)
@@ -205,7 +205,7 @@ fi
 # slot with it. Same data, server restarted with --coalesce_gets off.
 if ! skipped strata && ! skipped coalesce; then
   for mode in true false; do
-    start "strata-cold-$mode" "$STRATA" --listen=127.0.0.1:0 \
+    start "strata-cold-$mode" "$STRATA" --listen=127.0.0.1:0 --metrics_listen= \
       --data_dir="$WORK/strata-cold-data" --cq_threads=1 --wal_sync=fsync \
       --block_cache_bytes=0 --memtable_bytes=1048576 --coalesce_gets="$mode"
     pid=$SERVER_PID
