@@ -318,6 +318,18 @@ absl::StatusOr<TxnResult> EtcdClient::Txn(const TxnRequest& request) {
   return out;
 }
 
+absl::Status EtcdClient::Compact(int64_t revision) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, absl::Now() + options_.call_timeout);
+  etcdserverpb::CompactionRequest req;
+  req.set_revision(revision);
+  // Wait until the compaction is applied, so a watch started after this
+  // returns is told its start is compacted.
+  req.set_physical(true);
+  etcdserverpb::CompactionResponse resp;
+  return FromGrpc(stubs_->kv->Compact(&ctx, req, &resp), "Compact");
+}
+
 absl::StatusOr<Lease> EtcdClient::LeaseGrant(absl::Duration ttl) {
   if (ttl <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("LeaseGrant: ttl must be positive");
@@ -502,6 +514,20 @@ Watcher::Watcher(EtcdClient* client, std::string prefix,
   thread_ = std::thread([this] { Run(); });
 }
 
+Watcher::Watcher(EtcdClient* client, std::string prefix,
+                 int64_t start_revision, EventCallback on_event,
+                 ResyncCallback resync)
+    : client_(client),
+      prefix_(std::move(prefix)),
+      on_event_(std::move(on_event)),
+      resync_(std::move(resync)) {
+  {
+    absl::MutexLock lock(&mu_);
+    next_revision_ = start_revision;
+  }
+  thread_ = std::thread([this] { Run(); });
+}
+
 Watcher::~Watcher() { Stop(); }
 
 void Watcher::Stop() {
@@ -528,31 +554,66 @@ bool Watcher::connected() const {
   return connected_;
 }
 
+int64_t Watcher::resyncs() const {
+  absl::MutexLock lock(&mu_);
+  return resyncs_;
+}
+
+namespace {
+constexpr absl::Duration kWatchMinBackoff = absl::Milliseconds(20);
+constexpr absl::Duration kWatchMaxBackoff = absl::Seconds(1);
+}  // namespace
+
 void Watcher::Run() {
-  constexpr absl::Duration kMinBackoff = absl::Milliseconds(20);
-  constexpr absl::Duration kMaxBackoff = absl::Seconds(1);
-  absl::Duration backoff = kMinBackoff;
+  absl::Duration backoff = kWatchMinBackoff;
   while (true) {
     const int64_t opened_before = streams_opened();
-    const bool again = RunStream();
-    if (!again) return;
+    absl::Status compacted;
+    const StreamEnd end = RunStream(&compacted);
+    if (end == StreamEnd::kStopped) return;
+    if (end == StreamEnd::kCompacted) {
+      if (!resync_) {
+        on_error_(compacted);
+        return;
+      }
+      if (!Resync()) return;
+      backoff = kWatchMinBackoff;
+      continue;  // Resume at once from the re-read revision.
+    }
     absl::MutexLock lock(&mu_);
     // A stream that got as far as etcd's confirmation resets the backoff.
     if (streams_opened_ > opened_before && next_revision_ > 0) {
-      backoff = kMinBackoff;
+      backoff = kWatchMinBackoff;
     }
     mu_.AwaitWithTimeout(absl::Condition(&stop_), backoff);
     if (stop_) return;
-    backoff = std::min(backoff * 2, kMaxBackoff);
+    backoff = std::min(backoff * 2, kWatchMaxBackoff);
   }
 }
 
-bool Watcher::RunStream() {
+bool Watcher::Resync() {
+  absl::Duration backoff = kWatchMinBackoff;
+  while (true) {
+    const absl::StatusOr<int64_t> revision = resync_();
+    absl::MutexLock lock(&mu_);
+    if (stop_) return false;
+    if (revision.ok()) {
+      next_revision_ = *revision + 1;
+      ++resyncs_;
+      return true;
+    }
+    mu_.AwaitWithTimeout(absl::Condition(&stop_), backoff);
+    if (stop_) return false;
+    backoff = std::min(backoff * 2, kWatchMaxBackoff);
+  }
+}
+
+Watcher::StreamEnd Watcher::RunStream(absl::Status* compacted) {
   auto stream = std::make_unique<Stream>();
   int64_t start;
   {
     absl::MutexLock lock(&mu_);
-    if (stop_) return false;
+    if (stop_) return StreamEnd::kStopped;
     stream_ = stream.get();
     start = next_revision_;
   }
@@ -607,11 +668,12 @@ bool Watcher::RunStream() {
     connected_ = false;
     stopped = stop_;
   }
+  if (stopped) return StreamEnd::kStopped;
   if (!fatal.ok()) {
-    on_error_(fatal);
-    return false;
+    *compacted = fatal;
+    return StreamEnd::kCompacted;
   }
-  return !stopped;
+  return StreamEnd::kBroken;
 }
 
 // --- LeaderElection. -----------------------------------------------------------

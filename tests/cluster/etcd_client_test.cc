@@ -383,6 +383,57 @@ TEST_F(EtcdClientTest, WatchReplaysFromAPastRevision) {
   EXPECT_EQ(events[2].key, "ranges/2");
 }
 
+// A watch that must resume from a compacted revision: without a resync
+// callback it reports OutOfRange and stops; with one it calls it (the
+// owner re-reads), resumes after the revision the resync returns and keeps
+// delivering later changes.
+TEST_F(EtcdClientTest, WatchFromACompactedRevisionResyncsAndGoesOn) {
+  ASSERT_OK_AND_ASSIGN(const int64_t first, client_->Put("ranges/1", "a"));
+  ASSERT_OK(client_->Put("ranges/1", "b"));
+  ASSERT_OK_AND_ASSIGN(const int64_t compacted, client_->Put("ranges/2", "c"));
+  ASSERT_OK(client_->Compact(compacted));
+  // Compacting it again is etcd's OutOfRange.
+  EXPECT_EQ(client_->Compact(compacted).code(), absl::StatusCode::kOutOfRange);
+
+  std::atomic<int> stopped{0};
+  absl::Status error;
+  {
+    Watcher plain(
+        client_.get(), "ranges/", first, [](const WatchEvent&) {},
+        [&](const absl::Status& s) {
+          error = s;
+          ++stopped;
+        });
+    ASSERT_TRUE(PollUntil([&] { return stopped.load() > 0; }));
+  }
+  EXPECT_EQ(error.code(), absl::StatusCode::kOutOfRange) << error;
+
+  EventLog log;
+  std::atomic<int64_t> resynced_at{0};
+  std::atomic<int> failing_resyncs{1};  // The first one fails: retried.
+  Watcher watcher(
+      client_.get(), "ranges/", first, [&](const WatchEvent& e) { log.Add(e); },
+      [&]() -> absl::StatusOr<int64_t> {
+        if (failing_resyncs.fetch_sub(1) > 0) {
+          return absl::UnavailableError("etcd unreachable (simulated)");
+        }
+        const absl::StatusOr<RangeResult> r = client_->GetPrefix("ranges/");
+        if (!r.ok()) return r.status();
+        resynced_at = r->revision;
+        return r->revision;
+      });
+  ASSERT_TRUE(PollUntil([&] { return watcher.resyncs() == 1; }));
+  EXPECT_EQ(resynced_at.load(), compacted);
+  ASSERT_OK_AND_ASSIGN(const int64_t later, client_->Put("ranges/3", "d"));
+  ASSERT_TRUE(PollUntil([&] { return log.size() >= 1; }));
+  const std::vector<Recorded> events = log.events();
+  ASSERT_EQ(events.size(), 1u);  // Nothing from before the resync.
+  EXPECT_EQ(events[0].key, "ranges/3");
+  EXPECT_EQ(events[0].revision, later);
+  EXPECT_EQ(watcher.next_revision(), later + 1);
+  EXPECT_EQ(watcher.resyncs(), 1);
+}
+
 TEST_F(EtcdClientTest, ElectionHasOneLeaderAndTheOtherTakesOver) {
   auto other = NewClient();
   // Long enough not to expire during the test: only the revocation below
