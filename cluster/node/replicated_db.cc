@@ -56,11 +56,25 @@ ReplicatedDB::ReplicatedDB(storage::DB* base,
     : base_(base),
       source_(source),
       options_(std::move(options)),
-      fan_out_(std::make_unique<FanOut>(this)) {
+      fan_out_(std::make_unique<FanOut>(this)),
+      gate_(std::make_shared<DeliveryGate>()) {
+  {
+    absl::MutexLock lock(&gate_->mu);
+    gate_->db = this;
+  }
   base_->SetCommitListener(fan_out_.get());
 }
 
-ReplicatedDB::~ReplicatedDB() { base_->SetCommitListener(nullptr); }
+ReplicatedDB::~ReplicatedDB() {
+  {
+    // Waits for a delivery in progress; later ones find nullptr.
+    absl::MutexLock lock(&gate_->mu);
+    gate_->db = nullptr;
+  }
+  Detach();
+}
+
+void ReplicatedDB::Detach() { base_->SetCommitListener(nullptr); }
 
 void ReplicatedDB::Fence(const absl::Status& why) {
   {
@@ -305,9 +319,15 @@ void ReplicatedDB::OnCommit(const std::vector<ChangeBatch>& batches) {
     absl::MutexLock lock(&queue_mu_);
     for (const ChangeBatch& b : batches) pending_.push_back(b);
   }
+  // Runs on the source's notifier thread, possibly after this object is
+  // gone (the source outlived it): the gate says whether it still exists.
   source_->WaitReplicated(batches.back().revision, absl::InfiniteFuture(),
-                          [this](absl::Status s) {
-                            if (s.ok()) DeliverReplicated();
+                          [gate = gate_](absl::Status s) {
+                            if (!s.ok()) return;
+                            absl::MutexLock lock(&gate->mu);
+                            if (gate->db != nullptr) {
+                              gate->db->DeliverReplicated();
+                            }
                           });
 }
 

@@ -6,8 +6,10 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
@@ -159,6 +161,68 @@ TEST_F(ReplicatedDbTest, FewerInSyncThanMinInSyncRefusesWritesUntilOneRejoins) {
   EXPECT_EQ(put.status().code(), absl::StatusCode::kDeadlineExceeded)
       << put.status();
   EXPECT_EQ(base_->CurrentRevision(), 1);
+}
+
+// Records what the delayed commit listener (the Watch hub's place) hears.
+class RecordingListener final : public storage::CommitListener {
+ public:
+  void OnCommit(const std::vector<storage::ChangeBatch>& batches) override {
+    absl::MutexLock lock(&mu_);
+    for (const storage::ChangeBatch& b : batches) revisions_.push_back(b.revision);
+  }
+  std::vector<storage::Revision> revisions() {
+    absl::MutexLock lock(&mu_);
+    return revisions_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<storage::Revision> revisions_ ABSL_GUARDED_BY(mu_);
+};
+
+// Regression (ClusterNode::Stop race): a commit waits for its replicas
+// when the ReplicatedDB is destroyed; the source, still alive, then
+// reaches the watermark and runs the waiter on its notifier thread. It
+// must not touch the destroyed object (it used to call DeliverReplicated
+// on it: a use-after-free that ASan and TSan report, and the listener
+// heard a batch from a dead ReplicatedDB).
+TEST_F(ReplicatedDbTest, ReplicationAfterTheReplicatedDbIsGoneReachesNothing) {
+  RecordingListener listener;
+  rdb_ = Make();
+  rdb_->SetCommitListener(&listener);
+  // Committed locally; the replica never acknowledges, so its delivery
+  // waits (and the write itself times out).
+  ASSERT_EQ(rdb_->Put(storage::WriteOptions(), "k", "v").status().code(),
+            absl::StatusCode::kDeadlineExceeded);
+  ASSERT_EQ(base_->CurrentRevision(), 1);
+  rdb_.reset();
+  source_->SetInSync({});  // The watermark reaches revision 1 now.
+  EXPECT_EQ(source_->replicated_revision(), 1);
+  source_.reset();  // Joins the notifier: every callback has run.
+  EXPECT_TRUE(listener.revisions().empty());
+}
+
+// The order ClusterNode::Stop uses: Detach, destroy the source (its
+// threads end; what still waits for replicas is failed), then the
+// ReplicatedDB.
+TEST_F(ReplicatedDbTest, DetachThenSourceThenReplicatedDbIsAStopOrder) {
+  RecordingListener listener;
+  source_->SetInSync({});
+  rdb_ = Make();
+  rdb_->SetCommitListener(&listener);
+  ASSERT_TRUE(rdb_->Put(storage::WriteOptions(), "k", "v").ok());
+  // Revision 2 commits but is never replicated: its delivery waits.
+  source_->SetInSync({"n2"});
+  ASSERT_EQ(rdb_->Put(storage::WriteOptions(), "k", "w").status().code(),
+            absl::StatusCode::kDeadlineExceeded);
+  rdb_->Detach();
+  source_.reset();
+  rdb_.reset();
+  // Revision 1 was replicated and delivered; revision 2 never was.
+  EXPECT_EQ(listener.revisions(), std::vector<storage::Revision>{1});
+  // No longer base's commit listener: a direct write reaches nobody.
+  ASSERT_TRUE(base_->Put(storage::WriteOptions(), "x", "y").ok());
+  EXPECT_EQ(listener.revisions(), std::vector<storage::Revision>{1});
 }
 
 }  // namespace
