@@ -23,6 +23,13 @@
 //   replicated, and GetUpdatesSince stops at the watermark, so Watch never
 //   shows an event a failover could un-happen.
 // - ApplyCommittedBatch is refused (only a replica's sink applies batches).
+// - WriteAvailability (health's `strata.v1.KV.write`, the write gate) says
+//   UNAVAILABLE when writes would be refused: the base DB's answer first,
+//   then a fenced primary (or one whose lease deadline passed), with the
+//   reason, and an in-sync set below min_in_sync ("only N of range R's
+//   replicas are in sync ..."). Those two carry
+//   storage::kRefusesWritesItselfPayload: the writes themselves answer them
+//   (FAILED_PRECONDITION / UNAVAILABLE as above, counted in fenced_writes).
 //
 // Thread safety: thread-safe, as storage::DB. `base` must outlive it; it
 // installs itself as base's commit listener (forwarding every commit to
@@ -147,6 +154,8 @@ class ReplicatedDB final : public storage::DB {
   };
   // OK, or the FAILED_PRECONDITION a write gets now (counted).
   absl::Status CheckWritable();
+  // OK, or UNAVAILABLE if the in-sync set is below min_in_sync.
+  absl::Status InSyncShortfall() const;
   // A snapshot at min(latest, watermark), or UNAVAILABLE.
   absl::StatusOr<const storage::Snapshot*> WatermarkSnapshot();
   // Reads with options.snapshot unset get a watermark snapshot (`*taken`

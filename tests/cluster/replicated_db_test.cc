@@ -13,6 +13,7 @@
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "server/write_gate.h"
 #include "strata/storage/db.h"
 #include "tests/support/test_util.h"
 
@@ -161,6 +162,80 @@ TEST_F(ReplicatedDbTest, FewerInSyncThanMinInSyncRefusesWritesUntilOneRejoins) {
   EXPECT_EQ(put.status().code(), absl::StatusCode::kDeadlineExceeded)
       << put.status();
   EXPECT_EQ(base_->CurrentRevision(), 1);
+}
+
+// Readiness: WriteAvailability reports what the writes would answer: OK
+// while the primary takes writes, UNAVAILABLE with the reason once it is
+// fenced, marked as a refusal the writes give themselves.
+TEST_F(ReplicatedDbTest, FencedPrimaryIsNotWriteAvailable) {
+  source_->SetInSync({});
+  rdb_ = Make();
+  ASSERT_TRUE(rdb_->WriteAvailability().ok()) << rdb_->WriteAvailability();
+  rdb_->Fence(absl::UnavailableError("epoch 2 has primary n3"));
+  const absl::Status availability = rdb_->WriteAvailability();
+  EXPECT_EQ(availability.code(), absl::StatusCode::kUnavailable)
+      << availability;
+  EXPECT_NE(availability.message().find("fenced"), std::string::npos);
+  EXPECT_NE(availability.message().find("epoch 2 has primary n3"),
+            std::string::npos);
+  EXPECT_TRUE(availability
+                  .GetPayload(absl::string_view(
+                      storage::kRefusesWritesItselfPayload.data(),
+                      storage::kRefusesWritesItselfPayload.size()))
+                  .has_value());
+  // Asking does not count as a refused write; the write itself still
+  // answers FAILED_PRECONDITION (clients re-route on it).
+  EXPECT_EQ(rdb_->fenced_writes(), 0);
+  EXPECT_EQ(rdb_->Put(storage::WriteOptions(), "k", "v").status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(ReplicatedDbTest, LeaseDeadlinePassedIsNotWriteAvailable) {
+  source_->SetInSync({});
+  ReplicatedDB::Options o;
+  o.lease_deadline = [] { return absl::Now() - absl::Seconds(1); };
+  rdb_ = Make(o);
+  const absl::Status availability = rdb_->WriteAvailability();
+  EXPECT_EQ(availability.code(), absl::StatusCode::kUnavailable)
+      << availability;
+  EXPECT_NE(availability.message().find("lease"), std::string::npos);
+}
+
+TEST_F(ReplicatedDbTest, TooFewInSyncIsNotWriteAvailableUntilOneRejoins) {
+  source_->SetInSync({});
+  ReplicatedDB::Options o;
+  o.min_in_sync = 2;
+  rdb_ = Make(o);
+  const absl::Status availability = rdb_->WriteAvailability();
+  EXPECT_EQ(availability.code(), absl::StatusCode::kUnavailable)
+      << availability;
+  EXPECT_NE(availability.message().find(
+                "only 1 of range 0's replicas are in sync"),
+            std::string::npos)
+      << availability;
+  source_->SetInSync({"n2"});
+  EXPECT_TRUE(rdb_->WriteAvailability().ok()) << rdb_->WriteAvailability();
+}
+
+// The server's write gate over a fenced primary: not writable (health's
+// strata.v1.KV.write goes NOT_SERVING through the change callback), but
+// Admit lets the write through so the ReplicatedDB answers it with its own
+// FAILED_PRECONDITION, as before.
+TEST_F(ReplicatedDbTest, WriteGateReportsAFencedPrimaryNotWritable) {
+  source_->SetInSync({});
+  rdb_ = Make();
+  server::DiskSpaceOptions disk;
+  disk.min_free_bytes = 0;
+  std::vector<bool> changes;  // Refresh runs on this thread (no Start).
+  server::WriteGate gate(disk, rdb_.get(), nullptr,
+                         [&](bool writable) { changes.push_back(writable); });
+  gate.Refresh();
+  EXPECT_TRUE(gate.Writable());
+  rdb_->Fence(absl::UnavailableError("epoch 2 has primary n3"));
+  gate.Refresh();
+  EXPECT_FALSE(gate.Writable());
+  EXPECT_EQ(changes, (std::vector<bool>{true, false}));
+  EXPECT_TRUE(gate.Admit().ok());
 }
 
 // Records what the delayed commit listener (the Watch hub's place) hears.
