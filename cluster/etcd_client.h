@@ -26,9 +26,13 @@
 // failing at once while the channel reconnects); one whose connection broke
 // is Unavailable. Either may have taken effect.
 //
-// Transport: plaintext gRPC to one endpoint. (TLS and several endpoints are
-// for later; nothing here assumes either away.)
+// Transport: plaintext gRPC to one or several endpoints of one etcd
+// cluster (EtcdClientOptions::endpoint; TLS is for later). With several,
+// every call and stream goes to a member that is up, so a member going
+// down costs the streams open to it (they reconnect, to another member)
+// and nothing else; see EtcdChannelPlan for how.
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -48,7 +52,8 @@ namespace strata::cluster {
 
 struct EtcdClientOptions {
   // host:port of an etcd member's client URL (no scheme), e.g.
-  // "127.0.0.1:2379".
+  // "127.0.0.1:2379", or several of one cluster separated by commas, e.g.
+  // "10.0.0.1:2379,10.0.0.2:2379,10.0.0.3:2379" (IPv6 as "[::1]:2379").
   std::string endpoint;
   // Deadline of each unary call (and of each step of the helpers below).
   absl::Duration call_timeout = absl::Seconds(5);
@@ -133,7 +138,32 @@ struct Lease {
                        // to its minimum TTL).
 };
 
-// A connection to one etcd member. Thread-safe: calls may run concurrently
+// How EtcdClient reaches the endpoints of EtcdClientOptions::endpoint
+// (pure; exposed for tests):
+//   - one endpoint: one channel to it, as given (gRPC's DNS resolver for a
+//     host name), exactly as before several were supported;
+//   - several, all IP literals of one family: one channel to the target
+//     "ipv4:a:p,b:p" / "ipv6:[a]:p,[b]:p" with round_robin load balancing:
+//     gRPC keeps a connection to every member, sends each call or stream
+//     to one that is up, and skips one that is down; reads (Range) and
+//     LeaseTimeToLive are retried on UNAVAILABLE by gRPC's retry policy
+//     (writes are not: a retried Txn could report a compare failure for a
+//     Txn that did take effect);
+//   - several, some host names: one channel per endpoint, each with gRPC's
+//     DNS resolver (so a member whose address changes, as a rescheduled
+//     Kubernetes pod's does, is found again), and each call or stream
+//     picks a channel that is READY (else one not failing, else the next
+//     one). gRPC has no target that names several hosts, and resolving the
+//     names once into an ipv4: list would pin addresses that go stale.
+// InvalidArgument for an empty list, an empty entry or an entry without a
+// port.
+struct EtcdChannelPlan {
+  std::vector<std::string> targets;  // One channel each.
+  bool round_robin = false;          // The ipv4:/ipv6: case.
+};
+absl::StatusOr<EtcdChannelPlan> PlanEtcdChannels(std::string_view endpoints);
+
+// A connection to one etcd cluster. Thread-safe: calls may run concurrently
 // from any thread. Owns a gRPC channel, which connects lazily.
 class EtcdClient {
  public:
@@ -188,6 +218,9 @@ class EtcdClient {
   absl::Status WaitForDeletion(std::string_view key, int64_t after_revision,
                                absl::Time deadline);
 
+  // Channels the client uses (1 unless several host names are given).
+  size_t channels() const { return stubs_.size(); }
+
   // The generated gRPC stubs (defined in the .cc).
   struct Stubs;
 
@@ -195,10 +228,13 @@ class EtcdClient {
   // The helpers below open their own streams.
   friend class LeaseKeeper;
   friend class Watcher;
-  Stubs& stubs() { return *stubs_; }
+  // The stubs of the channel the next call or stream uses (see
+  // EtcdChannelPlan).
+  Stubs& stubs();
 
   const EtcdClientOptions options_;
-  std::unique_ptr<Stubs> stubs_;
+  std::vector<std::unique_ptr<Stubs>> stubs_;
+  std::atomic<size_t> preferred_{0};  // Index into stubs_.
 };
 
 // Keeps one lease alive from a background thread: renews it every TTL/3

@@ -100,6 +100,11 @@ absl::StatusOr<std::unique_ptr<ClusterNode>> ClusterNode::Start(
   if (options.etcd_endpoint.empty()) {
     return absl::InvalidArgumentError("--cluster_etcd is empty");
   }
+  if (absl::Status s = PlanEtcdChannels(options.etcd_endpoint).status();
+      !s.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--cluster_etcd: ", s.message()));
+  }
   if (!IsValidNodeId(options.node_id)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--node_id \"", options.node_id,

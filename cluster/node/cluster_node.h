@@ -77,7 +77,8 @@
 namespace strata::cluster {
 
 struct ClusterNodeOptions {
-  std::string etcd_endpoint;                       // --cluster_etcd
+  std::string etcd_endpoint;  // --cluster_etcd (one host:port or several,
+                              // comma-separated: EtcdClientOptions)
   std::string prefix = std::string(kDefaultClusterPrefix);  // --cluster_prefix
   NodeId node_id;                                  // --node_id
   std::string advertise_address;                   // --advertise_address
