@@ -17,7 +17,8 @@
 #include "cluster/etcd_client.h"
 
 ABSL_FLAG(std::string, etcd, "",
-          "cluster: host:port of an etcd member's client URL.");
+          "cluster: host:port of an etcd member's client URL, or several "
+          "members' separated by commas (h1:p1,h2:p2,h3:p3).");
 ABSL_FLAG(std::string, cluster_prefix, "strata/",
           "cluster: the etcd key prefix the cluster lives under.");
 ABSL_FLAG(std::string, nodes, "",
@@ -203,6 +204,9 @@ int RunClusterCommand(const std::vector<std::string>& args,
   }
   const std::string etcd = absl::GetFlag(FLAGS_etcd);
   if (etcd.empty()) return Usage("cluster commands need --etcd=HOST:PORT");
+  if (absl::Status s = cluster::PlanEtcdChannels(etcd).status(); !s.ok()) {
+    return Usage(std::string(s.message()));
+  }
   const std::string prefix = absl::GetFlag(FLAGS_cluster_prefix);
   if (prefix.empty()) return Usage("--cluster_prefix must not be empty");
   cluster::EtcdClientOptions options;

@@ -1,9 +1,14 @@
 #include "cluster/etcd_client.h"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "cluster/proto/etcd/rpc.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
@@ -185,19 +190,147 @@ TxnOp TxnOp::Delete(std::string key) {
 
 // --- EtcdClient. ---------------------------------------------------------------
 
+absl::StatusOr<EtcdChannelPlan> PlanEtcdChannels(std::string_view endpoints) {
+  enum class Kind { kIpv4, kIpv6, kName };
+  std::vector<std::string> entries;
+  std::vector<Kind> kinds;
+  for (absl::string_view part :
+       absl::StrSplit(absl::string_view(endpoints.data(), endpoints.size()),
+                      ',')) {
+    const std::string entry(absl::StripAsciiWhitespace(part));
+    const size_t colon = entry.rfind(':');
+    if (entry.empty() || colon == std::string::npos ||
+        colon + 1 == entry.size() ||
+        !std::all_of(entry.begin() + static_cast<long>(colon) + 1,
+                     entry.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "etcd endpoints \"", std::string(endpoints),
+          "\": want host:port[,host:port...], got \"", entry, "\""));
+    }
+    const std::string host = entry.substr(0, colon);
+    unsigned char buf[sizeof(struct in6_addr)];
+    Kind kind = Kind::kName;
+    if (host.size() > 2 && host.front() == '[' && host.back() == ']' &&
+        inet_pton(AF_INET6, host.substr(1, host.size() - 2).c_str(), buf) ==
+            1) {
+      kind = Kind::kIpv6;
+    } else if (inet_pton(AF_INET, host.c_str(), buf) == 1) {
+      kind = Kind::kIpv4;
+    }
+    entries.push_back(entry);
+    kinds.push_back(kind);
+  }
+  EtcdChannelPlan plan;
+  if (entries.size() == 1) {
+    plan.targets = entries;
+    return plan;
+  }
+  const bool one_literal_family =
+      kinds.front() != Kind::kName &&
+      std::all_of(kinds.begin(), kinds.end(),
+                  [&](Kind k) { return k == kinds.front(); });
+  if (one_literal_family) {
+    plan.targets.push_back(absl::StrCat(
+        kinds.front() == Kind::kIpv4 ? "ipv4:" : "ipv6:",
+        absl::StrJoin(entries, ",")));
+    plan.round_robin = true;
+    return plan;
+  }
+  plan.targets = entries;
+  return plan;
+}
+
+namespace {
+
+// round_robin over the members, and gRPC's retries for the calls that are
+// safe to repeat (reads; a lease's TTL). Writes are left to the caller:
+// after a lost answer a Txn may have taken effect.
+constexpr char kRoundRobinServiceConfig[] = R"json({
+  "loadBalancingConfig": [{"round_robin": {}}],
+  "methodConfig": [{
+    "name": [{"service": "etcdserverpb.KV", "method": "Range"},
+             {"service": "etcdserverpb.Lease", "method": "LeaseTimeToLive"}],
+    "retryPolicy": {
+      "maxAttempts": 3,
+      "initialBackoff": "0.05s",
+      "maxBackoff": "0.5s",
+      "backoffMultiplier": 2,
+      "retryableStatusCodes": ["UNAVAILABLE"]
+    }
+  }]
+})json";
+
+}  // namespace
+
 EtcdClient::EtcdClient(EtcdClientOptions options)
-    : options_(std::move(options)), stubs_(std::make_unique<Stubs>()) {
-  // Reconnect quickly after etcd comes back (gRPC's default backoff grows
-  // to two minutes).
-  grpc::ChannelArguments args;
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-  stubs_->channel = grpc::CreateCustomChannel(
-      options_.endpoint, grpc::InsecureChannelCredentials(), args);
-  stubs_->kv = etcdserverpb::KV::NewStub(stubs_->channel);
-  stubs_->watch = etcdserverpb::Watch::NewStub(stubs_->channel);
-  stubs_->lease = etcdserverpb::Lease::NewStub(stubs_->channel);
+    : options_(std::move(options)) {
+  absl::StatusOr<EtcdChannelPlan> plan = PlanEtcdChannels(options_.endpoint);
+  if (!plan.ok()) {
+    // The constructor cannot fail: use the text as one target, whose calls
+    // then fail (UNAVAILABLE/DEADLINE_EXCEEDED) naming nothing better.
+    // Callers that take the flag validate it first (PlanEtcdChannels).
+    plan = EtcdChannelPlan{{options_.endpoint}, false};
+  }
+  for (const std::string& target : plan->targets) {
+    // Reconnect quickly after etcd comes back (gRPC's default backoff
+    // grows to two minutes).
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+    if (plan->round_robin) {
+      args.SetServiceConfigJSON(kRoundRobinServiceConfig);
+    }
+    auto stubs = std::make_unique<Stubs>();
+    stubs->channel = grpc::CreateCustomChannel(
+        target, grpc::InsecureChannelCredentials(), args);
+    stubs->kv = etcdserverpb::KV::NewStub(stubs->channel);
+    stubs->watch = etcdserverpb::Watch::NewStub(stubs->channel);
+    stubs->lease = etcdserverpb::Lease::NewStub(stubs->channel);
+    stubs_.push_back(std::move(stubs));
+  }
+}
+
+EtcdClient::Stubs& EtcdClient::stubs() {
+  const size_t n = stubs_.size();
+  if (n == 1) return *stubs_.front();
+  // Several host names, one channel each. Calls wait for a connection
+  // (wait_for_ready), so one sent to a member that is down would wait out
+  // its deadline: pick a READY channel, waiting a little for one to
+  // connect (try_to_connect starts every idle one); failing that, one not
+  // known to be failing, else the next after the preferred one, so a
+  // retrying caller walks the list.
+  const absl::Time give_up =
+      absl::Now() + std::min(options_.call_timeout / 2, absl::Seconds(1));
+  const size_t start = preferred_.load();
+  while (true) {
+    size_t fallback = n;
+    for (size_t i = 0; i < n; ++i) {
+      const size_t at = (start + i) % n;
+      const grpc_connectivity_state state =
+          stubs_[at]->channel->GetState(/*try_to_connect=*/true);
+      if (state == GRPC_CHANNEL_READY) {
+        preferred_.store(at);
+        return *stubs_[at];
+      }
+      if (fallback == n && state != GRPC_CHANNEL_TRANSIENT_FAILURE &&
+          state != GRPC_CHANNEL_SHUTDOWN) {
+        fallback = at;
+      }
+    }
+    const absl::Time now = absl::Now();
+    if (now >= give_up) {
+      if (fallback == n) fallback = (start + 1) % n;
+      preferred_.store(fallback);
+      return *stubs_[fallback];
+    }
+    // Wake on the preferred channel's next state change, or soon, to look
+    // at all of them again.
+    Stubs& watched = *stubs_[start % n];
+    watched.channel->WaitForStateChange(
+        watched.channel->GetState(false),
+        absl::ToChronoTime(std::min(give_up, now + absl::Milliseconds(20))));
+  }
 }
 
 EtcdClient::~EtcdClient() = default;
@@ -208,7 +341,7 @@ absl::StatusOr<std::optional<KeyValue>> EtcdClient::Get(std::string_view key) {
   etcdserverpb::RangeRequest req;
   req.set_key(key.data(), key.size());
   etcdserverpb::RangeResponse resp;
-  if (auto s = FromGrpc(stubs_->kv->Range(&ctx, req, &resp), "Range");
+  if (auto s = FromGrpc(stubs().kv->Range(&ctx, req, &resp), "Range");
       !s.ok()) {
     return s;
   }
@@ -225,7 +358,7 @@ absl::StatusOr<RangeResult> EtcdClient::GetPrefix(std::string_view prefix,
   req.set_range_end(PrefixEnd(prefix));
   req.set_limit(limit);
   etcdserverpb::RangeResponse resp;
-  if (auto s = FromGrpc(stubs_->kv->Range(&ctx, req, &resp), "Range");
+  if (auto s = FromGrpc(stubs().kv->Range(&ctx, req, &resp), "Range");
       !s.ok()) {
     return s;
   }
@@ -247,7 +380,7 @@ absl::StatusOr<int64_t> EtcdClient::Put(std::string_view key,
   req.set_value(value.data(), value.size());
   req.set_lease(lease);
   etcdserverpb::PutResponse resp;
-  if (auto s = FromGrpc(stubs_->kv->Put(&ctx, req, &resp), "Put"); !s.ok()) {
+  if (auto s = FromGrpc(stubs().kv->Put(&ctx, req, &resp), "Put"); !s.ok()) {
     return s;
   }
   return resp.header().revision();
@@ -259,7 +392,7 @@ absl::StatusOr<int64_t> EtcdClient::Delete(std::string_view key) {
   etcdserverpb::DeleteRangeRequest req;
   req.set_key(key.data(), key.size());
   etcdserverpb::DeleteRangeResponse resp;
-  if (auto s = FromGrpc(stubs_->kv->DeleteRange(&ctx, req, &resp),
+  if (auto s = FromGrpc(stubs().kv->DeleteRange(&ctx, req, &resp),
                         "DeleteRange");
       !s.ok()) {
     return s;
@@ -278,7 +411,7 @@ absl::StatusOr<int64_t> EtcdClient::DeletePrefix(std::string_view prefix) {
   req.set_key(prefix.data(), prefix.size());
   req.set_range_end(PrefixEnd(prefix));
   etcdserverpb::DeleteRangeResponse resp;
-  if (auto s = FromGrpc(stubs_->kv->DeleteRange(&ctx, req, &resp),
+  if (auto s = FromGrpc(stubs().kv->DeleteRange(&ctx, req, &resp),
                         "DeleteRange");
       !s.ok()) {
     return s;
@@ -294,7 +427,7 @@ absl::StatusOr<TxnResult> EtcdClient::Txn(const TxnRequest& request) {
   for (const TxnOp& op : request.success) ToProto(op, req.add_success());
   for (const TxnOp& op : request.failure) ToProto(op, req.add_failure());
   etcdserverpb::TxnResponse resp;
-  if (auto s = FromGrpc(stubs_->kv->Txn(&ctx, req, &resp), "Txn"); !s.ok()) {
+  if (auto s = FromGrpc(stubs().kv->Txn(&ctx, req, &resp), "Txn"); !s.ok()) {
     return s;
   }
   TxnResult out;
@@ -318,6 +451,18 @@ absl::StatusOr<TxnResult> EtcdClient::Txn(const TxnRequest& request) {
   return out;
 }
 
+absl::Status EtcdClient::Compact(int64_t revision) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, absl::Now() + options_.call_timeout);
+  etcdserverpb::CompactionRequest req;
+  req.set_revision(revision);
+  // Wait until the compaction is applied, so a watch started after this
+  // returns is told its start is compacted.
+  req.set_physical(true);
+  etcdserverpb::CompactionResponse resp;
+  return FromGrpc(stubs().kv->Compact(&ctx, req, &resp), "Compact");
+}
+
 absl::StatusOr<Lease> EtcdClient::LeaseGrant(absl::Duration ttl) {
   if (ttl <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("LeaseGrant: ttl must be positive");
@@ -327,7 +472,7 @@ absl::StatusOr<Lease> EtcdClient::LeaseGrant(absl::Duration ttl) {
   etcdserverpb::LeaseGrantRequest req;
   req.set_ttl(absl::ToInt64Seconds(absl::Ceil(ttl, absl::Seconds(1))));
   etcdserverpb::LeaseGrantResponse resp;
-  if (auto s = FromGrpc(stubs_->lease->LeaseGrant(&ctx, req, &resp),
+  if (auto s = FromGrpc(stubs().lease->LeaseGrant(&ctx, req, &resp),
                         "LeaseGrant");
       !s.ok()) {
     return s;
@@ -345,11 +490,11 @@ absl::Status EtcdClient::LeaseRevoke(int64_t id) {
   etcdserverpb::LeaseRevokeRequest req;
   req.set_id(id);
   etcdserverpb::LeaseRevokeResponse resp;
-  return FromGrpc(stubs_->lease->LeaseRevoke(&ctx, req, &resp), "LeaseRevoke");
+  return FromGrpc(stubs().lease->LeaseRevoke(&ctx, req, &resp), "LeaseRevoke");
 }
 
 absl::StatusOr<absl::Duration> EtcdClient::LeaseKeepAliveOnce(int64_t id) {
-  return KeepAliveOnce(*stubs_, id, options_.call_timeout);
+  return KeepAliveOnce(stubs(), id, options_.call_timeout);
 }
 
 absl::StatusOr<absl::Duration> EtcdClient::LeaseTimeToLive(int64_t id) {
@@ -358,7 +503,7 @@ absl::StatusOr<absl::Duration> EtcdClient::LeaseTimeToLive(int64_t id) {
   etcdserverpb::LeaseTimeToLiveRequest req;
   req.set_id(id);
   etcdserverpb::LeaseTimeToLiveResponse resp;
-  if (auto s = FromGrpc(stubs_->lease->LeaseTimeToLive(&ctx, req, &resp),
+  if (auto s = FromGrpc(stubs().lease->LeaseTimeToLive(&ctx, req, &resp),
                         "LeaseTimeToLive");
       !s.ok()) {
     return s;
@@ -375,7 +520,7 @@ absl::Status EtcdClient::WaitForDeletion(std::string_view key,
                                          absl::Time deadline) {
   grpc::ClientContext ctx;
   SetDeadline(&ctx, deadline);
-  auto stream = stubs_->watch->Watch(&ctx);
+  auto stream = stubs().watch->Watch(&ctx);
   etcdserverpb::WatchRequest req;
   auto* create = req.mutable_create_request();
   create->set_key(key.data(), key.size());
@@ -502,6 +647,20 @@ Watcher::Watcher(EtcdClient* client, std::string prefix,
   thread_ = std::thread([this] { Run(); });
 }
 
+Watcher::Watcher(EtcdClient* client, std::string prefix,
+                 int64_t start_revision, EventCallback on_event,
+                 ResyncCallback resync)
+    : client_(client),
+      prefix_(std::move(prefix)),
+      on_event_(std::move(on_event)),
+      resync_(std::move(resync)) {
+  {
+    absl::MutexLock lock(&mu_);
+    next_revision_ = start_revision;
+  }
+  thread_ = std::thread([this] { Run(); });
+}
+
 Watcher::~Watcher() { Stop(); }
 
 void Watcher::Stop() {
@@ -528,31 +687,66 @@ bool Watcher::connected() const {
   return connected_;
 }
 
+int64_t Watcher::resyncs() const {
+  absl::MutexLock lock(&mu_);
+  return resyncs_;
+}
+
+namespace {
+constexpr absl::Duration kWatchMinBackoff = absl::Milliseconds(20);
+constexpr absl::Duration kWatchMaxBackoff = absl::Seconds(1);
+}  // namespace
+
 void Watcher::Run() {
-  constexpr absl::Duration kMinBackoff = absl::Milliseconds(20);
-  constexpr absl::Duration kMaxBackoff = absl::Seconds(1);
-  absl::Duration backoff = kMinBackoff;
+  absl::Duration backoff = kWatchMinBackoff;
   while (true) {
     const int64_t opened_before = streams_opened();
-    const bool again = RunStream();
-    if (!again) return;
+    absl::Status compacted;
+    const StreamEnd end = RunStream(&compacted);
+    if (end == StreamEnd::kStopped) return;
+    if (end == StreamEnd::kCompacted) {
+      if (!resync_) {
+        on_error_(compacted);
+        return;
+      }
+      if (!Resync()) return;
+      backoff = kWatchMinBackoff;
+      continue;  // Resume at once from the re-read revision.
+    }
     absl::MutexLock lock(&mu_);
     // A stream that got as far as etcd's confirmation resets the backoff.
     if (streams_opened_ > opened_before && next_revision_ > 0) {
-      backoff = kMinBackoff;
+      backoff = kWatchMinBackoff;
     }
     mu_.AwaitWithTimeout(absl::Condition(&stop_), backoff);
     if (stop_) return;
-    backoff = std::min(backoff * 2, kMaxBackoff);
+    backoff = std::min(backoff * 2, kWatchMaxBackoff);
   }
 }
 
-bool Watcher::RunStream() {
+bool Watcher::Resync() {
+  absl::Duration backoff = kWatchMinBackoff;
+  while (true) {
+    const absl::StatusOr<int64_t> revision = resync_();
+    absl::MutexLock lock(&mu_);
+    if (stop_) return false;
+    if (revision.ok()) {
+      next_revision_ = *revision + 1;
+      ++resyncs_;
+      return true;
+    }
+    mu_.AwaitWithTimeout(absl::Condition(&stop_), backoff);
+    if (stop_) return false;
+    backoff = std::min(backoff * 2, kWatchMaxBackoff);
+  }
+}
+
+Watcher::StreamEnd Watcher::RunStream(absl::Status* compacted) {
   auto stream = std::make_unique<Stream>();
   int64_t start;
   {
     absl::MutexLock lock(&mu_);
-    if (stop_) return false;
+    if (stop_) return StreamEnd::kStopped;
     stream_ = stream.get();
     start = next_revision_;
   }
@@ -607,11 +801,12 @@ bool Watcher::RunStream() {
     connected_ = false;
     stopped = stop_;
   }
+  if (stopped) return StreamEnd::kStopped;
   if (!fatal.ok()) {
-    on_error_(fatal);
-    return false;
+    *compacted = fatal;
+    return StreamEnd::kCompacted;
   }
-  return !stopped;
+  return StreamEnd::kBroken;
 }
 
 // --- LeaderElection. -----------------------------------------------------------

@@ -12,7 +12,9 @@
 //   LeaseKeeper     a thread renewing one lease every TTL/3 and reporting
 //                   its loss.
 //   Watcher         a thread streaming a prefix's changes to a callback,
-//                   resuming from the next revision when the stream breaks.
+//                   resuming from the next revision when the stream breaks,
+//                   and re-syncing through its owner's re-read when etcd
+//                   compacted that revision away.
 //   LeaderElection  one leader at a time on one key, bound to the
 //                   candidate's lease (a Txn on create_revision == 0).
 //
@@ -24,9 +26,13 @@
 // failing at once while the channel reconnects); one whose connection broke
 // is Unavailable. Either may have taken effect.
 //
-// Transport: plaintext gRPC to one endpoint. (TLS and several endpoints are
-// for later; nothing here assumes either away.)
+// Transport: plaintext gRPC to one or several endpoints of one etcd
+// cluster (EtcdClientOptions::endpoint; TLS is for later). With several,
+// every call and stream goes to a member that is up, so a member going
+// down costs the streams open to it (they reconnect, to another member)
+// and nothing else; see EtcdChannelPlan for how.
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -46,7 +52,8 @@ namespace strata::cluster {
 
 struct EtcdClientOptions {
   // host:port of an etcd member's client URL (no scheme), e.g.
-  // "127.0.0.1:2379".
+  // "127.0.0.1:2379", or several of one cluster separated by commas, e.g.
+  // "10.0.0.1:2379,10.0.0.2:2379,10.0.0.3:2379" (IPv6 as "[::1]:2379").
   std::string endpoint;
   // Deadline of each unary call (and of each step of the helpers below).
   absl::Duration call_timeout = absl::Seconds(5);
@@ -131,7 +138,32 @@ struct Lease {
                        // to its minimum TTL).
 };
 
-// A connection to one etcd member. Thread-safe: calls may run concurrently
+// How EtcdClient reaches the endpoints of EtcdClientOptions::endpoint
+// (pure; exposed for tests):
+//   - one endpoint: one channel to it, as given (gRPC's DNS resolver for a
+//     host name), exactly as before several were supported;
+//   - several, all IP literals of one family: one channel to the target
+//     "ipv4:a:p,b:p" / "ipv6:[a]:p,[b]:p" with round_robin load balancing:
+//     gRPC keeps a connection to every member, sends each call or stream
+//     to one that is up, and skips one that is down; reads (Range) and
+//     LeaseTimeToLive are retried on UNAVAILABLE by gRPC's retry policy
+//     (writes are not: a retried Txn could report a compare failure for a
+//     Txn that did take effect);
+//   - several, some host names: one channel per endpoint, each with gRPC's
+//     DNS resolver (so a member whose address changes, as a rescheduled
+//     Kubernetes pod's does, is found again), and each call or stream
+//     picks a channel that is READY (else one not failing, else the next
+//     one). gRPC has no target that names several hosts, and resolving the
+//     names once into an ipv4: list would pin addresses that go stale.
+// InvalidArgument for an empty list, an empty entry or an entry without a
+// port.
+struct EtcdChannelPlan {
+  std::vector<std::string> targets;  // One channel each.
+  bool round_robin = false;          // The ipv4:/ipv6: case.
+};
+absl::StatusOr<EtcdChannelPlan> PlanEtcdChannels(std::string_view endpoints);
+
+// A connection to one etcd cluster. Thread-safe: calls may run concurrently
 // from any thread. Owns a gRPC channel, which connects lazily.
 class EtcdClient {
  public:
@@ -161,6 +193,12 @@ class EtcdClient {
   // Runs the compares and then one branch, atomically. A compare that does
   // not hold is a normal result (succeeded == false), not an error.
   absl::StatusOr<TxnResult> Txn(const TxnRequest& request);
+  // Compacts etcd's history up to `revision`: watches can no longer start
+  // at or resume from a revision below it (operators and etcd's
+  // --auto-compaction do this; tests use it to make watches fall behind).
+  // Returns once etcd has applied it. OutOfRange if `revision` is already
+  // compacted or in the future.
+  absl::Status Compact(int64_t revision);
 
   // Grants a lease of at least `ttl` (etcd rounds up to whole seconds).
   absl::StatusOr<Lease> LeaseGrant(absl::Duration ttl);
@@ -180,6 +218,9 @@ class EtcdClient {
   absl::Status WaitForDeletion(std::string_view key, int64_t after_revision,
                                absl::Time deadline);
 
+  // Channels the client uses (1 unless several host names are given).
+  size_t channels() const { return stubs_.size(); }
+
   // The generated gRPC stubs (defined in the .cc).
   struct Stubs;
 
@@ -187,10 +228,13 @@ class EtcdClient {
   // The helpers below open their own streams.
   friend class LeaseKeeper;
   friend class Watcher;
-  Stubs& stubs() { return *stubs_; }
+  // The stubs of the channel the next call or stream uses (see
+  // EtcdChannelPlan).
+  Stubs& stubs();
 
   const EtcdClientOptions options_;
-  std::unique_ptr<Stubs> stubs_;
+  std::vector<std::unique_ptr<Stubs>> stubs_;
+  std::atomic<size_t> preferred_{0};  // Index into stubs_.
 };
 
 // Keeps one lease alive from a background thread: renews it every TTL/3
@@ -252,20 +296,38 @@ struct WatchEvent {
 // when the stream breaks (etcd restarted, connection lost) it reconnects
 // (with backoff, indefinitely) and resumes from the revision after the last
 // one delivered. All changes of one revision (one Txn) are delivered
-// together, before the next revision's. If etcd has compacted the
-// revisions it must resume from, `on_error` runs once with OutOfRange and
-// the watcher stops: the caller re-reads the prefix and starts a new one.
+// together, before the next revision's.
+//
+// If etcd has compacted the revisions it must resume from (the watch was
+// disconnected, or started from an old revision, while etcd compacted its
+// history), the changes in between are gone and the caller's state built
+// from events would stay stale forever. What happens then depends on the
+// constructor:
+//   - with a ResyncCallback (what every long-lived watch wants): the
+//     watcher calls it; the owner re-reads what it watches (one Range read,
+//     at one revision R) and returns R; the watch resumes from R + 1. A
+//     failing resync is retried with backoff (20 ms doubling to 1 s) until
+//     it succeeds or Stop().
+//   - with an ErrorCallback: `on_error` runs once with OutOfRange and the
+//     watcher stops (for callers that need every change, e.g. a test's
+//     history, and must treat a gap as a failure).
 // Thread-safe. `client` must outlive the watcher.
 class Watcher {
  public:
   using EventCallback = std::function<void(const WatchEvent&)>;
   using ErrorCallback = std::function<void(const absl::Status&)>;
+  // Re-reads the watched state; returns the etcd revision it read at.
+  using ResyncCallback = std::function<absl::StatusOr<int64_t>()>;
 
   // Starts watching `prefix` from `start_revision` (inclusive; 0 = changes
   // after the current revision). Callbacks run on the watcher's thread and
-  // must not call Stop().
+  // must not call Stop(). Stops with `on_error` after a compaction.
   Watcher(EtcdClient* client, std::string prefix, int64_t start_revision,
           EventCallback on_event, ErrorCallback on_error);
+  // As above, but re-syncs through `resync` after a compaction (see the
+  // class comment) and never stops by itself.
+  Watcher(EtcdClient* client, std::string prefix, int64_t start_revision,
+          EventCallback on_event, ResyncCallback resync);
   ~Watcher();  // Stop().
   Watcher(const Watcher&) = delete;
   Watcher& operator=(const Watcher&) = delete;
@@ -279,22 +341,31 @@ class Watcher {
   int64_t streams_opened() const;
   // Whether the current stream is established (etcd confirmed the watch).
   bool connected() const;
+  // Successful resyncs after a compaction so far.
+  int64_t resyncs() const;
 
  private:
   struct Stream;
+  enum class StreamEnd { kStopped, kBroken, kCompacted };
   void Run();
-  // Runs one stream until it breaks or Stop(); returns false to stop.
-  bool RunStream();
+  // Runs one stream until it breaks, etcd says its start is compacted
+  // (`*compacted` = the reason), or Stop().
+  StreamEnd RunStream(absl::Status* compacted);
+  // Calls resync_ until it succeeds (sets next_revision_) or Stop();
+  // returns false on Stop().
+  bool Resync();
 
   EtcdClient* const client_;
   const std::string prefix_;
   const EventCallback on_event_;
-  const ErrorCallback on_error_;
+  const ErrorCallback on_error_;  // Set iff resync_ is not.
+  const ResyncCallback resync_;
   mutable absl::Mutex mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   bool connected_ ABSL_GUARDED_BY(mu_) = false;
   int64_t next_revision_ ABSL_GUARDED_BY(mu_);
   int64_t streams_opened_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t resyncs_ ABSL_GUARDED_BY(mu_) = 0;
   Stream* stream_ ABSL_GUARDED_BY(mu_) = nullptr;  // To cancel it.
   std::thread thread_;
 };

@@ -65,8 +65,9 @@ tsan_engine_tests=(memtable_concurrency_test skiplist_test lru_cache_test
 tsan_server_tests=(thread_pool_test get_coalescer_test kv_server_concurrency_test
                    rpc_registry_test watch_hub_test revisions_server_test
                    namespace_catalog_test namespace_server_test authz_test)
-# The cluster's data plane: streams, acks and waiters across threads.
-tsan_cluster_tests=(replication_test)
+# The cluster's data plane: streams, acks and waiters across threads;
+# ReplicatedDB's delivery callbacks against its destruction.
+tsan_cluster_tests=(replication_test replicated_db_test)
 
 run_tsan() {
   echo ">>> ThreadSanitizer: build into $tsan_build"

@@ -274,7 +274,9 @@ ABSL_FLAG(uint64_t, min_free_disk_bytes, 256ull << 20,
 // Cluster mode (docs/cluster.md, "Running a cluster"). Without
 // --cluster_etcd the server is a standalone node, exactly as before.
 ABSL_FLAG(std::string, cluster_etcd, "",
-          "host:port of etcd's client endpoint: run as a node of the cluster "
+          "host:port of etcd's client endpoint, or several members' "
+          "separated by commas (h1:p1,h2:p2,h3:p3): run as a node of the "
+          "cluster "
           "whose state lives there under --cluster_prefix (initialized by "
           "strata cluster init --ranges=1). Needs --node_id and "
           "--advertise_address. Empty = standalone (no cluster).");

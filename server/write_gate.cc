@@ -105,6 +105,17 @@ bool WriteGate::Writable() const {
 
 absl::Status WriteGate::Admit() {
   absl::Status engine = db_->WriteAvailability();
+  // A refusal the DB's own writes answer (a cluster primary that is fenced
+  // or short of in-sync replicas): the write hears it, with its own code,
+  // from the DB. Health still reports it (Writable).
+  if (!engine.ok() &&
+      engine
+          .GetPayload(absl::string_view(
+              storage::kRefusesWritesItselfPayload.data(),
+              storage::kRefusesWritesItselfPayload.size()))
+          .has_value()) {
+    engine = absl::OkStatus();
+  }
   if (!engine.ok()) {
     observer_->OnWriteRefused(absl::IsResourceExhausted(engine)
                                   ? "engine_out_of_space"

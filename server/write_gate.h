@@ -74,7 +74,9 @@ class WriteGate {
   // OK, or why a write that adds data is refused: RESOURCE_EXHAUSTED
   // "disk space below reserve: N bytes free (--min_free_disk_bytes=M)",
   // or the engine's WriteAvailability() (RESOURCE_EXHAUSTED while paused
-  // for lack of space, UNAVAILABLE when read-only). Counts refusals by
+  // for lack of space, UNAVAILABLE when read-only; not an answer marked
+  // storage::kRefusesWritesItselfPayload, which the write itself gives).
+  // Counts refusals by
   // reason (RpcObserver::OnWriteRefused). Never blocks.
   absl::Status Admit();
 

@@ -1,5 +1,6 @@
 #include "cluster/control/cluster_store.h"
 
+#include <algorithm>
 #include <set>
 #include <utility>
 
@@ -304,18 +305,22 @@ absl::Status RangeMapWatch::Start() {
     absl::MutexLock lock(&mu_);
     map_ = std::make_shared<const RangeMap>(std::move(map));
     last_error_ = absl::OkStatus();
+    stopping_ = false;
   }
   watcher_ = std::make_unique<Watcher>(
       store_->client(), store_->RangesPrefix(), revision + 1,
       [this](const WatchEvent& e) { OnEvent(e); },
-      [this](const absl::Status& s) {
-        absl::MutexLock lock(&mu_);
-        last_error_ = s;
-      });
+      // Compacted history: the events in the gap are gone, but the map is
+      // all state there is, so reading it again is a complete catch-up.
+      [this]() { return Refresh(); });
   return absl::OkStatus();
 }
 
 void RangeMapWatch::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
   if (watcher_ != nullptr) {
     watcher_->Stop();
     watcher_.reset();
@@ -332,25 +337,46 @@ absl::Status RangeMapWatch::last_error() const {
   return last_error_;
 }
 
+int64_t RangeMapWatch::resyncs() const {
+  // watcher_ is replaced only by Start/Stop, on the owner's thread.
+  return watcher_ == nullptr ? 0 : watcher_->resyncs();
+}
+
+absl::StatusOr<int64_t> RangeMapWatch::Refresh() {
+  absl::StatusOr<RangeMap> map = store_->ReadRangeMap();
+  std::shared_ptr<const RangeMap> published;
+  int64_t revision = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!map.ok()) {
+      last_error_ = map.status();
+      return map.status();
+    }
+    last_error_ = absl::OkStatus();
+    revision = map->revision();
+    if (map_ == nullptr || map->revision() > map_->revision()) {
+      map_ = std::make_shared<const RangeMap>(*std::move(map));
+      published = map_;
+    }
+  }
+  if (published != nullptr && on_change_) on_change_(*published);
+  return revision;
+}
+
 void RangeMapWatch::OnEvent(const WatchEvent& event) {
   {
     absl::MutexLock lock(&mu_);
     if (map_ != nullptr && event.kv.mod_revision <= map_->revision()) return;
   }
-  absl::StatusOr<RangeMap> map = store_->ReadRangeMap();
-  std::shared_ptr<const RangeMap> published;
-  {
+  // A failed re-read must not leave the map stale until the next change
+  // (there may be none for hours): retry until it works or Stop().
+  absl::Duration backoff = absl::Milliseconds(20);
+  while (!Refresh().ok()) {
     absl::MutexLock lock(&mu_);
-    if (!map.ok()) {
-      last_error_ = map.status();
-      return;
-    }
-    last_error_ = absl::OkStatus();
-    if (map_ != nullptr && map->revision() <= map_->revision()) return;
-    map_ = std::make_shared<const RangeMap>(*std::move(map));
-    published = map_;
+    mu_.AwaitWithTimeout(absl::Condition(&stopping_), backoff);
+    if (stopping_) return;
+    backoff = std::min(backoff * 2, absl::Duration(absl::Seconds(1)));
   }
-  if (on_change_) on_change_(*published);
 }
 
 bool RangeMapWatch::WaitFor(const std::function<bool(const RangeMap&)>& pred,

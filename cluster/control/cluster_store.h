@@ -147,9 +147,13 @@ class ClusterStore {
 // re-reads it (one linearizable read) after every change newer than the
 // map, calling `on_change` with each new map from the watcher's thread (so
 // every map it sees is a consistent snapshot, never half a Txn). While etcd
-// is unreachable the last map stays current (traffic continues on it). If
-// etcd compacted the history the watch needs, last_error() is OutOfRange
-// and the map stops updating: the owner calls Stop() and Start() again.
+// is unreachable the last map stays current (traffic continues on it); a
+// re-read that fails is retried with backoff (20 ms doubling to 1 s) until
+// it works or Stop(), with last_error() saying why meanwhile. If etcd
+// compacted the history the watch needs (it was disconnected while etcd
+// compacted), the watch re-reads the map at etcd's current revision and
+// watches again from there (Watcher's resync), so the map never stays
+// stale once etcd is reachable.
 // Thread safety: Start, Stop and the destructor from one thread (they
 // write watcher_ without a lock); current, last_error and WaitFor from any
 // thread. `store` must outlive it.
@@ -172,6 +176,9 @@ class RangeMapWatch {
   std::shared_ptr<const RangeMap> current() const;
   // The last error re-reading the map (OK if the last re-read worked).
   absl::Status last_error() const;
+  // Times the watch re-synced after etcd compacted its history. From the
+  // thread that calls Start and Stop.
+  int64_t resyncs() const;
   // Blocks until the current map satisfies `pred` or `deadline` passes;
   // returns whether it does. `pred` runs under the watch's lock, which is
   // not reentrant: it must not call current() or last_error() (it would
@@ -181,12 +188,17 @@ class RangeMapWatch {
 
  private:
   void OnEvent(const WatchEvent& event);
+  // Reads the map and publishes it if it is newer than map_; returns the
+  // revision it was read at. Errors as ReadRangeMap's (also in last_error_).
+  absl::StatusOr<int64_t> Refresh();
 
   ClusterStore* const store_;
   const ChangeCallback on_change_;
   mutable absl::Mutex mu_;
   std::shared_ptr<const RangeMap> map_ ABSL_GUARDED_BY(mu_);
   absl::Status last_error_ ABSL_GUARDED_BY(mu_);
+  // Set by Stop() before it stops the watcher: ends a re-read's backoff.
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   // Owned by Start/Stop (not guarded: the watcher's callbacks take mu_,
   // and Stop joins the watcher's thread, so it must not hold mu_).
   std::unique_ptr<Watcher> watcher_;

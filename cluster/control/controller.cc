@@ -203,10 +203,7 @@ void Controller::Start() {
   watcher_ = std::make_unique<Watcher>(
       store_->client(), store_->prefix(), /*start_revision=*/0,
       [this](const WatchEvent& e) { OnWatchEvent(e); },
-      [this](const absl::Status& s) {
-        // Compacted history: the reconcile_interval pass still runs.
-        spdlog::warn("controller {}: watch stopped: {}", self_, s.ToString());
-      });
+      [this]() { return ResyncWatch(); });
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -217,6 +214,27 @@ void Controller::OnWatchEvent(const WatchEvent& e) {
   if (e.type == WatchEvent::Type::kPut && e.kv.key.starts_with(nodes)) {
     seen_live_.insert(e.kv.key.substr(nodes.size()));
   }
+}
+
+absl::StatusOr<int64_t> Controller::ResyncWatch() {
+  const std::string nodes = store_->NodesPrefix();
+  absl::StatusOr<RangeResult> live = store_->client()->GetPrefix(nodes);
+  if (!live.ok()) {
+    spdlog::warn("controller {}: re-reading live nodes after a compacted "
+                 "watch failed (retrying): {}",
+                 self_, live.status().ToString());
+    return live.status();
+  }
+  spdlog::info("controller {}: watch history compacted; re-synced at etcd "
+               "revision {}",
+               self_, live->revision);
+  absl::MutexLock lock(&mu_);
+  for (const KeyValue& kv : live->kvs) {
+    seen_live_.insert(kv.key.substr(nodes.size()));
+  }
+  ++stats_.watch_resyncs;
+  ++changes_;  // The missed events may need a reconcile.
+  return live->revision;
 }
 
 void Controller::Stop() {

@@ -137,13 +137,19 @@ struct ControllerStats {
                                // the last reconcile.
   int64_t lost_races = 0;      // UpdateRange answered Aborted.
   int64_t reconciles = 0;      // Plan-and-write passes that read the map.
+  int64_t watch_resyncs = 0;   // Re-reads after etcd compacted the
+                               // history the watch needed.
 };
 
 // Runs on every node: campaigns for <p>controller with the node's lease
 // and, while it leads, watches <p> and applies PlanFailover after every
 // change (and every reconcile_interval), counting as live the nodes whose
 // liveness key exists and, during startup_grace, the nodes it has not yet
-// seen (see ControllerOptions). Each write is guarded by the
+// seen (see ControllerOptions). If etcd compacts the history the watch
+// needs (it was cut off from etcd meanwhile), the watch re-lists the live
+// nodes, counts that as a change (so a leader reconciles at once: the
+// missed events may have been a node's death) and watches on from there.
+// Each write is guarded by the
 // election term, so a controller that lost the key (lease revoked or
 // expired) can no longer change a range. If the lease itself is gone the
 // controller stops campaigning (the node must re-register with a new lease
@@ -180,6 +186,9 @@ class Controller {
   // One plan-and-write pass. FailedPrecondition if no longer the leader.
   absl::Status Reconcile(int64_t term);
   void OnWatchEvent(const WatchEvent& event);
+  // The watch's resync after a compaction: re-lists the liveness keys into
+  // seen_live_ and counts a change. Returns the revision of that read.
+  absl::StatusOr<int64_t> ResyncWatch();
   // Waits until a watch event after the `seen`-th, Stop() or `timeout`.
   void WaitForChange(int64_t seen, absl::Duration timeout);
 

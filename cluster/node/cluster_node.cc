@@ -80,6 +80,11 @@ absl::StatusOr<std::unique_ptr<ClusterNode>> ClusterNode::Start(
   if (options.etcd_endpoint.empty()) {
     return absl::InvalidArgumentError("--cluster_etcd is empty");
   }
+  if (absl::Status s = PlanEtcdChannels(options.etcd_endpoint).status();
+      !s.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--cluster_etcd: ", s.message()));
+  }
   if (!IsValidNodeId(options.node_id)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--node_id \"", options.node_id,
@@ -309,8 +314,10 @@ absl::Status ClusterNode::StartPrimary(const RangeDescriptor& range) {
     absl::MutexLock lock(&mu_);
     if (!Contains(lagging_, replica)) lagging_.push_back(replica);
   };
+  // On a shipper thread, possibly before replicated_db_ is set (the
+  // source's threads start in Create) or while Stop tears down: RoleChange
+  // reaches the ReplicatedDB only through fence_target_, under mu_.
   so.on_superseded = [this](const absl::Status& why) {
-    if (replicated_db_ != nullptr) replicated_db_->Fence(why);
     RoleChange(absl::StrCat("a replica refused this primary's epoch: ",
                             why.ToString()));
   };
@@ -334,6 +341,10 @@ absl::Status ClusterNode::StartPrimary(const RangeDescriptor& range) {
   // Installs itself as the database's commit listener, so the source hears
   // every commit from here on.
   replicated_db_ = std::make_unique<ReplicatedDB>(db, source_.get(), ro);
+  {
+    absl::MutexLock lock(&mu_);
+    fence_target_ = replicated_db_.get();
+  }
 
   auto cs = std::make_shared<replication::CheckpointSource>();
   cs->db = db;
@@ -391,6 +402,11 @@ void ClusterNode::Stop() {
   if (replicated_db_ != nullptr) {
     replicated_db_->Fence(absl::UnavailableError("the node is shutting down"));
   }
+  // Every thread that may call RoleChange or touch the source ends before
+  // the objects they use go: maintenance, the map watch (OnMap), the
+  // controller, the lease keeper (on_lost), and then the source's own
+  // shipper and notifier threads (on_superseded, on_lagging, the
+  // ReplicatedDB's delivery callbacks), joined by its destructor.
   if (maintenance_.joinable()) maintenance_.join();
   if (watch_ != nullptr) watch_->Stop();
   if (controller_ != nullptr) controller_->Stop();
@@ -399,8 +415,15 @@ void ClusterNode::Stop() {
     repl_service_->RemovePrimary(kRange);
     repl_service_->RemoveReplica(kRange);
   }
-  replicated_db_.reset();  // No longer the commit listener.
+  // The source must no longer hear commits before it goes; the
+  // ReplicatedDB it may still call back goes after it.
+  if (replicated_db_ != nullptr) replicated_db_->Detach();
   source_.reset();
+  {
+    absl::MutexLock lock(&mu_);
+    fence_target_ = nullptr;
+  }
+  replicated_db_.reset();
   if (sink_ != nullptr) sink_->Close();
   sink_.reset();
   absl::MutexLock lock(&db_mu_);
@@ -469,9 +492,14 @@ std::string ClusterNode::RangeMapBytes() const {
 }
 
 void ClusterNode::RoleChange(const std::string& why) {
-  if (role_ == Role::kPrimary && replicated_db_ != nullptr) {
-    replicated_db_->Fence(absl::UnavailableError(why));
+  ReplicatedDB* target = nullptr;
+  {
+    absl::MutexLock lock(&mu_);
+    target = fence_target_;
   }
+  // Valid outside the lock: Stop clears fence_target_ and destroys the
+  // ReplicatedDB only after joining every thread that calls this.
+  if (target != nullptr) target->Fence(absl::UnavailableError(why));
   if (role_changed_.exchange(true)) return;
   spdlog::warn("cluster: node {} changes role: {}", options_.node_id, why);
   if (options_.on_role_change) options_.on_role_change(why);

@@ -33,8 +33,20 @@
 // FetchCheckpoint serves (same file system, so SSTables are linked).
 //
 // Thread safety: Start and Stop from the owner's thread; the accessors and
-// services are thread-safe. Threads: the LeaseKeeper's, the Controller's,
-// the map watch's, one maintenance thread, the ReplicationSource's.
+// services are thread-safe. Threads and what they touch:
+//   - the owner's (Start, Stop, WaitForReplicas): creates and destroys
+//     every member; the unique_ptrs below are written only here.
+//   - the LeaseKeeper's (on_lost), the map watch's (OnMap), the
+//     maintenance thread, and the ReplicationSource's shipper threads
+//     (on_superseded) and notifier thread (on_lagging, WaitReplicated
+//     callbacks): they may call RoleChange, which fences the ReplicatedDB
+//     through fence_target_ (under mu_; set once the ReplicatedDB exists,
+//     so a source callback during StartPrimary finds none), and read
+//     members_/in_sync_/lagging_ under mu_.
+//   - the Controller's: its own state only.
+// Stop ends them in that order (maintenance, watch, controller, keeper,
+// then the source, whose destructor joins its threads) before it destroys
+// the ReplicatedDB, so no callback outlives what it uses.
 
 #include <atomic>
 #include <cstdint>
@@ -68,7 +80,8 @@
 namespace strata::cluster {
 
 struct ClusterNodeOptions {
-  std::string etcd_endpoint;                       // --cluster_etcd
+  std::string etcd_endpoint;  // --cluster_etcd (one host:port or several,
+                              // comma-separated: EtcdClientOptions)
   std::string prefix = std::string(kDefaultClusterPrefix);  // --cluster_prefix
   NodeId node_id;                                  // --node_id
   std::string advertise_address;                   // --advertise_address
@@ -218,6 +231,9 @@ class ClusterNode {
   // change is written).
   std::vector<NodeId> in_sync_ ABSL_GUARDED_BY(mu_);
   std::vector<NodeId> lagging_ ABSL_GUARDED_BY(mu_);
+  // replicated_db_.get() once it exists (primary), for RoleChange from
+  // other threads; cleared by Stop before it destroys the ReplicatedDB.
+  ReplicatedDB* fence_target_ ABSL_GUARDED_BY(mu_) = nullptr;
 
   std::atomic<bool> role_changed_{false};
   absl::Notification stop_;

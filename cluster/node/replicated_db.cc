@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 
@@ -56,11 +57,25 @@ ReplicatedDB::ReplicatedDB(storage::DB* base,
     : base_(base),
       source_(source),
       options_(std::move(options)),
-      fan_out_(std::make_unique<FanOut>(this)) {
+      fan_out_(std::make_unique<FanOut>(this)),
+      gate_(std::make_shared<DeliveryGate>()) {
+  {
+    absl::MutexLock lock(&gate_->mu);
+    gate_->db = this;
+  }
   base_->SetCommitListener(fan_out_.get());
 }
 
-ReplicatedDB::~ReplicatedDB() { base_->SetCommitListener(nullptr); }
+ReplicatedDB::~ReplicatedDB() {
+  {
+    // Waits for a delivery in progress; later ones find nullptr.
+    absl::MutexLock lock(&gate_->mu);
+    gate_->db = nullptr;
+  }
+  Detach();
+}
+
+void ReplicatedDB::Detach() { base_->SetCommitListener(nullptr); }
 
 void ReplicatedDB::Fence(const absl::Status& why) {
   {
@@ -73,6 +88,20 @@ void ReplicatedDB::Fence(const absl::Status& why) {
 bool ReplicatedDB::fenced() const {
   absl::MutexLock lock(&mu_);
   return !fenced_.ok();
+}
+
+absl::Status ReplicatedDB::InSyncShortfall() const {
+  const size_t in_sync = source_->in_sync_size();
+  if (options_.min_in_sync > 1 &&
+      in_sync < static_cast<size_t>(options_.min_in_sync)) {
+    return absl::UnavailableError(absl::StrCat(
+        "only ", in_sync, " of range ", options_.range_id,
+        "'s replicas are in sync (the primary included); writes need ",
+        options_.min_in_sync,
+        " (the cluster's min_in_sync) and resume once a replica catches "
+        "up; nothing was written"));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status ReplicatedDB::CheckWritable() {
@@ -88,19 +117,7 @@ absl::Status ReplicatedDB::CheckWritable() {
         "TTL)");
     Fence(why);
   }
-  if (why.ok()) {
-    const size_t in_sync = source_->in_sync_size();
-    if (options_.min_in_sync > 1 &&
-        in_sync < static_cast<size_t>(options_.min_in_sync)) {
-      return absl::UnavailableError(absl::StrCat(
-          "only ", in_sync, " of range ", options_.range_id,
-          "'s replicas are in sync (the primary included); writes need ",
-          options_.min_in_sync,
-          " (the cluster's min_in_sync) and resume once a replica catches "
-          "up; nothing was written"));
-    }
-    return absl::OkStatus();
-  }
+  if (why.ok()) return InSyncShortfall();
   fenced_writes_.fetch_add(1);
   return absl::FailedPreconditionError(absl::StrCat(
       "not the primary of range ", options_.range_id, " any more (epoch ",
@@ -305,9 +322,15 @@ void ReplicatedDB::OnCommit(const std::vector<ChangeBatch>& batches) {
     absl::MutexLock lock(&queue_mu_);
     for (const ChangeBatch& b : batches) pending_.push_back(b);
   }
+  // Runs on the source's notifier thread, possibly after this object is
+  // gone (the source outlived it): the gate says whether it still exists.
   source_->WaitReplicated(batches.back().revision, absl::InfiniteFuture(),
-                          [this](absl::Status s) {
-                            if (s.ok()) DeliverReplicated();
+                          [gate = gate_](absl::Status s) {
+                            if (!s.ok()) return;
+                            absl::MutexLock lock(&gate->mu);
+                            if (gate->db != nullptr) {
+                              gate->db->DeliverReplicated();
+                            }
                           });
 }
 
@@ -342,7 +365,35 @@ absl::Status ReplicatedDB::ApplyCommittedBatch(const storage::WriteOptions&,
       "ApplyCommittedBatch");
 }
 absl::Status ReplicatedDB::WriteAvailability() {
-  return base_->WriteAvailability();
+  if (absl::Status engine = base_->WriteAvailability(); !engine.ok()) {
+    return engine;
+  }
+  absl::Status why;
+  {
+    absl::MutexLock lock(&mu_);
+    why = fenced_;
+  }
+  if (why.ok() && options_.lease_deadline &&
+      absl::Now() >= options_.lease_deadline()) {
+    why = absl::UnavailableError(
+        "this node's etcd lease may have expired (no renewal within its "
+        "TTL)");
+  }
+  absl::Status refusal =
+      why.ok() ? InSyncShortfall()
+               : absl::UnavailableError(absl::StrCat(
+                     "this node is fenced as the primary of range ",
+                     options_.range_id, " (epoch ", options_.epoch,
+                     "): ", why.message()));
+  // The writes refuse themselves (CheckWritable: their own code, counted
+  // in fenced_writes): a write gate must let them through to hear it.
+  if (!refusal.ok()) {
+    refusal.SetPayload(
+        absl::string_view(storage::kRefusesWritesItselfPayload.data(),
+                          storage::kRefusesWritesItselfPayload.size()),
+        absl::Cord());
+  }
+  return refusal;
 }
 storage::Statistics ReplicatedDB::GetStatistics() {
   return base_->GetStatistics();

@@ -23,10 +23,26 @@
 //   replicated, and GetUpdatesSince stops at the watermark, so Watch never
 //   shows an event a failover could un-happen.
 // - ApplyCommittedBatch is refused (only a replica's sink applies batches).
+// - WriteAvailability (health's `strata.v1.KV.write`, the write gate) says
+//   UNAVAILABLE when writes would be refused: the base DB's answer first,
+//   then a fenced primary (or one whose lease deadline passed), with the
+//   reason, and an in-sync set below min_in_sync ("only N of range R's
+//   replicas are in sync ..."). Those two carry
+//   storage::kRefusesWritesItselfPayload: the writes themselves answer them
+//   (FAILED_PRECONDITION / UNAVAILABLE as above, counted in fenced_writes).
 //
-// Thread safety: thread-safe, as storage::DB. `base` and `source` must
-// outlive it; it installs itself as base's commit listener (forwarding
-// every commit to `source` at once) and removes itself on destruction.
+// Thread safety: thread-safe, as storage::DB. `base` must outlive it; it
+// installs itself as base's commit listener (forwarding every commit to
+// `source` at once) and removes itself on Detach() or destruction. Threads
+// that call into it: the server's (the DB interface), base's committing
+// thread (OnCommit), and the source's notifier thread (the callbacks it
+// registers with WaitReplicated, which deliver replicated commits to the
+// listener). Destruction is safe in either order with the source: a
+// notifier callback that runs after the destructor has started does
+// nothing, and the destructor waits for one that is running. The owner
+// that destroys the source first calls Detach() before (the source must no
+// longer hear commits) and destroys this after; `source` is used only by
+// calls made before then.
 
 #include <atomic>
 #include <deque>
@@ -74,6 +90,10 @@ class ReplicatedDB final : public storage::DB {
   // Refuses every later write with FAILED_PRECONDITION naming `why`, and
   // fences the source (waiting writes fail UNAVAILABLE). Idempotent.
   void Fence(const absl::Status& why);
+  // Stops forwarding base's commits to the source (removes itself as
+  // base's commit listener). Idempotent. After it, the source may be
+  // destroyed before this object; no write may be made through it then.
+  void Detach();
   bool fenced() const;
   // Writes refused because the node was fenced or its lease had run out.
   int64_t fenced_writes() const { return fenced_writes_.load(); }
@@ -125,8 +145,17 @@ class ReplicatedDB final : public storage::DB {
 
  private:
   class FanOut;
+  // What the source's notifier callbacks reach this object through: the
+  // destructor clears `db` (waiting for a callback that holds `mu`), so a
+  // callback that runs later finds nullptr instead of a destroyed object.
+  struct DeliveryGate {
+    absl::Mutex mu;
+    ReplicatedDB* db ABSL_GUARDED_BY(mu);
+  };
   // OK, or the FAILED_PRECONDITION a write gets now (counted).
   absl::Status CheckWritable();
+  // OK, or UNAVAILABLE if the in-sync set is below min_in_sync.
+  absl::Status InSyncShortfall() const;
   // A snapshot at min(latest, watermark), or UNAVAILABLE.
   absl::StatusOr<const storage::Snapshot*> WatermarkSnapshot();
   // Reads with options.snapshot unset get a watermark snapshot (`*taken`
@@ -144,6 +173,7 @@ class ReplicatedDB final : public storage::DB {
   replication::ReplicationSource* const source_;
   const Options options_;
   std::unique_ptr<FanOut> fan_out_;
+  const std::shared_ptr<DeliveryGate> gate_;
   std::atomic<int64_t> fenced_writes_{0};
 
   mutable absl::Mutex mu_;

@@ -27,6 +27,7 @@
 #include "grpc/grpc.h"
 #include "gtest/gtest.h"
 #include "tests/cluster/etcd_process.h"
+#include "tests/cluster/fault/tcp_proxy.h"
 #include "tests/support/test_util.h"
 
 namespace strata::cluster {
@@ -294,6 +295,100 @@ TEST_F(ClusterControlTest, RangeMapWatchFollowsUpdates) {
   // on_change runs just after the map is published.
   EXPECT_TRUE(PollUntil([&] { return changes.load() >= 1; }));
   EXPECT_OK(watch.last_error());
+}
+
+// A watch cut off from etcd (a TCP proxy severs its connection) while the
+// map changes and etcd compacts its history past the watch's revision:
+// when the link heals, the watch cannot resume (the events are gone); it
+// re-reads the map at the current revision, watches on from there, and
+// current() reaches the new map. Then a later change still arrives.
+TEST_F(ClusterControlTest, RangeMapWatchResyncsAfterCompactionWhileCutOff) {
+  Init(2, 3);
+  ASSERT_OK_AND_ASSIGN(auto proxy, testing::TcpProxy::Start(etcd_->endpoint()));
+  EtcdClientOptions options;
+  options.endpoint = proxy->address();
+  options.call_timeout = absl::Seconds(2);
+  EtcdClient cut_client(options);
+  ClusterStore cut_store(&cut_client, "strata/");
+  RangeMapWatch watch(&cut_store);
+  ASSERT_OK(watch.Start());
+  // The watch is live: it follows a change.
+  RangeDescriptor r = *watch.current()->Find(1);
+  r.epoch = 2;
+  ASSERT_OK_AND_ASSIGN(r.mod_revision, store_->UpdateRange(r));
+  const int64_t seen = r.mod_revision;
+  ASSERT_TRUE(watch.WaitFor([&](const RangeMap& m) { return m.revision() >= seen; },
+                            absl::Now() + absl::Seconds(10)));
+
+  proxy->Sever();
+  r.primary = "n3";
+  r.epoch = 3;
+  ASSERT_OK_AND_ASSIGN(r.mod_revision, store_->UpdateRange(r));
+  ASSERT_OK(client_->Put("strata/unrelated", "x"));
+  ASSERT_OK_AND_ASSIGN(const int64_t now, client_->Put("strata/unrelated", "y"));
+  ASSERT_OK(client_->Compact(now));
+  EXPECT_EQ(watch.current()->Find(1)->epoch, 2u);  // Cut off: still stale.
+  proxy->Heal();
+
+  ASSERT_TRUE(watch.WaitFor(
+      [](const RangeMap& m) { return m.Find(1)->epoch == 3; },
+      absl::Now() + absl::Seconds(15)))
+      << watch.last_error();
+  EXPECT_EQ(watch.current()->Find(1)->primary, "n3");
+  // Counted just after the re-read map is published.
+  EXPECT_TRUE(PollUntil([&] { return watch.resyncs() >= 1; }));
+  EXPECT_OK(watch.last_error());
+
+  // Watching again after the resync: the next change arrives too.
+  r.epoch = 4;
+  ASSERT_OK(store_->UpdateRange(r));
+  EXPECT_TRUE(watch.WaitFor(
+      [](const RangeMap& m) { return m.Find(1)->epoch == 4; },
+      absl::Now() + absl::Seconds(10)));
+}
+
+// The controller's own watch, cut off the same way while the primary of
+// range 0 dies and etcd compacts: with reconcile_interval far beyond the
+// test's deadline, only the watch can make the leader act, so the failover
+// happening at all shows the watch re-synced (and woke the leader).
+TEST_F(ClusterControlTest, ControllerWatchResyncsAfterCompactionWhileCutOff) {
+  Init(1, 3);
+  for (const char* id : {"n1", "n2", "n3"}) {
+    ASSERT_NE(StartNode(id, /*controller=*/false), nullptr);
+  }
+  ASSERT_OK_AND_ASSIGN(auto proxy, testing::TcpProxy::Start(etcd_->endpoint()));
+  EtcdClientOptions options;
+  options.endpoint = proxy->address();
+  options.call_timeout = absl::Seconds(2);
+  EtcdClient cut_client(options);
+  ClusterStore cut_store(&cut_client, "strata/");
+  ControllerOptions co;
+  co.campaign_slice = absl::Milliseconds(100);
+  co.reconcile_interval = absl::Hours(1);
+  co.startup_grace = absl::ZeroDuration();
+  Controller controller(&cut_store, "n3", Node("n3")->lease.id, co);
+  controller.Start();
+  ASSERT_TRUE(PollUntil([&] { return controller.is_leader(); }));
+  // The watch is live: a change under the prefix makes the leader
+  // reconcile once more.
+  ASSERT_TRUE(PollUntil([&] { return controller.stats().reconciles >= 1; }));
+  const int64_t before = controller.stats().reconciles;
+  ASSERT_OK(client_->Put("strata/poke", "1"));
+  ASSERT_TRUE(PollUntil([&] { return controller.stats().reconciles > before; }));
+
+  proxy->Sever();
+  Kill(Node("n1"));
+  ASSERT_OK_AND_ASSIGN(const int64_t now, client_->Put("strata/poke", "2"));
+  ASSERT_OK(client_->Compact(now));
+  proxy->Heal();
+
+  RangeMapWatch watch(store_.get());
+  ASSERT_OK(watch.Start());
+  EXPECT_TRUE(watch.WaitFor(
+      [](const RangeMap& m) { return m.Find(0)->primary == "n2"; },
+      absl::Now() + kFailoverBound));
+  EXPECT_TRUE(PollUntil([&] { return controller.stats().watch_resyncs >= 1; }));
+  controller.Stop();
 }
 
 // Three nodes; the primary of range 0 (n1) loses its lease: the controller

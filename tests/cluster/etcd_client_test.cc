@@ -12,12 +12,14 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "grpc/grpc.h"
 #include "gtest/gtest.h"
 #include "tests/cluster/etcd_process.h"
+#include "tests/cluster/fault/tcp_proxy.h"
 #include "tests/support/test_util.h"
 
 namespace strata::cluster {
@@ -381,6 +383,164 @@ TEST_F(EtcdClientTest, WatchReplaysFromAPastRevision) {
   EXPECT_EQ(events[0].revision, first);
   EXPECT_EQ(events[1].value, "b");
   EXPECT_EQ(events[2].key, "ranges/2");
+}
+
+// A watch that must resume from a compacted revision: without a resync
+// callback it reports OutOfRange and stops; with one it calls it (the
+// owner re-reads), resumes after the revision the resync returns and keeps
+// delivering later changes.
+TEST_F(EtcdClientTest, WatchFromACompactedRevisionResyncsAndGoesOn) {
+  ASSERT_OK_AND_ASSIGN(const int64_t first, client_->Put("ranges/1", "a"));
+  ASSERT_OK(client_->Put("ranges/1", "b"));
+  ASSERT_OK_AND_ASSIGN(const int64_t compacted, client_->Put("ranges/2", "c"));
+  ASSERT_OK(client_->Compact(compacted));
+  // Compacting it again is etcd's OutOfRange.
+  EXPECT_EQ(client_->Compact(compacted).code(), absl::StatusCode::kOutOfRange);
+
+  std::atomic<int> stopped{0};
+  absl::Status error;
+  {
+    Watcher plain(
+        client_.get(), "ranges/", first, [](const WatchEvent&) {},
+        [&](const absl::Status& s) {
+          error = s;
+          ++stopped;
+        });
+    ASSERT_TRUE(PollUntil([&] { return stopped.load() > 0; }));
+  }
+  EXPECT_EQ(error.code(), absl::StatusCode::kOutOfRange) << error;
+
+  EventLog log;
+  std::atomic<int64_t> resynced_at{0};
+  std::atomic<int> failing_resyncs{1};  // The first one fails: retried.
+  Watcher watcher(
+      client_.get(), "ranges/", first, [&](const WatchEvent& e) { log.Add(e); },
+      [&]() -> absl::StatusOr<int64_t> {
+        if (failing_resyncs.fetch_sub(1) > 0) {
+          return absl::UnavailableError("etcd unreachable (simulated)");
+        }
+        const absl::StatusOr<RangeResult> r = client_->GetPrefix("ranges/");
+        if (!r.ok()) return r.status();
+        resynced_at = r->revision;
+        return r->revision;
+      });
+  ASSERT_TRUE(PollUntil([&] { return watcher.resyncs() == 1; }));
+  EXPECT_EQ(resynced_at.load(), compacted);
+  ASSERT_OK_AND_ASSIGN(const int64_t later, client_->Put("ranges/3", "d"));
+  ASSERT_TRUE(PollUntil([&] { return log.size() >= 1; }));
+  const std::vector<Recorded> events = log.events();
+  ASSERT_EQ(events.size(), 1u);  // Nothing from before the resync.
+  EXPECT_EQ(events[0].key, "ranges/3");
+  EXPECT_EQ(events[0].revision, later);
+  EXPECT_EQ(watcher.next_revision(), later + 1);
+  EXPECT_EQ(watcher.resyncs(), 1);
+}
+
+TEST(EtcdChannelPlanTest, OneEndpointAsGivenLiteralListsOneChannelNamesOneEach) {
+  ASSERT_OK_AND_ASSIGN(EtcdChannelPlan one, PlanEtcdChannels("etcd-0.etcd:2379"));
+  EXPECT_THAT(one.targets, ElementsAre("etcd-0.etcd:2379"));
+  EXPECT_FALSE(one.round_robin);
+
+  ASSERT_OK_AND_ASSIGN(EtcdChannelPlan v4,
+                       PlanEtcdChannels("10.0.0.1:2379, 10.0.0.2:2379,10.0.0.3:2380"));
+  EXPECT_THAT(v4.targets,
+              ElementsAre("ipv4:10.0.0.1:2379,10.0.0.2:2379,10.0.0.3:2380"));
+  EXPECT_TRUE(v4.round_robin);
+
+  ASSERT_OK_AND_ASSIGN(EtcdChannelPlan v6, PlanEtcdChannels("[::1]:1,[fe80::2]:2"));
+  EXPECT_THAT(v6.targets, ElementsAre("ipv6:[::1]:1,[fe80::2]:2"));
+  EXPECT_TRUE(v6.round_robin);
+
+  // Host names (or mixed families): one channel per endpoint.
+  ASSERT_OK_AND_ASSIGN(EtcdChannelPlan names,
+                       PlanEtcdChannels("etcd-0.etcd:2379,etcd-1.etcd:2379"));
+  EXPECT_THAT(names.targets, ElementsAre("etcd-0.etcd:2379", "etcd-1.etcd:2379"));
+  EXPECT_FALSE(names.round_robin);
+  ASSERT_OK_AND_ASSIGN(EtcdChannelPlan mixed, PlanEtcdChannels("10.0.0.1:1,[::1]:2"));
+  EXPECT_EQ(mixed.targets.size(), 2u);
+
+  for (const char* bad : {"", "a:1,", "a:1,,b:2", "noport", "a:", "a:12x"}) {
+    EXPECT_EQ(PlanEtcdChannels(bad).status().code(),
+              absl::StatusCode::kInvalidArgument)
+        << bad;
+  }
+}
+
+// Several endpoints, the first of them a closed port (nothing listens):
+// calls, a lease kept alive and a watch all work through the live one.
+// Both plans: literal IPs (one round_robin channel) and host names (one
+// channel each).
+TEST_F(EtcdClientTest, SeveralEndpointsWorkWithOneOfThemDown) {
+  ASSERT_OK_AND_ASSIGN(const int closed, testing::PickFreePort());
+  const std::string port = etcd_->endpoint().substr(etcd_->endpoint().rfind(':') + 1);
+  for (const std::string& endpoints :
+       {absl::StrCat("127.0.0.1:", closed, ",", etcd_->endpoint()),
+        absl::StrCat("localhost:", closed, ",localhost:", port)}) {
+    SCOPED_TRACE(endpoints);
+    EtcdClientOptions options;
+    options.endpoint = endpoints;
+    options.call_timeout = absl::Seconds(5);
+    EtcdClient several(options);
+    EXPECT_EQ(several.channels(), endpoints.starts_with("localhost") ? 2u : 1u);
+    for (int i = 0; i < 5; ++i) {  // Round robin would hit the dead one.
+      ASSERT_OK_AND_ASSIGN(const int64_t rev,
+                           several.Put("k", absl::StrCat(endpoints, i)));
+      ASSERT_OK_AND_ASSIGN(const auto kv, several.Get("k"));
+      ASSERT_TRUE(kv.has_value());
+      EXPECT_EQ(kv->mod_revision, rev);
+    }
+    ASSERT_OK_AND_ASSIGN(const Lease lease, several.LeaseGrant(absl::Seconds(2)));
+    LeaseKeeper keeper(&several, lease, [](const absl::Status&) {});
+    EventLog log;
+    Watcher watcher(
+        &several, "w/", 0, [&](const WatchEvent& e) { log.Add(e); },
+        [](const absl::Status&) {});
+    ASSERT_TRUE(PollUntil([&] { return watcher.connected(); }));
+    ASSERT_OK(client_->Put("w/1", "x"));
+    EXPECT_TRUE(PollUntil([&] { return log.size() >= 1; }));
+    EXPECT_TRUE(PollUntil([&] { return keeper.renewals() >= 2; }));
+    EXPECT_FALSE(keeper.lost());
+    ASSERT_OK(client_->Delete("w/1"));
+  }
+}
+
+// Two endpoints (TCP proxies to the one etcd, standing in for two
+// members); each goes down in turn while a lease is kept alive and a watch
+// runs: both carry on through the other, and calls keep working.
+TEST_F(EtcdClientTest, LeaseAndWatchSurviveOneEndpointGoingDown) {
+  ASSERT_OK_AND_ASSIGN(auto a, testing::TcpProxy::Start(etcd_->endpoint()));
+  ASSERT_OK_AND_ASSIGN(auto b, testing::TcpProxy::Start(etcd_->endpoint()));
+  EtcdClientOptions options;
+  options.endpoint = absl::StrCat(a->address(), ",", b->address());
+  options.call_timeout = absl::Seconds(2);
+  EtcdClient several(options);
+  ASSERT_OK_AND_ASSIGN(const Lease lease, several.LeaseGrant(absl::Seconds(3)));
+  std::atomic<bool> lost{false};
+  LeaseKeeper keeper(&several, lease, [&](const absl::Status&) { lost = true; });
+  EventLog log;
+  Watcher watcher(
+      &several, "w/", 0, [&](const WatchEvent& e) { log.Add(e); },
+      [](const absl::Status&) {});
+  ASSERT_TRUE(PollUntil([&] { return watcher.connected(); }));
+
+  size_t expected = 0;
+  for (testing::TcpProxy* down : {a.get(), b.get()}) {
+    down->Sever();
+    const int64_t renewed = keeper.renewals();
+    ASSERT_OK(client_->Put("w/k", absl::StrCat("v", expected)));
+    ++expected;
+    EXPECT_TRUE(PollUntil([&] { return log.size() >= expected; }))
+        << "the watch did not carry on";
+    EXPECT_TRUE(PollUntil([&] { return keeper.renewals() >= renewed + 2; }))
+        << "the lease was not renewed";
+    ASSERT_OK_AND_ASSIGN(const auto kv, several.Get("w/k"));
+    ASSERT_TRUE(kv.has_value());
+    ASSERT_OK(several.Put("other", "x"));
+    down->Heal();
+  }
+  EXPECT_FALSE(lost.load());
+  ASSERT_OK_AND_ASSIGN(const absl::Duration ttl, several.LeaseTimeToLive(lease.id));
+  EXPECT_GT(ttl, absl::ZeroDuration());
 }
 
 TEST_F(EtcdClientTest, ElectionHasOneLeaderAndTheOtherTakesOver) {

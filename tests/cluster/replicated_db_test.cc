@@ -6,11 +6,14 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "server/write_gate.h"
 #include "strata/storage/db.h"
 #include "tests/support/test_util.h"
 
@@ -159,6 +162,142 @@ TEST_F(ReplicatedDbTest, FewerInSyncThanMinInSyncRefusesWritesUntilOneRejoins) {
   EXPECT_EQ(put.status().code(), absl::StatusCode::kDeadlineExceeded)
       << put.status();
   EXPECT_EQ(base_->CurrentRevision(), 1);
+}
+
+// Readiness: WriteAvailability reports what the writes would answer: OK
+// while the primary takes writes, UNAVAILABLE with the reason once it is
+// fenced, marked as a refusal the writes give themselves.
+TEST_F(ReplicatedDbTest, FencedPrimaryIsNotWriteAvailable) {
+  source_->SetInSync({});
+  rdb_ = Make();
+  ASSERT_TRUE(rdb_->WriteAvailability().ok()) << rdb_->WriteAvailability();
+  rdb_->Fence(absl::UnavailableError("epoch 2 has primary n3"));
+  const absl::Status availability = rdb_->WriteAvailability();
+  EXPECT_EQ(availability.code(), absl::StatusCode::kUnavailable)
+      << availability;
+  EXPECT_NE(availability.message().find("fenced"), std::string::npos);
+  EXPECT_NE(availability.message().find("epoch 2 has primary n3"),
+            std::string::npos);
+  EXPECT_TRUE(availability
+                  .GetPayload(absl::string_view(
+                      storage::kRefusesWritesItselfPayload.data(),
+                      storage::kRefusesWritesItselfPayload.size()))
+                  .has_value());
+  // Asking does not count as a refused write; the write itself still
+  // answers FAILED_PRECONDITION (clients re-route on it).
+  EXPECT_EQ(rdb_->fenced_writes(), 0);
+  EXPECT_EQ(rdb_->Put(storage::WriteOptions(), "k", "v").status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(ReplicatedDbTest, LeaseDeadlinePassedIsNotWriteAvailable) {
+  source_->SetInSync({});
+  ReplicatedDB::Options o;
+  o.lease_deadline = [] { return absl::Now() - absl::Seconds(1); };
+  rdb_ = Make(o);
+  const absl::Status availability = rdb_->WriteAvailability();
+  EXPECT_EQ(availability.code(), absl::StatusCode::kUnavailable)
+      << availability;
+  EXPECT_NE(availability.message().find("lease"), std::string::npos);
+}
+
+TEST_F(ReplicatedDbTest, TooFewInSyncIsNotWriteAvailableUntilOneRejoins) {
+  source_->SetInSync({});
+  ReplicatedDB::Options o;
+  o.min_in_sync = 2;
+  rdb_ = Make(o);
+  const absl::Status availability = rdb_->WriteAvailability();
+  EXPECT_EQ(availability.code(), absl::StatusCode::kUnavailable)
+      << availability;
+  EXPECT_NE(availability.message().find(
+                "only 1 of range 0's replicas are in sync"),
+            std::string::npos)
+      << availability;
+  source_->SetInSync({"n2"});
+  EXPECT_TRUE(rdb_->WriteAvailability().ok()) << rdb_->WriteAvailability();
+}
+
+// The server's write gate over a fenced primary: not writable (health's
+// strata.v1.KV.write goes NOT_SERVING through the change callback), but
+// Admit lets the write through so the ReplicatedDB answers it with its own
+// FAILED_PRECONDITION, as before.
+TEST_F(ReplicatedDbTest, WriteGateReportsAFencedPrimaryNotWritable) {
+  source_->SetInSync({});
+  rdb_ = Make();
+  server::DiskSpaceOptions disk;
+  disk.min_free_bytes = 0;
+  std::vector<bool> changes;  // Refresh runs on this thread (no Start).
+  server::WriteGate gate(disk, rdb_.get(), nullptr,
+                         [&](bool writable) { changes.push_back(writable); });
+  gate.Refresh();
+  EXPECT_TRUE(gate.Writable());
+  rdb_->Fence(absl::UnavailableError("epoch 2 has primary n3"));
+  gate.Refresh();
+  EXPECT_FALSE(gate.Writable());
+  EXPECT_EQ(changes, (std::vector<bool>{true, false}));
+  EXPECT_TRUE(gate.Admit().ok());
+}
+
+// Records what the delayed commit listener (the Watch hub's place) hears.
+class RecordingListener final : public storage::CommitListener {
+ public:
+  void OnCommit(const std::vector<storage::ChangeBatch>& batches) override {
+    absl::MutexLock lock(&mu_);
+    for (const storage::ChangeBatch& b : batches) revisions_.push_back(b.revision);
+  }
+  std::vector<storage::Revision> revisions() {
+    absl::MutexLock lock(&mu_);
+    return revisions_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<storage::Revision> revisions_ ABSL_GUARDED_BY(mu_);
+};
+
+// Regression (ClusterNode::Stop race): a commit waits for its replicas
+// when the ReplicatedDB is destroyed; the source, still alive, then
+// reaches the watermark and runs the waiter on its notifier thread. It
+// must not touch the destroyed object (it used to call DeliverReplicated
+// on it: a use-after-free that ASan and TSan report, and the listener
+// heard a batch from a dead ReplicatedDB).
+TEST_F(ReplicatedDbTest, ReplicationAfterTheReplicatedDbIsGoneReachesNothing) {
+  RecordingListener listener;
+  rdb_ = Make();
+  rdb_->SetCommitListener(&listener);
+  // Committed locally; the replica never acknowledges, so its delivery
+  // waits (and the write itself times out).
+  ASSERT_EQ(rdb_->Put(storage::WriteOptions(), "k", "v").status().code(),
+            absl::StatusCode::kDeadlineExceeded);
+  ASSERT_EQ(base_->CurrentRevision(), 1);
+  rdb_.reset();
+  source_->SetInSync({});  // The watermark reaches revision 1 now.
+  EXPECT_EQ(source_->replicated_revision(), 1);
+  source_.reset();  // Joins the notifier: every callback has run.
+  EXPECT_TRUE(listener.revisions().empty());
+}
+
+// The order ClusterNode::Stop uses: Detach, destroy the source (its
+// threads end; what still waits for replicas is failed), then the
+// ReplicatedDB.
+TEST_F(ReplicatedDbTest, DetachThenSourceThenReplicatedDbIsAStopOrder) {
+  RecordingListener listener;
+  source_->SetInSync({});
+  rdb_ = Make();
+  rdb_->SetCommitListener(&listener);
+  ASSERT_TRUE(rdb_->Put(storage::WriteOptions(), "k", "v").ok());
+  // Revision 2 commits but is never replicated: its delivery waits.
+  source_->SetInSync({"n2"});
+  ASSERT_EQ(rdb_->Put(storage::WriteOptions(), "k", "w").status().code(),
+            absl::StatusCode::kDeadlineExceeded);
+  rdb_->Detach();
+  source_.reset();
+  rdb_.reset();
+  // Revision 1 was replicated and delivered; revision 2 never was.
+  EXPECT_EQ(listener.revisions(), std::vector<storage::Revision>{1});
+  // No longer base's commit listener: a direct write reaches nobody.
+  ASSERT_TRUE(base_->Put(storage::WriteOptions(), "x", "y").ok());
+  EXPECT_EQ(listener.revisions(), std::vector<storage::Revision>{1});
 }
 
 }  // namespace
