@@ -104,19 +104,22 @@ absl::Status ReplicatedDB::InSyncShortfall() const {
   return absl::OkStatus();
 }
 
-absl::Status ReplicatedDB::CheckWritable() {
-  absl::Status why;
+absl::Status ReplicatedDB::FenceReason() const {
   {
     absl::MutexLock lock(&mu_);
-    why = fenced_;
+    if (!fenced_.ok()) return fenced_;
   }
-  if (why.ok() && options_.lease_deadline &&
-      absl::Now() >= options_.lease_deadline()) {
-    why = absl::UnavailableError(
+  if (options_.lease_deadline && absl::Now() >= options_.lease_deadline()) {
+    return absl::UnavailableError(
         "this node's etcd lease may have expired (no renewal within its "
         "TTL)");
-    Fence(why);
   }
+  return absl::OkStatus();
+}
+
+absl::Status ReplicatedDB::CheckWritable() {
+  const absl::Status why = FenceReason();
+  if (!why.ok() && !fenced()) Fence(why);  // A lapsed lease: for good.
   if (why.ok()) return InSyncShortfall();
   fenced_writes_.fetch_add(1);
   return absl::FailedPreconditionError(absl::StrCat(
@@ -368,17 +371,7 @@ absl::Status ReplicatedDB::WriteAvailability() {
   if (absl::Status engine = base_->WriteAvailability(); !engine.ok()) {
     return engine;
   }
-  absl::Status why;
-  {
-    absl::MutexLock lock(&mu_);
-    why = fenced_;
-  }
-  if (why.ok() && options_.lease_deadline &&
-      absl::Now() >= options_.lease_deadline()) {
-    why = absl::UnavailableError(
-        "this node's etcd lease may have expired (no renewal within its "
-        "TTL)");
-  }
+  const absl::Status why = FenceReason();
   absl::Status refusal =
       why.ok() ? InSyncShortfall()
                : absl::UnavailableError(absl::StrCat(

@@ -154,6 +154,9 @@ class ReplicatedDB final : public storage::DB {
   };
   // OK, or the FAILED_PRECONDITION a write gets now (counted).
   absl::Status CheckWritable();
+  // Why this primary may not write: fenced_, or its lease deadline has
+  // passed (UNAVAILABLE); OK otherwise. Does not fence.
+  absl::Status FenceReason() const;
   // OK, or UNAVAILABLE if the in-sync set is below min_in_sync.
   absl::Status InSyncShortfall() const;
   // A snapshot at min(latest, watermark), or UNAVAILABLE.
