@@ -239,8 +239,12 @@ class Client:
         "...; the primary is NODE at HOST:PORT"; docs/cluster.md), dial
         HOST:PORT (same credentials and options),
         retry that call there once, and send every later get/put/delete to it
-        (as the C++ client). False: surface the error. Other methods always
-        use target.
+        (as the C++ client) until a call there fails Unavailable (the primary
+        is gone) or FailedPrecondition naming no primary (it was fenced after
+        a failover): that call's error is raised, not retried (a write that
+        failed Unavailable may have been applied), and the next call goes to
+        target again. False: surface the error. Other methods always use
+        target.
     """
 
     # Every RPC of proto/strata/v1 and the Client method that calls it. The
@@ -353,19 +357,25 @@ class Client:
     def _routed_unary(self, rpc: str, request: Any, timeout: Timeout) -> Any:
         """_unary for get/put/delete: to the primary this client follows, if
         any; on a replica's "the primary is NODE at HOST:PORT" answer, follows
-        it (once per call) and sticks to it (see follow_primary)."""
+        it (once per call) and sticks to it until it is lost (see
+        follow_primary)."""
         request = self._with_namespace(request)
-        calls = self._route.calls() or self._calls
+        followed = self._route.calls()
+        calls = followed or self._calls
         try:
             return calls[rpc](request, timeout=self._deadline(timeout))
         except grpc.RpcError as e:
             primary = self._primary_named_by(e)
             if primary is None:
+                if followed is not None and _lost_primary(e):
+                    self._route.forget(followed)
                 raise from_rpc_error(e) from e
         calls = self._route.follow(primary, self._dial, self._callables)
         try:
             return calls[rpc](request, timeout=self._deadline(timeout))
         except grpc.RpcError as e:
+            if _lost_primary(e) and self._primary_named_by(e) is None:
+                self._route.forget(calls)
             raise from_rpc_error(e) from e
 
     def _primary_named_by(self, e: grpc.RpcError) -> Optional[str]:
@@ -1058,12 +1068,30 @@ class _Route:
             self._address = address
             return self._calls
 
+    def forget(self, calls: Dict[str, Any]) -> None:
+        """Stops following the primary whose callables are calls (it is gone
+        or fenced), so the next call goes to target; a no-op if another call
+        has followed a newer primary since. Like follow, drops the channel
+        without closing it: calls still running on it finish (their
+        callables keep the underlying channel alive)."""
+        with self._lock:
+            if self._calls is calls:
+                self._channel, self._calls, self._address = None, None, None
+
     def close(self) -> None:
         with self._lock:
             channel, self._channel = self._channel, None
             self._calls, self._address = None, None
         if channel is not None:
             channel.close()
+
+
+def _lost_primary(e: grpc.RpcError) -> bool:
+    """Whether a call to a followed primary found it no longer (reachable as)
+    the primary: Unavailable (gone or unreachable) or FailedPrecondition (a
+    fenced old primary; callers first check that it names no primary)."""
+    return isinstance(e, grpc.Call) and e.code() in (
+        grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.FAILED_PRECONDITION)
 
 
 @dataclass(frozen=True)

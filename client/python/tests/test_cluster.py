@@ -4,7 +4,7 @@ Fake gRPC servers on 127.0.0.1 port 0 stand in for a replica, which answers
 FAILED_PRECONDITION "...; the primary is n2 at HOST:PORT" like a real one
 (docs/cluster.md), and for the primary; they check that the client follows
 the named primary once (from the strata-primary trailer, else the message)
-and then sticks to it, that follow_primary=False
+and then sticks to it until it is gone or fenced, that follow_primary=False
 surfaces the error, and that get_range_map()/cluster_status() decode
 strata.v1.Cluster's answers.
 """
@@ -18,7 +18,8 @@ from typing import Any, Callable, Dict, List
 
 import grpc
 
-from strata_client import Client, FailedPrecondition, RangeMap, Unimplemented
+from strata_client import (Client, FailedPrecondition, RangeMap, Unavailable,
+                           Unimplemented)
 from strata_client._gen import cluster_pb2, kv_pb2
 
 
@@ -161,6 +162,91 @@ class FollowPrimaryTest(unittest.TestCase):
             with self.assertRaises(FailedPrecondition):
                 db.put(b"k", b"v")
             self.assertIsNone(db.primary)
+
+
+class ScriptedPut:
+    """A Put handler the test switches between answering OK (revision 7),
+    FailedPrecondition naming a primary in the strata-primary trailer, and
+    FailedPrecondition naming none (a fenced old primary)."""
+
+    def __init__(self) -> None:
+        self.primary = ""
+        self.fenced = False
+
+    def __call__(self, req: Any, ctx: Any) -> Any:
+        if self.primary:
+            ctx.set_trailing_metadata((("strata-primary", self.primary),))
+            ctx.abort(grpc.StatusCode.FAILED_PRECONDITION, "not the primary of range 0 (epoch 2)")
+        if self.fenced:
+            ctx.abort(grpc.StatusCode.FAILED_PRECONDITION, "not the primary of range 0 any more")
+        return kv_pb2.PutResponse(header=_header(7))
+
+
+def _scripted_node(test: unittest.TestCase, put: ScriptedPut) -> FakeNode:
+    node = FakeNode({"strata.v1.KV/Put": (kv_pb2.PutRequest, kv_pb2.PutResponse, put)})
+    test.addCleanup(node.stop)
+    return node
+
+
+class UnfollowTest(unittest.TestCase):
+    """Issue 18: a followed primary that dies or is fenced after a failover is
+    forgotten; the next call goes to the address the client was given."""
+
+    def test_a_followed_primary_that_is_gone_is_forgotten(self) -> None:
+        replica_put, primary_put = ScriptedPut(), ScriptedPut()
+        replica = _scripted_node(self, replica_put)
+        primary = _scripted_node(self, primary_put)
+        replica_put.primary = primary.address
+        with Client(replica.address, timeout=5) as db:
+            self.assertEqual(db.put(b"k", b"1"), 7)  # followed
+            self.assertEqual(db.put(b"k", b"2"), 7)  # straight to the primary
+            self.assertEqual(db.primary, primary.address)
+            primary.stop()
+            replica_put.primary = ""  # the failover made the replica the primary
+            with self.assertRaises(Unavailable):
+                db.put(b"k", b"3")
+            self.assertIsNone(db.primary)
+            self.assertEqual(len(replica.calls), 1)  # the failed call was not retried
+            self.assertEqual(db.put(b"k", b"4"), 7)
+        self.assertEqual(len(replica.calls), 2)
+        self.assertEqual(len(primary.calls), 2)
+
+    def test_a_fenced_primary_is_forgotten_and_the_new_one_followed(self) -> None:
+        replica_put, old_put, new_put = ScriptedPut(), ScriptedPut(), ScriptedPut()
+        replica = _scripted_node(self, replica_put)
+        old = _scripted_node(self, old_put)
+        new = _scripted_node(self, new_put)
+        replica_put.primary = old.address
+        with Client(replica.address, timeout=5) as db:
+            self.assertEqual(db.put(b"k", b"1"), 7)
+            old_put.fenced = True
+            replica_put.primary = new.address
+            with self.assertRaises(FailedPrecondition):
+                db.put(b"k", b"2")
+            self.assertIsNone(db.primary)
+            self.assertEqual(new.calls, [])  # not retried
+            self.assertEqual(db.put(b"k", b"3"), 7)  # given address -> new primary
+            self.assertEqual(db.primary, new.address)
+            self.assertEqual(db.put(b"k", b"4"), 7)
+        self.assertEqual((len(replica.calls), len(old.calls), len(new.calls)), (2, 2, 2))
+
+    def test_a_newer_followed_primary_is_kept(self) -> None:
+        # forget() of a primary another call has already moved away from
+        # leaves the newer one alone.
+        replica_put, old_put, new_put = ScriptedPut(), ScriptedPut(), ScriptedPut()
+        replica = _scripted_node(self, replica_put)
+        old = _scripted_node(self, old_put)
+        new = _scripted_node(self, new_put)
+        replica_put.primary = old.address
+        with Client(replica.address, timeout=5) as db:
+            db.put(b"k", b"1")
+            stale = db._route.calls()
+            assert stale is not None
+            old_put.primary = new.address
+            db.put(b"k", b"2")  # the old primary names the new one: followed
+            self.assertEqual(db.primary, new.address)
+            db._route.forget(stale)
+            self.assertEqual(db.primary, new.address)
 
 
 def _range_map() -> cluster_pb2.GetRangeMapResponse:
