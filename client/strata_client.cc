@@ -219,6 +219,15 @@ namespace {
 // The address in a cluster node's "not the primary" answer, or "" if it
 // is not one: its strata-primary trailer, else (servers before the
 // trailer) the end of its message "...; the primary is NODE at HOST:PORT".
+// Whether a call to a followed primary failed because that node is no
+// longer (reachable as) the primary: UNAVAILABLE (gone or unreachable), or
+// FAILED_PRECONDITION (a fenced old primary; the caller has checked that
+// it names no primary, which would be followed instead).
+bool LostPrimary(const grpc::Status& s) {
+  return s.error_code() == grpc::StatusCode::UNAVAILABLE ||
+         s.error_code() == grpc::StatusCode::FAILED_PRECONDITION;
+}
+
 std::string NamedPrimary(const grpc::Status& s,
                          const grpc::ClientContext& ctx) {
   if (s.error_code() != grpc::StatusCode::FAILED_PRECONDITION) return "";
@@ -248,6 +257,15 @@ grpc::Status Client::RoutedKv(
     absl::MutexLock lock(&route_->mu);
     routed = route_->kv;
   }
+  // Forgets the followed primary `failed` (issue 18: after a failover it is
+  // dead or fenced), so the next call goes to `target` again, which
+  // forwards or names the new primary. Another call may have followed a
+  // newer primary since: that one is kept. Calls still running on `failed`
+  // hold their own reference, so its channel closes when the last ends.
+  auto unfollow = [this](const std::shared_ptr<v1::KV::Stub>& failed) {
+    absl::MutexLock lock(&route_->mu);
+    if (route_->kv == failed) route_->kv = nullptr;
+  };
   std::string primary;
   {
     grpc::ClientContext ctx;
@@ -255,7 +273,10 @@ grpc::Status Client::RoutedKv(
     grpc::Status s =
         call(routed != nullptr ? routed.get() : stubs_->kv.get(), &ctx);
     primary = NamedPrimary(s, ctx);
-    if (primary.empty()) return s;
+    if (primary.empty()) {
+      if (routed != nullptr && LostPrimary(s)) unfollow(routed);
+      return s;
+    }
   }
   routed = std::shared_ptr<v1::KV::Stub>(v1::KV::NewStub(
       MakeChannel(primary, options_, /*own_subchannels=*/false)));
@@ -265,8 +286,11 @@ grpc::Status Client::RoutedKv(
   }
   grpc::ClientContext ctx;
   SetDeadline(&ctx, options_.timeout);
-  return call(routed.get(), &ctx);
+  grpc::Status s = call(routed.get(), &ctx);
+  if (LostPrimary(s) && NamedPrimary(s, ctx).empty()) unfollow(routed);
+  return s;
 }
+
 
 absl::StatusOr<std::optional<std::string>> Client::Get(std::string_view key) {
   v1::GetRequest request;

@@ -842,9 +842,13 @@ class Client {
   // (a cluster node that is not the primary and did not forward the call:
   // the trailer strata-primary: HOST:PORT, or from servers before it the
   // message "...; the primary is NODE at HOST:PORT"), the client remembers
-  // HOST:PORT for later calls and runs `call` once more there. Get,
-  // GetWithMetadata, Put and Delete are routed; the other methods stay on
-  // `target`.
+  // HOST:PORT for later calls and runs `call` once more there. When a call
+  // to that remembered primary fails UNAVAILABLE (the node is gone) or
+  // FAILED_PRECONDITION naming no primary (a fenced old primary), the
+  // client forgets it, so the next call goes to `target` again; the failed
+  // call itself is returned as is, never retried (a write that failed
+  // UNAVAILABLE may have been applied). Get, GetWithMetadata, Put and
+  // Delete are routed; the other methods stay on `target`.
   grpc::Status RoutedKv(
       const std::function<grpc::Status(void* kv_stub,
                                        grpc::ClientContext* ctx)>& call);

@@ -734,6 +734,116 @@ TEST_F(StrataClientTest, FollowsThePrimaryInTheMessageWithoutTrailer) {
   fake->Shutdown();
 }
 
+// A cluster node whose answer to Put the test sets: OK, FAILED_PRECONDITION
+// naming a primary in the strata-primary trailer, or FAILED_PRECONDITION
+// naming none (a fenced old primary). Counts the Puts it answered.
+class ScriptedKv final : public v1::KV::Service {
+ public:
+  void AnswerOk() { Set("", false); }
+  void NamePrimary(std::string address) { Set(std::move(address), false); }
+  void Fence() { Set("", true); }
+  int puts() {
+    absl::MutexLock lock(&mu_);
+    return puts_;
+  }
+
+  grpc::Status Put(grpc::ServerContext* ctx, const v1::PutRequest*,
+                   v1::PutResponse*) override {
+    absl::MutexLock lock(&mu_);
+    ++puts_;
+    if (!primary_.empty()) {
+      ctx->AddTrailingMetadata("strata-primary", primary_);
+      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                          "not the primary of range 0 (epoch 1)");
+    }
+    if (fenced_) {
+      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                          "not the primary of range 0 any more");
+    }
+    return grpc::Status::OK;
+  }
+
+ private:
+  void Set(std::string primary, bool fenced) {
+    absl::MutexLock lock(&mu_);
+    primary_ = std::move(primary);
+    fenced_ = fenced;
+  }
+
+  absl::Mutex mu_;
+  std::string primary_ ABSL_GUARDED_BY(mu_);
+  bool fenced_ ABSL_GUARDED_BY(mu_) = false;
+  int puts_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+// Issue 18: the followed primary dies (a failover moved the role); the
+// call that finds it gone fails UNAVAILABLE and is not retried, and the
+// next call goes back to the address the client was given.
+TEST(StrataClientFollowTest, ForgetsAFollowedPrimaryThatIsGone) {
+  strata::testing::PinGrpcLibrary();
+  ScriptedKv replica, primary;
+  std::string replica_address, primary_address;
+  std::unique_ptr<grpc::Server> replica_server =
+      Serve(&replica, &replica_address);
+  std::unique_ptr<grpc::Server> primary_server =
+      Serve(&primary, &primary_address);
+  ASSERT_NE(replica_server, nullptr);
+  ASSERT_NE(primary_server, nullptr);
+  replica.NamePrimary(primary_address);
+  ClientOptions options;
+  options.timeout = absl::Seconds(5);
+  Client client(replica_address, options);
+  ASSERT_OK(client.Put("k", "1"));  // Followed to the primary.
+  ASSERT_OK(client.Put("k", "2"));  // Straight to the primary.
+  EXPECT_EQ(replica.puts(), 1);
+  EXPECT_EQ(primary.puts(), 2);
+
+  primary_server->Shutdown();
+  primary_server->Wait();
+  replica.AnswerOk();  // The failover made the replica the primary.
+  EXPECT_TRUE(absl::IsUnavailable(client.Put("k", "3").status()));
+  EXPECT_EQ(replica.puts(), 1);  // Not retried anywhere.
+  ASSERT_OK(client.Put("k", "4"));
+  EXPECT_EQ(replica.puts(), 2);
+  replica_server->Shutdown();
+}
+
+// A followed primary that was fenced (FAILED_PRECONDITION naming no
+// primary) is forgotten too; the next call goes back to the given address,
+// which names the new primary, and the client follows that one.
+TEST(StrataClientFollowTest, ForgetsAFencedPrimaryAndFollowsTheNewOne) {
+  strata::testing::PinGrpcLibrary();
+  ScriptedKv replica, old_primary, new_primary;
+  std::string replica_address, old_address, new_address;
+  std::unique_ptr<grpc::Server> replica_server =
+      Serve(&replica, &replica_address);
+  std::unique_ptr<grpc::Server> old_server = Serve(&old_primary, &old_address);
+  std::unique_ptr<grpc::Server> new_server = Serve(&new_primary, &new_address);
+  ASSERT_NE(replica_server, nullptr);
+  ASSERT_NE(old_server, nullptr);
+  ASSERT_NE(new_server, nullptr);
+  replica.NamePrimary(old_address);
+  ClientOptions options;
+  options.timeout = absl::Seconds(5);
+  Client client(replica_address, options);
+  ASSERT_OK(client.Put("k", "1"));
+  EXPECT_EQ(old_primary.puts(), 1);
+
+  old_primary.Fence();
+  replica.NamePrimary(new_address);
+  absl::Status fenced = client.Put("k", "2").status();
+  EXPECT_TRUE(absl::IsFailedPrecondition(fenced)) << fenced;
+  EXPECT_EQ(new_primary.puts(), 0);  // Not retried.
+  ASSERT_OK(client.Put("k", "3"));   // Given address -> new primary.
+  ASSERT_OK(client.Put("k", "4"));   // Straight to the new primary.
+  EXPECT_EQ(old_primary.puts(), 2);
+  EXPECT_EQ(replica.puts(), 2);
+  EXPECT_EQ(new_primary.puts(), 2);
+  replica_server->Shutdown();
+  old_server->Shutdown();
+  new_server->Shutdown();
+}
+
 TEST(FromGrpcStatusTest, SameCodeSameMessage) {
   EXPECT_OK(FromGrpcStatus(grpc::Status::OK));
   absl::Status s =
