@@ -42,7 +42,10 @@ export interface ClientOptions {
    * Default true: when a cluster node that is not the primary (and does not forward the call)
    * answers get/put/delete with FAILED_PRECONDITION naming the primary (its strata-primary
    * trailer, else the message "...; the primary is NODE at HOST:PORT"), retry there once and send every later
-   * get/put/delete there (docs/cluster.md). false: reject with the replica's answer.
+   * get/put/delete there (docs/cluster.md), until a call there rejects with UNAVAILABLE (the primary is
+   * gone) or FAILED_PRECONDITION naming no primary (fenced after a failover): that call is not retried
+   * (a write that failed UNAVAILABLE may have been applied), and the next one goes to target again.
+   * false: reject with the replica's answer.
    */
   followPrimary?: boolean;
 }

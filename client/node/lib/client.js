@@ -112,8 +112,12 @@ class WriteBatch {
 // FAILED_PRECONDITION naming the primary in its strata-primary trailer, or
 // from older servers in the message "...; the primary is NODE at HOST:PORT", dial
 // HOST:PORT with the same credentials and options, retry the call there once
-// and send every later get/put/delete there, as the C++ client; false =
-// reject with the replica's answer; other methods always use target).
+// and send every later get/put/delete there, as the C++ client, until a call
+// there rejects UNAVAILABLE (the primary is gone) or FAILED_PRECONDITION
+// naming no primary (fenced after a failover): that call is not retried (a
+// write that failed UNAVAILABLE may have been applied) and the next goes to
+// target again; false = reject with the replica's answer; other methods
+// always use target).
 // Every method rejects with a StrataError carrying the gRPC status code;
 // bad arguments throw TypeError/RangeError before anything is sent.
 class Client {
@@ -146,15 +150,15 @@ class Client {
     const channelArgs = { 'grpc.max_receive_message_length': -1, ...channelOptions, ...extra };
     this._dial = (address) => new grpc.Client(address, creds, channelArgs);
     this._channel = this._dial(target);
-    // The primary this client follows ({address, channel}, or null while it
-    // uses target); shared with its inNamespace() copies.
-    this._route = { address: null, channel: null };
+    // The primary this client follows (route.followed: a Followed, or null
+    // while it uses target); shared with its inNamespace() copies.
+    this._route = { followed: null };
   }
 
   // The HOST:PORT of the primary this client followed and now sends
   // get/put/delete to, or null while it uses target.
   get primary() {
-    return this._route.address;
+    return this._route.followed === null ? null : this._route.followed.address;
   }
 
   _callOptions(timeoutMs) {
@@ -191,8 +195,11 @@ class Client {
 
   // _unary for get/put/delete: to the primary this client follows, if any;
   // on a replica's answer naming the primary (strata-primary trailer, else
-  // "the primary is NODE at HOST:PORT"), follows it
-  // (once per call) and sticks to it (see followPrimary).
+  // "the primary is NODE at HOST:PORT"), follows it (once per call) and
+  // sticks to it until a call there finds it lost (UNAVAILABLE, or
+  // FAILED_PRECONDITION naming no primary: a fenced old primary); that call
+  // rejects as is (not retried: a write that failed UNAVAILABLE may have been
+  // applied) and the next one goes to target again (see followPrimary).
   async _routedUnary(rpc, request, timeoutMs) {
     request = this._withNamespace(rpc, request);
     const m = ALL_METHODS[rpc];
@@ -200,23 +207,53 @@ class Client {
       channel.makeUnaryRequest(m.path, m.requestSerialize, m.responseDeserialize, request,
         this._callOptions(timeoutMs), (err, resp) => (err ? reject(err) : resolve(resp)));
     });
-    try {
-      return await call(this._route.channel || this._channel);
-    } catch (err) {
-      const primary = this.followPrimary && err && err.code === grpc.status.FAILED_PRECONDITION
-        ? (primaryTrailer(err.metadata) || namedPrimary(String(err.details || ''))) : null;
-      if (primary === null) throw fromGrpcError(err);
-      if (this._route.address !== primary) {
-        // The old channel is left to its running calls, not closed.
-        this._route.channel = this._dial(primary);
-        this._route.address = primary;
+    // Runs the call on a followed primary's channel; forgets that primary if
+    // the call finds it lost.
+    const callFollowed = async (followed) => {
+      followed.inFlight++;
+      try {
+        return await call(followed.channel);
+      } catch (err) {
+        if (lostPrimary(err) && this._namedPrimary(err) === null) this._unfollow(followed);
+        throw err;
+      } finally {
+        followed.inFlight--;
+        followed.closeIfUnused();
       }
+    };
+    let primary;
+    try {
+      const followed = this._route.followed;
+      return await (followed === null ? call(this._channel) : callFollowed(followed));
+    } catch (err) {
+      primary = this._namedPrimary(err);
+      if (primary === null) throw fromGrpcError(err);
+    }
+    let followed = this._route.followed;
+    if (followed === null || followed.address !== primary) {
+      if (followed !== null) followed.retire();
+      followed = new Followed(primary, this._dial(primary));
+      this._route.followed = followed;
     }
     try {
-      return await call(this._route.channel);
+      return await callFollowed(followed);
     } catch (err) {
       throw fromGrpcError(err);
     }
+  }
+
+  // The primary a FAILED_PRECONDITION answer names (to be followed), or null.
+  _namedPrimary(err) {
+    if (!this.followPrimary || !err || err.code !== grpc.status.FAILED_PRECONDITION) return null;
+    return primaryTrailer(err.metadata) || namedPrimary(String(err.details || ''));
+  }
+
+  // Stops following `followed` (gone or fenced) so the next call goes to
+  // target; a no-op if another call has followed a newer primary since.
+  _unfollow(followed) {
+    if (this._route.followed !== followed) return;
+    this._route.followed = null;
+    followed.retire();
   }
 
   // Starts a server-streaming RPC by full name; returns the grpc-js call.
@@ -827,8 +864,41 @@ class Client {
   // cancelled. Idempotent.
   close() {
     this._channel.close();
-    if (this._route.channel !== null) this._route.channel.close();
+    if (this._route.followed !== null) this._route.followed.channel.close();
   }
+}
+
+// A primary a Client follows: its address, the channel to it, and how many
+// calls run on that channel. A primary no longer followed (another one was
+// named, or it was lost) is retired: its channel is closed once no call runs
+// on it, as grpc-js's close() fails calls still waiting for a connection.
+class Followed {
+  constructor(address, channel) {
+    this.address = address;
+    this.channel = channel;
+    this.inFlight = 0;
+    this.retired = false;
+    this.closed = false;
+  }
+
+  retire() {
+    this.retired = true;
+    this.closeIfUnused();
+  }
+
+  closeIfUnused() {
+    if (this.retired && this.inFlight === 0 && !this.closed) {
+      this.closed = true;
+      this.channel.close();
+    }
+  }
+}
+
+// Whether a call to a followed primary found it no longer (reachable as) the
+// primary: UNAVAILABLE (gone or unreachable) or FAILED_PRECONDITION (a fenced
+// old primary; callers first check that it names no primary to follow).
+function lostPrimary(err) {
+  return Boolean(err) && (err.code === grpc.status.UNAVAILABLE || err.code === grpc.status.FAILED_PRECONDITION);
 }
 
 // Every RPC of proto/strata/v1 and the Client method that calls it. The

@@ -2,7 +2,8 @@
 // fake replica answers FAILED_PRECONDITION "...; the primary is n2 at
 // HOST:PORT" like a real one that does not forward (docs/cluster.md; or
 // names it in the strata-primary trailer), a fake primary answers; the
-// client must follow the named primary once per call and then stick to it.
+// client must follow the named primary once per call and then stick to it
+// until it is gone or fenced.
 // getRangeMap()/clusterStatus() are decoded against a fake strata.v1.Cluster.
 'use strict';
 
@@ -154,6 +155,120 @@ describe('following a replica to the primary (fake nodes)', () => {
     } finally {
       db.close();
       node.stop();
+    }
+  });
+});
+
+// A Put handler the test switches between answering OK (revision 7),
+// FAILED_PRECONDITION naming `primary` in the strata-primary trailer, and
+// FAILED_PRECONDITION naming none (`fenced`: an old primary after a failover).
+function scriptedPut() {
+  const script = { primary: '', fenced: false };
+  script.handler = () => {
+    if (script.primary !== '') {
+      const trailer = new grpc.Metadata();
+      trailer.set('strata-primary', script.primary);
+      throw { code: status.FAILED_PRECONDITION, metadata: trailer, details: 'not the primary of range 0 (epoch 2)' };
+    }
+    if (script.fenced) throw { code: status.FAILED_PRECONDITION, details: 'not the primary of range 0 any more' };
+    return header(7);
+  };
+  return script;
+}
+
+// Issue 18: a followed primary that dies or is fenced after a failover is
+// forgotten; the next call goes to the address the client was given.
+describe('forgetting a followed primary that is lost (fake nodes)', () => {
+  const nodes = [];
+  const scriptedNode = async () => {
+    const script = scriptedPut();
+    const node = await fakeNode({ 'strata.v1.KV/Put': script.handler });
+    nodes.push(node);
+    return { script, node };
+  };
+  after(() => {
+    for (const node of nodes) node.stop();
+  });
+
+  it('a primary that is gone: the call rejects UNAVAILABLE, the next goes to target', async () => {
+    const replica = await scriptedNode();
+    const primary = await scriptedNode();
+    replica.script.primary = primary.node.address;
+    const db = new Client(replica.node.address, { timeoutMs: 5000 });
+    try {
+      assert.equal(await db.put('k', '1'), 7); // followed
+      assert.equal(await db.put('k', '2'), 7); // straight to the primary
+      assert.equal(db.primary, primary.node.address);
+      primary.node.stop();
+      replica.script.primary = ''; // the failover made the replica the primary
+      await assert.rejects(db.put('k', '3'), isCode(status.UNAVAILABLE));
+      assert.equal(db.primary, null);
+      assert.equal(replica.node.calls.length, 1); // the failed call was not retried
+      assert.equal(await db.put('k', '4'), 7);
+    } finally {
+      db.close();
+    }
+    assert.equal(replica.node.calls.length, 2);
+    assert.equal(primary.node.calls.length, 2);
+  });
+
+  it('a fenced primary: the call rejects, the next follows the new primary', async () => {
+    const replica = await scriptedNode();
+    const old = await scriptedNode();
+    const fresh = await scriptedNode();
+    replica.script.primary = old.node.address;
+    const db = new Client(replica.node.address, { timeoutMs: 5000 });
+    try {
+      assert.equal(await db.put('k', '1'), 7);
+      old.script.fenced = true;
+      replica.script.primary = fresh.node.address;
+      await assert.rejects(db.put('k', '2'), (err) => isCode(status.FAILED_PRECONDITION)(err) &&
+        /any more/.test(err.details));
+      assert.equal(db.primary, null);
+      assert.deepEqual(fresh.node.calls, []); // not retried
+      assert.equal(await db.put('k', '3'), 7); // target -> the new primary
+      assert.equal(db.primary, fresh.node.address);
+      assert.equal(await db.put('k', '4'), 7);
+    } finally {
+      db.close();
+    }
+    assert.deepEqual([replica.node.calls.length, old.node.calls.length, fresh.node.calls.length], [2, 2, 2]);
+  });
+
+  it('calls in flight on a forgotten primary still complete', async () => {
+    // Two concurrent puts on the followed primary: the fenced answer to one
+    // must not cancel the other, which that primary answers OK.
+    const replica = await scriptedNode();
+    let release;
+    const gate = new Promise((resolve) => { release = resolve; });
+    const server = new grpc.Server();
+    server.addService({ Put: METHODS['strata.v1.KV/Put'] }, {
+      Put: async (call, callback) => {
+        const value = call.request.value.toString();
+        if (value === 'fenced') {
+          callback({ code: status.FAILED_PRECONDITION, details: 'not the primary of range 0 any more' });
+          release();
+          return;
+        }
+        if (value === 'slow') await gate; // answers only after the fenced answer was sent
+        setImmediate(() => callback(null, header(9)));
+      },
+    });
+    const port = await new Promise((resolve, reject) => {
+      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(),
+        (err, p) => (err ? reject(err) : resolve(p)));
+    });
+    replica.script.primary = `127.0.0.1:${port}`;
+    const db = new Client(replica.node.address, { timeoutMs: 5000 });
+    try {
+      assert.equal(await db.put('k', 'first'), 9); // followed
+      const slow = db.put('k', 'slow');
+      await assert.rejects(db.put('k', 'fenced'), isCode(status.FAILED_PRECONDITION));
+      assert.equal(db.primary, null);
+      assert.equal(await slow, 9);
+    } finally {
+      db.close();
+      server.forceShutdown();
     }
   });
 });
