@@ -216,9 +216,6 @@ Client::~Client() = default;
 
 namespace {
 
-// The address in a cluster node's "not the primary" answer, or "" if it
-// is not one: its strata-primary trailer, else (servers before the
-// trailer) the end of its message "...; the primary is NODE at HOST:PORT".
 // Whether a call to a followed primary failed because that node is no
 // longer (reachable as) the primary: UNAVAILABLE (gone or unreachable), or
 // FAILED_PRECONDITION (a fenced old primary; the caller has checked that
@@ -228,6 +225,9 @@ bool LostPrimary(const grpc::Status& s) {
          s.error_code() == grpc::StatusCode::FAILED_PRECONDITION;
 }
 
+// The address in a cluster node's "not the primary" answer, or "" if it
+// is not one: its strata-primary trailer, else (servers before the
+// trailer) the end of its message "...; the primary is NODE at HOST:PORT".
 std::string NamedPrimary(const grpc::Status& s,
                          const grpc::ClientContext& ctx) {
   if (s.error_code() != grpc::StatusCode::FAILED_PRECONDITION) return "";
@@ -290,7 +290,6 @@ grpc::Status Client::RoutedKv(
   if (LostPrimary(s) && NamedPrimary(s, ctx).empty()) unfollow(routed);
   return s;
 }
-
 
 absl::StatusOr<std::optional<std::string>> Client::Get(std::string_view key) {
   v1::GetRequest request;
