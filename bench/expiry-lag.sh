@@ -9,22 +9,24 @@
 set -u
 B=$(realpath "${1:-build}")
 KEYS="${2:-100000}"
-D=/tmp/expiry-lag; rm -rf $D; mkdir -p $D
-taskset -c 0 "$B/server/strata-server" --data_dir=$D/strata --listen=127.0.0.1:50995 \
-  --metrics_listen=127.0.0.1:50996 > $D/strata.log 2>&1 &
+. "$(dirname "$0")/common/lib.sh"
+D=$(mktemp -d /tmp/strata-expiry-lag.XXXXXX)
+taskset -c 0 "$B/server/strata-server" --data_dir=$D/strata --listen=127.0.0.1:0 \
+  --metrics_listen=127.0.0.1:0 > $D/strata.out 2> $D/strata.err &
 SP=$!
-trap 'kill $SP 2>/dev/null; wait 2>/dev/null' EXIT
-for _ in $(seq 50); do curl -fs http://127.0.0.1:50996/metrics >/dev/null && break; sleep 0.1; done
-taskset -c 1 "$B/bench/strata-load" --target=127.0.0.1:50995 --op=put --keys="$KEYS" \
+trap 'kill $SP 2>/dev/null; wait 2>/dev/null; rm -rf $D' EXIT
+STRATA=$(wait_line $D/strata.out "strata-server listening on ") || exit 1
+METRICS=$(wait_line $D/strata.out "strata-server metrics on ") || exit 1
+taskset -c 1 "$B/bench/strata-load" --target=$STRATA --op=put --keys="$KEYS" \
   --ttl_ms=1000 --concurrency=16 --duration=5 --warmup=0 2>&1 | grep -o 'json: .*' | cut -c7- > $D/load.json
 # Every key's deadline is at most 1 s after the load ends; wait (bounded:
 # 30 s) until the expirer has processed every TTL put (strata_ttl_keys 0).
 # Reads hide an expired key at once, so a scan cannot tell.
 for _ in $(seq 300); do
-  left=$(curl -fs http://127.0.0.1:50996/metrics | awk '/^strata_ttl_keys /{print $2}')
+  left=$(curl -fs http://$METRICS/metrics | awk '/^strata_ttl_keys /{print $2}')
   [ "$left" = 0 ] && break; sleep 0.1
 done
-curl -fs http://127.0.0.1:50996/metrics > $D/metrics.txt
+curl -fs http://$METRICS/metrics > $D/metrics.txt
 /usr/bin/python3 - "$D/metrics.txt" "$D/load.json" <<'PY'
 import json, sys
 buckets, count = [], 0
