@@ -52,6 +52,8 @@ run_asan() {
   # Leak checking stays on; gRPC's process-lifetime allocations are not
   # reported as leaks because they are still reachable at exit.
   export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1"
+  # tests/lsan.supp: third-party leaks only (c-ares), each with its report.
+  export LSAN_OPTIONS="suppressions=$STRATA_ROOT/tests/lsan.supp"
   export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
   local exclude="${STRATA_ASAN_EXCLUDE-ScaleTest\.OneGibThroughSmallMemtableReadsBackWithBoundedMemory}"
   timed "ASan tests" ctest --test-dir "$asan_build" -j "$jobs" \
