@@ -9,6 +9,8 @@
 
 #include "strata/storage/write_batch.h"
 
+#include <algorithm>
+
 #include "strata/storage/change_log.h"
 
 #include "absl/strings/str_cat.h"
@@ -201,7 +203,10 @@ absl::Status ChangeBatch::Decode(std::shared_ptr<const std::string> record,
     return absl::DataLossError("write batch: shorter than its header");
   }
   out->revision = WriteBatchInternal::GetRevision(rep);
-  out->changes.reserve(WriteBatchInternal::GetCount(rep));
+  // The count is read from the record: a corrupt one must not size an
+  // allocation. Every change takes at least one byte of the record.
+  out->changes.reserve(std::min<size_t>(WriteBatchInternal::GetCount(rep),
+                                        rep.size() - WriteBatchInternal::kHeader));
   return ForEachOp(rep, [out](uint8_t tag, std::string_view key,
                               std::string_view value,
                               const PutAttributes&) -> absl::Status {
