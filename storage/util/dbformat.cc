@@ -19,12 +19,28 @@ bool ParseInternalKey(std::string_view internal_key,
   return true;
 }
 
+namespace {
+
+// A key shorter than its 8-byte tag comes only from corrupt bytes (a block
+// read with a matching checksum that the writer never produced, or one
+// whose checksum was not checked). The comparator still orders it, without
+// reading outside it: all of it as the user key, tag 0; the reader that
+// parses the key (ParseInternalKey) reports the corruption.
+std::string_view UserKeyOrAll(std::string_view k) {
+  return k.size() < 8 ? k : ExtractUserKey(k);
+}
+uint64_t TagOrZero(std::string_view k) {
+  return k.size() < 8 ? 0 : ExtractTag(k);
+}
+
+}  // namespace
+
 int InternalKeyComparator::Compare(std::string_view a,
                                    std::string_view b) const {
-  int r = user_->Compare(ExtractUserKey(a), ExtractUserKey(b));
+  int r = user_->Compare(UserKeyOrAll(a), UserKeyOrAll(b));
   if (r != 0) return r;
-  uint64_t at = ExtractTag(a);
-  uint64_t bt = ExtractTag(b);
+  uint64_t at = TagOrZero(a);
+  uint64_t bt = TagOrZero(b);
   if (at > bt) return -1;
   if (at < bt) return 1;
   return 0;
