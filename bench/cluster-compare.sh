@@ -130,15 +130,8 @@ tails() {  # NAME...: the end of each log, for a failure message
     tail -n 15 "$WORK/$n.err" >&2 2>/dev/null || true
   done
 }
-free_ports() {  # N: N distinct free loopback ports (all bound at once)
-  /usr/bin/python3 - "$1" <<'EOF'
-import socket, sys
-socks = [socket.socket() for _ in range(int(sys.argv[1]))]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-EOF
-}
+# free_ports N: bench/common/lib.sh
+. "$(dirname "$0")/common/lib.sh"
 bound_port() {  # NAME: waits for "strata-server listening on H:P", prints P
   local line
   for _ in $(seq 300); do

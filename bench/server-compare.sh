@@ -132,9 +132,8 @@ bound_port() {
   cat "$WORK/$1.err" >&2
   return 1
 }
-free_port() {
-  /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+# free_ports N: bench/common/lib.sh
+. "$(dirname "$0")/common/lib.sh"
 
 # load LABEL PORT PROTOCOL OP CONCURRENCY [strata-load flags...]
 # (the server under test is $pid: its CPU per operation is reported)
@@ -219,8 +218,7 @@ fi
 
 # --- etcd ---------------------------------------------------------------------
 if ! skipped etcd; then
-  cport=$(free_port); pport=$(free_port)
-  while [[ "$pport" == "$cport" ]]; do pport=$(free_port); done
+  read -r cport pport <<<"$(free_ports 2)"
   start etcd etcd --name bench --data-dir "$WORK/etcd-data" \
     --listen-client-urls "http://127.0.0.1:$cport" \
     --advertise-client-urls "http://127.0.0.1:$cport" \
@@ -267,7 +265,7 @@ redis_point() {
 }
 redis_server() {  # LABEL EXTRA-ARGS...
   local label=$1; shift
-  local port; port=$(free_port)
+  local port; port=$(free_ports 1)
   mkdir -p "$WORK/$label-data"
   start "$label" redis-server --port "$port" --bind 127.0.0.1 \
     --dir "$WORK/$label-data" --daemonize no "$@"

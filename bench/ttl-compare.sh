@@ -11,10 +11,8 @@ set -euo pipefail
 B=$(realpath "${1:-build}")
 RUNS=${2:-3}
 D=$(mktemp -d /tmp/strata-ttl-compare.XXXXXX)
-free_port() {
-  /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-RPORT=$(free_port)
+. "$(dirname "$0")/common/lib.sh"
+RPORT=$(free_ports 1)
 taskset -c 0 redis-server --port "$RPORT" --bind 127.0.0.1 --dir "$D" \
   --appendonly yes --appendfsync always --save '' > "$D/redis.log" 2>&1 &
 RP=$!
