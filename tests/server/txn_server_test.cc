@@ -309,10 +309,12 @@ TEST_F(TxnServerTest, ConcurrentTxnsShareGroupCommits) {
   for (auto& t : clients) t.join();
   EXPECT_EQ(ok.load(), kClients);
   const uint64_t syncs = server_->db()->GetStatistics().wal.syncs - syncs_before;
-  // Ideally 2 (the held one, then the rest); a Txn whose handler had not
-  // yet queued it when the fsync was released may take a third.
+  // Usually 2 (the held one, then the rest); 1 when every Txn had joined
+  // the first group before its fsync (a slow machine: a CI run saw it); a
+  // Txn whose handler had not yet queued it when the fsync was released
+  // may take a third.
   EXPECT_LE(syncs, 3u) << "concurrent Txns did not share fsyncs";
-  EXPECT_GE(syncs, 2u);
+  EXPECT_GE(syncs, 1u);
 }
 
 // 16 clients x 500 compare-and-swap increments of one counter: exactly
