@@ -193,7 +193,8 @@ absl::Status KvServer::RegisterServices() {
   registry_->set_inflight_bytes(&inflight_bytes_);
   write_gate_ = std::make_unique<WriteGate>(
       options_.disk_space, db_, observer_,
-      [this](bool writable) { health_.SetWritable(writable); });
+      [this](bool writable) { health_.SetWritable(writable); },
+      options_.write_readiness);
   if (!options_.authz_policy_file.empty()) {
     absl::StatusOr<std::unique_ptr<Authorizer>> authz =
         Authorizer::Create(options_.authz_policy_file, observer_);

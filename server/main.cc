@@ -1102,6 +1102,7 @@ int RunClusterNode(Config config, const sigset_t& signals, int argc,
       return kExitFailure;
     }
     config.server.extra_services = node->services();
+    config.server.write_readiness = node->write_readiness();
     absl::StatusOr<Servers> s =
         StartServers(config, node->serving_db(),
                      strata::cluster::MakeClusterCollector(node.get()));

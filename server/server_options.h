@@ -233,6 +233,15 @@ struct ServerOptions {
   // standalone mode.
   std::vector<grpc::Service*> extra_services;
 
+  // Cluster mode: why this node does not take writes although its engine
+  // does (a primary that is fenced, whose lease lapsed, or whose in-sync
+  // set is below min_in_sync): OK, or the reason. Readiness only (health's
+  // "strata.v1.KV.write", through WriteGate's `readiness`); the writes
+  // answer it themselves, so the write gate does not refuse on it. Called
+  // on the write gate's refresh thread; must stay callable until Shutdown
+  // has returned. Empty in standalone mode.
+  std::function<absl::Status()> write_readiness;
+
   // TEST ONLY: called on a blocking-pool thread when the compaction of a
   // deleted namespace's key range (after DeleteNamespace) ended, with the
   // namespace's id and the compaction's status. Must be thread-safe.

@@ -24,11 +24,13 @@ absl::StatusOr<uint64_t> FreeDiskBytes(const std::string& dir) {
 
 WriteGate::WriteGate(DiskSpaceOptions options, storage::DB* db,
                      RpcObserver* observer,
-                     std::function<void(bool writable)> on_writable_change)
+                     std::function<void(bool writable)> on_writable_change,
+                     std::function<absl::Status()> readiness)
     : options_(std::move(options)),
       db_(db),
       observer_(observer != nullptr ? observer : NoopRpcObserver()),
-      on_change_(std::move(on_writable_change)) {}
+      on_change_(std::move(on_writable_change)),
+      readiness_(std::move(readiness)) {}
 
 WriteGate::~WriteGate() { Stop(); }
 
@@ -87,6 +89,7 @@ void WriteGate::Refresh() {
       }
     }
   }
+  if (readiness_) ready_.store(readiness_().ok());
   const bool writable = Writable();
   std::function<void(bool)> notify;
   {
@@ -100,22 +103,12 @@ void WriteGate::Refresh() {
 }
 
 bool WriteGate::Writable() const {
-  return !below_reserve_.load() && db_->WriteAvailability().ok();
+  return !below_reserve_.load() && ready_.load() &&
+         db_->WriteAvailability().ok();
 }
 
 absl::Status WriteGate::Admit() {
-  absl::Status engine = db_->WriteAvailability();
-  // A refusal the DB's own writes answer (a cluster primary that is fenced
-  // or short of in-sync replicas): the write hears it, with its own code,
-  // from the DB. Health still reports it (Writable).
-  if (!engine.ok() &&
-      engine
-          .GetPayload(absl::string_view(
-              storage::kRefusesWritesItselfPayload.data(),
-              storage::kRefusesWritesItselfPayload.size()))
-          .has_value()) {
-    engine = absl::OkStatus();
-  }
+  const absl::Status engine = db_->WriteAvailability();
   if (!engine.ok()) {
     observer_->OnWriteRefused(absl::IsResourceExhausted(engine)
                                   ? "engine_out_of_space"

@@ -58,8 +58,15 @@ class WriteGate {
   // `db` and `observer` are not owned and must outlive this.
   // `on_writable_change` (may be empty) runs on the refresh thread (or the
   // caller of Refresh) whenever Writable() changes, and once at Start.
+  // `readiness` (may be empty) is a further condition of Writable() that
+  // Admit() does not apply: a refusal the writes answer themselves (a
+  // cluster primary that is fenced or short of in-sync replicas answers
+  // FAILED_PRECONDITION/UNAVAILABLE from its DB), which readiness must
+  // still report. It runs on the refresh thread (or Refresh's caller) and
+  // must be cheap and thread-safe; it must stay callable until Stop().
   WriteGate(DiskSpaceOptions options, storage::DB* db, RpcObserver* observer,
-            std::function<void(bool writable)> on_writable_change);
+            std::function<void(bool writable)> on_writable_change,
+            std::function<absl::Status()> readiness = nullptr);
   ~WriteGate();
   WriteGate(const WriteGate&) = delete;
   WriteGate& operator=(const WriteGate&) = delete;
@@ -74,13 +81,14 @@ class WriteGate {
   // OK, or why a write that adds data is refused: RESOURCE_EXHAUSTED
   // "disk space below reserve: N bytes free (--min_free_disk_bytes=M)",
   // or the engine's WriteAvailability() (RESOURCE_EXHAUSTED while paused
-  // for lack of space, UNAVAILABLE when read-only; not an answer marked
-  // storage::kRefusesWritesItselfPayload, which the write itself gives).
-  // Counts refusals by
-  // reason (RpcObserver::OnWriteRefused). Never blocks.
+  // for lack of space, UNAVAILABLE when read-only). Not the `readiness`
+  // condition: the write itself answers that. Counts refusals by reason
+  // (RpcObserver::OnWriteRefused). Never blocks.
   absl::Status Admit();
 
-  // Whether writes are taken (as of the last refresh for the reserve).
+  // Whether writes are taken: above the reserve (as of the last refresh),
+  // the engine's WriteAvailability() and, at the last refresh, the
+  // `readiness` condition all OK.
   bool Writable() const;
   // Free bytes as of the last refresh (0 before the first one).
   uint64_t free_bytes() const { return free_bytes_.load(); }
@@ -95,6 +103,8 @@ class WriteGate {
 
   std::atomic<uint64_t> free_bytes_{0};
   std::atomic<bool> below_reserve_{false};
+  const std::function<absl::Status()> readiness_;
+  std::atomic<bool> ready_{true};  // readiness_() at the last refresh.
 
   std::mutex mu_;  // Guards the fields below and serializes Refresh.
   std::condition_variable cv_;

@@ -334,6 +334,7 @@ absl::Status ClusterNode::StartPrimary(const RangeDescriptor& range) {
   ReplicatedDB::Options ro;
   ro.replication_timeout = options_.replication_timeout;
   ro.min_in_sync = config_.min_in_sync;
+  ro.lag_timeout = options_.lag_timeout;
   LeaseKeeper* keeper = keeper_.get();
   ro.lease_deadline = [keeper] { return keeper->alive_until(); };
   ro.range_id = kRange;
@@ -436,6 +437,11 @@ void ClusterNode::Stop() {
 }
 
 storage::DB* ClusterNode::serving_db() { return replicated_db_.get(); }
+std::function<absl::Status()> ClusterNode::write_readiness() {
+  ReplicatedDB* const db = replicated_db_.get();
+  if (db == nullptr) return nullptr;
+  return [db] { return db->PrimaryWriteReadiness(); };
+}
 
 std::vector<grpc::Service*> ClusterNode::services() {
   return {repl_service_.get(), cluster_service_.get()};

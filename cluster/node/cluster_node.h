@@ -140,6 +140,9 @@ class ClusterNode {
   Epoch epoch() const { return epoch_.load(); }
   // Primary: the ReplicatedDB for the KvServer. Replica: nullptr.
   storage::DB* serving_db();
+  // Primary: the ReplicatedDB's PrimaryWriteReadiness, for
+  // ServerOptions::write_readiness (valid until Stop). Replica: empty.
+  std::function<absl::Status()> write_readiness();
   // The services to register on the node's gRPC server: Replication and
   // Cluster.
   std::vector<grpc::Service*> services();

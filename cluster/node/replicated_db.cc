@@ -368,25 +368,39 @@ absl::Status ReplicatedDB::ApplyCommittedBatch(const storage::WriteOptions&,
       "ApplyCommittedBatch");
 }
 absl::Status ReplicatedDB::WriteAvailability() {
-  if (absl::Status engine = base_->WriteAvailability(); !engine.ok()) {
-    return engine;
+  return base_->WriteAvailability();
+}
+absl::Status ReplicatedDB::PrimaryWriteReadiness() const {
+  if (const absl::Status why = FenceReason(); !why.ok()) {
+    return absl::UnavailableError(absl::StrCat(
+        "this node is fenced as the primary of range ", options_.range_id,
+        " (epoch ", options_.epoch, "): ", why.message()));
   }
-  const absl::Status why = FenceReason();
-  absl::Status refusal =
-      why.ok() ? InSyncShortfall()
-               : absl::UnavailableError(absl::StrCat(
-                     "this node is fenced as the primary of range ",
-                     options_.range_id, " (epoch ", options_.epoch,
-                     "): ", why.message()));
-  // The writes refuse themselves (CheckWritable: their own code, counted
-  // in fenced_writes): a write gate must let them through to hear it.
-  if (!refusal.ok()) {
-    refusal.SetPayload(
-        absl::string_view(storage::kRefusesWritesItselfPayload.data(),
-                          storage::kRefusesWritesItselfPayload.size()),
-        absl::Cord());
+  if (absl::Status shortfall = InSyncShortfall(); !shortfall.ok()) {
+    return shortfall;
   }
-  return refusal;
+  return AcknowledgingShortfall();
+}
+
+absl::Status ReplicatedDB::AcknowledgingShortfall() const {
+  if (options_.min_in_sync <= 1) return absl::OkStatus();
+  const replication::ReplicationSource::Stats stats = source_->GetStats();
+  int acknowledging = 1;  // The primary.
+  for (const replication::ReplicationSource::ReplicaStats& r :
+       stats.replicas) {
+    if (r.in_sync && r.connected &&
+        r.lag_seconds < absl::ToDoubleSeconds(options_.lag_timeout)) {
+      ++acknowledging;
+    }
+  }
+  if (acknowledging >= options_.min_in_sync) return absl::OkStatus();
+  return absl::UnavailableError(absl::StrCat(
+      "only ", acknowledging, " of range ", options_.range_id,
+      "'s in-sync replicas (the primary included) are connected and keeping "
+      "up; writes need ",
+      options_.min_in_sync,
+      " (the cluster's min_in_sync) and wait for the others until they "
+      "catch up or the writes time out"));
 }
 storage::Statistics ReplicatedDB::GetStatistics() {
   return base_->GetStatistics();

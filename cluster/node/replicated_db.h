@@ -23,13 +23,14 @@
 //   replicated, and GetUpdatesSince stops at the watermark, so Watch never
 //   shows an event a failover could un-happen.
 // - ApplyCommittedBatch is refused (only a replica's sink applies batches).
-// - WriteAvailability (health's `strata.v1.KV.write`, the write gate) says
-//   UNAVAILABLE when writes would be refused: the base DB's answer first,
-//   then a fenced primary (or one whose lease deadline passed), with the
-//   reason, and an in-sync set below min_in_sync ("only N of range R's
-//   replicas are in sync ..."). Those two carry
-//   storage::kRefusesWritesItselfPayload: the writes themselves answer them
-//   (FAILED_PRECONDITION / UNAVAILABLE as above, counted in fenced_writes).
+// - WriteAvailability is the base DB's (the write gate admits on it).
+//   PrimaryWriteReadiness says UNAVAILABLE when this primary's writes
+//   would be refused: fenced (or its lease deadline passed), with the
+//   reason, or an in-sync set below min_in_sync ("only N of range R's
+//   replicas are in sync ..."). The node hands it to the server as
+//   ServerOptions::write_readiness (health's `strata.v1.KV.write`); the
+//   writes themselves answer those refusals (FAILED_PRECONDITION /
+//   UNAVAILABLE as above, counted in fenced_writes).
 //
 // Thread safety: thread-safe, as storage::DB. `base` must outlive it; it
 // installs itself as base's commit listener (forwarding every commit to
@@ -78,6 +79,10 @@ class ReplicatedDB final : public storage::DB {
     // replica catches up and rejoins the set (the cluster's min_in_sync;
     // a failover can leave the set smaller than that).
     int min_in_sync = 1;
+    // An in-sync replica that is disconnected, or has been behind for this
+    // long, does not count as acknowledging for PrimaryWriteReadiness
+    // (the source's lag_timeout: after it, the node tries to drop it).
+    absl::Duration lag_timeout = absl::Seconds(5);
     // Range and epoch, for the error messages.
     uint32_t range_id = 0;
     uint64_t epoch = 0;
@@ -143,6 +148,16 @@ class ReplicatedDB final : public storage::DB {
   absl::Status WriteAvailability() override;
   storage::Statistics GetStatistics() override;
 
+  // OK while this primary can acknowledge writes; UNAVAILABLE with the
+  // reason when it is fenced, its lease deadline has passed, fewer than
+  // min_in_sync replicas are in sync (writes are refused), or fewer than
+  // min_in_sync members of the in-sync set (the primary included) are
+  // acknowledging: connected and behind for less than lag_timeout (writes
+  // would wait for the others, and the set may not shrink below
+  // min_in_sync, so they would time out). Readiness only: nothing is
+  // counted or fenced. Cheap (two mutexes, no I/O); thread-safe.
+  absl::Status PrimaryWriteReadiness() const;
+
  private:
   class FanOut;
   // What the source's notifier callbacks reach this object through: the
@@ -159,6 +174,9 @@ class ReplicatedDB final : public storage::DB {
   absl::Status FenceReason() const;
   // OK, or UNAVAILABLE if the in-sync set is below min_in_sync.
   absl::Status InSyncShortfall() const;
+  // OK, or UNAVAILABLE if fewer than min_in_sync members of the in-sync
+  // set are acknowledging (see PrimaryWriteReadiness).
+  absl::Status AcknowledgingShortfall() const;
   // A snapshot at min(latest, watermark), or UNAVAILABLE.
   absl::StatusOr<const storage::Snapshot*> WatermarkSnapshot();
   // Reads with options.snapshot unset get a watermark snapshot (`*taken`

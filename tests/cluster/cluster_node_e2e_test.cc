@@ -39,6 +39,7 @@
 #include "client/strata_client.h"
 #include "cluster/control/cluster_store.h"
 #include "cluster/etcd_client.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
@@ -258,6 +259,32 @@ class ClusterNodeE2ETest : public ::testing::Test {
       done.WaitForNotification();
     }
     return status;
+  }
+
+  // The health status node `id` reports for `service`, or -1 if the check
+  // failed.
+  int Health(const std::string& id, const std::string& service) {
+    auto health = grpc::health::v1::Health::NewStub(grpc::CreateChannel(
+        addresses_[id], grpc::InsecureChannelCredentials()));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(5));
+    grpc::health::v1::HealthCheckRequest req;
+    req.set_service(service);
+    grpc::health::v1::HealthCheckResponse resp;
+    if (!health->Check(&ctx, req, &resp).ok()) return -1;
+    return resp.status();
+  }
+
+  // Polls Health(id, service) until it is `want`, for at most `timeout`.
+  bool WaitForHealth(const std::string& id, const std::string& service,
+                     int want, absl::Duration timeout) {
+    const absl::Time deadline = absl::Now() + timeout;
+    while (absl::Now() < deadline) {
+      if (Health(id, service) == want) return true;
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+    return Health(id, service) == want;
   }
 
   std::string Logs() {
@@ -605,6 +632,75 @@ TEST_F(ClusterNodeE2ETest, ReplicaForwardsToThePrimary) {
     EXPECT_EQ(Sample("n3", R"(strata_cluster_forwarded_requests_total{method="Put",code="OK"})"),
               0);
   }
+}
+
+// Readiness on the primary tells the truth when its replicas are gone
+// (docs/cluster.md, "What a node does"): with min_in_sync 2 every write
+// would wait for a replica that cannot answer, so `strata.v1.KV.write`
+// turns NOT_SERVING (a Kubernetes readiness probe takes the pod out) while
+// `strata.v1.KV` stays SERVING (reads go on); it turns SERVING again once a
+// replica is back and keeping up.
+TEST_F(ClusterNodeE2ETest, PrimaryWithoutItsReplicasIsNotWriteReady) {
+  ASSERT_GT(StartClusterAndWrite(), 0);
+  constexpr int kServing = grpc::health::v1::HealthCheckResponse::SERVING;
+  constexpr int kNotServing =
+      grpc::health::v1::HealthCheckResponse::NOT_SERVING;
+  ASSERT_TRUE(WaitForHealth("n1", "strata.v1.KV.write", kServing,
+                            absl::Seconds(5)))
+      << Logs();
+
+  for (const char* id : {"n2", "n3"}) {
+    nodes_[id]->Signal(SIGKILL);
+    ASSERT_TRUE(nodes_[id]->Wait(absl::Seconds(10)).ok());
+  }
+  EXPECT_TRUE(WaitForHealth("n1", "strata.v1.KV.write", kNotServing,
+                            absl::Seconds(10)))
+      << Logs();
+  EXPECT_EQ(Health("n1", "strata.v1.KV"), kServing);
+  v1::GetResponse got;
+  grpc::Status read = Get("n1", "first", &got);
+  EXPECT_TRUE(read.ok()) << read.error_message();
+
+  // One replica back: it reconnects, catches up, and writes flow again.
+  auto restarted = StartNode("n2");
+  ASSERT_TRUE(restarted.ok()) << restarted.status();
+  nodes_["n2"] = *std::move(restarted);
+  EXPECT_TRUE(WaitForHealth("n1", "strata.v1.KV.write", kServing,
+                            absl::Seconds(30)))
+      << Logs();
+  // The first writes wait for n3 (still in the set, silent) until the
+  // primary drops it after the lag timeout (5 s): the set may shrink to
+  // min_in_sync again, so that wait is bounded.
+  grpc::Status put;
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  do {
+    put = Put("n1", "after", "n2-back");
+  } while (!put.ok() && absl::Now() < deadline);
+  EXPECT_TRUE(put.ok()) << put.error_message() << Logs();
+}
+
+// A replica whose primary has just died passes on the failed upstream
+// call's UNAVAILABLE (retryable: clients retry or re-route) rather than
+// holding the call until its deadline.
+TEST_F(ClusterNodeE2ETest, ForwardingToADeadPrimaryAnswersUnavailable) {
+  ASSERT_GT(StartClusterAndWrite(), 0);
+  ASSERT_TRUE(Put("n2", "warm", "x").ok()) << Logs();  // Channel to n1 up.
+  nodes_["n1"]->Signal(SIGKILL);
+  ASSERT_TRUE(nodes_["n1"]->Wait(absl::Seconds(10)).ok());
+
+  // A deadline shorter than the lease TTL: a forwarder that waited for the
+  // primary to come back would end in DEADLINE_EXCEEDED before a failover
+  // (which ends n2's connections as it changes role) could intervene.
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() +
+                   std::chrono::milliseconds(1000));
+  v1::PutRequest req;
+  req.set_key("k");
+  req.set_value("v");
+  v1::PutResponse resp;
+  grpc::Status s = Kv("n2")->Put(&ctx, req, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE)
+      << s.error_code() << " " << s.error_message() << Logs();
 }
 
 }  // namespace

@@ -164,25 +164,21 @@ TEST_F(ReplicatedDbTest, FewerInSyncThanMinInSyncRefusesWritesUntilOneRejoins) {
   EXPECT_EQ(base_->CurrentRevision(), 1);
 }
 
-// Readiness: WriteAvailability reports what the writes would answer: OK
-// while the primary takes writes, UNAVAILABLE with the reason once it is
-// fenced, marked as a refusal the writes give themselves.
-TEST_F(ReplicatedDbTest, FencedPrimaryIsNotWriteAvailable) {
+// Readiness: PrimaryWriteReadiness reports what the writes would answer:
+// OK while the primary takes writes, UNAVAILABLE with the reason once it is
+// fenced. WriteAvailability stays the engine's (it takes writes).
+TEST_F(ReplicatedDbTest, FencedPrimaryIsNotWriteReady) {
   source_->SetInSync({});
   rdb_ = Make();
-  ASSERT_TRUE(rdb_->WriteAvailability().ok()) << rdb_->WriteAvailability();
+  ASSERT_TRUE(rdb_->PrimaryWriteReadiness().ok())
+      << rdb_->PrimaryWriteReadiness();
   rdb_->Fence(absl::UnavailableError("epoch 2 has primary n3"));
-  const absl::Status availability = rdb_->WriteAvailability();
-  EXPECT_EQ(availability.code(), absl::StatusCode::kUnavailable)
-      << availability;
-  EXPECT_NE(availability.message().find("fenced"), std::string::npos);
-  EXPECT_NE(availability.message().find("epoch 2 has primary n3"),
+  const absl::Status readiness = rdb_->PrimaryWriteReadiness();
+  EXPECT_EQ(readiness.code(), absl::StatusCode::kUnavailable) << readiness;
+  EXPECT_NE(readiness.message().find("fenced"), std::string::npos);
+  EXPECT_NE(readiness.message().find("epoch 2 has primary n3"),
             std::string::npos);
-  EXPECT_TRUE(availability
-                  .GetPayload(absl::string_view(
-                      storage::kRefusesWritesItselfPayload.data(),
-                      storage::kRefusesWritesItselfPayload.size()))
-                  .has_value());
+  EXPECT_TRUE(rdb_->WriteAvailability().ok()) << rdb_->WriteAvailability();
   // Asking does not count as a refused write; the write itself still
   // answers FAILED_PRECONDITION (clients re-route on it).
   EXPECT_EQ(rdb_->fenced_writes(), 0);
@@ -190,34 +186,61 @@ TEST_F(ReplicatedDbTest, FencedPrimaryIsNotWriteAvailable) {
             absl::StatusCode::kFailedPrecondition);
 }
 
-TEST_F(ReplicatedDbTest, LeaseDeadlinePassedIsNotWriteAvailable) {
+TEST_F(ReplicatedDbTest, LeaseDeadlinePassedIsNotWriteReady) {
   source_->SetInSync({});
   ReplicatedDB::Options o;
   o.lease_deadline = [] { return absl::Now() - absl::Seconds(1); };
   rdb_ = Make(o);
-  const absl::Status availability = rdb_->WriteAvailability();
-  EXPECT_EQ(availability.code(), absl::StatusCode::kUnavailable)
-      << availability;
-  EXPECT_NE(availability.message().find("lease"), std::string::npos);
+  const absl::Status readiness = rdb_->PrimaryWriteReadiness();
+  EXPECT_EQ(readiness.code(), absl::StatusCode::kUnavailable) << readiness;
+  EXPECT_NE(readiness.message().find("lease"), std::string::npos);
+  // Asking does not fence: only a write does.
+  EXPECT_FALSE(rdb_->fenced());
 }
 
-TEST_F(ReplicatedDbTest, TooFewInSyncIsNotWriteAvailableUntilOneRejoins) {
+TEST_F(ReplicatedDbTest, TooFewInSyncIsNotWriteReadyUntilOneRejoins) {
   source_->SetInSync({});
   ReplicatedDB::Options o;
   o.min_in_sync = 2;
   rdb_ = Make(o);
-  const absl::Status availability = rdb_->WriteAvailability();
-  EXPECT_EQ(availability.code(), absl::StatusCode::kUnavailable)
-      << availability;
-  EXPECT_NE(availability.message().find(
+  const absl::Status readiness = rdb_->PrimaryWriteReadiness();
+  EXPECT_EQ(readiness.code(), absl::StatusCode::kUnavailable) << readiness;
+  EXPECT_NE(readiness.message().find(
                 "only 1 of range 0's replicas are in sync"),
             std::string::npos)
-      << availability;
+      << readiness;
+  // n2 rejoins the set: writes are taken again, but readiness still says
+  // no while n2 is not connected (every write would wait for it).
   source_->SetInSync({"n2"});
+  const absl::Status waiting = rdb_->PrimaryWriteReadiness();
+  EXPECT_EQ(waiting.code(), absl::StatusCode::kUnavailable) << waiting;
+  EXPECT_NE(waiting.message().find("only 1 of range 0's in-sync replicas "
+                                   "(the primary included) are connected"),
+            std::string::npos)
+      << waiting;
+}
+
+// With min_in_sync 1 a silent in-sync replica only delays writes until the
+// node drops it from the set: still ready. With 2 it is the one the
+// primary may not drop, so every write would wait for it: not ready.
+TEST_F(ReplicatedDbTest, SilentInSyncReplicaIsNotWriteReadyAtMinInSync) {
+  source_->SetInSync({"n2"});
+  rdb_ = Make();
+  EXPECT_TRUE(rdb_->PrimaryWriteReadiness().ok())
+      << rdb_->PrimaryWriteReadiness();
+  ReplicatedDB::Options o;
+  o.min_in_sync = 2;
+  rdb_.reset();
+  rdb_ = Make(o);
+  EXPECT_EQ(rdb_->PrimaryWriteReadiness().code(),
+            absl::StatusCode::kUnavailable)
+      << rdb_->PrimaryWriteReadiness();
+  // Readiness only: the engine takes writes (this one times out waiting).
   EXPECT_TRUE(rdb_->WriteAvailability().ok()) << rdb_->WriteAvailability();
 }
 
-// The server's write gate over a fenced primary: not writable (health's
+// The server's write gate over a fenced primary, wired as the node wires
+// it (readiness = PrimaryWriteReadiness): not writable (health's
 // strata.v1.KV.write goes NOT_SERVING through the change callback), but
 // Admit lets the write through so the ReplicatedDB answers it with its own
 // FAILED_PRECONDITION, as before.
@@ -227,8 +250,10 @@ TEST_F(ReplicatedDbTest, WriteGateReportsAFencedPrimaryNotWritable) {
   server::DiskSpaceOptions disk;
   disk.min_free_bytes = 0;
   std::vector<bool> changes;  // Refresh runs on this thread (no Start).
-  server::WriteGate gate(disk, rdb_.get(), nullptr,
-                         [&](bool writable) { changes.push_back(writable); });
+  server::WriteGate gate(
+      disk, rdb_.get(), nullptr,
+      [&](bool writable) { changes.push_back(writable); },
+      [this] { return rdb_->PrimaryWriteReadiness(); });
   gate.Refresh();
   EXPECT_TRUE(gate.Writable());
   rdb_->Fence(absl::UnavailableError("epoch 2 has primary n3"));
@@ -236,6 +261,8 @@ TEST_F(ReplicatedDbTest, WriteGateReportsAFencedPrimaryNotWritable) {
   EXPECT_FALSE(gate.Writable());
   EXPECT_EQ(changes, (std::vector<bool>{true, false}));
   EXPECT_TRUE(gate.Admit().ok());
+  EXPECT_EQ(rdb_->Put(storage::WriteOptions(), "k", "v").status().code(),
+            absl::StatusCode::kFailedPrecondition);
 }
 
 // Records what the delayed commit listener (the Watch hub's place) hears.

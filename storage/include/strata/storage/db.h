@@ -24,11 +24,6 @@ namespace strata::storage {
 // refuses to upgrade a database of format 1 that already holds one.
 inline constexpr std::string_view kReservedKeyPrefix = "\xff\xff";
 
-// The absl::Status payload type URL that marks a WriteAvailability() answer
-// whose writes refuse themselves (see DB::WriteAvailability).
-inline constexpr std::string_view kRefusesWritesItselfPayload =
-    "type.strata.dev/storage.RefusesWritesItself";
-
 // The status a cache_only read returns instead of doing I/O: Unavailable
 // "would block". The caller should retry on a thread that may block.
 absl::Status WouldBlockError();
@@ -244,12 +239,9 @@ class DB {
   // ran out of space (the engine retries the failed work with backoff and
   // resumes writes by itself, see Options::out_of_space_retry_*);
   // Unavailable once an I/O error (EIO, corruption) made the database
-  // read-only until it is reopened. Thread-safe. A decorating DB may also
-  // report refusals of its own (a cluster primary that is fenced or lacks
-  // in-sync replicas): it marks them with the payload
-  // kRefusesWritesItselfPayload, telling a caller that gates writes on this
-  // (server/write_gate.h) that the DB's writes answer that refusal
-  // themselves, so it need not refuse on the DB's behalf.
+  // read-only until it is reopened. Thread-safe. A decorating DB reports
+  // its base's answer here; refusals of its own (a fenced cluster primary)
+  // its writes answer themselves.
   virtual absl::Status WriteAvailability() { return absl::OkStatus(); }
 
   // A copy of the engine's counters and gauges, one struct per component
