@@ -20,6 +20,7 @@
 #include "absl/strings/str_format.h"
 #include "grpc/grpc_security_constants.h"
 #include "grpcpp/security/tls_certificate_provider.h"
+#include "grpcpp/security/tls_certificate_verifier.h"
 #include "grpcpp/security/tls_credentials_options.h"
 #include "spdlog/spdlog.h"
 
@@ -256,6 +257,52 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
   if (mutual) tls_options.watch_root_certs();
   tls_options.set_cert_request_type(request_type);
   return grpc::experimental::TlsServerCredentials(tls_options);
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>>
+MakeNodeChannelCredentials(const ServerTlsOptions& tls,
+                           const std::string& peer_ca_file) {
+  if (!tls.enabled()) return grpc::InsecureChannelCredentials();
+  const bool own_ca = !peer_ca_file.empty();
+  const std::string ca_file = own_ca ? peer_ca_file : tls.client_ca_file;
+  const char* ca_flag = own_ca ? "--cluster_tls_ca" : "--tls_client_ca";
+  if (ca_file.empty()) {
+    return absl::InvalidArgumentError(
+        "cluster mode with --tls_cert needs --cluster_tls_ca (or "
+        "--tls_client_ca): the CA bundle that verifies the other nodes' "
+        "certificates");
+  }
+  if (absl::StatusOr<ServerTlsSummary> own = ValidateServerTls(tls);
+      !own.ok()) {
+    return own.status();
+  }
+  absl::StatusOr<std::string> ca = ReadPemFile(ca_flag, ca_file);
+  if (!ca.ok()) return ca.status();
+  const int64_t reload_seconds = static_cast<int64_t>(
+      std::ceil(absl::ToDoubleSeconds(tls.reload_interval)));
+  if (reload_seconds == 0) {
+    absl::StatusOr<std::string> cert = ReadPemFile("--tls_cert", tls.cert_file);
+    absl::StatusOr<std::string> key = ReadPemFile("--tls_key", tls.key_file);
+    if (!cert.ok()) return cert.status();
+    if (!key.ok()) return key.status();
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = *std::move(ca);
+    ssl.pem_private_key = *std::move(key);
+    ssl.pem_cert_chain = *std::move(cert);
+    return grpc::SslCredentials(ssl);
+  }
+  auto provider =
+      std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+          tls.key_file, tls.cert_file, ca_file,
+          static_cast<unsigned int>(reload_seconds));
+  grpc::experimental::TlsChannelCredentialsOptions options;
+  options.set_certificate_provider(provider);
+  options.watch_root_certs();
+  options.watch_identity_key_cert_pairs();
+  options.set_verify_server_certs(true);
+  options.set_certificate_verifier(
+      std::make_shared<grpc::experimental::HostNameCertificateVerifier>());
+  return grpc::experimental::TlsCredentials(options);
 }
 
 bool IsLoopbackListenAddress(std::string_view listen) {

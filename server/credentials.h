@@ -10,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "grpcpp/security/credentials.h"
 #include "grpcpp/security/server_credentials.h"
 #include "server/server_options.h"
 
@@ -51,6 +52,26 @@ absl::StatusOr<ServerTlsSummary> ValidateServerTls(const ServerTlsOptions& tls);
 // result is logged (subject, expiry; a warning if expired). Thread-safe.
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
     const ServerOptions& options);
+
+// The credentials a cluster node dials the other nodes with (replication,
+// checkpoints, forwarding; docs/cluster.md "Transport security"), from the
+// node's own serving options `tls` and `peer_ca_file` (--cluster_tls_ca):
+//   - TLS disabled: plaintext (grpc::InsecureChannelCredentials); the
+//     nodes serve plaintext too.
+//   - TLS enabled: TLS, verifying the peer's certificate chain against
+//     `peer_ca_file` (or, if that is empty, tls.client_ca_file) and its
+//     name against the address dialed (a node's --advertise_address must
+//     be one of its certificate's SANs); the node presents its own
+//     certificate (tls.cert_file/key_file) as its client certificate,
+//     which peers serving mutual TLS require (it needs EKU clientAuth, or
+//     no EKU). With reload_interval > 0 the files are re-read every
+//     interval (gRPC's FileWatcherCertificateProvider), as the server's.
+// InvalidArgument naming the flag when TLS is enabled without a CA to
+// verify peers with, or a file cannot be read; ValidateServerTls's errors
+// for the node's own files. Thread-safe.
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>>
+MakeNodeChannelCredentials(const ServerTlsOptions& tls,
+                           const std::string& peer_ca_file);
 
 // True if a "host:port" listen address can only be reached from this
 // machine: host 127.0.0.0/8, ::1 (also as [::1] or IPv4-mapped), localhost,

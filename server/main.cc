@@ -296,6 +296,11 @@ ABSL_FLAG(absl::Duration, replication_timeout, absl::Seconds(10),
           "Cluster mode: how long a write committed on the primary waits "
           "for every in-sync replica before the client gets "
           "DEADLINE_EXCEEDED (the write's outcome is then unknown).");
+ABSL_FLAG(std::string, cluster_tls_ca, "",
+          "Cluster mode with --tls_cert: PEM bundle of the CAs that sign the "
+          "other nodes' certificates; node-to-node calls (replication, "
+          "checkpoints, forwarding) are TLS, verified against it, and "
+          "present this node's --tls_cert. Empty = --tls_client_ca.");
 ABSL_FLAG(bool, cluster_forward, true,
           "Cluster mode: a node that is not the primary forwards every "
           "client RPC (KV, reflection, ...; not health checks, which "
@@ -1037,6 +1042,22 @@ int RunClusterNode(Config config, const sigset_t& signals, int argc,
   o.lease_ttl = absl::GetFlag(FLAGS_cluster_lease_ttl);
   o.replication_timeout = absl::GetFlag(FLAGS_replication_timeout);
   o.forward = absl::GetFlag(FLAGS_cluster_forward);
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> peer =
+      strata::server::MakeNodeChannelCredentials(
+          config.server.tls, absl::GetFlag(FLAGS_cluster_tls_ca));
+  if (!peer.ok()) {
+    std::fprintf(stderr, "strata-server: cluster: %s\n",
+                 std::string(peer.status().message()).c_str());
+    return kExitUsage;
+  }
+  o.peer_credentials = *std::move(peer);
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> node_credentials =
+      strata::server::MakeServerCredentials(config.server);
+  if (!node_credentials.ok()) {
+    std::fprintf(stderr, "strata-server: %s\n",
+                 std::string(node_credentials.status().message()).c_str());
+    return kExitUsage;
+  }
   o.engine = config.engine;
   o.on_role_change = [](const std::string&) { kill(getpid(), SIGUSR1); };
   absl::StatusOr<std::unique_ptr<strata::cluster::ClusterNode>> started =
@@ -1060,8 +1081,7 @@ int RunClusterNode(Config config, const sigset_t& signals, int argc,
       [&](std::string* bound_address) -> std::unique_ptr<grpc::Server> {
     grpc::ServerBuilder builder;
     int port = 0;
-    builder.AddListeningPort(config.server.listen,
-                             grpc::InsecureServerCredentials(), &port);
+    builder.AddListeningPort(config.server.listen, *node_credentials, &port);
     strata::server::ConfigureConnections(config.server, &builder);
     for (grpc::Service* service : node->services()) {
       builder.RegisterService(service);

@@ -204,7 +204,8 @@ absl::Status ClusterNode::Init() {
       .node_id = options_.node_id,
       .forward = options_.forward,
       .route = [this] { return Route(); },
-      .range_map = [this] { return RangeMapBytes(); }});
+      .range_map = [this] { return RangeMapBytes(); },
+      .credentials = PeerCredentials()});
   if (absl::Status s = OpenDb(); !s.ok()) return s;
   absl::Status started = role_ == Role::kPrimary ? StartPrimary(range)
                                                  : StartReplica(range);
@@ -305,8 +306,7 @@ absl::Status ClusterNode::StartPrimary(const RangeDescriptor& range) {
   for (const NodeId& r : range.replicas) {
     if (r == options_.node_id) continue;
     so.replicas.push_back(
-        {r, grpc::CreateChannel(AddressOf(r),
-                                grpc::InsecureChannelCredentials())});
+        {r, grpc::CreateChannel(AddressOf(r), PeerCredentials())});
   }
   so.on_lagging = [this](const NodeId& replica, absl::Duration lag) {
     spdlog::warn("cluster: in-sync replica {} lags by {}", replica,
@@ -361,8 +361,8 @@ absl::Status ClusterNode::StartReplica(const RangeDescriptor&) {
   o.range_dir = range_dir_;
   o.connect = [this](const NodeId& id)
       -> std::unique_ptr<v1::Replication::StubInterface> {
-    return v1::Replication::NewStub(grpc::CreateChannel(
-        AddressOf(id), grpc::InsecureChannelCredentials()));
+    return v1::Replication::NewStub(
+        grpc::CreateChannel(AddressOf(id), PeerCredentials()));
   };
   o.swap = [this](const std::string& checkpoint)
       -> absl::StatusOr<storage::DB*> {
@@ -434,6 +434,13 @@ void ClusterNode::Stop() {
     }
     db_.reset();
   }
+}
+
+std::shared_ptr<grpc::ChannelCredentials> ClusterNode::PeerCredentials()
+    const {
+  return options_.peer_credentials != nullptr
+             ? options_.peer_credentials
+             : grpc::InsecureChannelCredentials();
 }
 
 storage::DB* ClusterNode::serving_db() { return replicated_db_.get(); }

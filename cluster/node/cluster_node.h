@@ -99,6 +99,10 @@ struct ClusterNodeOptions {
   // it does not serve to the primary (false: answers them
   // FAILED_PRECONDITION naming the primary).
   bool forward = true;
+  // How this node dials the others (replication, checkpoints, forwarding):
+  // server::MakeNodeChannelCredentials (TLS when the nodes serve TLS).
+  // nullptr: plaintext.
+  std::shared_ptr<grpc::ChannelCredentials> peer_credentials;
   // The engine options of the range's database (allow_committed_batches and
   // keep_history are forced on).
   storage::Options engine;
@@ -197,6 +201,8 @@ class ClusterNode {
   void HandleLagging();
   void ReAddCaughtUp();
   std::string AddressOf(const NodeId& id) const;
+  // options_.peer_credentials, or plaintext.
+  std::shared_ptr<grpc::ChannelCredentials> PeerCredentials() const;
   ForwardingService::Route Route() const;
   std::string RangeMapBytes() const;
 

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
 #include "cluster/replication/service.h"
 #include "google/protobuf/descriptor.h"
 #include "strata/v1/kv.pb.h"
@@ -43,6 +44,12 @@ bool IsHealthCheck(std::string_view method) {
 bool WasForwarded(const grpc::GenericCallbackServerContext& ctx) {
   return ctx.client_metadata().count(grpc::string_ref(
              kForwardedByKey.data(), kForwardedByKey.size())) > 0;
+}
+
+// The client presented a certificate the server verified (mutual TLS).
+bool HasCertificateIdentity(const grpc::GenericCallbackServerContext& ctx) {
+  const std::shared_ptr<const grpc::AuthContext> auth = ctx.auth_context();
+  return auth != nullptr && auth->IsPeerAuthenticated();
 }
 
 // Answers with a fixed status (trailing metadata already added).
@@ -268,15 +275,23 @@ ForwardingService::~ForwardingService() = default;
 
 grpc::ServerGenericBidiReactor* ForwardingService::CreateReactor(
     grpc::GenericCallbackServerContext* ctx) {
-  const Route route = options_.route();
+  Route route = options_.route();
+  const bool has_identity = HasCertificateIdentity(*ctx);
   if (absl::IsFailedPrecondition(route.not_primary) && options_.forward &&
       !route.primary_address.empty() && !IsHealthCheck(ctx->method()) &&
-      !WantsNoForward(*ctx) && !WasForwarded(*ctx)) {
+      !WantsNoForward(*ctx) && !WasForwarded(*ctx) && !has_identity) {
     Call* call = new Call(this, ctx, StubFor(route.primary_address),
                           MethodSlot(ctx->method()));
     return call->Start();
   }
   if (absl::IsFailedPrecondition(route.not_primary)) {
+    if (has_identity && options_.forward && !IsHealthCheck(ctx->method())) {
+      route.not_primary = absl::FailedPreconditionError(absl::StrCat(
+          route.not_primary.message(),
+          "; calls made with a client certificate are not forwarded (the "
+          "primary would see this node's identity, not yours): call the "
+          "primary directly"));
+    }
     if (!route.primary_address.empty()) {
       ctx->AddTrailingMetadata(std::string(kPrimaryTrailer),
                                route.primary_address);
@@ -326,7 +341,10 @@ std::shared_ptr<grpc::GenericStub> ForwardingService::StubFor(
     args.SetMaxReceiveMessageSize(-1);
     args.SetMaxSendMessageSize(-1);
     stub_ = std::make_shared<grpc::GenericStub>(grpc::CreateCustomChannel(
-        address, grpc::InsecureChannelCredentials(), args));
+        address,
+        options_.credentials != nullptr ? options_.credentials
+                                        : grpc::InsecureChannelCredentials(),
+        args));
     stub_address_ = address;
   }
   return stub_;

@@ -30,7 +30,11 @@
 //   when forwarding is off (`forward` false, --cluster_forward=false), the
 //   client sent `strata-no-forward: 1` (or `true`), the call was already
 //   forwarded once (`strata-forwarded-by` present: no second hop, so a
-//   stale map cannot make a loop), or no primary address is known. Such an
+//   stale map cannot make a loop), the client presented a TLS certificate
+//   (mutual TLS: the primary would see this node's identity instead of the
+//   client's, so authorization by certificate would judge the wrong
+//   peer; the client calls the primary itself), or no primary address is
+//   known. Such an
 //   answer carries the trailing metadata `strata-primary: HOST:PORT` (if
 //   known) and `strata-range-map-bin` (a serialized
 //   strata.v1.GetRangeMapResponse, what strata.v1.Cluster/GetRangeMap
@@ -38,8 +42,9 @@
 //
 // Channels: one per primary address, created on the first call to it and
 // replaced when the primary changes (creating a channel does not connect).
-// Node-to-node traffic is plaintext: the client's TLS identity is not
-// carried, a bearer token in metadata is.
+// Upstream calls use Options::credentials (TLS when the nodes serve TLS);
+// a bearer token in metadata is carried, a client certificate cannot be
+// (see above).
 //
 // Thread safety: thread-safe; CreateReactor and every reaction run on
 // gRPC's callback threads and never block (a short mutex per call).
@@ -93,6 +98,9 @@ class ForwardingService final : public grpc::CallbackGenericService {
     // The serialized strata.v1.GetRangeMapResponse for the
     // strata-range-map-bin trailer; "" if none. Same rules as `route`.
     std::function<std::string()> range_map;
+    // How the primary is dialed (ClusterNodeOptions::peer_credentials).
+    // nullptr: plaintext.
+    std::shared_ptr<grpc::ChannelCredentials> credentials;
   };
 
   explicit ForwardingService(Options options);

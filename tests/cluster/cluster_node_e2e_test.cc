@@ -48,6 +48,7 @@
 #include "tests/cluster/etcd_process.h"
 #include "tests/server/metrics_text.h"
 #include "tests/server/process_util.h"
+#include "tests/server/test_pki.h"
 #include "tests/support/test_util.h"
 
 namespace strata {
@@ -132,6 +133,13 @@ class ClusterNodeE2ETest : public ::testing::Test {
 
   absl::StatusOr<std::unique_ptr<ServerProcess>> StartNode(
       const std::string& id, const std::string& extra_flag = "") {
+    std::vector<std::string> extra;
+    if (!extra_flag.empty()) extra.push_back(extra_flag);
+    return StartNode(id, extra);
+  }
+
+  absl::StatusOr<std::unique_ptr<ServerProcess>> StartNode(
+      const std::string& id, const std::vector<std::string>& extra_flags) {
     std::vector<std::string> flags = {
          absl::StrCat("--listen=", addresses_[id]),
          absl::StrCat("--cluster_etcd=", etcd_->endpoint()),
@@ -142,7 +150,7 @@ class ClusterNodeE2ETest : public ::testing::Test {
          "--replication_timeout=5s", "--metrics_listen=127.0.0.1:0",
          "--memtable_bytes=65536", "--wal_sync=none", "--cq_threads=1",
          "--io_threads=2", "--compaction_threads=1", "--malloc_tuning=false"};
-    if (!extra_flag.empty()) flags.push_back(extra_flag);
+    flags.insert(flags.end(), extra_flags.begin(), extra_flags.end());
     return ServerProcess::Start(absl::StrCat(dir_.path(), "/", id), flags);
   }
 
@@ -701,6 +709,110 @@ TEST_F(ClusterNodeE2ETest, ForwardingToADeadPrimaryAnswersUnavailable) {
   grpc::Status s = Kv("n2")->Put(&ctx, req, &resp);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE)
       << s.error_code() << " " << s.error_message() << Logs();
+}
+
+// Transport security between nodes (docs/cluster.md, "Transport
+// security"): with --tls_cert every node's port serves TLS (a replica's
+// too), and the nodes dial each other over TLS verified against
+// --cluster_tls_ca. Writes are acknowledged only once both replicas have
+// them, so an acknowledged write shows replication over TLS works; a Put
+// through a replica shows forwarding does.
+TEST_F(ClusterNodeE2ETest, NodesReplicateAndForwardOverTls) {
+  const testing::TestPki& pki = testing::TestPki::Get();
+  if (!pki.error().empty()) GTEST_SKIP() << pki.error();
+  ASSERT_TRUE(Init().ok());
+  const std::vector<std::string> tls = {
+      absl::StrCat("--tls_cert=", pki.Path("server.crt")),
+      absl::StrCat("--tls_key=", pki.Path("server.key")),
+      absl::StrCat("--cluster_tls_ca=", pki.Path("ca.crt"))};
+  for (const char* id : {"n1", "n2", "n3"}) {
+    auto p = StartNode(id, tls);
+    ASSERT_TRUE(p.ok()) << p.status() << Logs();
+    nodes_[id] = *std::move(p);
+  }
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = pki.Pem("ca.crt");
+  auto kv = [&](const std::string& id) {
+    return v1::KV::NewStub(
+        grpc::CreateChannel(addresses_[id], grpc::SslCredentials(ssl)));
+  };
+  auto put = [&](const std::string& id, const std::string& key) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(5));
+    v1::PutRequest req;
+    req.set_key(key);
+    req.set_value("tls");
+    v1::PutResponse resp;
+    return kv(id)->Put(&ctx, req, &resp);
+  };
+  grpc::Status first;
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  do {
+    first = put("n1", "first");
+  } while (!first.ok() && absl::Now() < deadline);
+  ASSERT_TRUE(first.ok()) << first.error_message() << Logs();
+
+  grpc::Status forwarded = put("n2", "via-n2");
+  EXPECT_TRUE(forwarded.ok()) << forwarded.error_code() << " "
+                              << forwarded.error_message() << Logs();
+  // The replica's port serves TLS only.
+  grpc::Status plaintext = Put("n2", "plain", "x");
+  EXPECT_EQ(plaintext.error_code(), grpc::StatusCode::UNAVAILABLE)
+      << plaintext.error_message();
+}
+
+// With mutual TLS a replica does not forward a call made with a client
+// certificate (the primary would authorize this node's identity instead):
+// it answers FAILED_PRECONDITION naming the primary, whom the client then
+// calls itself. The nodes present their own certificates to each other.
+TEST_F(ClusterNodeE2ETest, MutualTlsCallsGoToThePrimaryNotThroughAReplica) {
+  const testing::TestPki& pki = testing::TestPki::Get();
+  if (!pki.error().empty()) GTEST_SKIP() << pki.error();
+  ASSERT_TRUE(Init().ok());
+  const std::vector<std::string> mtls = {
+      absl::StrCat("--tls_cert=", pki.Path("server.crt")),
+      absl::StrCat("--tls_key=", pki.Path("server.key")),
+      absl::StrCat("--tls_client_ca=", pki.Path("ca.crt"))};
+  for (const char* id : {"n1", "n2", "n3"}) {
+    auto p = StartNode(id, mtls);
+    ASSERT_TRUE(p.ok()) << p.status() << Logs();
+    nodes_[id] = *std::move(p);
+  }
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = pki.Pem("ca.crt");
+  ssl.pem_cert_chain = pki.Pem("client.crt");
+  ssl.pem_private_key = pki.Pem("client.key");
+  auto put = [&](const std::string& id, grpc::ClientContext* ctx) {
+    ctx->set_deadline(std::chrono::system_clock::now() +
+                      std::chrono::seconds(5));
+    v1::PutRequest req;
+    req.set_key("k");
+    req.set_value("mtls");
+    v1::PutResponse resp;
+    return v1::KV::NewStub(grpc::CreateChannel(addresses_[id],
+                                               grpc::SslCredentials(ssl)))
+        ->Put(ctx, req, &resp);
+  };
+  grpc::Status first;
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  do {
+    grpc::ClientContext ctx;
+    first = put("n1", &ctx);
+  } while (!first.ok() && absl::Now() < deadline);
+  ASSERT_TRUE(first.ok()) << first.error_message() << Logs();
+
+  grpc::ClientContext ctx;
+  grpc::Status via_replica = put("n2", &ctx);
+  EXPECT_EQ(via_replica.error_code(), grpc::StatusCode::FAILED_PRECONDITION)
+      << via_replica.error_message();
+  EXPECT_NE(via_replica.error_message().find("client certificate"),
+            std::string::npos)
+      << via_replica.error_message();
+  auto primary = ctx.GetServerTrailingMetadata().find("strata-primary");
+  ASSERT_NE(primary, ctx.GetServerTrailingMetadata().end());
+  EXPECT_EQ(std::string(primary->second.data(), primary->second.size()),
+            addresses_["n1"]);
 }
 
 }  // namespace

@@ -346,6 +346,37 @@ TEST_F(TlsFilesTest, InconsistentOptionsAreRefused) {
   EXPECT_THAT(Error(tls), HasSubstr("--tls_reload_interval"));
 }
 
+// A cluster node's outgoing credentials (MakeNodeChannelCredentials):
+// plaintext when the node serves plaintext; with TLS a CA to verify the
+// other nodes is required (--cluster_tls_ca, else --tls_client_ca), and
+// the node's own files are checked as the server's are.
+TEST_F(TlsFilesTest, NodeChannelCredentialsNeedACaToVerifyPeers) {
+  ASSERT_OK(server::MakeNodeChannelCredentials(Files("", ""), "").status());
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> no_ca =
+      server::MakeNodeChannelCredentials(Files("server.crt", "server.key"),
+                                         "");
+  EXPECT_TRUE(absl::IsInvalidArgument(no_ca.status())) << no_ca.status();
+  EXPECT_THAT(std::string(no_ca.status().message()),
+              HasSubstr("--cluster_tls_ca"));
+  ASSERT_OK(server::MakeNodeChannelCredentials(
+                Files("server.crt", "server.key"), TestPki::Get().Path("ca.crt"))
+                .status());
+  ASSERT_OK(server::MakeNodeChannelCredentials(
+                Files("server.crt", "server.key", "ca.crt"), "")
+                .status());
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> missing =
+      server::MakeNodeChannelCredentials(Files("server.crt", "server.key"),
+                                         dir_.path() + "/nope.crt");
+  EXPECT_TRUE(absl::IsInvalidArgument(missing.status())) << missing.status();
+  EXPECT_THAT(std::string(missing.status().message()),
+              HasSubstr("--cluster_tls_ca"));
+  EXPECT_THAT(Error(Files("server.crt", "client.key")), HasSubstr("--tls_key"));
+  EXPECT_FALSE(server::MakeNodeChannelCredentials(
+                   Files("server.crt", "client.key"),
+                   TestPki::Get().Path("ca.crt"))
+                   .ok());
+}
+
 TEST_F(TlsFilesTest, ServerStartFailsOnBadFiles) {
   PinGrpcLibrary();
   ServerOptions options = TestServerOptions();
