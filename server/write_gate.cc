@@ -89,7 +89,16 @@ void WriteGate::Refresh() {
       }
     }
   }
-  if (readiness_) ready_.store(readiness_().ok());
+  if (readiness_) {
+    const absl::Status ready = readiness_();
+    if (ready.ok() != ready_.exchange(ready.ok())) {
+      if (ready.ok()) {
+        spdlog::info("write readiness restored: taking writes");
+      } else {
+        spdlog::warn("not ready for writes: {}", std::string(ready.message()));
+      }
+    }
+  }
   const bool writable = Writable();
   std::function<void(bool)> notify;
   {
