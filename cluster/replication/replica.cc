@@ -64,9 +64,7 @@ absl::Status ReplicaSink::CheckUsable(Epoch epoch) {
   }
   if (epoch < state_.highest_epoch) {
     stats_.refused_stale++;
-    return absl::FailedPreconditionError(absl::StrFormat(
-        "range %d: epoch %d is older than epoch %d this replica has seen",
-        options_.range_id, epoch, state_.highest_epoch));
+    return StaleEpochError(options_.range_id, epoch, state_.highest_epoch);
   }
   return absl::OkStatus();
 }
@@ -260,9 +258,7 @@ absl::StatusOr<Revision> ReplicaSink::Resync(Epoch epoch,
   if (epoch < state_.highest_epoch) {  // Superseded while fetching.
     std::filesystem::remove_all(dir, ec);
     stats_.refused_stale++;
-    return absl::FailedPreconditionError(absl::StrFormat(
-        "range %d: epoch %d is older than epoch %d this replica has seen",
-        options_.range_id, epoch, state_.highest_epoch));
+    return StaleEpochError(options_.range_id, epoch, state_.highest_epoch);
   }
   absl::StatusOr<storage::DB*> db = options_.swap(dir);
   if (!db.ok()) {

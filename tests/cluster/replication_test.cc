@@ -8,13 +8,16 @@
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "cluster/replication/checkpoint_transfer.h"
@@ -106,8 +109,8 @@ class ReplicationTest : public ::testing::Test {
                                grpc::InsecureChannelCredentials());
   }
 
-  void OpenDb(Node* n) {
-    ASSERT_OK_AND_ASSIGN(n->db, storage::DB::Open(DbOptions(), n->db_dir));
+  void OpenDb(Node* n, const storage::Options& options = DbOptions()) {
+    ASSERT_OK_AND_ASSIGN(n->db, storage::DB::Open(options, n->db_dir));
   }
 
   // Makes `n` serve Append streams of kRange as a replica.
@@ -362,6 +365,7 @@ TEST_F(ReplicationTest, StaleEpochIsRefusedAndFencesTheOldPrimary) {
   ASSERT_OK(node("n2")->sink->Start(2, "n3", {{1, 1}, {2, 1}}).status());
   absl::Status direct = node("n2")->sink->Start(1, "n1", {{1, 1}}).status();
   EXPECT_TRUE(absl::IsFailedPrecondition(direct)) << direct;
+  EXPECT_EQ(StaleEpochOf(direct), std::optional<Epoch>(2));
   EXPECT_NE(direct.message().find("epoch 1 is older than epoch 2"),
             std::string::npos)
       << direct;
@@ -378,6 +382,79 @@ TEST_F(ReplicationTest, StaleEpochIsRefusedAndFencesTheOldPrimary) {
   EXPECT_EQ(node("n2")->db->CurrentRevision(), 0u);
   EXPECT_GE(node("n2")->sink->GetStats().refused_stale, 2u);
   StopSource(node("n1"));  // Before `superseded` goes away.
+}
+
+// A replica that refuses for another reason than a stale epoch (here its
+// DB lacks allow_committed_batches, so every Apply is FAILED_PRECONDITION)
+// is a failing replica: it lags and is dropped, the primary is not fenced.
+TEST_F(ReplicationTest, MisconfiguredReplicaIsAFailingReplicaNotAFence) {
+  storage::Options no_batches = DbOptions();
+  no_batches.allow_committed_batches = false;
+  OpenDb(node("n2"), no_batches);
+  StartReplica(node("n2"));
+  StartReplica(node("n3"));
+  // Shared with the callbacks, which may outlive a failed assertion.
+  struct Seen {
+    absl::Mutex mu;
+    bool decided ABSL_GUARDED_BY(mu) = false;  // Either callback ran.
+    bool lagged ABSL_GUARDED_BY(mu) = false;
+    bool superseded ABSL_GUARDED_BY(mu) = false;
+  };
+  auto seen = std::make_shared<Seen>();
+  ReplicationSource::Options o;
+  o.lag_timeout = absl::Milliseconds(100);
+  o.on_lagging = [seen](const NodeId& id, absl::Duration) {
+    absl::MutexLock lock(&seen->mu);
+    if (id == "n2") seen->lagged = seen->decided = true;
+  };
+  o.on_superseded = [seen](const absl::Status&) {
+    absl::MutexLock lock(&seen->mu);
+    seen->superseded = seen->decided = true;
+  };
+  StartPrimary(node("n1"), 1, {{1, 1}}, {"n2", "n3"}, o);
+  const Revision r = Write(node("n1"), 3);
+  bool decided, lagged, superseded;
+  {
+    decided = seen->mu.LockWhenWithTimeout(
+        absl::Condition(&seen->decided), kWait);
+    lagged = seen->lagged;
+    superseded = seen->superseded;
+    seen->mu.Unlock();
+  }
+  ASSERT_TRUE(decided);
+  EXPECT_TRUE(lagged);
+  EXPECT_FALSE(superseded);
+  EXPECT_FALSE(node("n1")->source->fenced());
+  // The control plane drops n2 from the in-sync set; writes go on.
+  node("n1")->source->SetInSync({"n1", "n3"});
+  ASSERT_OK(WaitReplicated(node("n1"), r));
+  ASSERT_OK(WaitReplicated(node("n1"), Write(node("n1"), 2)));
+  EXPECT_FALSE(node("n1")->source->fenced());
+  EXPECT_EQ(node("n2")->db->CurrentRevision(), 0u);
+  EXPECT_EQ(node("n2")->sink->GetStats().refused_stale, 0u);
+  StopSource(node("n1"));
+  absl::MutexLock lock(&seen->mu);
+  EXPECT_FALSE(seen->superseded);
+}
+
+// The stale-epoch mark survives the wire (a trailer) and nothing else is
+// marked: an unmarked FAILED_PRECONDITION, what an older replica sends for
+// a stale epoch too, is not a stale-epoch refusal.
+TEST(StaleEpochTest, OnlyTheMarkedRefusalIsStale) {
+  const absl::Status stale = StaleEpochError(3, 4, 6);
+  EXPECT_TRUE(absl::IsFailedPrecondition(stale));
+  EXPECT_EQ(StaleEpochOf(stale), std::optional<Epoch>(6));
+  EXPECT_NE(stale.message().find("epoch 4 is older than epoch 6"),
+            std::string::npos)
+      << stale;
+  EXPECT_EQ(StaleEpochOf(absl::FailedPreconditionError(
+                "range 3: epoch 4 is older than epoch 6 this replica has seen")),
+            std::nullopt);
+  EXPECT_EQ(StaleEpochOf(absl::UnavailableError("x")), std::nullopt);
+  // Through gRPC: the status drops the payload, the trailer carries it.
+  grpc::ClientContext no_trailers;
+  EXPECT_EQ(StaleEpochOf(FromAppendStatus(ToGrpc(stale), no_trailers)),
+            std::nullopt);
 }
 
 TEST_F(ReplicationTest, EpochSurvivesAReopenOfTheReplica) {
