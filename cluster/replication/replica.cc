@@ -260,9 +260,28 @@ absl::StatusOr<Revision> ReplicaSink::Resync(Epoch epoch,
     stats_.refused_stale++;
     return StaleEpochError(options_.range_id, epoch, state_.highest_epoch);
   }
+  // While the swap runs the epoch file describes neither database: after a
+  // crash that left the checkpoint in place but the old history in the
+  // file, the checkpoint's revisions would be attributed to this replica's
+  // old epochs, which can hide a divergence. An empty history over a
+  // database that holds revisions makes the next Start re-sync instead.
+  const EpochHistory old_history = state_.history;
+  state_.history.clear();
+  if (absl::Status s = Persist(); !s.ok()) {
+    state_.history = old_history;
+    std::filesystem::remove_all(dir, ec);
+    return s;
+  }
   absl::StatusOr<storage::DB*> db = options_.swap(dir);
   if (!db.ok()) {
     std::filesystem::remove_all(dir, ec);
+    // The old database is still in place: so is its history.
+    state_.history = old_history;
+    if (absl::Status s = Persist(); !s.ok()) {
+      spdlog::warn("range {}: restoring the epoch file after a failed swap: "
+                   "{} (the next start re-syncs)",
+                   options_.range_id, s.ToString());
+    }
     return db.status();
   }
   db_ = *db;

@@ -62,6 +62,8 @@ struct Node {
   std::shared_ptr<ReplicaSink> sink;
   std::unique_ptr<ReplicationSource> source;
   std::atomic<int> swaps{0};
+  // Test hook: runs in the swap hook before the directories move.
+  std::function<void()> before_swap;
 };
 
 class ReplicationTest : public ::testing::Test {
@@ -126,6 +128,7 @@ class ReplicationTest : public ::testing::Test {
     o.swap = [n](const std::string& checkpoint)
         -> absl::StatusOr<storage::DB*> {
       n->db.reset();
+      if (n->before_swap) n->before_swap();
       if (absl::Status s = ReplaceDirectory(checkpoint, n->db_dir); !s.ok()) {
         return s;
       }
@@ -723,6 +726,140 @@ TEST_F(ReplicationTest, ReplicaRefusesGapsCorruptRecordsAndSupersededEpochs) {
   ASSERT_OK(sink->Apply(2, one(log[2])).status());
   EXPECT_EQ(sink->GetStats().durable_revision, 3u);
   EXPECT_EQ(sink->GetStats().batches_applied, 3u);
+}
+
+// While the swap hook runs, the epoch file holds no history, so a crash
+// that leaves the checkpoint in place with the old history is not taken
+// for a prefix of the primary's log; afterwards it holds the checkpoint's.
+TEST_F(ReplicationTest, EpochFileHoldsNoHistoryWhileTheSwapRuns) {
+  StartReplica(node("n2"));
+  const EpochHistory history = {{1, 1}, {2, 4}};
+  StartPrimary(node("n1"), 2, history, {});
+  const Revision r = Write(node("n1"), 6);
+  ASSERT_OK(node("n2")->sink->Start(2, "n1", history).status());
+  const std::string epochs = node("n2")->range_dir + "/" + kEpochFileName;
+  ASSERT_OK_AND_ASSIGN(EpochFileContents before, ReadEpochFile(epochs));
+  EXPECT_EQ(before.history, history);
+  absl::StatusOr<EpochFileContents> during;
+  node("n2")->before_swap = [&] { during = ReadEpochFile(epochs); };
+  ASSERT_OK_AND_ASSIGN(Revision now, node("n2")->sink->Resync(2, "n1"));
+  EXPECT_EQ(now, r);
+  ASSERT_OK(during.status());
+  EXPECT_EQ(during->highest_epoch, 2u);
+  EXPECT_TRUE(during->history.empty());
+  ASSERT_OK_AND_ASSIGN(EpochFileContents after, ReadEpochFile(epochs));
+  EXPECT_EQ(after.history, history);
+  // A replica restarted over that mid-swap state re-syncs.
+  StopReplica(node("n2"));
+  ASSERT_OK(WriteEpochFile(epochs, *during));
+  StartReplica(node("n2"));
+  ASSERT_OK_AND_ASSIGN(ReplicaSink::StartResult start,
+                       node("n2")->sink->Start(2, "n1", history));
+  EXPECT_FALSE(start.resync_reason.empty());
+}
+
+// The directory states a crash inside ReplaceDirectory can leave, built by
+// hand, and what RecoverReplaceDirectory (called before the range's DB is
+// opened) makes of them.
+class ReplaceDirectoryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    range_dir_ = dir_.path() + "/ranges/1";
+    db_dir_ = range_dir_ + "/db";
+    replaced_ = db_dir_ + kReplacedSuffix;
+    std::filesystem::create_directories(range_dir_);
+  }
+
+  // A closed database in `dir` whose key "who" is `who`.
+  void MakeDb(const std::string& dir, const std::string& who) {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<storage::DB> db,
+                         storage::DB::Open(DbOptions(), dir));
+    storage::WriteBatch b;
+    b.Put("who", who);
+    ASSERT_OK(db->Write(storage::WriteOptions(), &b).status());
+  }
+
+  // Opens the database in db/ (after recovering, as the node does) and
+  // returns its "who"; opens a sink over it too, which removes resync-*.
+  std::string OpenAndRead() {
+    EXPECT_OK(RecoverReplaceDirectory(db_dir_));
+    storage::Options o = DbOptions();
+    o.create_if_missing = false;
+    absl::StatusOr<std::unique_ptr<storage::DB>> db =
+        storage::DB::Open(o, db_dir_);
+    EXPECT_OK(db.status());
+    if (!db.ok()) return "";
+    ReplicaSink::Options so;
+    so.range_id = kRange;
+    so.range_dir = range_dir_;
+    so.connect = [](const NodeId&) { return nullptr; };
+    so.swap = [](const std::string&) -> absl::StatusOr<storage::DB*> {
+      return absl::InternalError("not in this test");
+    };
+    absl::StatusOr<std::unique_ptr<ReplicaSink>> sink =
+        ReplicaSink::Open(db->get(), so);
+    EXPECT_OK(sink.status());
+    absl::StatusOr<std::string> value =
+        (*db)->Get(storage::ReadOptions(), "who");
+    EXPECT_OK(value.status());
+    if (sink.ok()) (*sink)->Close();
+    return value.ok() ? *value : "";
+  }
+
+  std::vector<std::string> Children() {
+    std::vector<std::string> out;
+    for (const auto& e : std::filesystem::directory_iterator(range_dir_)) {
+      out.push_back(e.path().filename().string());
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+  TempDir dir_;
+  std::string range_dir_;
+  std::string db_dir_;
+  std::string replaced_;
+};
+
+TEST_F(ReplaceDirectoryTest, CrashBetweenTheRenamesRestoresTheOldDatabase) {
+  MakeDb(db_dir_, "old");
+  MakeDb(range_dir_ + "/resync-0", "checkpoint");
+  std::filesystem::rename(db_dir_, replaced_);  // Step 1 done, not step 2.
+  EXPECT_EQ(OpenAndRead(), "old");
+  EXPECT_EQ(Children(), (std::vector<std::string>{"EPOCHS", "db"}));
+}
+
+TEST_F(ReplaceDirectoryTest, CrashAfterTheSwapRemovesTheOldDatabase) {
+  MakeDb(replaced_, "old");  // Steps 1 and 2 done, not step 4.
+  MakeDb(db_dir_, "checkpoint");
+  EXPECT_EQ(OpenAndRead(), "checkpoint");
+  EXPECT_EQ(Children(), (std::vector<std::string>{"EPOCHS", "db"}));
+}
+
+TEST_F(ReplaceDirectoryTest, CrashBeforeTheSwapKeepsTheDatabase) {
+  MakeDb(db_dir_, "old");  // Step 1 not done; resync-0 received.
+  MakeDb(range_dir_ + "/resync-0", "checkpoint");
+  EXPECT_EQ(OpenAndRead(), "old");
+  EXPECT_EQ(Children(), (std::vector<std::string>{"EPOCHS", "db"}));
+  // Nothing to recover on a fresh node either.
+  EXPECT_OK(RecoverReplaceDirectory(dir_.path() + "/none/db"));
+  EXPECT_FALSE(std::filesystem::exists(dir_.path() + "/none"));
+}
+
+TEST_F(ReplaceDirectoryTest, FailedMovePutsTheOldDirectoryBack) {
+  MakeDb(db_dir_, "old");
+  absl::Status s = ReplaceDirectory(range_dir_ + "/missing", db_dir_);
+  EXPECT_TRUE(absl::IsUnavailable(s)) << s;
+  EXPECT_FALSE(std::filesystem::exists(replaced_));
+  EXPECT_EQ(OpenAndRead(), "old");
+}
+
+TEST_F(ReplaceDirectoryTest, SwapOverALeftoverOfAnInterruptedOne) {
+  MakeDb(replaced_, "old");  // An earlier swap stopped between its renames.
+  MakeDb(range_dir_ + "/resync-1", "checkpoint");
+  ASSERT_OK(ReplaceDirectory(range_dir_ + "/resync-1", db_dir_));
+  EXPECT_FALSE(std::filesystem::exists(replaced_));
+  EXPECT_EQ(OpenAndRead(), "checkpoint");
 }
 
 TEST(CheckpointTransferTest, IncompleteOrInconsistentStreamsAreDataLoss) {
