@@ -154,9 +154,10 @@ absl::StatusOr<Revision> ReplicaSink::Apply(Epoch epoch,
 namespace {
 
 // A failed FetchCheckpoint as this replica's error. FAILED_PRECONDITION
-// there (the primary is at another epoch by now) must not reach the
-// Append stream as FAILED_PRECONDITION, which tells the primary that it is
-// superseded: it becomes Unavailable (try again).
+// there (the primary is at another epoch by now) becomes Unavailable (try
+// again): it is no stale-epoch refusal of this replica, and a primary
+// built before the stale-epoch trailer takes any FAILED_PRECONDITION on
+// the Append stream for one and fences itself.
 absl::Status FetchError(RangeId range, const NodeId& primary,
                         const grpc::Status& rpc) {
   absl::StatusCode code = static_cast<absl::StatusCode>(rpc.error_code());
