@@ -274,13 +274,14 @@ absl::StatusOr<ReceivedCheckpoint> ReceiveCheckpoint(const CheckpointRead& read,
   return out;
 }
 
-// The directory protocol (docs/replication.md, "Re-sync"), with what a
-// crash after each step leaves and RecoverReplaceDirectory makes of it:
-//   0. recover what an earlier swap left        (as for that swap)
-//   1. rename <to> -> <to>.replaced             <to> missing: rename back
-//   2. rename <from> -> <to>                    both: remove <to>.replaced
-//   3. fsync the parent                         both: remove <to>.replaced
-//   4. remove <to>.replaced                     a part of it: remove it
+// The directory protocol (docs/replication.md, "The directory swap and its
+// recovery"), with what a crash after each step leaves and what
+// RecoverReplaceDirectory makes of it:
+//   1. recover what an earlier swap left        (as for that swap)
+//   2. rename <to> -> <to>.replaced             <to> missing: rename back
+//   3. rename <from> -> <to>                    both: remove <to>.replaced
+//   4. fsync the parent                         both: remove <to>.replaced
+//   5. remove <to>.replaced                     a part of it: remove it
 // <from> is never touched by recovery: it is a "resync-<n>" directory that
 // ReplicaSink::Open removes.
 absl::Status RecoverReplaceDirectory(const std::string& to) {
@@ -299,7 +300,8 @@ absl::Status RecoverReplaceDirectory(const std::string& to) {
   }
   if (!has_to) {
     // Stopped between the two renames: the old database is whole (it was
-    // closed before the swap) and the epoch file still describes it.
+    // closed before the swap); the epoch file describes it or holds the
+    // empty history ReplicaSink::Resync writes before a swap.
     std::filesystem::rename(old, to, ec);
     if (ec) {
       return absl::UnavailableError(absl::StrFormat(
