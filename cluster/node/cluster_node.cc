@@ -249,6 +249,12 @@ absl::Status ClusterNode::WaitForReplicas() {
 }
 
 absl::Status ClusterNode::OpenDb() {
+  // A crash during a re-sync's directory swap may have left db.replaced
+  // (and perhaps no db/): put the right database in place first.
+  if (absl::Status s = replication::RecoverReplaceDirectory(db_dir_);
+      !s.ok()) {
+    return s;
+  }
   absl::StatusOr<std::unique_ptr<storage::DB>> db =
       storage::DB::Open(RangeDbOptions(options_.engine), db_dir_);
   if (!db.ok()) return db.status();

@@ -29,7 +29,9 @@
 // path. One range only: a map with more ranges is refused at Start.
 //
 // Layout on disk: <data_dir>/ranges/0/ holds the epoch file (EPOCHS) and
-// db/ (the range's database); <data_dir>/cluster-tmp/ the checkpoints
+// db/ (the range's database; while a re-sync swaps it, also db.replaced/
+// and resync-<n>/, which the next start recovers or removes:
+// RecoverReplaceDirectory, ReplicaSink::Open); <data_dir>/cluster-tmp/ the checkpoints
 // FetchCheckpoint serves (same file system, so SSTables are linked).
 //
 // Thread safety: Start and Stop from the owner's thread; the accessors and

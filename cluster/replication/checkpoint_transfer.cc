@@ -274,10 +274,55 @@ absl::StatusOr<ReceivedCheckpoint> ReceiveCheckpoint(const CheckpointRead& read,
   return out;
 }
 
-absl::Status ReplaceDirectory(const std::string& from, const std::string& to) {
+// The directory protocol (docs/replication.md, "The directory swap and its
+// recovery"), with what a crash after each step leaves and what
+// RecoverReplaceDirectory makes of it:
+//   1. recover what an earlier swap left        (as for that swap)
+//   2. rename <to> -> <to>.replaced             <to> missing: rename back
+//   3. rename <from> -> <to>                    both: remove <to>.replaced
+//   4. fsync the parent                         both: remove <to>.replaced
+//   5. remove <to>.replaced                     a part of it: remove it
+// <from> is never touched by recovery: it is a "resync-<n>" directory that
+// ReplicaSink::Open removes.
+absl::Status RecoverReplaceDirectory(const std::string& to) {
   std::error_code ec;
-  const std::string old = to + ".replaced";
+  const std::string old = to + kReplacedSuffix;
+  const bool had_old = std::filesystem::exists(old, ec);
+  if (ec) {
+    return absl::UnavailableError(
+        absl::StrFormat("stat %s: %s", old, ec.message()));
+  }
+  if (!had_old) return absl::OkStatus();
+  const bool has_to = std::filesystem::exists(to, ec);
+  if (ec) {
+    return absl::UnavailableError(
+        absl::StrFormat("stat %s: %s", to, ec.message()));
+  }
+  if (!has_to) {
+    // Stopped between the two renames: the old database is whole (it was
+    // closed before the swap); the epoch file describes it or holds the
+    // empty history ReplicaSink::Resync writes before a swap.
+    std::filesystem::rename(old, to, ec);
+    if (ec) {
+      return absl::UnavailableError(absl::StrFormat(
+          "rename %s back to %s: %s", old, to, ec.message()));
+    }
+    return storage::Env::Default()->SyncDir(Parent(to));
+  }
+  // The new directory is in place (or <to>.replaced is a partly removed
+  // leftover): the old one is garbage.
   std::filesystem::remove_all(old, ec);
+  if (ec) {
+    return absl::UnavailableError(
+        absl::StrFormat("remove %s: %s", old, ec.message()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ReplaceDirectory(const std::string& from, const std::string& to) {
+  if (absl::Status s = RecoverReplaceDirectory(to); !s.ok()) return s;
+  std::error_code ec;
+  const std::string old = to + kReplacedSuffix;
   const bool had = std::filesystem::exists(to, ec);
   if (had) {
     std::filesystem::rename(to, old, ec);
@@ -288,8 +333,19 @@ absl::Status ReplaceDirectory(const std::string& from, const std::string& to) {
   }
   std::filesystem::rename(from, to, ec);
   if (ec) {
-    return absl::UnavailableError(
+    const absl::Status moved = absl::UnavailableError(
         absl::StrFormat("rename %s to %s: %s", from, to, ec.message()));
+    // Put the old directory back: the caller reopens it.
+    if (had) {
+      std::error_code back;
+      std::filesystem::rename(old, to, back);
+      if (back) {
+        return absl::UnavailableError(absl::StrFormat(
+            "%s; renaming %s back to %s: %s (the next start recovers it)",
+            moved.message(), old, to, back.message()));
+      }
+    }
+    return moved;
   }
   if (absl::Status s = storage::Env::Default()->SyncDir(Parent(to)); !s.ok()) {
     return s;

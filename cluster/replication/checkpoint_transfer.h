@@ -59,12 +59,31 @@ struct ReceivedCheckpoint {
 absl::StatusOr<ReceivedCheckpoint> ReceiveCheckpoint(const CheckpointRead& read,
                                                      const std::string& dir);
 
-// Replaces directory `to` by directory `from` (same file system): renames
-// `to` aside, renames `from` to `to`, fsyncs the parent, then removes the
-// old one. `to` may be missing. For swap hooks (ReplicaSink::SwapHook):
-// call it between closing the old database and opening the new one.
-// Errors: Internal/Unavailable with the paths and errno text.
+// Where ReplaceDirectory puts the directory it replaces: `to` + this.
+inline constexpr char kReplacedSuffix[] = ".replaced";
+
+// Replaces directory `to` by directory `from` (same file system): first
+// RecoverReplaceDirectory(to), then renames `to` aside (to `to`.replaced),
+// renames `from` to `to`, fsyncs the parent, then removes the old one. `to`
+// may be missing. For swap hooks (ReplicaSink::SwapHook): call it between
+// closing the old database and opening the new one. If renaming `from`
+// fails, the old directory is renamed back: `to` is as it was. A crash at
+// any point leaves a state RecoverReplaceDirectory repairs.
+// Errors: Unavailable with the paths and errno text; the parent's fsync's.
 absl::Status ReplaceDirectory(const std::string& from, const std::string& to);
+
+// Repairs what a ReplaceDirectory(..., `to`) interrupted by a crash left
+// (docs/replication.md, "Re-sync"); call it before opening the database in
+// `to` (the node does, at start). If `to`.replaced exists:
+//   - `to` missing: the swap stopped between its renames; the old
+//     directory (a whole, closed database the epoch file still describes)
+//     is renamed back to `to` and the parent fsynced. The re-sync that was
+//     swapping runs again when the primary next connects.
+//   - `to` present: the swap got further (or the old directory was partly
+//     removed); `to`.replaced is removed.
+// Otherwise (the usual case, and a fresh node without `to`) it does nothing.
+// Errors: Unavailable with the path and errno text; the fsync's.
+absl::Status RecoverReplaceDirectory(const std::string& to);
 
 }  // namespace strata::cluster::replication
 

@@ -9,6 +9,8 @@
 
 #include <cstring>
 
+#include "absl/strings/cord.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "strata/storage/env.h"
@@ -114,6 +116,25 @@ absl::Status CheckNotDiverged(const EpochHistory& replica_history,
         last_revision, *last_epoch, *end, last_revision - *end));
   }
   return absl::OkStatus();
+}
+
+absl::Status StaleEpochError(RangeId range, Epoch epoch, Epoch highest) {
+  absl::Status s = absl::FailedPreconditionError(absl::StrFormat(
+      "range %d: epoch %d is older than epoch %d this replica has seen", range,
+      epoch, highest));
+  s.SetPayload(kStaleEpochPayload, absl::Cord(absl::StrCat(highest)));
+  return s;
+}
+
+std::optional<Epoch> StaleEpochOf(const absl::Status& s) {
+  if (!absl::IsFailedPrecondition(s)) return std::nullopt;
+  const auto payload = s.GetPayload(kStaleEpochPayload);  // absl::optional
+  Epoch highest = 0;
+  if (!payload.has_value() ||
+      !absl::SimpleAtoi(std::string(*payload), &highest)) {
+    return std::nullopt;
+  }
+  return highest;
 }
 
 absl::StatusOr<EpochHistory> ExtendEpochHistory(const EpochHistory& history,

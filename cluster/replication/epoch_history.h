@@ -62,6 +62,22 @@ absl::Status CheckNotDiverged(const EpochHistory& replica_history,
                               Revision last_revision,
                               const EpochHistory& primary_history);
 
+// A replica's refusal of a primary whose `epoch` is older than the
+// `highest` epoch it has accepted (the sender has been replaced):
+// FailedPrecondition naming the range and both epochs, marked with a
+// payload (kStaleEpochPayload, `highest` in decimal) so that StaleEpochOf
+// tells it from every other FailedPrecondition (a DB not opened with
+// allow_committed_batches, one shutting down, a leftover directory...).
+// Only this refusal may fence a primary (docs/replication.md, "Fencing").
+absl::Status StaleEpochError(RangeId range, Epoch epoch, Epoch highest);
+// The replica's highest epoch if `s` is a StaleEpochError (in this process
+// or rebuilt from an Append stream's trailer by the primary); nullopt for
+// any other status, including a FailedPrecondition without the mark.
+std::optional<Epoch> StaleEpochOf(const absl::Status& s);
+// The payload's type URL (absl::Status::SetPayload); in-process only, the
+// wire carries the mark as trailing metadata (service.h).
+inline constexpr char kStaleEpochPayload[] = "strata.dev/replication/stale-epoch";
+
 // The history a replica promoted to primary at `epoch` starts with: its own
 // plus {epoch, current_revision + 1}. InvalidArgument if `epoch` is not
 // above its last entry's.

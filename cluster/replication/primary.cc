@@ -1,6 +1,8 @@
 #include "cluster/replication/primary.h"
 
 #include <algorithm>
+#include <optional>
+#include <string>
 #include <utility>
 
 #include "absl/strings/str_format.h"
@@ -23,7 +25,33 @@ struct ReplicationSource::Peer {
   bool lagging_reported = false;
   uint64_t resyncs = 0;
   grpc::ClientContext* ctx = nullptr;  // The live stream's, for Fence.
+  // Only the peer's thread: the last refusal logged (not repeated while the
+  // replica keeps giving it).
+  std::string last_refusal;
 };
+
+namespace {
+
+// Whether a stream's status says that this primary has been replaced: only
+// a replica's stale-epoch refusal (StaleEpochError, carried by the
+// kStaleEpochTrailer trailer), and only if the epoch it has seen is above
+// `mine` (anything else would be a confused replica, not a newer primary).
+//
+// Replicas built before the trailer existed refuse a stale epoch with a
+// plain FAILED_PRECONDITION, indistinguishable from their other
+// FAILED_PRECONDITIONs (a DB without allow_committed_batches, one shutting
+// down). It is treated as a failing replica, never as a fence: fencing on
+// it would let one misconfigured replica stop a healthy primary, while a
+// primary that really was replaced is fenced anyway by the control plane
+// (its lease, the range map's newer epoch) and cannot get a write
+// acknowledged by that replica meanwhile (the watermark waits for it until
+// the in-sync set drops it, a change the stale epoch cannot make in etcd).
+bool IsSuperseded(const absl::Status& s, Epoch mine) {
+  std::optional<Epoch> seen = StaleEpochOf(s);
+  return seen.has_value() && *seen > mine;
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<ReplicationSource>> ReplicationSource::Create(
     storage::DB* db, Options options) {
@@ -247,17 +275,36 @@ void ReplicationSource::RunPeer(Peer* peer) {
       peer->connected = false;
       if (!fenced_.ok() || stopping_) return;
     }
-    if (absl::IsFailedPrecondition(s)) {
-      // Only a stale epoch: a replica has seen a newer primary.
+    if (IsSuperseded(s, options_.epoch)) {
       spdlog::warn("range {}: replica {} refused epoch {}: {}",
                    options_.range_id, peer->id, options_.epoch, std::string(s.message()));
       Fence(s);
       if (options_.on_superseded) options_.on_superseded(s);
       return;
     }
-    spdlog::debug("range {}: stream to {} ended: {}", options_.range_id,
-                  peer->id, s.ToString());
-    if (accepted) backoff = options_.min_backoff;
+    // Any other refusal (an unmarked FAILED_PRECONDITION included: a
+    // misconfigured replica, or an old one's stale-epoch refusal; see
+    // IsSuperseded) is this replica failing, not this primary: retry with
+    // backoff; while it refuses it acks nothing, so it lags and is dropped
+    // from the in-sync set the usual way (on_lagging, SetInSync). Logged
+    // once per reason; the backoff keeps growing while it refuses, even if
+    // it accepted the stream first (it may refuse every batch).
+    const bool refused = absl::IsFailedPrecondition(s);
+    if (s.message() != peer->last_refusal) {
+      peer->last_refusal = std::string(s.message());
+      if (refused) {
+        spdlog::warn("range {}: replica {} refused the stream (not for a "
+                     "stale epoch; treated as a failing replica): {}",
+                     options_.range_id, peer->id, s.ToString());
+      } else {
+        spdlog::debug("range {}: stream to {} ended: {}", options_.range_id,
+                      peer->id, s.ToString());
+      }
+    }
+    if (accepted && !refused) {
+      backoff = options_.min_backoff;
+      peer->last_refusal.clear();
+    }
     absl::MutexLock lock(&mu_);
     const absl::Time until = absl::Now() + backoff;
     while (fenced_.ok() && !stopping_ && absl::Now() < until) {
@@ -468,7 +515,7 @@ absl::Status ReplicationSource::RunStream(Peer* peer, bool* accepted) {
   }
   // The replica's own status says why the stream ended, if it ended it.
   if (!rpc.ok() && rpc.error_code() != grpc::StatusCode::CANCELLED) {
-    return FromGrpc(rpc);
+    return FromAppendStatus(rpc, ctx);
   }
   return result.ok() ? FromGrpc(rpc) : result;
 }

@@ -62,7 +62,11 @@ class ReplicationSource final : public storage::CommitListener {
     // drop the replica from the in-sync set (SetInSync).
     std::function<void(const NodeId& replica, absl::Duration lag)> on_lagging;
     // Called once, on a shipper thread, when a replica refused this
-    // primary's epoch as stale: the source has fenced itself.
+    // primary's epoch as stale (a StaleEpochError: FAILED_PRECONDITION with
+    // the kStaleEpochTrailer trailer): the source has fenced itself. Any
+    // other refusal, an unmarked FAILED_PRECONDITION included, is that
+    // replica failing: the source retries it with backoff and it lags
+    // (on_lagging); it never fences the source.
     std::function<void(const absl::Status& why)> on_superseded;
     // About how many bytes of batches one AppendBatches carries.
     uint64_t max_message_bytes = 1 << 20;

@@ -64,9 +64,7 @@ absl::Status ReplicaSink::CheckUsable(Epoch epoch) {
   }
   if (epoch < state_.highest_epoch) {
     stats_.refused_stale++;
-    return absl::FailedPreconditionError(absl::StrFormat(
-        "range %d: epoch %d is older than epoch %d this replica has seen",
-        options_.range_id, epoch, state_.highest_epoch));
+    return StaleEpochError(options_.range_id, epoch, state_.highest_epoch);
   }
   return absl::OkStatus();
 }
@@ -156,9 +154,10 @@ absl::StatusOr<Revision> ReplicaSink::Apply(Epoch epoch,
 namespace {
 
 // A failed FetchCheckpoint as this replica's error. FAILED_PRECONDITION
-// there (the primary is at another epoch by now) must not reach the
-// Append stream as FAILED_PRECONDITION, which tells the primary that it is
-// superseded: it becomes Unavailable (try again).
+// there (the primary is at another epoch by now) becomes Unavailable (try
+// again): it is no stale-epoch refusal of this replica, and a primary
+// built before the stale-epoch trailer takes any FAILED_PRECONDITION on
+// the Append stream for one and fences itself.
 absl::Status FetchError(RangeId range, const NodeId& primary,
                         const grpc::Status& rpc) {
   absl::StatusCode code = static_cast<absl::StatusCode>(rpc.error_code());
@@ -260,13 +259,30 @@ absl::StatusOr<Revision> ReplicaSink::Resync(Epoch epoch,
   if (epoch < state_.highest_epoch) {  // Superseded while fetching.
     std::filesystem::remove_all(dir, ec);
     stats_.refused_stale++;
-    return absl::FailedPreconditionError(absl::StrFormat(
-        "range %d: epoch %d is older than epoch %d this replica has seen",
-        options_.range_id, epoch, state_.highest_epoch));
+    return StaleEpochError(options_.range_id, epoch, state_.highest_epoch);
+  }
+  // While the swap runs the epoch file describes neither database: after a
+  // crash that left the checkpoint in place but the old history in the
+  // file, the checkpoint's revisions would be attributed to this replica's
+  // old epochs, which can hide a divergence. An empty history over a
+  // database that holds revisions makes the next Start re-sync instead.
+  const EpochHistory old_history = state_.history;
+  state_.history.clear();
+  if (absl::Status s = Persist(); !s.ok()) {
+    state_.history = old_history;
+    std::filesystem::remove_all(dir, ec);
+    return s;
   }
   absl::StatusOr<storage::DB*> db = options_.swap(dir);
   if (!db.ok()) {
     std::filesystem::remove_all(dir, ec);
+    // The old database is still in place: so is its history.
+    state_.history = old_history;
+    if (absl::Status s = Persist(); !s.ok()) {
+      spdlog::warn("range {}: restoring the epoch file after a failed swap: "
+                   "{} (the next start re-syncs)",
+                   options_.range_id, s.ToString());
+    }
     return db.status();
   }
   db_ = *db;

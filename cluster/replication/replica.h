@@ -88,19 +88,22 @@ class ReplicaSink {
   // the primary's (CheckNotDiverged) it adopts the primary's history and
   // returns its durable revision (its WAL is synced first, so every
   // revision it holds is); otherwise it returns the reason to re-sync.
-  // Errors: FailedPrecondition naming both epochs if `epoch` is older than
-  // the highest seen; InvalidArgument for a bad history; Unavailable while
+  // Errors: StaleEpochError (FailedPrecondition naming both epochs, marked:
+  // the only error that fences the primary) if `epoch` is older than the
+  // highest seen; InvalidArgument for a bad history; Unavailable while
   // a re-sync runs; the epoch file's and the WAL sync's I/O errors.
   absl::StatusOr<StartResult> Start(Epoch epoch, const NodeId& primary,
                                     const EpochHistory& history);
 
   // Applies consecutive committed batches from the primary of `epoch`, the
   // last one fsynced, and returns the durable revision (the last one).
-  // Errors: FailedPrecondition if a newer epoch has been seen since (the
+  // Errors: StaleEpochError if a newer epoch has been seen since (the
   // sender is superseded); OutOfRange if a batch's revision is not the next
   // one (naming both); DataLoss for a record that does not decode;
   // InvalidArgument if a record's revision differs from the batch's;
-  // Unavailable while a re-sync runs; the engine's write errors.
+  // Unavailable while a re-sync runs; the engine's write errors (among them
+  // an unmarked FailedPrecondition if the DB lacks allow_committed_batches
+  // or is shutting down: a misconfigured replica, not a newer primary).
   absl::StatusOr<Revision> Apply(Epoch epoch, const v1::AppendBatches& batches);
 
   // Rebuilds the database from a checkpoint fetched from `primary` (the
@@ -108,7 +111,7 @@ class ReplicaSink {
   // directory, checks every checksum, swaps it in through the hook, adopts
   // the checkpoint's epoch history, and returns the new durable revision.
   // Errors (the database is unchanged): DataLoss for a corrupt checkpoint;
-  // FailedPrecondition for a stale epoch; Unavailable if a re-sync already
+  // StaleEpochError for a stale epoch; Unavailable if a re-sync already
   // runs or the primary cannot be reached; the primary's error if it ends
   // the fetch (NotFound if it is not the range's primary; its
   // FailedPrecondition, at another epoch there, as Unavailable); the

@@ -1,7 +1,12 @@
 #include "cluster/replication/service.h"
 
+#include <optional>
+#include <string>
 #include <utility>
 
+#include "absl/strings/cord.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
 namespace strata::cluster::replication {
@@ -35,6 +40,30 @@ absl::Status FromGrpc(const grpc::Status& s) {
   if (s.ok()) return absl::OkStatus();
   return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
                       s.error_message());
+}
+
+grpc::Status ToAppendStatus(const absl::Status& s,
+                            grpc::ServerContext* context) {
+  if (std::optional<Epoch> highest = StaleEpochOf(s); highest.has_value()) {
+    context->AddTrailingMetadata(kStaleEpochTrailer, absl::StrCat(*highest));
+  }
+  return ToGrpc(s);
+}
+
+absl::Status FromAppendStatus(const grpc::Status& s,
+                              const grpc::ClientContext& context) {
+  absl::Status out = FromGrpc(s);
+  if (!absl::IsFailedPrecondition(out)) return out;
+  const auto& trailers = context.GetServerTrailingMetadata();
+  auto it = trailers.find(kStaleEpochTrailer);
+  Epoch highest = 0;
+  if (it == trailers.end() ||
+      !absl::SimpleAtoi(std::string(it->second.data(), it->second.size()),
+                        &highest)) {
+    return out;
+  }
+  out.SetPayload(kStaleEpochPayload, absl::Cord(absl::StrCat(highest)));
+  return out;
 }
 
 ReplicationService::ReplicationService(Options options)
@@ -74,13 +103,13 @@ namespace {
 // durable revision.
 grpc::Status ResyncAndAccept(
     ReplicaSink* sink, Epoch epoch, const NodeId& primary,
-    const std::string& reason,
+    const std::string& reason, grpc::ServerContext* context,
     grpc::ServerReaderWriter<v1::AppendResponse, v1::AppendRequest>* stream) {
   v1::AppendResponse resp;
   resp.mutable_resyncing()->set_reason(reason);
   if (!stream->Write(resp)) return grpc::Status::CANCELLED;
   absl::StatusOr<Revision> r = sink->Resync(epoch, primary);
-  if (!r.ok()) return ToGrpc(r.status());
+  if (!r.ok()) return ToAppendStatus(r.status(), context);
   resp.Clear();
   resp.mutable_accepted()->set_durable_revision(static_cast<int64_t>(*r));
   resp.mutable_accepted()->set_epoch(epoch);
@@ -91,7 +120,7 @@ grpc::Status ResyncAndAccept(
 }  // namespace
 
 grpc::Status ReplicationService::Append(
-    grpc::ServerContext* /*context*/,
+    grpc::ServerContext* context,
     grpc::ServerReaderWriter<v1::AppendResponse, v1::AppendRequest>* stream) {
   v1::AppendRequest req;
   if (!stream->Read(&req)) return grpc::Status::OK;
@@ -115,10 +144,10 @@ grpc::Status ReplicationService::Append(
   const Epoch epoch = start.epoch();
   absl::StatusOr<ReplicaSink::StartResult> started =
       sink->Start(epoch, start.primary(), EpochHistoryFromProto(start.epoch_history()));
-  if (!started.ok()) return ToGrpc(started.status());
+  if (!started.ok()) return ToAppendStatus(started.status(), context);
   if (!started->resync_reason.empty()) {
     grpc::Status s = ResyncAndAccept(sink.get(), epoch, start.primary(),
-                                     started->resync_reason, stream);
+                                     started->resync_reason, context, stream);
     if (!s.ok()) return s;
   } else {
     v1::AppendResponse resp;
@@ -130,13 +159,14 @@ grpc::Status ReplicationService::Append(
   while (stream->Read(&req)) {
     if (req.has_batches()) {
       absl::StatusOr<Revision> r = sink->Apply(epoch, req.batches());
-      if (!r.ok()) return ToGrpc(r.status());
+      if (!r.ok()) return ToAppendStatus(r.status(), context);
       v1::AppendResponse ack;
       ack.mutable_ack()->set_durable_revision(static_cast<int64_t>(*r));
       if (!stream->Write(ack)) return grpc::Status::CANCELLED;
     } else if (req.has_resync()) {
       grpc::Status s = ResyncAndAccept(sink.get(), epoch, start.primary(),
-                                       req.resync().reason(), stream);
+                                       req.resync().reason(), context,
+                                       stream);
       if (!s.ok()) return s;
     } else {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,

@@ -87,9 +87,26 @@ void EpochHistoryToProto(
 EpochHistory EpochHistoryFromProto(
     const google::protobuf::RepeatedPtrField<v1::EpochStart>& in);
 
-// absl::Status <-> grpc::Status (the codes are the same).
+// absl::Status <-> grpc::Status (the codes are the same). Payloads are
+// dropped: the stale-epoch mark crosses the wire as a trailer (below).
 grpc::Status ToGrpc(const absl::Status& s);
 absl::Status FromGrpc(const grpc::Status& s);
+
+// The trailing metadata key (part of the wire contract, replication.proto)
+// with which a replica marks the FAILED_PRECONDITION that ends an Append
+// stream as a stale-epoch refusal; its value is the replica's highest
+// epoch in decimal. Every other FAILED_PRECONDITION goes without it.
+inline constexpr char kStaleEpochTrailer[] = "strata-stale-epoch";
+
+// An Append stream's status as the replica sends it: ToGrpc, plus the
+// stale-epoch trailer on `context` if StaleEpochOf(s).
+grpc::Status ToAppendStatus(const absl::Status& s,
+                            grpc::ServerContext* context);
+// The status that ended an Append stream, as the primary reads it: FromGrpc,
+// made a StaleEpochError again if it is FAILED_PRECONDITION and the
+// trailers of `context` (after Finish) carry a valid kStaleEpochTrailer.
+absl::Status FromAppendStatus(const grpc::Status& s,
+                              const grpc::ClientContext& context);
 
 }  // namespace strata::cluster::replication
 

@@ -10,8 +10,9 @@
 // restarted, catches up as a replica and is back in the in-sync set. And a
 // replica forwards what it does not serve to the primary (unary, Watch,
 // unknown methods, cancellation), but not health checks, a second hop, or
-// with --cluster_forward=false. Every wait is bounded; every process is
-// killed by PID when the test ends.
+// with --cluster_forward=false. A replica killed in the middle of a
+// re-sync's directory swap recovers its database at restart. Every wait is
+// bounded; every process is killed by PID when the test ends.
 
 #include <netinet/in.h>
 #include <signal.h>
@@ -21,6 +22,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <regex>
 #include <set>
@@ -813,6 +815,41 @@ TEST_F(ClusterNodeE2ETest, MutualTlsCallsGoToThePrimaryNotThroughAReplica) {
   ASSERT_NE(primary, ctx.GetServerTrailingMetadata().end());
   EXPECT_EQ(std::string(primary->second.data(), primary->second.size()),
             addresses_["n1"]);
+}
+
+// A crash between the two renames of a re-sync's directory swap leaves
+// ranges/0/db.replaced and no db/ (docs/replication.md, "The directory
+// swap and its recovery"), plus the received checkpoint: the restarted
+// node puts its database back and removes the leftovers (without the
+// recovery it would open a new, empty db/ and leak db.replaced), and
+// rejoins as an in-sync replica.
+TEST_F(ClusterNodeE2ETest, ReplicaRestartedMidSwapRecoversItsDatabase) {
+  ASSERT_GT(StartClusterAndWrite(), 0);
+  ASSERT_TRUE(Put("n1", "before", "b").ok());
+  nodes_["n2"]->Signal(SIGKILL);
+  ASSERT_TRUE(nodes_["n2"]->Wait(absl::Seconds(10)).ok());
+  const std::string range = absl::StrCat(dir_.path(), "/n2/ranges/0");
+  std::filesystem::rename(range + "/db", range + "/db.replaced");
+  std::filesystem::create_directories(range + "/resync-3");
+  auto restarted = StartNode("n2");
+  ASSERT_TRUE(restarted.ok()) << restarted.status() << Logs();
+  nodes_["n2"] = *std::move(restarted);
+  EXPECT_TRUE(std::filesystem::exists(range + "/db"));
+  EXPECT_FALSE(std::filesystem::exists(range + "/db.replaced"));
+  EXPECT_FALSE(std::filesystem::exists(range + "/resync-3"));
+  // It catches up and is (back) in the in-sync set: serving as a replica.
+  ASSERT_TRUE(Put("n1", "after", "a").ok()) << Logs();
+  bool rejoined = false;
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  absl::StatusOr<cluster::RangeDescriptor> r;
+  while (!rejoined && absl::Now() < deadline) {
+    r = Range();
+    rejoined = r.ok() && r->IsInSync("n2");
+    if (!rejoined) absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_TRUE(rejoined) << Logs();
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->epoch, 1u);
 }
 
 }  // namespace

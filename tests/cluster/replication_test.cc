@@ -8,13 +8,16 @@
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "cluster/replication/checkpoint_transfer.h"
@@ -59,6 +62,8 @@ struct Node {
   std::shared_ptr<ReplicaSink> sink;
   std::unique_ptr<ReplicationSource> source;
   std::atomic<int> swaps{0};
+  // Test hook: runs in the swap hook before the directories move.
+  std::function<void()> before_swap;
 };
 
 class ReplicationTest : public ::testing::Test {
@@ -106,8 +111,8 @@ class ReplicationTest : public ::testing::Test {
                                grpc::InsecureChannelCredentials());
   }
 
-  void OpenDb(Node* n) {
-    ASSERT_OK_AND_ASSIGN(n->db, storage::DB::Open(DbOptions(), n->db_dir));
+  void OpenDb(Node* n, const storage::Options& options = DbOptions()) {
+    ASSERT_OK_AND_ASSIGN(n->db, storage::DB::Open(options, n->db_dir));
   }
 
   // Makes `n` serve Append streams of kRange as a replica.
@@ -123,6 +128,7 @@ class ReplicationTest : public ::testing::Test {
     o.swap = [n](const std::string& checkpoint)
         -> absl::StatusOr<storage::DB*> {
       n->db.reset();
+      if (n->before_swap) n->before_swap();
       if (absl::Status s = ReplaceDirectory(checkpoint, n->db_dir); !s.ok()) {
         return s;
       }
@@ -362,6 +368,7 @@ TEST_F(ReplicationTest, StaleEpochIsRefusedAndFencesTheOldPrimary) {
   ASSERT_OK(node("n2")->sink->Start(2, "n3", {{1, 1}, {2, 1}}).status());
   absl::Status direct = node("n2")->sink->Start(1, "n1", {{1, 1}}).status();
   EXPECT_TRUE(absl::IsFailedPrecondition(direct)) << direct;
+  EXPECT_EQ(StaleEpochOf(direct), std::optional<Epoch>(2));
   EXPECT_NE(direct.message().find("epoch 1 is older than epoch 2"),
             std::string::npos)
       << direct;
@@ -378,6 +385,79 @@ TEST_F(ReplicationTest, StaleEpochIsRefusedAndFencesTheOldPrimary) {
   EXPECT_EQ(node("n2")->db->CurrentRevision(), 0u);
   EXPECT_GE(node("n2")->sink->GetStats().refused_stale, 2u);
   StopSource(node("n1"));  // Before `superseded` goes away.
+}
+
+// A replica that refuses for another reason than a stale epoch (here its
+// DB lacks allow_committed_batches, so every Apply is FAILED_PRECONDITION)
+// is a failing replica: it lags and is dropped, the primary is not fenced.
+TEST_F(ReplicationTest, MisconfiguredReplicaIsAFailingReplicaNotAFence) {
+  storage::Options no_batches = DbOptions();
+  no_batches.allow_committed_batches = false;
+  OpenDb(node("n2"), no_batches);
+  StartReplica(node("n2"));
+  StartReplica(node("n3"));
+  // Shared with the callbacks, which may outlive a failed assertion.
+  struct Seen {
+    absl::Mutex mu;
+    bool decided ABSL_GUARDED_BY(mu) = false;  // Either callback ran.
+    bool lagged ABSL_GUARDED_BY(mu) = false;
+    bool superseded ABSL_GUARDED_BY(mu) = false;
+  };
+  auto seen = std::make_shared<Seen>();
+  ReplicationSource::Options o;
+  o.lag_timeout = absl::Milliseconds(100);
+  o.on_lagging = [seen](const NodeId& id, absl::Duration) {
+    absl::MutexLock lock(&seen->mu);
+    if (id == "n2") seen->lagged = seen->decided = true;
+  };
+  o.on_superseded = [seen](const absl::Status&) {
+    absl::MutexLock lock(&seen->mu);
+    seen->superseded = seen->decided = true;
+  };
+  StartPrimary(node("n1"), 1, {{1, 1}}, {"n2", "n3"}, o);
+  const Revision r = Write(node("n1"), 3);
+  bool decided, lagged, superseded;
+  {
+    decided = seen->mu.LockWhenWithTimeout(
+        absl::Condition(&seen->decided), kWait);
+    lagged = seen->lagged;
+    superseded = seen->superseded;
+    seen->mu.Unlock();
+  }
+  ASSERT_TRUE(decided);
+  EXPECT_TRUE(lagged);
+  EXPECT_FALSE(superseded);
+  EXPECT_FALSE(node("n1")->source->fenced());
+  // The control plane drops n2 from the in-sync set; writes go on.
+  node("n1")->source->SetInSync({"n1", "n3"});
+  ASSERT_OK(WaitReplicated(node("n1"), r));
+  ASSERT_OK(WaitReplicated(node("n1"), Write(node("n1"), 2)));
+  EXPECT_FALSE(node("n1")->source->fenced());
+  EXPECT_EQ(node("n2")->db->CurrentRevision(), 0u);
+  EXPECT_EQ(node("n2")->sink->GetStats().refused_stale, 0u);
+  StopSource(node("n1"));
+  absl::MutexLock lock(&seen->mu);
+  EXPECT_FALSE(seen->superseded);
+}
+
+// The stale-epoch mark survives the wire (a trailer) and nothing else is
+// marked: an unmarked FAILED_PRECONDITION, what an older replica sends for
+// a stale epoch too, is not a stale-epoch refusal.
+TEST(StaleEpochTest, OnlyTheMarkedRefusalIsStale) {
+  const absl::Status stale = StaleEpochError(3, 4, 6);
+  EXPECT_TRUE(absl::IsFailedPrecondition(stale));
+  EXPECT_EQ(StaleEpochOf(stale), std::optional<Epoch>(6));
+  EXPECT_NE(stale.message().find("epoch 4 is older than epoch 6"),
+            std::string::npos)
+      << stale;
+  EXPECT_EQ(StaleEpochOf(absl::FailedPreconditionError(
+                "range 3: epoch 4 is older than epoch 6 this replica has seen")),
+            std::nullopt);
+  EXPECT_EQ(StaleEpochOf(absl::UnavailableError("x")), std::nullopt);
+  // Through gRPC: the status drops the payload, the trailer carries it.
+  grpc::ClientContext no_trailers;
+  EXPECT_EQ(StaleEpochOf(FromAppendStatus(ToGrpc(stale), no_trailers)),
+            std::nullopt);
 }
 
 TEST_F(ReplicationTest, EpochSurvivesAReopenOfTheReplica) {
@@ -646,6 +726,140 @@ TEST_F(ReplicationTest, ReplicaRefusesGapsCorruptRecordsAndSupersededEpochs) {
   ASSERT_OK(sink->Apply(2, one(log[2])).status());
   EXPECT_EQ(sink->GetStats().durable_revision, 3u);
   EXPECT_EQ(sink->GetStats().batches_applied, 3u);
+}
+
+// While the swap hook runs, the epoch file holds no history, so a crash
+// that leaves the checkpoint in place with the old history is not taken
+// for a prefix of the primary's log; afterwards it holds the checkpoint's.
+TEST_F(ReplicationTest, EpochFileHoldsNoHistoryWhileTheSwapRuns) {
+  StartReplica(node("n2"));
+  const EpochHistory history = {{1, 1}, {2, 4}};
+  StartPrimary(node("n1"), 2, history, {});
+  const Revision r = Write(node("n1"), 6);
+  ASSERT_OK(node("n2")->sink->Start(2, "n1", history).status());
+  const std::string epochs = node("n2")->range_dir + "/" + kEpochFileName;
+  ASSERT_OK_AND_ASSIGN(EpochFileContents before, ReadEpochFile(epochs));
+  EXPECT_EQ(before.history, history);
+  absl::StatusOr<EpochFileContents> during;
+  node("n2")->before_swap = [&] { during = ReadEpochFile(epochs); };
+  ASSERT_OK_AND_ASSIGN(Revision now, node("n2")->sink->Resync(2, "n1"));
+  EXPECT_EQ(now, r);
+  ASSERT_OK(during.status());
+  EXPECT_EQ(during->highest_epoch, 2u);
+  EXPECT_TRUE(during->history.empty());
+  ASSERT_OK_AND_ASSIGN(EpochFileContents after, ReadEpochFile(epochs));
+  EXPECT_EQ(after.history, history);
+  // A replica restarted over that mid-swap state re-syncs.
+  StopReplica(node("n2"));
+  ASSERT_OK(WriteEpochFile(epochs, *during));
+  StartReplica(node("n2"));
+  ASSERT_OK_AND_ASSIGN(ReplicaSink::StartResult start,
+                       node("n2")->sink->Start(2, "n1", history));
+  EXPECT_FALSE(start.resync_reason.empty());
+}
+
+// The directory states a crash inside ReplaceDirectory can leave, built by
+// hand, and what RecoverReplaceDirectory (called before the range's DB is
+// opened) makes of them.
+class ReplaceDirectoryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    range_dir_ = dir_.path() + "/ranges/1";
+    db_dir_ = range_dir_ + "/db";
+    replaced_ = db_dir_ + kReplacedSuffix;
+    std::filesystem::create_directories(range_dir_);
+  }
+
+  // A closed database in `dir` whose key "who" is `who`.
+  void MakeDb(const std::string& dir, const std::string& who) {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<storage::DB> db,
+                         storage::DB::Open(DbOptions(), dir));
+    storage::WriteBatch b;
+    b.Put("who", who);
+    ASSERT_OK(db->Write(storage::WriteOptions(), &b).status());
+  }
+
+  // Opens the database in db/ (after recovering, as the node does) and
+  // returns its "who"; opens a sink over it too, which removes resync-*.
+  std::string OpenAndRead() {
+    EXPECT_OK(RecoverReplaceDirectory(db_dir_));
+    storage::Options o = DbOptions();
+    o.create_if_missing = false;
+    absl::StatusOr<std::unique_ptr<storage::DB>> db =
+        storage::DB::Open(o, db_dir_);
+    EXPECT_OK(db.status());
+    if (!db.ok()) return "";
+    ReplicaSink::Options so;
+    so.range_id = kRange;
+    so.range_dir = range_dir_;
+    so.connect = [](const NodeId&) { return nullptr; };
+    so.swap = [](const std::string&) -> absl::StatusOr<storage::DB*> {
+      return absl::InternalError("not in this test");
+    };
+    absl::StatusOr<std::unique_ptr<ReplicaSink>> sink =
+        ReplicaSink::Open(db->get(), so);
+    EXPECT_OK(sink.status());
+    absl::StatusOr<std::string> value =
+        (*db)->Get(storage::ReadOptions(), "who");
+    EXPECT_OK(value.status());
+    if (sink.ok()) (*sink)->Close();
+    return value.ok() ? *value : "";
+  }
+
+  std::vector<std::string> Children() {
+    std::vector<std::string> out;
+    for (const auto& e : std::filesystem::directory_iterator(range_dir_)) {
+      out.push_back(e.path().filename().string());
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+  TempDir dir_;
+  std::string range_dir_;
+  std::string db_dir_;
+  std::string replaced_;
+};
+
+TEST_F(ReplaceDirectoryTest, CrashBetweenTheRenamesRestoresTheOldDatabase) {
+  MakeDb(db_dir_, "old");
+  MakeDb(range_dir_ + "/resync-0", "checkpoint");
+  std::filesystem::rename(db_dir_, replaced_);  // Step 1 done, not step 2.
+  EXPECT_EQ(OpenAndRead(), "old");
+  EXPECT_EQ(Children(), (std::vector<std::string>{"EPOCHS", "db"}));
+}
+
+TEST_F(ReplaceDirectoryTest, CrashAfterTheSwapRemovesTheOldDatabase) {
+  MakeDb(replaced_, "old");  // Steps 1 and 2 done, not step 4.
+  MakeDb(db_dir_, "checkpoint");
+  EXPECT_EQ(OpenAndRead(), "checkpoint");
+  EXPECT_EQ(Children(), (std::vector<std::string>{"EPOCHS", "db"}));
+}
+
+TEST_F(ReplaceDirectoryTest, CrashBeforeTheSwapKeepsTheDatabase) {
+  MakeDb(db_dir_, "old");  // Step 1 not done; resync-0 received.
+  MakeDb(range_dir_ + "/resync-0", "checkpoint");
+  EXPECT_EQ(OpenAndRead(), "old");
+  EXPECT_EQ(Children(), (std::vector<std::string>{"EPOCHS", "db"}));
+  // Nothing to recover on a fresh node either.
+  EXPECT_OK(RecoverReplaceDirectory(dir_.path() + "/none/db"));
+  EXPECT_FALSE(std::filesystem::exists(dir_.path() + "/none"));
+}
+
+TEST_F(ReplaceDirectoryTest, FailedMovePutsTheOldDirectoryBack) {
+  MakeDb(db_dir_, "old");
+  absl::Status s = ReplaceDirectory(range_dir_ + "/missing", db_dir_);
+  EXPECT_TRUE(absl::IsUnavailable(s)) << s;
+  EXPECT_FALSE(std::filesystem::exists(replaced_));
+  EXPECT_EQ(OpenAndRead(), "old");
+}
+
+TEST_F(ReplaceDirectoryTest, SwapOverALeftoverOfAnInterruptedOne) {
+  MakeDb(replaced_, "old");  // An earlier swap stopped between its renames.
+  MakeDb(range_dir_ + "/resync-1", "checkpoint");
+  ASSERT_OK(ReplaceDirectory(range_dir_ + "/resync-1", db_dir_));
+  EXPECT_FALSE(std::filesystem::exists(replaced_));
+  EXPECT_EQ(OpenAndRead(), "checkpoint");
 }
 
 TEST(CheckpointTransferTest, IncompleteOrInconsistentStreamsAreDataLoss) {
