@@ -17,10 +17,14 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "client/watch_cursor.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/wire_format_lite.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/channel.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/create_channel.h"
+#include "grpcpp/generic/generic_stub.h"
+#include "grpcpp/support/byte_buffer.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/support/channel_arguments.h"
 #include "strata/v1/kv.grpc.pb.h"
@@ -197,9 +201,16 @@ struct Client::Stubs {
 };
 
 struct Client::Route {
+  // Whether the next routed call first asks `target` for the range map.
+  enum class MapState {
+    kWanted,         // Before the first routed call, and after a forget.
+    kDone,           // Asked (answered or failed) since.
+    kUnimplemented,  // A standalone server: never asked again.
+  };
   absl::Mutex mu;
-  // The primary a cluster node named (null: use `target`).
+  // The primary a cluster node (or its range map) named (null: `target`).
   std::shared_ptr<v1::KV::Stub> kv ABSL_GUARDED_BY(mu);
+  MapState map ABSL_GUARDED_BY(mu) = MapState::kWanted;
 };
 
 Client::Client(const std::string& target, const ClientOptions& options)
@@ -247,15 +258,159 @@ std::string NamedPrimary(const grpc::Status& s,
   return address;
 }
 
+// One range of a strata.v1.GetRangeMapResponse, as routing needs it.
+struct MapRange {
+  std::string start_key;  // Inclusive; "" = the start of the key space.
+  std::string end_key;    // Exclusive; "" = the end of the key space.
+  std::string primary_address;
+};
+
+// Reads the fields routing needs from a serialized Range message
+// (proto/strata/v1/cluster.proto: start_key = 2, end_key = 3,
+// primary_address = 6). The client library does not link the generated
+// cluster messages (its installed package exports only strata.v1.KV), so it
+// decodes these three fields itself and skips every other one.
+bool ParseRange(const std::string& bytes, MapRange* out) {
+  using google::protobuf::internal::WireFormatLite;
+  google::protobuf::io::CodedInputStream in(
+      reinterpret_cast<const uint8_t*>(bytes.data()),
+      static_cast<int>(bytes.size()));
+  while (uint32_t tag = in.ReadTag()) {
+    const int field = WireFormatLite::GetTagFieldNumber(tag);
+    const bool delimited = WireFormatLite::GetTagWireType(tag) ==
+                           WireFormatLite::WIRETYPE_LENGTH_DELIMITED;
+    std::string* dst = !delimited     ? nullptr
+                       : field == 2   ? &out->start_key
+                       : field == 3   ? &out->end_key
+                       : field == 6   ? &out->primary_address
+                                      : nullptr;
+    if (dst != nullptr ? !WireFormatLite::ReadBytes(&in, dst)
+                       : !WireFormatLite::SkipField(&in, tag)) {
+      return false;
+    }
+  }
+  return in.ConsumedEntireMessage();
+}
+
+// The ranges (field 2) of a serialized GetRangeMapResponse; false if it
+// does not parse.
+bool ParseRangeMap(const std::string& bytes, std::vector<MapRange>* out) {
+  using google::protobuf::internal::WireFormatLite;
+  google::protobuf::io::CodedInputStream in(
+      reinterpret_cast<const uint8_t*>(bytes.data()),
+      static_cast<int>(bytes.size()));
+  while (uint32_t tag = in.ReadTag()) {
+    if (tag == WireFormatLite::MakeTag(
+                   2, WireFormatLite::WIRETYPE_LENGTH_DELIMITED)) {
+      std::string range;
+      if (!WireFormatLite::ReadBytes(&in, &range) ||
+          !ParseRange(range, &out->emplace_back())) {
+        return false;
+      }
+    } else if (!WireFormatLite::SkipField(&in, tag)) {
+      return false;
+    }
+  }
+  return in.ConsumedEntireMessage();
+}
+
+// Where the server stores default-namespace key `key` (server/keyspace.h):
+// as is, except keys starting "\xff\xff", which move to "\xff\xff\xff"
+// key[2:].
+std::string DefaultNamespaceStoredKey(std::string_view key) {
+  if (key.size() >= 2 && key[0] == '\xff' && key[1] == '\xff') {
+    return std::string("\xff\xff\xff").append(key.substr(2));
+  }
+  return std::string(key);
+}
+
+// The primary address of the range holding `key` of namespace `ns`, or ""
+// (no such range, no address). A named namespace's stored key needs its id,
+// which the client does not know: then only a map of exactly one range
+// answers.
+std::string PrimaryFor(const std::vector<MapRange>& ranges,
+                       std::string_view ns, std::string_view key) {
+  if (!ns.empty()) {
+    return ranges.size() == 1 ? ranges[0].primary_address : "";
+  }
+  const std::string stored = DefaultNamespaceStoredKey(key);
+  for (const MapRange& r : ranges) {
+    if (stored >= r.start_key && (r.end_key.empty() || stored < r.end_key)) {
+      return r.primary_address;
+    }
+  }
+  return "";
+}
+
+// How long routing waits for the range map before it gives up and sends
+// the call to `target` (at most the call's own timeout).
+constexpr absl::Duration kRangeMapTimeout = absl::Seconds(2);
+
 }  // namespace
 
+std::string Client::PrimaryFromRangeMap(std::string_view key) {
+  grpc::GenericStub stub(channel_);
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, std::min(kRangeMapTimeout, options_.timeout));
+  grpc::CompletionQueue cq;
+  // GetRangeMapRequest has no fields: zero bytes (a ByteBuffer with no
+  // slice is invalid and never sent).
+  grpc::Slice no_fields;
+  grpc::ByteBuffer request(&no_fields, 1);
+  std::unique_ptr<grpc::GenericClientAsyncResponseReader> call =
+      stub.PrepareUnaryCall(&ctx, "/strata.v1.Cluster/GetRangeMap", request,
+                            &cq);
+  call->StartCall();
+  grpc::ByteBuffer response;
+  grpc::Status s;
+  call->Finish(&response, &s, reinterpret_cast<void*>(1));
+  void* tag = nullptr;
+  bool ok = false;
+  const bool got = cq.Next(&tag, &ok);
+  cq.Shutdown();
+  while (cq.Next(&tag, &ok)) {
+  }
+  if (!got) return "";
+  if (s.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
+    absl::MutexLock lock(&route_->mu);
+    route_->map = Route::MapState::kUnimplemented;
+    return "";
+  }
+  std::vector<grpc::Slice> slices;
+  if (!s.ok() || !response.Dump(&slices).ok()) return "";
+  std::string bytes;
+  for (const grpc::Slice& slice : slices) {
+    bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+  }
+  std::vector<MapRange> ranges;
+  if (!ParseRangeMap(bytes, &ranges)) return "";
+  std::string primary = PrimaryFor(ranges, options_.ns, key);
+  return primary == target_ ? "" : primary;
+}
+
 grpc::Status Client::RoutedKv(
+    std::string_view key,
     const std::function<grpc::Status(void* kv_stub, grpc::ClientContext* ctx)>&
         call) {
   std::shared_ptr<v1::KV::Stub> routed;
+  bool ask_map = false;
   {
     absl::MutexLock lock(&route_->mu);
     routed = route_->kv;
+    if (routed == nullptr && route_->map == Route::MapState::kWanted) {
+      route_->map = Route::MapState::kDone;
+      ask_map = true;
+    }
+  }
+  if (ask_map) {
+    if (std::string primary = PrimaryFromRangeMap(key); !primary.empty()) {
+      routed = std::shared_ptr<v1::KV::Stub>(v1::KV::NewStub(
+          MakeChannel(primary, options_, /*own_subchannels=*/false)));
+      absl::MutexLock lock(&route_->mu);
+      // Another call may have followed a trailer meanwhile: keep that one.
+      if (route_->kv == nullptr) route_->kv = routed;
+      routed = route_->kv;
+    }
   }
   // Forgets the followed primary `failed` (issue 18: after a failover it is
   // dead or fenced), so the next call goes to `target` again, which
@@ -264,7 +419,12 @@ grpc::Status Client::RoutedKv(
   // hold their own reference, so its channel closes when the last ends.
   auto unfollow = [this](const std::shared_ptr<v1::KV::Stub>& failed) {
     absl::MutexLock lock(&route_->mu);
-    if (route_->kv == failed) route_->kv = nullptr;
+    if (route_->kv != failed) return;
+    route_->kv = nullptr;
+    // A miss: the next call asks the map again (once per forget).
+    if (route_->map == Route::MapState::kDone) {
+      route_->map = Route::MapState::kWanted;
+    }
   };
   std::string primary;
   {
@@ -296,7 +456,7 @@ absl::StatusOr<std::optional<std::string>> Client::Get(std::string_view key) {
   request.set_namespace_(options_.ns);
   request.set_key(key.data(), key.size());
   v1::GetResponse response;
-  grpc::Status s = RoutedKv([&](void* kv, grpc::ClientContext* ctx) {
+  grpc::Status s = RoutedKv(key, [&](void* kv, grpc::ClientContext* ctx) {
     return static_cast<v1::KV::Stub*>(kv)->Get(ctx, request, &response);
   });
   if (!s.ok()) return FromGrpcStatus(s);
@@ -311,7 +471,7 @@ absl::StatusOr<GetResult> Client::GetWithMetadata(std::string_view key,
   request.set_key(key.data(), key.size());
   request.set_revision(revision);
   v1::GetResponse response;
-  grpc::Status s = RoutedKv([&](void* kv, grpc::ClientContext* ctx) {
+  grpc::Status s = RoutedKv(key, [&](void* kv, grpc::ClientContext* ctx) {
     return static_cast<v1::KV::Stub*>(kv)->Get(ctx, request, &response);
   });
   if (!s.ok()) return FromGrpcStatus(s);
@@ -371,7 +531,7 @@ absl::StatusOr<Revision> Client::Put(std::string_view key,
   request.set_lease(options.lease);
   request.set_type(static_cast<v1::ValueType>(options.type));
   v1::PutResponse response;
-  grpc::Status s = RoutedKv([&](void* kv, grpc::ClientContext* ctx) {
+  grpc::Status s = RoutedKv(key, [&](void* kv, grpc::ClientContext* ctx) {
     return static_cast<v1::KV::Stub*>(kv)->Put(ctx, request, &response);
   });
   if (!s.ok()) return FromGrpcStatus(s);
@@ -444,7 +604,7 @@ absl::StatusOr<Revision> Client::Delete(std::string_view key) {
   request.set_namespace_(options_.ns);
   request.set_key(key.data(), key.size());
   v1::DeleteResponse response;
-  grpc::Status s = RoutedKv([&](void* kv, grpc::ClientContext* ctx) {
+  grpc::Status s = RoutedKv(key, [&](void* kv, grpc::ClientContext* ctx) {
     return static_cast<v1::KV::Stub*>(kv)->Delete(ctx, request, &response);
   });
   if (!s.ok()) return FromGrpcStatus(s);

@@ -849,9 +849,24 @@ class Client {
   // call itself is returned as is, never retried (a write that failed
   // UNAVAILABLE may have been applied). Get, GetWithMetadata, Put and
   // Delete are routed; the other methods stay on `target`.
+  //
+  // Before the first routed call, and again after each forget, the client
+  // asks `target` for strata.v1.Cluster/GetRangeMap (deadline: 2 s or the
+  // timeout, the shorter) and follows the primary of the range holding
+  // `key` (PrimaryFromRangeMap), so a client given a replica's address
+  // goes straight to the primary instead of through the replica's
+  // forwarding hop. A standalone server answers UNIMPLEMENTED once and is
+  // never asked again; any other failure leaves the call on `target`.
   grpc::Status RoutedKv(
+      std::string_view key,
       const std::function<grpc::Status(void* kv_stub,
                                        grpc::ClientContext* ctx)>& call);
+  // Asks `target` for its range map: the primary address of the range
+  // holding `key` (of ClientOptions::ns: for a named namespace, only a map
+  // of one range answers), or "" if there is none, it is `target` itself,
+  // or the call failed (UNIMPLEMENTED marks the map as never to be asked
+  // again).
+  std::string PrimaryFromRangeMap(std::string_view key);
 
   const ClientOptions options_;
   const std::string target_;

@@ -45,7 +45,11 @@ export interface ClientOptions {
    * get/put/delete there (docs/cluster.md), until a call there rejects with UNAVAILABLE (the primary is
    * gone) or FAILED_PRECONDITION naming no primary (fenced after a failover): that call is not retried
    * (a write that failed UNAVAILABLE may have been applied), and the next one goes to target again.
-   * false: reject with the replica's answer.
+   * Before the first get/put/delete, and again after such a forget, target is asked for
+   * strata.v1.Cluster/GetRangeMap (2 s deadline at most) and the primary of the key's range is followed
+   * from the start (a namespace client uses only a map of one range); a standalone server answers
+   * UNIMPLEMENTED once and is never asked again, any other failure leaves the call on target.
+   * false: reject with the replica's answer; no GetRangeMap.
    */
   followPrimary?: boolean;
 }

@@ -20,6 +20,7 @@
 #include "grpcpp/support/status.h"
 #include "gtest/gtest.h"
 #include "server/kv_server.h"
+#include "strata/v1/cluster.grpc.pb.h"
 #include "strata/v1/kv.grpc.pb.h"
 #include "tests/server/in_process_server.h"
 #include "tests/support/test_util.h"
@@ -842,6 +843,181 @@ TEST(StrataClientFollowTest, ForgetsAFencedPrimaryAndFollowsTheNewOne) {
   replica_server->Shutdown();
   old_server->Shutdown();
   new_server->Shutdown();
+}
+
+// A cluster node's strata.v1.Cluster service: GetRangeMap answers the
+// ranges the test sets (or UNIMPLEMENTED, as a standalone server's missing
+// service does) and counts the calls.
+class RangeMapService final : public v1::Cluster::Service {
+ public:
+  // One range per entry: {start_key, end_key, primary_address}.
+  void SetRanges(std::vector<std::vector<std::string>> ranges) {
+    absl::MutexLock lock(&mu_);
+    ranges_ = std::move(ranges);
+  }
+  void AnswerUnimplemented() {
+    absl::MutexLock lock(&mu_);
+    unimplemented_ = true;
+  }
+  int calls() {
+    absl::MutexLock lock(&mu_);
+    return calls_;
+  }
+
+  grpc::Status GetRangeMap(grpc::ServerContext*,
+                           const v1::GetRangeMapRequest*,
+                           v1::GetRangeMapResponse* response) override {
+    absl::MutexLock lock(&mu_);
+    ++calls_;
+    if (unimplemented_) {
+      return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "");
+    }
+    response->set_etcd_revision(9);
+    for (size_t i = 0; i < ranges_.size(); ++i) {
+      v1::Range* r = response->add_ranges();
+      r->set_id(static_cast<uint32_t>(i));
+      r->set_start_key(ranges_[i][0]);
+      r->set_end_key(ranges_[i][1]);
+      r->set_epoch(2);
+      r->set_primary("n" + std::to_string(i));
+      r->set_primary_address(ranges_[i][2]);
+      r->add_replicas("n" + std::to_string(i));
+    }
+    return grpc::Status::OK;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<std::vector<std::string>> ranges_ ABSL_GUARDED_BY(mu_);
+  bool unimplemented_ ABSL_GUARDED_BY(mu_) = false;
+  int calls_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+// A fake node serving KV and Cluster on 127.0.0.1:0.
+struct FakeNode {
+  ScriptedKv kv;
+  RangeMapService cluster;
+  std::string address;
+  std::unique_ptr<grpc::Server> server;
+
+  FakeNode() {
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort("127.0.0.1:0",
+                             grpc::InsecureServerCredentials(), &port);
+    builder.RegisterService(&kv);
+    builder.RegisterService(&cluster);
+    server = builder.BuildAndStart();
+    address = absl::StrFormat("127.0.0.1:%d", port);
+  }
+  ~FakeNode() { Stop(); }
+  void Stop() {
+    if (server == nullptr) return;
+    server->Shutdown();
+    server->Wait();
+    server = nullptr;
+  }
+};
+
+ClientOptions FiveSeconds() {
+  ClientOptions options;
+  options.timeout = absl::Seconds(5);
+  return options;
+}
+
+// Issue 18: a client given a replica's address asks it for the range map
+// before its first call and sends that call (and the later ones) straight
+// to the primary of the key's range: the replica sees no Put.
+TEST(StrataClientRangeMapTest, FirstCallGoesToTheKeysPrimary) {
+  strata::testing::PinGrpcLibrary();
+  FakeNode replica, low, high;
+  ASSERT_NE(replica.server, nullptr);
+  ASSERT_NE(low.server, nullptr);
+  ASSERT_NE(high.server, nullptr);
+  replica.cluster.SetRanges(
+      {{"", "m", low.address}, {"m", "", high.address}});
+  Client client(replica.address, FiveSeconds());
+  ASSERT_OK(client.Put("zebra", "1"));
+  ASSERT_OK(client.Put("apple", "2"));  // Still the followed primary.
+  EXPECT_EQ(replica.kv.puts(), 0);
+  EXPECT_EQ(high.kv.puts(), 2);
+  EXPECT_EQ(low.kv.puts(), 0);
+  EXPECT_EQ(replica.cluster.calls(), 1);
+}
+
+// A node whose map names itself as the primary keeps the calls.
+TEST(StrataClientRangeMapTest, MapNamingTheTargetKeepsTheCalls) {
+  strata::testing::PinGrpcLibrary();
+  FakeNode primary;
+  ASSERT_NE(primary.server, nullptr);
+  primary.cluster.SetRanges({{"", "", primary.address}});
+  Client client(primary.address, FiveSeconds());
+  ASSERT_OK(client.Put("k", "1"));
+  ASSERT_OK(client.Put("k", "2"));
+  EXPECT_EQ(primary.kv.puts(), 2);
+  EXPECT_EQ(primary.cluster.calls(), 1);
+}
+
+// A standalone server (no Cluster service): one GetRangeMap answered
+// UNIMPLEMENTED on first use, then plain calls, never asked again.
+TEST(StrataClientRangeMapTest, StandaloneServerIsAskedOnce) {
+  strata::testing::PinGrpcLibrary();
+  FakeNode node;
+  ASSERT_NE(node.server, nullptr);
+  node.cluster.AnswerUnimplemented();
+  Client client(node.address, FiveSeconds());
+  ASSERT_OK(client.Put("k", "1"));
+  ASSERT_OK(client.Put("k", "2"));
+  EXPECT_EQ(node.kv.puts(), 2);
+  EXPECT_EQ(node.cluster.calls(), 1);
+}
+
+// A primary followed by the map that dies is forgotten (that call fails
+// UNAVAILABLE, not retried); the next call asks the map again and follows
+// the new primary it names.
+TEST(StrataClientRangeMapTest, AsksTheMapAgainAfterForgettingThePrimary) {
+  strata::testing::PinGrpcLibrary();
+  FakeNode replica, old_primary, new_primary;
+  ASSERT_NE(replica.server, nullptr);
+  ASSERT_NE(old_primary.server, nullptr);
+  ASSERT_NE(new_primary.server, nullptr);
+  replica.cluster.SetRanges({{"", "", old_primary.address}});
+  Client client(replica.address, FiveSeconds());
+  ASSERT_OK(client.Put("k", "1"));
+  EXPECT_EQ(old_primary.kv.puts(), 1);
+
+  old_primary.Stop();
+  replica.cluster.SetRanges({{"", "", new_primary.address}});
+  EXPECT_TRUE(absl::IsUnavailable(client.Put("k", "2").status()));
+  EXPECT_EQ(replica.cluster.calls(), 1);  // Not before the forget.
+  ASSERT_OK(client.Put("k", "3"));
+  ASSERT_OK(client.Put("k", "4"));
+  EXPECT_EQ(replica.cluster.calls(), 2);
+  EXPECT_EQ(new_primary.kv.puts(), 2);
+  EXPECT_EQ(replica.kv.puts(), 0);
+}
+
+// A namespace client cannot compute its stored keys: a map of several
+// ranges is not used (the call goes to the given address), one of a
+// single range is.
+TEST(StrataClientRangeMapTest, NamespaceClientUsesOnlyASingleRangeMap) {
+  strata::testing::PinGrpcLibrary();
+  FakeNode replica, primary;
+  ASSERT_NE(replica.server, nullptr);
+  ASSERT_NE(primary.server, nullptr);
+  ClientOptions options = FiveSeconds();
+  options.ns = "tenant";
+  replica.cluster.SetRanges(
+      {{"", "m", primary.address}, {"m", "", primary.address}});
+  Client split(replica.address, options);
+  ASSERT_OK(split.Put("k", "1"));
+  EXPECT_EQ(replica.kv.puts(), 1);
+
+  replica.cluster.SetRanges({{"", "", primary.address}});
+  Client single(replica.address, options);
+  ASSERT_OK(single.Put("k", "1"));
+  EXPECT_EQ(primary.kv.puts(), 1);
+  EXPECT_EQ(replica.kv.puts(), 1);
 }
 
 TEST(FromGrpcStatusTest, SameCodeSameMessage) {

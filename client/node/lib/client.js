@@ -116,8 +116,12 @@ class WriteBatch {
 // there rejects UNAVAILABLE (the primary is gone) or FAILED_PRECONDITION
 // naming no primary (fenced after a failover): that call is not retried (a
 // write that failed UNAVAILABLE may have been applied) and the next goes to
-// target again; false = reject with the replica's answer; other methods
-// always use target).
+// target again; before the first get/put/delete, and after such a forget,
+// target is asked for its range map (GetRangeMap, 2 s deadline at most) and
+// the primary of the key's range followed from the start; a standalone
+// server answers UNIMPLEMENTED once and is not asked again; false = reject
+// with the replica's answer, no GetRangeMap; other methods always use
+// target).
 // Every method rejects with a StrataError carrying the gRPC status code;
 // bad arguments throw TypeError/RangeError before anything is sent.
 class Client {
@@ -151,8 +155,11 @@ class Client {
     this._dial = (address) => new grpc.Client(address, creds, channelArgs);
     this._channel = this._dial(target);
     // The primary this client follows (route.followed: a Followed, or null
-    // while it uses target); shared with its inNamespace() copies.
-    this._route = { followed: null };
+    // while it uses target) and whether the next routed call first asks
+    // target for the range map (route.map: 'wanted' before the first call
+    // and after a forget, 'done' once asked, 'unimplemented' for a
+    // standalone server: never again); shared with its inNamespace() copies.
+    this._route = { followed: null, map: 'wanted' };
   }
 
   // The HOST:PORT of the primary this client followed and now sends
@@ -200,9 +207,16 @@ class Client {
   // FAILED_PRECONDITION naming no primary: a fenced old primary); that call
   // rejects as is (not retried: a write that failed UNAVAILABLE may have been
   // applied) and the next one goes to target again (see followPrimary).
+  // Before the first routed call (and after each forget) it asks target for
+  // the range map and follows the primary of the key's range (see
+  // _followRangeMap).
   async _routedUnary(rpc, request, timeoutMs) {
     request = this._withNamespace(rpc, request);
     const m = ALL_METHODS[rpc];
+    if (this.followPrimary && this._route.followed === null && this._route.map === 'wanted') {
+      this._route.map = 'done';
+      await this._followRangeMap(request.key, request.namespace || '', timeoutMs);
+    }
     const call = (channel) => new Promise((resolve, reject) => {
       channel.makeUnaryRequest(m.path, m.requestSerialize, m.responseDeserialize, request,
         this._callOptions(timeoutMs), (err, resp) => (err ? reject(err) : resolve(resp)));
@@ -249,11 +263,37 @@ class Client {
   }
 
   // Stops following `followed` (gone or fenced) so the next call goes to
-  // target; a no-op if another call has followed a newer primary since.
+  // target, which is asked for the range map again first (a miss); a no-op
+  // if another call has followed a newer primary since.
   _unfollow(followed) {
     if (this._route.followed !== followed) return;
     this._route.followed = null;
+    if (this._route.map === 'done') this._route.map = 'wanted';
     followed.retire();
+  }
+
+  // Asks target for strata.v1.Cluster/GetRangeMap (deadline: RANGE_MAP_TIMEOUT_MS
+  // or the call's, the shorter) and follows the primary of the range holding
+  // key in namespace, unless that is target itself. UNIMPLEMENTED (a
+  // standalone server) marks the map as never to be asked again; any failure
+  // leaves the call on target.
+  async _followRangeMap(key, namespace, timeoutMs) {
+    const ms = timeoutMs === undefined ? this.timeoutMs : timeoutMs;
+    const deadline = new Date(Date.now() + (ms === null ? RANGE_MAP_TIMEOUT_MS : Math.min(ms, RANGE_MAP_TIMEOUT_MS)));
+    const m = ALL_METHODS['strata.v1.Cluster/GetRangeMap'];
+    let resp;
+    try {
+      resp = await new Promise((resolve, reject) => {
+        this._channel.makeUnaryRequest(m.path, m.requestSerialize, m.responseDeserialize, {}, { deadline },
+          (err, r) => (err ? reject(err) : resolve(r)));
+      });
+    } catch (err) {
+      if (err && err.code === grpc.status.UNIMPLEMENTED) this._route.map = 'unimplemented';
+      return;
+    }
+    const address = primaryFor(resp.ranges, namespace, key);
+    if (!address || address === this.target || this._route.followed !== null) return;
+    this._route.followed = new Followed(address, this._dial(address));
   }
 
   // Starts a server-streaming RPC by full name; returns the grpc-js call.
@@ -960,6 +1000,24 @@ function namedPrimary(details) {
   if (addr < 0) return null;
   const address = details.slice(addr + 4);
   return address === '' || address.includes(' ') ? null : address;
+}
+
+// How long routing waits for the range map before it sends the call to
+// target.
+const RANGE_MAP_TIMEOUT_MS = 2000;
+
+// The primary address of the range (wire GetRangeMapResponse ranges) holding
+// key (a Buffer) of namespace, or '' if none. The default namespace's stored
+// keys are the keys, except those starting \xff\xff, stored as
+// \xff\xff\xff key[2:] (server/keyspace.h); a named namespace's need its id,
+// which the client does not know: then only a map of exactly one range answers.
+function primaryFor(ranges, namespace, key) {
+  if (namespace !== '') return ranges.length === 1 ? ranges[0].primary_address : '';
+  const stored = key.length >= 2 && key[0] === 0xff && key[1] === 0xff
+    ? Buffer.concat([Buffer.from([0xff, 0xff, 0xff]), key.subarray(2)]) : key;
+  const r = ranges.find((x) => Buffer.compare(stored, x.start_key) >= 0 &&
+    (x.end_key.length === 0 || Buffer.compare(stored, x.end_key) < 0));
+  return r ? r.primary_address : '';
 }
 
 // A GetRangeMapResponse (or the same fields of GetClusterStatusResponse) as

@@ -342,3 +342,116 @@ describe('strata.v1.Cluster (fake node)', () => {
     }
   });
 });
+
+// Issue 18: a client asks the node it was given for the range map before its
+// first get/put/delete (and again after forgetting a primary) and follows the
+// primary of the key's range, so a replica's forwarding hop is not paid.
+describe('routing by the range map (fake nodes)', () => {
+  const nodes = [];
+  // A node answering Put (revision 7) and GetRangeMap with map() (a
+  // GetRangeMapResponse, or throws).
+  const mapNode = async (map = () => ({ ranges: [] })) => {
+    const box = { map };
+    const node = await fakeNode({
+      'strata.v1.KV/Put': () => header(7),
+      'strata.v1.Cluster/GetRangeMap': () => box.map(),
+    });
+    nodes.push(node);
+    return { node, box, count: (name) => node.calls.filter((c) => c === name).length };
+  };
+  const range = (start, end, address) => ({
+    id: 0, start_key: Buffer.from(start), end_key: Buffer.from(end), epoch: 2, primary: 'n', primary_address: address,
+  });
+  after(() => {
+    for (const node of nodes) node.stop();
+  });
+
+  it('the first put goes straight to the primary of the key\'s range', async () => {
+    const low = await mapNode();
+    const high = await mapNode();
+    const replica = await mapNode(() => ({
+      ranges: [range('', 'm', low.node.address), range('m', '', high.node.address)],
+    }));
+    const db = new Client(replica.node.address, { timeoutMs: 5000 });
+    try {
+      assert.equal(await db.put('zebra', '1'), 7);
+      assert.equal(db.primary, high.node.address);
+      assert.equal(await db.put('apple', '2'), 7); // still the followed primary
+    } finally {
+      db.close();
+    }
+    assert.deepEqual(replica.node.calls, ['strata.v1.Cluster/GetRangeMap']);
+    assert.equal(high.count('strata.v1.KV/Put'), 2);
+    assert.equal(low.count('strata.v1.KV/Put'), 0);
+  });
+
+  it('a standalone server: one GetRangeMap (UNIMPLEMENTED), then plain calls', async () => {
+    const node = await mapNode(() => {
+      throw { code: status.UNIMPLEMENTED, details: 'no cluster' };
+    });
+    const db = new Client(node.node.address, { timeoutMs: 5000 });
+    try {
+      assert.equal(await db.put('k', '1'), 7);
+      assert.equal(await db.put('k', '2'), 7);
+      assert.equal(db.primary, null);
+    } finally {
+      db.close();
+    }
+    assert.deepEqual(node.node.calls,
+      ['strata.v1.Cluster/GetRangeMap', 'strata.v1.KV/Put', 'strata.v1.KV/Put']);
+  });
+
+  it('after the followed primary is forgotten, the map is asked again', async () => {
+    const old = await mapNode();
+    const fresh = await mapNode();
+    let primary = old.node.address;
+    const replica = await mapNode(() => ({ ranges: [range('', '', primary)] }));
+    const db = new Client(replica.node.address, { timeoutMs: 5000 });
+    try {
+      assert.equal(await db.put('k', '1'), 7);
+      assert.equal(db.primary, old.node.address);
+      old.node.stop();
+      primary = fresh.node.address;
+      await assert.rejects(db.put('k', '2'), isCode(status.UNAVAILABLE)); // not retried
+      assert.equal(replica.count('strata.v1.Cluster/GetRangeMap'), 1);
+      assert.equal(await db.put('k', '3'), 7);
+      assert.equal(db.primary, fresh.node.address);
+      assert.equal(await db.put('k', '4'), 7);
+    } finally {
+      db.close();
+    }
+    assert.equal(replica.count('strata.v1.Cluster/GetRangeMap'), 2);
+    assert.equal(replica.count('strata.v1.KV/Put'), 0);
+    assert.equal(fresh.count('strata.v1.KV/Put'), 2);
+  });
+
+  it('a namespace client uses only a map of one range; followPrimary: false asks none', async () => {
+    const primary = await mapNode();
+    let ranges = [range('', 'm', primary.node.address), range('m', '', primary.node.address)];
+    const replica = await mapNode(() => ({ ranges }));
+    const split = new Client(replica.node.address, { timeoutMs: 5000, namespace: 'tenant' });
+    try {
+      assert.equal(await split.put('k', '1'), 7);
+      assert.equal(split.primary, null);
+    } finally {
+      split.close();
+    }
+    ranges = [range('', '', primary.node.address)];
+    const single = new Client(replica.node.address, { timeoutMs: 5000, namespace: 'tenant' });
+    try {
+      assert.equal(await single.put('k', '1'), 7);
+      assert.equal(single.primary, primary.node.address);
+    } finally {
+      single.close();
+    }
+    const off = new Client(replica.node.address, { timeoutMs: 5000, followPrimary: false });
+    try {
+      assert.equal(await off.put('k', '1'), 7);
+    } finally {
+      off.close();
+    }
+    assert.equal(replica.count('strata.v1.Cluster/GetRangeMap'), 2);
+    assert.equal(replica.count('strata.v1.KV/Put'), 2);
+    assert.equal(primary.count('strata.v1.KV/Put'), 1);
+  });
+});

@@ -243,8 +243,13 @@ class Client:
         is gone) or FailedPrecondition naming no primary (it was fenced after
         a failover): that call's error is raised, not retried (a write that
         failed Unavailable may have been applied), and the next call goes to
-        target again. False: surface the error. Other methods always use
-        target.
+        target again. Before the first get/put/delete, and again after such
+        a forget, target is asked for its range map (GetRangeMap, a 2 s
+        deadline at most) and the primary of the key's range is followed
+        from the start (a namespace client uses only a map of one range);
+        a standalone server answers Unimplemented once and is never asked
+        again, any other failure leaves the call on target. False: surface
+        the error, no GetRangeMap. Other methods always use target.
     """
 
     # Every RPC of proto/strata/v1 and the Client method that calls it. The
@@ -360,6 +365,8 @@ class Client:
         it (once per call) and sticks to it until it is lost (see
         follow_primary)."""
         request = self._with_namespace(request)
+        if self.follow_primary and self._route.take_map_turn():
+            self._follow_range_map(bytes(request.key), str(request.namespace), timeout)
         followed = self._route.calls()
         calls = followed or self._calls
         try:
@@ -377,6 +384,24 @@ class Client:
             if _lost_primary(e) and self._primary_named_by(e) is None:
                 self._route.forget(calls)
             raise from_rpc_error(e) from e
+
+    def _follow_range_map(self, key: bytes, namespace: str, timeout: Timeout) -> None:
+        """Asks target for its range map and follows the primary of the range
+        holding key, unless that is target itself. Unimplemented (a
+        standalone server): never asked again; any failure: the call stays on
+        target."""
+        deadline = self._deadline(timeout)
+        deadline = _RANGE_MAP_TIMEOUT if deadline is None else min(deadline, _RANGE_MAP_TIMEOUT)
+        method = _rpc.METHODS["strata.v1.Cluster/GetRangeMap"]
+        try:
+            resp = self._calls[method.full_name](method.request(), timeout=deadline)
+        except grpc.RpcError as e:
+            if isinstance(e, grpc.Call) and e.code() == grpc.StatusCode.UNIMPLEMENTED:
+                self._route.map_unimplemented()
+            return
+        address = RangeMap.from_proto(resp).primary_for(namespace, key)
+        if address and address != self.target:
+            self._route.follow_if_none(address, self._dial, self._callables)
 
     def _primary_named_by(self, e: grpc.RpcError) -> Optional[str]:
         if not self.follow_primary or not isinstance(e, grpc.Call) \
@@ -1045,6 +1070,33 @@ class _Route:
         self._address: Optional[str] = None
         self._channel: Optional[grpc.Channel] = None
         self._calls: Optional[Dict[str, Any]] = None
+        # Whether the next routed call first asks target for the range map:
+        # "wanted" before the first call and after a forget, "done" once
+        # asked, "unimplemented" (a standalone server) never again.
+        self._map = "wanted"
+
+    def take_map_turn(self) -> bool:
+        """True (once) if the calling call is to ask for the range map: none
+        asked since the start or the last forget, and no primary followed."""
+        with self._lock:
+            if self._map != "wanted" or self._calls is not None:
+                return False
+            self._map = "done"
+            return True
+
+    def map_unimplemented(self) -> None:
+        with self._lock:
+            self._map = "unimplemented"
+
+    def follow_if_none(self, address: str, dial: Callable[[str], grpc.Channel],
+                       callables: Callable[[grpc.Channel], Dict[str, Any]]) -> None:
+        """Follows address unless a primary is followed already (another
+        call followed a trailer meanwhile)."""
+        with self._lock:
+            if self._calls is None:
+                self._channel = dial(address)  # as follow(): dialing is lazy
+                self._calls = callables(self._channel)
+                self._address = address
 
     def calls(self) -> Optional[Dict[str, Any]]:
         with self._lock:
@@ -1077,6 +1129,9 @@ class _Route:
         with self._lock:
             if self._calls is calls:
                 self._channel, self._calls, self._address = None, None, None
+                # A miss: the next call asks the range map again.
+                if self._map == "done":
+                    self._map = "wanted"
 
     def close(self) -> None:
         with self._lock:
@@ -1084,6 +1139,10 @@ class _Route:
             self._calls, self._address = None, None
         if channel is not None:
             channel.close()
+
+
+# How long routing waits for the range map before it sends the call to target.
+_RANGE_MAP_TIMEOUT = 2.0
 
 
 def _lost_primary(e: grpc.RpcError) -> bool:

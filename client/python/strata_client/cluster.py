@@ -98,6 +98,21 @@ class RangeMap:
                    ranges=[Range.from_proto(r) for r in resp.ranges],
                    nodes=[ClusterNode.from_proto(n) for n in resp.nodes])
 
+    def primary_for(self, namespace: str, key: bytes) -> str:
+        """The primary address of the range holding key of namespace ("" =
+        the default), or "" if none. Default-namespace keys are stored as
+        they are, except those starting \\xff\\xff, stored as
+        \\xff\\xff\\xff key[2:] (server/keyspace.h); a named namespace's
+        stored keys need its id, which a client does not know: then only a
+        map of exactly one range answers."""
+        if namespace:
+            return self.ranges[0].primary_address if len(self.ranges) == 1 else ""
+        stored = b"\xff\xff\xff" + key[2:] if key.startswith(b"\xff\xff") else key
+        for r in self.ranges:
+            if r.start_key <= stored and (not r.end_key or stored < r.end_key):
+                return r.primary_address
+        return ""
+
 
 @dataclass(frozen=True)
 class ClusterStatus:

@@ -249,6 +249,119 @@ class UnfollowTest(unittest.TestCase):
             self.assertEqual(db.primary, new.address)
 
 
+class MapNode(FakeNode):
+    """A fake node answering Put (revision 7) and GetRangeMap with what
+    self.answer returns (a GetRangeMapResponse, or aborts via context)."""
+
+    def __init__(self) -> None:
+        self.answer: Callable[[Any], Any] = lambda ctx: cluster_pb2.GetRangeMapResponse()
+        super().__init__({
+            "strata.v1.KV/Put": (kv_pb2.PutRequest, kv_pb2.PutResponse,
+                                 lambda req, ctx: kv_pb2.PutResponse(header=_header(7))),
+            "strata.v1.Cluster/GetRangeMap": (
+                cluster_pb2.GetRangeMapRequest, cluster_pb2.GetRangeMapResponse,
+                lambda req, ctx: self.answer(ctx)),
+        })
+
+    def count(self, name: str) -> int:
+        with self._lock:
+            return self.calls.count(name)
+
+    def name_ranges(self, *ranges: tuple) -> None:
+        """One (start_key, end_key, primary_address) per range."""
+        msg = cluster_pb2.GetRangeMapResponse(etcd_revision=5, ranges=[
+            cluster_pb2.Range(id=i, start_key=start, end_key=end, epoch=2, primary=f"n{i}",
+                              primary_address=address)
+            for i, (start, end, address) in enumerate(ranges)])
+        self.answer = lambda ctx: msg
+
+
+_PUT = "strata.v1.KV/Put"
+_MAP = "strata.v1.Cluster/GetRangeMap"
+
+
+class RangeMapRoutingTest(unittest.TestCase):
+    """Issue 18: before its first get/put/delete (and after forgetting a
+    primary) a client asks the node it was given for the range map and
+    follows the primary of the key's range, skipping a replica's forwarding
+    hop."""
+
+    def node(self) -> MapNode:
+        n = MapNode()
+        self.addCleanup(n.stop)
+        return n
+
+    def test_the_first_put_goes_straight_to_the_keys_primary(self) -> None:
+        replica, low, high = self.node(), self.node(), self.node()
+        replica.name_ranges((b"", b"m", low.address), (b"m", b"", high.address))
+        with Client(replica.address, timeout=5) as db:
+            self.assertEqual(db.put(b"zebra", b"1"), 7)
+            self.assertEqual(db.primary, high.address)
+            self.assertEqual(db.in_namespace("other").put(b"apple", b"2"), 7)  # shared
+        self.assertEqual(replica.calls, [_MAP])
+        self.assertEqual((high.count(_PUT), low.count(_PUT)), (2, 0))
+
+    def test_a_standalone_server_is_asked_once(self) -> None:
+        node = self.node()
+        node.answer = lambda ctx: ctx.abort(grpc.StatusCode.UNIMPLEMENTED, "no cluster")
+        with Client(node.address, timeout=5) as db:
+            db.put(b"k", b"1")
+            db.put(b"k", b"2")
+            self.assertIsNone(db.primary)
+        self.assertEqual(node.calls, [_MAP, _PUT, _PUT])
+
+    def test_the_map_is_asked_again_after_the_primary_is_forgotten(self) -> None:
+        replica, old, new = self.node(), self.node(), self.node()
+        replica.name_ranges((b"", b"", old.address))
+        with Client(replica.address, timeout=5) as db:
+            db.put(b"k", b"1")
+            self.assertEqual(db.primary, old.address)
+            old.stop()
+            replica.name_ranges((b"", b"", new.address))
+            with self.assertRaises(Unavailable):
+                db.put(b"k", b"2")  # not retried
+            self.assertEqual(replica.count(_MAP), 1)
+            db.put(b"k", b"3")
+            self.assertEqual(db.primary, new.address)
+            db.put(b"k", b"4")
+        self.assertEqual((replica.count(_MAP), replica.count(_PUT), new.count(_PUT)), (2, 0, 2))
+
+    def test_a_namespace_client_uses_only_a_map_of_one_range(self) -> None:
+        replica, primary = self.node(), self.node()
+        replica.name_ranges((b"", b"m", primary.address), (b"m", b"", primary.address))
+        with Client(replica.address, timeout=5, namespace="tenant") as db:
+            db.put(b"k", b"1")
+            self.assertIsNone(db.primary)
+        replica.name_ranges((b"", b"", primary.address))
+        with Client(replica.address, timeout=5, namespace="tenant") as db:
+            db.put(b"k", b"1")
+            self.assertEqual(db.primary, primary.address)
+        with Client(replica.address, timeout=5, follow_primary=False) as db:
+            db.put(b"k", b"1")
+        self.assertEqual((replica.count(_MAP), replica.count(_PUT), primary.count(_PUT)),
+                         (2, 2, 1))
+
+    def test_a_map_naming_the_target_keeps_the_calls(self) -> None:
+        node = self.node()
+        node.name_ranges((b"", b"", node.address))
+        with Client(node.address, timeout=5) as db:
+            db.put(b"k", b"1")
+            db.put(b"k", b"2")
+            self.assertIsNone(db.primary)
+        self.assertEqual(node.calls, [_MAP, _PUT, _PUT])
+
+    def test_default_namespace_keys_are_routed_by_their_stored_key(self) -> None:
+        m = RangeMap.from_proto(cluster_pb2.GetRangeMapResponse(ranges=[
+            cluster_pb2.Range(start_key=b"", end_key=b"\xff\xff\x00", primary_address="a"),
+            cluster_pb2.Range(start_key=b"\xff\xff\x00", end_key=b"\xff\xff\xff",
+                              primary_address="b"),
+            cluster_pb2.Range(start_key=b"\xff\xff\xff", end_key=b"", primary_address="c")]))
+        self.assertEqual(m.primary_for("", b"k"), "a")
+        self.assertEqual(m.primary_for("", b"\xff"), "a")
+        self.assertEqual(m.primary_for("", b"\xff\xff\x00k"), "c")  # escaped above
+        self.assertEqual(m.primary_for("ns", b"k"), "")
+
+
 def _range_map() -> cluster_pb2.GetRangeMapResponse:
     return cluster_pb2.GetRangeMapResponse(
         etcd_revision=42,
