@@ -17,16 +17,13 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "client/watch_cursor.h"
-#include "google/protobuf/io/coded_stream.h"
-#include "google/protobuf/wire_format_lite.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/channel.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/create_channel.h"
-#include "grpcpp/generic/generic_stub.h"
-#include "grpcpp/support/byte_buffer.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/support/channel_arguments.h"
+#include "strata/v1/cluster.grpc.pb.h"
 #include "strata/v1/kv.grpc.pb.h"
 
 namespace strata {
@@ -258,62 +255,6 @@ std::string NamedPrimary(const grpc::Status& s,
   return address;
 }
 
-// One range of a strata.v1.GetRangeMapResponse, as routing needs it.
-struct MapRange {
-  std::string start_key;  // Inclusive; "" = the start of the key space.
-  std::string end_key;    // Exclusive; "" = the end of the key space.
-  std::string primary_address;
-};
-
-// Reads the fields routing needs from a serialized Range message
-// (proto/strata/v1/cluster.proto: start_key = 2, end_key = 3,
-// primary_address = 6). The client library does not link the generated
-// cluster messages (its installed package exports only strata.v1.KV), so it
-// decodes these three fields itself and skips every other one.
-bool ParseRange(const std::string& bytes, MapRange* out) {
-  using google::protobuf::internal::WireFormatLite;
-  google::protobuf::io::CodedInputStream in(
-      reinterpret_cast<const uint8_t*>(bytes.data()),
-      static_cast<int>(bytes.size()));
-  while (uint32_t tag = in.ReadTag()) {
-    const int field = WireFormatLite::GetTagFieldNumber(tag);
-    const bool delimited = WireFormatLite::GetTagWireType(tag) ==
-                           WireFormatLite::WIRETYPE_LENGTH_DELIMITED;
-    std::string* dst = !delimited     ? nullptr
-                       : field == 2   ? &out->start_key
-                       : field == 3   ? &out->end_key
-                       : field == 6   ? &out->primary_address
-                                      : nullptr;
-    if (dst != nullptr ? !WireFormatLite::ReadBytes(&in, dst)
-                       : !WireFormatLite::SkipField(&in, tag)) {
-      return false;
-    }
-  }
-  return in.ConsumedEntireMessage();
-}
-
-// The ranges (field 2) of a serialized GetRangeMapResponse; false if it
-// does not parse.
-bool ParseRangeMap(const std::string& bytes, std::vector<MapRange>* out) {
-  using google::protobuf::internal::WireFormatLite;
-  google::protobuf::io::CodedInputStream in(
-      reinterpret_cast<const uint8_t*>(bytes.data()),
-      static_cast<int>(bytes.size()));
-  while (uint32_t tag = in.ReadTag()) {
-    if (tag == WireFormatLite::MakeTag(
-                   2, WireFormatLite::WIRETYPE_LENGTH_DELIMITED)) {
-      std::string range;
-      if (!WireFormatLite::ReadBytes(&in, &range) ||
-          !ParseRange(range, &out->emplace_back())) {
-        return false;
-      }
-    } else if (!WireFormatLite::SkipField(&in, tag)) {
-      return false;
-    }
-  }
-  return in.ConsumedEntireMessage();
-}
-
 // Where the server stores default-namespace key `key` (server/keyspace.h):
 // as is, except keys starting "\xff\xff", which move to "\xff\xff\xff"
 // key[2:].
@@ -328,15 +269,16 @@ std::string DefaultNamespaceStoredKey(std::string_view key) {
 // (no such range, no address). A named namespace's stored key needs its id,
 // which the client does not know: then only a map of exactly one range
 // answers.
-std::string PrimaryFor(const std::vector<MapRange>& ranges,
+std::string PrimaryFor(const v1::GetRangeMapResponse& map,
                        std::string_view ns, std::string_view key) {
   if (!ns.empty()) {
-    return ranges.size() == 1 ? ranges[0].primary_address : "";
+    return map.ranges_size() == 1 ? map.ranges(0).primary_address() : "";
   }
   const std::string stored = DefaultNamespaceStoredKey(key);
-  for (const MapRange& r : ranges) {
-    if (stored >= r.start_key && (r.end_key.empty() || stored < r.end_key)) {
-      return r.primary_address;
+  for (const v1::Range& r : map.ranges()) {
+    if (stored >= r.start_key() &&
+        (r.end_key().empty() || stored < r.end_key())) {
+      return r.primary_address();
     }
   }
   return "";
@@ -349,42 +291,18 @@ constexpr absl::Duration kRangeMapTimeout = absl::Seconds(2);
 }  // namespace
 
 std::string Client::PrimaryFromRangeMap(std::string_view key) {
-  grpc::GenericStub stub(channel_);
   grpc::ClientContext ctx;
   SetDeadline(&ctx, std::min(kRangeMapTimeout, options_.timeout));
-  grpc::CompletionQueue cq;
-  // GetRangeMapRequest has no fields: zero bytes (a ByteBuffer with no
-  // slice is invalid and never sent).
-  grpc::Slice no_fields;
-  grpc::ByteBuffer request(&no_fields, 1);
-  std::unique_ptr<grpc::GenericClientAsyncResponseReader> call =
-      stub.PrepareUnaryCall(&ctx, "/strata.v1.Cluster/GetRangeMap", request,
-                            &cq);
-  call->StartCall();
-  grpc::ByteBuffer response;
-  grpc::Status s;
-  call->Finish(&response, &s, reinterpret_cast<void*>(1));
-  void* tag = nullptr;
-  bool ok = false;
-  const bool got = cq.Next(&tag, &ok);
-  cq.Shutdown();
-  while (cq.Next(&tag, &ok)) {
-  }
-  if (!got) return "";
+  v1::GetRangeMapResponse map;
+  const grpc::Status s = v1::Cluster::NewStub(channel_)->GetRangeMap(
+      &ctx, v1::GetRangeMapRequest(), &map);
   if (s.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
     absl::MutexLock lock(&route_->mu);
     route_->map = Route::MapState::kUnimplemented;
     return "";
   }
-  std::vector<grpc::Slice> slices;
-  if (!s.ok() || !response.Dump(&slices).ok()) return "";
-  std::string bytes;
-  for (const grpc::Slice& slice : slices) {
-    bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
-  }
-  std::vector<MapRange> ranges;
-  if (!ParseRangeMap(bytes, &ranges)) return "";
-  std::string primary = PrimaryFor(ranges, options_.ns, key);
+  if (!s.ok()) return "";
+  std::string primary = PrimaryFor(map, options_.ns, key);
   return primary == target_ ? "" : primary;
 }
 

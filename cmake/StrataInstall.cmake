@@ -1,7 +1,8 @@
 # `cmake --install <build> [--prefix P]` lays out (docs/clients.md#c):
 #   bin/strata-server, bin/strata
 #   lib/libstrata_storage_*.a      the engine, one static library per component
-#   lib/libstrata_client.a, libstrata_proto.a, libstrata_health_proto.a
+#   lib/libstrata_client.a, libstrata_proto.a, libstrata_health_proto.a,
+#   libstrata_cluster_proto.a (the range map the client routes by)
 #   include/strata/storage/*.h     the engine's public headers (db.h, ...)
 #   include/strata/client/*.h      the client's public headers, included as
 #                                  "client/strata_client.h"
@@ -21,7 +22,7 @@ set(_strata_storage_components
   db compaction version table record memtable cache env util)
 
 set(_strata_exported strata_storage strata_client_lib strata_proto
-  strata_health_proto)
+  strata_health_proto strata_cluster_proto)
 foreach(_c ${_strata_storage_components})
   list(APPEND _strata_exported strata_storage_${_c})
   set_target_properties(strata_storage_${_c} PROPERTIES
@@ -32,6 +33,8 @@ set_target_properties(strata_client_lib PROPERTIES
   EXPORT_NAME client OUTPUT_NAME strata_client)
 set_target_properties(strata_proto PROPERTIES EXPORT_NAME proto)
 set_target_properties(strata_health_proto PROPERTIES EXPORT_NAME health_proto)
+set_target_properties(strata_cluster_proto PROPERTIES
+  EXPORT_NAME cluster_proto)
 
 install(TARGETS strata-server strata
   RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
