@@ -906,11 +906,12 @@ void LogSettings(const Config& config, const std::string& bound_address) {
 // the engine's families for `db` (none if db is null), the RPC families,
 // and `extra` (cluster mode) if given. The error names the flag.
 absl::StatusOr<std::unique_ptr<strata::server::metrics::MetricsServer>>
-StartMetrics(const Config& config, storage::DB* db,
+StartMetrics(const Config& config, strata::server::metrics::EngineSource db,
              std::shared_ptr<prometheus::Collectable> extra) {
   if (config.metrics_listen.empty()) return nullptr;
   auto metrics = std::make_unique<strata::server::metrics::MetricsServer>(
-      db, strata::server::metrics::BuildInfo{STRATA_VERSION, STRATA_GIT_SHA},
+      std::move(db),
+      strata::server::metrics::BuildInfo{STRATA_VERSION, STRATA_GIT_SHA},
       config.metrics_namespace_limit);
   if (extra != nullptr) metrics->AddCollectable(std::move(extra));
   if (absl::Status s = metrics->Listen(config.metrics_listen); !s.ok()) {
@@ -1136,9 +1137,11 @@ int RunClusterNode(Config config, const sigset_t& signals, int argc,
   } else {
     replica_server = serve_node_services(&bound);
     if (replica_server == nullptr) return kExitFailure;
-    // No engine families on a replica (its DB is the sink's): the cluster's.
+    // The engine families of the sink's DB, pinned per scrape (a re-sync
+    // replaces it), disk free of --data_dir, and the cluster's families.
     absl::StatusOr<std::unique_ptr<strata::server::metrics::MetricsServer>>
-        metrics = StartMetrics(config, nullptr,
+        metrics = StartMetrics(config,
+                               strata::cluster::ClusterEngineSource(node.get()),
                                strata::cluster::MakeClusterCollector(node.get()));
     if (!metrics.ok()) {
       std::fprintf(stderr, "strata-server: %s\n",

@@ -99,4 +99,12 @@ std::shared_ptr<prometheus::Collectable> MakeClusterCollector(
   return std::make_shared<ClusterCollector>(node);
 }
 
+server::metrics::EngineSource ClusterEngineSource(const ClusterNode* node) {
+  return server::metrics::EngineSource(
+      [node](absl::FunctionRef<void(storage::DB*)> read) {
+        node->ReadDb(read);
+      },
+      node->data_dir());
+}
+
 }  // namespace strata::cluster

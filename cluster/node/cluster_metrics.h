@@ -5,12 +5,14 @@
 // gathered on scrape from ClusterNode::GetStats. Exported only in cluster
 // mode (strata-server --cluster_etcd).
 //
-// Thread safety: Collect is thread-safe. `node` must outlive the
-// collector's registration (the metrics server is stopped first).
+// Thread safety: Collect (and ClusterEngineSource's reader) is
+// thread-safe. `node` must outlive the collector's registration (the
+// metrics server is stopped first).
 
 #include <memory>
 
 #include "cluster/node/cluster_node.h"
+#include "server/metrics/engine_source.h"
 
 namespace prometheus {
 class Collectable;
@@ -20,6 +22,14 @@ namespace strata::cluster {
 
 std::shared_ptr<prometheus::Collectable> MakeClusterCollector(
     const ClusterNode* node);
+
+// The engine source of a node whose metrics server has no fixed database
+// (a replica: its sink replaces the database on a re-sync): every scrape
+// reads the range's current database through node->ReadDb, and
+// strata_disk_free_bytes from the volume of the node's --data_dir (a
+// replica has no write gate to report it). `node` must outlive the
+// metrics server, which must be destroyed before node->Stop().
+server::metrics::EngineSource ClusterEngineSource(const ClusterNode* node);
 
 }  // namespace strata::cluster
 

@@ -456,6 +456,15 @@ std::function<absl::Status()> ClusterNode::write_readiness() {
   return [db] { return db->PrimaryWriteReadiness(); };
 }
 
+void ClusterNode::ReadDb(absl::FunctionRef<void(storage::DB*)> read) const {
+  if (sink_ != nullptr) {
+    sink_->ReadDb(read);
+    return;
+  }
+  absl::ReaderMutexLock lock(&db_mu_);
+  read(db_.get());
+}
+
 std::vector<grpc::Service*> ClusterNode::services() {
   return {repl_service_.get(), cluster_service_.get()};
 }

@@ -60,6 +60,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -149,6 +150,17 @@ class ClusterNode {
   // Primary: the ReplicatedDB's PrimaryWriteReadiness, for
   // ServerOptions::write_readiness (valid until Stop). Replica: empty.
   std::function<absl::Status()> write_readiness();
+  // Calls `read` with the range's current database pinned open for the
+  // call (the metrics endpoint's engine and namespace families; a
+  // replica's database is replaced when it re-syncs). Replica: through
+  // ReplicaSink::ReadDb (a re-sync's swap waits for `read`); primary: the
+  // database under a reader lock. `read` gets nullptr if the database is
+  // closed; it must be brief and must not call this node. Thread-safe.
+  // REQUIRES: Start has returned and Stop has not begun (main.cc destroys
+  // the metrics server before it stops the node).
+  void ReadDb(absl::FunctionRef<void(storage::DB*)> read) const;
+  // --data_dir (the volume strata_disk_free_bytes watches).
+  const std::string& data_dir() const { return options_.data_dir; }
   // The services to register on the node's gRPC server: Replication and
   // Cluster.
   std::vector<grpc::Service*> services();

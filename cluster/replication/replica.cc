@@ -51,6 +51,7 @@ ReplicaSink::ReplicaSink(storage::DB* db, Options options,
     : options_(std::move(options)),
       epoch_path_(absl::StrCat(options_.range_dir, "/", kEpochFileName)),
       db_(db),
+      pinned_db_(db),
       state_(std::move(contents)) {
   stats_.durable_revision = db_->CurrentRevision();
 }
@@ -273,7 +274,13 @@ absl::StatusOr<Revision> ReplicaSink::Resync(Epoch epoch,
     std::filesystem::remove_all(dir, ec);
     return s;
   }
-  absl::StatusOr<storage::DB*> db = options_.swap(dir);
+  absl::StatusOr<storage::DB*> db;
+  {
+    // No ReadDb may read the old database while the hook closes it.
+    absl::MutexLock pin(&pin_mu_);
+    db = options_.swap(dir);
+    if (db.ok()) pinned_db_ = *db;
+  }
   if (!db.ok()) {
     std::filesystem::remove_all(dir, ec);
     // The old database is still in place: so is its history.
@@ -307,6 +314,9 @@ void ReplicaSink::Close() {
     broken_ = absl::UnavailableError(absl::StrFormat(
         "range %d: this replica is closed", options_.range_id));
   }
+  // Waits for running ReadDb calls; later ones get nullptr.
+  absl::MutexLock pin(&pin_mu_);
+  pinned_db_ = nullptr;
 }
 
 ReplicaSink::Stats ReplicaSink::GetStats() const {
@@ -321,9 +331,9 @@ EpochHistory ReplicaSink::epoch_history() const {
   return state_.history;
 }
 
-storage::DB* ReplicaSink::db() const {
-  absl::MutexLock lock(&mu_);
-  return db_;
+void ReplicaSink::ReadDb(absl::FunctionRef<void(storage::DB*)> read) const {
+  absl::ReaderMutexLock pin(&pin_mu_);
+  read(pinned_db_);
 }
 
 }  // namespace strata::cluster::replication

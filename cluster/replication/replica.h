@@ -22,6 +22,7 @@
 #include <string>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -44,9 +45,10 @@ class ReplicaSink {
   // close (destroy) it, move `checkpoint_dir` into the DB's place
   // (ReplaceDirectory), open it with the range's Options (which must have
   // allow_committed_batches), and return it. The sink applies nothing
-  // while it runs and uses only the returned DB afterwards; the caller
-  // owns both. On error the hook must leave the old DB open and in place
-  // (or the sink is broken: every later call returns the error).
+  // and lets no ReadDb read while it runs, and uses only the returned DB
+  // afterwards; the caller owns both. On error the hook must leave the
+  // old DB open and in place (or the sink is broken: every later call
+  // returns the error).
   using SwapHook = std::function<absl::StatusOr<storage::DB*>(
       const std::string& checkpoint_dir)>;
   // A stub for the Replication service of node `node` (to fetch a
@@ -122,9 +124,10 @@ class ReplicaSink {
   // fails with Unavailable, and once Close returns the sink no longer
   // touches the database, so the caller may close it (the range is
   // removed from this node, or the node shuts down). Waits for a running
-  // Start or Apply (or a Resync's swap). Safe during a Resync: Close does
-  // not wait for its fetch, and a checkpoint fetched after Close is
-  // discarded, never swapped in (that Resync returns Unavailable).
+  // Start or Apply (or a Resync's swap) and for running ReadDb calls.
+  // Safe during a Resync: Close does not wait for its fetch, and a
+  // checkpoint fetched after Close is discarded, never swapped in (that
+  // Resync returns Unavailable).
   void Close();
 
   // For the server's metrics and for tests.
@@ -137,8 +140,21 @@ class ReplicaSink {
   };
   Stats GetStats() const;
   EpochHistory epoch_history() const;
-  // The current database (changes after a re-sync).
-  storage::DB* db() const;
+
+  // Calls `read` with the current database pinned: a re-sync's swap (the
+  // hook closes the old database) and Close wait until `read` returns, so
+  // the database stays open and in place while `read` runs; the next call
+  // sees the re-synced one. `read` gets nullptr once Close has begun (the
+  // caller may close the database as soon as Close returns). For readers
+  // outside the replication stream: the metrics endpoint (its engine and
+  // namespace families; server/metrics/engine_source.h).
+  //
+  // Thread safety: any thread; calls run concurrently with each other and
+  // with Start and Apply (the engine is thread-safe), never with a swap.
+  // `read` must be brief (a waiting swap holds the sink's lock, which
+  // Apply needs) and must not call this sink. Lock order: the sink's lock,
+  // then the pin.
+  void ReadDb(absl::FunctionRef<void(storage::DB*)> read) const;
 
   ~ReplicaSink() = default;
   ReplicaSink(const ReplicaSink&) = delete;
@@ -156,6 +172,11 @@ class ReplicaSink {
 
   mutable absl::Mutex mu_;
   storage::DB* db_ ABSL_GUARDED_BY(mu_);
+  // The pin ReadDb holds (as a reader) while it reads; a swap and Close
+  // hold it exclusively, under mu_. pinned_db_ is db_, or nullptr once
+  // Close has begun.
+  mutable absl::Mutex pin_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  storage::DB* pinned_db_ ABSL_GUARDED_BY(pin_mu_);
   EpochFileContents state_ ABSL_GUARDED_BY(mu_);
   bool resyncing_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status broken_ ABSL_GUARDED_BY(mu_);

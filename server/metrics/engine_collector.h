@@ -9,6 +9,7 @@
 // own bucket bounds. docs/metrics.md documents every row, and
 // metrics_test checks that the table and the document agree.
 
+#include <optional>
 #include <span>
 #include <string_view>
 #include <utility>
@@ -18,6 +19,7 @@
 #include "prometheus/collectable.h"
 #include "prometheus/metric_family.h"
 #include "prometheus/metric_type.h"
+#include "server/metrics/engine_source.h"
 #include "server/metrics/families.h"
 #include "strata/storage/db.h"
 #include "strata/storage/statistics.h"
@@ -52,21 +54,28 @@ std::span<const EngineMetric> EngineMetrics();
 std::vector<prometheus::MetricFamily> EngineFamilies(
     const storage::Statistics& stats);
 
-// Calls db->GetStatistics() on every scrape (it takes the DB mutex briefly)
-// and returns EngineFamilies of it.
+// On every scrape, takes a Statistics snapshot of the database `read_db`
+// pins (db->GetStatistics(); it takes the DB mutex briefly) and returns
+// EngineFamilies of it; no families while read_db has no database (a
+// replica's sink is closing it).
 //
 // Thread safety: Collect may run on any thread, concurrently.
-// Ownership: `db` is not owned and must stay open while this collector can
-// be scraped (MetricsServer stops serving before the DB is closed).
+// Ownership: whatever `read_db` captures must outlive this collector's
+// registration (MetricsServer stops serving before its owner goes).
 class EngineCollector final : public prometheus::Collectable {
  public:
-  explicit EngineCollector(storage::DB* db) : db_(db) {}
+  explicit EngineCollector(DbReader read_db) : read_db_(std::move(read_db)) {}
   std::vector<prometheus::MetricFamily> Collect() const override {
-    return EngineFamilies(db_->GetStatistics());
+    std::optional<storage::Statistics> stats;
+    read_db_([&](storage::DB* db) {
+      if (db != nullptr) stats = db->GetStatistics();
+    });
+    if (!stats.has_value()) return {};
+    return EngineFamilies(*stats);
   }
 
  private:
-  storage::DB* const db_;
+  const DbReader read_db_;
 };
 
 }  // namespace strata::server::metrics

@@ -103,20 +103,23 @@ absl::Status ValidateMetricsAddress(const std::string& address) {
   return absl::OkStatus();
 }
 
-MetricsServer::MetricsServer(storage::DB* db, BuildInfo build,
+MetricsServer::MetricsServer(EngineSource engine, BuildInfo build,
                              size_t namespace_limit)
     : rpc_(std::make_shared<RpcMetrics>()) {
+  if (!engine.disk_free_dir.empty()) {
+    rpc_->ReadDiskFreeAtScrape(engine.disk_free_dir);
+  }
   auto namespaces = std::make_shared<NamespaceMetrics>(
-      db, rpc_->MethodLabels(), namespace_limit);
+      engine.read_db, rpc_->MethodLabels(), namespace_limit);
   rpc_->SetNamespaceMetrics(namespaces.get());
   collectables_.push_back(
       std::make_shared<ProcessCollector>(std::move(build)));
   collectables_.push_back(rpc_);
   collectables_.push_back(std::move(namespaces));
   collectables_.push_back(std::make_shared<ConnectionCollector>());
-  if (db != nullptr) {
-    collectables_.push_back(std::make_shared<EngineCollector>(db));
-  }
+  // No families while the source has no database (EngineCollector).
+  collectables_.push_back(
+      std::make_shared<EngineCollector>(std::move(engine.read_db)));
 }
 
 MetricsServer::~MetricsServer() {

@@ -4,7 +4,8 @@
 // The Prometheus endpoint of a strata-server: GET /metrics in the text
 // exposition format, served by prometheus-cpp's Exposer (civetweb) on its
 // own threads. Everything is gathered on scrape: RPC counters (RpcMetrics,
-// also the server's RpcObserver), engine statistics (EngineCollector),
+// also the server's RpcObserver), engine statistics (EngineCollector, of
+// the database an EngineSource names),
 // gRPC connections (ConnectionCollector) and process readings
 // (ProcessCollector). docs/metrics.md lists every metric.
 //
@@ -13,6 +14,8 @@
 //   RETURN_IF_ERROR(metrics.Listen("127.0.0.1:9090"));
 //   KvServer server(options, db, metrics.rpc_observer());
 //   ... server.Shutdown(); then destroy metrics; then close the DB.
+// A cluster replica passes EngineSource(reader, data_dir) instead
+// (cluster/node/cluster_metrics.h, ClusterEngineSource).
 
 #include <sys/socket.h>
 
@@ -22,6 +25,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "server/metrics/engine_source.h"
 #include "server/metrics/process_collector.h"
 #include "server/rpc_observer.h"
 #include "strata/storage/db.h"
@@ -47,12 +51,15 @@ class MetricsServer {
  public:
   static constexpr size_t kDefaultNamespaceLimit = 32;
 
-  // `db` (not owned; nullptr = no engine metrics) must stay open until this
-  // object is destroyed: every scrape calls db->GetStatistics() (and reads
-  // the namespace catalog). `namespace_limit`: how many named namespaces
-  // get their own per-namespace series (--metrics_namespace_limit;
-  // NamespaceMetrics).
-  MetricsServer(storage::DB* db, BuildInfo build,
+  // `engine`: the database every scrape reads (db->GetStatistics() and the
+  // namespace catalog) and where disk free space comes from
+  // (engine_source.h). A plain DB* (not owned; nullptr = no engine
+  // metrics) must stay open until this object is destroyed; a DbReader
+  // (a cluster replica's, whose database a re-sync replaces) pins the
+  // database during each scrape, and what it captures must outlive this
+  // object. `namespace_limit`: how many named namespaces get their own
+  // per-namespace series (--metrics_namespace_limit; NamespaceMetrics).
+  MetricsServer(EngineSource engine, BuildInfo build,
                 size_t namespace_limit = kDefaultNamespaceLimit);
   ~MetricsServer();
   MetricsServer(const MetricsServer&) = delete;

@@ -10,10 +10,10 @@
 
 namespace strata::server::metrics {
 
-NamespaceMetrics::NamespaceMetrics(storage::DB* db,
+NamespaceMetrics::NamespaceMetrics(DbReader read_db,
                                    std::vector<std::string> methods,
                                    size_t limit)
-    : db_(db),
+    : read_db_(std::move(read_db)),
       methods_(std::move(methods)),
       limit_(limit),
       counts_(new std::atomic<uint64_t>[(limit + 2) * methods_.size() *
@@ -72,8 +72,9 @@ std::vector<prometheus::MetricFamily> NamespaceMetrics::Collect() const {
       MetricType::Gauge);
   std::map<size_t, NamespaceUsage> usage;  // By slot.
   usage[kOtherSlot] = NamespaceUsage();
-  if (db_ != nullptr) {
-    NamespaceCatalog catalog(db_);
+  read_db_([&](storage::DB* db) {
+    if (db == nullptr) return;
+    NamespaceCatalog catalog(db);
     absl::Status s = catalog.Load();
     for (const auto& [name, entry] : s.ok() ? catalog.List("")
                                             : decltype(catalog.List(""))()) {
@@ -90,7 +91,7 @@ std::vector<prometheus::MetricFamily> NamespaceMetrics::Collect() const {
       spdlog::warn("metrics: cannot read the namespace catalog: {}",
                    s.ToString());
     }
-  }
+  });
   std::vector<std::string> names;
   {
     absl::ReaderMutexLock l(&mu_);

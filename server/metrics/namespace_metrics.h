@@ -41,6 +41,7 @@
 #include "grpcpp/support/status_code_enum.h"
 #include "prometheus/collectable.h"
 #include "prometheus/metric_family.h"
+#include "server/metrics/engine_source.h"
 #include "strata/storage/db.h"
 
 namespace strata::server::metrics {
@@ -51,11 +52,12 @@ class NamespaceMetrics final : public prometheus::Collectable {
   static constexpr std::string_view kDefaultLabel = "(default)";
   static constexpr std::string_view kOtherLabel = "other";
 
-  // `db` (not owned; nullptr: no gauges) must stay open while this object
-  // is scraped. `methods`: the method labels, by index (as RpcMetrics
-  // numbers them; the last is "other"). `limit`: named namespaces with
-  // their own series.
-  NamespaceMetrics(storage::DB* db, std::vector<std::string> methods,
+  // `read_db` pins the database whose catalog a scrape reads, for the
+  // whole catalog read (EngineSource; no database: no gauges); what it
+  // captures must outlive this object's registration. `methods`: the
+  // method labels, by index (as RpcMetrics numbers them; the last is
+  // "other"). `limit`: named namespaces with their own series.
+  NamespaceMetrics(DbReader read_db, std::vector<std::string> methods,
                    size_t limit);
   NamespaceMetrics(const NamespaceMetrics&) = delete;
   NamespaceMetrics& operator=(const NamespaceMetrics&) = delete;
@@ -80,7 +82,7 @@ class NamespaceMetrics final : public prometheus::Collectable {
     return counts_[(slot * methods_.size() + method) * kNumCodes + code];
   }
 
-  storage::DB* const db_;
+  const DbReader read_db_;
   const std::vector<std::string> methods_;
   const size_t limit_;
   // (limit + 2) x methods x codes request counts.

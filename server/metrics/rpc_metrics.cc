@@ -6,6 +6,8 @@
 
 #include "server/metrics/families.h"
 #include "server/metrics/namespace_metrics.h"
+#include "server/write_gate.h"
+#include "spdlog/spdlog.h"
 
 namespace strata::server::metrics {
 namespace {
@@ -295,6 +297,15 @@ void RpcMetrics::OnWriteRefused(std::string_view reason) {
 }
 
 void RpcMetrics::CollectDisk(std::vector<prometheus::MetricFamily>* out) const {
+  if (!disk_free_dir_.empty()) {
+    absl::StatusOr<uint64_t> free = FreeDiskBytes(disk_free_dir_);
+    if (free.ok()) {
+      disk_free_bytes_.store(*free, kRelaxed);
+    } else {
+      spdlog::warn("metrics: cannot read free disk space: {}",
+                   free.status().ToString());
+    }
+  }
   out->push_back(GaugeFamily(
       "strata_disk_free_bytes",
       "Free bytes on the data volume (statvfs, refreshed about every 100 ms).",

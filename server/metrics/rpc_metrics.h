@@ -19,6 +19,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "grpcpp/support/status_code_enum.h"
@@ -120,6 +121,14 @@ class RpcMetrics final : public RpcObserver, public prometheus::Collectable {
   // The method labels by number: the known methods, then "other"
   // (NamespaceMetrics numbers its methods the same way).
   std::vector<std::string> MethodLabels() const;
+  // Makes every Collect read strata_disk_free_bytes from the volume of
+  // `dir` (server::FreeDiskBytes, a statvfs on the collecting thread)
+  // instead of reporting the last OnDiskFree: for a node without a
+  // WriteGate (a cluster replica). If statvfs fails, the last value read
+  // stays (a warning is logged). REQUIRES: before the first Collect.
+  void ReadDiskFreeAtScrape(std::string dir) {
+    disk_free_dir_ = std::move(dir);
+  }
   // Sends OnNamespaceRpcEnd to `ns` (not owned; must outlive this object).
   // REQUIRES: before the server reports its first RPC.
   void SetNamespaceMetrics(NamespaceMetrics* ns) { namespaces_ = ns; }
@@ -160,7 +169,9 @@ class RpcMetrics final : public RpcObserver, public prometheus::Collectable {
   // Full disk: appended to Collect by CollectDisk. Refusal reasons in the
   // order of kWriteRefusalReasons (rpc_metrics.cc).
   void CollectDisk(std::vector<prometheus::MetricFamily>* out) const;
-  alignas(64) std::atomic<uint64_t> disk_free_bytes_{0};
+  // Written by OnDiskFree, or by CollectDisk if disk_free_dir_ is set.
+  alignas(64) mutable std::atomic<uint64_t> disk_free_bytes_{0};
+  std::string disk_free_dir_;  // Fixed before the first Collect.
   std::array<std::atomic<uint64_t>, 3> write_refusals_{};
   alignas(64) std::atomic<int64_t> leases_{0};
   std::atomic<int64_t> ttl_keys_{0};

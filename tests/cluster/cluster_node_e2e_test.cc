@@ -623,6 +623,11 @@ TEST_F(ClusterNodeE2ETest, ReplicaForwardsToThePrimary) {
             1);
   EXPECT_EQ(Sample("n2", R"(strata_cluster_forwarded_requests_total{method="Watch",code="CANCELLED"})"),
             1);
+  // A replica exports the engine of its own database (the sink's) and the
+  // free space of its own volume (-1: absent).
+  EXPECT_GE(Sample("n2", "strata_wal_syncs_total"), 0);
+  EXPECT_GE(Sample("n2", "strata_revision"), 0);
+  EXPECT_GT(Sample("n2", "strata_disk_free_bytes"), 0);
 
   // A node started with --cluster_forward=false names the primary instead.
   {

@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
@@ -26,7 +27,9 @@
 #include "cluster/replication/service.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "server/metrics/metrics_server.h"
 #include "strata/storage/db.h"
+#include "tests/server/metrics_text.h"
 #include "tests/support/test_util.h"
 #include "xxhash.h"
 
@@ -64,6 +67,8 @@ struct Node {
   std::atomic<int> swaps{0};
   // Test hook: runs in the swap hook before the directories move.
   std::function<void()> before_swap;
+  // True while the swap hook runs (closes the old DB, opens the new one).
+  std::atomic<bool> swapping{false};
 };
 
 class ReplicationTest : public ::testing::Test {
@@ -127,6 +132,8 @@ class ReplicationTest : public ::testing::Test {
     };
     o.swap = [n](const std::string& checkpoint)
         -> absl::StatusOr<storage::DB*> {
+      n->swapping = true;
+      absl::Cleanup done = [n] { n->swapping = false; };
       n->db.reset();
       if (n->before_swap) n->before_swap();
       if (absl::Status s = ReplaceDirectory(checkpoint, n->db_dir); !s.ok()) {
@@ -860,6 +867,127 @@ TEST_F(ReplaceDirectoryTest, SwapOverALeftoverOfAnInterruptedOne) {
   ASSERT_OK(ReplaceDirectory(range_dir_ + "/resync-1", db_dir_));
   EXPECT_FALSE(std::filesystem::exists(replaced_));
   EXPECT_EQ(OpenAndRead(), "checkpoint");
+}
+
+// The metrics endpoint reads a replica's database through ReplicaSink::
+// ReadDb while re-syncs replace it: no read may see the database the swap
+// hook is closing (under ASan a read of the closed one is a use after
+// free), and every read after a swap sees the new one.
+TEST_F(ReplicationTest, ReadDbNeverOverlapsASwapAndFollowsTheNewDatabase) {
+  StartReplica(node("n2"));
+  StartPrimary(node("n1"), 1, {{1, 1}}, {});
+  Node* n2 = node("n2");
+  std::atomic<bool> stop{false};
+  std::atomic<int> reads{0};
+  std::atomic<int> overlaps{0};
+  std::atomic<uint64_t> seen_revision{0};
+  std::thread reader([&] {
+    while (!stop.load()) {
+      n2->sink->ReadDb([&](storage::DB* db) {
+        ASSERT_NE(db, nullptr);
+        if (n2->swapping.load()) overlaps++;
+        const storage::Statistics stats = db->GetStatistics();
+        seen_revision = stats.revisions.current;
+        if (n2->swapping.load()) overlaps++;
+        reads++;
+      });
+    }
+  });
+  Revision r = 0;
+  for (int round = 1; round <= 3; ++round) {
+    r = Write(node("n1"), 10, absl::StrCat("round", round));
+    ASSERT_OK(node("n1")->db->Flush());
+    ASSERT_OK_AND_ASSIGN(Revision now, n2->sink->Resync(1, "n1"));
+    EXPECT_EQ(now, r);
+    // The first read after the swap returned sees the new database.
+    n2->sink->ReadDb([&](storage::DB* db) {
+      ASSERT_NE(db, nullptr);
+      EXPECT_EQ(db, n2->db.get());
+      EXPECT_EQ(db->CurrentRevision(), r);
+    });
+  }
+  stop = true;
+  reader.join();
+  EXPECT_EQ(n2->swaps.load(), 3);
+  EXPECT_EQ(overlaps.load(), 0);
+  EXPECT_GT(reads.load(), 0);
+  EXPECT_LE(seen_revision.load(), r);
+  // Once Close returns, readers get no database: its owner may close it.
+  n2->sink->Close();
+  bool got_null = false;
+  n2->sink->ReadDb([&](storage::DB* db) { got_null = db == nullptr; });
+  EXPECT_TRUE(got_null);
+}
+
+// A replica's /metrics (strata-server in cluster mode wires the same
+// EngineSource through ClusterNode::ReadDb): the engine families and the
+// free space of its volume, before, during and after re-syncs that replace
+// its database.
+TEST_F(ReplicationTest, ReplicaMetricsExportTheEngineAcrossAResync) {
+  StartReplica(node("n2"));
+  StartPrimary(node("n1"), 1, {{1, 1}}, {});
+  Node* n2 = node("n2");
+  std::shared_ptr<ReplicaSink> sink = n2->sink;
+  server::metrics::MetricsServer metrics(
+      server::metrics::EngineSource(
+          [sink](absl::FunctionRef<void(storage::DB*)> read) {
+            sink->ReadDb(read);
+          },
+          n2->range_dir),
+      server::metrics::BuildInfo{"test", "test"});
+  ASSERT_OK(metrics.Listen("127.0.0.1:0"));
+  auto scrape = [&]() -> strata::testing::Exposition {
+    absl::StatusOr<strata::testing::HttpResponse> got =
+        strata::testing::HttpGet(metrics.port(), "/metrics");
+    EXPECT_OK(got);
+    if (!got.ok()) return {};
+    EXPECT_EQ(got->status, 200);
+    absl::StatusOr<strata::testing::Exposition> e =
+        strata::testing::ParseExposition(got->body);
+    EXPECT_OK(e);
+    return e.ok() ? *std::move(e) : strata::testing::Exposition{};
+  };
+
+  strata::testing::Exposition before = scrape();
+  EXPECT_EQ(before.Get("strata_revision"), 0.0);
+  EXPECT_GT(before.Get("strata_disk_free_bytes").value_or(0), 0.0);
+  for (const char* family :
+       {"strata_wal_syncs_total", "strata_wal_sync_duration_seconds_count",
+        "strata_compactions_total", "strata_memtable_active_bytes",
+        "strata_live_sst_bytes"}) {
+    EXPECT_TRUE(before.Get(family).has_value()) << family;
+  }
+
+  // Scrapes run throughout two re-syncs.
+  std::atomic<bool> stop{false};
+  std::atomic<int> scrapes{0};
+  std::thread scraper([&] {
+    while (!stop.load()) {
+      const std::string text = metrics.Scrape();
+      EXPECT_NE(text.find("strata_wal_syncs_total"), std::string::npos);
+      scrapes++;
+    }
+  });
+  Revision r = 0;
+  for (int round = 1; round <= 2; ++round) {
+    r = Write(node("n1"), 10, absl::StrCat("round", round));
+    ASSERT_OK(node("n1")->db->Flush());
+    ASSERT_OK(n2->sink->Resync(1, "n1").status());
+  }
+  stop = true;
+  scraper.join();
+  EXPECT_GT(scrapes.load(), 0);
+
+  strata::testing::Exposition after = scrape();
+  EXPECT_EQ(after.Get("strata_revision"), static_cast<double>(r));
+  EXPECT_GT(after.Get("strata_live_sst_bytes").value_or(0), 0.0);
+  EXPECT_GT(after.Get("strata_disk_free_bytes").value_or(0), 0.0);
+
+  // Closed (the node shuts down): no engine families, the rest is served.
+  n2->sink->Close();
+  strata::testing::Exposition closed = scrape();
+  EXPECT_FALSE(closed.Get("strata_revision").has_value());
+  EXPECT_GT(closed.Get("strata_disk_free_bytes").value_or(0), 0.0);
 }
 
 TEST(CheckpointTransferTest, IncompleteOrInconsistentStreamsAreDataLoss) {

@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cmath>
 #include <fstream>
 #include <limits>
@@ -991,6 +992,43 @@ TEST(MetricsServerTest, AddressValidationAndBindErrors) {
   EXPECT_NE(r.body.find("strata_build_info{"), std::string::npos);
   EXPECT_EQ(r.body.find("strata_wal_"), std::string::npos);
   EXPECT_NE(a.Scrape().find("strata_rpc_requests_total"), std::string::npos);
+}
+
+// A node without a write gate (a cluster replica) reads free space at
+// scrape time; a database reached through a DbReader is read only while
+// the reader hands one out.
+TEST(MetricsServerTest, DiskFreeAtScrapeAndEngineThroughADbReader) {
+  TempDir dir;
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<storage::DB> db,
+                       storage::DB::Open(EngineOptions(), dir.path() + "/db"));
+  std::atomic<bool> open{true};
+  std::atomic<int> reads{0};
+  MetricsServer m(
+      EngineSource(
+          [&](absl::FunctionRef<void(storage::DB*)> read) {
+            reads++;
+            read(open.load() ? db.get() : nullptr);
+          },
+          dir.path()),
+      BuildInfo{"v", "s"});
+  ASSERT_OK_AND_ASSIGN(Exposition e, ParseExposition(m.Scrape()));
+  EXPECT_GT(e.Get("strata_disk_free_bytes").value_or(0), 0.0);
+  EXPECT_EQ(e.Get("strata_revision"), 0.0);
+  EXPECT_TRUE(e.Get("strata_wal_syncs_total").has_value());
+  // Engine and namespace collectors, once each per scrape.
+  EXPECT_EQ(reads.load(), 2);
+  // No database right now: no engine families.
+  open = false;
+  ASSERT_OK_AND_ASSIGN(e, ParseExposition(m.Scrape()));
+  EXPECT_FALSE(e.Get("strata_revision").has_value());
+  EXPECT_GT(e.Get("strata_disk_free_bytes").value_or(0), 0.0);
+
+  // An unreadable directory: the scrape still answers (0: nothing read yet).
+  MetricsServer missing(EngineSource(FixedDb(nullptr), dir.path() + "/nope"),
+                        BuildInfo{"v", "s"});
+  ASSERT_OK_AND_ASSIGN(e, ParseExposition(missing.Scrape()));
+  EXPECT_EQ(e.Get("strata_disk_free_bytes"), 0.0);
+  EXPECT_FALSE(e.Get("strata_revision").has_value());
 }
 
 // ---- The binary --------------------------------------------------------
