@@ -371,20 +371,20 @@ absl::Status ClusterNode::StartReplica(const RangeDescriptor&) {
         grpc::CreateChannel(AddressOf(id), PeerCredentials()));
   };
   o.swap = [this](const std::string& checkpoint)
-      -> absl::StatusOr<storage::DB*> {
+      -> replication::ReplicaSink::SwapResult {
     absl::MutexLock lock(&db_mu_);
     db_.reset();
-    // If the move fails, the old database is still there: reopen it (the
-    // hook's contract is to leave one open) and report the move's error.
+    // If the move fails, the old database is still there: reopen it and
+    // hand the sink that (new) object with the move's error.
     const absl::Status moved =
         replication::ReplaceDirectory(checkpoint, db_dir_);
     absl::StatusOr<std::unique_ptr<storage::DB>> db =
         storage::DB::Open(RangeDbOptions(options_.engine), db_dir_);
     if (db.ok()) db_ = *std::move(db);
-    if (!moved.ok()) return moved;
-    if (!db.ok()) return db.status();
+    if (!moved.ok()) return {moved, db_.get()};
+    if (!db.ok()) return {db.status(), nullptr};
     spdlog::info("cluster: re-synced range {} from a checkpoint", kRange);
-    return db_.get();
+    return {absl::OkStatus(), db_.get()};
   };
   storage::DB* db;
   {

@@ -274,15 +274,28 @@ absl::StatusOr<Revision> ReplicaSink::Resync(Epoch epoch,
     std::filesystem::remove_all(dir, ec);
     return s;
   }
-  absl::StatusOr<storage::DB*> db;
+  SwapResult swapped;
   {
     // No ReadDb may read the old database while the hook closes it.
     absl::MutexLock pin(&pin_mu_);
-    db = options_.swap(dir);
-    if (db.ok()) pinned_db_ = *db;
+    swapped = options_.swap(dir);
+    pinned_db_ = swapped.db;
   }
-  if (!db.ok()) {
+  // The object the sink had may be gone (closed, maybe reopened anew).
+  db_ = swapped.db;
+  if (swapped.status.ok() && db_ == nullptr) {
+    swapped.status = absl::InternalError("the swap hook returned no database");
+  }
+  if (!swapped.status.ok()) {
     std::filesystem::remove_all(dir, ec);
+    if (db_ == nullptr) {
+      broken_ = absl::UnavailableError(absl::StrFormat(
+          "range %d: no database is open after a failed re-sync swap (%s); "
+          "restart the node",
+          options_.range_id, swapped.status.ToString()));
+      spdlog::error("{}", std::string(broken_.message()));
+      return swapped.status;
+    }
     // The old database is still in place: so is its history.
     state_.history = old_history;
     if (absl::Status s = Persist(); !s.ok()) {
@@ -290,9 +303,8 @@ absl::StatusOr<Revision> ReplicaSink::Resync(Epoch epoch,
                    "{} (the next start re-syncs)",
                    options_.range_id, s.ToString());
     }
-    return db.status();
+    return swapped.status;
   }
-  db_ = *db;
   state_.highest_epoch = epoch;
   state_.history = got->history;
   if (absl::Status s = Persist(); !s.ok()) {

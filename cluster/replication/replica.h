@@ -39,18 +39,28 @@ inline constexpr char kEpochFileName[] = "EPOCHS";
 
 class ReplicaSink {
  public:
+  // What a swap hook leaves behind: `status` says whether the checkpoint
+  // replaced the database; `db` is the database open in its place now —
+  // the checkpoint's on success; on failure the old one (the same object,
+  // or the old directory reopened as a new one), or nullptr if none could
+  // be opened. The caller owns it.
+  struct SwapResult {
+    absl::Status status;
+    storage::DB* db = nullptr;
+  };
   // Replaces the replica's database by the verified, fsynced checkpoint in
   // directory `checkpoint_dir` (on the same file system as the range's
   // directory). The hook must: stop every other user of the current DB,
   // close (destroy) it, move `checkpoint_dir` into the DB's place
   // (ReplaceDirectory), open it with the range's Options (which must have
   // allow_committed_batches), and return it. The sink applies nothing
-  // and lets no ReadDb read while it runs, and uses only the returned DB
-  // afterwards; the caller owns both. On error the hook must leave the
-  // old DB open and in place (or the sink is broken: every later call
-  // returns the error).
-  using SwapHook = std::function<absl::StatusOr<storage::DB*>(
-      const std::string& checkpoint_dir)>;
+  // and lets no ReadDb read while it runs, and uses only the returned `db`
+  // afterwards (never the one it had before). On failure the hook should
+  // leave the old database open in place and return it; if it returns no
+  // database the sink is broken: every later call returns UNAVAILABLE
+  // naming the error, until the node is restarted.
+  using SwapHook =
+      std::function<SwapResult(const std::string& checkpoint_dir)>;
   // A stub for the Replication service of node `node` (to fetch a
   // checkpoint from the primary).
   using Connect = std::function<std::unique_ptr<v1::Replication::StubInterface>(

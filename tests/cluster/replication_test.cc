@@ -67,6 +67,9 @@ struct Node {
   std::atomic<int> swaps{0};
   // Test hook: runs in the swap hook before the directories move.
   std::function<void()> before_swap;
+  // Test hooks: the swap's directory move / database open fails.
+  bool fail_swap_move = false;
+  bool fail_swap_open = false;
   // True while the swap hook runs (closes the old DB, opens the new one).
   std::atomic<bool> swapping{false};
 };
@@ -130,21 +133,23 @@ class ReplicationTest : public ::testing::Test {
         -> std::unique_ptr<v1::Replication::StubInterface> {
       return v1::Replication::NewStub(ChannelTo(id));
     };
-    o.swap = [n](const std::string& checkpoint)
-        -> absl::StatusOr<storage::DB*> {
+    o.swap = [n](const std::string& checkpoint) -> ReplicaSink::SwapResult {
       n->swapping = true;
       absl::Cleanup done = [n] { n->swapping = false; };
       n->db.reset();
       if (n->before_swap) n->before_swap();
-      if (absl::Status s = ReplaceDirectory(checkpoint, n->db_dir); !s.ok()) {
-        return s;
-      }
+      const absl::Status moved = n->fail_swap_move
+                                     ? absl::UnavailableError("injected")
+                                     : ReplaceDirectory(checkpoint, n->db_dir);
       absl::StatusOr<std::unique_ptr<storage::DB>> db =
-          storage::DB::Open(DbOptions(), n->db_dir);
-      if (!db.ok()) return db.status();
-      n->db = *std::move(db);
+          n->fail_swap_open ? absl::StatusOr<std::unique_ptr<storage::DB>>(
+                                  absl::UnavailableError("injected open"))
+                            : storage::DB::Open(DbOptions(), n->db_dir);
+      if (db.ok()) n->db = *std::move(db);
+      if (!moved.ok()) return {moved, n->db.get()};
+      if (!db.ok()) return {db.status(), nullptr};
       n->swaps++;
-      return n->db.get();
+      return {absl::OkStatus(), n->db.get()};
     };
     ASSERT_OK_AND_ASSIGN(std::unique_ptr<ReplicaSink> sink,
                          ReplicaSink::Open(n->db.get(), o));
@@ -765,6 +770,58 @@ TEST_F(ReplicationTest, EpochFileHoldsNoHistoryWhileTheSwapRuns) {
   EXPECT_FALSE(start.resync_reason.empty());
 }
 
+// A re-sync whose directory move fails: the hook reopens the old database
+// as a new object and hands it back with the error; the sink uses that
+// object from then on (it used to keep the closed one: a use-after-free
+// on the next Apply) and keeps the old history, so it still applies.
+TEST_F(ReplicationTest, FailedSwapMoveKeepsTheReopenedOldDatabase) {
+  StartReplica(node("n2"));
+  const EpochHistory history = {{1, 1}, {2, 4}};
+  StartPrimary(node("n1"), 2, history, {});
+  Write(node("n1"), 6);
+  ASSERT_OK(node("n2")->sink->Start(2, "n1", history).status());
+  node("n2")->fail_swap_move = true;
+  absl::StatusOr<Revision> resynced = node("n2")->sink->Resync(2, "n1");
+  EXPECT_EQ(resynced.status().code(), absl::StatusCode::kUnavailable)
+      << resynced.status();
+  // The hook reopened it: a new object (the allocator may reuse the
+  // address; under ASan's quarantine it does not, so the ASan stage
+  // catches a sink still using the closed one).
+  ASSERT_NE(node("n2")->db.get(), nullptr);
+  node("n2")->fail_swap_move = false;
+  // Usable on the reopened database: Start reads it, a re-sync works.
+  ASSERT_OK(node("n2")->sink->Start(2, "n1", history).status());
+  int reads = 0;
+  node("n2")->sink->ReadDb([&](storage::DB* db) {
+    EXPECT_EQ(db, node("n2")->db.get());
+    ++reads;
+  });
+  EXPECT_EQ(reads, 1);
+  ASSERT_OK(node("n2")->sink->Resync(2, "n1").status());
+  EXPECT_EQ(node("n2")->swaps.load(), 1);
+}
+
+// A re-sync after which no database could be opened breaks the sink: every
+// later call says so (UNAVAILABLE, restart the node) instead of touching
+// the closed database, and readers see none.
+TEST_F(ReplicationTest, SwapThatLeavesNoDatabaseBreaksTheSink) {
+  StartReplica(node("n2"));
+  const EpochHistory history = {{1, 1}, {2, 4}};
+  StartPrimary(node("n1"), 2, history, {});
+  Write(node("n1"), 6);
+  ASSERT_OK(node("n2")->sink->Start(2, "n1", history).status());
+  node("n2")->fail_swap_open = true;
+  EXPECT_FALSE(node("n2")->sink->Resync(2, "n1").ok());
+  absl::StatusOr<ReplicaSink::StartResult> start =
+      node("n2")->sink->Start(2, "n1", history);
+  EXPECT_EQ(start.status().code(), absl::StatusCode::kUnavailable)
+      << start.status();
+  EXPECT_NE(start.status().message().find("restart the node"),
+            std::string::npos)
+      << start.status();
+  node("n2")->sink->ReadDb([](storage::DB* db) { EXPECT_EQ(db, nullptr); });
+}
+
 // The directory states a crash inside ReplaceDirectory can leave, built by
 // hand, and what RecoverReplaceDirectory (called before the range's DB is
 // opened) makes of them.
@@ -800,8 +857,8 @@ class ReplaceDirectoryTest : public ::testing::Test {
     so.range_id = kRange;
     so.range_dir = range_dir_;
     so.connect = [](const NodeId&) { return nullptr; };
-    so.swap = [](const std::string&) -> absl::StatusOr<storage::DB*> {
-      return absl::InternalError("not in this test");
+    so.swap = [](const std::string&) -> ReplicaSink::SwapResult {
+      return {absl::InternalError("not in this test"), nullptr};
     };
     absl::StatusOr<std::unique_ptr<ReplicaSink>> sink =
         ReplicaSink::Open(db->get(), so);
