@@ -279,19 +279,16 @@ class Client {
   // leaves the call on target.
   async _followRangeMap(key, namespace, timeoutMs) {
     const ms = timeoutMs === undefined ? this.timeoutMs : timeoutMs;
-    const deadline = new Date(Date.now() + (ms === null ? RANGE_MAP_TIMEOUT_MS : Math.min(ms, RANGE_MAP_TIMEOUT_MS)));
-    const m = ALL_METHODS['strata.v1.Cluster/GetRangeMap'];
-    let resp;
+    let map;
     try {
-      resp = await new Promise((resolve, reject) => {
-        this._channel.makeUnaryRequest(m.path, m.requestSerialize, m.responseDeserialize, {}, { deadline },
-          (err, r) => (err ? reject(err) : resolve(r)));
+      map = await this.getRangeMap({
+        timeoutMs: ms === null ? RANGE_MAP_TIMEOUT_MS : Math.min(ms, RANGE_MAP_TIMEOUT_MS),
       });
     } catch (err) {
       if (err && err.code === grpc.status.UNIMPLEMENTED) this._route.map = 'unimplemented';
       return;
     }
-    const address = primaryFor(resp.ranges, namespace, key);
+    const address = primaryFor(map.ranges, namespace, key);
     if (!address || address === this.target || this._route.followed !== null) return;
     this._route.followed = new Followed(address, this._dial(address));
   }
@@ -1006,18 +1003,18 @@ function namedPrimary(details) {
 // target.
 const RANGE_MAP_TIMEOUT_MS = 2000;
 
-// The primary address of the range (wire GetRangeMapResponse ranges) holding
+// The primary address of the range (getRangeMap()'s ranges) holding
 // key (a Buffer) of namespace, or '' if none. The default namespace's stored
 // keys are the keys, except those starting \xff\xff, stored as
 // \xff\xff\xff key[2:] (server/keyspace.h); a named namespace's need its id,
 // which the client does not know: then only a map of exactly one range answers.
 function primaryFor(ranges, namespace, key) {
-  if (namespace !== '') return ranges.length === 1 ? ranges[0].primary_address : '';
+  if (namespace !== '') return ranges.length === 1 ? ranges[0].primaryAddress : '';
   const stored = key.length >= 2 && key[0] === 0xff && key[1] === 0xff
     ? Buffer.concat([Buffer.from([0xff, 0xff, 0xff]), key.subarray(2)]) : key;
-  const r = ranges.find((x) => Buffer.compare(stored, x.start_key) >= 0 &&
-    (x.end_key.length === 0 || Buffer.compare(stored, x.end_key) < 0));
-  return r ? r.primary_address : '';
+  const r = ranges.find((x) => Buffer.compare(stored, x.startKey) >= 0 &&
+    (x.endKey.length === 0 || Buffer.compare(stored, x.endKey) < 0));
+  return r ? r.primaryAddress : '';
 }
 
 // A GetRangeMapResponse (or the same fields of GetClusterStatusResponse) as

@@ -24,7 +24,7 @@ from ._convert import json_text as _json_text
 from ._convert import to_bytes as _to_bytes
 from ._convert import value_type_name as _value_type
 from ._gen import kv_pb2
-from .errors import Aborted, Internal, from_rpc_error
+from .errors import Aborted, Internal, StrataError, from_rpc_error
 from .lease import LeaseKeeper
 from .results import (BatchGetResult, DeleteRangeResult, GetResult, KeyValue,
                       ValueType, decode_value, LeaseGrantResult,
@@ -392,14 +392,13 @@ class Client:
         target."""
         deadline = self._deadline(timeout)
         deadline = _RANGE_MAP_TIMEOUT if deadline is None else min(deadline, _RANGE_MAP_TIMEOUT)
-        method = _rpc.METHODS["strata.v1.Cluster/GetRangeMap"]
         try:
-            resp = self._calls[method.full_name](method.request(), timeout=deadline)
-        except grpc.RpcError as e:
-            if isinstance(e, grpc.Call) and e.code() == grpc.StatusCode.UNIMPLEMENTED:
+            range_map = self.get_range_map(timeout=deadline)
+        except StrataError as e:
+            if e.code == grpc.StatusCode.UNIMPLEMENTED:
                 self._route.map_unimplemented()
             return
-        address = RangeMap.from_proto(resp).primary_for(namespace, key)
+        address = range_map.primary_for(namespace, key)
         if address and address != self.target:
             self._route.follow_if_none(address, self._dial, self._callables)
 
