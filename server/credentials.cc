@@ -194,6 +194,17 @@ absl::StatusOr<ServerTlsSummary> ValidateServerTls(
   return summary;
 }
 
+namespace {
+
+// --tls_reload_interval in whole seconds, rounded up (0 = read once), as
+// gRPC's FileWatcherCertificateProvider takes it.
+int64_t ReloadSeconds(const ServerTlsOptions& tls) {
+  return static_cast<int64_t>(
+      std::ceil(absl::ToDoubleSeconds(tls.reload_interval)));
+}
+
+}  // namespace
+
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
     const ServerOptions& options) {
   const ServerTlsOptions& tls = options.tls;
@@ -210,8 +221,7 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
   const grpc_ssl_client_certificate_request_type request_type =
       mutual ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
              : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE;
-  const int64_t reload_seconds = static_cast<int64_t>(
-      std::ceil(absl::ToDoubleSeconds(tls.reload_interval)));
+  const int64_t reload_seconds = ReloadSeconds(tls);
   spdlog::info(
       "TLS: certificate {} ({} in chain) expires {}; {}; {}", summary->subject,
       summary->chain_length, summary->not_after,
@@ -278,8 +288,7 @@ MakeNodeChannelCredentials(const ServerTlsOptions& tls,
   }
   absl::StatusOr<std::string> ca = ReadPemFile(ca_flag, ca_file);
   if (!ca.ok()) return ca.status();
-  const int64_t reload_seconds = static_cast<int64_t>(
-      std::ceil(absl::ToDoubleSeconds(tls.reload_interval)));
+  const int64_t reload_seconds = ReloadSeconds(tls);
   if (reload_seconds == 0) {
     absl::StatusOr<std::string> cert = ReadPemFile("--tls_cert", tls.cert_file);
     absl::StatusOr<std::string> key = ReadPemFile("--tls_key", tls.key_file);
