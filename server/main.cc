@@ -49,6 +49,7 @@
 #include "server/backup_archive.h"
 #include "server/usable_cpus.h"
 #include "server/metrics/metrics_server.h"
+#include "server/write_gate.h"
 #include "cluster/node/cluster_metrics.h"
 #include "cluster/node/cluster_node.h"
 #include "grpcpp/grpcpp.h"
@@ -1059,6 +1060,15 @@ int RunClusterNode(Config config, const sigset_t& signals, int argc,
                  std::string(node_credentials.status().message()).c_str());
     return kExitUsage;
   }
+  o.disk_space = [dir = config.data_dir,
+                  reserve = config.server.disk_space.min_free_bytes](
+                     strata::v1::ReplicaDiskSpace* out) {
+    absl::StatusOr<uint64_t> free = strata::server::FreeDiskBytes(dir);
+    if (!free.ok()) return false;
+    out->set_free_bytes(*free);
+    out->set_min_free_bytes(reserve);
+    return true;
+  };
   o.engine = config.engine;
   o.on_role_change = [](const std::string&) { kill(getpid(), SIGUSR1); };
   absl::StatusOr<std::unique_ptr<strata::cluster::ClusterNode>> started =
@@ -1124,6 +1134,7 @@ int RunClusterNode(Config config, const sigset_t& signals, int argc,
     }
     config.server.extra_services = node->services();
     config.server.write_readiness = node->write_readiness();
+    config.server.disk_space.replicas_reserve = node->replicas_disk_reserve();
     absl::StatusOr<Servers> s =
         StartServers(config, node->serving_db(),
                      strata::cluster::MakeClusterCollector(node.get()));

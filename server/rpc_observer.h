@@ -82,8 +82,8 @@ class RpcObserver {
   // about every 100 ms by the write gate's thread.
   virtual void OnDiskFree(uint64_t /*free_bytes*/) {}
   // A write was refused before reaching the engine; `reason` is one of
-  // "disk_reserve", "engine_out_of_space", "engine_read_only" (static
-  // storage). May be called from the polling threads: must not block.
+  // "disk_reserve", "engine_out_of_space", "engine_read_only",
+  // "replica_disk_reserve" (static storage). May be called from the polling threads: must not block.
   virtual void OnWriteRefused(std::string_view /*reason*/) {}
 
   // Authorization (server/authz.h, docs/security.md). An RPC of `method`

@@ -131,6 +131,13 @@ absl::Status WriteGate::Admit() {
         "deletes are still accepted",
         free_bytes_.load(), options_.min_free_bytes));
   }
+  if (options_.replicas_reserve) {
+    absl::Status replicas = options_.replicas_reserve();
+    if (!replicas.ok()) {
+      observer_->OnWriteRefused("replica_disk_reserve");
+      return replicas;
+    }
+  }
   return absl::OkStatus();
 }
 

@@ -44,6 +44,13 @@ struct DiskSpaceOptions {
   std::string data_dir;
   // How often free space and the engine's state are re-read.
   absl::Duration refresh_interval = absl::Milliseconds(100);
+  // A cluster primary's further reserve: RESOURCE_EXHAUSTED while an
+  // in-sync replica's data volume is below its own reserve
+  // (ReplicatedDB::ReplicaDiskReserve), OK otherwise. Admit() applies it
+  // like the local reserve (counted as "replica_disk_reserve"); it is
+  // called for every write that adds data, on a completion-queue thread,
+  // so it must be cheap, non-blocking and thread-safe. Empty: none.
+  std::function<absl::Status()> replicas_reserve;
   // TEST ONLY: replaces statvfs (free bytes, or an error: then the last
   // known value stays).
   std::function<absl::StatusOr<uint64_t>()> TEST_free_bytes;
@@ -80,6 +87,7 @@ class WriteGate {
 
   // OK, or why a write that adds data is refused: RESOURCE_EXHAUSTED
   // "disk space below reserve: N bytes free (--min_free_disk_bytes=M)",
+  // RESOURCE_EXHAUSTED from options' replicas_reserve (a replica's disk),
   // or the engine's WriteAvailability() (RESOURCE_EXHAUSTED while paused
   // for lack of space, UNAVAILABLE when read-only). Not the `readiness`
   // condition: the write itself answers that. Counts refusals by reason

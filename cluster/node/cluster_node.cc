@@ -198,7 +198,8 @@ absl::Status ClusterNode::Init() {
         absl::StrCat("creating ", tmp, ": ", ec.message()));
   }
   repl_service_ = std::make_unique<replication::ReplicationService>(
-      replication::ReplicationService::Options{.checkpoint_dir = tmp});
+      replication::ReplicationService::Options{
+          .checkpoint_dir = tmp, .disk_space = options_.disk_space});
   cluster_service_ = std::make_unique<ClusterService>(this);
   forwarding_ = std::make_unique<ForwardingService>(ForwardingService::Options{
       .node_id = options_.node_id,
@@ -454,6 +455,12 @@ std::function<absl::Status()> ClusterNode::write_readiness() {
   ReplicatedDB* const db = replicated_db_.get();
   if (db == nullptr) return nullptr;
   return [db] { return db->PrimaryWriteReadiness(); };
+}
+
+std::function<absl::Status()> ClusterNode::replicas_disk_reserve() {
+  ReplicatedDB* const db = replicated_db_.get();
+  if (db == nullptr) return nullptr;
+  return [db] { return db->ReplicaDiskReserve(); };
 }
 
 void ClusterNode::ReadDb(absl::FunctionRef<void(storage::DB*)> read) const {

@@ -106,6 +106,12 @@ struct ClusterNodeOptions {
   // server::MakeNodeChannelCredentials (TLS when the nodes serve TLS).
   // nullptr: plaintext.
   std::shared_ptr<grpc::ChannelCredentials> peer_credentials;
+  // As a replica, fills in its free disk space and reserve for each ack to
+  // the primary, which refuses writes that add data while an in-sync
+  // replica is below its reserve (ReplicationService::Options::disk_space;
+  // main.cc: statvfs of --data_dir and --min_free_disk_bytes). Empty: not
+  // reported.
+  std::function<bool(v1::ReplicaDiskSpace* out)> disk_space;
   // The engine options of the range's database (allow_committed_batches and
   // keep_history are forced on).
   storage::Options engine;
@@ -150,6 +156,9 @@ class ClusterNode {
   // Primary: the ReplicatedDB's PrimaryWriteReadiness, for
   // ServerOptions::write_readiness (valid until Stop). Replica: empty.
   std::function<absl::Status()> write_readiness();
+  // Primary: the ReplicatedDB's ReplicaDiskReserve, for
+  // DiskSpaceOptions::replicas_reserve (valid until Stop). Replica: empty.
+  std::function<absl::Status()> replicas_disk_reserve();
   // Calls `read` with the range's current database pinned open for the
   // call (the metrics endpoint's engine and namespace families; a
   // replica's database is replaced when it re-syncs). Replica: through

@@ -379,7 +379,14 @@ absl::Status ReplicatedDB::PrimaryWriteReadiness() const {
   if (absl::Status shortfall = InSyncShortfall(); !shortfall.ok()) {
     return shortfall;
   }
-  return AcknowledgingShortfall();
+  if (absl::Status shortfall = AcknowledgingShortfall(); !shortfall.ok()) {
+    return shortfall;
+  }
+  return ReplicaDiskReserve();
+}
+
+absl::Status ReplicatedDB::ReplicaDiskReserve() const {
+  return source_->InSyncDiskReserve();
 }
 
 absl::Status ReplicatedDB::AcknowledgingShortfall() const {
@@ -402,6 +409,7 @@ absl::Status ReplicatedDB::AcknowledgingShortfall() const {
       " (the cluster's min_in_sync) and wait for the others until they "
       "catch up or the writes time out"));
 }
+
 storage::Statistics ReplicatedDB::GetStatistics() {
   return base_->GetStatistics();
 }

@@ -30,7 +30,9 @@
 //   replicas are in sync ..."). The node hands it to the server as
 //   ServerOptions::write_readiness (health's `strata.v1.KV.write`); the
 //   writes themselves answer those refusals (FAILED_PRECONDITION /
-//   UNAVAILABLE as above, counted in fenced_writes).
+//   UNAVAILABLE as above, counted in fenced_writes). It also reports an
+//   in-sync replica short of disk space (ReplicaDiskReserve), which the
+//   write gate applies before a write that adds data reaches this DB.
 //
 // Thread safety: thread-safe, as storage::DB. `base` must outlive it; it
 // installs itself as base's commit listener (forwarding every commit to
@@ -157,6 +159,14 @@ class ReplicatedDB final : public storage::DB {
   // min_in_sync, so they would time out). Readiness only: nothing is
   // counted or fenced. Cheap (two mutexes, no I/O); thread-safe.
   absl::Status PrimaryWriteReadiness() const;
+
+  // OK, or RESOURCE_EXHAUSTED naming an in-sync replica whose data volume
+  // is below its reserve (ReplicationSource::InSyncDiskReserve). Writes
+  // are not refused here (deletes must pass): the node hands this to the
+  // write gate (DiskSpaceOptions::replicas_reserve), which refuses the
+  // writes that add data. One atomic load while no replica is short;
+  // thread-safe.
+  absl::Status ReplicaDiskReserve() const;
 
  private:
   class FanOut;

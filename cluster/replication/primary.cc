@@ -24,6 +24,10 @@ struct ReplicationSource::Peer {
   absl::Time caught_up_at;  // When acked last reached committed_.
   bool lagging_reported = false;
   uint64_t resyncs = 0;
+  // Its last ReplicaDiskSpace while connected (disk_known false: none).
+  bool disk_known = false;
+  uint64_t disk_free = 0;
+  uint64_t disk_min_free = 0;
   grpc::ClientContext* ctx = nullptr;  // The live stream's, for Fence.
   // Only the peer's thread: the last refusal logged (not repeated while the
   // replica keeps giving it).
@@ -139,6 +143,73 @@ void ReplicationSource::SetInSync(const std::vector<NodeId>& in_sync) {
     if (id != options_.self) in_sync_.push_back(id);
   }
   UpdateWatermarkLocked();
+  UpdateReserveShortLocked();
+}
+
+namespace {
+
+bool BelowReserve(bool known, uint64_t free, uint64_t min_free) {
+  return known && min_free > 0 && free < min_free;
+}
+
+}  // namespace
+
+void ReplicationSource::SetDiskSpaceLocked(Peer* peer,
+                                           const v1::ReplicaDiskSpace* space) {
+  const bool was_below =
+      BelowReserve(peer->disk_known, peer->disk_free, peer->disk_min_free);
+  peer->disk_known = space != nullptr;
+  peer->disk_free = space != nullptr ? space->free_bytes() : 0;
+  peer->disk_min_free = space != nullptr ? space->min_free_bytes() : 0;
+  const bool below =
+      BelowReserve(peer->disk_known, peer->disk_free, peer->disk_min_free);
+  if (below != was_below && peer->connected) {
+    if (below) {
+      spdlog::warn("range {}: replica {} reports its disk below its reserve "
+                   "({} bytes free, --min_free_disk_bytes={} there)",
+                   options_.range_id, peer->id, peer->disk_free,
+                   peer->disk_min_free);
+    } else if (space != nullptr) {
+      spdlog::info("range {}: replica {} has disk space again ({} bytes "
+                   "free)",
+                   options_.range_id, peer->id, peer->disk_free);
+    }
+  }
+  UpdateReserveShortLocked();
+}
+
+void ReplicationSource::UpdateReserveShortLocked() {
+  bool shorted = false;
+  for (const auto& peer : peers_) {
+    if (peer->connected &&
+        BelowReserve(peer->disk_known, peer->disk_free, peer->disk_min_free) &&
+        std::find(in_sync_.begin(), in_sync_.end(), peer->id) !=
+            in_sync_.end()) {
+      shorted = true;
+    }
+  }
+  reserve_short_.store(shorted, std::memory_order_relaxed);
+}
+
+absl::Status ReplicationSource::InSyncDiskReserve() const {
+  if (!reserve_short_.load(std::memory_order_relaxed)) {
+    return absl::OkStatus();
+  }
+  absl::MutexLock lock(&mu_);
+  for (const NodeId& id : in_sync_) {
+    for (const auto& peer : peers_) {
+      if (peer->id != id || !peer->connected ||
+          !BelowReserve(peer->disk_known, peer->disk_free,
+                        peer->disk_min_free)) {
+        continue;
+      }
+      return absl::ResourceExhaustedError(absl::StrFormat(
+          "disk space below reserve on replica %s of range %d: %d bytes free "
+          "(--min_free_disk_bytes=%d there); deletes are still accepted",
+          peer->id, options_.range_id, peer->disk_free, peer->disk_min_free));
+    }
+  }
+  return absl::OkStatus();
 }
 
 Revision ReplicationSource::replicated_revision() const {
@@ -273,6 +344,7 @@ void ReplicationSource::RunPeer(Peer* peer) {
     {
       absl::MutexLock lock(&mu_);
       peer->connected = false;
+      SetDiskSpaceLocked(peer, nullptr);  // Stale from now on.
       if (!fenced_.ok() || stopping_) return;
     }
     if (IsSuperseded(s, options_.epoch)) {
@@ -317,7 +389,8 @@ void ReplicationSource::RunPeer(Peer* peer) {
 absl::StatusOr<Revision> ReplicationSource::Handshake(
     Peer* peer,
     grpc::ClientReaderWriterInterface<v1::AppendRequest, v1::AppendResponse>*
-        stream) {
+        stream,
+    std::optional<v1::ReplicaDiskSpace>* disk) {
   v1::AppendRequest req;
   v1::AppendStart* start = req.mutable_start();
   start->set_range_id(options_.range_id);
@@ -339,6 +412,11 @@ absl::StatusOr<Revision> ReplicationSource::Handshake(
     }
     const Revision durable =
         static_cast<Revision>(resp.accepted().durable_revision());
+    if (resp.accepted().has_disk_space()) {
+      *disk = resp.accepted().disk_space();
+    } else {
+      disk->reset();
+    }
     Revision committed;
     {
       absl::MutexLock lock(&mu_);
@@ -379,6 +457,9 @@ void ReplicationSource::ReadAcks(
     if (!resp.has_ack()) break;
     const Revision r = static_cast<Revision>(resp.ack().durable_revision());
     absl::MutexLock lock(&mu_);
+    SetDiskSpaceLocked(peer, resp.ack().has_disk_space()
+                                 ? &resp.ack().disk_space()
+                                 : nullptr);
     if (r > peer->acked) peer->acked = r;
     if (peer->acked >= committed_) {
       peer->caught_up_at = absl::Now();
@@ -393,7 +474,7 @@ void ReplicationSource::ReadAcks(
 
 bool ReplicationSource::NextBatches(
     Peer* peer, Revision* next, std::unique_ptr<storage::ChangeIterator>* log,
-    v1::AppendBatches* out, absl::Status* error) {
+    v1::AppendBatches* out, absl::Status* error, bool* probe) {
   uint64_t bytes = 0;
   auto add = [&](const storage::ChangeBatch& b) {
     v1::AppendBatch* a = out->add_batches();
@@ -412,7 +493,16 @@ bool ReplicationSource::NextBatches(
         return *next <= committed_ || peer->broken || !fenced_.ok() ||
                stopping_;
       };
-      mu_.Await(absl::Condition(&ready));
+      // Wakes every disk_probe_interval to probe a replica short of disk
+      // space (its report may have come after this wait began).
+      while (!mu_.AwaitWithTimeout(absl::Condition(&ready),
+                                   options_.disk_probe_interval)) {
+        if (BelowReserve(peer->disk_known, peer->disk_free,
+                         peer->disk_min_free)) {
+          *probe = true;
+          return true;
+        }
+      }
       if (peer->broken || !fenced_.ok() || stopping_) return false;
       if (!recent_.empty() && *next >= recent_.front().revision) {
         uint64_t size = 0;
@@ -466,13 +556,15 @@ absl::Status ReplicationSource::RunStream(Peer* peer, bool* accepted) {
     peer->broken = false;
   }
   auto stream = peer->stub->Append(&ctx);
-  absl::StatusOr<Revision> durable = Handshake(peer, stream.get());
+  std::optional<v1::ReplicaDiskSpace> disk;
+  absl::StatusOr<Revision> durable = Handshake(peer, stream.get(), &disk);
   absl::Status result;
   if (durable.ok()) {
     *accepted = true;
     {
       absl::MutexLock lock(&mu_);
       peer->connected = true;
+      SetDiskSpaceLocked(peer, disk.has_value() ? &*disk : nullptr);
       peer->acked = *durable;
       if (peer->acked >= committed_) peer->caught_up_at = absl::Now();
       UpdateWatermarkLocked();
@@ -486,13 +578,14 @@ absl::Status ReplicationSource::RunStream(Peer* peer, bool* accepted) {
     while (true) {
       v1::AppendBatches batches;
       absl::Status error;
-      if (!NextBatches(peer, &next, &log, &batches, &error)) {
+      bool probe = false;
+      if (!NextBatches(peer, &next, &log, &batches, &error, &probe)) {
         result = error;
         absl::MutexLock lock(&mu_);
         ended = peer->broken;
         break;
       }
-      if (batches.batches_size() == 0) continue;
+      if (batches.batches_size() == 0 && !probe) continue;
       v1::AppendRequest req;
       *req.mutable_batches() = std::move(batches);
       if (!stream->Write(req)) {  // The stream is over: Read ends too.
@@ -538,6 +631,9 @@ ReplicationSource::Stats ReplicationSource::GetStats() const {
     ReplicaStats r;
     r.id = peer->id;
     r.connected = peer->connected;
+    r.disk_known = peer->disk_known;
+    r.disk_free_bytes = peer->disk_free;
+    r.disk_min_free_bytes = peer->disk_min_free;
     r.in_sync =
         std::find(in_sync_.begin(), in_sync_.end(), peer->id) != in_sync_.end();
     r.acked_revision = peer->acked;

@@ -17,11 +17,13 @@
 // Thread safety: thread-safe. OnCommit is called by the engine with its
 // write lock held; it only queues and signals.
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -76,6 +78,11 @@ class ReplicationSource final : public storage::CommitListener {
     // Reconnect backoff after a broken stream: doubles up to the maximum.
     absl::Duration min_backoff = absl::Milliseconds(20);
     absl::Duration max_backoff = absl::Seconds(1);
+    // While a replica reports its disk below its reserve, an idle stream
+    // sends it an empty AppendBatches this often, so its next ack says
+    // when it has room again (no write reaches it meanwhile: they are
+    // refused, see InSyncDiskReserve).
+    absl::Duration disk_probe_interval = absl::Milliseconds(200);
   };
 
   // Starts shipping to every replica. `db` is not owned and must outlive
@@ -112,6 +119,20 @@ class ReplicationSource final : public storage::CommitListener {
   void WaitReplicated(Revision revision, absl::Time deadline,
                       WaitCallback done);
 
+  // OK, or RESOURCE_EXHAUSTED naming the first connected in-sync replica
+  // whose last AppendAccepted/AppendAck put the free space of its data
+  // volume below its reserve (its --min_free_disk_bytes): "disk space
+  // below reserve on replica N of range R: F bytes free
+  // (--min_free_disk_bytes=M there); deletes are still accepted". A write
+  // that adds data should be refused then: every in-sync replica must
+  // apply it, and a replica that runs out of space stops acknowledging
+  // (as etcd's NOSPACE alarm stops the whole cluster's writes when one
+  // member is out of quota). A replica that disconnects stops counting
+  // (its report may be stale; a silent replica lags and leaves the set).
+  // Cheap while no replica is short (one atomic load): callable for every
+  // write, from any thread.
+  absl::Status InSyncDiskReserve() const;
+
   // Stops shipping and fails every waiter (and every later one) with
   // Unavailable carrying `why`: the lease was lost or the epoch
   // superseded. Idempotent (the first reason stays).
@@ -127,6 +148,11 @@ class ReplicationSource final : public storage::CommitListener {
     uint64_t lag_revisions = 0;
     double lag_seconds = 0;  // Since it was last caught up; 0 if it is.
     uint64_t resyncs = 0;    // Re-syncs it reported (AppendResyncing).
+    // Its last disk report while connected (ReplicaDiskSpace); unknown
+    // when it sent none.
+    bool disk_known = false;
+    uint64_t disk_free_bytes = 0;
+    uint64_t disk_min_free_bytes = 0;
   };
   struct Stats {
     Revision committed_revision = 0;
@@ -155,18 +181,28 @@ class ReplicationSource final : public storage::CommitListener {
   ReplicationSource(storage::DB* db, Options options);
   void RunPeer(Peer* peer);
   absl::Status RunStream(Peer* peer, bool* accepted);
+  // The replica's durable revision once it accepted the stream; its disk
+  // report (if it sent one) in `*disk`.
   absl::StatusOr<Revision> Handshake(
       Peer* peer,
       grpc::ClientReaderWriterInterface<v1::AppendRequest, v1::AppendResponse>*
-          stream);
+          stream,
+      std::optional<v1::ReplicaDiskSpace>* disk);
   void ReadAcks(Peer* peer,
                 grpc::ClientReaderWriterInterface<v1::AppendRequest,
                                                   v1::AppendResponse>* stream);
+  // Records a replica's disk report (`space` null: unknown) and updates
+  // reserve_short_.
+  void SetDiskSpaceLocked(Peer* peer, const v1::ReplicaDiskSpace* space)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void UpdateReserveShortLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Fills `out` with batches from `*next` on; false when the stream should
-  // end (broken, fenced, stopped) or *error is set.
+  // end (broken, fenced, stopped) or *error is set. True with `out` empty
+  // and *probe set: send it as a probe (the replica reported its disk short
+  // and nothing was committed for disk_probe_interval).
   bool NextBatches(Peer* peer, Revision* next,
                    std::unique_ptr<storage::ChangeIterator>* log,
-                   v1::AppendBatches* out, absl::Status* error);
+                   v1::AppendBatches* out, absl::Status* error, bool* probe);
   void RunNotifier();
   void UpdateWatermarkLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void FenceLocked(const absl::Status& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -184,6 +220,9 @@ class ReplicationSource final : public storage::CommitListener {
   std::multimap<Revision, Waiter> waiters_ ABSL_GUARDED_BY(mu_);
   std::vector<Ready> ready_ ABSL_GUARDED_BY(mu_);
   absl::Status fenced_ ABSL_GUARDED_BY(mu_);
+  // Whether InSyncDiskReserve would refuse: some connected in-sync
+  // replica reported its disk below its reserve. Written under mu_.
+  std::atomic<bool> reserve_short_{false};
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t resyncs_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<std::unique_ptr<Peer>> peers_;  // Fixed after construction.

@@ -99,11 +99,22 @@ void ReplicationService::TEST_SetChunkHook(
 
 namespace {
 
+// Sets `msg`'s disk_space from `disk_space`, if it knows it.
+template <typename Msg>
+void FillDiskSpace(const std::function<bool(v1::ReplicaDiskSpace*)>& disk_space,
+                   Msg* msg) {
+  if (!disk_space) return;
+  v1::ReplicaDiskSpace space;
+  if (disk_space(&space)) *msg->mutable_disk_space() = space;
+}
+
 // Rebuilds `sink` (telling the primary first) and answers with the new
 // durable revision.
 grpc::Status ResyncAndAccept(
     ReplicaSink* sink, Epoch epoch, const NodeId& primary,
-    const std::string& reason, grpc::ServerContext* context,
+    const std::string& reason,
+    const std::function<bool(v1::ReplicaDiskSpace*)>& disk_space,
+    grpc::ServerContext* context,
     grpc::ServerReaderWriter<v1::AppendResponse, v1::AppendRequest>* stream) {
   v1::AppendResponse resp;
   resp.mutable_resyncing()->set_reason(reason);
@@ -113,6 +124,7 @@ grpc::Status ResyncAndAccept(
   resp.Clear();
   resp.mutable_accepted()->set_durable_revision(static_cast<int64_t>(*r));
   resp.mutable_accepted()->set_epoch(epoch);
+  FillDiskSpace(disk_space, resp.mutable_accepted());
   if (!stream->Write(resp)) return grpc::Status::CANCELLED;
   return grpc::Status::OK;
 }
@@ -146,14 +158,17 @@ grpc::Status ReplicationService::Append(
       sink->Start(epoch, start.primary(), EpochHistoryFromProto(start.epoch_history()));
   if (!started.ok()) return ToAppendStatus(started.status(), context);
   if (!started->resync_reason.empty()) {
-    grpc::Status s = ResyncAndAccept(sink.get(), epoch, start.primary(),
-                                     started->resync_reason, context, stream);
+    grpc::Status s =
+        ResyncAndAccept(sink.get(), epoch, start.primary(),
+                        started->resync_reason, options_.disk_space, context,
+                        stream);
     if (!s.ok()) return s;
   } else {
     v1::AppendResponse resp;
     resp.mutable_accepted()->set_durable_revision(
         static_cast<int64_t>(started->durable_revision));
     resp.mutable_accepted()->set_epoch(epoch);
+    FillDiskSpace(options_.disk_space, resp.mutable_accepted());
     if (!stream->Write(resp)) return grpc::Status::CANCELLED;
   }
   while (stream->Read(&req)) {
@@ -162,11 +177,12 @@ grpc::Status ReplicationService::Append(
       if (!r.ok()) return ToAppendStatus(r.status(), context);
       v1::AppendResponse ack;
       ack.mutable_ack()->set_durable_revision(static_cast<int64_t>(*r));
+      FillDiskSpace(options_.disk_space, ack.mutable_ack());
       if (!stream->Write(ack)) return grpc::Status::CANCELLED;
     } else if (req.has_resync()) {
       grpc::Status s = ResyncAndAccept(sink.get(), epoch, start.primary(),
-                                       req.resync().reason(), context,
-                                       stream);
+                                       req.resync().reason(),
+                                       options_.disk_space, context, stream);
       if (!s.ok()) return s;
     } else {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,

@@ -43,6 +43,13 @@ class ReplicationService final : public v1::Replication::Service {
     // the file system of the ranges' databases, so SSTables are linked.
     std::string checkpoint_dir;
     uint64_t checkpoint_chunk_bytes = 1 << 20;
+    // Fills in this node's free disk space for every AppendAccepted and
+    // AppendAck (the primary refuses writes while an in-sync replica is
+    // below its reserve); returns false when unknown (nothing is sent).
+    // Called on the stream's thread once per ack: must be cheap (a statvfs
+    // is: microseconds, next to the ack's fsync) and thread-safe. Empty:
+    // never sent.
+    std::function<bool(v1::ReplicaDiskSpace* out)> disk_space;
   };
   explicit ReplicationService(Options options);
 

@@ -279,8 +279,9 @@ void RpcMetrics::CollectBackups(
 }
 
 namespace {
-constexpr std::array<std::string_view, 3> kWriteRefusalReasons = {
-    "disk_reserve", "engine_out_of_space", "engine_read_only"};
+constexpr std::array<std::string_view, 4> kWriteRefusalReasons = {
+    "disk_reserve", "engine_out_of_space", "engine_read_only",
+    "replica_disk_reserve"};
 }  // namespace
 
 void RpcMetrics::OnDiskFree(uint64_t free_bytes) {
@@ -314,7 +315,9 @@ void RpcMetrics::CollectDisk(std::vector<prometheus::MetricFamily>* out) const {
       "strata_write_refusals_total",
       "Writes refused before reaching the engine, by reason: disk_reserve "
       "(free space below --min_free_disk_bytes), engine_out_of_space (writes "
-      "paused after ENOSPC), engine_read_only (after an I/O error).",
+      "paused after ENOSPC), engine_read_only (after an I/O error), "
+      "replica_disk_reserve (a cluster primary: an in-sync replica's free "
+      "space is below its --min_free_disk_bytes).",
       MetricType::Counter);
   for (size_t i = 0; i < kWriteRefusalReasons.size(); i++) {
     AddCounter(&refusals,

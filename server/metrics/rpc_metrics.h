@@ -172,7 +172,7 @@ class RpcMetrics final : public RpcObserver, public prometheus::Collectable {
   // Written by OnDiskFree, or by CollectDisk if disk_free_dir_ is set.
   alignas(64) mutable std::atomic<uint64_t> disk_free_bytes_{0};
   std::string disk_free_dir_;  // Fixed before the first Collect.
-  std::array<std::atomic<uint64_t>, 3> write_refusals_{};
+  std::array<std::atomic<uint64_t>, 4> write_refusals_{};
   alignas(64) std::atomic<int64_t> leases_{0};
   std::atomic<int64_t> ttl_keys_{0};
   std::atomic<uint64_t> expired_keys_{0};

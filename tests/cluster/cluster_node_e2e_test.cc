@@ -718,6 +718,70 @@ TEST_F(ClusterNodeE2ETest, ForwardingToADeadPrimaryAnswersUnavailable) {
       << s.error_code() << " " << s.error_message() << Logs();
 }
 
+// A replica whose data volume is below its reserve (--min_free_disk_bytes
+// larger than any disk here) tells the primary with its acks: the primary
+// refuses writes that add data with RESOURCE_EXHAUSTED naming the replica
+// (readiness for writes down, liveness up, the refusal counted), takes
+// deletes, and takes writes again once the replica restarts with room.
+TEST_F(ClusterNodeE2ETest, ReplicaBelowItsDiskReserveStopsWritesAtThePrimary) {
+  ASSERT_TRUE(Init().ok());
+  for (const char* id : {"n1", "n2", "n3"}) {
+    auto p = StartNode(id, id == std::string("n2")
+                               ? "--min_free_disk_bytes=1000000000000000000"
+                               : "");
+    ASSERT_TRUE(p.ok()) << p.status() << Logs();
+    nodes_[id] = *std::move(p);
+  }
+  grpc::Status put;
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (true) {
+    put = Put("n1", "k", "v");
+    if (put.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED ||
+        absl::Now() >= deadline) {
+      break;
+    }
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  ASSERT_EQ(put.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+      << put.error_code() << " " << put.error_message() << Logs();
+  EXPECT_NE(put.error_message().find("disk space below reserve on replica n2"),
+            std::string::npos)
+      << put.error_message();
+  constexpr int kServing = grpc::health::v1::HealthCheckResponse::SERVING;
+  EXPECT_TRUE(WaitForHealth("n1", "strata.v1.KV.write",
+                            grpc::health::v1::HealthCheckResponse::NOT_SERVING,
+                            absl::Seconds(5)))
+      << Logs();
+  EXPECT_EQ(Health("n1", "strata.v1.KV"), kServing);
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(5));
+    v1::DeleteRequest req;
+    req.set_key("k");
+    v1::DeleteResponse resp;
+    grpc::Status del = Kv("n1")->Delete(&ctx, req, &resp);
+    EXPECT_TRUE(del.ok()) << del.error_message();
+  }
+  EXPECT_GE(Sample("n1", "strata_write_refusals_total{reason=\"replica_disk_reserve\"}"),
+            1);
+
+  // n2 back with the default reserve: writes resume, no primary restart.
+  nodes_["n2"]->Signal(SIGTERM);
+  ASSERT_TRUE(nodes_["n2"]->Wait(absl::Seconds(10)).ok());
+  auto restarted = StartNode("n2");
+  ASSERT_TRUE(restarted.ok()) << restarted.status();
+  nodes_["n2"] = *std::move(restarted);
+  EXPECT_TRUE(WaitForHealth("n1", "strata.v1.KV.write", kServing,
+                            absl::Seconds(30)))
+      << Logs();
+  const absl::Time resume = absl::Now() + absl::Seconds(30);
+  do {
+    put = Put("n1", "k", "after");
+  } while (!put.ok() && absl::Now() < resume);
+  EXPECT_TRUE(put.ok()) << put.error_message() << Logs();
+}
+
 // Transport security between nodes (docs/cluster.md, "Transport
 // security"): with --tls_cert every node's port serves TLS (a replica's
 // too), and the nodes dial each other over TLS verified against

@@ -72,7 +72,13 @@ struct Node {
   bool fail_swap_open = false;
   // True while the swap hook runs (closes the old DB, opens the new one).
   std::atomic<bool> swapping{false};
+  // The disk space the node reports with its acks (none while
+  // report_disk is false), against a reserve of kTestReserve.
+  std::atomic<bool> report_disk{false};
+  std::atomic<uint64_t> disk_free{0};
 };
+
+constexpr uint64_t kTestReserve = 1000;
 
 class ReplicationTest : public ::testing::Test {
  protected:
@@ -86,6 +92,12 @@ class ReplicationTest : public ::testing::Test {
       ReplicationService::Options so;
       so.checkpoint_dir = absl::StrCat(dir_.path(), "/", id, "/tmp");
       so.checkpoint_chunk_bytes = 4096;  // Many chunks per file.
+      so.disk_space = [n = node.get()](v1::ReplicaDiskSpace* out) {
+        if (!n->report_disk) return false;
+        out->set_free_bytes(n->disk_free);
+        out->set_min_free_bytes(kTestReserve);
+        return true;
+      };
       node->service = std::make_unique<ReplicationService>(so);
       grpc::ServerBuilder builder;
       int port = 0;
@@ -281,6 +293,71 @@ TEST_F(ReplicationTest, BatchesReplicateRevisionForRevision) {
     EXPECT_EQ(r.acked_revision, last) << r.id;
     EXPECT_EQ(r.lag_revisions, 0u) << r.id;
   }
+}
+
+// Polls `done` until it holds, for at most `timeout`.
+bool PollFor(const std::function<bool()>& done, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (!done()) {
+    if (absl::Now() >= deadline) return false;
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  return true;
+}
+
+// An in-sync replica reports its disk below its reserve with each ack: the
+// primary's InSyncDiskReserve refuses (naming it) until the replica has
+// room again, which the primary hears from an empty probe with no write in
+// between (writes are refused meanwhile), or until the replica is no
+// longer connected (its report may be stale) or no longer in sync.
+TEST_F(ReplicationTest, InSyncReplicaBelowItsDiskReserveIsReportedUntilItHasRoom) {
+  for (const char* id : {"n2", "n3"}) {
+    node(id)->report_disk = true;
+    node(id)->disk_free = 10 * kTestReserve;
+    StartReplica(node(id));
+  }
+  ReplicationSource::Options o;
+  o.disk_probe_interval = absl::Milliseconds(20);
+  StartPrimary(node("n1"), 1, {{1, 1}}, {"n2", "n3"}, o);
+  ReplicationSource* source = node("n1")->source.get();
+  ASSERT_OK(WaitReplicated(node("n1"), Write(node("n1"), 2)));
+  EXPECT_OK(source->InSyncDiskReserve());
+
+  // Replicated means both acks are in, with the report they carried.
+  node("n2")->disk_free = kTestReserve - 1;
+  ASSERT_OK(WaitReplicated(node("n1"), Write(node("n1"), 1)));
+  absl::Status short_of_space = source->InSyncDiskReserve();
+  EXPECT_TRUE(absl::IsResourceExhausted(short_of_space)) << short_of_space;
+  EXPECT_NE(short_of_space.message().find(
+                "on replica n2 of range 1: 999 bytes free "
+                "(--min_free_disk_bytes=1000 there)"),
+            std::string::npos)
+      << short_of_space;
+  for (const ReplicationSource::ReplicaStats& r : source->GetStats().replicas) {
+    EXPECT_TRUE(r.disk_known) << r.id;
+    EXPECT_EQ(r.disk_free_bytes, r.id == "n2" ? 999u : 10 * kTestReserve);
+  }
+
+  // Room again: the probes carry it, no write needed.
+  const Revision before = node("n1")->db->CurrentRevision();
+  node("n2")->disk_free = kTestReserve;
+  EXPECT_TRUE(PollFor([&] { return source->InSyncDiskReserve().ok(); },
+                      kWait));
+  EXPECT_EQ(node("n1")->db->CurrentRevision(), before);
+
+  // Out of the in-sync set, a short replica holds nothing back.
+  node("n3")->disk_free = 0;
+  ASSERT_OK(WaitReplicated(node("n1"), Write(node("n1"), 1)));
+  EXPECT_FALSE(source->InSyncDiskReserve().ok());
+  source->SetInSync({"n1", "n2"});
+  EXPECT_OK(source->InSyncDiskReserve());
+  source->SetInSync({"n1", "n2", "n3"});
+  EXPECT_FALSE(source->InSyncDiskReserve().ok());
+
+  // Disconnected, its report is stale and does not count.
+  StopReplica(node("n3"));
+  EXPECT_TRUE(PollFor([&] { return source->InSyncDiskReserve().ok(); },
+                      kWait));
 }
 
 TEST_F(ReplicationTest, WaitReplicatedFiresOnlyOnceEveryInSyncReplicaHasIt) {

@@ -48,6 +48,12 @@ class FullDiskServerTest : public strata::testing::WriteGateServerTest {
     options.disk_space.TEST_free_bytes = [this]() -> absl::StatusOr<uint64_t> {
       return free_bytes_.load();
     };
+    options.disk_space.replicas_reserve = [this] {
+      return replica_short_.load()
+                 ? absl::ResourceExhaustedError(
+                       "disk space below reserve on replica n2 of range 0")
+                 : absl::OkStatus();
+    };
     storage::Options engine;
     engine.out_of_space_retry_initial_micros = 1000;
     engine.out_of_space_retry_max_micros = 20'000;
@@ -77,6 +83,8 @@ class FullDiskServerTest : public strata::testing::WriteGateServerTest {
   void Refresh() { server_->server()->TEST_write_gate()->Refresh(); }
 
   std::atomic<uint64_t> free_bytes_{uint64_t{1} << 40};
+  // What the gate's replicas_reserve (a cluster primary's) reports.
+  std::atomic<bool> replica_short_{false};
 };
 
 TEST_F(FullDiskServerTest, BelowReserveRefusesWritesThatAddDataButNotDeletes) {
@@ -160,6 +168,26 @@ TEST_F(FullDiskServerTest, BelowReserveRefusesWritesThatAddDataButNotDeletes) {
   EXPECT_EQ(Health(kWriteHealthName), HealthResponse::SERVING);
   ASSERT_TRUE(Put("c", "3").ok());
   EXPECT_EQ(*Get("c"), "3");
+}
+
+// A cluster primary's in-sync replica is short of disk space: the gate
+// refuses what adds data with the replica's reason, passes deletes, and
+// takes writes again at once when the replica has room (no refresh: the
+// condition is read on every write).
+TEST_F(FullDiskServerTest, ReplicaBelowItsReserveRefusesWritesThatAddData) {
+  Start();
+  ASSERT_TRUE(Put("a", "1").ok());
+  replica_short_ = true;
+  grpc::Status s = Put("b", "2");
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_NE(s.error_message().find("on replica n2"), std::string::npos)
+      << s.error_message();
+  EXPECT_TRUE(Delete("a").ok());
+  EXPECT_EQ(observer_.count("replica_disk_reserve"), 1);
+  EXPECT_EQ(observer_.count("disk_reserve"), 0);
+  replica_short_ = false;
+  EXPECT_TRUE(Put("b", "2").ok());
+  EXPECT_EQ(*Get("b"), "2");
 }
 
 // The engine itself runs out of space (the reserve was not enough): writes
