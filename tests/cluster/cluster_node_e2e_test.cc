@@ -175,6 +175,16 @@ class ClusterNodeE2ETest : public ::testing::Test {
     return Kv(id)->Put(&ctx, req, out != nullptr ? out : &resp);
   }
 
+  grpc::Status Delete(const std::string& id, const std::string& key) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(5));
+    v1::DeleteRequest req;
+    req.set_key(key);
+    v1::DeleteResponse resp;
+    return Kv(id)->Delete(&ctx, req, &resp);
+  }
+
   grpc::Status Get(const std::string& id, const std::string& key,
                    v1::GetResponse* resp) {
     grpc::ClientContext ctx;
@@ -218,19 +228,26 @@ class ClusterNodeE2ETest : public ::testing::Test {
     return -1;
   }
 
+  // Initializes the cluster and starts n1, n2, n3 (n1 the primary), each
+  // with its flag in `extra` if it has one. False (a test failure logged)
+  // if one does not start.
+  bool InitAndStartNodes(const std::map<std::string, std::string>& extra) {
+    EXPECT_TRUE(Init().ok());
+    for (const char* id : {"n1", "n2", "n3"}) {
+      auto flag = extra.find(id);
+      auto p = StartNode(id, flag != extra.end() ? flag->second : "");
+      EXPECT_TRUE(p.ok()) << p.status() << Logs();
+      if (!p.ok()) return false;
+      nodes_[id] = *std::move(p);
+    }
+    return true;
+  }
+
   // Starts n1, n2, n3 (n1 the primary; n3 with --cluster_forward=false)
   // and waits until n1 acknowledges a write (its replicas have connected).
   // Returns that write's revision.
   int64_t StartClusterAndWrite() {
-    EXPECT_TRUE(Init().ok());
-    for (const char* id : {"n1", "n2", "n3"}) {
-      auto p = StartNode(id, id == std::string("n3")
-                                 ? "--cluster_forward=false"
-                                 : "");
-      EXPECT_TRUE(p.ok()) << p.status() << Logs();
-      if (!p.ok()) return -1;
-      nodes_[id] = *std::move(p);
-    }
+    if (!InitAndStartNodes({{"n3", "--cluster_forward=false"}})) return -1;
     const absl::Time deadline = absl::Now() + absl::Seconds(20);
     while (absl::Now() < deadline) {
       v1::PutResponse resp;
@@ -295,6 +312,25 @@ class ClusterNodeE2ETest : public ::testing::Test {
       absl::SleepFor(absl::Milliseconds(50));
     }
     return Health(id, service) == want;
+  }
+
+  // Starts replica `id` again (its old process is gone) with the default
+  // flags, then expects n1 to turn ready for writes and to acknowledge a
+  // Put within 30 s each.
+  void RestartAndWriteThroughN1(const std::string& id) {
+    auto restarted = StartNode(id);
+    ASSERT_TRUE(restarted.ok()) << restarted.status();
+    nodes_[id] = *std::move(restarted);
+    EXPECT_TRUE(WaitForHealth("n1", "strata.v1.KV.write",
+                              grpc::health::v1::HealthCheckResponse::SERVING,
+                              absl::Seconds(30)))
+        << Logs();
+    grpc::Status put;
+    const absl::Time deadline = absl::Now() + absl::Seconds(30);
+    do {
+      put = Put("n1", "after", absl::StrCat(id, "-back"));
+    } while (!put.ok() && absl::Now() < deadline);
+    EXPECT_TRUE(put.ok()) << put.error_message() << Logs();
   }
 
   std::string Logs() {
@@ -677,21 +713,10 @@ TEST_F(ClusterNodeE2ETest, PrimaryWithoutItsReplicasIsNotWriteReady) {
   EXPECT_TRUE(read.ok()) << read.error_message();
 
   // One replica back: it reconnects, catches up, and writes flow again.
-  auto restarted = StartNode("n2");
-  ASSERT_TRUE(restarted.ok()) << restarted.status();
-  nodes_["n2"] = *std::move(restarted);
-  EXPECT_TRUE(WaitForHealth("n1", "strata.v1.KV.write", kServing,
-                            absl::Seconds(30)))
-      << Logs();
   // The first writes wait for n3 (still in the set, silent) until the
   // primary drops it after the lag timeout (5 s): the set may shrink to
   // min_in_sync again, so that wait is bounded.
-  grpc::Status put;
-  const absl::Time deadline = absl::Now() + absl::Seconds(30);
-  do {
-    put = Put("n1", "after", "n2-back");
-  } while (!put.ok() && absl::Now() < deadline);
-  EXPECT_TRUE(put.ok()) << put.error_message() << Logs();
+  RestartAndWriteThroughN1("n2");
 }
 
 // A replica whose primary has just died passes on the failed upstream
@@ -724,14 +749,8 @@ TEST_F(ClusterNodeE2ETest, ForwardingToADeadPrimaryAnswersUnavailable) {
 // (readiness for writes down, liveness up, the refusal counted), takes
 // deletes, and takes writes again once the replica restarts with room.
 TEST_F(ClusterNodeE2ETest, ReplicaBelowItsDiskReserveStopsWritesAtThePrimary) {
-  ASSERT_TRUE(Init().ok());
-  for (const char* id : {"n1", "n2", "n3"}) {
-    auto p = StartNode(id, id == std::string("n2")
-                               ? "--min_free_disk_bytes=1000000000000000000"
-                               : "");
-    ASSERT_TRUE(p.ok()) << p.status() << Logs();
-    nodes_[id] = *std::move(p);
-  }
+  ASSERT_TRUE(
+      InitAndStartNodes({{"n2", "--min_free_disk_bytes=1000000000000000000"}}));
   grpc::Status put;
   const absl::Time deadline = absl::Now() + absl::Seconds(20);
   while (true) {
@@ -753,33 +772,16 @@ TEST_F(ClusterNodeE2ETest, ReplicaBelowItsDiskReserveStopsWritesAtThePrimary) {
                             absl::Seconds(5)))
       << Logs();
   EXPECT_EQ(Health("n1", "strata.v1.KV"), kServing);
-  {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() +
-                     std::chrono::seconds(5));
-    v1::DeleteRequest req;
-    req.set_key("k");
-    v1::DeleteResponse resp;
-    grpc::Status del = Kv("n1")->Delete(&ctx, req, &resp);
-    EXPECT_TRUE(del.ok()) << del.error_message();
-  }
-  EXPECT_GE(Sample("n1", "strata_write_refusals_total{reason=\"replica_disk_reserve\"}"),
+  grpc::Status del = Delete("n1", "k");
+  EXPECT_TRUE(del.ok()) << del.error_message();
+  EXPECT_GE(Sample("n1",
+                   "strata_write_refusals_total{reason=\"replica_disk_reserve\"}"),
             1);
 
   // n2 back with the default reserve: writes resume, no primary restart.
   nodes_["n2"]->Signal(SIGTERM);
   ASSERT_TRUE(nodes_["n2"]->Wait(absl::Seconds(10)).ok());
-  auto restarted = StartNode("n2");
-  ASSERT_TRUE(restarted.ok()) << restarted.status();
-  nodes_["n2"] = *std::move(restarted);
-  EXPECT_TRUE(WaitForHealth("n1", "strata.v1.KV.write", kServing,
-                            absl::Seconds(30)))
-      << Logs();
-  const absl::Time resume = absl::Now() + absl::Seconds(30);
-  do {
-    put = Put("n1", "k", "after");
-  } while (!put.ok() && absl::Now() < resume);
-  EXPECT_TRUE(put.ok()) << put.error_message() << Logs();
+  RestartAndWriteThroughN1("n2");
 }
 
 // Transport security between nodes (docs/cluster.md, "Transport
