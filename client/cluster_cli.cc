@@ -19,6 +19,15 @@
 ABSL_FLAG(std::string, etcd, "",
           "cluster: host:port of an etcd member's client URL, or several "
           "members' separated by commas (h1:p1,h2:p2,h3:p3).");
+ABSL_FLAG(std::string, etcd_ca, "",
+          "cluster: PEM bundle of the CAs that sign etcd's server "
+          "certificates (etcdctl's --cacert); set, etcd is reached over "
+          "TLS. Empty = plaintext.");
+ABSL_FLAG(std::string, etcd_cert, "",
+          "cluster: client certificate for an etcd with --client-cert-auth "
+          "(etcdctl's --cert; with --etcd_key and --etcd_ca).");
+ABSL_FLAG(std::string, etcd_key, "",
+          "cluster: the private key of --etcd_cert (etcdctl's --key).");
 ABSL_FLAG(std::string, cluster_prefix, "strata/",
           "cluster: the etcd key prefix the cluster lives under.");
 ABSL_FLAG(std::string, nodes, "",
@@ -56,7 +65,8 @@ const char kClusterUsage[] =
   cluster drain --etcd=H:P ID
                      move every range whose primary is ID to a live in-sync
                      replica (exit 3 if one has none)
-                     (all: --cluster_prefix=P, default "strata/")
+                     (all: --cluster_prefix=P, default "strata/"; TLS to
+                     etcd: --etcd_ca=FILE [--etcd_cert=FILE --etcd_key=FILE])
 )usage";
 
 namespace {
@@ -212,6 +222,13 @@ int RunClusterCommand(const std::vector<std::string>& args,
   cluster::EtcdClientOptions options;
   options.endpoint = etcd;
   options.call_timeout = timeout;
+  options.tls.ca_file = absl::GetFlag(FLAGS_etcd_ca);
+  options.tls.cert_file = absl::GetFlag(FLAGS_etcd_cert);
+  options.tls.key_file = absl::GetFlag(FLAGS_etcd_key);
+  if (absl::Status s = cluster::ValidateEtcdTls(options.tls, "--etcd_");
+      !s.ok()) {
+    return Usage(std::string(s.message()));
+  }
   cluster::EtcdClient client(options);
   cluster::ClusterStore store(&client, prefix);
   const std::string& sub = args[0];

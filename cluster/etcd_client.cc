@@ -3,6 +3,10 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <iterator>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -12,6 +16,9 @@
 #include "absl/time/clock.h"
 #include "cluster/proto/etcd/rpc.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
+#include "grpcpp/security/tls_certificate_provider.h"
+#include "grpcpp/security/tls_certificate_verifier.h"
+#include "grpcpp/security/tls_credentials_options.h"
 
 namespace strata::cluster {
 
@@ -190,7 +197,8 @@ TxnOp TxnOp::Delete(std::string key) {
 
 // --- EtcdClient. ---------------------------------------------------------------
 
-absl::StatusOr<EtcdChannelPlan> PlanEtcdChannels(std::string_view endpoints) {
+absl::StatusOr<EtcdChannelPlan> PlanEtcdChannels(std::string_view endpoints,
+                                                 bool tls) {
   enum class Kind { kIpv4, kIpv6, kName };
   std::vector<std::string> entries;
   std::vector<Kind> kinds;
@@ -226,7 +234,7 @@ absl::StatusOr<EtcdChannelPlan> PlanEtcdChannels(std::string_view endpoints) {
     return plan;
   }
   const bool one_literal_family =
-      kinds.front() != Kind::kName &&
+      !tls && kinds.front() != Kind::kName &&
       std::all_of(kinds.begin(), kinds.end(),
                   [&](Kind k) { return k == kinds.front(); });
   if (one_literal_family) {
@@ -241,6 +249,53 @@ absl::StatusOr<EtcdChannelPlan> PlanEtcdChannels(std::string_view endpoints) {
 }
 
 namespace {
+
+// Plaintext, or TLS verifying each member's certificate against the CA
+// bundle and the name dialed, presenting the client certificate if one is
+// given. The provider reads the files when a connection is made (and every
+// reload_interval), so unreadable files fail handshakes (UNAVAILABLE)
+// rather than this call; ValidateEtcdTls reports them up front.
+std::shared_ptr<grpc::ChannelCredentials> EtcdChannelCredentials(
+    const EtcdTlsOptions& tls) {
+  if (!tls.enabled()) return grpc::InsecureChannelCredentials();
+  const auto refresh = static_cast<unsigned int>(
+      std::max<int64_t>(1, absl::ToInt64Seconds(tls.reload_interval)));
+  std::shared_ptr<grpc::experimental::CertificateProviderInterface> provider;
+  grpc::experimental::TlsChannelCredentialsOptions options;
+  if (tls.cert_file.empty()) {
+    provider =
+        std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+            tls.ca_file, refresh);
+  } else {
+    provider =
+        std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+            tls.key_file, tls.cert_file, tls.ca_file, refresh);
+    options.watch_identity_key_cert_pairs();
+  }
+  options.set_certificate_provider(provider);
+  options.watch_root_certs();
+  options.set_verify_server_certs(true);
+  options.set_certificate_verifier(
+      std::make_shared<grpc::experimental::HostNameCertificateVerifier>());
+  return grpc::experimental::TlsCredentials(options);
+}
+
+// Whether `path` can be read and holds a PEM block; InvalidArgument naming
+// `flag` otherwise.
+absl::Status CheckPemFile(const std::string& flag, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(flag, "=", path, ": ", std::strerror(errno)));
+  }
+  const std::string data((std::istreambuf_iterator<char>(in)),
+                         std::istreambuf_iterator<char>());
+  if (in.bad() || data.find("-----BEGIN ") == std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        flag, "=", path, in.bad() ? ": read error" : ": no PEM block in it"));
+  }
+  return absl::OkStatus();
+}
 
 // round_robin over the members, and gRPC's retries for the calls that are
 // safe to repeat (reads; a lease's TTL). Writes are left to the caller:
@@ -262,9 +317,39 @@ constexpr char kRoundRobinServiceConfig[] = R"json({
 
 }  // namespace
 
+absl::Status ValidateEtcdTls(const EtcdTlsOptions& tls,
+                             std::string_view flag_prefix) {
+  const std::string ca_flag = absl::StrCat(std::string(flag_prefix), "ca");
+  const std::string cert_flag = absl::StrCat(std::string(flag_prefix), "cert");
+  const std::string key_flag = absl::StrCat(std::string(flag_prefix), "key");
+  if (tls.cert_file.empty() != tls.key_file.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        cert_flag, " and ", key_flag, " go together (etcd's client "
+        "certificate and its private key)"));
+  }
+  if (!tls.enabled()) {
+    if (!tls.cert_file.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          cert_flag, " needs ", ca_flag,
+          ": the CA bundle that verifies etcd's server certificates (TLS "
+          "to etcd is on only with it)"));
+    }
+    return absl::OkStatus();
+  }
+  if (absl::Status s = CheckPemFile(ca_flag, tls.ca_file); !s.ok()) return s;
+  if (tls.cert_file.empty()) return absl::OkStatus();
+  if (absl::Status s = CheckPemFile(cert_flag, tls.cert_file); !s.ok()) {
+    return s;
+  }
+  return CheckPemFile(key_flag, tls.key_file);
+}
+
 EtcdClient::EtcdClient(EtcdClientOptions options)
     : options_(std::move(options)) {
-  absl::StatusOr<EtcdChannelPlan> plan = PlanEtcdChannels(options_.endpoint);
+  absl::StatusOr<EtcdChannelPlan> plan =
+      PlanEtcdChannels(options_.endpoint, options_.tls.enabled());
+  const std::shared_ptr<grpc::ChannelCredentials> credentials =
+      EtcdChannelCredentials(options_.tls);
   if (!plan.ok()) {
     // The constructor cannot fail: use the text as one target, whose calls
     // then fail (UNAVAILABLE/DEADLINE_EXCEEDED) naming nothing better.
@@ -282,8 +367,7 @@ EtcdClient::EtcdClient(EtcdClientOptions options)
       args.SetServiceConfigJSON(kRoundRobinServiceConfig);
     }
     auto stubs = std::make_unique<Stubs>();
-    stubs->channel = grpc::CreateCustomChannel(
-        target, grpc::InsecureChannelCredentials(), args);
+    stubs->channel = grpc::CreateCustomChannel(target, credentials, args);
     stubs->kv = etcdserverpb::KV::NewStub(stubs->channel);
     stubs->watch = etcdserverpb::Watch::NewStub(stubs->channel);
     stubs->lease = etcdserverpb::Lease::NewStub(stubs->channel);

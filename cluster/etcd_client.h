@@ -26,8 +26,10 @@
 // failing at once while the channel reconnects); one whose connection broke
 // is Unavailable. Either may have taken effect.
 //
-// Transport: plaintext gRPC to one or several endpoints of one etcd
-// cluster (EtcdClientOptions::endpoint; TLS is for later). With several,
+// Transport: gRPC to one or several endpoints of one etcd cluster
+// (EtcdClientOptions::endpoint), plaintext or TLS (EtcdTlsOptions: etcd's
+// https client URLs, with a client certificate for --client-cert-auth).
+// With several,
 // every call and stream goes to a member that is up, so a member going
 // down costs the streams open to it (they reconnect, to another member)
 // and nothing else; see EtcdChannelPlan for how.
@@ -50,6 +52,35 @@
 
 namespace strata::cluster {
 
+// TLS to etcd (its client URLs are https://), with etcdctl's --cacert,
+// --cert and --key as the files. Each member's certificate must name the
+// host:port it is dialed at (a SAN with the IP or DNS name given in
+// EtcdClientOptions::endpoint): with TLS every endpoint gets its own
+// channel (EtcdChannelPlan), so each member is checked against its own
+// name. The files are read when the first connection is made and again
+// every reload_interval (gRPC's FileWatcherCertificateProvider), so rotated
+// certificates are picked up without a restart.
+struct EtcdTlsOptions {
+  // PEM bundle of the CAs that sign the members' server certificates.
+  // Empty: plaintext (and cert_file/key_file must be empty too).
+  std::string ca_file;
+  // This client's certificate chain and private key (PEM), for an etcd
+  // started with --client-cert-auth. Both or neither.
+  std::string cert_file;
+  std::string key_file;
+  absl::Duration reload_interval = absl::Minutes(1);
+
+  bool enabled() const { return !ca_file.empty(); }
+};
+
+// InvalidArgument naming the flag (`flag_prefix` + "ca", "cert", "key",
+// e.g. "--cluster_etcd_") when a file is named but cannot be read, does
+// not hold a PEM block, or cert/key are given without a CA or one without
+// the other. OK for plaintext (all empty). Reads the files; call it where
+// flags are parsed (EtcdClient itself cannot fail).
+absl::Status ValidateEtcdTls(const EtcdTlsOptions& tls,
+                             std::string_view flag_prefix);
+
 struct EtcdClientOptions {
   // host:port of an etcd member's client URL (no scheme), e.g.
   // "127.0.0.1:2379", or several of one cluster separated by commas, e.g.
@@ -57,6 +88,8 @@ struct EtcdClientOptions {
   std::string endpoint;
   // Deadline of each unary call (and of each step of the helpers below).
   absl::Duration call_timeout = absl::Seconds(5);
+  // Plaintext unless tls.ca_file is set.
+  EtcdTlsOptions tls;
 };
 
 // mvccpb.KeyValue. Revisions are etcd's store revisions (a counter of
@@ -142,7 +175,7 @@ struct Lease {
 // (pure; exposed for tests):
 //   - one endpoint: one channel to it, as given (gRPC's DNS resolver for a
 //     host name), exactly as before several were supported;
-//   - several, all IP literals of one family: one channel to the target
+//   - several, all IP literals of one family, plaintext: one channel to the target
 //     "ipv4:a:p,b:p" / "ipv6:[a]:p,[b]:p" with round_robin load balancing:
 //     gRPC keeps a connection to every member, sends each call or stream
 //     to one that is up, and skips one that is down; reads (Range) and
@@ -155,13 +188,16 @@ struct Lease {
 //     picks a channel that is READY (else one not failing, else the next
 //     one). gRPC has no target that names several hosts, and resolving the
 //     names once into an ipv4: list would pin addresses that go stale.
+//     With TLS (`tls`) IP literals take this path too: a channel checks one
+//     name, and each member's certificate names its own address.
 // InvalidArgument for an empty list, an empty entry or an entry without a
 // port.
 struct EtcdChannelPlan {
   std::vector<std::string> targets;  // One channel each.
   bool round_robin = false;          // The ipv4:/ipv6: case.
 };
-absl::StatusOr<EtcdChannelPlan> PlanEtcdChannels(std::string_view endpoints);
+absl::StatusOr<EtcdChannelPlan> PlanEtcdChannels(std::string_view endpoints,
+                                                 bool tls = false);
 
 // A connection to one etcd cluster. Thread-safe: calls may run concurrently
 // from any thread. Owns a gRPC channel, which connects lazily.
@@ -218,7 +254,8 @@ class EtcdClient {
   absl::Status WaitForDeletion(std::string_view key, int64_t after_revision,
                                absl::Time deadline);
 
-  // Channels the client uses (1 unless several host names are given).
+  // Channels the client uses (1 unless several host names, or several
+  // endpoints with TLS, are given).
   size_t channels() const { return stubs_.size(); }
 
   // The generated gRPC stubs (defined in the .cc).

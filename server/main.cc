@@ -297,6 +297,17 @@ ABSL_FLAG(absl::Duration, replication_timeout, absl::Seconds(10),
           "Cluster mode: how long a write committed on the primary waits "
           "for every in-sync replica before the client gets "
           "DEADLINE_EXCEEDED (the write's outcome is then unknown).");
+ABSL_FLAG(std::string, cluster_etcd_ca, "",
+          "Cluster mode: PEM bundle of the CAs that sign etcd's server "
+          "certificates (etcdctl's --cacert); set, the connection to etcd "
+          "is TLS and each member's certificate must name the address in "
+          "--cluster_etcd it is dialed at. Empty = plaintext.");
+ABSL_FLAG(std::string, cluster_etcd_cert, "",
+          "Cluster mode with --cluster_etcd_ca: this node's client "
+          "certificate for an etcd started with --client-cert-auth "
+          "(etcdctl's --cert; with --cluster_etcd_key).");
+ABSL_FLAG(std::string, cluster_etcd_key, "",
+          "The private key of --cluster_etcd_cert (etcdctl's --key).");
 ABSL_FLAG(std::string, cluster_tls_ca, "",
           "Cluster mode with --tls_cert: PEM bundle of the CAs that sign the "
           "other nodes' certificates; node-to-node calls (replication, "
@@ -1037,6 +1048,9 @@ int RunClusterNode(Config config, const sigset_t& signals, int argc,
                    char** argv) {
   strata::cluster::ClusterNodeOptions o;
   o.etcd_endpoint = absl::GetFlag(FLAGS_cluster_etcd);
+  o.etcd_tls.ca_file = absl::GetFlag(FLAGS_cluster_etcd_ca);
+  o.etcd_tls.cert_file = absl::GetFlag(FLAGS_cluster_etcd_cert);
+  o.etcd_tls.key_file = absl::GetFlag(FLAGS_cluster_etcd_key);
   o.prefix = absl::GetFlag(FLAGS_cluster_prefix);
   o.node_id = absl::GetFlag(FLAGS_node_id);
   o.advertise_address = absl::GetFlag(FLAGS_advertise_address);

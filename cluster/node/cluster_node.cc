@@ -85,6 +85,10 @@ absl::StatusOr<std::unique_ptr<ClusterNode>> ClusterNode::Start(
     return absl::InvalidArgumentError(
         absl::StrCat("--cluster_etcd: ", s.message()));
   }
+  if (absl::Status s = ValidateEtcdTls(options.etcd_tls, "--cluster_etcd_");
+      !s.ok()) {
+    return s;
+  }
   if (!IsValidNodeId(options.node_id)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--node_id \"", options.node_id,
@@ -108,7 +112,8 @@ absl::StatusOr<std::unique_ptr<ClusterNode>> ClusterNode::Start(
 
 absl::Status ClusterNode::Init() {
   etcd_ = std::make_unique<EtcdClient>(
-      EtcdClientOptions{.endpoint = options_.etcd_endpoint});
+      EtcdClientOptions{.endpoint = options_.etcd_endpoint,
+                        .tls = options_.etcd_tls});
   store_ = std::make_unique<ClusterStore>(etcd_.get(), options_.prefix);
 
   // Wait for `strata cluster init`.

@@ -85,6 +85,8 @@ namespace strata::cluster {
 struct ClusterNodeOptions {
   std::string etcd_endpoint;  // --cluster_etcd (one host:port or several,
                               // comma-separated: EtcdClientOptions)
+  // --cluster_etcd_ca/_cert/_key: TLS to etcd (plaintext without a CA).
+  EtcdTlsOptions etcd_tls;
   std::string prefix = std::string(kDefaultClusterPrefix);  // --cluster_prefix
   NodeId node_id;                                  // --node_id
   std::string advertise_address;                   // --advertise_address

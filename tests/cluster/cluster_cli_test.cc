@@ -12,6 +12,7 @@
 #include "gtest/gtest.h"
 #include "tests/cluster/etcd_process.h"
 #include "tests/server/process_util.h"
+#include "tests/server/test_pki.h"
 #include "tests/support/test_util.h"
 
 namespace strata::cluster {
@@ -87,6 +88,44 @@ TEST_F(ClusterCliTest, UsageErrors) {
                  absl::Seconds(60));
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_THAT(r.err, HasSubstr("--etcd applies to cluster only"));
+}
+
+// `strata cluster` against an etcd that serves https and requires client
+// certificates: --etcd_ca/--etcd_cert/--etcd_key (etcdctl's --cacert,
+// --cert, --key) reach it; a client certificate without a CA is a usage
+// error; without the flags the command fails instead of hanging.
+TEST_F(ClusterCliTest, EtcdOverMutualTls) {
+  const strata::testing::TestPki& pki = strata::testing::TestPki::Get();
+  if (!pki.error().empty()) GTEST_SKIP() << pki.error();
+  const testing::EtcdServerTls tls = testing::MutualTlsEtcd(
+      [&](const std::string& name) { return pki.Path(name); });
+  etcd_.reset();
+  auto etcd = testing::EtcdProcess::Start(dir_.path() + "/etcd-tls",
+                                          absl::Seconds(30), tls);
+  ASSERT_OK(etcd);
+  etcd_ = *std::move(etcd);
+  const std::vector<std::string> flags = {
+      absl::StrCat("--etcd_ca=", tls.probe.ca_file),
+      absl::StrCat("--etcd_cert=", tls.probe.cert_file),
+      absl::StrCat("--etcd_key=", tls.probe.key_file)};
+  std::vector<std::string> init = {
+      "init", "--nodes=n1=127.0.0.1:1001,n2=127.0.0.1:1002,n3=127.0.0.1:1003"};
+  init.insert(init.end(), flags.begin(), flags.end());
+  ProcessResult r = Cluster(init);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::vector<std::string> status = {"status"};
+  status.insert(status.end(), flags.begin(), flags.end());
+  r = Cluster(status);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("127.0.0.1:1002"));
+
+  r = Cluster({"status", flags[1], flags[2]});  // No CA.
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--etcd_cert needs --etcd_ca"));
+  r = RunProcess({binary_, "--timeout=2", "cluster", "status",
+                  absl::StrCat("--etcd=", etcd_->endpoint())},
+                 "", absl::Seconds(60));
+  EXPECT_NE(r.exit_code, 0);
 }
 
 TEST_F(ClusterCliTest, DrainAddAndRemoveNodes) {

@@ -116,7 +116,7 @@ class ClusterNodeE2ETest : public ::testing::Test {
     ASSERT_TRUE(etcd.ok()) << etcd.status();
     etcd_ = *std::move(etcd);
     client_ = std::make_unique<EtcdClient>(
-        EtcdClientOptions{.endpoint = etcd_->endpoint()});
+        EtcdClientOptions{.endpoint = etcd_->endpoint(), .tls = {}});
     store_ = std::make_unique<ClusterStore>(client_.get(), "strata/");
     for (const char* id : {"n1", "n2", "n3"}) {
       absl::StatusOr<int> port = testing::PickFreePort();
@@ -789,15 +789,33 @@ TEST_F(ClusterNodeE2ETest, ReplicaBelowItsDiskReserveStopsWritesAtThePrimary) {
 // too), and the nodes dial each other over TLS verified against
 // --cluster_tls_ca. Writes are acknowledged only once both replicas have
 // them, so an acknowledged write shows replication over TLS works; a Put
-// through a replica shows forwarding does.
+// through a replica shows forwarding does. etcd is reached over mutual TLS
+// too (--cluster_etcd_ca/_cert/_key against an https etcd that requires
+// client certificates): the nodes register, find the map and elect.
 TEST_F(ClusterNodeE2ETest, NodesReplicateAndForwardOverTls) {
   const testing::TestPki& pki = testing::TestPki::Get();
   if (!pki.error().empty()) GTEST_SKIP() << pki.error();
+  const testing::EtcdServerTls etcd_server = testing::MutualTlsEtcd(
+      [&](const std::string& name) { return pki.Path(name); });
+  const cluster::EtcdTlsOptions& etcd_client = etcd_server.probe;
+  store_.reset();
+  client_.reset();
+  etcd_.reset();
+  auto etcd = EtcdProcess::Start(absl::StrCat(dir_.path(), "/etcd-tls"),
+                                 absl::Seconds(30), etcd_server);
+  ASSERT_TRUE(etcd.ok()) << etcd.status();
+  etcd_ = *std::move(etcd);
+  client_ = std::make_unique<EtcdClient>(
+      EtcdClientOptions{.endpoint = etcd_->endpoint(), .tls = etcd_client});
+  store_ = std::make_unique<ClusterStore>(client_.get(), "strata/");
   ASSERT_TRUE(Init().ok());
   const std::vector<std::string> tls = {
       absl::StrCat("--tls_cert=", pki.Path("server.crt")),
       absl::StrCat("--tls_key=", pki.Path("server.key")),
-      absl::StrCat("--cluster_tls_ca=", pki.Path("ca.crt"))};
+      absl::StrCat("--cluster_tls_ca=", pki.Path("ca.crt")),
+      absl::StrCat("--cluster_etcd_ca=", etcd_client.ca_file),
+      absl::StrCat("--cluster_etcd_cert=", etcd_client.cert_file),
+      absl::StrCat("--cluster_etcd_key=", etcd_client.key_file)};
   for (const char* id : {"n1", "n2", "n3"}) {
     auto p = StartNode(id, tls);
     ASSERT_TRUE(p.ok()) << p.status() << Logs();

@@ -20,6 +20,7 @@
 #include "gtest/gtest.h"
 #include "tests/cluster/etcd_process.h"
 #include "tests/cluster/fault/tcp_proxy.h"
+#include "tests/server/test_pki.h"
 #include "tests/support/test_util.h"
 
 namespace strata::cluster {
@@ -459,10 +460,99 @@ TEST(EtcdChannelPlanTest, OneEndpointAsGivenLiteralListsOneChannelNamesOneEach) 
   ASSERT_OK_AND_ASSIGN(EtcdChannelPlan mixed, PlanEtcdChannels("10.0.0.1:1,[::1]:2"));
   EXPECT_EQ(mixed.targets.size(), 2u);
 
+  // With TLS, literal addresses get a channel each too (each member's
+  // certificate is checked against its own address).
+  ASSERT_OK_AND_ASSIGN(EtcdChannelPlan tls,
+                       PlanEtcdChannels("10.0.0.1:2379,10.0.0.2:2379", true));
+  EXPECT_THAT(tls.targets, ElementsAre("10.0.0.1:2379", "10.0.0.2:2379"));
+  EXPECT_FALSE(tls.round_robin);
+
   for (const char* bad : {"", "a:1,", "a:1,,b:2", "noport", "a:", "a:12x"}) {
     EXPECT_EQ(PlanEtcdChannels(bad).status().code(),
               absl::StatusCode::kInvalidArgument)
         << bad;
+  }
+}
+
+// TLS to etcd (EtcdTlsOptions), against an etcd serving https with
+// --client-cert-auth: a client with the CA and a client certificate works,
+// through two endpoints too (a channel each, each member checked against
+// its address); one without a client certificate, with the wrong CA, or
+// in plaintext gets no answer.
+TEST(EtcdTlsTest, MutualTlsWorksAndEveryOtherClientIsRefused) {
+  const strata::testing::TestPki& pki = strata::testing::TestPki::Get();
+  if (!pki.error().empty()) GTEST_SKIP() << pki.error();
+  strata::testing::TempDir dir;
+  const testing::EtcdServerTls server = testing::MutualTlsEtcd(
+      [&](const std::string& name) { return pki.Path(name); });
+  const EtcdTlsOptions good = server.probe;
+  auto etcd = testing::EtcdProcess::Start(dir.path() + "/etcd",
+                                          absl::Seconds(30), server);
+  if (absl::IsFailedPrecondition(etcd.status())) GTEST_SKIP() << etcd.status();
+  ASSERT_OK(etcd);
+
+  auto client = [&](const EtcdTlsOptions& tls, const std::string& endpoint) {
+    EtcdClientOptions options;
+    options.endpoint = endpoint;
+    options.call_timeout = absl::Seconds(2);
+    options.tls = tls;
+    return std::make_unique<EtcdClient>(options);
+  };
+  const std::string endpoint = (*etcd)->endpoint();
+  ASSERT_OK(client(good, endpoint)->Put("k", "over-tls").status());
+  // A closed port first: the second channel serves.
+  ASSERT_OK_AND_ASSIGN(int closed, testing::PickFreePort());
+  auto two = client(good, absl::StrCat("127.0.0.1:", closed, ",", endpoint));
+  EXPECT_EQ(two->channels(), 2u);
+  ASSERT_OK_AND_ASSIGN(std::optional<KeyValue> got, two->Get("k"));
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->value, "over-tls");
+
+  EtcdTlsOptions no_client_cert;
+  no_client_cert.ca_file = pki.Path("ca.crt");
+  EtcdTlsOptions wrong_ca = good;
+  wrong_ca.ca_file = pki.Path("other-ca.crt");
+  for (const auto& [name, tls] :
+       std::vector<std::pair<std::string, EtcdTlsOptions>>{
+           {"no client certificate", no_client_cert},
+           {"wrong CA", wrong_ca},
+           {"plaintext", EtcdTlsOptions{}}}) {
+    absl::Status s = client(tls, endpoint)->Get("k").status();
+    EXPECT_FALSE(s.ok()) << name;
+    EXPECT_TRUE(absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s))
+        << name << ": " << s;
+  }
+}
+
+TEST(EtcdTlsTest, ValidateNamesTheFlagOfABadSetting) {
+  const strata::testing::TestPki& pki = strata::testing::TestPki::Get();
+  if (!pki.error().empty()) GTEST_SKIP() << pki.error();
+  EXPECT_OK(ValidateEtcdTls({}, "--x_"));
+  EtcdTlsOptions ca_only;
+  ca_only.ca_file = pki.Path("ca.crt");
+  EXPECT_OK(ValidateEtcdTls(ca_only, "--x_"));
+  struct Case {
+    EtcdTlsOptions tls;
+    std::string want;
+  };
+  EtcdTlsOptions cert_without_ca;
+  cert_without_ca.cert_file = pki.Path("client.crt");
+  cert_without_ca.key_file = pki.Path("client.key");
+  EtcdTlsOptions cert_without_key = ca_only;
+  cert_without_key.cert_file = pki.Path("client.crt");
+  EtcdTlsOptions missing_ca;
+  missing_ca.ca_file = pki.Path("no-such.crt");
+  EtcdTlsOptions not_pem = ca_only;
+  not_pem.cert_file = "/proc/self/cmdline";
+  not_pem.key_file = pki.Path("client.key");
+  for (const Case& c : std::vector<Case>{
+           {cert_without_ca, "--x_cert needs --x_ca"},
+           {cert_without_key, "--x_cert and --x_key go together"},
+           {missing_ca, "--x_ca=" + pki.Path("no-such.crt") + ": No such file"},
+           {not_pem, "--x_cert=/proc/self/cmdline: no PEM block"}}) {
+    absl::Status s = ValidateEtcdTls(c.tls, "--x_");
+    EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+    EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr(c.want));
   }
 }
 

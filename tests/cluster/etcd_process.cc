@@ -126,9 +126,22 @@ absl::StatusOr<pid_t> SpawnWithLog(const std::vector<std::string>& argv,
   return pid;
 }
 
+EtcdServerTls MutualTlsEtcd(
+    const std::function<std::string(const std::string&)>& path) {
+  EtcdServerTls tls;
+  tls.cert_file = path("server.crt");
+  tls.key_file = path("server.key");
+  tls.client_ca_file = path("ca.crt");
+  tls.probe.ca_file = path("ca.crt");
+  tls.probe.cert_file = path("client.crt");
+  tls.probe.key_file = path("client.key");
+  return tls;
+}
+
 absl::StatusOr<std::unique_ptr<EtcdProcess>> EtcdProcess::Start(
-    const std::string& data_dir, absl::Duration timeout) {
+    const std::string& data_dir, absl::Duration timeout, EtcdServerTls tls) {
   std::unique_ptr<EtcdProcess> p(new EtcdProcess());
+  p->tls_ = std::move(tls);
   p->binary_ = FindEtcd();
   if (p->binary_.empty()) {
     return absl::FailedPreconditionError(
@@ -157,10 +170,12 @@ EtcdProcess::~EtcdProcess() {
 }
 
 absl::Status EtcdProcess::Spawn() {
-  const std::string client_url = absl::StrCat("http://", endpoint_);
+  const bool tls = !tls_.cert_file.empty();
+  const std::string client_url =
+      absl::StrCat(tls ? "https://" : "http://", endpoint_);
   const std::string peer_url =
       absl::StrCat("http://127.0.0.1:", peer_port_);
-  const std::vector<std::string> args = {
+  std::vector<std::string> args = {
       binary_,
       "--name=strata-test",
       absl::StrCat("--data-dir=", data_dir_),
@@ -175,6 +190,14 @@ absl::Status EtcdProcess::Spawn() {
       "--logger=zap",
       "--log-outputs=stderr",
   };
+  if (tls) {
+    args.push_back(absl::StrCat("--cert-file=", tls_.cert_file));
+    args.push_back(absl::StrCat("--key-file=", tls_.key_file));
+    if (!tls_.client_ca_file.empty()) {
+      args.push_back("--client-cert-auth");
+      args.push_back(absl::StrCat("--trusted-ca-file=", tls_.client_ca_file));
+    }
+  }
   absl::StatusOr<pid_t> pid = SpawnWithLog(args, {}, log_path_);
   if (!pid.ok()) return pid.status();
   pid_ = *pid;
@@ -185,6 +208,7 @@ absl::Status EtcdProcess::WaitUntilServing(absl::Duration timeout) {
   cluster::EtcdClientOptions options;
   options.endpoint = endpoint_;
   options.call_timeout = absl::Milliseconds(250);
+  options.tls = tls_.probe;
   cluster::EtcdClient client(options);
   const absl::Time deadline = absl::Now() + timeout;
   absl::Status last;

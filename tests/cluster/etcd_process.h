@@ -7,12 +7,14 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "cluster/etcd_client.h"
 
 namespace strata::testing {
 
@@ -37,6 +39,27 @@ absl::StatusOr<std::vector<int>> FreePorts(int n);
 // FreePorts(1)'s port.
 absl::StatusOr<int> PickFreePort();
 
+// An etcd serving its client URL over TLS (https://).
+struct EtcdServerTls {
+  // The member's certificate and key (PEM); it must name 127.0.0.1.
+  std::string cert_file;
+  std::string key_file;
+  // Set: etcd requires client certificates signed by this CA
+  // (--client-cert-auth --trusted-ca-file).
+  std::string client_ca_file;
+  // How Start's readiness probe connects (a CA for cert_file, and a client
+  // certificate when client_ca_file is set).
+  cluster::EtcdTlsOptions probe;
+};
+
+// TLS for an etcd that requires client certificates, from the files of
+// scripts/gen-test-certs.sh (TestPki): it serves server.crt, trusts
+// ca.crt for clients, and its probe (and any client copying `probe`)
+// presents client.crt. `path` maps a file name to its path
+// (TestPki::Path).
+EtcdServerTls MutualTlsEtcd(
+    const std::function<std::string(const std::string&)>& path);
+
 class EtcdProcess {
  public:
   // Picks two free ports (client, peer) by binding 127.0.0.1:0, starts
@@ -46,8 +69,11 @@ class EtcdProcess {
   // answers or `timeout` passes. FailedPrecondition if etcd is not
   // installed (Debian package etcd-server); Unavailable with its log if it
   // exits or does not answer in time.
+  // With `tls.cert_file` set, the client URL is https:// with that
+  // certificate (see EtcdServerTls).
   static absl::StatusOr<std::unique_ptr<EtcdProcess>> Start(
-      const std::string& data_dir, absl::Duration timeout = absl::Seconds(30));
+      const std::string& data_dir, absl::Duration timeout = absl::Seconds(30),
+      EtcdServerTls tls = {});
   // SIGKILLs etcd if it is still running and reaps it.
   ~EtcdProcess();
   EtcdProcess(const EtcdProcess&) = delete;
@@ -70,6 +96,7 @@ class EtcdProcess {
   absl::Status Spawn();
   absl::Status WaitUntilServing(absl::Duration timeout);
 
+  EtcdServerTls tls_;
   std::string binary_;
   std::string data_dir_;
   std::string log_path_;
