@@ -14,7 +14,11 @@
 # Cases (watchers x mode): 1,000 and 10,000 x prefix (every write is an event
 # for every watcher; 10 writes/s) and keys (one watcher per key; 50 writes/s,
 # a rate etcd's single closed-loop writer keeps up with on a loaded VM);
-# 5 s of writes, then at most 30 s for the events to arrive.
+# 5 s of writes, then at most 30 s for the events to arrive. The writer is
+# closed-loop: if a server slows its Puts while it fans out, fewer writes (so
+# fewer events) are offered to it; the table shows writes/s and Put p50 next
+# to the delivery figures. Environment: WATCHERS ("1000 10000"), MODES
+# ("prefix keys"), PREFIX_RATE (10), KEYS_RATE (50) narrow or change the cases.
 set -u
 B=$(realpath "${1:-build}")
 RUNS=${2:-2}
@@ -67,12 +71,12 @@ run() {  # SYSTEM MODE WATCHERS RATE RUN
   json=$(grep -o 'json: .*' <<<"$out" | cut -c7-)
   if [[ -z $json ]]; then echo "$1 $2 $3 run $5: no result"; tail -3 <<<"$out"; return; fi
   echo "$json" >> "$D/results.txt"
-  /usr/bin/python3 -c "import json,sys; d=json.loads(sys.argv[1]); print(f\"{d['label']}: open {d['open']}/{d['watchers']} in {d['open_s']:.1f}s, {d['writes_per_s']:.0f} writes/s, {d['events_per_s']:.0f} events/s, missed {d['missed']} late {d['late']}, p50 {d['p50_us']/1000:.2f}ms p99 {d['p99_us']/1000:.1f}ms, {d['kib_per_watcher']:.1f} KiB/watcher\")" "$json"
+  /usr/bin/python3 -c "import json,sys; d=json.loads(sys.argv[1]); print(f\"{d['label']}: open {d['open']}/{d['watchers']} in {d['open_s']:.1f}s, {d['writes_per_s']:.1f} writes/s (put p50 {d['put_p50_us']/1000:.1f}ms), {d['events_per_s']:.0f} events/s, missed {d['missed']} late {d['late']}, p50 {d['p50_us']/1000:.2f}ms p99 {d['p99_us']/1000:.1f}ms, {d['kib_per_watcher']:.1f} KiB/watcher\")" "$json"
 }
 
 for w in ${WATCHERS:-1000 10000}; do
-  for mode in prefix keys; do
-    rate=$([[ $mode == prefix ]] && echo 10 || echo 50)
+  for mode in ${MODES:-prefix keys}; do
+    rate=$([[ $mode == prefix ]] && echo "${PREFIX_RATE:-10}" || echo "${KEYS_RATE:-50}")
     for r in $(seq "$RUNS"); do
       run strata "$mode" "$w" "$rate" "$r"
       run etcd "$mode" "$w" "$rate" "$r"
@@ -92,8 +96,8 @@ def med(system, mode, w, k):
 def ratio(a, b):
     return "%.2fx" % (a / b) if b else "-"
 print("\nmedians of the runs above; Strata / etcd")
-print("| mode | watchers | events/s delivered | p50 delivery ms | p99 delivery ms | missed + late | KiB per watcher (server RSS) |")
-print("|---|---|---|---|---|---|---|")
+print("| mode | watchers | writes/s (Put p50 ms) | events/s delivered | p50 delivery ms | p99 delivery ms | missed + late | KiB per watcher (server RSS) |")
+print("|---|---|---|---|---|---|---|---|")
 for mode in ("prefix", "keys"):
     for w in sorted({k[2] for k in pts}):
         s = lambda k: med("strata", mode, w, k)
@@ -101,6 +105,7 @@ for mode in ("prefix", "keys"):
         if not pts.get(("strata", mode, w)) and not pts.get(("etcd", mode, w)):
             continue
         cells = [mode, "{:,}".format(w)]
+        cells.append("%.1f (%.1f) / %.1f (%.1f)" % (s("writes_per_s"), s("put_p50_us") / 1000, e("writes_per_s"), e("put_p50_us") / 1000))
         cells.append("%.0f / %.0f (%s)" % (s("events_per_s"), e("events_per_s"), ratio(s("events_per_s"), e("events_per_s"))))
         cells.append("%.2f / %.2f (%s)" % (s("p50_us") / 1000, e("p50_us") / 1000, ratio(s("p50_us"), e("p50_us"))))
         cells.append("%.1f / %.1f (%s)" % (s("p99_us") / 1000, e("p99_us") / 1000, ratio(s("p99_us"), e("p99_us"))))
