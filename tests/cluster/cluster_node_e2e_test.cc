@@ -44,6 +44,7 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "strata/v1/cluster.pb.h"
 #include "strata/v1/kv.grpc.pb.h"
@@ -851,6 +852,70 @@ TEST_F(ClusterNodeE2ETest, NodesReplicateAndForwardOverTls) {
   grpc::Status plaintext = Put("n2", "plain", "x");
   EXPECT_EQ(plaintext.error_code(), grpc::StatusCode::UNAVAILABLE)
       << plaintext.error_message();
+}
+
+// A node whose certificate does not name the address it advertises (n2 at
+// 127.0.0.2; the certificate has IP:127.0.0.1 and DNS:localhost) gets no
+// replication stream: the primary checks the name it dials and refuses the
+// handshake, so n2 never holds a revision, and once it is dropped from the
+// in-sync set as lagging the range goes on with n1 and n3.
+TEST_F(ClusterNodeE2ETest, PeerWhoseCertificateDoesNotNameItsAddressIsRefused) {
+  const testing::TestPki& pki = testing::TestPki::Get();
+  if (!pki.error().empty()) GTEST_SKIP() << pki.error();
+  absl::StatusOr<int> port = testing::PickFreePort();
+  ASSERT_TRUE(port.ok()) << port.status();
+  addresses_["n2"] = absl::StrCat("127.0.0.2:", *port);
+  ASSERT_TRUE(Init().ok());
+  const std::vector<std::string> tls = {
+      absl::StrCat("--tls_cert=", pki.Path("server.crt")),
+      absl::StrCat("--tls_key=", pki.Path("server.key")),
+      absl::StrCat("--cluster_tls_ca=", pki.Path("ca.crt"))};
+  for (const char* id : {"n1", "n2", "n3"}) {
+    auto p = StartNode(id, tls);
+    ASSERT_TRUE(p.ok()) << p.status() << Logs();
+    nodes_[id] = *std::move(p);
+  }
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = pki.Pem("ca.crt");
+  auto kv = v1::KV::NewStub(
+      grpc::CreateChannel(addresses_["n1"], grpc::SslCredentials(ssl)));
+  grpc::Status put;
+  const absl::Time deadline = absl::Now() + absl::Seconds(40);
+  do {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(5));
+    v1::PutRequest req;
+    req.set_key("k");
+    req.set_value("v");
+    v1::PutResponse resp;
+    put = kv->Put(&ctx, req, &resp);
+  } while (!put.ok() && absl::Now() < deadline);
+  ASSERT_TRUE(put.ok()) << put.error_message() << Logs();
+  absl::StatusOr<cluster::RangeDescriptor> range = Range();
+  ASSERT_TRUE(range.ok()) << range.status();
+  EXPECT_THAT(range->in_sync, ::testing::Not(::testing::Contains("n2")));
+  EXPECT_GE(Sample("n3", "strata_revision"), 1);
+  EXPECT_EQ(Sample("n2", "strata_revision"), 0);  // Up, and empty.
+
+  // The cause is the name, not reachability: dialing n2 with the name its
+  // certificate does carry gets an answer from it; as 127.0.0.2, the
+  // handshake fails.
+  auto health_status = [&](const std::string& name_override) {
+    grpc::ChannelArguments args;
+    if (!name_override.empty()) {
+      args.SetSslTargetNameOverride(name_override);
+    }
+    auto health = grpc::health::v1::Health::NewStub(grpc::CreateCustomChannel(
+        addresses_["n2"], grpc::SslCredentials(ssl), args));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(5));
+    grpc::health::v1::HealthCheckResponse resp;
+    return health->Check(&ctx, {}, &resp).error_code();
+  };
+  EXPECT_NE(health_status("localhost"), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(health_status(""), grpc::StatusCode::UNAVAILABLE);
 }
 
 // With mutual TLS a replica does not forward a call made with a client
