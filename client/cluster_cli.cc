@@ -1,5 +1,6 @@
 #include "client/cluster_cli.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <string>
 #include <string_view>
@@ -15,6 +16,9 @@
 #include "cluster/control/cluster_store.h"
 #include "cluster/control/controller.h"
 #include "cluster/etcd_client.h"
+#include "client/client_channel.h"
+#include "grpcpp/client_context.h"
+#include "strata/v1/cluster.grpc.pb.h"
 
 ABSL_FLAG(std::string, etcd, "",
           "cluster: host:port of an etcd member's client URL, or several "
@@ -127,7 +131,65 @@ int Init(cluster::ClusterStore& store) {
   return kExitOk;
 }
 
-int Status(cluster::ClusterStore& store) {
+// The lag per replica of every range, from each range's primary
+// (GetClusterStatus on its address; a primary that is down or unreachable
+// is named instead).
+void PrintReplication(const v1::GetClusterStatusResponse& status,
+                      absl::Duration timeout,
+                      const ClientOptions& node_options) {
+  std::printf("replication (from each primary):\n  %-4s %-12s %-10s %-8s "
+              "%-10s %-10s %-10s %s\n",
+              "ID", "REPLICA", "CONNECTED", "IN_SYNC", "ACKED", "LAG_REVS",
+              "LAG_SECS", "DISK_FREE");
+  for (const v1::Range& r : status.ranges()) {
+    if (r.primary_address().empty()) {
+      std::printf("  %-4u (primary %s has no known address)\n", r.id(),
+                  r.primary().c_str());
+      continue;
+    }
+    auto stub = v1::Cluster::NewStub(internal::MakeClientChannel(
+        r.primary_address(), node_options, /*own_subchannels=*/false));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(
+        absl::Now() + std::min(timeout, absl::Seconds(2))));
+    v1::GetClusterStatusResponse from_primary;
+    const grpc::Status s =
+        stub->GetClusterStatus(&ctx, v1::GetClusterStatusRequest(),
+                               &from_primary);
+    const v1::RangeReplication* replication = nullptr;
+    for (const v1::RangeReplication& rr : from_primary.replication()) {
+      if (rr.range_id() == r.id() && rr.epoch() == r.epoch()) {
+        replication = &rr;
+      }
+    }
+    if (!s.ok() || replication == nullptr) {
+      std::printf("  %-4u (primary %s at %s: %s)\n", r.id(),
+                  r.primary().c_str(), r.primary_address().c_str(),
+                  s.ok() ? "not serving this range at this epoch"
+                         : s.error_message().c_str());
+      continue;
+    }
+    for (const v1::ReplicaProgress& p : replication->replicas()) {
+      std::printf("  %-4u %-12s %-10s %-8s %-10lld %-10llu %-10.1f %s\n",
+                  r.id(), p.id().c_str(), p.connected() ? "yes" : "no",
+                  p.in_sync() ? "yes" : "no",
+                  static_cast<long long>(p.acked_revision()),
+                  static_cast<unsigned long long>(p.lag_revisions()),
+                  p.lag_seconds(),
+                  !p.disk_known()
+                      ? "-"
+                      : absl::StrFormat(
+                            "%d%s", p.disk_free_bytes(),
+                            p.disk_free_bytes() < p.disk_min_free_bytes()
+                                ? " (below reserve)"
+                                : "")
+                            .c_str());
+    }
+  }
+}
+
+int Status(cluster::ClusterStore& store, absl::Duration timeout,
+           const ClientOptions& node_options) {
   absl::StatusOr<v1::GetClusterStatusResponse> status =
       cluster::ReadClusterStatus(store);
   if (!status.ok()) return Fail(status.status());
@@ -164,6 +226,7 @@ int Status(cluster::ClusterStore& store) {
                 absl::StrJoin(r.replicas(), ",").c_str(),
                 absl::StrJoin(r.in_sync(), ",").c_str());
   }
+  PrintReplication(*status, timeout, node_options);
   return kExitOk;
 }
 
@@ -208,7 +271,8 @@ int DrainNode(cluster::ClusterStore& store,
 }  // namespace
 
 int RunClusterCommand(const std::vector<std::string>& args,
-                      absl::Duration timeout) {
+                      absl::Duration timeout,
+                      const ClientOptions& node_options) {
   if (args.empty()) {
     return Usage("cluster takes init|status|add-node|remove-node|drain");
   }
@@ -238,7 +302,7 @@ int RunClusterCommand(const std::vector<std::string>& args,
   }
   if (sub == "status") {
     if (args.size() != 1) return Usage("cluster status takes flags only");
-    return Status(store);
+    return Status(store, timeout, node_options);
   }
   if (sub == "add-node") return AddNode(store, args);
   if (sub == "remove-node") return RemoveNode(store, args);

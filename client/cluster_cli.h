@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "client/strata_client.h"
 
 namespace strata::cli {
 
@@ -16,10 +17,13 @@ namespace strata::cli {
 extern const char kClusterUsage[];
 
 // Runs `strata cluster ARGS...` with each etcd call's deadline `timeout`.
+// `status` also asks each range's primary (GetClusterStatus, dialed with
+// `node_options`: the CLI's --tls* settings) for its lag per replica.
 // Returns the exit code: 0 ok, 2 usage error, 3 etcd error or refusal
 // ("strata: CODE: message" on stderr).
 int RunClusterCommand(const std::vector<std::string>& args,
-                      absl::Duration timeout);
+                      absl::Duration timeout,
+                      const ClientOptions& node_options);
 
 }  // namespace strata::cli
 

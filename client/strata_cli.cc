@@ -1280,12 +1280,14 @@ int main(int argc, char** argv) {
     return UsageError(*misuse);
   }
 
-  if (command == "cluster") {
-    return strata::cli::RunClusterCommand(args, absl::Seconds(timeout));
-  }
-
   strata::ClientOptions options;
   options.timeout = absl::Seconds(timeout);
+  if (command == "cluster") {
+    if (int code = TlsFromFlags(&options); code != kExitOk) return code;
+    return strata::cli::RunClusterCommand(args, absl::Seconds(timeout),
+                                          options);
+  }
+
   options.ns = absl::GetFlag(FLAGS_namespace);
   if (const std::string n = absl::GetFlag(FLAGS_n); !n.empty()) {
     if (!options.ns.empty() && options.ns != n) {

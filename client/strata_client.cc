@@ -16,6 +16,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "client/client_channel.h"
 #include "client/watch_cursor.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/channel.h"
@@ -102,12 +103,13 @@ WatchBatch FromWire(v1::WatchResponse* msg) {
   return batch;
 }
 
-// A channel to `target` with the client's settings. With own_subchannels
-// its connections are its own: gRPC otherwise shares them (and their
-// reconnect backoff) between the channels of a process.
-std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target,
-                                           const ClientOptions& options,
-                                           bool own_subchannels) {
+}  // namespace
+
+namespace internal {
+
+std::shared_ptr<grpc::Channel> MakeClientChannel(const std::string& target,
+                                                 const ClientOptions& options,
+                                                 bool own_subchannels) {
   grpc::ChannelArguments args;
   // Values may be up to the server's --max_value_bytes and a Scan message
   // carries one pair of any size: accept whatever the server sends.
@@ -126,6 +128,10 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target,
   return grpc::CreateCustomChannel(target, MakeChannelCredentials(options),
                                    args);
 }
+
+}  // namespace internal
+
+namespace {
 
 // Resume backoff: 50 ms, doubling, at most 2 s.
 constexpr absl::Duration kResumeBackoffInitial = absl::Milliseconds(50);
@@ -213,7 +219,8 @@ struct Client::Route {
 Client::Client(const std::string& target, const ClientOptions& options)
     : options_(options),
       target_(target),
-      channel_(MakeChannel(target, options, /*own_subchannels=*/false)),
+      channel_(internal::MakeClientChannel(target, options,
+                                           /*own_subchannels=*/false)),
       stubs_(std::make_unique<Stubs>()),
       route_(std::make_unique<Route>()) {
   stubs_->kv = v1::KV::NewStub(channel_);
@@ -323,7 +330,8 @@ grpc::Status Client::RoutedKv(
   if (ask_map) {
     if (std::string primary = PrimaryFromRangeMap(key); !primary.empty()) {
       routed = std::shared_ptr<v1::KV::Stub>(v1::KV::NewStub(
-          MakeChannel(primary, options_, /*own_subchannels=*/false)));
+          internal::MakeClientChannel(primary, options_,
+                                      /*own_subchannels=*/false)));
       absl::MutexLock lock(&route_->mu);
       // Another call may have followed a trailer meanwhile: keep that one.
       if (route_->kv == nullptr) route_->kv = routed;
@@ -357,7 +365,8 @@ grpc::Status Client::RoutedKv(
     }
   }
   routed = std::shared_ptr<v1::KV::Stub>(v1::KV::NewStub(
-      MakeChannel(primary, options_, /*own_subchannels=*/false)));
+      internal::MakeClientChannel(primary, options_,
+                                      /*own_subchannels=*/false)));
   {
     absl::MutexLock lock(&route_->mu);
     route_->kv = routed;
@@ -1177,7 +1186,8 @@ std::unique_ptr<WatchStream> Client::Watch(const WatchOptions& given) {
   WatchOptions options = given;
   if (options.ns.empty()) options.ns = options_.ns;
   auto new_channel = [target = target_, client_options = options_] {
-    return MakeChannel(target, client_options, /*own_subchannels=*/true);
+    return internal::MakeClientChannel(target, client_options,
+                                       /*own_subchannels=*/true);
   };
   return std::unique_ptr<WatchStream>(new WatchStream(
       std::make_unique<WatchStream::Impl>(channel_, new_channel, options)));

@@ -63,6 +63,10 @@ class ClusterNode::ClusterService final : public v1::Cluster::Service {
         ReadClusterStatus(*node_->store_);
     if (!status.ok()) return replication::ToGrpc(status.status());
     *response = *std::move(status);
+    v1::RangeReplication replication;
+    if (node_->FillReplication(&replication)) {
+      *response->add_replication() = std::move(replication);
+    }
     return grpc::Status::OK;
   }
 
@@ -698,6 +702,29 @@ void ClusterNode::ReAddCaughtUp() {
       in_sync_ = in_sync;
     }
   }
+}
+
+bool ClusterNode::FillReplication(v1::RangeReplication* out) const {
+  if (role_ != Role::kPrimary || source_ == nullptr) return false;
+  const replication::ReplicationSource::Stats s = source_->GetStats();
+  out->set_range_id(kRange);
+  out->set_epoch(epoch_.load());
+  out->set_primary(options_.node_id);
+  out->set_committed_revision(static_cast<int64_t>(s.committed_revision));
+  out->set_replicated_revision(static_cast<int64_t>(s.replicated_revision));
+  for (const replication::ReplicationSource::ReplicaStats& r : s.replicas) {
+    v1::ReplicaProgress* p = out->add_replicas();
+    p->set_id(r.id);
+    p->set_connected(r.connected);
+    p->set_in_sync(r.in_sync);
+    p->set_acked_revision(static_cast<int64_t>(r.acked_revision));
+    p->set_lag_revisions(r.lag_revisions);
+    p->set_lag_seconds(r.lag_seconds);
+    p->set_disk_known(r.disk_known);
+    p->set_disk_free_bytes(r.disk_free_bytes);
+    p->set_disk_min_free_bytes(r.disk_min_free_bytes);
+  }
+  return true;
 }
 
 ClusterNode::Stats ClusterNode::GetStats() const {

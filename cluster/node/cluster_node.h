@@ -211,6 +211,10 @@ class ClusterNode {
     ControllerStats controller;
   };
   Stats GetStats() const;
+  // Primary: fills `out` with its range's replication (lag per replica,
+  // for GetClusterStatus) and returns true. Replica: false, `out`
+  // untouched. Thread-safe.
+  bool FillReplication(v1::RangeReplication* out) const;
 
  private:
   class ClusterService;

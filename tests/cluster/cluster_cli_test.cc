@@ -68,6 +68,8 @@ TEST_F(ClusterCliTest, InitStatusAndInitAgain) {
   EXPECT_THAT(r.out, HasSubstr("\"m\""));
   EXPECT_THAT(r.out, HasSubstr("n2(down)"));
   EXPECT_THAT(r.out, HasSubstr("n2,n3,n1"));
+  // No node runs: the lag per replica names the unreachable primaries.
+  EXPECT_THAT(r.out, HasSubstr("(primary n2 at 127.0.0.1:1002: "));
 
   // Another prefix is not initialized.
   r = Cluster({"status", "--cluster_prefix=other/"});

@@ -46,7 +46,7 @@
 #include "grpcpp/grpcpp.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "strata/v1/cluster.pb.h"
+#include "strata/v1/cluster.grpc.pb.h"
 #include "strata/v1/kv.grpc.pb.h"
 #include "tests/cluster/etcd_process.h"
 #include "tests/server/metrics_text.h"
@@ -742,6 +742,48 @@ TEST_F(ClusterNodeE2ETest, ForwardingToADeadPrimaryAnswersUnavailable) {
   grpc::Status s = Kv("n2")->Put(&ctx, req, &resp);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE)
       << s.error_code() << " " << s.error_message() << Logs();
+}
+
+// `strata cluster status` shows the lag per replica, which only the
+// primary knows: GetClusterStatus on the primary carries its range's
+// replication (none on a replica), and the CLI asks each range's primary.
+TEST_F(ClusterNodeE2ETest, ClusterStatusShowsLagPerReplicaFromThePrimary) {
+  const int64_t revision = StartClusterAndWrite();
+  ASSERT_GT(revision, 0);
+  auto status_from = [&](const std::string& id) {
+    auto stub = v1::Cluster::NewStub(grpc::CreateChannel(
+        addresses_[id], grpc::InsecureChannelCredentials()));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(5));
+    v1::GetClusterStatusResponse resp;
+    grpc::Status s = stub->GetClusterStatus(&ctx, {}, &resp);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return resp;
+  };
+  const v1::GetClusterStatusResponse primary = status_from("n1");
+  ASSERT_EQ(primary.replication_size(), 1);
+  const v1::RangeReplication& r = primary.replication(0);
+  EXPECT_EQ(r.primary(), "n1");
+  EXPECT_GE(r.replicated_revision(), revision);
+  ASSERT_EQ(r.replicas_size(), 2);
+  for (const v1::ReplicaProgress& p : r.replicas()) {
+    EXPECT_TRUE(p.connected()) << p.id();
+    EXPECT_TRUE(p.in_sync()) << p.id();
+    EXPECT_GE(p.acked_revision(), revision) << p.id();
+    EXPECT_TRUE(p.disk_known()) << p.id();
+    EXPECT_GT(p.disk_free_bytes(), 0u) << p.id();
+  }
+  EXPECT_EQ(status_from("n2").replication_size(), 0);
+
+  testing::ProcessResult cli = testing::RunProcess(
+      {testing::BinaryPath("client/strata"), "--timeout=10", "cluster",
+       "status", absl::StrCat("--etcd=", etcd_->endpoint())},
+      "", absl::Seconds(60));
+  ASSERT_EQ(cli.exit_code, 0) << cli.err;
+  EXPECT_THAT(cli.out, ::testing::HasSubstr("replication (from each primary)"));
+  EXPECT_THAT(cli.out, ::testing::ContainsRegex("0 +n2 +yes +yes +[0-9]+ +0 "));
+  EXPECT_THAT(cli.out, ::testing::ContainsRegex("0 +n3 +yes +yes "));
 }
 
 // A replica whose data volume is below its reserve (--min_free_disk_bytes
