@@ -90,6 +90,34 @@ export interface RangeMap {
   nodes: ClusterNodeInfo[];
 }
 
+/** One replica of a range as the range's primary sees it. */
+export interface ReplicaProgress {
+  id: string;
+  /** Its replication stream is up. */
+  connected: boolean;
+  inSync: boolean;
+  /** The highest revision it acknowledged (applied and fsynced). */
+  ackedRevision: number;
+  lagRevisions: number;
+  /** Seconds since it last held everything committed; 0 if it does. */
+  lagSeconds: number;
+  /** Its last report of free disk space and its reserve (false: none). */
+  diskKnown: boolean;
+  diskFreeBytes: number;
+  diskMinFreeBytes: number;
+}
+
+/** A range's replication, from its primary. */
+export interface RangeReplication {
+  rangeId: number;
+  epoch: number;
+  primary: string;
+  committedRevision: number;
+  /** The highest revision every in-sync replica holds. */
+  replicatedRevision: number;
+  replicas: ReplicaProgress[];
+}
+
 /** What Client.clusterStatus resolves to. */
 export interface ClusterStatus extends RangeMap {
   /** The node acting as controller ('' = none) and its term. */
@@ -97,6 +125,8 @@ export interface ClusterStatus extends RangeMap {
   controllerTerm: number;
   replicationFactor: number;
   minInSync: number;
+  /** The ranges the answering node is the primary of (empty from a replica). */
+  replication: RangeReplication[];
 }
 
 /** One namespace (listNamespaces). Quotas: 0 = unlimited. */

@@ -885,7 +885,12 @@ class Client {
   }
 
   // Resolves to the range map plus { controller ('' = none), controllerTerm,
-  // replicationFactor, minInSync } (what `strata cluster status` shows).
+  // replicationFactor, minInSync, replication } (what `strata cluster
+  // status` shows). replication: the ranges the answering node is the
+  // primary of (empty from a replica), each { rangeId, epoch, primary,
+  // committedRevision, replicatedRevision, replicas: [{ id, connected,
+  // inSync, ackedRevision, lagRevisions, lagSeconds, diskKnown,
+  // diskFreeBytes, diskMinFreeBytes }] }.
   async clusterStatus({ timeoutMs } = {}) {
     const resp = await this._unary('strata.v1.Cluster/GetClusterStatus', {}, timeoutMs);
     return {
@@ -894,6 +899,24 @@ class Client {
       controllerTerm: Number(resp.controller_term),
       replicationFactor: Number(resp.replication_factor),
       minInSync: Number(resp.min_in_sync),
+      replication: (resp.replication || []).map((r) => ({
+        rangeId: Number(r.range_id),
+        epoch: Number(r.epoch),
+        primary: r.primary,
+        committedRevision: Number(r.committed_revision),
+        replicatedRevision: Number(r.replicated_revision),
+        replicas: (r.replicas || []).map((p) => ({
+          id: p.id,
+          connected: Boolean(p.connected),
+          inSync: Boolean(p.in_sync),
+          ackedRevision: Number(p.acked_revision),
+          lagRevisions: Number(p.lag_revisions),
+          lagSeconds: Number(p.lag_seconds),
+          diskKnown: Boolean(p.disk_known),
+          diskFreeBytes: Number(p.disk_free_bytes),
+          diskMinFreeBytes: Number(p.disk_min_free_bytes),
+        })),
+      })),
     };
   }
 

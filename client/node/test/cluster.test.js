@@ -296,6 +296,13 @@ describe('strata.v1.Cluster (fake node)', () => {
       'strata.v1.Cluster/GetRangeMap': () => RANGE_MAP,
       'strata.v1.Cluster/GetClusterStatus': () => ({
         ...RANGE_MAP, controller: 'n1', controller_term: 17, replication_factor: 3, min_in_sync: 2,
+        replication: [{
+          range_id: 0, epoch: 4, primary: 'n1', committed_revision: 90, replicated_revision: 88,
+          replicas: [{
+            id: 'n3', connected: true, in_sync: true, acked_revision: 88, lag_revisions: 2,
+            lag_seconds: 0.25, disk_known: true, disk_free_bytes: 1000, disk_min_free_bytes: 4000,
+          }],
+        }],
       }),
     });
     db = new Client(node.address, { timeoutMs: 5000 });
@@ -329,6 +336,13 @@ describe('strata.v1.Cluster (fake node)', () => {
     assert.equal(s.etcdRevision, 42);
     assert.equal(s.ranges.length, 2);
     assert.equal(s.nodes[1].live, false);
+    assert.deepEqual(s.replication, [{
+      rangeId: 0, epoch: 4, primary: 'n1', committedRevision: 90, replicatedRevision: 88,
+      replicas: [{
+        id: 'n3', connected: true, inSync: true, ackedRevision: 88, lagRevisions: 2,
+        lagSeconds: 0.25, diskKnown: true, diskFreeBytes: 1000, diskMinFreeBytes: 4000,
+      }],
+    }]);
   });
 
   it('a node without the service rejects with UNIMPLEMENTED', async () => {

@@ -115,9 +115,58 @@ class RangeMap:
 
 
 @dataclass(frozen=True)
+class ReplicaProgress:
+    """One replica of a range as the range's primary sees it: whether its
+    stream is connected and it is in sync, the revision it acknowledged,
+    its lag (revisions; seconds since it last held everything committed),
+    and the free disk space it last reported with its reserve
+    (disk_known False when it reported none)."""
+
+    id: str
+    connected: bool
+    in_sync: bool
+    acked_revision: int
+    lag_revisions: int
+    lag_seconds: float
+    disk_known: bool
+    disk_free_bytes: int
+    disk_min_free_bytes: int
+
+    @classmethod
+    def from_proto(cls, p: Any) -> ReplicaProgress:
+        return cls(id=str(p.id), connected=bool(p.connected), in_sync=bool(p.in_sync),
+                   acked_revision=int(p.acked_revision), lag_revisions=int(p.lag_revisions),
+                   lag_seconds=float(p.lag_seconds), disk_known=bool(p.disk_known),
+                   disk_free_bytes=int(p.disk_free_bytes),
+                   disk_min_free_bytes=int(p.disk_min_free_bytes))
+
+
+@dataclass(frozen=True)
+class RangeReplication:
+    """A range's replication, from its primary: the revision committed,
+    the one every in-sync replica holds, and each replica's progress."""
+
+    range_id: int
+    epoch: int
+    primary: str
+    committed_revision: int
+    replicated_revision: int
+    replicas: List[ReplicaProgress]
+
+    @classmethod
+    def from_proto(cls, r: Any) -> RangeReplication:
+        return cls(range_id=int(r.range_id), epoch=int(r.epoch), primary=str(r.primary),
+                   committed_revision=int(r.committed_revision),
+                   replicated_revision=int(r.replicated_revision),
+                   replicas=[ReplicaProgress.from_proto(p) for p in r.replicas])
+
+
+@dataclass(frozen=True)
 class ClusterStatus:
     """Client.cluster_status(): the range map, members and live nodes, the
-    controller ("" = none) and its term, and the cluster's configuration."""
+    controller ("" = none) and its term, the cluster's configuration, and
+    the replication of the ranges the answering node is the primary of
+    (empty from a replica; ask each range's primary for its lag)."""
 
     etcd_revision: int
     ranges: List[Range]
@@ -126,6 +175,7 @@ class ClusterStatus:
     controller_term: int
     replication_factor: int
     min_in_sync: int
+    replication: List[RangeReplication]
 
     @classmethod
     def from_proto(cls, resp: Any) -> ClusterStatus:
@@ -135,8 +185,10 @@ class ClusterStatus:
                    controller=str(resp.controller),
                    controller_term=int(resp.controller_term),
                    replication_factor=int(resp.replication_factor),
-                   min_in_sync=int(resp.min_in_sync))
+                   min_in_sync=int(resp.min_in_sync),
+                   replication=[RangeReplication.from_proto(r) for r in resp.replication])
 
 
-__all__ = ["Range", "ClusterNode", "RangeMap", "ClusterStatus", "named_primary",
+__all__ = ["Range", "ClusterNode", "RangeMap", "ClusterStatus", "RangeReplication",
+           "ReplicaProgress", "named_primary",
            "primary_trailer", "PRIMARY_TRAILER"]

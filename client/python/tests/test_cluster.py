@@ -401,7 +401,13 @@ class ClusterServiceTest(unittest.TestCase):
             m = _range_map()
             return cluster_pb2.GetClusterStatusResponse(
                 etcd_revision=m.etcd_revision, ranges=m.ranges, nodes=m.nodes,
-                controller="n1", controller_term=17, replication_factor=3, min_in_sync=2)
+                controller="n1", controller_term=17, replication_factor=3, min_in_sync=2,
+                replication=[cluster_pb2.RangeReplication(
+                    range_id=0, epoch=4, primary="n1", committed_revision=90,
+                    replicated_revision=88, replicas=[cluster_pb2.ReplicaProgress(
+                        id="n3", connected=True, in_sync=True, acked_revision=88,
+                        lag_revisions=2, lag_seconds=0.25, disk_known=True,
+                        disk_free_bytes=1000, disk_min_free_bytes=4000)])])
         node = FakeNode({"strata.v1.Cluster/GetClusterStatus": (
             cluster_pb2.GetClusterStatusRequest, cluster_pb2.GetClusterStatusResponse, status)})
         self.addCleanup(node.stop)
@@ -412,6 +418,15 @@ class ClusterServiceTest(unittest.TestCase):
         self.assertEqual(s.etcd_revision, 42)
         self.assertEqual(len(s.ranges), 2)
         self.assertEqual(s.nodes[1].live, False)
+        self.assertEqual(len(s.replication), 1)
+        r = s.replication[0]
+        self.assertEqual((r.range_id, r.epoch, r.primary), (0, 4, "n1"))
+        self.assertEqual((r.committed_revision, r.replicated_revision), (90, 88))
+        p = r.replicas[0]
+        self.assertEqual((p.id, p.acked_revision, p.lag_revisions, p.lag_seconds),
+                         ("n3", 88, 2, 0.25))
+        self.assertEqual((p.disk_known, p.disk_free_bytes, p.disk_min_free_bytes),
+                         (True, 1000, 4000))
 
     def test_a_node_without_the_service_is_unimplemented(self) -> None:
         node = FakeNode({})
