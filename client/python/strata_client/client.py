@@ -1093,9 +1093,7 @@ class _Route:
         call followed a trailer meanwhile)."""
         with self._lock:
             if self._calls is None:
-                self._channel = dial(address)  # as follow(): dialing is lazy
-                self._calls = callables(self._channel)
-                self._address = address
+                self._switch_locked(address, dial, callables)
 
     def calls(self) -> Optional[Dict[str, Any]]:
         with self._lock:
@@ -1112,12 +1110,18 @@ class _Route:
         with self._lock:
             if self._address == address and self._calls is not None:
                 return self._calls
-            # The old channel is dropped, not closed: calls still running on
-            # it (another thread's) finish; gRPC closes it once unreferenced.
-            self._channel = dial(address)
-            self._calls = callables(self._channel)
-            self._address = address
-            return self._calls
+            return self._switch_locked(address, dial, callables)
+
+    def _switch_locked(self, address: str, dial: Callable[[str], grpc.Channel],
+                       callables: Callable[[grpc.Channel], Dict[str, Any]]) -> Dict[str, Any]:
+        """Follows address (dialing is lazy: nothing blocks here) and returns
+        its callables. The old channel is dropped, not closed: calls still
+        running on it (another thread's) finish; gRPC closes it once
+        unreferenced. REQUIRES: self._lock held."""
+        self._channel = dial(address)
+        self._calls = callables(self._channel)
+        self._address = address
+        return self._calls
 
     def forget(self, calls: Dict[str, Any]) -> None:
         """Stops following the primary whose callables are calls (it is gone
