@@ -56,7 +56,7 @@
 #include "bench/common/proc_stats.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
-#include "proto/etcd/etcd_kv.pb.h"
+#include "cluster/proto/etcd/rpc.pb.h"
 #include "strata/v1/kv.grpc.pb.h"
 #include "strata/v1/kv.pb.h"
 

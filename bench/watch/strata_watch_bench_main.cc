@@ -44,7 +44,7 @@
 #include "bench/common/histogram.h"
 #include "bench/common/proc_stats.h"
 #include "grpcpp/grpcpp.h"
-#include "proto/etcd/etcd_kv.grpc.pb.h"
+#include "cluster/proto/etcd/rpc.grpc.pb.h"
 #include "strata/v1/kv.grpc.pb.h"
 
 ABSL_FLAG(std::string, target, "127.0.0.1:50051", "Server address host:port.");
