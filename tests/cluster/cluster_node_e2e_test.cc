@@ -229,6 +229,19 @@ class ClusterNodeE2ETest : public ::testing::Test {
     return -1;
   }
 
+  // Starts n1, n2, n3 with the same extra `flags` (the cluster is
+  // initialized already). False (a test failure logged) if one does not
+  // start.
+  bool StartAllNodes(const std::vector<std::string>& flags) {
+    for (const char* id : {"n1", "n2", "n3"}) {
+      auto p = StartNode(id, flags);
+      EXPECT_TRUE(p.ok()) << p.status() << Logs();
+      if (!p.ok()) return false;
+      nodes_[id] = *std::move(p);
+    }
+    return true;
+  }
+
   // Initializes the cluster and starts n1, n2, n3 (n1 the primary), each
   // with its flag in `extra` if it has one. False (a test failure logged)
   // if one does not start.
@@ -859,11 +872,7 @@ TEST_F(ClusterNodeE2ETest, NodesReplicateAndForwardOverTls) {
       absl::StrCat("--cluster_etcd_ca=", etcd_client.ca_file),
       absl::StrCat("--cluster_etcd_cert=", etcd_client.cert_file),
       absl::StrCat("--cluster_etcd_key=", etcd_client.key_file)};
-  for (const char* id : {"n1", "n2", "n3"}) {
-    auto p = StartNode(id, tls);
-    ASSERT_TRUE(p.ok()) << p.status() << Logs();
-    nodes_[id] = *std::move(p);
-  }
+  ASSERT_TRUE(StartAllNodes(tls));
   grpc::SslCredentialsOptions ssl;
   ssl.pem_root_certs = pki.Pem("ca.crt");
   auto kv = [&](const std::string& id) {
@@ -912,11 +921,7 @@ TEST_F(ClusterNodeE2ETest, PeerWhoseCertificateDoesNotNameItsAddressIsRefused) {
       absl::StrCat("--tls_cert=", pki.Path("server.crt")),
       absl::StrCat("--tls_key=", pki.Path("server.key")),
       absl::StrCat("--cluster_tls_ca=", pki.Path("ca.crt"))};
-  for (const char* id : {"n1", "n2", "n3"}) {
-    auto p = StartNode(id, tls);
-    ASSERT_TRUE(p.ok()) << p.status() << Logs();
-    nodes_[id] = *std::move(p);
-  }
+  ASSERT_TRUE(StartAllNodes(tls));
   grpc::SslCredentialsOptions ssl;
   ssl.pem_root_certs = pki.Pem("ca.crt");
   auto kv = v1::KV::NewStub(
@@ -972,11 +977,7 @@ TEST_F(ClusterNodeE2ETest, MutualTlsCallsGoToThePrimaryNotThroughAReplica) {
       absl::StrCat("--tls_cert=", pki.Path("server.crt")),
       absl::StrCat("--tls_key=", pki.Path("server.key")),
       absl::StrCat("--tls_client_ca=", pki.Path("ca.crt"))};
-  for (const char* id : {"n1", "n2", "n3"}) {
-    auto p = StartNode(id, mtls);
-    ASSERT_TRUE(p.ok()) << p.status() << Logs();
-    nodes_[id] = *std::move(p);
-  }
+  ASSERT_TRUE(StartAllNodes(mtls));
   grpc::SslCredentialsOptions ssl;
   ssl.pem_root_certs = pki.Pem("ca.crt");
   ssl.pem_cert_chain = pki.Pem("client.crt");
