@@ -15,10 +15,8 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "cluster/proto/etcd/rpc.grpc.pb.h"
+#include "common/tls_channel.h"
 #include "grpcpp/grpcpp.h"
-#include "grpcpp/security/tls_certificate_provider.h"
-#include "grpcpp/security/tls_certificate_verifier.h"
-#include "grpcpp/security/tls_credentials_options.h"
 
 namespace strata::cluster {
 
@@ -251,33 +249,14 @@ absl::StatusOr<EtcdChannelPlan> PlanEtcdChannels(std::string_view endpoints,
 namespace {
 
 // Plaintext, or TLS verifying each member's certificate against the CA
-// bundle and the name dialed, presenting the client certificate if one is
-// given. The provider reads the files when a connection is made (and every
-// reload_interval), so unreadable files fail handshakes (UNAVAILABLE)
-// rather than this call; ValidateEtcdTls reports them up front.
+// bundle and the name dialed (see EtcdTlsOptions).
 std::shared_ptr<grpc::ChannelCredentials> EtcdChannelCredentials(
     const EtcdTlsOptions& tls) {
   if (!tls.enabled()) return grpc::InsecureChannelCredentials();
-  const auto refresh = static_cast<unsigned int>(
-      std::max<int64_t>(1, absl::ToInt64Seconds(tls.reload_interval)));
-  std::shared_ptr<grpc::experimental::CertificateProviderInterface> provider;
-  grpc::experimental::TlsChannelCredentialsOptions options;
-  if (tls.cert_file.empty()) {
-    provider =
-        std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
-            tls.ca_file, refresh);
-  } else {
-    provider =
-        std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
-            tls.key_file, tls.cert_file, tls.ca_file, refresh);
-    options.watch_identity_key_cert_pairs();
-  }
-  options.set_certificate_provider(provider);
-  options.watch_root_certs();
-  options.set_verify_server_certs(true);
-  options.set_certificate_verifier(
-      std::make_shared<grpc::experimental::HostNameCertificateVerifier>());
-  return grpc::experimental::TlsCredentials(options);
+  return FileWatcherTlsChannelCredentials(
+      tls.ca_file, tls.cert_file, tls.key_file,
+      static_cast<unsigned int>(
+          std::max<int64_t>(1, absl::ToInt64Seconds(tls.reload_interval))));
 }
 
 // Whether `path` can be read and holds a PEM block; InvalidArgument naming

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
+#include "common/tls_channel.h"
 #include "grpc/grpc_security_constants.h"
 #include "grpcpp/security/tls_certificate_provider.h"
 #include "grpcpp/security/tls_certificate_verifier.h"
@@ -300,18 +301,9 @@ MakeNodeChannelCredentials(const ServerTlsOptions& tls,
     ssl.pem_cert_chain = *std::move(cert);
     return grpc::SslCredentials(ssl);
   }
-  auto provider =
-      std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
-          tls.key_file, tls.cert_file, ca_file,
-          static_cast<unsigned int>(reload_seconds));
-  grpc::experimental::TlsChannelCredentialsOptions options;
-  options.set_certificate_provider(provider);
-  options.watch_root_certs();
-  options.watch_identity_key_cert_pairs();
-  options.set_verify_server_certs(true);
-  options.set_certificate_verifier(
-      std::make_shared<grpc::experimental::HostNameCertificateVerifier>());
-  return grpc::experimental::TlsCredentials(options);
+  return FileWatcherTlsChannelCredentials(
+      ca_file, tls.cert_file, tls.key_file,
+      static_cast<unsigned int>(reload_seconds));
 }
 
 bool IsLoopbackListenAddress(std::string_view listen) {

@@ -28,6 +28,10 @@ struct ReplicationSource::Peer {
   bool disk_known = false;
   uint64_t disk_free = 0;
   uint64_t disk_min_free = 0;
+  // Whether that report puts it below its reserve (0: none).
+  bool below_reserve() const {
+    return disk_known && disk_min_free > 0 && disk_free < disk_min_free;
+  }
   grpc::ClientContext* ctx = nullptr;  // The live stream's, for Fence.
   // Only the peer's thread: the last refusal logged (not repeated while the
   // replica keeps giving it).
@@ -146,23 +150,13 @@ void ReplicationSource::SetInSync(const std::vector<NodeId>& in_sync) {
   UpdateReserveShortLocked();
 }
 
-namespace {
-
-bool BelowReserve(bool known, uint64_t free, uint64_t min_free) {
-  return known && min_free > 0 && free < min_free;
-}
-
-}  // namespace
-
 void ReplicationSource::SetDiskSpaceLocked(Peer* peer,
                                            const v1::ReplicaDiskSpace* space) {
-  const bool was_below =
-      BelowReserve(peer->disk_known, peer->disk_free, peer->disk_min_free);
+  const bool was_below = peer->below_reserve();
   peer->disk_known = space != nullptr;
   peer->disk_free = space != nullptr ? space->free_bytes() : 0;
   peer->disk_min_free = space != nullptr ? space->min_free_bytes() : 0;
-  const bool below =
-      BelowReserve(peer->disk_known, peer->disk_free, peer->disk_min_free);
+  const bool below = peer->below_reserve();
   if (below != was_below && peer->connected) {
     if (below) {
       spdlog::warn("range {}: replica {} reports its disk below its reserve "
@@ -178,17 +172,21 @@ void ReplicationSource::SetDiskSpaceLocked(Peer* peer,
   UpdateReserveShortLocked();
 }
 
-void ReplicationSource::UpdateReserveShortLocked() {
-  bool shorted = false;
-  for (const auto& peer : peers_) {
-    if (peer->connected &&
-        BelowReserve(peer->disk_known, peer->disk_free, peer->disk_min_free) &&
-        std::find(in_sync_.begin(), in_sync_.end(), peer->id) !=
-            in_sync_.end()) {
-      shorted = true;
+const ReplicationSource::Peer* ReplicationSource::ShortInSyncPeerLocked()
+    const {
+  for (const NodeId& id : in_sync_) {
+    for (const auto& peer : peers_) {
+      if (peer->id == id && peer->connected && peer->below_reserve()) {
+        return peer.get();
+      }
     }
   }
-  reserve_short_.store(shorted, std::memory_order_relaxed);
+  return nullptr;
+}
+
+void ReplicationSource::UpdateReserveShortLocked() {
+  reserve_short_.store(ShortInSyncPeerLocked() != nullptr,
+                       std::memory_order_relaxed);
 }
 
 absl::Status ReplicationSource::InSyncDiskReserve() const {
@@ -196,20 +194,12 @@ absl::Status ReplicationSource::InSyncDiskReserve() const {
     return absl::OkStatus();
   }
   absl::MutexLock lock(&mu_);
-  for (const NodeId& id : in_sync_) {
-    for (const auto& peer : peers_) {
-      if (peer->id != id || !peer->connected ||
-          !BelowReserve(peer->disk_known, peer->disk_free,
-                        peer->disk_min_free)) {
-        continue;
-      }
-      return absl::ResourceExhaustedError(absl::StrFormat(
-          "disk space below reserve on replica %s of range %d: %d bytes free "
-          "(--min_free_disk_bytes=%d there); deletes are still accepted",
-          peer->id, options_.range_id, peer->disk_free, peer->disk_min_free));
-    }
-  }
-  return absl::OkStatus();
+  const Peer* peer = ShortInSyncPeerLocked();
+  if (peer == nullptr) return absl::OkStatus();
+  return absl::ResourceExhaustedError(absl::StrFormat(
+      "disk space below reserve on replica %s of range %d: %d bytes free "
+      "(--min_free_disk_bytes=%d there); deletes are still accepted",
+      peer->id, options_.range_id, peer->disk_free, peer->disk_min_free));
 }
 
 Revision ReplicationSource::replicated_revision() const {
@@ -497,8 +487,7 @@ bool ReplicationSource::NextBatches(
       // space (its report may have come after this wait began).
       while (!mu_.AwaitWithTimeout(absl::Condition(&ready),
                                    options_.disk_probe_interval)) {
-        if (BelowReserve(peer->disk_known, peer->disk_free,
-                         peer->disk_min_free)) {
+        if (peer->below_reserve()) {
           *probe = true;
           return true;
         }

@@ -196,6 +196,9 @@ class ReplicationSource final : public storage::CommitListener {
   void SetDiskSpaceLocked(Peer* peer, const v1::ReplicaDiskSpace* space)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void UpdateReserveShortLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The first connected in-sync replica whose report is below its
+  // reserve, or nullptr.
+  const Peer* ShortInSyncPeerLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // Fills `out` with batches from `*next` on; false when the stream should
   // end (broken, fenced, stopped) or *error is set. True with `out` empty
   // and *probe set: send it as a probe (the replica reported its disk short
