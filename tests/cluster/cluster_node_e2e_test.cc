@@ -903,6 +903,19 @@ TEST_F(ClusterNodeE2ETest, NodesReplicateAndForwardOverTls) {
   grpc::Status plaintext = Put("n2", "plain", "x");
   EXPECT_EQ(plaintext.error_code(), grpc::StatusCode::UNAVAILABLE)
       << plaintext.error_message();
+
+  // `strata cluster status` reaches etcd and the primary over TLS too.
+  testing::ProcessResult cli = testing::RunProcess(
+      {testing::BinaryPath("client/strata"), "--timeout=10", "cluster",
+       "status", absl::StrCat("--etcd=", etcd_->endpoint()),
+       absl::StrCat("--etcd_ca=", etcd_client.ca_file),
+       absl::StrCat("--etcd_cert=", etcd_client.cert_file),
+       absl::StrCat("--etcd_key=", etcd_client.key_file),
+       absl::StrCat("--tls_ca=", pki.Path("ca.crt"))},
+      "", absl::Seconds(60));
+  ASSERT_EQ(cli.exit_code, 0) << cli.err;
+  EXPECT_THAT(cli.out, ::testing::ContainsRegex("0 +n2 +yes +yes "))
+      << cli.out;
 }
 
 // A node whose certificate does not name the address it advertises (n2 at

@@ -358,6 +358,16 @@ TEST_F(ReplicationTest, InSyncReplicaBelowItsDiskReserveIsReportedUntilItHasRoom
   StopReplica(node("n3"));
   EXPECT_TRUE(PollFor([&] { return source->InSyncDiskReserve().ok(); },
                       kWait));
+
+  // A replica that cannot read its volume sends no report: taken to have
+  // room, whatever it reported before.
+  node("n2")->disk_free = 0;
+  source->SetInSync({"n1", "n2"});
+  ASSERT_OK(WaitReplicated(node("n1"), Write(node("n1"), 1)));
+  EXPECT_FALSE(source->InSyncDiskReserve().ok());
+  node("n2")->report_disk = false;
+  ASSERT_OK(WaitReplicated(node("n1"), Write(node("n1"), 1)));
+  EXPECT_OK(source->InSyncDiskReserve());
 }
 
 TEST_F(ReplicationTest, WaitReplicatedFiresOnlyOnceEveryInSyncReplicaHasIt) {
