@@ -27,6 +27,7 @@ RUN apt-get update \
 WORKDIR /src
 COPY . .
 
+# Only the two binaries the image ships are built (not the offline tools).
 # Parallel compile jobs; empty means one per core.
 ARG JOBS=""
 # The commit the image is built from (.git is not in the build context);
@@ -34,7 +35,7 @@ ARG JOBS=""
 ARG GIT_SHA=unknown
 RUN cmake -S /src -B /build -G Ninja -DSTRATA_GIT_SHA="${GIT_SHA}" \
       -DCMAKE_BUILD_TYPE=Release -DSTRATA_BUILD_TESTS=OFF \
- && ninja -C /build -j "${JOBS:-$(nproc)}" \
+ && ninja -C /build -j "${JOBS:-$(nproc)}" strata-server strata \
  && mkdir -p /out/bin \
  && strip --strip-unneeded -o /out/bin/strata-server /build/server/strata-server \
  && strip --strip-unneeded -o /out/bin/strata /build/client/strata \
