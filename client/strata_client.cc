@@ -7,8 +7,6 @@
 #include <cstdio>
 #include <chrono>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
@@ -18,6 +16,7 @@
 #include "absl/time/clock.h"
 #include "client/client_channel.h"
 #include "client/watch_cursor.h"
+#include "common/pem_file.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/channel.h"
 #include "grpcpp/client_context.h"
@@ -39,23 +38,6 @@ std::shared_ptr<grpc::ChannelCredentials> MakeChannelCredentials(
   ssl.pem_private_key = options.tls->private_key_pem;
   ssl.pem_cert_chain = options.tls->cert_chain_pem;
   return grpc::SslCredentials(ssl);
-}
-
-absl::StatusOr<std::string> ReadPemFile(std::string_view flag,
-                                        const std::string& path) {
-  auto error = [&](std::string_view what) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "%s file %s: %s", std::string(flag), path, std::string(what)));
-  };
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return error(std::strerror(errno));
-  std::string data((std::istreambuf_iterator<char>(in)),
-                   std::istreambuf_iterator<char>());
-  if (in.bad()) return error("read error");
-  if (data.find("-----BEGIN ") == std::string::npos) {
-    return error("no PEM data in it ('-----BEGIN ...')");
-  }
-  return data;
 }
 
 void SetDeadline(grpc::ClientContext* ctx, absl::Duration timeout) {

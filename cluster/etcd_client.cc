@@ -3,10 +3,6 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
-#include <fstream>
-#include <iterator>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -15,6 +11,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "cluster/proto/etcd/rpc.grpc.pb.h"
+#include "common/pem_file.h"
 #include "common/tls_channel.h"
 #include "grpcpp/grpcpp.h"
 
@@ -259,23 +256,6 @@ std::shared_ptr<grpc::ChannelCredentials> EtcdChannelCredentials(
           std::max<int64_t>(1, absl::ToInt64Seconds(tls.reload_interval))));
 }
 
-// Whether `path` can be read and holds a PEM block; InvalidArgument naming
-// `flag` otherwise.
-absl::Status CheckPemFile(const std::string& flag, const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(flag, "=", path, ": ", std::strerror(errno)));
-  }
-  const std::string data((std::istreambuf_iterator<char>(in)),
-                         std::istreambuf_iterator<char>());
-  if (in.bad() || data.find("-----BEGIN ") == std::string::npos) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        flag, "=", path, in.bad() ? ": read error" : ": no PEM block in it"));
-  }
-  return absl::OkStatus();
-}
-
 // round_robin over the members, and gRPC's retries for the calls that are
 // safe to repeat (reads; a lease's TTL). Writes are left to the caller:
 // after a lost answer a Txn may have taken effect.
@@ -315,12 +295,15 @@ absl::Status ValidateEtcdTls(const EtcdTlsOptions& tls,
     }
     return absl::OkStatus();
   }
-  if (absl::Status s = CheckPemFile(ca_flag, tls.ca_file); !s.ok()) return s;
-  if (tls.cert_file.empty()) return absl::OkStatus();
-  if (absl::Status s = CheckPemFile(cert_flag, tls.cert_file); !s.ok()) {
-    return s;
+  for (const auto& [flag, path] :
+       {std::pair{ca_flag, tls.ca_file}, std::pair{cert_flag, tls.cert_file},
+        std::pair{key_flag, tls.key_file}}) {
+    if (path.empty()) continue;  // No client certificate.
+    if (absl::StatusOr<std::string> pem = ReadPemFile(flag, path); !pem.ok()) {
+      return pem.status();
+    }
   }
-  return CheckPemFile(key_flag, tls.key_file);
+  return absl::OkStatus();
 }
 
 EtcdClient::EtcdClient(EtcdClientOptions options)

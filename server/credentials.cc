@@ -11,13 +11,12 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 #include <sstream>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_format.h"
+#include "common/pem_file.h"
 #include "common/tls_channel.h"
 #include "grpc/grpc_security_constants.h"
 #include "grpcpp/security/tls_certificate_provider.h"
@@ -27,10 +26,6 @@
 
 namespace strata::server {
 namespace {
-
-// Larger files are not certificates or keys (a full public CA bundle is
-// about 200 KiB).
-constexpr std::streamoff kMaxPemFileBytes = 4 << 20;
 
 struct BioFree {
   void operator()(BIO* b) const { BIO_free(b); }
@@ -49,23 +44,6 @@ absl::Status FileError(std::string_view flag, const std::string& path,
                        std::string_view what) {
   return absl::InvalidArgumentError(absl::StrFormat(
       "%s file %s: %s", std::string(flag), path, std::string(what)));
-}
-
-absl::StatusOr<std::string> ReadPemFile(std::string_view flag,
-                                        const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return FileError(flag, path, std::strerror(errno));
-  in.seekg(0, std::ios::end);
-  const std::streamoff size = in.tellg();
-  if (size > kMaxPemFileBytes) {
-    return FileError(flag, path, "larger than 4 MiB; not a PEM file");
-  }
-  in.seekg(0, std::ios::beg);
-  std::string data((std::istreambuf_iterator<char>(in)),
-                   std::istreambuf_iterator<char>());
-  if (in.bad()) return FileError(flag, path, "read error");
-  if (data.empty()) return FileError(flag, path, "empty file");
-  return data;
 }
 
 // OpenSSL's last error as text (and clears the queue).

@@ -548,8 +548,8 @@ TEST(EtcdTlsTest, ValidateNamesTheFlagOfABadSetting) {
   for (const Case& c : std::vector<Case>{
            {cert_without_ca, "--x_cert needs --x_ca"},
            {cert_without_key, "--x_cert and --x_key go together"},
-           {missing_ca, "--x_ca=" + pki.Path("no-such.crt") + ": No such file"},
-           {not_pem, "--x_cert=/proc/self/cmdline: no PEM block"}}) {
+           {missing_ca, "--x_ca file " + pki.Path("no-such.crt") + ": No such file"},
+           {not_pem, "--x_cert file /proc/self/cmdline: no PEM block"}}) {
     absl::Status s = ValidateEtcdTls(c.tls, "--x_");
     EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
     EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr(c.want));

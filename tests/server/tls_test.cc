@@ -322,13 +322,18 @@ TEST_F(TlsFilesTest, NonPemFilesAreRefused) {
   WriteFileOrDie(junk, "this is not a certificate\n");
   server::ServerTlsOptions tls = Files("server.crt", "server.key");
   tls.cert_file = junk;
-  EXPECT_THAT(Error(tls), HasSubstr("no PEM certificate"));
-  tls = Files("server.crt", "server.key");
-  tls.key_file = junk;
-  EXPECT_THAT(Error(tls), HasSubstr("no unencrypted PEM private key"));
+  EXPECT_THAT(Error(tls), HasSubstr("--tls_cert file " + junk + ": no PEM block"));
   tls = Files("server.crt", "server.key");
   tls.client_ca_file = junk;
-  EXPECT_THAT(Error(tls), HasSubstr("--tls_client_ca"));
+  EXPECT_THAT(Error(tls), HasSubstr("--tls_client_ca file " + junk + ": no PEM block"));
+  // PEM, but the wrong kind: a key where the certificate goes, and the
+  // reverse.
+  tls = Files("server.crt", "server.key");
+  tls.cert_file = tls.key_file;
+  EXPECT_THAT(Error(tls), HasSubstr("no PEM certificate"));
+  tls = Files("server.crt", "server.key");
+  tls.key_file = tls.cert_file;
+  EXPECT_THAT(Error(tls), HasSubstr("no unencrypted PEM private key"));
   // A certificate whose base64 body is damaged.
   std::string pem = TestPki::Get().Pem("server.crt");
   pem[pem.size() / 2] = '!';
@@ -387,6 +392,44 @@ TEST_F(TlsFilesTest, ServerStartFailsOnBadFiles) {
   options.tls = Files("", "", "ca.crt");
   s = InProcessServer::Start(options);
   EXPECT_TRUE(absl::IsInvalidArgument(s.status())) << s.status();
+}
+
+// The client library reads its files through the same reader as the
+// server (common/pem_file.h): each failure names the flag and the file.
+TEST_F(TlsFilesTest, ClientFilesAreCheckedAndNamed) {
+  const TestPki& pki = TestPki::Get();
+  absl::StatusOr<ClientTlsOptions> ok = LoadClientTlsFiles(
+      pki.Path("ca.crt"), pki.Path("client.crt"), pki.Path("client.key"));
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->root_certs_pem, pki.Pem("ca.crt"));
+  EXPECT_EQ(ok->cert_chain_pem, pki.Pem("client.crt"));
+
+  const std::string junk = dir_.path() + "/junk.pem";
+  WriteFileOrDie(junk, "this is not a certificate\n");
+  const std::string empty = dir_.path() + "/empty.pem";
+  WriteFileOrDie(empty, "");
+  // Over the 4 MiB bound: refused without reading it whole.
+  const std::string huge = dir_.path() + "/huge.pem";
+  WriteFileOrDie(huge, "-----BEGIN CERTIFICATE-----\n" +
+                           std::string((4 << 20) + 1, 'A'));
+  const std::string missing = dir_.path() + "/nope.crt";
+  const struct {
+    std::string ca, cert, key, want;
+  } cases[] = {
+      {junk, "", "", "--tls_ca file " + junk + ": no PEM block"},
+      {empty, "", "", "--tls_ca file " + empty + ": no PEM block"},
+      {huge, "", "", "--tls_ca file " + huge + ": larger than 4 MiB"},
+      {missing, "", "", "--tls_ca file " + missing + ": No such file"},
+      {pki.Path("ca.crt"), junk, pki.Path("client.key"),
+       "--tls_cert file " + junk},
+      {pki.Path("ca.crt"), pki.Path("client.crt"), missing,
+       "--tls_key file " + missing},
+  };
+  for (const auto& c : cases) {
+    absl::StatusOr<ClientTlsOptions> s = LoadClientTlsFiles(c.ca, c.cert, c.key);
+    EXPECT_TRUE(absl::IsInvalidArgument(s.status())) << s.status();
+    EXPECT_THAT(std::string(s.status().message()), HasSubstr(c.want));
+  }
 }
 
 TEST(LoopbackTest, OnlyLoopbackAddressesAreLocal) {
