@@ -50,7 +50,10 @@ int VarintLength(uint64_t v) {
   return len;
 }
 
-const char* GetVarint32Ptr(const char* p, const char* limit, uint32_t* value) {
+namespace coding_internal {
+
+const char* GetVarint32PtrSlow(const char* p, const char* limit,
+                               uint32_t* value) {
   uint32_t result = 0;
   for (uint32_t shift = 0; shift <= 28 && p < limit; shift += 7) {
     uint32_t byte = static_cast<unsigned char>(*p++);
@@ -66,16 +69,7 @@ const char* GetVarint32Ptr(const char* p, const char* limit, uint32_t* value) {
   return nullptr;
 }
 
-bool GetVarint32(std::string_view* input, uint32_t* value) {
-  const char* p = input->data();
-  const char* limit = p + input->size();
-  const char* q = GetVarint32Ptr(p, limit, value);
-  if (q == nullptr) return false;
-  input->remove_prefix(q - p);
-  return true;
-}
-
-bool GetVarint64(std::string_view* input, uint64_t* value) {
+bool GetVarint64Slow(std::string_view* input, uint64_t* value) {
   uint64_t result = 0;
   size_t i = 0;
   for (uint32_t shift = 0; shift <= 63 && i < input->size(); shift += 7) {
@@ -93,6 +87,8 @@ bool GetVarint64(std::string_view* input, uint64_t* value) {
   return false;
 }
 
+}  // namespace coding_internal
+
 bool GetFixed32(std::string_view* input, uint32_t* value) {
   if (input->size() < 4) return false;
   *value = DecodeFixed32(input->data());
@@ -104,14 +100,6 @@ bool GetFixed64(std::string_view* input, uint64_t* value) {
   if (input->size() < 8) return false;
   *value = DecodeFixed64(input->data());
   input->remove_prefix(8);
-  return true;
-}
-
-bool GetLengthPrefixed(std::string_view* input, std::string_view* result) {
-  uint32_t len;
-  if (!GetVarint32(input, &len) || input->size() < len) return false;
-  *result = input->substr(0, len);
-  input->remove_prefix(len);
   return true;
 }
 
