@@ -105,12 +105,15 @@ absl::Status ValidateEtcdTls(const EtcdTlsOptions& tls,
 // accepting the token) and sends the token etcd returns as the gRPC
 // metadata "token" on every call and stream. The token is shared by all
 // threads using the client. etcd's simple tokens expire after
-// --auth-token-ttl (300 s by default) without use and are forgotten when a
-// member restarts: a call that etcd answers UNAUTHENTICATED ("invalid auth
+// --auth-token-ttl (300 s by default) without use, are usually forgotten
+// when a member restarts, and are dropped when the user's password changes
+// or the user is deleted: a call that etcd answers UNAUTHENTICATED ("invalid auth
 // token"; also "revision of auth store is old" and "user name is empty"),
 // or a watch it cancels for one of these reasons, gets a fresh token and is
 // retried once, within the call's own deadline; streams reopen with the
-// fresh token. The password is kept in memory for that and never logged.
+// fresh token. The password is kept in memory for that and never logged
+// (a changed password needs new options: a node reads its password file
+// at start).
 // If etcd answers that authentication is not enabled, calls go without a
 // token until etcd asks for one.
 struct EtcdAuthOptions {

@@ -948,6 +948,30 @@ TEST_F(ClusterNodeE2ETest, NodesUseAnEtcdWithUserAuthentication) {
   ASSERT_TRUE(first.ok()) << first.error_message() << Logs();
   grpc::Status forwarded = Put("n2", "via-n2", "auth");
   EXPECT_TRUE(forwarded.ok()) << forwarded.error_message() << Logs();
+
+  // A user without its password file, or an empty file, is a usage error
+  // naming the flag (exit 2), before the node touches etcd.
+  const std::string empty_file = absl::StrCat(dir_.path(), "/empty-pw");
+  testing::WriteFileOrDie(empty_file, "");
+  for (const auto& [flags, error] :
+       std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"--cluster_etcd_user=root"},
+            "--cluster_etcd_user needs --cluster_etcd_password_file"},
+           {{"--cluster_etcd_user=root",
+             absl::StrCat("--cluster_etcd_password_file=", empty_file)},
+            "--cluster_etcd_password_file="}}) {
+    std::vector<std::string> args = {
+        testing::BinaryPath("server/strata-server"),
+        "--listen=127.0.0.1:0",
+        absl::StrCat("--data_dir=", dir_.path(), "/n9"),
+        absl::StrCat("--cluster_etcd=", etcd_->endpoint()),
+        "--node_id=n9",
+        "--advertise_address=127.0.0.1:1"};
+    args.insert(args.end(), flags.begin(), flags.end());
+    testing::ProcessResult r = testing::RunProcess(args, "", absl::Seconds(60));
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_THAT(r.err, ::testing::HasSubstr(error));
+  }
 }
 
 // A node whose certificate does not name the address it advertises (n2 at

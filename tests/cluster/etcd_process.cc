@@ -42,6 +42,20 @@ std::string FindEtcd() {
   return "";
 }
 
+// One call of etcd's Auth API within 10 s, with `token` unless empty.
+absl::Status CallEtcd(
+    const char* what, const std::string& token,
+    const std::function<grpc::Status(grpc::ClientContext*)>& rpc) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+  ctx.set_wait_for_ready(true);
+  if (!token.empty()) ctx.AddMetadata("token", token);
+  const grpc::Status s = rpc(&ctx);
+  if (s.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
+                      absl::StrCat("etcd ", what, ": ", s.error_message()));
+}
+
 // Reaps pid if it exited; true if it did (status filled).
 bool Reaped(pid_t pid, int* status) {
   while (true) {
@@ -269,15 +283,8 @@ absl::Status EtcdProcess::EnableAuth(
       grpc::CreateChannel(endpoint_, grpc::InsecureChannelCredentials());
   auto stub = etcdserverpb::Auth::NewStub(channel);
   auto call = [](const char* what,
-                 const std::function<grpc::Status(grpc::ClientContext*)>& rpc)
-      -> absl::Status {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
-    ctx.set_wait_for_ready(true);
-    const grpc::Status s = rpc(&ctx);
-    if (s.ok()) return absl::OkStatus();
-    return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
-                        absl::StrCat("etcd ", what, ": ", s.error_message()));
+                 const std::function<grpc::Status(grpc::ClientContext*)>& rpc) {
+    return CallEtcd(what, "", rpc);
   };
   std::vector<std::pair<std::string, std::string>> all = {
       {"root", root_password}};
@@ -332,6 +339,33 @@ absl::Status EtcdProcess::EnableAuth(
   probe_auth_.user = "root";
   probe_auth_.password = root_password;
   return absl::OkStatus();
+}
+
+absl::Status EtcdProcess::RevokeRootTokens() {
+  if (probe_auth_.user.empty()) {
+    return absl::FailedPreconditionError("RevokeRootTokens: no EnableAuth");
+  }
+  auto stub = etcdserverpb::Auth::NewStub(
+      grpc::CreateChannel(endpoint_, grpc::InsecureChannelCredentials()));
+  etcdserverpb::AuthenticateRequest auth;
+  auth.set_name(probe_auth_.user);
+  auth.set_password(probe_auth_.password);
+  etcdserverpb::AuthenticateResponse token;
+  if (absl::Status s = CallEtcd("Authenticate", "",
+                                [&](grpc::ClientContext* ctx) {
+                                  return stub->Authenticate(ctx, auth, &token);
+                                });
+      !s.ok()) {
+    return s;
+  }
+  etcdserverpb::AuthUserChangePasswordRequest change;
+  change.set_name(probe_auth_.user);
+  change.set_password(probe_auth_.password);
+  etcdserverpb::AuthUserChangePasswordResponse changed;
+  return CallEtcd("UserChangePassword", token.token(),
+                  [&](grpc::ClientContext* ctx) {
+                    return stub->UserChangePassword(ctx, change, &changed);
+                  });
 }
 
 std::string EtcdProcess::Log() const {

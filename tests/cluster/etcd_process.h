@@ -102,6 +102,11 @@ class EtcdProcess {
   absl::Status EnableAuth(
       const std::string& root_password,
       const std::vector<std::pair<std::string, std::string>>& users = {});
+  // Makes etcd forget every token it issued to root, as a restarted member
+  // or an expired token would, but deterministically: sets root's password
+  // again to the same value (etcdctl user passwd), which etcd answers by
+  // dropping the user's tokens. REQUIRES: EnableAuth succeeded.
+  absl::Status RevokeRootTokens();
   // Credentials for an EtcdClient: root and the password of EnableAuth.
   const cluster::EtcdAuthOptions& root_auth() const { return probe_auth_; }
 
