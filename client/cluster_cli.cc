@@ -32,6 +32,12 @@ ABSL_FLAG(std::string, etcd_cert, "",
           "(etcdctl's --cert; with --etcd_key and --etcd_ca).");
 ABSL_FLAG(std::string, etcd_key, "",
           "cluster: the private key of --etcd_cert (etcdctl's --key).");
+ABSL_FLAG(std::string, etcd_user, "",
+          "cluster: etcd user to authenticate as (etcdctl's --user), for an "
+          "etcd with authentication enabled; with --etcd_password_file.");
+ABSL_FLAG(std::string, etcd_password_file, "",
+          "cluster: file holding the password of --etcd_user (one trailing "
+          "newline is ignored).");
 ABSL_FLAG(std::string, cluster_prefix, "strata/",
           "cluster: the etcd key prefix the cluster lives under.");
 ABSL_FLAG(std::string, nodes, "",
@@ -70,7 +76,8 @@ const char kClusterUsage[] =
                      move every range whose primary is ID to a live in-sync
                      replica (exit 3 if one has none)
                      (all: --cluster_prefix=P, default "strata/"; TLS to
-                     etcd: --etcd_ca=FILE [--etcd_cert=FILE --etcd_key=FILE])
+                     etcd: --etcd_ca=FILE [--etcd_cert=FILE --etcd_key=FILE];
+                     etcd user: --etcd_user=NAME --etcd_password_file=FILE)
 )usage";
 
 namespace {
@@ -293,6 +300,11 @@ int RunClusterCommand(const std::vector<std::string>& args,
       !s.ok()) {
     return Usage(std::string(s.message()));
   }
+  absl::StatusOr<cluster::EtcdAuthOptions> auth =
+      cluster::LoadEtcdAuth(absl::GetFlag(FLAGS_etcd_user),
+                            absl::GetFlag(FLAGS_etcd_password_file), "--etcd_");
+  if (!auth.ok()) return Usage(std::string(auth.status().message()));
+  options.auth = *std::move(auth);
   cluster::EtcdClient client(options);
   cluster::ClusterStore store(&client, prefix);
   const std::string& sub = args[0];

@@ -1201,6 +1201,8 @@ const std::vector<FlagUse>& FlagUses() {
       {"etcd_ca", {"cluster"}},
       {"etcd_cert", {"cluster"}},
       {"etcd_key", {"cluster"}},
+      {"etcd_user", {"cluster"}},
+      {"etcd_password_file", {"cluster"}},
       {"cluster_prefix", {"cluster"}},
       {"nodes", {"cluster"}},
       {"ranges", {"cluster"}},

@@ -22,14 +22,63 @@ struct EtcdClient::Stubs {
   std::unique_ptr<etcdserverpb::KV::Stub> kv;
   std::unique_ptr<etcdserverpb::Watch::Stub> watch;
   std::unique_ptr<etcdserverpb::Lease::Stub> lease;
+  std::unique_ptr<etcdserverpb::Auth::Stub> auth;
 };
 
 namespace {
 
+// etcd's answer to a call without a token when authentication is enabled
+// (rpctypes.ErrGRPCUserEmpty, INVALID_ARGUMENT).
+constexpr char kUserEmpty[] = "etcdserver: user name is empty";
+
 absl::Status FromGrpc(const grpc::Status& s, const char* rpc) {
   if (s.ok()) return absl::OkStatus();
+  if (s.error_message() == kUserEmpty) {
+    // Not a malformed request, as etcd's code says: credentials missing.
+    return absl::UnauthenticatedError(
+        absl::StrCat("etcd ", rpc,
+                     ": etcd requires a user (authentication is enabled) "
+                     "and none was given (",
+                     s.error_message(), ")"));
+  }
   return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
                       absl::StrCat("etcd ", rpc, ": ", s.error_message()));
+}
+
+// Whether etcd refused the token a call carried in a way a fresh token
+// cures (what etcd's Go client re-authenticates on): expired or forgotten
+// (a restarted member), issued before a change to users or roles, or
+// missing (the first calls were made while etcd had authentication off).
+bool IsStaleToken(const absl::Status& s) {
+  if (s.ok()) return false;
+  const std::string_view msg(s.message().data(), s.message().size());
+  return s.code() == absl::StatusCode::kUnauthenticated ||
+         msg.find("etcdserver: invalid auth token") != std::string_view::npos ||
+         msg.find("etcdserver: revision of auth store is old") !=
+             std::string_view::npos ||
+         msg.find(kUserEmpty) != std::string_view::npos;
+}
+
+// Why etcd cancelled a watch, as the status a unary call would have got:
+// etcd refuses to create a watch the stream's token does not allow with
+// the error text as cancel_reason (and the stream stays open). Anything
+// else (e.g. the watch was cancelled while etcd shut down) is Unavailable.
+absl::Status WatchCanceled(const etcdserverpb::WatchResponse& resp) {
+  const std::string& reason = resp.cancel_reason();
+  grpc::StatusCode code = grpc::StatusCode::UNAVAILABLE;
+  if (reason == "etcdserver: invalid auth token") {
+    code = grpc::StatusCode::UNAUTHENTICATED;
+  } else if (reason == kUserEmpty ||
+             reason == "etcdserver: revision of auth store is old") {
+    code = grpc::StatusCode::INVALID_ARGUMENT;
+  } else if (reason.find("permission denied") != std::string::npos) {
+    code = grpc::StatusCode::PERMISSION_DENIED;
+  }
+  if (code == grpc::StatusCode::UNAVAILABLE) {
+    return absl::UnavailableError(absl::StrCat(
+        "etcd Watch: cancelled by etcd", reason.empty() ? "" : ": ", reason));
+  }
+  return FromGrpc(grpc::Status(code, reason), "Watch");
 }
 
 // Every call waits for a connection (up to its deadline) rather than
@@ -124,34 +173,6 @@ void ToProto(const TxnOp& op, etcdserverpb::RequestOp* p) {
       break;
     }
   }
-}
-
-// One LeaseKeepAlive exchange on its own stream, bounded by `timeout`.
-absl::StatusOr<absl::Duration> KeepAliveOnce(EtcdClient::Stubs& stubs,
-                                             int64_t id,
-                                             absl::Duration timeout) {
-  grpc::ClientContext ctx;
-  SetDeadline(&ctx, absl::Now() + timeout);
-  auto stream = stubs.lease->LeaseKeepAlive(&ctx);
-  etcdserverpb::LeaseKeepAliveRequest req;
-  req.set_id(id);
-  etcdserverpb::LeaseKeepAliveResponse resp;
-  const bool exchanged = stream->Write(req) && stream->WritesDone() &&
-                         stream->Read(&resp);
-  if (!exchanged) {
-    absl::Status s = FromGrpc(stream->Finish(), "LeaseKeepAlive");
-    if (s.ok()) {
-      s = absl::UnavailableError("etcd LeaseKeepAlive: stream ended early");
-    }
-    return s;
-  }
-  ctx.TryCancel();  // Done with the stream; its final status is moot.
-  stream->Finish();
-  if (resp.ttl() <= 0) {
-    return absl::NotFoundError(
-        absl::StrCat("etcd LeaseKeepAlive: lease ", id, " not found"));
-  }
-  return absl::Seconds(resp.ttl());
 }
 
 }  // namespace
@@ -306,6 +327,52 @@ absl::Status ValidateEtcdTls(const EtcdTlsOptions& tls,
   return absl::OkStatus();
 }
 
+absl::StatusOr<EtcdAuthOptions> LoadEtcdAuth(std::string user,
+                                             const std::string& password_file,
+                                             std::string_view flag_prefix) {
+  const std::string user_flag = absl::StrCat(std::string(flag_prefix), "user");
+  const std::string file_flag =
+      absl::StrCat(std::string(flag_prefix), "password_file");
+  if (user.empty() && password_file.empty()) return EtcdAuthOptions{};
+  if (user.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(file_flag, " needs ",
+                                                   user_flag,
+                                                   ": the etcd user it is the "
+                                                   "password of"));
+  }
+  if (password_file.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(user_flag, " needs ", file_flag,
+                     ": a file holding the password of "
+                     "etcd user \"",
+                     user, "\""));
+  }
+  std::ifstream in(password_file, std::ios::binary);
+  if (!in) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        file_flag, "=", password_file, ": ", std::strerror(errno)));
+  }
+  std::string password((std::istreambuf_iterator<char>(in)),
+                       std::istreambuf_iterator<char>());
+  if (in.bad()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(file_flag, "=", password_file, ": read error"));
+  }
+  if (!password.empty() && password.back() == '\n') password.pop_back();
+  if (!password.empty() && password.back() == '\r') password.pop_back();
+  if (password.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(file_flag, "=", password_file,
+                     ": empty (want the password of etcd "
+                     "user \"",
+                     user, "\")"));
+  }
+  EtcdAuthOptions auth;
+  auth.user = std::move(user);
+  auth.password = std::move(password);
+  return auth;
+}
+
 EtcdClient::EtcdClient(EtcdClientOptions options)
     : options_(std::move(options)) {
   absl::StatusOr<EtcdChannelPlan> plan =
@@ -333,6 +400,7 @@ EtcdClient::EtcdClient(EtcdClientOptions options)
     stubs->kv = etcdserverpb::KV::NewStub(stubs->channel);
     stubs->watch = etcdserverpb::Watch::NewStub(stubs->channel);
     stubs->lease = etcdserverpb::Lease::NewStub(stubs->channel);
+    stubs->auth = etcdserverpb::Auth::NewStub(stubs->channel);
     stubs_.push_back(std::move(stubs));
   }
 }
@@ -381,13 +449,146 @@ EtcdClient::Stubs& EtcdClient::stubs() {
 
 EtcdClient::~EtcdClient() = default;
 
-absl::StatusOr<std::optional<KeyValue>> EtcdClient::Get(std::string_view key) {
+int64_t EtcdClient::authentications() const {
+  absl::MutexLock lock(&auth_mu_);
+  return authentications_;
+}
+
+absl::StatusOr<std::string> EtcdClient::Token(absl::Time deadline) {
+  if (!options_.auth.enabled()) return std::string();
+  {
+    absl::MutexLock lock(&auth_mu_);
+    // One Authenticate at a time: the others wait for its token.
+    while (true) {
+      if (token_.has_value()) return *token_;
+      if (!authenticating_) break;
+      if (!auth_mu_.AwaitWithDeadline(
+              absl::Condition(this, &EtcdClient::TokenSettled), deadline)) {
+        return absl::DeadlineExceededError(absl::StrCat(
+            "etcd Authenticate as user \"", options_.auth.user,
+            "\": timed out waiting for the authentication in flight"));
+      }
+    }
+    authenticating_ = true;
+  }
   grpc::ClientContext ctx;
-  SetDeadline(&ctx, absl::Now() + options_.call_timeout);
+  SetDeadline(&ctx, deadline);
+  etcdserverpb::AuthenticateRequest req;
+  req.set_name(options_.auth.user);
+  req.set_password(options_.auth.password);
+  etcdserverpb::AuthenticateResponse resp;
+  const grpc::Status g = stubs().auth->Authenticate(&ctx, req, &resp);
+  absl::MutexLock lock(&auth_mu_);
+  authenticating_ = false;
+  if (g.ok()) {
+    token_ = resp.token();
+    ++authentications_;
+    return *token_;
+  }
+  if (g.error_message().find("authentication is not enabled") !=
+      std::string::npos) {
+    // Send no token until etcd asks for one (etcd's Go client does the
+    // same): credentials can be configured before auth is enabled.
+    token_ = std::string();
+    return *token_;
+  }
+  const std::string what =
+      absl::StrCat("etcd Authenticate as user \"", options_.auth.user,
+                   "\": ", g.error_message());
+  if (g.error_message().find("authentication failed") != std::string::npos) {
+    // etcd says INVALID_ARGUMENT; the request was fine, the credentials
+    // were not.
+    return absl::UnauthenticatedError(
+        absl::StrCat(what, " (check the user name and its password file)"));
+  }
+  return absl::Status(static_cast<absl::StatusCode>(g.error_code()), what);
+}
+
+void EtcdClient::DropToken(const std::string& stale) {
+  absl::MutexLock lock(&auth_mu_);
+  if (token_.has_value() && *token_ == stale) token_.reset();
+}
+
+absl::Status EtcdClient::PrepareContext(grpc::ClientContext* ctx,
+                                        absl::Time deadline,
+                                        std::string* token) {
+  if (deadline != absl::InfiniteFuture()) {
+    ctx->set_deadline(absl::ToChronoTime(deadline));
+  }
+  ctx->set_wait_for_ready(true);
+  absl::StatusOr<std::string> t = Token(
+      deadline != absl::InfiniteFuture() ? deadline
+                                         : absl::Now() + options_.call_timeout);
+  if (!t.ok()) return t.status();
+  if (!t->empty()) ctx->AddMetadata("token", *t);
+  *token = *std::move(t);
+  return absl::OkStatus();
+}
+
+absl::Status EtcdClient::Unary(
+    absl::Time deadline,
+    absl::FunctionRef<absl::Status(Stubs&, grpc::ClientContext*)> call) {
+  for (int attempt = 0;; ++attempt) {
+    grpc::ClientContext ctx;
+    std::string token;
+    if (absl::Status s = PrepareContext(&ctx, deadline, &token); !s.ok()) {
+      return s;
+    }
+    absl::Status s = call(stubs(), &ctx);
+    if (attempt == 0 && options_.auth.enabled() && IsStaleToken(s)) {
+      // etcd refuses the token before acting on the request, so even a
+      // write is safe to send again.
+      DropToken(token);
+      continue;
+    }
+    return s;
+  }
+}
+
+absl::StatusOr<absl::Duration> EtcdClient::KeepAliveOnce(
+    int64_t id, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  for (int attempt = 0;; ++attempt) {
+    grpc::ClientContext ctx;
+    std::string token;
+    if (absl::Status s = PrepareContext(&ctx, deadline, &token); !s.ok()) {
+      return s;
+    }
+    auto stream = stubs().lease->LeaseKeepAlive(&ctx);
+    etcdserverpb::LeaseKeepAliveRequest req;
+    req.set_id(id);
+    etcdserverpb::LeaseKeepAliveResponse resp;
+    const bool exchanged =
+        stream->Write(req) && stream->WritesDone() && stream->Read(&resp);
+    if (!exchanged) {
+      absl::Status s = FromGrpc(stream->Finish(), "LeaseKeepAlive");
+      if (s.ok()) {
+        s = absl::UnavailableError("etcd LeaseKeepAlive: stream ended early");
+      }
+      if (attempt == 0 && options_.auth.enabled() && IsStaleToken(s)) {
+        DropToken(token);
+        continue;
+      }
+      return s;
+    }
+    ctx.TryCancel();  // Done with the stream; its final status is moot.
+    stream->Finish();
+    if (resp.ttl() <= 0) {
+      return absl::NotFoundError(
+          absl::StrCat("etcd LeaseKeepAlive: lease ", id, " not found"));
+    }
+    return absl::Seconds(resp.ttl());
+  }
+}
+
+absl::StatusOr<std::optional<KeyValue>> EtcdClient::Get(std::string_view key) {
   etcdserverpb::RangeRequest req;
   req.set_key(key.data(), key.size());
   etcdserverpb::RangeResponse resp;
-  if (auto s = FromGrpc(stubs().kv->Range(&ctx, req, &resp), "Range");
+  if (auto s = Unary(absl::Now() + options_.call_timeout,
+                     [&](Stubs& st, grpc::ClientContext* ctx) {
+                       return FromGrpc(st.kv->Range(ctx, req, &resp), "Range");
+                     });
       !s.ok()) {
     return s;
   }
@@ -397,14 +598,15 @@ absl::StatusOr<std::optional<KeyValue>> EtcdClient::Get(std::string_view key) {
 
 absl::StatusOr<RangeResult> EtcdClient::GetPrefix(std::string_view prefix,
                                                   int64_t limit) {
-  grpc::ClientContext ctx;
-  SetDeadline(&ctx, absl::Now() + options_.call_timeout);
   etcdserverpb::RangeRequest req;
   req.set_key(prefix.empty() ? std::string(1, '\0') : std::string(prefix));
   req.set_range_end(PrefixEnd(prefix));
   req.set_limit(limit);
   etcdserverpb::RangeResponse resp;
-  if (auto s = FromGrpc(stubs().kv->Range(&ctx, req, &resp), "Range");
+  if (auto s = Unary(absl::Now() + options_.call_timeout,
+                     [&](Stubs& st, grpc::ClientContext* ctx) {
+                       return FromGrpc(st.kv->Range(ctx, req, &resp), "Range");
+                     });
       !s.ok()) {
     return s;
   }
@@ -417,29 +619,31 @@ absl::StatusOr<RangeResult> EtcdClient::GetPrefix(std::string_view prefix,
 }
 
 absl::StatusOr<int64_t> EtcdClient::Put(std::string_view key,
-                                        std::string_view value,
-                                        int64_t lease) {
-  grpc::ClientContext ctx;
-  SetDeadline(&ctx, absl::Now() + options_.call_timeout);
+                                        std::string_view value, int64_t lease) {
   etcdserverpb::PutRequest req;
   req.set_key(key.data(), key.size());
   req.set_value(value.data(), value.size());
   req.set_lease(lease);
   etcdserverpb::PutResponse resp;
-  if (auto s = FromGrpc(stubs().kv->Put(&ctx, req, &resp), "Put"); !s.ok()) {
+  if (auto s = Unary(absl::Now() + options_.call_timeout,
+                     [&](Stubs& st, grpc::ClientContext* ctx) {
+                       return FromGrpc(st.kv->Put(ctx, req, &resp), "Put");
+                     });
+      !s.ok()) {
     return s;
   }
   return resp.header().revision();
 }
 
 absl::StatusOr<int64_t> EtcdClient::Delete(std::string_view key) {
-  grpc::ClientContext ctx;
-  SetDeadline(&ctx, absl::Now() + options_.call_timeout);
   etcdserverpb::DeleteRangeRequest req;
   req.set_key(key.data(), key.size());
   etcdserverpb::DeleteRangeResponse resp;
-  if (auto s = FromGrpc(stubs().kv->DeleteRange(&ctx, req, &resp),
-                        "DeleteRange");
+  if (auto s = Unary(absl::Now() + options_.call_timeout,
+                     [&](Stubs& st, grpc::ClientContext* ctx) {
+                       return FromGrpc(st.kv->DeleteRange(ctx, req, &resp),
+                                       "DeleteRange");
+                     });
       !s.ok()) {
     return s;
   }
@@ -451,14 +655,15 @@ absl::StatusOr<int64_t> EtcdClient::DeletePrefix(std::string_view prefix) {
     return absl::InvalidArgumentError(
         "DeletePrefix: an empty prefix would delete every key");
   }
-  grpc::ClientContext ctx;
-  SetDeadline(&ctx, absl::Now() + options_.call_timeout);
   etcdserverpb::DeleteRangeRequest req;
   req.set_key(prefix.data(), prefix.size());
   req.set_range_end(PrefixEnd(prefix));
   etcdserverpb::DeleteRangeResponse resp;
-  if (auto s = FromGrpc(stubs().kv->DeleteRange(&ctx, req, &resp),
-                        "DeleteRange");
+  if (auto s = Unary(absl::Now() + options_.call_timeout,
+                     [&](Stubs& st, grpc::ClientContext* ctx) {
+                       return FromGrpc(st.kv->DeleteRange(ctx, req, &resp),
+                                       "DeleteRange");
+                     });
       !s.ok()) {
     return s;
   }
@@ -466,14 +671,16 @@ absl::StatusOr<int64_t> EtcdClient::DeletePrefix(std::string_view prefix) {
 }
 
 absl::StatusOr<TxnResult> EtcdClient::Txn(const TxnRequest& request) {
-  grpc::ClientContext ctx;
-  SetDeadline(&ctx, absl::Now() + options_.call_timeout);
   etcdserverpb::TxnRequest req;
   for (const Compare& c : request.compares) ToProto(c, req.add_compare());
   for (const TxnOp& op : request.success) ToProto(op, req.add_success());
   for (const TxnOp& op : request.failure) ToProto(op, req.add_failure());
   etcdserverpb::TxnResponse resp;
-  if (auto s = FromGrpc(stubs().kv->Txn(&ctx, req, &resp), "Txn"); !s.ok()) {
+  if (auto s = Unary(absl::Now() + options_.call_timeout,
+                     [&](Stubs& st, grpc::ClientContext* ctx) {
+                       return FromGrpc(st.kv->Txn(ctx, req, &resp), "Txn");
+                     });
+      !s.ok()) {
     return s;
   }
   TxnResult out;
@@ -498,28 +705,30 @@ absl::StatusOr<TxnResult> EtcdClient::Txn(const TxnRequest& request) {
 }
 
 absl::Status EtcdClient::Compact(int64_t revision) {
-  grpc::ClientContext ctx;
-  SetDeadline(&ctx, absl::Now() + options_.call_timeout);
   etcdserverpb::CompactionRequest req;
   req.set_revision(revision);
   // Wait until the compaction is applied, so a watch started after this
   // returns is told its start is compacted.
   req.set_physical(true);
   etcdserverpb::CompactionResponse resp;
-  return FromGrpc(stubs().kv->Compact(&ctx, req, &resp), "Compact");
+  return Unary(absl::Now() + options_.call_timeout,
+               [&](Stubs& st, grpc::ClientContext* ctx) {
+                 return FromGrpc(st.kv->Compact(ctx, req, &resp), "Compact");
+               });
 }
 
 absl::StatusOr<Lease> EtcdClient::LeaseGrant(absl::Duration ttl) {
   if (ttl <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("LeaseGrant: ttl must be positive");
   }
-  grpc::ClientContext ctx;
-  SetDeadline(&ctx, absl::Now() + options_.call_timeout);
   etcdserverpb::LeaseGrantRequest req;
   req.set_ttl(absl::ToInt64Seconds(absl::Ceil(ttl, absl::Seconds(1))));
   etcdserverpb::LeaseGrantResponse resp;
-  if (auto s = FromGrpc(stubs().lease->LeaseGrant(&ctx, req, &resp),
-                        "LeaseGrant");
+  if (auto s = Unary(absl::Now() + options_.call_timeout,
+                     [&](Stubs& st, grpc::ClientContext* ctx) {
+                       return FromGrpc(st.lease->LeaseGrant(ctx, req, &resp),
+                                       "LeaseGrant");
+                     });
       !s.ok()) {
     return s;
   }
@@ -531,26 +740,30 @@ absl::StatusOr<Lease> EtcdClient::LeaseGrant(absl::Duration ttl) {
 }
 
 absl::Status EtcdClient::LeaseRevoke(int64_t id) {
-  grpc::ClientContext ctx;
-  SetDeadline(&ctx, absl::Now() + options_.call_timeout);
   etcdserverpb::LeaseRevokeRequest req;
   req.set_id(id);
   etcdserverpb::LeaseRevokeResponse resp;
-  return FromGrpc(stubs().lease->LeaseRevoke(&ctx, req, &resp), "LeaseRevoke");
+  return Unary(absl::Now() + options_.call_timeout,
+               [&](Stubs& st, grpc::ClientContext* ctx) {
+                 return FromGrpc(st.lease->LeaseRevoke(ctx, req, &resp),
+                                 "LeaseRevoke");
+               });
 }
 
 absl::StatusOr<absl::Duration> EtcdClient::LeaseKeepAliveOnce(int64_t id) {
-  return KeepAliveOnce(stubs(), id, options_.call_timeout);
+  return KeepAliveOnce(id, options_.call_timeout);
 }
 
 absl::StatusOr<absl::Duration> EtcdClient::LeaseTimeToLive(int64_t id) {
-  grpc::ClientContext ctx;
-  SetDeadline(&ctx, absl::Now() + options_.call_timeout);
   etcdserverpb::LeaseTimeToLiveRequest req;
   req.set_id(id);
   etcdserverpb::LeaseTimeToLiveResponse resp;
-  if (auto s = FromGrpc(stubs().lease->LeaseTimeToLive(&ctx, req, &resp),
-                        "LeaseTimeToLive");
+  if (auto s = Unary(absl::Now() + options_.call_timeout,
+                     [&](Stubs& st, grpc::ClientContext* ctx) {
+                       return FromGrpc(
+                           st.lease->LeaseTimeToLive(ctx, req, &resp),
+                           "LeaseTimeToLive");
+                     });
       !s.ok()) {
     return s;
   }
@@ -564,35 +777,51 @@ absl::StatusOr<absl::Duration> EtcdClient::LeaseTimeToLive(int64_t id) {
 absl::Status EtcdClient::WaitForDeletion(std::string_view key,
                                          int64_t after_revision,
                                          absl::Time deadline) {
-  grpc::ClientContext ctx;
-  SetDeadline(&ctx, deadline);
-  auto stream = stubs().watch->Watch(&ctx);
-  etcdserverpb::WatchRequest req;
-  auto* create = req.mutable_create_request();
-  create->set_key(key.data(), key.size());
-  create->set_start_revision(after_revision + 1);
-  create->add_filters(etcdserverpb::WatchCreateRequest::NOPUT);
-  bool deleted = false;
-  if (stream->Write(req)) {
-    etcdserverpb::WatchResponse resp;
-    while (!deleted && stream->Read(&resp)) {
-      // Compacted: the deletion may be in the lost history; the caller
-      // re-reads.
-      if (resp.compact_revision() > 0) deleted = true;
-      if (resp.canceled()) break;
-      for (const auto& ev : resp.events()) {
-        if (ev.type() == mvccpb::Event::DELETE) deleted = true;
+  for (int attempt = 0;; ++attempt) {
+    grpc::ClientContext ctx;
+    std::string token;
+    if (absl::Status s = PrepareContext(&ctx, deadline, &token); !s.ok()) {
+      return s;
+    }
+    auto stream = stubs().watch->Watch(&ctx);
+    etcdserverpb::WatchRequest req;
+    auto* create = req.mutable_create_request();
+    create->set_key(key.data(), key.size());
+    create->set_start_revision(after_revision + 1);
+    create->add_filters(etcdserverpb::WatchCreateRequest::NOPUT);
+    bool deleted = false;
+    absl::Status canceled;
+    if (stream->Write(req)) {
+      etcdserverpb::WatchResponse resp;
+      while (!deleted && stream->Read(&resp)) {
+        // Compacted: the deletion may be in the lost history; the caller
+        // re-reads.
+        if (resp.compact_revision() > 0) deleted = true;
+        if (resp.canceled()) {
+          if (!deleted) canceled = WatchCanceled(resp);
+          break;
+        }
+        for (const auto& ev : resp.events()) {
+          if (ev.type() == mvccpb::Event::DELETE) deleted = true;
+        }
       }
     }
+    absl::Status s;
+    if (deleted || !canceled.ok()) {
+      // etcd keeps the stream open after cancelling a watch on it.
+      ctx.TryCancel();
+      stream->Finish();
+      s = canceled;
+    } else {
+      s = FromGrpc(stream->Finish(), "Watch");
+      if (s.ok()) s = absl::UnavailableError("etcd Watch: stream ended");
+    }
+    if (attempt == 0 && options_.auth.enabled() && IsStaleToken(s)) {
+      DropToken(token);
+      continue;
+    }
+    return s;
   }
-  if (deleted) {
-    ctx.TryCancel();
-    stream->Finish();
-    return absl::OkStatus();
-  }
-  absl::Status s = FromGrpc(stream->Finish(), "Watch");
-  if (s.ok()) s = absl::UnavailableError("etcd Watch: stream ended");
-  return s;
 }
 
 // --- LeaseKeeper. --------------------------------------------------------------
@@ -646,7 +875,7 @@ void LeaseKeeper::Run() {
     }
     const absl::Time sent = absl::Now();
     const absl::StatusOr<absl::Duration> ttl =
-        KeepAliveOnce(client_->stubs(), lease_.id, timeout);
+        client_->KeepAliveOnce(lease_.id, timeout);
     absl::Status lost;
     {
       absl::MutexLock lock(&mu_);
@@ -789,6 +1018,15 @@ bool Watcher::Resync() {
 
 Watcher::StreamEnd Watcher::RunStream(absl::Status* compacted) {
   auto stream = std::make_unique<Stream>();
+  // No deadline: the stream lives until it breaks or Stop() cancels it.
+  // Waiting for a connection makes a down etcd a wait, not a busy loop.
+  // Failing to get a token (etcd unreachable, or refusing the password) is
+  // a broken stream: retried with backoff.
+  std::string token;
+  if (!client_->PrepareContext(&stream->ctx, absl::InfiniteFuture(), &token)
+           .ok()) {
+    return StreamEnd::kBroken;
+  }
   int64_t start;
   {
     absl::MutexLock lock(&mu_);
@@ -796,9 +1034,6 @@ Watcher::StreamEnd Watcher::RunStream(absl::Status* compacted) {
     stream_ = stream.get();
     start = next_revision_;
   }
-  // No deadline: the stream lives until it breaks or Stop() cancels it.
-  // Waiting for a connection makes a down etcd a wait, not a busy loop.
-  stream->ctx.set_wait_for_ready(true);
   auto rw = client_->stubs().watch->Watch(&stream->ctx);
   etcdserverpb::WatchRequest req;
   auto* create = req.mutable_create_request();
@@ -816,7 +1051,11 @@ Watcher::StreamEnd Watcher::RunStream(absl::Status* compacted) {
             resp.compact_revision()));
         break;
       }
-      if (resp.canceled()) break;  // Reconnect.
+      if (resp.canceled()) {
+        // Reconnect; if etcd refused the token, with a fresh one.
+        if (IsStaleToken(WatchCanceled(resp))) client_->DropToken(token);
+        break;
+      }
       if (resp.created()) {
         absl::MutexLock lock(&mu_);
         ++streams_opened_;
@@ -839,7 +1078,9 @@ Watcher::StreamEnd Watcher::RunStream(absl::Status* compacted) {
     }
   }
   stream->ctx.TryCancel();
-  rw->Finish();
+  if (IsStaleToken(FromGrpc(rw->Finish(), "Watch"))) {
+    client_->DropToken(token);
+  }
   bool stopped;
   {
     absl::MutexLock lock(&mu_);

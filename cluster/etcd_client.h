@@ -21,6 +21,11 @@
 // Errors are absl::Status with the gRPC code etcd answered with (the codes
 // are the same) and the message prefixed by the RPC, e.g.
 // "etcd LeaseRevoke: etcdserver: requested lease not found" (NotFound).
+// Authentication errors: a wrong user or password is Unauthenticated
+// naming the user ("etcd Authenticate as user \"strata\": ..."); a call
+// without credentials to an etcd with authentication enabled is
+// Unauthenticated ("... etcd requires a user ..."); a user whose roles do
+// not cover a key is PermissionDenied.
 // A call that does not finish within its timeout, etcd being slow or
 // unreachable, is DeadlineExceeded (calls wait for a connection rather than
 // failing at once while the channel reconnects); one whose connection broke
@@ -33,6 +38,10 @@
 // every call and stream goes to a member that is up, so a member going
 // down costs the streams open to it (they reconnect, to another member)
 // and nothing else; see EtcdChannelPlan for how.
+//
+// Authentication: with EtcdAuthOptions (etcd's `auth enable`, a user and
+// its password) the client gets a token from etcd's Auth.Authenticate and
+// sends it with every call and stream, as etcd's Go client does.
 
 #include <atomic>
 #include <cstdint>
@@ -45,10 +54,15 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+
+namespace grpc {
+class ClientContext;
+}  // namespace grpc
 
 namespace strata::cluster {
 
@@ -81,6 +95,46 @@ struct EtcdTlsOptions {
 absl::Status ValidateEtcdTls(const EtcdTlsOptions& tls,
                              std::string_view flag_prefix);
 
+// etcd user authentication (etcdctl's --user), for an etcd with
+// `etcdctl auth enable`. Independent of TLS (a client certificate whose
+// CN names a user is etcd's other way to authenticate; this is the
+// password one).
+//
+// Contract: with `user` set, the client calls Auth.Authenticate with the
+// user and password before its first call (and whenever etcd stops
+// accepting the token) and sends the token etcd returns as the gRPC
+// metadata "token" on every call and stream. The token is shared by all
+// threads using the client. etcd's simple tokens expire after
+// --auth-token-ttl (300 s by default) without use, are usually forgotten
+// when a member restarts, and are dropped when the user's password changes
+// or the user is deleted: a call that etcd answers UNAUTHENTICATED ("invalid auth
+// token"; also "revision of auth store is old" and "user name is empty"),
+// or a watch it cancels for one of these reasons, gets a fresh token and is
+// retried once, within the call's own deadline; streams reopen with the
+// fresh token. The password is kept in memory for that and never logged
+// (a changed password needs new options: a node reads its password file
+// at start).
+// If etcd answers that authentication is not enabled, calls go without a
+// token until etcd asks for one.
+struct EtcdAuthOptions {
+  // etcd user name. Empty: no authentication (and password must be empty).
+  std::string user;
+  std::string password;
+
+  bool enabled() const { return !user.empty(); }
+};
+
+// The EtcdAuthOptions of the flags `flag_prefix` + "user" and
+// `flag_prefix` + "password_file" (e.g. "--cluster_etcd_"): the password is
+// the file's content with one trailing newline ("\n" or "\r\n") removed,
+// so `echo secret > file` and a Kubernetes Secret volume both work.
+// InvalidArgument naming the flag when only one of the two is given, when
+// the file cannot be read (errno text) or when the password is empty.
+// Both empty: no authentication (OK, disabled options).
+absl::StatusOr<EtcdAuthOptions> LoadEtcdAuth(std::string user,
+                                             const std::string& password_file,
+                                             std::string_view flag_prefix);
+
 struct EtcdClientOptions {
   // host:port of an etcd member's client URL (no scheme), e.g.
   // "127.0.0.1:2379", or several of one cluster separated by commas, e.g.
@@ -90,6 +144,8 @@ struct EtcdClientOptions {
   absl::Duration call_timeout = absl::Seconds(5);
   // Plaintext unless tls.ca_file is set.
   EtcdTlsOptions tls;
+  // No authentication unless auth.user is set.
+  EtcdAuthOptions auth;
 };
 
 // mvccpb.KeyValue. Revisions are etcd's store revisions (a counter of
@@ -250,13 +306,17 @@ class EtcdClient {
   // Blocks until `key` is deleted at a revision after `after_revision`
   // (returns OK; also OK if etcd compacted that history away, so the
   // caller must re-read) or until `deadline` (DeadlineExceeded).
-  // Unavailable if the watch stream breaks: the caller retries.
+  // Unavailable if the watch stream breaks or etcd cancels the watch: the
+  // caller retries. PermissionDenied if the user may not read the key.
   absl::Status WaitForDeletion(std::string_view key, int64_t after_revision,
                                absl::Time deadline);
 
   // Channels the client uses (1 unless several host names, or several
   // endpoints with TLS, are given).
   size_t channels() const { return stubs_.size(); }
+  // Successful Auth.Authenticate calls so far: 0 without authentication,
+  // 1 after the first call with it, one more per token renewal.
+  int64_t authentications() const;
 
   // The generated gRPC stubs (defined in the .cc).
   struct Stubs;
@@ -269,9 +329,45 @@ class EtcdClient {
   // EtcdChannelPlan).
   Stubs& stubs();
 
+  // Runs a unary call: `call` gets the stubs() to use and a context with
+  // `deadline` and the token, and returns the call's status (FromGrpc).
+  // Retried once with a fresh token if etcd no longer accepts the one it
+  // carried.
+  absl::Status Unary(
+      absl::Time deadline,
+      absl::FunctionRef<absl::Status(Stubs&, grpc::ClientContext*)> call);
+  // Sets `deadline` (none if InfiniteFuture) and wait-for-ready on `ctx`
+  // and adds the token (from Token(), waiting at most until `deadline`, or
+  // call_timeout without one); `*token` = the token sent ("" for none).
+  // Token()'s errors.
+  absl::Status PrepareContext(grpc::ClientContext* ctx, absl::Time deadline,
+                              std::string* token);
+
+  // The token to send: "" without authentication (or when etcd has it
+  // disabled); authenticates first if there is none. Waits at most until
+  // `deadline` (DeadlineExceeded), also for another thread's Authenticate
+  // in flight.
+  absl::StatusOr<std::string> Token(absl::Time deadline);
+  // Forgets `stale` if it is still the current token (so one stale token
+  // leads to one Authenticate however many threads saw it refused).
+  void DropToken(const std::string& stale);
+  bool TokenSettled() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(auth_mu_) {
+    return token_.has_value() || !authenticating_;
+  }
+  // One LeaseKeepAlive exchange on its own stream, within `timeout`.
+  absl::StatusOr<absl::Duration> KeepAliveOnce(int64_t id,
+                                               absl::Duration timeout);
+
   const EtcdClientOptions options_;
   std::vector<std::unique_ptr<Stubs>> stubs_;
   std::atomic<size_t> preferred_{0};  // Index into stubs_.
+
+  mutable absl::Mutex auth_mu_;
+  // Unset: authenticate before the next call. Set to "": etcd has
+  // authentication disabled; send no token.
+  std::optional<std::string> token_ ABSL_GUARDED_BY(auth_mu_);
+  bool authenticating_ ABSL_GUARDED_BY(auth_mu_) = false;
+  int64_t authentications_ ABSL_GUARDED_BY(auth_mu_) = 0;
 };
 
 // Keeps one lease alive from a background thread: renews it every TTL/3

@@ -308,6 +308,16 @@ ABSL_FLAG(std::string, cluster_etcd_cert, "",
           "(etcdctl's --cert; with --cluster_etcd_key).");
 ABSL_FLAG(std::string, cluster_etcd_key, "",
           "The private key of --cluster_etcd_cert (etcdctl's --key).");
+ABSL_FLAG(std::string, cluster_etcd_user, "",
+          "Cluster mode: etcd user to authenticate as, for an etcd with "
+          "authentication enabled (etcdctl auth enable); needs "
+          "--cluster_etcd_password_file. Its roles must allow reading and "
+          "writing --cluster_prefix. Empty = no authentication.");
+ABSL_FLAG(std::string, cluster_etcd_password_file, "",
+          "Cluster mode: file holding the password of --cluster_etcd_user "
+          "(one trailing newline is ignored), e.g. a mounted Kubernetes "
+          "Secret; a file rather than a flag so the password does not show "
+          "in the process list.");
 ABSL_FLAG(std::string, cluster_tls_ca, "",
           "Cluster mode with --tls_cert: PEM bundle of the CAs that sign the "
           "other nodes' certificates; node-to-node calls (replication, "
@@ -1051,6 +1061,16 @@ int RunClusterNode(Config config, const sigset_t& signals, int argc,
   o.etcd_tls.ca_file = absl::GetFlag(FLAGS_cluster_etcd_ca);
   o.etcd_tls.cert_file = absl::GetFlag(FLAGS_cluster_etcd_cert);
   o.etcd_tls.key_file = absl::GetFlag(FLAGS_cluster_etcd_key);
+  absl::StatusOr<strata::cluster::EtcdAuthOptions> etcd_auth =
+      strata::cluster::LoadEtcdAuth(
+          absl::GetFlag(FLAGS_cluster_etcd_user),
+          absl::GetFlag(FLAGS_cluster_etcd_password_file), "--cluster_etcd_");
+  if (!etcd_auth.ok()) {
+    std::fprintf(stderr, "strata-server: cluster: %s\n",
+                 std::string(etcd_auth.status().message()).c_str());
+    return kExitUsage;
+  }
+  o.etcd_auth = *std::move(etcd_auth);
   o.prefix = absl::GetFlag(FLAGS_cluster_prefix);
   o.node_id = absl::GetFlag(FLAGS_node_id);
   o.advertise_address = absl::GetFlag(FLAGS_advertise_address);

@@ -93,6 +93,11 @@ absl::StatusOr<std::unique_ptr<ClusterNode>> ClusterNode::Start(
       !s.ok()) {
     return s;
   }
+  if (options.etcd_auth.enabled() == options.etcd_auth.password.empty()) {
+    return absl::InvalidArgumentError(
+        "--cluster_etcd_user and --cluster_etcd_password_file go together "
+        "(an etcd user and its non-empty password)");
+  }
   if (!IsValidNodeId(options.node_id)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--node_id \"", options.node_id,
@@ -117,7 +122,8 @@ absl::StatusOr<std::unique_ptr<ClusterNode>> ClusterNode::Start(
 absl::Status ClusterNode::Init() {
   etcd_ = std::make_unique<EtcdClient>(
       EtcdClientOptions{.endpoint = options_.etcd_endpoint,
-                        .tls = options_.etcd_tls});
+                        .tls = options_.etcd_tls,
+                        .auth = options_.etcd_auth});
   store_ = std::make_unique<ClusterStore>(etcd_.get(), options_.prefix);
 
   // Wait for `strata cluster init`.

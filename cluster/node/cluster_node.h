@@ -87,6 +87,9 @@ struct ClusterNodeOptions {
                               // comma-separated: EtcdClientOptions)
   // --cluster_etcd_ca/_cert/_key: TLS to etcd (plaintext without a CA).
   EtcdTlsOptions etcd_tls;
+  // --cluster_etcd_user/_password_file: etcd user authentication (none
+  // without a user; LoadEtcdAuth reads the flags).
+  EtcdAuthOptions etcd_auth;
   std::string prefix = std::string(kDefaultClusterPrefix);  // --cluster_prefix
   NodeId node_id;                                  // --node_id
   std::string advertise_address;                   // --advertise_address

@@ -130,6 +130,66 @@ TEST_F(ClusterCliTest, EtcdOverMutualTls) {
   EXPECT_NE(r.exit_code, 0);
 }
 
+// `strata cluster` against an etcd with authentication enabled:
+// --etcd_user/--etcd_password_file (etcdctl's --user) reach it; without
+// them, or with a wrong password, the command fails naming the cause; a
+// user without a password file (or the reverse), a missing or an empty
+// password file are usage errors naming the flag.
+TEST_F(ClusterCliTest, EtcdWithUserAuthentication) {
+  ASSERT_OK(etcd_->EnableAuth("s3cret-root"));
+  const std::string password_file = dir_.path() + "/etcd-password";
+  strata::testing::WriteFileOrDie(password_file, "s3cret-root\n");
+  const std::vector<std::string> flags = {
+      "--etcd_user=root",
+      absl::StrCat("--etcd_password_file=", password_file)};
+  std::vector<std::string> init = {
+      "init", "--nodes=n1=127.0.0.1:1001,n2=127.0.0.1:1002,n3=127.0.0.1:1003"};
+  init.insert(init.end(), flags.begin(), flags.end());
+  ProcessResult r = Cluster(init);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::vector<std::string> status = {"status"};
+  status.insert(status.end(), flags.begin(), flags.end());
+  r = Cluster(status);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("127.0.0.1:1002"));
+
+  r = Cluster({"status"});  // No credentials.
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_THAT(r.err, HasSubstr("UNAUTHENTICATED"));
+  EXPECT_THAT(r.err, HasSubstr("requires a user"));
+
+  const std::string wrong_file = dir_.path() + "/wrong-password";
+  strata::testing::WriteFileOrDie(wrong_file, "not-it");
+  r = Cluster({"status", "--etcd_user=root",
+               absl::StrCat("--etcd_password_file=", wrong_file)});
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_THAT(r.err, HasSubstr("UNAUTHENTICATED"));
+  EXPECT_THAT(r.err, HasSubstr("user \"root\""));
+  EXPECT_THAT(r.err, Not(HasSubstr("not-it")));
+
+  const std::string empty_file = dir_.path() + "/empty-password";
+  strata::testing::WriteFileOrDie(empty_file, "\n");
+  struct Case {
+    std::vector<std::string> flags;
+    std::string error;
+  };
+  for (const Case& c : std::vector<Case>{
+           {{"--etcd_user=root"}, "--etcd_user needs --etcd_password_file"},
+           {{flags[1]}, "--etcd_password_file needs --etcd_user"},
+           {{"--etcd_user=root",
+             absl::StrCat("--etcd_password_file=", dir_.path(), "/missing")},
+            "--etcd_password_file="},
+           {{"--etcd_user=root",
+             absl::StrCat("--etcd_password_file=", empty_file)},
+            "empty"}}) {
+    std::vector<std::string> args = {"status"};
+    args.insert(args.end(), c.flags.begin(), c.flags.end());
+    r = Cluster(args);
+    EXPECT_EQ(r.exit_code, 2) << c.error;
+    EXPECT_THAT(r.err, HasSubstr(c.error));
+  }
+}
+
 TEST_F(ClusterCliTest, DrainAddAndRemoveNodes) {
   ASSERT_EQ(Init().exit_code, 0);
   // Only n1 and n3 are live.

@@ -117,7 +117,8 @@ class ClusterNodeE2ETest : public ::testing::Test {
     ASSERT_TRUE(etcd.ok()) << etcd.status();
     etcd_ = *std::move(etcd);
     client_ = std::make_unique<EtcdClient>(
-        EtcdClientOptions{.endpoint = etcd_->endpoint(), .tls = {}});
+        EtcdClientOptions{
+            .endpoint = etcd_->endpoint(), .tls = {}, .auth = {}});
     store_ = std::make_unique<ClusterStore>(client_.get(), "strata/");
     for (const char* id : {"n1", "n2", "n3"}) {
       absl::StatusOr<int> port = testing::PickFreePort();
@@ -862,7 +863,9 @@ TEST_F(ClusterNodeE2ETest, NodesReplicateAndForwardOverTls) {
   ASSERT_TRUE(etcd.ok()) << etcd.status();
   etcd_ = *std::move(etcd);
   client_ = std::make_unique<EtcdClient>(
-      EtcdClientOptions{.endpoint = etcd_->endpoint(), .tls = etcd_client});
+      EtcdClientOptions{.endpoint = etcd_->endpoint(),
+                        .tls = etcd_client,
+                        .auth = {}});
   store_ = std::make_unique<ClusterStore>(client_.get(), "strata/");
   ASSERT_TRUE(Init().ok());
   const std::vector<std::string> tls = {
@@ -916,6 +919,59 @@ TEST_F(ClusterNodeE2ETest, NodesReplicateAndForwardOverTls) {
   ASSERT_EQ(cli.exit_code, 0) << cli.err;
   EXPECT_THAT(cli.out, ::testing::ContainsRegex("0 +n2 +yes +yes "))
       << cli.out;
+}
+
+// The nodes reach an etcd with authentication enabled as an etcd user
+// (--cluster_etcd_user/--cluster_etcd_password_file): they register, find
+// the map, elect a controller, replicate (a write is acknowledged once both
+// replicas have it) and forward.
+TEST_F(ClusterNodeE2ETest, NodesUseAnEtcdWithUserAuthentication) {
+  const absl::Status enabled = etcd_->EnableAuth("root-pw");
+  ASSERT_TRUE(enabled.ok()) << enabled;
+  store_.reset();
+  client_ = std::make_unique<EtcdClient>(
+      EtcdClientOptions{.endpoint = etcd_->endpoint(),
+                        .tls = {},
+                        .auth = etcd_->root_auth()});
+  store_ = std::make_unique<ClusterStore>(client_.get(), "strata/");
+  ASSERT_TRUE(Init().ok());
+  const std::string password_file = absl::StrCat(dir_.path(), "/etcd-pw");
+  testing::WriteFileOrDie(password_file, "root-pw\n");
+  ASSERT_TRUE(StartAllNodes(
+      {"--cluster_etcd_user=root",
+       absl::StrCat("--cluster_etcd_password_file=", password_file)}));
+  grpc::Status first;
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  do {
+    first = Put("n1", "first", "auth");
+  } while (!first.ok() && absl::Now() < deadline);
+  ASSERT_TRUE(first.ok()) << first.error_message() << Logs();
+  grpc::Status forwarded = Put("n2", "via-n2", "auth");
+  EXPECT_TRUE(forwarded.ok()) << forwarded.error_message() << Logs();
+
+  // A user without its password file, or an empty file, is a usage error
+  // naming the flag (exit 2), before the node touches etcd.
+  const std::string empty_file = absl::StrCat(dir_.path(), "/empty-pw");
+  testing::WriteFileOrDie(empty_file, "");
+  for (const auto& [flags, error] :
+       std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"--cluster_etcd_user=root"},
+            "--cluster_etcd_user needs --cluster_etcd_password_file"},
+           {{"--cluster_etcd_user=root",
+             absl::StrCat("--cluster_etcd_password_file=", empty_file)},
+            "--cluster_etcd_password_file="}}) {
+    std::vector<std::string> args = {
+        testing::BinaryPath("server/strata-server"),
+        "--listen=127.0.0.1:0",
+        absl::StrCat("--data_dir=", dir_.path(), "/n9"),
+        absl::StrCat("--cluster_etcd=", etcd_->endpoint()),
+        "--node_id=n9",
+        "--advertise_address=127.0.0.1:1"};
+    args.insert(args.end(), flags.begin(), flags.end());
+    testing::ProcessResult r = testing::RunProcess(args, "", absl::Seconds(60));
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_THAT(r.err, ::testing::HasSubstr(error));
+  }
 }
 
 // A node whose certificate does not name the address it advertises (n2 at

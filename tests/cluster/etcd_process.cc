@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <thread>
 #include <vector>
@@ -23,6 +24,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "cluster/etcd_client.h"
+#include "cluster/proto/etcd/rpc.grpc.pb.h"
+#include "grpcpp/grpcpp.h"
 
 namespace strata::testing {
 namespace {
@@ -37,6 +40,20 @@ std::string FindEtcd() {
   }
   if (access("/usr/bin/etcd", X_OK) == 0) return "/usr/bin/etcd";
   return "";
+}
+
+// One call of etcd's Auth API within 10 s, with `token` unless empty.
+absl::Status CallEtcd(
+    const char* what, const std::string& token,
+    const std::function<grpc::Status(grpc::ClientContext*)>& rpc) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+  ctx.set_wait_for_ready(true);
+  if (!token.empty()) ctx.AddMetadata("token", token);
+  const grpc::Status s = rpc(&ctx);
+  if (s.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
+                      absl::StrCat("etcd ", what, ": ", s.error_message()));
 }
 
 // Reaps pid if it exited; true if it did (status filled).
@@ -209,6 +226,7 @@ absl::Status EtcdProcess::WaitUntilServing(absl::Duration timeout) {
   options.endpoint = endpoint_;
   options.call_timeout = absl::Milliseconds(250);
   options.tls = tls_.probe;
+  options.auth = probe_auth_;
   cluster::EtcdClient client(options);
   const absl::Time deadline = absl::Now() + timeout;
   absl::Status last;
@@ -253,6 +271,101 @@ absl::Status EtcdProcess::Restart(absl::Duration timeout) {
   if (absl::Status s = Stop(); !s.ok()) return s;
   if (absl::Status s = Spawn(); !s.ok()) return s;
   return WaitUntilServing(timeout);
+}
+
+absl::Status EtcdProcess::EnableAuth(
+    const std::string& root_password,
+    const std::vector<std::pair<std::string, std::string>>& users) {
+  if (!tls_.cert_file.empty()) {
+    return absl::FailedPreconditionError("EnableAuth: plaintext etcd only");
+  }
+  auto channel =
+      grpc::CreateChannel(endpoint_, grpc::InsecureChannelCredentials());
+  auto stub = etcdserverpb::Auth::NewStub(channel);
+  auto call = [](const char* what,
+                 const std::function<grpc::Status(grpc::ClientContext*)>& rpc) {
+    return CallEtcd(what, "", rpc);
+  };
+  std::vector<std::pair<std::string, std::string>> all = {
+      {"root", root_password}};
+  all.insert(all.end(), users.begin(), users.end());
+  for (const auto& [name, password] : all) {
+    etcdserverpb::AuthUserAddRequest add;
+    add.set_name(name);
+    add.set_password(password);
+    etcdserverpb::AuthUserAddResponse add_resp;
+    if (absl::Status s = call("UserAdd",
+                              [&](grpc::ClientContext* ctx) {
+                                return stub->UserAdd(ctx, add, &add_resp);
+                              });
+        !s.ok()) {
+      return s;
+    }
+    if (name != "root") {  // etcd's root role exists without RoleAdd.
+      etcdserverpb::AuthRoleAddRequest role;
+      role.set_name(name);
+      etcdserverpb::AuthRoleAddResponse role_resp;
+      if (absl::Status s = call("RoleAdd",
+                                [&](grpc::ClientContext* ctx) {
+                                  return stub->RoleAdd(ctx, role, &role_resp);
+                                });
+          !s.ok()) {
+        return s;
+      }
+    }
+    etcdserverpb::AuthUserGrantRoleRequest grant;
+    grant.set_user(name);
+    grant.set_role(name);
+    etcdserverpb::AuthUserGrantRoleResponse grant_resp;
+    if (absl::Status s = call("UserGrantRole",
+                              [&](grpc::ClientContext* ctx) {
+                                return stub->UserGrantRole(ctx, grant,
+                                                           &grant_resp);
+                              });
+        !s.ok()) {
+      return s;
+    }
+  }
+  etcdserverpb::AuthEnableRequest enable;
+  etcdserverpb::AuthEnableResponse enable_resp;
+  if (absl::Status s = call("AuthEnable",
+                            [&](grpc::ClientContext* ctx) {
+                              return stub->AuthEnable(ctx, enable,
+                                                      &enable_resp);
+                            });
+      !s.ok()) {
+    return s;
+  }
+  probe_auth_.user = "root";
+  probe_auth_.password = root_password;
+  return absl::OkStatus();
+}
+
+absl::Status EtcdProcess::RevokeRootTokens() {
+  if (probe_auth_.user.empty()) {
+    return absl::FailedPreconditionError("RevokeRootTokens: no EnableAuth");
+  }
+  auto stub = etcdserverpb::Auth::NewStub(
+      grpc::CreateChannel(endpoint_, grpc::InsecureChannelCredentials()));
+  etcdserverpb::AuthenticateRequest auth;
+  auth.set_name(probe_auth_.user);
+  auth.set_password(probe_auth_.password);
+  etcdserverpb::AuthenticateResponse token;
+  if (absl::Status s = CallEtcd("Authenticate", "",
+                                [&](grpc::ClientContext* ctx) {
+                                  return stub->Authenticate(ctx, auth, &token);
+                                });
+      !s.ok()) {
+    return s;
+  }
+  etcdserverpb::AuthUserChangePasswordRequest change;
+  change.set_name(probe_auth_.user);
+  change.set_password(probe_auth_.password);
+  etcdserverpb::AuthUserChangePasswordResponse changed;
+  return CallEtcd("UserChangePassword", token.token(),
+                  [&](grpc::ClientContext* ctx) {
+                    return stub->UserChangePassword(ctx, change, &changed);
+                  });
 }
 
 std::string EtcdProcess::Log() const {

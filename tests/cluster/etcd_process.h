@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -91,12 +92,31 @@ class EtcdProcess {
   // What etcd logged (stdout and stderr) so far.
   std::string Log() const;
 
+  // Turns on etcd's authentication through its Auth API, as etcdctl's
+  // `user add root`, `user grant-role root root` and `auth enable` do:
+  // user "root" with `root_password` and the root role (every key). Each
+  // of `users` (name, password) is added too with a role of its own name
+  // that has no permissions. From then on the readiness probe of Restart()
+  // authenticates as root. FailedPrecondition for a TLS etcd (not needed
+  // yet); etcd's error otherwise.
+  absl::Status EnableAuth(
+      const std::string& root_password,
+      const std::vector<std::pair<std::string, std::string>>& users = {});
+  // Makes etcd forget every token it issued to root, as a restarted member
+  // or an expired token would, but deterministically: sets root's password
+  // again to the same value (etcdctl user passwd), which etcd answers by
+  // dropping the user's tokens. REQUIRES: EnableAuth succeeded.
+  absl::Status RevokeRootTokens();
+  // Credentials for an EtcdClient: root and the password of EnableAuth.
+  const cluster::EtcdAuthOptions& root_auth() const { return probe_auth_; }
+
  private:
   EtcdProcess() = default;
   absl::Status Spawn();
   absl::Status WaitUntilServing(absl::Duration timeout);
 
   EtcdServerTls tls_;
+  cluster::EtcdAuthOptions probe_auth_;
   std::string binary_;
   std::string data_dir_;
   std::string log_path_;
