@@ -79,8 +79,10 @@ tsan_server_tests=(thread_pool_test get_coalescer_test kv_server_concurrency_tes
                    rpc_registry_test watch_hub_test revisions_server_test
                    namespace_catalog_test namespace_server_test authz_test)
 # The cluster's data plane: streams, acks and waiters across threads;
-# ReplicatedDB's delivery callbacks against its destruction.
-tsan_cluster_tests=(replication_test replicated_db_test)
+# ReplicatedDB's delivery callbacks against its destruction; the etcd
+# client's shared auth token, renewed while calls, a watch and a lease
+# keeper use it.
+tsan_cluster_tests=(replication_test replicated_db_test etcd_auth_test)
 
 run_tsan() {
   echo ">>> ThreadSanitizer: build into $tsan_build"
