@@ -35,6 +35,7 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using testing::PollUntil;
 using ::testing::IsEmpty;
 
 // The nodes' lease TTL: short, so failover tests are quick, but long enough
@@ -45,16 +46,6 @@ constexpr absl::Duration kLeaseTtl = absl::Seconds(2);
 constexpr absl::Duration kStartupGrace = absl::Seconds(1);
 // How long after a lease ends the new primary must be in the map.
 constexpr absl::Duration kFailoverBound = absl::Seconds(10);
-
-bool PollUntil(const std::function<bool()>& done,
-               absl::Duration timeout = absl::Seconds(15)) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return done();
-}
 
 // One cluster member as the wiring round will run it: a lease kept alive,
 // its liveness key, and a controller.

@@ -26,21 +26,10 @@ namespace strata::cluster {
 namespace {
 
 using ::testing::HasSubstr;
+using testing::PollUntil;
 using ::testing::Not;
 
 constexpr char kRootPassword[] = "r00t-pw";
-
-// Polls `done` every few milliseconds until it holds or `timeout` passes;
-// returns whether it held.
-bool PollUntil(const std::function<bool()>& done,
-               absl::Duration timeout = absl::Seconds(15)) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return done();
-}
 
 class EtcdAuthTest : public ::testing::Test {
  protected:

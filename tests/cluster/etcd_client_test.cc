@@ -28,18 +28,7 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-
-// Polls `done` every few milliseconds until it holds or `timeout` passes;
-// returns whether it held.
-bool PollUntil(const std::function<bool()>& done,
-               absl::Duration timeout = absl::Seconds(15)) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return done();
-}
+using testing::PollUntil;
 
 class EtcdClientTest : public ::testing::Test {
  protected:

@@ -4,9 +4,13 @@
 
 #include "spdlog/spdlog.h"
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
+
+#include "absl/time/clock.h"
 
 namespace strata::testing {
 
@@ -65,6 +69,15 @@ void QuietLogs() {
 
 void RestoreLogs() {
   if (getenv("STRATA_LOG") == nullptr) spdlog::set_level(spdlog::level::info);
+}
+
+bool PollUntil(const std::function<bool()>& done, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return done();
 }
 
 }  // namespace strata::testing

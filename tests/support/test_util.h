@@ -3,10 +3,12 @@
 
 // Assertions for absl::Status and helpers shared by every test.
 
+#include <functional>
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "gtest/gtest.h"
 
 namespace strata::testing {
@@ -45,6 +47,12 @@ void FlipByte(const std::string& path, size_t offset, unsigned char mask = 0xff)
 // other log-level changes.
 void QuietLogs();
 void RestoreLogs();
+
+// Calls `done` every 10 ms until it returns true or `timeout` passes, and
+// returns whether it held. For a condition another process makes true (an
+// etcd key, a lease expiring) that offers nothing to wait on.
+bool PollUntil(const std::function<bool()>& done,
+               absl::Duration timeout = absl::Seconds(15));
 
 }  // namespace strata::testing
 
