@@ -354,19 +354,19 @@ absl::StatusOr<EtcdAuthOptions> LoadEtcdAuth(std::string user,
   std::ifstream in(password_file, std::ios::binary);
   if (!in) {
     return absl::InvalidArgumentError(absl::StrCat(
-        file_flag, "=", password_file, ": ", std::strerror(errno)));
+        file_flag, " file ", password_file, ": ", std::strerror(errno)));
   }
   std::string password((std::istreambuf_iterator<char>(in)),
                        std::istreambuf_iterator<char>());
   if (in.bad()) {
     return absl::InvalidArgumentError(
-        absl::StrCat(file_flag, "=", password_file, ": read error"));
+        absl::StrCat(file_flag, " file ", password_file, ": read error"));
   }
   if (!password.empty() && password.back() == '\n') password.pop_back();
   if (!password.empty() && password.back() == '\r') password.pop_back();
   if (password.empty()) {
     return absl::InvalidArgumentError(
-        absl::StrCat(file_flag, "=", password_file,
+        absl::StrCat(file_flag, " file ", password_file,
                      ": empty (want the password of etcd "
                      "user \"",
                      user, "\")"));

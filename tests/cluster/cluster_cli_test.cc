@@ -178,7 +178,7 @@ TEST_F(ClusterCliTest, EtcdWithUserAuthentication) {
            {{flags[1]}, "--etcd_password_file needs --etcd_user"},
            {{"--etcd_user=root",
              absl::StrCat("--etcd_password_file=", dir_.path(), "/missing")},
-            "--etcd_password_file="},
+            absl::StrCat("--etcd_password_file file ", dir_.path(), "/missing")},
            {{"--etcd_user=root",
              absl::StrCat("--etcd_password_file=", empty_file)},
             "empty"}}) {

@@ -959,7 +959,7 @@ TEST_F(ClusterNodeE2ETest, NodesUseAnEtcdWithUserAuthentication) {
             "--cluster_etcd_user needs --cluster_etcd_password_file"},
            {{"--cluster_etcd_user=root",
              absl::StrCat("--cluster_etcd_password_file=", empty_file)},
-            "--cluster_etcd_password_file="}}) {
+            absl::StrCat("--cluster_etcd_password_file file ", empty_file)}}) {
     std::vector<std::string> args = {
         testing::BinaryPath("server/strata-server"),
         "--listen=127.0.0.1:0",

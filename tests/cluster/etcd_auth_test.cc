@@ -247,8 +247,8 @@ TEST(EtcdAuthOptionsTest, LoadEtcdAuthReadsThePasswordFileAndNamesTheFlag) {
            {"strata", "", "--x_user needs --x_password_file"},
            {"", file, "--x_password_file needs --x_user"},
            {"strata", dir.path() + "/missing",
-            "--x_password_file=" + dir.path() + "/missing: No such file"},
-           {"strata", file, "empty"}}) {
+            "--x_password_file file " + dir.path() + "/missing: No such file"},
+           {"strata", file, "--x_password_file file " + file + ": empty"}}) {
     auto auth = LoadEtcdAuth(c.user, c.file, "--x_");
     ASSERT_FALSE(auth.ok()) << c.error;
     EXPECT_EQ(auth.status().code(), absl::StatusCode::kInvalidArgument);
