@@ -1,5 +1,7 @@
 #include "util/dbformat.h"
 
+#include <cstring>
+
 namespace strata::storage {
 
 void AppendInternalKey(std::string* result, const ParsedInternalKey& key) {
@@ -72,11 +74,20 @@ void InternalKeyComparator::FindShortSuccessor(std::string* key) const {
 }
 
 LookupKey::LookupKey(std::string_view user_key, SequenceNumber s) {
-  size_t internal_size = user_key.size() + 8;
-  rep_.reserve(internal_size + 5);
-  PutVarint32(&rep_, static_cast<uint32_t>(internal_size));
-  kstart_ = rep_.size();
-  AppendInternalKey(&rep_, ParsedInternalKey{user_key, s, kValueTypeForSeek});
+  const size_t internal_size = user_key.size() + 8;
+  const size_t needed = internal_size + 5;  // With the longest varint32.
+  char* dst = space_;
+  if (needed > sizeof(space_)) {
+    heap_ = std::make_unique<char[]>(needed);
+    dst = heap_.get();
+  }
+  start_ = dst;
+  char* p = EncodeVarint32(dst, static_cast<uint32_t>(internal_size));
+  kstart_ = static_cast<size_t>(p - dst);
+  std::memcpy(p, user_key.data(), user_key.size());
+  p += user_key.size();
+  EncodeFixed64(p, PackSequenceAndType(s, kValueTypeForSeek));
+  size_ = kstart_ + internal_size;
 }
 
 }  // namespace strata::storage

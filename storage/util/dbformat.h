@@ -10,6 +10,7 @@
 // newest version of a key comes first. Part of the on-disk format.
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -110,18 +111,25 @@ class InternalKey {
 class LookupKey {
  public:
   LookupKey(std::string_view user_key, SequenceNumber sequence);
+  LookupKey(const LookupKey&) = delete;
+  LookupKey& operator=(const LookupKey&) = delete;
   // varint32(internal key length) | internal key.
-  std::string_view memtable_key() const { return rep_; }
+  std::string_view memtable_key() const { return {start_, size_}; }
   std::string_view internal_key() const {
-    return std::string_view(rep_).substr(kstart_);
+    return memtable_key().substr(kstart_);
   }
   std::string_view user_key() const {
-    return std::string_view(rep_).substr(kstart_,
-                                         rep_.size() - kstart_ - 8);
+    return memtable_key().substr(kstart_, size_ - kstart_ - 8);
   }
 
  private:
-  std::string rep_;
+  // Keys up to ~180 bytes are built here, as in LevelDB's LookupKey: every
+  // point lookup (each Get, and each write's metadata lookup) makes one,
+  // and a heap allocation was a tenth of a short key's write.
+  char space_[200];
+  std::unique_ptr<char[]> heap_;  // Longer keys.
+  const char* start_ = nullptr;
+  size_t size_ = 0;
   size_t kstart_ = 0;
 };
 
