@@ -551,38 +551,29 @@ absl::Status EtcdClient::Unary(
 
 absl::StatusOr<absl::Duration> EtcdClient::KeepAliveOnce(
     int64_t id, absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
-  for (int attempt = 0;; ++attempt) {
-    grpc::ClientContext ctx;
-    std::string token;
-    if (absl::Status s = PrepareContext(&ctx, deadline, &token); !s.ok()) {
-      return s;
-    }
-    auto stream = stubs().lease->LeaseKeepAlive(&ctx);
-    etcdserverpb::LeaseKeepAliveRequest req;
-    req.set_id(id);
-    etcdserverpb::LeaseKeepAliveResponse resp;
-    const bool exchanged =
-        stream->Write(req) && stream->WritesDone() && stream->Read(&resp);
-    if (!exchanged) {
-      absl::Status s = FromGrpc(stream->Finish(), "LeaseKeepAlive");
-      if (s.ok()) {
-        s = absl::UnavailableError("etcd LeaseKeepAlive: stream ended early");
-      }
-      if (attempt == 0 && options_.auth.enabled() && IsStaleToken(s)) {
-        DropToken(token);
-        continue;
-      }
-      return s;
-    }
-    ctx.TryCancel();  // Done with the stream; its final status is moot.
-    stream->Finish();
-    if (resp.ttl() <= 0) {
-      return absl::NotFoundError(
-          absl::StrCat("etcd LeaseKeepAlive: lease ", id, " not found"));
-    }
-    return absl::Seconds(resp.ttl());
+  etcdserverpb::LeaseKeepAliveResponse resp;
+  absl::Status s = Unary(
+      absl::Now() + timeout, [&](Stubs& st, grpc::ClientContext* ctx) {
+        auto stream = st.lease->LeaseKeepAlive(ctx);
+        etcdserverpb::LeaseKeepAliveRequest req;
+        req.set_id(id);
+        if (!(stream->Write(req) && stream->WritesDone() &&
+              stream->Read(&resp))) {
+          absl::Status f = FromGrpc(stream->Finish(), "LeaseKeepAlive");
+          return f.ok() ? absl::UnavailableError(
+                              "etcd LeaseKeepAlive: stream ended early")
+                        : f;
+        }
+        ctx->TryCancel();  // Done with the stream; its final status is moot.
+        stream->Finish();
+        return absl::OkStatus();
+      });
+  if (!s.ok()) return s;
+  if (resp.ttl() <= 0) {
+    return absl::NotFoundError(
+        absl::StrCat("etcd LeaseKeepAlive: lease ", id, " not found"));
   }
+  return absl::Seconds(resp.ttl());
 }
 
 absl::StatusOr<std::optional<KeyValue>> EtcdClient::Get(std::string_view key) {
@@ -781,13 +772,8 @@ absl::StatusOr<absl::Duration> EtcdClient::LeaseTimeToLive(int64_t id) {
 absl::Status EtcdClient::WaitForDeletion(std::string_view key,
                                          int64_t after_revision,
                                          absl::Time deadline) {
-  for (int attempt = 0;; ++attempt) {
-    grpc::ClientContext ctx;
-    std::string token;
-    if (absl::Status s = PrepareContext(&ctx, deadline, &token); !s.ok()) {
-      return s;
-    }
-    auto stream = stubs().watch->Watch(&ctx);
+  return Unary(deadline, [&](Stubs& st, grpc::ClientContext* ctx) {
+    auto stream = st.watch->Watch(ctx);
     etcdserverpb::WatchRequest req;
     auto* create = req.mutable_create_request();
     create->set_key(key.data(), key.size());
@@ -810,22 +796,15 @@ absl::Status EtcdClient::WaitForDeletion(std::string_view key,
         }
       }
     }
-    absl::Status s;
     if (deleted || !canceled.ok()) {
       // etcd keeps the stream open after cancelling a watch on it.
-      ctx.TryCancel();
+      ctx->TryCancel();
       stream->Finish();
-      s = canceled;
-    } else {
-      s = FromGrpc(stream->Finish(), "Watch");
-      if (s.ok()) s = absl::UnavailableError("etcd Watch: stream ended");
+      return canceled;
     }
-    if (attempt == 0 && options_.auth.enabled() && IsStaleToken(s)) {
-      DropToken(token);
-      continue;
-    }
-    return s;
-  }
+    absl::Status f = FromGrpc(stream->Finish(), "Watch");
+    return f.ok() ? absl::UnavailableError("etcd Watch: stream ended") : f;
+  });
 }
 
 // --- LeaseKeeper. --------------------------------------------------------------

@@ -329,10 +329,11 @@ class EtcdClient {
   // EtcdChannelPlan).
   Stubs& stubs();
 
-  // Runs a unary call: `call` gets the stubs() to use and a context with
-  // `deadline` and the token, and returns the call's status (FromGrpc).
-  // Retried once with a fresh token if etcd no longer accepts the one it
-  // carried.
+  // Runs one exchange with etcd (a unary call, or a short stream such as
+  // one keep-alive or one watch until a deletion): `call` gets the stubs()
+  // to use and a context with `deadline` and the token, and returns the
+  // exchange's status (FromGrpc). Retried once with a fresh token if etcd
+  // no longer accepts the one it carried; any other status is returned.
   absl::Status Unary(
       absl::Time deadline,
       absl::FunctionRef<absl::Status(Stubs&, grpc::ClientContext*)> call);
